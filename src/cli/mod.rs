@@ -1,0 +1,87 @@
+//! The command line: argument definitions (clap) and dispatch to the library. Each subcommand
+//! lives in its own file and returns a documented exit code ([`crate::exit`]).
+
+mod assess;
+mod check;
+mod inventory;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// salve: find, mitigate, patch and verify on-premises Exchange servers across a fleet.
+#[derive(Debug, Parser)]
+#[command(name = "salve", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a playbook against the hosts of an inventory.
+    Run(run::RunArgs),
+    /// Validate a playbook and its inventory without connecting to any host.
+    Check(check::CheckArgs),
+    /// List the resolved hosts with their groups, tenant and variables.
+    Inventory(inventory::InventoryArgs),
+    /// Tell what an Exchange build is, which CVEs it is open to, and the path to fixed.
+    Assess(assess::AssessArgs),
+    /// Run a simulated Exchange fleet that speaks real WinRM (tests, demos, rehearsals).
+    Lab(crate::lab::cli::LabArgs),
+}
+
+/// Which inventory and which hosts: shared by every command that reads an inventory.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Selection {
+    /// Inventory file (Ansible YAML format); repeat to merge several.
+    #[arg(short = 'i', long = "inventory", value_name = "FILE", required = true)]
+    pub inventories: Vec<PathBuf>,
+    /// Further limit the hosts with a host pattern (`ex*:&dag1:!ex03`, `@file`).
+    #[arg(short = 'l', long, value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// Restrict the run to one tenant (customer).
+    #[arg(long, value_name = "NAME", conflicts_with = "all_tenants")]
+    pub tenant: Option<String>,
+    /// Allow a run to span several tenants.
+    #[arg(long)]
+    pub all_tenants: bool,
+    /// Extra variables `key=value` (highest precedence); the value is parsed as YAML.
+    #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE")]
+    pub extra_vars: Vec<String>,
+}
+
+/// Parse arguments, set up logging, run the command, and map the result to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let code = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Inventory(args) => inventory::run(args),
+        Command::Assess(args) => assess::run(args),
+        Command::Lab(args) => crate::lab::cli::run(args),
+    };
+    ExitCode::from(code)
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "salve=info",
+        2 => "salve=debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(crate::report::log_writer())
+        .with_ansi(crate::report::stderr_color())
+        .init();
+}

@@ -1,0 +1,1 @@
+//! YAML playbooks → [`crate::model::Playbook`].

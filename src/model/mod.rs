@@ -1,0 +1,14 @@
+//! The validated model: what a playbook and an inventory mean once every file has been read and
+//! checked. These types carry no serde attributes and no raw YAML; the [`crate::config`] loaders
+//! build them and report every problem with its location, and the runner consumes them.
+
+pub mod inventory;
+pub mod pattern;
+pub mod playbook;
+
+pub use inventory::{Group, Host, Inventory};
+pub use pattern::HostPattern;
+pub use playbook::{BatchSize, Expr, LoopSpec, ModuleCall, Play, Playbook, Task};
+
+/// Variables: an ordered JSON object (YAML values are converted on load).
+pub type Vars = serde_json::Map<String, serde_json::Value>;

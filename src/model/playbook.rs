@@ -1,0 +1,90 @@
+//! Plays and tasks as validated from a playbook file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::diag::Location;
+
+use super::{HostPattern, Vars};
+
+/// A playbook: plays run in order.
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, hex.
+    pub digest: String,
+    pub plays: Vec<Play>,
+}
+
+/// One play: a host pattern, variables, and tasks run on each matching host.
+#[derive(Debug, Clone)]
+pub struct Play {
+    pub name: String,
+    pub hosts: HostPattern,
+    pub vars: Vars,
+    /// Batch sizes for rolling execution; the last size repeats. Empty means one batch.
+    pub serial: Vec<BatchSize>,
+    /// Stop the play after a batch in which more than this share of hosts failed.
+    pub max_fail_percentage: Option<f64>,
+    /// Concurrency cap for this play (overrides `--forks`).
+    pub forks: Option<usize>,
+    pub tasks: Vec<Task>,
+    pub handlers: Vec<Task>,
+    pub location: Location,
+}
+
+/// One entry of `serial`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BatchSize {
+    Count(usize),
+    /// Percentage of the play's hosts (rounded down, at least one host).
+    Percent(f64),
+}
+
+/// A Jinja2 expression (`when`, `until`, `changed_when`, `failed_when`), already checked to
+/// compile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    pub source: String,
+    pub location: Location,
+}
+
+/// What a task loops over.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoopSpec {
+    /// A literal list; items may contain templates.
+    Items(Vec<Value>),
+    /// A template that renders to a list, e.g. `"{{ groups['dag1'] }}"`.
+    Template(String),
+}
+
+/// A module invocation: the module's name and its arguments as written (templates unrendered).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModuleCall {
+    pub module: String,
+    pub args: Value,
+    pub location: Location,
+}
+
+/// One task.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub name: String,
+    pub call: ModuleCall,
+    pub when: Vec<Expr>,
+    pub register: Option<String>,
+    pub loop_spec: Option<LoopSpec>,
+    /// Extra attempts after the first (with `until`, attempts until it holds).
+    pub retries: u32,
+    pub delay: Duration,
+    pub until: Option<Expr>,
+    pub timeout: Option<Duration>,
+    pub ignore_errors: bool,
+    pub changed_when: Option<Expr>,
+    pub failed_when: Option<Expr>,
+    pub notify: Vec<String>,
+    pub tags: Vec<String>,
+    pub location: Location,
+}

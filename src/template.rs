@@ -1,0 +1,181 @@
+//! Templating and expressions with Jinja2 syntax (minijinja), as Ansible users expect:
+//! `"{{ inventory_hostname }}"` in strings, bare expressions in `when`/`until`/`changed_when`.
+//!
+//! Undefined variables are errors (strict mode), except through `default(...)` and
+//! `is defined`. A string that is exactly one `{{ expression }}` renders to the expression's
+//! native value (a list stays a list), as in Ansible.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use minijinja::{Environment, UndefinedBehavior, Value as JValue};
+use serde_json::Value;
+
+/// A template or expression that failed to compile or evaluate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TemplateError {
+    pub message: String,
+}
+
+impl From<minijinja::Error> for TemplateError {
+    fn from(e: minijinja::Error) -> Self {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            message.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        TemplateError { message }
+    }
+}
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_filter("bool", to_bool);
+        env.add_filter("to_json", to_json);
+        env.add_filter("regex_search", regex_search);
+        env.add_test("search", |value: String, pattern: String| value.contains(&pattern));
+        env
+    })
+}
+
+/// A serde value as a minijinja context.
+fn jctx(ctx: &Value) -> JValue {
+    JValue::from(minijinja::value::Serde(ctx))
+}
+
+fn to_bool(v: JValue) -> bool {
+    match v.as_str() {
+        Some(s) => matches!(s.to_ascii_lowercase().as_str(), "yes" | "true" | "1" | "on"),
+        None => v.is_true(),
+    }
+}
+
+fn to_json(v: JValue) -> Result<String, minijinja::Error> {
+    serde_json::to_string(&v)
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+}
+
+fn regex_search(value: String, needle: String) -> Option<String> {
+    value.find(&needle).map(|_| needle)
+}
+
+/// Does this string contain template syntax?
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%")
+}
+
+/// If `s` is exactly `{{ expr }}`, the inner expression.
+fn sole_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}")).then_some(inner.trim())
+}
+
+/// Compile a template and return the top-level variable names it reads.
+pub fn check_template(src: &str) -> Result<BTreeSet<String>, TemplateError> {
+    let tmpl = env().template_from_str(src)?;
+    Ok(tmpl.undeclared_variables(false).into_iter().collect())
+}
+
+/// Compile an expression and return the top-level variable names it reads.
+pub fn check_expr(src: &str) -> Result<BTreeSet<String>, TemplateError> {
+    let expr = env().compile_expression(src)?;
+    Ok(expr.undeclared_variables(false).into_iter().collect())
+}
+
+/// Render a template string to text.
+pub fn render_str(src: &str, ctx: &Value) -> Result<String, TemplateError> {
+    if !is_template(src) {
+        return Ok(src.to_string());
+    }
+    Ok(env().render_str(src, jctx(ctx))?)
+}
+
+/// Evaluate an expression to a value.
+pub fn eval(src: &str, ctx: &Value) -> Result<Value, TemplateError> {
+    let expr = env().compile_expression(src)?;
+    let v = expr.eval(jctx(ctx))?;
+    serde_json::to_value(&v).map_err(|e| TemplateError { message: e.to_string() })
+}
+
+/// Evaluate a condition (`when`, `until`, ...) to a boolean.
+pub fn eval_bool(src: &str, ctx: &Value) -> Result<bool, TemplateError> {
+    let expr = env().compile_expression(src)?;
+    Ok(expr.eval(jctx(ctx))?.is_true())
+}
+
+/// Render every string inside a value; `"{{ x }}"` alone yields `x`'s native value.
+pub fn render_value(value: &Value, ctx: &Value) -> Result<Value, TemplateError> {
+    Ok(match value {
+        Value::String(s) if is_template(s) => match sole_expression(s) {
+            Some(expr) => eval(expr, ctx)?,
+            None => Value::String(render_str(s, ctx)?),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(|v| render_value(v, ctx)).collect::<Result<_, _>>()?),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_value(v, ctx)?)))
+                .collect::<Result<_, TemplateError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Variable names read by every template found inside a value.
+pub fn check_value(value: &Value) -> Result<BTreeSet<String>, TemplateError> {
+    let mut names = BTreeSet::new();
+    match value {
+        Value::String(s) if is_template(s) => names.extend(check_template(s)?),
+        Value::Array(items) => {
+            for v in items {
+                names.extend(check_value(v)?);
+            }
+        }
+        Value::Object(map) => {
+            for v in map.values() {
+                names.extend(check_value(v)?);
+            }
+        }
+        _ => {}
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_and_keeps_native_values() {
+        let ctx = json!({"name": "ex01", "dags": ["a", "b"], "n": 3});
+        assert_eq!(render_str("host {{ name }}", &ctx).unwrap(), "host ex01");
+        assert_eq!(render_value(&json!("{{ dags }}"), &ctx).unwrap(), json!(["a", "b"]));
+        assert_eq!(render_value(&json!({"x": ["{{ n + 1 }}"]}), &ctx).unwrap(), json!({"x": [4]}));
+    }
+
+    #[test]
+    fn undefined_is_an_error_unless_defaulted() {
+        let ctx = json!({});
+        assert!(render_str("{{ missing }}", &ctx).is_err());
+        assert_eq!(render_str("{{ missing | default('d') }}", &ctx).unwrap(), "d");
+        assert!(!eval_bool("missing is defined", &ctx).unwrap());
+    }
+
+    #[test]
+    fn reports_variables_read() {
+        let names = check_expr("build.major == 15 and item in groups['dag1']").unwrap();
+        assert_eq!(names, ["build", "groups", "item"].iter().map(|s| s.to_string()).collect());
+        assert!(check_expr("a ==").is_err());
+    }
+
+    #[test]
+    fn bool_filter_reads_ansible_spellings() {
+        assert!(eval_bool("'yes' | bool", &json!({})).unwrap());
+        assert!(!eval_bool("'no' | bool", &json!({})).unwrap());
+    }
+}

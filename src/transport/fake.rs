@@ -1,0 +1,1 @@
+//! A scripted fake transport for unit tests.

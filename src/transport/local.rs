@@ -1,0 +1,1 @@
+//! The `local` transport: runs PowerShell as a child process on the controller.

@@ -1,0 +1,142 @@
+//! Transports: how salve reaches a host. One small object-safe trait, [`Transport`], with
+//! implementations for WinRM and SSH (real hosts), `local` (a child process on the controller)
+//! and a scripted [`fake`] for unit tests.
+//!
+//! A transport runs a [`Script`] with a timeout and a cancellation token, streaming output as it
+//! arrives, and reports failures as a classified [`TransportError`] with a one-line fix hint.
+//! The runner keeps one transport per host for a whole run ([`Connections`]) and re-opens it
+//! after a reboot.
+
+pub mod connection;
+pub mod fake;
+pub mod local;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::script::Script;
+
+pub use connection::{ConnectionKind, ConnectionSpec};
+
+/// A chunk of output as it arrives from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputChunk {
+    Stdout(String),
+    Stderr(String),
+}
+
+/// What a finished script produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptOutput {
+    pub exit_code: i32,
+    pub stdout: String,
+    /// Stderr as text (CLIXML already decoded to its messages).
+    pub stderr: String,
+}
+
+/// A request to run a script.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub script: Script,
+    /// Hard wall-clock limit; on expiry the command is signalled and its shell cleaned up.
+    pub timeout: Duration,
+    /// Cancelled on Ctrl-C or when the runner gives up on the host; the transport must stop
+    /// the remote command and release its resources before returning.
+    pub cancel: CancellationToken,
+    /// Where to stream output as it arrives (optional).
+    pub output: Option<mpsc::UnboundedSender<OutputChunk>>,
+}
+
+impl RunRequest {
+    pub fn new(script: Script, timeout: Duration) -> Self {
+        Self { script, timeout, cancel: CancellationToken::new(), output: None }
+    }
+}
+
+/// Classified transport failure. Every variant's message ends with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot resolve {host}: {detail}; check the name or set ansible_host to an address")]
+    Resolve { host: String, detail: String },
+    #[error("cannot reach {endpoint}: {detail}; check the address, port and firewall")]
+    Unreachable { endpoint: String, detail: String },
+    #[error("connection refused by {endpoint}; is the listener running on that port?")]
+    Refused { endpoint: String },
+    #[error("TLS handshake with {endpoint} failed: {detail}; {hint}")]
+    Tls { endpoint: String, detail: String, hint: String },
+    #[error("authentication to {endpoint} failed as user `{user}`: {detail}; check the user, password reference and auth method")]
+    Auth { endpoint: String, user: String, detail: String },
+    #[error("host {endpoint} refused a new shell or operation: {detail}; close leaked shells or raise MaxShellsPerUser / MaxConcurrentOperationsPerUser")]
+    Quota { endpoint: String, detail: String },
+    #[error("command timed out after {after:?}; it was stopped on the host")]
+    Timeout { after: Duration },
+    #[error("command cancelled; it was stopped on the host")]
+    Cancelled,
+    #[error("connection to {endpoint} dropped: {detail}")]
+    Dropped { endpoint: String, detail: String },
+    #[error("protocol error from {endpoint}: {detail}")]
+    Protocol { endpoint: String, detail: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+impl TransportError {
+    /// The host could not be reached at all (as opposed to a command failing on it).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Resolve { .. }
+                | TransportError::Unreachable { .. }
+                | TransportError::Refused { .. }
+                | TransportError::Dropped { .. }
+                | TransportError::Tls { .. }
+                | TransportError::Auth { .. }
+        )
+    }
+
+    /// Short machine-readable class, used in events and reports.
+    pub fn class(&self) -> &'static str {
+        match self {
+            TransportError::Resolve { .. } => "resolve",
+            TransportError::Unreachable { .. } => "unreachable",
+            TransportError::Refused { .. } => "refused",
+            TransportError::Tls { .. } => "tls",
+            TransportError::Auth { .. } => "auth",
+            TransportError::Quota { .. } => "quota",
+            TransportError::Timeout { .. } => "timeout",
+            TransportError::Cancelled => "cancelled",
+            TransportError::Dropped { .. } => "dropped",
+            TransportError::Protocol { .. } => "protocol",
+            TransportError::Config(_) => "config",
+        }
+    }
+}
+
+/// A live connection to one host.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// Run a script to completion, timeout or cancellation.
+    async fn run(&self, request: RunRequest) -> Result<ScriptOutput, TransportError>;
+
+    /// Cheap liveness probe used after reboots: returns the host's boot id when it answers.
+    async fn probe(&self, timeout: Duration) -> Result<(), TransportError> {
+        self.run(RunRequest::new(Script::raw("Write-Output 'salve-probe'"), timeout))
+            .await
+            .map(|_| ())
+    }
+
+    /// Drop the session (after a reboot, the next `run` re-opens it).
+    async fn reset(&self) {}
+
+    /// Release every remote resource (shells, sessions). Called once at the end of a run.
+    async fn close(&self) {}
+}
+
+/// Opens transports from connection specs. The runner holds one per run; tests swap in fakes.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    async fn connect(&self, spec: &ConnectionSpec) -> Result<std::sync::Arc<dyn Transport>, TransportError>;
+}
