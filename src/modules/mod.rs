@@ -1,35 +1,175 @@
-//! Task modules. Each module is first *asked* what it would change (check) and only then
-//! *told* to act (apply). Plan and check mode stop after the asking.
+//! Task modules. Each module is first *asked* what it would change ([`Module::check`]) and
+//! only then *told* to act ([`Module::apply`]). Check mode (`salve run --check`) stops after
+//! the asking; later, plan mode will too.
 //!
-//! The config loader validates a task's arguments with [`validate_args`] before anything runs.
+//! A module receives its arguments already rendered (templates replaced by values) and
+//! deserialises them into its own typed, `deny_unknown_fields` argument struct. The config
+//! loader validates arguments *as written* with [`validate_args`], before anything runs.
 
-use serde_json::Value;
+mod args;
+mod assert;
+mod debug;
+mod fail;
+mod pause;
+mod powershell;
+mod set_fact;
+mod wait_for_connection;
 
-/// One problem with a module's arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArgProblem {
-    /// Path inside the arguments (`script`, `timeout`); empty for the arguments as a whole.
-    pub field: String,
-    pub message: String,
-    pub hint: Option<String>,
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{Host, Vars};
+use crate::transport::{OutputChunk, Transport, TransportError};
+
+pub use args::{ArgProblem, Num};
+
+/// What a module did, or would do in check mode.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    pub changed: bool,
+    pub failed: bool,
+    pub skipped: bool,
+    /// One-line message for humans (debug text, failure reason, skip reason).
+    pub msg: Option<String>,
+    /// Result fields, registered with `register:` (e.g. `rc`, `stdout`, `result`).
+    pub data: Map<String, Value>,
+    /// Facts to add to the host's variables (`set_fact`).
+    pub facts: Option<Vars>,
+}
+
+impl Outcome {
+    pub fn ok() -> Self {
+        Outcome::default()
+    }
+
+    pub fn changed() -> Self {
+        Outcome { changed: true, ..Outcome::default() }
+    }
+
+    pub fn failed(msg: impl Into<String>) -> Self {
+        Outcome { failed: true, msg: Some(msg.into()), ..Outcome::default() }
+    }
+
+    pub fn with_msg(mut self, msg: impl Into<String>) -> Self {
+        self.msg = Some(msg.into());
+        self
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.data.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+/// Why a module could not run at all (as opposed to running and reporting failure).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModuleError {
+    #[error("invalid arguments: {0}")]
+    Args(String),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("{0}")]
+    Template(#[from] crate::template::TemplateError),
+}
+
+/// Opens (and re-opens) the connection to one host on demand.
+#[async_trait]
+pub trait HostLink: Send + Sync {
+    /// The live transport, connecting first if needed.
+    async fn transport(&self) -> Result<Arc<dyn Transport>, TransportError>;
+    /// Forget the current connection (after a reboot); the next call reconnects.
+    async fn reset(&self);
+}
+
+/// Everything a module may use while it runs on one host.
+pub struct HostCtx<'a> {
+    pub host: &'a Host,
+    pub link: &'a dyn HostLink,
+    /// The host's variables and facts, as templates see them.
+    pub vars: &'a Value,
+    /// Wall-clock limit of the task.
+    pub timeout: Duration,
+    /// Cancelled when the run is aborted; modules must stop promptly.
+    pub cancel: CancellationToken,
+    /// Output as it arrives, relayed to reporters.
+    pub output: mpsc::UnboundedSender<OutputChunk>,
+    /// Folder of the playbook, for relative script paths.
+    pub base_dir: PathBuf,
+}
+
+/// A task module.
+#[async_trait]
+pub trait Module: Send + Sync {
+    /// Read-only: what would change and why. Must not change the host.
+    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError>;
+    /// Make the change.
+    async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError>;
+}
+
+/// Every module by name. The list is the single source for validation and dispatch.
+fn registry() -> &'static [(&'static str, &'static dyn Module, args::Validator)] {
+    &[
+        ("powershell", &powershell::Powershell, args::validator::<powershell::Args>),
+        ("assert", &assert::Assert, args::validator::<assert::Args>),
+        ("set_fact", &set_fact::SetFact, set_fact::validate),
+        ("debug", &debug::Debug, args::validator::<debug::Args>),
+        ("fail", &fail::Fail, args::validator::<fail::Args>),
+        ("pause", &pause::Pause, args::validator::<pause::Args>),
+        ("wait_for_connection", &wait_for_connection::WaitForConnection, args::validator::<wait_for_connection::Args>),
+    ]
 }
 
 /// Names of every module a task may use.
-pub fn names() -> &'static [&'static str] {
-    &["powershell", "assert", "set_fact", "debug", "fail", "pause", "wait_for_connection"]
+pub fn names() -> Vec<&'static str> {
+    registry().iter().map(|(name, _, _)| *name).collect()
+}
+
+/// The module called `name`.
+pub fn lookup(name: &str) -> Option<&'static dyn Module> {
+    registry().iter().find(|(n, _, _)| *n == name).map(|(_, m, _)| *m)
 }
 
 /// Check a module's arguments as written (templates unrendered). Strings holding `{{ }}`
 /// are accepted wherever a scalar is expected: they are checked again once rendered.
 pub fn validate_args(module: &str, args: &Value) -> Result<(), Vec<ArgProblem>> {
-    if !names().contains(&module) {
-        return Err(vec![ArgProblem {
+    match registry().iter().find(|(n, _, _)| *n == module) {
+        Some((_, _, validate)) => validate(args),
+        None => Err(vec![ArgProblem {
             field: String::new(),
             message: format!("unknown module `{module}`"),
-            hint: crate::diag::did_you_mean(module, names().iter().copied()),
-        }]);
+            hint: crate::diag::did_you_mean(module, names()),
+        }]),
     }
-    // Typed per-module validation lands with the modules themselves.
-    let _ = args;
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_modules_get_a_suggestion() {
+        let e = validate_args("powershel", &json!({})).unwrap_err();
+        assert_eq!(e[0].hint.as_deref(), Some("did you mean `powershell`?"));
+    }
+
+    #[test]
+    fn unknown_arguments_are_named() {
+        let e = validate_args("powershell", &json!({"script": "x", "scrpit": "y"})).unwrap_err();
+        assert_eq!(e[0].field, "scrpit");
+        assert!(e[0].hint.as_deref().unwrap_or_default().contains("script"), "{e:?}");
+    }
+
+    #[test]
+    fn templates_stand_in_for_numbers() {
+        validate_args("pause", &json!({"seconds": "{{ wait }}"})).unwrap();
+        let e = validate_args("pause", &json!({"seconds": "soon"})).unwrap_err();
+        assert_eq!(e[0].field, "seconds");
+    }
 }

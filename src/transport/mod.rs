@@ -7,6 +7,7 @@
 //! The runner keeps one transport per host for a whole run ([`Connections`]) and re-opens it
 //! after a reboot.
 
+pub mod clixml;
 pub mod connection;
 pub mod fake;
 pub mod local;

@@ -1,0 +1,102 @@
+//! `powershell`: run a user-written PowerShell script on the host.
+//!
+//! The script is inline (`script:`) or a file relative to the playbook (`file:`). Values for it
+//! go in `args:` and arrive on the host as `$SalveArgs` (a JSON document, never spliced into the
+//! script text, see [`crate::script`]). A script's effects cannot be predicted, so check mode
+//! skips it.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{HostCtx, Module, ModuleError, Outcome};
+use crate::script::{self, Script};
+use crate::transport::RunRequest;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArgs {
+    script: Option<String>,
+    file: Option<String>,
+    args: Option<Value>,
+}
+
+/// Arguments of `powershell`: exactly one of `script` or `file`, and optional `args`.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawArgs")]
+pub struct Args {
+    source: Source,
+    args: Option<Value>,
+}
+
+#[derive(Debug)]
+enum Source {
+    Inline(String),
+    File(String),
+}
+
+impl TryFrom<RawArgs> for Args {
+    type Error = String;
+
+    fn try_from(raw: RawArgs) -> Result<Self, String> {
+        let source = match (raw.script, raw.file) {
+            (Some(s), None) => Source::Inline(s),
+            (None, Some(f)) => Source::File(f),
+            _ => return Err("give exactly one of `script` (inline text) or `file` (a .ps1 path)".into()),
+        };
+        Ok(Args { source, args: raw.args })
+    }
+}
+
+pub struct Powershell;
+
+#[async_trait::async_trait]
+impl Module for Powershell {
+    async fn check(&self, args: &Value, _ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+        super::args::parse::<Args>(args).map_err(|p| ModuleError::Args(p.message))?;
+        Ok(Outcome { skipped: true, ..Outcome::default() }
+            .with_msg("not run in check mode: a script's effects cannot be predicted"))
+    }
+
+    async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+        let args: Args = super::args::parse(args).map_err(|p| ModuleError::Args(p.message))?;
+        let body = match args.source {
+            Source::Inline(text) => text,
+            Source::File(path) => {
+                let full = ctx.base_dir.join(&path);
+                std::fs::read_to_string(&full)
+                    .map_err(|e| ModuleError::Args(format!("cannot read script file {}: {e}", full.display())))?
+            }
+        };
+        let mut script = Script::raw(body);
+        script.args = args.args;
+        let transport = ctx.link.transport().await?;
+        let mut request = RunRequest::new(script, ctx.timeout);
+        request.cancel = ctx.cancel.clone();
+        request.output = Some(ctx.output.clone());
+        let out = transport.run(request).await?;
+        Ok(script_outcome(out))
+    }
+}
+
+/// Turn a finished script's output into an outcome: failed on a non-zero exit code, with the
+/// parsed `##salve-result##` document (if any) under `result`.
+pub fn script_outcome(out: crate::transport::ScriptOutput) -> Outcome {
+    let result = script::extract_result(&out.stdout).and_then(Result::ok);
+    let stdout = script::strip_result(&out.stdout);
+    let lines: Vec<Value> = stdout.lines().map(|l| Value::String(l.to_string())).collect();
+    let mut outcome = if out.exit_code == 0 {
+        Outcome::changed()
+    } else {
+        let last = out.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no error output");
+        Outcome { changed: true, ..Outcome::failed(format!("script exited with code {}: {last}", out.exit_code)) }
+    };
+    outcome = outcome
+        .with("rc", out.exit_code)
+        .with("stdout", stdout)
+        .with("stdout_lines", Value::Array(lines))
+        .with("stderr", out.stderr);
+    if let Some(result) = result {
+        outcome = outcome.with("result", result);
+    }
+    outcome
+}
