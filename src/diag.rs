@@ -160,7 +160,8 @@ impl Diagnostics {
         if self.0.is_empty() {
             Ok(value)
         } else {
-            self.0.sort_by(|a, b| (&a.file, &a.location).cmp(&(&b.file, &b.location)));
+            self.0
+                .sort_by(|a, b| (&a.file, &a.location).cmp(&(&b.file, &b.location)));
             Err(self)
         }
     }
@@ -192,7 +193,10 @@ impl fmt::Display for Diagnostics {
 impl std::error::Error for Diagnostics {}
 
 /// The closest candidate to `word` by edit distance, for "did you mean" hints.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
@@ -220,8 +224,12 @@ mod tests {
         let path = dir.path().join("p.yml");
         std::fs::write(&path, "- hosts: all\n  serail: 2\n").unwrap();
         let file = Arc::new(path);
-        let d = Diagnostic::at(Location::new(&file, 2, 3), "plays[0]", "unknown key `serail`")
-            .with_hint("did you mean `serial`?");
+        let d = Diagnostic::at(
+            Location::new(&file, 2, 3),
+            "plays[0]",
+            "unknown key `serail`",
+        )
+        .with_hint("did you mean `serial`?");
         let text = d.render();
         assert!(text.contains("2 |   serail: 2\n  |   ^\n"), "{text}");
         assert!(text.contains("help: did you mean `serial`?"));

@@ -15,6 +15,8 @@ pub enum TaskStatus {
     Failed,
     Unreachable,
     Skipped,
+    /// Failed, but the task has `ignore_errors: true`: the host carries on.
+    Ignored,
     /// Stopped by Ctrl-C before it finished.
     Interrupted,
 }
@@ -32,7 +34,12 @@ pub enum Stream {
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum PlayStop {
     /// A batch exceeded `max_fail_percentage`.
-    MaxFailPercentage { batch: usize, failed: usize, hosts: usize, limit: f64 },
+    MaxFailPercentage {
+        batch: usize,
+        failed: usize,
+        hosts: usize,
+        limit: f64,
+    },
     /// Every host in the play failed or was unreachable.
     AllHostsFailed,
     Interrupted,
@@ -56,6 +63,7 @@ pub struct HostCounts {
     pub failed: usize,
     pub unreachable: usize,
     pub skipped: usize,
+    pub ignored: usize,
     pub interrupted: usize,
 }
 
@@ -67,6 +75,7 @@ impl HostCounts {
             TaskStatus::Failed => self.failed += 1,
             TaskStatus::Unreachable => self.unreachable += 1,
             TaskStatus::Skipped => self.skipped += 1,
+            TaskStatus::Ignored => self.ignored += 1,
             TaskStatus::Interrupted => self.interrupted += 1,
         }
     }
@@ -78,7 +87,7 @@ pub struct HostSummary {
     pub host: String,
     pub tenant: Option<String>,
     pub counts: HostCounts,
-    /// `ok`, `failed`, `unreachable` or `interrupted`.
+    /// `ok`, `failed`, `unreachable`, `interrupted` or `not_run`.
     pub outcome: HostOutcome,
     /// Task the host was in when the run was interrupted.
     pub left_in: Option<String>,
@@ -91,6 +100,8 @@ pub enum HostOutcome {
     Failed,
     Unreachable,
     Interrupted,
+    /// Never started: the run stopped (max_fail_percentage, interrupt) before its batch.
+    NotRun,
 }
 
 /// The whole run's result.

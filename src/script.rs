@@ -29,7 +29,8 @@ pub const MAX_COMMAND_LINE: usize = 8191;
 const ARGS_PRELUDE_START: &str =
     "$SalveArgs = [System.Text.Encoding]::UTF8.GetString([System.Convert]::FromBase64String('";
 const ARGS_PRELUDE_END: &str = "')) | ConvertFrom-Json";
-const PREFERENCES: &str = "$ErrorActionPreference = 'Stop'\n$ProgressPreference = 'SilentlyContinue'";
+const PREFERENCES: &str =
+    "$ErrorActionPreference = 'Stop'\n$ProgressPreference = 'SilentlyContinue'";
 
 /// PowerShell to run on a host, with its arguments kept apart from its text.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,16 +49,32 @@ pub enum Delivery {
     /// Everything on the command line: `(program, arguments)`.
     CommandLine { program: String, arguments: String },
     /// Command line `-Command -` and the script text on stdin.
-    Stdin { program: String, arguments: String, stdin: String },
+    Stdin {
+        program: String,
+        arguments: String,
+        stdin: String,
+    },
 }
 
 impl Script {
     pub fn raw(body: impl Into<String>) -> Self {
-        Self { id: None, body: body.into(), args: None }
+        Self {
+            id: None,
+            body: body.into(),
+            args: None,
+        }
     }
 
-    pub fn shipped(id: impl Into<String>, body: impl Into<String>, args: serde_json::Value) -> Self {
-        Self { id: Some(id.into()), body: body.into(), args: Some(args) }
+    pub fn shipped(
+        id: impl Into<String>,
+        body: impl Into<String>,
+        args: serde_json::Value,
+    ) -> Self {
+        Self {
+            id: Some(id.into()),
+            body: body.into(),
+            args: Some(args),
+        }
     }
 
     pub fn with_args(mut self, args: serde_json::Value) -> Self {
@@ -91,7 +108,10 @@ impl Script {
         let encoded = encode_command(&text);
         let arguments = format!("-NoProfile -NonInteractive -EncodedCommand {encoded}");
         if POWERSHELL.len() + 1 + arguments.len() <= MAX_COMMAND_LINE {
-            Delivery::CommandLine { program: POWERSHELL.to_string(), arguments }
+            Delivery::CommandLine {
+                program: POWERSHELL.to_string(),
+                arguments,
+            }
         } else {
             Delivery::Stdin {
                 program: POWERSHELL.to_string(),
@@ -124,11 +144,16 @@ pub enum EnvelopeError {
 
 /// Inverse of [`encode_command`].
 pub fn decode_command(encoded: &str) -> Result<String, EnvelopeError> {
-    let bytes = B64.decode(encoded.trim()).map_err(|_| EnvelopeError::Base64)?;
+    let bytes = B64
+        .decode(encoded.trim())
+        .map_err(|_| EnvelopeError::Base64)?;
     if bytes.len() % 2 != 0 {
         return Err(EnvelopeError::Utf16);
     }
-    let units: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
     String::from_utf16(&units).map_err(|_| EnvelopeError::Utf16)
 }
 
@@ -149,11 +174,17 @@ pub fn parse_rendered(text: &str) -> Result<Script, EnvelopeError> {
         let (b64, tail) = after
             .split_once(ARGS_PRELUDE_END)
             .ok_or_else(|| EnvelopeError::Args("unterminated prelude".into()))?;
-        let json = B64.decode(b64).map_err(|e| EnvelopeError::Args(e.to_string()))?;
+        let json = B64
+            .decode(b64)
+            .map_err(|e| EnvelopeError::Args(e.to_string()))?;
         args = Some(serde_json::from_slice(&json).map_err(|e| EnvelopeError::Args(e.to_string()))?);
         rest = tail.strip_prefix('\n').unwrap_or(tail);
     }
-    Ok(Script { id, body: rest.to_string(), args })
+    Ok(Script {
+        id,
+        body: rest.to_string(),
+        args,
+    })
 }
 
 /// Find a shipped script's JSON answer in its stdout (the last marked line wins).
@@ -182,11 +213,20 @@ mod tests {
 
     #[test]
     fn round_trips_through_the_command_line() {
-        let s = Script::shipped("exchange_facts", "Write-Output 1", json!({"path": "C:\\x 'y' $(evil)"}));
-        let Delivery::CommandLine { arguments, .. } = s.delivery() else { panic!("small script") };
+        let s = Script::shipped(
+            "exchange_facts",
+            "Write-Output 1",
+            json!({"path": "C:\\x 'y' $(evil)"}),
+        );
+        let Delivery::CommandLine { arguments, .. } = s.delivery() else {
+            panic!("small script")
+        };
         let encoded = arguments.rsplit(' ').next().unwrap();
         let text = decode_command(encoded).unwrap();
-        assert!(!text.contains("$(evil)"), "argument values must not appear in script text");
+        assert!(
+            !text.contains("$(evil)"),
+            "argument values must not appear in script text"
+        );
         assert_eq!(parse_rendered(&text).unwrap(), s);
     }
 

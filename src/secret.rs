@@ -74,7 +74,8 @@ impl fmt::Debug for SecretRef {
 }
 
 fn read_secret_file(path: &PathBuf) -> Result<Secret, SecretError> {
-    let meta = std::fs::metadata(path).map_err(|e| SecretError::File(path.clone(), e.to_string()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| SecretError::File(path.clone(), e.to_string()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -85,8 +86,11 @@ fn read_secret_file(path: &PathBuf) -> Result<Secret, SecretError> {
     }
     #[cfg(not(unix))]
     let _ = meta;
-    let text = std::fs::read_to_string(path).map_err(|e| SecretError::File(path.clone(), e.to_string()))?;
-    Ok(Secret::new(text.lines().next().unwrap_or_default().to_string()))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SecretError::File(path.clone(), e.to_string()))?;
+    Ok(Secret::new(
+        text.lines().next().unwrap_or_default().to_string(),
+    ))
 }
 
 /// Why a secret could not be resolved. Never contains the secret itself.
@@ -98,7 +102,9 @@ pub enum SecretError {
     File(PathBuf, String),
     #[error("secret file {path} has mode {mode:o}; run `chmod 600` on it so only its owner can read it", path = .0.display(), mode = .1)]
     FileMode(PathBuf, u32),
-    #[error("this secret is `prompt` but there is no terminal to ask on; use env: or file: instead")]
+    #[error(
+        "this secret is `prompt` but there is no terminal to ask on; use env: or file: instead"
+    )]
     PromptUnavailable,
 }
 
@@ -135,8 +141,14 @@ mod tests {
 
     #[test]
     fn parses_reference_forms() {
-        assert_eq!(SecretRef::parse("env:EX_PW"), SecretRef::Env("EX_PW".into()));
-        assert_eq!(SecretRef::parse("file:/etc/pw"), SecretRef::File("/etc/pw".into()));
+        assert_eq!(
+            SecretRef::parse("env:EX_PW"),
+            SecretRef::Env("EX_PW".into())
+        );
+        assert_eq!(
+            SecretRef::parse("file:/etc/pw"),
+            SecretRef::File("/etc/pw".into())
+        );
         assert_eq!(SecretRef::parse("prompt"), SecretRef::Prompt);
         assert!(SecretRef::parse("hunter2").is_plain());
     }
@@ -158,7 +170,10 @@ mod tests {
         let p = dir.path().join("pw");
         std::fs::write(&p, "s3cret\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(SecretRef::File(p.clone()).resolve(), Err(SecretError::FileMode(..))));
+        assert!(matches!(
+            SecretRef::File(p.clone()).resolve(),
+            Err(SecretError::FileMode(..))
+        ));
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(SecretRef::File(p).resolve().unwrap().expose(), "s3cret");
     }

@@ -38,7 +38,9 @@ fn env() -> &'static Environment<'static> {
         env.add_filter("bool", to_bool);
         env.add_filter("to_json", to_json);
         env.add_filter("regex_search", regex_search);
-        env.add_test("search", |value: String, pattern: String| value.contains(&pattern));
+        env.add_test("search", |value: String, pattern: String| {
+            value.contains(&pattern)
+        });
         env
     })
 }
@@ -99,7 +101,9 @@ pub fn render_str(src: &str, ctx: &Value) -> Result<String, TemplateError> {
 pub fn eval(src: &str, ctx: &Value) -> Result<Value, TemplateError> {
     let expr = env().compile_expression(src)?;
     let v = expr.eval(jctx(ctx))?;
-    serde_json::to_value(&v).map_err(|e| TemplateError { message: e.to_string() })
+    serde_json::to_value(&v).map_err(|e| TemplateError {
+        message: e.to_string(),
+    })
 }
 
 /// Evaluate a condition (`when`, `until`, ...) to a boolean.
@@ -115,7 +119,12 @@ pub fn render_value(value: &Value, ctx: &Value) -> Result<Value, TemplateError> 
             Some(expr) => eval(expr, ctx)?,
             None => Value::String(render_str(s, ctx)?),
         },
-        Value::Array(items) => Value::Array(items.iter().map(|v| render_value(v, ctx)).collect::<Result<_, _>>()?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| render_value(v, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| Ok((k.clone(), render_value(v, ctx)?)))
@@ -154,22 +163,37 @@ mod tests {
     fn renders_and_keeps_native_values() {
         let ctx = json!({"name": "ex01", "dags": ["a", "b"], "n": 3});
         assert_eq!(render_str("host {{ name }}", &ctx).unwrap(), "host ex01");
-        assert_eq!(render_value(&json!("{{ dags }}"), &ctx).unwrap(), json!(["a", "b"]));
-        assert_eq!(render_value(&json!({"x": ["{{ n + 1 }}"]}), &ctx).unwrap(), json!({"x": [4]}));
+        assert_eq!(
+            render_value(&json!("{{ dags }}"), &ctx).unwrap(),
+            json!(["a", "b"])
+        );
+        assert_eq!(
+            render_value(&json!({"x": ["{{ n + 1 }}"]}), &ctx).unwrap(),
+            json!({"x": [4]})
+        );
     }
 
     #[test]
     fn undefined_is_an_error_unless_defaulted() {
         let ctx = json!({});
         assert!(render_str("{{ missing }}", &ctx).is_err());
-        assert_eq!(render_str("{{ missing | default('d') }}", &ctx).unwrap(), "d");
+        assert_eq!(
+            render_str("{{ missing | default('d') }}", &ctx).unwrap(),
+            "d"
+        );
         assert!(!eval_bool("missing is defined", &ctx).unwrap());
     }
 
     #[test]
     fn reports_variables_read() {
         let names = check_expr("build.major == 15 and item in groups['dag1']").unwrap();
-        assert_eq!(names, ["build", "groups", "item"].iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            names,
+            ["build", "groups", "item"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        );
         assert!(check_expr("a ==").is_err());
     }
 

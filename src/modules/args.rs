@@ -26,13 +26,21 @@ pub fn validator<T: DeserializeOwned>(args: &Value) -> Result<(), Vec<ArgProblem
 
 /// Deserialise arguments into `T`, naming the field at fault.
 pub fn parse<T: DeserializeOwned>(args: &Value) -> Result<T, ArgProblem> {
-    let args = if args.is_null() { Value::Object(Default::default()) } else { args.clone() };
+    let args = if args.is_null() {
+        Value::Object(Default::default())
+    } else {
+        args.clone()
+    };
     serde_path_to_error::deserialize(args).map_err(|e| {
         let field = e.path().to_string();
         let message = e.inner().to_string();
         let field = if field == "." { String::new() } else { field };
         let hint = unknown_field_hint(&message);
-        ArgProblem { field, message, hint }
+        ArgProblem {
+            field,
+            message,
+            hint,
+        }
     })
 }
 
@@ -54,7 +62,10 @@ impl<'de> Deserialize<'de> for Num {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         match Value::deserialize(d)? {
-            Value::Number(n) => n.as_f64().map(Num).ok_or_else(|| D::Error::custom("number out of range")),
+            Value::Number(n) => n
+                .as_f64()
+                .map(Num)
+                .ok_or_else(|| D::Error::custom("number out of range")),
             // Not yet rendered: validated again once it is.
             Value::String(s) if is_template(&s) => Ok(Num(f64::NAN)),
             Value::String(s) => s
@@ -62,7 +73,9 @@ impl<'de> Deserialize<'de> for Num {
                 .parse()
                 .map(Num)
                 .map_err(|_| D::Error::custom(format!("expected a number, found \"{s}\""))),
-            other => Err(D::Error::custom(format!("expected a number, found {other}"))),
+            other => Err(D::Error::custom(format!(
+                "expected a number, found {other}"
+            ))),
         }
     }
 }
@@ -73,7 +86,10 @@ impl Num {
         if self.0.is_finite() && self.0 >= 0.0 {
             Ok(std::time::Duration::from_secs_f64(self.0))
         } else {
-            Err(format!("expected a non-negative number of seconds, found {}", self.0))
+            Err(format!(
+                "expected a non-negative number of seconds, found {}",
+                self.0
+            ))
         }
     }
 }
@@ -92,12 +108,16 @@ impl<'de> Deserialize<'de> for OneOrMany {
                 .map(|v| match v {
                     Value::String(s) => Ok(s),
                     Value::Bool(b) => Ok(b.to_string()),
-                    other => Err(D::Error::custom(format!("expected a string, found {other}"))),
+                    other => Err(D::Error::custom(format!(
+                        "expected a string, found {other}"
+                    ))),
                 })
                 .collect::<Result<_, _>>()
                 .map(OneOrMany),
             Value::Bool(b) => Ok(OneOrMany(vec![b.to_string()])),
-            other => Err(D::Error::custom(format!("expected a string or a list of strings, found {other}"))),
+            other => Err(D::Error::custom(format!(
+                "expected a string or a list of strings, found {other}"
+            ))),
         }
     }
 }

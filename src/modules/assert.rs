@@ -31,7 +31,10 @@ impl Module for Assert {
         let args: Args = super::args::parse(args).map_err(|p| ModuleError::Args(p.message))?;
         for expr in &args.that.0 {
             if !template::eval_bool(expr, ctx.vars)? {
-                let msg = args.fail_msg.clone().unwrap_or_else(|| format!("assertion failed: {expr}"));
+                let msg = args
+                    .fail_msg
+                    .clone()
+                    .unwrap_or_else(|| format!("assertion failed: {expr}"));
                 return Ok(Outcome::failed(msg).with("assertion", expr.as_str()));
             }
         }
@@ -40,6 +43,9 @@ impl Module for Assert {
             (None, false) => Some("all assertions passed".to_string()),
             (None, true) => None,
         };
-        Ok(Outcome { msg, ..Outcome::ok() })
+        Ok(Outcome {
+            msg,
+            ..Outcome::ok()
+        })
     }
 }

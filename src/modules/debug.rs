@@ -24,10 +24,14 @@ impl Module for Debug {
     async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = super::args::parse(args).map_err(|p| ModuleError::Args(p.message))?;
         Ok(match (args.msg, args.var) {
-            (Some(_), Some(_)) => return Err(ModuleError::Args("give `msg` or `var`, not both".into())),
+            (Some(_), Some(_)) => {
+                return Err(ModuleError::Args("give `msg` or `var`, not both".into()));
+            }
             (_, Some(var)) => {
                 let value = template::eval(&var, ctx.vars)?;
-                Outcome::ok().with_msg(format!("{var} = {value}")).with(&var, value)
+                Outcome::ok()
+                    .with_msg(format!("{var} = {value}"))
+                    .with(&var, value)
             }
             (Some(Value::String(s)), None) => Outcome::ok().with_msg(s.clone()).with("msg", s),
             (Some(other), None) => Outcome::ok().with_msg(other.to_string()).with("msg", other),

@@ -21,6 +21,8 @@ impl Module for Fail {
 
     async fn apply(&self, args: &Value, _ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = super::args::parse(args).map_err(|p| ModuleError::Args(p.message))?;
-        Ok(Outcome::failed(args.msg.unwrap_or_else(|| "failed as requested by the playbook".into())))
+        Ok(Outcome::failed(args.msg.unwrap_or_else(|| {
+            "failed as requested by the playbook".into()
+        })))
     }
 }

@@ -49,11 +49,18 @@ impl Outcome {
     }
 
     pub fn changed() -> Self {
-        Outcome { changed: true, ..Outcome::default() }
+        Outcome {
+            changed: true,
+            ..Outcome::default()
+        }
     }
 
     pub fn failed(msg: impl Into<String>) -> Self {
-        Outcome { failed: true, msg: Some(msg.into()), ..Outcome::default() }
+        Outcome {
+            failed: true,
+            msg: Some(msg.into()),
+            ..Outcome::default()
+        }
     }
 
     pub fn with_msg(mut self, msg: impl Into<String>) -> Self {
@@ -115,13 +122,21 @@ pub trait Module: Send + Sync {
 /// Every module by name. The list is the single source for validation and dispatch.
 fn registry() -> &'static [(&'static str, &'static dyn Module, args::Validator)] {
     &[
-        ("powershell", &powershell::Powershell, args::validator::<powershell::Args>),
+        (
+            "powershell",
+            &powershell::Powershell,
+            args::validator::<powershell::Args>,
+        ),
         ("assert", &assert::Assert, args::validator::<assert::Args>),
         ("set_fact", &set_fact::SetFact, set_fact::validate),
         ("debug", &debug::Debug, args::validator::<debug::Args>),
         ("fail", &fail::Fail, args::validator::<fail::Args>),
         ("pause", &pause::Pause, args::validator::<pause::Args>),
-        ("wait_for_connection", &wait_for_connection::WaitForConnection, args::validator::<wait_for_connection::Args>),
+        (
+            "wait_for_connection",
+            &wait_for_connection::WaitForConnection,
+            args::validator::<wait_for_connection::Args>,
+        ),
     ]
 }
 
@@ -132,7 +147,10 @@ pub fn names() -> Vec<&'static str> {
 
 /// The module called `name`.
 pub fn lookup(name: &str) -> Option<&'static dyn Module> {
-    registry().iter().find(|(n, _, _)| *n == name).map(|(_, m, _)| *m)
+    registry()
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, m, _)| *m)
 }
 
 /// Check a module's arguments as written (templates unrendered). Strings holding `{{ }}`
@@ -163,7 +181,10 @@ mod tests {
     fn unknown_arguments_are_named() {
         let e = validate_args("powershell", &json!({"script": "x", "scrpit": "y"})).unwrap_err();
         assert_eq!(e[0].field, "scrpit");
-        assert!(e[0].hint.as_deref().unwrap_or_default().contains("script"), "{e:?}");
+        assert!(
+            e[0].hint.as_deref().unwrap_or_default().contains("script"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -26,10 +26,15 @@ impl TryFrom<RawArgs> for Args {
 
     fn try_from(raw: RawArgs) -> Result<Self, String> {
         if raw.seconds.is_none() && raw.minutes.is_none() {
-            return Err("give `seconds` or `minutes`: unattended runs cannot wait for a key press".into());
+            return Err(
+                "give `seconds` or `minutes`: unattended runs cannot wait for a key press".into(),
+            );
         }
         let seconds = raw.seconds.map_or(0.0, |n| n.0) + raw.minutes.map_or(0.0, |n| n.0 * 60.0);
-        Ok(Args { seconds, prompt: raw.prompt })
+        Ok(Args {
+            seconds,
+            prompt: raw.prompt,
+        })
     }
 }
 
@@ -49,7 +54,9 @@ impl Module for Pause {
             _ = tokio::time::sleep(wait) => {}
             _ = ctx.cancel.cancelled() => return Err(crate::transport::TransportError::Cancelled.into()),
         }
-        let msg = args.prompt.unwrap_or_else(|| format!("paused {} s", args.seconds));
+        let msg = args
+            .prompt
+            .unwrap_or_else(|| format!("paused {} s", args.seconds));
         Ok(Outcome::ok().with_msg(msg).with("elapsed", args.seconds))
     }
 }

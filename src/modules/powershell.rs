@@ -41,9 +41,16 @@ impl TryFrom<RawArgs> for Args {
         let source = match (raw.script, raw.file) {
             (Some(s), None) => Source::Inline(s),
             (None, Some(f)) => Source::File(f),
-            _ => return Err("give exactly one of `script` (inline text) or `file` (a .ps1 path)".into()),
+            _ => {
+                return Err(
+                    "give exactly one of `script` (inline text) or `file` (a .ps1 path)".into(),
+                );
+            }
         };
-        Ok(Args { source, args: raw.args })
+        Ok(Args {
+            source,
+            args: raw.args,
+        })
     }
 }
 
@@ -53,8 +60,11 @@ pub struct Powershell;
 impl Module for Powershell {
     async fn check(&self, args: &Value, _ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
         super::args::parse::<Args>(args).map_err(|p| ModuleError::Args(p.message))?;
-        Ok(Outcome { skipped: true, ..Outcome::default() }
-            .with_msg("not run in check mode: a script's effects cannot be predicted"))
+        Ok(Outcome {
+            skipped: true,
+            ..Outcome::default()
+        }
+        .with_msg("not run in check mode: a script's effects cannot be predicted"))
     }
 
     async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
@@ -63,8 +73,9 @@ impl Module for Powershell {
             Source::Inline(text) => text,
             Source::File(path) => {
                 let full = ctx.base_dir.join(&path);
-                std::fs::read_to_string(&full)
-                    .map_err(|e| ModuleError::Args(format!("cannot read script file {}: {e}", full.display())))?
+                std::fs::read_to_string(&full).map_err(|e| {
+                    ModuleError::Args(format!("cannot read script file {}: {e}", full.display()))
+                })?
             }
         };
         let mut script = Script::raw(body);
@@ -83,12 +94,23 @@ impl Module for Powershell {
 pub fn script_outcome(out: crate::transport::ScriptOutput) -> Outcome {
     let result = script::extract_result(&out.stdout).and_then(Result::ok);
     let stdout = script::strip_result(&out.stdout);
-    let lines: Vec<Value> = stdout.lines().map(|l| Value::String(l.to_string())).collect();
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| Value::String(l.to_string()))
+        .collect();
     let mut outcome = if out.exit_code == 0 {
         Outcome::changed()
     } else {
-        let last = out.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no error output");
-        Outcome { changed: true, ..Outcome::failed(format!("script exited with code {}: {last}", out.exit_code)) }
+        let last = out
+            .stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no error output");
+        Outcome {
+            changed: true,
+            ..Outcome::failed(format!("script exited with code {}: {last}", out.exit_code))
+        }
     };
     outcome = outcome
         .with("rc", out.exit_code)

@@ -24,7 +24,11 @@ pub fn validate(args: &Value) -> Result<(), Vec<ArgProblem>> {
             hint: Some("use letters, digits and underscores, not starting with a digit".into()),
         })
         .collect();
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -44,6 +48,10 @@ impl Module for SetFact {
     async fn apply(&self, args: &Value, _ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
         validate(args).map_err(|p| ModuleError::Args(p[0].message.clone()))?;
         let facts = args.as_object().cloned().unwrap_or_default();
-        Ok(Outcome { facts: Some(facts.clone()), ..Outcome::ok() }.with("ansible_facts", Value::Object(facts)))
+        Ok(Outcome {
+            facts: Some(facts.clone()),
+            ..Outcome::ok()
+        }
+        .with("ansible_facts", Value::Object(facts)))
     }
 }

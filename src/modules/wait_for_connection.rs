@@ -23,7 +23,9 @@ pub struct Args {
 }
 
 fn secs(n: Option<Num>, default: f64) -> Result<Duration, ModuleError> {
-    n.unwrap_or(Num(default)).seconds().map_err(ModuleError::Args)
+    n.unwrap_or(Num(default))
+        .seconds()
+        .map_err(ModuleError::Args)
 }
 
 pub struct WaitForConnection;
@@ -51,7 +53,9 @@ impl Module for WaitForConnection {
             match tokio::time::timeout(attempt_limit, attempt).await {
                 Ok(Ok(())) => {
                     let elapsed = start.elapsed().as_secs_f64();
-                    return Ok(Outcome::ok().with_msg(format!("host answered after {elapsed:.1} s")).with("elapsed", elapsed));
+                    return Ok(Outcome::ok()
+                        .with_msg(format!("host answered after {elapsed:.1} s"))
+                        .with("elapsed", elapsed));
                 }
                 Ok(Err(e)) => last_error = e.to_string(),
                 Err(_) => last_error = format!("no answer within {attempt_limit:?}"),

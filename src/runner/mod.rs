@@ -1,2 +1,417 @@
-//! The runner: schedules hosts with bounded concurrency, serial batches, failure thresholds,
-//! retries, timeouts and Ctrl-C handling, and emits [`crate::events::Event`]s.
+//! The runner: plays in order; within a play, hosts in `serial` batches; within a batch, hosts
+//! concurrently up to `forks` (each host runs the play's tasks in order, then its notified
+//! handlers). Host failures are data, not errors: a failed or unreachable host drops out and
+//! the others go on. `max_fail_percentage` (or a batch in which every host failed) stops the
+//! run after that batch. The first Ctrl-C drains (no new step starts), the second aborts
+//! (running steps are cancelled on their hosts); either way every host's end is recorded.
+//!
+//! The runner never prints: everything it does is an [`Event`] sent to the reporters.
+
+mod batches;
+mod host;
+mod interrupt;
+mod link;
+mod task;
+mod vars;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use crate::events::{
+    Event, HostCounts, HostOutcome, HostSummary, InterruptStage, PlayStop, RunSummary,
+};
+use crate::exit;
+use crate::model::{Host, Inventory, Playbook, Vars};
+use crate::transport::{ConnectionSpec, Connector};
+
+pub use batches::batch_lengths;
+pub use interrupt::Interrupt;
+pub use link::Link;
+pub use vars::FactStore;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Hosts worked on at once (a play's `forks` overrides it).
+    pub forks: usize,
+    /// Ask modules what they would change; change nothing.
+    pub check_mode: bool,
+    /// Run only tasks with one of these tags (plus `always`); empty means all.
+    pub tags: Vec<String>,
+    /// Never run tasks with one of these tags.
+    pub skip_tags: Vec<String>,
+    /// `-e` variables, highest precedence.
+    pub extra_vars: Vars,
+    /// Warn when a step runs longer than this (and again each time as long again).
+    pub slow_step: Duration,
+    /// Timeout of a task that sets none.
+    pub default_timeout: Duration,
+    pub run_id: String,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            forks: 50,
+            check_mode: false,
+            tags: Vec::new(),
+            skip_tags: Vec::new(),
+            extra_vars: Vars::new(),
+            slow_step: Duration::from_secs(300),
+            default_timeout: Duration::from_secs(2 * 3600),
+            run_id: String::new(),
+        }
+    }
+}
+
+impl RunOptions {
+    /// Whether a task with these tags runs under `--tags` / `--skip-tags`.
+    pub fn selects(&self, task_tags: &[String]) -> bool {
+        let has = |set: &[String]| task_tags.iter().any(|t| set.contains(t));
+        if has(&self.skip_tags) {
+            return false;
+        }
+        if task_tags.iter().any(|t| t == "never") && !has(&self.tags) {
+            return false;
+        }
+        self.tags.is_empty() || has(&self.tags) || task_tags.iter().any(|t| t == "always")
+    }
+}
+
+/// What to run: the playbook, the inventory, and the hosts each play runs on (the play's
+/// pattern intersected with the run's selection, computed by the caller).
+pub struct RunInput {
+    pub playbook: Arc<Playbook>,
+    pub inventory: Arc<Inventory>,
+    /// Host names per play, in play order.
+    pub play_hosts: Vec<Vec<String>>,
+}
+
+/// Shared by every host task of a run.
+pub struct RunEnv {
+    pub events: mpsc::UnboundedSender<Event>,
+    pub options: RunOptions,
+    pub interrupt: Interrupt,
+    pub base_dir: PathBuf,
+    in_flight: Mutex<BTreeMap<String, String>>,
+}
+
+impl RunEnv {
+    pub fn emit(&self, event: Event) {
+        // Reporters gone means nobody listens any more; the run still completes.
+        let _ = self.events.send(event);
+    }
+
+    fn set_in_flight(&self, host: &str, task: Option<&str>) {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        match task {
+            Some(t) => map.insert(host.to_string(), t.to_string()),
+            None => map.remove(host),
+        };
+    }
+
+    fn in_flight(&self) -> Vec<(String, String)> {
+        let map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(h, t)| (h.clone(), t.clone())).collect()
+    }
+}
+
+/// One host's state across the run.
+struct Slot {
+    host: Arc<Host>,
+    link: Arc<Link>,
+    counts: HostCounts,
+    outcome: Option<HostOutcome>,
+    left_in: Option<String>,
+    /// Plays still to run on this host.
+    remaining: usize,
+}
+
+/// Run a playbook; returns the summary (also sent as the last event).
+pub async fn run(
+    input: RunInput,
+    options: RunOptions,
+    connector: Arc<dyn Connector>,
+    events: mpsc::UnboundedSender<Event>,
+    interrupt: Interrupt,
+) -> RunSummary {
+    let started = tokio::time::Instant::now();
+    let base_dir = input
+        .playbook
+        .path
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let env = Arc::new(RunEnv {
+        events,
+        options,
+        interrupt,
+        base_dir,
+        in_flight: Mutex::default(),
+    });
+    let mut order: Vec<String> = Vec::new();
+    for name in input.play_hosts.iter().flatten() {
+        if !order.contains(name) {
+            order.push(name.clone());
+        }
+    }
+    let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
+    for name in &order {
+        let Some(host) = input.inventory.host(name) else {
+            continue;
+        };
+        let spec = ConnectionSpec::from_vars(&host.name, &host.vars).map_err(|e| e.to_string());
+        let remaining = input.play_hosts.iter().filter(|p| p.contains(name)).count();
+        slots.insert(
+            name.clone(),
+            Slot {
+                host: Arc::new(host.clone()),
+                link: Arc::new(Link::new(spec, Arc::clone(&connector))),
+                counts: HostCounts::default(),
+                outcome: None,
+                left_in: None,
+                remaining,
+            },
+        );
+    }
+    order.retain(|n| slots.contains_key(n));
+    env.emit(Event::RunStarted {
+        run_id: env.options.run_id.clone(),
+        playbook: input.playbook.path.display().to_string(),
+        hosts: order.clone(),
+        tenants: tenants(slots.values().map(|s| &*s.host)),
+        check_mode: env.options.check_mode,
+        started_at: jiff::Timestamp::now().to_string(),
+    });
+    let watcher = tokio::spawn(announce_interrupts(Arc::clone(&env)));
+    let facts = FactStore::default();
+
+    for (index, hosts) in input.play_hosts.iter().enumerate() {
+        if env.interrupt.drain.is_cancelled() {
+            break;
+        }
+        let names: Vec<String> = hosts
+            .iter()
+            .filter(|h| slots.get(*h).is_some_and(|s| s.outcome.is_none()))
+            .cloned()
+            .collect();
+        let stop = run_play(&env, &input, index, &names, &mut slots, &facts).await;
+        let stopped = stop.is_some();
+        env.emit(Event::PlayFinished {
+            play: input.playbook.plays[index].name.clone(),
+            stopped: stop,
+        });
+        if stopped {
+            break;
+        }
+    }
+
+    let closing: Vec<_> = slots.values().map(|s| Arc::clone(&s.link)).collect();
+    futures_join_all(closing).await;
+    watcher.abort();
+
+    let interrupted = env.interrupt.drain.is_cancelled();
+    let hosts: Vec<HostSummary> = order
+        .iter()
+        .filter_map(|n| slots.remove(n))
+        .map(|s| {
+            let outcome = match s.outcome {
+                Some(o) => o,
+                None if s.remaining == 0 => HostOutcome::Ok,
+                None if interrupted => HostOutcome::Interrupted,
+                None => HostOutcome::NotRun,
+            };
+            HostSummary {
+                host: s.host.name.clone(),
+                tenant: s.host.tenant.clone(),
+                counts: s.counts,
+                outcome,
+                left_in: s.left_in,
+            }
+        })
+        .collect();
+    let summary = summarize(hosts, interrupted, started.elapsed());
+    env.emit(Event::RunFinished {
+        summary: summary.clone(),
+    });
+    summary
+}
+
+/// Run one play; returns why it stopped the run, if it did.
+async fn run_play(
+    env: &Arc<RunEnv>,
+    input: &RunInput,
+    index: usize,
+    names: &[String],
+    slots: &mut BTreeMap<String, Slot>,
+    facts: &FactStore,
+) -> Option<PlayStop> {
+    let play = &input.playbook.plays[index];
+    let mut batches = Vec::new();
+    let mut rest = names;
+    for len in batch_lengths(&play.serial, names.len()) {
+        let (batch, tail) = rest.split_at(len);
+        batches.push(batch.to_vec());
+        rest = tail;
+    }
+    env.emit(Event::PlayStarted {
+        play: play.name.clone(),
+        hosts: names.to_vec(),
+        tasks: play.tasks.len(),
+        batches: batches.clone(),
+    });
+    let forks = play.forks.unwrap_or(env.options.forks).max(1);
+    let play_hosts: Arc<[String]> = names.into();
+    for (number, batch) in batches.iter().enumerate() {
+        if env.interrupt.drain.is_cancelled() {
+            return Some(PlayStop::Interrupted);
+        }
+        env.emit(Event::BatchStarted {
+            play: play.name.clone(),
+            batch: number + 1,
+            hosts: batch.clone(),
+        });
+        let permits = Arc::new(Semaphore::new(forks));
+        let mut set = JoinSet::new();
+        for name in batch {
+            let Some(slot) = slots.get(name) else {
+                continue;
+            };
+            let (host, link) = (Arc::clone(&slot.host), Arc::clone(&slot.link));
+            let (env, input_pb, inventory) = (
+                Arc::clone(env),
+                Arc::clone(&input.playbook),
+                Arc::clone(&input.inventory),
+            );
+            let (permits, facts, play_hosts) =
+                (Arc::clone(&permits), facts.clone(), Arc::clone(&play_hosts));
+            set.spawn(async move {
+                // The semaphore is never closed, so acquiring cannot fail.
+                let _permit = permits.acquire_owned().await.ok();
+                let play = &input_pb.plays[index];
+                let scope = vars::PlayScope {
+                    inventory: &inventory,
+                    play_vars: &play.vars,
+                    extra_vars: &env.options.extra_vars,
+                    play_hosts: &play_hosts,
+                    check_mode: env.options.check_mode,
+                    facts: &facts,
+                };
+                let end = host::run_host_play(&env, &scope, play, &host, link.as_ref()).await;
+                (host.name.clone(), end)
+            });
+        }
+        let mut failed = 0;
+        while let Some(joined) = set.join_next().await {
+            let Ok((name, end)) = joined else { continue };
+            let Some(slot) = slots.get_mut(&name) else {
+                continue;
+            };
+            add_counts(&mut slot.counts, &end.counts);
+            if matches!(
+                end.outcome,
+                Some(HostOutcome::Failed | HostOutcome::Unreachable)
+            ) {
+                failed += 1;
+            }
+            if end.outcome.is_none() {
+                slot.remaining = slot.remaining.saturating_sub(1);
+            }
+            slot.outcome = end.outcome;
+            slot.left_in = end.left_in;
+        }
+        if let Some(limit) = play.max_fail_percentage
+            && (failed as f64) * 100.0 / (batch.len() as f64) > limit
+        {
+            return Some(PlayStop::MaxFailPercentage {
+                batch: number + 1,
+                failed,
+                hosts: batch.len(),
+                limit,
+            });
+        }
+        if failed > 0 && failed == batch.len() {
+            return Some(PlayStop::AllHostsFailed);
+        }
+    }
+    None
+}
+
+fn add_counts(total: &mut HostCounts, more: &HostCounts) {
+    total.ok += more.ok;
+    total.changed += more.changed;
+    total.failed += more.failed;
+    total.unreachable += more.unreachable;
+    total.skipped += more.skipped;
+    total.ignored += more.ignored;
+    total.interrupted += more.interrupted;
+}
+
+async fn futures_join_all(links: Vec<Arc<Link>>) {
+    let mut set = JoinSet::new();
+    for link in links {
+        set.spawn(async move { link.close().await });
+    }
+    while set.join_next().await.is_some() {}
+}
+
+async fn announce_interrupts(env: Arc<RunEnv>) {
+    env.interrupt.drain.cancelled().await;
+    env.emit(Event::Interrupt {
+        stage: InterruptStage::Draining,
+        in_flight: env.in_flight(),
+    });
+    env.interrupt.abort.cancelled().await;
+    env.emit(Event::Interrupt {
+        stage: InterruptStage::Aborting,
+        in_flight: env.in_flight(),
+    });
+}
+
+fn tenants<'a>(hosts: impl Iterator<Item = &'a Host>) -> Vec<String> {
+    hosts
+        .filter_map(|h| h.tenant.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Per-tenant outcome counts and the exit code.
+pub fn summarize(hosts: Vec<HostSummary>, interrupted: bool, elapsed: Duration) -> RunSummary {
+    let mut per_tenant: BTreeMap<String, BTreeMap<HostOutcome, usize>> = BTreeMap::new();
+    for h in &hosts {
+        *per_tenant
+            .entry(h.tenant.clone().unwrap_or_default())
+            .or_default()
+            .entry(h.outcome)
+            .or_default() += 1;
+    }
+    let any_failed = hosts.iter().any(|h| {
+        matches!(
+            h.outcome,
+            HostOutcome::Failed | HostOutcome::Unreachable | HostOutcome::NotRun
+        )
+    });
+    let exit_code = if interrupted {
+        exit::INTERRUPTED
+    } else if any_failed {
+        exit::HOSTS_FAILED
+    } else {
+        exit::OK
+    };
+    RunSummary {
+        hosts,
+        tenants: per_tenant,
+        interrupted,
+        duration_ms: elapsed.as_millis() as u64,
+        exit_code,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -102,7 +102,11 @@ fn text(vars: &Vars, names: &[&str]) -> Option<(String, String)> {
 }
 
 fn bad(var: &str, value: &str, message: &str) -> ConnectionVarError {
-    ConnectionVarError { var: var.into(), value: value.into(), message: message.into() }
+    ConnectionVarError {
+        var: var.into(),
+        value: value.into(),
+        message: message.into(),
+    }
 }
 
 fn flag(vars: &Vars, name: &str) -> Result<bool, ConnectionVarError> {
@@ -127,14 +131,28 @@ impl ConnectionSpec {
                 _ => return Err(bad(&var, &v, "expected winrm, ssh or local")),
             },
         };
-        let address = text(vars, &["ansible_host", "salve_host"]).map(|(_, v)| v).unwrap_or_else(|| name.to_string());
+        let address = text(vars, &["ansible_host", "salve_host"])
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| name.to_string());
         let port = match text(vars, &["ansible_port", "salve_port"]) {
             None => None,
-            Some((var, v)) => Some(v.parse::<u16>().map_err(|_| bad(&var, &v, "expected a port number 1-65535"))?),
+            Some((var, v)) => Some(
+                v.parse::<u16>()
+                    .map_err(|_| bad(&var, &v, "expected a port number 1-65535"))?,
+            ),
         };
-        let user = text(vars, &["ansible_user", "salve_user", "ansible_winrm_user"]).map(|(_, v)| v);
-        let password = text(vars, &["ansible_password", "salve_password", "ansible_winrm_password", "ansible_ssh_pass"])
-            .map(|(_, v)| SecretRef::parse(&v));
+        let user =
+            text(vars, &["ansible_user", "salve_user", "ansible_winrm_user"]).map(|(_, v)| v);
+        let password = text(
+            vars,
+            &[
+                "ansible_password",
+                "salve_password",
+                "ansible_winrm_password",
+                "ansible_ssh_pass",
+            ],
+        )
+        .map(|(_, v)| SecretRef::parse(&v));
 
         let auth = match text(vars, &["ansible_winrm_transport", "salve_winrm_transport"]) {
             None => WinrmAuth::Ntlm,
@@ -143,7 +161,13 @@ impl ConnectionSpec {
                 "basic" | "plaintext" => WinrmAuth::Basic,
                 "kerberos" => WinrmAuth::Kerberos,
                 "certificate" => WinrmAuth::Certificate,
-                _ => return Err(bad(&var, &v, "expected ntlm, basic, kerberos or certificate")),
+                _ => {
+                    return Err(bad(
+                        &var,
+                        &v,
+                        "expected ntlm, basic, kerberos or certificate",
+                    ));
+                }
             },
         };
         let https = match text(vars, &["ansible_winrm_scheme", "salve_winrm_scheme"]) {
@@ -155,7 +179,13 @@ impl ConnectionSpec {
             // Ansible's rule: port 5985 means http, anything else (default 5986) https.
             None => port != Some(5985),
         };
-        let verify_tls = match text(vars, &["ansible_winrm_server_cert_validation", "salve_winrm_server_cert_validation"]) {
+        let verify_tls = match text(
+            vars,
+            &[
+                "ansible_winrm_server_cert_validation",
+                "salve_winrm_server_cert_validation",
+            ],
+        ) {
             None => true,
             Some((var, v)) => match v.as_str() {
                 "validate" => true,
@@ -165,7 +195,9 @@ impl ConnectionSpec {
         };
         let operation_timeout_secs = match text(vars, &["ansible_winrm_operation_timeout_sec"]) {
             None => 20,
-            Some((var, v)) => v.parse().map_err(|_| bad(&var, &v, "expected a whole number of seconds"))?,
+            Some((var, v)) => v
+                .parse()
+                .map_err(|_| bad(&var, &v, "expected a whole number of seconds"))?,
         };
         let path = |names: &[&str]| text(vars, names).map(|(_, v)| PathBuf::from(v));
         let local_shell = match text(vars, &["salve_local_shell"]) {
@@ -232,7 +264,10 @@ mod tests {
     #[test]
     fn ansible_defaults_are_ntlm_over_http() {
         let s = ConnectionSpec::from_vars("ex01", &vars(json!({"ansible_port": 5985}))).unwrap();
-        assert_eq!((s.kind, s.winrm.auth, s.winrm.https), (ConnectionKind::Winrm, WinrmAuth::Ntlm, false));
+        assert_eq!(
+            (s.kind, s.winrm.auth, s.winrm.https),
+            (ConnectionKind::Winrm, WinrmAuth::Ntlm, false)
+        );
         assert_eq!(s.endpoint(), "ex01:5985");
     }
 
@@ -251,7 +286,8 @@ mod tests {
 
     #[test]
     fn rejects_unknown_values_with_the_variable_name() {
-        let e = ConnectionSpec::from_vars("x", &vars(json!({"ansible_connection": "telnet"}))).unwrap_err();
+        let e = ConnectionSpec::from_vars("x", &vars(json!({"ansible_connection": "telnet"})))
+            .unwrap_err();
         assert_eq!(e.var, "ansible_connection");
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{ConnectionSpec, Connector, OutputChunk, RunRequest, ScriptOutput, Transport, TransportError};
+use super::{
+    ConnectionSpec, Connector, OutputChunk, RunRequest, ScriptOutput, Transport, TransportError,
+};
 use crate::script::Script;
 
 /// What a fake host answers to one script.
@@ -25,14 +27,22 @@ impl FakeReply {
     pub fn ok(stdout: &str) -> Self {
         FakeReply {
             delay: Duration::ZERO,
-            result: Ok(ScriptOutput { exit_code: 0, stdout: stdout.to_string(), stderr: String::new() }),
+            result: Ok(ScriptOutput {
+                exit_code: 0,
+                stdout: stdout.to_string(),
+                stderr: String::new(),
+            }),
         }
     }
 
     pub fn exit(code: i32, stderr: &str) -> Self {
         FakeReply {
             delay: Duration::ZERO,
-            result: Ok(ScriptOutput { exit_code: code, stdout: String::new(), stderr: stderr.to_string() }),
+            result: Ok(ScriptOutput {
+                exit_code: code,
+                stdout: String::new(),
+                stderr: stderr.to_string(),
+            }),
         }
     }
 
@@ -106,7 +116,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn unreachable(host: &str) -> TransportError {
-    TransportError::Unreachable { endpoint: format!("{host}:5985"), detail: "connection timed out (fake)".into() }
+    TransportError::Unreachable {
+        endpoint: format!("{host}:5985"),
+        detail: "connection timed out (fake)".into(),
+    }
 }
 
 /// Connector handing out transports bound to a shared [`FakeFleet`].
@@ -119,7 +132,10 @@ impl Connector for FakeConnector {
         if self.0.down(&spec.name) {
             return Err(unreachable(&spec.name));
         }
-        Ok(Arc::new(FakeTransport { fleet: Arc::clone(&self.0), host: spec.name.clone() }))
+        Ok(Arc::new(FakeTransport {
+            fleet: Arc::clone(&self.0),
+            host: spec.name.clone(),
+        }))
     }
 }
 

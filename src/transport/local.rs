@@ -11,7 +11,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
-use super::{ConnectionSpec, Connector, OutputChunk, RunRequest, ScriptOutput, Transport, TransportError};
+use super::{
+    ConnectionSpec, Connector, OutputChunk, RunRequest, ScriptOutput, Transport, TransportError,
+};
 use crate::script::Delivery;
 
 /// Runs scripts with a local program.
@@ -26,9 +28,14 @@ pub struct LocalConnector;
 impl Connector for LocalConnector {
     async fn connect(&self, spec: &ConnectionSpec) -> Result<Arc<dyn Transport>, TransportError> {
         if spec.local_shell.is_empty() {
-            return Err(TransportError::Config(format!("{}: salve_local_shell is empty", spec.name)));
+            return Err(TransportError::Config(format!(
+                "{}: salve_local_shell is empty",
+                spec.name
+            )));
         }
-        Ok(Arc::new(LocalTransport { shell: spec.local_shell.clone() }))
+        Ok(Arc::new(LocalTransport {
+            shell: spec.local_shell.clone(),
+        }))
     }
 }
 
@@ -54,24 +61,41 @@ impl Transport for LocalTransport {
     async fn run(&self, request: RunRequest) -> Result<ScriptOutput, TransportError> {
         let (arguments, stdin) = match request.script.delivery() {
             Delivery::CommandLine { arguments, .. } => (arguments, None),
-            Delivery::Stdin { arguments, stdin, .. } => (arguments, Some(stdin)),
+            Delivery::Stdin {
+                arguments, stdin, ..
+            } => (arguments, Some(stdin)),
         };
         let mut cmd = Command::new(&self.shell[0]);
         cmd.args(&self.shell[1..])
             .args(arguments.split(' '))
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| {
-            TransportError::Config(format!("cannot start local shell `{}`: {e}; set salve_local_shell", self.shell[0]))
+            TransportError::Config(format!(
+                "cannot start local shell `{}`: {e}; set salve_local_shell",
+                self.shell[0]
+            ))
         })?;
         if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
             // A child that exits without reading its stdin is not an error here.
             let _ = pipe.write_all(text.as_bytes()).await;
         }
-        let out = tokio::spawn(pump(child.stdout.take().expect("stdout was piped above"), OutputChunk::Stdout, request.output.clone()));
-        let err = tokio::spawn(pump(child.stderr.take().expect("stderr was piped above"), OutputChunk::Stderr, request.output.clone()));
+        let out = tokio::spawn(pump(
+            child.stdout.take().expect("stdout was piped above"),
+            OutputChunk::Stdout,
+            request.output.clone(),
+        ));
+        let err = tokio::spawn(pump(
+            child.stderr.take().expect("stderr was piped above"),
+            OutputChunk::Stderr,
+            request.output.clone(),
+        ));
         let status = tokio::select! {
             status = child.wait() => status.map_err(|e| TransportError::Dropped { endpoint: "local".into(), detail: e.to_string() })?,
             _ = tokio::time::sleep(request.timeout) => {
@@ -101,7 +125,14 @@ mod tests {
 
     fn transport(script: &str) -> LocalTransport {
         // `sh -c SCRIPT salve-shell ARGS...`: the script sees the PowerShell arguments as $@.
-        LocalTransport { shell: vec!["sh".into(), "-c".into(), script.into(), "salve-shell".into()] }
+        LocalTransport {
+            shell: vec![
+                "sh".into(),
+                "-c".into(),
+                script.into(),
+                "salve-shell".into(),
+            ],
+        }
     }
 
     #[tokio::test]
@@ -111,30 +142,50 @@ mod tests {
         let mut req = RunRequest::new(Script::raw("x"), Duration::from_secs(10));
         req.output = Some(tx);
         let out = t.run(req).await.unwrap();
-        assert_eq!((out.exit_code, out.stdout.as_str(), out.stderr.as_str()), (3, "one\ntwo\n", "oops\n"));
+        assert_eq!(
+            (out.exit_code, out.stdout.as_str(), out.stderr.as_str()),
+            (3, "one\ntwo\n", "oops\n")
+        );
         assert_eq!(rx.recv().await, Some(OutputChunk::Stdout("one".into())));
     }
 
     #[tokio::test]
     async fn passes_the_encoded_command() {
-        let t = transport(r#"[ "$1 $2 $3" = "-NoProfile -NonInteractive -EncodedCommand" ] && printf %s "$4""#);
+        let t = transport(
+            r#"[ "$1 $2 $3" = "-NoProfile -NonInteractive -EncodedCommand" ] && printf %s "$4""#,
+        );
         let script = Script::raw("Write-Output 1");
-        let out = t.run(RunRequest::new(script.clone(), Duration::from_secs(10))).await.unwrap();
-        assert_eq!(crate::script::decode_command(&out.stdout).unwrap(), script.render());
+        let out = t
+            .run(RunRequest::new(script.clone(), Duration::from_secs(10)))
+            .await
+            .unwrap();
+        assert_eq!(
+            crate::script::decode_command(&out.stdout).unwrap(),
+            script.render()
+        );
     }
 
     #[tokio::test]
     async fn large_scripts_arrive_on_stdin() {
         let t = transport(r#"[ "$4" = "-" ] && cat"#);
         let script = Script::raw("Write-Output 'x'\n".repeat(1000));
-        let out = t.run(RunRequest::new(script.clone(), Duration::from_secs(10))).await.unwrap();
+        let out = t
+            .run(RunRequest::new(script.clone(), Duration::from_secs(10)))
+            .await
+            .unwrap();
         assert_eq!(out.stdout.trim_end(), script.render().trim_end());
     }
 
     #[tokio::test]
     async fn timeout_kills_the_child() {
         let t = transport("sleep 30");
-        let err = t.run(RunRequest::new(Script::raw("x"), Duration::from_millis(200))).await.unwrap_err();
+        let err = t
+            .run(RunRequest::new(
+                Script::raw("x"),
+                Duration::from_millis(200),
+            ))
+            .await
+            .unwrap_err();
         assert_eq!(err.class(), "timeout");
     }
 }

@@ -53,7 +53,12 @@ pub struct RunRequest {
 
 impl RunRequest {
     pub fn new(script: Script, timeout: Duration) -> Self {
-        Self { script, timeout, cancel: CancellationToken::new(), output: None }
+        Self {
+            script,
+            timeout,
+            cancel: CancellationToken::new(),
+            output: None,
+        }
     }
 }
 
@@ -67,10 +72,22 @@ pub enum TransportError {
     #[error("connection refused by {endpoint}; is the listener running on that port?")]
     Refused { endpoint: String },
     #[error("TLS handshake with {endpoint} failed: {detail}; {hint}")]
-    Tls { endpoint: String, detail: String, hint: String },
-    #[error("authentication to {endpoint} failed as user `{user}`: {detail}; check the user, password reference and auth method")]
-    Auth { endpoint: String, user: String, detail: String },
-    #[error("host {endpoint} refused a new shell or operation: {detail}; close leaked shells or raise MaxShellsPerUser / MaxConcurrentOperationsPerUser")]
+    Tls {
+        endpoint: String,
+        detail: String,
+        hint: String,
+    },
+    #[error(
+        "authentication to {endpoint} failed as user `{user}`: {detail}; check the user, password reference and auth method"
+    )]
+    Auth {
+        endpoint: String,
+        user: String,
+        detail: String,
+    },
+    #[error(
+        "host {endpoint} refused a new shell or operation: {detail}; close leaked shells or raise MaxShellsPerUser / MaxConcurrentOperationsPerUser"
+    )]
     Quota { endpoint: String, detail: String },
     #[error("command timed out after {after:?}; it was stopped on the host")]
     Timeout { after: Duration },
@@ -124,9 +141,12 @@ pub trait Transport: Send + Sync {
 
     /// Cheap liveness probe used after reboots: returns the host's boot id when it answers.
     async fn probe(&self, timeout: Duration) -> Result<(), TransportError> {
-        self.run(RunRequest::new(Script::raw("Write-Output 'salve-probe'"), timeout))
-            .await
-            .map(|_| ())
+        self.run(RunRequest::new(
+            Script::raw("Write-Output 'salve-probe'"),
+            timeout,
+        ))
+        .await
+        .map(|_| ())
     }
 
     /// Drop the session (after a reboot, the next `run` re-opens it).
@@ -139,5 +159,8 @@ pub trait Transport: Send + Sync {
 /// Opens transports from connection specs. The runner holds one per run; tests swap in fakes.
 #[async_trait]
 pub trait Connector: Send + Sync {
-    async fn connect(&self, spec: &ConnectionSpec) -> Result<std::sync::Arc<dyn Transport>, TransportError>;
+    async fn connect(
+        &self,
+        spec: &ConnectionSpec,
+    ) -> Result<std::sync::Arc<dyn Transport>, TransportError>;
 }

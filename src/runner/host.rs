@@ -1,0 +1,135 @@
+//! One host through one play: its tasks in order, then the handlers its changed tasks
+//! notified. A failed or unreachable host drops out of the play (and of later plays); the
+//! first Ctrl-C stops it before its next task.
+
+use std::collections::BTreeSet;
+
+use super::RunEnv;
+use super::task::TaskRun;
+use super::vars::PlayScope;
+use crate::events::{Event, HostCounts, HostOutcome, TaskStatus};
+use crate::model::{Host, Play, Task};
+use crate::modules::HostLink;
+
+/// How a host left a play.
+#[derive(Debug, Default)]
+pub struct HostPlayEnd {
+    pub counts: HostCounts,
+    /// `None` when the host finished the play and may go on.
+    pub outcome: Option<HostOutcome>,
+    /// For an interrupted host: the step it was in, or the one it stopped before.
+    pub left_in: Option<String>,
+}
+
+pub async fn run_host_play(
+    env: &RunEnv,
+    scope: &PlayScope<'_>,
+    play: &Play,
+    host: &Host,
+    link: &dyn HostLink,
+) -> HostPlayEnd {
+    let mut end = HostPlayEnd::default();
+    let mut notified = BTreeSet::new();
+    let handlers = play
+        .handlers
+        .iter()
+        .enumerate()
+        .map(|(j, h)| (play.tasks.len() + j, h, true));
+    let tasks = play.tasks.iter().enumerate().map(|(i, t)| (i, t, false));
+    for (index, task, is_handler) in tasks.chain(handlers) {
+        if is_handler && !notified.contains(&task.name) {
+            continue;
+        }
+        if !is_handler && !env.options.selects(&task.tags) {
+            continue;
+        }
+        if env.interrupt.drain.is_cancelled() {
+            end.outcome = Some(HostOutcome::Interrupted);
+            end.left_in = Some(format!("before `{}`", task.name));
+            return end;
+        }
+        let status = run_one(env, scope, host, link, task, index).await;
+        end.counts.add(status);
+        match status {
+            TaskStatus::Failed | TaskStatus::Unreachable => {
+                let outcome = if status == TaskStatus::Failed {
+                    HostOutcome::Failed
+                } else {
+                    HostOutcome::Unreachable
+                };
+                env.emit(Event::HostDropped {
+                    host: host.name.clone(),
+                    tenant: host.tenant.clone(),
+                    status,
+                    task: task.name.clone(),
+                    msg: format!(
+                        "{} no further tasks run on this host",
+                        if is_handler {
+                            "handler failed;"
+                        } else {
+                            "task failed;"
+                        }
+                    ),
+                });
+                end.outcome = Some(outcome);
+                return end;
+            }
+            TaskStatus::Interrupted => {
+                end.outcome = Some(HostOutcome::Interrupted);
+                end.left_in = Some(task.name.clone());
+                return end;
+            }
+            TaskStatus::Changed => notified.extend(task.notify.iter().cloned()),
+            TaskStatus::Ok | TaskStatus::Skipped | TaskStatus::Ignored => {}
+        }
+    }
+    end
+}
+
+async fn run_one(
+    env: &RunEnv,
+    scope: &PlayScope<'_>,
+    host: &Host,
+    link: &dyn HostLink,
+    task: &Task,
+    index: usize,
+) -> TaskStatus {
+    env.set_in_flight(&host.name, Some(&task.name));
+    env.emit(Event::TaskStarted {
+        host: host.name.clone(),
+        tenant: host.tenant.clone(),
+        task: task.name.clone(),
+        task_index: index,
+        item: None,
+    });
+    let started = tokio::time::Instant::now();
+    let result = TaskRun {
+        env,
+        scope,
+        host,
+        link,
+        task,
+    }
+    .run()
+    .await;
+    if let Some(facts) = result.facts.clone() {
+        scope.facts.merge(&host.name, facts);
+    }
+    if let Some(name) = &task.register {
+        let mut reg = crate::model::Vars::new();
+        reg.insert(name.clone(), result.registered.clone());
+        scope.facts.merge(&host.name, reg);
+    }
+    env.emit(Event::TaskFinished {
+        host: host.name.clone(),
+        tenant: host.tenant.clone(),
+        task: task.name.clone(),
+        task_index: index,
+        status: result.status,
+        msg: result.msg,
+        duration_ms: started.elapsed().as_millis() as u64,
+        result: result.registered,
+    });
+    env.set_in_flight(&host.name, None);
+    result.status
+}

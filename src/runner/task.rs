@@ -1,0 +1,414 @@
+//! One task on one host: `loop`, `when`, argument rendering, the module call (check or
+//! apply) under the task's timeout with slow-step warnings and streamed output, `retries` /
+//! `until` with `delay`, `changed_when` / `failed_when`, and what gets registered.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use super::RunEnv;
+use super::vars::{Needs, PlayScope};
+use crate::events::{Event, Stream, TaskStatus};
+use crate::model::{Host, LoopSpec, Task, Vars};
+use crate::modules::{self, HostCtx, HostLink, ModuleError, Outcome};
+use crate::template;
+use crate::transport::{OutputChunk, TransportError};
+
+/// Ansible's default number of retries when `until` is given without `retries`.
+const DEFAULT_UNTIL_RETRIES: u32 = 3;
+
+/// How a task ended on a host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskResult {
+    pub status: TaskStatus,
+    pub changed: bool,
+    pub msg: Option<String>,
+    /// What `register` stores.
+    pub registered: Value,
+    pub facts: Option<Vars>,
+}
+
+/// Everything a task run needs.
+pub struct TaskRun<'a> {
+    pub env: &'a RunEnv,
+    pub scope: &'a PlayScope<'a>,
+    pub host: &'a Host,
+    pub link: &'a dyn HostLink,
+    pub task: &'a Task,
+}
+
+/// Result of one loop item (or of the task when it does not loop).
+enum ItemEnd {
+    Done(Outcome),
+    Skipped(String),
+    Unreachable(String),
+    Interrupted,
+}
+
+impl TaskRun<'_> {
+    pub async fn run(&self) -> TaskResult {
+        let needs = Needs::of(self.task);
+        let items = match &self.task.loop_spec {
+            None => None,
+            Some(spec) => match self.loop_items(spec, needs) {
+                Ok(items) => Some(items),
+                Err(msg) => return failed(msg),
+            },
+        };
+        match items {
+            None => self.finish(self.run_item(needs, None).await),
+            Some(items) => {
+                let mut ends = Vec::with_capacity(items.len());
+                for item in &items {
+                    let end = self.run_item(needs, Some(item)).await;
+                    let stop = matches!(end, ItemEnd::Unreachable(_) | ItemEnd::Interrupted);
+                    ends.push((item.clone(), end));
+                    if stop {
+                        break;
+                    }
+                }
+                self.finish_loop(ends)
+            }
+        }
+    }
+
+    fn loop_items(&self, spec: &LoopSpec, needs: Needs) -> Result<Vec<Value>, String> {
+        let ctx = self.scope.context(self.host, needs, None);
+        let rendered = match spec {
+            LoopSpec::Items(items) => template::render_value(&Value::Array(items.clone()), &ctx),
+            LoopSpec::Template(t) => template::render_value(&Value::String(t.clone()), &ctx),
+        }
+        .map_err(|e| format!("loop: {e}"))?;
+        match rendered {
+            Value::Array(items) => Ok(items),
+            other => Err(format!("loop: expected a list, got {other}")),
+        }
+    }
+
+    async fn run_item(&self, needs: Needs, item: Option<&Value>) -> ItemEnd {
+        let ctx = self.scope.context(self.host, needs, item);
+        for cond in &self.task.when {
+            match template::eval_bool(&cond.source, &ctx) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return ItemEnd::Skipped(format!(
+                        "conditional result was false: {}",
+                        cond.source
+                    ));
+                }
+                Err(e) => return ItemEnd::Done(Outcome::failed(format!("when: {e}"))),
+            }
+        }
+        let args = match template::render_value(&self.task.call.args, &ctx) {
+            Ok(a) => a,
+            Err(e) => {
+                return ItemEnd::Done(Outcome::failed(format!("{}: {e}", self.task.call.module)));
+            }
+        };
+        let Some(module) = modules::lookup(&self.task.call.module) else {
+            return ItemEnd::Done(Outcome::failed(format!(
+                "unknown module `{}`",
+                self.task.call.module
+            )));
+        };
+        let attempts = 1 + match (&self.task.until, self.task.retries) {
+            (Some(_), 0) => DEFAULT_UNTIL_RETRIES,
+            (_, n) => n,
+        };
+        let mut attempt = 1;
+        loop {
+            let outcome = match self.call(module, &args, &ctx).await {
+                Ok(o) => o,
+                Err(ModuleError::Transport(TransportError::Cancelled)) => {
+                    return ItemEnd::Interrupted;
+                }
+                Err(ModuleError::Transport(e)) if e.is_unreachable() => {
+                    return ItemEnd::Unreachable(e.to_string());
+                }
+                Err(e) => Outcome::failed(e.to_string()),
+            };
+            let outcome = self.judge(outcome, &ctx);
+            let retry_reason = match &self.task.until {
+                Some(until) => {
+                    match template::eval_bool(&until.source, &self.with_result(&ctx, &outcome)) {
+                        Ok(true) => None,
+                        Ok(false) => Some(format!("until `{}` does not hold yet", until.source)),
+                        Err(e) => return ItemEnd::Done(Outcome::failed(format!("until: {e}"))),
+                    }
+                }
+                None if outcome.failed => outcome.msg.clone(),
+                None => None,
+            };
+            let Some(reason) = retry_reason else {
+                return ItemEnd::Done(outcome);
+            };
+            if attempt >= attempts {
+                return ItemEnd::Done(match &self.task.until {
+                    Some(u) if !outcome.failed => Outcome::failed(format!(
+                        "until `{}` still false after {attempts} attempts",
+                        u.source
+                    )),
+                    _ => outcome,
+                });
+            }
+            self.env.emit(Event::TaskRetry {
+                host: self.host.name.clone(),
+                task: self.task.name.clone(),
+                attempt,
+                of: attempts,
+                msg: reason,
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(self.task.delay) => {}
+                _ = self.env.interrupt.abort.cancelled() => return ItemEnd::Interrupted,
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Call the module (check or apply) under the task's timeout, relaying its output and
+    /// warning when it runs long.
+    async fn call(
+        &self,
+        module: &dyn modules::Module,
+        args: &Value,
+        ctx: &Value,
+    ) -> Result<Outcome, ModuleError> {
+        let timeout = self
+            .task
+            .timeout
+            .unwrap_or(self.env.options.default_timeout);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let relay = tokio::spawn(relay_output(
+            self.env.events.clone(),
+            self.host.name.clone(),
+            self.task.name.clone(),
+            rx,
+        ));
+        let result = {
+            let hctx = HostCtx {
+                host: self.host,
+                link: self.link,
+                vars: ctx,
+                timeout,
+                cancel: self.env.interrupt.abort.child_token(),
+                output: tx,
+                base_dir: self.env.base_dir.clone(),
+            };
+            let work = async {
+                if self.env.options.check_mode {
+                    module.check(args, &hctx).await
+                } else {
+                    module.apply(args, &hctx).await
+                }
+            };
+            // Transports enforce the timeout themselves; this backstop catches modules that
+            // wait on something else.
+            let guarded = tokio::time::timeout(timeout + Duration::from_secs(5), work);
+            tokio::pin!(guarded);
+            let slow = self.env.options.slow_step;
+            let started = tokio::time::Instant::now();
+            let mut ticker = tokio::time::interval_at(started + slow, slow);
+            loop {
+                tokio::select! {
+                    r = &mut guarded => break r.unwrap_or(Err(ModuleError::Transport(TransportError::Timeout { after: timeout }))),
+                    _ = ticker.tick() => self.env.emit(Event::SlowStep {
+                        host: self.host.name.clone(),
+                        task: self.task.name.clone(),
+                        elapsed_ms: started.elapsed().as_millis() as u64,
+                    }),
+                }
+            }
+        };
+        // All senders are gone once `hctx` is dropped; wait so output precedes the result.
+        let _ = relay.await;
+        result
+    }
+
+    /// Apply `changed_when` and `failed_when` to a module's outcome.
+    fn judge(&self, mut outcome: Outcome, ctx: &Value) -> Outcome {
+        if self.task.changed_when.is_none() && self.task.failed_when.is_none() {
+            return outcome;
+        }
+        let ctx = self.with_result(ctx, &outcome);
+        if let Some(expr) = &self.task.changed_when {
+            match template::eval_bool(&expr.source, &ctx) {
+                Ok(b) => outcome.changed = b,
+                Err(e) => return Outcome::failed(format!("changed_when: {e}")),
+            }
+        }
+        if let Some(expr) = &self.task.failed_when {
+            match template::eval_bool(&expr.source, &ctx) {
+                Ok(b) => {
+                    outcome.failed = b;
+                    if b && outcome.msg.is_none() {
+                        outcome.msg = Some(format!("failed_when `{}` holds", expr.source));
+                    }
+                }
+                Err(e) => return Outcome::failed(format!("failed_when: {e}")),
+            }
+        }
+        outcome
+    }
+
+    /// The context plus this attempt's result, under the `register` name (and `result`).
+    fn with_result(&self, ctx: &Value, outcome: &Outcome) -> Value {
+        let mut ctx = ctx.clone();
+        if let Value::Object(map) = &mut ctx {
+            let r = registered(outcome);
+            if let Some(name) = &self.task.register {
+                map.insert(name.clone(), r.clone());
+            }
+            map.insert("result".into(), r);
+        }
+        ctx
+    }
+
+    fn finish(&self, end: ItemEnd) -> TaskResult {
+        match end {
+            ItemEnd::Done(o) => {
+                let status = status_of(&o, self.task.ignore_errors);
+                TaskResult {
+                    status,
+                    changed: o.changed,
+                    msg: o.msg.clone(),
+                    registered: registered(&o),
+                    facts: o.facts,
+                }
+            }
+            ItemEnd::Skipped(reason) => TaskResult {
+                status: TaskStatus::Skipped,
+                changed: false,
+                registered: serde_json::json!({"skipped": true, "skip_reason": reason}),
+                msg: Some(reason),
+                facts: None,
+            },
+            ItemEnd::Unreachable(msg) => TaskResult {
+                status: TaskStatus::Unreachable,
+                changed: false,
+                registered: serde_json::json!({"unreachable": true, "msg": msg}),
+                msg: Some(msg),
+                facts: None,
+            },
+            ItemEnd::Interrupted => TaskResult {
+                status: TaskStatus::Interrupted,
+                changed: false,
+                msg: Some("interrupted".into()),
+                registered: serde_json::json!({"failed": true, "msg": "interrupted"}),
+                facts: None,
+            },
+        }
+    }
+
+    fn finish_loop(&self, ends: Vec<(Value, ItemEnd)>) -> TaskResult {
+        let mut results = Vec::with_capacity(ends.len());
+        let mut facts: Option<Vars> = None;
+        let (mut changed, mut worst, mut msg) = (false, TaskStatus::Skipped, None);
+        for (item, end) in ends {
+            let r = self.finish(end);
+            changed |= r.changed;
+            // Severity order: skipped < ok < changed < ignored < failed < unreachable < interrupted.
+            if rank(r.status) > rank(worst) {
+                worst = r.status;
+                msg = r.msg.clone();
+            }
+            if let Some(f) = r.facts {
+                facts.get_or_insert_with(Map::new).extend(f);
+            }
+            let mut entry = r.registered;
+            if let Value::Object(m) = &mut entry {
+                m.insert("item".into(), item);
+            }
+            results.push(entry);
+        }
+        let status = if worst == TaskStatus::Ok && changed {
+            TaskStatus::Changed
+        } else {
+            worst
+        };
+        let registered = serde_json::json!({
+            "results": results,
+            "changed": changed,
+            "failed": status == TaskStatus::Failed,
+            "msg": msg.clone().unwrap_or_else(|| "all items completed".into()),
+        });
+        TaskResult {
+            status,
+            changed,
+            msg,
+            registered,
+            facts,
+        }
+    }
+}
+
+fn rank(s: TaskStatus) -> u8 {
+    match s {
+        TaskStatus::Skipped => 0,
+        TaskStatus::Ok => 1,
+        TaskStatus::Changed => 2,
+        TaskStatus::Ignored => 3,
+        TaskStatus::Failed => 4,
+        TaskStatus::Unreachable => 5,
+        TaskStatus::Interrupted => 6,
+    }
+}
+
+fn status_of(o: &Outcome, ignore_errors: bool) -> TaskStatus {
+    match (o.failed, ignore_errors, o.skipped, o.changed) {
+        (true, true, _, _) => TaskStatus::Ignored,
+        (true, false, _, _) => TaskStatus::Failed,
+        (false, _, true, _) => TaskStatus::Skipped,
+        (false, _, false, true) => TaskStatus::Changed,
+        (false, _, false, false) => TaskStatus::Ok,
+    }
+}
+
+/// What `register` stores for an outcome: its data plus `changed`, `failed`, `skipped`, `msg`.
+fn registered(o: &Outcome) -> Value {
+    let mut m = o.data.clone();
+    m.insert("changed".into(), o.changed.into());
+    m.insert("failed".into(), o.failed.into());
+    if o.skipped {
+        m.insert("skipped".into(), true.into());
+    }
+    if let Some(msg) = &o.msg {
+        m.insert("msg".into(), msg.clone().into());
+    }
+    Value::Object(m)
+}
+
+fn failed(msg: String) -> TaskResult {
+    TaskResult {
+        status: TaskStatus::Failed,
+        changed: false,
+        registered: serde_json::json!({"failed": true, "msg": msg}),
+        msg: Some(msg),
+        facts: None,
+    }
+}
+
+async fn relay_output(
+    events: mpsc::UnboundedSender<Event>,
+    host: String,
+    task: String,
+    mut rx: mpsc::UnboundedReceiver<OutputChunk>,
+) {
+    while let Some(chunk) = rx.recv().await {
+        let (stream, text) = match chunk {
+            OutputChunk::Stdout(t) => (Stream::Stdout, t),
+            OutputChunk::Stderr(t) => (Stream::Stderr, t),
+        };
+        // Result lines are data for the module, not output for people.
+        if text.starts_with(crate::script::RESULT_MARKER) {
+            continue;
+        }
+        let _ = events.send(Event::TaskOutput {
+            host: host.clone(),
+            task: task.clone(),
+            stream,
+            text,
+        });
+    }
+}

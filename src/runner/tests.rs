@@ -1,0 +1,582 @@
+//! Runner behaviour against the scripted fake transport, with paused tokio time: forks,
+//! serial batches, max_fail_percentage, retries/until, timeouts, unreachable hosts, handlers,
+//! check mode and Ctrl-C escalation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::diag::Location;
+use crate::events::{HostOutcome, TaskStatus};
+use crate::model::{BatchSize, Expr, Group, HostPattern, LoopSpec, ModuleCall, Play, Task};
+use crate::transport::fake::{FakeConnector, FakeFleet, FakeReply};
+
+fn loc() -> Location {
+    Location::new(&Arc::new(PathBuf::from("test.yml")), 1, 1)
+}
+
+fn task(name: &str, module: &str, args: Value) -> Task {
+    Task {
+        name: name.into(),
+        call: ModuleCall {
+            module: module.into(),
+            args,
+            location: loc(),
+        },
+        when: Vec::new(),
+        register: None,
+        loop_spec: None,
+        retries: 0,
+        delay: Duration::from_secs(1),
+        until: None,
+        timeout: None,
+        ignore_errors: false,
+        changed_when: None,
+        failed_when: None,
+        notify: Vec::new(),
+        tags: Vec::new(),
+        location: loc(),
+    }
+}
+
+fn ps(name: &str, script: &str) -> Task {
+    task(name, "powershell", json!({ "script": script }))
+}
+
+fn expr(source: &str) -> Expr {
+    Expr {
+        source: source.into(),
+        location: loc(),
+    }
+}
+
+fn play(tasks: Vec<Task>) -> Play {
+    Play {
+        name: "play".into(),
+        hosts: HostPattern {
+            source: "all".into(),
+            terms: Vec::new(),
+        },
+        vars: Vars::new(),
+        serial: Vec::new(),
+        max_fail_percentage: None,
+        forks: None,
+        tasks,
+        handlers: Vec::new(),
+        location: loc(),
+    }
+}
+
+fn inventory(n: usize) -> Inventory {
+    let hosts: Vec<Host> = (1..=n)
+        .map(|i| Host {
+            name: format!("ex{i:02}"),
+            groups: vec!["all".into()],
+            tenant: Some(if i % 2 == 0 { "contoso" } else { "fabrikam" }.into()),
+            vars: Vars::new(),
+            location: None,
+        })
+        .collect();
+    let all = Group {
+        name: "all".into(),
+        children: Vec::new(),
+        hosts: hosts.iter().map(|h| h.name.clone()).collect(),
+        vars: Vars::new(),
+        tenant: None,
+        location: None,
+    };
+    Inventory {
+        hosts,
+        groups: [("all".to_string(), all)].into(),
+        sources: Vec::new(),
+        digest: String::new(),
+    }
+}
+
+struct Outcome {
+    summary: RunSummary,
+    events: Vec<Event>,
+}
+
+async fn run_with(
+    plays: Vec<Play>,
+    hosts: usize,
+    options: RunOptions,
+    fleet: Arc<FakeFleet>,
+    interrupt: Interrupt,
+) -> Outcome {
+    let inventory = Arc::new(inventory(hosts));
+    let names: Vec<String> = inventory.hosts.iter().map(|h| h.name.clone()).collect();
+    let play_hosts = plays.iter().map(|_| names.clone()).collect();
+    let playbook = Arc::new(Playbook {
+        path: PathBuf::from("pb.yml"),
+        digest: String::new(),
+        plays,
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let summary = run(
+        RunInput {
+            playbook,
+            inventory,
+            play_hosts,
+        },
+        options,
+        Arc::new(FakeConnector(fleet)),
+        tx,
+        interrupt,
+    )
+    .await;
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    Outcome { summary, events }
+}
+
+async fn run_simple(plays: Vec<Play>, hosts: usize, fleet: Arc<FakeFleet>) -> Outcome {
+    run_with(
+        plays,
+        hosts,
+        RunOptions::default(),
+        fleet,
+        Interrupt::default(),
+    )
+    .await
+}
+
+fn statuses(events: &[Event], host: &str) -> Vec<(String, TaskStatus)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TaskFinished {
+                host: h,
+                task,
+                status,
+                ..
+            } if h == host => Some((task.clone(), *status)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn outcome(summary: &RunSummary, host: &str) -> HostOutcome {
+    summary
+        .hosts
+        .iter()
+        .find(|h| h.host == host)
+        .map(|h| h.outcome)
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn forks_bound_concurrency() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok("done").after(Duration::from_secs(10)));
+    let mut options = RunOptions {
+        forks: 3,
+        ..RunOptions::default()
+    };
+    options.run_id = "t".into();
+    let start = tokio::time::Instant::now();
+    let out = run_with(
+        vec![play(vec![ps("work", "x")])],
+        10,
+        options,
+        Arc::clone(&fleet),
+        Interrupt::default(),
+    )
+    .await;
+    // 10 hosts, 3 at a time, 10 s each: four waves.
+    assert_eq!(start.elapsed().as_secs(), 40);
+    assert_eq!(out.summary.exit_code, exit::OK);
+    assert!((1..=10).all(|i| fleet.connects(&format!("ex{i:02}")) == 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_connection_per_host_across_tasks_and_plays() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok(""));
+    let plays = vec![
+        play(vec![ps("a", "1"), ps("b", "2")]),
+        play(vec![ps("c", "3")]),
+    ];
+    let out = run_simple(plays, 2, Arc::clone(&fleet)).await;
+    assert_eq!(out.summary.exit_code, exit::OK);
+    assert_eq!((fleet.connects("ex01"), fleet.count("ex01")), (1, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn serial_batches_run_in_order() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok(""));
+    let mut p = play(vec![ps("a", "1")]);
+    p.serial = vec![BatchSize::Count(1), BatchSize::Percent(50.0)];
+    let out = run_simple(vec![p], 5, fleet).await;
+    let batches: Vec<usize> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BatchStarted { hosts, .. } => Some(hosts.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(batches, vec![1, 2, 2]);
+    // Batch 1 finishes before batch 2 starts.
+    let first_finish = out
+        .events
+        .iter()
+        .position(|e| matches!(e, Event::TaskFinished { .. }))
+        .unwrap();
+    let second_batch = out
+        .events
+        .iter()
+        .rposition(|e| matches!(e, Event::BatchStarted { batch: 2, .. }))
+        .unwrap();
+    assert!(first_finish < second_batch);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_fail_percentage_stops_after_the_failing_batch() {
+    let fleet = FakeFleet::new(|host, _| {
+        if host == "ex02" {
+            FakeReply::exit(1, "boom")
+        } else {
+            FakeReply::ok("")
+        }
+    });
+    let mut p = play(vec![ps("a", "1")]);
+    p.serial = vec![BatchSize::Count(2)];
+    p.max_fail_percentage = Some(40.0);
+    let out = run_simple(vec![p], 6, Arc::clone(&fleet)).await;
+    assert_eq!(outcome(&out.summary, "ex01"), HostOutcome::Ok);
+    assert_eq!(outcome(&out.summary, "ex02"), HostOutcome::Failed);
+    assert_eq!(outcome(&out.summary, "ex03"), HostOutcome::NotRun);
+    assert_eq!(fleet.count("ex03"), 0);
+    assert_eq!(out.summary.exit_code, exit::HOSTS_FAILED);
+    assert!(out.events.iter().any(|e| matches!(
+        e,
+        Event::PlayFinished {
+            stopped: Some(PlayStop::MaxFailPercentage {
+                batch: 1,
+                failed: 1,
+                hosts: 2,
+                ..
+            }),
+            ..
+        }
+    )));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_and_unreachable_hosts_drop_out_others_go_on() {
+    let fleet = FakeFleet::new(|host, _| {
+        if host == "ex02" {
+            FakeReply::exit(3, "no")
+        } else {
+            FakeReply::ok("")
+        }
+    });
+    fleet.set_unreachable("ex03", true);
+    let out = run_simple(
+        vec![play(vec![ps("a", "1"), ps("b", "2")])],
+        4,
+        Arc::clone(&fleet),
+    )
+    .await;
+    assert_eq!(statuses(&out.events, "ex01").len(), 2);
+    assert_eq!(
+        statuses(&out.events, "ex02"),
+        vec![("a".into(), TaskStatus::Failed)]
+    );
+    assert_eq!(
+        statuses(&out.events, "ex03"),
+        vec![("a".into(), TaskStatus::Unreachable)]
+    );
+    assert_eq!(outcome(&out.summary, "ex03"), HostOutcome::Unreachable);
+    assert_eq!(
+        out.summary.tenants["fabrikam"][&HostOutcome::Unreachable],
+        1
+    );
+    assert_eq!(out.summary.exit_code, exit::HOSTS_FAILED);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_until_the_condition_holds() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let fleet = FakeFleet::new(move |_, _| {
+        let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+        FakeReply::ok(&format!("{n}"))
+    });
+    let mut t = ps("poll", "x");
+    t.register = Some("r".into());
+    t.until = Some(expr("r.stdout | trim == '3'"));
+    t.retries = 5;
+    t.delay = Duration::from_secs(10);
+    let start = tokio::time::Instant::now();
+    let out = run_simple(vec![play(vec![t])], 1, fleet).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(start.elapsed().as_secs(), 20);
+    let retries = out
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::TaskRetry { .. }))
+        .count();
+    assert_eq!(retries, 2);
+    assert_eq!(out.summary.exit_code, exit::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_without_until_retry_failures_then_give_up() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::exit(1, "still broken"));
+    let mut t = ps("flaky", "x");
+    t.retries = 2;
+    let out = run_simple(vec![play(vec![t])], 1, Arc::clone(&fleet)).await;
+    assert_eq!(fleet.count("ex01"), 3);
+    assert_eq!(
+        statuses(&out.events, "ex01"),
+        vec![("flaky".into(), TaskStatus::Failed)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn task_timeout_stops_the_command() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok("").after(Duration::from_secs(3600)));
+    let mut t = ps("slow", "x");
+    t.timeout = Some(Duration::from_secs(60));
+    let options = RunOptions {
+        slow_step: Duration::from_secs(25),
+        ..RunOptions::default()
+    };
+    let out = run_with(
+        vec![play(vec![t])],
+        1,
+        options,
+        Arc::clone(&fleet),
+        Interrupt::default(),
+    )
+    .await;
+    assert_eq!(
+        statuses(&out.events, "ex01"),
+        vec![("slow".into(), TaskStatus::Failed)]
+    );
+    assert_eq!(fleet.cancelled(), vec!["ex01".to_string()]);
+    let slow = out
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::SlowStep { .. }))
+        .count();
+    assert_eq!(slow, 2, "warned at 25 s and 50 s");
+    let msg = out.events.iter().find_map(|e| match e {
+        Event::TaskFinished { msg, .. } => msg.clone(),
+        _ => None,
+    });
+    assert!(msg.unwrap().contains("timed out after 60s"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn handlers_run_once_when_notified_by_a_change() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok(""));
+    let mut a = ps("change it", "x");
+    a.notify = vec!["restart".into()];
+    let mut b = task("no change", "debug", json!({"msg": "hi"}));
+    b.notify = vec!["never".into()];
+    let mut c = ps("change again", "y");
+    c.notify = vec!["restart".into()];
+    let mut p = play(vec![a, b, c]);
+    p.handlers = vec![ps("restart", "restart"), ps("never", "never")];
+    let out = run_simple(vec![p], 1, Arc::clone(&fleet)).await;
+    let names: Vec<String> = statuses(&out.events, "ex01")
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        names,
+        vec!["change it", "no change", "change again", "restart"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_loop_register_and_set_fact_flow() {
+    let fleet = FakeFleet::new(|_, script| {
+        let item = script
+            .args
+            .as_ref()
+            .and_then(|a| a.get("n"))
+            .cloned()
+            .unwrap_or_default();
+        FakeReply::ok(&format!("got {item}"))
+    });
+    let mut fact = task("fact", "set_fact", json!({"limit": 2}));
+    fact.when = vec![expr("inventory_hostname == 'ex01'")];
+    let mut looped = task(
+        "each",
+        "powershell",
+        json!({"script": "x", "args": {"n": "{{ item }}"}}),
+    );
+    looped.loop_spec = Some(LoopSpec::Items(vec![json!(1), json!(2), json!(3)]));
+    looped.when = vec![expr("item <= limit")];
+    looped.register = Some("each".into());
+    let check = task(
+        "check",
+        "assert",
+        json!({"that": ["each.results | length == 3", "each.results[1].stdout == 'got 2'", "each.results[2].skipped"]}),
+    );
+    let out = run_simple(vec![play(vec![fact, looped, check])], 2, Arc::clone(&fleet)).await;
+    assert_eq!(
+        fleet.count("ex01"),
+        2,
+        "items 1 and 2 ran, item 3 was skipped"
+    );
+    // ex02 never got the fact, so its `when` cannot be evaluated: a clear failure.
+    assert_eq!(
+        statuses(&out.events, "ex02")[0],
+        ("fact".into(), TaskStatus::Skipped)
+    );
+    assert_eq!(
+        statuses(&out.events, "ex02")[1],
+        ("each".into(), TaskStatus::Failed)
+    );
+    assert_eq!(
+        statuses(&out.events, "ex01")[2],
+        ("check".into(), TaskStatus::Ok)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn ignore_errors_keeps_the_host_going() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::exit(2, "meh"));
+    let mut t = ps("may fail", "x");
+    t.ignore_errors = true;
+    let out = run_simple(
+        vec![play(vec![t, task("next", "debug", json!({"msg": "on"}))])],
+        1,
+        fleet,
+    )
+    .await;
+    assert_eq!(
+        statuses(&out.events, "ex01"),
+        vec![
+            ("may fail".into(), TaskStatus::Ignored),
+            ("next".into(), TaskStatus::Ok)
+        ]
+    );
+    assert_eq!(out.summary.exit_code, exit::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn check_mode_runs_no_scripts() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok(""));
+    let options = RunOptions {
+        check_mode: true,
+        ..RunOptions::default()
+    };
+    let out = run_with(
+        vec![play(vec![ps("a", "1")])],
+        2,
+        options,
+        Arc::clone(&fleet),
+        Interrupt::default(),
+    )
+    .await;
+    assert!(fleet.commands().is_empty());
+    assert_eq!(
+        statuses(&out.events, "ex01"),
+        vec![("a".into(), TaskStatus::Skipped)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_interrupt_drains_second_aborts() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok("").after(Duration::from_secs(100)));
+    let interrupt = Interrupt::default();
+    let trigger = interrupt.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(trigger.escalate(), 1);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(trigger.escalate(), 2);
+    });
+    let options = RunOptions {
+        forks: 1,
+        ..RunOptions::default()
+    };
+    let out = run_with(
+        vec![play(vec![ps("a", "1"), ps("b", "2")])],
+        2,
+        options,
+        Arc::clone(&fleet),
+        interrupt,
+    )
+    .await;
+    // ex01 was in `a` when both interrupts came; ex02 never started.
+    assert_eq!(
+        statuses(&out.events, "ex01"),
+        vec![("a".into(), TaskStatus::Interrupted)]
+    );
+    assert!(statuses(&out.events, "ex02").is_empty());
+    let ex01 = out.summary.hosts.iter().find(|h| h.host == "ex01").unwrap();
+    assert_eq!(
+        (ex01.outcome, ex01.left_in.as_deref()),
+        (HostOutcome::Interrupted, Some("a"))
+    );
+    assert_eq!(outcome(&out.summary, "ex02"), HostOutcome::Interrupted);
+    assert_eq!(out.summary.exit_code, exit::INTERRUPTED);
+    let stages: Vec<_> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Interrupt { stage, in_flight } => Some((*stage, in_flight.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stages[0],
+        (InterruptStage::Draining, vec![("ex01".into(), "a".into())])
+    );
+    assert_eq!(stages[1].0, InterruptStage::Aborting);
+}
+
+#[tokio::test(start_paused = true)]
+async fn draining_lets_running_steps_finish() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok("").after(Duration::from_secs(100)));
+    let interrupt = Interrupt::default();
+    let trigger = interrupt.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        trigger.escalate();
+    });
+    let out = run_with(
+        vec![play(vec![ps("a", "1"), ps("b", "2")])],
+        1,
+        RunOptions::default(),
+        fleet,
+        interrupt,
+    )
+    .await;
+    assert_eq!(
+        statuses(&out.events, "ex01"),
+        vec![("a".into(), TaskStatus::Changed)]
+    );
+    let ex01 = &out.summary.hosts[0];
+    assert_eq!(
+        (ex01.outcome, ex01.left_in.as_deref()),
+        (HostOutcome::Interrupted, Some("before `b`"))
+    );
+}
+
+#[test]
+fn tags_select_tasks() {
+    let o = RunOptions {
+        tags: vec!["patch".into()],
+        skip_tags: vec!["slow".into()],
+        ..RunOptions::default()
+    };
+    let t = |tags: &[&str]| tags.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(o.selects(&t(&["patch"])));
+    assert!(o.selects(&t(&["always"])));
+    assert!(!o.selects(&t(&["patch", "slow"])));
+    assert!(!o.selects(&t(&[])));
+    assert!(!RunOptions::default().selects(&t(&["never"])));
+}
