@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, as a newcomer or CI runs it: installs the real protocol peers the
+# integration tests talk to (pywinrm in .venv, OpenSSH's sshd), then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -x tests/peers/install.sh ] || [ -f tests/peers/install.sh ]; then
+    bash tests/peers/install.sh
+fi
+
+# Loopback only: never let an environment proxy see test traffic.
+export NO_PROXY="127.0.0.0/8,localhost${NO_PROXY:+,$NO_PROXY}"
+export no_proxy="$NO_PROXY"
+
+cargo test --locked "$@"
