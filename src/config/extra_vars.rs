@@ -15,7 +15,9 @@ pub fn parse(args: &[String]) -> Result<Vars, String> {
         };
         let key = key.trim();
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("extra variable name `{key}` must be letters, digits and `_`"));
+            return Err(format!(
+                "extra variable name `{key}` must be letters, digits and `_`"
+            ));
         }
         vars.insert(key.to_string(), scalar(value));
     }
@@ -38,10 +40,19 @@ mod tests {
 
     #[test]
     fn values_are_typed_like_yaml() {
-        let args: Vec<String> = ["a=1", "b=false", "c=hello world", "d='007'", "e=", "f=x=y"].map(String::from).into();
+        let args: Vec<String> = ["a=1", "b=false", "c=hello world", "d='007'", "e=", "f=x=y"]
+            .map(String::from)
+            .into();
         let v = parse(&args).unwrap();
-        assert_eq!(serde_json::Value::Object(v), json!({"a": 1, "b": false, "c": "hello world", "d": "007", "e": null, "f": "x=y"}));
-        assert!(parse(&["novalue".into()]).unwrap_err().contains("key=value"));
+        assert_eq!(
+            serde_json::Value::Object(v),
+            json!({"a": 1, "b": false, "c": "hello world", "d": "007", "e": null, "f": "x=y"})
+        );
+        assert!(
+            parse(&["novalue".into()])
+                .unwrap_err()
+                .contains("key=value")
+        );
         assert!(parse(&["a b=1".into()]).is_err());
     }
 }

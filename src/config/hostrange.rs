@@ -19,8 +19,14 @@ pub fn expand(name: &str) -> Result<Vec<String>, RangeError> {
     let Some(open) = name.find('[') else {
         return Ok(vec![name.to_string()]);
     };
-    let bad = |reason: &str| RangeError { range: name.to_string(), reason: reason.to_string() };
-    let close = name[open..].find(']').map(|i| open + i).ok_or_else(|| bad("missing `]`"))?;
+    let bad = |reason: &str| RangeError {
+        range: name.to_string(),
+        reason: reason.to_string(),
+    };
+    let close = name[open..]
+        .find(']')
+        .map(|i| open + i)
+        .ok_or_else(|| bad("missing `]`"))?;
     let (head, spec, tail) = (&name[..open], &name[open + 1..close], &name[close + 1..]);
     let parts: Vec<&str> = spec.split(':').collect();
     let (begin, end, step) = match parts.as_slice() {
@@ -28,8 +34,15 @@ pub fn expand(name: &str) -> Result<Vec<String>, RangeError> {
         [b, e, s] => (*b, *e, *s),
         _ => return Err(bad("expected `[begin:end]` or `[begin:end:step]`")),
     };
-    let step: usize = step.parse().ok().filter(|s| *s > 0).ok_or_else(|| bad("the step must be a whole number above 0"))?;
-    let middles = if begin.chars().all(|c| c.is_ascii_digit()) && end.chars().all(|c| c.is_ascii_digit()) && !end.is_empty() {
+    let step: usize = step
+        .parse()
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| bad("the step must be a whole number above 0"))?;
+    let middles = if begin.chars().all(|c| c.is_ascii_digit())
+        && end.chars().all(|c| c.is_ascii_digit())
+        && !end.is_empty()
+    {
         numeric(begin, end, step).map_err(|r| bad(r))?
     } else {
         alphabetic(begin, end, step).map_err(|r| bad(r))?
@@ -64,7 +77,10 @@ fn numeric(begin: &str, end: &str, step: usize) -> Result<Vec<String>, &'static 
     if (e - b) / step as u64 >= MAX_HOSTS as u64 {
         return Err("expands to too many hosts");
     }
-    Ok((b..=e).step_by(step).map(|n| format!("{n:0width$}")).collect())
+    Ok((b..=e)
+        .step_by(step)
+        .map(|n| format!("{n:0width$}"))
+        .collect())
 }
 
 fn alphabetic(begin: &str, end: &str, step: usize) -> Result<Vec<String>, &'static str> {
@@ -93,7 +109,14 @@ mod tests {
 
     #[test]
     fn numeric_ranges_keep_padding() {
-        assert_eq!(expand("ex[01:03].contoso.local").unwrap(), ["ex01.contoso.local", "ex02.contoso.local", "ex03.contoso.local"]);
+        assert_eq!(
+            expand("ex[01:03].contoso.local").unwrap(),
+            [
+                "ex01.contoso.local",
+                "ex02.contoso.local",
+                "ex03.contoso.local"
+            ]
+        );
         assert_eq!(expand("ex[8:10]").unwrap(), ["ex8", "ex9", "ex10"]);
         assert_eq!(expand("ex[01:10:4]").unwrap(), ["ex01", "ex05", "ex09"]);
         assert_eq!(expand("ex[:2]").unwrap(), ["ex0", "ex1", "ex2"]);

@@ -59,7 +59,10 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded<Inventory>, Diagnostics> {
     }
     let inventory = b.resolve(paths.to_vec(), sha256_hex(&digest_input));
     let warnings = std::mem::take(&mut b.warnings);
-    b.diags.into_result(Loaded { value: inventory, warnings })
+    b.diags.into_result(Loaded {
+        value: inventory,
+        warnings,
+    })
 }
 
 #[derive(Debug, Default)]
@@ -103,8 +106,14 @@ impl Builder {
                 n => format!(" (and {} more in this file)", n - 1),
             };
             self.warnings.push(
-                Diagnostic::at(first.clone(), var.clone(), format!("password written in clear text{more}"))
-                    .with_hint("use `env:NAME`, `file:PATH` or `prompt` instead of the password itself"),
+                Diagnostic::at(
+                    first.clone(),
+                    var.clone(),
+                    format!("password written in clear text{more}"),
+                )
+                .with_hint(
+                    "use `env:NAME`, `file:PATH` or `prompt` instead of the password itself",
+                ),
             );
         }
     }
@@ -118,11 +127,22 @@ impl Builder {
         g
     }
 
-    fn group(&mut self, doc: &Doc, key: &MarkedScalarNode, body: &Node, path: &str, clear: &mut Vec<(Location, String)>) {
+    fn group(
+        &mut self,
+        doc: &Doc,
+        key: &MarkedScalarNode,
+        body: &Node,
+        path: &str,
+        clear: &mut Vec<(Location, String)>,
+    ) {
         let name = key.as_str();
         self.group_entry(name, doc.key_loc(key));
-        let Some(body) = doc.mapping(body, path, "a group (a mapping with `hosts`, `vars` or `children`)", &mut self.diags)
-        else {
+        let Some(body) = doc.mapping(
+            body,
+            path,
+            "a group (a mapping with `hosts`, `vars` or `children`)",
+            &mut self.diags,
+        ) else {
             return;
         };
         for (k, v) in body.entries() {
@@ -139,7 +159,9 @@ impl Builder {
                     g.vars.extend(vars);
                 }
                 "children" => {
-                    let Some(children) = doc.mapping(v, &field, "a mapping of group names", &mut self.diags) else {
+                    let Some(children) =
+                        doc.mapping(v, &field, "a mapping of group names", &mut self.diags)
+                    else {
                         continue;
                     };
                     for (ck, cv) in children.entries() {
@@ -154,15 +176,33 @@ impl Builder {
                     let hint = did_you_mean(other, GROUP_KEYS).unwrap_or_else(|| {
                         format!("a group may hold only `hosts`, `vars` and `children`; to nest group `{other}`, put it under `children:`")
                     });
-                    self.diags.push(Diagnostic::at(doc.key_loc(k), &field, format!("unknown key `{other}` in group `{name}`")).with_hint(hint));
+                    self.diags.push(
+                        Diagnostic::at(
+                            doc.key_loc(k),
+                            &field,
+                            format!("unknown key `{other}` in group `{name}`"),
+                        )
+                        .with_hint(hint),
+                    );
                 }
             }
         }
     }
 
-    fn hosts(&mut self, doc: &Doc, group: &str, node: &Node, path: &str, clear: &mut Vec<(Location, String)>) {
-        let Some(hosts) = doc.mapping(node, path, "a mapping of host names (`ex01:` on its own line per host)", &mut self.diags)
-        else {
+    fn hosts(
+        &mut self,
+        doc: &Doc,
+        group: &str,
+        node: &Node,
+        path: &str,
+        clear: &mut Vec<(Location, String)>,
+    ) {
+        let Some(hosts) = doc.mapping(
+            node,
+            path,
+            "a mapping of host names (`ex01:` on its own line per host)",
+            &mut self.diags,
+        ) else {
             return;
         };
         for (k, v) in hosts.entries() {
@@ -181,7 +221,11 @@ impl Builder {
                 Node::Scalar(s) if super::yaml::is_null(s) => Vars::new(),
                 Node::Mapping(_) => self.vars(doc, v, &field, clear),
                 other => {
-                    self.diags.push(doc.wrong_type(other, &field, "host variables as a mapping, or nothing"));
+                    self.diags.push(doc.wrong_type(
+                        other,
+                        &field,
+                        "host variables as a mapping, or nothing",
+                    ));
                     Vars::new()
                 }
             };
@@ -190,7 +234,13 @@ impl Builder {
                     Some(h) => h.vars.extend(vars.clone()),
                     None => {
                         self.host_order.push(name.clone());
-                        self.hosts.insert(name.clone(), RawHost { vars: vars.clone(), location: doc.key_loc(k) });
+                        self.hosts.insert(
+                            name.clone(),
+                            RawHost {
+                                vars: vars.clone(),
+                                location: doc.key_loc(k),
+                            },
+                        );
                     }
                 }
                 let g = self.group_entry(group, doc.key_loc(k));
@@ -202,7 +252,13 @@ impl Builder {
     }
 
     /// A `vars:` mapping as JSON; notes clear-text passwords.
-    fn vars(&mut self, doc: &Doc, node: &Node, path: &str, clear: &mut Vec<(Location, String)>) -> Vars {
+    fn vars(
+        &mut self,
+        doc: &Doc,
+        node: &Node,
+        path: &str,
+        clear: &mut Vec<(Location, String)>,
+    ) -> Vars {
         let mut out = Vars::new();
         let Some(map) = doc.mapping(node, path, "a mapping of variables", &mut self.diags) else {
             return out;
@@ -220,7 +276,13 @@ impl Builder {
     }
 
     /// `salve_tenant` in a group's vars: `Some(Some(name))` marks a tenant, `Some(None)` clears it.
-    fn tenant_decl(&mut self, doc: &Doc, group: &str, vars: &Node, path: &str) -> Option<Option<(String, Location)>> {
+    fn tenant_decl(
+        &mut self,
+        doc: &Doc,
+        group: &str,
+        vars: &Node,
+        path: &str,
+    ) -> Option<Option<(String, Location)>> {
         let node = vars.as_mapping()?.get_node(TENANT_VAR)?;
         let field = child(path, TENANT_VAR);
         let loc = doc.loc(node);
@@ -228,13 +290,24 @@ impl Builder {
             return Some(flag.then(|| (group.to_string(), loc)));
         }
         match node {
-            Node::Scalar(s) if matches!(scalar_value(s), Value::String(_)) && !s.as_str().trim().is_empty() => {
+            Node::Scalar(s)
+                if matches!(scalar_value(s), Value::String(_)) && !s.as_str().trim().is_empty() =>
+            {
                 Some(Some((s.as_str().to_string(), loc)))
             }
             other => {
                 self.diags.push(
-                    Diagnostic::at(loc, field, format!("expected `true` or a tenant name, found {}", describe(other)))
-                        .with_hint(format!("`salve_tenant: true` names the tenant `{group}` after the group")),
+                    Diagnostic::at(
+                        loc,
+                        field,
+                        format!(
+                            "expected `true` or a tenant name, found {}",
+                            describe(other)
+                        ),
+                    )
+                    .with_hint(format!(
+                        "`salve_tenant: true` names the tenant `{group}` after the group"
+                    )),
                 );
                 None
             }
@@ -308,10 +381,22 @@ impl Builder {
             let mut children = raw.children.clone();
             let mut own_hosts = raw.hosts.clone();
             if name == "all" {
-                children.extend(top_level.iter().filter(|c| !children.contains(c)).cloned().collect::<Vec<_>>());
+                children.extend(
+                    top_level
+                        .iter()
+                        .filter(|c| !children.contains(c))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
             }
             if name == "ungrouped" {
-                own_hosts.extend(ungrouped.iter().filter(|h| !own_hosts.contains(h)).cloned().collect::<Vec<_>>());
+                own_hosts.extend(
+                    ungrouped
+                        .iter()
+                        .filter(|h| !own_hosts.contains(h))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
             }
             groups.insert(
                 name.clone(),
@@ -326,12 +411,21 @@ impl Builder {
             );
         }
         self.diags = diags;
-        Inventory { hosts, groups, sources, digest }
+        Inventory {
+            hosts,
+            groups,
+            sources,
+            digest,
+        }
     }
 
     /// Depth of every group: 0 for `all`, else one more than its deepest parent (top-level
     /// groups have `all` as parent). Reports cycles in `children:`.
-    fn depths(&self, parents: &HashMap<&str, Vec<&str>>, diags: &mut Diagnostics) -> HashMap<String, usize> {
+    fn depths(
+        &self,
+        parents: &HashMap<&str, Vec<&str>>,
+        diags: &mut Diagnostics,
+    ) -> HashMap<String, usize> {
         fn visit<'a>(
             g: &'a str,
             parents: &HashMap<&'a str, Vec<&'a str>>,
@@ -377,7 +471,13 @@ impl Builder {
     }
 
     /// The one tenant among the host's groups; two different ones is an error.
-    fn host_tenant(&self, host: &str, at: &Location, groups: &[&str], diags: &mut Diagnostics) -> Option<String> {
+    fn host_tenant(
+        &self,
+        host: &str,
+        at: &Location,
+        groups: &[&str],
+        diags: &mut Diagnostics,
+    ) -> Option<String> {
         let mut found: Vec<(&str, &String, &Location)> = Vec::new();
         for g in groups {
             if let Some((t, loc)) = &self.groups[*g].tenant
@@ -460,7 +560,13 @@ mod tests {
             ex01: {v: host}
             ex02:
 "]);
-        assert_eq!(inv.host("ex01").unwrap().vars, json!({"v": "host", "a": "all", "p": "site", "c": "dag1"}).as_object().unwrap().clone());
+        assert_eq!(
+            inv.host("ex01").unwrap().vars,
+            json!({"v": "host", "a": "all", "p": "site", "c": "dag1"})
+                .as_object()
+                .unwrap()
+                .clone()
+        );
         assert_eq!(inv.host("ex02").unwrap().vars["v"], "dag1");
         assert_eq!(inv.host("ex01").unwrap().groups, ["all", "site", "dag1"]);
     }
@@ -489,10 +595,22 @@ mod tests {
             "other:\n  hosts:\n    ex01.contoso.local: {extra: 1}\n    lone2:\n",
         ]);
         let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
-        assert_eq!(names, ["lone", "ex01.contoso.local", "ex02.contoso.local", "ex03.contoso.local", "lone2"]);
+        assert_eq!(
+            names,
+            [
+                "lone",
+                "ex01.contoso.local",
+                "ex02.contoso.local",
+                "ex03.contoso.local",
+                "lone2"
+            ]
+        );
         assert_eq!(inv.groups["ungrouped"].hosts, ["lone"]);
         assert!(inv.groups["all"].children.contains(&"other".to_string()));
-        assert_eq!(inv.host("ex01.contoso.local").unwrap().groups, ["all", "ex", "other"]);
+        assert_eq!(
+            inv.host("ex01.contoso.local").unwrap().groups,
+            ["all", "ex", "other"]
+        );
         assert_eq!(inv.host("ex01.contoso.local").unwrap().vars["extra"], 1);
         assert_eq!(inv.sources.len(), 2);
         assert_eq!(inv.digest.len(), 64);
@@ -512,7 +630,10 @@ mod tests {
     nobody: {hosts: {ex03: }}
 "]);
         assert_eq!(inv.host("ex01").unwrap().tenant.as_deref(), Some("contoso"));
-        assert_eq!(inv.host("ex02").unwrap().tenant.as_deref(), Some("Fabrikam Ltd"));
+        assert_eq!(
+            inv.host("ex02").unwrap().tenant.as_deref(),
+            Some("Fabrikam Ltd")
+        );
         assert_eq!(inv.host("ex03").unwrap().tenant, None);
         assert!(!inv.host("ex01").unwrap().vars.contains_key("salve_tenant"));
         assert_eq!(inv.tenants(), ["Fabrikam Ltd", "contoso"]);
@@ -520,18 +641,24 @@ mod tests {
 
     #[test]
     fn host_under_two_tenants_names_both() {
-        let (_d, r) = load_str(&["a:\n  vars: {salve_tenant: true}\n  hosts: {ex01: }\nb:\n  vars: {salve_tenant: true}\n  hosts: {ex01: }\n"]);
+        let (_d, r) = load_str(&[
+            "a:\n  vars: {salve_tenant: true}\n  hosts: {ex01: }\nb:\n  vars: {salve_tenant: true}\n  hosts: {ex01: }\n",
+        ]);
         let e = r.unwrap_err();
         assert_eq!(e.len(), 1);
         let d = &e.0[0];
         assert!(d.message.contains("`a` and `b`"), "{d}");
         let hint = d.hint.as_deref().unwrap();
-        assert!(hint.contains("inv0.yml:2:") && hint.contains("inv0.yml:5:"), "{hint}");
+        assert!(
+            hint.contains("inv0.yml:2:") && hint.contains("inv0.yml:5:"),
+            "{hint}"
+        );
     }
 
     #[test]
     fn every_error_at_once_with_positions() {
-        let errs = errors("all:
+        let errs = errors(
+            "all:
   hosts:
     - ex01
   children:
@@ -545,7 +672,8 @@ mod tests {
         ex06: 12
     dag3:
       vars: {salve_tenant: [x]}
-");
+",
+        );
         assert_eq!(
             errs,
             [
@@ -564,7 +692,13 @@ mod tests {
         let (_d, r) = load_str(&["all:\n  childs:\n    x:\n  dag1:\n    hosts: {}\n"]);
         let e = r.unwrap_err();
         assert_eq!(e.0[0].hint.as_deref(), Some("did you mean `children`?"));
-        assert!(e.0[1].hint.as_deref().unwrap().contains("put it under `children:`"));
+        assert!(
+            e.0[1]
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("put it under `children:`")
+        );
     }
 
     #[test]

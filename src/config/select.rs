@@ -27,13 +27,17 @@ pub fn select_hosts(inv: &Inventory, q: &HostQuery<'_>) -> Result<Vec<Host>, Dia
         .select(q.pattern)
         .map_err(|e| command_line(format!("host pattern `{}`: {e}", q.pattern)))?;
     if let Some(limit) = q.limit {
-        let allowed = inv.select(limit).map_err(|e| command_line(format!("--limit `{limit}`: {e}")))?;
+        let allowed = inv
+            .select(limit)
+            .map_err(|e| command_line(format!("--limit `{limit}`: {e}")))?;
         hosts.retain(|h| allowed.iter().any(|a| a.name == h.name));
     }
     if let Some(tenant) = q.tenant {
         let tenants = inv.tenants();
         if !tenants.iter().any(|t| t == tenant) {
-            let mut d = command_line(format!("--tenant `{tenant}`: no such tenant in the inventory"));
+            let mut d = command_line(format!(
+                "--tenant `{tenant}`: no such tenant in the inventory"
+            ));
             d.hint = did_you_mean(tenant, tenants.iter().map(String::as_str))
                 .or_else(|| Some(format!("tenants: {}", list_or_none(&tenants))));
             return Err(d);
@@ -47,14 +51,24 @@ pub fn select_hosts(inv: &Inventory, q: &HostQuery<'_>) -> Result<Vec<Host>, Dia
             return Err(command_line(format!(
                 "the selection spans {} tenants: {}",
                 spanned.len(),
-                spanned.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+                spanned
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
-            .with_hint("pick one with `--tenant NAME`, or pass `--all-tenants` to act on all of them"));
+            .with_hint(
+                "pick one with `--tenant NAME`, or pass `--all-tenants` to act on all of them",
+            ));
         }
     }
     Ok(hosts.into_iter().cloned().collect())
 }
 
 fn list_or_none(items: &[String]) -> String {
-    if items.is_empty() { "none".to_string() } else { items.join(", ") }
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items.join(", ")
+    }
 }

@@ -64,10 +64,17 @@ impl Doc {
         if top == TopLevel::Sequence && doc.root.as_sequence().is_none() {
             let is_empty = doc.root.as_mapping().is_some_and(|m| m.is_empty());
             if !is_empty {
-                return Err(Diagnostic::at(doc.loc(&doc.root), "", "expected a list at the top level"));
+                return Err(Diagnostic::at(
+                    doc.loc(&doc.root),
+                    "",
+                    "expected a list at the top level",
+                ));
             }
             let span = *doc.root.span();
-            return Ok(Doc { root: Node::Sequence(MarkedSequenceNode::new_empty(span)), ..doc });
+            return Ok(Doc {
+                root: Node::Sequence(MarkedSequenceNode::new_empty(span)),
+                ..doc
+            });
         }
         Ok(doc)
     }
@@ -113,7 +120,11 @@ impl Doc {
 
     /// A "expected X, found Y" diagnostic.
     pub fn wrong_type(&self, node: &Node, field: &str, expected: &str) -> Diagnostic {
-        self.error(node, field, format!("expected {expected}, found {}", describe(node)))
+        self.error(
+            node,
+            field,
+            format!("expected {expected}, found {}", describe(node)),
+        )
     }
 
     /// A boolean, accepting Ansible's `yes`/`no`/`on`/`off` spellings in plain scalars.
@@ -122,8 +133,12 @@ impl Doc {
             && s.may_coerce()
         {
             match s.as_str() {
-                "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => return Ok(true),
-                "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => return Ok(false),
+                "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => {
+                    return Ok(true);
+                }
+                "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => {
+                    return Ok(false);
+                }
                 _ => {}
             }
         }
@@ -151,7 +166,12 @@ impl Doc {
     }
 
     /// A string or a list of strings, as `when`, `notify` and `tags` take.
-    pub fn strings<'n>(&self, node: &'n Node, field: &str, diags: &mut Diagnostics) -> Vec<(&'n str, &'n Node)> {
+    pub fn strings<'n>(
+        &self,
+        node: &'n Node,
+        field: &str,
+        diags: &mut Diagnostics,
+    ) -> Vec<(&'n str, &'n Node)> {
         match node {
             Node::Sequence(items) => items
                 .iter()
@@ -221,7 +241,10 @@ fn truncate(s: &str) -> String {
 /// A field path with a key appended: `a.b`, or `a["ex01.contoso.local"]` for keys that are
 /// not simple identifiers.
 pub fn child(path: &str, key: &str) -> String {
-    let simple = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let simple = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     match (path.is_empty(), simple) {
         (true, true) => key.to_string(),
         (false, true) => format!("{path}.{key}"),
@@ -291,7 +314,9 @@ fn parse_int(text: &str) -> Option<Number> {
         return None;
     }
     if negative {
-        i64::from_str_radix(&format!("-{digits}"), radix).ok().map(Number::from)
+        i64::from_str_radix(&format!("-{digits}"), radix)
+            .ok()
+            .map(Number::from)
     } else {
         u64::from_str_radix(digits, radix).ok().map(Number::from)
     }
@@ -306,7 +331,9 @@ fn is_core_float(text: &str) -> bool {
     };
     let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
     let mantissa_ok = match mantissa.split_once('.') {
-        Some((int, frac)) => (digits(int) && (frac.is_empty() || digits(frac))) || (int.is_empty() && digits(frac)),
+        Some((int, frac)) => {
+            (digits(int) && (frac.is_empty() || digits(frac))) || (int.is_empty() && digits(frac))
+        }
         None => digits(mantissa),
     };
     let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e)));
@@ -316,27 +343,49 @@ fn is_core_float(text: &str) -> bool {
 fn load_error(file: &Arc<PathBuf>, e: LoadError, top: TopLevel) -> Diagnostic {
     let at = |m: &marked_yaml::Marker| Location::new(file, m.line().max(1), m.column().max(1));
     match e {
-        LoadError::TopLevelMustBeMapping(m) => Diagnostic::at(at(&m), "", "expected a mapping at the top level")
-            .with_hint("an inventory starts with group names, e.g. `all:`"),
+        LoadError::TopLevelMustBeMapping(m) => {
+            Diagnostic::at(at(&m), "", "expected a mapping at the top level")
+                .with_hint("an inventory starts with group names, e.g. `all:`")
+        }
         LoadError::TopLevelMustBeSequence(m) => {
             let d = Diagnostic::at(at(&m), "", "expected a list at the top level");
             match top {
-                TopLevel::Sequence => d.with_hint("a playbook is a list of plays: start each play with `- hosts: ...`"),
+                TopLevel::Sequence => d.with_hint(
+                    "a playbook is a list of plays: start each play with `- hosts: ...`",
+                ),
                 TopLevel::Mapping => d,
             }
         }
-        LoadError::UnexpectedAnchor(m) => {
-            Diagnostic::at(at(&m), "", "YAML anchors and aliases (`&name`, `*name`, `<<:`) are not supported")
-                .with_hint("write the values out in full, or move shared values into group `vars:`")
+        LoadError::UnexpectedAnchor(m) => Diagnostic::at(
+            at(&m),
+            "",
+            "YAML anchors and aliases (`&name`, `*name`, `<<:`) are not supported",
+        )
+        .with_hint("write the values out in full, or move shared values into group `vars:`"),
+        LoadError::MappingKeyMustBeScalar(m) => {
+            Diagnostic::at(at(&m), "", "mapping keys must be plain strings")
         }
-        LoadError::MappingKeyMustBeScalar(m) => Diagnostic::at(at(&m), "", "mapping keys must be plain strings"),
-        LoadError::UnexpectedTag(m) => Diagnostic::at(at(&m), "", "YAML tags (`!name`) are not supported")
-            .with_hint("remove the tag; quote the value if it must stay a string"),
-        LoadError::ScanError(m, e) => Diagnostic::at(at(&m), "", format!("invalid YAML: {}", scan_message(&e))),
+        LoadError::UnexpectedTag(m) => {
+            Diagnostic::at(at(&m), "", "YAML tags (`!name`) are not supported")
+                .with_hint("remove the tag; quote the value if it must stay a string")
+        }
+        LoadError::ScanError(m, e) => {
+            Diagnostic::at(at(&m), "", format!("invalid YAML: {}", scan_message(&e)))
+        }
         LoadError::DuplicateKey(inner) => {
-            let first = inner.prev_key.span().start().map(|m| at(m).to_string()).unwrap_or_default();
+            let first = inner
+                .prev_key
+                .span()
+                .start()
+                .map(|m| at(m).to_string())
+                .unwrap_or_default();
             let key = inner.key.as_str().to_string();
-            let loc = inner.key.span().start().map(at).unwrap_or_else(|| Location::new(file, 1, 1));
+            let loc = inner
+                .key
+                .span()
+                .start()
+                .map(at)
+                .unwrap_or_else(|| Location::new(file, 1, 1));
             Diagnostic::at(loc, "", format!("duplicate key `{key}`"))
                 .with_hint(format!("`{key}` is already set at {first}; keep only one"))
         }
@@ -390,7 +439,10 @@ mod tests {
         let e = parse("a: &x 1\nb: *x\n", TopLevel::Mapping).unwrap_err();
         assert!(e.message.contains("anchors"), "{e}");
         let e = parse("a: 1\nb: 2\na: 3\n", TopLevel::Mapping).unwrap_err();
-        assert_eq!((e.location.as_ref().unwrap().line, e.message.as_str()), (3, "duplicate key `a`"));
+        assert_eq!(
+            (e.location.as_ref().unwrap().line, e.message.as_str()),
+            (3, "duplicate key `a`")
+        );
         assert!(e.hint.unwrap().contains("t.yml:1:1"));
         let e = parse("a: !Ref x\n", TopLevel::Mapping).unwrap_err();
         assert!(e.message.contains("tags"), "{e}");
@@ -405,7 +457,10 @@ mod tests {
 
     #[test]
     fn paths_quote_odd_keys() {
-        assert_eq!(child("all.hosts", "ex01.contoso.local"), "all.hosts[\"ex01.contoso.local\"]");
+        assert_eq!(
+            child("all.hosts", "ex01.contoso.local"),
+            "all.hosts[\"ex01.contoso.local\"]"
+        );
         assert_eq!(child("", "all"), "all");
         assert_eq!(index("plays", 2), "plays[2]");
     }
