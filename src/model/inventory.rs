@@ -87,7 +87,13 @@ impl Inventory {
         for set in exclusions {
             chosen.retain(|i| !set.contains(i));
         }
-        Ok(self.hosts.iter().enumerate().filter(|(i, _)| chosen.contains(i)).map(|(_, h)| h).collect())
+        Ok(self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| chosen.contains(i))
+            .map(|(_, h)| h)
+            .collect())
     }
 
     /// Indices of the hosts one term names.
@@ -95,14 +101,19 @@ impl Inventory {
         match target {
             PatternTarget::Name(name) => self.resolve_name(name),
             PatternTarget::Regex(re) => {
-                let re = regex::Regex::new(re).map_err(|e| format!("bad regular expression `{re}`: {e}"))?;
+                let re = regex::Regex::new(re)
+                    .map_err(|e| format!("bad regular expression `{re}`: {e}"))?;
                 Ok(self.indices(|h| re.is_match(&h.name)))
             }
             PatternTarget::File(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("cannot read host list {}: {e}", path.display()))?;
                 let mut out = HashSet::new();
-                for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+                for line in text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                {
                     out.extend(self.resolve_name(line)?);
                 }
                 Ok(out)
@@ -122,10 +133,21 @@ impl Inventory {
         }
         if name.contains(['*', '?', '[']) {
             let glob = glob::Pattern::new(name).map_err(|e| format!("bad glob `{name}`: {e}"))?;
-            let groups: Vec<&str> = self.groups.keys().filter(|g| glob.matches(g)).map(String::as_str).collect();
-            return Ok(self.indices(|h| glob.matches(&h.name) || h.groups.iter().any(|g| groups.contains(&g.as_str()))));
+            let groups: Vec<&str> = self
+                .groups
+                .keys()
+                .filter(|g| glob.matches(g))
+                .map(String::as_str)
+                .collect();
+            return Ok(self.indices(|h| {
+                glob.matches(&h.name) || h.groups.iter().any(|g| groups.contains(&g.as_str()))
+            }));
         }
-        let candidates = self.hosts.iter().map(|h| h.name.as_str()).chain(self.groups.keys().map(String::as_str));
+        let candidates = self
+            .hosts
+            .iter()
+            .map(|h| h.name.as_str())
+            .chain(self.groups.keys().map(String::as_str));
         let mut message = format!("`{name}` is neither a host nor a group in the inventory");
         if let Some(hint) = crate::diag::did_you_mean(name, candidates) {
             message.push_str("; ");
@@ -135,6 +157,11 @@ impl Inventory {
     }
 
     fn indices(&self, keep: impl Fn(&Host) -> bool) -> HashSet<usize> {
-        self.hosts.iter().enumerate().filter(|(_, h)| keep(h)).map(|(i, _)| i).collect()
+        self.hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| keep(h))
+            .map(|(i, _)| i)
+            .collect()
     }
 }

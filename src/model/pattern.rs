@@ -76,14 +76,20 @@ impl HostPattern {
         if terms.is_empty() {
             return Err("empty host pattern; use `all` for every host".into());
         }
-        Ok(HostPattern { source: text.to_string(), terms })
+        Ok(HostPattern {
+            source: text.to_string(),
+            terms,
+        })
     }
 
     /// The pattern that selects every host.
     pub fn all() -> HostPattern {
         HostPattern {
             source: "all".into(),
-            terms: vec![PatternTerm { op: PatternOp::Union, target: PatternTarget::Name("all".into()) }],
+            terms: vec![PatternTerm {
+                op: PatternOp::Union,
+                target: PatternTarget::Name("all".into()),
+            }],
         }
     }
 }
