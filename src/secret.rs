@@ -9,7 +9,10 @@ use std::path::PathBuf;
 /// `ansible_password`, `ansible_winrm_password`, `ansible_ssh_pass`, `ansible_become_password`,
 /// `ansible_become_pass`, `salve_password`, and any name ending in `_password`.
 pub fn is_secret_var(name: &str) -> bool {
-    matches!(name, "ansible_ssh_pass" | "ansible_become_pass" | "ansible_pass") || name.ends_with("_password")
+    matches!(
+        name,
+        "ansible_ssh_pass" | "ansible_become_pass" | "ansible_pass"
+    ) || name.ends_with("_password")
 }
 
 /// Where a secret comes from, as written in an inventory or playbook.
