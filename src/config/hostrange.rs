@@ -43,9 +43,9 @@ pub fn expand(name: &str) -> Result<Vec<String>, RangeError> {
         && end.chars().all(|c| c.is_ascii_digit())
         && !end.is_empty()
     {
-        numeric(begin, end, step).map_err(|r| bad(r))?
+        numeric(begin, end, step).map_err(&bad)?
     } else {
-        alphabetic(begin, end, step).map_err(|r| bad(r))?
+        alphabetic(begin, end, step).map_err(&bad)?
     };
     let tails = expand(tail)?;
     if middles.len().saturating_mul(tails.len()) > MAX_HOSTS {

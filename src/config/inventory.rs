@@ -105,16 +105,17 @@ impl Builder {
                 1 => String::new(),
                 n => format!(" (and {} more in this file)", n - 1),
             };
-            self.warnings.push(
-                Diagnostic::at(
-                    first.clone(),
-                    var.clone(),
-                    format!("password written in clear text{more}"),
-                )
-                .with_hint(
-                    "use `env:NAME`, `file:PATH` or `prompt` instead of the password itself",
+            // No source location on purpose: rendering it would print the line, password and all.
+            let mut warning = Diagnostic::in_file(
+                &doc.file,
+                format!(
+                    "password written in clear text on line {}{more}",
+                    first.line
                 ),
-            );
+            )
+            .with_hint("use `env:NAME`, `file:PATH` or `prompt` instead of the password itself");
+            warning.field = var.clone();
+            self.warnings.push(warning);
         }
     }
 
@@ -702,7 +703,7 @@ mod tests {
     }
 
     #[test]
-    fn clear_text_passwords_warn_once_per_file() {
+    fn clear_text_passwords_warn_once_per_file_without_showing_them() {
         let (_d, r) = load_str(&[
             "all:\n  vars:\n    ansible_password: hunter2\n    ansible_become_password: x\n    salve_password: env:PW\n",
             "all:\n  vars:\n    ansible_winrm_password: file:/etc/pw\n",
@@ -711,7 +712,8 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].field, "all.vars.ansible_password");
         assert!(w[0].message.contains("and 1 more"));
-        assert!(!w[0].to_string().contains("hunter2"));
+        assert!(w[0].message.contains("on line 3"), "{}", w[0]);
+        assert!(!w[0].render_warning().contains("hunter2"));
     }
 
     #[test]

@@ -87,8 +87,15 @@ impl Doc {
         }
     }
 
+    /// Where a node starts; a block mapping is placed at its first key.
     pub fn loc(&self, node: &Node) -> Location {
-        self.span_loc(node.span())
+        match node {
+            Node::Mapping(m) => match m.keys().next() {
+                Some(first) => self.key_loc(first),
+                None => self.span_loc(node.span()),
+            },
+            _ => self.span_loc(node.span()),
+        }
     }
 
     pub fn key_loc(&self, key: &MarkedScalarNode) -> Location {
