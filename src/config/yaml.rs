@@ -57,6 +57,14 @@ impl Doc {
             TopLevel::Mapping => options.toplevel_mapping(),
             TopLevel::Sequence => options.toplevel_sequence(),
         };
+        if let Some(line) = second_document(text) {
+            return Err(Diagnostic::at(
+                Location::new(&file, line, 1),
+                "",
+                "a second YAML document starts here",
+            )
+            .with_hint("salve reads one document per file; split it into two files"));
+        }
         let root = marked_yaml::parse_yaml_with_options(0, text, options)
             .map_err(|e| load_error(&file, e, top))?;
         let doc = Doc { file, bytes, root };
@@ -347,6 +355,23 @@ fn is_core_float(text: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
+/// The line of a `---` that starts a second document (the parser would silently drop it).
+fn second_document(text: &str) -> Option<usize> {
+    let mut content = false;
+    for (i, line) in text.lines().enumerate() {
+        let is_marker = line == "---" || line.starts_with("--- ");
+        if is_marker && content {
+            return Some(i + 1);
+        }
+        let trimmed = line.trim();
+        content |= !is_marker
+            && !trimmed.is_empty()
+            && !trimmed.starts_with('#')
+            && !trimmed.starts_with('%');
+    }
+    None
+}
+
 fn load_error(file: &Arc<PathBuf>, e: LoadError, top: TopLevel) -> Diagnostic {
     let at = |m: &marked_yaml::Marker| Location::new(file, m.line().max(1), m.column().max(1));
     match e {
@@ -453,6 +478,13 @@ mod tests {
         assert!(e.hint.unwrap().contains("t.yml:1:1"));
         let e = parse("a: !Ref x\n", TopLevel::Mapping).unwrap_err();
         assert!(e.message.contains("tags"), "{e}");
+    }
+
+    #[test]
+    fn second_documents_are_refused() {
+        assert!(parse("---\na: 1\n", TopLevel::Mapping).is_ok());
+        let e = parse("# c\n---\na: 1\n---\nb: 2\n", TopLevel::Mapping).unwrap_err();
+        assert_eq!(e.location.unwrap().line, 4);
     }
 
     #[test]
