@@ -81,12 +81,21 @@ impl Diagnostic {
 
     /// Render with the source line and a caret under the column, when the file can be read.
     pub fn render(&self) -> String {
+        self.render_as("error")
+    }
+
+    /// Like [`Diagnostic::render`] for a problem that does not stop the run.
+    pub fn render_warning(&self) -> String {
+        self.render_as("warning")
+    }
+
+    fn render_as(&self, level: &str) -> String {
         let mut out = String::new();
         let place = match &self.location {
             Some(loc) => loc.to_string(),
             None => self.file.display().to_string(),
         };
-        out.push_str(&format!("error: {place}: "));
+        out.push_str(&format!("{level}: {place}: "));
         if !self.field.is_empty() {
             out.push_str(&format!("{}: ", self.field));
         }

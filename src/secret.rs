@@ -5,6 +5,16 @@
 use std::fmt;
 use std::path::PathBuf;
 
+/// Does this variable hold a password (so its value is a [`SecretRef`] and must never be shown)?
+/// `ansible_password`, `ansible_winrm_password`, `ansible_ssh_pass`, `ansible_become_password`,
+/// `ansible_become_pass`, `salve_password`, and any name ending in `_password`.
+pub fn is_secret_var(name: &str) -> bool {
+    matches!(
+        name,
+        "ansible_ssh_pass" | "ansible_become_pass" | "ansible_pass"
+    ) || name.ends_with("_password")
+}
+
 /// Where a secret comes from, as written in an inventory or playbook.
 #[derive(Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", content = "ref", rename_all = "snake_case")]

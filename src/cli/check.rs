@@ -1,10 +1,91 @@
-//! `salve check`.
+//! `salve check`: validate a playbook against its inventory without connecting to any host.
+//! Every problem is printed with its file, line, column and a caret; the exit code is
+//! [`crate::exit::INVALID_INPUT`] if there was any, else a one-line summary and
+//! [`crate::exit::OK`].
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::config::{self, HostQuery};
+use crate::diag::Diagnostics;
+use crate::exit;
+use crate::model::{Inventory, Playbook};
+
+use super::Selection;
 
 /// Arguments of `salve check`.
 #[derive(Debug, clap::Args)]
-pub struct CheckArgs {}
+pub struct CheckArgs {
+    /// The playbook to validate.
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: PathBuf,
+    #[command(flatten)]
+    pub selection: Selection,
+}
 
-pub fn run(_args: CheckArgs) -> u8 {
-    eprintln!("error: `salve check` is not built yet");
-    crate::exit::INTERNAL
+pub fn run(args: CheckArgs) -> u8 {
+    match check(&args) {
+        Ok(summary) => {
+            println!("{summary}");
+            exit::OK
+        }
+        Err(diags) => {
+            eprint!("{}", diags.render());
+            exit::INVALID_INPUT
+        }
+    }
+}
+
+/// Load inventory and playbook (printing warnings), apply the selection to every play, and
+/// return the summary line.
+fn check(args: &CheckArgs) -> Result<String, Diagnostics> {
+    let (inventory, extra_vars) = super::selection::load(&args.selection)?;
+    let playbook = config::playbook::load(&args.playbook, &inventory, &extra_vars)?;
+    let hosts = matched_hosts(&inventory, &playbook, &args.selection)?;
+    let tasks: usize = playbook
+        .plays
+        .iter()
+        .map(|p| p.tasks.len() + p.handlers.len())
+        .sum();
+    Ok(format!(
+        "ok: {}: {} play{}, {} task{}, {} host{} matched",
+        args.playbook.display(),
+        playbook.plays.len(),
+        plural(playbook.plays.len()),
+        tasks,
+        plural(tasks),
+        hosts,
+        plural(hosts)
+    ))
+}
+
+/// Distinct hosts the plays select once `--limit` and the tenant rule apply.
+fn matched_hosts(
+    inventory: &Inventory,
+    playbook: &Playbook,
+    sel: &Selection,
+) -> Result<usize, Diagnostics> {
+    let limit = super::selection::limit(sel)?;
+    let mut names = BTreeSet::new();
+    let mut diags = Diagnostics::default();
+    for play in &playbook.plays {
+        let query = HostQuery {
+            pattern: &play.hosts,
+            limit: limit.as_ref(),
+            tenant: sel.tenant.as_deref(),
+            all_tenants: sel.all_tenants,
+        };
+        match config::select_hosts(inventory, &query) {
+            Ok(hosts) => names.extend(hosts.into_iter().map(|h| h.name)),
+            Err(mut d) => {
+                d.message = format!("play `{}`: {}", play.name, d.message);
+                diags.push(d);
+            }
+        }
+    }
+    diags.into_result(names.len())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

@@ -5,6 +5,7 @@ mod assess;
 mod check;
 mod inventory;
 mod run;
+mod selection;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,11 +1,12 @@
 //! Hosts, groups and tenants as resolved from one or more inventory files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use crate::diag::Location;
 
 use super::Vars;
+use super::pattern::{HostPattern, PatternOp, PatternTarget};
 
 /// Every host and group from the inventory sources, with variables already merged per host.
 #[derive(Debug, Clone, Default)]
@@ -60,5 +61,107 @@ impl Inventory {
         t.sort();
         t.dedup();
         t
+    }
+}
+
+impl Inventory {
+    /// The hosts a pattern selects, in inventory order, each once. Unions apply first, then
+    /// intersections, then exclusions; a pattern with no union term starts from `all`.
+    /// A plain name that is neither a host nor a group is an error (with a suggestion).
+    pub fn select(&self, pattern: &HostPattern) -> Result<Vec<&Host>, String> {
+        let mut union: Option<HashSet<usize>> = None;
+        let mut intersections = Vec::new();
+        let mut exclusions = Vec::new();
+        for term in &pattern.terms {
+            let hosts = self.resolve_target(&term.target)?;
+            match term.op {
+                PatternOp::Union => union.get_or_insert_with(HashSet::new).extend(hosts),
+                PatternOp::Intersect => intersections.push(hosts),
+                PatternOp::Exclude => exclusions.push(hosts),
+            }
+        }
+        let mut chosen = union.unwrap_or_else(|| (0..self.hosts.len()).collect());
+        for set in intersections {
+            chosen.retain(|i| set.contains(i));
+        }
+        for set in exclusions {
+            chosen.retain(|i| !set.contains(i));
+        }
+        Ok(self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| chosen.contains(i))
+            .map(|(_, h)| h)
+            .collect())
+    }
+
+    /// Indices of the hosts one term names.
+    fn resolve_target(&self, target: &PatternTarget) -> Result<HashSet<usize>, String> {
+        match target {
+            PatternTarget::Name(name) => self.resolve_name(name),
+            PatternTarget::Regex(re) => {
+                let re = regex::Regex::new(re)
+                    .map_err(|e| format!("bad regular expression `{re}`: {e}"))?;
+                Ok(self.indices(|h| re.is_match(&h.name)))
+            }
+            PatternTarget::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read host list {}: {e}", path.display()))?;
+                let mut out = HashSet::new();
+                for line in text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                {
+                    out.extend(self.resolve_name(line)?);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    fn resolve_name(&self, name: &str) -> Result<HashSet<usize>, String> {
+        if name == "all" || name == "*" {
+            return Ok((0..self.hosts.len()).collect());
+        }
+        if let Some(i) = self.hosts.iter().position(|h| h.name == name) {
+            return Ok(HashSet::from([i]));
+        }
+        if self.groups.contains_key(name) {
+            return Ok(self.indices(|h| h.groups.iter().any(|g| g == name)));
+        }
+        if name.contains(['*', '?', '[']) {
+            let glob = glob::Pattern::new(name).map_err(|e| format!("bad glob `{name}`: {e}"))?;
+            let groups: Vec<&str> = self
+                .groups
+                .keys()
+                .filter(|g| glob.matches(g))
+                .map(String::as_str)
+                .collect();
+            return Ok(self.indices(|h| {
+                glob.matches(&h.name) || h.groups.iter().any(|g| groups.contains(&g.as_str()))
+            }));
+        }
+        let candidates = self
+            .hosts
+            .iter()
+            .map(|h| h.name.as_str())
+            .chain(self.groups.keys().map(String::as_str));
+        let mut message = format!("`{name}` is neither a host nor a group in the inventory");
+        if let Some(hint) = crate::diag::did_you_mean(name, candidates) {
+            message.push_str("; ");
+            message.push_str(&hint);
+        }
+        Err(message)
+    }
+
+    fn indices(&self, keep: impl Fn(&Host) -> bool) -> HashSet<usize> {
+        self.hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| keep(h))
+            .map(|(i, _)| i)
+            .collect()
     }
 }

@@ -35,3 +35,88 @@ pub struct HostPattern {
     pub source: String,
     pub terms: Vec<PatternTerm>,
 }
+
+impl HostPattern {
+    /// Parse a pattern. Terms are separated by `,` when the text has a comma, else by `:`
+    /// (colons inside `[...]` ranges do not split). A term starting with `&` intersects, one
+    /// starting with `!` excludes; `~` starts a regex and `@` a file of host names.
+    pub fn parse(text: &str) -> Result<HostPattern, String> {
+        let mut terms = Vec::new();
+        for raw in split_terms(text) {
+            let raw = raw.trim();
+            if raw.is_empty() {
+                continue;
+            }
+            let (op, rest) = if let Some(r) = raw.strip_prefix('&') {
+                (PatternOp::Intersect, r)
+            } else if let Some(r) = raw.strip_prefix('!') {
+                (PatternOp::Exclude, r)
+            } else {
+                (PatternOp::Union, raw)
+            };
+            let target = if let Some(re) = rest.strip_prefix('~') {
+                regex::Regex::new(re).map_err(|e| format!("bad regular expression `{re}`: {e}"))?;
+                PatternTarget::Regex(re.to_string())
+            } else if let Some(path) = rest.strip_prefix('@') {
+                if path.is_empty() {
+                    return Err("`@` must be followed by a file name".into());
+                }
+                PatternTarget::File(PathBuf::from(path))
+            } else {
+                if rest.is_empty() {
+                    return Err(format!("`{raw}` names nothing after `{}`", &raw[..1]));
+                }
+                if rest.contains('[') || rest.contains('*') || rest.contains('?') {
+                    glob::Pattern::new(rest).map_err(|e| format!("bad glob `{rest}`: {e}"))?;
+                }
+                PatternTarget::Name(rest.to_string())
+            };
+            terms.push(PatternTerm { op, target });
+        }
+        if terms.is_empty() {
+            return Err("empty host pattern; use `all` for every host".into());
+        }
+        Ok(HostPattern {
+            source: text.to_string(),
+            terms,
+        })
+    }
+
+    /// The pattern that selects every host.
+    pub fn all() -> HostPattern {
+        HostPattern {
+            source: "all".into(),
+            terms: vec![PatternTerm {
+                op: PatternOp::Union,
+                target: PatternTarget::Name("all".into()),
+            }],
+        }
+    }
+}
+
+fn split_terms(text: &str) -> Vec<&str> {
+    if text.contains(',') {
+        return text.split(',').collect();
+    }
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in text.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ':' if depth == 0 => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&text[start..]);
+    out
+}
+
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)
+    }
+}

@@ -1,0 +1,463 @@
+//! Loading inventories and playbooks from files, and the `salve check` / `salve inventory`
+//! commands run as the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use salve::config;
+use salve::diag::Diagnostics;
+use salve::model::{Inventory, Vars};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+struct Files {
+    dir: tempfile::TempDir,
+}
+
+impl Files {
+    fn new() -> Self {
+        Files {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Rendered diagnostics with the temp dir replaced by `[TMP]`.
+    fn render(&self, diags: &Diagnostics) -> String {
+        diags
+            .render()
+            .replace(&self.dir.path().display().to_string(), "[TMP]")
+    }
+}
+
+fn inventory(files: &Files, text: &str) -> Inventory {
+    let p = files.write("inv.yml", text);
+    config::inventory::load(&[p])
+        .unwrap_or_else(|e| panic!("{}", e.render()))
+        .value
+}
+
+const INVENTORY: &str = "\
+all:
+  vars:
+    site: hq
+  children:
+    exchange:
+      children:
+        dag1:
+          vars: {salve_dag: DAG1}
+          hosts:
+            ex[01:02].contoso.local:
+        edge:
+          hosts:
+            edge01.contoso.local:
+              exchange_role: edge
+";
+
+#[test]
+fn ansible_sample_resolves_groups_ranges_and_vars() {
+    let f = Files::new();
+    let inv = inventory(&f, INVENTORY);
+    let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ex01.contoso.local",
+            "ex02.contoso.local",
+            "edge01.contoso.local"
+        ]
+    );
+    let ex01 = inv.host("ex01.contoso.local").unwrap();
+    assert_eq!(ex01.groups, ["all", "exchange", "dag1"]);
+    assert_eq!(ex01.vars["salve_dag"], "DAG1");
+    assert_eq!(ex01.vars["site"], "hq");
+    assert_eq!(ex01.location.as_ref().unwrap().line, 10);
+    assert_eq!(inv.groups["exchange"].children, ["dag1", "edge"]);
+    assert!(inv.groups.contains_key("ungrouped"));
+}
+
+#[test]
+fn examples_pass_check() {
+    let inventories = ["inventories/single-site.yml", "inventories/msp.yml"];
+    for inv in inventories {
+        let loaded = config::inventory::load(&[repo(inv)])
+            .unwrap_or_else(|e| panic!("{inv}: {}", e.render()));
+        assert!(loaded.warnings.is_empty(), "{inv} has clear-text passwords");
+        config::playbook::load(&repo("playbooks/hello.yml"), &loaded.value, &Vars::new())
+            .unwrap_or_else(|e| panic!("hello.yml on {inv}: {}", e.render()));
+    }
+    let msp = config::inventory::load(&[repo("inventories/msp.yml")])
+        .unwrap()
+        .value;
+    assert_eq!(msp.tenants(), ["Fabrikam Ltd", "Tailspin Toys", "contoso"]);
+    let tex: Vec<&str> = msp
+        .hosts
+        .iter()
+        .filter(|h| h.name.starts_with("tex"))
+        .map(|h| h.name.as_str())
+        .collect();
+    assert_eq!(
+        tex,
+        [
+            "tex01.tailspin.local",
+            "tex03.tailspin.local",
+            "tex05.tailspin.local"
+        ]
+    );
+}
+
+#[test]
+fn bad_inventory_reports_everything_at_once() {
+    let f = Files::new();
+    let p = f.write(
+        "inv.yml",
+        "all:
+  hosts:
+    - ex01
+  children:
+    dag1:
+      hostz:
+        ex02:
+    dag2:
+      hosts:
+        ex[3:1]:
+    t1:
+      vars: {salve_tenant: true}
+      hosts: {ex09: }
+    t2:
+      vars: {salve_tenant: true}
+      hosts: {ex09: }
+",
+    );
+    let e = config::inventory::load(&[p]).unwrap_err();
+    insta::assert_snapshot!("bad_inventory", f.render(&e));
+}
+
+#[test]
+fn bad_playbook_reports_every_class_with_positions() {
+    let f = Files::new();
+    let inv = inventory(&f, INVENTORY);
+    let p = f.write(
+        "play.yml",
+        r#"- name: bad
+  hosts: exchnage
+  serail: 2
+  forks: 0
+  serial: "150%"
+  tasks:
+    - name: two modules
+      debug: {msg: hi}
+      fail: {msg: no}
+    - name: no module
+      when: true
+    - name: unknown module
+      win_shell: dir
+    - name: bad expression
+      debug: {msg: x}
+      when: "a =="
+    - name: undefined variable
+      debug:
+        msg: "{{ greetng }}"
+      notify: restart
+    - name: wrong types
+      pause: {}
+      timeout: 5 days
+      ignore_errors: maybe
+      loop: 5
+      register: [r]
+    - name: template in when
+      debug: {msg: x}
+      when: "{{ site == 'hq' }}"
+  handlers:
+    - name: Restart IIS
+      debug: {msg: restarted}
+- hosts: "all:&"
+  tasks: {}
+- just a string
+"#,
+    );
+    let mut extra = Vars::new();
+    extra.insert("greeting".into(), "hi".into());
+    let e = config::playbook::load(&p, &inv, &extra).unwrap_err();
+    insta::assert_snapshot!("bad_playbook", f.render(&e));
+}
+
+#[test]
+fn variables_defined_by_earlier_tasks_loops_and_magic_are_known() {
+    let f = Files::new();
+    let inv = inventory(&f, INVENTORY);
+    let p = f.write(
+        "play.yml",
+        r#"- hosts: dag1
+  vars:
+    target: "{{ salve_dag }}-{{ site }}"
+  tasks:
+    - debug: {msg: "{{ later }}"}
+    - powershell: {script: "hostname"}
+      register: out
+      until: out.rc == 0
+      changed_when: false
+    - set_fact:
+        later: "{{ out.stdout }}"
+    - debug: {msg: "{{ item }} {{ later }} {{ groups['dag1'] | length }} {{ inventory_hostname }}"}
+      loop: "{{ groups['dag1'] }}"
+      when: maybe_set | default(false)
+- hosts: edge
+  tasks:
+    - debug: {msg: "{{ exchange_role }} {{ later }} {{ item }}"}
+"#,
+    );
+    let e = config::playbook::load(&p, &inv, &Vars::new()).unwrap_err();
+    let got: Vec<String> = e
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {}: {}",
+                d.location.as_ref().unwrap().line,
+                d.field,
+                d.message
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "5 plays[0].tasks[0].debug.msg: undefined variable `later`",
+            "17 plays[1].tasks[0].debug.msg: undefined variable `item`",
+        ]
+    );
+}
+
+#[test]
+fn good_playbook_builds_the_model() {
+    let f = Files::new();
+    let inv = inventory(&f, INVENTORY);
+    let p = f.write(
+        "play.yml",
+        r#"- hosts: "exchange:!edge"
+  serial: [1, "50%"]
+  max_fail_percentage: 10
+  forks: 4
+  tasks:
+    - name: run
+      powershell: {script: "Get-Date"}
+      timeout: 30m
+      retries: 2
+      delay: 10
+      ignore_errors: yes
+      when: [site == 'hq', "salve_dag == 'DAG1'"]
+      notify: [done]
+      tags: upgrade
+  handlers:
+    - name: done
+      debug: {msg: ok}
+"#,
+    );
+    let pb =
+        config::playbook::load(&p, &inv, &Vars::new()).unwrap_or_else(|e| panic!("{}", e.render()));
+    let play = &pb.plays[0];
+    assert_eq!(play.name, "exchange:!edge");
+    assert_eq!(
+        play.serial,
+        [
+            salve::model::BatchSize::Count(1),
+            salve::model::BatchSize::Percent(50.0)
+        ]
+    );
+    assert_eq!(
+        (play.max_fail_percentage, play.forks),
+        (Some(10.0), Some(4))
+    );
+    let t = &play.tasks[0];
+    assert_eq!(t.timeout, Some(std::time::Duration::from_secs(1800)));
+    assert_eq!(
+        (t.retries, t.delay.as_secs(), t.ignore_errors),
+        (2, 10, true)
+    );
+    assert_eq!(t.when.len(), 2);
+    assert_eq!(t.when[1].location.line, 12);
+    assert_eq!(
+        (t.notify.as_slice(), t.tags.as_slice()),
+        (&["done".to_string()][..], &["upgrade".to_string()][..])
+    );
+    assert_eq!(t.call.module, "powershell");
+    assert_eq!(pb.digest.len(), 64);
+}
+
+#[test]
+fn yaml_level_errors_are_single_clear_diagnostics() {
+    let f = Files::new();
+    let inv = inventory(&f, INVENTORY);
+    for (text, expected) in [
+        (
+            "- hosts: all\n  hosts: dag1\n",
+            "play.yml:2:3: duplicate key `hosts`",
+        ),
+        ("- hosts: &h all\n", "anchors and aliases"),
+        ("hosts: all\n", "expected a list at the top level"),
+        ("- hosts: [all\n", "invalid YAML"),
+    ] {
+        let p = f.write("play.yml", text);
+        let e = config::playbook::load(&p, &inv, &Vars::new()).unwrap_err();
+        assert_eq!(e.len(), 1, "{text}");
+        assert!(f.render(&e).contains(expected), "{text}: {}", f.render(&e));
+    }
+}
+
+fn salve(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_command_accepts_examples_and_applies_the_tenant_rule() {
+    let (code, out, err) = salve(&[
+        "check",
+        "playbooks/hello.yml",
+        "-i",
+        "inventories/single-site.yml",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "ok: playbooks/hello.yml: 1 play, 6 tasks, 4 hosts matched\n"
+        ),
+        "{err}"
+    );
+
+    let (code, _, err) = salve(&["check", "playbooks/hello.yml", "-i", "inventories/msp.yml"]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("spans 3 tenants: `Fabrikam Ltd`, `Tailspin Toys`, `contoso`"),
+        "{err}"
+    );
+
+    let (code, out, _) = salve(&[
+        "check",
+        "playbooks/hello.yml",
+        "-i",
+        "inventories/msp.yml",
+        "--tenant",
+        "contoso",
+        "-l",
+        "cex0[1-2]*",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "ok: playbooks/hello.yml: 1 play, 6 tasks, 2 hosts matched\n"
+        )
+    );
+
+    let (code, out, _) = salve(&[
+        "check",
+        "playbooks/hello.yml",
+        "-i",
+        "inventories/msp.yml",
+        "--all-tenants",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "ok: playbooks/hello.yml: 1 play, 6 tasks, 10 hosts matched\n"
+        )
+    );
+}
+
+#[test]
+fn check_command_renders_carets_and_exits_invalid_input() {
+    let f = Files::new();
+    let inv = f.write("inv.yml", INVENTORY);
+    let play = f.write(
+        "play.yml",
+        "- hosts: all\n  tasks:\n    - debug: {msg: \"{{ nope }}\"}\n",
+    );
+    let (code, out, err) = salve(&[
+        "check",
+        play.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+        "-e",
+        "x=1",
+    ]);
+    assert_eq!((code, out.as_str()), (3, ""));
+    assert!(
+        err.contains("play.yml:3:20: plays[0].tasks[0].debug.msg: undefined variable `nope`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("3 |     - debug: {msg: \"{{ nope }}\"}\n  |                    ^"),
+        "{err}"
+    );
+    assert!(err.ends_with("1 error found; nothing was run\n"), "{err}");
+}
+
+#[test]
+fn inventory_json_shows_references_never_secret_values() {
+    let f = Files::new();
+    let inv = f.write(
+        "inv.yml",
+        "all:\n  children:\n    a:\n      vars: {salve_tenant: true, ansible_password: Sup3rS3cret!}\n      hosts:\n        h1: {ansible_become_password: An0therS3cret}\n    b:\n      vars: {salve_tenant: B Corp, ansible_password: env:B_PW}\n      hosts: {h2: }\n",
+    );
+    let (code, out, err) = salve(&["inventory", "-i", inv.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    for text in [&out, &err] {
+        assert!(
+            !text.contains("Sup3rS3cret") && !text.contains("An0therS3cret"),
+            "secret leaked: {text}"
+        );
+    }
+    assert!(
+        err.contains("warning:")
+            && err.contains("password written in clear text on line 4 (and 1 more in this file)"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["hosts"]["h1"]["vars"]["ansible_password"],
+        "<clear text, redacted>"
+    );
+    assert_eq!(v["hosts"]["h1"]["tenant"], "a");
+    assert_eq!(v["hosts"]["h2"]["vars"]["ansible_password"], "env:B_PW");
+    assert_eq!(v["hosts"]["h2"]["groups"], serde_json::json!(["all", "b"]));
+    assert_eq!(v["groups"]["b"]["tenant"], "B Corp");
+    assert_eq!(
+        v["groups"]["a"]["vars"]["ansible_password"],
+        "<clear text, redacted>"
+    );
+
+    let (code, out, _) = salve(&[
+        "inventory",
+        "-i",
+        inv.to_str().unwrap(),
+        "--json",
+        "--tenant",
+        "B Corp",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["hosts"].as_object().unwrap().len(), 1);
+    assert!(v["groups"].get("a").is_none());
+
+    let (code, _, err) = salve(&["inventory", "-i", inv.to_str().unwrap(), "--limit", "h3"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("`h3` is neither a host nor a group"), "{err}");
+}
