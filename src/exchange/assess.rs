@@ -220,10 +220,7 @@ fn place<'c>(
         let su = &level.updates[i];
         if build < su.build {
             // Only an alias puts the build here: the discrepancy case.
-            let listed = facts
-                .installed_kbs
-                .as_ref()
-                .map(|kbs| kbs.contains(&su.kb));
+            let listed = facts.installed_kbs.as_ref().map(|kbs| kbs.contains(&su.kb));
             notes.push(match listed {
                 Some(true) => format!(
                     "{build}: sources disagree on {}'s build for {} ({} or {}); the installed \

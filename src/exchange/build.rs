@@ -88,9 +88,7 @@ impl FromStr for Build {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.split('.').collect();
         if parts.len() != 4 {
-            return Err(BuildParseError::PartCount {
-                found: parts.len(),
-            });
+            return Err(BuildParseError::PartCount { found: parts.len() });
         }
         let mut numbers = [0u32; 4];
         for (i, (part, slot)) in parts.iter().zip(numbers.iter_mut()).enumerate() {
@@ -148,15 +146,6 @@ pub enum Family {
 }
 
 impl Family {
-    /// Every family, oldest first.
-    pub const ALL: [Family; 5] = [
-        Family::Exchange2010,
-        Family::Exchange2013,
-        Family::Exchange2016,
-        Family::Exchange2019,
-        Family::SubscriptionEdition,
-    ];
-
     /// Full name, e.g. `Exchange 2016`.
     pub fn name(self) -> &'static str {
         match self {
@@ -249,7 +238,10 @@ mod tests {
         assert_eq!(b("15.0.1497.2").family(), Some(Family::Exchange2013));
         assert_eq!(b("15.1.2308.8").family(), Some(Family::Exchange2016));
         assert_eq!(b("15.2.2561.99").family(), Some(Family::Exchange2019));
-        assert_eq!(b("15.2.2562.17").family(), Some(Family::SubscriptionEdition));
+        assert_eq!(
+            b("15.2.2562.17").family(),
+            Some(Family::SubscriptionEdition)
+        );
         assert_eq!(b("8.3.517.0").family(), None);
         assert_eq!(b("15.3.1.1").family(), None);
     }

@@ -196,7 +196,9 @@ pub enum CatalogueError {
 /// The compiled-in catalogue, parsed and checked on first use.
 pub fn catalogue() -> Result<&'static Catalogue, &'static CatalogueError> {
     static CATALOGUE: OnceLock<Result<Catalogue, CatalogueError>> = OnceLock::new();
-    CATALOGUE.get_or_init(|| Catalogue::parse(CATALOGUE_YAML)).as_ref()
+    CATALOGUE
+        .get_or_init(|| Catalogue::parse(CATALOGUE_YAML))
+        .as_ref()
 }
 
 impl Catalogue {
@@ -254,7 +256,9 @@ impl Catalogue {
                 }
                 if !level.updates.is_empty() && !level.sus_cumulative {
                     // assess installs only the latest SU of a level; make the data say it may.
-                    return Err(format!("{here}: SUs present but `sus_cumulative` is not set"));
+                    return Err(format!(
+                        "{here}: SUs present but `sus_cumulative` is not set"
+                    ));
                 }
                 let mut last = level.build;
                 for update in &level.updates {
@@ -331,7 +335,13 @@ mod tests {
             .collect();
         assert_eq!(
             supported,
-            ["2013 CU23", "2016 CU18", "2016 CU19", "2019 CU7", "2019 CU8"]
+            [
+                "2013 CU23",
+                "2016 CU18",
+                "2016 CU19",
+                "2019 CU7",
+                "2019 CU8"
+            ]
         );
     }
 

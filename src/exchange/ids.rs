@@ -51,12 +51,6 @@ pub struct Cve {
 #[error("`{0}` is not a CVE id (expected e.g. CVE-2021-26855)")]
 pub struct CveParseError(String);
 
-impl Cve {
-    pub const fn new(year: u16, number: u32) -> Self {
-        Self { year, number }
-    }
-}
-
 impl FromStr for Cve {
     type Err = CveParseError;
 
@@ -126,7 +120,13 @@ mod tests {
         assert_eq!(a.to_string(), "CVE-2021-26855");
         assert_eq!(c.to_string(), "CVE-2020-0688");
         assert!(c < a && a < b);
-        for bad in ["CVE-21-1234", "cve-2021-26855", "CVE-2021-12", "CVE-2021", "X"] {
+        for bad in [
+            "CVE-21-1234",
+            "cve-2021-26855",
+            "CVE-2021-12",
+            "CVE-2021",
+            "X",
+        ] {
             assert!(bad.parse::<Cve>().is_err(), "{bad}");
         }
     }

@@ -309,8 +309,15 @@ fn upgrade_steps(
         if standing.pending().is_empty() {
             format!("{} has no SU left to install", current.cu)
         } else {
-            let unclosable = open.difference(&current.fixed_at_latest()).copied().collect();
-            format!("{}'s SUs do not close {}", current.cu, cve_list(&unclosable))
+            let unclosable = open
+                .difference(&current.fixed_at_latest())
+                .copied()
+                .collect();
+            format!(
+                "{}'s SUs do not close {}",
+                current.cu,
+                cve_list(&unclosable)
+            )
         }
     );
     let Some(&newest_dotnet) = target.dotnet.last() else {

@@ -1,0 +1,2 @@
+mod exchange;
+mod exchange_cli;
