@@ -152,7 +152,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// The human block for one assessment.
-pub(crate) fn render(a: &Assessment) -> String {
+fn render(a: &Assessment) -> String {
     let mut s = String::new();
     let what = match (&a.family, &a.cu) {
         (Some(f), Some(cu)) => format!("{f} {cu}"),

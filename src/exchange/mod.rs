@@ -1,6 +1,6 @@
 //! What salve knows about Exchange: build numbers ([`build`]), the CU/SU/CVE catalogue compiled
-//! into the binary ([`catalogue`]), and what a given build is missing with the shortest supported
-//! path to fixed ([`assess`], [`plan`]).
+//! into the binary ([`catalogue`]), what a given build is missing and the shortest supported path
+//! to fixed ([`assess`], [`plan`]), and the Setup prerequisites for a target CU ([`prereq`]).
 
 pub mod assess;
 pub mod build;
@@ -8,3 +8,4 @@ pub mod catalogue;
 pub mod dotnet;
 pub mod ids;
 pub mod plan;
+pub mod prereq;
