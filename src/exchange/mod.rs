@@ -1,2 +1,11 @@
-//! What salve knows about Exchange: build numbers, the CU/SU/CVE catalogue, remediation paths,
-//! and the PowerShell scripts shipped for facts, mitigation, updates and IOC scans.
+//! What salve knows about Exchange: build numbers ([`build`]), the CU/SU/CVE catalogue compiled
+//! into the binary ([`catalogue`]), what a given build is missing and the shortest supported path
+//! to fixed ([`assess`], [`plan`]), and the Setup prerequisites for a target CU ([`prereq`]).
+
+pub mod assess;
+pub mod build;
+pub mod catalogue;
+pub mod dotnet;
+pub mod ids;
+pub mod plan;
+pub mod prereq;

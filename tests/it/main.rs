@@ -1,2 +1,6 @@
+//! Integration tests: one binary, one module per area.
+
 mod config;
 mod config_patterns;
+mod exchange;
+mod exchange_cli;
