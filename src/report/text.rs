@@ -166,7 +166,10 @@ impl Lines {
             Event::Warning { message } => {
                 Some(format!("{}: {}", p.warn("warning"), one_line(message)))
             }
-            Event::RunFinished { summary } => Some(format!("\n{}", recap::render(summary, p))),
+            Event::RunFinished { summary } => {
+                let recap = recap::render(summary, p);
+                Some(format!("\n{}", recap.trim_end_matches('\n')))
+            }
         }
     }
 }

@@ -1,0 +1,3 @@
+mod report;
+mod report_files;
+mod report_json;
