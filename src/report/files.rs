@@ -1,7 +1,8 @@
 //! `--report-dir DIR`: at the end of the run, `DIR/report.json` (the whole run, see
-//! [`RunRecord`]) and `DIR/junit.xml` (see [`super::junit`]). Each file is written to a temporary
-//! name in the same directory, synced, then renamed over the old one, so a reader never sees
-//! half a report. Files are written even when the run ended early, with what is known.
+//! [`super::record::RunRecord`]) and `DIR/junit.xml` (see [`super::junit`]). Each file is
+//! written to a temporary name in the same directory, synced, then renamed over the old one, so
+//! a reader never sees half a report. Files are written even when the run ended early, with what
+//! is known.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use crate::events::Event;
 
 use super::Reporter;
 use super::junit;
-use super::record::{Recorder, RunRecord};
+use super::record::Recorder;
 
 /// Collects the run and writes the report files when it finishes.
 pub struct ReportDirReporter {
@@ -24,10 +25,6 @@ impl ReportDirReporter {
             dir: dir.into(),
             recorder: Recorder::new(),
         }
-    }
-
-    pub fn record(&self) -> &RunRecord {
-        self.recorder.record()
     }
 }
 
