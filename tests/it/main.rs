@@ -4,3 +4,6 @@ mod config;
 mod config_patterns;
 mod exchange;
 mod exchange_cli;
+mod report;
+mod report_files;
+mod report_json;
