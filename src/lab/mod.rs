@@ -8,3 +8,4 @@
 
 pub mod cli;
 pub mod host_api;
+pub mod winrm;
