@@ -8,8 +8,7 @@
 //! how Windows rejects a client that adds a CRLF before the closing boundary.
 
 /// `Content-Type` of a sealed body.
-pub const CONTENT_TYPE: &str =
-    r#"multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";boundary="Encrypted Boundary""#;
+pub const CONTENT_TYPE: &str = r#"multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";boundary="Encrypted Boundary""#;
 
 const PROTOCOL: &str = "application/HTTP-SPNEGO-session-encrypted";
 const BOUNDARY: &[u8] = b"--Encrypted Boundary\r\n";
@@ -28,36 +27,61 @@ pub enum FramingError {
 
 /// Whether a request's `Content-Type` announces a sealed body.
 pub fn is_encrypted(content_type: &str) -> bool {
-    content_type.to_ascii_lowercase().starts_with("multipart/encrypted")
+    content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/encrypted")
 }
 
 /// Check a request's `Content-Type`, then split its body into (plaintext length, payload).
 pub fn unframe<'a>(content_type: &str, body: &'a [u8]) -> Result<(usize, &'a [u8]), FramingError> {
     let ct = content_type.to_ascii_lowercase();
-    if !ct.starts_with("multipart/encrypted") || !ct.contains(&format!("protocol=\"{}\"", PROTOCOL.to_ascii_lowercase())) {
+    if !ct.starts_with("multipart/encrypted")
+        || !ct.contains(&format!("protocol=\"{}\"", PROTOCOL.to_ascii_lowercase()))
+    {
         return Err(FramingError::ContentType);
     }
-    let rest = body.strip_prefix(BOUNDARY).ok_or(FramingError::Malformed("missing opening boundary"))?;
-    let header_end = find(rest, BOUNDARY).ok_or(FramingError::Malformed("missing second boundary"))?;
-    let header = std::str::from_utf8(&rest[..header_end]).map_err(|_| FramingError::Malformed("header is not text"))?;
+    let rest = body
+        .strip_prefix(BOUNDARY)
+        .ok_or(FramingError::Malformed("missing opening boundary"))?;
+    let header_end =
+        find(rest, BOUNDARY).ok_or(FramingError::Malformed("missing second boundary"))?;
+    let header = std::str::from_utf8(&rest[..header_end])
+        .map_err(|_| FramingError::Malformed("header is not text"))?;
     let mut length = None;
     let mut protocol_ok = false;
-    for line in header.split("\r\n").map(str::trim).filter(|l| !l.is_empty()) {
+    for line in header
+        .split("\r\n")
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
         if let Some(value) = line.strip_prefix("Content-Type:") {
             protocol_ok = value.trim().eq_ignore_ascii_case(PROTOCOL);
         } else if let Some(value) = line.strip_prefix("OriginalContent:") {
-            length = value.split(';').find_map(|p| p.trim().strip_prefix("Length=")).and_then(|n| n.parse().ok());
+            length = value
+                .split(';')
+                .find_map(|p| p.trim().strip_prefix("Length="))
+                .and_then(|n| n.parse().ok());
         }
     }
     if !protocol_ok {
-        return Err(FramingError::Malformed("header part does not name the protocol"));
+        return Err(FramingError::Malformed(
+            "header part does not name the protocol",
+        ));
     }
     let length: usize = length.ok_or(FramingError::Malformed("no Length= in OriginalContent"))?;
     let second = &rest[header_end + BOUNDARY.len()..];
-    let payload = second.strip_prefix(OCTET_STREAM).ok_or(FramingError::Malformed("second part is not application/octet-stream"))?;
-    let payload = payload.strip_suffix(END).ok_or(FramingError::Malformed("missing closing boundary"))?;
+    let payload = second
+        .strip_prefix(OCTET_STREAM)
+        .ok_or(FramingError::Malformed(
+            "second part is not application/octet-stream",
+        ))?;
+    let payload = payload
+        .strip_suffix(END)
+        .ok_or(FramingError::Malformed("missing closing boundary"))?;
     if payload.len() != length + SIGNATURE_OVERHEAD {
-        return Err(FramingError::Malformed("sealed part length does not match Length="));
+        return Err(FramingError::Malformed(
+            "sealed part length does not match Length=",
+        ));
     }
     Ok((length, payload))
 }
@@ -67,7 +91,12 @@ pub fn frame(plaintext_len: usize, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 256);
     out.extend_from_slice(BOUNDARY);
     out.extend_from_slice(format!("\tContent-Type: {PROTOCOL}\r\n").as_bytes());
-    out.extend_from_slice(format!("\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={plaintext_len}\r\n").as_bytes());
+    out.extend_from_slice(
+        format!(
+            "\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={plaintext_len}\r\n"
+        )
+        .as_bytes(),
+    );
     out.extend_from_slice(BOUNDARY);
     out.extend_from_slice(OCTET_STREAM);
     out.extend_from_slice(payload);
@@ -103,13 +132,21 @@ mod tests {
         let mut body = frame(5, &p);
         let at = body.len() - END.len();
         body.splice(at..at, b"\r\n".iter().copied());
-        assert_eq!(unframe(CONTENT_TYPE, &body), Err(FramingError::Malformed("sealed part length does not match Length=")));
+        assert_eq!(
+            unframe(CONTENT_TYPE, &body),
+            Err(FramingError::Malformed(
+                "sealed part length does not match Length="
+            ))
+        );
     }
 
     #[test]
     fn wrong_content_type_is_refused() {
         let body = frame(1, &payload(1));
-        assert_eq!(unframe("application/soap+xml;charset=UTF-8", &body), Err(FramingError::ContentType));
+        assert_eq!(
+            unframe("application/soap+xml;charset=UTF-8", &body),
+            Err(FramingError::ContentType)
+        );
         assert!(is_encrypted(CONTENT_TYPE));
         assert!(!is_encrypted("application/soap+xml"));
     }

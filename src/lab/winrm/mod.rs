@@ -14,5 +14,7 @@ pub mod shell;
 pub mod soap;
 pub mod tls;
 
-pub use server::{AccessEntry, AccessLog, ListenerConfig, ListenerError, Quotas, Scheme, WinrmListener};
+pub use server::{
+    AccessEntry, AccessLog, ListenerConfig, ListenerError, Quotas, Scheme, WinrmListener,
+};
 pub use tls::{HostTls, LabCa, TlsError};

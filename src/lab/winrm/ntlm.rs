@@ -7,8 +7,9 @@
 //! §2.2.9.1.1). The NTLM computations are the `sspi` crate's.
 
 use sspi::{
-    AuthIdentity, AuthIdentityBuffers, BufferType, CredentialUse, DataRepresentation, EncryptionFlags, Ntlm,
-    SecurityBuffer, SecurityBufferRef, SecurityStatus, ServerRequestFlags, Sspi, SspiImpl, Username,
+    AuthIdentity, AuthIdentityBuffers, BufferType, CredentialUse, DataRepresentation,
+    EncryptionFlags, Ntlm, SecurityBuffer, SecurityBufferRef, SecurityStatus, ServerRequestFlags,
+    Sspi, SspiImpl, Username,
 };
 
 /// The NTLM signature length (MS-NLMP: version, checksum, sequence number).
@@ -46,7 +47,9 @@ pub struct NtlmAcceptor {
 
 impl std::fmt::Debug for NtlmAcceptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NtlmAcceptor").field("expected_user", &self.expected_user).finish_non_exhaustive()
+        f.debug_struct("NtlmAcceptor")
+            .field("expected_user", &self.expected_user)
+            .finish_non_exhaustive()
     }
 }
 
@@ -61,14 +64,21 @@ impl NtlmAcceptor {
     pub fn new(user: &str, password: &str) -> Result<Self, NtlmError> {
         let mut ntlm = Ntlm::new();
         let username = Username::parse(user).map_err(|e| NtlmError::BadIdentity(e.to_string()))?;
-        let identity = AuthIdentity { username, password: password.to_string().into() };
+        let identity = AuthIdentity {
+            username,
+            password: password.to_string().into(),
+        };
         let acquired = ntlm
             .acquire_credentials_handle()
             .with_credential_use(CredentialUse::Inbound)
             .with_auth_data(&identity)
             .execute(&mut ntlm)
             .map_err(|e| NtlmError::BadIdentity(e.to_string()))?;
-        Ok(Self { ntlm, creds: acquired.credentials_handle, expected_user: account(user) })
+        Ok(Self {
+            ntlm,
+            creds: acquired.credentials_handle,
+            expected_user: account(user),
+        })
     }
 
     /// Feed the client's NEGOTIATE or AUTHENTICATE message.
@@ -87,13 +97,19 @@ impl NtlmAcceptor {
             .and_then(|mut g| g.resolve_to_result())
             .map_err(|e| NtlmError::Token(e.to_string()))?;
         match result.status {
-            SecurityStatus::ContinueNeeded => Ok(Step::Challenge(std::mem::take(&mut output[0].buffer))),
-            SecurityStatus::CompleteNeeded | SecurityStatus::CompleteAndContinue | SecurityStatus::Ok => {
+            SecurityStatus::ContinueNeeded => {
+                Ok(Step::Challenge(std::mem::take(&mut output[0].buffer)))
+            }
+            SecurityStatus::CompleteNeeded
+            | SecurityStatus::CompleteAndContinue
+            | SecurityStatus::Ok => {
                 let wire_user = self.wire_user();
                 // sspi only checks the password; the account name must match as well.
                 self.ntlm
                     .complete_auth_token(&mut [])
-                    .map_err(|_| NtlmError::LogonDenied { user: wire_user.clone() })?;
+                    .map_err(|_| NtlmError::LogonDenied {
+                        user: wire_user.clone(),
+                    })?;
                 if account(&wire_user) != self.expected_user {
                     return Err(NtlmError::LogonDenied { user: wire_user });
                 }
@@ -115,7 +131,10 @@ impl NtlmAcceptor {
     pub fn seal(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, NtlmError> {
         let mut signature = [0u8; SIGNATURE_LEN];
         let mut data = plaintext.to_vec();
-        let mut buffers = [SecurityBufferRef::token_buf(&mut signature), SecurityBufferRef::data_buf(&mut data)];
+        let mut buffers = [
+            SecurityBufferRef::token_buf(&mut signature),
+            SecurityBufferRef::data_buf(&mut data),
+        ];
         self.ntlm
             .encrypt_message(EncryptionFlags::empty(), &mut buffers)
             .map_err(|e| NtlmError::Seal(e.to_string()))?;
@@ -137,8 +156,13 @@ impl NtlmAcceptor {
         let (sig, sealed) = rest.split_at(SIGNATURE_LEN);
         let mut signature = sig.to_vec();
         let mut data = sealed.to_vec();
-        let mut buffers = [SecurityBufferRef::data_buf(&mut data), SecurityBufferRef::token_buf(&mut signature)];
-        self.ntlm.decrypt_message(&mut buffers).map_err(|e| NtlmError::Unseal(e.to_string()))?;
+        let mut buffers = [
+            SecurityBufferRef::data_buf(&mut data),
+            SecurityBufferRef::token_buf(&mut signature),
+        ];
+        self.ntlm
+            .decrypt_message(&mut buffers)
+            .map_err(|e| NtlmError::Unseal(e.to_string()))?;
         let plain = buffers[0].data().to_vec();
         Ok(plain)
     }
@@ -158,56 +182,87 @@ pub(crate) mod tests {
     impl Client {
         pub(crate) fn new(user: &str, password: &str) -> Self {
             let mut ntlm = Ntlm::new();
-            let identity = AuthIdentity { username: Username::parse(user).unwrap(), password: password.to_string().into() };
+            let identity = AuthIdentity {
+                username: Username::parse(user).unwrap(),
+                password: password.to_string().into(),
+            };
             let acquired = ntlm
                 .acquire_credentials_handle()
                 .with_credential_use(CredentialUse::Outbound)
                 .with_auth_data(&identity)
                 .execute(&mut ntlm)
                 .unwrap();
-            Self { ntlm, creds: acquired.credentials_handle }
+            Self {
+                ntlm,
+                creds: acquired.credentials_handle,
+            }
         }
 
         pub(crate) fn step(&mut self, input: Option<&[u8]>) -> Vec<u8> {
-            let mut inbuf = input.map(|t| vec![SecurityBuffer::new(t.to_vec(), BufferType::Token)]).unwrap_or_default();
+            let mut inbuf = input
+                .map(|t| vec![SecurityBuffer::new(t.to_vec(), BufferType::Token)])
+                .unwrap_or_default();
             let mut output = [SecurityBuffer::new(Vec::new(), BufferType::Token)];
             let mut builder = self
                 .ntlm
                 .initialize_security_context()
                 .with_credentials_handle(&mut self.creds)
-                .with_context_requirements(ClientRequestFlags::CONFIDENTIALITY | ClientRequestFlags::INTEGRITY)
+                .with_context_requirements(
+                    ClientRequestFlags::CONFIDENTIALITY | ClientRequestFlags::INTEGRITY,
+                )
                 .with_target_data_representation(DataRepresentation::Native)
                 .with_target_name("HTTP/lab")
                 .with_input(&mut inbuf)
                 .with_output(&mut output);
             let result =
-                <Ntlm as SspiImpl>::initialize_security_context_impl(&mut self.ntlm, &mut builder).unwrap().resolve_to_result().unwrap();
-            assert!(matches!(result.status, SecurityStatus::ContinueNeeded | SecurityStatus::Ok | SecurityStatus::CompleteNeeded));
+                <Ntlm as SspiImpl>::initialize_security_context_impl(&mut self.ntlm, &mut builder)
+                    .unwrap()
+                    .resolve_to_result()
+                    .unwrap();
+            assert!(matches!(
+                result.status,
+                SecurityStatus::ContinueNeeded
+                    | SecurityStatus::Ok
+                    | SecurityStatus::CompleteNeeded
+            ));
             std::mem::take(&mut output[0].buffer)
         }
 
         pub(crate) fn seal(&mut self, plaintext: &[u8]) -> Vec<u8> {
             let mut signature = [0u8; SIGNATURE_LEN];
             let mut data = plaintext.to_vec();
-            let mut buffers = [SecurityBufferRef::token_buf(&mut signature), SecurityBufferRef::data_buf(&mut data)];
-            self.ntlm.encrypt_message(EncryptionFlags::empty(), &mut buffers).unwrap();
+            let mut buffers = [
+                SecurityBufferRef::token_buf(&mut signature),
+                SecurityBufferRef::data_buf(&mut data),
+            ];
+            self.ntlm
+                .encrypt_message(EncryptionFlags::empty(), &mut buffers)
+                .unwrap();
             [&(SIGNATURE_LEN as u32).to_le_bytes()[..], &signature, &data].concat()
         }
 
         pub(crate) fn unseal(&mut self, payload: &[u8]) -> Vec<u8> {
             let mut signature = payload[4..4 + SIGNATURE_LEN].to_vec();
             let mut data = payload[4 + SIGNATURE_LEN..].to_vec();
-            let mut buffers = [SecurityBufferRef::data_buf(&mut data), SecurityBufferRef::token_buf(&mut signature)];
+            let mut buffers = [
+                SecurityBufferRef::data_buf(&mut data),
+                SecurityBufferRef::token_buf(&mut signature),
+            ];
             self.ntlm.decrypt_message(&mut buffers).unwrap();
             buffers[0].data().to_vec()
         }
     }
 
-    fn handshake(client_user: &str, client_pw: &str) -> (Client, NtlmAcceptor, Result<Step, NtlmError>) {
+    fn handshake(
+        client_user: &str,
+        client_pw: &str,
+    ) -> (Client, NtlmAcceptor, Result<Step, NtlmError>) {
         let mut client = Client::new(client_user, client_pw);
         let mut server = NtlmAcceptor::new("lab\\labadmin", "Passw0rd!").unwrap();
         let negotiate = client.step(None);
-        let Step::Challenge(challenge) = server.step(&negotiate).unwrap() else { panic!("expected a challenge") };
+        let Step::Challenge(challenge) = server.step(&negotiate).unwrap() else {
+            panic!("expected a challenge")
+        };
         let authenticate = client.step(Some(&challenge));
         let done = server.step(&authenticate);
         (client, server, done)
@@ -216,7 +271,9 @@ pub(crate) mod tests {
     #[test]
     fn handshake_then_seal_both_ways() {
         let (mut client, mut server, done) = handshake("LAB\\labadmin", "Passw0rd!");
-        let Step::Established { user } = done.unwrap() else { panic!("not established") };
+        let Step::Established { user } = done.unwrap() else {
+            panic!("not established")
+        };
         assert_eq!(account(&user), "labadmin");
         let sealed = client.seal(b"<request/>");
         assert_eq!(sealed.len(), 4 + 16 + 10);
@@ -232,12 +289,18 @@ pub(crate) mod tests {
     #[test]
     fn wrong_password_is_refused() {
         let (_, _, done) = handshake("LAB\\labadmin", "wrong");
-        assert!(matches!(done, Err(NtlmError::LogonDenied { .. })), "{done:?}");
+        assert!(
+            matches!(done, Err(NtlmError::LogonDenied { .. })),
+            "{done:?}"
+        );
     }
 
     #[test]
     fn wrong_user_is_refused() {
         let (_, _, done) = handshake("LAB\\mallory", "Passw0rd!");
-        assert!(matches!(done, Err(NtlmError::LogonDenied { .. })), "{done:?}");
+        assert!(
+            matches!(done, Err(NtlmError::LogonDenied { .. })),
+            "{done:?}"
+        );
     }
 }

@@ -54,7 +54,11 @@ pub struct Quotas {
 
 impl Default for Quotas {
     fn default() -> Self {
-        Self { max_shells_per_user: 30, max_concurrent_operations_per_user: 1500, idle_timeout: Duration::from_secs(7200) }
+        Self {
+            max_shells_per_user: 30,
+            max_concurrent_operations_per_user: 1500,
+            idle_timeout: Duration::from_secs(7200),
+        }
     }
 }
 
@@ -92,7 +96,10 @@ impl Default for ListenerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// One request served, for per-host access statistics.
@@ -133,9 +140,17 @@ impl AccessLog {
 }
 
 impl WinrmListener {
-    pub async fn bind(addr: SocketAddr, host: Arc<dyn SimHost>, config: ListenerConfig) -> Result<Self, ListenerError> {
-        let listener = TcpListener::bind(addr).await.map_err(|source| ListenerError::Bind { addr, source })?;
-        let local = listener.local_addr().map_err(|source| ListenerError::Bind { addr, source })?;
+    pub async fn bind(
+        addr: SocketAddr,
+        host: Arc<dyn SimHost>,
+        config: ListenerConfig,
+    ) -> Result<Self, ListenerError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ListenerError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| ListenerError::Bind { addr, source })?;
         let scheme = match config.scheme {
             Scheme::Http => "http",
             Scheme::Https(_) => "https",
@@ -156,7 +171,9 @@ impl WinrmListener {
 
     pub fn local_addr(&self) -> SocketAddr {
         // Cannot fail: bind() already read it once from the same socket.
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// The endpoint URL clients use (`http://127.0.0.5:5985/wsman`).
@@ -173,7 +190,9 @@ impl WinrmListener {
         let ctx = self.ctx;
         let mut boot = ctx.host.boot_watch();
         let idle = ctx.config.quotas.idle_timeout;
-        let mut sweep = tokio::time::interval((idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(30)));
+        let mut sweep = tokio::time::interval(
+            (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(30)),
+        );
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -225,18 +244,29 @@ impl HostCtx {
         });
         for shell in expired {
             shell.kill_all();
-            self.host.record(ProtocolEvent::ShellExpired { shell_id: shell.id.clone() });
+            self.host.record(ProtocolEvent::ShellExpired {
+                shell_id: shell.id.clone(),
+            });
         }
     }
 
     fn log(&self, action: &str, status: StatusCode) {
         let action = action.rsplit('/').next().unwrap_or(action).to_string();
-        lock(&self.access_log).push(AccessEntry { action, status: status.as_u16() });
+        lock(&self.access_log).push(AccessEntry {
+            action,
+            status: status.as_u16(),
+        });
     }
 
     fn fault(&self, action: &str, relates_to: &str, fault: Fault) -> (StatusCode, String) {
-        self.host.record(ProtocolEvent::Fault { action: action.to_string(), code: fault.wsman_code.to_string() });
-        (StatusCode::INTERNAL_SERVER_ERROR, fault.to_xml(relates_to, &self.machine))
+        self.host.record(ProtocolEvent::Fault {
+            action: action.to_string(),
+            code: fault.wsman_code.to_string(),
+        });
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            fault.to_xml(relates_to, &self.machine),
+        )
     }
 }
 
@@ -252,7 +282,9 @@ enum ConnAuth {
         user: String,
     },
     /// Basic credentials were accepted once on this connection (recorded once).
-    Basic { user: String },
+    Basic {
+        user: String,
+    },
 }
 
 struct ConnState {
@@ -264,11 +296,18 @@ struct ConnState {
 #[error("connection dropped: {0}")]
 struct Dropped(&'static str);
 
-async fn serve_connection(ctx: Arc<HostCtx>, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+async fn serve_connection(
+    ctx: Arc<HostCtx>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
     let mut boot = ctx.host.boot_watch();
     boot.mark_unchanged();
     let https = matches!(ctx.config.scheme, Scheme::Https(_));
-    let state = Arc::new(tokio::sync::Mutex::new(ConnState { auth: ConnAuth::None }));
+    let state = Arc::new(tokio::sync::Mutex::new(ConnState {
+        auth: ConnAuth::None,
+    }));
     let svc_ctx = ctx.clone();
     let service = hyper::service::service_fn(move |req| {
         let ctx = svc_ctx.clone();
@@ -282,11 +321,21 @@ async fn serve_connection(ctx: Arc<HostCtx>, stream: TcpStream, peer: SocketAddr
     };
     let served = async {
         match &ctx.config.scheme {
-            Scheme::Http => builder.serve_connection(TokioIo::new(stream), service).await.is_err(),
+            Scheme::Http => builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+                .is_err(),
             Scheme::Https(tls) => {
-                let config = if ctx.host.faults().bad_tls { tls.bad.clone() } else { tls.good.clone() };
+                let config = if ctx.host.faults().bad_tls {
+                    tls.bad.clone()
+                } else {
+                    tls.good.clone()
+                };
                 match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                    Ok(tls_stream) => builder.serve_connection(TokioIo::new(tls_stream), service).await.is_err(),
+                    Ok(tls_stream) => builder
+                        .serve_connection(TokioIo::new(tls_stream), service)
+                        .await
+                        .is_err(),
                     Err(_) => false,
                 }
             }
@@ -322,10 +371,23 @@ async fn handle(
         ctx.log("-", StatusCode::METHOD_NOT_ALLOWED);
         return Ok(empty(StatusCode::METHOD_NOT_ALLOWED));
     }
-    let auth_header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let auth_header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let limit = ctx.config.max_envelope_size * 2 + 4096;
-    let Ok(body) = Limited::new(req.into_body(), limit).collect().await.map(|b| b.to_bytes()) else {
+    let Ok(body) = Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+    else {
         ctx.log("-", StatusCode::BAD_REQUEST);
         return Ok(empty(StatusCode::BAD_REQUEST));
     };
@@ -358,9 +420,14 @@ async fn handle(
             ctx.log("-", StatusCode::BAD_REQUEST);
             return Ok(empty(StatusCode::BAD_REQUEST));
         };
-        let unsealed = encryption::unframe(&content_type, &body).map_err(|_| ()).and_then(|(len, payload)| {
-            session.unseal(payload).map_err(|_| ()).and_then(|p| if p.len() == len { Ok(p) } else { Err(()) })
-        });
+        let unsealed = encryption::unframe(&content_type, &body)
+            .map_err(|_| ())
+            .and_then(|(len, payload)| {
+                session
+                    .unseal(payload)
+                    .map_err(|_| ())
+                    .and_then(|p| if p.len() == len { Ok(p) } else { Err(()) })
+            });
         match unsealed {
             Ok(p) => p,
             Err(()) => {
@@ -372,7 +439,11 @@ async fn handle(
         if !body.is_empty() && ntlm_session.is_some() && !https && !ctx.config.allow_unencrypted {
             let status = ctx.config.plaintext_refusal;
             ctx.log("-", status);
-            return Ok(if status == StatusCode::UNAUTHORIZED { unauthorized(None) } else { empty(status) });
+            return Ok(if status == StatusCode::UNAUTHORIZED {
+                unauthorized(None)
+            } else {
+                empty(status)
+            });
         }
         body.to_vec()
     };
@@ -385,9 +456,15 @@ async fn handle(
     }
 
     let (action, status, xml) = match dispatch_with_quota(&ctx, &user, &plaintext, peer).await {
-        Reply::Soap { action, status, xml } => (action, status, xml),
+        Reply::Soap {
+            action,
+            status,
+            xml,
+        } => (action, status, xml),
         Reply::Drop => {
-            ctx.host.record(ProtocolEvent::ConnectionDropped { reason: "dropped mid-command (scenario fault)".into() });
+            ctx.host.record(ProtocolEvent::ConnectionDropped {
+                reason: "dropped mid-command (scenario fault)".into(),
+            });
             return Err(Dropped("mid-command fault"));
         }
     };
@@ -401,7 +478,11 @@ async fn handle(
         let body = encryption::frame(xml.len(), &payload);
         return Ok(response(status, encryption::CONTENT_TYPE, body));
     }
-    Ok(response(status, "application/soap+xml;charset=UTF-8", xml.into_bytes()))
+    Ok(response(
+        status,
+        "application/soap+xml;charset=UTF-8",
+        xml.into_bytes(),
+    ))
 }
 
 enum AuthOutcome {
@@ -415,36 +496,54 @@ fn authenticate(ctx: &HostCtx, conn: &mut ConnState, header: &str, https: bool) 
     let (lab_user, lab_password) = ctx.host.credentials();
     let faults = ctx.host.faults();
     let fail = |method: &str, user: String| {
-        ctx.host.record(ProtocolEvent::AuthFailed { method: method.to_string(), user });
+        ctx.host.record(ProtocolEvent::AuthFailed {
+            method: method.to_string(),
+            user,
+        });
         AuthOutcome::Challenge(unauthorized(None))
     };
     if scheme.eq_ignore_ascii_case("Basic") {
         if !ctx.config.allow_basic || (!https && !ctx.config.allow_unencrypted) {
             return fail("basic", String::new());
         }
-        let decoded = B64.decode(value).ok().and_then(|b| String::from_utf8(b).ok()).unwrap_or_default();
+        let decoded = B64
+            .decode(value)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default();
         let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
         if faults.reject_auth || !same_account(user, lab_user) || password != lab_password {
             conn.auth = ConnAuth::None;
             return fail("basic", user.to_string());
         }
         if !matches!(&conn.auth, ConnAuth::Basic { user: u } if u == user) {
-            ctx.host.record(ProtocolEvent::Authenticated { method: "basic".into(), user: user.to_string() });
-            conn.auth = ConnAuth::Basic { user: user.to_string() };
+            ctx.host.record(ProtocolEvent::Authenticated {
+                method: "basic".into(),
+                user: user.to_string(),
+            });
+            conn.auth = ConnAuth::Basic {
+                user: user.to_string(),
+            };
         }
         return AuthOutcome::Accepted;
     }
-    if !(scheme.eq_ignore_ascii_case("Negotiate") || scheme.eq_ignore_ascii_case("NTLM")) || !ctx.config.allow_ntlm {
+    if !(scheme.eq_ignore_ascii_case("Negotiate") || scheme.eq_ignore_ascii_case("NTLM"))
+        || !ctx.config.allow_ntlm
+    {
         return fail(&scheme.to_ascii_lowercase(), String::new());
     }
     let Ok(token) = B64.decode(value) else {
         return fail("ntlm", String::new());
     };
     // NTLMSSP message type (1 = NEGOTIATE, 3 = AUTHENTICATE) at offset 8.
-    let msg_type = token.get(8).copied().filter(|_| token.starts_with(b"NTLMSSP\0"));
+    let msg_type = token
+        .get(8)
+        .copied()
+        .filter(|_| token.starts_with(b"NTLMSSP\0"));
     match msg_type {
         Some(1) => {
-            let acceptor = NtlmAcceptor::new(lab_user, lab_password).and_then(|mut a| a.step(&token).map(|s| (a, s)));
+            let acceptor = NtlmAcceptor::new(lab_user, lab_password)
+                .and_then(|mut a| a.step(&token).map(|s| (a, s)));
             match acceptor {
                 Ok((acceptor, Step::Challenge(challenge))) => {
                     conn.auth = ConnAuth::NtlmPending(acceptor);
@@ -463,8 +562,14 @@ fn authenticate(ctx: &HostCtx, conn: &mut ConnState, header: &str, https: bool) 
             };
             match acceptor.step(&token) {
                 Ok(Step::Established { user }) if !faults.reject_auth => {
-                    ctx.host.record(ProtocolEvent::Authenticated { method: "ntlm".into(), user: user.clone() });
-                    conn.auth = ConnAuth::Ntlm { session: acceptor, user };
+                    ctx.host.record(ProtocolEvent::Authenticated {
+                        method: "ntlm".into(),
+                        user: user.clone(),
+                    });
+                    conn.auth = ConnAuth::Ntlm {
+                        session: acceptor,
+                        user,
+                    };
                     AuthOutcome::Accepted
                 }
                 Ok(Step::Established { user }) => fail("ntlm", user),
@@ -489,7 +594,11 @@ fn same_account(given: &str, expected: &str) -> bool {
 }
 
 enum Reply {
-    Soap { action: String, status: StatusCode, xml: String },
+    Soap {
+        action: String,
+        status: StatusCode,
+        xml: String,
+    },
     /// Close the TCP connection without answering.
     Drop,
 }
@@ -507,7 +616,7 @@ async fn dispatch_with_quota(ctx: &HostCtx, user: &str, body: &[u8], peer: Socke
             true
         }
     };
-    let reply = if admitted {
+    if admitted {
         let reply = dispatch(ctx, user, body, peer).await;
         if let Some(n) = lock(&ctx.operations).get_mut(user) {
             *n = n.saturating_sub(1);
@@ -516,9 +625,12 @@ async fn dispatch_with_quota(ctx: &HostCtx, user: &str, body: &[u8], peer: Socke
     } else {
         let relates = soap::parse(body).map(|r| r.message_id).unwrap_or_default();
         let (status, xml) = ctx.fault("operation", &relates, Fault::max_operations(max));
-        Reply::Soap { action: "-".into(), status, xml }
-    };
-    reply
+        Reply::Soap {
+            action: "-".into(),
+            status,
+            xml,
+        }
+    }
 }
 
 async fn dispatch(ctx: &HostCtx, user: &str, body: &[u8], peer: SocketAddr) -> Reply {
@@ -526,16 +638,28 @@ async fn dispatch(ctx: &HostCtx, user: &str, body: &[u8], peer: SocketAddr) -> R
         Ok(r) => r,
         Err(e) => {
             let (status, xml) = ctx.fault("-", "", Fault::invalid_body(&e.to_string()));
-            return Reply::Soap { action: "-".into(), status, xml };
+            return Reply::Soap {
+                action: "-".into(),
+                status,
+                xml,
+            };
         }
     };
     let action = req.action.clone();
     let rel = req.message_id.clone();
     let soap_reply = |result: Result<String, Fault>| match result {
-        Ok(xml) => Reply::Soap { action: action.clone(), status: StatusCode::OK, xml },
+        Ok(xml) => Reply::Soap {
+            action: action.clone(),
+            status: StatusCode::OK,
+            xml,
+        },
         Err(fault) => {
             let (status, xml) = ctx.fault(&action, &rel, fault);
-            Reply::Soap { action: action.clone(), status, xml }
+            Reply::Soap {
+                action: action.clone(),
+                status,
+                xml,
+            }
         }
     };
     let known = [
@@ -578,18 +702,31 @@ async fn dispatch(ctx: &HostCtx, user: &str, body: &[u8], peer: SocketAddr) -> R
     }
 }
 
-fn create(ctx: &HostCtx, user: &str, req: &soap::Request, peer: SocketAddr) -> Result<String, Fault> {
+fn create(
+    ctx: &HostCtx,
+    user: &str,
+    req: &soap::Request,
+    peer: SocketAddr,
+) -> Result<String, Fault> {
     let max = ctx.config.quotas.max_shells_per_user;
     let id = uuid::Uuid::new_v4().to_string().to_uppercase();
     {
         let mut shells = lock(&ctx.shells);
-        let owned = shells.values().filter(|s| same_account(&s.owner, user)).count();
+        let owned = shells
+            .values()
+            .filter(|s| same_account(&s.owner, user))
+            .count();
         if ctx.host.faults().quota_exhausted || owned >= max {
             return Err(Fault::max_shells(max));
         }
-        shells.insert(id.clone(), Arc::new(Shell::new(id.clone(), user.to_string())));
+        shells.insert(
+            id.clone(),
+            Arc::new(Shell::new(id.clone(), user.to_string())),
+        );
     }
-    ctx.host.record(ProtocolEvent::ShellCreated { shell_id: id.clone() });
+    ctx.host.record(ProtocolEvent::ShellCreated {
+        shell_id: id.clone(),
+    });
     let info = soap::ShellInfo {
         shell_id: &id,
         address: &ctx.address,
@@ -608,7 +745,10 @@ fn command(ctx: &HostCtx, shell: &Shell, req: &soap::Request) -> Result<String, 
     let process = ctx.host.spawn(command, arguments);
     let id = uuid::Uuid::new_v4().to_string().to_uppercase();
     shell.add_command(Command::new(id.clone(), ordinal, process));
-    ctx.host.record(ProtocolEvent::CommandStarted { shell_id: shell.id.clone(), command_id: id.clone() });
+    ctx.host.record(ProtocolEvent::CommandStarted {
+        shell_id: shell.id.clone(),
+        command_id: id.clone(),
+    });
     Ok(soap::command_response(&req.message_id, &id))
 }
 
@@ -618,8 +758,13 @@ async fn send(shell: &Shell, req: &soap::Request) -> Result<String, Fault> {
     };
     for stream in streams {
         let id = stream.command_id.clone().unwrap_or_default();
-        let command = shell.command(&id).ok_or_else(|| Fault::command_not_found(&id))?;
-        command.lock().await.send_stdin(stream.data.clone(), stream.end);
+        let command = shell
+            .command(&id)
+            .ok_or_else(|| Fault::command_not_found(&id))?;
+        command
+            .lock()
+            .await
+            .send_stdin(stream.data.clone(), stream.end);
     }
     Ok(soap::send_response(&req.message_id))
 }
@@ -630,25 +775,44 @@ fn signal(ctx: &HostCtx, shell: &Shell, req: &soap::Request) -> Result<String, F
     };
     let id = command_id.clone().unwrap_or_default();
     let name = code.rsplit('/').next().unwrap_or(code).to_string();
-    if ![soap::SIGNAL_TERMINATE, soap::SIGNAL_CTRL_C, soap::SIGNAL_CTRL_BREAK].contains(&code.as_str()) {
+    if ![
+        soap::SIGNAL_TERMINATE,
+        soap::SIGNAL_CTRL_C,
+        soap::SIGNAL_CTRL_BREAK,
+    ]
+    .contains(&code.as_str())
+    {
         return Err(Fault::invalid_body(&format!("unknown signal code {code}")));
     }
     if !shell.remove_command(&id) {
         return Err(Fault::command_not_found(&id));
     }
-    ctx.host.record(ProtocolEvent::CommandSignalled { shell_id: shell.id.clone(), command_id: id, signal: name });
+    ctx.host.record(ProtocolEvent::CommandSignalled {
+        shell_id: shell.id.clone(),
+        command_id: id,
+        signal: name,
+    });
     Ok(soap::signal_response(&req.message_id))
 }
 
 /// `Ok(None)`: the scenario wants the connection dropped in the middle of this output.
-async fn receive(ctx: &HostCtx, shell: &Shell, req: &soap::Request) -> Result<Option<String>, Fault> {
+async fn receive(
+    ctx: &HostCtx,
+    shell: &Shell,
+    req: &soap::Request,
+) -> Result<Option<String>, Fault> {
     let Body::Receive { command_id } = &req.body else {
         return Err(Fault::invalid_body("Receive without rsp:Receive"));
     };
     let id = command_id.clone().unwrap_or_default();
-    let command = shell.command(&id).ok_or_else(|| Fault::command_not_found(&id))?;
+    let command = shell
+        .command(&id)
+        .ok_or_else(|| Fault::command_not_found(&id))?;
     let timeout = req.operation_timeout.unwrap_or(DEFAULT_OPERATION_TIMEOUT);
-    let max_envelope = req.max_envelope_size.unwrap_or(DEFAULT_CLIENT_ENVELOPE).min(ctx.config.max_envelope_size);
+    let max_envelope = req
+        .max_envelope_size
+        .unwrap_or(DEFAULT_CLIENT_ENVELOPE)
+        .min(ctx.config.max_envelope_size);
     let mut command = command.lock().await;
     let batch = command.receive(timeout, max_envelope).await;
     shell.touch();
@@ -661,8 +825,17 @@ async fn receive(ctx: &HostCtx, shell: &Shell, req: &soap::Request) -> Result<Op
     {
         return Ok(None);
     }
-    let streams: Vec<(StreamName, &[u8])> = batch.streams.iter().map(|(s, b)| (*s, b.as_slice())).collect();
-    Ok(Some(soap::receive_response(&req.message_id, &command.id, &streams, batch.exit)))
+    let streams: Vec<(StreamName, &[u8])> = batch
+        .streams
+        .iter()
+        .map(|(s, b)| (*s, b.as_slice()))
+        .collect();
+    Ok(Some(soap::receive_response(
+        &req.message_id,
+        &command.id,
+        &streams,
+        batch.exit,
+    )))
 }
 
 fn empty(status: StatusCode) -> Response<Full<Bytes>> {
@@ -673,7 +846,10 @@ fn response(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<F
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
-    headers.insert(hyper::header::SERVER, HeaderValue::from_static("Microsoft-HTTPAPI/2.0"));
+    headers.insert(
+        hyper::header::SERVER,
+        HeaderValue::from_static("Microsoft-HTTPAPI/2.0"),
+    );
     if !content_type.is_empty()
         && let Ok(v) = HeaderValue::from_str(content_type)
     {
@@ -692,7 +868,10 @@ fn unauthorized(challenge: Option<&str>) -> Response<Full<Bytes>> {
         }
         None => {
             headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
-            headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"WSMAN\""));
+            headers.append(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"WSMAN\""),
+            );
         }
     }
     resp

@@ -41,7 +41,12 @@ struct Slot {
 
 impl Shell {
     pub fn new(id: String, owner: String) -> Self {
-        Self { id, owner, last_used: Mutex::new(Instant::now()), commands: Mutex::new(HashMap::new()) }
+        Self {
+            id,
+            owner,
+            last_used: Mutex::new(Instant::now()),
+            commands: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Note activity (any request naming the shell), which resets its idle timer.
@@ -55,13 +60,18 @@ impl Shell {
 
     pub fn add_command(&self, command: Command) -> String {
         let id = command.id.clone();
-        let slot = Slot { kill: command.kill.clone(), command: Arc::new(tokio::sync::Mutex::new(command)) };
+        let slot = Slot {
+            kill: command.kill.clone(),
+            command: Arc::new(tokio::sync::Mutex::new(command)),
+        };
         lock(&self.commands).insert(id.clone(), slot);
         id
     }
 
     pub fn command(&self, id: &str) -> Option<Arc<tokio::sync::Mutex<Command>>> {
-        lock(&self.commands).get(id).map(|slot| slot.command.clone())
+        lock(&self.commands)
+            .get(id)
+            .map(|slot| slot.command.clone())
     }
 
     /// Remove a command (after Signal terminate) and kill its process.
@@ -193,7 +203,11 @@ mod tests {
     fn command() -> (Command, mpsc::UnboundedSender<ProcessOutput>) {
         let (stdin, _stdin_rx) = mpsc::unbounded_channel();
         let (tx, output) = mpsc::unbounded_channel();
-        let process = LabProcess { stdin, output, kill: CancellationToken::new() };
+        let process = LabProcess {
+            stdin,
+            output,
+            kill: CancellationToken::new(),
+        };
         (Command::new("C".into(), 1, process), tx)
     }
 
@@ -219,7 +233,11 @@ mod tests {
             let xml = super::super::soap::receive_response(
                 "uuid:x",
                 "C",
-                &batch.streams.iter().map(|(s, b)| (*s, b.as_slice())).collect::<Vec<_>>(),
+                &batch
+                    .streams
+                    .iter()
+                    .map(|(s, b)| (*s, b.as_slice()))
+                    .collect::<Vec<_>>(),
                 batch.exit,
             );
             assert!(xml.len() <= max, "envelope {} > {max}", xml.len());
@@ -243,6 +261,12 @@ mod tests {
     async fn a_vanished_process_reports_an_exit() {
         let (mut c, tx) = command();
         drop(tx);
-        assert_eq!(c.receive(Duration::from_secs(1), 153_600).await.unwrap().exit, Some(LOST_EXIT_CODE));
+        assert_eq!(
+            c.receive(Duration::from_secs(1), 153_600)
+                .await
+                .unwrap()
+                .exit,
+            Some(LOST_EXIT_CODE)
+        );
     }
 }

@@ -32,11 +32,13 @@ pub const ACTION_SIGNAL: &str = "http://schemas.microsoft.com/wbem/wsman/1/windo
 
 pub const SIGNAL_TERMINATE: &str =
     "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate";
-pub const SIGNAL_CTRL_C: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/ctrl_c";
+pub const SIGNAL_CTRL_C: &str =
+    "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/ctrl_c";
 pub const SIGNAL_CTRL_BREAK: &str =
     "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/ctrl_break";
 
-const STATE_DONE: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done";
+const STATE_DONE: &str =
+    "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done";
 const STATE_RUNNING: &str =
     "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Running";
 const ANONYMOUS: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous";
@@ -56,10 +58,18 @@ pub enum Body {
     /// Create's `rsp:Shell`, Delete's empty body, or anything the lab does not look into.
     #[default]
     Other,
-    Command { command: String, arguments: Vec<String> },
-    Receive { command_id: Option<String> },
+    Command {
+        command: String,
+        arguments: Vec<String>,
+    },
+    Receive {
+        command_id: Option<String>,
+    },
     Send(Vec<SendStream>),
-    Signal { command_id: Option<String>, code: String },
+    Signal {
+        command_id: Option<String>,
+        code: String,
+    },
 }
 
 /// A parsed WS-Management request.
@@ -98,7 +108,9 @@ pub fn parse(xml: &[u8]) -> Result<Request, ParseError> {
     let mut saw_envelope = false;
     let mut buf = Vec::new();
     loop {
-        let event = reader.read_event_into(&mut buf).map_err(|e| ParseError::Xml(e.to_string()))?;
+        let event = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| ParseError::Xml(e.to_string()))?;
         match event {
             Event::Start(start) => {
                 let name = local_name(&start);
@@ -133,7 +145,8 @@ pub fn parse(xml: &[u8]) -> Result<Request, ParseError> {
                     .map_err(|e| ParseError::Xml(e.to_string()))?
                     .map(String::from)
                     .or_else(|| {
-                        quick_xml::escape::resolve_predefined_entity(&r.xml10_content()).map(str::to_string)
+                        quick_xml::escape::resolve_predefined_entity(&r.xml10_content())
+                            .map(str::to_string)
                     })
                     .ok_or_else(|| ParseError::Xml("unknown entity".into()))?;
                 text.push_str(&resolved);
@@ -177,28 +190,39 @@ fn attributes(start: &BytesStart<'_>) -> Result<Vec<(String, String)>, ParseErro
 }
 
 fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    attrs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// `path` holds the names of the open ancestors of `name`.
 fn on_open(req: &mut Request, path: &[String], name: &str, attrs: &[(String, String)]) {
     let parent = path.last().map(String::as_str);
     match (parent, name) {
-        (Some("Body"), "Receive") | (Some("Body"), "Signal") | (Some("Receive"), "DesiredStream") => {
+        (Some("Body"), "Receive")
+        | (Some("Body"), "Signal")
+        | (Some("Receive"), "DesiredStream") => {
             let id = attr(attrs, "CommandId").map(str::to_string);
             match (&mut req.body, name) {
-                (Body::Receive { command_id }, "DesiredStream") => {
-                    if command_id.is_none() {
-                        *command_id = id;
-                    }
+                (Body::Receive { command_id }, "DesiredStream") if command_id.is_none() => {
+                    *command_id = id;
                 }
                 (_, "Receive") => req.body = Body::Receive { command_id: id },
-                (_, "Signal") => req.body = Body::Signal { command_id: id, code: String::new() },
+                (_, "Signal") => {
+                    req.body = Body::Signal {
+                        command_id: id,
+                        code: String::new(),
+                    }
+                }
                 _ => {}
             }
         }
         (Some("Body"), "CommandLine") => {
-            req.body = Body::Command { command: String::new(), arguments: Vec::new() }
+            req.body = Body::Command {
+                command: String::new(),
+                arguments: Vec::new(),
+            }
         }
         (Some("Body"), "Send") => req.body = Body::Send(Vec::new()),
         _ => {}
@@ -206,7 +230,12 @@ fn on_open(req: &mut Request, path: &[String], name: &str, attrs: &[(String, Str
 }
 
 /// `path` ends with the element being closed.
-fn on_close(req: &mut Request, path: &[String], attrs: &[(String, String)], text: &str) -> Result<(), ParseError> {
+fn on_close(
+    req: &mut Request,
+    path: &[String],
+    attrs: &[(String, String)],
+    text: &str,
+) -> Result<(), ParseError> {
     let in_header = path.iter().any(|p| p == "Header");
     let name = path.last().map(String::as_str).unwrap_or_default();
     let parent = path.len().checked_sub(2).map(|i| path[i].as_str());
@@ -216,7 +245,9 @@ fn on_close(req: &mut Request, path: &[String], attrs: &[(String, String)], text
         (Some("Header"), "MessageID") => req.message_id = text.to_string(),
         (Some("Header"), "OperationTimeout") => req.operation_timeout = parse_duration(text),
         (Some("Header"), "MaxEnvelopeSize") => req.max_envelope_size = text.parse().ok(),
-        (Some("SelectorSet"), "Selector") if in_header && attr(attrs, "Name") == Some("ShellId") => {
+        (Some("SelectorSet"), "Selector")
+            if in_header && attr(attrs, "Name") == Some("ShellId") =>
+        {
             req.shell_id = Some(text.to_string())
         }
         (Some("CommandLine"), "Command") => {
@@ -239,7 +270,11 @@ fn on_close(req: &mut Request, path: &[String], attrs: &[(String, String)], text
                 let data = B64.decode(text).map_err(|_| ParseError::Base64)?;
                 let end = matches!(attr(attrs, "End"), Some("true") | Some("TRUE") | Some("1"));
                 let command_id = attr(attrs, "CommandId").map(str::to_string);
-                streams.push(SendStream { command_id, data, end });
+                streams.push(SendStream {
+                    command_id,
+                    data,
+                    end,
+                });
             }
         }
         _ => {}
@@ -268,7 +303,14 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         }
         num.is_empty().then_some(())
     };
-    take(days, &[('Y', 365.0 * 86400.0), ('M', 30.0 * 86400.0), ('D', 86400.0)])?;
+    take(
+        days,
+        &[
+            ('Y', 365.0 * 86400.0),
+            ('M', 30.0 * 86400.0),
+            ('D', 86400.0),
+        ],
+    )?;
     take(time, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)])?;
     Duration::try_from_secs_f64(secs).ok()
 }
@@ -338,24 +380,47 @@ pub fn create_response(relates_to: &str, shell: &ShellInfo<'_>) -> String {
         ip = escape(shell.client_ip),
         idle = format_duration(shell.idle_timeout),
     );
-    envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/CreateResponse", relates_to, &body)
+    envelope(
+        "http://schemas.xmlsoap.org/ws/2004/09/transfer/CreateResponse",
+        relates_to,
+        &body,
+    )
 }
 
 pub fn command_response(relates_to: &str, command_id: &str) -> String {
-    let body = format!("<rsp:CommandResponse><rsp:CommandId>{}</rsp:CommandId></rsp:CommandResponse>", escape(command_id));
-    envelope("http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandResponse", relates_to, &body)
+    let body = format!(
+        "<rsp:CommandResponse><rsp:CommandId>{}</rsp:CommandId></rsp:CommandResponse>",
+        escape(command_id)
+    );
+    envelope(
+        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandResponse",
+        relates_to,
+        &body,
+    )
 }
 
 pub fn send_response(relates_to: &str) -> String {
-    envelope("http://schemas.microsoft.com/wbem/wsman/1/windows/shell/SendResponse", relates_to, "<rsp:SendResponse/>")
+    envelope(
+        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/SendResponse",
+        relates_to,
+        "<rsp:SendResponse/>",
+    )
 }
 
 pub fn signal_response(relates_to: &str) -> String {
-    envelope("http://schemas.microsoft.com/wbem/wsman/1/windows/shell/SignalResponse", relates_to, "<rsp:SignalResponse/>")
+    envelope(
+        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/SignalResponse",
+        relates_to,
+        "<rsp:SignalResponse/>",
+    )
 }
 
 pub fn delete_response(relates_to: &str) -> String {
-    envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/DeleteResponse", relates_to, "")
+    envelope(
+        "http://schemas.xmlsoap.org/ws/2004/09/transfer/DeleteResponse",
+        relates_to,
+        "",
+    )
 }
 
 /// Which output stream a chunk belongs to.
@@ -380,7 +445,12 @@ pub const RECEIVE_OVERHEAD: usize = 1600;
 pub const STREAM_OVERHEAD: usize = 96;
 
 /// Receive's reply: streams in order, then the command state (`Done` with the exit code).
-pub fn receive_response(relates_to: &str, command_id: &str, streams: &[(StreamName, &[u8])], exit: Option<i32>) -> String {
+pub fn receive_response(
+    relates_to: &str,
+    command_id: &str,
+    streams: &[(StreamName, &[u8])],
+    exit: Option<i32>,
+) -> String {
     let id = escape(command_id);
     let mut body = String::from("<rsp:ReceiveResponse>");
     for (name, data) in streams {
@@ -393,16 +463,25 @@ pub fn receive_response(relates_to: &str, command_id: &str, streams: &[(StreamNa
     match exit {
         Some(code) => {
             for name in [StreamName::Stdout, StreamName::Stderr] {
-                body.push_str(&format!(r#"<rsp:Stream Name="{}" CommandId="{id}" End="true"></rsp:Stream>"#, name.as_str()));
+                body.push_str(&format!(
+                    r#"<rsp:Stream Name="{}" CommandId="{id}" End="true"></rsp:Stream>"#,
+                    name.as_str()
+                ));
             }
             body.push_str(&format!(
                 r#"<rsp:CommandState CommandId="{id}" State="{STATE_DONE}"><rsp:ExitCode>{code}</rsp:ExitCode></rsp:CommandState>"#
             ));
         }
-        None => body.push_str(&format!(r#"<rsp:CommandState CommandId="{id}" State="{STATE_RUNNING}"></rsp:CommandState>"#)),
+        None => body.push_str(&format!(
+            r#"<rsp:CommandState CommandId="{id}" State="{STATE_RUNNING}"></rsp:CommandState>"#
+        )),
     }
     body.push_str("</rsp:ReceiveResponse>");
-    envelope("http://schemas.microsoft.com/wbem/wsman/1/windows/shell/ReceiveResponse", relates_to, &body)
+    envelope(
+        "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/ReceiveResponse",
+        relates_to,
+        &body,
+    )
 }
 
 /// A WS-Management fault as Windows reports it (HTTP 500, `s:Fault` with a `WSManFault` detail).
@@ -468,7 +547,9 @@ impl Fault {
             code: "s:Sender",
             subcode: "w:InvalidParameter",
             wsman_code: 87,
-            message: format!("The parameter is incorrect. No command with CommandId {command_id} exists in this shell. "),
+            message: format!(
+                "The parameter is incorrect. No command with CommandId {command_id} exists in this shell. "
+            ),
         }
     }
 
@@ -477,7 +558,9 @@ impl Fault {
             code: "s:Sender",
             subcode: "a:ActionNotSupported",
             wsman_code: 2_150_858_771,
-            message: format!("The WS-Management service does not support the specified action: {action}. "),
+            message: format!(
+                "The WS-Management service does not support the specified action: {action}. "
+            ),
         }
     }
 
@@ -558,14 +641,35 @@ mod tests {
         assert_eq!(cmd.shell_id.as_deref(), Some("S-1"));
         assert_eq!(
             cmd.body,
-            Body::Command { command: "powershell.exe".into(), arguments: vec!["-NoProfile".into(), "a & b".into()] }
+            Body::Command {
+                command: "powershell.exe".into(),
+                arguments: vec!["-NoProfile".into(), "a & b".into()]
+            }
         );
         let rcv = parse(wrap(ACTION_RECEIVE, r#"<rsp:Receive><rsp:DesiredStream CommandId="C-1">stdout stderr</rsp:DesiredStream></rsp:Receive>"#).as_bytes()).unwrap();
-        assert_eq!(rcv.body, Body::Receive { command_id: Some("C-1".into()) });
+        assert_eq!(
+            rcv.body,
+            Body::Receive {
+                command_id: Some("C-1".into())
+            }
+        );
         let send = parse(wrap(ACTION_SEND, r#"<rsp:Send><rsp:Stream Name="stdin" CommandId="C-1" End="true">aGk=</rsp:Stream></rsp:Send>"#).as_bytes()).unwrap();
-        assert_eq!(send.body, Body::Send(vec![SendStream { command_id: Some("C-1".into()), data: b"hi".to_vec(), end: true }]));
+        assert_eq!(
+            send.body,
+            Body::Send(vec![SendStream {
+                command_id: Some("C-1".into()),
+                data: b"hi".to_vec(),
+                end: true
+            }])
+        );
         let sig = parse(wrap(ACTION_SIGNAL, &format!(r#"<rsp:Signal CommandId="C-1"><rsp:Code>{SIGNAL_TERMINATE}</rsp:Code></rsp:Signal>"#)).as_bytes()).unwrap();
-        assert_eq!(sig.body, Body::Signal { command_id: Some("C-1".into()), code: SIGNAL_TERMINATE.into() });
+        assert_eq!(
+            sig.body,
+            Body::Signal {
+                command_id: Some("C-1".into()),
+                code: SIGNAL_TERMINATE.into()
+            }
+        );
     }
 
     #[test]
@@ -578,10 +682,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_xml_and_non_envelopes() {
-        assert!(matches!(parse(b"<s:Envelope><s:Header>"), Err(ParseError::NotEnvelope | ParseError::Xml(_))));
-        assert!(matches!(parse(b"<a></b>"), Err(ParseError::Xml(_)) | Err(ParseError::NotEnvelope)));
+        assert!(matches!(
+            parse(b"<s:Envelope><s:Header>"),
+            Err(ParseError::NotEnvelope | ParseError::Xml(_))
+        ));
+        assert!(matches!(
+            parse(b"<a></b>"),
+            Err(ParseError::Xml(_)) | Err(ParseError::NotEnvelope)
+        ));
         assert_eq!(parse(b"<html/>"), Err(ParseError::NotEnvelope));
-        let no_action = format!(r#"<s:Envelope xmlns:s="{NS_SOAP}"><s:Header/><s:Body/></s:Envelope>"#);
+        let no_action =
+            format!(r#"<s:Envelope xmlns:s="{NS_SOAP}"><s:Header/><s:Body/></s:Envelope>"#);
         assert_eq!(parse(no_action.as_bytes()), Err(ParseError::NoAction));
     }
 
@@ -599,7 +710,9 @@ mod tests {
     #[test]
     fn timed_out_fault_matches_windows() {
         let xml = Fault::timed_out().to_xml("uuid:X", "127.0.0.1");
-        assert!(xml.contains("<s:Value>s:Receiver</s:Value><s:Subcode><s:Value>w:TimedOut</s:Value>"));
+        assert!(
+            xml.contains("<s:Value>s:Receiver</s:Value><s:Subcode><s:Value>w:TimedOut</s:Value>")
+        );
         assert!(xml.contains(r#"Code="2150858793" Machine="127.0.0.1""#));
         assert!(xml.contains("<a:RelatesTo>uuid:X</a:RelatesTo>"));
         // The reply must itself be well-formed XML that our own parser accepts.

@@ -9,7 +9,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -23,7 +25,10 @@ pub enum TlsError {
     #[error("cannot build the tls configuration: {0}")]
     Config(#[from] tokio_rustls::rustls::Error),
     #[error("cannot write the lab ca to {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// The lab's certificate authority.
@@ -54,11 +59,20 @@ impl std::fmt::Debug for HostTls {
 impl LabCa {
     pub fn generate() -> Result<Self, TlsError> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, "salve lab CA");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "salve lab CA");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate()?)?;
-        Ok(Self { issuer, wrong: OnceLock::new() })
+        Ok(Self {
+            issuer,
+            wrong: OnceLock::new(),
+        })
     }
 
     /// The CA certificate, PEM-encoded (what clients trust).
@@ -67,17 +81,25 @@ impl LabCa {
     }
 
     pub fn write_pem(&self, path: &Path) -> Result<(), TlsError> {
-        std::fs::write(path, self.pem()).map_err(|source| TlsError::Write { path: path.display().to_string(), source })
+        std::fs::write(path, self.pem()).map_err(|source| TlsError::Write {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// A server configuration for a certificate naming `names` (DNS names or IP addresses).
     fn server_config(&self, names: Vec<String>) -> Result<Arc<ServerConfig>, TlsError> {
         let common_name = names.first().cloned().unwrap_or_default();
         let mut params = CertificateParams::new(names)?;
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        let chain = vec![cert.der().clone(), CertificateDer::from(self.issuer.der().to_vec())];
+        let chain = vec![
+            cert.der().clone(),
+            CertificateDer::from(self.issuer.der().to_vec()),
+        ];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
         let mut config = ServerConfig::builder_with_provider(provider)
