@@ -269,6 +269,55 @@ async fn pywinrm_ntlm_with_message_encryption_over_http() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pywinrm_plaintext_ntlm_is_refused_when_encryption_is_required() {
+    let Some(py) = python() else { return };
+    let shutdown = CancellationToken::new();
+    let host = TestHost::new();
+    let endpoint = start(
+        [127, 0, 0, 25],
+        host.clone(),
+        ListenerConfig::default(),
+        &shutdown,
+    )
+    .await;
+    let r = pywinrm(
+        &py,
+        &endpoint,
+        "ntlm-plain",
+        PASSWORD,
+        None,
+        (20, 30),
+        "Write-Output x",
+    )
+    .await;
+    assert_eq!(r["error"], "WinRMTransportError", "{r}");
+    assert!(r["detail"].as_str().unwrap().contains("500"), "{r}");
+    assert_eq!(
+        host.count(|e| matches!(e, ProtocolEvent::ShellCreated { .. })),
+        0
+    );
+
+    // The same client is served when the listener allows unencrypted traffic.
+    let relaxed = ListenerConfig {
+        allow_unencrypted: true,
+        ..Default::default()
+    };
+    let endpoint = start([127, 0, 0, 26], host.clone(), relaxed, &shutdown).await;
+    let r = pywinrm(
+        &py,
+        &endpoint,
+        "ntlm-plain",
+        PASSWORD,
+        None,
+        (20, 30),
+        "Write-Output x",
+    )
+    .await;
+    assert_eq!(r["std_out"], "x\r\n", "{r}");
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pywinrm_long_command_outlives_the_operation_timeout() {
     let Some(py) = python() else { return };
     let shutdown = CancellationToken::new();

@@ -3,7 +3,7 @@
 
 Usage: winrm_client.py ENDPOINT TRANSPORT USER PASSWORD CA|- OP_TIMEOUT READ_TIMEOUT SCRIPT
 
-TRANSPORT is pywinrm's (ntlm, basic). CA is a PEM file to verify HTTPS against, or '-'.
+TRANSPORT is pywinrm's (ntlm, basic), or ntlm-plain for NTLM with message_encryption='never'. CA is a PEM file to verify HTTPS against, or '-'.
 SCRIPT runs as PowerShell (-EncodedCommand). Errors are printed as {"error": ...} with exit 2.
 """
 import json
@@ -15,16 +15,18 @@ from winrm.exceptions import InvalidCredentialsError
 
 def main() -> int:
     endpoint, transport, user, password, ca, op_timeout, read_timeout, script = sys.argv[1:9]
+    encryption = "never" if transport == "ntlm-plain" else "auto"
+    transport = transport.removesuffix("-plain")
     kwargs = dict(
         transport=transport,
         operation_timeout_sec=int(op_timeout),
         read_timeout_sec=int(read_timeout),
-        message_encryption="auto",
+        message_encryption=encryption,
     )
     if endpoint.startswith("https"):
         kwargs["server_cert_validation"] = "validate"
         kwargs["ca_trust_path"] = ca
-    elif transport == "ntlm":
+    elif transport == "ntlm" and encryption == "auto":
         kwargs["message_encryption"] = "always"
     session = winrm.Session(endpoint, auth=(user, password), **kwargs)
     try:
