@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Run one command on a WinRM endpoint with pywinrm and print the result as JSON.
+
+Usage: winrm_client.py ENDPOINT TRANSPORT USER PASSWORD CA|- OP_TIMEOUT READ_TIMEOUT SCRIPT
+
+TRANSPORT is pywinrm's (ntlm, basic), or ntlm-plain for NTLM with message_encryption='never'. CA is a PEM file to verify HTTPS against, or '-'.
+SCRIPT runs as PowerShell (-EncodedCommand). Errors are printed as {"error": ...} with exit 2.
+"""
+import json
+import sys
+
+import winrm
+from winrm.exceptions import InvalidCredentialsError
+
+
+def main() -> int:
+    endpoint, transport, user, password, ca, op_timeout, read_timeout, script = sys.argv[1:9]
+    encryption = "never" if transport == "ntlm-plain" else "auto"
+    transport = transport.removesuffix("-plain")
+    kwargs = dict(
+        transport=transport,
+        operation_timeout_sec=int(op_timeout),
+        read_timeout_sec=int(read_timeout),
+        message_encryption=encryption,
+    )
+    if endpoint.startswith("https"):
+        kwargs["server_cert_validation"] = "validate"
+        kwargs["ca_trust_path"] = ca
+    elif transport == "ntlm" and encryption == "auto":
+        kwargs["message_encryption"] = "always"
+    session = winrm.Session(endpoint, auth=(user, password), **kwargs)
+    try:
+        result = session.run_ps(script)
+    except InvalidCredentialsError as e:
+        print(json.dumps({"error": "unauthorized", "detail": str(e)}))
+        return 2
+    except Exception as e:  # noqa: BLE001 - report anything else as data for the test
+        print(json.dumps({"error": type(e).__name__, "detail": str(e)}))
+        return 2
+    print(json.dumps({
+        "status_code": result.status_code,
+        "std_out": result.std_out.decode("utf-8", "replace"),
+        "std_err": result.std_err.decode("utf-8", "replace"),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
