@@ -280,12 +280,14 @@ pub fn clixml_error(lines: &[String]) -> String {
     let mut out = String::from("#< CLIXML\r\n<Objs Version=\"1.1.0.1\" xmlns=\"http://schemas.microsoft.com/powershell/2004/04\">");
     for line in lines.iter().flat_map(|l| l.split("\r\n")) {
         out.push_str("<S S=\"Error\">");
-        for c in line.chars() {
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
             match c {
                 '&' => out.push_str("&amp;"),
                 '<' => out.push_str("&lt;"),
                 '>' => out.push_str("&gt;"),
-                '_' => out.push_str("_x005F_"),
+                // Only an underscore that could start an `_xHHHH_` escape is itself escaped.
+                '_' if chars.peek() == Some(&'x') => out.push_str("_x005F_"),
                 c if (c as u32) < 0x20 => out.push_str(&format!("_x{:04X}_", c as u32)),
                 c => out.push(c),
             }
@@ -522,8 +524,8 @@ mod tests {
 
     #[test]
     fn clixml_escapes() {
-        let x = clixml_error(&["a<b>_c".to_string()]);
+        let x = clixml_error(&["a<b>_c_x".to_string()]);
         assert!(x.starts_with("#< CLIXML\r\n<Objs"));
-        assert!(x.contains("<S S=\"Error\">a&lt;b&gt;_x005F_c_x000D__x000A_</S>"), "{x}");
+        assert!(x.contains("<S S=\"Error\">a&lt;b&gt;_c_x005F_x_x000D__x000A_</S>"), "{x}");
     }
 }

@@ -251,7 +251,10 @@ fn resolve(file: &Arc<std::path::PathBuf>, raw: RawScenario) -> Result<FleetSpec
         let first = hosts.len();
         for n in 1..=t.hosts {
             let build = if builds.is_empty() { Build([15, 2, 858, 5]) } else { builds[rng.usize(..builds.len())] };
-            hosts.push(HostState::new(&host_name(&t.name, n), &t.name, build, boot_time(epoch, &mut rng)));
+            let mut h = HostState::new(&host_name(&t.name, n), &t.name, build, boot_time(epoch, &mut rng));
+            // Exchange keeps 30 days of logs by default.
+            h.logs_since = epoch.saturating_sub(SignedDuration::from_hours(24 * 30)).unwrap_or(epoch);
+            hosts.push(h);
         }
         let mut next = first;
         for (di, dag) in t.dags.iter().enumerate() {
