@@ -29,8 +29,13 @@ pub struct StateView {
 /// Problems talking to an admin endpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("cannot reach the lab admin endpoint at {addr}: {source}; is `salve lab serve --admin {addr}` running?")]
-    Connect { addr: SocketAddr, source: std::io::Error },
+    #[error(
+        "cannot reach the lab admin endpoint at {addr}: {source}; is `salve lab serve --admin {addr}` running?"
+    )]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the lab admin endpoint at {addr} answered {status}")]
     Status { addr: SocketAddr, status: String },
     #[error("the lab admin endpoint at {addr} sent a malformed answer")]
@@ -39,7 +44,10 @@ pub enum AdminError {
 
 fn query_host(target: &str) -> Option<String> {
     let (_, query) = target.split_once('?')?;
-    query.split('&').find_map(|kv| kv.strip_prefix("host=")).map(str::to_string)
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("host="))
+        .map(str::to_string)
 }
 
 /// The JSON body for a request target, or `None` for 404.
@@ -53,7 +61,11 @@ pub fn answer(fleet: &Fleet, target: &str) -> Option<String> {
                 .filter(|&i| host.as_deref().is_none_or(|h| h == core.name(i)))
                 .map(|i| core.state(i))
                 .collect();
-            serde_json::to_string(&StateView { sim_time: core.clock.now(), time_scale: core.clock.scale(), hosts })
+            serde_json::to_string(&StateView {
+                sim_time: core.clock.now(),
+                time_scale: core.clock.scale(),
+                hosts,
+            })
         }
         "/log" => {
             let entries: Vec<LogEntry> = fleet
@@ -81,11 +93,20 @@ async fn handle(fleet: &Fleet, mut stream: TcpStream) -> std::io::Result<()> {
     }
     let text = String::from_utf8_lossy(&head);
     let mut parts = text.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (method, target) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
     let (status, body) = match (method, answer(fleet, target)) {
         ("GET", Some(body)) => ("200 OK", body),
-        ("GET", None) => ("404 Not Found", "{\"error\":\"try /state or /log\"}".to_string()),
-        _ => ("405 Method Not Allowed", "{\"error\":\"GET only\"}".to_string()),
+        ("GET", None) => (
+            "404 Not Found",
+            "{\"error\":\"try /state or /log\"}".to_string(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "{\"error\":\"GET only\"}".to_string(),
+        ),
     };
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -119,14 +140,22 @@ pub async fn fetch(addr: SocketAddr, target: &str) -> Result<String, AdminError>
     let connect = |source| AdminError::Connect { addr, source };
     let mut stream = TcpStream::connect(addr).await.map_err(connect)?;
     let request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.map_err(connect)?;
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(connect)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.map_err(connect)?;
     let text = String::from_utf8(raw).map_err(|_| AdminError::Malformed { addr })?;
-    let (head, body) = text.split_once("\r\n\r\n").ok_or(AdminError::Malformed { addr })?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or(AdminError::Malformed { addr })?;
     let status = head.lines().next().unwrap_or_default();
     if !status.contains(" 200 ") {
-        return Err(AdminError::Status { addr, status: status.to_string() });
+        return Err(AdminError::Status {
+            addr,
+            status: status.to_string(),
+        });
     }
     Ok(body.to_string())
 }

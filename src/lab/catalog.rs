@@ -127,12 +127,29 @@ const fn b(a: u32, m: u32, c: u32, d: u32) -> Build {
     Build([a, m, c, d])
 }
 
-const fn cu(label: &'static str, build: Build, kb: Option<&'static str>, dotnet_min: u32) -> CuInfo {
-    CuInfo { label, build, kb, dotnet_min, diagnostic_data_switch: false }
+const fn cu(
+    label: &'static str,
+    build: Build,
+    kb: Option<&'static str>,
+    dotnet_min: u32,
+) -> CuInfo {
+    CuInfo {
+        label,
+        build,
+        kb,
+        dotnet_min,
+        diagnostic_data_switch: false,
+    }
 }
 
 const fn cu_dd(label: &'static str, build: Build, kb: Option<&'static str>) -> CuInfo {
-    CuInfo { label, build, kb, dotnet_min: NET_48, diagnostic_data_switch: true }
+    CuInfo {
+        label,
+        build,
+        kb,
+        dotnet_min: NET_48,
+        diagnostic_data_switch: true,
+    }
 }
 
 const fn su(cu: Build, build: Build, kb: &'static str) -> SuInfo {
@@ -212,7 +229,8 @@ pub fn su_exact(build: Build) -> Option<&'static SuInfo> {
 
 /// The SUs installed on a host at this build: every SU of its CU up to the build (cumulative).
 pub fn sus_up_to(build: Build) -> impl Iterator<Item = &'static SuInfo> {
-    SUS.iter().filter(move |s| s.build.0[..3] == build.0[..3] && s.build <= build)
+    SUS.iter()
+        .filter(move |s| s.build.0[..3] == build.0[..3] && s.build <= build)
 }
 
 /// `Security Update for Exchange Server 2019 Cumulative Update 8 (KB5000871)`.
@@ -225,7 +243,10 @@ pub fn su_display_name(su: &SuInfo) -> String {
         None if cu == "SP1" => "Service Pack 1".to_string(),
         None => cu.to_string(),
     };
-    format!("Security Update for Exchange Server {year} {level} ({})", su.kb)
+    format!(
+        "Security Update for Exchange Server {year} {level} ({})",
+        su.kb
+    )
 }
 
 #[cfg(test)]

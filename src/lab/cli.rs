@@ -108,7 +108,11 @@ pub fn run(args: LabArgs) -> u8 {
         LabCommand::Serve(a) => serve(a),
         LabCommand::Init(a) => init(a),
         LabCommand::Shell(a) => {
-            match shell::run(&a.state_dir, &a.host, std::env::var("SSH_ORIGINAL_COMMAND").ok()) {
+            match shell::run(
+                &a.state_dir,
+                &a.host,
+                std::env::var("SSH_ORIGINAL_COMMAND").ok(),
+            ) {
                 // The ssh channel carries the low byte of the exit status.
                 Ok(code) => code as u8,
                 Err(e) => {
@@ -141,10 +145,13 @@ fn resolve(args: &FleetArgs) -> Result<FleetSpec, u8> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, u8> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
-        eprintln!("error: cannot start the async runtime: {e}");
-        exit::INTERNAL
-    })
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            exit::INTERNAL
+        })
 }
 
 fn serve(args: ServeArgs) -> u8 {
@@ -159,7 +166,12 @@ fn serve(args: ServeArgs) -> u8 {
     rt.block_on(async {
         let fleet = Arc::new(Fleet::new(&spec));
         if let Some(path) = &args.inventory_out {
-            let password = args.password_env.as_ref().map_or(PasswordIn::ClearText, |v| PasswordIn::Reference(format!("env:{v}")));
+            let password = args
+                .password_env
+                .as_ref()
+                .map_or(PasswordIn::ClearText, |v| {
+                    PasswordIn::Reference(format!("env:{v}"))
+                });
             if let Err(e) = std::fs::write(path, inventory::render(&fleet, &password)) {
                 eprintln!("error: cannot write inventory {}: {e}", path.display());
                 return exit::INTERNAL;
@@ -203,7 +215,9 @@ fn serve(args: ServeArgs) -> u8 {
 /// the lab serves only the admin endpoint and says so.
 async fn start_front_ends(fleet: &Arc<Fleet>, cancel: &CancellationToken) -> Result<(), u8> {
     let _ = (fleet, cancel);
-    eprintln!("warning: this build has no WinRM front end yet; hosts are reachable only through `salve lab shell`");
+    eprintln!(
+        "warning: this build has no WinRM front end yet; hosts are reachable only through `salve lab shell`"
+    );
     Ok(())
 }
 
@@ -215,7 +229,11 @@ fn init(args: InitArgs) -> u8 {
     let fleet = Fleet::new(&spec);
     match shell::StateDir::new(&args.state_dir).init(&fleet) {
         Ok(()) => {
-            println!("{} hosts written to {}", fleet.hosts().len(), args.state_dir.display());
+            println!(
+                "{} hosts written to {}",
+                fleet.hosts().len(),
+                args.state_dir.display()
+            );
             exit::OK
         }
         Err(e) => {
@@ -233,7 +251,10 @@ fn state(args: StateArgs) -> u8 {
     let target = format!(
         "{}{}",
         if args.log { "/log" } else { "/state" },
-        args.host.as_ref().map(|h| format!("?host={h}")).unwrap_or_default()
+        args.host
+            .as_ref()
+            .map(|h| format!("?host={h}"))
+            .unwrap_or_default()
     );
     let body = match rt.block_on(admin::fetch(args.admin, &target)) {
         Ok(b) => b,
@@ -276,15 +297,23 @@ pub fn render_state(view: &StateView) -> String {
             crate::lab::state::Power::ShuttingDown { .. } => "stopping",
             crate::lab::state::Power::Down { .. } => "down",
         };
-        let maintenance = h.component("ServerWideOffline").is_some_and(|c| c.state != "Active");
+        let maintenance = h
+            .component("ServerWideOffline")
+            .is_some_and(|c| c.state != "Active");
         out.push_str(&format!(
             "{:<20} {:<10} {:<14} {:<14} {:<8} {:<5} {:<12} {}\n",
             h.name,
             h.tenant,
-            h.build.map_or_else(|| "missing".to_string(), |b| b.to_string()),
-            h.pending_build.map_or_else(|| "-".to_string(), |b| b.to_string()),
+            h.build
+                .map_or_else(|| "missing".to_string(), |b| b.to_string()),
+            h.pending_build
+                .map_or_else(|| "-".to_string(), |b| b.to_string()),
             power,
-            if h.rewrite_rules.is_empty() { "no" } else { "yes" },
+            if h.rewrite_rules.is_empty() {
+                "no"
+            } else {
+                "yes"
+            },
             if maintenance { "yes" } else { "no" },
             h.installed_kbs().join(",")
         ));

@@ -38,17 +38,29 @@ impl SimClock {
     /// A clock on tokio time starting now at `epoch`. Must run inside a tokio runtime when
     /// time is paused; otherwise any context works.
     pub fn start(epoch: Timestamp, scale: f64) -> Self {
-        Self { epoch, scale: sanitize(scale), base: Base::Tokio(tokio::time::Instant::now()) }
+        Self {
+            epoch,
+            scale: sanitize(scale),
+            base: Base::Tokio(tokio::time::Instant::now()),
+        }
     }
 
     /// A clock on wall time, continuing from a record.
     pub fn resume(record: &ClockRecord) -> Self {
-        Self { epoch: record.epoch, scale: sanitize(record.scale), base: Base::Wall(record.wall_origin) }
+        Self {
+            epoch: record.epoch,
+            scale: sanitize(record.scale),
+            base: Base::Wall(record.wall_origin),
+        }
     }
 
     /// The record a wall-clock continuation needs, as of now.
     pub fn record(&self) -> ClockRecord {
-        ClockRecord { epoch: self.now(), scale: self.scale, wall_origin: Timestamp::now() }
+        ClockRecord {
+            epoch: self.now(),
+            scale: self.scale,
+            wall_origin: Timestamp::now(),
+        }
     }
 
     pub fn scale(&self) -> f64 {
@@ -58,7 +70,9 @@ impl SimClock {
     fn real_elapsed(&self) -> Duration {
         match self.base {
             Base::Tokio(start) => start.elapsed(),
-            Base::Wall(origin) => Duration::try_from(Timestamp::now().duration_since(origin)).unwrap_or_default(),
+            Base::Wall(origin) => {
+                Duration::try_from(Timestamp::now().duration_since(origin)).unwrap_or_default()
+            }
         }
     }
 
@@ -89,7 +103,11 @@ impl SimClock {
 }
 
 fn sanitize(scale: f64) -> f64 {
-    if scale.is_finite() && scale > 0.0 { scale } else { 1.0 }
+    if scale.is_finite() && scale > 0.0 {
+        scale
+    } else {
+        1.0
+    }
 }
 
 #[cfg(test)]
@@ -103,7 +121,10 @@ mod tests {
         let real = tokio::time::Instant::now();
         clock.sleep(Duration::from_secs(3600)).await;
         assert_eq!(real.elapsed(), Duration::from_secs(6));
-        assert_eq!(clock.now(), "2021-03-10T09:00:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(
+            clock.now(),
+            "2021-03-10T09:00:00Z".parse::<Timestamp>().unwrap()
+        );
     }
 
     #[test]

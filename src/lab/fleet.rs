@@ -27,7 +27,12 @@ pub const WINRM_PORT: u16 = 5985;
 pub fn address_for(index: usize) -> Ipv4Addr {
     let x = 1 + index / 250;
     let y = 1 + index % 250;
-    Ipv4Addr::new(127, 0, u8::try_from(x).unwrap_or(u8::MAX), u8::try_from(y).unwrap_or(u8::MAX))
+    Ipv4Addr::new(
+        127,
+        0,
+        u8::try_from(x).unwrap_or(u8::MAX),
+        u8::try_from(y).unwrap_or(u8::MAX),
+    )
 }
 
 struct Slot {
@@ -69,7 +74,10 @@ pub struct FleetSnapshot {
 impl FleetCore {
     fn lock(&self, idx: usize) -> MutexGuard<'_, HostState> {
         // A poisoned lock means a panic mid-update elsewhere; the lab keeps serving the state.
-        self.slots[idx].state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.slots[idx]
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn len(&self) -> usize {
@@ -112,7 +120,9 @@ impl FleetCore {
     /// transitions on time, so front ends see the boot watch change promptly.
     pub fn schedule_reboot(self: &Arc<Self>, idx: usize, delay: Duration) {
         let now = self.clock.now();
-        let at = now.saturating_add(SignedDuration::try_from(delay).unwrap_or(SignedDuration::ZERO)).unwrap_or(now);
+        let at = now
+            .saturating_add(SignedDuration::try_from(delay).unwrap_or(SignedDuration::ZERO))
+            .unwrap_or(now);
         self.with_host(idx, |s| s.power = Power::ShuttingDown { at });
         self.record(idx, LabEvent::RebootScheduled { at });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -133,7 +143,9 @@ impl FleetCore {
 
     /// Hosts in the same DAG as `idx` (excluding it), in fleet order.
     pub fn dag_peers(&self, idx: usize) -> Vec<usize> {
-        let Some(dag) = self.lock(idx).dag.clone() else { return Vec::new() };
+        let Some(dag) = self.lock(idx).dag.clone() else {
+            return Vec::new();
+        };
         (0..self.slots.len())
             .filter(|&i| i != idx && self.lock(i).dag.as_deref() == Some(dag.as_str()))
             .collect()
@@ -160,16 +172,6 @@ pub struct LabHost {
     name: String,
 }
 
-impl LabHost {
-    pub fn index(&self) -> usize {
-        self.idx
-    }
-
-    pub fn core(&self) -> &Arc<FleetCore> {
-        &self.core
-    }
-}
-
 impl SimHost for LabHost {
     fn name(&self) -> &str {
         &self.name
@@ -184,7 +186,8 @@ impl SimHost for LabHost {
     }
 
     fn accepting(&self) -> bool {
-        self.core.with_host(self.idx, |s| s.is_up() && !s.faults.unreachable)
+        self.core
+            .with_host(self.idx, |s| s.is_up() && !s.faults.unreachable)
     }
 
     fn boot_watch(&self) -> watch::Receiver<u64> {
@@ -213,14 +216,32 @@ impl Fleet {
     pub fn new(spec: &FleetSpec) -> Self {
         let clock = SimClock::start(spec.epoch, spec.time_scale);
         let hosts = spec.hosts.clone();
-        let addresses = (0..spec.hosts.len()).map(|i| SocketAddr::from((address_for(i), WINRM_PORT))).collect();
-        Self::assemble(clock, spec.durations, &spec.user, &spec.password, hosts, addresses, Vec::new())
+        let addresses = (0..spec.hosts.len())
+            .map(|i| SocketAddr::from((address_for(i), WINRM_PORT)))
+            .collect();
+        Self::assemble(
+            clock,
+            spec.durations,
+            &spec.user,
+            &spec.password,
+            hosts,
+            addresses,
+            Vec::new(),
+        )
     }
 
     /// Continue a fleet from a snapshot on the wall clock (process-per-command mode).
     pub fn from_snapshot(snap: FleetSnapshot) -> Self {
         let clock = SimClock::resume(&snap.clock);
-        Self::assemble(clock, snap.durations, &snap.user, &snap.password, snap.hosts, snap.addresses, snap.log)
+        Self::assemble(
+            clock,
+            snap.durations,
+            &snap.user,
+            &snap.password,
+            snap.hosts,
+            snap.addresses,
+            snap.log,
+        )
     }
 
     fn assemble(
@@ -241,7 +262,10 @@ impl Fleet {
             if let Some(d) = &h.dag {
                 match dags.iter_mut().find(|x| &x.name == d) {
                     Some(x) => x.members.push(h.name.clone()),
-                    None => dags.push(DagInfo { name: d.clone(), members: vec![h.name.clone()] }),
+                    None => dags.push(DagInfo {
+                        name: d.clone(),
+                        members: vec![h.name.clone()],
+                    }),
                 }
             }
         }
@@ -267,9 +291,20 @@ impl Fleet {
         let hosts = names
             .into_iter()
             .enumerate()
-            .map(|(idx, name)| Arc::new(LabHost { core: Arc::clone(&core), idx, name }))
+            .map(|(idx, name)| {
+                Arc::new(LabHost {
+                    core: Arc::clone(&core),
+                    idx,
+                    name,
+                })
+            })
             .collect();
-        Fleet { core, hosts, dags, tenants }
+        Fleet {
+            core,
+            hosts,
+            dags,
+            tenants,
+        }
     }
 
     pub fn core(&self) -> &Arc<FleetCore> {

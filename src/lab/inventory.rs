@@ -31,14 +31,26 @@ pub fn render(fleet: &Fleet, password: &PasswordIn) -> String {
         PasswordIn::Reference(r) => q(r),
     };
     let mut y = String::new();
-    y.push_str(&format!("# salve lab inventory: {} hosts, {} tenants.\n", fleet.hosts().len(), fleet.tenants().len()));
+    y.push_str(&format!(
+        "# salve lab inventory: {} hosts, {} tenants.\n",
+        fleet.hosts().len(),
+        fleet.tenants().len()
+    ));
     y.push_str("all:\n  vars:\n");
     y.push_str("    ansible_connection: winrm\n    ansible_winrm_transport: ntlm\n    ansible_winrm_scheme: http\n");
-    y.push_str(&format!("    ansible_user: {}\n    ansible_password: {password}\n", q(user)));
+    y.push_str(&format!(
+        "    ansible_user: {}\n    ansible_password: {password}\n",
+        q(user)
+    ));
     y.push_str("  children:\n");
     for tenant in fleet.tenants() {
-        y.push_str(&format!("    {tenant}:\n      vars:\n        salve_tenant: {}\n      hosts:\n", q(tenant)));
-        let members: Vec<usize> = (0..core.len()).filter(|&i| core.state(i).tenant == *tenant).collect();
+        y.push_str(&format!(
+            "    {tenant}:\n      vars:\n        salve_tenant: {}\n      hosts:\n",
+            q(tenant)
+        ));
+        let members: Vec<usize> = (0..core.len())
+            .filter(|&i| core.state(i).tenant == *tenant)
+            .collect();
         for &i in &members {
             let addr = core.address(i);
             y.push_str(&format!(
@@ -51,12 +63,20 @@ pub fn render(fleet: &Fleet, password: &PasswordIn) -> String {
         let dags: Vec<_> = fleet
             .dags()
             .iter()
-            .filter(|d| d.members.iter().any(|m| members.iter().any(|&i| core.name(i) == m)))
+            .filter(|d| {
+                d.members
+                    .iter()
+                    .any(|m| members.iter().any(|&i| core.name(i) == m))
+            })
             .collect();
         if !dags.is_empty() {
             y.push_str("      children:\n");
             for d in dags {
-                y.push_str(&format!("        {}:\n          vars:\n            salve_dag: {}\n          hosts:\n", d.name, q(&d.name)));
+                y.push_str(&format!(
+                    "        {}:\n          vars:\n            salve_dag: {}\n          hosts:\n",
+                    d.name,
+                    q(&d.name)
+                ));
                 for m in &d.members {
                     y.push_str(&format!("            {m}: {{}}\n"));
                 }

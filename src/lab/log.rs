@@ -18,26 +18,68 @@ use crate::lab::host_api::ProtocolEvent;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LabEvent {
     /// A shipped script (by id) or a raw command (`raw`) started.
-    ScriptStarted { id: String },
-    InstallStarted { update: UpdateKind, kb: String, target: String },
+    ScriptStarted {
+        id: String,
+    },
+    InstallStarted {
+        update: UpdateKind,
+        kb: String,
+        target: String,
+    },
     /// The installer finished successfully; the build changes at the next reboot.
-    Installed { update: UpdateKind, kb: String, target: String },
-    InstallFailed { update: UpdateKind, kb: String, exit_code: i32, reason: String },
+    Installed {
+        update: UpdateKind,
+        kb: String,
+        target: String,
+    },
+    InstallFailed {
+        update: UpdateKind,
+        kb: String,
+        exit_code: i32,
+        reason: String,
+    },
     /// The running build changed (at a reboot, after an install).
-    BuildChanged { from: String, to: String },
-    RebootScheduled { at: Timestamp },
+    BuildChanged {
+        from: String,
+        to: String,
+    },
+    RebootScheduled {
+        at: Timestamp,
+    },
     /// The host went down; it comes back as `boot_id` (or never).
-    RebootStarted { boot_id: String },
-    RebootCompleted { boot_id: String },
-    RewriteModuleInstalled { version: String },
-    MitigationApplied { rules: Vec<String> },
-    MitigationRemoved { rules: Vec<String> },
-    MaintenanceEntered { previous_policy: String },
-    MaintenanceLeft { restored_policy: String },
-    DatabaseMoved { database: String, from: String, to: String },
-    ServicesDisabled { services: Vec<String> },
+    RebootStarted {
+        boot_id: String,
+    },
+    RebootCompleted {
+        boot_id: String,
+    },
+    RewriteModuleInstalled {
+        version: String,
+    },
+    MitigationApplied {
+        rules: Vec<String>,
+    },
+    MitigationRemoved {
+        rules: Vec<String>,
+    },
+    MaintenanceEntered {
+        previous_policy: String,
+    },
+    MaintenanceLeft {
+        restored_policy: String,
+    },
+    DatabaseMoved {
+        database: String,
+        from: String,
+        to: String,
+    },
+    ServicesDisabled {
+        services: Vec<String>,
+    },
     /// Recorded by a protocol front end.
-    Protocol { event: ProtocolEvent },
+    Protocol {
+        event: ProtocolEvent,
+    },
 }
 
 /// One log line.
@@ -60,12 +102,16 @@ pub struct StateLog {
 
 impl StateLog {
     pub fn from_entries(entries: Vec<LogEntry>) -> Self {
-        Self { entries: Mutex::new(entries) }
+        Self {
+            entries: Mutex::new(entries),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<LogEntry>> {
         // A poisoned log only means a panic elsewhere; its entries are still whole.
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn push(&self, host: &str, sim_time: Timestamp, event: LabEvent) {
@@ -85,11 +131,6 @@ impl StateLog {
         self.lock().clone()
     }
 
-    /// Entries from `seq` on (1-based); used to merge logs of separate processes.
-    pub fn since(&self, seq: u64) -> Vec<LogEntry> {
-        self.lock().iter().filter(|e| e.seq >= seq).cloned().collect()
-    }
-
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -100,12 +141,18 @@ impl StateLog {
 
     /// How many entries of `host` match `pred`.
     pub fn count(&self, host: &str, pred: impl Fn(&LabEvent) -> bool) -> usize {
-        self.lock().iter().filter(|e| e.host == host && pred(&e.event)).count()
+        self.lock()
+            .iter()
+            .filter(|e| e.host == host && pred(&e.event))
+            .count()
     }
 
     /// How many times `kb` was installed successfully on `host`.
     pub fn installs(&self, host: &str, kb: &str) -> usize {
-        self.count(host, |e| matches!(e, LabEvent::Installed { kb: k, .. } if k == kb))
+        self.count(
+            host,
+            |e| matches!(e, LabEvent::Installed { kb: k, .. } if k == kb),
+        )
     }
 
     /// How many reboots `host` started.
@@ -129,11 +176,17 @@ mod tests {
         };
         log.push("ex1", t, installed("KB5000871"));
         log.push("ex2", t, installed("KB5000871"));
-        log.push("ex1", t, LabEvent::RebootStarted { boot_id: "b".into() });
+        log.push(
+            "ex1",
+            t,
+            LabEvent::RebootStarted {
+                boot_id: "b".into(),
+            },
+        );
         assert_eq!(log.installs("ex1", "KB5000871"), 1);
         assert_eq!(log.installs("ex1", "KB5001779"), 0);
         assert_eq!(log.reboots("ex1"), 1);
-        assert_eq!(log.since(3).len(), 1);
+        assert_eq!(log.len(), 3);
         let json = serde_json::to_string(&log.entries()).unwrap();
         let back: Vec<LogEntry> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, log.entries());

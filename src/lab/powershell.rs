@@ -46,11 +46,20 @@ fn statements(body: &str) -> Result<Vec<Statement>, String> {
     for (n, raw_line) in body.lines().enumerate() {
         let chars: Vec<char> = raw_line.chars().collect();
         let mut i = 0;
-        let mut current = Statement { line: n + 1, column: 0, text: String::new(), tokens: Vec::new() };
+        let mut current = Statement {
+            line: n + 1,
+            column: 0,
+            text: String::new(),
+            tokens: Vec::new(),
+        };
         let mut start_text = 0;
         let flush = |st: &mut Statement, end: usize, out: &mut Vec<Statement>, from: usize| {
             if !st.tokens.is_empty() {
-                st.text = chars[from..end].iter().collect::<String>().trim().to_string();
+                st.text = chars[from..end]
+                    .iter()
+                    .collect::<String>()
+                    .trim()
+                    .to_string();
                 out.push(st.clone());
             }
             st.tokens.clear();
@@ -203,7 +212,11 @@ impl Scope<'_> {
         }
         let key = lower.split('.').next().unwrap_or_default();
         if let Some(v) = self.vars.get(key) {
-            return Some(if lower.contains('.') { Vec::new() } else { vec![v.clone()] });
+            return Some(if lower.contains('.') {
+                Vec::new()
+            } else {
+                vec![v.clone()]
+            });
         }
         // An unset variable is $null in PowerShell: it prints nothing.
         if name.chars().all(|c| c.is_alphanumeric() || c == '_') {
@@ -218,7 +231,11 @@ impl Scope<'_> {
         let chars: Vec<char> = s.chars().collect();
         let mut i = 0;
         while i < chars.len() {
-            if chars[i] == '$' && chars.get(i + 1).is_some_and(|c| c.is_alphanumeric() || *c == '_') {
+            if chars[i] == '$'
+                && chars
+                    .get(i + 1)
+                    .is_some_and(|c| c.is_alphanumeric() || *c == '_')
+            {
                 let word_end = |mut j: usize| {
                     while j < chars.len() && (chars[j].is_alphanumeric() || chars[j] == '_') {
                         j += 1;
@@ -227,14 +244,20 @@ impl Scope<'_> {
                 };
                 let mut j = word_end(i + 1);
                 // A scope-qualified name: `$env:NAME`.
-                if chars.get(j) == Some(&':') && chars.get(j + 1).is_some_and(|c| c.is_alphanumeric() || *c == '_') {
+                if chars.get(j) == Some(&':')
+                    && chars
+                        .get(j + 1)
+                        .is_some_and(|c| c.is_alphanumeric() || *c == '_')
+                {
                     j = word_end(j + 1);
                 }
                 let mut name: String = chars[i..j].iter().collect();
                 // Member access is only expanded for $SalveArgs (PowerShell needs $() for the
                 // rest; the subset keeps to what salve's own scripts write).
                 if name.eq_ignore_ascii_case("$salveargs") {
-                    while chars.get(j) == Some(&'.') && chars.get(j + 1).is_some_and(|c| c.is_alphanumeric()) {
+                    while chars.get(j) == Some(&'.')
+                        && chars.get(j + 1).is_some_and(|c| c.is_alphanumeric())
+                    {
                         let mut k = j + 1;
                         while k < chars.len() && (chars[k].is_alphanumeric() || chars[k] == '_') {
                             k += 1;
@@ -277,7 +300,9 @@ fn render_value(v: &Value) -> Vec<String> {
 
 /// Serialize error lines as Windows PowerShell writes an error record to a redirected stderr.
 pub fn clixml_error(lines: &[String]) -> String {
-    let mut out = String::from("#< CLIXML\r\n<Objs Version=\"1.1.0.1\" xmlns=\"http://schemas.microsoft.com/powershell/2004/04\">");
+    let mut out = String::from(
+        "#< CLIXML\r\n<Objs Version=\"1.1.0.1\" xmlns=\"http://schemas.microsoft.com/powershell/2004/04\">",
+    );
     for line in lines.iter().flat_map(|l| l.split("\r\n")) {
         out.push_str("<S S=\"Error\">");
         let mut chars = line.chars().peekable();
@@ -349,7 +374,11 @@ pub async fn run(
             return 1;
         }
     };
-    let mut scope = Scope { computer_name: core.name(idx).to_string(), args, vars: BTreeMap::new() };
+    let mut scope = Scope {
+        computer_name: core.name(idx).to_string(),
+        args,
+        vars: BTreeMap::new(),
+    };
     let mut failed = false;
     let mut stop = stop_on_error;
     for st in &statements {
@@ -379,19 +408,29 @@ async fn execute(
     out: &Out,
     kill: &CancellationToken,
 ) -> Step {
-    let Some(first) = st.tokens.first() else { return Step::Continue };
+    let Some(first) = st.tokens.first() else {
+        return Step::Continue;
+    };
     let rest = &st.tokens[1..];
     let name = match first {
         Tok::Word(w) => w.clone(),
         other => {
             // A bare string is an expression: its value goes to the output.
-            scope.value(other).unwrap_or_default().iter().for_each(|l| out.line(l));
+            scope
+                .value(other)
+                .unwrap_or_default()
+                .iter()
+                .for_each(|l| out.line(l));
             return Step::Continue;
         }
     };
     if let Some(var) = name.strip_prefix('$') {
         if rest.first() == Some(&Tok::Word("=".to_string())) {
-            let value = rest.get(1).and_then(|t| scope.value(t)).unwrap_or_default().join(" ");
+            let value = rest
+                .get(1)
+                .and_then(|t| scope.value(t))
+                .unwrap_or_default()
+                .join(" ");
             if var.eq_ignore_ascii_case("ErrorActionPreference") {
                 *stop = value.eq_ignore_ascii_case("stop");
             }
@@ -419,7 +458,11 @@ async fn execute(
     }
     match name.to_ascii_lowercase().as_str() {
         "write-output" | "echo" | "write" => {
-            values.iter().flatten().filter(|v| !v.eq_ignore_ascii_case("-inputobject")).for_each(|l| out.line(l));
+            values
+                .iter()
+                .flatten()
+                .filter(|v| !v.eq_ignore_ascii_case("-inputobject"))
+                .for_each(|l| out.line(l));
             Step::Continue
         }
         "write-host" => {
@@ -428,8 +471,15 @@ async fn execute(
             for (t, v) in rest.iter().zip(&values) {
                 match t {
                     _ if skip => skip = false,
-                    Tok::Word(w) if w.eq_ignore_ascii_case("-foregroundcolor") || w.eq_ignore_ascii_case("-backgroundcolor") => skip = true,
-                    Tok::Word(w) if w.eq_ignore_ascii_case("-nonewline") || w.eq_ignore_ascii_case("-object") => {}
+                    Tok::Word(w)
+                        if w.eq_ignore_ascii_case("-foregroundcolor")
+                            || w.eq_ignore_ascii_case("-backgroundcolor") =>
+                    {
+                        skip = true
+                    }
+                    Tok::Word(w)
+                        if w.eq_ignore_ascii_case("-nonewline")
+                            || w.eq_ignore_ascii_case("-object") => {}
                     _ => words.extend(v.iter().cloned()),
                 }
             }
@@ -471,12 +521,18 @@ async fn execute(
                 [n] => (1000.0, n),
                 _ => return Step::Failed(bad_sleep(st, &flat.join(" "))),
             };
-            let Ok(amount) = amount.parse::<f64>() else { return Step::Failed(bad_sleep(st, amount)) };
+            let Ok(amount) = amount.parse::<f64>() else {
+                return Step::Failed(bad_sleep(st, amount));
+            };
             if !(0.0..=86_400_000.0).contains(&amount) {
                 return Step::Failed(bad_sleep(st, &amount.to_string()));
             }
             let sim = Duration::from_secs_f64(amount * unit_ms / 1000.0);
-            if sim_sleep(core, sim, kill).await { Step::Continue } else { Step::Exit(EXIT_TERMINATED) }
+            if sim_sleep(core, sim, kill).await {
+                Step::Continue
+            } else {
+                Step::Exit(EXIT_TERMINATED)
+            }
         }
         "hostname" | "hostname.exe" => {
             out.line(&scope.computer_name);
@@ -493,7 +549,9 @@ fn is_flag(text: &str, names: &[&str]) -> bool {
 fn bad_sleep(st: &Statement, value: &str) -> Vec<String> {
     error_record(
         st,
-        &format!("Cannot bind parameter 'Seconds'. Cannot convert value \"{value}\" to type \"System.Int32\"."),
+        &format!(
+            "Cannot bind parameter 'Seconds'. Cannot convert value \"{value}\" to type \"System.Int32\"."
+        ),
         "InvalidArgument: (:) [Start-Sleep], ParameterBindingException",
         "CannotConvertArgumentNoMessage,Microsoft.PowerShell.Commands.StartSleepCommand",
     )
@@ -517,15 +575,28 @@ mod tests {
     #[test]
     fn expands_variables_in_double_quotes() {
         let args = serde_json::json!({"kb": "KB5000871", "n": 2, "nested": {"x": true}});
-        let scope = Scope { computer_name: "EX01".into(), args: Some(&args), vars: BTreeMap::new() };
-        assert_eq!(scope.expand("on $env:COMPUTERNAME: $SalveArgs.kb/$SalveArgs.n"), "on EX01: KB5000871/2");
-        assert_eq!(scope.expand("$SalveArgs.nested.x $SalveArgs.missing."), "True .");
+        let scope = Scope {
+            computer_name: "EX01".into(),
+            args: Some(&args),
+            vars: BTreeMap::new(),
+        };
+        assert_eq!(
+            scope.expand("on $env:COMPUTERNAME: $SalveArgs.kb/$SalveArgs.n"),
+            "on EX01: KB5000871/2"
+        );
+        assert_eq!(
+            scope.expand("$SalveArgs.nested.x $SalveArgs.missing."),
+            "True ."
+        );
     }
 
     #[test]
     fn clixml_escapes() {
         let x = clixml_error(&["a<b>_c_x".to_string()]);
         assert!(x.starts_with("#< CLIXML\r\n<Objs"));
-        assert!(x.contains("<S S=\"Error\">a&lt;b&gt;_c_x005F_x_x000D__x000A_</S>"), "{x}");
+        assert!(
+            x.contains("<S S=\"Error\">a&lt;b&gt;_c_x005F_x_x000D__x000A_</S>"),
+            "{x}"
+        );
     }
 }

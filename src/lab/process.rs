@@ -85,7 +85,11 @@ pub fn spawn(core: Arc<FleetCore>, idx: usize, command: &str, arguments: &[Strin
         let code = run(core, idx, line, stdin_rx, &out, token).await;
         out.exit(code);
     });
-    LabProcess { stdin: stdin_tx, output: out_rx, kill }
+    LabProcess {
+        stdin: stdin_tx,
+        output: out_rx,
+        kill,
+    }
 }
 
 /// What the command line asks for.
@@ -105,7 +109,11 @@ pub enum Invocation {
 
 impl Invocation {
     pub fn parse(command: &str, arguments: &[String]) -> Invocation {
-        let program = command.rsplit(['\\', '/']).next().unwrap_or(command).to_ascii_lowercase();
+        let program = command
+            .rsplit(['\\', '/'])
+            .next()
+            .unwrap_or(command)
+            .to_ascii_lowercase();
         let program = program.strip_suffix(".exe").unwrap_or(&program);
         match program {
             "powershell" | "pwsh" => {}
@@ -147,7 +155,10 @@ impl Invocation {
     }
 }
 
-async fn read_stdin(mut rx: mpsc::UnboundedReceiver<StdinChunk>, kill: &CancellationToken) -> Option<String> {
+async fn read_stdin(
+    mut rx: mpsc::UnboundedReceiver<StdinChunk>,
+    kill: &CancellationToken,
+) -> Option<String> {
     let mut data = Vec::new();
     loop {
         tokio::select! {
@@ -208,15 +219,31 @@ async fn run(
             match ScriptId::parse(id) {
                 Some(id) => scripts::run(&core, idx, id, script.args, out, &kill).await,
                 None => {
-                    out.error(&[format!("the lab has no simulation of the shipped script `{id}`")]);
+                    out.error(&[format!(
+                        "the lab has no simulation of the shipped script `{id}`"
+                    )]);
                     1
                 }
             }
         }
         None => {
-            core.record(idx, LabEvent::ScriptStarted { id: "raw".to_string() });
+            core.record(
+                idx,
+                LabEvent::ScriptStarted {
+                    id: "raw".to_string(),
+                },
+            );
             let stop = text.contains("$ErrorActionPreference = 'Stop'");
-            powershell::run(&core, idx, &script.body, script.args.as_ref(), stop, out, &kill).await
+            powershell::run(
+                &core,
+                idx,
+                &script.body,
+                script.args.as_ref(),
+                stop,
+                out,
+                &kill,
+            )
+            .await
         }
     }
 }
@@ -246,13 +273,34 @@ mod tests {
     #[test]
     fn parses_powershell_command_lines() {
         let enc = encode_command("Write-Output 1");
-        let inv = Invocation::parse("powershell.exe", &args(&format!("-NoProfile -NonInteractive -EncodedCommand {enc}")));
+        let inv = Invocation::parse(
+            "powershell.exe",
+            &args(&format!("-NoProfile -NonInteractive -EncodedCommand {enc}")),
+        );
         assert_eq!(inv, Invocation::Text("Write-Output 1".into()));
         let split = ["-NoProfile".to_string(), "-encodedcommand".to_string(), enc];
-        assert_eq!(Invocation::parse("C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\PowerShell.exe", &split), inv);
-        assert_eq!(Invocation::parse("powershell", &args("-NoProfile -Command -")), Invocation::Stdin);
-        assert_eq!(Invocation::parse("powershell", &args("-Command echo hi")), Invocation::Text("echo hi".into()));
-        assert!(matches!(Invocation::parse("powershell", &args("-EncodedCommand !!")), Invocation::BadEncoding(_)));
-        assert_eq!(Invocation::parse("ipconfig", &[]), Invocation::UnknownProgram("ipconfig".into()));
+        assert_eq!(
+            Invocation::parse(
+                "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\PowerShell.exe",
+                &split
+            ),
+            inv
+        );
+        assert_eq!(
+            Invocation::parse("powershell", &args("-NoProfile -Command -")),
+            Invocation::Stdin
+        );
+        assert_eq!(
+            Invocation::parse("powershell", &args("-Command echo hi")),
+            Invocation::Text("echo hi".into())
+        );
+        assert!(matches!(
+            Invocation::parse("powershell", &args("-EncodedCommand !!")),
+            Invocation::BadEncoding(_)
+        ));
+        assert_eq!(
+            Invocation::parse("ipconfig", &[]),
+            Invocation::UnknownProgram("ipconfig".into())
+        );
     }
 }

@@ -18,8 +18,8 @@ use serde::Deserialize;
 use crate::diag::{Diagnostic, Diagnostics, Location, did_you_mean};
 use crate::lab::catalog::{Build, Family};
 use crate::lab::state::{
-    AppEvent, DbCopy, Durations, HostFaults, HostState, INSTALL_PATH, InstallFailure, LogLine, MARKER_CBS,
-    RebootBehaviour, SimFile,
+    AppEvent, DbCopy, Durations, HostFaults, HostState, INSTALL_PATH, InstallFailure, LogLine,
+    MARKER_CBS, RebootBehaviour, SimFile,
 };
 
 /// Default lab account and password (the lab is a test double on loopback; override them in
@@ -152,10 +152,16 @@ fn host_name(tenant: &str, n: usize) -> String {
 }
 
 fn location(file: &Arc<std::path::PathBuf>, span: &marked_yaml::Span) -> Option<Location> {
-    span.start().map(|m| Location::new(file, m.line(), m.column()))
+    span.start()
+        .map(|m| Location::new(file, m.line(), m.column()))
 }
 
-fn diag_at<T>(file: &Arc<std::path::PathBuf>, value: &Spanned<T>, field: &str, message: String) -> Diagnostic {
+fn diag_at<T>(
+    file: &Arc<std::path::PathBuf>,
+    value: &Spanned<T>,
+    field: &str,
+    message: String,
+) -> Diagnostic {
     match location(file, value.span()) {
         Some(loc) => Diagnostic::at(loc, field, message),
         None => Diagnostic::in_file(file, message),
@@ -164,8 +170,12 @@ fn diag_at<T>(file: &Arc<std::path::PathBuf>, value: &Spanned<T>, field: &str, m
 
 /// Read and resolve a scenario file.
 pub fn load(path: &Path) -> Result<FleetSpec, Diagnostics> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diagnostics(vec![Diagnostic::in_file(path, format!("cannot read scenario: {e}"))]))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic::in_file(
+            path,
+            format!("cannot read scenario: {e}"),
+        )])
+    })?;
     parse(path, &text)
 }
 
@@ -175,10 +185,14 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetSpec, Diagnostics> {
     let options = marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true);
     let raw: RawScenario = marked_yaml::from_yaml_with_options(0, text, options).map_err(|e| {
         let (mark, field, message) = match &e {
-            marked_yaml::FromYamlError::ParseYaml(le) => (load_error_mark(le), String::new(), le.to_string()),
-            marked_yaml::FromYamlError::FromNode(ne) => {
-                (ne.start_mark(), ne.path().unwrap_or_default().to_string(), ne.to_string())
+            marked_yaml::FromYamlError::ParseYaml(le) => {
+                (load_error_mark(le), String::new(), le.to_string())
             }
+            marked_yaml::FromYamlError::FromNode(ne) => (
+                ne.start_mark(),
+                ne.path().unwrap_or_default().to_string(),
+                ne.to_string(),
+            ),
         };
         let message = lowercase_first(message.rsplit(": ").next().unwrap_or(&message));
         let d = match mark {
@@ -192,7 +206,9 @@ pub fn parse(path: &Path, text: &str) -> Result<FleetSpec, Diagnostics> {
 
 fn lowercase_first(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_lowercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 fn load_error_mark(e: &marked_yaml::LoadError) -> Option<marked_yaml::Marker> {
@@ -215,7 +231,12 @@ fn resolve(file: &Arc<std::path::PathBuf>, raw: RawScenario) -> Result<FleetSpec
     let epoch = match &raw.start {
         None => default_epoch(),
         Some(s) => s.parse::<Timestamp>().unwrap_or_else(|e| {
-            diags.push(diag_at(file, s, "start", format!("`{}` is not an RFC 3339 time: {e}", s.as_str())));
+            diags.push(diag_at(
+                file,
+                s,
+                "start",
+                format!("`{}` is not an RFC 3339 time: {e}", s.as_str()),
+            ));
             default_epoch()
         }),
     };
@@ -229,9 +250,17 @@ fn resolve(file: &Arc<std::path::PathBuf>, raw: RawScenario) -> Result<FleetSpec
     let mut hosts: Vec<HostState> = Vec::new();
     for (ti, t) in raw.tenants.iter().enumerate() {
         let field = format!("tenants[{ti}]");
-        let valid_name = !t.name.is_empty() && t.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let valid_name = !t.name.is_empty()
+            && t.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
         if !valid_name {
-            diags.push(diag_at(file, &t.name, &format!("{field}.name"), "tenant names use letters, digits and `-`".into()));
+            diags.push(diag_at(
+                file,
+                &t.name,
+                &format!("{field}.name"),
+                "tenant names use letters, digits and `-`".into(),
+            ));
         }
         let builds: Vec<Build> = t
             .builds
@@ -246,14 +275,30 @@ fn resolve(file: &Arc<std::path::PathBuf>, raw: RawScenario) -> Result<FleetSpec
             })
             .collect();
         if t.builds.is_empty() {
-            diags.push(diag_at(file, &t.name, &format!("{field}.builds"), "list at least one build".into()));
+            diags.push(diag_at(
+                file,
+                &t.name,
+                &format!("{field}.builds"),
+                "list at least one build".into(),
+            ));
         }
         let first = hosts.len();
         for n in 1..=t.hosts {
-            let build = if builds.is_empty() { Build([15, 2, 858, 5]) } else { builds[rng.usize(..builds.len())] };
-            let mut h = HostState::new(&host_name(&t.name, n), &t.name, build, boot_time(epoch, &mut rng));
+            let build = if builds.is_empty() {
+                Build([15, 2, 858, 5])
+            } else {
+                builds[rng.usize(..builds.len())]
+            };
+            let mut h = HostState::new(
+                &host_name(&t.name, n),
+                &t.name,
+                build,
+                boot_time(epoch, &mut rng),
+            );
             // Exchange keeps 30 days of logs by default.
-            h.logs_since = epoch.saturating_sub(SignedDuration::from_hours(24 * 30)).unwrap_or(epoch);
+            h.logs_since = epoch
+                .saturating_sub(SignedDuration::from_hours(24 * 30))
+                .unwrap_or(epoch);
             hosts.push(h);
         }
         let mut next = first;
@@ -269,7 +314,12 @@ fn resolve(file: &Arc<std::path::PathBuf>, raw: RawScenario) -> Result<FleetSpec
                 ));
                 continue;
             }
-            make_dag(&mut hosts[next..next + members], &dag.name, dag.databases, &mut rng);
+            make_dag(
+                &mut hosts[next..next + members],
+                &dag.name,
+                dag.databases,
+                &mut rng,
+            );
             next += members;
         }
     }
@@ -279,7 +329,12 @@ fn resolve(file: &Arc<std::path::PathBuf>, raw: RawScenario) -> Result<FleetSpec
     overrides.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     for (name, h) in overrides {
         let Some(idx) = names.iter().position(|n| n == name.as_str()) else {
-            let mut d = diag_at(file, name, "hosts", format!("no host `{}` in this scenario", name.as_str()));
+            let mut d = diag_at(
+                file,
+                name,
+                "hosts",
+                format!("no host `{}` in this scenario", name.as_str()),
+            );
             if let Some(hint) = did_you_mean(name, names.iter().map(String::as_str)) {
                 d = d.with_hint(hint);
             }
@@ -303,7 +358,9 @@ fn resolve(file: &Arc<std::path::PathBuf>, raw: RawScenario) -> Result<FleetSpec
 }
 
 fn parse_build(text: &str) -> Result<Build, String> {
-    let b: Build = text.parse().map_err(|e: crate::lab::catalog::BadBuild| e.to_string())?;
+    let b: Build = text
+        .parse()
+        .map_err(|e: crate::lab::catalog::BadBuild| e.to_string())?;
     if Family::of(b).is_none() {
         return Err(format!("{b} is not an Exchange 2010-SE build"));
     }
@@ -317,7 +374,9 @@ fn default_epoch() -> Timestamp {
 
 fn boot_time(epoch: Timestamp, rng: &mut fastrand::Rng) -> Timestamp {
     let hours = rng.i64(24..24 * 40);
-    epoch.saturating_sub(SignedDuration::from_hours(hours)).unwrap_or(epoch)
+    epoch
+        .saturating_sub(SignedDuration::from_hours(hours))
+        .unwrap_or(epoch)
 }
 
 fn make_dag(members: &mut [HostState], dag: &str, databases: usize, rng: &mut fastrand::Rng) {
@@ -391,7 +450,12 @@ fn apply_host(
             Some(r) => match r.parse::<u64>() {
                 Ok(m) => RebootBehaviour::SlowMinutes(m),
                 Err(_) => {
-                    diags.push(diag_at(file, r, &format!("{field}.faults.reboot"), "expected `never` or a number of minutes".into()));
+                    diags.push(diag_at(
+                        file,
+                        r,
+                        &format!("{field}.faults.reboot"),
+                        "expected `never` or a number of minutes".into(),
+                    ));
                     RebootBehaviour::Normal
                 }
             },
@@ -411,7 +475,9 @@ fn apply_host(
 }
 
 fn hex(rng: &mut fastrand::Rng, len: usize) -> String {
-    (0..len).map(|_| char::from_digit(rng.u32(0..16), 16).unwrap_or('0')).collect()
+    (0..len)
+        .map(|_| char::from_digit(rng.u32(0..16), 16).unwrap_or('0'))
+        .collect()
 }
 
 fn word(rng: &mut fastrand::Rng, len: usize) -> String {
@@ -439,16 +505,26 @@ fn add_noise(h: &mut HostState) {
 /// Plant the traces of a ProxyLogon compromise (what Test-ProxyLogon and MSERT look for).
 fn compromise(h: &mut HostState, epoch: Timestamp, rng: &mut fastrand::Rng) {
     let fqdn = format!("{}.{}.local", h.name, h.tenant);
-    let shell = format!("C:\\inetpub\\wwwroot\\aspnet_client\\system_web\\{}.aspx", word(rng, 8));
+    let shell = format!(
+        "C:\\inetpub\\wwwroot\\aspnet_client\\system_web\\{}.aspx",
+        word(rng, 8)
+    );
     let files = [
         shell.clone(),
-        format!("{INSTALL_PATH}FrontEnd\\HttpProxy\\owa\\auth\\{}.aspx", word(rng, 6)),
+        format!(
+            "{INSTALL_PATH}FrontEnd\\HttpProxy\\owa\\auth\\{}.aspx",
+            word(rng, 6)
+        ),
         "C:\\root\\lsass.dmp".to_string(),
         format!("C:\\ProgramData\\VSPerfMon\\{}.7z", word(rng, 5)),
     ];
     for path in files {
         let size = rng.u64(1_000..5_000_000);
-        h.files.push(SimFile { path, sha256: hex(rng, 64), size });
+        h.files.push(SimFile {
+            path,
+            sha256: hex(rng, 64),
+            size,
+        });
     }
     let proxy = format!("{INSTALL_PATH}Logging\\HttpProxy\\");
     let ip = format!("103.77.192.{}", rng.u8(2..250));
@@ -477,10 +553,26 @@ fn compromise(h: &mut HostState, epoch: Timestamp, rng: &mut fastrand::Rng) {
 }
 
 /// Vulnerable builds the default mix draws from (2013 CU23, 2016 CU18/CU19, 2019 CU7/CU8/CU9).
-const VULNERABLE: [&str; 6] = ["15.0.1497.2", "15.1.2106.2", "15.1.2176.2", "15.2.721.2", "15.2.792.3", "15.2.858.5"];
+const VULNERABLE: [&str; 6] = [
+    "15.0.1497.2",
+    "15.1.2106.2",
+    "15.1.2176.2",
+    "15.2.721.2",
+    "15.2.792.3",
+    "15.2.858.5",
+];
 /// Fully patched builds (July 2021 SUs).
 const PATCHED: [&str; 4] = ["15.0.1497.23", "15.1.2308.14", "15.2.858.15", "15.2.922.13"];
-const TENANTS: [&str; 8] = ["contoso", "fabrikam", "northwind", "adatum", "litware", "tailspin", "woodgrove", "proseware"];
+const TENANTS: [&str; 8] = [
+    "contoso",
+    "fabrikam",
+    "northwind",
+    "adatum",
+    "litware",
+    "tailspin",
+    "woodgrove",
+    "proseware",
+];
 
 /// Scenario YAML for a default mix of `hosts` servers: several tenants, vulnerable 2013/2016/2019
 /// builds next to patched ones, a DAG of up to three members in the first tenant, and (fleet
@@ -490,15 +582,17 @@ pub fn default_scenario_yaml(hosts: usize, seed: u64) -> String {
     let tenants = (hosts / 5).clamp(1, TENANTS.len()).min(hosts.max(1));
     let mut y = format!("seed: {seed}\ntenants:\n");
     let mut per_tenant = Vec::new();
-    for t in 0..tenants {
+    for (t, name) in TENANTS.iter().enumerate().take(tenants) {
         let n = hosts / tenants + usize::from(t < hosts % tenants);
         per_tenant.push(n);
-        let name = TENANTS[t];
         y.push_str(&format!("  - name: {name}\n    hosts: {n}\n"));
         if t == 0 && n >= 2 {
             // DAG members share one family: the first tenant's builds are all 2019.
             y.push_str("    builds: [15.2.792.3, 15.2.721.2, 15.2.858.15]\n");
-            y.push_str(&format!("    dags:\n      - {{name: {name}-dag1, members: {}, databases: 4}}\n", n.min(3)));
+            y.push_str(&format!(
+                "    dags:\n      - {{name: {name}-dag1, members: {}, databases: 4}}\n",
+                n.min(3)
+            ));
         } else {
             let mut pick: Vec<&str> = VULNERABLE.to_vec();
             rng.shuffle(&mut pick);
@@ -513,7 +607,11 @@ pub fn default_scenario_yaml(hosts: usize, seed: u64) -> String {
         .enumerate()
         .flat_map(|(t, &n)| (1..=n).map(move |i| host_name(TENANTS[t], i)))
         .collect();
-    let dag_size = if per_tenant.first().copied().unwrap_or(0) >= 2 { per_tenant[0].min(3) } else { 0 };
+    let dag_size = if per_tenant.first().copied().unwrap_or(0) >= 2 {
+        per_tenant[0].min(3)
+    } else {
+        0
+    };
     let mut free: Vec<&String> = names.iter().skip(dag_size).collect();
     if free.len() < 3 {
         free = names.iter().collect();
@@ -536,7 +634,10 @@ pub fn default_scenario_yaml(hosts: usize, seed: u64) -> String {
 
 /// The default mix as a resolved scenario.
 pub fn default_scenario(hosts: usize, seed: u64) -> Result<FleetSpec, Diagnostics> {
-    parse(Path::new("<default scenario>"), &default_scenario_yaml(hosts, seed))
+    parse(
+        Path::new("<default scenario>"),
+        &default_scenario_yaml(hosts, seed),
+    )
 }
 
 #[cfg(test)]
@@ -566,9 +667,16 @@ hosts:
         assert_eq!(spec.hosts[0].copies.iter().filter(|c| c.active).count(), 1);
         assert_eq!(spec.hosts[2].build.unwrap().to_string(), "15.1.2176.2");
         assert_eq!(spec.hosts[2].faults.reboot, RebootBehaviour::Never);
-        assert_eq!(spec.hosts[2].faults.install_failure, Some(InstallFailure::Fatal));
+        assert_eq!(
+            spec.hosts[2].faults.install_failure,
+            Some(InstallFailure::Fatal)
+        );
         assert_eq!(spec.hosts[2].files.len(), 4);
-        assert_eq!(spec, parse(Path::new("s.yml"), SAMPLE).unwrap(), "same seed, same fleet");
+        assert_eq!(
+            spec,
+            parse(Path::new("s.yml"), SAMPLE).unwrap(),
+            "same seed, same fleet"
+        );
     }
 
     #[test]
@@ -593,13 +701,24 @@ hosts:
     fn default_mix_has_every_kind_of_host() {
         let spec = default_scenario(12, 42).unwrap();
         assert_eq!(spec.hosts.len(), 12);
-        let tenants: std::collections::BTreeSet<_> = spec.hosts.iter().map(|h| h.tenant.clone()).collect();
+        let tenants: std::collections::BTreeSet<_> =
+            spec.hosts.iter().map(|h| h.tenant.clone()).collect();
         assert!(tenants.len() >= 2);
         assert!(spec.hosts.iter().filter(|h| h.dag.is_some()).count() >= 2);
         assert_eq!(spec.hosts.iter().filter(|h| !h.files.is_empty()).count(), 1);
-        assert_eq!(spec.hosts.iter().filter(|h| h.faults.unreachable).count(), 1);
-        assert_eq!(spec.hosts.iter().filter(|h| h.faults.install_failure.is_some()).count(), 1);
-        let families: std::collections::BTreeSet<_> = spec.hosts.iter().filter_map(HostState::family).collect();
+        assert_eq!(
+            spec.hosts.iter().filter(|h| h.faults.unreachable).count(),
+            1
+        );
+        assert_eq!(
+            spec.hosts
+                .iter()
+                .filter(|h| h.faults.install_failure.is_some())
+                .count(),
+            1
+        );
+        let families: std::collections::BTreeSet<_> =
+            spec.hosts.iter().filter_map(HostState::family).collect();
         assert!(families.len() >= 2, "{families:?}");
         for n in 1..6 {
             assert_eq!(default_scenario(n, 1).unwrap().hosts.len(), n);

@@ -47,7 +47,8 @@ pub async fn run(
             let now = core.clock.now();
             let answer = core.with_host(idx, |s| BootIdAnswer {
                 boot_id: s.boot_id(),
-                uptime_seconds: u64::try_from(now.duration_since(s.boot_time).as_secs()).unwrap_or(0),
+                uptime_seconds: u64::try_from(now.duration_since(s.boot_time).as_secs())
+                    .unwrap_or(0),
             });
             out.result(&answer);
             0
@@ -55,10 +56,15 @@ pub async fn run(
         ScriptId::Reboot => match parse::<RebootRequest>(id, args.unwrap_or(Value::Null), out) {
             Some(req) => {
                 let before = core.with_host(idx, |s| s.boot_id());
-                let delay = req.delay_seconds.unwrap_or(core.durations.reboot_delay_seconds);
+                let delay = req
+                    .delay_seconds
+                    .unwrap_or(core.durations.reboot_delay_seconds);
                 out.line(&format!("Restarting {} in {delay} seconds", core.name(idx)));
                 core.schedule_reboot(idx, Duration::from_secs(delay));
-                out.result(&RebootAnswer { boot_id_before: before, scheduled: true });
+                out.result(&RebootAnswer {
+                    boot_id_before: before,
+                    scheduled: true,
+                });
                 0
             }
             None => 1,
@@ -68,14 +74,16 @@ pub async fn run(
             out.result(&answer);
             0
         }
-        ScriptId::ExchangeVerify => match parse::<VerifyRequest>(id, args.unwrap_or(Value::Null), out) {
-            Some(req) => {
-                let answer = core.with_host(idx, |s| verify(s, &req));
-                out.result(&answer);
-                i32::from(!answer.success)
+        ScriptId::ExchangeVerify => {
+            match parse::<VerifyRequest>(id, args.unwrap_or(Value::Null), out) {
+                Some(req) => {
+                    let answer = core.with_host(idx, |s| verify(s, &req));
+                    out.result(&answer);
+                    i32::from(!answer.success)
+                }
+                None => 1,
             }
-            None => 1,
-        },
+        }
         ScriptId::ExchangeIocScan => {
             out.line("Scanning HttpProxy, OABGeneratorLog and ECP logs, the Application log and known paths...");
             let now = core.clock.now();
@@ -86,28 +94,41 @@ pub async fn run(
             out.result(&answer);
             0
         }
-        ScriptId::ExchangeMitigate => match parse::<MitigateRequest>(id, args.unwrap_or(Value::Null), out) {
-            Some(req) => mitigate(core, idx, &req, out),
-            None => 1,
-        },
-        ScriptId::ExchangeUpdate => match parse::<UpdateRequest>(id, args.unwrap_or(Value::Null), out) {
-            Some(req) => update(core, idx, &req, out, kill).await,
-            None => 1,
-        },
-        ScriptId::ExchangeMaintenance => match parse::<MaintenanceRequest>(id, args.unwrap_or(Value::Null), out) {
-            Some(req) => maintenance(core, idx, &req, out, kill).await,
-            None => 1,
-        },
+        ScriptId::ExchangeMitigate => {
+            match parse::<MitigateRequest>(id, args.unwrap_or(Value::Null), out) {
+                Some(req) => mitigate(core, idx, &req, out),
+                None => 1,
+            }
+        }
+        ScriptId::ExchangeUpdate => {
+            match parse::<UpdateRequest>(id, args.unwrap_or(Value::Null), out) {
+                Some(req) => update(core, idx, &req, out, kill).await,
+                None => 1,
+            }
+        }
+        ScriptId::ExchangeMaintenance => {
+            match parse::<MaintenanceRequest>(id, args.unwrap_or(Value::Null), out) {
+                Some(req) => maintenance(core, idx, &req, out, kill).await,
+                None => 1,
+            }
+        }
     }
 }
 
 /// Decode `$SalveArgs` into the request type, or report the mismatch as the script would.
 fn parse<T: DeserializeOwned>(id: ScriptId, args: Value, out: &Out) -> Option<T> {
-    let args = if args.is_null() { Value::Object(Default::default()) } else { args };
+    let args = if args.is_null() {
+        Value::Object(Default::default())
+    } else {
+        args
+    };
     match serde_json::from_value(args) {
         Ok(v) => Some(v),
         Err(e) => {
-            out.error(&[format!("$SalveArgs does not match the {} contract: {e}", id.as_str())]);
+            out.error(&[format!(
+                "$SalveArgs does not match the {} contract: {e}",
+                id.as_str()
+            )]);
             None
         }
     }
@@ -159,9 +180,19 @@ fn health(s: &HostState) -> HealthAnswer {
     let copies = copies(s);
     HealthAnswer {
         dag: s.dag.clone(),
-        all_copies_healthy: copies.iter().all(|c| c.status == "Mounted" || c.status == "Healthy"),
-        max_copy_queue_length: copies.iter().map(|c| c.copy_queue_length).max().unwrap_or(0),
-        max_replay_queue_length: copies.iter().map(|c| c.replay_queue_length).max().unwrap_or(0),
+        all_copies_healthy: copies
+            .iter()
+            .all(|c| c.status == "Mounted" || c.status == "Healthy"),
+        max_copy_queue_length: copies
+            .iter()
+            .map(|c| c.copy_queue_length)
+            .max()
+            .unwrap_or(0),
+        max_replay_queue_length: copies
+            .iter()
+            .map(|c| c.replay_queue_length)
+            .max()
+            .unwrap_or(0),
         copies,
         cluster_node_state: s.cluster_node.clone(),
         activation_policy: s.dag.as_ref().map(|_| s.activation_policy.clone()),
@@ -174,9 +205,16 @@ fn verify(s: &HostState, req: &VerifyRequest) -> VerifyAnswer {
         let want: Option<Build> = e.parse().ok();
         want.is_some() && want == s.build
     });
-    let kb_present = req.expected_kb.as_ref().map(|kb| s.installed_kbs().contains(kb));
-    let disabled_services: Vec<String> =
-        s.services.iter().filter(|x| x.start_type == "Disabled").map(|x| x.name.clone()).collect();
+    let kb_present = req
+        .expected_kb
+        .as_ref()
+        .map(|kb| s.installed_kbs().contains(kb));
+    let disabled_services: Vec<String> = s
+        .services
+        .iter()
+        .filter(|x| x.start_type == "Disabled")
+        .map(|x| x.name.clone())
+        .collect();
     let stopped_automatic_services: Vec<String> = s
         .services
         .iter()
@@ -184,14 +222,19 @@ fn verify(s: &HostState, req: &VerifyRequest) -> VerifyAnswer {
         .map(|x| x.name.clone())
         .collect();
     let inactive_components = s.inactive_components();
-    let (owa_status, owa_error) = match (&s.owa_error, disabled_services.iter().any(|x| x == "W3SVC")) {
-        (_, true) => (503, Some("Service Unavailable".to_string())),
-        (Some(e), _) => (500, Some(e.clone())),
-        (None, _) if s.services.iter().any(|x| x.name == "MSExchangeServiceHost" && x.status != "Running") => {
-            (503, Some("Service Unavailable".to_string()))
-        }
-        (None, _) => (200, None),
-    };
+    let (owa_status, owa_error) =
+        match (&s.owa_error, disabled_services.iter().any(|x| x == "W3SVC")) {
+            (_, true) => (503, Some("Service Unavailable".to_string())),
+            (Some(e), _) => (500, Some(e.clone())),
+            (None, _)
+                if s.services
+                    .iter()
+                    .any(|x| x.name == "MSExchangeServiceHost" && x.status != "Running") =>
+            {
+                (503, Some("Service Unavailable".to_string()))
+            }
+            (None, _) => (200, None),
+        };
     let success = build.is_some()
         && build_matches != Some(false)
         && kb_present != Some(false)
@@ -223,7 +266,11 @@ const STATUS_COLUMN: usize = 8;
 /// PowerShell `-like` with `*` wildcards only, case-insensitive.
 fn like(text: &str, pattern: &str) -> bool {
     let text = text.to_ascii_lowercase();
-    let parts: Vec<String> = pattern.to_ascii_lowercase().split('*').map(str::to_string).collect();
+    let parts: Vec<String> = pattern
+        .to_ascii_lowercase()
+        .split('*')
+        .map(str::to_string)
+        .collect();
     let mut pos = 0;
     for (i, part) in parts.iter().enumerate() {
         if i == 0 {
@@ -244,25 +291,40 @@ fn like(text: &str, pattern: &str) -> bool {
 }
 
 fn log_excerpt(path: &str, text: &str) -> Evidence {
-    Evidence { path: Some(path.to_string()), sha256: None, excerpt: Some(text.to_string()) }
+    Evidence {
+        path: Some(path.to_string()),
+        sha256: None,
+        excerpt: Some(text.to_string()),
+    }
 }
 
 /// The `Set-*VirtualDirectory ... Url ... <tag>...</tag>` shape of CVE-2021-27065 in ECP logs.
 fn has_vdir_script(line: &str) -> bool {
-    let Some(set) = line.find("Set-") else { return false };
+    let Some(set) = line.find("Set-") else {
+        return false;
+    };
     let rest = &line[set..];
-    let Some(vd) = rest.find("VirtualDirectory") else { return false };
+    let Some(vd) = rest.find("VirtualDirectory") else {
+        return false;
+    };
     let after = &rest[vd..];
-    let Some(url) = after.find("Url") else { return false };
+    let Some(url) = after.find("Url") else {
+        return false;
+    };
     let tail = &after[url..];
-    let opens = tail.match_indices('<').any(|(i, _)| tail[i + 1..].starts_with(|c: char| c.is_ascii_alphabetic()));
+    let opens = tail
+        .match_indices('<')
+        .any(|(i, _)| tail[i + 1..].starts_with(|c: char| c.is_ascii_alphabetic()));
     opens && tail.contains("</")
 }
 
 type Found = BTreeMap<(String, String), Vec<Evidence>>;
 
 fn add(found: &mut Found, cve: &str, kind: &str, e: Evidence) {
-    found.entry((cve.to_string(), kind.to_string())).or_default().push(e);
+    found
+        .entry((cve.to_string(), kind.to_string()))
+        .or_default()
+        .push(e);
 }
 
 fn ioc_scan(s: &HostState, now: Timestamp) -> IocScanAnswer {
@@ -277,36 +339,76 @@ fn ioc_scan(s: &HostState, now: Timestamp) -> IocScanAnswer {
                     && !like(anchor, "ServerInfo~*/autodiscover*")
                     && !like(anchor, "ServerInfo~localhost*/*")
                 {
-                    add(&mut found, "CVE-2021-26855", "ssrf_request", log_excerpt(&l.path, &l.text));
+                    add(
+                        &mut found,
+                        "CVE-2021-26855",
+                        "ssrf_request",
+                        log_excerpt(&l.path, &l.text),
+                    );
                 }
                 if l.path.starts_with(&format!("{http_proxy}Ecp\\"))
                     && like(anchor, "ServerInfo~*/*Reset*VirtualDirectory#")
                     && cols[STATUS_COLUMN] == "200"
                 {
-                    add(&mut found, "CVE-2021-27065", "ecp_reset_vdir", log_excerpt(&l.path, &l.text));
+                    add(
+                        &mut found,
+                        "CVE-2021-27065",
+                        "ecp_reset_vdir",
+                        log_excerpt(&l.path, &l.text),
+                    );
                 }
             }
         }
-        if l.path.starts_with(&format!("{INSTALL_PATH}Logging\\OABGeneratorLog\\"))
+        if l.path
+            .starts_with(&format!("{INSTALL_PATH}Logging\\OABGeneratorLog\\"))
             && let Some(rest) = l.text.split("Download failed and temporary file ").nth(1)
             && let Some(file) = rest.split(" needs to be removed").next()
             && !file.starts_with(&format!("'{INSTALL_PATH}ClientAccess\\OAB"))
         {
-            add(&mut found, "CVE-2021-26858", "oab_download_failed", log_excerpt(&l.path, &l.text));
+            add(
+                &mut found,
+                "CVE-2021-26858",
+                "oab_download_failed",
+                log_excerpt(&l.path, &l.text),
+            );
         }
-        if l.path.starts_with(&format!("{INSTALL_PATH}Logging\\ECP\\Server\\")) && has_vdir_script(&l.text) {
-            add(&mut found, "CVE-2021-27065", "ecp_vdir_script", log_excerpt(&l.path, &l.text));
+        if l.path
+            .starts_with(&format!("{INSTALL_PATH}Logging\\ECP\\Server\\"))
+            && has_vdir_script(&l.text)
+        {
+            add(
+                &mut found,
+                "CVE-2021-27065",
+                "ecp_vdir_script",
+                log_excerpt(&l.path, &l.text),
+            );
         }
     }
     for e in &s.events {
-        if e.provider == "MSExchange Unified Messaging" && e.level == 2 && e.message.contains("System.InvalidCastException") {
-            add(&mut found, "CVE-2021-26857", "um_invalid_cast", Evidence { path: None, sha256: None, excerpt: Some(e.message.clone()) });
+        if e.provider == "MSExchange Unified Messaging"
+            && e.level == 2
+            && e.message.contains("System.InvalidCastException")
+        {
+            add(
+                &mut found,
+                "CVE-2021-26857",
+                "um_invalid_cast",
+                Evidence {
+                    path: None,
+                    sha256: None,
+                    excerpt: Some(e.message.clone()),
+                },
+            );
         }
     }
     let any_cve = !found.is_empty();
     for f in &s.files {
         let lower = f.path.to_ascii_lowercase();
-        let evidence = || Evidence { path: Some(f.path.clone()), sha256: Some(f.sha256.clone()), excerpt: None };
+        let evidence = || Evidence {
+            path: Some(f.path.clone()),
+            sha256: Some(f.sha256.clone()),
+            excerpt: None,
+        };
         let in_web_dir = lower.contains("\\frontend\\httpproxy\\owa\\auth\\")
             || lower.contains("\\frontend\\httpproxy\\ecp\\auth\\")
             || lower.contains("\\inetpub\\wwwroot\\aspnet_client\\");
@@ -315,7 +417,8 @@ fn ioc_scan(s: &HostState, now: Timestamp) -> IocScanAnswer {
         }
         // Test-ProxyLogon looks for these only once something above was found.
         let file_name = lower.rsplit('\\').next().unwrap_or_default();
-        let in_dump_dir = lower.starts_with("c:\\root\\") || lower.starts_with("c:\\windows\\temp\\");
+        let in_dump_dir =
+            lower.starts_with("c:\\root\\") || lower.starts_with("c:\\windows\\temp\\");
         if any_cve && in_dump_dir && like(file_name, "lsass*dmp") {
             add(&mut found, "other", "lsass_dump", evidence());
         }
@@ -342,9 +445,19 @@ fn ioc_scan(s: &HostState, now: Timestamp) -> IocScanAnswer {
     .into_iter()
     .map(|d| (d.to_string(), age))
     .collect();
-    let findings: Vec<IocFinding> =
-        found.into_iter().map(|((cve, kind), evidence)| IocFinding { cve, kind, evidence }).collect();
-    IocScanAnswer { compromised: !findings.is_empty(), findings, log_age_days }
+    let findings: Vec<IocFinding> = found
+        .into_iter()
+        .map(|((cve, kind), evidence)| IocFinding {
+            cve,
+            kind,
+            evidence,
+        })
+        .collect();
+    IocScanAnswer {
+        compromised: !findings.is_empty(),
+        findings,
+        log_age_days,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -405,7 +518,7 @@ fn mitigate(core: &FleetCore, idx: usize, req: &MitigateRequest, out: &Out) -> i
         core.record(idx, e);
     }
     if let Some(reason) = &answer.reason {
-        out.error(&[reason.clone()]);
+        out.error(std::slice::from_ref(reason));
     }
     out.result(&answer);
     i32::from(!answer.success)
@@ -429,7 +542,13 @@ struct Outcome {
 
 impl Outcome {
     fn failed(exit_code: i32, log: Vec<String>, reason: impl Into<String>) -> Self {
-        Outcome { exit_code, log, success: false, already: false, reason: Some(reason.into()) }
+        Outcome {
+            exit_code,
+            log,
+            success: false,
+            already: false,
+            reason: Some(reason.into()),
+        }
     }
 }
 
@@ -437,19 +556,37 @@ fn setup_line(now: Timestamp, text: &str) -> String {
     format!("[{}.0000] [0] {text}", now.strftime("%m/%d/%Y %H:%M:%S"))
 }
 
-async fn update(core: &FleetCore, idx: usize, req: &UpdateRequest, out: &Out, kill: &CancellationToken) -> i32 {
+async fn update(
+    core: &FleetCore,
+    idx: usize,
+    req: &UpdateRequest,
+    out: &Out,
+    kill: &CancellationToken,
+) -> i32 {
     let valid_hash = req.sha256.len() == 64 && req.sha256.chars().all(|c| c.is_ascii_hexdigit());
     let target: Option<Build> = req.target_build.parse().ok();
     let outcome = match (valid_hash, target) {
-        (false, _) => Outcome::failed(1, Vec::new(), "sha256 must be 64 hexadecimal digits; nothing was installed"),
-        (_, None) => Outcome::failed(1, Vec::new(), format!("target_build `{}` is not a build number", req.target_build)),
+        (false, _) => Outcome::failed(
+            1,
+            Vec::new(),
+            "sha256 must be 64 hexadecimal digits; nothing was installed",
+        ),
+        (_, None) => Outcome::failed(
+            1,
+            Vec::new(),
+            format!("target_build `{}` is not a build number", req.target_build),
+        ),
         (true, Some(target)) => match req.kind {
             UpdateKind::Su => install_su(core, idx, req, target, out, kill).await,
             UpdateKind::Cu => install_cu(core, idx, req, target, out, kill).await,
         },
     };
     let event = if outcome.success && !outcome.already {
-        Some(LabEvent::Installed { update: req.kind, kb: req.kb.clone(), target: req.target_build.clone() })
+        Some(LabEvent::Installed {
+            update: req.kind,
+            kb: req.kb.clone(),
+            target: req.target_build.clone(),
+        })
     } else if !outcome.success {
         Some(LabEvent::InstallFailed {
             update: req.kind,
@@ -467,7 +604,7 @@ async fn update(core: &FleetCore, idx: usize, req: &UpdateRequest, out: &Out, ki
         return EXIT_TERMINATED;
     }
     if let Some(reason) = &outcome.reason {
-        out.error(&[reason.clone()]);
+        out.error(std::slice::from_ref(reason));
     }
     let reboot_required = outcome.success && !outcome.already;
     out.result(&UpdateAnswer {
@@ -483,7 +620,14 @@ async fn update(core: &FleetCore, idx: usize, req: &UpdateRequest, out: &Out, ki
 
 /// Start the install: Setup/msiexec stops and disables the Exchange services.
 fn begin_install(core: &FleetCore, idx: usize, req: &UpdateRequest) {
-    core.record(idx, LabEvent::InstallStarted { update: req.kind, kb: req.kb.clone(), target: req.target_build.clone() });
+    core.record(
+        idx,
+        LabEvent::InstallStarted {
+            update: req.kind,
+            kb: req.kb.clone(),
+            target: req.target_build.clone(),
+        },
+    );
     let disabled = core.with_host(idx, HostState::disable_services);
     if !disabled.is_empty() {
         core.record(idx, LabEvent::ServicesDisabled { services: disabled });
@@ -492,7 +636,14 @@ fn begin_install(core: &FleetCore, idx: usize, req: &UpdateRequest) {
 
 /// Let the install run for `minutes` of simulated time in steps, printing progress; `false`
 /// when it was interrupted (killed) or the host went down under it.
-async fn run_steps(core: &FleetCore, idx: usize, minutes: u64, steps: &[&str], out: &Out, kill: &CancellationToken) -> bool {
+async fn run_steps(
+    core: &FleetCore,
+    idx: usize,
+    minutes: u64,
+    steps: &[&str],
+    out: &Out,
+    kill: &CancellationToken,
+) -> bool {
     let step = Duration::from_secs(minutes * 60 / steps.len().max(1) as u64);
     for s in steps {
         out.line(s);
@@ -511,9 +662,14 @@ async fn install_su(
     out: &Out,
     kill: &CancellationToken,
 ) -> Outcome {
-    let (current, faults) = core.with_host(idx, |s| (s.pending_build.or(s.build), s.faults.clone()));
+    let (current, faults) =
+        core.with_host(idx, |s| (s.pending_build.or(s.build), s.faults.clone()));
     let Some(current) = current else {
-        return Outcome::failed(1603, Vec::new(), "ExSetup.exe was not found: Exchange setup did not complete the last time it ran");
+        return Outcome::failed(
+            1603,
+            Vec::new(),
+            "ExSetup.exe was not found: Exchange setup did not complete the last time it ran",
+        );
     };
     let Some(su) = catalog::su_exact(target).filter(|s| s.kb.eq_ignore_ascii_case(&req.kb)) else {
         return Outcome::failed(
@@ -522,30 +678,54 @@ async fn install_su(
             format!("{} is not a package for build {target}", req.kb),
         );
     };
-    out.line(&format!("msiexec.exe /update {} /qn /norestart", req.source));
+    out.line(&format!(
+        "msiexec.exe /update {} /qn /norestart",
+        req.source
+    ));
     if current.0[..3] != su.cu.0[..3] || current < su.cu {
-        return Outcome::failed(1642, vec![WRONG_PATCH.to_string()], format!("{WRONG_PATCH} (installed build {current})"));
+        return Outcome::failed(
+            1642,
+            vec![WRONG_PATCH.to_string()],
+            format!("{WRONG_PATCH} (installed build {current})"),
+        );
     }
     if current >= target {
         return Outcome {
             exit_code: 0,
-            log: vec![format!("{} is already installed (build {current}).", req.kb)],
+            log: vec![format!(
+                "{} is already installed (build {current}).",
+                req.kb
+            )],
             success: true,
             already: true,
             reason: None,
         };
     }
     begin_install(core, idx, req);
-    let steps = ["Stopping services", "Updating files", "Running ngen", "Updating OWA resources", "Starting services"];
+    let steps = [
+        "Stopping services",
+        "Updating files",
+        "Running ngen",
+        "Updating OWA resources",
+        "Starting services",
+    ];
     let finished = run_steps(core, idx, core.durations.su_minutes, &steps, out, kill).await;
     let display = catalog::su_display_name(su);
     if !finished || faults.install_failure == Some(InstallFailure::Aborted) {
-        let line = format!("Product: Microsoft Exchange Server - Update '{display}' could not be installed. Error code 1603.");
-        return Outcome::failed(1603, vec![line], "the installation was interrupted; Exchange services are left Disabled");
+        let line = format!(
+            "Product: Microsoft Exchange Server - Update '{display}' could not be installed. Error code 1603."
+        );
+        return Outcome::failed(
+            1603,
+            vec![line],
+            "the installation was interrupted; Exchange services are left Disabled",
+        );
     }
     if faults.install_failure == Some(InstallFailure::Fatal) {
         core.with_host(idx, HostState::restore_services);
-        let line = format!("Product: Microsoft Exchange Server - Update '{display}' could not be installed. Error code 1603.");
+        let line = format!(
+            "Product: Microsoft Exchange Server - Update '{display}' could not be installed. Error code 1603."
+        );
         return Outcome::failed(1603, vec![line], "fatal error during installation (1603)");
     }
     core.with_host(idx, |s| {
@@ -564,7 +744,12 @@ async fn install_su(
     });
     Outcome {
         exit_code: 3010,
-        log: vec![format!("Product: Microsoft Exchange Server - Update '{display}' installed successfully."), "Windows Installer requires a restart: 3010".into()],
+        log: vec![
+            format!(
+                "Product: Microsoft Exchange Server - Update '{display}' installed successfully."
+            ),
+            "Windows Installer requires a restart: 3010".into(),
+        ],
         success: true,
         already: false,
         reason: None,
@@ -581,14 +766,30 @@ async fn install_cu(
 ) -> Outcome {
     let now = core.clock.now();
     let (current, pending_reboot, dotnet, rewrite, faults) = core.with_host(idx, |s| {
-        (s.pending_build.or(s.build), s.pending_reboot.clone(), s.dotnet_release, s.url_rewrite.is_some(), s.faults.clone())
+        (
+            s.pending_build.or(s.build),
+            s.pending_reboot.clone(),
+            s.dotnet_release,
+            s.url_rewrite.is_some(),
+            s.faults.clone(),
+        )
     });
     let Some(cu) = catalog::cu_exact(target) else {
-        return Outcome::failed(1, Vec::new(), format!("{target} is not the build of a cumulative update"));
+        return Outcome::failed(
+            1,
+            Vec::new(),
+            format!("{target} is not the build of a cumulative update"),
+        );
     };
     let family = Family::of(target);
     let mut log = vec![
-        setup_line(now, &format!("Starting Microsoft Exchange Server {} Setup", family.map_or("", Family::setup_name))),
+        setup_line(
+            now,
+            &format!(
+                "Starting Microsoft Exchange Server {} Setup",
+                family.map_or("", Family::setup_name)
+            ),
+        ),
         setup_line(now, &format!("Setup version: {target}.")),
         setup_line(now, &format!("Logged on user: {}.", core.credentials().0)),
         setup_line(now, "Command Line Parameter Name='mode', Value='Upgrade'."),
@@ -599,12 +800,25 @@ async fn install_cu(
         Outcome::failed(1, log, reason)
     };
     if let Some(current) = current {
-        log.push(setup_line(now, &format!("The locally installed version is {current}.")));
+        log.push(setup_line(
+            now,
+            &format!("The locally installed version is {current}."),
+        ));
         if Family::of(current) != family {
-            return fail(log, format!("[ERROR] Setup can't upgrade {current} to {target}."), "the CU is for another Exchange version".into());
+            return fail(
+                log,
+                format!("[ERROR] Setup can't upgrade {current} to {target}."),
+                "the CU is for another Exchange version".into(),
+            );
         }
         if current >= target {
-            return Outcome { exit_code: 0, log, success: true, already: true, reason: None };
+            return Outcome {
+                exit_code: 0,
+                log,
+                success: true,
+                already: true,
+                reason: None,
+            };
         }
     }
     let switch = req.license_switch.as_deref().unwrap_or_default();
@@ -623,20 +837,49 @@ async fn install_cu(
         return fail(
             log,
             format!("[ERROR] To accept the license agreement you must specify {wanted}."),
-            format!("license switch `{switch}` is not accepted by {} {}; use {wanted}", family.map_or("", Family::product_name), cu.label),
+            format!(
+                "license switch `{switch}` is not accepted by {} {}; use {wanted}",
+                family.map_or("", Family::product_name),
+                cu.label
+            ),
         );
     }
-    out.line(&format!("Setup.exe /Mode:Upgrade {switch} (from {})", req.source));
+    out.line(&format!(
+        "Setup.exe /Mode:Upgrade {switch} (from {})",
+        req.source
+    ));
     let rules = [
-        ("RebootPending", !pending_reboot.is_empty(), "a restart is pending; restart the server before running Setup"),
-        ("NetFrameworkNeedsUpdate", dotnet < cu.dotnet_min, "the installed .NET Framework is too old for this CU"),
-        ("IisUrlRewriteNotInstalled", cu.diagnostic_data_switch && !rewrite, "the IIS URL Rewrite module is required by this CU"),
+        (
+            "RebootPending",
+            !pending_reboot.is_empty(),
+            "a restart is pending; restart the server before running Setup",
+        ),
+        (
+            "NetFrameworkNeedsUpdate",
+            dotnet < cu.dotnet_min,
+            "the installed .NET Framework is too old for this CU",
+        ),
+        (
+            "IisUrlRewriteNotInstalled",
+            cu.diagnostic_data_switch && !rewrite,
+            "the IIS URL Rewrite module is required by this CU",
+        ),
     ];
     for (rule, failed, _) in &rules {
-        log.push(setup_line(now, &format!("Evaluated [Rule:{rule}] [Value:\"{}\"]", if *failed { "True" } else { "False" })));
+        log.push(setup_line(
+            now,
+            &format!(
+                "Evaluated [Rule:{rule}] [Value:\"{}\"]",
+                if *failed { "True" } else { "False" }
+            ),
+        ));
     }
     if let Some((rule, _, why)) = rules.iter().find(|r| r.1) {
-        return fail(log, format!("[ERROR] The prerequisite check failed: {rule}."), format!("prerequisite {rule} failed: {why}"));
+        return fail(
+            log,
+            format!("[ERROR] The prerequisite check failed: {rule}."),
+            format!("prerequisite {rule} failed: {why}"),
+        );
     }
     begin_install(core, idx, req);
     let steps = [
@@ -654,7 +897,11 @@ async fn install_cu(
     if !finished || faults.install_failure == Some(InstallFailure::Aborted) {
         log.push(setup_line(end, SETUP_FAILED));
         core.with_host(idx, |s| s.setup_log.extend(log.iter().cloned()));
-        return Outcome::failed(1, log, "Setup was interrupted; Exchange services are left Disabled (see ServiceControl.log)");
+        return Outcome::failed(
+            1,
+            log,
+            "Setup was interrupted; Exchange services are left Disabled (see ServiceControl.log)",
+        );
     }
     if faults.install_failure == Some(InstallFailure::Fatal) {
         log.push(setup_line(end, "[ERROR] The following error was generated when \"$error.Clear(); ...\" was run: \"Process execution failed with exit code 1603.\"."));
@@ -663,7 +910,11 @@ async fn install_cu(
             s.restore_services();
             s.setup_log.extend(log.iter().cloned());
         });
-        return Outcome::failed(1, log, "Setup failed (exit code 1603 from an installer step)");
+        return Outcome::failed(
+            1,
+            log,
+            "Setup failed (exit code 1603 from an installer step)",
+        );
     }
     log.push(setup_line(end, SETUP_OK));
     core.with_host(idx, |s| {
@@ -674,7 +925,13 @@ async fn install_cu(
         s.add_pending_reboot(MARKER_FILE_RENAME);
         s.setup_log.extend(log.iter().cloned());
     });
-    Outcome { exit_code: 0, log, success: true, already: false, reason: None }
+    Outcome {
+        exit_code: 0,
+        log,
+        success: true,
+        already: false,
+        reason: None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -704,7 +961,12 @@ fn gates(s: &HostState, action: MaintenanceAction) -> MaintenanceGates {
     }
 }
 
-fn maintenance_answer(s: &HostState, action: MaintenanceAction, previous: String, moved: Vec<MovedDatabase>) -> MaintenanceAnswer {
+fn maintenance_answer(
+    s: &HostState,
+    action: MaintenanceAction,
+    previous: String,
+    moved: Vec<MovedDatabase>,
+) -> MaintenanceAnswer {
     MaintenanceAnswer {
         changed: false,
         success: true,
@@ -725,7 +987,10 @@ fn pick_target(core: &FleetCore, idx: usize, preferred: Option<&str>) -> Option<
         .into_iter()
         .filter(|&p| {
             core.with_host(p, |s| {
-                s.is_up() && !s.faults.unreachable && s.cluster_node.as_deref() != Some("Paused") && s.activation_policy != "Blocked"
+                s.is_up()
+                    && !s.faults.unreachable
+                    && s.cluster_node.as_deref() != Some("Paused")
+                    && s.activation_policy != "Blocked"
             })
         })
         .collect();
@@ -737,41 +1002,64 @@ fn pick_target(core: &FleetCore, idx: usize, preferred: Option<&str>) -> Option<
         .or_else(|| eligible.first().copied())
 }
 
-async fn maintenance(core: &FleetCore, idx: usize, req: &MaintenanceRequest, out: &Out, kill: &CancellationToken) -> i32 {
+async fn maintenance(
+    core: &FleetCore,
+    idx: usize,
+    req: &MaintenanceRequest,
+    out: &Out,
+    kill: &CancellationToken,
+) -> i32 {
     let host = core.name(idx).to_string();
     let previous = core.with_host(idx, |s| s.activation_policy.clone());
     let answer = match req.action {
         MaintenanceAction::Enter => {
             let already = core.with_host(idx, |s| {
-                s.component("ServerWideOffline").is_some_and(|c| c.requesters.iter().any(|r| r == MAINTENANCE))
+                s.component("ServerWideOffline")
+                    .is_some_and(|c| c.requesters.iter().any(|r| r == MAINTENANCE))
             });
             if already {
-                core.with_host(idx, |s| maintenance_answer(s, req.action, previous, Vec::new()))
+                core.with_host(idx, |s| {
+                    maintenance_answer(s, req.action, previous, Vec::new())
+                })
             } else {
                 enter(core, idx, &host, req, previous, out, kill).await
             }
         }
         MaintenanceAction::Leave => {
             out.line("Set-ServerComponentState ServerWideOffline Active; StopDagServerMaintenance.ps1; HubTransport Active");
-            let restored = req.saved_policy.clone().unwrap_or_else(|| "Unrestricted".to_string());
+            let restored = req
+                .saved_policy
+                .clone()
+                .unwrap_or_else(|| "Unrestricted".to_string());
             let mut answer = core.with_host(idx, |s| {
-                let was_in = s.components.iter().any(|c| c.requesters.iter().any(|r| r == MAINTENANCE));
+                let was_in = s
+                    .components
+                    .iter()
+                    .any(|c| c.requesters.iter().any(|r| r == MAINTENANCE));
                 s.set_component("ServerWideOffline", "Active", MAINTENANCE);
                 s.set_component("UMCallRouter", "Active", MAINTENANCE);
                 s.set_component("HubTransport", "Active", MAINTENANCE);
                 if s.dag.is_some() {
                     s.cluster_node = Some("Up".to_string());
                     s.activation_policy = restored.clone();
-                    s.copies.iter_mut().for_each(|c| c.activation_suspended = false);
+                    s.copies
+                        .iter_mut()
+                        .for_each(|c| c.activation_suspended = false);
                 }
                 let mut a = maintenance_answer(s, req.action, previous.clone(), Vec::new());
                 a.changed = was_in || previous != s.activation_policy;
                 a
             });
             if answer.changed {
-                core.record(idx, LabEvent::MaintenanceLeft { restored_policy: restored });
+                core.record(
+                    idx,
+                    LabEvent::MaintenanceLeft {
+                        restored_policy: restored,
+                    },
+                );
             }
-            answer.success = answer.gates.components_as_expected && answer.gates.cluster_node_as_expected;
+            answer.success =
+                answer.gates.components_as_expected && answer.gates.cluster_node_as_expected;
             if !answer.success {
                 answer.reason = Some("components or the cluster node did not come back".into());
             }
@@ -782,7 +1070,7 @@ async fn maintenance(core: &FleetCore, idx: usize, req: &MaintenanceRequest, out
         return EXIT_TERMINATED;
     }
     if let Some(reason) = &answer.reason {
-        out.error(&[reason.clone()]);
+        out.error(std::slice::from_ref(reason));
     }
     out.result(&answer);
     i32::from(!answer.success)
@@ -811,7 +1099,11 @@ async fn enter(
         let actives = core.with_host(idx, |s| {
             s.activation_policy = "Blocked".to_string();
             s.cluster_node = Some("Paused".to_string());
-            s.copies.iter().filter(|c| c.active).map(|c| c.database.clone()).collect::<Vec<_>>()
+            s.copies
+                .iter()
+                .filter(|c| c.active)
+                .map(|c| c.database.clone())
+                .collect::<Vec<_>>()
         });
         // StartDagServerMaintenance can take minutes, silently.
         if !sim_sleep(core, Duration::from_secs(180), kill).await {
@@ -829,15 +1121,38 @@ async fn enter(
                 });
                 a.success = false;
                 a.changed = !moved.is_empty();
-                a.reason = Some(format!("no healthy DAG member can take database {db}; maintenance was rolled back"));
+                a.reason = Some(format!(
+                    "no healthy DAG member can take database {db}; maintenance was rolled back"
+                ));
                 return a;
             };
             let to = core.name(target).to_string();
-            core.with_host(target, |s| s.copies.iter_mut().filter(|c| c.database == db).for_each(|c| c.active = true));
-            core.with_host(idx, |s| s.copies.iter_mut().filter(|c| c.database == db).for_each(|c| c.active = false));
+            core.with_host(target, |s| {
+                s.copies
+                    .iter_mut()
+                    .filter(|c| c.database == db)
+                    .for_each(|c| c.active = true)
+            });
+            core.with_host(idx, |s| {
+                s.copies
+                    .iter_mut()
+                    .filter(|c| c.database == db)
+                    .for_each(|c| c.active = false)
+            });
             out.line(&format!("Moved {db} to {to}"));
-            core.record(idx, LabEvent::DatabaseMoved { database: db.clone(), from: host.to_string(), to: to.clone() });
-            moved.push(MovedDatabase { database: db, from: host.to_string(), to });
+            core.record(
+                idx,
+                LabEvent::DatabaseMoved {
+                    database: db.clone(),
+                    from: host.to_string(),
+                    to: to.clone(),
+                },
+            );
+            moved.push(MovedDatabase {
+                database: db,
+                from: host.to_string(),
+                to,
+            });
         }
     }
     if let Some(target) = &req.redirect_target {
@@ -848,7 +1163,12 @@ async fn enter(
         s.set_component("ServerWideOffline", "Inactive", MAINTENANCE);
         maintenance_answer(s, req.action, previous.clone(), moved)
     });
-    core.record(idx, LabEvent::MaintenanceEntered { previous_policy: previous });
+    core.record(
+        idx,
+        LabEvent::MaintenanceEntered {
+            previous_policy: previous,
+        },
+    );
     answer.changed = true;
     let g = &answer.gates;
     answer.success = g.no_active_copies && g.components_as_expected && g.cluster_node_as_expected;
@@ -861,9 +1181,21 @@ mod tests {
 
     #[test]
     fn like_matches_powershell_wildcards() {
-        assert!(like("ServerInfo~a]@ex01.contoso.com:444/ecp/x", "ServerInfo~*/*"));
-        assert!(!like("ServerInfo~ex01/autodiscover/x", "ServerInfo~*/*") || like("ServerInfo~ex01/autodiscover/x", "ServerInfo~*/autodiscover*"));
-        assert!(like("ServerInfo~a]@x:444/ecp/DDI/DDIService.svc/SetObject?ResetOAbVirtualDirectory#", "ServerInfo~*/*Reset*VirtualDirectory#"));
+        assert!(like(
+            "ServerInfo~a]@ex01.contoso.com:444/ecp/x",
+            "ServerInfo~*/*"
+        ));
+        assert!(
+            !like("ServerInfo~ex01/autodiscover/x", "ServerInfo~*/*")
+                || like(
+                    "ServerInfo~ex01/autodiscover/x",
+                    "ServerInfo~*/autodiscover*"
+                )
+        );
+        assert!(like(
+            "ServerInfo~a]@x:444/ecp/DDI/DDIService.svc/SetObject?ResetOAbVirtualDirectory#",
+            "ServerInfo~*/*Reset*VirtualDirectory#"
+        ));
         assert!(!like("abc", "abd*"));
         assert!(like("lsass.dmp", "lsass*dmp"));
         assert!(!like("lsass.dmp.txt", "lsass*dmp"));
@@ -871,7 +1203,11 @@ mod tests {
 
     #[test]
     fn detects_script_tags_in_vdir_urls() {
-        assert!(has_vdir_script("Set-OabVirtualDirectory.ExternalUrl='http://f/<script language=\"JScript\" runat=\"server\">x</script>'"));
-        assert!(!has_vdir_script("Set-OabVirtualDirectory.ExternalUrl='https://mail.contoso.com/OAB'"));
+        assert!(has_vdir_script(
+            "Set-OabVirtualDirectory.ExternalUrl='http://f/<script language=\"JScript\" runat=\"server\">x</script>'"
+        ));
+        assert!(!has_vdir_script(
+            "Set-OabVirtualDirectory.ExternalUrl='https://mail.contoso.com/OAB'"
+        ));
     }
 }

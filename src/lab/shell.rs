@@ -24,9 +24,16 @@ pub const EXIT_UNREACHABLE: i32 = 255;
 #[derive(Debug, thiserror::Error)]
 pub enum StateDirError {
     #[error("cannot {action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a lab state file: {source}; recreate it with `salve lab init`")]
-    Format { path: PathBuf, source: serde_json::Error },
+    Format {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("no host `{0}` in this lab")]
     UnknownHost(String),
     #[error("SSH_ORIGINAL_COMMAND is not set; run `salve lab shell` as an OpenSSH ForceCommand")]
@@ -35,7 +42,11 @@ pub enum StateDirError {
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateDirError {
     let path = path.to_path_buf();
-    move |source| StateDirError::Io { action, path, source }
+    move |source| StateDirError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// The state directory of a process-per-command lab.
@@ -55,7 +66,9 @@ impl Drop for Locked {
 
 impl StateDir {
     pub fn new(dir: &Path) -> Self {
-        Self { dir: dir.to_path_buf() }
+        Self {
+            dir: dir.to_path_buf(),
+        }
     }
 
     fn state_file(&self) -> PathBuf {
@@ -64,7 +77,12 @@ impl StateDir {
 
     fn lock(&self) -> Result<Locked, StateDirError> {
         let path = self.dir.join("fleet.lock");
-        let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(io("open", &path))?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("open", &path))?;
         file.lock().map_err(io("lock", &path))?;
         Ok(Locked(file))
     }
@@ -78,7 +96,10 @@ impl StateDir {
     fn write(&self, snap: &FleetSnapshot) -> Result<(), StateDirError> {
         let path = self.state_file();
         let tmp = self.dir.join("fleet.json.tmp");
-        let json = serde_json::to_vec(snap).map_err(|source| StateDirError::Format { path: path.clone(), source })?;
+        let json = serde_json::to_vec(snap).map_err(|source| StateDirError::Format {
+            path: path.clone(),
+            source,
+        })?;
         std::fs::write(&tmp, json).map_err(io("write", &tmp))?;
         std::fs::rename(&tmp, &path).map_err(io("replace", &path))
     }
@@ -127,7 +148,9 @@ pub fn run(dir: &Path, host: &str, original_command: Option<String>) -> Result<i
     let command = original_command.ok_or(StateDirError::NoCommand)?;
     let state = StateDir::new(dir);
     let (fleet, before) = state.load()?;
-    let lab_host = fleet.host(host).ok_or_else(|| StateDirError::UnknownHost(host.to_string()))?;
+    let lab_host = fleet
+        .host(host)
+        .ok_or_else(|| StateDirError::UnknownHost(host.to_string()))?;
     if !lab_host.accepting() {
         eprintln!("ssh: connect to host {host} port 22: Connection refused");
         return Ok(EXIT_UNREACHABLE);

@@ -22,15 +22,17 @@ use crate::lab::log::LabEvent;
 pub const INSTALL_PATH: &str = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\";
 
 /// The two URL Rewrite rules EOMT adds to the Default Web Site.
-pub const EOMT_RULES: [&str; 2] = ["X-AnonResource-Backend Abort - inbound", "X-BEResource Abort - inbound"];
+pub const EOMT_RULES: [&str; 2] = [
+    "X-AnonResource-Backend Abort - inbound",
+    "X-BEResource Abort - inbound",
+];
 
 /// Pending-reboot markers, named by their registry location (domain reference §4.1).
 pub const MARKER_FILE_RENAME: &str =
     "HKLM\\SYSTEM\\CurrentControlSet\\Control\\Session Manager\\PendingFileRenameOperations";
 pub const MARKER_CBS: &str =
     "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing\\RebootPending";
-pub const MARKER_WU: &str =
-    "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update\\RebootRequired";
+pub const MARKER_WU: &str = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update\\RebootRequired";
 pub const MARKER_UPDATE_EXE: &str = "HKLM\\SOFTWARE\\Microsoft\\Updates\\UpdateExeVolatile\\Flags";
 
 /// Components that are Inactive on-premises by design.
@@ -63,18 +65,66 @@ const COMPONENTS: [&str; 20] = [
 
 /// (name, display name, start type) of the services the lab models.
 const SERVICES: [(&str, &str, &str); 16] = [
-    ("MSExchangeADTopology", "Microsoft Exchange Active Directory Topology", "Automatic"),
-    ("MSExchangeDagMgmt", "Microsoft Exchange DAG Management", "Automatic"),
-    ("MSExchangeDelivery", "Microsoft Exchange Mailbox Transport Delivery", "Automatic"),
-    ("MSExchangeDiagnostics", "Microsoft Exchange Diagnostics", "Automatic"),
-    ("MSExchangeFrontEndTransport", "Microsoft Exchange Frontend Transport", "Automatic"),
-    ("MSExchangeHM", "Microsoft Exchange Health Manager", "Automatic"),
-    ("MSExchangeIS", "Microsoft Exchange Information Store", "Automatic"),
-    ("MSExchangeMailboxAssistants", "Microsoft Exchange Mailbox Assistants", "Automatic"),
-    ("MSExchangeRepl", "Microsoft Exchange Replication", "Automatic"),
-    ("MSExchangeRPC", "Microsoft Exchange RPC Client Access", "Automatic"),
-    ("MSExchangeServiceHost", "Microsoft Exchange Service Host", "Automatic"),
-    ("MSExchangeTransport", "Microsoft Exchange Transport", "Automatic"),
+    (
+        "MSExchangeADTopology",
+        "Microsoft Exchange Active Directory Topology",
+        "Automatic",
+    ),
+    (
+        "MSExchangeDagMgmt",
+        "Microsoft Exchange DAG Management",
+        "Automatic",
+    ),
+    (
+        "MSExchangeDelivery",
+        "Microsoft Exchange Mailbox Transport Delivery",
+        "Automatic",
+    ),
+    (
+        "MSExchangeDiagnostics",
+        "Microsoft Exchange Diagnostics",
+        "Automatic",
+    ),
+    (
+        "MSExchangeFrontEndTransport",
+        "Microsoft Exchange Frontend Transport",
+        "Automatic",
+    ),
+    (
+        "MSExchangeHM",
+        "Microsoft Exchange Health Manager",
+        "Automatic",
+    ),
+    (
+        "MSExchangeIS",
+        "Microsoft Exchange Information Store",
+        "Automatic",
+    ),
+    (
+        "MSExchangeMailboxAssistants",
+        "Microsoft Exchange Mailbox Assistants",
+        "Automatic",
+    ),
+    (
+        "MSExchangeRepl",
+        "Microsoft Exchange Replication",
+        "Automatic",
+    ),
+    (
+        "MSExchangeRPC",
+        "Microsoft Exchange RPC Client Access",
+        "Automatic",
+    ),
+    (
+        "MSExchangeServiceHost",
+        "Microsoft Exchange Service Host",
+        "Automatic",
+    ),
+    (
+        "MSExchangeTransport",
+        "Microsoft Exchange Transport",
+        "Automatic",
+    ),
     ("MSExchangePOP3", "Microsoft Exchange POP3", "Manual"),
     ("MSExchangeIMAP4", "Microsoft Exchange IMAP4", "Manual"),
     ("W3SVC", "World Wide Web Publishing Service", "Automatic"),
@@ -87,9 +137,13 @@ const SERVICES: [(&str, &str, &str); 16] = [
 pub enum Power {
     Up,
     /// A restart was requested; the host goes down at `at`.
-    ShuttingDown { at: Timestamp },
+    ShuttingDown {
+        at: Timestamp,
+    },
     /// Down until `until`; `None` = it never comes back (scenario fault).
-    Down { until: Option<Timestamp> },
+    Down {
+        until: Option<Timestamp>,
+    },
 }
 
 /// How an install fails on this host (scenario fault).
@@ -153,7 +207,12 @@ pub struct Durations {
 
 impl Default for Durations {
     fn default() -> Self {
-        Self { cu_minutes: 60, su_minutes: 30, reboot_minutes: 8, reboot_delay_seconds: 5 }
+        Self {
+            cu_minutes: 60,
+            su_minutes: 30,
+            reboot_minutes: 8,
+            reboot_delay_seconds: 5,
+        }
     }
 }
 
@@ -262,9 +321,17 @@ impl HostState {
     /// A healthy server at `build`, booted at `boot_time`.
     pub fn new(name: &str, tenant: &str, build: Build, boot_time: Timestamp) -> Self {
         let family = Family::of(build);
-        let uninstall_entries: Vec<String> = catalog::sus_up_to(build).map(catalog::su_display_name).collect();
+        let uninstall_entries: Vec<String> = catalog::sus_up_to(build)
+            .map(catalog::su_display_name)
+            .collect();
         let update_packages = catalog::sus_up_to(build)
-            .map(|s| format!("{} for {}", s.kb, family.map_or("Exchange", Family::product_name)))
+            .map(|s| {
+                format!(
+                    "{} for {}",
+                    s.kb,
+                    family.map_or("Exchange", Family::product_name)
+                )
+            })
             .collect();
         let dotnet = match family {
             Some(Family::Ex2010) => 461308,
@@ -276,7 +343,12 @@ impl HostState {
             .chain(INACTIVE_BY_DESIGN.iter())
             .map(|c| Component {
                 name: c.to_string(),
-                state: if INACTIVE_BY_DESIGN.contains(c) { "Inactive" } else { "Active" }.to_string(),
+                state: if INACTIVE_BY_DESIGN.contains(c) {
+                    "Inactive"
+                } else {
+                    "Active"
+                }
+                .to_string(),
                 requesters: Vec::new(),
             })
             .collect();
@@ -286,7 +358,12 @@ impl HostState {
                 name: n.to_string(),
                 display_name: d.to_string(),
                 start_type: start.to_string(),
-                status: if *start == "Automatic" { "Running" } else { "Stopped" }.to_string(),
+                status: if *start == "Automatic" {
+                    "Running"
+                } else {
+                    "Stopped"
+                }
+                .to_string(),
             })
             .collect();
         HostState {
@@ -309,7 +386,9 @@ impl HostState {
             rewrite_rules: Vec::new(),
             pending_reboot: Vec::new(),
             free_disk_bytes: 120 * 1024 * 1024 * 1024,
-            auth_cert_expiry: boot_time.saturating_add(SignedDuration::from_hours(24 * 400)).unwrap_or(boot_time),
+            auth_cert_expiry: boot_time
+                .saturating_add(SignedDuration::from_hours(24 * 400))
+                .unwrap_or(boot_time),
             boot_count: 1,
             boot_time,
             power: Power::Up,
@@ -319,7 +398,9 @@ impl HostState {
             files: Vec::new(),
             log_lines: Vec::new(),
             events: Vec::new(),
-            logs_since: boot_time.saturating_sub(SignedDuration::from_hours(24 * 30)).unwrap_or(boot_time),
+            logs_since: boot_time
+                .saturating_sub(SignedDuration::from_hours(24 * 30))
+                .unwrap_or(boot_time),
             setup_log: Vec::new(),
             faults: HostFaults::default(),
         }
@@ -356,9 +437,17 @@ impl HostState {
             self.boot_count += 1;
             self.boot_time = until.unwrap_or(at);
             if let Some(to) = self.pending_build.take() {
-                let from = self.build.map_or_else(|| "none".to_string(), |b| b.to_string());
+                let from = self
+                    .build
+                    .map_or_else(|| "none".to_string(), |b| b.to_string());
                 self.build = Some(to);
-                happened.push((at, LabEvent::BuildChanged { from, to: to.to_string() }));
+                happened.push((
+                    at,
+                    LabEvent::BuildChanged {
+                        from,
+                        to: to.to_string(),
+                    },
+                ));
             }
             self.pending_reboot.clear();
             for s in &mut self.services {
@@ -366,14 +455,24 @@ impl HostState {
                     s.status = "Running".to_string();
                 }
             }
-            happened.push((at, LabEvent::RebootStarted { boot_id: self.boot_id() }));
+            happened.push((
+                at,
+                LabEvent::RebootStarted {
+                    boot_id: self.boot_id(),
+                },
+            ));
             self.power = Power::Down { until };
         }
         if let Power::Down { until: Some(until) } = self.power
             && until <= now
         {
             self.power = Power::Up;
-            happened.push((until, LabEvent::RebootCompleted { boot_id: self.boot_id() }));
+            happened.push((
+                until,
+                LabEvent::RebootCompleted {
+                    boot_id: self.boot_id(),
+                },
+            ));
         }
         happened
     }
@@ -381,14 +480,21 @@ impl HostState {
     /// Component states as `Get-ServerComponentState` reports them: with ServerWideOffline
     /// Inactive, everything but Monitoring and RecoveryActionsEnabled reads Inactive.
     pub fn effective_components(&self) -> Vec<ComponentState> {
-        let offline = self.component("ServerWideOffline").is_some_and(|c| c.state == "Inactive");
+        let offline = self
+            .component("ServerWideOffline")
+            .is_some_and(|c| c.state == "Inactive");
         self.components
             .iter()
             .map(|c| {
-                let forced = offline && c.state == "Active" && !ALWAYS_ACTIVE.contains(&c.name.as_str());
+                let forced =
+                    offline && c.state == "Active" && !ALWAYS_ACTIVE.contains(&c.name.as_str());
                 ComponentState {
                     component: c.name.clone(),
-                    state: if forced { "Inactive".to_string() } else { c.state.clone() },
+                    state: if forced {
+                        "Inactive".to_string()
+                    } else {
+                        c.state.clone()
+                    },
                     requesters: c.requesters.clone(),
                 }
             })
@@ -451,7 +557,12 @@ impl HostState {
     pub fn restore_services(&mut self) {
         for (s, (_, _, start)) in self.services.iter_mut().zip(SERVICES.iter()) {
             s.start_type = start.to_string();
-            s.status = if *start == "Automatic" { "Running" } else { "Stopped" }.to_string();
+            s.status = if *start == "Automatic" {
+                "Running"
+            } else {
+                "Stopped"
+            }
+            .to_string();
         }
     }
 
@@ -465,7 +576,10 @@ impl HostState {
 /// `KB5000871` from a display or package name.
 pub fn extract_kb(text: &str) -> Option<String> {
     let at = text.find("KB")?;
-    let digits: String = text[at + 2..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = text[at + 2..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     (digits.len() == 7).then(|| format!("KB{digits}"))
 }
 
@@ -478,7 +592,12 @@ mod tests {
     }
 
     fn host(build: &str) -> HostState {
-        HostState::new("ex1", "t", build.parse().unwrap(), t("2021-03-10T08:00:00Z"))
+        HostState::new(
+            "ex1",
+            "t",
+            build.parse().unwrap(),
+            t("2021-03-10T08:00:00Z"),
+        )
     }
 
     #[test]
@@ -495,7 +614,9 @@ mod tests {
         let d = Durations::default();
         h.pending_build = Some("15.2.792.10".parse().unwrap());
         h.add_pending_reboot(MARKER_FILE_RENAME);
-        h.power = Power::ShuttingDown { at: t("2021-03-10T09:00:00Z") };
+        h.power = Power::ShuttingDown {
+            at: t("2021-03-10T09:00:00Z"),
+        };
         assert!(h.settle(t("2021-03-10T08:59:59Z"), &d).is_empty());
         let ev = h.settle(t("2021-03-10T09:01:00Z"), &d);
         assert_eq!(ev.len(), 2, "{ev:?}");
@@ -512,7 +633,9 @@ mod tests {
     fn a_reboot_that_never_returns() {
         let mut h = host("15.2.792.3");
         h.faults.reboot = RebootBehaviour::Never;
-        h.power = Power::ShuttingDown { at: t("2021-03-10T09:00:00Z") };
+        h.power = Power::ShuttingDown {
+            at: t("2021-03-10T09:00:00Z"),
+        };
         h.settle(t("2021-03-20T00:00:00Z"), &Durations::default());
         assert_eq!(h.power, Power::Down { until: None });
     }
@@ -530,7 +653,10 @@ mod tests {
 
     #[test]
     fn kb_extraction() {
-        assert_eq!(extract_kb("Security Update ... (KB5000871)").as_deref(), Some("KB5000871"));
+        assert_eq!(
+            extract_kb("Security Update ... (KB5000871)").as_deref(),
+            Some("KB5000871")
+        );
         assert_eq!(extract_kb("KB12"), None);
     }
 }
