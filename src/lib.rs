@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod contract;
 pub mod diag;
 pub mod events;
 pub mod exchange;

@@ -52,7 +52,7 @@ pub struct NetFaults {
 }
 
 /// A protocol-level happening, recorded in the fleet's state log by the front end.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ProtocolEvent {
     /// A client authenticated (`method`: basic, ntlm); NTLM counts one per handshake.

@@ -1,0 +1,414 @@
+//! The shipped-script contract: what each `# salve-script: <id>` script takes as `$SalveArgs`
+//! and what it answers on its `##salve-result## <json>` line (see [`crate::script`]).
+//!
+//! Three parties follow these types: the controller-side modules (which build the requests and
+//! read the answers), the real PowerShell scripts shipped with salve, and the lab (which plays
+//! the host). Field names are the JSON keys, in `snake_case`. Builds travel as short-format
+//! strings (`15.2.858.5`) and are compared numerically by the reader; times are RFC 3339 UTC.
+//!
+//! | id | request (`$SalveArgs`) | answer |
+//! |---|---|---|
+//! | `exchange_facts` | none | [`FactsAnswer`]: build read from the ExSetup.exe file version, installed SU KBs (Uninstall entries and the `Updates` key), family, roles, DAG and database copies, component states, services, .NET release, VC++ 2012/2013, UCMA, URL Rewrite and the two EOMT rules, pending-reboot markers, free disk, Exchange auth certificate expiry, boot id |
+//! | `exchange_mitigate` | [`MitigateRequest`] | [`MitigateAnswer`] |
+//! | `exchange_update` | [`UpdateRequest`] | [`UpdateAnswer`]: installer exit code, log excerpt, reboot required, success, reason |
+//! | `exchange_maintenance` | [`MaintenanceRequest`] | [`MaintenanceAnswer`]: previous activation policy, component states, moved databases, health gates |
+//! | `reboot` | [`RebootRequest`] | [`RebootAnswer`]: boot id before the restart |
+//! | `boot_id` | none | [`BootIdAnswer`] |
+//! | `exchange_verify` | [`VerifyRequest`] | [`VerifyAnswer`] |
+//! | `exchange_ioc_scan` | none | [`IocScanAnswer`]: findings per CVE with evidence, log age in days, compromised |
+//! | `exchange_health` | none | [`HealthAnswer`]: DAG copy health and queue lengths for gates |
+//!
+//! A script that cannot do its job still prints its answer line where it can (with
+//! `success: false` and a `reason`) and exits non-zero; a script that fails before it can answer
+//! writes the error to stderr and exits non-zero.
+//!
+//! The boot id is the host's last boot time in UTC (`(Get-CimInstance Win32_OperatingSystem)
+//! .LastBootUpTime`), an opaque string that changes on every restart.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The shipped script ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScriptId {
+    ExchangeFacts,
+    ExchangeMitigate,
+    ExchangeUpdate,
+    ExchangeMaintenance,
+    Reboot,
+    BootId,
+    ExchangeVerify,
+    ExchangeIocScan,
+    ExchangeHealth,
+}
+
+impl ScriptId {
+    pub const ALL: [ScriptId; 9] = [
+        ScriptId::ExchangeFacts,
+        ScriptId::ExchangeMitigate,
+        ScriptId::ExchangeUpdate,
+        ScriptId::ExchangeMaintenance,
+        ScriptId::Reboot,
+        ScriptId::BootId,
+        ScriptId::ExchangeVerify,
+        ScriptId::ExchangeIocScan,
+        ScriptId::ExchangeHealth,
+    ];
+
+    /// The id as written after `# salve-script: `.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScriptId::ExchangeFacts => "exchange_facts",
+            ScriptId::ExchangeMitigate => "exchange_mitigate",
+            ScriptId::ExchangeUpdate => "exchange_update",
+            ScriptId::ExchangeMaintenance => "exchange_maintenance",
+            ScriptId::Reboot => "reboot",
+            ScriptId::BootId => "boot_id",
+            ScriptId::ExchangeVerify => "exchange_verify",
+            ScriptId::ExchangeIocScan => "exchange_ioc_scan",
+            ScriptId::ExchangeHealth => "exchange_health",
+        }
+    }
+
+    pub fn parse(id: &str) -> Option<ScriptId> {
+        ScriptId::ALL.into_iter().find(|s| s.as_str() == id)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// exchange_facts
+
+/// Everything a facts module reports about one Exchange server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FactsAnswer {
+    pub computer_name: String,
+    /// `Exchange 2010`, `Exchange 2013`, `Exchange 2016`, `Exchange 2019` or
+    /// `Exchange Server SE`; `None` when no Exchange setup key exists.
+    pub family: Option<String>,
+    /// ExSetup.exe file version from its numeric parts; `None` when ExSetup.exe is missing
+    /// (a broken or failed install, never "0.0").
+    pub build: Option<String>,
+    /// KB numbers (`KB5000871`) of installed Exchange SUs, from both sources, sorted, unique.
+    pub installed_kbs: Vec<String>,
+    /// `DisplayName`s of Uninstall entries like `Security Update for Exchange Server*`.
+    pub uninstall_entries: Vec<String>,
+    /// `PackageName`s under `HKLM\SOFTWARE\Microsoft\Updates\Exchange <year>`.
+    pub update_packages: Vec<String>,
+    /// `Mailbox`, `ClientAccess`, `UnifiedMessaging`, `Edge`, ...
+    pub roles: Vec<String>,
+    pub dag: Option<String>,
+    pub database_copies: Vec<DatabaseCopy>,
+    pub component_states: Vec<ComponentState>,
+    pub services: Vec<ServiceInfo>,
+    /// `HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full` `Release`.
+    pub dotnet_release: u32,
+    /// Versions from the Uninstall entries, `None` when absent.
+    pub vcredist_2012: Option<String>,
+    pub vcredist_2013: Option<String>,
+    pub ucma: Option<String>,
+    /// IIS URL Rewrite module version, `None` when not installed.
+    pub url_rewrite: Option<String>,
+    /// Which of the two EOMT rule names are present on the Default Web Site.
+    pub mitigation_rules: Vec<String>,
+    /// Pending-reboot markers found, by registry path (empty = no reboot pending).
+    pub pending_reboot: Vec<String>,
+    pub free_disk_bytes: u64,
+    /// Expiry of the Exchange auth (OAuth) certificate.
+    pub auth_certificate_expiry: Option<String>,
+    pub cluster_node_state: Option<String>,
+    /// `DatabaseCopyAutoActivationPolicy` (`Unrestricted`, `IntrasiteOnly`, `Blocked`).
+    pub activation_policy: Option<String>,
+    pub boot_id: String,
+}
+
+/// One database copy on this server (`Get-MailboxDatabaseCopyStatus`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseCopy {
+    pub database: String,
+    /// The copy is the active (mounted) one.
+    pub active: bool,
+    /// `Mounted`, `Healthy`, `Resynchronizing`, `Failed`, `Suspended`, ...
+    pub status: String,
+    pub copy_queue_length: u64,
+    pub replay_queue_length: u64,
+    pub activation_suspended: bool,
+}
+
+/// One server component (`Get-ServerComponentState`), as HealthChecker reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentState {
+    pub component: String,
+    /// `Active`, `Inactive` or `Draining`.
+    pub state: String,
+    /// Requesters holding the component down (`Maintenance`, `Functional`, ...).
+    pub requesters: Vec<String>,
+}
+
+/// One Windows service (`Get-Service`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub name: String,
+    pub display_name: String,
+    /// `Automatic`, `Manual`, `Disabled`.
+    pub start_type: String,
+    /// `Running`, `Stopped`.
+    pub status: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// exchange_mitigate
+
+/// Apply or remove the EOMT URL Rewrite mitigation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MitigateAction {
+    Apply,
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MitigateRequest {
+    pub action: MitigateAction,
+    /// Where to install the URL Rewrite module from when it is missing (URL or UNC path of
+    /// `rewrite_amd64_<lang>.msi`). Without it, applying on a host without the module fails.
+    #[serde(default)]
+    pub rewrite_msi_source: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MitigateAnswer {
+    pub changed: bool,
+    pub success: bool,
+    pub reason: Option<String>,
+    pub url_rewrite_installed: bool,
+    /// The EOMT rules present after the run.
+    pub rules_present: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// exchange_update
+
+/// Cumulative update (Setup.exe /Mode:Upgrade) or security update (.msp through msiexec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateKind {
+    Cu,
+    Su,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRequest {
+    pub kind: UpdateKind,
+    /// URL or UNC path of the package (CU: extracted media folder or ISO; SU: the .msp).
+    pub source: String,
+    /// Expected SHA-256 of the package, lowercase hex; the script refuses a mismatch.
+    pub sha256: String,
+    /// KB number of the package (`KB5000871`).
+    pub kb: String,
+    /// Build the host should run after the update and the reboot that follows.
+    pub target_build: String,
+    /// CU only: the license switch to pass (`/IAcceptExchangeServerLicenseTerms` up to June 2021
+    /// CUs, `..._DiagnosticDataON`/`OFF` from September 2021).
+    #[serde(default)]
+    pub license_switch: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateAnswer {
+    /// Setup.exe or msiexec exit code (0, 3010, 1603, 1642, ...).
+    pub exit_code: i32,
+    /// The last lines of ExchangeSetup.log (CU) or the verbose MSI log (SU).
+    pub log_excerpt: Vec<String>,
+    pub reboot_required: bool,
+    pub success: bool,
+    /// Nothing was installed because the update was already present.
+    pub already_installed: bool,
+    pub reason: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// exchange_maintenance
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaintenanceAction {
+    Enter,
+    Leave,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceRequest {
+    pub action: MaintenanceAction,
+    /// Enter: FQDN of the server queued mail is redirected to (`Redirect-Message -Target`) and
+    /// that active databases prefer; another DAG member is picked when absent.
+    #[serde(default)]
+    pub redirect_target: Option<String>,
+    /// Leave: the activation policy recorded when entering, restored instead of the default
+    /// `Unrestricted` that StopDagServerMaintenance leaves behind.
+    #[serde(default)]
+    pub saved_policy: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceAnswer {
+    pub changed: bool,
+    pub success: bool,
+    pub reason: Option<String>,
+    /// `DatabaseCopyAutoActivationPolicy` before this run (record it when entering).
+    pub previous_activation_policy: Option<String>,
+    pub activation_policy: Option<String>,
+    pub component_states: Vec<ComponentState>,
+    pub moved_databases: Vec<MovedDatabase>,
+    pub cluster_node_state: Option<String>,
+    pub gates: MaintenanceGates,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedDatabase {
+    pub database: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// The checks of the DAG maintenance procedure, evaluated after the action.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceGates {
+    /// Enter: no database copy on this server is active.
+    pub no_active_copies: bool,
+    /// Enter: only `Monitoring` and `RecoveryActionsEnabled` are Active. Leave: all are
+    /// Active except `ForwardSyncDaemon` and `ProvisioningRps`.
+    pub components_as_expected: bool,
+    /// Enter: the cluster node is Paused. Leave: it is Up.
+    pub cluster_node_as_expected: bool,
+    /// Leave: every copy on this server is healthy or mounted.
+    pub copies_healthy: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// reboot, boot_id
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebootRequest {
+    /// Seconds before the restart begins (`shutdown /r /t N`); default 5, so the answer line
+    /// reaches the controller before the connection drops.
+    #[serde(default)]
+    pub delay_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebootAnswer {
+    /// Boot id before the restart; the controller waits until `boot_id` answers another one.
+    pub boot_id_before: String,
+    pub scheduled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootIdAnswer {
+    pub boot_id: String,
+    pub uptime_seconds: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// exchange_verify
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    #[serde(default)]
+    pub expected_build: Option<String>,
+    #[serde(default)]
+    pub expected_kb: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyAnswer {
+    pub build: Option<String>,
+    pub build_matches: Option<bool>,
+    pub kb_present: Option<bool>,
+    /// Exchange services with start type Disabled.
+    pub disabled_services: Vec<String>,
+    /// Automatic services that are not running.
+    pub stopped_automatic_services: Vec<String>,
+    /// Components not Active, except the two inactive on-premises by design.
+    pub inactive_components: Vec<String>,
+    /// HTTP status of an OWA logon page request on the server itself.
+    pub owa_status: u16,
+    /// First line of the error page when OWA does not answer 200.
+    pub owa_error: Option<String>,
+    pub pending_reboot: Vec<String>,
+    pub success: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// exchange_ioc_scan
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IocScanAnswer {
+    pub findings: Vec<IocFinding>,
+    /// Days since the oldest file per log folder (`HttpProxy\Owa`, `OABGeneratorLog`, ...).
+    pub log_age_days: BTreeMap<String, u64>,
+    pub compromised: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IocFinding {
+    /// `CVE-2021-26855`, ..., or `other` for lsass dumps and archives.
+    pub cve: String,
+    /// `ssrf_request`, `um_invalid_cast`, `oab_download_failed`, `ecp_reset_vdir`,
+    /// `ecp_vdir_script`, `web_shell`, `lsass_dump`, `suspicious_archive`.
+    pub kind: String,
+    pub evidence: Vec<Evidence>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub path: Option<String>,
+    pub sha256: Option<String>,
+    /// The log line or event message.
+    pub excerpt: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// exchange_health
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthAnswer {
+    pub dag: Option<String>,
+    pub copies: Vec<DatabaseCopy>,
+    pub all_copies_healthy: bool,
+    pub max_copy_queue_length: u64,
+    pub max_replay_queue_length: u64,
+    pub cluster_node_state: Option<String>,
+    pub activation_policy: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip() {
+        for id in ScriptId::ALL {
+            assert_eq!(ScriptId::parse(id.as_str()), Some(id));
+            assert_eq!(serde_json::to_value(id).unwrap(), id.as_str());
+        }
+        assert_eq!(ScriptId::parse("exchange_fact"), None);
+    }
+
+    #[test]
+    fn requests_reject_unknown_fields() {
+        let bad = serde_json::json!({"action": "apply", "rewrite_msi": "x"});
+        assert!(serde_json::from_value::<MitigateRequest>(bad).is_err());
+        let ok = serde_json::json!({"kind": "su", "source": "\\\\fs\\p.msp", "sha256": "ab",
+            "kb": "KB5000871", "target_build": "15.2.792.10"});
+        let req: UpdateRequest = serde_json::from_value(ok).unwrap();
+        assert_eq!(req.kind, UpdateKind::Su);
+        assert_eq!(req.license_switch, None);
+    }
+}

@@ -1,0 +1,87 @@
+//! The Ansible-format inventory a lab writes for its fleet: tenants as groups with
+//! `salve_tenant`, DAGs as child groups with `salve_dag`, and per host the loopback address
+//! and port, the WinRM scheme and transport, and the lab's user and password (clear text, or a
+//! reference such as `env:SALVE_LAB_PASSWORD`).
+//!
+//! The text is written by hand in a fixed order so that the same fleet always gives
+//! byte-identical output (tests compare it).
+
+use crate::lab::fleet::Fleet;
+
+/// How the inventory refers to the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordIn {
+    /// The lab's password in clear text (it is a test double's password).
+    ClearText,
+    /// A secret reference written as-is, e.g. `env:SALVE_LAB_PASSWORD`.
+    Reference(String),
+}
+
+/// A YAML double-quoted scalar (JSON string syntax is valid YAML).
+fn q(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// Render the inventory for a fleet.
+pub fn render(fleet: &Fleet, password: &PasswordIn) -> String {
+    let core = fleet.core();
+    let (user, clear) = core.credentials();
+    let password = match password {
+        PasswordIn::ClearText => q(clear),
+        PasswordIn::Reference(r) => q(r),
+    };
+    let mut y = String::new();
+    y.push_str(&format!(
+        "# salve lab inventory: {} hosts, {} tenants.\n",
+        fleet.hosts().len(),
+        fleet.tenants().len()
+    ));
+    y.push_str("all:\n  vars:\n");
+    y.push_str("    ansible_connection: winrm\n    ansible_winrm_transport: ntlm\n    ansible_winrm_scheme: http\n");
+    y.push_str(&format!(
+        "    ansible_user: {}\n    ansible_password: {password}\n",
+        q(user)
+    ));
+    y.push_str("  children:\n");
+    for tenant in fleet.tenants() {
+        y.push_str(&format!(
+            "    {tenant}:\n      vars:\n        salve_tenant: {}\n      hosts:\n",
+            q(tenant)
+        ));
+        let members: Vec<usize> = (0..core.len())
+            .filter(|&i| core.state(i).tenant == *tenant)
+            .collect();
+        for &i in &members {
+            let addr = core.address(i);
+            y.push_str(&format!(
+                "        {}:\n          ansible_host: {}\n          ansible_port: {}\n",
+                core.name(i),
+                addr.ip(),
+                addr.port()
+            ));
+        }
+        let dags: Vec<_> = fleet
+            .dags()
+            .iter()
+            .filter(|d| {
+                d.members
+                    .iter()
+                    .any(|m| members.iter().any(|&i| core.name(i) == m))
+            })
+            .collect();
+        if !dags.is_empty() {
+            y.push_str("      children:\n");
+            for d in dags {
+                y.push_str(&format!(
+                    "        {}:\n          vars:\n            salve_dag: {}\n          hosts:\n",
+                    d.name,
+                    q(&d.name)
+                ));
+                for m in &d.members {
+                    y.push_str(&format!("            {m}: {{}}\n"));
+                }
+            }
+        }
+    }
+    y
+}

@@ -1,0 +1,194 @@
+//! The fleet-wide state log: every change the simulation makes (installs, reboots, build
+//! changes, mitigations, maintenance transitions, database moves) and every protocol event a
+//! front end reports, with simulated and real timestamps.
+//!
+//! Tests read it to prove what happened on the "servers", e.g. that an update was installed
+//! exactly once ([`StateLog::count`]); `salve lab state` and the admin endpoint show it.
+
+use std::sync::Mutex;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::contract::UpdateKind;
+use crate::lab::host_api::ProtocolEvent;
+
+/// What changed on a host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LabEvent {
+    /// A shipped script (by id) or a raw command (`raw`) started.
+    ScriptStarted {
+        id: String,
+    },
+    InstallStarted {
+        update: UpdateKind,
+        kb: String,
+        target: String,
+    },
+    /// The installer finished successfully; the build changes at the next reboot.
+    Installed {
+        update: UpdateKind,
+        kb: String,
+        target: String,
+    },
+    InstallFailed {
+        update: UpdateKind,
+        kb: String,
+        exit_code: i32,
+        reason: String,
+    },
+    /// The running build changed (at a reboot, after an install).
+    BuildChanged {
+        from: String,
+        to: String,
+    },
+    RebootScheduled {
+        at: Timestamp,
+    },
+    /// The host went down; it comes back as `boot_id` (or never).
+    RebootStarted {
+        boot_id: String,
+    },
+    RebootCompleted {
+        boot_id: String,
+    },
+    RewriteModuleInstalled {
+        version: String,
+    },
+    MitigationApplied {
+        rules: Vec<String>,
+    },
+    MitigationRemoved {
+        rules: Vec<String>,
+    },
+    MaintenanceEntered {
+        previous_policy: String,
+    },
+    MaintenanceLeft {
+        restored_policy: String,
+    },
+    DatabaseMoved {
+        database: String,
+        from: String,
+        to: String,
+    },
+    ServicesDisabled {
+        services: Vec<String>,
+    },
+    /// Recorded by a protocol front end.
+    Protocol {
+        event: ProtocolEvent,
+    },
+}
+
+/// One log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub host: String,
+    /// Simulated time of the change.
+    pub sim_time: Timestamp,
+    /// Wall-clock time it was recorded.
+    pub real_time: Timestamp,
+    pub event: LabEvent,
+}
+
+/// The log itself; cheap to append to from any task.
+#[derive(Debug, Default)]
+pub struct StateLog {
+    entries: Mutex<Vec<LogEntry>>,
+}
+
+impl StateLog {
+    pub fn from_entries(entries: Vec<LogEntry>) -> Self {
+        Self {
+            entries: Mutex::new(entries),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<LogEntry>> {
+        // A poisoned log only means a panic elsewhere; its entries are still whole.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn push(&self, host: &str, sim_time: Timestamp, event: LabEvent) {
+        let mut entries = self.lock();
+        let seq = entries.len() as u64 + 1;
+        entries.push(LogEntry {
+            seq,
+            host: host.to_string(),
+            sim_time,
+            real_time: Timestamp::now(),
+            event,
+        });
+    }
+
+    /// A copy of every entry, oldest first.
+    pub fn entries(&self) -> Vec<LogEntry> {
+        self.lock().clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// How many entries of `host` match `pred`.
+    pub fn count(&self, host: &str, pred: impl Fn(&LabEvent) -> bool) -> usize {
+        self.lock()
+            .iter()
+            .filter(|e| e.host == host && pred(&e.event))
+            .count()
+    }
+
+    /// How many times `kb` was installed successfully on `host`.
+    pub fn installs(&self, host: &str, kb: &str) -> usize {
+        self.count(
+            host,
+            |e| matches!(e, LabEvent::Installed { kb: k, .. } if k == kb),
+        )
+    }
+
+    /// How many reboots `host` started.
+    pub fn reboots(&self, host: &str) -> usize {
+        self.count(host, |e| matches!(e, LabEvent::RebootStarted { .. }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_host_and_kind() {
+        let log = StateLog::default();
+        let t = Timestamp::UNIX_EPOCH;
+        let installed = |kb: &str| LabEvent::Installed {
+            update: UpdateKind::Su,
+            kb: kb.into(),
+            target: "15.2.792.10".into(),
+        };
+        log.push("ex1", t, installed("KB5000871"));
+        log.push("ex2", t, installed("KB5000871"));
+        log.push(
+            "ex1",
+            t,
+            LabEvent::RebootStarted {
+                boot_id: "b".into(),
+            },
+        );
+        assert_eq!(log.installs("ex1", "KB5000871"), 1);
+        assert_eq!(log.installs("ex1", "KB5001779"), 0);
+        assert_eq!(log.reboots("ex1"), 1);
+        assert_eq!(log.len(), 3);
+        let json = serde_json::to_string(&log.entries()).unwrap();
+        let back: Vec<LogEntry> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, log.entries());
+    }
+}

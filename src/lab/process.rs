@@ -1,0 +1,306 @@
+//! Commands started on a simulated host: the lab's `powershell.exe`.
+//!
+//! [`spawn`] takes the command as WS-Man (or the SSH ForceCommand) hands it over, decodes the
+//! script (`-EncodedCommand`, `-Command -` with the text on stdin, or `-Command <text>`), and
+//! runs either the simulation of a shipped script (by its `# salve-script: <id>` line) or the
+//! PowerShell subset for raw scripts. Output is streamed as it is produced; `Exit` comes last.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::contract::ScriptId;
+use crate::lab::fleet::FleetCore;
+use crate::lab::host_api::{LabProcess, ProcessOutput, StdinChunk};
+use crate::lab::log::LabEvent;
+use crate::lab::{powershell, scripts};
+use crate::script::{decode_command, parse_rendered};
+
+/// Exit code of a process stopped by Ctrl-C / terminate (`STATUS_CONTROL_C_EXIT`).
+pub const EXIT_TERMINATED: i32 = 0xC000_013Au32 as i32;
+
+/// Where a command writes its output.
+#[derive(Debug, Clone)]
+pub struct Out {
+    tx: mpsc::UnboundedSender<ProcessOutput>,
+}
+
+impl Out {
+    pub fn new(tx: mpsc::UnboundedSender<ProcessOutput>) -> Self {
+        Self { tx }
+    }
+
+    // A closed receiver means the client went away; output is then dropped, as on Windows.
+    fn send(&self, o: ProcessOutput) {
+        let _ = self.tx.send(o);
+    }
+
+    /// One stdout line (CRLF, as Windows writes it).
+    pub fn line(&self, text: &str) {
+        self.send(ProcessOutput::Stdout(format!("{text}\r\n").into_bytes()));
+    }
+
+    /// Raw stderr bytes.
+    pub fn stderr(&self, text: &str) {
+        self.send(ProcessOutput::Stderr(text.as_bytes().to_vec()));
+    }
+
+    /// A PowerShell error record on stderr, CLIXML-serialized as when stderr is redirected.
+    pub fn error(&self, lines: &[String]) {
+        self.stderr(&powershell::clixml_error(lines));
+    }
+
+    /// The `##salve-result## <json>` line.
+    pub fn result(&self, value: &impl serde::Serialize) {
+        match serde_json::to_string(value) {
+            Ok(json) => self.line(&format!("{}{json}", crate::script::RESULT_MARKER)),
+            Err(e) => self.error(&[format!("ConvertTo-Json : {e}")]),
+        }
+    }
+
+    fn exit(&self, code: i32) {
+        self.send(ProcessOutput::Exit(code));
+    }
+}
+
+/// Sleep `sim` simulated time unless killed first; `false` when killed.
+pub async fn sim_sleep(core: &FleetCore, sim: Duration, kill: &CancellationToken) -> bool {
+    tokio::select! {
+        () = core.clock.sleep(sim) => true,
+        () = kill.cancelled() => false,
+    }
+}
+
+/// Start a command on host `idx`. Needs a tokio runtime.
+pub fn spawn(core: Arc<FleetCore>, idx: usize, command: &str, arguments: &[String]) -> LabProcess {
+    let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let kill = CancellationToken::new();
+    let out = Out::new(out_tx);
+    let line = Invocation::parse(command, arguments);
+    let token = kill.clone();
+    tokio::spawn(async move {
+        let code = run(core, idx, line, stdin_rx, &out, token).await;
+        out.exit(code);
+    });
+    LabProcess {
+        stdin: stdin_tx,
+        output: out_rx,
+        kill,
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    /// Script text given on the command line (decoded `-EncodedCommand` or `-Command <text>`).
+    Text(String),
+    /// `-Command -`: the script comes on stdin.
+    Stdin,
+    /// The `-EncodedCommand` value could not be decoded.
+    BadEncoding(String),
+    /// `hostname.exe`.
+    Hostname,
+    /// Any other program: cmd.exe's "is not recognized" answer.
+    UnknownProgram(String),
+}
+
+impl Invocation {
+    pub fn parse(command: &str, arguments: &[String]) -> Invocation {
+        let program = command
+            .rsplit(['\\', '/'])
+            .next()
+            .unwrap_or(command)
+            .to_ascii_lowercase();
+        let program = program.strip_suffix(".exe").unwrap_or(&program);
+        match program {
+            "powershell" | "pwsh" => {}
+            "hostname" => return Invocation::Hostname,
+            _ => return Invocation::UnknownProgram(command.to_string()),
+        }
+        let joined = arguments.join(" ");
+        let mut tokens = joined.split_whitespace();
+        let mut rest = Vec::new();
+        while let Some(tok) = tokens.next() {
+            match tok.to_ascii_lowercase().as_str() {
+                "-noprofile" | "-noninteractive" | "-nologo" => {}
+                "-executionpolicy" | "-inputformat" | "-outputformat" | "-ep" => {
+                    tokens.next();
+                }
+                "-encodedcommand" | "-enc" | "-e" | "-ec" => {
+                    let value = tokens.next().unwrap_or_default();
+                    return match decode_command(value) {
+                        Ok(text) => Invocation::Text(text),
+                        Err(e) => Invocation::BadEncoding(e.to_string()),
+                    };
+                }
+                "-command" | "-c" => {
+                    rest.extend(tokens.by_ref());
+                    break;
+                }
+                _ => {
+                    rest.push(tok);
+                    rest.extend(tokens.by_ref());
+                    break;
+                }
+            }
+        }
+        if rest == ["-"] {
+            Invocation::Stdin
+        } else {
+            Invocation::Text(rest.join(" "))
+        }
+    }
+}
+
+async fn read_stdin(
+    mut rx: mpsc::UnboundedReceiver<StdinChunk>,
+    kill: &CancellationToken,
+) -> Option<String> {
+    let mut data = Vec::new();
+    loop {
+        tokio::select! {
+            chunk = rx.recv() => match chunk {
+                Some(c) => {
+                    data.extend_from_slice(&c.data);
+                    if c.eof {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            () = kill.cancelled() => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&data).into_owned())
+}
+
+async fn run(
+    core: Arc<FleetCore>,
+    idx: usize,
+    line: Invocation,
+    stdin: mpsc::UnboundedReceiver<StdinChunk>,
+    out: &Out,
+    kill: CancellationToken,
+) -> i32 {
+    let text = match line {
+        Invocation::Text(t) => t,
+        Invocation::Stdin => match read_stdin(stdin, &kill).await {
+            Some(t) => t,
+            None => return EXIT_TERMINATED,
+        },
+        Invocation::BadEncoding(e) => {
+            out.stderr(&format!("Cannot process the command because the value of -EncodedCommand is invalid: {e}\r\n"));
+            return 1;
+        }
+        Invocation::Hostname => {
+            out.line(core.name(idx));
+            return 0;
+        }
+        Invocation::UnknownProgram(p) => {
+            out.stderr(&format!(
+                "'{p}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+            ));
+            return 1;
+        }
+    };
+    let script = match parse_rendered(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            out.error(&[format!("The script prelude could not be read: {e}")]);
+            return 1;
+        }
+    };
+    match script.id.as_deref() {
+        Some(id) => {
+            core.record(idx, LabEvent::ScriptStarted { id: id.to_string() });
+            match ScriptId::parse(id) {
+                Some(id) => scripts::run(&core, idx, id, script.args, out, &kill).await,
+                None => {
+                    out.error(&[format!(
+                        "the lab has no simulation of the shipped script `{id}`"
+                    )]);
+                    1
+                }
+            }
+        }
+        None => {
+            core.record(
+                idx,
+                LabEvent::ScriptStarted {
+                    id: "raw".to_string(),
+                },
+            );
+            let stop = text.contains("$ErrorActionPreference = 'Stop'");
+            powershell::run(
+                &core,
+                idx,
+                &script.body,
+                script.args.as_ref(),
+                stop,
+                out,
+                &kill,
+            )
+            .await
+        }
+    }
+}
+
+/// Run a command to completion and collect its output (for the SSH shell and tests).
+pub async fn collect(mut process: LabProcess) -> (Vec<u8>, Vec<u8>, i32) {
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some(o) = process.output.recv().await {
+        match o {
+            ProcessOutput::Stdout(b) => stdout.extend(b),
+            ProcessOutput::Stderr(b) => stderr.extend(b),
+            ProcessOutput::Exit(code) => return (stdout, stderr, code),
+        }
+    }
+    (stdout, stderr, EXIT_TERMINATED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::encode_command;
+
+    fn args(s: &str) -> Vec<String> {
+        vec![s.to_string()]
+    }
+
+    #[test]
+    fn parses_powershell_command_lines() {
+        let enc = encode_command("Write-Output 1");
+        let inv = Invocation::parse(
+            "powershell.exe",
+            &args(&format!("-NoProfile -NonInteractive -EncodedCommand {enc}")),
+        );
+        assert_eq!(inv, Invocation::Text("Write-Output 1".into()));
+        let split = ["-NoProfile".to_string(), "-encodedcommand".to_string(), enc];
+        assert_eq!(
+            Invocation::parse(
+                "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\PowerShell.exe",
+                &split
+            ),
+            inv
+        );
+        assert_eq!(
+            Invocation::parse("powershell", &args("-NoProfile -Command -")),
+            Invocation::Stdin
+        );
+        assert_eq!(
+            Invocation::parse("powershell", &args("-Command echo hi")),
+            Invocation::Text("echo hi".into())
+        );
+        assert!(matches!(
+            Invocation::parse("powershell", &args("-EncodedCommand !!")),
+            Invocation::BadEncoding(_)
+        ));
+        assert_eq!(
+            Invocation::parse("ipconfig", &[]),
+            Invocation::UnknownProgram("ipconfig".into())
+        );
+    }
+}
