@@ -11,10 +11,12 @@ use tokio_util::sync::CancellationToken;
 use crate::exit;
 use crate::lab::admin::{self, StateView};
 use crate::lab::fleet::Fleet;
+use crate::lab::frontends;
 use crate::lab::inventory::{self, PasswordIn};
 use crate::lab::log::LogEntry;
 use crate::lab::scenario::{self, FleetSpec};
 use crate::lab::shell;
+use crate::lab::winrm::LabCa;
 
 /// Arguments of `salve lab`.
 #[derive(Debug, clap::Args)]
@@ -65,6 +67,9 @@ pub struct ServeArgs {
     /// Serve `GET /state` and `GET /log` on this loopback address (e.g. 127.0.0.1:8950).
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
+    /// Also serve HTTPS on port 5986, with certificates from a lab CA written to FILE (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub ca_out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -191,7 +196,7 @@ fn serve(args: ServeArgs) -> u8 {
                 }
             }
         }
-        if let Err(code) = start_front_ends(&fleet, &cancel).await {
+        if let Err(code) = start_front_ends(&fleet, args.ca_out.as_ref(), &cancel).await {
             return code;
         }
         eprintln!(
@@ -207,18 +212,32 @@ fn serve(args: ServeArgs) -> u8 {
     })
 }
 
-/// Start the protocol front ends for every host.
-///
-/// WIRING POINT for the WinRM front end (branch `lab`): for each host, bind
-/// `crate::lab::winrm::WinrmListener::bind(addr, host as Arc<dyn SimHost>, config)` on
-/// `fleet.core().address(i)` and spawn `.serve(cancel.clone())`. Until that module is merged
-/// the lab serves only the admin endpoint and says so.
-async fn start_front_ends(fleet: &Arc<Fleet>, cancel: &CancellationToken) -> Result<(), u8> {
-    let _ = (fleet, cancel);
-    eprintln!(
-        "warning: this build has no WinRM front end yet; hosts are reachable only through `salve lab shell`"
-    );
-    Ok(())
+/// Start the WinRM listeners of every host (HTTPS too when `--ca-out` is given).
+async fn start_front_ends(
+    fleet: &Arc<Fleet>,
+    ca_out: Option<&PathBuf>,
+    cancel: &CancellationToken,
+) -> Result<(), u8> {
+    let ca = match ca_out {
+        None => None,
+        Some(path) => {
+            let ca = LabCa::generate()
+                .and_then(|ca| ca.write_pem(path).map(|()| ca))
+                .map_err(|e| {
+                    eprintln!("error: cannot write the lab CA to {}: {e}", path.display());
+                    exit::INTERNAL
+                })?;
+            eprintln!("lab CA written to {}", path.display());
+            Some(ca)
+        }
+    };
+    frontends::start(fleet, ca.as_ref(), cancel)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            exit::INTERNAL
+        })
 }
 
 fn init(args: InitArgs) -> u8 {

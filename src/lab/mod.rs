@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod fleet;
+pub mod frontends;
 pub mod host_api;
 pub mod inventory;
 pub mod log;

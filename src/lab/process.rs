@@ -109,6 +109,17 @@ pub enum Invocation {
 
 impl Invocation {
     pub fn parse(command: &str, arguments: &[String]) -> Invocation {
+        // Through the cmd shell (WINRS_SKIP_CMD_SHELL=FALSE) `rsp:Command` may hold a whole
+        // command line, as pywinrm's `run_ps` sends it: cmd.exe splits off the program.
+        let full = std::iter::once(command)
+            .chain(arguments.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let full = full.trim_start();
+        let (command, joined) = match full.strip_prefix('"') {
+            Some(quoted) => quoted.split_once('"').unwrap_or((quoted, "")),
+            None => full.split_once(char::is_whitespace).unwrap_or((full, "")),
+        };
         let program = command
             .rsplit(['\\', '/'])
             .next()
@@ -120,7 +131,6 @@ impl Invocation {
             "hostname" => return Invocation::Hostname,
             _ => return Invocation::UnknownProgram(command.to_string()),
         }
-        let joined = arguments.join(" ");
         let mut tokens = joined.split_whitespace();
         let mut rest = Vec::new();
         while let Some(tok) = tokens.next() {
@@ -268,6 +278,20 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         vec![s.to_string()]
+    }
+
+    #[test]
+    fn splits_a_whole_command_line_like_cmd() {
+        let enc = encode_command("hostname");
+        let pywinrm = Invocation::parse(&format!("powershell -encodedcommand {enc}"), &[]);
+        assert_eq!(pywinrm, Invocation::Text("hostname".into()));
+        let quoted = Invocation::parse(
+            &format!(
+                "\"C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe\" -enc {enc}"
+            ),
+            &[],
+        );
+        assert_eq!(quoted, Invocation::Text("hostname".into()));
     }
 
     #[test]
