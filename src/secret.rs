@@ -60,10 +60,28 @@ impl SecretRef {
                 .map(Secret::new)
                 .map_err(|_| SecretError::EnvMissing(name.clone())),
             SecretRef::File(path) => read_secret_file(path),
-            SecretRef::Prompt => Err(SecretError::PromptUnavailable),
+            SecretRef::Prompt => PROMPTED
+                .get()
+                .cloned()
+                .ok_or(SecretError::PromptUnavailable),
             SecretRef::Plain(v) => Ok(Secret::new(v.clone())),
         }
     }
+}
+
+/// The answer to the run's one password question, shared by every `prompt` reference.
+static PROMPTED: std::sync::OnceLock<Secret> = std::sync::OnceLock::new();
+
+/// Ask once on the terminal (without echo) for the value of every `prompt` reference.
+pub fn ask_prompt_once(question: &str) -> Result<(), SecretError> {
+    if PROMPTED.get().is_some() {
+        return Ok(());
+    }
+    let answer =
+        rpassword::prompt_password(question).map_err(|_| SecretError::PromptUnavailable)?;
+    // A second caller racing to set it would have asked the same question; keep the first.
+    let _ = PROMPTED.set(Secret::new(answer));
+    Ok(())
 }
 
 impl fmt::Display for SecretRef {

@@ -6,10 +6,9 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use crate::config::{self, HostQuery};
+use crate::config;
 use crate::diag::Diagnostics;
 use crate::exit;
-use crate::model::{Inventory, Playbook};
 
 use super::Selection;
 
@@ -41,7 +40,8 @@ pub fn run(args: CheckArgs) -> u8 {
 fn check(args: &CheckArgs) -> Result<String, Diagnostics> {
     let (inventory, extra_vars) = super::selection::load(&args.selection)?;
     let playbook = config::playbook::load(&args.playbook, &inventory, &extra_vars)?;
-    let hosts = matched_hosts(&inventory, &playbook, &args.selection)?;
+    let per_play = super::selection::play_hosts(&inventory, &playbook, &args.selection)?;
+    let hosts = per_play.iter().flatten().collect::<BTreeSet<_>>().len();
     let tasks: usize = playbook
         .plays
         .iter()
@@ -57,33 +57,6 @@ fn check(args: &CheckArgs) -> Result<String, Diagnostics> {
         hosts,
         plural(hosts)
     ))
-}
-
-/// Distinct hosts the plays select once `--limit` and the tenant rule apply.
-fn matched_hosts(
-    inventory: &Inventory,
-    playbook: &Playbook,
-    sel: &Selection,
-) -> Result<usize, Diagnostics> {
-    let limit = super::selection::limit(sel)?;
-    let mut names = BTreeSet::new();
-    let mut diags = Diagnostics::default();
-    for play in &playbook.plays {
-        let query = HostQuery {
-            pattern: &play.hosts,
-            limit: limit.as_ref(),
-            tenant: sel.tenant.as_deref(),
-            all_tenants: sel.all_tenants,
-        };
-        match config::select_hosts(inventory, &query) {
-            Ok(hosts) => names.extend(hosts.into_iter().map(|h| h.name)),
-            Err(mut d) => {
-                d.message = format!("play `{}`: {}", play.name, d.message);
-                diags.push(d);
-            }
-        }
-    }
-    diags.into_result(names.len())
 }
 
 fn plural(n: usize) -> &'static str {

@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
+use crate::config::{self, HostQuery};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::model::{HostPattern, Inventory, Vars};
+use crate::model::{HostPattern, Inventory, Playbook, Vars};
 
 use super::Selection;
 
@@ -26,6 +27,33 @@ pub(super) fn limit(sel: &Selection) -> Result<Option<HostPattern>, Diagnostics>
         .map(HostPattern::parse)
         .transpose()
         .map_err(|e| Diagnostics(vec![command_line(format!("--limit: {e}"))]))
+}
+
+/// The hosts each play runs on: its pattern, then `--limit` and the tenant rule.
+pub(super) fn play_hosts(
+    inventory: &Inventory,
+    playbook: &Playbook,
+    sel: &Selection,
+) -> Result<Vec<Vec<String>>, Diagnostics> {
+    let limit = limit(sel)?;
+    let mut per_play = Vec::with_capacity(playbook.plays.len());
+    let mut diags = Diagnostics::default();
+    for play in &playbook.plays {
+        let query = HostQuery {
+            pattern: &play.hosts,
+            limit: limit.as_ref(),
+            tenant: sel.tenant.as_deref(),
+            all_tenants: sel.all_tenants,
+        };
+        match config::select_hosts(inventory, &query) {
+            Ok(hosts) => per_play.push(hosts.into_iter().map(|h| h.name).collect()),
+            Err(mut d) => {
+                d.message = format!("play `{}`: {}", play.name, d.message);
+                diags.push(d);
+            }
+        }
+    }
+    diags.into_result(per_play)
 }
 
 fn command_line(message: String) -> Diagnostic {

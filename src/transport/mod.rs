@@ -9,8 +9,10 @@
 
 pub mod clixml;
 pub mod connection;
+pub mod dispatch;
 pub mod fake;
 pub mod local;
+pub mod winrm;
 
 use std::time::Duration;
 

@@ -1,0 +1,435 @@
+//! The WinRM transport, on winrm-rs 2.0.
+//!
+//! Each host gets one `WinrmClient` (NTLM sessions are bound to one host's connection) and one
+//! remote shell, reused by every task of the run: the shell is created on the first command
+//! and re-created only after a reboot ([`Transport::reset`]), a lost connection, or a stopped
+//! command. A task-level actor owns client and shell (the shell borrows the client), and
+//! commands reach it over a channel, one at a time, as a host runs one task at a time.
+//!
+//! Commands run as `powershell.exe -NoProfile -NonInteractive -EncodedCommand ...` (or with the
+//! script on stdin when it is too long, see [`crate::script`]). Output is streamed as it
+//! arrives; a command silent for longer than the WS-Man OperationTimeout simply keeps polling
+//! (the `w:TimedOut` fault is an empty poll). On timeout or cancellation the command is
+//! signalled to terminate and its shell deleted, so nothing is left running or leaked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+use winrm_rs::{
+    AuthMethod, EncryptionMode, Shell, WinrmClient, WinrmConfig, WinrmCredentials, WinrmError,
+};
+
+use super::connection::WinrmAuth;
+use super::{
+    ConnectionSpec, Connector, OutputChunk, RunRequest, ScriptOutput, Transport, TransportError,
+};
+use crate::script::Delivery;
+
+/// Largest stdin chunk per WS-Man Send (base64 grows it by a third; the envelope limit is
+/// 150 KiB).
+const STDIN_CHUNK: usize = 64 * 1024;
+
+/// Opens WinRM connections.
+pub struct WinrmConnector;
+
+#[async_trait]
+impl Connector for WinrmConnector {
+    async fn connect(&self, spec: &ConnectionSpec) -> Result<Arc<dyn Transport>, TransportError> {
+        let client = build_client(spec)?;
+        let (tx, rx) = mpsc::channel(1);
+        let endpoint = spec.endpoint();
+        tokio::spawn(actor(client, spec.address.clone(), endpoint.clone(), rx));
+        Ok(Arc::new(WinrmTransport { tx, endpoint }))
+    }
+}
+
+fn build_client(spec: &ConnectionSpec) -> Result<WinrmClient, TransportError> {
+    let w = &spec.winrm;
+    let mut config = if w.https {
+        WinrmConfig::https()
+    } else {
+        WinrmConfig::http()
+    };
+    if let Some(port) = spec.port {
+        config.port = Some(port);
+    }
+    config.auth_method = match w.auth {
+        WinrmAuth::Ntlm => AuthMethod::Ntlm,
+        WinrmAuth::Basic => AuthMethod::Basic,
+        WinrmAuth::Kerberos if cfg!(feature = "kerberos") => AuthMethod::Kerberos,
+        WinrmAuth::Kerberos => {
+            return Err(TransportError::Config(format!(
+                "{}: Kerberos needs a salve built with `--features kerberos`; use ntlm meanwhile",
+                spec.name
+            )));
+        }
+        WinrmAuth::Certificate => AuthMethod::Certificate,
+    };
+    if w.auth == WinrmAuth::Basic && !w.https {
+        if !w.allow_basic_http {
+            return Err(TransportError::Config(format!(
+                "{}: Basic over plain HTTP would send the password in clear; use ntlm, or https \
+                 (ansible_winrm_scheme: https), or set salve_winrm_allow_basic_http: true",
+                spec.name
+            )));
+        }
+        config.encryption = EncryptionMode::Never;
+    }
+    config.accept_invalid_certs = !w.verify_tls;
+    config.operation_timeout_secs = w.operation_timeout_secs;
+    config.connect_timeout_secs = 15;
+    // Retries are the runner's business: a repeated Command could run a step twice.
+    config.max_retries = 0;
+    config.client_cert_pem = w.cert_pem.as_ref().map(|p| p.display().to_string());
+    config.client_key_pem = w.key_pem.as_ref().map(|p| p.display().to_string());
+    config.proxy = w.proxy.clone().map(Into::into);
+
+    let user = spec.user.clone().unwrap_or_default();
+    let password = match &spec.password {
+        Some(r) => r
+            .resolve()
+            .map_err(|e| TransportError::Config(format!("{}: password: {e}", spec.name)))?,
+        None if w.auth == WinrmAuth::Certificate => crate::secret::Secret::new(String::new()),
+        None => {
+            return Err(TransportError::Config(format!(
+                "{}: no password set (ansible_password)",
+                spec.name
+            )));
+        }
+    };
+    let (domain, name) = split_user(&user);
+    let mut builder = WinrmClient::builder(config)
+        .credentials(WinrmCredentials::new(name, password.expose(), domain))
+        .use_env_proxy(false);
+    if let Some(ca) = &w.ca_file {
+        builder = builder.add_root_certificates_pem(ca.clone());
+    }
+    if let Some(pin) = &w.pin_sha256 {
+        builder = builder.pin_server_certificate_sha256(pin);
+    }
+    if !w.verify_tls {
+        tracing::warn!(host = %spec.name, "TLS certificate validation is off for this host (ansible_winrm_server_cert_validation: ignore)");
+    }
+    builder
+        .build()
+        .map_err(|e| classify(e, &spec.endpoint(), &user))
+}
+
+/// `DOMAIN\user` or `user@domain` → (domain, user).
+fn split_user(user: &str) -> (&str, &str) {
+    if let Some((d, u)) = user.split_once('\\') {
+        (d, u)
+    } else if let Some((u, d)) = user.split_once('@') {
+        (d, u)
+    } else {
+        ("", user)
+    }
+}
+
+enum Msg {
+    Run(
+        RunRequest,
+        oneshot::Sender<Result<ScriptOutput, TransportError>>,
+    ),
+    Reset,
+    Close(oneshot::Sender<()>),
+}
+
+struct WinrmTransport {
+    tx: mpsc::Sender<Msg>,
+    endpoint: String,
+}
+
+#[async_trait]
+impl Transport for WinrmTransport {
+    async fn run(&self, request: RunRequest) -> Result<ScriptOutput, TransportError> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || TransportError::Dropped {
+            endpoint: self.endpoint.clone(),
+            detail: "connection closed".into(),
+        };
+        self.tx
+            .send(Msg::Run(request, reply))
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    async fn reset(&self) {
+        let _ = self.tx.send(Msg::Reset).await;
+    }
+
+    async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Close(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// Owns the client and the host's one shell.
+async fn actor(client: WinrmClient, host: String, endpoint: String, mut rx: mpsc::Receiver<Msg>) {
+    let mut shell: Option<Shell<'_>> = None;
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Msg::Run(request, reply) => {
+                if shell.is_none() {
+                    match client.open_shell(&host).await {
+                        Ok(s) => shell = Some(s),
+                        Err(e) => {
+                            let _ = reply.send(Err(classify(e, &endpoint, "")));
+                            continue;
+                        }
+                    }
+                }
+                let Some(open) = shell.as_ref() else { continue };
+                let (result, keep) = run_command(&client, &host, &endpoint, open, request).await;
+                if !keep && let Some(s) = shell.take() {
+                    // The shell is stopped or its host gone: delete it if the host still answers.
+                    let _ = tokio::time::timeout(Duration::from_secs(10), s.close()).await;
+                }
+                let _ = reply.send(result);
+            }
+            // After a reboot the old shell no longer exists on the host: just forget it.
+            Msg::Reset => drop(shell.take()),
+            Msg::Close(done) => {
+                if let Some(s) = shell.take() {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), s.close()).await;
+                }
+                let _ = done.send(());
+                break;
+            }
+        }
+    }
+}
+
+/// Run one command in the shell. The flag says whether the shell is still usable.
+async fn run_command(
+    client: &WinrmClient,
+    host: &str,
+    endpoint: &str,
+    shell: &Shell<'_>,
+    request: RunRequest,
+) -> (Result<ScriptOutput, TransportError>, bool) {
+    let (arguments, stdin) = match request.script.delivery() {
+        Delivery::CommandLine { arguments, .. } => (arguments, None),
+        Delivery::Stdin {
+            arguments, stdin, ..
+        } => (arguments, Some(stdin)),
+    };
+    let args: Vec<&str> = arguments.split(' ').collect();
+    let command_id = match shell.start_command(crate::script::POWERSHELL, &args).await {
+        Ok(id) => id,
+        Err(e) => return (Err(classify(e, endpoint, "")), false),
+    };
+    if let Some(text) = stdin {
+        let bytes = text.as_bytes();
+        let chunks: Vec<&[u8]> = bytes.chunks(STDIN_CHUNK).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            if let Err(e) = shell
+                .send_input(&command_id, chunk, i + 1 == chunks.len())
+                .await
+            {
+                return (Err(classify(e, endpoint, "")), false);
+            }
+        }
+    }
+    let deadline = tokio::time::Instant::now() + request.timeout;
+    let mut out = Streams::new(request.output.clone());
+    let stopped = loop {
+        tokio::select! {
+            polled = shell.receive_next(&command_id) => match polled {
+                Ok(o) => {
+                    out.push(&o.stdout, &o.stderr);
+                    if o.exit_code.is_some() {
+                        out.exit = o.exit_code;
+                    }
+                    if o.done {
+                        break None;
+                    }
+                }
+                Err(e) => return (Err(classify(e, endpoint, "")), false),
+            },
+            _ = tokio::time::sleep_until(deadline) => break Some(TransportError::Timeout { after: request.timeout }),
+            _ = request.cancel.cancelled() => break Some(TransportError::Cancelled),
+        }
+    };
+    let shell_id = shell.shell_id().to_string();
+    // Signal terminate: after a finished command it releases it, after a stopped one it ends
+    // the process on the host.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.signal_terminate(host, &shell_id, &command_id),
+    )
+    .await;
+    match stopped {
+        Some(e) => (Err(e), false),
+        None => (Ok(out.finish()), true),
+    }
+}
+
+/// Output collected so far, streamed line by line as it arrives.
+struct Streams {
+    tx: Option<mpsc::UnboundedSender<OutputChunk>>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    sent: [usize; 2],
+    exit: Option<i32>,
+}
+
+impl Streams {
+    fn new(tx: Option<mpsc::UnboundedSender<OutputChunk>>) -> Self {
+        Streams {
+            tx,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            sent: [0, 0],
+            exit: None,
+        }
+    }
+
+    fn push(&mut self, stdout: &[u8], stderr: &[u8]) {
+        self.stdout.extend_from_slice(stdout);
+        self.stderr.extend_from_slice(stderr);
+        self.flush(false);
+    }
+
+    /// Send every complete line not sent yet (and the rest too at the end).
+    fn flush(&mut self, all: bool) {
+        let Some(tx) = &self.tx else { return };
+        for (i, buf) in [&self.stdout, &self.stderr].into_iter().enumerate() {
+            let end = if all {
+                buf.len()
+            } else {
+                buf.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)
+            };
+            if end <= self.sent[i] {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&buf[self.sent[i]..end]);
+            for line in text.lines() {
+                let line = line.trim_end_matches('\r').to_string();
+                let _ = tx.send(if i == 0 {
+                    OutputChunk::Stdout(line)
+                } else {
+                    OutputChunk::Stderr(line)
+                });
+            }
+            self.sent[i] = end;
+        }
+    }
+
+    fn finish(mut self) -> ScriptOutput {
+        self.flush(true);
+        ScriptOutput {
+            exit_code: self.exit.unwrap_or(0),
+            stdout: String::from_utf8_lossy(&self.stdout).replace("\r\n", "\n"),
+            stderr: super::clixml::decode_stderr(&String::from_utf8_lossy(&self.stderr))
+                .replace("\r\n", "\n"),
+        }
+    }
+}
+
+/// Quota faults of the WinRM service (MaxShellsPerUser, MaxConcurrentOperationsPerUser).
+const QUOTA_CODES: [&str; 2] = ["2150859173", "2150859174"];
+
+/// Map a winrm-rs error to a classified transport error.
+fn classify(e: WinrmError, endpoint: &str, user: &str) -> TransportError {
+    let endpoint = endpoint.to_string();
+    match e {
+        WinrmError::Http(err) => {
+            let chain = error_chain(&err);
+            let lower = chain.to_ascii_lowercase();
+            if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+            {
+                TransportError::Tls {
+                    endpoint,
+                    detail: chain,
+                    hint: "trust the listener's CA (salve_winrm_ca_file), pin its certificate (salve_winrm_cert_sha256), \
+                           or fix its name"
+                        .into(),
+                }
+            } else if lower.contains("refused") {
+                TransportError::Refused { endpoint }
+            } else if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup")
+            {
+                TransportError::Resolve {
+                    host: endpoint,
+                    detail: chain,
+                }
+            } else if err.is_connect() || err.is_timeout() {
+                TransportError::Unreachable {
+                    endpoint,
+                    detail: chain,
+                }
+            } else {
+                TransportError::Dropped {
+                    endpoint,
+                    detail: chain,
+                }
+            }
+        }
+        WinrmError::AuthFailed(detail)
+            if detail.contains("401") || detail.to_ascii_lowercase().contains("credential") =>
+        {
+            TransportError::Auth {
+                endpoint,
+                user: user.to_string(),
+                detail,
+            }
+        }
+        WinrmError::AuthFailed(detail) => TransportError::Protocol { endpoint, detail },
+        WinrmError::Ntlm(err) => TransportError::Auth {
+            endpoint,
+            user: user.to_string(),
+            detail: err.to_string(),
+        },
+        WinrmError::Soap(winrm_rs::SoapError::Fault { code, reason })
+            if QUOTA_CODES
+                .iter()
+                .any(|c| reason.contains(c) || code.contains(c))
+                || reason.to_ascii_lowercase().contains("quota") =>
+        {
+            TransportError::Quota {
+                endpoint,
+                detail: reason,
+            }
+        }
+        WinrmError::Timeout(secs) => TransportError::Timeout {
+            after: Duration::from_secs(secs),
+        },
+        WinrmError::Cancelled => TransportError::Cancelled,
+        other => TransportError::Protocol {
+            endpoint,
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_domain_users() {
+        assert_eq!(split_user("CONTOSO\\admin"), ("CONTOSO", "admin"));
+        assert_eq!(
+            split_user("admin@contoso.local"),
+            ("contoso.local", "admin")
+        );
+        assert_eq!(split_user("admin"), ("", "admin"));
+    }
+}
