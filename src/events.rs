@@ -148,7 +148,7 @@ pub enum Event {
         /// Loop item, when the task loops.
         item: Option<serde_json::Value>,
     },
-    /// Output as it arrives from a long step.
+    /// Output as it arrives from a long step: one event per line, without the line break.
     TaskOutput {
         host: String,
         task: String,

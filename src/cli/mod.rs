@@ -74,7 +74,9 @@ pub fn main() -> ExitCode {
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 => "warn",
+        // winrm-rs warns about NTLM over HTTP on every connection; `salve doctor` explains
+        // transport security once instead.
+        0 => "warn,winrm_rs=error",
         1 => "salve=info",
         2 => "salve=debug",
         _ => "trace",

@@ -1,10 +1,179 @@
-//! `salve run`.
+//! `salve run`: load and validate the inventory and playbook, pick each play's hosts, then run
+//! with the real transports while reporters show progress, and exit with the run's code.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::Selection;
+use crate::diag::Diagnostics;
+use crate::exit;
+use crate::model::{Inventory, Playbook};
+use crate::runner::{self, Interrupt, RunInput, RunOptions};
+use crate::secret::SecretRef;
+use crate::transport::dispatch::{Dispatch, Unavailable};
+use crate::transport::winrm::WinrmConnector;
+use crate::transport::{ConnectionSpec, Connector};
 
 /// Arguments of `salve run`.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// The playbook to run.
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: PathBuf,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Hosts worked on at once (a play's `forks` overrides it).
+    #[arg(short = 'f', long, default_value_t = 50, value_name = "N")]
+    pub forks: usize,
+    /// Ask every module what it would change; change nothing.
+    #[arg(long)]
+    pub check: bool,
+    /// Run only tasks with one of these tags (and `always`); comma-separated or repeated.
+    #[arg(short = 't', long, value_delimiter = ',', value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Never run tasks with one of these tags.
+    #[arg(long, value_delimiter = ',', value_name = "TAG")]
+    pub skip_tags: Vec<String>,
+    /// One JSON event per line on stdout instead of human output.
+    #[arg(long)]
+    pub json: bool,
+    /// Write report.json and junit.xml into DIR at the end of the run.
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    /// Plain lines instead of progress bars, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Warn about a step running longer than this many seconds (and again each time as long).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub slow_step: u64,
+}
 
-pub fn run(_args: RunArgs) -> u8 {
-    eprintln!("error: `salve run` is not built yet");
-    crate::exit::INTERNAL
+pub fn run(args: RunArgs) -> u8 {
+    let prepared = match prepare(&args) {
+        Ok(p) => p,
+        Err(diags) => {
+            eprint!("{}", diags.render());
+            return exit::INVALID_INPUT;
+        }
+    };
+    if let Err(code) = ask_for_prompted_secrets(&prepared) {
+        return code;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    let options = RunOptions {
+        forks: args.forks.max(1),
+        check_mode: args.check,
+        tags: args.tags.clone(),
+        skip_tags: args.skip_tags.clone(),
+        extra_vars: prepared.extra_vars.clone(),
+        slow_step: Duration::from_secs(args.slow_step.max(1)),
+        run_id: run_id(),
+        ..RunOptions::default()
+    };
+    let report_options = crate::report::Options {
+        json: args.json,
+        no_progress: args.no_progress,
+        report_dir: args.report_dir.clone(),
+    };
+    runtime.block_on(async move {
+        let connector: Arc<dyn Connector> = Arc::new(standard_connector());
+        execute(prepared.input, options, connector, &report_options).await
+    })
+}
+
+/// Run with reporters attached; returns the exit code.
+pub async fn execute(
+    input: RunInput,
+    options: RunOptions,
+    connector: Arc<dyn Connector>,
+    report: &crate::report::Options,
+) -> u8 {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let reporters = crate::report::spawn_reporters(rx, crate::report::build(report));
+    let interrupt = Interrupt::default();
+    let ctrl_c = interrupt.watch_ctrl_c();
+    let summary = runner::run(input, options, connector, tx, interrupt).await;
+    ctrl_c.abort();
+    match reporters.await {
+        Ok(Ok(())) => summary.exit_code,
+        Ok(Err(e)) => {
+            eprintln!("error: cannot write the run's output: {e}");
+            exit::INTERNAL
+        }
+        Err(e) => {
+            eprintln!("error: the reporters stopped unexpectedly: {e}");
+            exit::INTERNAL
+        }
+    }
+}
+
+/// The transports a real run uses.
+pub fn standard_connector() -> Dispatch {
+    Dispatch::new(
+        Arc::new(WinrmConnector),
+        Arc::new(Unavailable("the ssh transport is not in this build")),
+    )
+}
+
+struct Prepared {
+    input: RunInput,
+    extra_vars: crate::model::Vars,
+}
+
+/// Load and validate everything; nothing connects yet.
+fn prepare(args: &RunArgs) -> Result<Prepared, Diagnostics> {
+    let (inventory, extra_vars) = super::selection::load(&args.selection)?;
+    let playbook = crate::config::playbook::load(&args.playbook, &inventory, &extra_vars)?;
+    let play_hosts = super::selection::play_hosts(&inventory, &playbook, &args.selection)?;
+    if play_hosts.iter().all(Vec::is_empty) {
+        eprintln!("warning: no hosts matched; nothing to do");
+    }
+    Ok(Prepared {
+        input: input(inventory, playbook, play_hosts),
+        extra_vars,
+    })
+}
+
+fn input(inventory: Inventory, playbook: Playbook, play_hosts: Vec<Vec<String>>) -> RunInput {
+    RunInput {
+        playbook: Arc::new(playbook),
+        inventory: Arc::new(inventory),
+        play_hosts,
+    }
+}
+
+/// If any selected host's password is `prompt`, ask once now, before any bar is drawn.
+fn ask_for_prompted_secrets(prepared: &Prepared) -> Result<(), u8> {
+    let needs_prompt = prepared.input.play_hosts.iter().flatten().any(|name| {
+        prepared.input.inventory.host(name).is_some_and(|h| {
+            ConnectionSpec::from_vars(&h.name, &h.vars)
+                .is_ok_and(|s| s.password == Some(SecretRef::Prompt))
+        })
+    });
+    if !needs_prompt {
+        return Ok(());
+    }
+    crate::secret::ask_prompt_once("Password for hosts whose password is `prompt`: ").map_err(|e| {
+        eprintln!("error: {e}");
+        exit::INVALID_INPUT
+    })
+}
+
+/// A sortable, unique-enough run id: UTC time plus a random suffix.
+fn run_id() -> String {
+    let now = jiff::Timestamp::now();
+    let suffix = fastrand::u16(..);
+    format!("{}-{suffix:04x}", now.strftime("%Y%m%dT%H%M%SZ"))
 }

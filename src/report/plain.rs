@@ -9,14 +9,13 @@ use crate::events::Event;
 
 use super::Reporter;
 use super::style::Palette;
-use super::text::{Detail, Lines, OutputLines};
+use super::text::{Detail, Lines, output_lines};
 use super::write_guard::Guarded;
 
 /// Writes one line per event worth telling, to any writer.
 pub struct PlainReporter<W: Write> {
     out: Guarded<W>,
     lines: Lines,
-    output: OutputLines,
 }
 
 impl<W: Write> PlainReporter<W> {
@@ -24,7 +23,6 @@ impl<W: Write> PlainReporter<W> {
         PlainReporter {
             out: Guarded::new(out),
             lines: Lines::new(palette, Detail::All),
-            output: OutputLines::default(),
         }
     }
 
@@ -40,12 +38,7 @@ impl<W: Write> Reporter for PlainReporter<W> {
             Event::TaskOutput {
                 host, stream, text, ..
             } => {
-                for line in self.output.push(host, *stream, text) {
-                    self.out.line(&line);
-                }
-            }
-            Event::TaskFinished { host, .. } => {
-                for line in self.output.flush(host) {
+                for line in output_lines(host, *stream, text) {
                     self.out.line(&line);
                 }
             }

@@ -281,42 +281,10 @@ pub fn last_line(text: &str) -> Option<String> {
     text.lines().rev().map(one_line).find(|l| !l.is_empty())
 }
 
-/// Splits streamed output into whole lines per host and stream; a partial line waits for the
-/// rest of it, or for the end of the step.
-#[derive(Debug, Default)]
-pub struct OutputLines {
-    /// Keyed by host and whether the text is stderr.
-    partial: HashMap<(String, bool), String>,
-}
-
-impl OutputLines {
-    /// Add a chunk; returns the lines it completed, already formatted.
-    pub fn push(&mut self, host: &str, stream: Stream, text: &str) -> Vec<String> {
-        let buf = self
-            .partial
-            .entry((host.to_string(), stream == Stream::Stderr))
-            .or_default();
-        buf.push_str(text);
-        let Some(end) = buf.rfind('\n') else {
-            return Vec::new();
-        };
-        let rest = buf.split_off(end + 1);
-        let done = std::mem::replace(buf, rest);
-        done.lines().map(|l| output_line(host, stream, l)).collect()
-    }
-
-    /// The step on `host` ended: whatever partial lines it left.
-    pub fn flush(&mut self, host: &str) -> Vec<String> {
-        [Stream::Stdout, Stream::Stderr]
-            .into_iter()
-            .filter_map(|s| {
-                let text = self
-                    .partial
-                    .remove(&(host.to_string(), s == Stream::Stderr))?;
-                (!text.is_empty()).then(|| output_line(host, s, &text))
-            })
-            .collect()
-    }
+/// Streamed output formatted for people: each `task_output` event carries one line (a text
+/// holding several is split).
+pub fn output_lines(host: &str, stream: Stream, text: &str) -> Vec<String> {
+    text.lines().map(|l| output_line(host, stream, l)).collect()
 }
 
 fn output_line(host: &str, stream: Stream, line: &str) -> String {
@@ -356,19 +324,15 @@ mod tests {
     }
 
     #[test]
-    fn output_lines_join_partial_chunks() {
-        let mut out = OutputLines::default();
-        assert!(out.push("ex01", Stream::Stdout, "hel").is_empty());
+    fn output_lines_are_one_per_line() {
         assert_eq!(
-            out.push("ex01", Stream::Stdout, "lo\nwor"),
+            output_lines("ex01", Stream::Stdout, "hello"),
             vec!["  [ex01] | hello"]
         );
         assert_eq!(
-            out.push("ex02", Stream::Stderr, "oops\n"),
-            vec!["  [ex02] ! oops"]
+            output_lines("ex02", Stream::Stderr, "oops\nagain\r"),
+            vec!["  [ex02] ! oops", "  [ex02] ! again"]
         );
-        assert_eq!(out.flush("ex01"), vec!["  [ex01] | wor"]);
-        assert!(out.flush("ex01").is_empty());
     }
 
     #[test]

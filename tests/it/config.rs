@@ -336,7 +336,7 @@ fn check_command_accepts_examples_and_applies_the_tenant_rule() {
         (code, out.as_str()),
         (
             0,
-            "ok: playbooks/hello.yml: 1 play, 6 tasks, 4 hosts matched\n"
+            "ok: playbooks/hello.yml: 1 play, 5 tasks, 4 hosts matched\n"
         ),
         "{err}"
     );
@@ -362,7 +362,7 @@ fn check_command_accepts_examples_and_applies_the_tenant_rule() {
         (code, out.as_str()),
         (
             0,
-            "ok: playbooks/hello.yml: 1 play, 6 tasks, 2 hosts matched\n"
+            "ok: playbooks/hello.yml: 1 play, 5 tasks, 2 hosts matched\n"
         )
     );
 
@@ -377,7 +377,7 @@ fn check_command_accepts_examples_and_applies_the_tenant_rule() {
         (code, out.as_str()),
         (
             0,
-            "ok: playbooks/hello.yml: 1 play, 6 tasks, 10 hosts matched\n"
+            "ok: playbooks/hello.yml: 1 play, 5 tasks, 10 hosts matched\n"
         )
     );
 }

@@ -238,13 +238,19 @@ pub fn scripted_run() -> Vec<Event> {
             host: "ex01.acme.local".into(),
             task: su.into(),
             stream: Stream::Stdout,
-            text: "Extracting KB5049233...\nInstall".into(),
+            text: "Extracting KB5049233...".into(),
         },
         Event::TaskOutput {
             host: "ex01.acme.local".into(),
             task: su.into(),
             stream: Stream::Stdout,
-            text: "ing: 40%\n\u{1b}[33mWaiting for services\u{1b}[0m".into(),
+            text: "Installing: 40%".into(),
+        },
+        Event::TaskOutput {
+            host: "ex01.acme.local".into(),
+            task: su.into(),
+            stream: Stream::Stdout,
+            text: "\u{1b}[33mWaiting for services\u{1b}[0m".into(),
         },
         Event::SlowStep {
             host: "ex01.acme.local".into(),
