@@ -34,15 +34,13 @@ impl<W: Write> PlainReporter<W> {
 
 impl<W: Write> Reporter for PlainReporter<W> {
     fn event(&mut self, event: &Event) {
-        match event {
-            Event::TaskOutput {
-                host, stream, text, ..
-            } => {
-                for line in output_lines(host, *stream, text) {
-                    self.out.line(&line);
-                }
+        if let Event::TaskOutput {
+            host, stream, text, ..
+        } = event
+        {
+            for line in output_lines(host, *stream, text) {
+                self.out.line(&line);
             }
-            _ => {}
         }
         if let Some(text) = self.lines.render(event) {
             self.out.line(&text);
