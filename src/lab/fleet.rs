@@ -25,11 +25,17 @@ pub const WINRM_PORT: u16 = 5985;
 /// Loopback address of the host with this index: 127.0.x.y with x, y from the index, never
 /// 127.0.0.1.
 pub fn address_for(index: usize) -> Ipv4Addr {
+    address_in(0, index)
+}
+
+/// The same in block `block`: 127.block.x.y, so several fleets (tests, two labs) can run side
+/// by side without sharing an address.
+pub fn address_in(block: u8, index: usize) -> Ipv4Addr {
     let x = 1 + index / 250;
     let y = 1 + index % 250;
     Ipv4Addr::new(
         127,
-        0,
+        block,
         u8::try_from(x).unwrap_or(u8::MAX),
         u8::try_from(y).unwrap_or(u8::MAX),
     )
@@ -214,10 +220,15 @@ pub struct Fleet {
 impl Fleet {
     /// Build every host of a resolved scenario; the clock starts now (tokio time).
     pub fn new(spec: &FleetSpec) -> Self {
+        Self::new_in_block(spec, 0)
+    }
+
+    /// Build a fleet whose hosts live on 127.`block`.x.y (see [`address_in`]).
+    pub fn new_in_block(spec: &FleetSpec, block: u8) -> Self {
         let clock = SimClock::start(spec.epoch, spec.time_scale);
         let hosts = spec.hosts.clone();
         let addresses = (0..spec.hosts.len())
-            .map(|i| SocketAddr::from((address_for(i), WINRM_PORT)))
+            .map(|i| SocketAddr::from((address_in(block, i), WINRM_PORT)))
             .collect();
         Self::assemble(
             clock,

@@ -77,6 +77,12 @@ fn build_client(spec: &ConnectionSpec) -> Result<WinrmClient, TransportError> {
         }
         config.encryption = EncryptionMode::Never;
     }
+    if w.auth == WinrmAuth::Ntlm && w.https {
+        // winrm-rs authenticates every request afresh on its unsealed NTLM-over-TLS route (three
+        // handshakes per command); sealed, one NTLM session serves the whole connection. Windows
+        // accepts sealed bodies over HTTPS, so seal: one handshake per host per run.
+        config.encryption = EncryptionMode::Always;
+    }
     config.accept_invalid_certs = !w.verify_tls;
     config.operation_timeout_secs = w.operation_timeout_secs;
     config.connect_timeout_secs = 15;

@@ -1,0 +1,326 @@
+//! `salve run` over WinRM against the lab, end to end: the real binary as a child process, the
+//! lab's listeners in this process, loopback between them. Covers NTLM with message
+//! encryption over HTTP, Basic and NTLM over HTTPS with the lab's CA, a silent step longer
+//! than the WS-Man OperationTimeout, timeouts that leave no shell behind, one handshake and
+//! one shell per host per run, wrong passwords, unreachable hosts, quota faults, and that the
+//! password never appears in any output.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use salve::lab::fleet::Fleet;
+use salve::lab::host_api::ProtocolEvent;
+use salve::lab::log::LabEvent;
+use salve::lab::winrm::LabCa;
+use salve::lab::{frontends, scenario};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+const PASSWORD: &str = "Lab-Passw0rd!";
+
+struct Lab {
+    fleet: Arc<Fleet>,
+    dir: tempfile::TempDir,
+    cancel: CancellationToken,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Lab {
+    /// A fleet from scenario text, served on 127.`block`.x.y with HTTP and HTTPS listeners.
+    async fn start(block: u8, scenario_yaml: &str) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scenario.yml");
+        std::fs::write(&path, scenario_yaml).unwrap();
+        let spec = scenario::parse(&path, scenario_yaml).unwrap();
+        let fleet = Arc::new(Fleet::new_in_block(&spec, block));
+        let ca = LabCa::generate().unwrap();
+        ca.write_pem(&dir.path().join("ca.pem")).unwrap();
+        let cancel = CancellationToken::new();
+        frontends::start(&fleet, Some(&ca), &cancel).await.unwrap();
+        Lab { fleet, dir, cancel }
+    }
+
+    fn address(&self, host: &str) -> String {
+        let index = self
+            .fleet
+            .hosts()
+            .iter()
+            .position(|h| salve::lab::host_api::SimHost::name(h.as_ref()) == host)
+            .unwrap();
+        self.fleet.core().address(index).ip().to_string()
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn protocol(&self, host: &str, pred: impl Fn(&ProtocolEvent) -> bool) -> usize {
+        self.fleet.log().count(
+            host,
+            |e| matches!(e, LabEvent::Protocol { event } if pred(event)),
+        )
+    }
+}
+
+/// Run the binary; returns (exit code, JSON events, stdout+stderr text).
+async fn salve_run(playbook: &Path, inventory: &Path, extra: &[&str]) -> (i32, Vec<Value>, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args(["run", "--json", "--all-tenants"])
+        .arg(playbook)
+        .arg("-i")
+        .arg(inventory)
+        .args(extra)
+        .env("LAB_PW", PASSWORD)
+        .env("NO_PROXY", "127.0.0.0/8")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let events = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), events, all)
+}
+
+fn finished<'a>(events: &'a [Value], host: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "task_finished" && e["host"] == host)
+        .collect()
+}
+
+const ONE_HOST: &str = "seed: 7\ntenants:\n  - name: t\n    hosts: 1\n    builds: [15.2.792.3]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ntlm_over_http_and_basic_and_ntlm_over_https() {
+    let lab = Lab::start(31, ONE_HOST).await;
+    let ip = lab.address("t-ex01");
+    let ca = lab.ca();
+    let inventory = lab.write(
+        "inv.yml",
+        &format!(
+            "all:
+  vars: {{ansible_user: salve-lab, ansible_password: 'env:LAB_PW', ansible_host: '{ip}'}}
+  hosts:
+    ntlm-http: {{ansible_port: 5985, ansible_winrm_transport: ntlm, ansible_winrm_scheme: http}}
+    basic-https: {{ansible_port: 5986, ansible_winrm_transport: basic, salve_winrm_ca_file: '{ca}'}}
+    ntlm-https: {{ansible_port: 5986, ansible_winrm_transport: ntlm, salve_winrm_ca_file: '{ca}'}}
+",
+            ca = ca.display()
+        ),
+    );
+    let playbook = lab.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - name: who\n      powershell: {script: 'Write-Output $env:COMPUTERNAME'}\n      register: who\n    - name: again\n      powershell: {script: 'Write-Output 2'}\n    - assert: {that: [\"who.stdout | trim == 't-ex01'\"]}\n",
+    );
+    let (code, events, all) = salve_run(&playbook, &inventory, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    for host in ["ntlm-http", "basic-https", "ntlm-https"] {
+        let results = finished(&events, host);
+        assert_eq!(results.len(), 3, "{host}: {all}");
+        assert!(
+            results
+                .iter()
+                .all(|r| r["status"] == "ok" || r["status"] == "changed"),
+            "{host}: {all}"
+        );
+    }
+    // Three connections, each authenticated once and using one shell for both commands.
+    assert_eq!(
+        lab.protocol("t-ex01", |e| matches!(
+            e,
+            ProtocolEvent::ShellCreated { .. }
+        )),
+        3
+    );
+    assert_eq!(
+        lab.protocol(
+            "t-ex01",
+            |e| matches!(e, ProtocolEvent::Authenticated { method, .. } if method == "ntlm")
+        ),
+        2
+    );
+    assert_eq!(
+        lab.protocol("t-ex01", |e| matches!(
+            e,
+            ProtocolEvent::ShellDeleted { .. }
+        )),
+        3
+    );
+    assert!(!all.contains(PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_step_outlives_the_operation_timeout() {
+    let lab = Lab::start(32, &format!("time_scale: 60\n{ONE_HOST}")).await;
+    let ip = lab.address("t-ex01");
+    let inventory = lab.write(
+        "inv.yml",
+        &format!("all:\n  hosts:\n    ex: {{ansible_host: '{ip}', ansible_port: 5985, ansible_user: salve-lab, ansible_password: 'env:LAB_PW', ansible_winrm_operation_timeout_sec: 1}}\n"),
+    );
+    // Two simulated minutes of silence: two real seconds, two OperationTimeouts.
+    let playbook = lab.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - name: install\n      powershell: {script: \"Start-Sleep -Seconds 120\\nWrite-Output done\"}\n      register: r\n    - assert: {that: [\"r.stdout | trim == 'done'\"]}\n",
+    );
+    let (code, _, all) = salve_run(&playbook, &inventory, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    let timed_out = lab.protocol(
+        "t-ex01",
+        |e| matches!(e, ProtocolEvent::Fault { code, .. } if code == "2150858793"),
+    );
+    assert!(timed_out >= 1, "expected w:TimedOut polls; {all}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_timeout_stops_the_command_and_deletes_the_shell() {
+    let lab = Lab::start(33, ONE_HOST).await;
+    let ip = lab.address("t-ex01");
+    let inventory = lab.write(
+        "inv.yml",
+        &format!("all:\n  hosts:\n    ex: {{ansible_host: '{ip}', ansible_port: 5985, ansible_user: salve-lab, ansible_password: 'env:LAB_PW'}}\n"),
+    );
+    let playbook = lab.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - name: hang\n      powershell: {script: 'Start-Sleep -Seconds 3600'}\n      timeout: 2s\n",
+    );
+    let (code, events, all) = salve_run(&playbook, &inventory, &[]).await;
+    assert_eq!(code, 2, "{all}");
+    let result = finished(&events, "ex");
+    assert_eq!(result[0]["status"], "failed");
+    assert!(
+        result[0]["msg"].as_str().unwrap().contains("timed out"),
+        "{all}"
+    );
+    let created = lab.protocol("t-ex01", |e| {
+        matches!(e, ProtocolEvent::ShellCreated { .. })
+    });
+    let deleted = lab.protocol("t-ex01", |e| {
+        matches!(e, ProtocolEvent::ShellDeleted { .. })
+    });
+    assert_eq!((created, deleted), (1, 1), "no shell may be left behind");
+    assert_eq!(
+        lab.protocol("t-ex01", |e| matches!(
+            e,
+            ProtocolEvent::CommandSignalled { .. }
+        )),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_unreachable_and_quota_are_classified() {
+    let yaml = "seed: 3\ntenants:\n  - name: t\n    hosts: 3\n    builds: [15.2.792.3]\nhosts:\n  t-ex02: {faults: {unreachable: true}}\n  t-ex03: {faults: {quota_exhausted: true}}\n";
+    let lab = Lab::start(34, yaml).await;
+    let (a, b, c) = (
+        lab.address("t-ex01"),
+        lab.address("t-ex02"),
+        lab.address("t-ex03"),
+    );
+    let inventory = lab.write(
+        "inv.yml",
+        &format!(
+            "all:
+  vars: {{ansible_port: 5985, ansible_user: salve-lab, ansible_password: 'env:LAB_PW'}}
+  hosts:
+    wrong-pw: {{ansible_host: '{a}', ansible_password: 'Not-The-Password-42'}}
+    down: {{ansible_host: '{b}'}}
+    quota: {{ansible_host: '{c}'}}
+"
+        ),
+    );
+    let playbook = lab.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - powershell: {script: 'Write-Output 1'}\n",
+    );
+    let (code, events, all) = salve_run(&playbook, &inventory, &[]).await;
+    assert_eq!(code, 2, "{all}");
+    let status = |h: &str| {
+        finished(&events, h)[0]["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let msg = |h: &str| finished(&events, h)[0]["msg"].as_str().unwrap().to_string();
+    assert_eq!(status("wrong-pw"), "unreachable");
+    assert!(
+        msg("wrong-pw").contains("authentication"),
+        "{}",
+        msg("wrong-pw")
+    );
+    assert_eq!(status("down"), "unreachable");
+    assert_eq!(status("quota"), "failed");
+    assert!(
+        msg("quota").contains("MaxShellsPerUser"),
+        "{}",
+        msg("quota")
+    );
+    assert!(
+        !all.contains(PASSWORD) && !all.contains("Not-The-Password-42"),
+        "a password leaked: {all}"
+    );
+    assert_eq!(
+        lab.protocol("t-ex01", |e| matches!(e, ProtocolEvent::AuthFailed { .. })),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_ntlm_handshake_and_one_shell_per_host_whatever_the_task_count() {
+    let lab = Lab::start(35, ONE_HOST).await;
+    let ip = lab.address("t-ex01");
+    let ca = lab.ca();
+    let inventory = lab.write(
+        "inv.yml",
+        &format!(
+            "all:
+  vars: {{ansible_host: '{ip}', ansible_user: salve-lab, ansible_password: 'env:LAB_PW'}}
+  hosts:
+    http: {{ansible_port: 5985}}
+    https: {{ansible_port: 5986, salve_winrm_ca_file: '{}'}}
+",
+            ca.display()
+        ),
+    );
+    let playbook = lab.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - powershell: {script: 'Write-Output 1'}\n      loop: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]\n",
+    );
+    let (code, _, all) = salve_run(&playbook, &inventory, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    // Two inventory hosts (HTTP and HTTPS) reach the same lab host: one handshake and one shell each.
+    assert_eq!(
+        lab.protocol("t-ex01", |e| matches!(
+            e,
+            ProtocolEvent::Authenticated { .. }
+        )),
+        2
+    );
+    assert_eq!(
+        lab.protocol("t-ex01", |e| matches!(
+            e,
+            ProtocolEvent::ShellCreated { .. }
+        )),
+        2
+    );
+    assert_eq!(
+        lab.protocol("t-ex01", |e| matches!(
+            e,
+            ProtocolEvent::CommandStarted { .. }
+        )),
+        24
+    );
+}
