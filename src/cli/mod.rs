@@ -3,6 +3,7 @@
 
 mod assess;
 mod check;
+mod demo;
 mod inventory;
 mod run;
 mod selection;
@@ -35,6 +36,8 @@ pub enum Command {
     Assess(assess::AssessArgs),
     /// Run a simulated Exchange fleet that speaks real WinRM (tests, demos, rehearsals).
     Lab(crate::lab::cli::LabArgs),
+    /// Start a simulated fleet in-process and run the remediation playbook against it.
+    Demo(demo::DemoArgs),
 }
 
 /// Which inventory and which hosts: shared by every command that reads an inventory.
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Inventory(args) => inventory::run(args),
         Command::Assess(args) => assess::run(args),
         Command::Lab(args) => crate::lab::cli::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     ExitCode::from(code)
 }

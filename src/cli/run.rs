@@ -52,7 +52,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> u8 {
-    let prepared = match prepare(&args) {
+    let prepared = match prepare(&args.playbook, &args.selection) {
         Ok(p) => p,
         Err(diags) => {
             eprint!("{}", diags.render());
@@ -127,16 +127,20 @@ pub fn standard_connector() -> Dispatch {
     )
 }
 
-struct Prepared {
-    input: RunInput,
-    extra_vars: crate::model::Vars,
+/// A validated run, ready to start.
+pub(super) struct Prepared {
+    pub input: RunInput,
+    pub extra_vars: crate::model::Vars,
 }
 
 /// Load and validate everything; nothing connects yet.
-fn prepare(args: &RunArgs) -> Result<Prepared, Diagnostics> {
-    let (inventory, extra_vars) = super::selection::load(&args.selection)?;
-    let playbook = crate::config::playbook::load(&args.playbook, &inventory, &extra_vars)?;
-    let play_hosts = super::selection::play_hosts(&inventory, &playbook, &args.selection)?;
+pub(super) fn prepare(
+    playbook: &std::path::Path,
+    selection: &Selection,
+) -> Result<Prepared, Diagnostics> {
+    let (inventory, extra_vars) = super::selection::load(selection)?;
+    let playbook = crate::config::playbook::load(playbook, &inventory, &extra_vars)?;
+    let play_hosts = super::selection::play_hosts(&inventory, &playbook, selection)?;
     if play_hosts.iter().all(Vec::is_empty) {
         eprintln!("warning: no hosts matched; nothing to do");
     }
@@ -172,7 +176,7 @@ fn ask_for_prompted_secrets(prepared: &Prepared) -> Result<(), u8> {
 }
 
 /// A sortable, unique-enough run id: UTC time plus a random suffix.
-fn run_id() -> String {
+pub(super) fn run_id() -> String {
     let now = jiff::Timestamp::now();
     let suffix = fastrand::u16(..);
     format!("{}-{suffix:04x}", now.strftime("%Y%m%dT%H%M%SZ"))
