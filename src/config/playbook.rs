@@ -1,7 +1,8 @@
 //! YAML playbooks → [`crate::model::Playbook`].
 //!
 //! A playbook is a list of plays. A play holds `name`, `hosts` (a host pattern), `vars`,
-//! `serial`, `max_fail_percentage`, `forks`, `tasks` and `handlers`. A task holds `name`,
+//! `serial`, `rolling`, `max_fail_percentage`, `forks`, `tasks`, `rescue` and `handlers`. A
+//! task holds `name`,
 //! exactly one module key (see [`crate::modules::names`]) and the task keywords `when`,
 //! `register`, `loop`, `retries`, `delay`, `until`, `timeout`, `ignore_errors`, `changed_when`,
 //! `failed_when`, `notify` and `tags`.
@@ -23,7 +24,8 @@ use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, Location, did_you_mean};
 use crate::model::{
-    BatchSize, Expr, HostPattern, Inventory, LoopSpec, ModuleCall, Play, Playbook, Task, Vars,
+    BatchSize, Expr, HostPattern, Inventory, LoopSpec, ModuleCall, Play, Playbook, Rolling, Task,
+    Vars,
 };
 use crate::template;
 
@@ -49,9 +51,11 @@ const PLAY_KEYS: &[&str] = &[
     "hosts",
     "vars",
     "serial",
+    "rolling",
     "max_fail_percentage",
     "forks",
     "tasks",
+    "rescue",
     "handlers",
 ];
 const TASK_KEYS: &[&str] = &[
@@ -248,6 +252,38 @@ impl Loader<'_> {
             &scope_vars,
             &handler_names,
         );
+        let rescue = self.task_list(
+            get(map, "rescue").map(|(_, v)| v),
+            &child(field, "rescue"),
+            &scope_vars,
+            &handler_names,
+        );
+        let rolling = match get(map, "rolling") {
+            None => Rolling::Serial,
+            Some((_, v)) => {
+                let f = child(field, "rolling");
+                match doc.string(v, &f) {
+                    Ok("dag") => Rolling::Dag,
+                    Ok("serial") => Rolling::Serial,
+                    Ok(other) => {
+                        let d = Diagnostic::at(
+                            doc.loc(v),
+                            &f,
+                            format!("unknown rolling strategy `{other}`"),
+                        )
+                        .with_hint(
+                            "use `rolling: dag` (DAG members one at a time) or `rolling: serial`",
+                        );
+                        self.push(d);
+                        Rolling::Serial
+                    }
+                    Err(d) => {
+                        self.push(d);
+                        Rolling::Serial
+                    }
+                }
+            }
+        };
         Some(Play {
             name: match get(map, "name") {
                 Some((_, v)) => doc
@@ -260,9 +296,11 @@ impl Loader<'_> {
             hosts: hosts?,
             vars,
             serial,
+            rolling,
             max_fail_percentage,
             forks,
             tasks,
+            rescue,
             handlers,
             location,
         })

@@ -26,13 +26,30 @@ pub struct Play {
     pub vars: Vars,
     /// Batch sizes for rolling execution; the last size repeats. Empty means one batch.
     pub serial: Vec<BatchSize>,
+    /// How hosts are grouped into batches.
+    pub rolling: Rolling,
     /// Stop the play after a batch in which more than this share of hosts failed.
     pub max_fail_percentage: Option<f64>,
     /// Concurrency cap for this play (overrides `--forks`).
     pub forks: Option<usize>,
     pub tasks: Vec<Task>,
+    /// Tasks run on a host after one of its tasks failed (e.g. leave maintenance cleanly);
+    /// the host stays failed.
+    pub rescue: Vec<Task>,
     pub handlers: Vec<Task>,
     pub location: Location,
+}
+
+/// Batching strategy of a play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rolling {
+    /// All hosts in `serial` batches.
+    #[default]
+    Serial,
+    /// Members of each DAG (hosts with a `salve_dag` variable) one at a time, DAGs side by
+    /// side; hosts outside any DAG in `serial` batches alongside. A failed member stops its
+    /// DAG: the remaining members are not started.
+    Dag,
 }
 
 /// One entry of `serial`.

@@ -57,20 +57,27 @@ pub async fn run_host_play(
                 } else {
                     HostOutcome::Unreachable
                 };
+                let rescued = status == TaskStatus::Failed && !play.rescue.is_empty();
+                let what = if is_handler {
+                    "handler failed;"
+                } else {
+                    "task failed;"
+                };
+                let next = if rescued {
+                    "the play's rescue tasks run, then no further tasks"
+                } else {
+                    "no further tasks run on this host"
+                };
                 env.emit(Event::HostDropped {
                     host: host.name.clone(),
                     tenant: host.tenant.clone(),
                     status,
                     task: task.name.clone(),
-                    msg: format!(
-                        "{} no further tasks run on this host",
-                        if is_handler {
-                            "handler failed;"
-                        } else {
-                            "task failed;"
-                        }
-                    ),
+                    msg: format!("{what} {next}"),
                 });
+                if rescued {
+                    run_rescue(env, scope, play, host, link, &mut end.counts).await;
+                }
                 end.outcome = Some(outcome);
                 return end;
             }
@@ -84,6 +91,25 @@ pub async fn run_host_play(
         }
     }
     end
+}
+
+/// The play's rescue tasks, after a failure: each runs whatever the previous one did (they are
+/// the way back to a safe state), unless the run is being aborted.
+async fn run_rescue(
+    env: &RunEnv,
+    scope: &PlayScope<'_>,
+    play: &Play,
+    host: &Host,
+    link: &dyn HostLink,
+    counts: &mut HostCounts,
+) {
+    let first = play.tasks.len() + play.handlers.len();
+    for (j, task) in play.rescue.iter().enumerate() {
+        if env.interrupt.abort.is_cancelled() {
+            return;
+        }
+        counts.add(run_one(env, scope, host, link, task, first + j).await);
+    }
 }
 
 async fn run_one(

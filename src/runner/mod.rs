@@ -16,17 +16,19 @@ mod vars;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::events::{
     Event, HostCounts, HostOutcome, HostSummary, InterruptStage, PlayStop, RunSummary,
 };
 use crate::exit;
-use crate::model::{Host, Inventory, Playbook, Vars};
+use crate::model::{Host, Inventory, Play, Playbook, Rolling, Vars};
 use crate::transport::{ConnectionSpec, Connector};
 
 pub use batches::batch_lengths;
@@ -243,6 +245,9 @@ pub async fn run(
 }
 
 /// Run one play; returns why it stopped the run, if it did.
+///
+/// The play's hosts are split into lanes (see [`lanes`]): lanes run side by side, each lane's
+/// batches one after another, and all hosts share the play's `forks` permits.
 async fn run_play(
     env: &Arc<RunEnv>,
     input: &RunInput,
@@ -252,94 +257,224 @@ async fn run_play(
     facts: &FactStore,
 ) -> Option<PlayStop> {
     let play = &input.playbook.plays[index];
-    let mut batches = Vec::new();
-    let mut rest = names;
-    for len in batch_lengths(&play.serial, names.len()) {
-        let (batch, tail) = rest.split_at(len);
-        batches.push(batch.to_vec());
-        rest = tail;
-    }
+    let hosts: Vec<&Host> = names
+        .iter()
+        .filter_map(|n| slots.get(n).map(|s| &*s.host))
+        .collect();
+    let lanes = lanes(play, &hosts);
     env.emit(Event::PlayStarted {
         play: play.name.clone(),
         hosts: names.to_vec(),
         tasks: play.tasks.len(),
-        batches: batches.clone(),
+        batches: lanes
+            .iter()
+            .flat_map(|l| l.batches.iter().cloned())
+            .collect(),
     });
-    let forks = play.forks.unwrap_or(env.options.forks).max(1);
-    let play_hosts: Arc<[String]> = names.into();
-    for (number, batch) in batches.iter().enumerate() {
-        if env.interrupt.drain.is_cancelled() {
-            return Some(PlayStop::Interrupted);
-        }
-        env.emit(Event::BatchStarted {
-            play: play.name.clone(),
-            batch: number + 1,
-            hosts: batch.clone(),
-        });
-        let permits = Arc::new(Semaphore::new(forks));
-        let mut set = JoinSet::new();
-        for name in batch {
-            let Some(slot) = slots.get(name) else {
-                continue;
-            };
-            let (host, link) = (Arc::clone(&slot.host), Arc::clone(&slot.link));
-            let (env, input_pb, inventory) = (
-                Arc::clone(env),
-                Arc::clone(&input.playbook),
-                Arc::clone(&input.inventory),
-            );
-            let (permits, facts, play_hosts) =
-                (Arc::clone(&permits), facts.clone(), Arc::clone(&play_hosts));
-            set.spawn(async move {
-                // The semaphore is never closed, so acquiring cannot fail.
-                let _permit = permits.acquire_owned().await.ok();
-                let play = &input_pb.plays[index];
-                let scope = vars::PlayScope {
-                    inventory: &inventory,
-                    play_vars: &play.vars,
-                    extra_vars: &env.options.extra_vars,
-                    play_hosts: &play_hosts,
-                    check_mode: env.options.check_mode,
-                    facts: &facts,
-                };
-                let end = host::run_host_play(&env, &scope, play, &host, link.as_ref()).await;
-                (host.name.clone(), end)
-            });
-        }
-        let mut failed = 0;
-        while let Some(joined) = set.join_next().await {
-            let Ok((name, end)) = joined else { continue };
+    let shared = Arc::new(PlayRun {
+        env: Arc::clone(env),
+        playbook: Arc::clone(&input.playbook),
+        inventory: Arc::clone(&input.inventory),
+        index,
+        play_hosts: names.into(),
+        facts: facts.clone(),
+        permits: Arc::new(Semaphore::new(
+            play.forks.unwrap_or(env.options.forks).max(1),
+        )),
+        stop: Mutex::new(None),
+        stopping: CancellationToken::new(),
+        batch_number: AtomicUsize::new(0),
+        hosts: slots
+            .iter()
+            .map(|(n, s)| (n.clone(), (Arc::clone(&s.host), Arc::clone(&s.link))))
+            .collect(),
+    });
+    let mut set = JoinSet::new();
+    for lane in lanes {
+        set.spawn(Arc::clone(&shared).run_lane(lane));
+    }
+    while let Some(joined) = set.join_next().await {
+        let Ok(ends) = joined else { continue };
+        for (name, end) in ends {
             let Some(slot) = slots.get_mut(&name) else {
                 continue;
             };
             add_counts(&mut slot.counts, &end.counts);
-            if matches!(
-                end.outcome,
-                Some(HostOutcome::Failed | HostOutcome::Unreachable)
-            ) {
-                failed += 1;
-            }
             if end.outcome.is_none() {
                 slot.remaining = slot.remaining.saturating_sub(1);
             }
             slot.outcome = end.outcome;
             slot.left_in = end.left_in;
         }
-        if let Some(limit) = play.max_fail_percentage
-            && (failed as f64) * 100.0 / (batch.len() as f64) > limit
-        {
-            return Some(PlayStop::MaxFailPercentage {
-                batch: number + 1,
-                failed,
-                hosts: batch.len(),
-                limit,
-            });
+    }
+    if env.interrupt.drain.is_cancelled() {
+        return Some(PlayStop::Interrupted);
+    }
+    shared.stop.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// A run of batches, one after another.
+struct Lane {
+    /// The DAG whose members these are (one per batch), or `None` for standalone hosts.
+    dag: Option<String>,
+    batches: Vec<Vec<String>>,
+}
+
+/// Split a play's hosts into lanes: with `rolling: dag`, one lane per DAG (its members one at
+/// a time, in inventory order) and one for the hosts outside any DAG (in `serial` batches);
+/// otherwise a single lane of `serial` batches.
+fn lanes(play: &Play, hosts: &[&Host]) -> Vec<Lane> {
+    let batches = |names: Vec<String>| {
+        let mut rest = names.as_slice();
+        let mut out = Vec::new();
+        for len in batch_lengths(&play.serial, names.len()) {
+            let (batch, tail) = rest.split_at(len);
+            out.push(batch.to_vec());
+            rest = tail;
         }
-        if failed > 0 && failed == batch.len() {
-            return Some(PlayStop::AllHostsFailed);
+        out
+    };
+    let names = |hs: &[&Host]| hs.iter().map(|h| h.name.clone()).collect::<Vec<_>>();
+    if play.rolling != Rolling::Dag {
+        return vec![Lane {
+            dag: None,
+            batches: batches(names(hosts)),
+        }];
+    }
+    let mut dags: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut standalone = Vec::new();
+    for h in hosts {
+        match h.vars.get(DAG_VAR).and_then(|v| v.as_str()) {
+            Some(dag) => dags
+                .entry(dag.to_string())
+                .or_default()
+                .push(h.name.clone()),
+            None => standalone.push(*h),
         }
     }
-    None
+    let mut lanes: Vec<Lane> = dags
+        .into_iter()
+        .map(|(dag, members)| Lane {
+            dag: Some(dag),
+            batches: members.into_iter().map(|m| vec![m]).collect(),
+        })
+        .collect();
+    if !standalone.is_empty() {
+        lanes.push(Lane {
+            dag: None,
+            batches: batches(names(&standalone)),
+        });
+    }
+    lanes
+}
+
+/// The host variable naming a host's DAG.
+pub const DAG_VAR: &str = "salve_dag";
+
+/// What every lane of one play shares.
+struct PlayRun {
+    env: Arc<RunEnv>,
+    playbook: Arc<Playbook>,
+    inventory: Arc<Inventory>,
+    index: usize,
+    play_hosts: Arc<[String]>,
+    facts: FactStore,
+    permits: Arc<Semaphore>,
+    /// Why the play stopped, set by the first lane that stops it.
+    stop: Mutex<Option<PlayStop>>,
+    /// Cancelled when the play stops: no lane starts another batch.
+    stopping: CancellationToken,
+    batch_number: AtomicUsize,
+    hosts: BTreeMap<String, (Arc<Host>, Arc<Link>)>,
+}
+
+impl PlayRun {
+    async fn run_lane(self: Arc<Self>, lane: Lane) -> Vec<(String, host::HostPlayEnd)> {
+        let play = &self.playbook.plays[self.index];
+        let mut ends = Vec::new();
+        for batch in &lane.batches {
+            if self.env.interrupt.drain.is_cancelled() || self.stopping.is_cancelled() {
+                break;
+            }
+            let number = self.batch_number.fetch_add(1, Ordering::SeqCst) + 1;
+            self.env.emit(Event::BatchStarted {
+                play: play.name.clone(),
+                batch: number,
+                hosts: batch.clone(),
+            });
+            let mut set = JoinSet::new();
+            for name in batch {
+                let Some((host, link)) = self.hosts.get(name).cloned() else {
+                    continue;
+                };
+                set.spawn(Arc::clone(&self).run_host(host, link));
+            }
+            let mut failed = 0;
+            while let Some(joined) = set.join_next().await {
+                let Ok((name, end)) = joined else { continue };
+                if matches!(
+                    end.outcome,
+                    Some(HostOutcome::Failed | HostOutcome::Unreachable)
+                ) {
+                    failed += 1;
+                }
+                ends.push((name, end));
+            }
+            if failed == 0 {
+                continue;
+            }
+            if let Some(dag) = &lane.dag {
+                self.env.emit(Event::Warning {
+                    message: format!(
+                        "DAG {dag}: {} failed; its other members are not started so the DAG keeps its healthy copies",
+                        batch.join(", ")
+                    ),
+                });
+                break;
+            }
+            let stop = match play.max_fail_percentage {
+                Some(limit) if (failed as f64) * 100.0 / (batch.len() as f64) > limit => {
+                    Some(PlayStop::MaxFailPercentage {
+                        batch: number,
+                        failed,
+                        hosts: batch.len(),
+                        limit,
+                    })
+                }
+                _ if failed == batch.len() => Some(PlayStop::AllHostsFailed),
+                _ => None,
+            };
+            if let Some(stop) = stop {
+                self.stop
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(stop);
+                self.stopping.cancel();
+                break;
+            }
+        }
+        ends
+    }
+
+    async fn run_host(
+        self: Arc<Self>,
+        host: Arc<Host>,
+        link: Arc<Link>,
+    ) -> (String, host::HostPlayEnd) {
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _permit = Arc::clone(&self.permits).acquire_owned().await.ok();
+        let play = &self.playbook.plays[self.index];
+        let scope = vars::PlayScope {
+            inventory: &self.inventory,
+            play_vars: &play.vars,
+            extra_vars: &self.env.options.extra_vars,
+            play_hosts: &self.play_hosts,
+            check_mode: self.env.options.check_mode,
+            facts: &self.facts,
+        };
+        let end = host::run_host_play(&self.env, &scope, play, &host, link.as_ref()).await;
+        (host.name.clone(), end)
+    }
 }
 
 fn add_counts(total: &mut HostCounts, more: &HostCounts) {

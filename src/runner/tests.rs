@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::diag::Location;
 use crate::events::{HostOutcome, TaskStatus};
-use crate::model::{BatchSize, Expr, Group, HostPattern, LoopSpec, ModuleCall, Play, Task};
+use crate::model::{
+    BatchSize, Expr, Group, HostPattern, LoopSpec, ModuleCall, Play, Rolling, Task,
+};
 use crate::transport::fake::{FakeConnector, FakeFleet, FakeReply};
 
 fn loc() -> Location {
@@ -63,21 +65,28 @@ fn play(tasks: Vec<Task>) -> Play {
         },
         vars: Vars::new(),
         serial: Vec::new(),
+        rolling: Rolling::Serial,
         max_fail_percentage: None,
         forks: None,
         tasks,
+        rescue: Vec::new(),
         handlers: Vec::new(),
         location: loc(),
     }
 }
 
 fn inventory(n: usize) -> Inventory {
+    inventory_with(n, |_| Vars::new())
+}
+
+/// `n` hosts ex01.., with variables from `vars(i)`.
+fn inventory_with(n: usize, vars: impl Fn(usize) -> Vars) -> Inventory {
     let hosts: Vec<Host> = (1..=n)
         .map(|i| Host {
             name: format!("ex{i:02}"),
             groups: vec!["all".into()],
             tenant: Some(if i % 2 == 0 { "contoso" } else { "fabrikam" }.into()),
-            vars: Vars::new(),
+            vars: vars(i),
             location: None,
         })
         .collect();
@@ -109,7 +118,17 @@ async fn run_with(
     fleet: Arc<FakeFleet>,
     interrupt: Interrupt,
 ) -> Outcome {
-    let inventory = Arc::new(inventory(hosts));
+    run_on(plays, inventory(hosts), options, fleet, interrupt).await
+}
+
+async fn run_on(
+    plays: Vec<Play>,
+    inventory: Inventory,
+    options: RunOptions,
+    fleet: Arc<FakeFleet>,
+    interrupt: Interrupt,
+) -> Outcome {
+    let inventory = Arc::new(inventory);
     let names: Vec<String> = inventory.hosts.iter().map(|h| h.name.clone()).collect();
     let play_hosts = plays.iter().map(|_| names.clone()).collect();
     let playbook = Arc::new(Playbook {
@@ -579,4 +598,113 @@ fn tags_select_tasks() {
     assert!(!o.selects(&t(&["patch", "slow"])));
     assert!(!o.selects(&t(&[])));
     assert!(!RunOptions::default().selects(&t(&["never"])));
+}
+
+/// ex01-ex03 in DAG A, ex04-ex06 in DAG B, ex07-ex08 standalone.
+fn dag_inventory() -> Inventory {
+    inventory_with(8, |i| {
+        let mut v = Vars::new();
+        match i {
+            1..=3 => v.insert(DAG_VAR.into(), json!("DAG-A")),
+            4..=6 => v.insert(DAG_VAR.into(), json!("DAG-B")),
+            _ => None,
+        };
+        v
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn dag_members_go_one_at_a_time_dags_side_by_side() {
+    let spans = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&spans);
+    let fleet = FakeFleet::new(move |host, _| {
+        let start = tokio::time::Instant::now();
+        log.lock()
+            .unwrap()
+            .push((host.to_string(), start, start + Duration::from_secs(10)));
+        FakeReply::ok("").after(Duration::from_secs(10))
+    });
+    let mut p = play(vec![ps("patch", "x")]);
+    p.rolling = Rolling::Dag;
+    let begin = tokio::time::Instant::now();
+    let out = run_on(
+        vec![p],
+        dag_inventory(),
+        RunOptions::default(),
+        fleet,
+        Interrupt::default(),
+    )
+    .await;
+    assert_eq!(out.summary.exit_code, exit::OK);
+    // Three members per DAG in turn, the DAGs and the standalone hosts at the same time.
+    assert_eq!(begin.elapsed().as_secs(), 30);
+    let spans = spans.lock().unwrap();
+    for dag in [["ex01", "ex02", "ex03"], ["ex04", "ex05", "ex06"]] {
+        let members: Vec<_> = spans
+            .iter()
+            .filter(|(h, _, _)| dag.contains(&h.as_str()))
+            .collect();
+        for a in &members {
+            for b in &members {
+                assert!(
+                    a.0 == b.0 || a.2 <= b.1 || b.2 <= a.1,
+                    "{} and {} overlapped",
+                    a.0,
+                    b.0
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_dag_member_stops_its_dag_only() {
+    let fleet = FakeFleet::new(|host, _| {
+        if host == "ex02" {
+            FakeReply::exit(1, "setup failed")
+        } else {
+            FakeReply::ok("")
+        }
+    });
+    let mut p = play(vec![ps("patch", "x")]);
+    p.rolling = Rolling::Dag;
+    let out = run_on(
+        vec![p],
+        dag_inventory(),
+        RunOptions::default(),
+        Arc::clone(&fleet),
+        Interrupt::default(),
+    )
+    .await;
+    assert_eq!(outcome(&out.summary, "ex01"), HostOutcome::Ok);
+    assert_eq!(outcome(&out.summary, "ex02"), HostOutcome::Failed);
+    assert_eq!(outcome(&out.summary, "ex03"), HostOutcome::NotRun);
+    assert_eq!(fleet.count("ex03"), 0);
+    assert!((4..=8).all(|i| outcome(&out.summary, &format!("ex{i:02}")) == HostOutcome::Ok));
+    assert!(
+        out.events
+            .iter()
+            .any(|e| matches!(e, Event::Warning { message } if message.contains("DAG DAG-A")))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn rescue_tasks_run_after_a_failure_and_the_host_stays_failed() {
+    let fleet = FakeFleet::new(|_, script| {
+        if script.body == "install" {
+            FakeReply::exit(1, "no")
+        } else {
+            FakeReply::ok("")
+        }
+    });
+    let mut p = play(vec![
+        ps("enter maintenance", "enter"),
+        ps("install", "install"),
+        ps("never", "never"),
+    ]);
+    p.rescue = vec![ps("leave maintenance", "leave")];
+    let out = run_simple(vec![p], 1, Arc::clone(&fleet)).await;
+    let ran: Vec<String> = fleet.commands().into_iter().map(|(_, s)| s.body).collect();
+    assert_eq!(ran, vec!["enter", "install", "leave"]);
+    assert_eq!(outcome(&out.summary, "ex01"), HostOutcome::Failed);
 }

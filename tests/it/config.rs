@@ -461,3 +461,23 @@ fn inventory_json_shows_references_never_secret_values() {
     assert_eq!(code, 3);
     assert!(err.contains("`h3` is neither a host nor a group"), "{err}");
 }
+
+#[test]
+fn rolling_and_rescue_are_play_keys() {
+    let files = Files::new();
+    let inv = inventory(&files, INVENTORY);
+    let ok = files.write(
+        "ok.yml",
+        "- hosts: all\n  rolling: dag\n  tasks:\n    - debug: {msg: x}\n  rescue:\n    - name: leave maintenance\n      debug: {msg: back}\n",
+    );
+    let pb = config::playbook::load(&ok, &inv, &Vars::new())
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(pb.plays[0].rolling, salve::model::Rolling::Dag);
+    assert_eq!(pb.plays[0].rescue[0].name, "leave maintenance");
+    let bad = files.write("bad.yml", "- hosts: all\n  rolling: dags\n  tasks: []\n");
+    let err = files.render(&config::playbook::load(&bad, &inv, &Vars::new()).unwrap_err());
+    assert!(
+        err.contains("[TMP]/bad.yml:2:12: plays[0].rolling: unknown rolling strategy `dags`"),
+        "{err}"
+    );
+}
