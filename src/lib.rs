@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod contract;
 pub mod diag;
+pub mod doctor;
 pub mod events;
 pub mod exchange;
 pub mod exit;

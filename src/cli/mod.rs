@@ -4,6 +4,7 @@
 mod assess;
 mod check;
 mod demo;
+mod doctor;
 mod inventory;
 mod run;
 mod selection;
@@ -38,6 +39,8 @@ pub enum Command {
     Lab(crate::lab::cli::LabArgs),
     /// Start a simulated fleet in-process and run the remediation playbook against it.
     Demo(demo::DemoArgs),
+    /// Check each host's connection (DNS, TCP, listener, TLS, auth, a command) and say what to fix.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Which inventory and which hosts: shared by every command that reads an inventory.
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Assess(args) => assess::run(args),
         Command::Lab(args) => crate::lab::cli::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Doctor(args) => doctor::run(args),
     };
     ExitCode::from(code)
 }

@@ -40,7 +40,16 @@ impl Connector for WinrmConnector {
         let client = build_client(spec)?;
         let (tx, rx) = mpsc::channel(1);
         let endpoint = spec.endpoint();
-        tokio::spawn(actor(client, spec.address.clone(), endpoint.clone(), rx));
+        let user = spec.user.clone().unwrap_or_default();
+        tokio::spawn(actor(
+            client,
+            Target {
+                host: spec.address.clone(),
+                endpoint: endpoint.clone(),
+                user,
+            },
+            rx,
+        ));
         Ok(Arc::new(WinrmTransport { tx, endpoint }))
     }
 }
@@ -175,23 +184,35 @@ impl Transport for WinrmTransport {
     }
 }
 
+/// Where the actor's commands go, for requests and error messages.
+struct Target {
+    host: String,
+    endpoint: String,
+    user: String,
+}
+
 /// Owns the client and the host's one shell.
-async fn actor(client: WinrmClient, host: String, endpoint: String, mut rx: mpsc::Receiver<Msg>) {
+async fn actor(client: WinrmClient, target: Target, mut rx: mpsc::Receiver<Msg>) {
+    let Target {
+        host,
+        endpoint,
+        user,
+    } = &target;
     let mut shell: Option<Shell<'_>> = None;
     while let Some(msg) = rx.recv().await {
         match msg {
             Msg::Run(request, reply) => {
                 if shell.is_none() {
-                    match client.open_shell(&host).await {
+                    match client.open_shell(host).await {
                         Ok(s) => shell = Some(s),
                         Err(e) => {
-                            let _ = reply.send(Err(classify(e, &endpoint, "")));
+                            let _ = reply.send(Err(classify(e, endpoint, user)));
                             continue;
                         }
                     }
                 }
                 let Some(open) = shell.as_ref() else { continue };
-                let (result, keep) = run_command(&client, &host, &endpoint, open, request).await;
+                let (result, keep) = run_command(&client, &target, open, request).await;
                 if !keep && let Some(s) = shell.take() {
                     // The shell is stopped or its host gone: delete it if the host still answers.
                     let _ = tokio::time::timeout(Duration::from_secs(10), s.close()).await;
@@ -214,11 +235,15 @@ async fn actor(client: WinrmClient, host: String, endpoint: String, mut rx: mpsc
 /// Run one command in the shell. The flag says whether the shell is still usable.
 async fn run_command(
     client: &WinrmClient,
-    host: &str,
-    endpoint: &str,
+    target: &Target,
     shell: &Shell<'_>,
     request: RunRequest,
 ) -> (Result<ScriptOutput, TransportError>, bool) {
+    let (host, endpoint, user) = (
+        target.host.as_str(),
+        target.endpoint.as_str(),
+        target.user.as_str(),
+    );
     let (arguments, stdin) = match request.script.delivery() {
         Delivery::CommandLine { arguments, .. } => (arguments, None),
         Delivery::Stdin {
@@ -228,7 +253,7 @@ async fn run_command(
     let args: Vec<&str> = arguments.split(' ').collect();
     let command_id = match shell.start_command(crate::script::POWERSHELL, &args).await {
         Ok(id) => id,
-        Err(e) => return (Err(classify(e, endpoint, "")), false),
+        Err(e) => return (Err(classify(e, endpoint, user)), false),
     };
     if let Some(text) = stdin {
         let bytes = text.as_bytes();
@@ -238,7 +263,7 @@ async fn run_command(
                 .send_input(&command_id, chunk, i + 1 == chunks.len())
                 .await
             {
-                return (Err(classify(e, endpoint, "")), false);
+                return (Err(classify(e, endpoint, user)), false);
             }
         }
     }
@@ -256,7 +281,7 @@ async fn run_command(
                         break None;
                     }
                 }
-                Err(e) => return (Err(classify(e, endpoint, "")), false),
+                Err(e) => return (Err(classify(e, endpoint, user)), false),
             },
             _ = tokio::time::sleep_until(deadline) => break Some(TransportError::Timeout { after: request.timeout }),
             _ = request.cancel.cancelled() => break Some(TransportError::Cancelled),

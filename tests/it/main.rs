@@ -2,9 +2,11 @@
 
 mod config;
 mod config_patterns;
+mod doctor;
 mod exchange;
 mod exchange_cli;
 mod lab_sim;
+mod lab_support;
 mod lab_winrm;
 mod report;
 mod report_files;

@@ -1,0 +1,411 @@
+//! The connection doctor: for each host, find out why salve can or cannot work with it, and
+//! say exactly what to change. Checks, in order: the name resolves; the port accepts TCP; what
+//! the WinRM listener offers (read from one unauthenticated request: no credentials are sent);
+//! then a real connection through salve's own transport (TLS verification, authentication,
+//! message encryption, shell quota) running a trivial command.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::script::Script;
+use crate::transport::connection::WinrmAuth;
+use crate::transport::{ConnectionKind, ConnectionSpec, Connector, RunRequest};
+
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Result of one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// What to change, when something is wrong.
+    pub fix: Option<String>,
+}
+
+/// Everything found for one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnosis {
+    pub host: String,
+    pub endpoint: String,
+    pub checks: Vec<Check>,
+}
+
+impl Diagnosis {
+    pub fn healthy(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}
+
+fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        ok: true,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name,
+        ok: false,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// Diagnose one host. Stops at the first check that makes the later ones meaningless.
+pub async fn diagnose(spec: &ConnectionSpec, connector: Arc<dyn Connector>) -> Diagnosis {
+    let endpoint = spec.endpoint();
+    let mut checks = Vec::new();
+    let done = |checks| Diagnosis {
+        host: spec.name.clone(),
+        endpoint: endpoint.clone(),
+        checks,
+    };
+    if spec.kind == ConnectionKind::Local {
+        checks.push(pass("transport", "local: runs on the controller"));
+        checks.push(command_check(spec, connector).await);
+        return done(checks);
+    }
+    let addrs = match tokio::time::timeout(STEP_TIMEOUT, tokio::net::lookup_host(endpoint.as_str()))
+        .await
+    {
+        Ok(Ok(a)) => a.collect::<Vec<SocketAddr>>(),
+        Ok(Err(e)) => {
+            checks.push(fail(
+                "dns",
+                e.to_string(),
+                "check the name, or set ansible_host to the server's address",
+            ));
+            return done(checks);
+        }
+        Err(_) => {
+            checks.push(fail(
+                "dns",
+                "no answer within 10 s",
+                "check the controller's DNS servers",
+            ));
+            return done(checks);
+        }
+    };
+    let Some(addr) = addrs.first().copied() else {
+        checks.push(fail(
+            "dns",
+            "the name has no address",
+            "set ansible_host to the server's address",
+        ));
+        return done(checks);
+    };
+    checks.push(pass("dns", addr.ip().to_string()));
+    let started = Instant::now();
+    let stream = match tokio::time::timeout(STEP_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            checks.push(fail("tcp", "connection refused", port_fix(spec)));
+            return done(checks);
+        }
+        Ok(Err(e)) => {
+            checks.push(fail(
+                "tcp",
+                e.to_string(),
+                "check routing and firewalls between the controller and the host",
+            ));
+            return done(checks);
+        }
+        Err(_) => {
+            checks.push(fail(
+                "tcp",
+                "no answer within 10 s",
+                "a firewall is probably dropping the port; open it for the controller",
+            ));
+            return done(checks);
+        }
+    };
+    checks.push(pass(
+        "tcp",
+        format!("connected in {} ms", started.elapsed().as_millis()),
+    ));
+    if spec.kind == ConnectionKind::Winrm {
+        checks.push(listener_check(spec, stream).await);
+    } else {
+        drop(stream);
+    }
+    checks.push(command_check(spec, connector).await);
+    done(checks)
+}
+
+fn port_fix(spec: &ConnectionSpec) -> String {
+    match spec.kind {
+        ConnectionKind::Winrm if spec.winrm.https => {
+            "no HTTPS listener on that port: create one (`winrm quickconfig -transport:https`) or use \
+             ansible_port: 5985 with ntlm over HTTP"
+                .into()
+        }
+        ConnectionKind::Winrm => "no WinRM listener: run `Enable-PSRemoting` on the host, or set the right ansible_port".into(),
+        _ => "no SSH server on that port: install and start OpenSSH Server, or set ansible_port".into(),
+    }
+}
+
+/// What the listener offers, from the `WWW-Authenticate` headers of an unauthenticated POST.
+async fn listener_check(spec: &ConnectionSpec, stream: TcpStream) -> Check {
+    let offered = if spec.winrm.https {
+        match tls_connect(spec, stream).await {
+            Ok(tls) => offered_methods(tls, spec).await,
+            Err(e) => Err(format!("TLS handshake failed: {e}")),
+        }
+    } else {
+        offered_methods(stream, spec).await
+    };
+    let offered = match offered {
+        Ok(o) => o,
+        Err(detail) => {
+            return fail(
+                "listener",
+                detail,
+                "check that this port is a WinRM listener (/wsman)",
+            );
+        }
+    };
+    let has = |m: &str| offered.iter().any(|o| o.eq_ignore_ascii_case(m));
+    let detail = format!(
+        "{} offers {}",
+        if spec.winrm.https { "HTTPS" } else { "HTTP" },
+        offered.join(", ")
+    );
+    match spec.winrm.auth {
+        WinrmAuth::Basic if !spec.winrm.https && !spec.winrm.allow_basic_http => fail(
+            "listener",
+            detail,
+            "listener is HTTP-only and Basic is refused over HTTP: use ansible_winrm_transport: ntlm, or enable HTTPS",
+        ),
+        WinrmAuth::Basic if !has("Basic") => fail(
+            "listener",
+            detail,
+            "Basic is off on the host: `winrm set winrm/config/service/auth @{Basic=\"true\"}`, or use ntlm",
+        ),
+        WinrmAuth::Ntlm if !has("Negotiate") && !has("NTLM") => fail(
+            "listener",
+            detail,
+            "Negotiate is off on the host: `winrm set winrm/config/service/auth @{Negotiate=\"true\"}`",
+        ),
+        WinrmAuth::Kerberos if !has("Negotiate") && !has("Kerberos") => fail(
+            "listener",
+            detail,
+            "Kerberos is off on the host: enable Negotiate or Kerberos auth",
+        ),
+        _ => pass("listener", detail),
+    }
+}
+
+async fn offered_methods<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    spec: &ConnectionSpec,
+) -> Result<Vec<String>, String> {
+    let request = format!(
+        "POST /wsman HTTP/1.1\r\nHost: {}\r\nContent-Type: application/soap+xml;charset=UTF-8\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n",
+        spec.endpoint()
+    );
+    let exchange = async {
+        stream.write_all(request.as_bytes()).await?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Headers are all we need; stop at their end or after 64 KiB.
+        while buf.len() < 65536 && !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok::<_, std::io::Error>(buf)
+    };
+    let head = match tokio::time::timeout(STEP_TIMEOUT, exchange).await {
+        Ok(Ok(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err("no HTTP answer within 10 s".into()),
+    };
+    let status = head.lines().next().unwrap_or_default().to_string();
+    let methods: Vec<String> = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("www-authenticate"))
+        .filter_map(|(_, v)| v.split_whitespace().next().map(str::to_string))
+        .collect();
+    if status.is_empty() {
+        Err("the port accepted the connection but closed it without an HTTP answer".into())
+    } else if methods.is_empty() {
+        Err(format!("no authentication offered (answer: {status})"))
+    } else {
+        Ok(methods)
+    }
+}
+
+/// A TLS connection used only to read the listener's headers: no credential crosses it, so the
+/// certificate is not judged here; the real connection below judges it.
+async fn tls_connect(
+    spec: &ConnectionSpec,
+    stream: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    use tokio_rustls::rustls;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(HeadersOnly(provider)))
+        .with_no_client_auth();
+    let name =
+        rustls::pki_types::ServerName::try_from(spec.address.clone()).map_err(|e| e.to_string())?;
+    tokio::time::timeout(
+        STEP_TIMEOUT,
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream),
+    )
+    .await
+    .map_err(|_| "no TLS answer within 10 s".to_string())?
+    .map_err(|e| e.to_string())
+}
+
+/// Accepts any certificate (signatures still checked): for reading headers only.
+#[derive(Debug)]
+struct HeadersOnly(Arc<tokio_rustls::rustls::crypto::CryptoProvider>);
+
+impl tokio_rustls::rustls::client::danger::ServerCertVerifier for HeadersOnly {
+    fn verify_server_cert(
+        &self,
+        _: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        _: &[tokio_rustls::rustls::pki_types::CertificateDer<'_>],
+        _: &tokio_rustls::rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: tokio_rustls::rustls::pki_types::UnixTime,
+    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error>
+    {
+        Ok(tokio_rustls::rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        tokio_rustls::rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        tokio_rustls::rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Connect for real (TLS verified, authenticated, encrypted as configured) and run a trivial
+/// command; its error, if any, is already classified with a fix.
+async fn command_check(spec: &ConnectionSpec, connector: Arc<dyn Connector>) -> Check {
+    let attempt = async {
+        let transport = connector.connect(spec).await?;
+        let started = Instant::now();
+        let out = transport
+            .run(RunRequest::new(
+                Script::raw("Write-Output 'salve-doctor'"),
+                STEP_TIMEOUT,
+            ))
+            .await;
+        transport.close().await;
+        out.map(|o| (o, started.elapsed()))
+    };
+    match attempt.await {
+        Ok((out, took)) if out.exit_code == 0 && out.stdout.contains("salve-doctor") => pass(
+            "command",
+            format!(
+                "authenticated as {} and ran a command in {} ms",
+                spec.user.as_deref().unwrap_or("?"),
+                took.as_millis()
+            ),
+        ),
+        Ok((out, _)) => fail(
+            "command",
+            format!(
+                "a trivial command exited with {}: {}",
+                out.exit_code,
+                out.stderr.lines().next().unwrap_or_default()
+            ),
+            "check that PowerShell runs for this account (execution policy, profile, JEA restrictions)",
+        ),
+        Err(e) => {
+            let message = e.to_string();
+            let (detail, fix) = message
+                .split_once("; ")
+                .map_or((message.as_str(), "see the message"), |(d, f)| (d, f));
+            fail(
+                "command",
+                format!("{}: {detail}", e.class()),
+                fix.to_string(),
+            )
+        }
+    }
+}
+
+/// The diagnoses as an aligned table with the fixes under each failing host.
+pub fn render(diagnoses: &[Diagnosis]) -> String {
+    let width = diagnoses
+        .iter()
+        .map(|d| d.host.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = format!("{:width$}  {:22}  RESULT\n", "HOST", "ENDPOINT");
+    for d in diagnoses {
+        let summary: Vec<String> = d
+            .checks
+            .iter()
+            .map(|c| format!("{} {}", c.name, if c.ok { "ok" } else { "FAILED" }))
+            .collect();
+        out.push_str(&format!(
+            "{:width$}  {:22}  {}\n",
+            d.host,
+            d.endpoint,
+            summary.join(", ")
+        ));
+        for c in d.checks.iter().filter(|c| !c.ok) {
+            out.push_str(&format!("{:width$}    {}: {}\n", "", c.name, c.detail));
+            if let Some(fix) = &c.fix {
+                out.push_str(&format!("{:width$}    fix: {fix}\n", ""));
+            }
+        }
+    }
+    let healthy = diagnoses.iter().filter(|d| d.healthy()).count();
+    out.push_str(&format!("\n{healthy} of {} hosts ready\n", diagnoses.len()));
+    out
+}
