@@ -12,12 +12,26 @@ install_sshd() {
         echo "install.sh: no /usr/sbin/sshd; install openssh-server as root (the SSH tests need it)" >&2
         return 1
     fi
-    # Refresh the package lists only when they are missing (a fresh container has none).
-    if ! apt-cache show openssh-server >/dev/null 2>&1; then
-        apt-get update -qq >/dev/null
+    # Quiet unless something fails; then show apt's own words.
+    log=$(mktemp)
+    # Refresh the package lists first when they do not know the package (a fresh container has
+    # none), and once more when an install from old lists fails.
+    if apt-cache show openssh-server >/dev/null 2>&1 && apt_install "$log"; then
+        rm -f "$log"
+        return 0
     fi
+    if apt-get update -qq >"$log" 2>&1 && apt_install "$log"; then
+        rm -f "$log"
+        return 0
+    fi
+    cat "$log" >&2
+    rm -f "$log"
+    return 1
+}
+
+apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        openssh-server >/dev/null
+        openssh-server >"$1" 2>&1
 }
 
 install_pywinrm() {
