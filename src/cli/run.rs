@@ -13,7 +13,8 @@ use crate::exit;
 use crate::model::{Inventory, Playbook};
 use crate::runner::{self, Interrupt, RunInput, RunOptions};
 use crate::secret::SecretRef;
-use crate::transport::dispatch::{Dispatch, Unavailable};
+use crate::transport::dispatch::Dispatch;
+use crate::transport::ssh::SshConnector;
 use crate::transport::winrm::WinrmConnector;
 use crate::transport::{ConnectionSpec, Connector};
 
@@ -121,10 +122,7 @@ pub async fn execute(
 
 /// The transports a real run uses.
 pub fn standard_connector() -> Dispatch {
-    Dispatch::new(
-        Arc::new(WinrmConnector),
-        Arc::new(Unavailable("the ssh transport is not in this build")),
-    )
+    Dispatch::new(Arc::new(WinrmConnector), Arc::new(SshConnector::new()))
 }
 
 /// A validated run, ready to start.

@@ -35,13 +35,3 @@ impl Connector for Dispatch {
         }
     }
 }
-
-/// A transport this build does not have; connecting explains so.
-pub struct Unavailable(pub &'static str);
-
-#[async_trait]
-impl Connector for Unavailable {
-    async fn connect(&self, spec: &ConnectionSpec) -> Result<Arc<dyn Transport>, TransportError> {
-        Err(TransportError::Config(format!("{}: {}", spec.name, self.0)))
-    }
-}

@@ -12,6 +12,8 @@ pub mod connection;
 pub mod dispatch;
 pub mod fake;
 pub mod local;
+pub mod ssh;
+mod streams;
 pub mod winrm;
 
 use std::time::Duration;

@@ -22,9 +22,8 @@ use winrm_rs::{
 };
 
 use super::connection::WinrmAuth;
-use super::{
-    ConnectionSpec, Connector, OutputChunk, RunRequest, ScriptOutput, Transport, TransportError,
-};
+use super::streams::Streams;
+use super::{ConnectionSpec, Connector, RunRequest, ScriptOutput, Transport, TransportError};
 use crate::script::Delivery;
 
 /// Largest stdin chunk per WS-Man Send (base64 grows it by a third; the envelope limit is
@@ -298,68 +297,6 @@ async fn run_command(
     match stopped {
         Some(e) => (Err(e), false),
         None => (Ok(out.finish()), true),
-    }
-}
-
-/// Output collected so far, streamed line by line as it arrives.
-struct Streams {
-    tx: Option<mpsc::UnboundedSender<OutputChunk>>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    sent: [usize; 2],
-    exit: Option<i32>,
-}
-
-impl Streams {
-    fn new(tx: Option<mpsc::UnboundedSender<OutputChunk>>) -> Self {
-        Streams {
-            tx,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            sent: [0, 0],
-            exit: None,
-        }
-    }
-
-    fn push(&mut self, stdout: &[u8], stderr: &[u8]) {
-        self.stdout.extend_from_slice(stdout);
-        self.stderr.extend_from_slice(stderr);
-        self.flush(false);
-    }
-
-    /// Send every complete line not sent yet (and the rest too at the end).
-    fn flush(&mut self, all: bool) {
-        let Some(tx) = &self.tx else { return };
-        for (i, buf) in [&self.stdout, &self.stderr].into_iter().enumerate() {
-            let end = if all {
-                buf.len()
-            } else {
-                buf.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)
-            };
-            if end <= self.sent[i] {
-                continue;
-            }
-            let text = String::from_utf8_lossy(&buf[self.sent[i]..end]);
-            for line in text.lines() {
-                let line = line.trim_end_matches('\r').to_string();
-                let _ = tx.send(if i == 0 {
-                    OutputChunk::Stdout(line)
-                } else {
-                    OutputChunk::Stderr(line)
-                });
-            }
-            self.sent[i] = end;
-        }
-    }
-
-    fn finish(mut self) -> ScriptOutput {
-        self.flush(true);
-        ScriptOutput {
-            exit_code: self.exit.unwrap_or(0),
-            stdout: String::from_utf8_lossy(&self.stdout).replace("\r\n", "\n"),
-            stderr: super::clixml::decode_stderr(&String::from_utf8_lossy(&self.stderr))
-                .replace("\r\n", "\n"),
-        }
     }
 }
 

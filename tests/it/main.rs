@@ -11,4 +11,5 @@ mod lab_winrm;
 mod report;
 mod report_files;
 mod report_json;
+mod ssh;
 mod winrm_run;

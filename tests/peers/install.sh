@@ -1,17 +1,53 @@
 #!/bin/sh
-# Install the real WinRM client the lab's integration tests drive (pywinrm) into .venv at the
-# repository root. Idempotent and quiet; needs only python3 (3.11 on Debian 12) with venv.
+# Install the real protocol peers the integration tests drive: pywinrm (a WinRM client) into
+# .venv at the repository root, and Debian's OpenSSH server (sshd, started by the SSH tests on
+# loopback). Idempotent and quiet; needs python3 (3.11 on Debian 12) with venv, and root with
+# apt-get for sshd (skipped when /usr/sbin/sshd exists).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
-venv="$root/.venv"
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import winrm' 2>/dev/null; then
-    exit 0
-fi
-if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-    # Debian's python3 without python3-venv has no ensurepip: create the venv without pip
-    # and bootstrap pip from PyPA's get-pip.py (python's own urllib; no curl needed).
-    python3 -m venv --clear --without-pip "$venv"
-    "$venv/bin/python" -c 'import urllib.request; exec(urllib.request.urlopen("https://bootstrap.pypa.io/get-pip.py").read())' --quiet
-fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check pywinrm
-"$venv/bin/python" -c 'import winrm' 
+
+install_sshd() {
+    [ -x /usr/sbin/sshd ] && return 0
+    if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" != 0 ]; then
+        echo "install.sh: no /usr/sbin/sshd; install openssh-server as root (the SSH tests need it)" >&2
+        return 1
+    fi
+    # Quiet unless something fails; then show apt's own words.
+    log=$(mktemp)
+    # Refresh the package lists first when they do not know the package (a fresh container has
+    # none), and once more when an install from old lists fails.
+    if apt-cache show openssh-server >/dev/null 2>&1 && apt_install "$log"; then
+        rm -f "$log"
+        return 0
+    fi
+    if apt-get update -qq >"$log" 2>&1 && apt_install "$log"; then
+        rm -f "$log"
+        return 0
+    fi
+    cat "$log" >&2
+    rm -f "$log"
+    return 1
+}
+
+apt_install() {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        openssh-server >"$1" 2>&1
+}
+
+install_pywinrm() {
+    venv="$root/.venv"
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import winrm' 2>/dev/null; then
+        return 0
+    fi
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        # Debian's python3 without python3-venv has no ensurepip: create the venv without pip
+        # and bootstrap pip from PyPA's get-pip.py (python's own urllib; no curl needed).
+        python3 -m venv --clear --without-pip "$venv"
+        "$venv/bin/python" -c 'import urllib.request; exec(urllib.request.urlopen("https://bootstrap.pypa.io/get-pip.py").read())' --quiet
+    fi
+    "$venv/bin/pip" install --quiet --disable-pip-version-check pywinrm
+    "$venv/bin/python" -c 'import winrm'
+}
+
+install_pywinrm
+install_sshd
