@@ -65,7 +65,19 @@ pub struct Selection {
 
 /// Parse arguments, set up logging, run the command, and map the result to an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version are successes; a usage error is invalid input (exit 3), never the
+        // "hosts failed" code 2 that clap would use.
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                crate::exit::INVALID_INPUT
+            } else {
+                crate::exit::OK
+            });
+        }
+    };
     init_tracing(cli.verbose);
     let code = match cli.command {
         Command::Run(args) => run::run(args),

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod cli;
 mod config;
 mod config_patterns;
 mod doctor;
