@@ -225,47 +225,37 @@ impl Scope<'_> {
         None
     }
 
-    /// Expand `$var` and `$SalveArgs.a.b` references inside a double-quoted string.
-    fn expand(&self, s: &str) -> String {
+    /// Expand a double-quoted string as PowerShell does: `$var` and `$env:NAME` expand, member
+    /// access does not (`"$SalveArgs.kb"` is the object followed by `.kb`), and `$( ... )`
+    /// subexpressions expand what they hold. `None` when a subexpression is beyond the subset.
+    fn expand(&self, s: &str) -> Option<String> {
         let mut out = String::new();
         let chars: Vec<char> = s.chars().collect();
         let mut i = 0;
+        let is_word = |c: &char| c.is_alphanumeric() || *c == '_';
         while i < chars.len() {
-            if chars[i] == '$'
-                && chars
-                    .get(i + 1)
-                    .is_some_and(|c| c.is_alphanumeric() || *c == '_')
-            {
+            if chars[i] == '$' && chars.get(i + 1) == Some(&'(') {
+                let close = chars[i + 2..].iter().position(|&c| c == ')')? + i + 2;
+                let inner: String = chars[i + 2..close].iter().collect();
+                let inner = inner.trim();
+                if !inner.starts_with('$') {
+                    return None;
+                }
+                out.push_str(&self.variable(inner)?.join(" "));
+                i = close + 1;
+            } else if chars[i] == '$' && chars.get(i + 1).is_some_and(is_word) {
                 let word_end = |mut j: usize| {
-                    while j < chars.len() && (chars[j].is_alphanumeric() || chars[j] == '_') {
+                    while j < chars.len() && is_word(&chars[j]) {
                         j += 1;
                     }
                     j
                 };
                 let mut j = word_end(i + 1);
                 // A scope-qualified name: `$env:NAME`.
-                if chars.get(j) == Some(&':')
-                    && chars
-                        .get(j + 1)
-                        .is_some_and(|c| c.is_alphanumeric() || *c == '_')
-                {
+                if chars.get(j) == Some(&':') && chars.get(j + 1).is_some_and(is_word) {
                     j = word_end(j + 1);
                 }
-                let mut name: String = chars[i..j].iter().collect();
-                // Member access is only expanded for $SalveArgs (PowerShell needs $() for the
-                // rest; the subset keeps to what salve's own scripts write).
-                if name.eq_ignore_ascii_case("$salveargs") {
-                    while chars.get(j) == Some(&'.')
-                        && chars.get(j + 1).is_some_and(|c| c.is_alphanumeric())
-                    {
-                        let mut k = j + 1;
-                        while k < chars.len() && (chars[k].is_alphanumeric() || chars[k] == '_') {
-                            k += 1;
-                        }
-                        name = chars[i..k].iter().collect();
-                        j = k;
-                    }
-                }
+                let name: String = chars[i..j].iter().collect();
                 out.push_str(&self.variable(&name).unwrap_or_default().join(" "));
                 i = j;
             } else {
@@ -273,14 +263,14 @@ impl Scope<'_> {
                 i += 1;
             }
         }
-        out
+        Some(out)
     }
 
     /// The text value of an argument token; `None` for an unknown `$` reference.
     fn value(&self, tok: &Tok) -> Option<Vec<String>> {
         match tok {
             Tok::Verbatim(s) => Some(vec![s.clone()]),
-            Tok::Expandable(s) => Some(vec![self.expand(s)]),
+            Tok::Expandable(s) => Some(vec![self.expand(s)?]),
             Tok::Word(w) if w.starts_with('$') => self.variable(w),
             Tok::Word(w) => Some(vec![w.clone()]),
         }
@@ -294,6 +284,14 @@ fn render_value(v: &Value) -> Vec<String> {
         Value::Bool(false) => vec!["False".to_string()],
         Value::String(s) => vec![s.clone()],
         Value::Array(items) => items.iter().flat_map(render_value).collect(),
+        // A PSCustomObject in a string: `@{name=value; other=value}`.
+        Value::Object(map) => vec![format!(
+            "@{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{k}={}", render_value(v).join(" ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )],
         other => vec![other.to_string()],
     }
 }
@@ -581,12 +579,26 @@ mod tests {
             vars: BTreeMap::new(),
         };
         assert_eq!(
-            scope.expand("on $env:COMPUTERNAME: $SalveArgs.kb/$SalveArgs.n"),
-            "on EX01: KB5000871/2"
+            scope
+                .expand("on $env:COMPUTERNAME: $($SalveArgs.kb)/$( $SalveArgs.n )")
+                .as_deref(),
+            Some("on EX01: KB5000871/2")
         );
         assert_eq!(
-            scope.expand("$SalveArgs.nested.x $SalveArgs.missing."),
-            "True ."
+            scope
+                .expand("$($SalveArgs.nested.x) $($SalveArgs.missing).")
+                .as_deref(),
+            Some("True .")
+        );
+        // As in PowerShell, member access needs $( ) inside a string.
+        assert_eq!(
+            scope.expand("$SalveArgs.kb").as_deref(),
+            Some("@{kb=KB5000871; n=2; nested=@{x=True}}.kb")
+        );
+        assert_eq!(
+            scope.expand("$(Get-Date)"),
+            None,
+            "beyond the subset: an error, not silence"
         );
     }
 

@@ -529,7 +529,7 @@ async fn health_reports_copies_for_gates() {
 async fn powershell_subset_answers_like_windows() {
     let fleet = fleet();
     let ex = host(&fleet, "contoso-ex01");
-    let r = run(ex, Script::raw("Write-Output 'a'; echo \"host=$env:COMPUTERNAME kb=$SalveArgs.kb\"\nWrite-Host hi -ForegroundColor Green\n$PSVersionTable.PSVersion.Major")
+    let r = run(ex, Script::raw("Write-Output 'a'; echo \"host=$env:COMPUTERNAME kb=$($SalveArgs.kb)\"\nWrite-Host hi -ForegroundColor Green\n$PSVersionTable.PSVersion.Major")
         .with_args(json!({"kb": "KB5000871"}))).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
