@@ -9,3 +9,4 @@ mod lab_winrm;
 mod report;
 mod report_files;
 mod report_json;
+mod exchange_modules_scripts;
