@@ -58,7 +58,12 @@ fn each_script_names_its_contract_id_on_the_first_line() {
         let text = script(id);
         let first = text.lines().next().unwrap_or_default();
         let named = first.strip_prefix(salve::script::ID_MARKER);
-        assert_eq!(named, Some(id.as_str()), "first line of {}.ps1", id.as_str());
+        assert_eq!(
+            named,
+            Some(id.as_str()),
+            "first line of {}.ps1",
+            id.as_str()
+        );
         assert_eq!(ScriptId::parse(named.unwrap()), Some(id));
     }
 }
