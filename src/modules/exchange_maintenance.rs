@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::exchange_facts::in_maintenance;
-use super::exchange_script::{self as shipped, Fail};
+use super::exchange_script::{self as shipped, Fail, Rendered};
 use super::{HostCtx, Module, ModuleError, Outcome};
 use crate::contract::{MaintenanceAction, MaintenanceAnswer, MaintenanceRequest, ScriptId};
 
@@ -44,12 +44,8 @@ pub struct Args {
     redirect_target: Option<String>,
     #[serde(default)]
     saved_policy: Option<String>,
-    #[serde(default = "yes")]
-    require_healthy_copies: bool,
-}
-
-fn yes() -> bool {
-    true
+    #[serde(default)]
+    require_healthy_copies: Option<Rendered<bool>>,
 }
 
 pub struct ExchangeMaintenance;
@@ -98,6 +94,10 @@ fn saved_policy(args: &Args, ctx: &HostCtx<'_>) -> Option<String> {
 }
 
 async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
+    let require_healthy_copies = match &args.require_healthy_copies {
+        Some(r) => *r.get("require_healthy_copies")?,
+        None => true,
+    };
     let request = MaintenanceRequest {
         action: match args.state {
             State::Enter => MaintenanceAction::Enter,
@@ -151,7 +151,7 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
                 g.cluster_node_as_expected,
                 "the cluster node is not Up",
             );
-            if args.require_healthy_copies {
+            if require_healthy_copies {
                 gate(
                     &mut problems,
                     g.copies_healthy,

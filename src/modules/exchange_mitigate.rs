@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::exchange_facts::{EOMT_RULES, assessment, is_mitigated};
-use super::exchange_script::{self as shipped, Fail, PackageSource};
+use super::exchange_script::{self as shipped, Fail, PackageSource, Rendered};
 use super::{HostCtx, Module, ModuleError, Outcome};
 use crate::contract::{FactsAnswer, MitigateAction, MitigateAnswer, MitigateRequest, ScriptId};
 
@@ -35,9 +35,9 @@ pub enum State {
 pub struct Args {
     state: State,
     #[serde(default)]
-    rewrite_msi: Option<PackageSource>,
+    rewrite_msi: Option<Rendered<PackageSource>>,
     #[serde(default)]
-    force: bool,
+    force: Option<Rendered<bool>>,
 }
 
 pub struct ExchangeMitigate;
@@ -77,10 +77,19 @@ impl Plan {
 async fn plan(args: &Args, ctx: &HostCtx<'_>) -> Result<Plan, Fail> {
     let (source, sha256) = match &args.rewrite_msi {
         Some(s) => (
-            Some(s.location().map_err(arg_error)?.to_string()),
-            s.checksum(false).map_err(arg_error)?,
+            Some(
+                s.get("rewrite_msi")?
+                    .location()
+                    .map_err(arg_error)?
+                    .to_string(),
+            ),
+            s.get("rewrite_msi")?.checksum(false).map_err(arg_error)?,
         ),
         None => (None, None),
+    };
+    let force = match &args.force {
+        Some(f) => *f.get("force")?,
+        None => false,
     };
     let request = MitigateRequest {
         action: match args.state {
@@ -93,7 +102,7 @@ async fn plan(args: &Args, ctx: &HostCtx<'_>) -> Result<Plan, Fail> {
     let facts = shipped::facts(ctx).await?;
     let (change, refusal) = match args.state {
         State::Present => present(&facts, &request),
-        State::Absent => absent(&facts, args.force)?,
+        State::Absent => absent(&facts, force)?,
     };
     Ok(Plan {
         request,

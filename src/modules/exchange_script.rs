@@ -160,6 +160,38 @@ pub async fn facts(ctx: &HostCtx<'_>) -> Result<FactsAnswer, Fail> {
     )
 }
 
+/// An argument that may be written as a template (`"{{ salve_update_sources }}"`) standing for
+/// a mapping, list or boolean: accepted as such when a playbook is checked (templates are not
+/// rendered then), and required to be the real value once the task runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rendered<T> {
+    Value(T),
+    Template(String),
+}
+
+impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for Rendered<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) if crate::template::is_template(&s) => Ok(Rendered::Template(s)),
+            other => serde_json::from_value(other)
+                .map(Rendered::Value)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl<T> Rendered<T> {
+    /// The value, once rendered; `field` names it in the error.
+    pub fn get(&self, field: &str) -> Result<&T, ModuleError> {
+        match self {
+            Rendered::Value(v) => Ok(v),
+            Rendered::Template(t) => Err(ModuleError::Args(format!(
+                "{field}: `{t}` was not rendered to a value"
+            ))),
+        }
+    }
+}
+
 /// Where a package comes from: exactly one of `url` (http/https) or `unc` (`\\server\share\...`),
 /// pulled by the host itself, and its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]

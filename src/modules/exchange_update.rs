@@ -34,7 +34,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::exchange_facts::{assessment, build_of};
-use super::exchange_script::{self as shipped, Fail, PackageSource};
+use super::exchange_script::{self as shipped, Fail, PackageSource, Rendered};
 use super::{HostCtx, Module, ModuleError, Num, Outcome};
 use crate::contract::{FactsAnswer, ScriptId, UpdateAnswer, UpdateKind, UpdateRequest};
 use crate::exchange::build::{Build, Family};
@@ -53,11 +53,11 @@ struct RawArgs {
     #[serde(default)]
     cu: Option<String>,
     #[serde(default)]
-    sources: BTreeMap<String, PackageSource>,
+    sources: Option<Rendered<BTreeMap<String, PackageSource>>>,
     #[serde(default)]
     license_switch: Option<String>,
     #[serde(default)]
-    ad_prepared: Option<bool>,
+    ad_prepared: Option<Rendered<bool>>,
     #[serde(default)]
     min_free_disk_gb: Option<Num>,
 }
@@ -82,9 +82,9 @@ enum Want {
 #[serde(try_from = "RawArgs")]
 pub struct Args {
     want: Want,
-    sources: BTreeMap<String, PackageSource>,
+    sources: Option<Rendered<BTreeMap<String, PackageSource>>>,
     license_switch: Option<String>,
-    ad_prepared: Option<bool>,
+    ad_prepared: Option<Rendered<bool>>,
     min_free_disk_gb: Option<Num>,
 }
 
@@ -196,6 +196,15 @@ async fn decide(args: &Args, ctx: &HostCtx<'_>) -> Result<Decision, Fail> {
 }
 
 fn decide_from(args: &Args, facts: &FactsAnswer) -> Result<Decision, Fail> {
+    let empty = BTreeMap::new();
+    let sources = match &args.sources {
+        Some(s) => s.get("sources")?,
+        None => &empty,
+    };
+    let ad_prepared = match &args.ad_prepared {
+        Some(a) => Some(*a.get("ad_prepared")?),
+        None => None,
+    };
     let refuse = |build: Build, why: String| Decision {
         steps: Vec::new(),
         request: None,
@@ -234,7 +243,13 @@ fn decide_from(args: &Args, facts: &FactsAnswer) -> Result<Decision, Fail> {
     let Some(next) = decision.steps.first().cloned() else {
         return Ok(decision);
     };
-    match gate(cat, args, facts, build, &next) {
+    let given = Given {
+        sources,
+        license_switch: args.license_switch.as_deref(),
+        ad_prepared,
+        min_free_disk_gb: args.min_free_disk_gb,
+    };
+    match gate(cat, &given, facts, build, &next) {
         Ok((request, findings)) => {
             decision.request = Some(request);
             decision.prerequisites = findings;
@@ -333,8 +348,16 @@ fn family_entry(
 
 type Gate = Result<(UpdateRequest, Vec<Finding>), (String, Vec<Finding>)>;
 
+/// The rendered arguments the gates read.
+struct Given<'a> {
+    sources: &'a BTreeMap<String, PackageSource>,
+    license_switch: Option<&'a str>,
+    ad_prepared: Option<bool>,
+    min_free_disk_gb: Option<Num>,
+}
+
 /// May `step` be installed on this host now? The request when it may.
-fn gate(cat: &Catalogue, args: &Args, facts: &FactsAnswer, build: Build, step: &Step) -> Gate {
+fn gate(cat: &Catalogue, args: &Given<'_>, facts: &FactsAnswer, build: Build, step: &Step) -> Gate {
     let no = |why: String| Err((why, Vec::new()));
     let Some(target) = step.target else {
         return no(format!(
@@ -407,7 +430,7 @@ fn gate(cat: &Catalogue, args: &Args, facts: &FactsAnswer, build: Build, step: &
                 findings,
             ));
         }
-        licence = match licence_switch(cat.licence_switch(level), args.license_switch.as_deref()) {
+        licence = match licence_switch(cat.licence_switch(level), args.license_switch) {
             Ok(s) => Some(s),
             Err(why) => return Err((why, findings)),
         };
@@ -474,7 +497,7 @@ fn licence_switch(rule: LicenceSwitch, given: Option<&str>) -> Result<String, St
     }
 }
 
-fn prereq_facts(args: &Args, facts: &FactsAnswer) -> PrereqFacts {
+fn prereq_facts(args: &Given<'_>, facts: &FactsAnswer) -> PrereqFacts {
     PrereqFacts {
         dotnet_release: Some(facts.dotnet_release),
         vcredist_2012: Some(facts.vcredist_2012.is_some()),
@@ -644,7 +667,13 @@ mod tests {
     #[test]
     fn a_path_su_is_refused_on_a_host_whose_cu_differs() {
         let cat = catalogue().unwrap();
-        let args: Args = serde_json::from_value(json!({"target": "path", "sources": {}})).unwrap();
+        let sources = BTreeMap::new();
+        let args = Given {
+            sources: &sources,
+            license_switch: None,
+            ad_prepared: None,
+            min_free_disk_gb: None,
+        };
         let step = explicit_su(cat, Build::new(15, 2, 792, 3), "KB5000871")
             .unwrap()
             .unwrap();
@@ -703,6 +732,9 @@ mod tests {
     fn exactly_one_goal_is_accepted() {
         let v = |a| super::super::validate_args("exchange_update", &a);
         assert!(v(json!({"target": "path"})).is_ok());
+        // Mappings and booleans may come from variables: checked again once rendered.
+        assert!(v(json!({"target": "path", "sources": "{{ salve_update_sources }}", "ad_prepared": "{{ x }}"})).is_ok());
+        assert!(v(json!({"target": "path", "sources": "not a mapping"})).is_err());
         assert!(v(json!({"kb": "KB5000871", "cu": "CU9"})).is_err());
         assert!(v(json!({})).is_err());
         assert!(v(json!({"target": "latest"})).is_err());

@@ -17,7 +17,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::exchange_script::{self as shipped, Fail};
+use super::exchange_script::{self as shipped, Fail, Rendered};
 use super::{HostCtx, Module, ModuleError, Outcome};
 use crate::contract::{ScriptId, VerifyAnswer, VerifyRequest};
 use crate::exchange::assess;
@@ -32,9 +32,9 @@ pub struct Args {
     #[serde(default)]
     expected_kb: Option<String>,
     #[serde(default)]
-    fixed: bool,
+    fixed: Option<Rendered<bool>>,
     #[serde(default)]
-    allow_pending_reboot: bool,
+    allow_pending_reboot: Option<Rendered<bool>>,
 }
 
 pub struct ExchangeVerify;
@@ -62,7 +62,17 @@ async fn verify(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     };
     let reply = shipped::call::<VerifyAnswer>(ctx, ScriptId::ExchangeVerify, &request).await?;
     let a = reply.answer;
-    let reasons = reasons(args, &a);
+    let flag = |f: &Option<Rendered<bool>>, name: &str| match f {
+        Some(r) => r.get(name).copied(),
+        None => Ok(false),
+    };
+    let checks = Checks {
+        expected_build: args.expected_build.as_deref(),
+        expected_kb: args.expected_kb.as_deref(),
+        fixed: flag(&args.fixed, "fixed")?,
+        allow_pending_reboot: flag(&args.allow_pending_reboot, "allow_pending_reboot")?,
+    };
+    let reasons = reasons(&checks, &a);
     let outcome = if reasons.is_empty() {
         Outcome::ok().with_msg(format!(
             "verified: build {}, services running, components active, OWA 200",
@@ -78,7 +88,15 @@ async fn verify(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     Ok(outcome)
 }
 
-fn reasons(args: &Args, a: &VerifyAnswer) -> Vec<String> {
+/// The rendered expectations.
+struct Checks<'a> {
+    expected_build: Option<&'a str>,
+    expected_kb: Option<&'a str>,
+    fixed: bool,
+    allow_pending_reboot: bool,
+}
+
+fn reasons(args: &Checks<'_>, a: &VerifyAnswer) -> Vec<String> {
     let mut out = Vec::new();
     let build = a.build.as_deref().and_then(|b| b.parse::<Build>().ok());
     match (&a.build, build) {
@@ -86,7 +104,7 @@ fn reasons(args: &Args, a: &VerifyAnswer) -> Vec<String> {
         (Some(b), None) => out.push(format!("build `{b}` is not a build number")),
         (Some(_), Some(_)) => {}
     }
-    if let (Some(want), Some(have)) = (&args.expected_build, build) {
+    if let (Some(want), Some(have)) = (args.expected_build, build) {
         // Compared as numbers, whatever the host's script thought.
         if want.parse::<Build>().ok() != Some(have) {
             out.push(format!("build is {have}, expected {want}"));
@@ -95,7 +113,7 @@ fn reasons(args: &Args, a: &VerifyAnswer) -> Vec<String> {
     if a.kb_present == Some(false) {
         out.push(format!(
             "{} is not listed as installed",
-            args.expected_kb.as_deref().unwrap_or("the KB")
+            args.expected_kb.unwrap_or("the KB")
         ));
     }
     if !a.disabled_services.is_empty() {
