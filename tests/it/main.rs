@@ -4,6 +4,7 @@ mod config;
 mod config_patterns;
 mod exchange;
 mod exchange_cli;
+mod exchange_modules_lab;
 mod exchange_modules_playbooks;
 mod exchange_modules_scripts;
 mod lab_sim;
