@@ -102,7 +102,10 @@ $kbs = @(@($suEntries) + @($packages) | ForEach-Object {
 
 function Get-SalveVersionOf([string] $Pattern) {
     $hit = $uninstall | Where-Object { $_.DisplayName -like $Pattern } |
-        Sort-Object { [version] ($_.DisplayVersion -replace '[^0-9.]', '') } -Descending -ErrorAction SilentlyContinue |
+        Sort-Object {
+            $v = $null
+            if ([version]::TryParse(([string] $_.DisplayVersion -replace '[^0-9.]', ''), [ref] $v)) { $v } else { [version] '0.0' }
+        } -Descending |
         Select-Object -First 1
     if ($hit) { return [string] $hit.DisplayVersion }
     return $null

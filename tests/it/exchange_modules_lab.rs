@@ -148,7 +148,11 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
-        let spec = scenario::parse(Path::new("exchange-modules.yml"), SCENARIO).unwrap();
+        Lab::from(SCENARIO)
+    }
+
+    fn from(text: &str) -> Lab {
+        let spec = scenario::parse(Path::new("exchange-modules.yml"), text).unwrap();
         Lab {
             fleet: Fleet::new(&spec),
         }
@@ -360,4 +364,76 @@ async fn the_ioc_scan_flags_a_compromised_server_even_when_patched() {
         .await;
     assert_eq!(clean.data["compromised"], false);
     assert!(clean.msg.unwrap().starts_with("nothing suspicious"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dag_maintenance_moves_databases_away_and_restores_the_recorded_policy() {
+    let lab = Lab::from(
+        "\
+seed: 3
+time_scale: 60
+tenants:
+  - name: fabrikam
+    hosts: 3
+    builds: [15.2.858.5]
+    dags:
+      - {name: fabrikam-dag1, members: 3, databases: 3}
+",
+    );
+    let ex = "fabrikam-ex01";
+    let core = lab.fleet.core();
+    let idx = core.index(ex).unwrap();
+    core.with_host(idx, |s| s.activation_policy = "IntrasiteOnly".into());
+    let active_before = lab
+        .fleet
+        .state(ex)
+        .unwrap()
+        .copies
+        .iter()
+        .filter(|c| c.active)
+        .count();
+
+    assert!(
+        active_before > 0,
+        "the scenario gives this member active copies"
+    );
+    let would = lab
+        .run(
+            ex,
+            "exchange_maintenance",
+            json!({"state": "enter"}),
+            &json!({}),
+            true,
+        )
+        .await;
+    assert!(would.changed && would.msg.unwrap().contains("IntrasiteOnly"));
+    let entered = lab
+        .apply(ex, "exchange_maintenance", json!({"state": "enter"}))
+        .await;
+    assert!(entered.changed && !entered.failed, "{entered:?}");
+    assert_eq!(entered.data["previous_activation_policy"], "IntrasiteOnly");
+    assert_eq!(
+        entered.data["moved_databases"].as_array().unwrap().len(),
+        active_before
+    );
+    let state = lab.fleet.state(ex).unwrap();
+    assert_eq!(state.activation_policy, "Blocked");
+    assert_eq!(state.cluster_node.as_deref(), Some("Paused"));
+    assert!(state.copies.iter().all(|c| !c.active));
+
+    // Leave with the fact the enter task set: the recorded policy comes back.
+    let vars = Value::Object(entered.facts.clone().unwrap());
+    let left = lab
+        .run(
+            ex,
+            "exchange_maintenance",
+            json!({"state": "leave"}),
+            &vars,
+            false,
+        )
+        .await;
+    assert!(!left.failed, "{left:?}");
+    let state = lab.fleet.state(ex).unwrap();
+    assert_eq!(state.activation_policy, "IntrasiteOnly");
+    assert_eq!(state.cluster_node.as_deref(), Some("Up"));
 }
