@@ -176,6 +176,9 @@ pub struct MitigateRequest {
     /// `rewrite_amd64_<lang>.msi`). Without it, applying on a host without the module fails.
     #[serde(default)]
     pub rewrite_msi_source: Option<String>,
+    /// Expected SHA-256 of that MSI, lowercase hex; checked on the host before installing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite_msi_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

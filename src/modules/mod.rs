@@ -9,9 +9,17 @@
 mod args;
 mod assert;
 mod debug;
+mod exchange_facts;
+mod exchange_ioc_scan;
+mod exchange_maintenance;
+mod exchange_mitigate;
+mod exchange_script;
+mod exchange_update;
+mod exchange_verify;
 mod fail;
 mod pause;
 mod powershell;
+mod reboot;
 mod set_fact;
 mod wait_for_connection;
 
@@ -136,6 +144,37 @@ fn registry() -> &'static [(&'static str, &'static dyn Module, args::Validator)]
             "wait_for_connection",
             &wait_for_connection::WaitForConnection,
             args::validator::<wait_for_connection::Args>,
+        ),
+        (
+            "exchange_facts",
+            &exchange_facts::ExchangeFacts,
+            args::validator::<exchange_facts::Args>,
+        ),
+        (
+            "exchange_mitigate",
+            &exchange_mitigate::ExchangeMitigate,
+            args::validator::<exchange_mitigate::Args>,
+        ),
+        (
+            "exchange_update",
+            &exchange_update::ExchangeUpdate,
+            args::validator::<exchange_update::Args>,
+        ),
+        (
+            "exchange_maintenance",
+            &exchange_maintenance::ExchangeMaintenance,
+            args::validator::<exchange_maintenance::Args>,
+        ),
+        ("reboot", &reboot::Reboot, args::validator::<reboot::Args>),
+        (
+            "exchange_verify",
+            &exchange_verify::ExchangeVerify,
+            args::validator::<exchange_verify::Args>,
+        ),
+        (
+            "exchange_ioc_scan",
+            &exchange_ioc_scan::ExchangeIocScan,
+            args::validator::<exchange_ioc_scan::Args>,
         ),
     ]
 }

@@ -1,0 +1,230 @@
+# salve-script: exchange_facts
+# Read-only inventory of one Exchange server, answered as one JSON document (contract:
+# FactsAnswer). Runs in plain Windows PowerShell 5.1; Exchange cmdlets (roles, DAG, component
+# states) are used only when the Exchange snap-in can be loaded, everything else comes from the
+# registry, the file system and CIM.
+#
+# The build is the ExSetup.exe file version assembled from its numeric parts
+# (FileMajorPart.FileMinorPart.FileBuildPart.FilePrivatePart). AdminDisplayVersion is never used:
+# it does not change when a security update is installed.
+
+function Get-SalveRegValue([string] $Path, [string] $Name) {
+    $item = Get-ItemProperty -LiteralPath $Path -Name $Name -ErrorAction SilentlyContinue
+    if ($null -eq $item) { return $null }
+    return $item.$Name
+}
+
+function Get-SalveUninstallEntries {
+    $roots = @(
+        'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall',
+        'HKLM:\SOFTWARE\WOW6432Node\Microsoft\Windows\CurrentVersion\Uninstall'
+    )
+    foreach ($root in $roots) {
+        if (Test-Path -LiteralPath $root) {
+            Get-ChildItem -LiteralPath $root -ErrorAction SilentlyContinue |
+                ForEach-Object { Get-ItemProperty -LiteralPath $_.PSPath -ErrorAction SilentlyContinue } |
+                Where-Object { $_.DisplayName }
+        }
+    }
+}
+
+function Get-SalvePendingReboot {
+    $found = New-Object System.Collections.Generic.List[string]
+    $sm = 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager'
+    if ($null -ne (Get-SalveRegValue $sm 'PendingFileRenameOperations')) {
+        $found.Add("$sm\PendingFileRenameOperations")
+    }
+    foreach ($key in @(
+            'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending',
+            'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired')) {
+        if (Test-Path -LiteralPath $key) { $found.Add($key) }
+    }
+    $volatile = 'HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile'
+    if ($null -ne (Get-SalveRegValue $volatile 'Flags')) { $found.Add("$volatile\Flags") }
+    try {
+        $ccm = Invoke-CimMethod -Namespace 'root\ccm\clientSDK' -ClassName 'CCM_ClientUtilities' `
+            -MethodName 'DetermineIfRebootPending' -ErrorAction Stop
+        if ($ccm.RebootPending -or $ccm.IsHardRebootPending) { $found.Add('root\ccm\clientSDK:CCM_ClientUtilities') }
+    } catch {
+        # No SCCM client on this server: nothing to add.
+    }
+    return , $found.ToArray()
+}
+
+Write-Output 'Reading Exchange setup, updates, services and prerequisites...'
+
+$setupKey = 'HKLM:\SOFTWARE\Microsoft\ExchangeServer\v15\Setup'
+$legacyKey = 'HKLM:\SOFTWARE\Microsoft\ExchangeServer\v14\Setup'
+$installPath = Get-SalveRegValue $setupKey 'MsiInstallPath'
+$isLegacy = $false
+if (-not $installPath) {
+    $installPath = Get-SalveRegValue $legacyKey 'MsiInstallPath'
+    $isLegacy = [bool] $installPath
+}
+
+$build = $null
+$family = $null
+if ($installPath) {
+    $exSetup = Join-Path $installPath 'bin\ExSetup.exe'
+    if (Test-Path -LiteralPath $exSetup) {
+        $v = (Get-Item -LiteralPath $exSetup).VersionInfo
+        $build = '{0}.{1}.{2}.{3}' -f $v.FileMajorPart, $v.FileMinorPart, $v.FileBuildPart, $v.FilePrivatePart
+        $family = switch ('{0}.{1}' -f $v.FileMajorPart, $v.FileMinorPart) {
+            '14.3' { 'Exchange 2010' }
+            '15.0' { 'Exchange 2013' }
+            '15.1' { 'Exchange 2016' }
+            '15.2' { if ($v.FileBuildPart -ge 2562) { 'Exchange Server SE' } else { 'Exchange 2019' } }
+            default { $null }
+        }
+    } else {
+        Write-Output "ExSetup.exe is missing under $installPath`: setup did not complete the last time it ran"
+        if ($isLegacy) { $family = 'Exchange 2010' }
+    }
+}
+
+# Installed security updates: Uninstall entries and the Updates key (HealthChecker's source).
+$uninstall = @(Get-SalveUninstallEntries)
+$suEntries = @($uninstall | Where-Object { $_.DisplayName -like 'Security Update for Exchange Server*' } |
+        ForEach-Object { [string] $_.DisplayName } | Sort-Object -Unique)
+$packages = New-Object System.Collections.Generic.List[string]
+foreach ($year in @('2010', '2013', '2016', '2019')) {
+    $key = "HKLM:\SOFTWARE\Microsoft\Updates\Exchange $year"
+    if (Test-Path -LiteralPath $key) {
+        Get-ChildItem -LiteralPath $key -ErrorAction SilentlyContinue | ForEach-Object {
+            $name = Get-SalveRegValue $_.PSPath 'PackageName'
+            if ($name) { $packages.Add([string] $name) }
+        }
+    }
+}
+$kbs = @(@($suEntries) + @($packages) | ForEach-Object {
+        [regex]::Matches($_, 'KB[0-9]{7}') | ForEach-Object { $_.Value.ToUpperInvariant() }
+    } | Sort-Object -Unique)
+
+function Get-SalveVersionOf([string] $Pattern) {
+    $hit = $uninstall | Where-Object { $_.DisplayName -like $Pattern } |
+        Sort-Object {
+            $v = $null
+            if ([version]::TryParse(([string] $_.DisplayVersion -replace '[^0-9.]', ''), [ref] $v)) { $v } else { [version] '0.0' }
+        } -Descending |
+        Select-Object -First 1
+    if ($hit) { return [string] $hit.DisplayVersion }
+    return $null
+}
+
+$dotnet = Get-SalveRegValue 'HKLM:\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full' 'Release'
+$ucma = Get-SalveRegValue 'HKLM:\SOFTWARE\Microsoft\UCMA\{902F4F35-D5DC-4363-8671-D5EF0D26C21D}' 'Version'
+$rewrite = Get-SalveRegValue 'HKLM:\SOFTWARE\Microsoft\IIS Extensions\URL Rewrite' 'Version'
+
+# The two EOMT rules on the Default Web Site.
+$eomtRules = @('X-AnonResource-Backend Abort - inbound', 'X-BEResource Abort - inbound')
+$rulesPresent = @()
+try {
+    Import-Module WebAdministration -ErrorAction Stop
+    $names = @(Get-WebConfigurationProperty -PSPath 'IIS:\Sites\Default Web Site' `
+            -Filter 'system.webServer/rewrite/rules/rule' -Name 'name' -ErrorAction Stop |
+            ForEach-Object { [string] $_.Value })
+    $rulesPresent = @($eomtRules | Where-Object { $names -contains $_ })
+} catch {
+    Write-Output "URL Rewrite rules not readable: $($_.Exception.Message)"
+}
+
+$services = @(Get-Service -ErrorAction SilentlyContinue | Where-Object {
+        $_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in @('W3SVC', 'IISADMIN', 'WAS')
+    } | ForEach-Object {
+        [ordered]@{
+            name         = [string] $_.Name
+            display_name = [string] $_.DisplayName
+            start_type   = [string] $_.StartType
+            status       = [string] $_.Status
+        }
+    })
+
+$systemDrive = Get-CimInstance -ClassName Win32_LogicalDisk -Filter ("DeviceID='{0}'" -f $env:SystemDrive)
+$installDrive = $systemDrive
+if ($installPath) {
+    $letter = (Split-Path -Qualifier $installPath)
+    $installDrive = Get-CimInstance -ClassName Win32_LogicalDisk -Filter ("DeviceID='{0}'" -f $letter)
+}
+$os = Get-CimInstance -ClassName Win32_OperatingSystem
+$bootId = $os.LastBootUpTime.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
+
+# Exchange's own view, when the management snap-in is present (Mailbox/CAS servers).
+$roles = @()
+$dag = $null
+$copies = @()
+$components = @()
+$clusterNode = $null
+$activationPolicy = $null
+$authExpiry = $null
+if ($installPath -and -not $isLegacy) {
+    try {
+        Add-PSSnapin Microsoft.Exchange.Management.PowerShell.SnapIn -ErrorAction Stop
+        $server = Get-ExchangeServer -Identity $env:COMPUTERNAME -ErrorAction Stop
+        $roles = @(([string] $server.ServerRole) -split ',\s*' | Where-Object { $_ })
+        $components = @(Get-ServerComponentState -Identity $env:COMPUTERNAME | ForEach-Object {
+                $latest = @($_.LocalStates) + @($_.RemoteStates) | Sort-Object Timestamp -Descending
+                [ordered]@{
+                    component  = [string] $_.Component
+                    state      = [string] $_.State
+                    requesters = @($latest | Where-Object { [string] $_.State -ne 'Active' } |
+                            ForEach-Object { [string] $_.Requester } | Sort-Object -Unique)
+                }
+            })
+        if ($server.IsMailboxServer) {
+            $mbx = Get-MailboxServer -Identity $env:COMPUTERNAME
+            if ($mbx.DatabaseAvailabilityGroup) {
+                $dag = [string] $mbx.DatabaseAvailabilityGroup
+                $activationPolicy = [string] $mbx.DatabaseCopyAutoActivationPolicy
+                $copies = @(Get-MailboxDatabaseCopyStatus -Server $env:COMPUTERNAME | ForEach-Object {
+                        [ordered]@{
+                            database             = [string] $_.DatabaseName
+                            active               = ([string] $_.Status -eq 'Mounted')
+                            status               = [string] $_.Status
+                            copy_queue_length    = [uint64] $_.CopyQueueLength
+                            replay_queue_length  = [uint64] $_.ReplayQueueLength
+                            activation_suspended = [bool] $_.ActivationSuspended
+                        }
+                    })
+                try {
+                    $clusterNode = [string] (Get-ClusterNode -Name $env:COMPUTERNAME -ErrorAction Stop).State
+                } catch {
+                    Write-Output "Cluster node state not readable: $($_.Exception.Message)"
+                }
+            }
+        }
+        $auth = Get-AuthConfig
+        if ($auth.CurrentCertificateThumbprint) {
+            $cert = Get-ChildItem -LiteralPath ("Cert:\LocalMachine\My\{0}" -f $auth.CurrentCertificateThumbprint) -ErrorAction SilentlyContinue
+            if ($cert) { $authExpiry = $cert.NotAfter.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ') }
+        }
+    } catch {
+        Write-Output "Exchange cmdlets not available ($($_.Exception.Message)); roles, DAG and components not read"
+    }
+}
+
+$answer = [ordered]@{
+    computer_name           = [string] $env:COMPUTERNAME
+    family                  = $family
+    build                   = $build
+    installed_kbs           = @($kbs)
+    uninstall_entries       = @($suEntries)
+    update_packages         = @($packages.ToArray())
+    roles                   = @($roles)
+    dag                     = $dag
+    database_copies         = @($copies)
+    component_states        = @($components)
+    services                = @($services)
+    dotnet_release          = if ($dotnet) { [uint32] $dotnet } else { [uint32] 0 }
+    vcredist_2012           = Get-SalveVersionOf 'Microsoft Visual C++ 2012*'
+    vcredist_2013           = Get-SalveVersionOf 'Microsoft Visual C++ 2013*'
+    ucma                    = if ($ucma) { [string] $ucma } else { $null }
+    url_rewrite             = if ($rewrite) { [string] $rewrite } else { $null }
+    mitigation_rules        = @($rulesPresent)
+    pending_reboot          = @(Get-SalvePendingReboot)
+    free_disk_bytes         = if ($installDrive) { [uint64] $installDrive.FreeSpace } else { [uint64] 0 }
+    auth_certificate_expiry = $authExpiry
+    cluster_node_state      = $clusterNode
+    activation_policy       = $activationPolicy
+    boot_id                 = $bootId
+}
+Write-Output ('##salve-result## ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))

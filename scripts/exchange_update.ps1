@@ -1,0 +1,239 @@
+# salve-script: exchange_update
+# Install one Exchange update (contract: UpdateRequest -> UpdateAnswer).
+#
+# SU (kind 'su'): a CU-specific .msp. Refused before msiexec runs when the host's CU is not the
+# one the SU is for (the target build's major.minor.build must equal the installed build's).
+# Installed with `msiexec.exe /update <msp> /qn /norestart /l*v <log>`; success is read from the
+# exit code (0, 3010, 1641) and the verbose log.
+# CU (kind 'cu'): the CU's ISO image, mounted, and its Setup.exe run by absolute path with
+# /Mode:Upgrade and the licence switch given (a bare `setup.exe` would resolve to ...\V15\bin).
+# Success is read from ExchangeSetup.log after the last "Starting Microsoft Exchange Server" line.
+#
+# The package is pulled by this host from a UNC path or an HTTP(S) URL and its SHA-256 checked
+# with Get-FileHash before use. Setup and SUs disable Exchange services while they run; if any
+# are left Disabled, ServiceControl.ps1 AfterPatch restores them. The server is not restarted:
+# the controller does that (reboot_required says when).
+
+$exitCode = -1
+$logExcerpt = @()
+$rebootRequired = $false
+$success = $false
+$already = $false
+$reason = $null
+
+function Write-SalveAnswer {
+    $answer = [ordered]@{
+        exit_code         = [int] $exitCode
+        log_excerpt       = @($logExcerpt)
+        reboot_required   = [bool] $rebootRequired
+        success           = [bool] $success
+        already_installed = [bool] $already
+        reason            = $reason
+    }
+    Write-Output ('##salve-result## ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))
+}
+
+function Get-SalveInstalledBuild([string] $InstallPath) {
+    $exSetup = Join-Path $InstallPath 'bin\ExSetup.exe'
+    if (-not (Test-Path -LiteralPath $exSetup)) { return $null }
+    $v = (Get-Item -LiteralPath $exSetup).VersionInfo
+    return [version] ('{0}.{1}.{2}.{3}' -f $v.FileMajorPart, $v.FileMinorPart, $v.FileBuildPart, $v.FilePrivatePart)
+}
+
+# Fetch a package onto this host (UNC copy or HTTP(S) download) and check its SHA-256.
+# Progress goes to the host (Write-Host): the function's output is the local path.
+function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName) {
+    $dir = Join-Path $env:SystemDrive 'salve\updates'
+    New-Item -ItemType Directory -Path $dir -Force | Out-Null
+    $target = Join-Path $dir $FileName
+    if ($Source -match '^https?://') {
+        [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
+        Write-Host "Downloading $Source"
+        Invoke-WebRequest -Uri $Source -OutFile $target -UseBasicParsing
+    } elseif ($Source -match '^\\\\') {
+        Write-Host "Copying $Source"
+        Copy-Item -LiteralPath $Source -Destination $target -Force
+    } else {
+        throw "source '$Source' is neither an http(s):// URL nor a \\server\share UNC path"
+    }
+    $actual = (Get-FileHash -LiteralPath $target -Algorithm SHA256).Hash.ToLowerInvariant()
+    if ($actual -ne $Sha256.ToLowerInvariant()) {
+        Remove-Item -LiteralPath $target -Force
+        throw "SHA-256 of $Source is $actual, expected $($Sha256.ToLowerInvariant()); the file was deleted and nothing was installed"
+    }
+    Write-Host "SHA-256 verified: $actual"
+    return $target
+}
+
+function Test-SalvePendingReboot {
+    $sm = Get-ItemProperty -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager' -Name 'PendingFileRenameOperations' -ErrorAction SilentlyContinue
+    return ($null -ne $sm) -or
+        (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending') -or
+        (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired') -or
+        ($null -ne (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile' -Name 'Flags' -ErrorAction SilentlyContinue))
+}
+
+# Setup and SUs stop and disable Exchange services and re-enable them at the end; a failed or
+# aborted run leaves them Disabled. ServiceControl.ps1 AfterPatch puts them back.
+function Restore-SalveServices([string] $InstallPath) {
+    $disabled = @(Get-Service -ErrorAction SilentlyContinue | Where-Object {
+            ($_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in @('W3SVC', 'IISADMIN')) -and [string] $_.StartType -eq 'Disabled'
+        })
+    if ($disabled.Count -eq 0) { return }
+    Write-Host ("Services left Disabled: {0}; running ServiceControl.ps1 AfterPatch" -f (($disabled | ForEach-Object Name) -join ', '))
+    $serviceControl = Join-Path $InstallPath 'Bin\ServiceControl.ps1'
+    if (Test-Path -LiteralPath $serviceControl) {
+        Add-PSSnapin Microsoft.Exchange.Management.PowerShell.Setup -ErrorAction SilentlyContinue
+        Push-Location (Join-Path $InstallPath 'Bin')
+        try { & $serviceControl AfterPatch } finally { Pop-Location }
+    }
+    foreach ($name in @('W3SVC', 'IISADMIN')) {
+        $svc = Get-Service -Name $name -ErrorAction SilentlyContinue
+        if ($svc -and [string] $svc.StartType -eq 'Disabled') {
+            Set-Service -Name $name -StartupType Automatic
+            Start-Service -Name $name
+        }
+    }
+}
+
+function Invoke-SalveSu([string] $InstallPath, [version] $Current, [version] $Target) {
+    if ($Current.Major -ne $Target.Major -or $Current.Minor -ne $Target.Minor -or $Current.Build -ne $Target.Build) {
+        $script:exitCode = 1642
+        $script:reason = "$($SalveArgs.kb) is for build $Target's CU, but this server runs $Current; msiexec was not run (an SU only installs on its own CU)"
+        return
+    }
+    if ($Current -ge $Target) {
+        $script:exitCode = 0
+        $script:success = $true
+        $script:already = $true
+        $script:logExcerpt = @("$($SalveArgs.kb) is already installed (build $Current).")
+        return
+    }
+    $msp = Get-SalvePayload $SalveArgs.source $SalveArgs.sha256 ("{0}.msp" -f $SalveArgs.kb)
+    $log = Join-Path (Split-Path $msp) ("{0}-{1:yyyyMMddHHmmss}.log" -f $SalveArgs.kb, (Get-Date))
+    Write-Output "msiexec.exe /update $msp /qn /norestart /l*v $log"
+    $p = Start-Process -FilePath 'msiexec.exe' -ArgumentList @('/update', "`"$msp`"", '/qn', '/norestart', '/l*v', "`"$log`"") -Wait -PassThru
+    $script:exitCode = $p.ExitCode
+    if (Test-Path -LiteralPath $log) {
+        # The verbose log is UTF-16; keep the lines that say what happened.
+        $script:logExcerpt = @(Get-Content -LiteralPath $log -Encoding Unicode |
+                Where-Object { $_ -match 'Product: |Windows Installer requires a restart|error code|Error \d{4}|upgrade patch cannot be installed|Interim Update' } |
+                Select-Object -Last 20)
+    }
+    switch ($p.ExitCode) {
+        0 { $script:success = $true }
+        3010 { $script:success = $true }
+        1641 { $script:success = $true }
+        1642 { $script:reason = 'The upgrade patch cannot be installed by the Windows Installer service: the SU does not match the installed CU' }
+        1603 { $script:reason = 'fatal error during installation (1603); check that the session is elevated and the OWA/ECP folders are accessible, then re-run' }
+        1619 { $script:reason = "the package could not be opened (1619): $msp" }
+        default { $script:reason = "msiexec exited with $($p.ExitCode); see $log" }
+    }
+    # Exchange SUs replace binaries in use: restart before the next step or the verify.
+    $script:rebootRequired = $script:success
+}
+
+function Invoke-SalveCu([string] $InstallPath, [version] $Current, [version] $Target) {
+    if ($Current -and $Current -ge $Target) {
+        $script:exitCode = 0
+        $script:success = $true
+        $script:already = $true
+        $script:logExcerpt = @("Build $Current is already at or above $Target.")
+        return
+    }
+    if (Test-SalvePendingReboot) {
+        $script:exitCode = 1
+        $script:reason = 'a restart is pending; restart the server before running Setup (prerequisite rule RebootPending)'
+        return
+    }
+    if (-not $SalveArgs.license_switch) {
+        $script:exitCode = 1
+        $script:reason = 'license_switch is required for a CU (/IAcceptExchangeServerLicenseTerms, or _DiagnosticDataON/_DiagnosticDataOFF from the September 2021 CUs)'
+        return
+    }
+    if ($SalveArgs.source -notmatch '\.iso$') {
+        $script:exitCode = 1
+        $script:reason = "a CU source must be the CU's .iso image (so its SHA-256 can be checked); got '$($SalveArgs.source)'"
+        return
+    }
+    $iso = Get-SalvePayload $SalveArgs.source $SalveArgs.sha256 ("{0}.iso" -f $SalveArgs.kb)
+    $image = Mount-DiskImage -ImagePath $iso -PassThru
+    try {
+        $letter = ($image | Get-Volume).DriveLetter
+        $setup = "{0}:\Setup.exe" -f $letter
+        if (-not (Test-Path -LiteralPath $setup)) { throw "no Setup.exe at the root of $iso" }
+        $setupLog = Join-Path $env:SystemDrive 'ExchangeSetupLogs\ExchangeSetup.log'
+        Write-Output "$setup /Mode:Upgrade $($SalveArgs.license_switch)"
+        $p = Start-Process -FilePath $setup -ArgumentList @('/Mode:Upgrade', $SalveArgs.license_switch) -Wait -PassThru -NoNewWindow
+        $script:exitCode = $p.ExitCode
+        if (-not (Test-Path -LiteralPath $setupLog)) {
+            $script:reason = "Setup exited with $($p.ExitCode) and wrote no $setupLog"
+            return
+        }
+        $lines = @(Get-Content -LiteralPath $setupLog)
+        $start = -1
+        for ($i = $lines.Count - 1; $i -ge 0; $i--) {
+            if ($lines[$i] -match 'Starting Microsoft Exchange Server .* Setup') { $start = $i; break }
+        }
+        $run = if ($start -ge 0) { $lines[$start..($lines.Count - 1)] } else { $lines }
+        $script:logExcerpt = @($run | Where-Object {
+                $_ -match '\[ERROR\]|Setup version:|locally installed version|setup operation|\[Rule:.*\[Value:"True"\]'
+            } | Select-Object -Last 20)
+        $ok = @($run | Where-Object { $_ -match 'The Exchange Server setup operation completed successfully' }).Count -gt 0
+        $failed = @($run | Where-Object { $_ -match "The Exchange Server setup operation didn't complete|\[ERROR\]" }).Count -gt 0
+        $setupVersion = ($run | Select-String -Pattern 'Setup version: ([0-9.]+)\.' | Select-Object -First 1)
+        if ($ok -and -not $failed) {
+            $script:success = $true
+            $script:rebootRequired = $true
+        } elseif ($setupVersion -and $Current -and ([version] $setupVersion.Matches[0].Groups[1].Value) -eq $Current) {
+            $script:reason = "Setup's version equals the installed build $Current: the wrong Setup.exe ran"
+        } else {
+            $rule = $run | Select-String -Pattern '\[Rule:(\w+)\].*\[Value:"True"\]' | Select-Object -First 1
+            $script:reason = if ($rule) {
+                "prerequisite $($rule.Matches[0].Groups[1].Value) failed; see $setupLog"
+            } else {
+                "Setup did not complete (exit code $($p.ExitCode)); see $setupLog"
+            }
+        }
+    } finally {
+        Dismount-DiskImage -ImagePath $iso | Out-Null
+    }
+}
+
+$identity = [Security.Principal.WindowsPrincipal] [Security.Principal.WindowsIdentity]::GetCurrent()
+if (-not $identity.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)) {
+    [Console]::Error.WriteLine('the session is not elevated; SUs installed without elevation break OWA/ECP. Connect with an account in the local Administrators group')
+    exit 1
+}
+$installPath = (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\ExchangeServer\v15\Setup' -Name 'MsiInstallPath' -ErrorAction SilentlyContinue).MsiInstallPath
+if (-not $installPath) {
+    $reason = 'no Exchange 2013, 2016 or 2019 installation found (MsiInstallPath missing)'
+    Write-SalveAnswer
+    exit 1
+}
+if ($SalveArgs.sha256 -notmatch '^[0-9a-fA-F]{64}$') {
+    $reason = 'sha256 must be 64 hexadecimal digits; nothing was installed'
+    Write-SalveAnswer
+    exit 1
+}
+
+try {
+    $target = [version] $SalveArgs.target_build
+    $current = Get-SalveInstalledBuild $installPath
+    switch ($SalveArgs.kind) {
+        'su' {
+            if (-not $current) { throw 'ExSetup.exe was not found: Exchange setup did not complete the last time it ran; repair with Setup /Mode:Upgrade first' }
+            Invoke-SalveSu $installPath $current $target
+        }
+        'cu' { Invoke-SalveCu $installPath $current $target }
+        default { throw "kind must be 'cu' or 'su', got '$($SalveArgs.kind)'" }
+    }
+} catch {
+    $reason = $_.Exception.Message
+    $success = $false
+} finally {
+    try { Restore-SalveServices $installPath } catch { Write-Output "Restoring services failed: $($_.Exception.Message)" }
+}
+if ($reason) { [Console]::Error.WriteLine($reason) }
+Write-SalveAnswer
+if (-not $success) { exit 1 }

@@ -1,0 +1,112 @@
+# salve-script: exchange_verify
+# Check the server after an update (contract: VerifyRequest -> VerifyAnswer): the ExSetup.exe
+# build equals the expected one, the KB is listed, no Exchange service is Disabled, every
+# Automatic one runs, every component is Active (except ForwardSyncDaemon and ProvisioningRps,
+# inactive on-premises by design), OWA answers on this server, no restart is pending.
+
+$installPath = (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\ExchangeServer\v15\Setup' -Name 'MsiInstallPath' -ErrorAction SilentlyContinue).MsiInstallPath
+$build = $null
+if ($installPath) {
+    $exSetup = Join-Path $installPath 'bin\ExSetup.exe'
+    if (Test-Path -LiteralPath $exSetup) {
+        $v = (Get-Item -LiteralPath $exSetup).VersionInfo
+        $build = '{0}.{1}.{2}.{3}' -f $v.FileMajorPart, $v.FileMinorPart, $v.FileBuildPart, $v.FilePrivatePart
+    }
+}
+$buildMatches = $null
+if ($SalveArgs.expected_build) {
+    $buildMatches = ($null -ne $build) -and (([version] $build) -eq ([version] $SalveArgs.expected_build))
+}
+
+$kbPresent = $null
+if ($SalveArgs.expected_kb) {
+    $kb = [string] $SalveArgs.expected_kb
+    $names = New-Object System.Collections.Generic.List[string]
+    foreach ($root in @('HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall', 'HKLM:\SOFTWARE\WOW6432Node\Microsoft\Windows\CurrentVersion\Uninstall')) {
+        Get-ChildItem -LiteralPath $root -ErrorAction SilentlyContinue | ForEach-Object {
+            $n = (Get-ItemProperty -LiteralPath $_.PSPath -ErrorAction SilentlyContinue).DisplayName
+            if ($n -like 'Security Update for Exchange Server*') { $names.Add([string] $n) }
+        }
+    }
+    foreach ($year in @('2013', '2016', '2019')) {
+        Get-ChildItem -LiteralPath "HKLM:\SOFTWARE\Microsoft\Updates\Exchange $year" -ErrorAction SilentlyContinue | ForEach-Object {
+            $n = (Get-ItemProperty -LiteralPath $_.PSPath -ErrorAction SilentlyContinue).PackageName
+            if ($n) { $names.Add([string] $n) }
+        }
+    }
+    $kbPresent = @($names | Where-Object { $_ -like "*$kb*" }).Count -gt 0
+}
+
+$services = @(Get-Service -ErrorAction SilentlyContinue | Where-Object {
+        $_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in @('W3SVC', 'IISADMIN', 'WAS')
+    })
+$disabled = @($services | Where-Object { [string] $_.StartType -eq 'Disabled' } | ForEach-Object { [string] $_.Name })
+$stopped = @($services | Where-Object { [string] $_.StartType -eq 'Automatic' -and [string] $_.Status -ne 'Running' } |
+        ForEach-Object { [string] $_.Name })
+
+$inactive = @()
+try {
+    Add-PSSnapin Microsoft.Exchange.Management.PowerShell.SnapIn -ErrorAction Stop
+    $inactive = @(Get-ServerComponentState -Identity $env:COMPUTERNAME | Where-Object {
+            [string] $_.State -ne 'Active' -and [string] $_.Component -notin @('ForwardSyncDaemon', 'ProvisioningRps')
+        } | ForEach-Object { [string] $_.Component })
+} catch {
+    $inactive = @("(component states not readable: $($_.Exception.Message))")
+}
+
+# OWA logon page on this server; the certificate is not checked (it names the public host).
+$owaStatus = 0
+$owaError = $null
+try {
+    Add-Type -TypeDefinition @'
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+public class SalveTrustAll : ICertificatePolicy {
+    public bool CheckValidationResult(ServicePoint sp, X509Certificate cert, WebRequest req, int problem) { return true; }
+}
+'@ -ErrorAction SilentlyContinue
+    [Net.ServicePointManager]::CertificatePolicy = New-Object SalveTrustAll
+    [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
+    $response = Invoke-WebRequest -Uri 'https://localhost/owa/auth/logon.aspx' -UseBasicParsing -TimeoutSec 60 -MaximumRedirection 0
+    $owaStatus = [int] $response.StatusCode
+} catch [System.Net.WebException] {
+    $r = $_.Exception.Response
+    if ($r) {
+        $owaStatus = [int] $r.StatusCode
+        $reader = New-Object System.IO.StreamReader($r.GetResponseStream())
+        $body = $reader.ReadToEnd()
+        $owaError = ($body -split "`n" | Where-Object { $_.Trim() } | Select-Object -First 1)
+        $m = [regex]::Match($body, '<title>(.*?)</title>', 'IgnoreCase')
+        if ($m.Success) { $owaError = $m.Groups[1].Value }
+    } else {
+        $owaError = $_.Exception.Message
+    }
+}
+
+$pending = New-Object System.Collections.Generic.List[string]
+$sm = 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager'
+if ($null -ne (Get-ItemProperty -LiteralPath $sm -Name 'PendingFileRenameOperations' -ErrorAction SilentlyContinue)) { $pending.Add("$sm\PendingFileRenameOperations") }
+foreach ($key in @('HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending',
+        'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired')) {
+    if (Test-Path -LiteralPath $key) { $pending.Add($key) }
+}
+if ($null -ne (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile' -Name 'Flags' -ErrorAction SilentlyContinue)) {
+    $pending.Add('HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile\Flags')
+}
+
+$success = ($null -ne $build) -and ($buildMatches -ne $false) -and ($kbPresent -ne $false) -and
+    ($disabled.Count -eq 0) -and ($stopped.Count -eq 0) -and ($inactive.Count -eq 0) -and ($owaStatus -eq 200)
+$answer = [ordered]@{
+    build                      = $build
+    build_matches              = $buildMatches
+    kb_present                 = $kbPresent
+    disabled_services          = @($disabled)
+    stopped_automatic_services = @($stopped)
+    inactive_components        = @($inactive)
+    owa_status                 = [uint16] $owaStatus
+    owa_error                  = $owaError
+    pending_reboot             = @($pending.ToArray())
+    success                    = [bool] $success
+}
+Write-Output ('##salve-result## ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))
+if (-not $success) { exit 1 }

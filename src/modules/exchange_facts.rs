@@ -1,0 +1,206 @@
+//! `exchange_facts`: read one server's Exchange facts (shipped script `exchange_facts`) and
+//! assess them against the build catalogue. Read-only, so check mode runs it too.
+//!
+//! The answer is registered and also set as the host fact `exchange`: every field of
+//! [`FactsAnswer`] plus
+//! - `assessment`: [`crate::exchange::assess`] of the ExSetup build and the installed KBs
+//!   (`open_cves`, `proxylogon_vulnerable`, `proxyshell_vulnerable`, `cu`, `route`, `path`,
+//!   `path_display`, `stopgap`, `notes`); `null` when ExSetup.exe is missing,
+//! - `mitigated`: both EOMT rewrite rules are present,
+//! - `in_maintenance`: `ServerWideOffline` is held inactive by the `Maintenance` requester.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::exchange_script::{self as shipped, Fail};
+use super::{HostCtx, Module, ModuleError, Outcome};
+use crate::contract::FactsAnswer;
+use crate::exchange::assess::{self, Assessment};
+use crate::exchange::build::Build;
+use crate::exchange::catalogue::catalogue;
+use crate::exchange::dotnet::DotNet;
+use crate::exchange::ids::Kb;
+
+/// The two rules the EOMT mitigation writes.
+pub const EOMT_RULES: [&str; 2] = [
+    "X-AnonResource-Backend Abort - inbound",
+    "X-BEResource Abort - inbound",
+];
+
+/// No arguments.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Args {}
+
+pub struct ExchangeFacts;
+
+#[async_trait::async_trait]
+impl Module for ExchangeFacts {
+    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+        self.apply(args, ctx).await
+    }
+
+    async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+        shipped::args::<Args>(args)?;
+        shipped::finish(read(ctx).await)
+    }
+}
+
+async fn read(ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
+    let facts = shipped::facts(ctx).await?;
+    let fact = fact_value(&facts)?;
+    let msg = summary(&facts, &fact);
+    let mut outcome = Outcome::ok().with_msg(msg).with("exchange", fact.clone());
+    outcome.facts = Some([("exchange".to_string(), fact)].into_iter().collect());
+    Ok(outcome)
+}
+
+/// The build read from ExSetup.exe, if any, parsed.
+pub fn build_of(facts: &FactsAnswer) -> Result<Option<Build>, Fail> {
+    facts
+        .build
+        .as_deref()
+        .map(|b| {
+            b.parse::<Build>()
+                .map_err(|e| Fail::failed(format!("exchange_facts answered build `{b}`: {e}")))
+        })
+        .transpose()
+}
+
+/// Assess the host's build with its installed KBs and .NET version.
+pub fn assessment(facts: &FactsAnswer) -> Result<Option<Assessment>, Fail> {
+    let Some(build) = build_of(facts)? else {
+        return Ok(None);
+    };
+    let cat = catalogue().map_err(|e| {
+        Fail::Module(ModuleError::Args(format!(
+            "the build catalogue compiled into salve is broken: {e}"
+        )))
+    })?;
+    let installed_kbs: Vec<Kb> = facts
+        .installed_kbs
+        .iter()
+        .filter_map(|k| k.parse().ok())
+        .collect();
+    let input = assess::Facts {
+        installed_kbs: Some(installed_kbs),
+        dotnet: DotNet::from_release(facts.dotnet_release),
+    };
+    Ok(Some(assess::assess(cat, build, &input)))
+}
+
+/// The `exchange` fact: the answer, its assessment and two derived flags.
+pub fn fact_value(facts: &FactsAnswer) -> Result<Value, Fail> {
+    let assessment = assessment(facts)?;
+    let mut value = serde_json::to_value(facts)
+        .map_err(|e| Fail::Module(ModuleError::Args(format!("cannot encode facts: {e}"))))?;
+    if let Value::Object(map) = &mut value {
+        map.insert(
+            "assessment".into(),
+            serde_json::to_value(&assessment).unwrap_or(Value::Null),
+        );
+        map.insert("mitigated".into(), is_mitigated(facts).into());
+        map.insert("in_maintenance".into(), in_maintenance(facts).into());
+    }
+    Ok(value)
+}
+
+/// Both EOMT rules are on the Default Web Site.
+pub fn is_mitigated(facts: &FactsAnswer) -> bool {
+    EOMT_RULES
+        .iter()
+        .all(|r| facts.mitigation_rules.iter().any(|x| x == r))
+}
+
+/// `ServerWideOffline` is held down by the `Maintenance` requester.
+pub fn in_maintenance(facts: &FactsAnswer) -> bool {
+    facts.component_states.iter().any(|c| {
+        c.component == "ServerWideOffline"
+            && c.state != "Active"
+            && c.requesters.iter().any(|r| r == "Maintenance")
+    })
+}
+
+fn summary(facts: &FactsAnswer, fact: &Value) -> String {
+    let Some(build) = &facts.build else {
+        return match &facts.family {
+            Some(f) => format!("{f}: ExSetup.exe missing, setup did not complete"),
+            None => "no Exchange installation found".into(),
+        };
+    };
+    let a = &fact["assessment"];
+    let open: Vec<&str> = a["open_cves"]
+        .as_array()
+        .map(|v| v.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let exposure = if open.is_empty() {
+        "no tracked CVE open".to_string()
+    } else {
+        format!("open: {}", open.join(", "))
+    };
+    format!(
+        "{} {build} ({}); {exposure}; path: {}",
+        facts.family.as_deref().unwrap_or("unknown family"),
+        a["cu"].as_str().unwrap_or("CU unknown"),
+        a["path_display"].as_str().unwrap_or("none")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::exchange_script::testing::*;
+    use super::*;
+    use crate::contract::ScriptId;
+    use crate::transport::fake::FakeFleet;
+    use serde_json::json;
+
+    #[tokio::test(start_paused = true)]
+    async fn registers_the_facts_with_their_assessment_and_sets_the_fact() {
+        let fleet = FakeFleet::new(|_, s| {
+            assert_eq!(id(s), ScriptId::ExchangeFacts);
+            answer(&facts("15.2.792.3"), 0)
+        });
+        let link = FakeLink::new(&fleet);
+        let o = with_ctx(&link, json!({}), async |ctx| {
+            ExchangeFacts.check(&json!({}), ctx).await.unwrap()
+        })
+        .await;
+        assert!(!o.failed && !o.changed, "{o:?}");
+        let fact = &o.facts.as_ref().unwrap()["exchange"];
+        assert_eq!(fact, &o.data["exchange"]);
+        assert_eq!(fact["build"], "15.2.792.3");
+        let a = &fact["assessment"];
+        assert_eq!(a["cu"], "CU8");
+        assert_eq!(a["proxylogon_vulnerable"], true);
+        assert!(
+            a["open_cves"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("CVE-2021-26855"))
+        );
+        assert_eq!(a["path"][0]["kind"], "SU");
+        assert_eq!(fact["mitigated"], false);
+        assert!(o.msg.unwrap().contains("open: CVE-2021-26855"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_exsetup_gives_no_assessment_rather_than_build_zero() {
+        let fleet = FakeFleet::new(|_, _| {
+            let mut f = facts("15.2.792.3");
+            f.build = None;
+            answer(&f, 0)
+        });
+        let link = FakeLink::new(&fleet);
+        let o = with_ctx(&link, json!({}), async |ctx| {
+            ExchangeFacts.apply(&json!(null), ctx).await.unwrap()
+        })
+        .await;
+        assert_eq!(o.data["exchange"]["assessment"], Value::Null);
+        assert!(o.msg.unwrap().contains("ExSetup.exe missing"));
+    }
+
+    #[test]
+    fn unknown_arguments_are_refused() {
+        assert!(super::super::validate_args("exchange_facts", &json!({"x": 1})).is_err());
+    }
+}

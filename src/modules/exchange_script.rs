@@ -1,0 +1,435 @@
+//! What the Exchange modules share: the shipped PowerShell scripts (the files under `scripts/`,
+//! compiled into the binary), running one of them on the host and reading its typed answer
+//! ([`crate::contract`]), and package sources (`url:` or `unc:` plus `sha256:`) as modules take
+//! them.
+//!
+//! A shipped script answers on one `##salve-result## <json>` line. A script that exits without
+//! that line (it failed before it could answer) is a failed task whose message carries the last
+//! error line; an answer that does not match the contract is a failed task too. Both are
+//! [`Fail::NoAnswer`], which modules turn into their outcome with [`finish`].
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{HostCtx, ModuleError, Outcome};
+use crate::contract::{FactsAnswer, ScriptId};
+use crate::script::{self, Script};
+use crate::transport::RunRequest;
+
+/// The PowerShell text shipped for a script id (the file `scripts/<id>.ps1`).
+pub fn text(id: ScriptId) -> &'static str {
+    match id {
+        ScriptId::ExchangeFacts => include_str!("../../scripts/exchange_facts.ps1"),
+        ScriptId::ExchangeMitigate => include_str!("../../scripts/exchange_mitigate.ps1"),
+        ScriptId::ExchangeUpdate => include_str!("../../scripts/exchange_update.ps1"),
+        ScriptId::ExchangeMaintenance => include_str!("../../scripts/exchange_maintenance.ps1"),
+        ScriptId::Reboot => include_str!("../../scripts/reboot.ps1"),
+        ScriptId::BootId => include_str!("../../scripts/boot_id.ps1"),
+        ScriptId::ExchangeVerify => include_str!("../../scripts/exchange_verify.ps1"),
+        ScriptId::ExchangeIocScan => include_str!("../../scripts/exchange_ioc_scan.ps1"),
+        ScriptId::ExchangeHealth => include_str!("../../scripts/exchange_health.ps1"),
+    }
+}
+
+/// Why a module step could not produce its outcome the normal way.
+#[derive(Debug)]
+pub enum Fail {
+    /// The module could not run (bad arguments, transport failure): an error for the runner.
+    Module(ModuleError),
+    /// The host answered, but not as the contract says: a failed task with this outcome.
+    NoAnswer(Box<Outcome>),
+}
+
+impl Fail {
+    /// A failed task with this message.
+    pub fn failed(msg: impl Into<String>) -> Fail {
+        Fail::NoAnswer(Box::new(Outcome::failed(msg)))
+    }
+}
+
+impl From<ModuleError> for Fail {
+    fn from(e: ModuleError) -> Self {
+        Fail::Module(e)
+    }
+}
+
+impl From<crate::transport::TransportError> for Fail {
+    fn from(e: crate::transport::TransportError) -> Self {
+        Fail::Module(e.into())
+    }
+}
+
+/// The module's result from a step that may have failed with [`Fail`].
+pub fn finish(result: Result<Outcome, Fail>) -> Result<Outcome, ModuleError> {
+    match result {
+        Ok(o) => Ok(o),
+        Err(Fail::NoAnswer(o)) => Ok(*o),
+        Err(Fail::Module(e)) => Err(e),
+    }
+}
+
+/// Parse a module's arguments, naming the field at fault.
+pub fn args<T: DeserializeOwned>(args: &Value) -> Result<T, ModuleError> {
+    super::args::parse(args).map_err(|p| {
+        ModuleError::Args(if p.field.is_empty() {
+            p.message
+        } else {
+            format!("{}: {}", p.field, p.message)
+        })
+    })
+}
+
+/// A shipped script's answer and how the script ended.
+#[derive(Debug, Clone)]
+pub struct Reply<T> {
+    pub answer: T,
+    pub exit_code: i32,
+    /// The last non-empty stderr line, if any.
+    pub error: Option<String>,
+}
+
+/// Run the shipped script `id` with `request` as `$SalveArgs` and read its answer, within the
+/// task's timeout.
+pub async fn call<T: DeserializeOwned>(
+    ctx: &HostCtx<'_>,
+    id: ScriptId,
+    request: &impl Serialize,
+) -> Result<Reply<T>, Fail> {
+    call_within(ctx, id, request, ctx.timeout).await
+}
+
+/// [`call`] with its own time limit (short probes).
+pub async fn call_within<T: DeserializeOwned>(
+    ctx: &HostCtx<'_>,
+    id: ScriptId,
+    request: &impl Serialize,
+    timeout: std::time::Duration,
+) -> Result<Reply<T>, Fail> {
+    let args = serde_json::to_value(request)
+        .map_err(|e| ModuleError::Args(format!("cannot encode {} arguments: {e}", id.as_str())))?;
+    let transport = ctx.link.transport().await?;
+    let mut run = RunRequest::new(Script::shipped(id.as_str(), text(id), args), timeout);
+    run.cancel = ctx.cancel.clone();
+    run.output = Some(ctx.output.clone());
+    let out = transport.run(run).await?;
+    let error = out
+        .stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string());
+    let no_answer = |why: String| {
+        Fail::NoAnswer(Box::new(
+            Outcome::failed(format!("{} {why}", id.as_str()))
+                .with("rc", out.exit_code)
+                .with("stdout", script::strip_result(&out.stdout))
+                .with("stderr", out.stderr.clone()),
+        ))
+    };
+    let value = match script::extract_result(&out.stdout) {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return Err(no_answer(format!("answered invalid JSON: {e}"))),
+        None => {
+            return Err(no_answer(format!(
+                "exited with code {} without an answer: {}",
+                out.exit_code,
+                error.as_deref().unwrap_or("no error output")
+            )));
+        }
+    };
+    let answer = serde_json::from_value(value).map_err(|e| {
+        no_answer(format!(
+            "answer does not match the contract: {e}; is the script on the host the one this \
+             salve version ships?"
+        ))
+    })?;
+    Ok(Reply {
+        answer,
+        exit_code: out.exit_code,
+        error,
+    })
+}
+
+/// Read the host's Exchange facts (read-only).
+pub async fn facts(ctx: &HostCtx<'_>) -> Result<FactsAnswer, Fail> {
+    Ok(
+        call::<FactsAnswer>(ctx, ScriptId::ExchangeFacts, &serde_json::json!({}))
+            .await?
+            .answer,
+    )
+}
+
+/// An argument that may be written as a template (`"{{ salve_update_sources }}"`) standing for
+/// a mapping, list or boolean: accepted as such when a playbook is checked (templates are not
+/// rendered then), and required to be the real value once the task runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rendered<T> {
+    Value(T),
+    Template(String),
+}
+
+impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for Rendered<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) if crate::template::is_template(&s) => Ok(Rendered::Template(s)),
+            other => serde_json::from_value(other)
+                .map(Rendered::Value)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl<T> Rendered<T> {
+    /// The value, once rendered; `field` names it in the error.
+    pub fn get(&self, field: &str) -> Result<&T, ModuleError> {
+        match self {
+            Rendered::Value(v) => Ok(v),
+            Rendered::Template(t) => Err(ModuleError::Args(format!(
+                "{field}: `{t}` was not rendered to a value"
+            ))),
+        }
+    }
+}
+
+/// Where a package comes from: exactly one of `url` (http/https) or `unc` (`\\server\share\...`),
+/// pulled by the host itself, and its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageSource {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub unc: Option<String>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+impl PackageSource {
+    /// The location the host fetches from, checked for shape.
+    pub fn location(&self) -> Result<&str, String> {
+        match (&self.url, &self.unc) {
+            (Some(u), None) if u.starts_with("https://") || u.starts_with("http://") => Ok(u),
+            (Some(u), None) => Err(format!("url `{u}` must start with https:// or http://")),
+            (None, Some(p)) if p.starts_with("\\\\") => Ok(p),
+            (None, Some(p)) => Err(format!("unc `{p}` must be a \\\\server\\share path")),
+            _ => Err("give exactly one of `url` or `unc`".into()),
+        }
+    }
+
+    /// The SHA-256 in lowercase, checked for shape; `required` makes a missing one an error.
+    pub fn checksum(&self, required: bool) -> Result<Option<String>, String> {
+        match &self.sha256 {
+            Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {
+                Ok(Some(h.to_ascii_lowercase()))
+            }
+            Some(h) => Err(format!("sha256 `{h}` is not 64 hexadecimal digits")),
+            None if required => Err("sha256 is required: the host checks the package before \
+                                     installing it"
+                .into()),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+pub mod testing {
+    //! Helpers for the Exchange modules' unit tests: a [`HostLink`] over the fake transport and
+    //! canned contract answers.
+
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use serde_json::Value;
+    use tokio::sync::{Mutex, mpsc};
+    use tokio_util::sync::CancellationToken;
+
+    use crate::contract::*;
+    use crate::model::Host;
+    use crate::modules::{HostCtx, HostLink};
+    use crate::script::Script;
+    use crate::transport::fake::{FakeConnector, FakeFleet, FakeReply};
+    use crate::transport::{ConnectionSpec, Connector, Transport, TransportError};
+
+    /// A link to one fake host that reconnects after `reset`, counting resets.
+    pub struct FakeLink {
+        connector: FakeConnector,
+        spec: ConnectionSpec,
+        current: Mutex<Option<Arc<dyn Transport>>>,
+        pub resets: std::sync::atomic::AtomicUsize,
+    }
+
+    impl FakeLink {
+        pub fn new(fleet: &Arc<FakeFleet>) -> Self {
+            FakeLink {
+                connector: FakeConnector(Arc::clone(fleet)),
+                spec: ConnectionSpec::from_vars("ex01", &Default::default()).unwrap(),
+                current: Mutex::new(None),
+                resets: Default::default(),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl HostLink for FakeLink {
+        async fn transport(&self) -> Result<Arc<dyn Transport>, TransportError> {
+            let mut cur = self.current.lock().await;
+            if let Some(t) = cur.as_ref() {
+                return Ok(Arc::clone(t));
+            }
+            let t = self.connector.connect(&self.spec).await?;
+            *cur = Some(Arc::clone(&t));
+            Ok(t)
+        }
+
+        async fn reset(&self) {
+            self.resets
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            *self.current.lock().await = None;
+        }
+    }
+
+    pub fn host() -> Host {
+        Host {
+            name: "ex01".into(),
+            groups: vec!["all".into()],
+            tenant: None,
+            vars: Default::default(),
+            location: None,
+        }
+    }
+
+    /// Run `f` with a context over `link`; `vars` are the host's variables.
+    pub async fn with_ctx<R>(
+        link: &FakeLink,
+        vars: Value,
+        f: impl AsyncFnOnce(&HostCtx<'_>) -> R,
+    ) -> R {
+        let host = host();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let ctx = HostCtx {
+            host: &host,
+            link,
+            vars: &vars,
+            timeout: Duration::from_secs(7200),
+            cancel: CancellationToken::new(),
+            output: tx,
+            base_dir: PathBuf::from("."),
+        };
+        f(&ctx).await
+    }
+
+    /// A reply carrying `answer` on the result line.
+    pub fn answer(answer: &impl serde::Serialize, exit_code: i32) -> FakeReply {
+        let mut r = FakeReply::ok(&format!(
+            "progress\n{}{}\n",
+            crate::script::RESULT_MARKER,
+            serde_json::to_string(answer).unwrap()
+        ));
+        if let Ok(out) = &mut r.result {
+            out.exit_code = exit_code;
+        }
+        r
+    }
+
+    /// The shipped script id a fake host was asked to run.
+    pub fn id(script: &Script) -> ScriptId {
+        ScriptId::parse(script.id.as_deref().unwrap()).unwrap()
+    }
+
+    /// Facts of a healthy standalone 2019 server at `build`.
+    pub fn facts(build: &str) -> FactsAnswer {
+        FactsAnswer {
+            computer_name: "EX01".into(),
+            family: Some("Exchange 2019".into()),
+            build: Some(build.into()),
+            installed_kbs: Vec::new(),
+            uninstall_entries: Vec::new(),
+            update_packages: Vec::new(),
+            roles: vec!["Mailbox".into()],
+            dag: None,
+            database_copies: Vec::new(),
+            component_states: vec![ComponentState {
+                component: "ServerWideOffline".into(),
+                state: "Active".into(),
+                requesters: Vec::new(),
+            }],
+            services: vec![ServiceInfo {
+                name: "MSExchangeIS".into(),
+                display_name: "Microsoft Exchange Information Store".into(),
+                start_type: "Automatic".into(),
+                status: "Running".into(),
+            }],
+            dotnet_release: 528_040,
+            vcredist_2012: Some("11.0.61030".into()),
+            vcredist_2013: Some("12.0.40664".into()),
+            ucma: Some("5.0.8308.0".into()),
+            url_rewrite: Some("7.2.1993".into()),
+            mitigation_rules: Vec::new(),
+            pending_reboot: Vec::new(),
+            free_disk_bytes: 200 * 1024 * 1024 * 1024,
+            auth_certificate_expiry: None,
+            cluster_node_state: None,
+            activation_policy: None,
+            boot_id: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use crate::transport::fake::{FakeFleet, FakeReply};
+
+    #[test]
+    fn every_id_has_its_own_script_marked_with_that_id() {
+        for id in ScriptId::ALL {
+            let first = text(id).lines().next().unwrap();
+            assert_eq!(first, format!("{}{}", script::ID_MARKER, id.as_str()));
+        }
+    }
+
+    #[test]
+    fn sources_need_one_location_of_the_right_shape() {
+        let s = |url: Option<&str>, unc: Option<&str>| PackageSource {
+            url: url.map(Into::into),
+            unc: unc.map(Into::into),
+            sha256: None,
+        };
+        assert_eq!(
+            s(Some("https://x/a.msp"), None).location(),
+            Ok("https://x/a.msp")
+        );
+        assert_eq!(
+            s(None, Some("\\\\fs\\u\\a.msp")).location(),
+            Ok("\\\\fs\\u\\a.msp")
+        );
+        assert!(s(Some("ftp://x"), None).location().is_err());
+        assert!(s(None, Some("C:\\a.msp")).location().is_err());
+        assert!(s(Some("https://x"), Some("\\\\fs\\a")).location().is_err());
+        assert!(s(None, None).checksum(true).is_err());
+        let upper = PackageSource {
+            sha256: Some("AB".repeat(32)),
+            ..s(None, None)
+        };
+        assert_eq!(upper.checksum(true), Ok(Some("ab".repeat(32))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_script_without_an_answer_is_a_failed_task_with_its_error() {
+        let fleet = FakeFleet::new(|_, _| FakeReply::exit(1, "Access is denied.\n"));
+        let link = FakeLink::new(&fleet);
+        let r = with_ctx(&link, serde_json::json!({}), async |ctx| {
+            super::facts(ctx).await
+        })
+        .await;
+        let Err(Fail::NoAnswer(o)) = r else {
+            panic!("{r:?}")
+        };
+        assert!(o.failed);
+        assert!(o.msg.unwrap().contains("Access is denied."));
+    }
+}

@@ -1,0 +1,394 @@
+//! `reboot`: restart the host and wait until it is really back (shipped scripts `reboot` and
+//! `boot_id`, then `exchange_facts` for the services).
+//!
+//! ```yaml
+//! - reboot:
+//!     delay_seconds: 5        # before the restart begins, so the answer gets out
+//!     shutdown_timeout: 600   # until the old boot is seen to end
+//!     boot_timeout: 1800      # until the host answers with a new boot id
+//!     services_timeout: 1200  # until every Automatic Exchange service runs (0: don't wait)
+//!     poll_interval: 10
+//!     probe_timeout: 30       # per attempt
+//! ```
+//!
+//! The phases, each with its own deadline:
+//! 1. **restart scheduled** — the `reboot` script answers the boot id before the restart;
+//! 2. **shutdown observed** — `boot_id` polls fail (the host went down) or already answer a new
+//!    id; a host that keeps answering the old id past `shutdown_timeout` did not restart;
+//! 3. **host back with a new boot id** — the connection is dropped ([`super::HostLink::reset`])
+//!    and re-opened on every attempt; an answer with the *old* id never counts as back;
+//! 4. **services up** — every Automatic `Microsoft Exchange*` service (and IIS) is Running.
+//!
+//! Check mode reports that the host would restart and contacts nothing.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::exchange_script::{self as shipped, Fail};
+use super::{HostCtx, Module, ModuleError, Num, Outcome};
+use crate::contract::{BootIdAnswer, RebootAnswer, RebootRequest, ScriptId};
+use crate::transport::TransportError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    #[serde(default)]
+    delay_seconds: Option<Num>,
+    #[serde(default)]
+    shutdown_timeout: Option<Num>,
+    #[serde(default)]
+    boot_timeout: Option<Num>,
+    #[serde(default)]
+    services_timeout: Option<Num>,
+    #[serde(default)]
+    poll_interval: Option<Num>,
+    #[serde(default)]
+    probe_timeout: Option<Num>,
+}
+
+/// The waits, as durations.
+#[derive(Debug, Clone, Copy)]
+struct Waits {
+    delay: Duration,
+    shutdown: Duration,
+    boot: Duration,
+    services: Duration,
+    poll: Duration,
+    probe: Duration,
+}
+
+impl Waits {
+    fn from(args: &Args) -> Result<Waits, ModuleError> {
+        let secs = |n: Option<Num>, default: f64, name: &str| {
+            n.unwrap_or(Num(default))
+                .seconds()
+                .map_err(|e| ModuleError::Args(format!("{name}: {e}")))
+        };
+        Ok(Waits {
+            delay: secs(args.delay_seconds, 5.0, "delay_seconds")?,
+            shutdown: secs(args.shutdown_timeout, 600.0, "shutdown_timeout")?,
+            boot: secs(args.boot_timeout, 1800.0, "boot_timeout")?,
+            services: secs(args.services_timeout, 1200.0, "services_timeout")?,
+            poll: secs(args.poll_interval, 10.0, "poll_interval")?.max(Duration::from_secs(1)),
+            probe: secs(args.probe_timeout, 30.0, "probe_timeout")?,
+        })
+    }
+}
+
+pub struct Reboot;
+
+#[async_trait::async_trait]
+impl Module for Reboot {
+    async fn check(&self, args: &Value, _ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+        Waits::from(&shipped::args::<Args>(args)?)?;
+        Ok(Outcome::changed().with_msg("would restart the host and wait for a new boot id"))
+    }
+
+    async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+        let waits = Waits::from(&shipped::args::<Args>(args)?)?;
+        shipped::finish(restart(waits, ctx).await)
+    }
+}
+
+/// What one `boot_id` poll saw.
+enum Seen {
+    Id(String),
+    Down(String),
+}
+
+async fn poll_boot_id(ctx: &HostCtx<'_>, waits: Waits) -> Result<Seen, Fail> {
+    let none = json!({});
+    let attempt = shipped::call_within::<BootIdAnswer>(ctx, ScriptId::BootId, &none, waits.probe);
+    match tokio::time::timeout(waits.probe, attempt).await {
+        Ok(Ok(reply)) => Ok(Seen::Id(reply.answer.boot_id)),
+        Ok(Err(Fail::Module(ModuleError::Transport(TransportError::Cancelled)))) => {
+            Err(TransportError::Cancelled.into())
+        }
+        Ok(Err(Fail::Module(ModuleError::Transport(e)))) => Ok(Seen::Down(e.to_string())),
+        Ok(Err(Fail::NoAnswer(o))) => Ok(Seen::Down(o.msg.clone().unwrap_or_default())),
+        Ok(Err(other)) => Err(other),
+        Err(_) => Ok(Seen::Down(format!("no answer within {:?}", waits.probe))),
+    }
+}
+
+async fn pause(ctx: &HostCtx<'_>, d: Duration) -> Result<(), Fail> {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => Ok(()),
+        _ = ctx.cancel.cancelled() => Err(TransportError::Cancelled.into()),
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10.0).round() / 10.0
+}
+
+async fn restart(waits: Waits, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
+    let request = RebootRequest {
+        delay_seconds: Some(waits.delay.as_secs()),
+    };
+    let scheduled = shipped::call::<RebootAnswer>(ctx, ScriptId::Reboot, &request).await?;
+    if !scheduled.answer.scheduled {
+        return Ok(Outcome::failed(format!(
+            "the restart was not scheduled: {}",
+            scheduled.error.unwrap_or_else(|| "no reason given".into())
+        )));
+    }
+    let before = scheduled.answer.boot_id_before;
+    let start = Instant::now();
+    let failed = |phase: &str, detail: String| {
+        Outcome {
+            changed: true,
+            ..Outcome::failed(format!("{phase}: {detail}"))
+        }
+        .with("boot_id_before", before.clone())
+        .with("phase", phase.to_string())
+    };
+
+    // Phase 2: the old boot ends.
+    let deadline = Instant::now() + waits.delay + waits.shutdown;
+    let mut came_back = None;
+    loop {
+        pause(ctx, waits.poll).await?;
+        match poll_boot_id(ctx, waits).await? {
+            Seen::Down(_) => break,
+            Seen::Id(id) if id != before => {
+                came_back = Some(id);
+                break;
+            }
+            Seen::Id(_) if Instant::now() >= deadline => {
+                return Ok(failed(
+                    "shutdown",
+                    format!(
+                        "the host still answers with boot id {before} after {} s; the restart \
+                         did not happen (cancelled with shutdown /a, or blocked)",
+                        secs(waits.delay + waits.shutdown)
+                    ),
+                ));
+            }
+            Seen::Id(_) => {}
+        }
+    }
+    let down_at = start.elapsed();
+    ctx.link.reset().await;
+
+    // Phase 3: back, with a new boot id.
+    let deadline = Instant::now() + waits.boot;
+    let after = match came_back {
+        Some(id) => id,
+        None => loop {
+            pause(ctx, waits.poll).await?;
+            let seen = poll_boot_id(ctx, waits).await?;
+            match seen {
+                Seen::Id(id) if id != before => break id,
+                _ if Instant::now() >= deadline => {
+                    let last = match seen {
+                        Seen::Id(_) => format!("it answers, but still with boot id {before}"),
+                        Seen::Down(e) => format!("last error: {e}"),
+                    };
+                    return Ok(failed(
+                        "boot",
+                        format!(
+                            "the host did not come back within {} s; {last}",
+                            secs(waits.boot)
+                        ),
+                    ));
+                }
+                Seen::Id(_) => {}
+                Seen::Down(_) => ctx.link.reset().await,
+            }
+        },
+    };
+    let back_at = start.elapsed();
+
+    // Phase 4: services.
+    if !waits.services.is_zero() {
+        let deadline = Instant::now() + waits.services;
+        loop {
+            let waiting = match shipped::facts(ctx).await {
+                Ok(f) => f
+                    .services
+                    .iter()
+                    .filter(|s| s.start_type == "Automatic" && s.status != "Running")
+                    .map(|s| s.name.clone())
+                    .collect::<Vec<_>>(),
+                Err(Fail::Module(ModuleError::Transport(TransportError::Cancelled))) => {
+                    return Err(TransportError::Cancelled.into());
+                }
+                Err(_) => vec!["(facts not readable yet)".to_string()],
+            };
+            if waiting.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Ok(failed(
+                    "services",
+                    format!(
+                        "back with boot id {after}, but after {} s these Automatic services are \
+                         not running: {}",
+                        secs(waits.services),
+                        waiting.join(", ")
+                    ),
+                )
+                .with("boot_id_after", after));
+            }
+            pause(ctx, waits.poll).await?;
+        }
+    }
+    let total = start.elapsed();
+    Ok(Outcome::changed()
+        .with_msg(format!(
+            "restarted: down after {} s, back after {} s, services up after {} s",
+            secs(down_at),
+            secs(back_at),
+            secs(total)
+        ))
+        .with("boot_id_before", before)
+        .with("boot_id_after", after)
+        .with("down_seconds", secs(down_at))
+        .with("back_seconds", secs(back_at))
+        .with("elapsed", secs(total)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::exchange_script::testing::*;
+    use super::*;
+    use crate::contract::ServiceInfo;
+    use crate::transport::fake::{FakeFleet, FakeReply};
+    use std::sync::{Arc, Mutex};
+
+    /// A host that restarts at the `reboot` call: it keeps answering the old id for
+    /// `old_for`, is unreachable until `down_until`, then answers `new_id`; its services run
+    /// from `services_at`. Times are from the `reboot` call.
+    struct Timeline {
+        old_for: Duration,
+        down_until: Duration,
+        new_id: &'static str,
+        services_at: Duration,
+    }
+
+    fn fleet(t: Timeline) -> Arc<FakeFleet> {
+        let t0: Arc<Mutex<Option<Instant>>> = Arc::default();
+        FakeFleet::new(move |_, s| {
+            let since = t0.lock().unwrap().map(|t| t.elapsed());
+            match (id(s), since) {
+                (ScriptId::Reboot, _) => {
+                    *t0.lock().unwrap() = Some(Instant::now());
+                    answer(
+                        &RebootAnswer {
+                            boot_id_before: "old".into(),
+                            scheduled: true,
+                        },
+                        0,
+                    )
+                }
+                (ScriptId::BootId, Some(e)) if e >= t.old_for && e < t.down_until => FakeReply {
+                    delay: Duration::ZERO,
+                    result: Err(TransportError::Unreachable {
+                        endpoint: "ex01:5985".into(),
+                        detail: "connection refused".into(),
+                    }),
+                },
+                (ScriptId::BootId, Some(e)) => answer(
+                    &BootIdAnswer {
+                        boot_id: if e < t.old_for { "old" } else { t.new_id }.into(),
+                        uptime_seconds: 1,
+                    },
+                    0,
+                ),
+                (ScriptId::ExchangeFacts, Some(e)) => {
+                    let mut f = facts("15.2.792.10");
+                    f.services = vec![ServiceInfo {
+                        name: "MSExchangeIS".into(),
+                        display_name: "Microsoft Exchange Information Store".into(),
+                        start_type: "Automatic".into(),
+                        status: if e >= t.services_at {
+                            "Running"
+                        } else {
+                            "Stopped"
+                        }
+                        .into(),
+                    }];
+                    answer(&f, 0)
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        })
+    }
+
+    async fn run(f: &Arc<FakeFleet>, args: Value) -> (Outcome, usize) {
+        let link = FakeLink::new(f);
+        let o = with_ctx(&link, json!({}), async |ctx| {
+            Reboot.apply(&args, ctx).await.unwrap()
+        })
+        .await;
+        (o, link.resets.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_through_every_phase_and_reconnects() {
+        let f = fleet(Timeline {
+            old_for: Duration::from_secs(25),
+            down_until: Duration::from_secs(300),
+            new_id: "new",
+            services_at: Duration::from_secs(420),
+        });
+        let (o, resets) = run(&f, json!({})).await;
+        assert!(o.changed && !o.failed, "{o:?}");
+        assert_eq!(o.data["boot_id_after"], "new");
+        assert_eq!(o.data["down_seconds"], 30.0);
+        assert_eq!(o.data["back_seconds"], 300.0);
+        assert_eq!(o.data["elapsed"], 420.0);
+        assert!(
+            resets >= 2,
+            "reset after the shutdown and after failed attempts"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_old_boot_id_never_counts_as_back() {
+        // Down briefly, then answering the old id again (a network blip, not a restart).
+        let f = fleet(Timeline {
+            old_for: Duration::from_secs(25),
+            down_until: Duration::from_secs(40),
+            new_id: "old",
+            services_at: Duration::ZERO,
+        });
+        let (o, _) = run(&f, json!({"boot_timeout": 120})).await;
+        assert!(o.failed, "{o:?}");
+        assert_eq!(o.data["phase"], "boot");
+        assert!(o.msg.unwrap().contains("still with boot id old"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_that_never_happens_fails_in_the_shutdown_phase() {
+        let f = fleet(Timeline {
+            old_for: Duration::from_secs(100_000),
+            down_until: Duration::from_secs(100_000),
+            new_id: "new",
+            services_at: Duration::ZERO,
+        });
+        let (o, _) = run(&f, json!({"shutdown_timeout": 60})).await;
+        assert!(o.failed);
+        assert_eq!(o.data["phase"], "shutdown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn services_that_stay_down_fail_the_last_phase() {
+        let f = fleet(Timeline {
+            old_for: Duration::from_secs(10),
+            down_until: Duration::from_secs(100),
+            new_id: "new",
+            services_at: Duration::from_secs(100_000),
+        });
+        let (o, _) = run(&f, json!({"services_timeout": 300})).await;
+        assert!(o.failed);
+        assert_eq!(o.data["phase"], "services");
+        assert!(o.msg.unwrap().contains("MSExchangeIS"));
+        let (o, _) = run(&f, json!({"services_timeout": 0})).await;
+        assert!(!o.failed, "services_timeout 0 skips the wait: {o:?}");
+    }
+}

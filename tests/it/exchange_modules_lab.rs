@@ -1,0 +1,439 @@
+//! The Exchange modules end to end against the lab, in process: each module runs through a
+//! [`HostLink`] whose transport starts the shipped script on a simulated host
+//! (`SimHost::spawn`), exactly as the WinRM front end would, with paused tokio time.
+//!
+//! Shown: facts read the simulated build and assess it; the mitigation goes on and, once the
+//! server is fixed, off; a vulnerable 2019 CU8 server gets its SU, restarts (new boot id) and
+//! verifies; an SU for another CU is refused before anything runs on the host; the IOC scan
+//! flags a compromised server.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use salve::lab::fleet::{Fleet, LabHost};
+use salve::lab::host_api::{ProcessOutput, SimHost, StdinChunk};
+use salve::lab::log::LabEvent;
+use salve::lab::scenario;
+use salve::model::Host;
+use salve::modules::{self, HostCtx, HostLink, Outcome};
+use salve::script::Delivery;
+use salve::transport::{OutputChunk, RunRequest, ScriptOutput, Transport, TransportError};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const SCENARIO: &str = "\
+seed: 7
+time_scale: 60
+tenants:
+  - name: contoso
+    hosts: 3
+    builds: [15.2.792.3]
+hosts:
+  contoso-ex01: {url_rewrite: true, pending_reboot: false}
+  contoso-ex02: {url_rewrite: true, pending_reboot: false}
+  contoso-ex03: {build: 15.2.858.15, compromised: true}
+";
+
+const SHA: &str = "5f2b1c0d9e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c";
+
+/// A transport that runs scripts on one lab host, as the WinRM front end would: refused while
+/// the host is down, dropped when it restarts under a running command.
+struct LabTransport {
+    host: Arc<LabHost>,
+}
+
+fn unreachable(host: &LabHost) -> TransportError {
+    TransportError::Unreachable {
+        endpoint: format!("{}:5985", host.name()),
+        detail: "no route to host (restarting)".into(),
+    }
+}
+
+#[async_trait]
+impl Transport for LabTransport {
+    async fn run(&self, request: RunRequest) -> Result<ScriptOutput, TransportError> {
+        if !self.host.accepting() {
+            return Err(unreachable(&self.host));
+        }
+        let mut boots = self.host.boot_watch();
+        let mut process = match request.script.delivery() {
+            Delivery::CommandLine { program, arguments } => self.host.spawn(&program, &[arguments]),
+            Delivery::Stdin {
+                program,
+                arguments,
+                stdin,
+            } => {
+                let p = self.host.spawn(&program, &[arguments]);
+                let _ = p.stdin.send(StdinChunk {
+                    data: stdin.into_bytes(),
+                    eof: true,
+                });
+                p
+            }
+        };
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        let deadline = tokio::time::sleep(request.timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                out = process.output.recv() => match out {
+                    Some(ProcessOutput::Stdout(b)) => {
+                        let text = String::from_utf8_lossy(&b).into_owned();
+                        if let Some(tx) = &request.output {
+                            for line in text.lines() {
+                                let _ = tx.send(OutputChunk::Stdout(line.to_string()));
+                            }
+                        }
+                        stdout.push_str(&text);
+                    }
+                    Some(ProcessOutput::Stderr(b)) => stderr.push_str(&String::from_utf8_lossy(&b)),
+                    Some(ProcessOutput::Exit(code)) => {
+                        return Ok(ScriptOutput {
+                            exit_code: code,
+                            stdout,
+                            stderr: salve::transport::clixml::decode_stderr(&stderr),
+                        });
+                    }
+                    None => return Err(unreachable(&self.host)),
+                },
+                _ = boots.changed() => {
+                    process.kill.cancel();
+                    return Err(TransportError::Dropped {
+                        endpoint: format!("{}:5985", self.host.name()),
+                        detail: "the host restarted".into(),
+                    });
+                }
+                _ = &mut deadline => {
+                    process.kill.cancel();
+                    return Err(TransportError::Timeout { after: request.timeout });
+                }
+                _ = request.cancel.cancelled() => {
+                    process.kill.cancel();
+                    return Err(TransportError::Cancelled);
+                }
+            }
+        }
+    }
+}
+
+/// The link: refuses to connect while the host is down; counts resets.
+struct LabLink {
+    host: Arc<LabHost>,
+    resets: AtomicUsize,
+}
+
+#[async_trait]
+impl HostLink for LabLink {
+    async fn transport(&self) -> Result<Arc<dyn Transport>, TransportError> {
+        if !self.host.accepting() {
+            return Err(unreachable(&self.host));
+        }
+        Ok(Arc::new(LabTransport {
+            host: Arc::clone(&self.host),
+        }))
+    }
+
+    async fn reset(&self) {
+        self.resets.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct Lab {
+    fleet: Fleet,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        Lab::from(SCENARIO)
+    }
+
+    fn from(text: &str) -> Lab {
+        let spec = scenario::parse(Path::new("exchange-modules.yml"), text).unwrap();
+        Lab {
+            fleet: Fleet::new(&spec),
+        }
+    }
+
+    fn link(&self, name: &str) -> LabLink {
+        LabLink {
+            host: Arc::clone(self.fleet.host(name).unwrap()),
+            resets: AtomicUsize::new(0),
+        }
+    }
+
+    /// Run `module` with `args` on host `name` (apply, or check when `check`).
+    async fn run(
+        &self,
+        name: &str,
+        module: &str,
+        args: Value,
+        vars: &Value,
+        check: bool,
+    ) -> Outcome {
+        modules::validate_args(module, &args).unwrap();
+        let link = self.link(name);
+        let host = Host {
+            name: name.into(),
+            groups: vec!["all".into()],
+            tenant: None,
+            vars: Default::default(),
+            location: None,
+        };
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let ctx = HostCtx {
+            host: &host,
+            link: &link,
+            vars,
+            timeout: Duration::from_secs(2 * 3600),
+            cancel: CancellationToken::new(),
+            output: tx,
+            base_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        };
+        let m = modules::lookup(module).unwrap();
+        if check {
+            m.check(&args, &ctx).await.unwrap()
+        } else {
+            m.apply(&args, &ctx).await.unwrap()
+        }
+    }
+
+    async fn apply(&self, name: &str, module: &str, args: Value) -> Outcome {
+        self.run(name, module, args, &json!({}), false).await
+    }
+
+    /// Shipped scripts started on `name`, in order.
+    fn scripts_run(&self, name: &str) -> Vec<String> {
+        self.fleet
+            .log()
+            .entries()
+            .into_iter()
+            .filter(|e| e.host == name)
+            .filter_map(|e| match e.event {
+                LabEvent::ScriptStarted { id } => Some(id),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn sources() -> Value {
+    json!({"2019 CU8 KB5003435": {"unc": "\\\\fs01\\exchange\\Exchange2019-CU8-KB5003435.msp", "sha256": SHA},
+           "KB5004780": {"unc": "\\\\fs01\\exchange\\Exchange2019-CU9-KB5004780.msp", "sha256": SHA}})
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_vulnerable_2019_cu8_server_is_mitigated_patched_restarted_verified_and_unmitigated() {
+    let lab = Lab::new();
+    let ex = "contoso-ex01";
+
+    // Facts: the simulated build, assessed.
+    let facts = lab.apply(ex, "exchange_facts", json!({})).await;
+    assert!(!facts.failed && !facts.changed, "{facts:?}");
+    let fact = &facts.facts.as_ref().unwrap()["exchange"];
+    assert_eq!(fact["build"], "15.2.792.3");
+    assert_eq!(fact["assessment"]["proxylogon_vulnerable"], true);
+    assert_eq!(fact["assessment"]["path_display"], "2019 CU8 → KB5003435");
+    assert_eq!(fact["mitigated"], false);
+    let boot_before = fact["boot_id"].clone();
+
+    // Mitigation: check changes nothing, apply puts both rules on.
+    let would = lab
+        .run(
+            ex,
+            "exchange_mitigate",
+            json!({"state": "present"}),
+            &json!({}),
+            true,
+        )
+        .await;
+    assert!(would.changed && !would.failed, "{would:?}");
+    assert!(lab.fleet.state(ex).unwrap().rewrite_rules.is_empty());
+    let on = lab
+        .apply(ex, "exchange_mitigate", json!({"state": "present"}))
+        .await;
+    assert!(on.changed && !on.failed, "{on:?}");
+    assert_eq!(lab.fleet.state(ex).unwrap().rewrite_rules.len(), 2);
+    // Not removable while the build is vulnerable.
+    let refused = lab
+        .apply(ex, "exchange_mitigate", json!({"state": "absent"}))
+        .await;
+    assert!(refused.failed, "{refused:?}");
+
+    // The SU along the path: check lists it, apply installs it, the build changes at restart.
+    let update = json!({"target": "path", "sources": sources()});
+    let plan = lab
+        .run(ex, "exchange_update", update.clone(), &json!({}), true)
+        .await;
+    assert!(plan.changed && !plan.failed, "{plan:?}");
+    assert!(plan.msg.unwrap().starts_with("would install KB5003435"));
+    assert!(!lab.scripts_run(ex).contains(&"exchange_update".to_string()));
+    let installed = lab.apply(ex, "exchange_update", update.clone()).await;
+    assert!(installed.changed && !installed.failed, "{installed:?}");
+    assert_eq!(installed.data["reboot_required"], true);
+    assert_eq!(installed.data["exit_code"], 3010);
+    assert_eq!(installed.data["remaining"], 0);
+    // A second call before the restart does not reinstall: the pending restart blocks it.
+    let again = lab.apply(ex, "exchange_update", update.clone()).await;
+    assert!(again.failed && again.msg.unwrap().contains("restart is pending"));
+
+    let rebooted = lab
+        .apply(
+            ex,
+            "reboot",
+            json!({"poll_interval": 5, "probe_timeout": 10}),
+        )
+        .await;
+    assert!(rebooted.changed && !rebooted.failed, "{rebooted:?}");
+    assert_eq!(rebooted.data["boot_id_before"], boot_before);
+    assert_ne!(rebooted.data["boot_id_after"], boot_before);
+    let state = lab.fleet.state(ex).unwrap();
+    assert_eq!(state.build.unwrap().to_string(), "15.2.792.15");
+
+    // Verified, then nothing left to install, and the mitigation comes off.
+    let verified = lab
+        .apply(
+            ex,
+            "exchange_verify",
+            json!({"expected_build": "15.2.792.15", "expected_kb": "KB5003435", "fixed": true}),
+        )
+        .await;
+    assert!(!verified.failed, "{verified:?}");
+    let nothing = lab.apply(ex, "exchange_update", update).await;
+    assert!(!nothing.failed && !nothing.changed, "{nothing:?}");
+    let off = lab
+        .apply(ex, "exchange_mitigate", json!({"state": "absent"}))
+        .await;
+    assert!(off.changed && !off.failed, "{off:?}");
+    assert!(lab.fleet.state(ex).unwrap().rewrite_rules.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_su_for_another_cu_is_refused_before_anything_runs_on_the_host() {
+    let lab = Lab::new();
+    let ex = "contoso-ex02";
+    let o = lab
+        .apply(
+            ex,
+            "exchange_update",
+            json!({"kb": "KB5004780", "sources": sources()}),
+        )
+        .await;
+    assert!(o.failed, "{o:?}");
+    let msg = o.msg.unwrap();
+    assert!(msg.contains("runs 2019 CU8 (15.2.792.3)"), "{msg}");
+    assert!(msg.contains("only for CU9"), "{msg}");
+    assert_eq!(
+        lab.scripts_run(ex),
+        ["exchange_facts"],
+        "only facts were read"
+    );
+    assert_eq!(
+        lab.fleet.state(ex).unwrap().build.unwrap().to_string(),
+        "15.2.792.3"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_ioc_scan_flags_a_compromised_server_even_when_patched() {
+    let lab = Lab::new();
+    let bad = lab
+        .apply("contoso-ex03", "exchange_ioc_scan", json!({}))
+        .await;
+    assert!(
+        !bad.failed,
+        "the playbook decides with failed_when: {bad:?}"
+    );
+    assert_eq!(bad.data["compromised"], true);
+    assert!(bad.msg.unwrap().starts_with("COMPROMISED"));
+    let findings = bad.data["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().any(|f| f["cve"] == "CVE-2021-26855"),
+        "{findings:?}"
+    );
+    let facts = lab.apply("contoso-ex03", "exchange_facts", json!({})).await;
+    assert_eq!(
+        facts.data["exchange"]["assessment"]["proxylogon_vulnerable"],
+        false
+    );
+    let clean = lab
+        .apply("contoso-ex01", "exchange_ioc_scan", json!({}))
+        .await;
+    assert_eq!(clean.data["compromised"], false);
+    assert!(clean.msg.unwrap().starts_with("nothing suspicious"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dag_maintenance_moves_databases_away_and_restores_the_recorded_policy() {
+    let lab = Lab::from(
+        "\
+seed: 3
+time_scale: 60
+tenants:
+  - name: fabrikam
+    hosts: 3
+    builds: [15.2.858.5]
+    dags:
+      - {name: fabrikam-dag1, members: 3, databases: 3}
+",
+    );
+    let ex = "fabrikam-ex01";
+    let core = lab.fleet.core();
+    let idx = core.index(ex).unwrap();
+    core.with_host(idx, |s| s.activation_policy = "IntrasiteOnly".into());
+    let active_before = lab
+        .fleet
+        .state(ex)
+        .unwrap()
+        .copies
+        .iter()
+        .filter(|c| c.active)
+        .count();
+
+    assert!(
+        active_before > 0,
+        "the scenario gives this member active copies"
+    );
+    let would = lab
+        .run(
+            ex,
+            "exchange_maintenance",
+            json!({"state": "enter"}),
+            &json!({}),
+            true,
+        )
+        .await;
+    assert!(would.changed && would.msg.unwrap().contains("IntrasiteOnly"));
+    let entered = lab
+        .apply(ex, "exchange_maintenance", json!({"state": "enter"}))
+        .await;
+    assert!(entered.changed && !entered.failed, "{entered:?}");
+    assert_eq!(entered.data["previous_activation_policy"], "IntrasiteOnly");
+    assert_eq!(
+        entered.data["moved_databases"].as_array().unwrap().len(),
+        active_before
+    );
+    let state = lab.fleet.state(ex).unwrap();
+    assert_eq!(state.activation_policy, "Blocked");
+    assert_eq!(state.cluster_node.as_deref(), Some("Paused"));
+    assert!(state.copies.iter().all(|c| !c.active));
+
+    // Leave with the fact the enter task set: the recorded policy comes back.
+    let vars = Value::Object(entered.facts.clone().unwrap());
+    let left = lab
+        .run(
+            ex,
+            "exchange_maintenance",
+            json!({"state": "leave"}),
+            &vars,
+            false,
+        )
+        .await;
+    assert!(!left.failed, "{left:?}");
+    let state = lab.fleet.state(ex).unwrap();
+    assert_eq!(state.activation_policy, "IntrasiteOnly");
+    assert_eq!(state.cluster_node.as_deref(), Some("Up"));
+}
