@@ -15,6 +15,7 @@ pub mod exit;
 pub mod lab;
 pub mod model;
 pub mod modules;
+pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod script;
