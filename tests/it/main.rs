@@ -6,6 +6,7 @@ mod exchange;
 mod exchange_cli;
 mod lab_sim;
 mod lab_winrm;
+mod plan;
 mod report;
 mod report_files;
 mod report_json;
