@@ -12,6 +12,7 @@ pub mod diag;
 pub mod events;
 pub mod exchange;
 pub mod exit;
+pub mod journal;
 pub mod lab;
 pub mod model;
 pub mod modules;

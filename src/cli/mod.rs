@@ -7,6 +7,7 @@ mod check;
 mod inventory;
 mod keygen;
 mod run;
+mod runs;
 mod selection;
 
 use std::path::PathBuf;
@@ -39,6 +40,8 @@ pub enum Command {
     Keygen(keygen::KeygenArgs),
     /// Countersign a plan with your key.
     Approve(approve::ApproveArgs),
+    /// What the run journal recorded: past runs, their steps, changes left in flight.
+    Runs(runs::RunsArgs),
     /// Run a simulated Exchange fleet that speaks real WinRM (tests, demos, rehearsals).
     Lab(crate::lab::cli::LabArgs),
 }
@@ -75,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Lab(args) => crate::lab::cli::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Approve(args) => approve::run(args),
+        Command::Runs(args) => runs::run(args),
     };
     ExitCode::from(code)
 }

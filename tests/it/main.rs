@@ -4,6 +4,7 @@ mod config;
 mod config_patterns;
 mod exchange;
 mod exchange_cli;
+mod journal;
 mod lab_sim;
 mod lab_winrm;
 mod plan;
