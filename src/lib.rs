@@ -19,6 +19,7 @@ pub mod modules;
 pub mod plan;
 pub mod report;
 pub mod runner;
+pub mod schedule;
 pub mod script;
 pub mod secret;
 pub mod template;

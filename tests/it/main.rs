@@ -11,3 +11,4 @@ mod plan;
 mod report;
 mod report_files;
 mod report_json;
+mod windows;
