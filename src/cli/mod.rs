@@ -1,12 +1,15 @@
 //! The command line: argument definitions (clap) and dispatch to the library. Each subcommand
 //! lives in its own file and returns a documented exit code ([`crate::exit`]).
 
+mod approve;
 mod assess;
 mod check;
 mod demo;
 mod doctor;
 mod inventory;
+mod keygen;
 mod run;
+mod runs;
 mod selection;
 
 use std::path::PathBuf;
@@ -35,6 +38,12 @@ pub enum Command {
     Inventory(inventory::InventoryArgs),
     /// Tell what an Exchange build is, which CVEs it is open to, and the path to fixed.
     Assess(assess::AssessArgs),
+    /// Make an Ed25519 key pair for approving plans (NAME.key, NAME.pub).
+    Keygen(keygen::KeygenArgs),
+    /// Countersign a plan with your key.
+    Approve(approve::ApproveArgs),
+    /// What the run journal recorded: past runs, their steps, changes left in flight.
+    Runs(runs::RunsArgs),
     /// Run a simulated Exchange fleet that speaks real WinRM (tests, demos, rehearsals).
     Lab(crate::lab::cli::LabArgs),
     /// Start a simulated fleet in-process and run the remediation playbook against it.
@@ -87,8 +96,25 @@ pub fn main() -> ExitCode {
         Command::Lab(args) => crate::lab::cli::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Approve(args) => approve::run(args),
+        Command::Runs(args) => runs::run(args),
     };
     ExitCode::from(code)
+}
+
+/// Print `error: ...` and its "Caused by:" chain on stderr; returns `code`.
+fn print_error(error: &dyn std::error::Error, code: u8) -> u8 {
+    eprintln!("error: {error}");
+    let mut source = error.source();
+    if source.is_some() {
+        eprintln!("\nCaused by:");
+    }
+    while let Some(cause) = source {
+        eprintln!("    {cause}");
+        source = cause.source();
+    }
+    code
 }
 
 fn init_tracing(verbose: u8) {

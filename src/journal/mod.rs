@@ -1,0 +1,405 @@
+//! The run journal: every run, every host step and every intended change, written to a local
+//! SQLite database as the run goes, so a crash of the controller (or the VPN, or the laptop)
+//! leaves a record of what was done, what was in flight, and what may have half-happened.
+//!
+//! Location ([`state_dir`]): `$SALVE_STATE_DIR`, else `$XDG_STATE_HOME/salve`, else
+//! `~/.local/state/salve`; the database is `journal.sqlite` there. The directory is created
+//! owner-only (0700) and the file is created owner-only (0600) before SQLite opens it (SQLite
+//! gives its `-wal` and `-shm` files the same mode). The database runs in WAL mode with
+//! `synchronous=FULL`, so a committed write survives a power cut.
+//!
+//! Run events reach the journal through [`reporter::JournalReporter`] (a
+//! [`crate::report::Reporter`]); modules that are about to make a change call
+//! [`Journal::begin_intent`], which returns only once the intent is on disk, and
+//! [`Journal::complete_intent`] afterwards. The tables are described in [`schema`].
+
+pub mod reporter;
+pub mod schema;
+mod store;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use reporter::JournalReporter;
+pub use store::EventRecorder;
+
+/// File name of the database inside the state directory.
+pub const FILE_NAME: &str = "journal.sqlite";
+
+/// Why the journal could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("no state directory: set SALVE_STATE_DIR, XDG_STATE_HOME or HOME")]
+    NoStateDir,
+    #[error("cannot prepare the journal at {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("journal database error ({})", path.display())]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "{} was written by a newer salve (schema {found}, this salve knows {})",
+        path.display(), schema::VERSION
+    )]
+    NewerSchema { path: PathBuf, found: i64 },
+    #[error("no intent `{0}` in the journal")]
+    NoSuchIntent(String),
+    #[error("no run `{0}` in the journal")]
+    NoSuchRun(String),
+    #[error("`{prefix}` matches several runs: {}", matches.join(", "))]
+    AmbiguousRun {
+        prefix: String,
+        matches: Vec<String>,
+    },
+    #[error("the run has no id; journal rows need one")]
+    NoRunId,
+}
+
+/// Where salve keeps its state, from the environment (see the module docs).
+pub fn state_dir() -> Result<PathBuf, JournalError> {
+    state_dir_from(|name| std::env::var_os(name))
+}
+
+fn state_dir_from(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<PathBuf, JournalError> {
+    let var = |name| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = var("SALVE_STATE_DIR") {
+        return Ok(dir);
+    }
+    if let Some(dir) = var("XDG_STATE_HOME") {
+        return Ok(dir.join("salve"));
+    }
+    var("HOME")
+        .map(|home| home.join(".local/state/salve"))
+        .ok_or(JournalError::NoStateDir)
+}
+
+/// An open journal. Cheap to clone (the connection is shared).
+#[derive(Debug, Clone)]
+pub struct Journal {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+/// Identifies one step of a run on a host: play index and task index within the play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct StepKey {
+    pub play: usize,
+    pub task_index: usize,
+}
+
+/// The id of an intent row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct IntentId(pub String);
+
+/// Where a host step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Started,
+    /// A change was announced with [`Journal::begin_intent`] and the step has not finished.
+    Intent,
+    Done,
+    Failed,
+    Skipped,
+    Interrupted,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Started => "started",
+            StepState::Intent => "intent",
+            StepState::Done => "done",
+            StepState::Failed => "failed",
+            StepState::Skipped => "skipped",
+            StepState::Interrupted => "interrupted",
+        }
+    }
+
+    fn parse(text: &str) -> StepState {
+        match text {
+            "intent" => StepState::Intent,
+            "done" => StepState::Done,
+            "failed" => StepState::Failed,
+            "skipped" => StepState::Skipped,
+            "interrupted" => StepState::Interrupted,
+            // Anything else was written as `started` or by a newer salve: treat as unfinished.
+            _ => StepState::Started,
+        }
+    }
+}
+
+/// Digests the events do not carry, given to the journal when a run starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunMeta {
+    pub playbook_digest: Option<String>,
+    pub inventory_digest: Option<String>,
+    pub plan_digest: Option<String>,
+}
+
+/// One run, as listed by `salve runs list`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub playbook: String,
+    pub playbook_digest: Option<String>,
+    pub inventory_digest: Option<String>,
+    pub plan_digest: Option<String>,
+    pub check_mode: bool,
+    pub hosts: u64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// `running`, `ok`, `failed` or `interrupted`.
+    pub status: String,
+    pub exit_code: Option<i64>,
+}
+
+/// One step of one host.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRecord {
+    pub host: String,
+    pub tenant: Option<String>,
+    pub play: usize,
+    pub task_index: usize,
+    pub task: String,
+    pub state: StepState,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub outcome: Option<serde_json::Value>,
+    pub output: Option<String>,
+}
+
+/// An intended change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Intent {
+    pub id: IntentId,
+    pub run_id: String,
+    pub host: String,
+    pub play: usize,
+    pub task_index: usize,
+    pub action: String,
+    pub created_at: String,
+    pub completed_at: Option<String>,
+    pub outcome: Option<serde_json::Value>,
+}
+
+/// A run with its steps (host, play, task order) and intents (creation order).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunDetail {
+    pub run: RunRecord,
+    pub steps: Vec<StepRecord>,
+    pub intents: Vec<Intent>,
+}
+
+impl Journal {
+    /// Open (creating if needed) `DIR/journal.sqlite`.
+    pub async fn open(dir: &Path) -> Result<Journal, JournalError> {
+        let path = dir.join(FILE_NAME);
+        prepare_file(dir, &path)?;
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(false)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30));
+        // One connection: journal writes are small and must stay in order.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|source| JournalError::Db {
+                path: path.clone(),
+                source,
+            })?;
+        let journal = Journal { pool, path };
+        journal.migrate().await?;
+        Ok(journal)
+    }
+
+    /// Open the journal in [`state_dir`].
+    pub async fn open_default() -> Result<Journal, JournalError> {
+        Journal::open(&state_dir()?).await
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A recorder for one run's events.
+    pub fn recorder(&self, meta: RunMeta) -> EventRecorder {
+        EventRecorder::new(self.clone(), meta)
+    }
+
+    /// Close the connection (waits for it to finish).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn db_err(&self) -> impl Fn(sqlx::Error) -> JournalError + '_ {
+        |source| JournalError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// Create the directory (0700) and the file (0600) if missing; tighten the file's mode if it
+/// exists with a wider one.
+fn prepare_file(dir: &Path, path: &Path) -> Result<(), JournalError> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| JournalError::Io { path: p, source }
+    };
+    if !dir.exists() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            builder.mode(0o700);
+        }
+        builder.create(dir).map_err(io(dir))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path).map_err(io(path))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)
+            .map_err(io(path))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(io(path))?;
+        }
+    }
+    Ok(())
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pragma(journal: &Journal, name: &str) -> String {
+        let sql = sqlx::AssertSqlSafe(format!("PRAGMA {name}"));
+        let row = sqlx::query(sql).fetch_one(&journal.pool).await.unwrap();
+        use sqlx::Row as _;
+        row.try_get::<String, _>(0)
+            .or_else(|_| row.try_get::<i64, _>(0).map(|n| n.to_string()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn wal_full_sync_and_owner_only_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state/salve");
+        let journal = Journal::open(&dir).await.unwrap();
+        assert_eq!(pragma(&journal, "journal_mode").await, "wal");
+        assert_eq!(pragma(&journal, "synchronous").await, "2", "2 is FULL");
+        journal
+            .begin_intent(
+                "r1",
+                "ex01",
+                StepKey {
+                    play: 0,
+                    task_index: 0,
+                },
+                "reboot",
+            )
+            .await
+            .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir), 0o700);
+            assert_eq!(mode(&dir.join(FILE_NAME)), 0o600);
+            assert_eq!(mode(&dir.join("journal.sqlite-wal")), 0o600);
+        }
+        journal.close().await;
+        // A journal file someone made world-readable is tightened on open.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let file = dir.join(FILE_NAME);
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let again = Journal::open(&dir).await.unwrap();
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            assert_eq!(again.open_intents("r1").await.unwrap().len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let journal = Journal::open(tmp.path()).await.unwrap();
+        sqlx::query("INSERT INTO salve_schema (version) VALUES (99)")
+            .execute(&journal.pool)
+            .await
+            .unwrap();
+        journal.close().await;
+        let err = Journal::open(tmp.path()).await.unwrap_err();
+        assert!(
+            matches!(err, JournalError::NewerSchema { found: 99, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn state_dir_follows_the_environment_order() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let all = env(&[
+            ("SALVE_STATE_DIR", "/s"),
+            ("XDG_STATE_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(state_dir_from(all).unwrap(), Path::new("/s"));
+        let xdg = env(&[
+            ("SALVE_STATE_DIR", ""),
+            ("XDG_STATE_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(state_dir_from(xdg).unwrap(), Path::new("/x/salve"));
+        let home = env(&[("HOME", "/h")]);
+        assert_eq!(
+            state_dir_from(home).unwrap(),
+            Path::new("/h/.local/state/salve")
+        );
+        assert!(matches!(
+            state_dir_from(env(&[])),
+            Err(JournalError::NoStateDir)
+        ));
+    }
+}

@@ -1,0 +1,492 @@
+//! Reading and writing journal rows: the schema check, run events turned into rows
+//! ([`EventRecorder`]), intents, and the queries behind `salve runs`.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use sqlx::Row as _;
+use sqlx::sqlite::SqliteRow;
+
+use super::{
+    Intent, IntentId, Journal, JournalError, RunDetail, RunMeta, RunRecord, StepKey, StepRecord,
+    StepState, now, schema,
+};
+use crate::events::{Event, TaskStatus};
+
+/// Streamed output kept per step: the last this many bytes.
+const OUTPUT_TAIL: usize = 4096;
+
+impl Journal {
+    /// Create the tables, or check that an existing journal is one this salve understands.
+    pub(super) async fn migrate(&self) -> Result<(), JournalError> {
+        sqlx::raw_sql(schema::CREATE)
+            .execute(&self.pool)
+            .await
+            .map_err(self.db_err())?;
+        let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM salve_schema")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.db_err())?;
+        match found {
+            None => {
+                sqlx::query("INSERT INTO salve_schema (version) VALUES ($1)")
+                    .bind(schema::VERSION)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(self.db_err())?;
+            }
+            Some(found) if found > schema::VERSION => {
+                return Err(JournalError::NewerSchema {
+                    path: self.path.clone(),
+                    found,
+                });
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Record that `action` is about to be done for `step` of `run` on `host`. Returns once
+    /// the row is committed (and, with `synchronous=FULL`, on disk); the step is marked
+    /// `intent` until it finishes.
+    pub async fn begin_intent(
+        &self,
+        run: &str,
+        host: &str,
+        step: StepKey,
+        action: &str,
+    ) -> Result<IntentId, JournalError> {
+        let id = IntentId(uuid::Uuid::new_v4().to_string());
+        let at = now();
+        let mut tx = self.pool.begin().await.map_err(self.db_err())?;
+        sqlx::query(
+            "INSERT INTO intents (id, run_id, host, play, task_index, action, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id.0)
+        .bind(run)
+        .bind(host)
+        .bind(step.play as i64)
+        .bind(step.task_index as i64)
+        .bind(action)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.db_err())?;
+        sqlx::query(
+            "INSERT INTO host_steps (run_id, host, play, task_index, task, state, started_at)
+             VALUES ($1, $2, $3, $4, '', 'intent', $5)
+             ON CONFLICT (run_id, host, play, task_index) DO UPDATE SET state = 'intent'",
+        )
+        .bind(run)
+        .bind(host)
+        .bind(step.play as i64)
+        .bind(step.task_index as i64)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.db_err())?;
+        tx.commit().await.map_err(self.db_err())?;
+        Ok(id)
+    }
+
+    /// Record how an intended change ended.
+    pub async fn complete_intent(
+        &self,
+        id: &IntentId,
+        outcome: &Value,
+    ) -> Result<(), JournalError> {
+        let done = sqlx::query("UPDATE intents SET completed_at = $1, outcome = $2 WHERE id = $3")
+            .bind(now())
+            .bind(redacted(outcome).to_string())
+            .bind(&id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(self.db_err())?;
+        if done.rows_affected() == 0 {
+            return Err(JournalError::NoSuchIntent(id.0.clone()));
+        }
+        Ok(())
+    }
+
+    /// Intents of `run` that never got an outcome: changes that may have half-happened.
+    pub async fn open_intents(&self, run: &str) -> Result<Vec<Intent>, JournalError> {
+        Ok(self
+            .intents(run)
+            .await?
+            .into_iter()
+            .filter(|i| i.outcome.is_none())
+            .collect())
+    }
+
+    async fn intents(&self, run: &str) -> Result<Vec<Intent>, JournalError> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, host, play, task_index, action, created_at, completed_at, outcome
+             FROM intents WHERE run_id = $1 ORDER BY created_at, id",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.db_err())?;
+        rows.iter()
+            .map(|r| {
+                Ok(Intent {
+                    id: IntentId(r.try_get("id")?),
+                    run_id: r.try_get("run_id")?,
+                    host: r.try_get("host")?,
+                    play: index(r, "play")?,
+                    task_index: index(r, "task_index")?,
+                    action: r.try_get("action")?,
+                    created_at: r.try_get("created_at")?,
+                    completed_at: r.try_get("completed_at")?,
+                    outcome: json(r, "outcome")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(self.db_err())
+    }
+
+    /// Every run, newest first.
+    pub async fn runs(&self) -> Result<Vec<RunRecord>, JournalError> {
+        // Built from constants only: nothing from outside reaches the SQL text.
+        let sql = sqlx::AssertSqlSafe(format!("{RUN_COLUMNS} ORDER BY r.started_at DESC, r.id"));
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.db_err())?;
+        rows.iter()
+            .map(run_record)
+            .collect::<Result<_, _>>()
+            .map_err(self.db_err())
+    }
+
+    /// The full id of the run named by `id_or_prefix` (an exact id or a unique prefix).
+    pub async fn resolve_run(&self, id_or_prefix: &str) -> Result<String, JournalError> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM runs ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.db_err())?;
+        if ids.iter().any(|id| id == id_or_prefix) {
+            return Ok(id_or_prefix.to_string());
+        }
+        let matches: Vec<String> = ids
+            .into_iter()
+            .filter(|id| id.starts_with(id_or_prefix))
+            .collect();
+        match matches.len() {
+            1 => Ok(matches.into_iter().next().unwrap_or_default()),
+            0 => Err(JournalError::NoSuchRun(id_or_prefix.to_string())),
+            _ => Err(JournalError::AmbiguousRun {
+                prefix: id_or_prefix.to_string(),
+                matches,
+            }),
+        }
+    }
+
+    /// One run with every host step and intent.
+    pub async fn run(&self, id: &str) -> Result<RunDetail, JournalError> {
+        // Built from constants only; the id is a bound parameter.
+        let sql = sqlx::AssertSqlSafe(format!("{RUN_COLUMNS} WHERE r.id = $1"));
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.db_err())?
+            .ok_or_else(|| JournalError::NoSuchRun(id.to_string()))?;
+        let run = run_record(&row).map_err(self.db_err())?;
+        let rows = sqlx::query(
+            "SELECT host, tenant, play, task_index, task, state, started_at, finished_at,
+                    outcome, output
+             FROM host_steps WHERE run_id = $1 ORDER BY host, play, task_index",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.db_err())?;
+        let steps = rows
+            .iter()
+            .map(|r| {
+                Ok(StepRecord {
+                    host: r.try_get("host")?,
+                    tenant: r.try_get("tenant")?,
+                    play: index(r, "play")?,
+                    task_index: index(r, "task_index")?,
+                    task: r.try_get("task")?,
+                    state: StepState::parse(r.try_get("state")?),
+                    started_at: r.try_get("started_at")?,
+                    finished_at: r.try_get("finished_at")?,
+                    outcome: json(r, "outcome")?,
+                    output: r.try_get("output")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(self.db_err())?;
+        let intents = self.intents(id).await?;
+        Ok(RunDetail {
+            run,
+            steps,
+            intents,
+        })
+    }
+
+    /// Steps of `run` that finished on `host` (done or skipped): a resumed run need not do
+    /// them again.
+    pub async fn completed_steps(
+        &self,
+        run: &str,
+        host: &str,
+    ) -> Result<Vec<StepKey>, JournalError> {
+        let rows = sqlx::query(
+            "SELECT play, task_index FROM host_steps
+             WHERE run_id = $1 AND host = $2 AND state IN ('done', 'skipped')
+             ORDER BY play, task_index",
+        )
+        .bind(run)
+        .bind(host)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.db_err())?;
+        rows.iter()
+            .map(|r| {
+                Ok(StepKey {
+                    play: index(r, "play")?,
+                    task_index: index(r, "task_index")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(self.db_err())
+    }
+}
+
+const RUN_COLUMNS: &str = "SELECT r.id, r.playbook, r.playbook_digest, r.inventory_digest,
+    r.plan_digest, r.check_mode, r.host_count, r.started_at, r.finished_at, r.status,
+    r.exit_code FROM runs r";
+
+fn run_record(r: &SqliteRow) -> Result<RunRecord, sqlx::Error> {
+    Ok(RunRecord {
+        id: r.try_get("id")?,
+        playbook: r.try_get("playbook")?,
+        playbook_digest: r.try_get("playbook_digest")?,
+        inventory_digest: r.try_get("inventory_digest")?,
+        plan_digest: r.try_get("plan_digest")?,
+        check_mode: r.try_get::<i64, _>("check_mode")? != 0,
+        hosts: u64::try_from(r.try_get::<i64, _>("host_count")?).unwrap_or_default(),
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        status: r.try_get("status")?,
+        exit_code: r.try_get("exit_code")?,
+    })
+}
+
+fn index(r: &SqliteRow, column: &str) -> Result<usize, sqlx::Error> {
+    Ok(usize::try_from(r.try_get::<i64, _>(column)?).unwrap_or_default())
+}
+
+fn json(r: &SqliteRow, column: &str) -> Result<Option<Value>, sqlx::Error> {
+    let text: Option<String> = r.try_get(column)?;
+    Ok(text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t))))
+}
+
+/// `value` with the value of every password-like key replaced, at any depth.
+fn redacted(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if crate::secret::is_secret_var(k) || k == "password" {
+                        Value::String("<redacted>".into())
+                    } else {
+                        redacted(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Turns one run's events into journal rows, in order. Events carry no play index, so the
+/// recorder counts `play_started` events; streamed output is kept per step and written with the
+/// step's end. Times are those at which the events are recorded.
+pub struct EventRecorder {
+    journal: Journal,
+    meta: RunMeta,
+    run_id: Option<String>,
+    play: usize,
+    output: HashMap<(String, String), String>,
+}
+
+impl EventRecorder {
+    pub(super) fn new(journal: Journal, meta: RunMeta) -> EventRecorder {
+        EventRecorder {
+            journal,
+            meta,
+            run_id: None,
+            play: 0,
+            output: HashMap::new(),
+        }
+    }
+
+    fn run_id(&self) -> Result<&str, JournalError> {
+        self.run_id.as_deref().ok_or(JournalError::NoRunId)
+    }
+
+    /// Write what `event` changes.
+    pub async fn record_event(&mut self, event: &Event) -> Result<(), JournalError> {
+        let j = &self.journal;
+        match event {
+            Event::RunStarted {
+                run_id,
+                playbook,
+                hosts,
+                check_mode,
+                started_at,
+                ..
+            } => {
+                if run_id.is_empty() {
+                    return Err(JournalError::NoRunId);
+                }
+                self.run_id = Some(run_id.clone());
+                self.play = 0;
+                sqlx::query(
+                    "INSERT INTO runs (id, playbook, playbook_digest, inventory_digest,
+                         plan_digest, check_mode, host_count, started_at, status)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running')",
+                )
+                .bind(run_id)
+                .bind(playbook)
+                .bind(&self.meta.playbook_digest)
+                .bind(&self.meta.inventory_digest)
+                .bind(&self.meta.plan_digest)
+                .bind(i64::from(*check_mode))
+                .bind(hosts.len() as i64)
+                .bind(started_at)
+                .execute(&j.pool)
+                .await
+                .map_err(j.db_err())?;
+            }
+            Event::PlayFinished { .. } => self.play += 1,
+            Event::TaskStarted {
+                host,
+                tenant,
+                task,
+                task_index,
+                ..
+            } => {
+                let run = self.run_id()?;
+                sqlx::query(
+                    "INSERT INTO host_steps (run_id, host, tenant, play, task_index, task, state,
+                         started_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, 'started', $7)
+                     ON CONFLICT (run_id, host, play, task_index) DO UPDATE SET
+                         tenant = excluded.tenant, task = excluded.task,
+                         state = CASE WHEN host_steps.state = 'intent' THEN 'intent'
+                                      ELSE 'started' END",
+                )
+                .bind(run)
+                .bind(host)
+                .bind(tenant)
+                .bind(self.play as i64)
+                .bind(*task_index as i64)
+                .bind(task)
+                .bind(now())
+                .execute(&j.pool)
+                .await
+                .map_err(j.db_err())?;
+            }
+            Event::TaskOutput {
+                host, task, text, ..
+            } => {
+                let tail = self.output.entry((host.clone(), task.clone())).or_default();
+                tail.push_str(text);
+                if tail.len() > OUTPUT_TAIL {
+                    let mut cut = tail.len() - OUTPUT_TAIL;
+                    while !tail.is_char_boundary(cut) {
+                        cut += 1;
+                    }
+                    tail.drain(..cut);
+                }
+            }
+            Event::TaskFinished {
+                host,
+                tenant,
+                task,
+                task_index,
+                status,
+                msg,
+                duration_ms,
+                result,
+            } => {
+                let output = self.output.remove(&(host.clone(), task.clone()));
+                let run = self.run_id()?;
+                let state = match status {
+                    TaskStatus::Ok | TaskStatus::Changed => StepState::Done,
+                    TaskStatus::Failed | TaskStatus::Unreachable | TaskStatus::Ignored => {
+                        StepState::Failed
+                    }
+                    TaskStatus::Skipped => StepState::Skipped,
+                    TaskStatus::Interrupted => StepState::Interrupted,
+                };
+                let outcome = serde_json::json!({
+                    "status": status,
+                    "msg": msg,
+                    "duration_ms": duration_ms,
+                    "result": redacted(result),
+                });
+                let at = now();
+                sqlx::query(
+                    "INSERT INTO host_steps (run_id, host, tenant, play, task_index, task, state,
+                         started_at, finished_at, outcome, output)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)
+                     ON CONFLICT (run_id, host, play, task_index) DO UPDATE SET
+                         tenant = excluded.tenant, task = excluded.task, state = excluded.state,
+                         finished_at = excluded.finished_at, outcome = excluded.outcome,
+                         output = excluded.output",
+                )
+                .bind(run)
+                .bind(host)
+                .bind(tenant)
+                .bind(self.play as i64)
+                .bind(*task_index as i64)
+                .bind(task)
+                .bind(state.as_str())
+                .bind(&at)
+                .bind(outcome.to_string())
+                .bind(output)
+                .execute(&j.pool)
+                .await
+                .map_err(j.db_err())?;
+            }
+            Event::RunFinished { summary } => {
+                let run = self.run_id()?;
+                let status = if summary.interrupted {
+                    "interrupted"
+                } else if summary.exit_code == crate::exit::OK {
+                    "ok"
+                } else {
+                    "failed"
+                };
+                sqlx::query(
+                    "UPDATE runs SET finished_at = $1, status = $2, exit_code = $3 WHERE id = $4",
+                )
+                .bind(now())
+                .bind(status)
+                .bind(i64::from(summary.exit_code))
+                .bind(run)
+                .execute(&j.pool)
+                .await
+                .map_err(j.db_err())?;
+            }
+            Event::PlayStarted { .. }
+            | Event::BatchStarted { .. }
+            | Event::SlowStep { .. }
+            | Event::TaskRetry { .. }
+            | Event::HostDropped { .. }
+            | Event::Interrupt { .. }
+            | Event::Warning { .. } => {}
+        }
+        Ok(())
+    }
+}
