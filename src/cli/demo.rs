@@ -88,7 +88,7 @@ pub fn run(args: DemoArgs) -> u8 {
                 return exit::INTERNAL;
             }
         };
-        let inventory = match write_inventory(&fleet, work.path()) {
+        let inventories = match write_inventory(&fleet, work.path()) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: cannot write the lab inventory: {e}");
@@ -102,7 +102,7 @@ pub fn run(args: DemoArgs) -> u8 {
             fleet.tenants().len(),
             args.time_scale
         );
-        let code = run_playbook(&args, &playbook, &inventory).await;
+        let code = run_playbook(&args, &playbook, inventories).await;
         cancel.cancel();
         eprintln!("\n{}", lab_summary(&fleet));
         eprintln!("reports: {}/report.json, {}/junit.xml", args.report_dir.display(), args.report_dir.display());
@@ -119,8 +119,9 @@ fn default_playbook() -> PathBuf {
     }
 }
 
-/// The lab's inventory, with its password in an owner-only file referenced as `file:`.
-fn write_inventory(fleet: &Fleet, dir: &Path) -> std::io::Result<PathBuf> {
+/// The lab's inventory, with its password in an owner-only file referenced as `file:`, and a
+/// second inventory file naming a package source for every update the catalogue knows.
+fn write_inventory(fleet: &Fleet, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let password_file = dir.join("lab-password");
     std::fs::write(&password_file, fleet.core().credentials().1)?;
     #[cfg(unix)]
@@ -131,12 +132,14 @@ fn write_inventory(fleet: &Fleet, dir: &Path) -> std::io::Result<PathBuf> {
     let reference = PasswordIn::Reference(format!("file:{}", password_file.display()));
     let path = dir.join("lab-inventory.yml");
     std::fs::write(&path, inventory::render(fleet, &reference))?;
-    Ok(path)
+    let sources = dir.join("lab-sources.yml");
+    std::fs::write(&sources, inventory::update_sources())?;
+    Ok(vec![path, sources])
 }
 
-async fn run_playbook(args: &DemoArgs, playbook: &Path, inventory: &Path) -> u8 {
+async fn run_playbook(args: &DemoArgs, playbook: &Path, inventories: Vec<PathBuf>) -> u8 {
     let selection = Selection {
-        inventories: vec![inventory.to_path_buf()],
+        inventories,
         limit: None,
         tenant: None,
         all_tenants: true,

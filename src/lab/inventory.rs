@@ -85,3 +85,40 @@ pub fn render(fleet: &Fleet, password: &PasswordIn) -> String {
     }
     y
 }
+
+/// An inventory file with `salve_update_sources` for every CU and SU in the catalogue, on the
+/// lab's pretend file share, and `salve_reboot_poll_seconds: 1` for the lab's fast clock. The
+/// lab checks that a SHA-256 is given, not what it hashes (it has no packages), so each is the
+/// SHA-256 of the label.
+pub fn update_sources() -> String {
+    use sha2::{Digest, Sha256};
+    // The lab's clock runs fast, so restarts are polled every second rather than every ten.
+    let mut y = String::from(
+        "# Package sources for the demo fleet (the lab does not read the files).\nall:\n  vars:\n    salve_reboot_poll_seconds: 1\n    salve_update_sources:\n",
+    );
+    let Ok(catalogue) = crate::exchange::catalogue::catalogue() else {
+        return y;
+    };
+    let mut entry = |label: String, file: String| {
+        let sha = hex::encode(Sha256::digest(label.as_bytes()));
+        y.push_str(&format!(
+            "      \"{label}\": {{unc: '\\\\lab-repo\\exchange\\{file}', sha256: {sha}}}\n"
+        ));
+    };
+    for family in catalogue.families() {
+        let short = family.family.short();
+        for level in &family.levels {
+            entry(
+                format!("{short} {}", level.cu),
+                format!("Exchange{short}-{}.iso", level.cu),
+            );
+            for update in &level.updates {
+                entry(
+                    format!("{short} {} {}", level.cu, update.kb),
+                    format!("Exchange{short}-{}-{}.msp", level.cu, update.kb),
+                );
+            }
+        }
+    }
+    y
+}

@@ -432,6 +432,8 @@ impl PlayRun {
                 });
                 break;
             }
+            // A play that sets max_fail_percentage decides its own tolerance; without it, a
+            // batch in which every host failed stops the play (Ansible's rule).
             let stop = match play.max_fail_percentage {
                 Some(limit) if (failed as f64) * 100.0 / (batch.len() as f64) > limit => {
                     Some(PlayStop::MaxFailPercentage {
@@ -441,8 +443,9 @@ impl PlayRun {
                         limit,
                     })
                 }
-                _ if failed == batch.len() => Some(PlayStop::AllHostsFailed),
-                _ => None,
+                Some(_) => None,
+                None if failed == batch.len() => Some(PlayStop::AllHostsFailed),
+                None => None,
             };
             if let Some(stop) = stop {
                 self.stop

@@ -708,3 +708,30 @@ async fn rescue_tasks_run_after_a_failure_and_the_host_stays_failed() {
     assert_eq!(ran, vec!["enter", "install", "leave"]);
     assert_eq!(outcome(&out.summary, "ex01"), HostOutcome::Failed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_set_max_fail_percentage_replaces_the_all_failed_rule() {
+    let fleet = FakeFleet::new(|host, _| {
+        if host == "ex01" {
+            FakeReply::exit(1, "no")
+        } else {
+            FakeReply::ok("")
+        }
+    });
+    let mut p = play(vec![ps("a", "1")]);
+    p.serial = vec![BatchSize::Count(1)];
+    let out = run_simple(vec![p.clone()], 3, Arc::clone(&fleet)).await;
+    assert_eq!(
+        outcome(&out.summary, "ex02"),
+        HostOutcome::NotRun,
+        "unset: a fully failed batch stops the play"
+    );
+    p.max_fail_percentage = Some(100.0);
+    let out = run_simple(vec![p], 3, fleet).await;
+    assert_eq!(
+        outcome(&out.summary, "ex02"),
+        HostOutcome::Ok,
+        "set to 100: failures never stop it"
+    );
+    assert_eq!(outcome(&out.summary, "ex03"), HostOutcome::Ok);
+}

@@ -14,6 +14,7 @@ mod lab_sim;
 mod lab_support;
 mod lab_winrm;
 mod plan;
+mod remediation;
 mod report;
 mod report_files;
 mod report_json;
