@@ -87,7 +87,7 @@ pub struct HostSummary {
     pub host: String,
     pub tenant: Option<String>,
     pub counts: HostCounts,
-    /// `ok`, `failed`, `unreachable`, `interrupted` or `not_run`.
+    /// `ok`, `failed`, `unreachable`, `interrupted`, `not_run` or `drifted`.
     pub outcome: HostOutcome,
     /// Task the host was in when the run was interrupted.
     pub left_in: Option<String>,
@@ -102,6 +102,8 @@ pub enum HostOutcome {
     Interrupted,
     /// Never started: the run stopped (max_fail_percentage, interrupt) before its batch.
     NotRun,
+    /// Left alone by `apply`: its facts changed since the plan was made.
+    Drifted,
 }
 
 /// The whole run's result.

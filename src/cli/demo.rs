@@ -119,8 +119,7 @@ fn default_playbook() -> PathBuf {
     }
 }
 
-/// The lab's inventory, with its password in an owner-only file referenced as `file:`, and a
-/// second inventory file naming a package source for every update the catalogue knows.
+/// The lab's inventory, with its password in an owner-only file referenced as `file:`.
 fn write_inventory(fleet: &Fleet, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let password_file = dir.join("lab-password");
     std::fs::write(&password_file, fleet.core().credentials().1)?;
@@ -132,9 +131,7 @@ fn write_inventory(fleet: &Fleet, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let reference = PasswordIn::Reference(format!("file:{}", password_file.display()));
     let path = dir.join("lab-inventory.yml");
     std::fs::write(&path, inventory::render(fleet, &reference))?;
-    let sources = dir.join("lab-sources.yml");
-    std::fs::write(&sources, inventory::update_sources())?;
-    Ok(vec![path, sources])
+    Ok(vec![path])
 }
 
 async fn run_playbook(args: &DemoArgs, playbook: &Path, inventories: Vec<PathBuf>) -> u8 {

@@ -1,6 +1,7 @@
 //! The command line: argument definitions (clap) and dispatch to the library. Each subcommand
 //! lives in its own file and returns a documented exit code ([`crate::exit`]).
 
+mod apply;
 mod approve;
 mod assess;
 mod check;
@@ -8,6 +9,7 @@ mod demo;
 mod doctor;
 mod inventory;
 mod keygen;
+mod plan;
 mod run;
 mod runs;
 mod selection;
@@ -46,6 +48,10 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Run a simulated Exchange fleet that speaks real WinRM (tests, demos, rehearsals).
     Lab(crate::lab::cli::LabArgs),
+    /// Gather facts and write the plan (what would change on each host, and why) for approval.
+    Plan(plan::PlanArgs),
+    /// Apply an approved plan: exactly its steps, on hosts whose facts have not drifted.
+    Apply(apply::ApplyArgs),
     /// Start a simulated fleet in-process and run the remediation playbook against it.
     Demo(demo::DemoArgs),
     /// Check each host's connection (DNS, TCP, listener, TLS, auth, a command) and say what to fix.
@@ -94,6 +100,8 @@ pub fn main() -> ExitCode {
         Command::Inventory(args) => inventory::run(args),
         Command::Assess(args) => assess::run(args),
         Command::Lab(args) => crate::lab::cli::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Apply(args) => apply::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Keygen(args) => keygen::run(args),

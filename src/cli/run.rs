@@ -101,8 +101,21 @@ pub async fn execute(
     connector: Arc<dyn Connector>,
     report: &crate::report::Options,
 ) -> u8 {
+    execute_with(input, options, connector, report, Vec::new()).await
+}
+
+/// [`execute`] with more reporters (plan collection, the journal) beside the usual ones.
+pub async fn execute_with(
+    input: RunInput,
+    options: RunOptions,
+    connector: Arc<dyn Connector>,
+    report: &crate::report::Options,
+    extra: Vec<Box<dyn crate::report::Reporter + Send>>,
+) -> u8 {
     let (tx, rx) = mpsc::unbounded_channel();
-    let reporters = crate::report::spawn_reporters(rx, crate::report::build(report));
+    let mut all = crate::report::build(report);
+    all.extend(extra);
+    let reporters = crate::report::spawn_reporters(rx, all);
     let interrupt = Interrupt::default();
     let ctrl_c = interrupt.watch_ctrl_c();
     let summary = runner::run(input, options, connector, tx, interrupt).await;

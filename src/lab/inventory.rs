@@ -1,7 +1,8 @@
 //! The Ansible-format inventory a lab writes for its fleet: tenants as groups with
 //! `salve_tenant`, DAGs as child groups with `salve_dag`, and per host the loopback address
-//! and port, the WinRM scheme and transport, and the lab's user and password (clear text, or a
-//! reference such as `env:SALVE_LAB_PASSWORD`).
+//! and port, the WinRM scheme and transport, the lab's user and password (clear text, or a
+//! reference such as `env:SALVE_LAB_PASSWORD`), and package sources for every update the
+//! catalogue knows, so the shipped remediation playbooks run against the lab as they are.
 //!
 //! The text is written by hand in a fixed order so that the same fleet always gives
 //! byte-identical output (tests compare it).
@@ -42,6 +43,7 @@ pub fn render(fleet: &Fleet, password: &PasswordIn) -> String {
         "    ansible_user: {}\n    ansible_password: {password}\n",
         q(user)
     ));
+    y.push_str(&source_vars());
     y.push_str("  children:\n");
     for tenant in fleet.tenants() {
         y.push_str(&format!(
@@ -86,23 +88,20 @@ pub fn render(fleet: &Fleet, password: &PasswordIn) -> String {
     y
 }
 
-/// An inventory file with `salve_update_sources` for every CU and SU in the catalogue, on the
-/// lab's pretend file share, and `salve_reboot_poll_seconds: 1` for the lab's fast clock. The
-/// lab checks that a SHA-256 is given, not what it hashes (it has no packages), so each is the
-/// SHA-256 of the label.
-pub fn update_sources() -> String {
+/// Inventory variables (at `all.vars` indentation) naming a package source for every CU and
+/// SU in the catalogue on the lab's pretend file share, and `salve_reboot_poll_seconds: 1` for
+/// the lab's fast clock. The lab checks that a SHA-256 is given, not what it hashes (it has no
+/// packages), so each is the SHA-256 of the label.
+fn source_vars() -> String {
     use sha2::{Digest, Sha256};
-    // The lab's clock runs fast, so restarts are polled every second rather than every ten.
-    let mut y = String::from(
-        "# Package sources for the demo fleet (the lab does not read the files).\nall:\n  vars:\n    salve_reboot_poll_seconds: 1\n    salve_update_sources:\n",
-    );
+    let mut y = String::from("    salve_reboot_poll_seconds: 1\n    salve_update_sources:\n");
     let Ok(catalogue) = crate::exchange::catalogue::catalogue() else {
         return y;
     };
     let mut entry = |label: String, file: String| {
         let sha = hex::encode(Sha256::digest(label.as_bytes()));
         y.push_str(&format!(
-            "      \"{label}\": {{unc: '\\\\lab-repo\\exchange\\{file}', sha256: {sha}}}\n"
+            "      \"{label}\": {{unc: '\\\\lab-repo\\exchange\\{file}', sha256: \"{sha}\"}}\n"
         ));
     };
     for family in catalogue.families() {

@@ -172,7 +172,11 @@ impl Decision {
                 serde_json::to_value(&self.prerequisites).unwrap_or(Value::Null),
             )
             .with("unchecked_prerequisites", unchecked)
-            .with("reboot_required", false)
+            // Predicted in check mode: an install is always followed by a restart.
+            .with(
+                "reboot_required",
+                check && self.refusal.is_none() && !self.steps.is_empty(),
+            )
     }
 
     fn later(&self) -> String {

@@ -41,8 +41,16 @@ pub struct ExchangeVerify;
 
 #[async_trait::async_trait]
 impl Module for ExchangeVerify {
-    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
-        self.apply(args, ctx).await
+    /// Verification judges the server *after* the changes before it, which check mode only
+    /// predicts: judged now it would fail every server that needs work. It is reported as
+    /// skipped, and runs for real in `run` and `apply`.
+    async fn check(&self, args: &Value, _ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+        shipped::args::<Args>(args)?;
+        Ok(Outcome {
+            skipped: true,
+            ..Outcome::ok()
+        }
+        .with_msg("verification is judged after the changes, not in check mode"))
     }
 
     async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {

@@ -10,6 +10,7 @@
 //! self-contained HTML page for people who do not run salve.
 
 mod canonical;
+pub mod collect;
 pub mod document;
 pub mod render;
 pub mod sign;

@@ -32,7 +32,7 @@
 //! run_finished = { summary: RunSummary }
 //!
 //! TaskStatus = "ok" | "changed" | "failed" | "unreachable" | "skipped" | "ignored" | "interrupted"
-//! HostOutcome = "ok" | "failed" | "unreachable" | "interrupted" | "not_run"
+//! HostOutcome = "ok" | "failed" | "unreachable" | "interrupted" | "not_run" | "drifted"
 //! PlayStop = { reason: "max_fail_percentage" | "all_hosts_failed" | "interrupted",
 //!     batch?: integer, failed?: integer, hosts?: integer, limit?: number }
 //! RunSummary = { hosts: [HostSummary], tenants: map<map<integer>>, interrupted: bool,

@@ -104,6 +104,7 @@ fn outcome_word(outcome: HostOutcome) -> &'static str {
         HostOutcome::Unreachable => "unreachable",
         HostOutcome::Interrupted => "interrupted",
         HostOutcome::NotRun => "not run",
+        HostOutcome::Drifted => "drifted",
     }
 }
 

@@ -66,7 +66,7 @@ impl Palette {
             HostOutcome::Ok => Style::new().green(),
             HostOutcome::Failed | HostOutcome::Unreachable => Style::new().red().bold(),
             HostOutcome::Interrupted => Style::new().magenta().bold(),
-            HostOutcome::NotRun => Style::new().yellow(),
+            HostOutcome::NotRun | HostOutcome::Drifted => Style::new().yellow(),
         };
         self.paint(style, text)
     }

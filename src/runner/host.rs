@@ -48,8 +48,38 @@ pub async fn run_host_play(
             end.left_in = Some(format!("before `{}`", task.name));
             return end;
         }
+        if let Some(gate) = &env.options.gate
+            && !gate.allows(&host.name, scope.play_index, index, &task.call.module)
+        {
+            env.emit(Event::TaskFinished {
+                host: host.name.clone(),
+                tenant: host.tenant.clone(),
+                task: task.name.clone(),
+                task_index: index,
+                status: TaskStatus::Skipped,
+                msg: Some("not a step of the approved plan".into()),
+                duration_ms: 0,
+                result: serde_json::json!({"skipped": true, "skip_reason": "not in the approved plan"}),
+            });
+            end.counts.add(TaskStatus::Skipped);
+            continue;
+        }
         let status = run_one(env, scope, host, link, task, index).await;
         end.counts.add(status);
+        if let Some(gate) = &env.options.gate
+            && task.call.module == "exchange_facts"
+            && let Some(why) = gate.drift(&host.name, &scope.facts.get(&host.name)["exchange"])
+        {
+            env.emit(Event::HostDropped {
+                host: host.name.clone(),
+                tenant: host.tenant.clone(),
+                status: TaskStatus::Skipped,
+                task: task.name.clone(),
+                msg: format!("{why}; nothing was changed: plan again"),
+            });
+            end.outcome = Some(HostOutcome::Drifted);
+            return end;
+        }
         match status {
             TaskStatus::Failed | TaskStatus::Unreachable => {
                 let outcome = if status == TaskStatus::Failed {

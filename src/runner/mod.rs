@@ -8,6 +8,7 @@
 //! The runner never prints: everything it does is an [`Event`] sent to the reporters.
 
 mod batches;
+mod gate;
 mod host;
 mod interrupt;
 mod link;
@@ -32,6 +33,7 @@ use crate::model::{Host, Inventory, Play, Playbook, Rolling, Vars};
 use crate::transport::{ConnectionSpec, Connector};
 
 pub use batches::batch_lengths;
+pub use gate::PlanGate;
 pub use interrupt::Interrupt;
 pub use link::Link;
 pub use vars::FactStore;
@@ -54,6 +56,8 @@ pub struct RunOptions {
     /// Timeout of a task that sets none.
     pub default_timeout: Duration,
     pub run_id: String,
+    /// Set by `apply`: only the approved plan's steps run, and drifted hosts are left alone.
+    pub gate: Option<Arc<PlanGate>>,
 }
 
 impl Default for RunOptions {
@@ -67,6 +71,7 @@ impl Default for RunOptions {
             slow_step: Duration::from_secs(300),
             default_timeout: Duration::from_secs(2 * 3600),
             run_id: String::new(),
+            gate: None,
         }
     }
 }
@@ -468,6 +473,7 @@ impl PlayRun {
         let _permit = Arc::clone(&self.permits).acquire_owned().await.ok();
         let play = &self.playbook.plays[self.index];
         let scope = vars::PlayScope {
+            play_index: self.index,
             inventory: &self.inventory,
             play_vars: &play.vars,
             extra_vars: &self.env.options.extra_vars,
@@ -532,7 +538,10 @@ pub fn summarize(hosts: Vec<HostSummary>, interrupted: bool, elapsed: Duration) 
     let any_failed = hosts.iter().any(|h| {
         matches!(
             h.outcome,
-            HostOutcome::Failed | HostOutcome::Unreachable | HostOutcome::NotRun
+            HostOutcome::Failed
+                | HostOutcome::Unreachable
+                | HostOutcome::NotRun
+                | HostOutcome::Drifted
         )
     });
     let exit_code = if interrupted {

@@ -35,6 +35,8 @@ impl FactStore {
 
 /// What is the same for every host of a play.
 pub struct PlayScope<'a> {
+    /// Index of the play in the playbook.
+    pub play_index: usize,
     pub inventory: &'a Inventory,
     pub play_vars: &'a Vars,
     pub extra_vars: &'a Vars,

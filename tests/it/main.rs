@@ -14,6 +14,7 @@ mod lab_sim;
 mod lab_support;
 mod lab_winrm;
 mod plan;
+mod plan_apply;
 mod remediation;
 mod report;
 mod report_files;

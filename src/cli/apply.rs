@@ -1,0 +1,191 @@
+//! `salve apply plan.json`: do exactly what a change board approved. Refused when the plan was
+//! edited after approval, lacks the required trusted approvals, or when the playbook or
+//! inventory changed since planning. Hosts outside their maintenance window, or whose planned
+//! work would overrun it, are deferred. The run then executes only the plan's steps, and a host
+//! whose facts drifted since planning is left alone and reported as drifted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Selection;
+use crate::exit;
+use crate::plan::Plan;
+use crate::runner::{PlanGate, RunOptions};
+use crate::schedule::window::{Decision, Schedule};
+
+/// Arguments of `salve apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The approved plan.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// How many distinct trusted approvals the plan needs (0 applies an unapproved plan).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub require_approvals: usize,
+    /// Folder of approvers' `.pub` keys to trust.
+    #[arg(long, value_name = "DIR")]
+    pub trusted_keys: Option<PathBuf>,
+    /// Start work regardless of maintenance windows.
+    #[arg(long)]
+    pub ignore_windows: bool,
+    /// Judge maintenance windows as if it were this time (RFC 3339), for rehearsals.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<jiff::Timestamp>,
+    /// Hosts worked on at once.
+    #[arg(short = 'f', long, default_value_t = 50, value_name = "N")]
+    pub forks: usize,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+pub fn run(args: ApplyArgs) -> u8 {
+    let plan = match Plan::load(&args.plan) {
+        Ok(p) => p,
+        Err(e) => return super::print_error(&e, exit::INVALID_INPUT),
+    };
+    if let Err(code) = check_approvals(&plan, &args) {
+        return code;
+    }
+    let selection = Selection {
+        inventories: plan.inventory.sources.iter().map(PathBuf::from).collect(),
+        limit: plan.selection.limit.clone(),
+        tenant: plan.selection.tenant.clone(),
+        all_tenants: plan.selection.all_tenants,
+        extra_vars: Vec::new(),
+    };
+    let mut prepared = match super::run::prepare(&PathBuf::from(&plan.playbook.path), &selection) {
+        Ok(p) => p,
+        Err(diags) => {
+            eprint!("{}", diags.render());
+            return exit::INVALID_INPUT;
+        }
+    };
+    if prepared.input.playbook.digest != plan.playbook.sha256 {
+        eprintln!(
+            "error: {} changed since the plan was made; plan again and have it approved",
+            plan.playbook.path
+        );
+        return exit::INVALID_INPUT;
+    }
+    if prepared.input.inventory.digest != plan.inventory.sha256 {
+        eprintln!(
+            "error: the inventory changed since the plan was made; plan again and have it approved"
+        );
+        return exit::INVALID_INPUT;
+    }
+    let now = args.at.unwrap_or_else(jiff::Timestamp::now);
+    let allowed = match hosts_to_start(&plan, &prepared.input.inventory, now, args.ignore_windows) {
+        Ok(a) => a,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    for hosts in &mut prepared.input.play_hosts {
+        hosts.retain(|h| allowed.contains(h));
+    }
+    let steps: BTreeMap<String, BTreeSet<(usize, usize)>> = plan
+        .hosts
+        .iter()
+        .map(|h| {
+            (
+                h.name.clone(),
+                h.steps.iter().map(|s| (s.play, s.task_index)).collect(),
+            )
+        })
+        .collect();
+    let facts = plan
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), h.facts.clone()))
+        .collect();
+    let options = RunOptions {
+        forks: args.forks.max(1),
+        extra_vars: prepared.extra_vars,
+        run_id: super::run::run_id(),
+        gate: Some(Arc::new(PlanGate::new(steps, facts))),
+        ..RunOptions::default()
+    };
+    let report = crate::report::Options {
+        json: args.json,
+        no_progress: args.no_progress,
+        report_dir: args.report_dir.clone(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    runtime.block_on(async move {
+        let connector = Arc::new(super::run::standard_connector());
+        super::run::execute(prepared.input, options, connector, &report).await
+    })
+}
+
+fn check_approvals(plan: &Plan, args: &ApplyArgs) -> Result<(), u8> {
+    if args.require_approvals == 0 {
+        eprintln!("warning: applying without checking approvals (--require-approvals 0)");
+        return Ok(());
+    }
+    let Some(dir) = &args.trusted_keys else {
+        eprintln!(
+            "error: --trusted-keys DIR is needed to check the plan's approvals (or --require-approvals 0)"
+        );
+        return Err(exit::INVALID_INPUT);
+    };
+    match crate::plan::verify(plan, dir, args.require_approvals) {
+        Ok(approvers) => {
+            let names: Vec<String> = approvers.iter().map(|a| a.name.clone()).collect();
+            eprintln!("plan {} approved by {}", plan.digest(), names.join(", "));
+            Ok(())
+        }
+        Err(e) => Err(super::print_error(&e, exit::INVALID_INPUT)),
+    }
+}
+
+/// The planned hosts that may start now: inside a maintenance window long enough for their
+/// planned work (or all of them with `--ignore-windows`). Deferred hosts are listed.
+fn hosts_to_start(
+    plan: &Plan,
+    inventory: &crate::model::Inventory,
+    now: jiff::Timestamp,
+    ignore_windows: bool,
+) -> Result<BTreeSet<String>, String> {
+    if ignore_windows {
+        eprintln!("warning: --ignore-windows: maintenance windows are NOT being respected");
+    }
+    let mut allowed = BTreeSet::new();
+    for host in plan.hosts.iter().filter(|h| !h.steps.is_empty()) {
+        let vars = inventory
+            .host(&host.name)
+            .map(|h| h.vars.clone())
+            .unwrap_or_default();
+        let schedule = Schedule::from_vars(&vars).map_err(|e| format!("{}: {e}", host.name))?;
+        let estimate = Duration::from_secs(host.steps.iter().map(|s| s.estimated_seconds).sum());
+        match schedule
+            .filter(|_| !ignore_windows)
+            .map(|s| s.can_start(now, estimate))
+        {
+            None | Some(Decision::Start) => {
+                allowed.insert(host.name.clone());
+            }
+            Some(Decision::Defer { reason, next }) => eprintln!(
+                "deferred: {}: {reason}; next window opens {next}",
+                host.name
+            ),
+            Some(Decision::NeverFits { reason }) => eprintln!("deferred: {}: {reason}", host.name),
+        }
+    }
+    Ok(allowed)
+}
