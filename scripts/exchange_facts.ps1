@@ -202,6 +202,18 @@ if ($installPath -and -not $isLegacy) {
     }
 }
 
+# An Exchange installer still running (e.g. started by a run that was cut off): Setup.exe in
+# upgrade mode, or msiexec applying an Exchange .msp. Another install must wait for it.
+$installInProgress = $null
+$installers = Get-CimInstance -ClassName Win32_Process -Filter "Name = 'msiexec.exe' OR Name = 'Setup.exe' OR Name = 'ExSetup.exe'" -ErrorAction SilentlyContinue
+foreach ($p in @($installers)) {
+    $line = [string] $p.CommandLine
+    if ($line -match '(?i)/mode:upgrade' -or $line -match '(?i)exchange.*\.msp') {
+        $installInProgress = $line
+        break
+    }
+}
+
 $answer = [ordered]@{
     computer_name           = [string] $env:COMPUTERNAME
     family                  = $family
@@ -226,5 +238,6 @@ $answer = [ordered]@{
     cluster_node_state      = $clusterNode
     activation_policy       = $activationPolicy
     boot_id                 = $bootId
+    install_in_progress     = $installInProgress
 }
 Write-Output ('##salve-result## ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))

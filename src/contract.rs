@@ -121,6 +121,10 @@ pub struct FactsAnswer {
     /// `DatabaseCopyAutoActivationPolicy` (`Unrestricted`, `IntrasiteOnly`, `Blocked`).
     pub activation_policy: Option<String>,
     pub boot_id: String,
+    /// An Exchange installer (Setup.exe /Mode:Upgrade or msiexec with an Exchange .msp) still
+    /// running on the host, e.g. started by a run that was cut off: its label or command line.
+    #[serde(default)]
+    pub install_in_progress: Option<String>,
 }
 
 /// One database copy on this server (`Get-MailboxDatabaseCopyStatus`).

@@ -110,6 +110,7 @@ pub fn run(args: ApplyArgs) -> u8 {
         extra_vars: prepared.extra_vars,
         run_id: super::run::run_id(),
         gate: Some(Arc::new(PlanGate::new(steps, facts))),
+        plan_digest: Some(plan.digest()),
         ..RunOptions::default()
     };
     let report = crate::report::Options {

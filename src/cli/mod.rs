@@ -8,8 +8,10 @@ mod check;
 mod demo;
 mod doctor;
 mod inventory;
+mod invocation;
 mod keygen;
 mod plan;
+mod resume;
 mod run;
 mod runs;
 mod selection;
@@ -52,6 +54,8 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Apply an approved plan: exactly its steps, on hosts whose facts have not drifted.
     Apply(apply::ApplyArgs),
+    /// Continue a stopped run with the same inputs; completed work is recognised on the hosts.
+    Resume(resume::ResumeArgs),
     /// Start a simulated fleet in-process and run the remediation playbook against it.
     Demo(demo::DemoArgs),
     /// Check each host's connection (DNS, TCP, listener, TLS, auth, a command) and say what to fix.
@@ -102,6 +106,7 @@ pub fn main() -> ExitCode {
         Command::Lab(args) => crate::lab::cli::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
+        Command::Resume(args) => resume::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Keygen(args) => keygen::run(args),

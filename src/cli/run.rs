@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::Selection;
+use super::invocation::Invocation;
 use crate::diag::Diagnostics;
 use crate::exit;
 use crate::model::{Inventory, Playbook};
@@ -83,6 +84,19 @@ pub fn run(args: RunArgs) -> u8 {
         run_id: run_id(),
         ..RunOptions::default()
     };
+    let invocation = Invocation {
+        playbook: args.playbook.clone(),
+        inventories: args.selection.inventories.clone(),
+        limit: args.selection.limit.clone(),
+        tenant: args.selection.tenant.clone(),
+        all_tenants: args.selection.all_tenants,
+        extra_vars: args.selection.extra_vars.clone(),
+        tags: args.tags.clone(),
+        skip_tags: args.skip_tags.clone(),
+    };
+    if let Err(e) = invocation.save(&options.run_id) {
+        eprintln!("warning: cannot record this run's inputs ({e}); `salve resume` will not know it");
+    }
     let report_options = crate::report::Options {
         json: args.json,
         no_progress: args.no_progress,
@@ -104,7 +118,9 @@ pub async fn execute(
     execute_with(input, options, connector, report, Vec::new()).await
 }
 
-/// [`execute`] with more reporters (plan collection, the journal) beside the usual ones.
+/// [`execute`] with more reporters (plan collection) beside the usual ones. Every run is
+/// recorded in the journal; a journal that cannot be opened or written is warned about, never
+/// a reason to stop an emergency change.
 pub async fn execute_with(
     input: RunInput,
     options: RunOptions,
@@ -115,6 +131,18 @@ pub async fn execute_with(
     let (tx, rx) = mpsc::unbounded_channel();
     let mut all = crate::report::build(report);
     all.extend(extra);
+    match crate::journal::Journal::open_default().await {
+        Ok(journal) => {
+            let meta = crate::journal::RunMeta {
+                playbook_digest: Some(input.playbook.digest.clone()),
+                inventory_digest: Some(input.inventory.digest.clone()),
+                plan_digest: options.plan_digest.clone(),
+            };
+            let recorder = crate::journal::JournalReporter::spawn(journal, meta, &tokio::runtime::Handle::current());
+            all.push(Box::new(crate::report::BestEffort::new("run journal", recorder)));
+        }
+        Err(e) => eprintln!("warning: the run journal is unavailable ({e}); this run is not recorded"),
+    }
     let reporters = crate::report::spawn_reporters(rx, all);
     let interrupt = Interrupt::default();
     let ctrl_c = interrupt.watch_ctrl_c();

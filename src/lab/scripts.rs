@@ -159,6 +159,7 @@ fn facts(s: &HostState) -> FactsAnswer {
         cluster_node_state: s.cluster_node.clone(),
         activation_policy: s.dag.as_ref().map(|_| s.activation_policy.clone()),
         boot_id: s.boot_id(),
+        install_in_progress: s.installing.clone(),
     }
 }
 
@@ -576,10 +577,30 @@ async fn update(
             Vec::new(),
             format!("target_build `{}` is not a build number", req.target_build),
         ),
-        (true, Some(target)) => match req.kind {
-            UpdateKind::Su => install_su(core, idx, req, target, out, kill).await,
-            UpdateKind::Cu => install_cu(core, idx, req, target, out, kill).await,
-        },
+        (true, Some(target)) => {
+            // Windows Installer runs one installation at a time (msiexec 1618).
+            let running = core.with_host(idx, |s| s.installing.replace(req.kb.clone()));
+            match running {
+                Some(running) => {
+                    core.with_host(idx, |s| s.installing = Some(running.clone()));
+                    Outcome::failed(
+                        1618,
+                        Vec::new(),
+                        format!(
+                            "Another installation is already in progress ({running}). Complete that installation before proceeding with this install."
+                        ),
+                    )
+                }
+                None => {
+                    let outcome = match req.kind {
+                        UpdateKind::Su => install_su(core, idx, req, target, out, kill).await,
+                        UpdateKind::Cu => install_cu(core, idx, req, target, out, kill).await,
+                    };
+                    core.with_host(idx, |s| s.installing = None);
+                    outcome
+                }
+            }
+        }
     };
     let event = if outcome.success && !outcome.already {
         Some(LabEvent::Installed {

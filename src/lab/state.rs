@@ -314,6 +314,9 @@ pub struct HostState {
     pub logs_since: Timestamp,
     /// `C:\ExchangeSetupLogs\ExchangeSetup.log`.
     pub setup_log: Vec<String>,
+    /// The update whose installer is running now (Setup.exe or msiexec), if any.
+    #[serde(default)]
+    pub installing: Option<String>,
     pub faults: HostFaults,
 }
 
@@ -402,6 +405,7 @@ impl HostState {
                 .saturating_sub(SignedDuration::from_hours(24 * 30))
                 .unwrap_or(boot_time),
             setup_log: Vec::new(),
+            installing: None,
             faults: HostFaults::default(),
         }
     }

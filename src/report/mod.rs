@@ -90,6 +90,32 @@ pub fn spawn_reporters(
     })
 }
 
+/// A reporter whose failure is a warning, not the run's failure (the journal: losing the
+/// record must be said, but it does not undo what the run did on the hosts).
+pub struct BestEffort<R> {
+    what: &'static str,
+    inner: R,
+}
+
+impl<R: Reporter> BestEffort<R> {
+    pub fn new(what: &'static str, inner: R) -> Self {
+        BestEffort { what, inner }
+    }
+}
+
+impl<R: Reporter> Reporter for BestEffort<R> {
+    fn event(&mut self, event: &Event) {
+        self.inner.event(event);
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        if let Err(e) = self.inner.finish() {
+            eprintln!("warning: the {} was not fully written: {e}", self.what);
+        }
+        Ok(())
+    }
+}
+
 /// The output options of a run, from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct Options {

@@ -58,6 +58,8 @@ pub struct RunOptions {
     pub run_id: String,
     /// Set by `apply`: only the approved plan's steps run, and drifted hosts are left alone.
     pub gate: Option<Arc<PlanGate>>,
+    /// Digest of the plan being applied, for the journal.
+    pub plan_digest: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -72,6 +74,7 @@ impl Default for RunOptions {
             default_timeout: Duration::from_secs(2 * 3600),
             run_id: String::new(),
             gate: None,
+            plan_digest: None,
         }
     }
 }

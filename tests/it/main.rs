@@ -17,6 +17,7 @@ mod plan;
 mod plan_apply;
 mod remediation;
 mod report;
+mod resume;
 mod report_files;
 mod report_json;
 mod ssh;
