@@ -8,7 +8,9 @@ mod demo;
 mod doctor;
 mod inventory;
 mod keygen;
+mod queue;
 mod run;
+mod runner;
 mod runs;
 mod selection;
 
@@ -50,6 +52,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Check each host's connection (DNS, TCP, listener, TLS, auth, a command) and say what to fix.
     Doctor(doctor::DoctorArgs),
+    /// Claim and run queued work for one tenant (and site) from the queue database.
+    Runner(runner::RunnerArgs),
+    /// Set up the queue database or show the work in it.
+    Queue(queue::QueueArgs),
 }
 
 /// Which inventory and which hosts: shared by every command that reads an inventory.
@@ -99,6 +105,8 @@ pub fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(args),
         Command::Approve(args) => approve::run(args),
         Command::Runs(args) => runs::run(args),
+        Command::Runner(args) => runner::run(args),
+        Command::Queue(args) => queue::run(args),
     };
     ExitCode::from(code)
 }
