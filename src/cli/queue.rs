@@ -22,7 +22,12 @@ pub enum QueueCommand {
 #[derive(Debug, clap::Args)]
 pub struct Url {
     /// The queue database (`postgres://role@host/db`); prefer the environment variable.
-    #[arg(long, env = "SALVE_QUEUE_URL", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "SALVE_QUEUE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub queue: String,
 }
 
@@ -110,8 +115,7 @@ pub(super) async fn run_queued(
         })
     };
     let poll = std::time::Duration::from_secs(1);
-    let followed =
-        crate::queue::enqueue::follow(&queue, &input, &options, &tx, poll, &stop).await;
+    let followed = crate::queue::enqueue::follow(&queue, &input, &options, &tx, poll, &stop).await;
     ctrl_c.abort();
     drop(tx);
     queue.close().await;

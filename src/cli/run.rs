@@ -52,7 +52,12 @@ pub struct RunArgs {
     pub slow_step: u64,
     /// Enqueue the run in this queue database for `salve runner`s, and follow it there, instead
     /// of running it from here (`postgres://role@host/db`).
-    #[arg(long, env = "SALVE_QUEUE_URL", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "SALVE_QUEUE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub queue: Option<String>,
 }
 

@@ -16,7 +16,12 @@ use crate::runner::Interrupt;
 pub struct RunnerArgs {
     /// The queue database (`postgres://role@host/db?sslmode=verify-full`). Prefer the
     /// environment variable, and a password in ~/.pgpass or PGPASSWORD, to keep it out of `ps`.
-    #[arg(long, env = "SALVE_QUEUE_URL", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "SALVE_QUEUE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub queue: String,
     /// The tenant (customer) whose work this runner takes.
     #[arg(long, value_name = "NAME")]

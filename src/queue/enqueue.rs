@@ -68,7 +68,12 @@ pub async fn enqueue(
                 .tenant
                 .clone()
                 .ok_or_else(|| QueueError::NoTenant(name.clone()))?;
-            let var = |key: &str| host.vars.get(key).and_then(|v| v.as_str()).map(String::from);
+            let var = |key: &str| {
+                host.vars
+                    .get(key)
+                    .and_then(|v| v.as_str())
+                    .map(String::from)
+            };
             let item = items.entry(name.clone()).or_insert_with(|| {
                 order.push(name.clone());
                 Item {
@@ -89,7 +94,11 @@ pub async fn enqueue(
     };
     let stored = serde_json::to_value(&stored).map_err(|e| run_err(e.to_string()))?;
     let err = |doing| QueueError::db(doing, None);
-    let mut tx = queue.pool.begin().await.map_err(err("starting to enqueue"))?;
+    let mut tx = queue
+        .pool
+        .begin()
+        .await
+        .map_err(err("starting to enqueue"))?;
     sqlx::query(
         "INSERT INTO salve.runs (id, playbook_name, playbook_digest, playbook, options)
          VALUES ($1, $2, $3, $4, $5)",
@@ -258,31 +267,33 @@ async fn work_rows(queue: &Queue, run: &str) -> Result<Vec<WorkRow>, QueueError>
         .map_err(QueueError::db("reading the run's work", None))
 }
 
-/// A line worth telling about an item's change of state or owner.
+/// A line worth telling about an item's change of state or owner since it was last seen.
 fn transition_note(w: &WorkRow, before: Option<&(String, i64)>) -> Option<String> {
     let owner = w.owner.as_deref().unwrap_or("?");
-    match (w.state.as_str(), before) {
-        ("claimed" | "running", Some((_, old))) if *old != w.fence && *old > 0 => {
-            let recheck = if w.needs_recheck {
-                "; a change may have been half-made, the host is re-checked"
-            } else {
-                ""
-            };
-            Some(format!(
-                "{}: taken over by runner {owner} (attempt fence {}){recheck}",
-                w.host, w.fence
-            ))
-        }
-        ("abandoned", _) => Some(format!(
+    let (old_state, old_fence) = before.map_or(("", 0), |(s, f)| (s.as_str(), *f));
+    match w.state.as_str() {
+        "abandoned" => Some(format!(
             "{}: abandoned: {}",
             w.host,
             w.message.as_deref().unwrap_or("no runner kept its lease")
         )),
-        ("queued", Some((old, _))) if old != "queued" => Some(format!(
+        "queued" if !old_state.is_empty() && old_state != "queued" => Some(format!(
             "{}: given back to the queue: {}",
             w.host,
             w.message.as_deref().unwrap_or("runner stopped")
         )),
+        "queued" => None,
+        _ if w.fence > 1 && w.fence != old_fence => {
+            let recheck = if w.needs_recheck {
+                "; a change may have been half-made, so the host is re-checked from live facts"
+            } else {
+                ""
+            };
+            Some(format!(
+                "{}: claimed again by runner {owner} (claim {}){recheck}",
+                w.host, w.fence
+            ))
+        }
         _ => None,
     }
 }

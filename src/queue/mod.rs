@@ -47,7 +47,9 @@ pub enum QueueError {
          this runner's result is discarded"
     )]
     Stale { work_id: i64, fence: i64 },
-    #[error("the queue schema is version {found}, newer than this salve knows ({known}): upgrade salve")]
+    #[error(
+        "the queue schema is version {found}, newer than this salve knows ({known}): upgrade salve"
+    )]
     NewerSchema { found: i32, known: i32 },
     #[error("the queue database has no salve schema yet: run `salve queue init` first")]
     NotInitialised,
@@ -158,17 +160,18 @@ impl Queue {
 
     /// Fail unless the schema exists at exactly this salve's version.
     pub async fn check_schema(&self) -> Result<(), QueueError> {
-        let found: Option<i32> = sqlx::query_scalar("SELECT max(version) FROM salve.schema_version")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| match e.as_database_error().and_then(|d| d.code()) {
-                // 42P01 undefined_table, 3F000 invalid_schema_name
-                Some(code) if code == "42P01" || code == "3F000" => QueueError::NotInitialised,
-                _ => QueueError::Db {
-                    doing: "reading the schema version",
-                    source: e,
-                },
-            })?;
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT max(version) FROM salve.schema_version")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| match e.as_database_error().and_then(|d| d.code()) {
+                    // 42P01 undefined_table, 3F000 invalid_schema_name
+                    Some(code) if code == "42P01" || code == "3F000" => QueueError::NotInitialised,
+                    _ => QueueError::Db {
+                        doing: "reading the schema version",
+                        source: e,
+                    },
+                })?;
         match found {
             None => Err(QueueError::NotInitialised),
             Some(v) if v > schema::version() => Err(QueueError::NewerSchema {

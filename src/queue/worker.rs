@@ -434,11 +434,7 @@ impl Recorder {
                     failed = true;
                 }
                 Err(e) => {
-                    tracing::warn!(
-                        "{}: {}; no further step starts",
-                        self.claim.host,
-                        chain(&e)
-                    );
+                    tracing::warn!("{}: {}; no further step starts", self.claim.host, chain(&e));
                     self.item.drain.cancel();
                     failed = true;
                 }

@@ -14,6 +14,8 @@ mod lab_sim;
 mod lab_support;
 mod lab_winrm;
 mod plan;
+mod queue;
+mod queue_support;
 mod report;
 mod report_files;
 mod report_json;
