@@ -51,13 +51,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub slow_step: u64,
     /// Enqueue the run in this queue database for `salve runner`s, and follow it there, instead
-    /// of running it from here (`postgres://role@host/db`).
-    #[arg(
-        long,
-        env = "SALVE_QUEUE_URL",
-        hide_env_values = true,
-        value_name = "URL"
-    )]
+    /// of running it from here (`postgres://role@host/db`). Never taken from the environment, so
+    /// a plain `salve run` always runs locally.
+    #[arg(long, value_name = "URL")]
     pub queue: Option<String>,
 }
 

@@ -79,8 +79,8 @@ async fn runners_share_the_work_and_nothing_runs_twice() {
     .await;
     let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
     let playbook = lab.write("pb.yml", PLAYBOOK);
-    let child = controller(&pg, &playbook, &inventory);
-    wait_for_items(&admin, 6).await;
+    let mut child = controller(&pg, &playbook, &inventory);
+    wait_for_items(&admin, 6, &mut child).await;
     let runners: Vec<_> = ["r1", "r2", "r3"]
         .iter()
         .map(|id| spawn_runner(&admin, options(id, "acme", 1), &inventory))
@@ -150,8 +150,8 @@ async fn an_expired_lease_is_taken_over_and_the_stale_runner_is_fenced_off() {
     .await;
     let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
     let playbook = lab.write("pb.yml", PLAYBOOK);
-    let child = controller(&pg, &playbook, &inventory);
-    wait_for_items(&admin, 1).await;
+    let mut child = controller(&pg, &playbook, &inventory);
+    wait_for_items(&admin, 1, &mut child).await;
     // A runner claims the item, announces a change, and dies (no heartbeat ever renews it).
     let ghost = admin
         .claim("acme", None, "ghost", Duration::from_secs(1), 3)
@@ -252,8 +252,8 @@ tenants:
         "pb.yml",
         "- hosts: all\n  tasks:\n    - name: work\n      powershell: {script: 'Start-Sleep -Milliseconds 400'}\n",
     );
-    let child = controller(&pg, &playbook, &inventory);
-    wait_for_items(&admin, 7).await;
+    let mut child = controller(&pg, &playbook, &inventory);
+    wait_for_items(&admin, 7, &mut child).await;
     sqlx::query("UPDATE salve.tenants SET max_concurrency = 1 WHERE name = 'beta'")
         .execute(admin.pool())
         .await

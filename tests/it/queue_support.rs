@@ -112,9 +112,18 @@ pub fn spawn_runner(
     tokio::spawn(worker.run(Interrupt::default()))
 }
 
-/// Wait (polling) until the queue holds `n` work items.
-pub async fn wait_for_items(queue: &Queue, n: i64) {
+/// Wait (polling) until the queue holds `n` work items; fails early with the controller's
+/// output if it exits first.
+pub async fn wait_for_items(queue: &Queue, n: i64, controller: &mut tokio::process::Child) {
     for _ in 0..600 {
+        if let Ok(Some(status)) = controller.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = controller.stderr.take() {
+                use tokio::io::AsyncReadExt as _;
+                let _ = e.read_to_string(&mut err).await;
+            }
+            panic!("the controller exited ({status}) before enqueueing: {err}");
+        }
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM salve.work")
             .fetch_one(queue.pool())
             .await
