@@ -135,12 +135,6 @@ pub async fn enqueue(
         .await
         .map_err(err("enqueueing a host"))?;
     }
-    // Runners may poll instead; the notification only wakes them sooner.
-    sqlx::query("SELECT pg_notify('salve_work', $1)")
-        .bind(&options.run_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(err("notifying runners"))?;
     tx.commit().await.map_err(err("committing the run"))?;
     Ok(order.len())
 }
