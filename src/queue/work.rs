@@ -2,6 +2,11 @@
 //! write its step transitions and intents, and finish or release it. Every write after the
 //! claim carries the claim's fencing token; the database rejects it once another runner has
 //! claimed the item ([`QueueError::Stale`]).
+//!
+//! Leases are computed from the transaction's `now()` (a claim that waited for the tenant's
+//! lock gets a slightly shorter lease, never a longer one); the item's `claimed_at`,
+//! `started_at` and `finished_at` are `clock_timestamp()`, the moment of the write, so their
+//! intervals show what really overlapped.
 
 use std::time::Duration;
 
@@ -58,7 +63,8 @@ WITH candidate AS (
 )
 UPDATE salve.work w SET
     state = 'claimed', owner = $3, lease_until = now() + make_interval(secs => $4),
-    fence = w.fence + 1, attempts = w.attempts + 1, claimed_at = now(), started_at = NULL,
+    fence = w.fence + 1, attempts = w.attempts + 1, claimed_at = clock_timestamp(),
+    started_at = NULL,
     needs_recheck = w.needs_recheck OR EXISTS (
         SELECT 1 FROM salve.intents i WHERE i.work_id = w.id AND i.completed_at IS NULL)
 FROM candidate c WHERE w.id = c.id
@@ -87,7 +93,8 @@ impl Queue {
             .await
             .map_err(err("locking the tenant's claims"))?;
         sqlx::query(
-            "UPDATE salve.work SET state = 'abandoned', finished_at = now(), lease_until = NULL,
+            "UPDATE salve.work SET state = 'abandoned', finished_at = clock_timestamp(),
+                 lease_until = NULL,
                  message = 'lease expired ' || attempts || ' times; abandoned for an operator'
              WHERE tenant = $1 AND state IN ('claimed', 'running') AND lease_until < now()
                AND attempts >= $2",
@@ -144,7 +151,7 @@ impl Queue {
     pub async fn start(&self, claim: &Claim) -> Result<(), QueueError> {
         self.fenced_update(
             claim,
-            "UPDATE salve.work SET state = 'running', started_at = now()
+            "UPDATE salve.work SET state = 'running', started_at = clock_timestamp()
              WHERE id = $1 AND fence = $2 AND state = 'claimed'",
             None,
             "starting a work item",
@@ -161,7 +168,7 @@ impl Queue {
         message: Option<&str>,
     ) -> Result<(), QueueError> {
         let sql = "UPDATE salve.work SET state = $3, outcome = $4, message = $5,
-                       finished_at = now(), lease_until = NULL
+                       finished_at = clock_timestamp(), lease_until = NULL
                    WHERE id = $1 AND fence = $2 AND state IN ('claimed', 'running')";
         let done = sqlx::query(sql)
             .bind(claim.work_id)
