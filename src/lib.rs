@@ -18,6 +18,7 @@ pub mod lab;
 pub mod model;
 pub mod modules;
 pub mod plan;
+pub mod queue;
 pub mod report;
 pub mod runner;
 pub mod schedule;

@@ -11,8 +11,10 @@ mod inventory;
 mod invocation;
 mod keygen;
 mod plan;
+mod queue;
 mod resume;
 mod run;
+mod runner;
 mod runs;
 mod selection;
 
@@ -60,6 +62,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Check each host's connection (DNS, TCP, listener, TLS, auth, a command) and say what to fix.
     Doctor(doctor::DoctorArgs),
+    /// Claim and run queued work for one tenant (and site) from the queue database.
+    Runner(runner::RunnerArgs),
+    /// Set up the queue database or show the work in it.
+    Queue(queue::QueueArgs),
 }
 
 /// Which inventory and which hosts: shared by every command that reads an inventory.
@@ -112,6 +118,8 @@ pub fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(args),
         Command::Approve(args) => approve::run(args),
         Command::Runs(args) => runs::run(args),
+        Command::Runner(args) => runner::run(args),
+        Command::Queue(args) => queue::run(args),
     };
     ExitCode::from(code)
 }

@@ -51,6 +51,11 @@ pub struct RunArgs {
     /// Warn about a step running longer than this many seconds (and again each time as long).
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub slow_step: u64,
+    /// Enqueue the run in this queue database for `salve runner`s, and follow it there, instead
+    /// of running it from here (`postgres://role@host/db`). Never taken from the environment, so
+    /// a plain `salve run` always runs locally.
+    #[arg(long, value_name = "URL")]
+    pub queue: Option<String>,
 }
 
 pub fn run(args: RunArgs) -> u8 {
@@ -61,7 +66,10 @@ pub fn run(args: RunArgs) -> u8 {
             return exit::INVALID_INPUT;
         }
     };
-    if let Err(code) = ask_for_prompted_secrets(&prepared) {
+    // Queued runs are executed by runners, which resolve credentials from their own inventories.
+    if args.queue.is_none()
+        && let Err(code) = ask_for_prompted_secrets(&prepared)
+    {
         return code;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -102,6 +110,14 @@ pub fn run(args: RunArgs) -> u8 {
         no_progress: args.no_progress,
         report_dir: args.report_dir.clone(),
     };
+    if let Some(url) = &args.queue {
+        return runtime.block_on(super::queue::run_queued(
+            url,
+            prepared.input,
+            options,
+            &report_options,
+        ));
+    }
     runtime.block_on(async move {
         let connector: Arc<dyn Connector> = Arc::new(standard_connector());
         execute(prepared.input, options, connector, &report_options).await

@@ -15,6 +15,8 @@ mod lab_support;
 mod lab_winrm;
 mod plan;
 mod plan_apply;
+mod queue;
+mod queue_support;
 mod remediation;
 mod report;
 mod resume;

@@ -1,26 +1,31 @@
 #!/bin/sh
 # Install the real protocol peers the integration tests drive: pywinrm (a WinRM client) into
-# .venv at the repository root, and Debian's OpenSSH server (sshd, started by the SSH tests on
-# loopback). Idempotent and quiet; needs python3 (3.11 on Debian 12) with venv, and root with
-# apt-get for sshd (skipped when /usr/sbin/sshd exists).
+# .venv at the repository root, Debian's OpenSSH server (sshd, started by the SSH tests on
+# loopback) and Debian's PostgreSQL server (throwaway clusters for the queue tests). Idempotent
+# and quiet; needs python3 (3.11 on Debian 12) with venv, and root with apt-get for the Debian
+# packages (each skipped when its binary exists).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 
-install_sshd() {
-    [ -x /usr/sbin/sshd ] && return 0
+# Install a Debian package unless PROBE (a glob) already matches an executable.
+install_deb() {
+    probe=$1 package=$2 purpose=$3
+    for f in $probe; do
+        [ -x "$f" ] && return 0
+    done
     if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" != 0 ]; then
-        echo "install.sh: no /usr/sbin/sshd; install openssh-server as root (the SSH tests need it)" >&2
+        echo "install.sh: no $probe; install $package as root ($purpose)" >&2
         return 1
     fi
     # Quiet unless something fails; then show apt's own words.
     log=$(mktemp)
     # Refresh the package lists first when they do not know the package (a fresh container has
     # none), and once more when an install from old lists fails.
-    if apt-cache show openssh-server >/dev/null 2>&1 && apt_install "$log"; then
+    if apt-cache show "$package" >/dev/null 2>&1 && apt_install "$log" "$package"; then
         rm -f "$log"
         return 0
     fi
-    if apt-get update -qq >"$log" 2>&1 && apt_install "$log"; then
+    if apt-get update -qq >"$log" 2>&1 && apt_install "$log" "$package"; then
         rm -f "$log"
         return 0
     fi
@@ -31,7 +36,16 @@ install_sshd() {
 
 apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        openssh-server >"$1" 2>&1
+        "$2" >"$1" 2>&1
+}
+
+install_sshd() {
+    install_deb /usr/sbin/sshd openssh-server "the SSH tests need it"
+}
+
+# Debian's PostgreSQL server (the queue tests start throwaway clusters with tests/peers/postgres.sh).
+install_postgres() {
+    install_deb '/usr/lib/postgresql/*/bin/initdb' postgresql "the queue tests need it"
 }
 
 install_pywinrm() {
@@ -51,3 +65,4 @@ install_pywinrm() {
 
 install_pywinrm
 install_sshd
+install_postgres

@@ -1,0 +1,148 @@
+//! `salve runner`: a long-running process inside a customer network that claims work from the
+//! queue database for one tenant (and site) and runs it with the normal transports. See
+//! [`crate::queue::worker`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::exit;
+use crate::queue::Queue;
+use crate::queue::worker::{Worker, WorkerOptions};
+use crate::runner::Interrupt;
+
+/// Arguments of `salve runner`.
+#[derive(Debug, clap::Args)]
+pub struct RunnerArgs {
+    /// The queue database (`postgres://role@host/db?sslmode=verify-full`). Prefer the
+    /// environment variable, and a password in ~/.pgpass or PGPASSWORD, to keep it out of `ps`.
+    #[arg(
+        long,
+        env = "SALVE_QUEUE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub queue: String,
+    /// The tenant (customer) whose work this runner takes.
+    #[arg(long, value_name = "NAME")]
+    pub tenant: String,
+    /// Take only items of this site (`salve_site`); without it, only items with no site.
+    #[arg(long, value_name = "NAME")]
+    pub site: Option<String>,
+    /// Hosts worked on at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub concurrency: usize,
+    /// This runner's inventory: how to reach its hosts, with their credentials or secret
+    /// references (never sent to the queue). Repeat to merge several.
+    #[arg(short = 'i', long = "inventory", value_name = "FILE", required = true)]
+    pub inventories: Vec<PathBuf>,
+    /// This runner's id in the queue (default: hostname and process id).
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Seconds a claim holds without renewal (renewed every third of it).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub lease: u64,
+    /// Seconds between looks for work when there is none.
+    #[arg(long, default_value_t = 2, value_name = "SECONDS")]
+    pub poll: u64,
+    /// Exit once the tenant has nothing queued, claimed or running.
+    #[arg(long)]
+    pub exit_when_idle: bool,
+}
+
+pub fn run(args: RunnerArgs) -> u8 {
+    let inventory = match crate::config::inventory::load(&args.inventories) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprint!("{}", w.render_warning());
+            }
+            loaded.value
+        }
+        Err(diags) => {
+            eprint!("{}", diags.render());
+            return exit::INVALID_INPUT;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    let options = WorkerOptions {
+        id: args.id.clone().unwrap_or_else(default_id),
+        tenant: args.tenant.clone(),
+        site: args.site.clone(),
+        concurrency: args.concurrency.max(1),
+        lease: Duration::from_secs(args.lease.max(3)),
+        poll: Duration::from_secs(args.poll.max(1)),
+        exit_when_idle: args.exit_when_idle,
+        ..WorkerOptions::default()
+    };
+    runtime.block_on(async move {
+        let queue = match Queue::connect(&args.queue).await {
+            Ok(q) => q,
+            Err(e) => return super::print_error(&e, exit::INTERNAL),
+        };
+        if let Err(e) = queue.check_schema().await {
+            return super::print_error(&e, exit::INTERNAL);
+        }
+        eprintln!(
+            "runner {} for tenant {}{}: waiting for work",
+            options.id,
+            options.tenant,
+            options
+                .site
+                .as_deref()
+                .map(|s| format!(" at site {s}"))
+                .unwrap_or_default()
+        );
+        let interrupt = Interrupt::default();
+        let signals = watch_signals(&interrupt);
+        let connector = Arc::new(super::run::standard_connector());
+        let worker = Worker::new(queue.clone(), options, inventory, connector);
+        let report = worker.run(interrupt).await;
+        signals.abort();
+        queue.close().await;
+        eprintln!(
+            "runner stopped: {} done, {} failed, {} given back, {} lost to other runners",
+            report.done, report.failed, report.released, report.lost
+        );
+        exit::OK
+    })
+}
+
+/// Ctrl-C or SIGTERM (systemd's stop): the first drains (no new work or step; in-flight items
+/// finish their step and are given back), the second aborts.
+fn watch_signals(interrupt: &Interrupt) -> tokio::task::JoinHandle<()> {
+    let ctrl_c = interrupt.watch_ctrl_c();
+    let this = interrupt.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let Ok(mut term) = signal(SignalKind::terminate()) {
+                while term.recv().await.is_some() {
+                    if this.escalate() == 2 {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = ctrl_c.await;
+    })
+}
+
+fn default_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "runner".into());
+    format!("{host}-{}", std::process::id())
+}

@@ -1,0 +1,302 @@
+//! A runner's side of one work item: claim it (lease + fence), renew the lease, mark it running,
+//! write its step transitions and intents, and finish or release it. Every write after the
+//! claim carries the claim's fencing token; the database rejects it once another runner has
+//! claimed the item ([`QueueError::Stale`]).
+//!
+//! Leases are computed from the transaction's `now()` (a claim that waited for the tenant's
+//! lock gets a slightly shorter lease, never a longer one); the item's `claimed_at`,
+//! `started_at` and `finished_at` are `clock_timestamp()`, the moment of the write, so their
+//! intervals show what really overlapped.
+
+use std::time::Duration;
+
+use sqlx::Row as _;
+
+use super::{Queue, QueueError};
+
+/// A claimed work item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub work_id: i64,
+    pub fence: i64,
+    pub run_id: String,
+    pub host: String,
+    pub tenant: String,
+    pub dag: Option<String>,
+    /// Indices of the plays the host is in.
+    pub plays: Vec<i32>,
+    /// A previous owner's lease expired with a change announced and not finished: the host may
+    /// be half-changed. Re-running is safe only because salve's modules re-read live facts
+    /// before acting (see the README's failure-handling section).
+    pub needs_recheck: bool,
+    pub attempts: i32,
+}
+
+/// One step transition, as written to `host_steps`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepWrite<'a> {
+    pub play: i32,
+    pub task_index: i32,
+    pub task: &'a str,
+    /// `started`, `done`, `failed`, `skipped` or `interrupted` (as in the local journal).
+    pub state: &'a str,
+    pub outcome: Option<serde_json::Value>,
+    pub output: Option<&'a str>,
+}
+
+const CLAIM: &str = "
+WITH candidate AS (
+    SELECT w.id FROM salve.work w JOIN salve.tenants t ON t.name = w.tenant
+    WHERE w.tenant = $1 AND w.site IS NOT DISTINCT FROM $2
+      AND (w.state = 'queued'
+           OR (w.state IN ('claimed', 'running') AND w.lease_until < now()))
+      AND (w.dag IS NULL OR NOT EXISTS (
+            SELECT 1 FROM salve.work o
+            WHERE o.tenant = w.tenant AND o.dag = w.dag AND o.id <> w.id
+              AND o.state IN ('claimed', 'running')))
+      AND (SELECT count(*) FROM salve.work a
+           WHERE a.tenant = w.tenant AND a.id <> w.id
+             AND a.state IN ('claimed', 'running')) < t.max_concurrency
+    ORDER BY w.id
+    LIMIT 1
+    FOR UPDATE OF w SKIP LOCKED
+)
+UPDATE salve.work w SET
+    state = 'claimed', owner = $3, lease_until = now() + make_interval(secs => $4),
+    fence = w.fence + 1, attempts = w.attempts + 1, claimed_at = clock_timestamp(),
+    started_at = NULL,
+    needs_recheck = w.needs_recheck OR EXISTS (
+        SELECT 1 FROM salve.intents i WHERE i.work_id = w.id AND i.completed_at IS NULL)
+FROM candidate c WHERE w.id = c.id
+RETURNING w.id, w.fence, w.run_id, w.host, w.tenant, w.dag, w.plays, w.needs_recheck,
+    w.attempts";
+
+impl Queue {
+    /// Claim the next item of `tenant` at `site` (`None`: items without a site) for `owner`,
+    /// or `None` when nothing may start now. Items whose lease expired after `max_attempts`
+    /// claims are marked `abandoned` instead of being claimed again.
+    pub async fn claim(
+        &self,
+        tenant: &str,
+        site: Option<&str>,
+        owner: &str,
+        lease: Duration,
+        max_attempts: i32,
+    ) -> Result<Option<Claim>, QueueError> {
+        let err = |doing| QueueError::db(doing, None);
+        let mut tx = self.pool.begin().await.map_err(err("starting a claim"))?;
+        // Claims of one tenant are serialised so the DAG rule and the concurrency cap see
+        // every committed claim (READ COMMITTED takes a fresh snapshot per statement).
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('salve.claim:' || $1, 0))")
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("locking the tenant's claims"))?;
+        sqlx::query(
+            "UPDATE salve.work SET state = 'abandoned', finished_at = clock_timestamp(),
+                 lease_until = NULL,
+                 message = 'lease expired ' || attempts || ' times; abandoned for an operator'
+             WHERE tenant = $1 AND state IN ('claimed', 'running') AND lease_until < now()
+               AND attempts >= $2",
+        )
+        .bind(tenant)
+        .bind(max_attempts)
+        .execute(&mut *tx)
+        .await
+        .map_err(err("abandoning exhausted items"))?;
+        let row = sqlx::query(CLAIM)
+            .bind(tenant)
+            .bind(site)
+            .bind(owner)
+            .bind(lease.as_secs_f64())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err("claiming work"))?;
+        tx.commit().await.map_err(err("committing a claim"))?;
+        let Some(r) = row else { return Ok(None) };
+        let claim = (|| {
+            Ok::<_, sqlx::Error>(Claim {
+                work_id: r.try_get("id")?,
+                fence: r.try_get("fence")?,
+                run_id: r.try_get("run_id")?,
+                host: r.try_get("host")?,
+                tenant: r.try_get("tenant")?,
+                dag: r.try_get("dag")?,
+                plays: r.try_get("plays")?,
+                needs_recheck: r.try_get("needs_recheck")?,
+                attempts: r.try_get("attempts")?,
+            })
+        })()
+        .map_err(err("reading a claim"))?;
+        Ok(Some(claim))
+    }
+
+    /// Extend the lease by `lease` from the database's now. `false`: the item is no longer
+    /// this claim's (taken over, or finished by someone else).
+    pub async fn renew(&self, claim: &Claim, lease: Duration) -> Result<bool, QueueError> {
+        let done = sqlx::query(
+            "UPDATE salve.work SET lease_until = now() + make_interval(secs => $3)
+             WHERE id = $1 AND fence = $2 AND state IN ('claimed', 'running')",
+        )
+        .bind(claim.work_id)
+        .bind(claim.fence)
+        .bind(lease.as_secs_f64())
+        .execute(&self.pool)
+        .await
+        .map_err(QueueError::db("renewing a lease", None))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The item is being worked on.
+    pub async fn start(&self, claim: &Claim) -> Result<(), QueueError> {
+        self.fenced_update(
+            claim,
+            "UPDATE salve.work SET state = 'running', started_at = clock_timestamp()
+             WHERE id = $1 AND fence = $2 AND state = 'claimed'",
+            None,
+            "starting a work item",
+        )
+        .await
+    }
+
+    /// The item ended: `done` or `failed`, with the host outcome and a message.
+    pub async fn finish(
+        &self,
+        claim: &Claim,
+        state: &str,
+        outcome: &str,
+        message: Option<&str>,
+    ) -> Result<(), QueueError> {
+        let sql = "UPDATE salve.work SET state = $3, outcome = $4, message = $5,
+                       finished_at = clock_timestamp(), lease_until = NULL
+                   WHERE id = $1 AND fence = $2 AND state IN ('claimed', 'running')";
+        let done = sqlx::query(sql)
+            .bind(claim.work_id)
+            .bind(claim.fence)
+            .bind(state)
+            .bind(outcome)
+            .bind(message)
+            .execute(&self.pool)
+            .await
+            .map_err(QueueError::db("finishing a work item", Some(claim)))?;
+        stale_unless_one(claim, done.rows_affected())
+    }
+
+    /// Give the item back (this runner is stopping): queued again for any runner.
+    pub async fn release(&self, claim: &Claim, message: &str) -> Result<(), QueueError> {
+        self.fenced_update(
+            claim,
+            "UPDATE salve.work SET state = 'queued', owner = NULL, lease_until = NULL,
+                 message = $3
+             WHERE id = $1 AND fence = $2 AND state IN ('claimed', 'running')",
+            Some(message),
+            "releasing a work item",
+        )
+        .await
+    }
+
+    async fn fenced_update(
+        &self,
+        claim: &Claim,
+        sql: &'static str,
+        message: Option<&str>,
+        doing: &'static str,
+    ) -> Result<(), QueueError> {
+        let mut query = sqlx::query(sql).bind(claim.work_id).bind(claim.fence);
+        if let Some(v) = message {
+            query = query.bind(v);
+        }
+        let done = query
+            .execute(&self.pool)
+            .await
+            .map_err(QueueError::db(doing, Some(claim)))?;
+        stale_unless_one(claim, done.rows_affected())
+    }
+
+    /// Write a step transition (insert or update by work item, play and task).
+    pub async fn write_step(&self, claim: &Claim, step: &StepWrite<'_>) -> Result<(), QueueError> {
+        let finished = step.state != "started";
+        sqlx::query(
+            "INSERT INTO salve.host_steps (work_id, run_id, host, tenant, play, task_index, task,
+                 state, started_at, finished_at, outcome, output, fence)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(),
+                     CASE WHEN $9 THEN now() END, $10, $11, $12)
+             ON CONFLICT (work_id, play, task_index) DO UPDATE SET
+                 task = excluded.task, state = excluded.state, fence = excluded.fence,
+                 started_at = CASE WHEN $9 THEN host_steps.started_at ELSE now() END,
+                 finished_at = excluded.finished_at, outcome = excluded.outcome,
+                 output = excluded.output",
+        )
+        .bind(claim.work_id)
+        .bind(&claim.run_id)
+        .bind(&claim.host)
+        .bind(&claim.tenant)
+        .bind(step.play)
+        .bind(step.task_index)
+        .bind(step.task)
+        .bind(step.state)
+        .bind(finished)
+        .bind(&step.outcome)
+        .bind(step.output)
+        .bind(claim.fence)
+        .execute(&self.pool)
+        .await
+        .map_err(QueueError::db("writing a step", Some(claim)))?;
+        Ok(())
+    }
+
+    /// Announce a change before it is made; returns the intent's id.
+    pub async fn begin_intent(
+        &self,
+        claim: &Claim,
+        play: i32,
+        task_index: i32,
+        action: &str,
+    ) -> Result<i64, QueueError> {
+        sqlx::query_scalar(
+            "INSERT INTO salve.intents (work_id, run_id, host, play, task_index, action, fence)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(claim.work_id)
+        .bind(&claim.run_id)
+        .bind(&claim.host)
+        .bind(play)
+        .bind(task_index)
+        .bind(action)
+        .bind(claim.fence)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(QueueError::db("writing an intent", Some(claim)))
+    }
+
+    /// Record how an announced change ended.
+    pub async fn complete_intent(
+        &self,
+        claim: &Claim,
+        intent: i64,
+        outcome: &serde_json::Value,
+    ) -> Result<(), QueueError> {
+        sqlx::query(
+            "UPDATE salve.intents SET completed_at = now(), outcome = $2, fence = $3
+             WHERE id = $1",
+        )
+        .bind(intent)
+        .bind(outcome)
+        .bind(claim.fence)
+        .execute(&self.pool)
+        .await
+        .map_err(QueueError::db("completing an intent", Some(claim)))?;
+        Ok(())
+    }
+}
+
+fn stale_unless_one(claim: &Claim, rows: u64) -> Result<(), QueueError> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(QueueError::Stale {
+            work_id: claim.work_id,
+            fence: claim.fence,
+        })
+    }
+}

@@ -1,0 +1,568 @@
+//! `salve runner`: the loop that claims work items for one tenant (and site), runs each with the
+//! normal runner restricted to the claimed host, and writes what happens back to the queue.
+//!
+//! Per item: a heartbeat renews the lease (database clock) every third of the lease; the run's
+//! events are turned into fenced `host_steps` rows, and for tasks of modules that change hosts
+//! an intent row is written when the task starts and completed when it ends. If a write is
+//! refused as stale, or the lease could not be renewed, the item's run is aborted at once
+//! (another runner owns it now). If the database cannot be reached, the item drains (the running
+//! step finishes, no further step starts) and is aborted before its lease can expire; the loop
+//! claims nothing new until the database answers again.
+//!
+//! Intents here are written from the event stream, so the row is written as the step starts,
+//! not strictly before the module acts: a crash in between can leave a change without an
+//! intent. That is why a takeover re-runs the whole host play rather than trusting the journal
+//! alone, relying on salve's modules re-reading live facts before they act.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::{Claim, Queue, QueueError, StepWrite};
+use crate::events::{Event, HostOutcome, TaskStatus};
+use crate::model::{Inventory, Playbook};
+use crate::runner::{self, Interrupt, RunInput, RunOptions};
+use crate::transport::Connector;
+
+/// Modules that change hosts: their steps get an intent row.
+const CHANGING_MODULES: &[&str] = &[
+    "exchange_maintenance",
+    "exchange_mitigate",
+    "exchange_script",
+    "exchange_update",
+    "powershell",
+    "reboot",
+];
+
+/// How a runner works.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// This runner's id (the `owner` of its claims).
+    pub id: String,
+    pub tenant: String,
+    /// Claim only items of this site; `None`: only items without a site.
+    pub site: Option<String>,
+    /// Items worked on at once.
+    pub concurrency: usize,
+    /// How long a claim holds without renewal.
+    pub lease: Duration,
+    /// How often to look for work when there is none.
+    pub poll: Duration,
+    /// Claims of one item before an expired lease makes it `abandoned`.
+    pub max_attempts: i32,
+    /// Stop once the tenant has nothing queued, claimed or running.
+    pub exit_when_idle: bool,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            id: String::new(),
+            tenant: String::new(),
+            site: None,
+            concurrency: 4,
+            lease: Duration::from_secs(60),
+            poll: Duration::from_secs(2),
+            max_attempts: 3,
+            exit_when_idle: false,
+        }
+    }
+}
+
+/// What a runner did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    pub done: usize,
+    pub failed: usize,
+    /// Given back to the queue because this runner was stopping.
+    pub released: usize,
+    /// Taken over by another runner (or the lease could not be kept).
+    pub lost: usize,
+}
+
+/// How one item ended for this runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemEnd {
+    Done,
+    Failed,
+    Released,
+    Lost,
+}
+
+/// A runner: claims and runs work items.
+pub struct Worker {
+    queue: Queue,
+    options: WorkerOptions,
+    inventory: Arc<Inventory>,
+    connector: Arc<dyn Connector>,
+}
+
+impl Worker {
+    pub fn new(
+        queue: Queue,
+        options: WorkerOptions,
+        inventory: Inventory,
+        connector: Arc<dyn Connector>,
+    ) -> Worker {
+        Worker {
+            queue,
+            options,
+            inventory: Arc::new(inventory),
+            connector,
+        }
+    }
+
+    /// Claim and run work until `interrupt` drains (then in-flight items finish their current
+    /// step and are given back; a second stage aborts them) or, with `exit_when_idle`, until the
+    /// tenant has no work left.
+    pub async fn run(self, interrupt: Interrupt) -> WorkerReport {
+        let me = Arc::new(self);
+        let mut report = WorkerReport::default();
+        let mut items: JoinSet<ItemEnd> = JoinSet::new();
+        let mut db_down = false;
+        loop {
+            while let Some(joined) = items.try_join_next() {
+                count(&mut report, joined);
+            }
+            if interrupt.drain.is_cancelled() {
+                break;
+            }
+            let mut claimed = false;
+            if items.len() < me.options.concurrency.max(1) {
+                let o = &me.options;
+                match me
+                    .queue
+                    .claim(&o.tenant, o.site.as_deref(), &o.id, o.lease, o.max_attempts)
+                    .await
+                {
+                    Ok(Some(claim)) => {
+                        db_down = false;
+                        claimed = true;
+                        tracing::info!(
+                            "claimed {} (run {}, item {}, fence {})",
+                            claim.host,
+                            claim.run_id,
+                            claim.work_id,
+                            claim.fence
+                        );
+                        let item = Interrupt {
+                            drain: interrupt.drain.child_token(),
+                            abort: interrupt.abort.child_token(),
+                        };
+                        items.spawn(Arc::clone(&me).execute(claim, item));
+                    }
+                    Ok(None) => {
+                        db_down = false;
+                        if o.exit_when_idle && items.is_empty() && me.idle().await {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        if !db_down {
+                            tracing::warn!(
+                                "{}; starting no new work until the database answers",
+                                chain(&e)
+                            );
+                        }
+                        db_down = true;
+                    }
+                }
+            }
+            if claimed {
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(me.options.poll) => {}
+                _ = interrupt.drain.cancelled() => {}
+                Some(joined) = items.join_next(), if !items.is_empty() => count(&mut report, joined),
+            }
+        }
+        while let Some(joined) = items.join_next().await {
+            count(&mut report, joined);
+        }
+        report
+    }
+
+    /// Whether the tenant has nothing left that this runner could claim or wait for.
+    async fn idle(&self) -> bool {
+        let left: Result<i64, _> = sqlx::query_scalar(
+            "SELECT count(*) FROM salve.work
+             WHERE tenant = $1 AND site IS NOT DISTINCT FROM $2
+               AND state IN ('queued', 'claimed', 'running')",
+        )
+        .bind(&self.options.tenant)
+        .bind(&self.options.site)
+        .fetch_one(self.queue.pool())
+        .await;
+        left.is_ok_and(|n| n == 0)
+    }
+
+    /// Run one claimed item to its end.
+    async fn execute(self: Arc<Self>, claim: Claim, item: Interrupt) -> ItemEnd {
+        let lost = tokio_util::sync::CancellationToken::new();
+        let _heartbeat = AbortOnDrop(tokio::spawn(heartbeat(
+            self.queue.clone(),
+            claim.clone(),
+            self.options.lease,
+            item.clone(),
+            lost.clone(),
+        )));
+        if let Err(e) = self.queue.start(&claim).await {
+            tracing::warn!("{}: {}", claim.host, chain(&e));
+            return ItemEnd::Lost;
+        }
+        let prepared = match self.prepare(&claim).await {
+            Ok(p) => p,
+            Err(e) => {
+                let message = chain(&e);
+                tracing::warn!("{}: {message}", claim.host);
+                return self.end(&claim, "failed", "failed", Some(&message)).await;
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let playbook = Arc::clone(&prepared.input.playbook);
+        let check_mode = prepared.options.check_mode;
+        let recorder = Recorder {
+            queue: self.queue.clone(),
+            claim: claim.clone(),
+            playbook,
+            check_mode,
+            item: item.clone(),
+            lost: lost.clone(),
+        };
+        let (summary, ()) = tokio::join!(
+            runner::run(
+                prepared.input,
+                prepared.options,
+                Arc::clone(&self.connector),
+                tx,
+                item.clone(),
+            ),
+            recorder.record(rx),
+        );
+        if lost.is_cancelled() {
+            return ItemEnd::Lost;
+        }
+        let host = summary.hosts.first();
+        let outcome = host.map_or(HostOutcome::NotRun, |h| h.outcome);
+        match outcome {
+            HostOutcome::Ok => self.end(&claim, "done", "ok", None).await,
+            HostOutcome::Interrupted => match self.queue.release(&claim, "runner stopped").await {
+                Ok(()) => ItemEnd::Released,
+                Err(e) => {
+                    tracing::warn!("{}: {}", claim.host, chain(&e));
+                    ItemEnd::Lost
+                }
+            },
+            other => {
+                let name = match other {
+                    HostOutcome::Unreachable => "unreachable",
+                    HostOutcome::NotRun => "not_run",
+                    _ => "failed",
+                };
+                let left_in = host
+                    .and_then(|h| h.left_in.clone())
+                    .map(|t| format!("stopped in `{t}`"));
+                self.end(&claim, "failed", name, left_in.as_deref()).await
+            }
+        }
+    }
+
+    async fn end(&self, claim: &Claim, state: &str, outcome: &str, msg: Option<&str>) -> ItemEnd {
+        match self.queue.finish(claim, state, outcome, msg).await {
+            Ok(()) if state == "done" => ItemEnd::Done,
+            Ok(()) => ItemEnd::Failed,
+            Err(e) => {
+                tracing::warn!("{}: {}", claim.host, chain(&e));
+                ItemEnd::Lost
+            }
+        }
+    }
+
+    /// The run for one claim: the enqueued playbook (digest checked) against this runner's
+    /// inventory, restricted to the claimed host and its plays.
+    async fn prepare(&self, claim: &Claim) -> Result<Prepared, QueueError> {
+        let run_err = |message: String| QueueError::Run {
+            run: claim.run_id.clone(),
+            message,
+        };
+        let row: (String, String, serde_json::Value) = sqlx::query_as(
+            "SELECT playbook, playbook_digest, options FROM salve.runs WHERE id = $1",
+        )
+        .bind(&claim.run_id)
+        .fetch_one(self.queue.pool())
+        .await
+        .map_err(QueueError::db("reading the run", None))?;
+        let (text, digest, options) = row;
+        let stored: super::enqueue::StoredOptions = serde_json::from_value(options)
+            .map_err(|e| run_err(format!("unreadable run options: {e}")))?;
+        if self.inventory.host(&claim.host).is_none() {
+            return Err(run_err(format!(
+                "host `{}` is not in this runner's inventory",
+                claim.host
+            )));
+        }
+        let dir = tempfile::tempdir().map_err(|e| run_err(format!("temporary directory: {e}")))?;
+        let path = dir.path().join("playbook.yml");
+        std::fs::write(&path, &text).map_err(|e| run_err(format!("{}: {e}", path.display())))?;
+        let playbook = crate::config::playbook::load(&path, &self.inventory, &stored.extra_vars)
+            .map_err(|d| run_err(format!("playbook does not load here:\n{}", d.render())))?;
+        if playbook.digest != digest {
+            return Err(run_err(format!(
+                "playbook digest {} differs from the enqueued {digest}",
+                playbook.digest
+            )));
+        }
+        let play_hosts = (0..playbook.plays.len())
+            .map(|i| {
+                if claim.plays.contains(&(i as i32)) {
+                    vec![claim.host.clone()]
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        let options = RunOptions {
+            forks: 1,
+            check_mode: stored.check_mode,
+            tags: stored.tags,
+            skip_tags: stored.skip_tags,
+            extra_vars: stored.extra_vars,
+            run_id: claim.run_id.clone(),
+            ..RunOptions::default()
+        };
+        Ok(Prepared {
+            input: RunInput {
+                playbook: Arc::new(playbook),
+                inventory: Arc::clone(&self.inventory),
+                play_hosts,
+            },
+            options,
+            _dir: dir,
+        })
+    }
+}
+
+struct Prepared {
+    input: RunInput,
+    options: RunOptions,
+    /// Holds the playbook file for the run's lifetime.
+    _dir: tempfile::TempDir,
+}
+
+fn count(report: &mut WorkerReport, joined: Result<ItemEnd, tokio::task::JoinError>) {
+    match joined {
+        Ok(ItemEnd::Done) => report.done += 1,
+        Ok(ItemEnd::Failed) => report.failed += 1,
+        Ok(ItemEnd::Released) => report.released += 1,
+        Ok(ItemEnd::Lost) | Err(_) => report.lost += 1,
+    }
+}
+
+/// Renew the claim's lease every third of the lease. Lost (taken over): abort the item. The
+/// database unreachable: drain the item, and abort it before the lease can run out.
+async fn heartbeat(
+    queue: Queue,
+    claim: Claim,
+    lease: Duration,
+    item: Interrupt,
+    lost: tokio_util::sync::CancellationToken,
+) {
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        match queue.renew(&claim, lease).await {
+            Ok(true) => renewed = Instant::now(),
+            Ok(false) => {
+                tracing::warn!("{}: the lease was taken over; stopping", claim.host);
+                stop(&item, &lost);
+                return;
+            }
+            Err(e) => {
+                item.drain.cancel();
+                if renewed.elapsed() >= lease * 2 / 3 {
+                    tracing::warn!(
+                        "{}: {}; the lease runs out soon, stopping the host",
+                        claim.host,
+                        chain(&e)
+                    );
+                    stop(&item, &lost);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn stop(item: &Interrupt, lost: &tokio_util::sync::CancellationToken) {
+    lost.cancel();
+    item.drain.cancel();
+    item.abort.cancel();
+}
+
+/// Writes one item's events to the queue, fenced.
+struct Recorder {
+    queue: Queue,
+    claim: Claim,
+    playbook: Arc<Playbook>,
+    check_mode: bool,
+    item: Interrupt,
+    lost: tokio_util::sync::CancellationToken,
+}
+
+impl Recorder {
+    /// Consume events until the run ends. The first failed write stops the item: stale →
+    /// abort (someone else owns it), otherwise drain (the database is in trouble).
+    async fn record(self, mut rx: mpsc::UnboundedReceiver<Event>) {
+        let mut play = 0usize;
+        let mut intents: HashMap<(usize, usize), Vec<i64>> = HashMap::new();
+        let mut failed = false;
+        while let Some(event) = rx.recv().await {
+            if failed {
+                continue;
+            }
+            let written = self.write(&event, &mut play, &mut intents).await;
+            match written {
+                Ok(()) => {}
+                Err(e @ QueueError::Stale { .. }) => {
+                    tracing::warn!("{}: {}", self.claim.host, chain(&e));
+                    stop(&self.item, &self.lost);
+                    failed = true;
+                }
+                Err(e) => {
+                    tracing::warn!("{}: {}; no further step starts", self.claim.host, chain(&e));
+                    self.item.drain.cancel();
+                    failed = true;
+                }
+            }
+        }
+    }
+
+    async fn write(
+        &self,
+        event: &Event,
+        play: &mut usize,
+        intents: &mut HashMap<(usize, usize), Vec<i64>>,
+    ) -> Result<(), QueueError> {
+        match event {
+            Event::PlayFinished { .. } => *play += 1,
+            Event::TaskStarted {
+                task, task_index, ..
+            } => {
+                let step = StepWrite {
+                    play: *play as i32,
+                    task_index: *task_index as i32,
+                    task,
+                    state: "started",
+                    outcome: None,
+                    output: None,
+                };
+                self.queue.write_step(&self.claim, &step).await?;
+                if let Some(module) = self.changing_module(*play, *task_index) {
+                    let id = self
+                        .queue
+                        .begin_intent(&self.claim, *play as i32, *task_index as i32, module)
+                        .await?;
+                    intents.entry((*play, *task_index)).or_default().push(id);
+                }
+            }
+            Event::TaskFinished {
+                task,
+                task_index,
+                status,
+                msg,
+                duration_ms,
+                result,
+                ..
+            } => {
+                let outcome = serde_json::json!({
+                    "status": status,
+                    "msg": msg,
+                    "duration_ms": duration_ms,
+                    "result": result,
+                });
+                for id in intents.remove(&(*play, *task_index)).unwrap_or_default() {
+                    self.queue
+                        .complete_intent(&self.claim, id, &outcome)
+                        .await?;
+                }
+                let step = StepWrite {
+                    play: *play as i32,
+                    task_index: *task_index as i32,
+                    task,
+                    state: step_state(*status),
+                    outcome: Some(outcome),
+                    output: None,
+                };
+                self.queue.write_step(&self.claim, &step).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The module of the task at `task_index` (tasks, then handlers, then rescue tasks, as the
+    /// runner numbers them) if it changes hosts and this is not a check run.
+    fn changing_module(&self, play: usize, task_index: usize) -> Option<&str> {
+        if self.check_mode {
+            return None;
+        }
+        let p = self.playbook.plays.get(play)?;
+        let task = p
+            .tasks
+            .iter()
+            .chain(&p.handlers)
+            .chain(&p.rescue)
+            .nth(task_index)?;
+        let module = task.call.module.as_str();
+        CHANGING_MODULES.contains(&module).then_some(module)
+    }
+}
+
+/// The journal's step state for a task status (as in the local journal).
+fn step_state(status: TaskStatus) -> &'static str {
+    match status {
+        TaskStatus::Ok | TaskStatus::Changed => "done",
+        TaskStatus::Failed | TaskStatus::Unreachable | TaskStatus::Ignored => "failed",
+        TaskStatus::Skipped => "skipped",
+        TaskStatus::Interrupted => "interrupted",
+    }
+}
+
+/// An error and its causes on one line.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Aborts a spawned task when dropped, so an item's heartbeat never outlives the item.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_states_match_the_local_journal() {
+        assert_eq!(step_state(TaskStatus::Changed), "done");
+        assert_eq!(step_state(TaskStatus::Ignored), "failed");
+        assert_eq!(step_state(TaskStatus::Skipped), "skipped");
+        assert_eq!(step_state(TaskStatus::Interrupted), "interrupted");
+    }
+}

@@ -1,0 +1,403 @@
+//! The scale-out queue against a real PostgreSQL (a throwaway cluster per test) and the lab
+//! fleet over real WinRM: the controller is the real `salve run --queue`, runners are in-process
+//! tasks. Covers idempotent migrations, work spread over runners with nothing done twice, an
+//! expired lease taken over with the stale runner's late writes refused, DAG members never
+//! running together, a tenant's concurrency cap, and tenant isolation by row-level security.
+
+use std::path::Path;
+use std::time::Duration;
+
+use salve::lab::host_api::SimHost as _;
+use salve::lab::inventory::{PasswordIn, render};
+use salve::lab::log::LabEvent;
+use salve::queue::{Queue, QueueError, StepWrite};
+use serde_json::Value;
+
+use crate::lab_support::Lab;
+use crate::queue_support::{Pg, options, spawn_runner, wait_for_items};
+
+const PLAYBOOK: &str = "- hosts: all
+  tasks:
+    - name: touch
+      powershell: {script: 'Write-Output touched'}
+    - name: who
+      powershell: {script: 'Write-Output $env:COMPUTERNAME'}
+";
+
+fn scripts(lab: &Lab, host: &str) -> usize {
+    lab.fleet
+        .log()
+        .count(host, |e| matches!(e, LabEvent::ScriptStarted { .. }))
+}
+
+/// Start `salve run --queue` on the playbook and the lab's inventory; returns the child.
+fn controller(pg: &Pg, playbook: &Path, inventory: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args(["run", "--json", "--all-tenants", "--queue"])
+        .arg(pg.url("postgres"))
+        .arg(playbook)
+        .arg("-i")
+        .arg(inventory)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+async fn finish(child: tokio::process::Child) -> (i32, Vec<Value>, String) {
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("the controller did not finish")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let events = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), events, all)
+}
+
+async fn scalar(queue: &Queue, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(queue.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runners_share_the_work_and_nothing_runs_twice() {
+    let Some(pg) = Pg::start() else { return };
+    let admin = pg.admin().await;
+    assert_eq!(admin.init().await.unwrap(), Vec::<i32>::new(), "idempotent");
+    admin.check_schema().await.unwrap();
+    let lab = Lab::start(
+        41,
+        "seed: 1\ntenants:\n  - name: acme\n    hosts: 6\n    builds: [15.2.792.3]\n",
+    )
+    .await;
+    let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
+    let playbook = lab.write("pb.yml", PLAYBOOK);
+    let mut child = controller(&pg, &playbook, &inventory);
+    wait_for_items(&admin, 6, &mut child).await;
+    let runners: Vec<_> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|id| spawn_runner(&admin, options(id, "acme", 1), &inventory))
+        .collect();
+    let (code, events, all) = finish(child).await;
+    assert_eq!(code, 0, "{all}");
+    let mut done = 0;
+    for r in runners {
+        let report = r.await.unwrap();
+        assert_eq!((report.failed, report.lost), (0, 0), "{report:?}");
+        done += report.done;
+    }
+    assert_eq!(done, 6);
+    for host in lab.fleet.hosts() {
+        assert_eq!(
+            scripts(&lab, host.name()),
+            2,
+            "{}: each task once",
+            host.name()
+        );
+        let finished = events
+            .iter()
+            .filter(|e| e["event"] == "task_finished" && e["host"] == host.name())
+            .count();
+        assert_eq!(finished, 2, "{all}");
+    }
+    let owners = scalar(&admin, "SELECT count(DISTINCT owner) FROM salve.work").await;
+    assert!(owners >= 2, "the work was not spread: {owners} runner(s)");
+    assert_eq!(
+        scalar(
+            &admin,
+            "SELECT count(*) FROM salve.work WHERE state = 'done' AND fence = 1"
+        )
+        .await,
+        6
+    );
+    // Two changing steps per host, each announced and then completed.
+    assert_eq!(
+        scalar(
+            &admin,
+            "SELECT count(*) FROM salve.intents WHERE completed_at IS NOT NULL"
+        )
+        .await,
+        12
+    );
+    assert_eq!(
+        scalar(
+            &admin,
+            "SELECT count(*) FROM salve.host_steps WHERE state = 'done'"
+        )
+        .await,
+        12
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "run_finished", "{all}");
+    assert_eq!(last["summary"]["exit_code"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_lease_is_taken_over_and_the_stale_runner_is_fenced_off() {
+    let Some(pg) = Pg::start() else { return };
+    let admin = pg.admin().await;
+    let lab = Lab::start(
+        42,
+        "seed: 2\ntenants:\n  - name: acme\n    hosts: 1\n    builds: [15.2.792.3]\n",
+    )
+    .await;
+    let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
+    let playbook = lab.write("pb.yml", PLAYBOOK);
+    let mut child = controller(&pg, &playbook, &inventory);
+    wait_for_items(&admin, 1, &mut child).await;
+    // A runner claims the item, announces a change, and dies (no heartbeat ever renews it).
+    let ghost = admin
+        .claim("acme", None, "ghost", Duration::from_secs(1), 3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((ghost.fence, ghost.needs_recheck), (1, false));
+    admin.start(&ghost).await.unwrap();
+    admin
+        .begin_intent(&ghost, 0, 0, "powershell")
+        .await
+        .unwrap();
+    // While the lease holds, nobody else may claim it.
+    assert!(
+        admin
+            .claim("acme", None, "other", Duration::from_secs(5), 3)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let report = spawn_runner(&admin, options("heir", "acme", 2), &inventory)
+        .await
+        .unwrap();
+    assert_eq!(report.done, 1, "{report:?}");
+    let (code, _, all) = finish(child).await;
+    assert_eq!(code, 0, "{all}");
+    assert!(
+        all.contains("claimed again by runner heir (claim 2)"),
+        "{all}"
+    );
+    assert!(all.contains("re-checked"), "{all}");
+    let (owner, fence, attempts, recheck): (String, i64, i32, bool) =
+        sqlx::query_as("SELECT owner, fence, attempts, needs_recheck FROM salve.work")
+            .fetch_one(admin.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        (owner.as_str(), fence, attempts, recheck),
+        ("heir", 2, 2, true)
+    );
+    // The ghost wakes up: every write with its old fence is refused.
+    let step = StepWrite {
+        play: 0,
+        task_index: 0,
+        task: "touch",
+        state: "done",
+        outcome: None,
+        output: None,
+    };
+    let late = admin.write_step(&ghost, &step).await.unwrap_err();
+    assert!(matches!(late, QueueError::Stale { fence: 1, .. }), "{late}");
+    let late = admin
+        .begin_intent(&ghost, 0, 1, "reboot")
+        .await
+        .unwrap_err();
+    assert!(matches!(late, QueueError::Stale { .. }), "{late}");
+    let late = admin
+        .finish(&ghost, "failed", "failed", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(late, QueueError::Stale { .. }), "{late}");
+    assert!(!admin.renew(&ghost, Duration::from_secs(5)).await.unwrap());
+    assert_eq!(
+        scalar(
+            &admin,
+            "SELECT count(*) FROM salve.work WHERE state = 'done'"
+        )
+        .await,
+        1
+    );
+    // Only the heir ran the host's tasks.
+    assert_eq!(scripts(&lab, lab.fleet.hosts()[0].name()), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dag_members_and_capped_tenants_never_overlap() {
+    let Some(pg) = Pg::start() else { return };
+    let admin = pg.admin().await;
+    let lab = Lab::start(
+        43,
+        "seed: 3
+tenants:
+  - name: acme
+    hosts: 4
+    builds: [15.2.792.3]
+    dags:
+      - {name: dag1, members: 2, databases: 1}
+      - {name: dag2, members: 2, databases: 1}
+  - name: beta
+    hosts: 3
+    builds: [15.2.792.3]
+",
+    )
+    .await;
+    let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
+    let playbook = lab.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - name: work\n      powershell: {script: 'Start-Sleep -Milliseconds 400'}\n",
+    );
+    let mut child = controller(&pg, &playbook, &inventory);
+    wait_for_items(&admin, 7, &mut child).await;
+    sqlx::query("UPDATE salve.tenants SET max_concurrency = 1 WHERE name = 'beta'")
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    let mut runners = Vec::new();
+    for (id, tenant) in [
+        ("a1", "acme"),
+        ("a2", "acme"),
+        ("b1", "beta"),
+        ("b2", "beta"),
+    ] {
+        runners.push(spawn_runner(&admin, options(id, tenant, 4), &inventory));
+    }
+    let (code, _, all) = finish(child).await;
+    assert_eq!(code, 0, "{all}");
+    for r in runners {
+        r.await.unwrap();
+    }
+    assert_eq!(
+        scalar(
+            &admin,
+            "SELECT count(*) FROM salve.work WHERE state = 'done'"
+        )
+        .await,
+        7
+    );
+    // By the database's own clock: no two members of a DAG, and no two items of the capped
+    // tenant, were ever claimed-or-running at the same time.
+    let dag_overlaps = scalar(
+        &admin,
+        "SELECT count(*) FROM salve.work a JOIN salve.work b
+           ON a.tenant = b.tenant AND a.dag = b.dag AND a.id < b.id
+         WHERE tstzrange(a.claimed_at, a.finished_at) && tstzrange(b.claimed_at, b.finished_at)",
+    )
+    .await;
+    assert_eq!(dag_overlaps, 0);
+    let capped_overlaps = scalar(
+        &admin,
+        "SELECT count(*) FROM salve.work a JOIN salve.work b
+           ON a.tenant = b.tenant AND a.id < b.id
+         WHERE a.tenant = 'beta'
+           AND tstzrange(a.claimed_at, a.finished_at) && tstzrange(b.claimed_at, b.finished_at)",
+    )
+    .await;
+    assert_eq!(capped_overlaps, 0);
+    // acme's two DAGs did run side by side (the rule is per DAG, not per tenant).
+    let acme_overlaps = scalar(
+        &admin,
+        "SELECT count(*) FROM salve.work a JOIN salve.work b
+           ON a.tenant = b.tenant AND a.dag <> b.dag AND a.id < b.id
+         WHERE a.tenant = 'acme'
+           AND tstzrange(a.claimed_at, a.finished_at) && tstzrange(b.claimed_at, b.finished_at)",
+    )
+    .await;
+    assert!(acme_overlaps > 0, "the two DAGs should run in parallel");
+    // The database itself refuses two running members of one DAG.
+    let both = sqlx::query(
+        "UPDATE salve.work SET state = 'running' WHERE tenant = 'acme' AND dag = 'dag1'",
+    )
+    .execute(admin.pool())
+    .await
+    .unwrap_err();
+    let code = both
+        .as_database_error()
+        .unwrap()
+        .code()
+        .unwrap()
+        .into_owned();
+    assert_eq!(code, "23505", "unique violation expected: {both}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_runner_role_sees_and_claims_only_its_tenant() {
+    let Some(pg) = Pg::start() else { return };
+    let admin = pg.admin().await;
+    sqlx::raw_sql(
+        "CREATE ROLE runner_a LOGIN IN ROLE salve_runner;
+         CREATE ROLE runner_b LOGIN IN ROLE salve_runner;
+         INSERT INTO salve.tenants (name) VALUES ('a'), ('b');
+         INSERT INTO salve.tenant_roles (role, tenant) VALUES ('runner_a', 'a'), ('runner_b', 'b');
+         INSERT INTO salve.runs (id, playbook_name, playbook_digest, playbook, options)
+             VALUES ('run-a', 'pb.yml', 'x', '[]', '{}'), ('run-b', 'pb.yml', 'x', '[]', '{}');
+         INSERT INTO salve.work (run_id, tenant, host, plays)
+             VALUES ('run-a', 'a', 'a-ex01', '{0}'), ('run-b', 'b', 'b-ex01', '{0}');",
+    )
+    .execute(admin.pool())
+    .await
+    .unwrap();
+    let a = Queue::connect(&pg.url("runner_a")).await.unwrap();
+    a.check_schema().await.unwrap();
+    let hosts: Vec<String> = sqlx::query_scalar("SELECT host FROM salve.work ORDER BY host")
+        .fetch_all(a.pool())
+        .await
+        .unwrap();
+    assert_eq!(hosts, ["a-ex01"]);
+    let runs: Vec<String> = sqlx::query_scalar("SELECT id FROM salve.runs")
+        .fetch_all(a.pool())
+        .await
+        .unwrap();
+    assert_eq!(runs, ["run-a"]);
+    let tenants: Vec<String> = sqlx::query_scalar("SELECT name FROM salve.tenants")
+        .fetch_all(a.pool())
+        .await
+        .unwrap();
+    assert_eq!(tenants, ["a"]);
+    // Claiming for the other tenant finds nothing; updating its rows touches none.
+    let lease = Duration::from_secs(30);
+    assert!(a.claim("b", None, "ra", lease, 3).await.unwrap().is_none());
+    let touched = sqlx::query("UPDATE salve.work SET state = 'failed' WHERE tenant = 'b'")
+        .execute(a.pool())
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(touched, 0);
+    // Runners may not create work or change a run's playbook.
+    assert!(
+        sqlx::query(
+            "INSERT INTO salve.work (run_id, tenant, host, plays) VALUES ('run-a', 'a', 'x', '{0}')"
+        )
+        .execute(a.pool())
+        .await
+        .is_err()
+    );
+    assert!(
+        sqlx::query("UPDATE salve.runs SET playbook = 'evil'")
+            .execute(a.pool())
+            .await
+            .is_err()
+    );
+    // Its own tenant's work it can claim and journal.
+    let claim = a.claim("a", None, "ra", lease, 3).await.unwrap().unwrap();
+    assert_eq!(claim.host, "a-ex01");
+    a.start(&claim).await.unwrap();
+    a.begin_intent(&claim, 0, 0, "powershell").await.unwrap();
+    // Tenant b's runner sees none of it.
+    let b = Queue::connect(&pg.url("runner_b")).await.unwrap();
+    let seen: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM salve.intents) + (SELECT count(*) FROM salve.work
+                 WHERE tenant = 'a')",
+    )
+    .fetch_one(b.pool())
+    .await
+    .unwrap();
+    assert_eq!(seen, 0);
+    let status = salve::queue::status::status(&b).await.unwrap();
+    assert!(status.iter().all(|r| r.tenant == "b"), "{status:?}");
+}
