@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 
 use super::exchange_facts::{assessment, build_of};
 use super::exchange_script::{self as shipped, Fail, PackageSource, Rendered};
-use super::{HostCtx, Module, ModuleError, Num, Outcome};
+use super::{CheckCtx, HostCtx, Module, ModuleError, Num, Outcome, ProbeLink};
 use crate::contract::{FactsAnswer, ScriptId, UpdateAnswer, UpdateKind, UpdateRequest};
 use crate::exchange::build::{Build, Family};
 use crate::exchange::catalogue::{Catalogue, Level, LicenceSwitch, catalogue};
@@ -116,7 +116,7 @@ pub struct ExchangeUpdate;
 
 #[async_trait::async_trait]
 impl Module for ExchangeUpdate {
-    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+    async fn check(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = shipped::args(args)?;
         shipped::finish(decide(&args, ctx).await.map(|d| d.outcome(true)))
     }
@@ -190,7 +190,7 @@ fn catalogue_error(e: impl std::fmt::Display) -> Fail {
     )))
 }
 
-async fn decide(args: &Args, ctx: &HostCtx<'_>) -> Result<Decision, Fail> {
+async fn decide(args: &Args, ctx: &CheckCtx<'_>) -> Result<Decision, Fail> {
     let facts = shipped::facts(ctx).await?;
     decide_from(args, &facts)
 }
@@ -515,7 +515,8 @@ fn prereq_facts(args: &Given<'_>, facts: &FactsAnswer) -> PrereqFacts {
 }
 
 async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
-    let decision = decide(args, ctx).await?;
+    let probe = ProbeLink::new(ctx.link);
+    let decision = decide(args, &ctx.read_only(&probe)).await?;
     let Some(request) = decision.request.clone() else {
         return Ok(decision.outcome(false));
     };
@@ -588,14 +589,17 @@ mod tests {
 
     async fn run(f: &std::sync::Arc<FakeFleet>, args: Value, check: bool) -> Outcome {
         let link = FakeLink::new(f);
-        with_ctx(&link, json!({}), async |ctx| {
-            if check {
+        if check {
+            with_check_ctx(&link, json!({}), async |ctx| {
                 ExchangeUpdate.check(&args, ctx).await.unwrap()
-            } else {
+            })
+            .await
+        } else {
+            with_ctx(&link, json!({}), async |ctx| {
                 ExchangeUpdate.apply(&args, ctx).await.unwrap()
-            }
-        })
-        .await
+            })
+            .await
+        }
     }
 
     fn installs(f: &FakeFleet) -> Vec<UpdateRequest> {

@@ -18,7 +18,7 @@ use salve::lab::host_api::{ProcessOutput, SimHost, StdinChunk};
 use salve::lab::log::LabEvent;
 use salve::lab::scenario;
 use salve::model::Host;
-use salve::modules::{self, HostCtx, HostLink, Outcome};
+use salve::modules::{self, HostCtx, HostLink, Outcome, ProbeLink};
 use salve::script::Delivery;
 use salve::transport::{OutputChunk, RunRequest, ScriptOutput, Transport, TransportError};
 use serde_json::{Value, json};
@@ -195,7 +195,8 @@ impl Lab {
         };
         let m = modules::lookup(module).unwrap();
         if check {
-            m.check(&args, &ctx).await.unwrap()
+            let probe = ProbeLink::new(&link);
+            m.check(&args, &ctx.read_only(&probe)).await.unwrap()
         } else {
             m.apply(&args, &ctx).await.unwrap()
         }
