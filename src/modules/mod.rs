@@ -143,6 +143,19 @@ impl HostCtx<'_> {
 
 /// What a module may use while it works out what it would change on one host: a [`HostCtx`]
 /// whose link is replaced by a read-only [`Probe`].
+///
+/// Nothing turns a `CheckCtx` into a [`HostCtx`], so code holding one cannot call `apply`:
+///
+/// ```compile_fail,E0308
+/// use salve::modules::{CheckCtx, Module, ModuleError, Outcome};
+/// async fn sneak(
+///     m: &dyn Module,
+///     args: &serde_json::Value,
+///     ctx: &CheckCtx<'_>,
+/// ) -> Result<Outcome, ModuleError> {
+///     m.apply(args, ctx).await
+/// }
+/// ```
 pub struct CheckCtx<'a> {
     pub host: &'a Host,
     pub probe: &'a dyn Probe,

@@ -43,6 +43,13 @@ pub trait Probe: Send + Sync {
 
 /// A [`Probe`] over a host's link. The link stays private: a `ProbeLink` can be made from a
 /// link, never turned back into one.
+///
+/// ```compile_fail,E0616
+/// use salve::modules::{HostLink, ProbeLink};
+/// fn back<'a>(probe: &ProbeLink<'a>) -> &'a dyn HostLink {
+///     probe.link
+/// }
+/// ```
 pub struct ProbeLink<'a> {
     link: &'a dyn HostLink,
 }
@@ -69,5 +76,37 @@ impl Probe for ProbeLink<'_> {
 
     async fn reset(&self) {
         self.link.reset().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::exchange_script::testing::{FakeLink, id};
+    use super::*;
+    use crate::contract::{ReadOnlyId, ScriptId};
+    use crate::transport::fake::{FakeFleet, FakeReply};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_link_runs_the_read_only_script_it_is_given_and_reconnects_on_reset() {
+        let fleet = FakeFleet::new(|_, _| FakeReply::ok("up\n"));
+        let link = FakeLink::new(&fleet);
+        let probe = ProbeLink::new(&link);
+        let out = probe
+            .run(ProbeRequest {
+                script: ReadOnlyScript::shipped(ReadOnlyId::BootId, serde_json::json!({})),
+                timeout: Duration::from_secs(5),
+                cancel: CancellationToken::new(),
+                output: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, "up\n");
+        probe.ping(Duration::from_secs(5)).await.unwrap();
+        probe.reset().await;
+        let sent = fleet.commands();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(id(&sent[0].1), ScriptId::BootId);
+        assert_eq!(sent[1].1.id, None, "the ping is the transport's own probe");
+        assert_eq!(link.resets.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

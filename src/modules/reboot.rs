@@ -347,6 +347,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn check_reads_the_boot_id_and_restarts_nothing() {
+        let f = FakeFleet::new(|_, s| {
+            assert_eq!(id(s), ScriptId::BootId, "check ran {:?}", s.id);
+            answer(
+                &BootIdAnswer {
+                    boot_id: "b1".into(),
+                    uptime_seconds: 7200,
+                },
+                0,
+            )
+        });
+        let link = FakeLink::new(&f);
+        let o = with_check_ctx(&link, json!({}), async |ctx| {
+            Reboot.check(&json!({}), ctx).await.unwrap()
+        })
+        .await;
+        assert!(o.changed && !o.failed, "{o:?}");
+        assert_eq!(
+            o.msg.as_deref(),
+            Some("would restart the host (up 2.0 h, boot id b1) and wait for a new boot id")
+        );
+        assert_eq!(o.data["boot_id_before"], "b1");
+        assert_eq!(f.commands().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn waits_through_every_phase_and_reconnects() {
         let f = fleet(Timeline {
             old_for: Duration::from_secs(25),
