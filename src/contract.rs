@@ -75,6 +75,53 @@ impl ScriptId {
     pub fn parse(id: &str) -> Option<ScriptId> {
         ScriptId::ALL.into_iter().find(|s| s.as_str() == id)
     }
+
+    /// The script as a [`ReadOnlyId`] when it only reads the host, `None` when it changes it.
+    /// This match is the one place that decides which scripts check mode may run: a new script
+    /// is state-changing until it is listed here.
+    pub fn read_only(self) -> Option<ReadOnlyId> {
+        match self {
+            ScriptId::ExchangeFacts => Some(ReadOnlyId::ExchangeFacts),
+            ScriptId::BootId => Some(ReadOnlyId::BootId),
+            ScriptId::ExchangeVerify => Some(ReadOnlyId::ExchangeVerify),
+            ScriptId::ExchangeIocScan => Some(ReadOnlyId::ExchangeIocScan),
+            ScriptId::ExchangeHealth => Some(ReadOnlyId::ExchangeHealth),
+            ScriptId::ExchangeMitigate
+            | ScriptId::ExchangeUpdate
+            | ScriptId::ExchangeMaintenance
+            | ScriptId::Reboot => None,
+        }
+    }
+
+    /// The script only reads the host (see [`ScriptId::read_only`]).
+    pub fn is_read_only(self) -> bool {
+        self.read_only().is_some()
+    }
+}
+
+/// The shipped scripts that only read the host: the only ones check mode can run (through
+/// [`crate::script::ReadOnlyScript`]). A state-changing id has no variant here, so asking for
+/// one does not compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReadOnlyId {
+    ExchangeFacts,
+    BootId,
+    ExchangeVerify,
+    ExchangeIocScan,
+    ExchangeHealth,
+}
+
+impl ReadOnlyId {
+    /// The shipped script this is.
+    pub fn script_id(self) -> ScriptId {
+        match self {
+            ReadOnlyId::ExchangeFacts => ScriptId::ExchangeFacts,
+            ReadOnlyId::BootId => ScriptId::BootId,
+            ReadOnlyId::ExchangeVerify => ScriptId::ExchangeVerify,
+            ReadOnlyId::ExchangeIocScan => ScriptId::ExchangeIocScan,
+            ReadOnlyId::ExchangeHealth => ScriptId::ExchangeHealth,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,6 +453,30 @@ mod tests {
             assert_eq!(serde_json::to_value(id).unwrap(), id.as_str());
         }
         assert_eq!(ScriptId::parse("exchange_fact"), None);
+    }
+
+    #[test]
+    fn read_only_ids_are_exactly_the_scripts_that_only_read() {
+        let read_only: Vec<&str> = ScriptId::ALL
+            .into_iter()
+            .filter(|id| id.is_read_only())
+            .map(ScriptId::as_str)
+            .collect();
+        assert_eq!(
+            read_only,
+            [
+                "exchange_facts",
+                "boot_id",
+                "exchange_verify",
+                "exchange_ioc_scan",
+                "exchange_health"
+            ]
+        );
+        for id in ScriptId::ALL {
+            if let Some(r) = id.read_only() {
+                assert_eq!(r.script_id(), id);
+            }
+        }
     }
 
     #[test]

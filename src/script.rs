@@ -11,11 +11,15 @@
 //! * The whole text is sent as `powershell.exe -NoProfile -NonInteractive -EncodedCommand <b64>`
 //!   (UTF-16LE, base64). A script whose command line would exceed cmd.exe's 8191-character limit
 //!   is sent on stdin to `powershell.exe -NoProfile -NonInteractive -Command -` instead.
+//! * A [`ReadOnlyScript`] is a shipped script whose id is declared read-only
+//!   ([`ScriptId::read_only`]): the only kind check mode can run.
 //! * A shipped script answers with one JSON document on a stdout line starting with
 //!   [`RESULT_MARKER`]; other output lines are progress, shown to the user as they arrive.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+
+use crate::contract::{ReadOnlyId, ScriptId};
 
 /// Prefix of the stdout line that carries a shipped script's JSON answer.
 pub const RESULT_MARKER: &str = "##salve-result## ";
@@ -119,6 +123,87 @@ impl Script {
                 stdin: text,
             }
         }
+    }
+}
+
+/// The PowerShell text shipped for a script id (the file `scripts/<id>.ps1`, compiled in).
+pub fn shipped_text(id: ScriptId) -> &'static str {
+    match id {
+        ScriptId::ExchangeFacts => include_str!("../scripts/exchange_facts.ps1"),
+        ScriptId::ExchangeMitigate => include_str!("../scripts/exchange_mitigate.ps1"),
+        ScriptId::ExchangeUpdate => include_str!("../scripts/exchange_update.ps1"),
+        ScriptId::ExchangeMaintenance => include_str!("../scripts/exchange_maintenance.ps1"),
+        ScriptId::Reboot => include_str!("../scripts/reboot.ps1"),
+        ScriptId::BootId => include_str!("../scripts/boot_id.ps1"),
+        ScriptId::ExchangeVerify => include_str!("../scripts/exchange_verify.ps1"),
+        ScriptId::ExchangeIocScan => include_str!("../scripts/exchange_ioc_scan.ps1"),
+        ScriptId::ExchangeHealth => include_str!("../scripts/exchange_health.ps1"),
+    }
+}
+
+/// A shipped script that only reads the host: the only kind of script check mode can run
+/// (through [`crate::modules::Probe`]).
+///
+/// The one way to make one is [`ReadOnlyScript::shipped`], from a [`ReadOnlyId`]: the text is
+/// always salve's own, and a state-changing script has no [`ReadOnlyId`]. There is no
+/// constructor from text or from a [`Script`], and the field is private:
+///
+/// ```compile_fail,E0451
+/// use salve::contract::ReadOnlyId;
+/// use salve::script::{ReadOnlyScript, Script};
+/// let _ = ReadOnlyScript {
+///     id: ReadOnlyId::ExchangeFacts,
+///     script: Script::raw("Restart-Computer -Force"),
+/// };
+/// ```
+///
+/// ```compile_fail,E0308
+/// use salve::contract::ScriptId;
+/// use salve::script::ReadOnlyScript;
+/// let _ = ReadOnlyScript::shipped(ScriptId::ExchangeUpdate, serde_json::json!({}));
+/// ```
+///
+/// ```compile_fail,E0599
+/// use salve::contract::ReadOnlyId;
+/// use salve::script::ReadOnlyScript;
+/// let _ = ReadOnlyScript::shipped(ReadOnlyId::Reboot, serde_json::json!({}));
+/// ```
+///
+/// ```compile_fail,E0277
+/// use salve::script::{ReadOnlyScript, Script};
+/// let _: ReadOnlyScript = Script::raw("Stop-Service MSExchangeIS").into();
+/// ```
+///
+/// ```
+/// use salve::contract::{ReadOnlyId, ScriptId};
+/// use salve::script::ReadOnlyScript;
+/// let facts = ReadOnlyScript::shipped(ReadOnlyId::ExchangeFacts, serde_json::json!({}));
+/// assert_eq!(facts.id(), ScriptId::ExchangeFacts);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadOnlyScript {
+    id: ReadOnlyId,
+    script: Script,
+}
+
+impl ReadOnlyScript {
+    /// The shipped script `id` with `args` as `$SalveArgs` (data, never code).
+    pub fn shipped(id: ReadOnlyId, args: serde_json::Value) -> Self {
+        let shipped = id.script_id();
+        ReadOnlyScript {
+            id,
+            script: Script::shipped(shipped.as_str(), shipped_text(shipped), args),
+        }
+    }
+
+    /// Which shipped script this is.
+    pub fn id(&self) -> ScriptId {
+        self.id.script_id()
+    }
+
+    /// The script, to hand to a transport.
+    pub fn into_script(self) -> Script {
+        self.script
     }
 }
 
@@ -228,6 +313,27 @@ mod tests {
             "argument values must not appear in script text"
         );
         assert_eq!(parse_rendered(&text).unwrap(), s);
+    }
+
+    #[test]
+    fn every_id_has_its_own_script_marked_with_that_id() {
+        for id in ScriptId::ALL {
+            let first = shipped_text(id).lines().next().unwrap();
+            assert_eq!(first, format!("{ID_MARKER}{}", id.as_str()));
+        }
+    }
+
+    #[test]
+    fn read_only_scripts_are_the_shipped_text_of_their_id() {
+        for id in ScriptId::ALL.into_iter().filter_map(ScriptId::read_only) {
+            let s = ReadOnlyScript::shipped(id, json!({"x": "$(Restart-Computer)"}));
+            assert_eq!(s.id(), id.script_id());
+            assert!(s.id().is_read_only());
+            let script = s.into_script();
+            assert_eq!(script.id.as_deref(), Some(id.script_id().as_str()));
+            assert_eq!(script.body, shipped_text(id.script_id()));
+            assert!(!script.render().contains("Restart-Computer"));
+        }
     }
 
     #[test]

@@ -32,7 +32,10 @@ pub struct ResumeArgs {
 }
 
 pub fn run(args: ResumeArgs) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -78,7 +81,11 @@ async fn resume(args: ResumeArgs) -> u8 {
         );
         return exit::INVALID_INPUT;
     }
-    let open: Vec<_> = detail.intents.iter().filter(|i| i.outcome.is_none()).collect();
+    let open: Vec<_> = detail
+        .intents
+        .iter()
+        .filter(|i| i.outcome.is_none())
+        .collect();
     for intent in &open {
         eprintln!(
             "in flight when run {} stopped: {}: {} (re-checked against the host before anything is retried)",
@@ -98,7 +105,11 @@ async fn resume(args: ResumeArgs) -> u8 {
         eprintln!("warning: cannot record this run's inputs ({e})");
     }
     eprintln!("resuming run {} as run {}", run.id, options.run_id);
-    let report = crate::report::Options { json: args.json, no_progress: args.no_progress, report_dir: args.report_dir };
+    let report = crate::report::Options {
+        json: args.json,
+        no_progress: args.no_progress,
+        report_dir: args.report_dir,
+    };
     let connector = Arc::new(super::run::standard_connector());
     super::run::execute(prepared.input, options, connector, &report).await
 }

@@ -103,7 +103,9 @@ pub fn run(args: RunArgs) -> u8 {
         skip_tags: args.skip_tags.clone(),
     };
     if let Err(e) = invocation.save(&options.run_id) {
-        eprintln!("warning: cannot record this run's inputs ({e}); `salve resume` will not know it");
+        eprintln!(
+            "warning: cannot record this run's inputs ({e}); `salve resume` will not know it"
+        );
     }
     let report_options = crate::report::Options {
         json: args.json,
@@ -154,10 +156,19 @@ pub async fn execute_with(
                 inventory_digest: Some(input.inventory.digest.clone()),
                 plan_digest: options.plan_digest.clone(),
             };
-            let recorder = crate::journal::JournalReporter::spawn(journal, meta, &tokio::runtime::Handle::current());
-            all.push(Box::new(crate::report::BestEffort::new("run journal", recorder)));
+            let recorder = crate::journal::JournalReporter::spawn(
+                journal,
+                meta,
+                &tokio::runtime::Handle::current(),
+            );
+            all.push(Box::new(crate::report::BestEffort::new(
+                "run journal",
+                recorder,
+            )));
         }
-        Err(e) => eprintln!("warning: the run journal is unavailable ({e}); this run is not recorded"),
+        Err(e) => {
+            eprintln!("warning: the run journal is unavailable ({e}); this run is not recorded")
+        }
     }
     let reporters = crate::report::spawn_reporters(rx, all);
     let interrupt = Interrupt::default();

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::args::OneOrMany;
-use super::{HostCtx, Module, ModuleError, Outcome};
+use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::template;
 
 #[derive(Debug, Deserialize)]
@@ -22,12 +22,8 @@ pub struct Args {
 pub struct Assert;
 
 #[async_trait::async_trait]
-impl Module for Assert {
-    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
-        self.apply(args, ctx).await
-    }
-
-    async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+impl ReadOnlyModule for Assert {
+    async fn run(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = super::args::parse(args).map_err(|p| ModuleError::Args(p.message))?;
         for expr in &args.that.0 {
             if !template::eval_bool(expr, ctx.vars)? {

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{HostCtx, Module, ModuleError, Outcome};
+use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::template;
 
 #[derive(Debug, Deserialize)]
@@ -16,12 +16,8 @@ pub struct Args {
 pub struct Debug;
 
 #[async_trait::async_trait]
-impl Module for Debug {
-    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
-        self.apply(args, ctx).await
-    }
-
-    async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+impl ReadOnlyModule for Debug {
+    async fn run(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = super::args::parse(args).map_err(|p| ModuleError::Args(p.message))?;
         Ok(match (args.msg, args.var) {
             (Some(_), Some(_)) => {

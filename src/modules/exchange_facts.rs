@@ -1,5 +1,6 @@
 //! `exchange_facts`: read one server's Exchange facts (shipped script `exchange_facts`) and
-//! assess them against the build catalogue. Read-only, so check mode runs it too.
+//! assess them against the build catalogue. Read-only ([`ReadOnlyModule`]), so check mode runs
+//! it too.
 //!
 //! The answer is registered and also set as the host fact `exchange`: every field of
 //! [`FactsAnswer`] plus
@@ -13,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::exchange_script::{self as shipped, Fail};
-use super::{HostCtx, Module, ModuleError, Outcome};
+use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::contract::FactsAnswer;
 use crate::exchange::assess::{self, Assessment};
 use crate::exchange::build::Build;
@@ -35,18 +36,14 @@ pub struct Args {}
 pub struct ExchangeFacts;
 
 #[async_trait::async_trait]
-impl Module for ExchangeFacts {
-    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
-        self.apply(args, ctx).await
-    }
-
-    async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+impl ReadOnlyModule for ExchangeFacts {
+    async fn run(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         shipped::args::<Args>(args)?;
         shipped::finish(read(ctx).await)
     }
 }
 
-async fn read(ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
+async fn read(ctx: &CheckCtx<'_>) -> Result<Outcome, Fail> {
     let facts = shipped::facts(ctx).await?;
     let fact = fact_value(&facts)?;
     let msg = summary(&facts, &fact);
@@ -151,6 +148,7 @@ mod tests {
     use super::super::exchange_script::testing::*;
     use super::*;
     use crate::contract::ScriptId;
+    use crate::modules::Module;
     use crate::transport::fake::FakeFleet;
     use serde_json::json;
 
@@ -161,7 +159,7 @@ mod tests {
             answer(&facts("15.2.792.3"), 0)
         });
         let link = FakeLink::new(&fleet);
-        let o = with_ctx(&link, json!({}), async |ctx| {
+        let o = with_check_ctx(&link, json!({}), async |ctx| {
             ExchangeFacts.check(&json!({}), ctx).await.unwrap()
         })
         .await;

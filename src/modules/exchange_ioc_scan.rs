@@ -1,5 +1,6 @@
 //! `exchange_ioc_scan`: look for signs of ProxyLogon exploitation with Test-ProxyLogon's checks
-//! (shipped script `exchange_ioc_scan`). Read-only, so check mode runs it too.
+//! (shipped script `exchange_ioc_scan`). Read-only on the host ([`ReadOnlyModule`]), so check
+//! mode runs it too; the evidence file is written on the controller.
 //!
 //! ```yaml
 //! - exchange_ioc_scan:
@@ -20,8 +21,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::exchange_script::{self as shipped, Fail};
-use super::{HostCtx, Module, ModuleError, Outcome};
-use crate::contract::{IocScanAnswer, ScriptId};
+use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
+use crate::contract::{IocScanAnswer, ReadOnlyId};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,19 +34,16 @@ pub struct Args {
 pub struct ExchangeIocScan;
 
 #[async_trait::async_trait]
-impl Module for ExchangeIocScan {
-    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
-        self.apply(args, ctx).await
-    }
-
-    async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+impl ReadOnlyModule for ExchangeIocScan {
+    async fn run(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = shipped::args(args)?;
         shipped::finish(scan(&args, ctx).await)
     }
 }
 
-async fn scan(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
-    let reply = shipped::call::<IocScanAnswer>(ctx, ScriptId::ExchangeIocScan, &json!({})).await?;
+async fn scan(args: &Args, ctx: &CheckCtx<'_>) -> Result<Outcome, Fail> {
+    let reply =
+        shipped::read::<IocScanAnswer>(ctx, ReadOnlyId::ExchangeIocScan, &json!({})).await?;
     let a = reply.answer;
     let msg = if a.compromised {
         let kinds: Vec<String> = a
@@ -83,7 +81,7 @@ async fn scan(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
 }
 
 /// Write the scan result to `<base_dir>/<dir>/<host>-ioc.json`.
-fn write_evidence(ctx: &HostCtx<'_>, dir: &str, data: &Value) -> std::io::Result<PathBuf> {
+fn write_evidence(ctx: &CheckCtx<'_>, dir: &str, data: &Value) -> std::io::Result<PathBuf> {
     let dir = ctx.base_dir.join(dir);
     std::fs::create_dir_all(&dir)?;
     let safe: String = ctx
@@ -109,6 +107,7 @@ mod tests {
     use super::super::exchange_script::testing::*;
     use super::*;
     use crate::contract::{Evidence, IocFinding};
+    use crate::modules::Module;
     use crate::transport::fake::FakeFleet;
 
     #[tokio::test(start_paused = true)]
@@ -133,10 +132,10 @@ mod tests {
         });
         let link = FakeLink::new(&f);
         let dir = tempfile::tempdir().unwrap();
-        let o = with_ctx(&link, json!({}), async |ctx| {
-            let ctx = HostCtx {
+        let o = with_check_ctx(&link, json!({}), async |ctx| {
+            let ctx = CheckCtx {
                 host: ctx.host,
-                link: ctx.link,
+                probe: ctx.probe,
                 vars: ctx.vars,
                 timeout: ctx.timeout,
                 cancel: ctx.cancel.clone(),

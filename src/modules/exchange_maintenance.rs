@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::exchange_facts::in_maintenance;
 use super::exchange_script::{self as shipped, Fail, Rendered};
-use super::{HostCtx, Module, ModuleError, Outcome};
+use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome};
 use crate::contract::{MaintenanceAction, MaintenanceAnswer, MaintenanceRequest, ScriptId};
 
 /// The host fact holding what entering maintenance recorded.
@@ -52,7 +52,7 @@ pub struct ExchangeMaintenance;
 
 #[async_trait::async_trait]
 impl Module for ExchangeMaintenance {
-    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+    async fn check(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = shipped::args(args)?;
         shipped::finish(check(&args, ctx).await)
     }
@@ -63,7 +63,7 @@ impl Module for ExchangeMaintenance {
     }
 }
 
-async fn check(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
+async fn check(args: &Args, ctx: &CheckCtx<'_>) -> Result<Outcome, Fail> {
     let facts = shipped::facts(ctx).await?;
     let inside = in_maintenance(&facts);
     let dag = facts
@@ -77,7 +77,7 @@ async fn check(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
         )),
         (State::Leave, true) => Outcome::changed().with_msg(format!(
             "would leave maintenance{dag} and restore activation policy {}",
-            saved_policy(args, ctx).unwrap_or_else(|| "Unrestricted".into())
+            saved_policy(args, ctx.vars).unwrap_or_else(|| "Unrestricted".into())
         )),
         (State::Enter, true) => Outcome::ok().with_msg("already in maintenance"),
         (State::Leave, false) => Outcome::ok().with_msg("not in maintenance"),
@@ -85,9 +85,9 @@ async fn check(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
 }
 
 /// The policy to restore on leave: the argument, else what entering recorded.
-fn saved_policy(args: &Args, ctx: &HostCtx<'_>) -> Option<String> {
+fn saved_policy(args: &Args, vars: &Value) -> Option<String> {
     args.saved_policy.clone().or_else(|| {
-        ctx.vars[FACT]["previous_activation_policy"]
+        vars[FACT]["previous_activation_policy"]
             .as_str()
             .map(str::to_string)
     })
@@ -106,7 +106,7 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
         redirect_target: args.redirect_target.clone(),
         saved_policy: match args.state {
             State::Enter => None,
-            State::Leave => saved_policy(args, ctx),
+            State::Leave => saved_policy(args, ctx.vars),
         },
     };
     let reply =
@@ -316,7 +316,7 @@ mod tests {
     async fn check_reads_facts_only() {
         let f = fleet(true);
         let link = FakeLink::new(&f);
-        let o = with_ctx(&link, json!({}), async |ctx| {
+        let o = with_check_ctx(&link, json!({}), async |ctx| {
             ExchangeMaintenance
                 .check(&json!({"state": "enter"}), ctx)
                 .await

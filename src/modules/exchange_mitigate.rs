@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::exchange_facts::{EOMT_RULES, assessment, is_mitigated};
 use super::exchange_script::{self as shipped, Fail, PackageSource, Rendered};
-use super::{HostCtx, Module, ModuleError, Outcome};
+use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome, ProbeLink};
 use crate::contract::{FactsAnswer, MitigateAction, MitigateAnswer, MitigateRequest, ScriptId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -44,7 +44,7 @@ pub struct ExchangeMitigate;
 
 #[async_trait::async_trait]
 impl Module for ExchangeMitigate {
-    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+    async fn check(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = shipped::args(args)?;
         shipped::finish(plan(&args, ctx).await.map(|p| p.outcome()))
     }
@@ -74,7 +74,7 @@ impl Plan {
     }
 }
 
-async fn plan(args: &Args, ctx: &HostCtx<'_>) -> Result<Plan, Fail> {
+async fn plan(args: &Args, ctx: &CheckCtx<'_>) -> Result<Plan, Fail> {
     let (source, sha256) = match &args.rewrite_msi {
         Some(s) => (
             Some(
@@ -181,7 +181,8 @@ fn absent(facts: &FactsAnswer, force: bool) -> Result<(Option<String>, Option<St
 }
 
 async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
-    let plan = plan(args, ctx).await?;
+    let probe = ProbeLink::new(ctx.link);
+    let plan = plan(args, &ctx.read_only(&probe)).await?;
     if plan.refusal.is_some() || plan.change.is_none() {
         return Ok(plan.outcome());
     }
@@ -252,14 +253,17 @@ mod tests {
 
     async fn run(f: &std::sync::Arc<FakeFleet>, args: Value, check: bool) -> Outcome {
         let link = FakeLink::new(f);
-        with_ctx(&link, json!({}), async |ctx| {
-            if check {
+        if check {
+            with_check_ctx(&link, json!({}), async |ctx| {
                 ExchangeMitigate.check(&args, ctx).await.unwrap()
-            } else {
+            })
+            .await
+        } else {
+            with_ctx(&link, json!({}), async |ctx| {
                 ExchangeMitigate.apply(&args, ctx).await.unwrap()
-            }
-        })
-        .await
+            })
+            .await
+        }
     }
 
     fn mitigations_run(f: &FakeFleet) -> usize {

@@ -1,7 +1,11 @@
-//! What the Exchange modules share: the shipped PowerShell scripts (the files under `scripts/`,
-//! compiled into the binary), running one of them on the host and reading its typed answer
+//! What the Exchange modules share: running salve's shipped PowerShell scripts (see
+//! [`crate::script::shipped_text`]) on the host and reading their typed answers
 //! ([`crate::contract`]), and package sources (`url:` or `unc:` plus `sha256:`) as modules take
 //! them.
+//!
+//! Read-only scripts go through the [`CheckCtx`]'s probe ([`read`], [`facts`]), so `check` can
+//! use them; scripts that change the host need the [`HostCtx`]'s link ([`call`]), which only
+//! `apply` has.
 //!
 //! A shipped script answers on one `##salve-result## <json>` line. A script that exits without
 //! that line (it failed before it could answer) is a failed task whose message carries the last
@@ -12,25 +16,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{HostCtx, ModuleError, Outcome};
-use crate::contract::{FactsAnswer, ScriptId};
-use crate::script::{self, Script};
-use crate::transport::RunRequest;
-
-/// The PowerShell text shipped for a script id (the file `scripts/<id>.ps1`).
-pub fn text(id: ScriptId) -> &'static str {
-    match id {
-        ScriptId::ExchangeFacts => include_str!("../../scripts/exchange_facts.ps1"),
-        ScriptId::ExchangeMitigate => include_str!("../../scripts/exchange_mitigate.ps1"),
-        ScriptId::ExchangeUpdate => include_str!("../../scripts/exchange_update.ps1"),
-        ScriptId::ExchangeMaintenance => include_str!("../../scripts/exchange_maintenance.ps1"),
-        ScriptId::Reboot => include_str!("../../scripts/reboot.ps1"),
-        ScriptId::BootId => include_str!("../../scripts/boot_id.ps1"),
-        ScriptId::ExchangeVerify => include_str!("../../scripts/exchange_verify.ps1"),
-        ScriptId::ExchangeIocScan => include_str!("../../scripts/exchange_ioc_scan.ps1"),
-        ScriptId::ExchangeHealth => include_str!("../../scripts/exchange_health.ps1"),
-    }
-}
+use super::{CheckCtx, HostCtx, ModuleError, Outcome, ProbeRequest};
+use crate::contract::{FactsAnswer, ReadOnlyId, ScriptId};
+use crate::script::{self, ReadOnlyScript, Script};
+use crate::transport::{RunRequest, ScriptOutput};
 
 /// Why a module step could not produce its outcome the normal way.
 #[derive(Debug)]
@@ -89,30 +78,62 @@ pub struct Reply<T> {
     pub error: Option<String>,
 }
 
-/// Run the shipped script `id` with `request` as `$SalveArgs` and read its answer, within the
-/// task's timeout.
+/// Run the state-changing shipped script `id` with `request` as `$SalveArgs` and read its
+/// answer, within the task's timeout.
 pub async fn call<T: DeserializeOwned>(
     ctx: &HostCtx<'_>,
     id: ScriptId,
     request: &impl Serialize,
 ) -> Result<Reply<T>, Fail> {
-    call_within(ctx, id, request, ctx.timeout).await
+    let script = Script::shipped(id.as_str(), script::shipped_text(id), encode(id, request)?);
+    let transport = ctx.link.transport().await?;
+    let mut run = RunRequest::new(script, ctx.timeout);
+    run.cancel = ctx.cancel.clone();
+    run.output = Some(ctx.output.clone());
+    reply(id, transport.run(run).await?)
 }
 
-/// [`call`] with its own time limit (short probes).
-pub async fn call_within<T: DeserializeOwned>(
-    ctx: &HostCtx<'_>,
-    id: ScriptId,
+/// Run the read-only shipped script `id` through the probe and read its answer, within the
+/// task's timeout.
+pub async fn read<T: DeserializeOwned>(
+    ctx: &CheckCtx<'_>,
+    id: ReadOnlyId,
+    request: &impl Serialize,
+) -> Result<Reply<T>, Fail> {
+    read_within(ctx, id, request, ctx.timeout).await
+}
+
+/// [`read`] with its own time limit (short probes).
+pub async fn read_within<T: DeserializeOwned>(
+    ctx: &CheckCtx<'_>,
+    id: ReadOnlyId,
     request: &impl Serialize,
     timeout: std::time::Duration,
 ) -> Result<Reply<T>, Fail> {
-    let args = serde_json::to_value(request)
-        .map_err(|e| ModuleError::Args(format!("cannot encode {} arguments: {e}", id.as_str())))?;
-    let transport = ctx.link.transport().await?;
-    let mut run = RunRequest::new(Script::shipped(id.as_str(), text(id), args), timeout);
-    run.cancel = ctx.cancel.clone();
-    run.output = Some(ctx.output.clone());
-    let out = transport.run(run).await?;
+    let args = encode(id.script_id(), request)?;
+    let out = ctx
+        .probe
+        .run(ProbeRequest {
+            script: ReadOnlyScript::shipped(id, args),
+            timeout,
+            cancel: ctx.cancel.clone(),
+            output: Some(ctx.output.clone()),
+        })
+        .await?;
+    reply(id.script_id(), out)
+}
+
+fn encode(id: ScriptId, request: &impl Serialize) -> Result<Value, Fail> {
+    serde_json::to_value(request).map_err(|e| {
+        Fail::Module(ModuleError::Args(format!(
+            "cannot encode {} arguments: {e}",
+            id.as_str()
+        )))
+    })
+}
+
+/// Read script `id`'s answer from its output.
+fn reply<T: DeserializeOwned>(id: ScriptId, out: ScriptOutput) -> Result<Reply<T>, Fail> {
     let error = out
         .stderr
         .lines()
@@ -151,10 +172,10 @@ pub async fn call_within<T: DeserializeOwned>(
     })
 }
 
-/// Read the host's Exchange facts (read-only).
-pub async fn facts(ctx: &HostCtx<'_>) -> Result<FactsAnswer, Fail> {
+/// Read the host's Exchange facts.
+pub async fn facts(ctx: &CheckCtx<'_>) -> Result<FactsAnswer, Fail> {
     Ok(
-        call::<FactsAnswer>(ctx, ScriptId::ExchangeFacts, &serde_json::json!({}))
+        read::<FactsAnswer>(ctx, ReadOnlyId::ExchangeFacts, &serde_json::json!({}))
             .await?
             .answer,
     )
@@ -248,7 +269,7 @@ pub mod testing {
 
     use crate::contract::*;
     use crate::model::Host;
-    use crate::modules::{HostCtx, HostLink};
+    use crate::modules::{CheckCtx, HostCtx, HostLink, ProbeLink};
     use crate::script::Script;
     use crate::transport::fake::{FakeConnector, FakeFleet, FakeReply};
     use crate::transport::{ConnectionSpec, Connector, Transport, TransportError};
@@ -321,6 +342,19 @@ pub mod testing {
         f(&ctx).await
     }
 
+    /// [`with_ctx`]'s read-only half, as `check` gets it.
+    pub async fn with_check_ctx<R>(
+        link: &FakeLink,
+        vars: Value,
+        f: impl AsyncFnOnce(&CheckCtx<'_>) -> R,
+    ) -> R {
+        with_ctx(link, vars, async move |ctx| {
+            let probe = ProbeLink::new(ctx.link);
+            f(&ctx.read_only(&probe)).await
+        })
+        .await
+    }
+
     /// A reply carrying `answer` on the result line.
     pub fn answer(answer: &impl serde::Serialize, exit_code: i32) -> FakeReply {
         let mut r = FakeReply::ok(&format!(
@@ -374,6 +408,7 @@ pub mod testing {
             cluster_node_state: None,
             activation_policy: None,
             boot_id: "2026-01-01T00:00:00Z".into(),
+            install_in_progress: None,
         }
     }
 }
@@ -383,14 +418,6 @@ mod tests {
     use super::testing::*;
     use super::*;
     use crate::transport::fake::{FakeFleet, FakeReply};
-
-    #[test]
-    fn every_id_has_its_own_script_marked_with_that_id() {
-        for id in ScriptId::ALL {
-            let first = text(id).lines().next().unwrap();
-            assert_eq!(first, format!("{}{}", script::ID_MARKER, id.as_str()));
-        }
-    }
 
     #[test]
     fn sources_need_one_location_of_the_right_shape() {
@@ -422,7 +449,7 @@ mod tests {
     async fn a_script_without_an_answer_is_a_failed_task_with_its_error() {
         let fleet = FakeFleet::new(|_, _| FakeReply::exit(1, "Access is denied.\n"));
         let link = FakeLink::new(&fleet);
-        let r = with_ctx(&link, serde_json::json!({}), async |ctx| {
+        let r = with_check_ctx(&link, serde_json::json!({}), async |ctx| {
             super::facts(ctx).await
         })
         .await;

@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 
 use super::exchange_facts::{assessment, build_of};
 use super::exchange_script::{self as shipped, Fail, PackageSource, Rendered};
-use super::{HostCtx, Module, ModuleError, Num, Outcome};
+use super::{CheckCtx, HostCtx, Module, ModuleError, Num, Outcome, ProbeLink};
 use crate::contract::{FactsAnswer, ScriptId, UpdateAnswer, UpdateKind, UpdateRequest};
 use crate::exchange::build::{Build, Family};
 use crate::exchange::catalogue::{Catalogue, Level, LicenceSwitch, catalogue};
@@ -116,7 +116,7 @@ pub struct ExchangeUpdate;
 
 #[async_trait::async_trait]
 impl Module for ExchangeUpdate {
-    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+    async fn check(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = shipped::args(args)?;
         shipped::finish(decide(&args, ctx).await.map(|d| d.outcome(true)))
     }
@@ -138,6 +138,9 @@ struct Decision {
     refusal: Option<String>,
     prerequisites: Vec<Finding>,
     build: Build,
+    /// A restart is pending (markers): the next step waits for it, and the playbook's restart
+    /// task takes it, rather than the host failing.
+    restart_first: Option<String>,
 }
 
 impl Decision {
@@ -149,6 +152,10 @@ impl Decision {
             .collect();
         let base = match (&self.refusal, self.steps.first()) {
             (Some(why), _) => Outcome::failed(why.clone()),
+            (None, Some(next)) if self.restart_first.is_some() => Outcome::ok().with_msg(format!(
+                "a restart is pending ({}): restart first; then {next} is next",
+                self.restart_first.as_deref().unwrap_or_default()
+            )),
             (None, None) => Outcome::ok().with_msg(format!("{}: nothing to install", self.build)),
             (None, Some(next)) if check => Outcome::changed().with_msg(format!(
                 "would install {next} on {} ({}){}",
@@ -172,10 +179,12 @@ impl Decision {
                 serde_json::to_value(&self.prerequisites).unwrap_or(Value::Null),
             )
             .with("unchecked_prerequisites", unchecked)
-            // Predicted in check mode: an install is always followed by a restart.
+            // A pending restart is needed now; in check mode an install is predicted to need one.
             .with(
                 "reboot_required",
-                check && self.refusal.is_none() && !self.steps.is_empty(),
+                self.refusal.is_none()
+                    && !self.steps.is_empty()
+                    && (check || self.restart_first.is_some()),
             )
     }
 
@@ -194,7 +203,7 @@ fn catalogue_error(e: impl std::fmt::Display) -> Fail {
     )))
 }
 
-async fn decide(args: &Args, ctx: &HostCtx<'_>) -> Result<Decision, Fail> {
+async fn decide(args: &Args, ctx: &CheckCtx<'_>) -> Result<Decision, Fail> {
     let facts = shipped::facts(ctx).await?;
     decide_from(args, &facts)
 }
@@ -215,6 +224,7 @@ fn decide_from(args: &Args, facts: &FactsAnswer) -> Result<Decision, Fail> {
         refusal: Some(why),
         prerequisites: Vec::new(),
         build,
+        restart_first: None,
     };
     let Some(build) = build_of(facts)? else {
         return Err(Fail::failed(
@@ -243,10 +253,15 @@ fn decide_from(args: &Args, facts: &FactsAnswer) -> Result<Decision, Fail> {
         refusal: None,
         prerequisites: Vec::new(),
         build,
+        restart_first: None,
     };
     let Some(next) = decision.steps.first().cloned() else {
         return Ok(decision);
     };
+    if !facts.pending_reboot.is_empty() {
+        decision.restart_first = Some(facts.pending_reboot.join(", "));
+        return Ok(decision);
+    }
     let given = Given {
         sources,
         license_switch: args.license_switch.as_deref(),
@@ -518,8 +533,31 @@ fn prereq_facts(args: &Given<'_>, facts: &FactsAnswer) -> PrereqFacts {
     }
 }
 
+/// Between looks at an installer that is still running on the host.
+const INSTALLER_POLL: std::time::Duration = std::time::Duration::from_secs(15);
+
 async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
-    let decision = decide(args, ctx).await?;
+    let probe = ProbeLink::new(ctx.link);
+    let read = ctx.read_only(&probe);
+    // An installer still running (started by a run that was cut off) must finish first:
+    // starting another would fail (msiexec 1618) or, worse, install the same update twice.
+    let facts = loop {
+        let facts = shipped::facts(&read).await?;
+        let Some(running) = facts.install_in_progress.clone() else {
+            break facts;
+        };
+        tracing::info!(host = %ctx.host.name, "waiting for a running installer: {running}");
+        let _ = ctx
+            .output
+            .send(crate::transport::OutputChunk::Stdout(format!(
+                "an installer is still running on the host ({running}); waiting for it to finish"
+            )));
+        tokio::select! {
+            _ = tokio::time::sleep(INSTALLER_POLL.min(ctx.timeout)) => {}
+            _ = ctx.cancel.cancelled() => return Err(Fail::Module(ModuleError::Transport(crate::transport::TransportError::Cancelled))),
+        }
+    };
+    let decision = decide_from(args, &facts)?;
     let Some(request) = decision.request.clone() else {
         return Ok(decision.outcome(false));
     };
@@ -592,14 +630,17 @@ mod tests {
 
     async fn run(f: &std::sync::Arc<FakeFleet>, args: Value, check: bool) -> Outcome {
         let link = FakeLink::new(f);
-        with_ctx(&link, json!({}), async |ctx| {
-            if check {
+        if check {
+            with_check_ctx(&link, json!({}), async |ctx| {
                 ExchangeUpdate.check(&args, ctx).await.unwrap()
-            } else {
+            })
+            .await
+        } else {
+            with_ctx(&link, json!({}), async |ctx| {
                 ExchangeUpdate.apply(&args, ctx).await.unwrap()
-            }
-        })
-        .await
+            })
+            .await
+        }
     }
 
     fn installs(f: &FakeFleet) -> Vec<UpdateRequest> {
@@ -689,18 +730,45 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_pending_restart_blocks_and_an_installed_kb_is_nothing_to_do() {
+    async fn a_pending_restart_asks_for_the_restart_and_an_installed_kb_is_nothing_to_do() {
         let f = fleet(|| FactsAnswer {
             pending_reboot: vec!["HKLM:\\...\\PendingFileRenameOperations".into()],
             ..facts("15.2.792.3")
         });
         let args = json!({"kb": "KB5000871", "sources": {"KB5000871": {"unc": "\\\\fs\\x.msp", "sha256": SHA}}});
         let o = run(&f, args.clone(), false).await;
-        assert!(o.failed && o.msg.unwrap().contains("restart is pending"));
+        assert!(!o.failed && !o.changed, "{o:?}");
+        assert!(
+            o.msg.as_deref().unwrap().contains("restart is pending"),
+            "{o:?}"
+        );
+        assert_eq!(
+            o.data["reboot_required"], true,
+            "the playbook's restart task takes over"
+        );
+        assert!(installs(&f).is_empty());
         let done = fleet(|| facts("15.2.792.10"));
         let o = run(&done, args, false).await;
         assert!(!o.failed && !o.changed, "{o:?}");
         assert!(installs(&done).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_running_installer_is_waited_for_before_anything_is_installed() {
+        let looks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = std::sync::Arc::clone(&looks);
+        // The first two looks see an installer still running; then it has finished.
+        let f = fleet(move || FactsAnswer {
+            install_in_progress: (seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2)
+                .then(|| "msiexec /update Exchange2019-KB5003435.msp".to_string()),
+            ..facts("15.2.792.3")
+        });
+        let args = json!({"kb": "KB5003435", "sources": {"KB5003435": {"unc": "\\\\fs\\x.msp", "sha256": SHA}}});
+        let started = tokio::time::Instant::now();
+        let o = run(&f, args, false).await;
+        assert!(o.changed && !o.failed, "{o:?}");
+        assert_eq!(started.elapsed().as_secs(), 30, "two waits of 15 s");
+        assert_eq!(installs(&f).len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

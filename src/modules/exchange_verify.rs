@@ -1,5 +1,5 @@
 //! `exchange_verify`: check a server after an update (shipped script `exchange_verify`).
-//! Read-only, so check mode runs it too.
+//! Read-only, so check mode runs it too, through the probe.
 //!
 //! ```yaml
 //! - exchange_verify:
@@ -13,13 +13,17 @@
 //! one runs, every component is Active except ForwardSyncDaemon and ProvisioningRps, OWA on the
 //! server answers 200, no restart is pending, and with `fixed: true` the build's assessment has
 //! no tracked CVE open.
+//!
+//! In check mode the same reasons are reported without failing the task: the earlier tasks'
+//! changes (the update, the restart) were not made, so an unpatched server cannot pass yet, and
+//! failing it would stop the check of the rest of the playbook (and of the next DAG member).
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::exchange_script::{self as shipped, Fail, Rendered};
-use super::{HostCtx, Module, ModuleError, Outcome};
-use crate::contract::{ScriptId, VerifyAnswer, VerifyRequest};
+use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome, ProbeLink};
+use crate::contract::{ReadOnlyId, VerifyAnswer, VerifyRequest};
 use crate::exchange::assess;
 use crate::exchange::build::Build;
 use crate::exchange::catalogue::catalogue;
@@ -41,34 +45,34 @@ pub struct ExchangeVerify;
 
 #[async_trait::async_trait]
 impl Module for ExchangeVerify {
-    /// Verification judges the server *after* the changes before it, which check mode only
-    /// predicts: judged now it would fail every server that needs work. It is reported as
-    /// skipped, and runs for real in `run` and `apply`.
-    async fn check(&self, args: &Value, _ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
-        shipped::args::<Args>(args)?;
-        Ok(Outcome {
-            skipped: true,
-            ..Outcome::ok()
-        }
-        .with_msg("verification is judged after the changes, not in check mode"))
+    async fn check(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
+        shipped::finish(verify(&parse(args)?, ctx, false).await)
     }
 
     async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
-        let args: Args = shipped::args(args)?;
-        if let Some(b) = &args.expected_build {
-            b.parse::<Build>()
-                .map_err(|e| ModuleError::Args(format!("expected_build: {e}")))?;
-        }
-        shipped::finish(verify(&args, ctx).await)
+        let args = parse(args)?;
+        let probe = ProbeLink::new(ctx.link);
+        shipped::finish(verify(&args, &ctx.read_only(&probe), true).await)
     }
 }
 
-async fn verify(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
+fn parse(args: &Value) -> Result<Args, ModuleError> {
+    let args: Args = shipped::args(args)?;
+    if let Some(b) = &args.expected_build {
+        b.parse::<Build>()
+            .map_err(|e| ModuleError::Args(format!("expected_build: {e}")))?;
+    }
+    Ok(args)
+}
+
+/// Verify the server; `strict` fails the task on any reason (apply), otherwise the reasons are
+/// only reported (check).
+async fn verify(args: &Args, ctx: &CheckCtx<'_>, strict: bool) -> Result<Outcome, Fail> {
     let request = VerifyRequest {
         expected_build: args.expected_build.clone(),
         expected_kb: args.expected_kb.clone(),
     };
-    let reply = shipped::call::<VerifyAnswer>(ctx, ScriptId::ExchangeVerify, &request).await?;
+    let reply = shipped::read::<VerifyAnswer>(ctx, ReadOnlyId::ExchangeVerify, &request).await?;
     let a = reply.answer;
     let flag = |f: &Option<Rendered<bool>>, name: &str| match f {
         Some(r) => r.get(name).copied(),
@@ -86,8 +90,13 @@ async fn verify(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
             "verified: build {}, services running, components active, OWA 200",
             a.build.as_deref().unwrap_or("?")
         ))
-    } else {
+    } else if strict {
         Outcome::failed(reasons.join("; "))
+    } else {
+        Outcome::ok().with_msg(format!(
+            "not verified as the server stands (check mode made no changes): {}",
+            reasons.join("; ")
+        ))
     };
     let mut outcome = outcome.with("reasons", reasons);
     if let Ok(Value::Object(map)) = serde_json::to_value(&a) {
@@ -181,6 +190,7 @@ fn reasons(args: &Checks<'_>, a: &VerifyAnswer) -> Vec<String> {
 mod tests {
     use super::super::exchange_script::testing::*;
     use super::*;
+    use crate::contract::ScriptId;
     use crate::transport::fake::FakeFleet;
     use serde_json::json;
 
@@ -199,16 +209,43 @@ mod tests {
         }
     }
 
-    async fn run(a: VerifyAnswer, args: Value) -> Outcome {
-        let f = FakeFleet::new(move |_, s| {
+    fn fleet(a: VerifyAnswer) -> std::sync::Arc<FakeFleet> {
+        FakeFleet::new(move |_, s| {
             assert_eq!(id(s), ScriptId::ExchangeVerify);
             answer(&a, i32::from(!a.success))
-        });
-        let link = FakeLink::new(&f);
+        })
+    }
+
+    async fn run(a: VerifyAnswer, args: Value) -> Outcome {
+        let link = FakeLink::new(&fleet(a));
         with_ctx(&link, json!({}), async |ctx| {
             ExchangeVerify.apply(&args, ctx).await.unwrap()
         })
         .await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn check_reports_the_reasons_without_failing() {
+        let unpatched = VerifyAnswer {
+            build: Some("15.2.792.3".into()),
+            ..good()
+        };
+        let link = FakeLink::new(&fleet(unpatched));
+        let o = with_check_ctx(&link, json!({}), async |ctx| {
+            ExchangeVerify
+                .check(&json!({"fixed": true}), ctx)
+                .await
+                .unwrap()
+        })
+        .await;
+        assert!(!o.failed && !o.changed, "{o:?}");
+        let msg = o.msg.unwrap();
+        assert!(
+            msg.starts_with("not verified as the server stands"),
+            "{msg}"
+        );
+        assert!(msg.contains("CVE-2021-26855"), "{msg}");
+        assert_eq!(o.data["reasons"].as_array().unwrap().len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

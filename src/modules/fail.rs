@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{HostCtx, Module, ModuleError, Outcome};
+use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,12 +14,8 @@ pub struct Args {
 pub struct Fail;
 
 #[async_trait::async_trait]
-impl Module for Fail {
-    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
-        self.apply(args, ctx).await
-    }
-
-    async fn apply(&self, args: &Value, _ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+impl ReadOnlyModule for Fail {
+    async fn run(&self, args: &Value, _ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = super::args::parse(args).map_err(|p| ModuleError::Args(p.message))?;
         Ok(Outcome::failed(args.msg.unwrap_or_else(|| {
             "failed as requested by the playbook".into()

@@ -2,6 +2,11 @@
 //! only then *told* to act ([`Module::apply`]). Check mode (`salve run --check`) stops after
 //! the asking; later, plan mode will too.
 //!
+//! The asking cannot change a host, by construction: `check` gets a [`CheckCtx`], whose only
+//! way to the host is a [`Probe`] that runs nothing but [`crate::script::ReadOnlyScript`]s.
+//! `apply` gets a [`HostCtx`] with the full [`HostLink`]. Modules that only read implement
+//! [`ReadOnlyModule`] instead, and run the same read-only code in both modes.
+//!
 //! A module receives its arguments already rendered (templates replaced by values) and
 //! deserialises them into its own typed, `deny_unknown_fields` argument struct. The config
 //! loader validates arguments *as written* with [`validate_args`], before anything runs.
@@ -19,6 +24,7 @@ mod exchange_verify;
 mod fail;
 mod pause;
 mod powershell;
+mod probe;
 mod reboot;
 mod set_fact;
 mod wait_for_connection;
@@ -36,6 +42,7 @@ use crate::model::{Host, Vars};
 use crate::transport::{OutputChunk, Transport, TransportError};
 
 pub use args::{ArgProblem, Num};
+pub use probe::{Probe, ProbeLink, ProbeRequest};
 
 /// What a module did, or would do in check mode.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -118,13 +125,79 @@ pub struct HostCtx<'a> {
     pub base_dir: PathBuf,
 }
 
+impl HostCtx<'_> {
+    /// The read-only half of this context, reaching the host through `probe` (a
+    /// [`ProbeLink`] over [`HostCtx::link`]): what `apply` decides with before it acts.
+    pub fn read_only<'p>(&'p self, probe: &'p dyn Probe) -> CheckCtx<'p> {
+        CheckCtx {
+            host: self.host,
+            probe,
+            vars: self.vars,
+            timeout: self.timeout,
+            cancel: self.cancel.clone(),
+            output: self.output.clone(),
+            base_dir: self.base_dir.clone(),
+        }
+    }
+}
+
+/// What a module may use while it works out what it would change on one host: a [`HostCtx`]
+/// whose link is replaced by a read-only [`Probe`].
+///
+/// Nothing turns a `CheckCtx` into a [`HostCtx`], so code holding one cannot call `apply`:
+///
+/// ```compile_fail,E0308
+/// use salve::modules::{CheckCtx, Module, ModuleError, Outcome};
+/// async fn sneak(
+///     m: &dyn Module,
+///     args: &serde_json::Value,
+///     ctx: &CheckCtx<'_>,
+/// ) -> Result<Outcome, ModuleError> {
+///     m.apply(args, ctx).await
+/// }
+/// ```
+pub struct CheckCtx<'a> {
+    pub host: &'a Host,
+    pub probe: &'a dyn Probe,
+    /// The host's variables and facts, as templates see them.
+    pub vars: &'a Value,
+    /// Wall-clock limit of the task.
+    pub timeout: Duration,
+    /// Cancelled when the run is aborted; modules must stop promptly.
+    pub cancel: CancellationToken,
+    /// Output as it arrives, relayed to reporters.
+    pub output: mpsc::UnboundedSender<OutputChunk>,
+    /// Folder of the playbook, for relative paths.
+    pub base_dir: PathBuf,
+}
+
 /// A task module.
 #[async_trait]
 pub trait Module: Send + Sync {
-    /// Read-only: what would change and why. Must not change the host.
-    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError>;
+    /// Read-only: what would change and why. It cannot change the host: [`CheckCtx`] reaches
+    /// it only through a [`Probe`].
+    async fn check(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError>;
     /// Make the change.
     async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError>;
+}
+
+/// A module that only reads (facts, verification, scans, templates): one `run` serves as both
+/// `check` and `apply`, and sees only a [`CheckCtx`] in either mode.
+#[async_trait]
+pub trait ReadOnlyModule: Send + Sync {
+    async fn run(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError>;
+}
+
+#[async_trait]
+impl<M: ReadOnlyModule> Module for M {
+    async fn check(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
+        self.run(args, ctx).await
+    }
+
+    async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+        let probe = ProbeLink::new(ctx.link);
+        self.run(args, &ctx.read_only(&probe)).await
+    }
 }
 
 /// Every module by name. The list is the single source for validation and dispatch.

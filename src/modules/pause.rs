@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{HostCtx, Module, ModuleError, Num, Outcome};
+use super::{CheckCtx, HostCtx, Module, ModuleError, Num, Outcome};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, try_from = "RawArgs")]
@@ -42,7 +42,7 @@ pub struct Pause;
 
 #[async_trait::async_trait]
 impl Module for Pause {
-    async fn check(&self, args: &Value, _ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+    async fn check(&self, args: &Value, _ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = super::args::parse(args).map_err(|p| ModuleError::Args(p.message))?;
         Ok(Outcome::ok().with_msg(format!("would pause {} s", args.seconds)))
     }

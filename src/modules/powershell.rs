@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{HostCtx, Module, ModuleError, Outcome};
+use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome};
 use crate::script::{self, Script};
 use crate::transport::RunRequest;
 
@@ -58,7 +58,7 @@ pub struct Powershell;
 
 #[async_trait::async_trait]
 impl Module for Powershell {
-    async fn check(&self, args: &Value, _ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+    async fn check(&self, args: &Value, _ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         super::args::parse::<Args>(args).map_err(|p| ModuleError::Args(p.message))?;
         Ok(Outcome {
             skipped: true,

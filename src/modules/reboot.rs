@@ -15,11 +15,12 @@
 //! 1. **restart scheduled** — the `reboot` script answers the boot id before the restart;
 //! 2. **shutdown observed** — `boot_id` polls fail (the host went down) or already answer a new
 //!    id; a host that keeps answering the old id past `shutdown_timeout` did not restart;
-//! 3. **host back with a new boot id** — the connection is dropped ([`super::HostLink::reset`])
+//! 3. **host back with a new boot id** — the connection is dropped ([`super::Probe::reset`])
 //!    and re-opened on every attempt; an answer with the *old* id never counts as back;
 //! 4. **services up** — every Automatic `Microsoft Exchange*` service (and IIS) is Running.
 //!
-//! Check mode reports that the host would restart and contacts nothing.
+//! Check mode reads the current boot id and uptime (`boot_id`, read-only) and reports that the
+//! host would restart; it cannot run the `reboot` script.
 
 use std::time::Duration;
 
@@ -28,8 +29,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::exchange_script::{self as shipped, Fail};
-use super::{HostCtx, Module, ModuleError, Num, Outcome};
-use crate::contract::{BootIdAnswer, RebootAnswer, RebootRequest, ScriptId};
+use super::{CheckCtx, HostCtx, Module, ModuleError, Num, Outcome, ProbeLink};
+use crate::contract::{BootIdAnswer, ReadOnlyId, RebootAnswer, RebootRequest, ScriptId};
 use crate::transport::TransportError;
 
 #[derive(Debug, Deserialize)]
@@ -82,9 +83,9 @@ pub struct Reboot;
 
 #[async_trait::async_trait]
 impl Module for Reboot {
-    async fn check(&self, args: &Value, _ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+    async fn check(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         Waits::from(&shipped::args::<Args>(args)?)?;
-        Ok(Outcome::changed().with_msg("would restart the host and wait for a new boot id"))
+        shipped::finish(would_restart(ctx).await)
     }
 
     async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
@@ -93,15 +94,29 @@ impl Module for Reboot {
     }
 }
 
+async fn would_restart(ctx: &CheckCtx<'_>) -> Result<Outcome, Fail> {
+    let now = shipped::read::<BootIdAnswer>(ctx, ReadOnlyId::BootId, &json!({}))
+        .await?
+        .answer;
+    let hours = now.uptime_seconds as f64 / 3600.0;
+    Ok(Outcome::changed()
+        .with_msg(format!(
+            "would restart the host (up {hours:.1} h, boot id {}) and wait for a new boot id",
+            now.boot_id
+        ))
+        .with("boot_id_before", now.boot_id)
+        .with("uptime_seconds", now.uptime_seconds))
+}
+
 /// What one `boot_id` poll saw.
 enum Seen {
     Id(String),
     Down(String),
 }
 
-async fn poll_boot_id(ctx: &HostCtx<'_>, waits: Waits) -> Result<Seen, Fail> {
+async fn poll_boot_id(ctx: &CheckCtx<'_>, waits: Waits) -> Result<Seen, Fail> {
     let none = json!({});
-    let attempt = shipped::call_within::<BootIdAnswer>(ctx, ScriptId::BootId, &none, waits.probe);
+    let attempt = shipped::read_within::<BootIdAnswer>(ctx, ReadOnlyId::BootId, &none, waits.probe);
     match tokio::time::timeout(waits.probe, attempt).await {
         Ok(Ok(reply)) => Ok(Seen::Id(reply.answer.boot_id)),
         Ok(Err(Fail::Module(ModuleError::Transport(TransportError::Cancelled)))) => {
@@ -114,7 +129,7 @@ async fn poll_boot_id(ctx: &HostCtx<'_>, waits: Waits) -> Result<Seen, Fail> {
     }
 }
 
-async fn pause(ctx: &HostCtx<'_>, d: Duration) -> Result<(), Fail> {
+async fn pause(ctx: &CheckCtx<'_>, d: Duration) -> Result<(), Fail> {
     tokio::select! {
         _ = tokio::time::sleep(d) => Ok(()),
         _ = ctx.cancel.cancelled() => Err(TransportError::Cancelled.into()),
@@ -130,6 +145,9 @@ async fn restart(waits: Waits, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
         delay_seconds: Some(waits.delay.as_secs()),
     };
     let scheduled = shipped::call::<RebootAnswer>(ctx, ScriptId::Reboot, &request).await?;
+    // Everything after scheduling the restart only watches the host.
+    let probe = ProbeLink::new(ctx.link);
+    let ctx = &ctx.read_only(&probe);
     if !scheduled.answer.scheduled {
         return Ok(Outcome::failed(format!(
             "the restart was not scheduled: {}",
@@ -172,7 +190,7 @@ async fn restart(waits: Waits, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
         }
     }
     let down_at = start.elapsed();
-    ctx.link.reset().await;
+    ctx.probe.reset().await;
 
     // Phase 3: back, with a new boot id.
     let deadline = Instant::now() + waits.boot;
@@ -197,7 +215,7 @@ async fn restart(waits: Waits, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
                     ));
                 }
                 Seen::Id(_) => {}
-                Seen::Down(_) => ctx.link.reset().await,
+                Seen::Down(_) => ctx.probe.reset().await,
             }
         },
     };
@@ -326,6 +344,32 @@ mod tests {
         })
         .await;
         (o, link.resets.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn check_reads_the_boot_id_and_restarts_nothing() {
+        let f = FakeFleet::new(|_, s| {
+            assert_eq!(id(s), ScriptId::BootId, "check ran {:?}", s.id);
+            answer(
+                &BootIdAnswer {
+                    boot_id: "b1".into(),
+                    uptime_seconds: 7200,
+                },
+                0,
+            )
+        });
+        let link = FakeLink::new(&f);
+        let o = with_check_ctx(&link, json!({}), async |ctx| {
+            Reboot.check(&json!({}), ctx).await.unwrap()
+        })
+        .await;
+        assert!(o.changed && !o.failed, "{o:?}");
+        assert_eq!(
+            o.msg.as_deref(),
+            Some("would restart the host (up 2.0 h, boot id b1) and wait for a new boot id")
+        );
+        assert_eq!(o.data["boot_id_before"], "b1");
+        assert_eq!(f.commands().len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

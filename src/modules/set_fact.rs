@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::args::ArgProblem;
-use super::{HostCtx, Module, ModuleError, Outcome};
+use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 
 /// Keys must be valid variable names.
 pub fn validate(args: &Value) -> Result<(), Vec<ArgProblem>> {
@@ -40,12 +40,8 @@ fn is_identifier(s: &str) -> bool {
 pub struct SetFact;
 
 #[async_trait::async_trait]
-impl Module for SetFact {
-    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
-        self.apply(args, ctx).await
-    }
-
-    async fn apply(&self, args: &Value, _ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+impl ReadOnlyModule for SetFact {
+    async fn run(&self, args: &Value, _ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         validate(args).map_err(|p| ModuleError::Args(p[0].message.clone()))?;
         let facts = args.as_object().cloned().unwrap_or_default();
         Ok(Outcome {

@@ -1,12 +1,13 @@
 //! `wait_for_connection`: wait until the host answers a trivial command again (after a reboot
-//! or network change), reconnecting from scratch on every attempt. Read-only.
+//! or network change), reconnecting from scratch on every attempt. Read-only: it needs only a
+//! [`super::Probe`], so check mode runs it too.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{HostCtx, Module, ModuleError, Num, Outcome};
+use super::{CheckCtx, ModuleError, Num, Outcome, ReadOnlyModule};
 use crate::transport::TransportError;
 
 #[derive(Debug, Deserialize)]
@@ -31,12 +32,8 @@ fn secs(n: Option<Num>, default: f64) -> Result<Duration, ModuleError> {
 pub struct WaitForConnection;
 
 #[async_trait::async_trait]
-impl Module for WaitForConnection {
-    async fn check(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
-        self.apply(args, ctx).await
-    }
-
-    async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
+impl ReadOnlyModule for WaitForConnection {
+    async fn run(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = super::args::parse(args).map_err(|p| ModuleError::Args(p.message))?;
         let (timeout, delay) = (secs(args.timeout, 600.0)?, secs(args.delay, 0.0)?);
         let (sleep, attempt_limit) = (secs(args.sleep, 1.0)?, secs(args.connect_timeout, 5.0)?);
@@ -45,12 +42,8 @@ impl Module for WaitForConnection {
         cancellable_sleep(delay, ctx).await?;
         let mut last_error;
         loop {
-            ctx.link.reset().await;
-            let attempt = async {
-                let transport = ctx.link.transport().await?;
-                transport.probe(attempt_limit).await
-            };
-            match tokio::time::timeout(attempt_limit, attempt).await {
+            ctx.probe.reset().await;
+            match tokio::time::timeout(attempt_limit, ctx.probe.ping(attempt_limit)).await {
                 Ok(Ok(())) => {
                     let elapsed = start.elapsed().as_secs_f64();
                     return Ok(Outcome::ok()
@@ -71,7 +64,7 @@ impl Module for WaitForConnection {
     }
 }
 
-async fn cancellable_sleep(d: Duration, ctx: &HostCtx<'_>) -> Result<(), ModuleError> {
+async fn cancellable_sleep(d: Duration, ctx: &CheckCtx<'_>) -> Result<(), ModuleError> {
     tokio::select! {
         _ = tokio::time::sleep(d) => Ok(()),
         _ = ctx.cancel.cancelled() => Err(TransportError::Cancelled.into()),

@@ -329,6 +329,13 @@ fn step(
         "powershell" => "run a user script (its effects cannot be predicted)".to_string(),
         _ => task.to_string(),
     };
+    // A restart's check names the host's uptime, which changes by the minute; the plan keeps
+    // only what the same fleet always says, so the same inputs give the same plan.
+    let msg = if reboot {
+        "restart the host and wait for it to come back with a new boot id"
+    } else {
+        msg
+    };
     Step {
         play,
         task_index,

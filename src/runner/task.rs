@@ -1,6 +1,13 @@
 //! One task on one host: `loop`, `when`, argument rendering, the module call (check or
 //! apply) under the task's timeout with slow-step warnings and streamed output, `retries` /
 //! `until` with `delay`, `changed_when` / `failed_when`, and what gets registered.
+//!
+//! **Check mode cannot change the host.** [`TaskRun::run`] turns the host's link into an
+//! [`Access`] once, before anything else, and the rest of the task sees only that. In check
+//! mode it is [`Access::Inspect`], holding a [`ProbeLink`] (which keeps the link private and
+//! runs only read-only shipped scripts); the module call can then build only a [`CheckCtx`],
+//! so only [`Module::check`] can be called. [`Module::apply`] takes a [`HostCtx`], which needs
+//! the link itself: only [`Access::Execute`] has it.
 
 use std::time::Duration;
 
@@ -11,7 +18,7 @@ use super::RunEnv;
 use super::vars::{Needs, PlayScope};
 use crate::events::{Event, Stream, TaskStatus};
 use crate::model::{Host, LoopSpec, Task, Vars};
-use crate::modules::{self, HostCtx, HostLink, ModuleError, Outcome};
+use crate::modules::{self, CheckCtx, HostCtx, HostLink, Module, ModuleError, Outcome, ProbeLink};
 use crate::template;
 use crate::transport::{OutputChunk, TransportError};
 
@@ -38,6 +45,23 @@ pub struct TaskRun<'a> {
     pub task: &'a Task,
 }
 
+/// What a task may do to its host, fixed when it starts.
+enum Access<'a> {
+    /// Check mode: read-only scripts through a probe, so only [`Module::check`].
+    Inspect(ProbeLink<'a>),
+    /// The link itself, so [`Module::apply`].
+    Execute(&'a dyn HostLink),
+}
+
+/// A task on a host once its [`Access`] is fixed; it never sees the link itself.
+struct TaskOnHost<'a> {
+    env: &'a RunEnv,
+    scope: &'a PlayScope<'a>,
+    host: &'a Host,
+    task: &'a Task,
+    access: Access<'a>,
+}
+
 /// Result of one loop item (or of the task when it does not loop).
 enum ItemEnd {
     Done(Outcome),
@@ -48,6 +72,25 @@ enum ItemEnd {
 
 impl TaskRun<'_> {
     pub async fn run(&self) -> TaskResult {
+        let access = if self.env.options.check_mode {
+            Access::Inspect(ProbeLink::new(self.link))
+        } else {
+            Access::Execute(self.link)
+        };
+        TaskOnHost {
+            env: self.env,
+            scope: self.scope,
+            host: self.host,
+            task: self.task,
+            access,
+        }
+        .run()
+        .await
+    }
+}
+
+impl TaskOnHost<'_> {
+    async fn run(&self) -> TaskResult {
         let needs = Needs::of(self.task);
         let items = match &self.task.loop_spec {
             None => None,
@@ -167,63 +210,82 @@ impl TaskRun<'_> {
         }
     }
 
-    /// Call the module (check or apply) under the task's timeout, relaying its output and
-    /// warning when it runs long.
+    /// Call the module (`check` or `apply`, as the [`Access`] allows) under the task's
+    /// timeout, relaying its output.
     async fn call(
         &self,
-        module: &dyn modules::Module,
+        module: &dyn Module,
         args: &Value,
-        ctx: &Value,
+        vars: &Value,
     ) -> Result<Outcome, ModuleError> {
         let timeout = self
             .task
             .timeout
             .unwrap_or(self.env.options.default_timeout);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (output, rx) = mpsc::unbounded_channel();
         let relay = tokio::spawn(relay_output(
             self.env.events.clone(),
             self.host.name.clone(),
             self.task.name.clone(),
             rx,
         ));
-        let result = {
-            let hctx = HostCtx {
-                host: self.host,
-                link: self.link,
-                vars: ctx,
-                timeout,
-                cancel: self.env.interrupt.abort.child_token(),
-                output: tx,
-                base_dir: self.env.base_dir.clone(),
-            };
-            let work = async {
-                if self.env.options.check_mode {
-                    module.check(args, &hctx).await
-                } else {
-                    module.apply(args, &hctx).await
-                }
-            };
-            // Transports enforce the timeout themselves; this backstop catches modules that
-            // wait on something else.
-            let guarded = tokio::time::timeout(timeout + Duration::from_secs(5), work);
-            tokio::pin!(guarded);
-            let slow = self.env.options.slow_step;
-            let started = tokio::time::Instant::now();
-            let mut ticker = tokio::time::interval_at(started + slow, slow);
-            loop {
-                tokio::select! {
-                    r = &mut guarded => break r.unwrap_or(Err(ModuleError::Transport(TransportError::Timeout { after: timeout }))),
-                    _ = ticker.tick() => self.env.emit(Event::SlowStep {
-                        host: self.host.name.clone(),
-                        task: self.task.name.clone(),
-                        elapsed_ms: started.elapsed().as_millis() as u64,
-                    }),
-                }
+        let cancel = self.env.interrupt.abort.child_token();
+        let base_dir = self.env.base_dir.clone();
+        // Each context (and with it the last output sender) is dropped at the end of its arm.
+        let result = match &self.access {
+            Access::Inspect(probe) => {
+                let ctx = CheckCtx {
+                    host: self.host,
+                    probe,
+                    vars,
+                    timeout,
+                    cancel,
+                    output,
+                    base_dir,
+                };
+                self.guarded(timeout, module.check(args, &ctx)).await
+            }
+            Access::Execute(link) => {
+                let ctx = HostCtx {
+                    host: self.host,
+                    link: *link,
+                    vars,
+                    timeout,
+                    cancel,
+                    output,
+                    base_dir,
+                };
+                self.guarded(timeout, module.apply(args, &ctx)).await
             }
         };
-        // All senders are gone once `hctx` is dropped; wait so output precedes the result.
+        // Wait so output precedes the result.
         let _ = relay.await;
         result
+    }
+
+    /// Await a module call, warning when it runs long.
+    async fn guarded(
+        &self,
+        timeout: Duration,
+        work: impl Future<Output = Result<Outcome, ModuleError>>,
+    ) -> Result<Outcome, ModuleError> {
+        // Transports enforce the timeout themselves; this backstop catches modules that wait
+        // on something else.
+        let guarded = tokio::time::timeout(timeout + Duration::from_secs(5), work);
+        tokio::pin!(guarded);
+        let slow = self.env.options.slow_step;
+        let started = tokio::time::Instant::now();
+        let mut ticker = tokio::time::interval_at(started + slow, slow);
+        loop {
+            tokio::select! {
+                r = &mut guarded => break r.unwrap_or(Err(ModuleError::Transport(TransportError::Timeout { after: timeout }))),
+                _ = ticker.tick() => self.env.emit(Event::SlowStep {
+                    host: self.host.name.clone(),
+                    task: self.task.name.clone(),
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                }),
+            }
+        }
     }
 
     /// Apply `changed_when` and `failed_when` to a module's outcome.

@@ -18,7 +18,7 @@ use salve::lab::host_api::{ProcessOutput, SimHost, StdinChunk};
 use salve::lab::log::LabEvent;
 use salve::lab::scenario;
 use salve::model::Host;
-use salve::modules::{self, HostCtx, HostLink, Outcome};
+use salve::modules::{self, HostCtx, HostLink, Outcome, ProbeLink};
 use salve::script::Delivery;
 use salve::transport::{OutputChunk, RunRequest, ScriptOutput, Transport, TransportError};
 use serde_json::{Value, json};
@@ -195,7 +195,8 @@ impl Lab {
         };
         let m = modules::lookup(module).unwrap();
         if check {
-            m.check(&args, &ctx).await.unwrap()
+            let probe = ProbeLink::new(&link);
+            m.check(&args, &ctx.read_only(&probe)).await.unwrap()
         } else {
             m.apply(&args, &ctx).await.unwrap()
         }
@@ -276,9 +277,11 @@ async fn a_vulnerable_2019_cu8_server_is_mitigated_patched_restarted_verified_an
     assert_eq!(installed.data["reboot_required"], true);
     assert_eq!(installed.data["exit_code"], 3010);
     assert_eq!(installed.data["remaining"], 0);
-    // A second call before the restart does not reinstall: the pending restart blocks it.
+    // A second call before the restart does not reinstall: it asks for the pending restart.
     let again = lab.apply(ex, "exchange_update", update.clone()).await;
-    assert!(again.failed && again.msg.unwrap().contains("restart is pending"));
+    assert!(!again.failed && !again.changed, "{again:?}");
+    assert_eq!(again.data["reboot_required"], true);
+    assert!(again.msg.unwrap().contains("restart is pending"));
 
     let rebooted = lab
         .apply(

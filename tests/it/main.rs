@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod check_mode;
 mod cli;
 mod config;
 mod config_patterns;
@@ -19,9 +20,9 @@ mod queue;
 mod queue_support;
 mod remediation;
 mod report;
-mod resume;
 mod report_files;
 mod report_json;
+mod resume;
 mod ssh;
 mod windows;
 mod winrm_run;

@@ -22,40 +22,78 @@ tenants:
 
 fn salve(state: &std::path::Path, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"));
-    cmd.args(args).env("LAB_PW", PASSWORD).env("SALVE_STATE_DIR", state).kill_on_drop(true);
+    cmd.args(args)
+        .env("LAB_PW", PASSWORD)
+        .env("SALVE_STATE_DIR", state)
+        .kill_on_drop(true);
     cmd
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_run_resumes_and_installs_everything_exactly_once() {
     let lab = Lab::start(40, FLEET).await;
-    let inv = lab.write("inv.yml", &inventory::render(&lab.fleet, &PasswordIn::Reference("env:LAB_PW".into())));
+    let inv = lab.write(
+        "inv.yml",
+        &inventory::render(&lab.fleet, &PasswordIn::Reference("env:LAB_PW".into())),
+    );
     let state = inv.parent().unwrap().join("state");
-    let playbook = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/proxylogon.yml");
-    let args = ["run", playbook.to_str().unwrap(), "-i", inv.to_str().unwrap(), "--json"];
-    let mut child = salve(&state, &args).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let playbook =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/proxylogon.yml");
+    let args = [
+        "run",
+        playbook.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+        "--json",
+    ];
+    let mut child = salve(&state, &args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
 
     // Kill it as soon as the first update is being installed somewhere.
     let started = tokio::time::Instant::now();
     loop {
-        let installing = lab.fleet.log().entries().iter().any(|e| matches!(e.event, LabEvent::InstallStarted { .. }));
+        let installing = lab
+            .fleet
+            .log()
+            .entries()
+            .iter()
+            .any(|e| matches!(e.event, LabEvent::InstallStarted { .. }));
         if installing {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "no install started");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no install started"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.start_kill().unwrap();
     let _ = child.wait().await;
 
-    let out = salve(&state, &["runs", "list", "--json"]).output().await.unwrap();
+    let out = salve(&state, &["runs", "list", "--json"])
+        .output()
+        .await
+        .unwrap();
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let run_id = runs[0]["id"].as_str().unwrap().to_string();
-    assert_eq!(runs[0]["status"], "running", "a killed run is still marked running: {runs}");
+    assert_eq!(
+        runs[0]["status"], "running",
+        "a killed run is still marked running: {runs}"
+    );
 
-    let out = salve(&state, &["resume", &run_id, "--json"]).output().await.unwrap();
+    let out = salve(&state, &["resume", &run_id, "--json"])
+        .output()
+        .await
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{err}{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(err.contains(&format!("resuming run {run_id}")), "{err}");
 
     let log = lab.fleet.log().entries();
@@ -65,14 +103,23 @@ async fn a_killed_run_resumes_and_installs_everything_exactly_once() {
             *installs.entry((e.host.clone(), kb.clone())).or_default() += 1;
         }
     }
-    // 2019 CU7 → CU10 → its SU: two installs per host, each once.
-    assert_eq!(installs.len(), 6, "{installs:?}");
-    assert!(installs.values().all(|&n| n == 1), "an update was installed twice: {installs:?}");
+    // 2019 CU7 → CU10, which closes every tracked CVE: one install per host, each once.
+    assert_eq!(installs.len(), 3, "{installs:?}");
+    assert!(
+        installs.values().all(|&n| n == 1),
+        "an update was installed twice: {installs:?}"
+    );
     let cat = catalogue().unwrap();
     for host in ["t-ex01", "t-ex02", "t-ex03"] {
         let s = lab.fleet.state(host).unwrap();
         let build: salve::exchange::build::Build = s.build.unwrap().to_string().parse().unwrap();
-        assert!(assess(cat, build, &Facts::default()).open_cves.is_empty(), "{host} ends on {build}");
-        assert!(s.rewrite_rules.is_empty() && s.pending_reboot.is_empty(), "{host} not in its planned state");
+        assert!(
+            assess(cat, build, &Facts::default()).open_cves.is_empty(),
+            "{host} ends on {build}"
+        );
+        assert!(
+            s.rewrite_rules.is_empty() && s.pending_reboot.is_empty(),
+            "{host} not in its planned state"
+        );
     }
 }

@@ -1,0 +1,171 @@
+//! `salve run --check` with the remediation playbook against a lab fleet over real WinRM,
+//! judged from the lab's own state log: every server is asked what would change (read-only
+//! scripts run, the results say what would be installed, mitigated, drained and restarted) and
+//! nothing changes: no install, restart, mitigation, maintenance transition or database move,
+//! and no script started other than the read-only ones.
+
+use std::collections::BTreeMap;
+
+use salve::lab::inventory::{self, PasswordIn};
+use salve::lab::log::LabEvent;
+use serde_json::Value;
+
+use crate::lab_support::{Lab, salve_run};
+
+const FLEET: &str = "\
+seed: 12
+time_scale: 600
+tenants:
+  - name: contoso
+    hosts: 3
+    builds: [15.2.792.3]
+    dags: [{name: contoso-dag1, members: 2, databases: 2}]
+  - name: fabrikam
+    hosts: 2
+    builds: [15.1.2176.2]
+hosts:
+  contoso-ex03: {pending_reboot: true}
+  fabrikam-ex02: {compromised: true}
+";
+
+const HOSTS: [&str; 5] = [
+    "contoso-ex01",
+    "contoso-ex02",
+    "contoso-ex03",
+    "fabrikam-ex01",
+    "fabrikam-ex02",
+];
+
+/// The shipped scripts that only read, listed here independently of salve's own list.
+const READ_ONLY_SCRIPTS: [&str; 5] = [
+    "exchange_facts",
+    "boot_id",
+    "exchange_verify",
+    "exchange_ioc_scan",
+    "exchange_health",
+];
+
+/// Whether a lab event records a change to the server. Exhaustive on purpose: a new kind of
+/// lab event must be classified here before this test compiles.
+fn changes_state(event: &LabEvent) -> bool {
+    match event {
+        LabEvent::ScriptStarted { id } => !READ_ONLY_SCRIPTS.contains(&id.as_str()),
+        LabEvent::Protocol { .. } => false,
+        LabEvent::InstallStarted { .. }
+        | LabEvent::Installed { .. }
+        | LabEvent::InstallFailed { .. }
+        | LabEvent::BuildChanged { .. }
+        | LabEvent::RebootScheduled { .. }
+        | LabEvent::RebootStarted { .. }
+        | LabEvent::RebootCompleted { .. }
+        | LabEvent::RewriteModuleInstalled { .. }
+        | LabEvent::MitigationApplied { .. }
+        | LabEvent::MitigationRemoved { .. }
+        | LabEvent::MaintenanceEntered { .. }
+        | LabEvent::MaintenanceLeft { .. }
+        | LabEvent::DatabaseMoved { .. }
+        | LabEvent::ServicesDisabled { .. } => true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_mode_asks_every_server_and_changes_nothing() {
+    let lab = Lab::start(38, FLEET).await;
+    let inv = lab.write(
+        "inv.yml",
+        &inventory::render(&lab.fleet, &PasswordIn::Reference("env:LAB_PW".into())),
+    );
+    // The lab's inventory carries its package sources.
+    // The playbook runs from the lab's folder, so the IOC scan's evidence files land there.
+    let playbook = lab.write(
+        "proxylogon.yml",
+        include_str!("../../playbooks/proxylogon.yml"),
+    );
+    let before: BTreeMap<&str, _> = HOSTS
+        .iter()
+        .map(|h| (*h, lab.fleet.state(h).unwrap()))
+        .collect();
+
+    let (code, events, all) = salve_run(&playbook, &inv, &["--check"]).await;
+
+    // Nothing changed on any server, by the lab's own account.
+    let log = lab.fleet.log().entries();
+    let changes: Vec<_> = log.iter().filter(|e| changes_state(&e.event)).collect();
+    assert!(
+        changes.is_empty(),
+        "check mode changed servers: {changes:#?}"
+    );
+    for host in HOSTS {
+        assert_eq!(
+            lab.fleet.state(host).unwrap(),
+            before[host],
+            "{host} changed"
+        );
+        let facts_read = lab.fleet.log().count(
+            host,
+            |e| matches!(e, LabEvent::ScriptStarted { id } if id == "exchange_facts"),
+        );
+        assert!(facts_read > 0, "{host}: facts were not read: {all}");
+    }
+
+    // Every server was asked, and the answers say what would change.
+    let finished = |host: &str, task: &str| -> (String, String, Value) {
+        let e = events
+            .iter()
+            .find(|e| e["event"] == "task_finished" && e["host"] == host && e["task"] == task)
+            .unwrap_or_else(|| panic!("{host}: `{task}` did not finish: {all}"));
+        (
+            e["status"].as_str().unwrap_or_default().to_string(),
+            e["msg"].as_str().unwrap_or_default().to_string(),
+            e["result"].clone(),
+        )
+    };
+    for host in HOSTS {
+        let (status, msg, _) = finished(
+            host,
+            "Apply the EOMT mitigation while the server is exposed",
+        );
+        assert_eq!(status, "changed", "{host}: {msg}");
+        assert!(msg.contains("add rewrite rules"), "{host}: {msg}");
+
+        let (status, msg, _) = finished(host, "Enter maintenance mode");
+        assert_eq!(status, "changed", "{host}: {msg}");
+        assert!(msg.starts_with("would enter maintenance"), "{host}: {msg}");
+
+        if host == "contoso-ex03" {
+            continue;
+        }
+        let (status, msg, result) = finished(host, "Install the next update on the path");
+        assert_eq!(status, "changed", "{host}: {msg}");
+        assert!(msg.starts_with("would install "), "{host}: {msg}");
+        let steps = result["steps"].as_array().unwrap();
+        assert!(!steps.is_empty(), "{host}: {result}");
+        assert!(
+            msg.contains(steps[0]["label"].as_str().unwrap()),
+            "{host}: the message names the first step: {msg} / {result}"
+        );
+    }
+    // Check mode made no restart, so the update still sees the pending one: it asks for the
+    // restart first (the playbook's restart task takes it) rather than failing the host.
+    let (status, msg, result) = finished("contoso-ex03", "Install the next update on the path");
+    assert_eq!(status, "ok", "{msg}");
+    assert!(msg.contains("a restart is pending"), "{msg}");
+    assert_eq!(result["reboot_required"], true, "{result}");
+    let (status, msg, result) = finished("contoso-ex03", "Restart first, a restart is pending");
+    assert_eq!(status, "changed", "{msg}");
+    assert!(msg.starts_with("would restart the host"), "{msg}");
+    assert!(result["boot_id_before"].is_string(), "{result}");
+    let restart_read = lab.fleet.log().count(
+        "contoso-ex03",
+        |e| matches!(e, LabEvent::ScriptStarted { id } if id == "boot_id"),
+    );
+    // Two restart tasks are checked (the pending one, and the one after the update that asked
+    // for it); each reads the boot id once and does nothing else.
+    assert_eq!(restart_read, 2, "each restart check reads the boot id once");
+
+    // The compromised server is still found by the (read-only) scan.
+    let (status, msg, _) = finished("fabrikam-ex02", "Scan for signs of exploitation");
+    assert_eq!(status, "failed", "{msg}");
+    assert!(msg.contains("COMPROMISED"), "{msg}");
+    assert_eq!(code, 2, "the compromised server fails the check run: {all}");
+}
