@@ -388,8 +388,7 @@ def run_size(n: int, a: argparse.Namespace, salve: Path, root_work: Path,
                     plan.insert(0, ("salve-1host", 1))
                 lab.new_events()
                 for tool, forks in plan:
-                    base = "ansible" if tool.startswith("ansible") else tool
-                    base = "salve" if tool == "salve-1host" else base
+                    base = tool.split("-")[0]
                     cmd = tool_command(base, forks, scenario, salve, files, assess,
                                        a.op_timeout, a.read_timeout,
                                        limit=names[0] if tool == "salve-1host" else None)
@@ -445,7 +444,8 @@ def summarize(records: list[dict]) -> list[dict]:
                      and x["size"] == row["size"] and x["auth"] == row["auth"]), None)
         row["ratio"] = (round(row["wall_s"] / base["wall_s"], 1)
                         if base and base["wall_s"] and row["wall_s"] else None)
-    order = {"salve-1host": 0, "salve": 1, "pywinrm": 2, "ansible-f50": 3, "ansible-fN": 4}
+    order = {"salve-1host": 0, "salve": 1, "salve-fN": 2, "pywinrm": 3, "ansible-f50": 4,
+             "ansible-fN": 5}
     rows.sort(key=lambda x: (x["scenario"], x["size"], x["auth"], order.get(x["tool"], 9)))
     return rows
 
@@ -490,8 +490,41 @@ def markdown(rows: list[dict], meta: dict) -> str:
             f"{fmt(r['tree_rss_mb'])} | {fmt(r['max_rss_mb'])} | {fmt(r['lab_cpu_s'])} | "
             f"{fmt(r['logons'])} (max {r['logons_max']}) | {fmt(r['shells'])} (max {r['shells_max']}) | "
             f"{fmt(r['commands'])} | {fmt(r['timeouts'])} | {fmt(r['ratio'], '×')} |")
-    out += ["", *meta.get("notes", [])]
+    out += ["", "## Targets", "", *targets(rows), "", *meta.get("notes", [])]
     return "\n".join(out) + "\n"
+
+
+def targets(rows: list[dict]) -> list[str]:
+    """The project's benchmark targets, checked against the rows measured."""
+    def find(scenario, tool, size=None, auth=None):
+        return [r for r in rows if r["scenario"] == scenario and r["tool"] == tool
+                and (size is None or r["size"] == size) and (auth is None or r["auth"] == auth)]
+
+    lines = []
+    for auth in AUTHS:
+        for peer, goal in (("ansible-f50", 10.0), ("pywinrm", 1.0)):
+            for r in find("a", peer, 200, auth):
+                verdict = ("met" if r["ratio"] and r["ratio"] >= goal else "missed") \
+                    if not r["timed_out"] else "met (peer did not finish)"
+                lines.append(f"- 200 hosts × 3 tasks, {auth}: {peer} takes {fmt(r['ratio'], '×')}"
+                             f" salve's wall time (target ≥ {goal:g}×): {verdict}")
+    big = max((r["size"] for r in rows if r["tool"] == "salve"), default=None)
+    for r in find("b", "salve", big):
+        if r["floor_s"] and r["wall_s"]:
+            over = (r["wall_s"] - r["floor_s"]) / r["floor_s"] * 100
+            lines.append(f"- overhead above the floor, {big} hosts, silent task, {r['auth']}: "
+                         f"{over:.1f}% ({r['wall_s']:g} s vs {r['floor_s']:g} s; target < 10% "
+                         f"at 1,000 hosts)")
+    for r in [r for r in rows if r["tool"].startswith("salve") and r["size"] == big]:
+        lines.append(f"- salve peak RSS, {big} hosts, {r['forks']} at once, scenario "
+                     f"{r['scenario']}, {r['auth']}: {fmt(r['max_rss_mb'])} MB (target < 200 MB "
+                     f"at 1,000 concurrent hosts)")
+    salve_rows = [r for r in rows if r["tool"].startswith("salve")]
+    worst_logons = max((r["logons_max"] for r in salve_rows), default=0)
+    worst_shells = max((r["shells_max"] for r in salve_rows), default=0)
+    lines.append(f"- salve, busiest host of any run: {worst_logons} logon(s), {worst_shells} "
+                 f"shell(s) (target ≤ 1 NTLM handshake and 1 shell per host per run)")
+    return lines
 
 
 def svg_plot(rows: list[dict], path: Path) -> None:
@@ -544,7 +577,9 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="N=20, one run, salve and pywinrm only")
     p.add_argument("--full", action="store_true",
                    help="also run playbooks/proxylogon.yml on 1,000 hosts (salve only)")
-    p.add_argument("--tools", default="salve,pywinrm,ansible-f50,ansible-fN")
+    p.add_argument("--tools", default="salve,pywinrm,ansible-f50,ansible-fN",
+                   help="salve (forks --forks), salve-fN (forks = N), pywinrm, ansible-f50, "
+                        "ansible-fN")
     p.add_argument("--auths", default="ntlm-http,basic-https")
     p.add_argument("--scenarios", default="a,b,c")
     p.add_argument("--forks", type=int, default=50, help="salve's and pywinrm's concurrency")
@@ -558,6 +593,8 @@ def main() -> int:
     p.add_argument("--admin-port", type=int, default=18950)
     p.add_argument("--out", type=Path, default=BENCH / "results")
     p.add_argument("--work", type=Path, help="scratch directory (default: a temp dir)")
+    p.add_argument("--append", action="store_true",
+                   help="add to the measurements already in OUT/raw.json instead of replacing them")
     a = p.parse_args()
     if a.quick:
         a.sizes, a.runs, a.tools = "20", 1, "salve,pywinrm"
@@ -577,12 +614,19 @@ def main() -> int:
             "command": "python3 benches/compare.py " + " ".join(sys.argv[1:]),
             "time_scale": a.time_scale, "op_timeout": a.op_timeout, "notes": []}
     records: list[dict] = []
+    previous = a.out / "raw.json"
+    if a.append and previous.exists():
+        old = json.loads(previous.read_text())
+        records = old["records"]
+        meta["command"] = f"{old['meta']['command']}` then `{meta['command']}"
+        meta["notes"] = old["meta"].get("notes", [])
     for n in a.sizes:
         run_size(n, a, salve, work, records)
     if "c" in a.scenarios and not (ROOT / "playbooks/assess.yml").exists():
         meta["notes"].append("Scenario c skipped: playbooks/assess.yml is not in this checkout.")
     if a.full:
         meta["notes"].append(run_full(a, salve, work, records))
+    meta["notes"] = list(dict.fromkeys(meta["notes"]))
     rows = summarize(records)
     a.out.mkdir(parents=True, exist_ok=True)
     text = markdown(rows, meta)
