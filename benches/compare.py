@@ -54,6 +54,7 @@ AUTHS = {
     "basic-https": {"transport": "basic", "scheme": "https", "port": 5986},
 }
 NO_PROXY = "127.0.0.0/8,localhost"
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 
 def log(msg: str) -> None:
@@ -245,7 +246,12 @@ def tree_rss_kb(root: int) -> int:
 
 
 def measure(cmd: list[str], env: dict, timeout_s: float, out: Path) -> dict:
-    """Run cmd; wall, CPU (user+sys of the tree), peak RSS; kill the tree after timeout_s."""
+    """Run cmd; wall, CPU (user+sys of the tree), peak RSS (GNU time; none without it); kill the tree after timeout_s."""
+    # GNU time reports the largest RSS of the tool and its descendants; wait4's own ru_maxrss
+    # would include this harness's RSS, which Linux carries over through fork and exec.
+    rss_file = out.with_suffix(".maxrss")
+    if GNU_TIME:
+        cmd = [GNU_TIME, "-f", "%M", "-o", str(rss_file)] + cmd
     with open(out.with_suffix(".stdout"), "w") as so, open(out.with_suffix(".stderr"), "w") as se:
         start = time.monotonic()
         proc = subprocess.Popen(cmd, env=env, stdout=so, stderr=se, start_new_session=True)
@@ -268,10 +274,15 @@ def measure(cmd: list[str], env: dict, timeout_s: float, out: Path) -> dict:
         waiter.join(30)
         proc.returncode = os.waitstatus_to_exitcode(done["status"]) if "status" in done else -9
     u = done.get("usage")
+    max_rss_kb = None
+    try:
+        max_rss_kb = int(rss_file.read_text().split()[-1]) if GNU_TIME else None
+    except (OSError, ValueError, IndexError):
+        pass
     return {
         "wall_s": round(done.get("end", time.monotonic()) - start, 3),
         "cpu_s": round(u.ru_utime + u.ru_stime, 3) if u else None,
-        "max_rss_mb": round(u.ru_maxrss / 1024, 1) if u else None,
+        "max_rss_mb": round(max_rss_kb / 1024, 1) if max_rss_kb else None,
         "tree_rss_mb": round(peak_tree / 1024, 1),
         "exit": proc.returncode,
         "timed_out": timed_out,
