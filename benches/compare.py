@@ -177,6 +177,9 @@ class Lab:
 
     def new_events(self) -> list[dict]:
         """Protocol events logged since the previous call."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the lab exited with status {self.proc.returncode} during the "
+                               f"run; its stderr: {(self.work / 'lab.stderr').read_text()}")
         entries = json.loads(self.fetch("/log"))
         fresh = [e for e in entries if e["seq"] > self.seq]
         self.seq = max([self.seq] + [e["seq"] for e in entries])
@@ -606,7 +609,13 @@ def main() -> int:
     p.add_argument("--work", type=Path, help="scratch directory (default: a temp dir)")
     p.add_argument("--append", action="store_true",
                    help="add to the measurements already in OUT/raw.json instead of replacing them")
+    p.add_argument("--report-only", action="store_true",
+                   help="rewrite RESULTS.md and the plot from OUT/raw.json; run nothing")
     a = p.parse_args()
+    if a.report_only:
+        saved = json.loads((a.out / "raw.json").read_text())
+        write_results(a.out, saved["records"], saved["meta"])
+        return 0
     if a.quick:
         a.sizes, a.runs, a.tools = "20", 1, "salve,pywinrm"
     a.sizes = [int(s) for s in a.sizes.split(",")]
@@ -638,14 +647,20 @@ def main() -> int:
     if a.full:
         meta["notes"].append(run_full(a, salve, work, records))
     meta["notes"] = list(dict.fromkeys(meta["notes"]))
-    rows = summarize(records)
-    a.out.mkdir(parents=True, exist_ok=True)
-    text = markdown(rows, meta)
-    (a.out / "RESULTS.md").write_text(text)
-    (a.out / "raw.json").write_text(json.dumps({"meta": meta, "records": records}, indent=1))
-    svg_plot(rows, a.out / "wall-time.svg")
-    print(text)
+    rows = write_results(a.out, records, meta)
     return 1 if any(r["failed"] or r["timed_out"] for r in rows if r["tool"].startswith("salve")) else 0
+
+
+def write_results(out: Path, records: list[dict], meta: dict) -> list[dict]:
+    """RESULTS.md, raw.json and wall-time.svg in `out`; prints the Markdown."""
+    rows = summarize(records)
+    out.mkdir(parents=True, exist_ok=True)
+    text = markdown(rows, meta)
+    (out / "RESULTS.md").write_text(text)
+    (out / "raw.json").write_text(json.dumps({"meta": meta, "records": records}, indent=1))
+    svg_plot(rows, out / "wall-time.svg")
+    print(text)
+    return rows
 
 
 def run_full(a: argparse.Namespace, salve: Path, work: Path, records: list[dict]) -> str:
