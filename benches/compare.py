@@ -443,7 +443,9 @@ def summarize(records: list[dict]) -> list[dict]:
     rows = []
     for (scenario, size, auth, tool, forks), rs in groups.items():
         ok = [r for r in rs if not r["timed_out"]]
-        med = lambda k: statistics.median([r[k] for r in ok if r[k] is not None]) if ok else None  # noqa: E731
+        def med(k: str):
+            vals = [r[k] for r in ok if r[k] is not None]
+            return statistics.median(vals) if vals else None
         last = rs[-1]
         rows.append(dict(scenario=scenario, size=size, auth=auth, tool=tool, forks=forks,
                          runs=len(rs), wall_s=med("wall_s"), cpu_s=med("cpu_s"),
