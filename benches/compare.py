@@ -525,10 +525,11 @@ def targets(rows: list[dict]) -> list[str]:
                 lines.append(f"- 200 hosts × 3 tasks, {auth}: {peer} takes {fmt(r['ratio'], '×')}"
                              f" salve's wall time (target ≥ {goal:g}×): {verdict}")
     big = max((r["size"] for r in rows if r["tool"] == "salve"), default=None)
-    for r in find("b", "salve", big):
+    for r in find("b", "salve", big) + find("b", "salve-fN", big):
         if r["floor_s"] and r["wall_s"]:
             over = (r["wall_s"] - r["floor_s"]) / r["floor_s"] * 100
-            lines.append(f"- overhead above the floor, {big} hosts, silent task, {r['auth']}: "
+            lines.append(f"- overhead above the floor, {big} hosts, silent task, forks "
+                         f"{r['forks']}, {r['auth']}: "
                          f"{over:.1f}% ({r['wall_s']:g} s vs {r['floor_s']:g} s; target < 10% "
                          f"at 1,000 hosts)")
     for r in [r for r in rows if r["tool"].startswith("salve") and r["size"] == big]:
