@@ -141,7 +141,7 @@ pub async fn execute(
 /// a reason to stop an emergency change.
 pub async fn execute_with(
     input: RunInput,
-    options: RunOptions,
+    mut options: RunOptions,
     connector: Arc<dyn Connector>,
     report: &crate::report::Options,
     extra: Vec<Box<dyn crate::report::Reporter + Send>>,
@@ -156,6 +156,11 @@ pub async fn execute_with(
                 inventory_digest: Some(input.inventory.digest.clone()),
                 plan_digest: options.plan_digest.clone(),
             };
+            if !options.check_mode {
+                let intents =
+                    crate::journal::JournalIntents::new(journal.clone(), options.run_id.clone());
+                options.intents = Some(Arc::new(intents));
+            }
             let recorder = crate::journal::JournalReporter::spawn(
                 journal,
                 meta,

@@ -13,6 +13,7 @@
 //! [`Journal::begin_intent`], which returns only once the intent is on disk, and
 //! [`Journal::complete_intent`] afterwards. The tables are described in [`schema`].
 
+mod intents;
 pub mod reporter;
 pub mod schema;
 mod store;
@@ -24,6 +25,7 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use intents::JournalIntents;
 pub use reporter::JournalReporter;
 pub use store::EventRecorder;
 

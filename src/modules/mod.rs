@@ -252,6 +252,16 @@ fn registry() -> &'static [(&'static str, &'static dyn Module, args::Validator)]
     ]
 }
 
+/// Modules whose `apply` changes the host (installs, restarts, drains, mitigates, or runs a
+/// user script): the runner records a durable intent before each, and plans mark them as
+/// not to be repeated blindly.
+pub fn changes_hosts(module: &str) -> bool {
+    matches!(
+        module,
+        "exchange_update" | "reboot" | "exchange_maintenance" | "exchange_mitigate" | "powershell"
+    )
+}
+
 /// Names of every module a task may use.
 pub fn names() -> Vec<&'static str> {
     registry().iter().map(|(name, _, _)| *name).collect()

@@ -15,15 +15,6 @@ use crate::events::{Event, TaskStatus};
 use crate::model::{Inventory, Playbook};
 use crate::report::Reporter;
 
-/// Modules whose steps must not run twice without a look at the host first.
-const NON_IDEMPOTENT: &[&str] = &[
-    "exchange_update",
-    "reboot",
-    "exchange_maintenance",
-    "exchange_mitigate",
-    "powershell",
-];
-
 /// Free space below which a host is flagged (an Exchange CU needs room for its media and logs).
 const LOW_DISK_BYTES: u64 = 30 * 1024 * 1024 * 1024;
 
@@ -345,7 +336,7 @@ fn step(
         reason: msg.to_string(),
         reboot,
         estimated_seconds,
-        non_idempotent: NON_IDEMPOTENT.contains(&module),
+        non_idempotent: crate::modules::changes_hosts(module),
     }
 }
 

@@ -165,6 +165,7 @@ async fn run_one(
         host,
         link,
         task,
+        task_index: index,
     }
     .run()
     .await;

@@ -10,6 +10,7 @@
 mod batches;
 mod gate;
 mod host;
+mod intents;
 mod interrupt;
 mod link;
 mod task;
@@ -34,6 +35,7 @@ use crate::transport::{ConnectionSpec, Connector};
 
 pub use batches::batch_lengths;
 pub use gate::PlanGate;
+pub use intents::IntentLog;
 pub use interrupt::Interrupt;
 pub use link::Link;
 pub use vars::FactStore;
@@ -60,6 +62,8 @@ pub struct RunOptions {
     pub gate: Option<Arc<PlanGate>>,
     /// Digest of the plan being applied, for the journal.
     pub plan_digest: Option<String>,
+    /// Where durable intents go before host-changing steps (the run journal).
+    pub intents: Option<Arc<dyn IntentLog>>,
 }
 
 impl Default for RunOptions {
@@ -75,6 +79,7 @@ impl Default for RunOptions {
             run_id: String::new(),
             gate: None,
             plan_digest: None,
+            intents: None,
         }
     }
 }

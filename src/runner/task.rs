@@ -43,6 +43,7 @@ pub struct TaskRun<'a> {
     pub host: &'a Host,
     pub link: &'a dyn HostLink,
     pub task: &'a Task,
+    pub task_index: usize,
 }
 
 /// What a task may do to its host, fixed when it starts.
@@ -59,6 +60,7 @@ struct TaskOnHost<'a> {
     scope: &'a PlayScope<'a>,
     host: &'a Host,
     task: &'a Task,
+    task_index: usize,
     access: Access<'a>,
 }
 
@@ -82,6 +84,7 @@ impl TaskRun<'_> {
             scope: self.scope,
             host: self.host,
             task: self.task,
+            task_index: self.task_index,
             access,
         }
         .run()
@@ -246,6 +249,24 @@ impl TaskOnHost<'_> {
                 self.guarded(timeout, module.check(args, &ctx)).await
             }
             Access::Execute(link) => {
+                let intents = self
+                    .env
+                    .options
+                    .intents
+                    .as_ref()
+                    .filter(|_| crate::modules::changes_hosts(&self.task.call.module));
+                let intent = match intents {
+                    Some(log) => {
+                        log.begin(
+                            &self.host.name,
+                            self.scope.play_index,
+                            self.task_index,
+                            &self.task.name,
+                        )
+                        .await
+                    }
+                    None => None,
+                };
                 let ctx = HostCtx {
                     host: self.host,
                     link: *link,
@@ -255,7 +276,17 @@ impl TaskOnHost<'_> {
                     output,
                     base_dir,
                 };
-                self.guarded(timeout, module.apply(args, &ctx)).await
+                let result = self.guarded(timeout, module.apply(args, &ctx)).await;
+                if let (Some(log), Some(id)) = (intents, intent) {
+                    let outcome = match &result {
+                        Ok(o) => {
+                            serde_json::json!({"changed": o.changed, "failed": o.failed, "msg": o.msg})
+                        }
+                        Err(e) => serde_json::json!({"failed": true, "msg": e.to_string()}),
+                    };
+                    log.complete(&id, &outcome).await;
+                }
+                result
             }
         };
         // Wait so output precedes the result.

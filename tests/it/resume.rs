@@ -83,6 +83,24 @@ async fn a_killed_run_resumes_and_installs_everything_exactly_once() {
         "a killed run is still marked running: {runs}"
     );
 
+    // The install in flight was recorded durably before it started, without an outcome.
+    let out = salve(&state, &["runs", "show", &run_id, "--json"])
+        .output()
+        .await
+        .unwrap();
+    let detail: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let open: Vec<&serde_json::Value> = detail["intents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["outcome"].is_null())
+        .collect();
+    assert!(
+        open.iter()
+            .any(|i| i["action"] == "Install the next update on the path"),
+        "no open intent for the install in flight: {detail}"
+    );
+
     let out = salve(&state, &["resume", &run_id, "--json"])
         .output()
         .await
@@ -95,6 +113,10 @@ async fn a_killed_run_resumes_and_installs_everything_exactly_once() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(err.contains(&format!("resuming run {run_id}")), "{err}");
+    assert!(
+        err.contains("in flight when run") && err.contains("Install the next update on the path"),
+        "{err}"
+    );
 
     let log = lab.fleet.log().entries();
     let mut installs: BTreeMap<(String, String), usize> = BTreeMap::new();
