@@ -118,15 +118,9 @@ pub fn run(args: ApplyArgs) -> u8 {
         no_progress: args.no_progress,
         report_dir: args.report_dir.clone(),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::INTERNAL;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let connector = Arc::new(super::run::standard_connector());

@@ -64,15 +64,9 @@ pub fn run(args: DemoArgs) -> u8 {
     };
     spec.time_scale = args.time_scale;
     let playbook = args.playbook.clone().unwrap_or_else(default_playbook);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::INTERNAL;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let fleet = Arc::new(Fleet::new_in_block(&spec, DEMO_BLOCK));

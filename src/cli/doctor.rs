@@ -35,15 +35,9 @@ pub fn run(args: DoctorArgs) -> u8 {
             return exit::INVALID_INPUT;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::INTERNAL;
-        }
+        Err(code) => return code,
     };
     let diagnoses = runtime.block_on(diagnose_all(hosts, args.forks.max(1)));
     if args.json {

@@ -138,6 +138,18 @@ fn print_error(error: &dyn std::error::Error, code: u8) -> u8 {
     code
 }
 
+/// The multi-threaded tokio runtime every networked command runs on; the error is already
+/// reported and mapped to its exit code.
+pub fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            crate::exit::INTERNAL
+        })
+}
+
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {

@@ -72,15 +72,9 @@ pub fn run(args: RunArgs) -> u8 {
     {
         return code;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::INTERNAL;
-        }
+        Err(code) => return code,
     };
     let options = RunOptions {
         forks: args.forks.max(1),

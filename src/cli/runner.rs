@@ -63,15 +63,9 @@ pub fn run(args: RunnerArgs) -> u8 {
             return exit::INVALID_INPUT;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::INTERNAL;
-        }
+        Err(code) => return code,
     };
     let options = WorkerOptions {
         id: args.id.clone().unwrap_or_else(default_id),

@@ -149,22 +149,12 @@ fn resolve(args: &FleetArgs) -> Result<FleetSpec, u8> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, u8> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("error: cannot start the async runtime: {e}");
-            exit::INTERNAL
-        })
-}
-
 fn serve(args: ServeArgs) -> u8 {
     let spec = match resolve(&args.fleet) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let rt = match runtime() {
+    let rt = match crate::cli::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -263,7 +253,7 @@ fn init(args: InitArgs) -> u8 {
 }
 
 fn state(args: StateArgs) -> u8 {
-    let rt = match runtime() {
+    let rt = match crate::cli::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };

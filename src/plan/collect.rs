@@ -141,7 +141,7 @@ impl Reporter for PlanCollector {
                 ..
             } => {
                 let Some(play) = self.play else { return };
-                let module = self
+                let call = self
                     .playbook
                     .plays
                     .get(play)
@@ -152,8 +152,13 @@ impl Reporter for PlanCollector {
                             .chain(&p.rescue)
                             .nth(*task_index)
                     })
-                    .map(|t| t.call.module.clone())
-                    .unwrap_or_default();
+                    .map(|t| &t.call);
+                let module = call.map(|c| c.module.clone()).unwrap_or_default();
+                let state = call
+                    .and_then(|c| c.args.get("state"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let mut collected = self.out.lock().unwrap_or_else(|e| e.into_inner());
                 let plan = self.host_plan(&mut collected, host);
                 if module == "exchange_facts" && plan.facts.is_null() {
@@ -164,21 +169,6 @@ impl Reporter for PlanCollector {
                     plan.risks.dedup();
                 }
                 let msg = msg.clone().unwrap_or_default();
-                let state = self
-                    .playbook
-                    .plays
-                    .get(play)
-                    .and_then(|p| {
-                        p.tasks
-                            .iter()
-                            .chain(&p.handlers)
-                            .chain(&p.rescue)
-                            .nth(*task_index)
-                    })
-                    .and_then(|t| t.call.args.get("state"))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
                 if let Some(undo) =
                     undo_step(plan, play, *task_index, task, &module, &state, *status)
                 {
