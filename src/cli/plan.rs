@@ -63,7 +63,7 @@ pub fn run(args: PlanArgs) -> u8 {
     };
     let plan = runtime.block_on(make_plan(prepared, selection, args.forks, &report));
     let plan = match plan {
-        Ok(p) => p,
+        Ok((p, _)) => p,
         Err(code) => return code,
     };
     match write_plan(&plan, &args.out) {
@@ -93,7 +93,7 @@ pub(super) async fn make_plan(
     selection: PlanSelection,
     forks: usize,
     report: &crate::report::Options,
-) -> Result<Plan, u8> {
+) -> Result<(Plan, u8), u8> {
     let playbook = Arc::clone(&prepared.input.playbook);
     let inventory = Arc::clone(&prepared.input.inventory);
     let (collector, collected) = PlanCollector::new(Arc::clone(&playbook), Arc::clone(&inventory));
@@ -118,7 +118,7 @@ pub(super) async fn make_plan(
     }
     let collected = std::mem::take(&mut *collected.lock().unwrap_or_else(|e| e.into_inner()));
     let (hosts, left_out) = collected.into_parts();
-    Ok(Plan::new(
+    let plan = Plan::new(
         created_at(),
         FileRef {
             path: playbook.path.display().to_string(),
@@ -135,7 +135,8 @@ pub(super) async fn make_plan(
         selection,
         hosts,
         left_out,
-    ))
+    );
+    Ok((plan, code))
 }
 
 /// Now, or `SOURCE_DATE_EPOCH` when set, so the same inputs can give a byte-identical plan.

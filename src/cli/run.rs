@@ -114,6 +114,26 @@ pub fn run(args: RunArgs) -> u8 {
             &report_options,
         ));
     }
+    if args.check && !args.json {
+        // The same plan `salve plan` writes, printed instead of saved.
+        let selection = crate::plan::PlanSelection {
+            limit: args.selection.limit.clone(),
+            tenant: args.selection.tenant.clone(),
+            all_tenants: args.selection.all_tenants,
+        };
+        return runtime.block_on(async move {
+            match super::plan::make_plan(prepared, selection, args.forks, &report_options).await {
+                Ok((plan, code)) => {
+                    println!(
+                        "\n{}",
+                        crate::plan::render::markdown(&plan, crate::plan::render::Scope::Whole)
+                    );
+                    code
+                }
+                Err(code) => code,
+            }
+        });
+    }
     runtime.block_on(async move {
         let connector: Arc<dyn Connector> = Arc::new(standard_connector());
         execute(prepared.input, options, connector, &report_options).await

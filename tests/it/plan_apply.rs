@@ -205,3 +205,42 @@ async fn plan_approve_apply_exactly() {
         "the planned removal of the mitigation ran"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_check_prints_the_plan_and_writes_nothing() {
+    let lab = Lab::start(44, FLEET).await;
+    let inv = lab.write(
+        "inv.yml",
+        &inventory::render(&lab.fleet, &PasswordIn::Reference("env:LAB_PW".into())),
+    );
+    let pb = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/proxylogon.yml");
+    let dir = inv.parent().unwrap().to_path_buf();
+    let (code, out, err) = salve_with(
+        &[
+            "run",
+            pb.to_str().unwrap(),
+            "-i",
+            inv.to_str().unwrap(),
+            "--check",
+            "--no-progress",
+        ],
+        &[("SALVE_STATE_DIR", dir.join("state").to_str().unwrap())],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}{out}");
+    assert!(out.contains("# Change plan: "), "{out}");
+    assert!(
+        out.contains("install KB5003435 (to build 15.2.792.15)"),
+        "{out}"
+    );
+    assert!(!dir.join("plan.json").exists());
+    assert_eq!(
+        lab.fleet
+            .log()
+            .entries()
+            .iter()
+            .filter(|e| is_change(&e.event))
+            .count(),
+        0
+    );
+}
