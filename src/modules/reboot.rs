@@ -144,17 +144,32 @@ async fn restart(waits: Waits, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     let request = RebootRequest {
         delay_seconds: Some(waits.delay.as_secs()),
     };
-    let scheduled = shipped::call::<RebootAnswer>(ctx, ScriptId::Reboot, &request).await?;
-    // Everything after scheduling the restart only watches the host.
+    // Apart from scheduling the restart, this only watches the host.
     let probe = ProbeLink::new(ctx.link);
-    let ctx = &ctx.read_only(&probe);
-    if !scheduled.answer.scheduled {
-        return Ok(Outcome::failed(format!(
-            "the restart was not scheduled: {}",
-            scheduled.error.unwrap_or_else(|| "no reason given".into())
-        )));
-    }
-    let before = scheduled.answer.boot_id_before;
+    let read = ctx.read_only(&probe);
+    let before = shipped::read::<BootIdAnswer>(&read, ReadOnlyId::BootId, &json!({}))
+        .await?
+        .answer
+        .boot_id;
+    let before = match shipped::call::<RebootAnswer>(ctx, ScriptId::Reboot, &request).await {
+        Ok(scheduled) if scheduled.answer.scheduled => scheduled.answer.boot_id_before,
+        Ok(scheduled) => {
+            return Ok(Outcome::failed(format!(
+                "the restart was not scheduled: {}",
+                scheduled.error.unwrap_or_else(|| "no reason given".into())
+            )));
+        }
+        // A host going down fast drops the connection, or tears down the shell, before the
+        // answer arrives: the restart has begun. Watch for the new boot id as always; a restart
+        // that did not happen fails at the shutdown deadline below.
+        Err(Fail::Module(ModuleError::Transport(e))) if e != TransportError::Cancelled => {
+            tracing::info!(host = %ctx.host.name, "connection lost while scheduling the restart ({e}); waiting for the host");
+            read.probe.reset().await;
+            before
+        }
+        Err(e) => return Err(e),
+    };
+    let ctx = &read;
     let start = Instant::now();
     let failed = |phase: &str, detail: String| {
         Outcome {
@@ -289,10 +304,32 @@ mod tests {
     }
 
     fn fleet(t: Timeline) -> Arc<FakeFleet> {
+        fleet_with(t, false)
+    }
+
+    /// With `drops`, the connection drops while the restart is being scheduled.
+    fn fleet_with(t: Timeline, drops: bool) -> Arc<FakeFleet> {
         let t0: Arc<Mutex<Option<Instant>>> = Arc::default();
         FakeFleet::new(move |_, s| {
             let since = t0.lock().unwrap().map(|t| t.elapsed());
             match (id(s), since) {
+                (ScriptId::BootId, None) => answer(
+                    &BootIdAnswer {
+                        boot_id: "old".into(),
+                        uptime_seconds: 1,
+                    },
+                    0,
+                ),
+                (ScriptId::Reboot, _) if drops => {
+                    *t0.lock().unwrap() = Some(Instant::now());
+                    FakeReply {
+                        delay: Duration::ZERO,
+                        result: Err(TransportError::Dropped {
+                            endpoint: "ex01:5985".into(),
+                            detail: "connection closed before message completed".into(),
+                        }),
+                    }
+                }
                 (ScriptId::Reboot, _) => {
                     *t0.lock().unwrap() = Some(Instant::now());
                     answer(
@@ -390,6 +427,23 @@ mod tests {
             resets >= 2,
             "reset after the shutdown and after failed attempts"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_lost_while_scheduling_means_the_restart_has_begun() {
+        let f = fleet_with(
+            Timeline {
+                old_for: Duration::ZERO,
+                down_until: Duration::from_secs(60),
+                new_id: "new",
+                services_at: Duration::from_secs(90),
+            },
+            true,
+        );
+        let (o, _) = run(&f, json!({})).await;
+        assert!(o.changed && !o.failed, "{o:?}");
+        assert_eq!(o.data["boot_id_before"], "old");
+        assert_eq!(o.data["boot_id_after"], "new");
     }
 
     #[tokio::test(start_paused = true)]
