@@ -12,6 +12,15 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::crypto::{
+    CryptoProvider, verify_tls12_signature, verify_tls13_signature,
+};
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{DigitallySignedStruct, SignatureScheme};
+
 use crate::script::Script;
 use crate::transport::connection::WinrmAuth;
 use crate::transport::{ConnectionKind, ConnectionSpec, Connector, RunRequest};
@@ -263,8 +272,7 @@ async fn tls_connect(
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(HeadersOnly(provider)))
         .with_no_client_auth();
-    let name =
-        rustls::pki_types::ServerName::try_from(spec.address.clone()).map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(spec.address.clone()).map_err(|e| e.to_string())?;
     tokio::time::timeout(
         STEP_TIMEOUT,
         tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream),
@@ -276,31 +284,27 @@ async fn tls_connect(
 
 /// Accepts any certificate (signatures still checked): for reading headers only.
 #[derive(Debug)]
-struct HeadersOnly(Arc<tokio_rustls::rustls::crypto::CryptoProvider>);
+struct HeadersOnly(Arc<CryptoProvider>);
 
-impl tokio_rustls::rustls::client::danger::ServerCertVerifier for HeadersOnly {
+impl ServerCertVerifier for HeadersOnly {
     fn verify_server_cert(
         &self,
-        _: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
-        _: &[tokio_rustls::rustls::pki_types::CertificateDer<'_>],
-        _: &tokio_rustls::rustls::pki_types::ServerName<'_>,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
         _: &[u8],
-        _: tokio_rustls::rustls::pki_types::UnixTime,
-    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error>
-    {
-        Ok(tokio_rustls::rustls::client::danger::ServerCertVerified::assertion())
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, tokio_rustls::rustls::Error> {
+        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
         &self,
         message: &[u8],
-        cert: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
-        dss: &tokio_rustls::rustls::DigitallySignedStruct,
-    ) -> Result<
-        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
-        tokio_rustls::rustls::Error,
-    > {
-        tokio_rustls::rustls::crypto::verify_tls12_signature(
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        verify_tls12_signature(
             message,
             cert,
             dss,
@@ -311,13 +315,10 @@ impl tokio_rustls::rustls::client::danger::ServerCertVerifier for HeadersOnly {
     fn verify_tls13_signature(
         &self,
         message: &[u8],
-        cert: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
-        dss: &tokio_rustls::rustls::DigitallySignedStruct,
-    ) -> Result<
-        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
-        tokio_rustls::rustls::Error,
-    > {
-        tokio_rustls::rustls::crypto::verify_tls13_signature(
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        verify_tls13_signature(
             message,
             cert,
             dss,
@@ -325,7 +326,7 @@ impl tokio_rustls::rustls::client::danger::ServerCertVerifier for HeadersOnly {
         )
     }
 
-    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }

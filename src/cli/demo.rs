@@ -82,7 +82,7 @@ pub fn run(args: DemoArgs) -> u8 {
                 return exit::INTERNAL;
             }
         };
-        let inventories = match write_inventory(&fleet, work.path()) {
+        let inventory = match write_inventory(&fleet, work.path()) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: cannot write the lab inventory: {e}");
@@ -96,7 +96,7 @@ pub fn run(args: DemoArgs) -> u8 {
             fleet.tenants().len(),
             args.time_scale
         );
-        let code = run_playbook(&args, &playbook, inventories).await;
+        let code = run_playbook(&args, &playbook, inventory).await;
         cancel.cancel();
         eprintln!("\n{}", lab_summary(&fleet));
         eprintln!("reports: {}/report.json, {}/junit.xml", args.report_dir.display(), args.report_dir.display());
@@ -114,7 +114,7 @@ fn default_playbook() -> PathBuf {
 }
 
 /// The lab's inventory, with its password in an owner-only file referenced as `file:`.
-fn write_inventory(fleet: &Fleet, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+fn write_inventory(fleet: &Fleet, dir: &Path) -> std::io::Result<PathBuf> {
     let password_file = dir.join("lab-password");
     std::fs::write(&password_file, fleet.core().credentials().1)?;
     #[cfg(unix)]
@@ -125,12 +125,12 @@ fn write_inventory(fleet: &Fleet, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let reference = PasswordIn::Reference(format!("file:{}", password_file.display()));
     let path = dir.join("lab-inventory.yml");
     std::fs::write(&path, inventory::render(fleet, &reference))?;
-    Ok(vec![path])
+    Ok(path)
 }
 
-async fn run_playbook(args: &DemoArgs, playbook: &Path, inventories: Vec<PathBuf>) -> u8 {
+async fn run_playbook(args: &DemoArgs, playbook: &Path, inventory: PathBuf) -> u8 {
     let selection = Selection {
-        inventories,
+        inventories: vec![inventory],
         limit: None,
         tenant: None,
         all_tenants: true,

@@ -68,24 +68,20 @@ impl PlanGate {
         let planned = self.facts.get(host)?;
         let live = crate::plan::collect::fingerprint(live);
         let planned = crate::plan::collect::fingerprint(planned);
-        let differences: Vec<String> = [
-            "build",
-            "installed_kbs",
-            "pending_reboot",
-            "mitigated",
-            "in_maintenance",
-        ]
-        .iter()
-        .filter(|k| live.get(**k) != planned.get(**k))
-        .map(|k| {
-            let show = |v: Option<&Value>| v.map_or("none".to_string(), Value::to_string);
-            format!(
-                "{k} was {} when planned, is {} now",
-                show(planned.get(*k)),
-                show(live.get(*k))
-            )
-        })
-        .collect();
+        // The fingerprint's keys are the facts the plan's steps were decided from.
+        let empty = serde_json::Map::new();
+        let differences: Vec<String> = planned
+            .as_object()
+            .unwrap_or(&empty)
+            .iter()
+            .filter(|(k, v)| live.get(k.as_str()) != Some(*v))
+            .map(|(k, v)| {
+                let now = live
+                    .get(k.as_str())
+                    .map_or("none".to_string(), Value::to_string);
+                format!("{k} was {v} when planned, is {now} now")
+            })
+            .collect();
         (!differences.is_empty())
             .then(|| format!("drifted since the plan: {}", differences.join("; ")))
     }
