@@ -15,10 +15,14 @@ INSERT INTO salve.tenants (name, max_concurrency) VALUES ('contoso', 4)
     ON CONFLICT (name) DO UPDATE SET max_concurrency = excluded.max_concurrency;
 INSERT INTO salve.tenant_roles (role, tenant) VALUES ('runner_contoso', 'contoso');
 
+-- A runner that reaches several customers' networks (`salve runner --tenant contoso,fabrikam`)
+-- logs in with one role mapped to each of them:
+--   INSERT INTO salve.tenant_roles (role, tenant) VALUES ('runner_dc1', 'contoso'), ('runner_dc1', 'fabrikam');
+--
 -- Cap how many of a tenant's hosts are claimed or running at once, across all its runners:
 --   UPDATE salve.tenants SET max_concurrency = 2 WHERE name = 'contoso';
 -- Take a runner role away (its claims expire and other runners take them over):
---   DELETE FROM salve.tenant_roles WHERE role = 'runner_contoso';
+--   DELETE FROM salve.tenant_roles WHERE role = 'runner_contoso';   -- every tenant it served
 --   ALTER ROLE runner_contoso NOLOGIN;
 --
 -- Recommended in pg_hba.conf: runners only over TLS with SCRAM, e.g.

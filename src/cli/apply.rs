@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::Selection;
 use crate::exit;
 use crate::plan::Plan;
+use crate::queue::enqueue::{Approved, ApprovedHost};
 use crate::runner::{PlanGate, RunOptions};
 use crate::schedule::window::{Decision, Schedule};
 
@@ -42,6 +43,11 @@ pub struct ApplyArgs {
     pub report_dir: Option<PathBuf>,
     #[arg(long)]
     pub no_progress: bool,
+    /// Enqueue the approved work in this queue database for `salve runner`s and follow it
+    /// (`postgres://role@host/db`). Each host waits in the queue for a maintenance-window
+    /// opening with room for its planned work, judged by the database's clock.
+    #[arg(long, value_name = "URL", conflicts_with = "at")]
+    pub queue: Option<String>,
 }
 
 pub fn run(args: ApplyArgs) -> u8 {
@@ -80,12 +86,20 @@ pub fn run(args: ApplyArgs) -> u8 {
         return exit::INVALID_INPUT;
     }
     let now = args.at.unwrap_or_else(jiff::Timestamp::now);
-    let allowed = match hosts_to_start(&plan, &prepared.input.inventory, now, args.ignore_windows) {
-        Ok(a) => a,
+    if args.ignore_windows {
+        eprintln!("warning: --ignore-windows: maintenance windows are NOT being respected");
+    }
+    let work = match planned_work(&plan, &prepared.input.inventory, args.ignore_windows) {
+        Ok(w) => w,
         Err(message) => {
             eprintln!("error: {message}");
             return exit::INVALID_INPUT;
         }
+    };
+    let allowed = if args.queue.is_some() {
+        work.iter().map(|w| w.host.clone()).collect()
+    } else {
+        hosts_to_start(&work, now)
     };
     for hosts in &mut prepared.input.play_hosts {
         hosts.retain(|h| allowed.contains(h));
@@ -93,12 +107,7 @@ pub fn run(args: ApplyArgs) -> u8 {
     let steps: BTreeMap<String, BTreeSet<(usize, usize)>> = plan
         .hosts
         .iter()
-        .map(|h| {
-            (
-                h.name.clone(),
-                h.steps.iter().map(|s| (s.play, s.task_index)).collect(),
-            )
-        })
+        .map(|h| (h.name.clone(), planned_steps(h)))
         .collect();
     let facts = plan
         .hosts
@@ -122,6 +131,16 @@ pub fn run(args: ApplyArgs) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
+    if let Some(url) = &args.queue {
+        let approved = approved_hosts(&plan, &work, now);
+        return runtime.block_on(super::queue::run_queued(
+            url,
+            prepared.input,
+            options,
+            &report,
+            Some(&approved),
+        ));
+    }
     runtime.block_on(async move {
         let connector = Arc::new(super::run::standard_connector());
         super::run::execute(prepared.input, options, connector, &report).await
@@ -149,38 +168,74 @@ fn check_approvals(plan: &Plan, args: &ApplyArgs) -> Result<(), u8> {
     }
 }
 
-/// The planned hosts that may start now: inside a maintenance window long enough for their
-/// planned work (or all of them with `--ignore-windows`). Deferred hosts are listed.
-fn hosts_to_start(
+/// `(play, task index)` of a planned host's steps.
+fn planned_steps(host: &crate::plan::HostPlan) -> BTreeSet<(usize, usize)> {
+    host.steps.iter().map(|s| (s.play, s.task_index)).collect()
+}
+
+/// A planned host with work to do: its windows (`None`: any time, or windows ignored) and
+/// the estimated length of its planned steps.
+struct HostWork {
+    host: String,
+    schedule: Option<Schedule>,
+    estimate: Duration,
+}
+
+/// The plan's hosts with steps, each with its windows from the inventory and its estimate.
+fn planned_work(
     plan: &Plan,
     inventory: &crate::model::Inventory,
-    now: jiff::Timestamp,
     ignore_windows: bool,
-) -> Result<BTreeSet<String>, String> {
-    if ignore_windows {
-        eprintln!("warning: --ignore-windows: maintenance windows are NOT being respected");
-    }
-    let mut allowed = BTreeSet::new();
+) -> Result<Vec<HostWork>, String> {
+    let mut work = Vec::new();
     for host in plan.hosts.iter().filter(|h| !h.steps.is_empty()) {
         let vars = inventory
             .host(&host.name)
             .map(|h| h.vars.clone())
             .unwrap_or_default();
         let schedule = Schedule::from_vars(&vars).map_err(|e| format!("{}: {e}", host.name))?;
-        let estimate = Duration::from_secs(host.steps.iter().map(|s| s.estimated_seconds).sum());
-        match schedule
-            .filter(|_| !ignore_windows)
-            .map(|s| s.can_start(now, estimate))
-        {
+        work.push(HostWork {
+            host: host.name.clone(),
+            schedule: schedule.filter(|_| !ignore_windows),
+            estimate: Duration::from_secs(host.steps.iter().map(|s| s.estimated_seconds).sum()),
+        });
+    }
+    Ok(work)
+}
+
+/// The hosts that may start now: inside a maintenance window long enough for their planned
+/// work. Deferred hosts are listed.
+fn hosts_to_start(work: &[HostWork], now: jiff::Timestamp) -> BTreeSet<String> {
+    let mut allowed = BTreeSet::new();
+    for w in work {
+        match w.schedule.as_ref().map(|s| s.can_start(now, w.estimate)) {
             None | Some(Decision::Start) => {
-                allowed.insert(host.name.clone());
+                allowed.insert(w.host.clone());
             }
-            Some(Decision::Defer { reason, next }) => eprintln!(
-                "deferred: {}: {reason}; next window opens {next}",
-                host.name
-            ),
-            Some(Decision::NeverFits { reason }) => eprintln!("deferred: {}: {reason}", host.name),
+            Some(Decision::Defer { reason, next }) => {
+                eprintln!("deferred: {}: {reason}; next window opens {next}", w.host)
+            }
+            Some(Decision::NeverFits { reason }) => eprintln!("deferred: {}: {reason}", w.host),
         }
     }
-    Ok(allowed)
+    allowed
+}
+
+/// What each queued host's work item carries: planned steps and facts, window openings from
+/// `now` on, and the estimate. The database decides when each may start.
+fn approved_hosts(plan: &Plan, work: &[HostWork], now: jiff::Timestamp) -> Approved {
+    let hosts = work
+        .iter()
+        .filter_map(|w| {
+            let planned = plan.hosts.iter().find(|h| h.name == w.host)?;
+            let host = ApprovedHost {
+                steps: planned_steps(planned),
+                facts: planned.facts.clone(),
+                openings: w.schedule.as_ref().map(|s| s.openings(now)),
+                estimate: w.estimate,
+            };
+            Some((w.host.clone(), host))
+        })
+        .collect();
+    Approved { hosts }
 }

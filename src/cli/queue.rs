@@ -77,13 +77,15 @@ async fn command(command: QueueCommand) -> Result<String, QueueError> {
     }
 }
 
-/// `salve run --queue URL`: enqueue the prepared run, then follow it with the usual reporters
-/// until every item has ended. Ctrl-C stops following (the runners carry on).
+/// `salve run --queue URL` (and `salve apply --queue URL`, with the approved plan's steps,
+/// facts and windows per host): enqueue the prepared run, then follow it with the usual
+/// reporters until every item has ended. Ctrl-C stops following (the runners carry on).
 pub(super) async fn run_queued(
     url: &str,
     input: crate::runner::RunInput,
     options: crate::runner::RunOptions,
     report: &crate::report::Options,
+    approved: Option<&crate::queue::enqueue::Approved>,
 ) -> u8 {
     let queue = match Queue::connect(url).await {
         Ok(q) => q,
@@ -92,7 +94,7 @@ pub(super) async fn run_queued(
     if let Err(e) = queue.check_schema().await {
         return super::print_error(&e, exit::INTERNAL);
     }
-    let items = match crate::queue::enqueue::enqueue(&queue, &input, &options).await {
+    let items = match crate::queue::enqueue::enqueue(&queue, &input, &options, approved).await {
         Ok(n) => n,
         Err(e @ (QueueError::SecretExtraVar(_) | QueueError::NoTenant(_))) => {
             return super::print_error(&e, exit::INVALID_INPUT);

@@ -112,6 +112,7 @@ pub fn run(args: RunArgs) -> u8 {
             prepared.input,
             options,
             &report_options,
+            None,
         ));
     }
     if args.check && !args.json {

@@ -23,11 +23,18 @@ pub struct RunnerArgs {
         value_name = "URL"
     )]
     pub queue: String,
-    /// The tenant (customer) whose work this runner takes.
-    #[arg(long, value_name = "NAME")]
-    pub tenant: String,
+    /// The tenant (customer) whose work this runner takes; repeat (or separate with commas)
+    /// for a runner that reaches several tenants' networks. Claims go to each in turn.
+    #[arg(
+        long,
+        env = "SALVE_TENANT",
+        value_name = "NAME",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub tenant: Vec<String>,
     /// Take only items of this site (`salve_site`); without it, only items with no site.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, env = "SALVE_SITE", value_name = "NAME")]
     pub site: Option<String>,
     /// Hosts worked on at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
@@ -51,6 +58,10 @@ pub struct RunnerArgs {
 }
 
 pub fn run(args: RunnerArgs) -> u8 {
+    if args.tenant.iter().all(String::is_empty) {
+        eprintln!("error: --tenant (or SALVE_TENANT) names no tenant; give the tenant to serve");
+        return exit::INVALID_INPUT;
+    }
     let inventory = match crate::config::inventory::load(&args.inventories) {
         Ok(loaded) => {
             for w in &loaded.warnings {
@@ -69,8 +80,9 @@ pub fn run(args: RunnerArgs) -> u8 {
     };
     let options = WorkerOptions {
         id: args.id.clone().unwrap_or_else(default_id),
-        tenant: args.tenant.clone(),
-        site: args.site.clone(),
+        // An empty SALVE_SITE (an environment file's blank line) means no site.
+        tenants: args.tenant.iter().filter(|t| !t.is_empty()).cloned().collect(),
+        site: args.site.clone().filter(|s| !s.is_empty()),
         concurrency: args.concurrency.max(1),
         lease: Duration::from_secs(args.lease.max(3)),
         poll: Duration::from_secs(args.poll.max(1)),
@@ -88,7 +100,7 @@ pub fn run(args: RunnerArgs) -> u8 {
         eprintln!(
             "runner {} for tenant {}{}: waiting for work",
             options.id,
-            options.tenant,
+            options.tenants.join(", "),
             options
                 .site
                 .as_deref()

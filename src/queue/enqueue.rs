@@ -32,12 +32,59 @@ pub struct StoredOptions {
     pub extra_vars: Vars,
 }
 
-/// Store the run and one queued item per selected host; returns the number of items.
-/// Refuses extra variables that look like secrets, and hosts without a tenant.
+/// What `salve apply --queue` adds to each host's work item.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Approved {
+    pub hosts: BTreeMap<String, ApprovedHost>,
+}
+
+/// One host of an approved plan, as its runner needs it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApprovedHost {
+    /// `(play, task index)` of the planned steps: the only changing steps the runner runs.
+    pub steps: BTreeSet<(usize, usize)>,
+    /// The facts the plan was made from (a host whose facts drifted is left alone).
+    pub facts: serde_json::Value,
+    /// Maintenance-window openings `[start, end)` the work may start in; `None`: any time.
+    pub openings: Option<Vec<(jiff::Timestamp, jiff::Timestamp)>>,
+    /// The planned work's estimated length: the opening must have room for it.
+    pub estimate: Duration,
+}
+
+impl ApprovedHost {
+    /// The openings as a PostgreSQL `tstzmultirange` literal.
+    fn windows_literal(&self) -> Option<String> {
+        let ranges: Vec<String> = self
+            .openings
+            .as_ref()?
+            .iter()
+            .map(|(start, end)| format!("[\"{start}\",\"{end}\")"))
+            .collect();
+        Some(format!("{{{}}}", ranges.join(",")))
+    }
+
+    /// The gate's view, stored in `work.plan`.
+    fn plan_json(&self) -> serde_json::Value {
+        serde_json::json!({ "steps": self.steps, "facts": self.facts })
+    }
+}
+
+/// A stored `work.plan`, read back by the runner.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoredPlan {
+    pub steps: BTreeSet<(usize, usize)>,
+    pub facts: serde_json::Value,
+}
+
+/// Store the run and one queued item per selected host; returns the number of items. With
+/// `approved` (from `salve apply --queue`), each item carries its host's planned steps, facts,
+/// window openings and estimate. Refuses extra variables that look like secrets, and hosts
+/// without a tenant.
 pub async fn enqueue(
     queue: &Queue,
     input: &RunInput,
     options: &RunOptions,
+    approved: Option<&Approved>,
 ) -> Result<usize, QueueError> {
     if let Some(key) = options
         .extra_vars
@@ -100,14 +147,16 @@ pub async fn enqueue(
         .await
         .map_err(err("starting to enqueue"))?;
     sqlx::query(
-        "INSERT INTO salve.runs (id, playbook_name, playbook_digest, playbook, options)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO salve.runs (id, playbook_name, playbook_digest, playbook, options,
+             plan_digest)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&options.run_id)
     .bind(path.display().to_string())
     .bind(&digest)
     .bind(&text)
     .bind(&stored)
+    .bind(&options.plan_digest)
     .execute(&mut *tx)
     .await
     .map_err(err("storing the run"))?;
@@ -121,9 +170,12 @@ pub async fn enqueue(
     }
     for name in &order {
         let item = &items[name];
+        let planned = approved.and_then(|a| a.hosts.get(name));
         sqlx::query(
-            "INSERT INTO salve.work (run_id, tenant, site, host, dag, plays)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO salve.work (run_id, tenant, site, host, dag, plays, plan, windows,
+                 estimate)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::tstzmultirange,
+                 make_interval(secs => $9))",
         )
         .bind(&options.run_id)
         .bind(&item.tenant)
@@ -131,6 +183,9 @@ pub async fn enqueue(
         .bind(name)
         .bind(&item.dag)
         .bind(&item.plays)
+        .bind(planned.map(ApprovedHost::plan_json))
+        .bind(planned.and_then(ApprovedHost::windows_literal))
+        .bind(planned.map_or(0.0, |p| p.estimate.as_secs_f64()))
         .execute(&mut *tx)
         .await
         .map_err(err("enqueueing a host"))?;
@@ -220,7 +275,7 @@ pub async fn follow(
 }
 
 /// States in which an item is over.
-const ENDED: &[&str] = &["done", "failed", "abandoned"];
+const ENDED: &[&str] = &["done", "failed", "abandoned", "missed"];
 
 struct WorkRow {
     id: i64,
@@ -232,11 +287,18 @@ struct WorkRow {
     needs_recheck: bool,
     outcome: Option<String>,
     message: Option<String>,
+    /// Queued and outside its maintenance window: when the next opening with room starts.
+    waits_until: Option<String>,
 }
 
 async fn work_rows(queue: &Queue, run: &str) -> Result<Vec<WorkRow>, QueueError> {
     let rows = sqlx::query(
-        "SELECT id, host, tenant, state, owner, fence, needs_recheck, outcome, message
+        "SELECT id, host, tenant, state, owner, fence, needs_recheck, outcome, message,
+             CASE WHEN state = 'queued' AND windows IS NOT NULL
+                   AND NOT windows @> tstzrange(now(), now() + estimate, '[]')
+             THEN (SELECT min(greatest(lower(r), now())) FROM unnest(windows) r
+                   WHERE upper(r) - greatest(lower(r), now()) > estimate)::text
+             END AS waits_until
          FROM salve.work WHERE run_id = $1 ORDER BY id",
     )
     .bind(run)
@@ -255,6 +317,7 @@ async fn work_rows(queue: &Queue, run: &str) -> Result<Vec<WorkRow>, QueueError>
                 needs_recheck: r.try_get("needs_recheck")?,
                 outcome: r.try_get("outcome")?,
                 message: r.try_get("message")?,
+                waits_until: r.try_get("waits_until")?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -271,11 +334,24 @@ fn transition_note(w: &WorkRow, before: Option<&(String, i64)>) -> Option<String
             w.host,
             w.message.as_deref().unwrap_or("no runner kept its lease")
         )),
+        "missed" => Some(format!(
+            "{}: not run: {}",
+            w.host,
+            w.message
+                .as_deref()
+                .unwrap_or("its maintenance windows have passed")
+        )),
         "queued" if !old_state.is_empty() && old_state != "queued" => Some(format!(
             "{}: given back to the queue: {}",
             w.host,
             w.message.as_deref().unwrap_or("runner stopped")
         )),
+        "queued" if before.is_none() => w.waits_until.as_ref().map(|at| {
+            format!(
+                "{}: waiting for its maintenance window (opening at {at})",
+                w.host
+            )
+        }),
         "queued" => None,
         _ if w.fence > 1 && w.fence != old_fence => {
             let recheck = if w.needs_recheck {
@@ -295,6 +371,7 @@ fn transition_note(w: &WorkRow, before: Option<&(String, i64)>) -> Option<String
 fn host_outcome(w: &WorkRow, interrupted: bool) -> HostOutcome {
     match (w.state.as_str(), w.outcome.as_deref()) {
         ("done", _) => HostOutcome::Ok,
+        (_, Some("drifted")) => HostOutcome::Drifted,
         (_, Some("unreachable")) => HostOutcome::Unreachable,
         (_, Some("not_run")) => HostOutcome::NotRun,
         ("failed" | "abandoned", _) => HostOutcome::Failed,

@@ -19,6 +19,15 @@
 //!   write whose fence is not the work item's current one (SQLSTATE `SQ001`), holding a share
 //!   lock on the item so a takeover cannot slip in between check and commit.
 //!
+//! Version 2 adds what `salve apply --queue` needs and runners serving several tenants:
+//! - `work.windows` (`tstzmultirange`, the host's maintenance-window openings, `NULL`: any
+//!   time) and `work.estimate` (the planned work's estimated length): an item is claimed only
+//!   when `[now, now + estimate)` lies inside one opening, by the database's clock; an item
+//!   none of whose remaining openings is long enough is ended as `missed`;
+//! - `work.plan` (the approved plan's steps and facts for the host) and `runs.plan_digest`:
+//!   the runner applies exactly those steps and leaves a host whose facts drifted alone;
+//! - `tenant_roles` keyed by (role, tenant): one runner role may serve several tenants.
+//!
 //! Row-level security: every table is filtered to the tenants that `tenant_roles` maps to
 //! `current_user`. The role that ran `queue init` owns the tables and is not filtered (the
 //! controller uses it); runner roles are members of `salve_runner`, which gets only the grants
@@ -28,7 +37,7 @@
 pub const STALE_FENCE: &str = "SQ001";
 
 /// The migrations, in order; index + 1 is the version.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The newest version this salve knows.
 pub fn version() -> i32 {
@@ -174,4 +183,17 @@ GRANT UPDATE (state, needs_recheck, owner, lease_until, fence, attempts, outcome
     claimed_at, started_at, finished_at) ON salve.work TO salve_runner;
 GRANT SELECT, INSERT, UPDATE ON salve.host_steps, salve.intents TO salve_runner;
 GRANT USAGE ON SEQUENCE salve.intents_id_seq TO salve_runner;
+"#;
+
+const V2: &str = r#"
+ALTER TABLE salve.work
+    ADD COLUMN windows tstzmultirange,
+    ADD COLUMN estimate interval NOT NULL DEFAULT '0 seconds',
+    ADD COLUMN plan jsonb,
+    DROP CONSTRAINT work_state_check,
+    ADD CONSTRAINT work_state_check CHECK (state IN
+        ('queued', 'claimed', 'running', 'done', 'failed', 'abandoned', 'missed'));
+ALTER TABLE salve.runs ADD COLUMN plan_digest text;
+ALTER TABLE salve.tenant_roles DROP CONSTRAINT tenant_roles_pkey,
+    ADD PRIMARY KEY (role, tenant);
 "#;

@@ -50,6 +50,7 @@ WITH candidate AS (
     WHERE w.tenant = $1 AND w.site IS NOT DISTINCT FROM $2
       AND (w.state = 'queued'
            OR (w.state IN ('claimed', 'running') AND w.lease_until < now()))
+      AND (w.windows IS NULL OR w.windows @> tstzrange(now(), now() + w.estimate, '[]'))
       AND (w.dag IS NULL OR NOT EXISTS (
             SELECT 1 FROM salve.work o
             WHERE o.tenant = w.tenant AND o.dag = w.dag AND o.id <> w.id
@@ -71,10 +72,21 @@ FROM candidate c WHERE w.id = c.id
 RETURNING w.id, w.fence, w.run_id, w.host, w.tenant, w.dag, w.plays, w.needs_recheck,
     w.attempts";
 
+/// Queued items none of whose remaining window openings has room for the estimate.
+const MISS: &str = "
+UPDATE salve.work SET state = 'missed', outcome = 'not_run', finished_at = clock_timestamp(),
+    message = 'no maintenance window opening left with room for the planned work (about '
+        || estimate || '); plan, approve and apply again'
+WHERE tenant = $1 AND state = 'queued' AND windows IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM unnest(windows) r
+                  WHERE upper(r) - greatest(lower(r), now()) > estimate)";
+
 impl Queue {
     /// Claim the next item of `tenant` at `site` (`None`: items without a site) for `owner`,
-    /// or `None` when nothing may start now. Items whose lease expired after `max_attempts`
-    /// claims are marked `abandoned` instead of being claimed again.
+    /// or `None` when nothing may start now. An item with maintenance windows is claimed only
+    /// inside an opening with room for its estimate. Items whose lease expired after
+    /// `max_attempts` claims are marked `abandoned` instead of being claimed again, and queued
+    /// items with no opening left long enough are marked `missed`.
     pub async fn claim(
         &self,
         tenant: &str,
@@ -104,6 +116,11 @@ impl Queue {
         .execute(&mut *tx)
         .await
         .map_err(err("abandoning exhausted items"))?;
+        sqlx::query(MISS)
+            .bind(tenant)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("ending items whose windows have passed"))?;
         let row = sqlx::query(CLAIM)
             .bind(tenant)
             .bind(site)

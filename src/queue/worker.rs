@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::{Claim, Queue, QueueError, StepWrite};
 use crate::events::{Event, HostOutcome, TaskStatus};
 use crate::model::{Inventory, Playbook};
-use crate::runner::{self, Interrupt, RunInput, RunOptions};
+use crate::runner::{self, Interrupt, PlanGate, RunInput, RunOptions};
 use crate::transport::Connector;
 
 /// Modules that change hosts: their steps get an intent row.
@@ -43,7 +43,8 @@ const CHANGING_MODULES: &[&str] = &[
 pub struct WorkerOptions {
     /// This runner's id (the `owner` of its claims).
     pub id: String,
-    pub tenant: String,
+    /// The tenants whose work this runner takes, claimed in turn so none starves the others.
+    pub tenants: Vec<String>,
     /// Claim only items of this site; `None`: only items without a site.
     pub site: Option<String>,
     /// Items worked on at once.
@@ -62,7 +63,7 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             id: String::new(),
-            tenant: String::new(),
+            tenants: Vec::new(),
             site: None,
             concurrency: 4,
             lease: Duration::from_secs(60),
@@ -124,6 +125,7 @@ impl Worker {
         let mut report = WorkerReport::default();
         let mut items: JoinSet<ItemEnd> = JoinSet::new();
         let mut db_down = false;
+        let mut turn = 0usize;
         loop {
             while let Some(joined) = items.try_join_next() {
                 count(&mut report, joined);
@@ -133,12 +135,7 @@ impl Worker {
             }
             let mut claimed = false;
             if items.len() < me.options.concurrency.max(1) {
-                let o = &me.options;
-                match me
-                    .queue
-                    .claim(&o.tenant, o.site.as_deref(), &o.id, o.lease, o.max_attempts)
-                    .await
-                {
+                match me.claim_next(&mut turn).await {
                     Ok(Some(claim)) => {
                         db_down = false;
                         claimed = true;
@@ -157,7 +154,7 @@ impl Worker {
                     }
                     Ok(None) => {
                         db_down = false;
-                        if o.exit_when_idle && items.is_empty() && me.idle().await {
+                        if me.options.exit_when_idle && items.is_empty() && me.idle().await {
                             break;
                         }
                     }
@@ -187,14 +184,32 @@ impl Worker {
         report
     }
 
-    /// Whether the tenant has nothing left that this runner could claim or wait for.
+    /// The next claim of any of the runner's tenants, trying them in turn from `turn` (which
+    /// moves past the tenant served, so a busy tenant cannot starve the others).
+    async fn claim_next(&self, turn: &mut usize) -> Result<Option<Claim>, QueueError> {
+        let o = &self.options;
+        for k in 0..o.tenants.len() {
+            let i = (*turn + k) % o.tenants.len();
+            let site = o.site.as_deref();
+            if let Some(claim) = (self.queue)
+                .claim(&o.tenants[i], site, &o.id, o.lease, o.max_attempts)
+                .await?
+            {
+                *turn = i + 1;
+                return Ok(Some(claim));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the runner's tenants have nothing left that it could claim or wait for.
     async fn idle(&self) -> bool {
         let left: Result<i64, _> = sqlx::query_scalar(
             "SELECT count(*) FROM salve.work
-             WHERE tenant = $1 AND site IS NOT DISTINCT FROM $2
+             WHERE tenant = ANY($1) AND site IS NOT DISTINCT FROM $2
                AND state IN ('queued', 'claimed', 'running')",
         )
-        .bind(&self.options.tenant)
+        .bind(&self.options.tenants)
         .bind(&self.options.site)
         .fetch_one(self.queue.pool())
         .await;
@@ -262,6 +277,7 @@ impl Worker {
                 let name = match other {
                     HostOutcome::Unreachable => "unreachable",
                     HostOutcome::NotRun => "not_run",
+                    HostOutcome::Drifted => "drifted",
                     _ => "failed",
                 };
                 let left_in = host
@@ -290,16 +306,29 @@ impl Worker {
             run: claim.run_id.clone(),
             message,
         };
-        let row: (String, String, serde_json::Value) = sqlx::query_as(
-            "SELECT playbook, playbook_digest, options FROM salve.runs WHERE id = $1",
+        let row: RunRow = sqlx::query_as(
+            "SELECT r.playbook, r.playbook_digest, r.options, r.plan_digest, w.plan
+             FROM salve.runs r JOIN salve.work w ON w.run_id = r.id WHERE w.id = $1",
         )
-        .bind(&claim.run_id)
+        .bind(claim.work_id)
         .fetch_one(self.queue.pool())
         .await
         .map_err(QueueError::db("reading the run", None))?;
-        let (text, digest, options) = row;
+        let (text, digest, options, plan_digest, plan) = row;
         let stored: super::enqueue::StoredOptions = serde_json::from_value(options)
             .map_err(|e| run_err(format!("unreadable run options: {e}")))?;
+        let gate = match plan {
+            Some(plan) => {
+                let plan: super::enqueue::StoredPlan = serde_json::from_value(plan)
+                    .map_err(|e| run_err(format!("unreadable approved plan: {e}")))?;
+                let host = claim.host.clone();
+                Some(Arc::new(PlanGate::new(
+                    [(host.clone(), plan.steps)].into(),
+                    [(host, plan.facts)].into(),
+                )))
+            }
+            None => None,
+        };
         if self.inventory.host(&claim.host).is_none() {
             return Err(run_err(format!(
                 "host `{}` is not in this runner's inventory",
@@ -333,6 +362,8 @@ impl Worker {
             skip_tags: stored.skip_tags,
             extra_vars: stored.extra_vars,
             run_id: claim.run_id.clone(),
+            gate,
+            plan_digest,
             ..RunOptions::default()
         };
         Ok(Prepared {
@@ -346,6 +377,15 @@ impl Worker {
         })
     }
 }
+
+/// The run's playbook, digest, options and plan digest, and the item's approved plan.
+type RunRow = (
+    String,
+    String,
+    serde_json::Value,
+    Option<String>,
+    Option<serde_json::Value>,
+);
 
 struct Prepared {
     input: RunInput,

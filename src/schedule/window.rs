@@ -287,6 +287,21 @@ impl Schedule {
         self.windows.iter().filter_map(|w| w.next_start(ts)).min()
     }
 
+    /// The openings of all the windows that have not ended at `ts`, in order, as far ahead as
+    /// [`Schedule::can_start`] looks (two weeks): what a queued item may be claimed in.
+    pub fn openings(&self, ts: Timestamp) -> Vec<(Timestamp, Timestamp)> {
+        let mut all: Vec<_> = self
+            .windows
+            .iter()
+            .flat_map(|w| w.occurrences(ts))
+            .filter(|o| o.end > ts)
+            .map(|o| (o.start, o.end))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
     /// May work estimated at `estimated` start at `ts`? Only inside a window with at least
     /// that much time left; otherwise it waits for the next opening long enough.
     pub fn can_start(&self, ts: Timestamp, estimated: Duration) -> Decision {

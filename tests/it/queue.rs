@@ -2,7 +2,8 @@
 //! fleet over real WinRM: the controller is the real `salve run --queue`, runners are in-process
 //! tasks. Covers idempotent migrations, work spread over runners with nothing done twice, an
 //! expired lease taken over with the stale runner's late writes refused, DAG members never
-//! running together, a tenant's concurrency cap, and tenant isolation by row-level security.
+//! running together (also with a runner serving two tenants), a tenant's concurrency cap, and
+//! tenant isolation by row-level security.
 
 use std::path::Path;
 use std::time::Duration;
@@ -259,14 +260,13 @@ tenants:
         .await
         .unwrap();
     let mut runners = Vec::new();
-    for (id, tenant) in [
-        ("a1", "acme"),
-        ("a2", "acme"),
-        ("b1", "beta"),
-        ("b2", "beta"),
-    ] {
+    for (id, tenant) in [("a1", "acme"), ("a2", "acme"), ("b1", "beta")] {
         runners.push(spawn_runner(&admin, options(id, tenant, 4), &inventory));
     }
+    // One runner serves both tenants, claiming for each in turn.
+    let mut both = options("ab", "acme", 4);
+    both.tenants.push("beta".into());
+    runners.push(spawn_runner(&admin, both, &inventory));
     let (code, _, all) = finish(child).await;
     assert_eq!(code, 0, "{all}");
     for r in runners {
@@ -332,12 +332,15 @@ async fn a_tenants_runner_role_sees_and_claims_only_its_tenant() {
     sqlx::raw_sql(
         "CREATE ROLE runner_a LOGIN IN ROLE salve_runner;
          CREATE ROLE runner_b LOGIN IN ROLE salve_runner;
-         INSERT INTO salve.tenants (name) VALUES ('a'), ('b');
-         INSERT INTO salve.tenant_roles (role, tenant) VALUES ('runner_a', 'a'), ('runner_b', 'b');
+         INSERT INTO salve.tenants (name) VALUES ('a'), ('b'), ('c');
+         INSERT INTO salve.tenant_roles (role, tenant)
+             VALUES ('runner_a', 'a'), ('runner_a', 'c'), ('runner_b', 'b');
          INSERT INTO salve.runs (id, playbook_name, playbook_digest, playbook, options)
-             VALUES ('run-a', 'pb.yml', 'x', '[]', '{}'), ('run-b', 'pb.yml', 'x', '[]', '{}');
+             VALUES ('run-a', 'pb.yml', 'x', '[]', '{}'), ('run-b', 'pb.yml', 'x', '[]', '{}'),
+                    ('run-c', 'pb.yml', 'x', '[]', '{}');
          INSERT INTO salve.work (run_id, tenant, host, plays)
-             VALUES ('run-a', 'a', 'a-ex01', '{0}'), ('run-b', 'b', 'b-ex01', '{0}');",
+             VALUES ('run-a', 'a', 'a-ex01', '{0}'), ('run-b', 'b', 'b-ex01', '{0}'),
+                    ('run-c', 'c', 'c-ex01', '{0}');",
     )
     .execute(admin.pool())
     .await
@@ -348,17 +351,18 @@ async fn a_tenants_runner_role_sees_and_claims_only_its_tenant() {
         .fetch_all(a.pool())
         .await
         .unwrap();
-    assert_eq!(hosts, ["a-ex01"]);
-    let runs: Vec<String> = sqlx::query_scalar("SELECT id FROM salve.runs")
+    // runner_a serves tenants a and c.
+    assert_eq!(hosts, ["a-ex01", "c-ex01"]);
+    let runs: Vec<String> = sqlx::query_scalar("SELECT id FROM salve.runs ORDER BY id")
         .fetch_all(a.pool())
         .await
         .unwrap();
-    assert_eq!(runs, ["run-a"]);
-    let tenants: Vec<String> = sqlx::query_scalar("SELECT name FROM salve.tenants")
+    assert_eq!(runs, ["run-a", "run-c"]);
+    let tenants: Vec<String> = sqlx::query_scalar("SELECT name FROM salve.tenants ORDER BY name")
         .fetch_all(a.pool())
         .await
         .unwrap();
-    assert_eq!(tenants, ["a"]);
+    assert_eq!(tenants, ["a", "c"]);
     // Claiming for the other tenant finds nothing; updating its rows touches none.
     let lease = Duration::from_secs(30);
     assert!(a.claim("b", None, "ra", lease, 3).await.unwrap().is_none());

@@ -90,7 +90,7 @@ pub fn connector() -> Arc<Dispatch> {
 pub fn options(id: &str, tenant: &str, concurrency: usize) -> WorkerOptions {
     WorkerOptions {
         id: id.into(),
-        tenant: tenant.into(),
+        tenants: vec![tenant.into()],
         concurrency,
         lease: Duration::from_secs(3),
         poll: Duration::from_millis(100),

@@ -185,6 +185,34 @@ fn several_windows_take_the_best() {
 }
 
 #[test]
+fn openings_list_every_window_not_yet_ended_in_order() {
+    let schedule = Schedule::from_vars(
+        json!({"salve_maintenance_window": ["daily 01:00-02:00 UTC", "Sun 00:00-06:00 UTC"]})
+            .as_object()
+            .unwrap(),
+    )
+    .unwrap()
+    .unwrap();
+    // Sunday 2024-01-07 01:30: both windows are open; the daily one ends first.
+    let openings = schedule.openings(at("2024-01-07T01:30:00Z"));
+    assert_eq!(
+        openings[..3],
+        [
+            (at("2024-01-07T00:00:00Z"), at("2024-01-07T06:00:00Z")),
+            (at("2024-01-07T01:00:00Z"), at("2024-01-07T02:00:00Z")),
+            (at("2024-01-08T01:00:00Z"), at("2024-01-08T02:00:00Z")),
+        ]
+    );
+    assert!(
+        openings.windows(2).all(|w| w[0] < w[1]),
+        "sorted, no repeats"
+    );
+    assert!(openings.iter().all(|o| o.1 > at("2024-01-07T01:30:00Z")));
+    // Two weeks ahead: 15 or so daily openings and two or three Sundays.
+    assert!((16..=19).contains(&openings.len()), "{}", openings.len());
+}
+
+#[test]
 fn errors_name_the_problem_the_variable_and_the_value() {
     let problem = |text: &str| match Window::parse(text).unwrap_err() {
         WindowError::Parse { problem, .. } => problem,
