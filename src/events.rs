@@ -195,6 +195,14 @@ pub enum Event {
         play: String,
         stopped: Option<PlayStop>,
     },
+    /// A host's work ended in a queued run (`salve run|apply --queue`), as a runner reported
+    /// it; `msg` says why a host did not end ok.
+    HostFinished {
+        host: String,
+        tenant: Option<String>,
+        outcome: HostOutcome,
+        msg: Option<String>,
+    },
     Interrupt {
         stage: InterruptStage,
         /// `(host, task)` pairs running at the moment of the interrupt.

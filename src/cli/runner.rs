@@ -81,7 +81,12 @@ pub fn run(args: RunnerArgs) -> u8 {
     let options = WorkerOptions {
         id: args.id.clone().unwrap_or_else(default_id),
         // An empty SALVE_SITE (an environment file's blank line) means no site.
-        tenants: args.tenant.iter().filter(|t| !t.is_empty()).cloned().collect(),
+        tenants: args
+            .tenant
+            .iter()
+            .filter(|t| !t.is_empty())
+            .cloned()
+            .collect(),
         site: args.site.clone().filter(|s| !s.is_empty()),
         concurrency: args.concurrency.max(1),
         lease: Duration::from_secs(args.lease.max(3)),

@@ -484,6 +484,7 @@ impl EventRecorder {
             | Event::SlowStep { .. }
             | Event::TaskRetry { .. }
             | Event::HostDropped { .. }
+            | Event::HostFinished { .. }
             | Event::Interrupt { .. }
             | Event::Warning { .. } => {}
         }

@@ -221,21 +221,40 @@ pub async fn follow(
     let _ = events.send(Event::RunStarted {
         run_id: options.run_id.clone(),
         playbook: input.playbook.path.display().to_string(),
-        hosts,
+        hosts: hosts.clone(),
         tenants: Vec::new(),
         check_mode: options.check_mode,
         started_at: jiff::Timestamp::now().to_string(),
     });
+    // The whole queued run shows as one play over every host; with several plays, the task
+    // count is their sum so only the host's end (`HostFinished`) completes it.
+    let plays = &input.playbook.plays;
+    let _ = events.send(Event::PlayStarted {
+        play: match plays.as_slice() {
+            [one] => one.name.clone(),
+            _ => format!("{} plays", plays.len()),
+        },
+        hosts,
+        tasks: plays.iter().map(|p| p.tasks.len()).sum(),
+        batches: Vec::new(),
+    });
     let mut seen: HashSet<(i64, i32, i32, i64)> = HashSet::new();
+    let mut running: HashSet<(i64, i32, i32, i64)> = HashSet::new();
     let mut last_state: BTreeMap<i64, (String, i64)> = BTreeMap::new();
     let mut counts: BTreeMap<i64, HostCounts> = BTreeMap::new();
     let interrupted = loop {
-        for step in finished_steps(queue, &options.run_id).await? {
-            if !seen.insert((step.work_id, step.play, step.task_index, step.fence)) {
-                continue;
+        for step in steps(queue, &options.run_id).await? {
+            let key = (step.work_id, step.play, step.task_index, step.fence);
+            match step.status {
+                None if running.insert(key) => {
+                    let _ = events.send(step.event);
+                }
+                Some(status) if seen.insert(key) => {
+                    counts.entry(step.work_id).or_default().add(status);
+                    let _ = events.send(step.event);
+                }
+                _ => {}
             }
-            counts.entry(step.work_id).or_default().add(step.status);
-            let _ = events.send(step.event);
         }
         let work = work_rows(queue, &options.run_id).await?;
         for w in &work {
@@ -245,6 +264,17 @@ pub async fn follow(
             }
             if let Some(message) = transition_note(w, last_state.get(&w.id)) {
                 let _ = events.send(Event::Warning { message });
+            }
+            if ENDED.contains(&w.state.as_str()) {
+                let outcome = host_outcome(w, false);
+                let _ = events.send(Event::HostFinished {
+                    host: w.host.clone(),
+                    tenant: Some(w.tenant.clone()),
+                    outcome,
+                    msg: (outcome != HostOutcome::Ok)
+                        .then(|| w.message.clone())
+                        .flatten(),
+                });
             }
             last_state.insert(w.id, now);
         }
@@ -380,21 +410,24 @@ fn host_outcome(w: &WorkRow, interrupted: bool) -> HostOutcome {
     }
 }
 
-struct FinishedStep {
+/// A step the runners wrote: started (`status` `None`) or finished.
+struct StepRow {
     work_id: i64,
     play: i32,
     task_index: i32,
     fence: i64,
-    status: TaskStatus,
+    status: Option<TaskStatus>,
     event: Event,
 }
 
-async fn finished_steps(queue: &Queue, run: &str) -> Result<Vec<FinishedStep>, QueueError> {
+/// The run's steps, as `TaskStarted` events while running and `TaskFinished` once finished.
+async fn steps(queue: &Queue, run: &str) -> Result<Vec<StepRow>, QueueError> {
     let rows = sqlx::query(
-        "SELECT s.work_id, s.play, s.task_index, s.task, s.fence, s.outcome, w.host, w.tenant
+        "SELECT s.work_id, s.play, s.task_index, s.task, s.fence, s.outcome, w.host, w.tenant,
+             s.finished_at IS NOT NULL AS finished
          FROM salve.host_steps s JOIN salve.work w ON w.id = s.work_id
-         WHERE w.run_id = $1 AND s.finished_at IS NOT NULL
-         ORDER BY s.finished_at, s.work_id, s.play, s.task_index",
+         WHERE w.run_id = $1
+         ORDER BY coalesce(s.finished_at, s.started_at), s.work_id, s.play, s.task_index",
     )
     .bind(run)
     .fetch_all(&queue.pool)
@@ -402,26 +435,42 @@ async fn finished_steps(queue: &Queue, run: &str) -> Result<Vec<FinishedStep>, Q
     .map_err(QueueError::db("reading the run's steps", None))?;
     rows.iter()
         .map(|r| {
-            let outcome: Option<serde_json::Value> = r.try_get("outcome")?;
-            let outcome = outcome.unwrap_or_default();
-            let status = task_status(outcome["status"].as_str().unwrap_or_default());
             let task_index: i32 = r.try_get("task_index")?;
-            Ok(FinishedStep {
+            let index = usize::try_from(task_index).unwrap_or_default();
+            let (host, tenant, task) =
+                (r.try_get("host")?, r.try_get("tenant")?, r.try_get("task")?);
+            let (status, event) = if r.try_get("finished")? {
+                let outcome: Option<serde_json::Value> = r.try_get("outcome")?;
+                let outcome = outcome.unwrap_or_default();
+                let status = task_status(outcome["status"].as_str().unwrap_or_default());
+                let event = Event::TaskFinished {
+                    host,
+                    tenant,
+                    task,
+                    task_index: index,
+                    status,
+                    msg: outcome["msg"].as_str().map(String::from),
+                    duration_ms: outcome["duration_ms"].as_u64().unwrap_or_default(),
+                    result: outcome["result"].clone(),
+                };
+                (Some(status), event)
+            } else {
+                let event = Event::TaskStarted {
+                    host,
+                    tenant,
+                    task,
+                    task_index: index,
+                    item: None,
+                };
+                (None, event)
+            };
+            Ok(StepRow {
                 work_id: r.try_get("work_id")?,
                 play: r.try_get("play")?,
                 task_index,
                 fence: r.try_get("fence")?,
                 status,
-                event: Event::TaskFinished {
-                    host: r.try_get("host")?,
-                    tenant: r.try_get("tenant")?,
-                    task: r.try_get("task")?,
-                    task_index: usize::try_from(task_index).unwrap_or_default(),
-                    status,
-                    msg: outcome["msg"].as_str().map(String::from),
-                    duration_ms: outcome["duration_ms"].as_u64().unwrap_or_default(),
-                    result: outcome["result"].clone(),
-                },
+                event,
             })
         })
         .collect::<Result<_, sqlx::Error>>()

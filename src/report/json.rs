@@ -27,6 +27,7 @@
 //! host_dropped = { host: string, tenant: string?, status: TaskStatus, task: string,
 //!     msg: string }
 //! play_finished = { play: string, stopped: PlayStop? }
+//! host_finished = { host: string, tenant: string?, outcome: HostOutcome, msg: string? }
 //! interrupt = { stage: "draining" | "aborting", in_flight: [(string, string)] }
 //! warning = { message: string }
 //! run_finished = { summary: RunSummary }

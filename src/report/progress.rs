@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::events::{Event, InterruptStage, TaskStatus};
+use crate::events::{Event, HostOutcome, InterruptStage, TaskStatus};
 
 use super::Reporter;
 use super::log::LogRoute;
@@ -51,6 +51,19 @@ impl PlayOutcome {
             TaskStatus::Failed => PlayOutcome::Failed,
             TaskStatus::Unreachable => PlayOutcome::Unreachable,
             TaskStatus::Interrupted => PlayOutcome::Interrupted,
+        }
+    }
+
+    /// How a host that ended with `outcome` counts, beyond what its steps said: `None` for ok
+    /// (its steps' ok or changed stands).
+    fn ended(outcome: HostOutcome) -> Option<Self> {
+        match outcome {
+            HostOutcome::Ok => None,
+            HostOutcome::Unreachable => Some(PlayOutcome::Unreachable),
+            HostOutcome::Interrupted => Some(PlayOutcome::Interrupted),
+            HostOutcome::Failed | HostOutcome::NotRun | HostOutcome::Drifted => {
+                Some(PlayOutcome::Failed)
+            }
         }
     }
 }
@@ -270,6 +283,12 @@ impl<W: Write> ProgressReporter<W> {
                 self.weigh(host, PlayOutcome::of(*status));
                 self.host_done(host);
             }
+            Event::HostFinished { host, outcome, .. } => {
+                if let Some(worst) = PlayOutcome::ended(*outcome) {
+                    self.weigh(host, worst);
+                }
+                self.host_done(host);
+            }
             Event::PlayFinished { .. } => {
                 for host in std::mem::take(&mut self.play.hosts) {
                     self.host_done(&host);
@@ -374,6 +393,31 @@ mod tests {
             "Mitigate",
             "a new step starts clean"
         );
+    }
+
+    #[test]
+    fn queued_hosts_count_when_their_work_ends() {
+        let finished = |host: &str, outcome| Event::HostFinished {
+            host: host.into(),
+            tenant: Some("acme".into()),
+            outcome,
+            msg: None,
+        };
+        let mut r = hidden();
+        // A queued run of several plays: the task count never completes a host by itself.
+        r.event(&play(&["ex01", "ex02", "ex03"], 5));
+        r.event(&start("ex01", "a", 0));
+        r.event(&finish("ex01", 0, TaskStatus::Changed));
+        assert_eq!(r.overall.position(), 0);
+        r.event(&finished("ex01", HostOutcome::Ok));
+        r.event(&finished("ex02", HostOutcome::Drifted));
+        r.event(&finished("ex02", HostOutcome::Drifted));
+        assert_eq!(r.overall.position(), 2, "each host counts once");
+        assert!(
+            !r.hosts.contains_key("ex01"),
+            "a finished host loses its line"
+        );
+        assert_eq!(r.overall.message(), "ok 0 · changed 1 · failed 1");
     }
 
     #[test]

@@ -97,7 +97,7 @@ fn width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
     names.map(console::measure_text_width).max().unwrap_or(0)
 }
 
-fn outcome_word(outcome: HostOutcome) -> &'static str {
+pub(super) fn outcome_word(outcome: HostOutcome) -> &'static str {
     match outcome {
         HostOutcome::Ok => "ok",
         HostOutcome::Failed => "failed",

@@ -179,7 +179,8 @@ impl Recorder {
             Event::BatchStarted { .. }
             | Event::TaskOutput { .. }
             | Event::SlowStep { .. }
-            | Event::HostDropped { .. } => {}
+            | Event::HostDropped { .. }
+            | Event::HostFinished { .. } => {}
         }
     }
 }

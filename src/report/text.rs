@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::events::{Event, InterruptStage, PlayStop, Stream, TaskStatus};
+use crate::events::{Event, HostOutcome, InterruptStage, PlayStop, Stream, TaskStatus};
 
 use super::recap;
 use super::style::Palette;
@@ -162,6 +162,20 @@ impl Lines {
                 stop_reason(stop)
             )),
             Event::PlayFinished { stopped: None, .. } => None,
+            Event::HostFinished {
+                host, outcome, msg, ..
+            } => {
+                let word = recap::outcome_word(*outcome);
+                let mut line = if *outcome == HostOutcome::Ok {
+                    format!("{}: [{host}] done", p.status(TaskStatus::Ok, word))
+                } else {
+                    format!("{}: [{host}] done", p.error(word))
+                };
+                if let Some(msg) = msg.as_deref().filter(|m| !m.trim().is_empty()) {
+                    line.push_str(&format!(": {}", one_line(msg)));
+                }
+                Some(line)
+            }
             Event::Interrupt { stage, in_flight } => Some(interrupt(p, *stage, in_flight)),
             Event::Warning { message } => {
                 Some(format!("{}: {}", p.warn("warning"), one_line(message)))

@@ -107,6 +107,12 @@ async fn runners_share_the_work_and_nothing_runs_twice() {
             .filter(|e| e["event"] == "task_finished" && e["host"] == host.name())
             .count();
         assert_eq!(finished, 2, "{all}");
+        let ended: Vec<_> = events
+            .iter()
+            .filter(|e| e["event"] == "host_finished" && e["host"] == host.name())
+            .collect();
+        assert_eq!(ended.len(), 1, "{all}");
+        assert_eq!(ended[0]["outcome"], "ok");
     }
     let owners = scalar(&admin, "SELECT count(DISTINCT owner) FROM salve.work").await;
     assert!(owners >= 2, "the work was not spread: {owners} runner(s)");

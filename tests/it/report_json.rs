@@ -27,6 +27,7 @@ fn tag(e: &Event) -> &'static str {
         Event::TaskFinished { .. } => "task_finished",
         Event::HostDropped { .. } => "host_dropped",
         Event::PlayFinished { .. } => "play_finished",
+        Event::HostFinished { .. } => "host_finished",
         Event::Interrupt { .. } => "interrupt",
         Event::Warning { .. } => "warning",
         Event::RunFinished { .. } => "run_finished",
@@ -69,6 +70,18 @@ fn samples() -> Vec<Event> {
             duration_ms: 1,
             exit_code: 0,
         },
+    });
+    events.push(Event::HostFinished {
+        host: "h".into(),
+        tenant: Some("acme".into()),
+        outcome: HostOutcome::Drifted,
+        msg: Some("facts changed".into()),
+    });
+    events.push(Event::HostFinished {
+        host: "h".into(),
+        tenant: None,
+        outcome: HostOutcome::Ok,
+        msg: None,
     });
     events.push(Event::Interrupt {
         stage: InterruptStage::Draining,
