@@ -20,7 +20,7 @@ INSERT INTO salve.tenant_roles (role, tenant) VALUES ('runner_contoso', 'contoso
 --   INSERT INTO salve.tenant_roles (role, tenant) VALUES ('runner_dc1', 'contoso'), ('runner_dc1', 'fabrikam');
 --
 -- Cap how many of a tenant's hosts are claimed or running at once, across all its runners:
---   UPDATE salve.tenants SET max_concurrency = 2 WHERE name = 'contoso';
+--   salve queue tenant contoso --max-concurrency 2
 -- Take a runner role away (its claims expire and other runners take them over):
 --   DELETE FROM salve.tenant_roles WHERE role = 'runner_contoso';   -- every tenant it served
 --   ALTER ROLE runner_contoso NOLOGIN;

@@ -1,4 +1,5 @@
-//! `salve queue`: set up the queue database (`init`) and look at the work in it (`status`).
+//! `salve queue`: set up the queue database (`init`), look at the work in it (`status`), and
+//! set a tenant's concurrency cap (`tenant`).
 
 use crate::exit;
 use crate::queue::{Queue, QueueError};
@@ -17,6 +18,21 @@ pub enum QueueCommand {
     Init(Url),
     /// Work items by tenant, state and runner, with lease times.
     Status(Url),
+    /// Create a tenant or change how many of its hosts may be worked on at once (across all
+    /// its runners); shows its settings and runner roles.
+    Tenant(TenantArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TenantArgs {
+    /// The tenant's name, as in the inventory.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Hosts of the tenant claimed or running at once, across all its runners.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    pub max_concurrency: Option<i32>,
+    #[command(flatten)]
+    pub url: Url,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +89,13 @@ async fn command(command: QueueCommand) -> Result<String, QueueError> {
             let rows = crate::queue::status::status(&queue).await?;
             queue.close().await;
             Ok(crate::queue::status::render(&rows))
+        }
+        QueueCommand::Tenant(args) => {
+            let queue = Queue::connect(&args.url.queue).await?;
+            queue.check_schema().await?;
+            let tenant = queue.set_tenant(&args.name, args.max_concurrency).await?;
+            queue.close().await;
+            Ok(format!("{tenant}\n"))
         }
     }
 }

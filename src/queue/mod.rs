@@ -19,6 +19,7 @@
 pub mod enqueue;
 pub mod schema;
 pub mod status;
+pub mod tenants;
 mod work;
 pub mod worker;
 

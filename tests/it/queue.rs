@@ -261,10 +261,24 @@ tenants:
     );
     let mut child = controller(&pg, &playbook, &inventory);
     wait_for_items(&admin, 7, &mut child).await;
-    sqlx::query("UPDATE salve.tenants SET max_concurrency = 1 WHERE name = 'beta'")
-        .execute(admin.pool())
-        .await
-        .unwrap();
+    let (code, out, err) = crate::lab_support::salve_with(
+        &[
+            "queue",
+            "tenant",
+            "beta",
+            "--max-concurrency",
+            "1",
+            "--queue",
+            &pg.url("postgres"),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "tenant beta: at most 1 host(s) at once; runner roles: none yet (see deploy/roles.sql)\n"
+    );
     let mut runners = Vec::new();
     for (id, tenant) in [("a1", "acme"), ("a2", "acme"), ("b1", "beta")] {
         runners.push(spawn_runner(&admin, options(id, tenant, 4), &inventory));
