@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{IntentId, Journal, StepKey};
-use crate::runner::IntentLog;
+use crate::runner::{IntentLog, Refused};
 
 /// Intents of one run, in the journal.
 #[derive(Debug)]
@@ -28,16 +28,16 @@ impl IntentLog for JournalIntents {
         play: usize,
         task_index: usize,
         action: &str,
-    ) -> Option<String> {
+    ) -> Result<Option<String>, Refused> {
         match self
             .journal
             .begin_intent(&self.run_id, host, StepKey { play, task_index }, action)
             .await
         {
-            Ok(IntentId(id)) => Some(id),
+            Ok(IntentId(id)) => Ok(Some(id)),
             Err(e) => {
                 tracing::warn!("journal: cannot record the intent to `{action}` on {host}: {e}");
-                None
+                Ok(None)
             }
         }
     }

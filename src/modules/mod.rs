@@ -98,6 +98,9 @@ pub enum ModuleError {
     Transport(#[from] TransportError),
     #[error("{0}")]
     Template(#[from] crate::template::TemplateError),
+    /// The intent log refused the change before it started: nothing was done on the host.
+    #[error("not started: {0}")]
+    Refused(#[from] crate::runner::Refused),
 }
 
 /// Opens (and re-opens) the connection to one host on demand.

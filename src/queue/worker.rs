@@ -2,19 +2,17 @@
 //! normal runner restricted to the claimed host, and writes what happens back to the queue.
 //!
 //! Per item: a heartbeat renews the lease (database clock) every third of the lease; the run's
-//! events are turned into fenced `host_steps` rows, and for tasks of modules that change hosts
-//! an intent row is written when the task starts and completed when it ends. If a write is
+//! events are turned into fenced `host_steps` rows, and before a module that changes the host
+//! acts, the runner commits an intent row and completes it after ([`super::intents`]). If a write is
 //! refused as stale, or the lease could not be renewed, the item's run is aborted at once
 //! (another runner owns it now). If the database cannot be reached, the item drains (the running
 //! step finishes, no further step starts) and is aborted before its lease can expire; the loop
 //! claims nothing new until the database answers again.
 //!
-//! Intents here are written from the event stream, so the row is written as the step starts,
-//! not strictly before the module acts: a crash in between can leave a change without an
-//! intent. That is why a takeover re-runs the whole host play rather than trusting the journal
-//! alone, relying on salve's modules re-reading live facts before they act.
+//! A takeover re-runs the host's plays from the start (with `needs_recheck` set when an intent
+//! was left open), relying on salve's modules re-reading live facts before they act: a change
+//! that completed is found done on the host, one that was cut short is found in progress.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,21 +20,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::intents::QueueIntents;
 use super::{Claim, Queue, QueueError, StepWrite};
 use crate::events::{Event, HostOutcome, TaskStatus};
-use crate::model::{Inventory, Playbook};
+use crate::model::Inventory;
 use crate::runner::{self, Interrupt, PlanGate, RunInput, RunOptions};
 use crate::transport::Connector;
-
-/// Modules that change hosts: their steps get an intent row.
-const CHANGING_MODULES: &[&str] = &[
-    "exchange_maintenance",
-    "exchange_mitigate",
-    "exchange_script",
-    "exchange_update",
-    "powershell",
-    "reboot",
-];
 
 /// How a runner works.
 #[derive(Debug, Clone)]
@@ -239,20 +228,25 @@ impl Worker {
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let playbook = Arc::clone(&prepared.input.playbook);
-        let check_mode = prepared.options.check_mode;
+        let mut options = prepared.options;
+        if !options.check_mode {
+            options.intents = Some(Arc::new(QueueIntents {
+                queue: self.queue.clone(),
+                claim: claim.clone(),
+                item: item.clone(),
+                lost: lost.clone(),
+            }));
+        }
         let recorder = Recorder {
             queue: self.queue.clone(),
             claim: claim.clone(),
-            playbook,
-            check_mode,
             item: item.clone(),
             lost: lost.clone(),
         };
         let (summary, ()) = tokio::join!(
             runner::run(
                 prepared.input,
-                prepared.options,
+                options,
                 Arc::clone(&self.connector),
                 tx,
                 item.clone(),
@@ -438,7 +432,8 @@ async fn heartbeat(
     }
 }
 
-fn stop(item: &Interrupt, lost: &tokio_util::sync::CancellationToken) {
+/// The item's claim is lost: abort it and say so.
+pub(super) fn stop(item: &Interrupt, lost: &tokio_util::sync::CancellationToken) {
     lost.cancel();
     item.drain.cancel();
     item.abort.cancel();
@@ -448,8 +443,6 @@ fn stop(item: &Interrupt, lost: &tokio_util::sync::CancellationToken) {
 struct Recorder {
     queue: Queue,
     claim: Claim,
-    playbook: Arc<Playbook>,
-    check_mode: bool,
     item: Interrupt,
     lost: tokio_util::sync::CancellationToken,
 }
@@ -459,13 +452,12 @@ impl Recorder {
     /// abort (someone else owns it), otherwise drain (the database is in trouble).
     async fn record(self, mut rx: mpsc::UnboundedReceiver<Event>) {
         let mut play = 0usize;
-        let mut intents: HashMap<(usize, usize), Vec<i64>> = HashMap::new();
         let mut failed = false;
         while let Some(event) = rx.recv().await {
             if failed {
                 continue;
             }
-            let written = self.write(&event, &mut play, &mut intents).await;
+            let written = self.write(&event, &mut play).await;
             match written {
                 Ok(()) => {}
                 Err(e @ QueueError::Stale { .. }) => {
@@ -482,12 +474,7 @@ impl Recorder {
         }
     }
 
-    async fn write(
-        &self,
-        event: &Event,
-        play: &mut usize,
-        intents: &mut HashMap<(usize, usize), Vec<i64>>,
-    ) -> Result<(), QueueError> {
+    async fn write(&self, event: &Event, play: &mut usize) -> Result<(), QueueError> {
         match event {
             Event::PlayFinished { .. } => *play += 1,
             Event::TaskStarted {
@@ -502,13 +489,6 @@ impl Recorder {
                     output: None,
                 };
                 self.queue.write_step(&self.claim, &step).await?;
-                if let Some(module) = self.changing_module(*play, *task_index) {
-                    let id = self
-                        .queue
-                        .begin_intent(&self.claim, *play as i32, *task_index as i32, module)
-                        .await?;
-                    intents.entry((*play, *task_index)).or_default().push(id);
-                }
             }
             Event::TaskFinished {
                 task,
@@ -525,11 +505,6 @@ impl Recorder {
                     "duration_ms": duration_ms,
                     "result": result,
                 });
-                for id in intents.remove(&(*play, *task_index)).unwrap_or_default() {
-                    self.queue
-                        .complete_intent(&self.claim, id, &outcome)
-                        .await?;
-                }
                 let step = StepWrite {
                     play: *play as i32,
                     task_index: *task_index as i32,
@@ -543,23 +518,6 @@ impl Recorder {
             _ => {}
         }
         Ok(())
-    }
-
-    /// The module of the task at `task_index` (tasks, then handlers, then rescue tasks, as the
-    /// runner numbers them) if it changes hosts and this is not a check run.
-    fn changing_module(&self, play: usize, task_index: usize) -> Option<&str> {
-        if self.check_mode {
-            return None;
-        }
-        let p = self.playbook.plays.get(play)?;
-        let task = p
-            .tasks
-            .iter()
-            .chain(&p.handlers)
-            .chain(&p.rescue)
-            .nth(task_index)?;
-        let module = task.call.module.as_str();
-        CHANGING_MODULES.contains(&module).then_some(module)
     }
 }
 

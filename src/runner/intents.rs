@@ -6,18 +6,25 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-/// Where intents are kept (the run journal).
+/// Why a change must not start: the log knows the host is no longer this process's to change
+/// (a queue runner whose claim was taken over) or cannot keep the record it must keep.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// Where intents are kept (the local run journal, or the queue database).
 #[async_trait]
 pub trait IntentLog: Send + Sync + std::fmt::Debug {
-    /// Record durably that `action` is about to happen; `None` when it could not be recorded
-    /// (the change goes ahead: an emergency is no time to stop on bookkeeping; it is warned).
+    /// Record durably that `action` is about to happen. `Ok(None)`: it could not be recorded
+    /// and the change goes ahead anyway (the local journal: an emergency is no time to stop
+    /// on bookkeeping; it is warned). `Err`: the change must not start.
     async fn begin(
         &self,
         host: &str,
         play: usize,
         task_index: usize,
         action: &str,
-    ) -> Option<String>;
+    ) -> Result<Option<String>, Refused>;
     /// Record the outcome of an intent.
     async fn complete(&self, id: &str, outcome: &Value);
 }

@@ -35,7 +35,7 @@ use crate::transport::{ConnectionSpec, Connector};
 
 pub use batches::batch_lengths;
 pub use gate::PlanGate;
-pub use intents::IntentLog;
+pub use intents::{IntentLog, Refused};
 pub use interrupt::Interrupt;
 pub use link::Link;
 pub use vars::FactStore;

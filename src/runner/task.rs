@@ -257,13 +257,22 @@ impl TaskOnHost<'_> {
                     .filter(|_| crate::modules::changes_hosts(&self.task.call.module));
                 let intent = match intents {
                     Some(log) => {
-                        log.begin(
-                            &self.host.name,
-                            self.scope.play_index,
-                            self.task_index,
-                            &self.task.name,
-                        )
-                        .await
+                        let begun = log
+                            .begin(
+                                &self.host.name,
+                                self.scope.play_index,
+                                self.task_index,
+                                &self.task.name,
+                            )
+                            .await;
+                        match begun {
+                            Ok(id) => id,
+                            Err(refused) => {
+                                // Nothing ran, so there is no output to relay.
+                                relay.abort();
+                                return Err(refused.into());
+                            }
+                        }
                     }
                     None => None,
                 };

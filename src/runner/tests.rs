@@ -506,6 +506,80 @@ async fn check_mode_runs_no_scripts() {
     );
 }
 
+/// An intent log that records every intent and refuses those on `refuse`.
+#[derive(Debug, Default)]
+struct Intents {
+    refuse: String,
+    begun: std::sync::Mutex<Vec<(String, usize)>>,
+    completed: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl IntentLog for Intents {
+    async fn begin(
+        &self,
+        host: &str,
+        _play: usize,
+        task_index: usize,
+        _action: &str,
+    ) -> Result<Option<String>, Refused> {
+        if host == self.refuse {
+            return Err(Refused("claim lost".into()));
+        }
+        let mut begun = self.begun.lock().unwrap();
+        begun.push((host.to_string(), task_index));
+        Ok(Some(begun.len().to_string()))
+    }
+
+    async fn complete(&self, _id: &str, _outcome: &Value) {
+        self.completed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn changes_are_announced_first_and_a_refused_one_never_starts() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok("done"));
+    let intents = Arc::new(Intents {
+        refuse: "ex02".into(),
+        ..Intents::default()
+    });
+    let options = RunOptions {
+        intents: Some(Arc::clone(&intents) as Arc<dyn IntentLog>),
+        ..RunOptions::default()
+    };
+    let tasks = vec![
+        task("note", "debug", json!({"msg": "read-only: no intent"})),
+        ps("change", "1"),
+    ];
+    let out = run_with(
+        vec![play(tasks)],
+        2,
+        options,
+        Arc::clone(&fleet),
+        Interrupt::default(),
+    )
+    .await;
+    assert_eq!(*intents.begun.lock().unwrap(), [("ex01".to_string(), 1)]);
+    assert_eq!(intents.completed.load(Ordering::SeqCst), 1);
+    assert_eq!(fleet.count("ex01"), 1);
+    assert_eq!(
+        fleet.count("ex02"),
+        0,
+        "a refused change must not reach the host"
+    );
+    assert_eq!(outcome(&out.summary, "ex02"), HostOutcome::Failed);
+    let msg = out.events.iter().find_map(|e| match e {
+        Event::TaskFinished {
+            host,
+            task,
+            msg: Some(m),
+            ..
+        } if host == "ex02" && task == "change" => Some(m.clone()),
+        _ => None,
+    });
+    assert_eq!(msg.as_deref(), Some("not started: claim lost"));
+}
+
 #[tokio::test(start_paused = true)]
 async fn first_interrupt_drains_second_aborts() {
     let fleet = FakeFleet::new(|_, _| FakeReply::ok("").after(Duration::from_secs(100)));

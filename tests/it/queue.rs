@@ -11,8 +11,11 @@ use std::time::Duration;
 use salve::lab::host_api::SimHost as _;
 use salve::lab::inventory::{PasswordIn, render};
 use salve::lab::log::LabEvent;
+use salve::queue::intents::QueueIntents;
 use salve::queue::{Queue, QueueError, StepWrite};
+use salve::runner::{IntentLog as _, Interrupt};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::lab_support::Lab;
 use crate::queue_support::{Pg, options, spawn_runner, wait_for_items};
@@ -216,6 +219,20 @@ async fn an_expired_lease_is_taken_over_and_the_stale_runner_is_fenced_off() {
         .await
         .unwrap_err();
     assert!(matches!(late, QueueError::Stale { .. }), "{late}");
+    // Through the runner's intent log, the stale claim refuses the change before it starts
+    // and stops the ghost's item.
+    let intents = QueueIntents {
+        queue: admin.clone(),
+        claim: ghost.clone(),
+        item: Interrupt::default(),
+        lost: CancellationToken::new(),
+    };
+    let refused = intents
+        .begin(&ghost.host, 0, 1, "reboot")
+        .await
+        .unwrap_err();
+    assert!(refused.0.contains("belongs to another runner"), "{refused}");
+    assert!(intents.lost.is_cancelled() && intents.item.abort.is_cancelled());
     let late = admin
         .finish(&ghost, "failed", "failed", None)
         .await

@@ -1,0 +1,72 @@
+//! The queue database as a runner's [`IntentLog`]: before a module changes a claimed host, the
+//! intent is committed to `salve.intents` under the claim's fencing token; the outcome is
+//! written after. Unlike the local journal, a queued change does **not** go ahead unrecorded:
+//! if the database refuses the intent (the claim was taken over: stale token) the item is
+//! stopped at once, and if the database cannot be reached the item drains (no further step
+//! starts). Either way the change is refused before anything touches the host, so a runner
+//! that takes the item over finds every change either announced or not begun.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::worker::{chain, stop};
+use super::{Claim, Queue, QueueError};
+use crate::runner::{IntentLog, Interrupt, Refused};
+
+/// Intents of one claimed work item.
+#[derive(Debug)]
+pub struct QueueIntents {
+    pub queue: Queue,
+    pub claim: Claim,
+    /// The item's interrupt: drained when the database fails, aborted when the claim is lost.
+    pub item: Interrupt,
+    /// Cancelled when the claim is lost to another runner.
+    pub lost: CancellationToken,
+}
+
+impl QueueIntents {
+    /// Stop the item as `error` requires; returns why the change is refused.
+    fn refuse(&self, error: &QueueError) -> Refused {
+        let why = chain(error);
+        tracing::warn!("{}: {why}", self.claim.host);
+        match error {
+            QueueError::Stale { .. } => stop(&self.item, &self.lost),
+            _ => self.item.drain.cancel(),
+        }
+        Refused(why)
+    }
+}
+
+#[async_trait]
+impl IntentLog for QueueIntents {
+    async fn begin(
+        &self,
+        _host: &str,
+        play: usize,
+        task_index: usize,
+        action: &str,
+    ) -> Result<Option<String>, Refused> {
+        let (play, task_index) = (to_i32(play), to_i32(task_index));
+        match (self.queue)
+            .begin_intent(&self.claim, play, task_index, action)
+            .await
+        {
+            Ok(id) => Ok(Some(id.to_string())),
+            Err(e) => Err(self.refuse(&e)),
+        }
+    }
+
+    async fn complete(&self, id: &str, outcome: &Value) {
+        let Ok(id) = id.parse::<i64>() else { return };
+        if let Err(e) = self.queue.complete_intent(&self.claim, id, outcome).await {
+            // The change is over; a takeover will re-check the host from live facts.
+            self.refuse(&e);
+        }
+    }
+}
+
+/// Play and task indices are small; saturate rather than wrap if one is not.
+fn to_i32(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
