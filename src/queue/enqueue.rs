@@ -174,27 +174,44 @@ pub async fn follow(
     let mut seen: HashSet<(i64, i32, i32, i64)> = HashSet::new();
     let mut last_state: BTreeMap<i64, (String, i64)> = BTreeMap::new();
     let mut counts: BTreeMap<i64, HostCounts> = BTreeMap::new();
+    // While the database cannot be read, the runners carry on (or wait for it themselves):
+    // keep trying, saying so once per outage.
+    let mut unreadable = false;
     let interrupted = loop {
-        for step in finished_steps(queue, &options.run_id).await? {
-            if !seen.insert((step.work_id, step.play, step.task_index, step.fence)) {
-                continue;
+        let ended = async {
+            for step in finished_steps(queue, &options.run_id).await? {
+                if !seen.insert((step.work_id, step.play, step.task_index, step.fence)) {
+                    continue;
+                }
+                counts.entry(step.work_id).or_default().add(step.status);
+                let _ = events.send(step.event);
             }
-            counts.entry(step.work_id).or_default().add(step.status);
-            let _ = events.send(step.event);
+            let work = work_rows(queue, &options.run_id).await?;
+            for w in &work {
+                let now = (w.state.clone(), w.fence);
+                if last_state.get(&w.id) == Some(&now) {
+                    continue;
+                }
+                if let Some(message) = transition_note(w, last_state.get(&w.id)) {
+                    let _ = events.send(Event::Warning { message });
+                }
+                last_state.insert(w.id, now);
+            }
+            Ok::<_, QueueError>(work.iter().all(|w| ENDED.contains(&w.state.as_str())))
         }
-        let work = work_rows(queue, &options.run_id).await?;
-        for w in &work {
-            let now = (w.state.clone(), w.fence);
-            if last_state.get(&w.id) == Some(&now) {
-                continue;
-            }
-            if let Some(message) = transition_note(w, last_state.get(&w.id)) {
+        .await;
+        match ended {
+            Ok(true) => break false,
+            Ok(false) => unreadable = false,
+            Err(e) if !unreadable => {
+                unreadable = true;
+                let message = format!(
+                    "cannot read the queue ({}); still following, retrying",
+                    super::worker::chain(&e)
+                );
                 let _ = events.send(Event::Warning { message });
             }
-            last_state.insert(w.id, now);
-        }
-        if work.iter().all(|w| ENDED.contains(&w.state.as_str())) {
-            break false;
+            Err(_) => {}
         }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}

@@ -17,6 +17,7 @@ mod lab_winrm;
 mod plan;
 mod plan_apply;
 mod queue;
+mod queue_crash;
 mod queue_support;
 mod remediation;
 mod report;
