@@ -294,13 +294,16 @@ async fn losing_the_database_stops_new_steps_and_the_run_resumes_when_it_returns
 
     let outage = Timestamp::now();
     pg.stop();
-    // Two leases down: every item is stopped by then, and its lease has run out.
-    tokio::time::sleep(Duration::from_secs(2 * LEASE)).await;
-    assert!(worker.try_wait().unwrap().is_none(), "the runner exited");
-    assert!(
-        control.try_wait().unwrap().is_none(),
-        "the controller exited"
-    );
+    // Longer than the pool waits for a connection (10 s), so every reader sees a failure; and
+    // a check at each lease that neither process gave up.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_secs(LEASE)).await;
+        assert!(worker.try_wait().unwrap().is_none(), "the runner exited");
+        assert!(
+            control.try_wait().unwrap().is_none(),
+            "the controller exited"
+        );
+    }
     let log = lab.fleet.log().entries();
     // The runner notices within two thirds of the lease; a step started before that may run.
     let grace = outage + jiff::SignedDuration::from_secs(LEASE as i64);
@@ -315,18 +318,6 @@ async fn losing_the_database_stops_new_steps_and_the_run_resumes_when_it_returns
             "{host} finished without the database"
         );
     }
-    // Longer than the pool waits for a connection (10 s): every reader now sees a failure.
-    tokio::time::sleep(Duration::from_secs(12 - 2 * LEASE)).await;
-    assert!(worker.try_wait().unwrap().is_none(), "the runner exited");
-    assert!(
-        control.try_wait().unwrap().is_none(),
-        "the controller exited"
-    );
-    assert_eq!(
-        lab.fleet.log().entries().len(),
-        log.len(),
-        "the hosts were left alone"
-    );
     let resumed = Timestamp::now();
     pg.resume();
 
@@ -346,13 +337,15 @@ async fn losing_the_database_stops_new_steps_and_the_run_resumes_when_it_returns
     assert_eq!(last["event"], "run_finished", "{all}");
     let admin = pg.admin().await;
     let log = lab.fleet.log().entries();
-    for (host, state, owner, fence, recheck) in work(&admin).await {
+    // Claimed again after the outage (whether `needs_recheck` is set depends on whether the
+    // outage fell inside a step or between two: either way the host runs again from its first
+    // step), all twelve steps of it.
+    for (host, state, owner, fence, _) in work(&admin).await {
         assert_eq!(
-            (state.as_str(), owner.as_str(), fence, recheck),
-            ("done", "r1", 2, true),
+            (state.as_str(), owner.as_str(), fence),
+            ("done", "r1", 2),
             "{host}"
         );
-        // After the outage the host ran again from its first step, all twelve of them.
         assert_eq!(scripts_since(&log, &host, resumed), 12, "{host}");
     }
     let done: i64 = sqlx::query_scalar(
