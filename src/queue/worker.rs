@@ -5,9 +5,9 @@
 //! events are turned into fenced `host_steps` rows, and for tasks of modules that change hosts
 //! an intent row is written when the task starts and completed when it ends. If a write is
 //! refused as stale, or the lease could not be renewed, the item's run is aborted at once
-//! (another runner owns it now). If the database cannot be reached, the item drains (the running
-//! step finishes, no further step starts) and is aborted before its lease can expire; the loop
-//! claims nothing new until the database answers again.
+//! (another runner owns it now). If the database cannot be reached, the item drains (no further
+//! step starts) and is aborted, its running step interrupted, before its lease can expire; the
+//! loop claims nothing new until the database answers again.
 //!
 //! Intents here are written from the event stream, so the row is written as the step starts,
 //! not strictly before the module acts: a crash in between can leave a change without an

@@ -10,10 +10,10 @@
 //!   host ends fixed, and the controller reports the takeover and exits 0.
 //! - When the queue database goes away mid-run, the runner process neither crashes nor exits;
 //!   it starts no new step on any host once it has noticed (within two thirds of the lease: a
-//!   renewal that does not answer within a third of the lease counts as failed), lets the step
-//!   in flight end, and stops the item before its lease can run out. The controller keeps
+//!   renewal that does not answer within a third of the lease counts as failed), and stops the
+//!   item, interrupting the step in flight, before its lease can run out. The controller keeps
 //!   following with a warning. When the database returns on the same port and data, the runner
-//!   claims the items again (fence 2, re-checked from the start, as after any lost lease) and
+//!   claims the items again (fence 2, run again from the first step, as after any lost lease) and
 //!   the run completes. Steps of a host are therefore at-least-once across an outage: a
 //!   playbook's raw scripts must tolerate a re-run, as salve's own modules do.
 
@@ -333,6 +333,12 @@ async fn losing_the_database_stops_new_steps_and_the_run_resumes_when_it_returns
         all.contains("cannot read the queue") && all.contains("still following, retrying"),
         "{all}"
     );
+    for host in &hosts {
+        assert!(
+            all.contains(&format!("{host}: claimed again by runner r1 (claim 2)")),
+            "{all}"
+        );
+    }
     let last = events.last().unwrap();
     assert_eq!(last["event"], "run_finished", "{all}");
     let admin = pg.admin().await;

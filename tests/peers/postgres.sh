@@ -37,7 +37,12 @@ serve() {
 
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start DIR PORT | stop DIR | resume DIR PORT" >&2; exit 64; }
+usage() {
+    echo "usage: $0 start DIR PORT | stop DIR | resume DIR PORT" >&2
+    exit 64
+}
+
+[ -n "$cmd" ] && [ -n "$dir" ] || usage
 bin=$(bindir)
 if [ -z "$bin" ]; then
     echo "postgres.sh: no PostgreSQL server under /usr/lib/postgresql (run tests/peers/install.sh)" >&2
@@ -66,7 +71,6 @@ stop)
     fi
     ;;
 *)
-    echo "usage: $0 start DIR PORT | stop DIR | resume DIR PORT" >&2
-    exit 64
+    usage
     ;;
 esac
