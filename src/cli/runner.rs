@@ -120,7 +120,8 @@ pub fn run(args: RunnerArgs) -> u8 {
         signals.abort();
         queue.close().await;
         eprintln!(
-            "runner stopped: {} done, {} failed, {} given back, {} lost to other runners",
+            "runner stopped: {} done, {} failed, {} given back, {} stopped without their lease \
+             (taken over, or the database was unreachable; the queue claims them again)",
             report.done, report.failed, report.released, report.lost
         );
         exit::OK

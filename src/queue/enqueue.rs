@@ -241,45 +241,68 @@ pub async fn follow(
     let mut seen: HashSet<(i64, i32, i32, i64)> = HashSet::new();
     let mut running: HashSet<(i64, i32, i32, i64)> = HashSet::new();
     let mut last_state: BTreeMap<i64, (String, i64)> = BTreeMap::new();
-    let mut counts: BTreeMap<i64, HostCounts> = BTreeMap::new();
+    let mut counts: BTreeMap<i64, (i64, HostCounts)> = BTreeMap::new();
+    // While the database cannot be read, the runners carry on (or wait for it themselves):
+    // keep trying, saying so once per outage.
+    let mut unreadable = false;
     let interrupted = loop {
-        for step in steps(queue, &options.run_id).await? {
-            let key = (step.work_id, step.play, step.task_index, step.fence);
-            match step.status {
-                None if running.insert(key) => {
-                    let _ = events.send(step.event);
+        let ended = async {
+            for step in steps(queue, &options.run_id).await? {
+                let key = (step.work_id, step.play, step.task_index, step.fence);
+                match step.status {
+                    None if running.insert(key) => {
+                        let _ = events.send(step.event);
+                    }
+                    Some(status) if seen.insert(key) => {
+                        // A takeover runs the host again: count only the latest claim's steps.
+                        let (fence, tally) = counts.entry(step.work_id).or_default();
+                        if step.fence > *fence {
+                            *fence = step.fence;
+                            *tally = HostCounts::default();
+                        }
+                        tally.add(status);
+                        let _ = events.send(step.event);
+                    }
+                    _ => {}
                 }
-                Some(status) if seen.insert(key) => {
-                    counts.entry(step.work_id).or_default().add(status);
-                    let _ = events.send(step.event);
-                }
-                _ => {}
             }
+            let work = work_rows(queue, &options.run_id).await?;
+            for w in &work {
+                let now = (w.state.clone(), w.fence);
+                if last_state.get(&w.id) == Some(&now) {
+                    continue;
+                }
+                if let Some(message) = transition_note(w, last_state.get(&w.id)) {
+                    let _ = events.send(Event::Warning { message });
+                }
+                if ENDED.contains(&w.state.as_str()) {
+                    let outcome = host_outcome(w, false);
+                    let _ = events.send(Event::HostFinished {
+                        host: w.host.clone(),
+                        tenant: Some(w.tenant.clone()),
+                        outcome,
+                        msg: (outcome != HostOutcome::Ok)
+                            .then(|| w.message.clone())
+                            .flatten(),
+                    });
+                }
+                last_state.insert(w.id, now);
+            }
+            Ok::<_, QueueError>(work.iter().all(|w| ENDED.contains(&w.state.as_str())))
         }
-        let work = work_rows(queue, &options.run_id).await?;
-        for w in &work {
-            let now = (w.state.clone(), w.fence);
-            if last_state.get(&w.id) == Some(&now) {
-                continue;
-            }
-            if let Some(message) = transition_note(w, last_state.get(&w.id)) {
+        .await;
+        match ended {
+            Ok(true) => break false,
+            Ok(false) => unreadable = false,
+            Err(e) if !unreadable => {
+                unreadable = true;
+                let message = format!(
+                    "cannot read the queue ({}); still following, retrying",
+                    super::worker::chain(&e)
+                );
                 let _ = events.send(Event::Warning { message });
             }
-            if ENDED.contains(&w.state.as_str()) {
-                let outcome = host_outcome(w, false);
-                let _ = events.send(Event::HostFinished {
-                    host: w.host.clone(),
-                    tenant: Some(w.tenant.clone()),
-                    outcome,
-                    msg: (outcome != HostOutcome::Ok)
-                        .then(|| w.message.clone())
-                        .flatten(),
-                });
-            }
-            last_state.insert(w.id, now);
-        }
-        if work.iter().all(|w| ENDED.contains(&w.state.as_str())) {
-            break false;
+            Err(_) => {}
         }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
@@ -291,7 +314,7 @@ pub async fn follow(
         .into_iter()
         .map(|w| HostSummary {
             outcome: host_outcome(&w, interrupted),
-            counts: counts.remove(&w.id).unwrap_or_default(),
+            counts: counts.remove(&w.id).unwrap_or_default().1,
             host: w.host,
             tenant: Some(w.tenant),
             left_in: None,

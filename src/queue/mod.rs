@@ -44,6 +44,11 @@ pub enum QueueError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("the queue database did not answer within {after:?} while {doing}")]
+    Unanswered {
+        doing: &'static str,
+        after: Duration,
+    },
     #[error(
         "work item {work_id} belongs to another runner now (fencing token {fence} is stale); \
          this runner's result is discarded"

@@ -1,13 +1,13 @@
-//! `salve runner`: the loop that claims work items for one tenant (and site), runs each with the
-//! normal runner restricted to the claimed host, and writes what happens back to the queue.
+//! `salve runner`: the loop that claims work items for its tenants (and site), runs each with
+//! the normal runner restricted to the claimed host, and writes what happens back to the queue.
 //!
 //! Per item: a heartbeat renews the lease (database clock) every third of the lease; the run's
 //! events are turned into fenced `host_steps` rows, and before a module that changes the host
-//! acts, the runner commits an intent row and completes it after ([`super::intents`]). If a write is
-//! refused as stale, or the lease could not be renewed, the item's run is aborted at once
-//! (another runner owns it now). If the database cannot be reached, the item drains (the running
-//! step finishes, no further step starts) and is aborted before its lease can expire; the loop
-//! claims nothing new until the database answers again.
+//! acts, the runner commits an intent row and completes it after ([`super::intents`]). If a
+//! write is refused as stale, or the lease could not be renewed, the item's run is aborted at
+//! once (another runner owns it now). If the database cannot be reached, the item drains (no
+//! further step starts) and is aborted, its running step interrupted, before its lease can
+//! expire; the loop claims nothing new until the database answers again.
 //!
 //! A takeover re-runs the host's plays from the start (with `needs_recheck` set when an intent
 //! was left open), relying on salve's modules re-reading live facts before they act: a change
@@ -399,6 +399,10 @@ fn count(report: &mut WorkerReport, joined: Result<ItemEnd, tokio::task::JoinErr
 
 /// Renew the claim's lease every third of the lease. Lost (taken over): abort the item. The
 /// database unreachable: drain the item, and abort it before the lease can run out.
+///
+/// A renewal that has not answered within a third of the lease counts as failed: the pool
+/// keeps trying to reconnect to a database that is down for far longer than a short lease, and
+/// the item must not go on starting steps (nor outlive its lease) while it waits.
 async fn heartbeat(
     queue: Queue,
     claim: Claim,
@@ -409,7 +413,15 @@ async fn heartbeat(
     let mut renewed = Instant::now();
     loop {
         tokio::time::sleep(lease / 3).await;
-        match queue.renew(&claim, lease).await {
+        let renewal = tokio::time::timeout(lease / 3, queue.renew(&claim, lease))
+            .await
+            .unwrap_or_else(|_| {
+                Err(QueueError::Unanswered {
+                    doing: "renewing a lease",
+                    after: lease / 3,
+                })
+            });
+        match renewal {
             Ok(true) => renewed = Instant::now(),
             Ok(false) => {
                 tracing::warn!("{}: the lease was taken over; stopping", claim.host);
@@ -555,6 +567,42 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The database is down (nothing listens on its port): the pool retries connecting far
+    /// longer than the lease, yet the heartbeat stops the item before the lease runs out.
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_renewal_stops_the_item_before_its_lease_runs_out() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options = sqlx::postgres::PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(port)
+            .username("salve");
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_lazy_with(options);
+        let claim = Claim {
+            work_id: 1,
+            fence: 1,
+            run_id: "run".into(),
+            host: "ex01".into(),
+            tenant: "acme".into(),
+            dag: None,
+            plays: vec![0],
+            needs_recheck: false,
+            attempts: 1,
+        };
+        let lease = Duration::from_secs(3);
+        let item = Interrupt::default();
+        let lost = tokio_util::sync::CancellationToken::new();
+        let started = Instant::now();
+        heartbeat(Queue { pool }, claim, lease, item.clone(), lost.clone()).await;
+        assert!(started.elapsed() < lease, "{:?}", started.elapsed());
+        assert!(item.drain.is_cancelled() && item.abort.is_cancelled() && lost.is_cancelled());
+    }
 
     #[test]
     fn step_states_match_the_local_journal() {

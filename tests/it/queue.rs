@@ -5,7 +5,6 @@
 //! running together (also with a runner serving two tenants), a tenant's concurrency cap, and
 //! tenant isolation by row-level security.
 
-use std::path::Path;
 use std::time::Duration;
 
 use salve::lab::host_api::SimHost as _;
@@ -14,11 +13,10 @@ use salve::lab::log::LabEvent;
 use salve::queue::intents::QueueIntents;
 use salve::queue::{Queue, QueueError, StepWrite};
 use salve::runner::{IntentLog as _, Interrupt};
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::lab_support::Lab;
-use crate::queue_support::{Pg, options, spawn_runner, wait_for_items};
+use crate::queue_support::{Pg, controller, finish, options, spawn_runner, wait_for_items};
 
 const PLAYBOOK: &str = "- hosts: all
   tasks:
@@ -32,35 +30,6 @@ fn scripts(lab: &Lab, host: &str) -> usize {
     lab.fleet
         .log()
         .count(host, |e| matches!(e, LabEvent::ScriptStarted { .. }))
-}
-
-/// Start `salve run --queue` on the playbook and the lab's inventory; returns the child.
-fn controller(pg: &Pg, playbook: &Path, inventory: &Path) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
-        .args(["run", "--json", "--all-tenants", "--queue"])
-        .arg(pg.url("postgres"))
-        .arg(playbook)
-        .arg("-i")
-        .arg(inventory)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
-async fn finish(child: tokio::process::Child) -> (i32, Vec<Value>, String) {
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("the controller did not finish")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let events = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), events, all)
 }
 
 async fn scalar(queue: &Queue, sql: &'static str) -> i64 {

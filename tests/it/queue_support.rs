@@ -11,6 +11,7 @@ use salve::runner::Interrupt;
 use salve::transport::dispatch::Dispatch;
 use salve::transport::ssh::SshConnector;
 use salve::transport::winrm::WinrmConnector;
+use serde_json::Value;
 
 pub struct Pg {
     dir: tempfile::TempDir,
@@ -42,19 +43,35 @@ impl Pg {
             .local_addr()
             .unwrap()
             .port();
+        let pg = Pg { dir, port };
+        pg.script("start");
+        Some(pg)
+    }
+
+    /// Run `postgres.sh COMMAND DIR PORT`; fails the test if it fails.
+    fn script(&self, command: &str) {
         let out = std::process::Command::new("sh")
             .arg(script())
-            .arg("start")
-            .arg(dir.path())
-            .arg(port.to_string())
+            .arg(command)
+            .arg(self.dir.path())
+            .arg(self.port.to_string())
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "postgres.sh start: {}",
+            "postgres.sh {command}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Some(Pg { dir, port })
+    }
+
+    /// Stop the server (fast shutdown: open connections are cut), keeping its data.
+    pub fn stop(&self) {
+        self.script("stop");
+    }
+
+    /// Start the stopped server again on the same data and port.
+    pub fn resume(&self) {
+        self.script("resume");
     }
 
     pub fn url(&self, role: &str) -> String {
@@ -134,4 +151,34 @@ pub async fn wait_for_items(queue: &Queue, n: i64, controller: &mut tokio::proce
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the controller never enqueued {n} items");
+}
+
+/// Start `salve run --queue` on the playbook and the lab's inventory; returns the child.
+pub fn controller(pg: &Pg, playbook: &Path, inventory: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args(["run", "--json", "--all-tenants", "--queue"])
+        .arg(pg.url("postgres"))
+        .arg(playbook)
+        .arg("-i")
+        .arg(inventory)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// Wait for the controller; returns (exit code, JSON events, stdout+stderr text).
+pub async fn finish(child: tokio::process::Child) -> (i32, Vec<Value>, String) {
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("the controller did not finish")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let events = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), events, all)
 }
