@@ -28,6 +28,12 @@
 //!   the runner applies exactly those steps and leaves a host whose facts drifted alone;
 //! - `tenant_roles` keyed by (role, tenant): one runner role may serve several tenants.
 //!
+//! Version 3 wakes runners: when a work item is enqueued, given back, or ends (freeing a DAG
+//! or concurrency slot), a trigger sends `NOTIFY` on the channel `salve.work_channel(tenant)`
+//! (`salve_work_` and the MD5 of the tenant's name, so a channel name says nothing about a
+//! customer); runners `LISTEN` on their tenants' channels and poll only as a fallback. The
+//! notification carries no payload.
+//!
 //! Row-level security: every table is filtered to the tenants that `tenant_roles` maps to
 //! `current_user`. The role that ran `queue init` owns the tables and is not filtered (the
 //! controller uses it); runner roles are members of `salve_runner`, which gets only the grants
@@ -37,7 +43,7 @@
 pub const STALE_FENCE: &str = "SQ001";
 
 /// The migrations, in order; index + 1 is the version.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The newest version this salve knows.
 pub fn version() -> i32 {
@@ -196,4 +202,20 @@ ALTER TABLE salve.work
 ALTER TABLE salve.runs ADD COLUMN plan_digest text;
 ALTER TABLE salve.tenant_roles DROP CONSTRAINT tenant_roles_pkey,
     ADD PRIMARY KEY (role, tenant);
+"#;
+
+const V3: &str = r#"
+CREATE FUNCTION salve.work_channel(tenant text) RETURNS text LANGUAGE sql IMMUTABLE AS $f$
+    SELECT 'salve_work_' || md5(tenant)
+$f$;
+
+CREATE FUNCTION salve.notify_work() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF TG_OP = 'INSERT' OR NEW.state IN ('queued', 'done', 'failed', 'abandoned', 'missed') THEN
+        PERFORM pg_notify(salve.work_channel(NEW.tenant), '');
+    END IF;
+    RETURN NULL;
+END $f$;
+CREATE TRIGGER work_notify AFTER INSERT OR UPDATE OF state ON salve.work
+    FOR EACH ROW EXECUTE FUNCTION salve.notify_work();
 "#;

@@ -148,6 +148,30 @@ impl Queue {
         Ok(Some(claim))
     }
 
+    /// A listener woken when work of one of `tenants` is enqueued, given back or ends (see
+    /// the schema's `salve.work_channel`). It holds one of the pool's connections.
+    pub async fn listen_for_work(
+        &self,
+        tenants: &[String],
+    ) -> Result<sqlx::postgres::PgListener, QueueError> {
+        let err = |doing| QueueError::db(doing, None);
+        let channels: Vec<String> =
+            sqlx::query_scalar("SELECT salve.work_channel(t) FROM unnest($1::text[]) AS t")
+                .bind(tenants)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err("naming the tenants' channels"))?;
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(err("connecting a listener"))?;
+        let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
+        listener
+            .listen_all(channels)
+            .await
+            .map_err(err("listening for work"))?;
+        Ok(listener)
+    }
+
     /// Extend the lease by `lease` from the database's now. `false`: the item is no longer
     /// this claim's (taken over, or finished by someone else).
     pub async fn renew(&self, claim: &Claim, lease: Duration) -> Result<bool, QueueError> {

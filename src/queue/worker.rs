@@ -115,6 +115,10 @@ impl Worker {
         let mut items: JoinSet<ItemEnd> = JoinSet::new();
         let mut db_down = false;
         let mut turn = 0usize;
+        let mut wake = me.queue.listen_for_work(&me.options.tenants).await;
+        if let Err(e) = &wake {
+            tracing::warn!("{}; looking for work every poll instead", chain(e));
+        }
         loop {
             while let Some(joined) = items.try_join_next() {
                 count(&mut report, joined);
@@ -165,6 +169,7 @@ impl Worker {
                 _ = tokio::time::sleep(me.options.poll) => {}
                 _ = interrupt.drain.cancelled() => {}
                 Some(joined) = items.join_next(), if !items.is_empty() => count(&mut report, joined),
+                () = notified(wake.as_mut().ok(), me.options.poll) => {}
             }
         }
         while let Some(joined) = items.join_next().await {
@@ -386,6 +391,19 @@ struct Prepared {
     options: RunOptions,
     /// Holds the playbook file for the run's lifetime.
     _dir: tempfile::TempDir,
+}
+
+/// Until a notification arrives on `wake` (never, without a listener). A listener whose
+/// connection fails reconnects on the next call; meanwhile wait a poll, not a busy loop.
+async fn notified(wake: Option<&mut sqlx::postgres::PgListener>, poll: Duration) {
+    match wake {
+        Some(listener) => {
+            if listener.recv().await.is_err() {
+                tokio::time::sleep(poll).await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn count(report: &mut WorkerReport, joined: Result<ItemEnd, tokio::task::JoinError>) {

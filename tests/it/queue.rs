@@ -119,6 +119,41 @@ async fn runners_share_the_work_and_nothing_runs_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_runner_is_woken_by_new_work_not_by_its_poll() {
+    let Some(pg) = Pg::start() else { return };
+    let admin = pg.admin().await;
+    let lab = Lab::start(
+        49,
+        "seed: 4\ntenants:\n  - name: acme\n    hosts: 2\n    builds: [15.2.792.3]\n",
+    )
+    .await;
+    let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
+    let playbook = lab.write("pb.yml", PLAYBOOK);
+    // Started before there is any work, polling once an hour: only a notification can get it
+    // to the work within the controller's timeout.
+    let mut sleepy = options("sleepy", "acme", 2);
+    sleepy.poll = Duration::from_secs(3600);
+    sleepy.exit_when_idle = false;
+    let interrupt = Interrupt::default();
+    let worker = salve::queue::worker::Worker::new(
+        admin.clone(),
+        sleepy,
+        salve::config::inventory::load(&[inventory.clone()])
+            .unwrap()
+            .value,
+        crate::queue_support::connector(),
+    );
+    let runner = tokio::spawn(worker.run(interrupt.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let child = controller(&pg, &playbook, &inventory);
+    let (code, _, all) = finish(child).await;
+    assert_eq!(code, 0, "{all}");
+    interrupt.drain.cancel();
+    let report = runner.await.unwrap();
+    assert_eq!(report.done, 2, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_expired_lease_is_taken_over_and_the_stale_runner_is_fenced_off() {
     let Some(pg) = Pg::start() else { return };
     let admin = pg.admin().await;
