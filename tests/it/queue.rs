@@ -138,7 +138,7 @@ async fn an_idle_runner_is_woken_by_new_work_not_by_its_poll() {
     let worker = salve::queue::worker::Worker::new(
         admin.clone(),
         sleepy,
-        salve::config::inventory::load(&[inventory.clone()])
+        salve::config::inventory::load(std::slice::from_ref(&inventory))
             .unwrap()
             .value,
         crate::queue_support::connector(),
