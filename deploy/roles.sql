@@ -28,4 +28,5 @@ INSERT INTO salve.tenant_roles (role, tenant) VALUES ('runner_contoso', 'contoso
 -- Recommended in pg_hba.conf: runners only over TLS with SCRAM, e.g.
 --   hostssl salve +salve_runner 0.0.0.0/0 scram-sha-256
 -- and in the runner's URL `?sslmode=verify-full` (salve checks the server's certificate against
--- the public web PKI roots; use a certificate from a public CA, or terminate TLS in front).
+-- the public web PKI roots) or, for a private CA,
+-- `?sslmode=verify-full&sslrootcert=/etc/salve/queue-ca.pem`.

@@ -446,3 +446,74 @@ async fn a_tenants_runner_role_sees_and_claims_only_its_tenant() {
     let status = salve::queue::status::status(&b).await.unwrap();
     assert!(status.iter().all(|r| r.tenant == "b"), "{status:?}");
 }
+
+/// Serve TLS from the cluster with a certificate for 127.0.0.1 signed by a fresh CA; returns
+/// the CA's PEM file.
+async fn enable_tls(pg: &Pg, admin: &Queue) -> std::path::PathBuf {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let ca = new_ca();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let data = pg.data_dir();
+    let owner = std::fs::metadata(&data).unwrap();
+    for (name, pem) in [
+        ("server.crt", cert.pem()),
+        ("server.key", key.serialize_pem()),
+    ] {
+        let path = data.join(name);
+        std::fs::write(&path, pem).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    for sql in ["ALTER SYSTEM SET ssl = on", "SELECT pg_reload_conf()"] {
+        sqlx::query(sql).execute(admin.pool()).await.unwrap();
+    }
+    let ca_file = pg.data_dir().with_file_name("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    ca_file
+}
+
+fn new_ca() -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_connection_verifies_the_databases_certificate() {
+    let Some(pg) = Pg::start() else { return };
+    let admin = pg.admin().await;
+    let ca = enable_tls(&pg, &admin).await;
+    let url = |ca: &std::path::Path| {
+        format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            pg.url("postgres"),
+            ca.display()
+        )
+    };
+    // The reload is asynchronous: the first TLS connection may race it.
+    let mut tls = None;
+    for _ in 0..50 {
+        if let Ok(q) = Queue::connect(&url(&ca)).await {
+            tls = Some(q);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tls = tls.expect("no TLS connection with the right CA");
+    tls.check_schema().await.unwrap();
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(tls.pool())
+            .await
+            .unwrap();
+    assert!(encrypted, "the connection is not encrypted");
+    // A certificate from another CA is refused, and the error says the connection failed.
+    let other = pg.data_dir().with_file_name("other-ca.pem");
+    std::fs::write(&other, new_ca().pem()).unwrap();
+    let refused = Queue::connect(&url(&other)).await.unwrap_err();
+    assert!(matches!(refused, QueueError::Connect(_)), "{refused}");
+}

@@ -74,6 +74,11 @@ impl Pg {
         self.script("resume");
     }
 
+    /// The cluster's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     pub fn url(&self, role: &str) -> String {
         format!("postgres://{role}@127.0.0.1:{}/postgres", self.port)
     }
