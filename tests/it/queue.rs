@@ -116,6 +116,14 @@ async fn runners_share_the_work_and_nothing_runs_twice() {
     let last = events.last().unwrap();
     assert_eq!(last["event"], "run_finished", "{all}");
     assert_eq!(last["summary"]["exit_code"], 0);
+    // The report files of a local run, from the runners' results.
+    let reports = playbook.with_file_name("reports");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(reports.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["plays"][0]["results"].as_array().unwrap().len(), 12);
+    assert_eq!(report["summary"]["tenants"]["acme"]["ok"], 6);
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    assert!(junit.contains("tests=\"12\""), "{junit}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

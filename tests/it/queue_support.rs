@@ -158,11 +158,14 @@ pub async fn wait_for_items(queue: &Queue, n: i64, controller: &mut tokio::proce
     panic!("the controller never enqueued {n} items");
 }
 
-/// Start `salve run --queue` on the playbook and the lab's inventory; returns the child.
+/// Start `salve run --queue` on the playbook and the lab's inventory, writing its report files
+/// into `reports/` beside the playbook; returns the child.
 pub fn controller(pg: &Pg, playbook: &Path, inventory: &Path) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
         .args(["run", "--json", "--all-tenants", "--queue"])
         .arg(pg.url("postgres"))
+        .arg("--report-dir")
+        .arg(playbook.with_file_name("reports"))
         .arg(playbook)
         .arg("-i")
         .arg(inventory)
