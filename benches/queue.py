@@ -529,7 +529,8 @@ def main() -> int:
     sha = capture(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     meta["salve"] = f"{capture([str(salve), '--version'])} ({sha})"
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
-    meta["postgres"] = capture([bins[-1], "--version"]).split()[-1] if bins else "?"
+    version = re.search(r"\) (\S+)", capture([bins[-1], "--version"])) if bins else None
+    meta["postgres"] = version.group(1) if version else "?"
     log(f"single process: {a.hosts} hosts, forks {a.concurrency}")
     (work / "single").mkdir(exist_ok=True)
     s = single(a, salve, work / "single", env)
