@@ -660,7 +660,7 @@ def write_results(out: Path, records: list[dict], meta: dict) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(rows, meta)
     # Sections other harnesses keep in RESULTS.md (between `<!-- section:NAME -->` and
-    # `<!-- /section:NAME -->`, e.g. benches/queue.py's) survive the rewrite.
+    # `<!-- /section:NAME -->`, e.g. benches/scaleout.py's) survive the rewrite.
     old = (out / "RESULTS.md").read_text() if (out / "RESULTS.md").exists() else ""
     kept = [m.group(0) for m in
             re.finditer(r"(?ms)^<!-- section:(\S+) -->$.*?^<!-- /section:\1 -->$\n?", old)]

@@ -762,7 +762,8 @@ fn serve_in_another_block_listens_and_writes_its_addresses() {
     let inventory = dir.path().join("inv.yml");
     let mut lab = KillOnDrop(
         salve_bin()
-            .args(["lab", "serve", "--block", "47", "--hosts", "2", "--inventory-out"])
+            .args(["lab", "serve", "--block", "47", "--hosts", "2"])
+            .arg("--inventory-out")
             .arg(&inventory)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())

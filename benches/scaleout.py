@@ -3,8 +3,8 @@
 process and (b) through the PostgreSQL queue by `salve run --queue` and R `salve runner`
 processes, with the same total concurrency.
 
-    python3 benches/queue.py                  # 2,000 hosts, 20 tenants, 4 runners, 200 at once
-    python3 benches/queue.py --smoke          # 40 hosts, 4 tenants, 2 runners; checks only
+    python3 benches/scaleout.py               # 2,000 hosts, 20 tenants, 4 runners, 200 at once
+    python3 benches/scaleout.py --smoke       # 40 hosts, 4 tenants, 2 runners; checks only
 
 The lab serves its fleet on its own loopback block (127.60.x.y, `--block`), pinned to core 1;
 salve, the runners and PostgreSQL run on core 0. PostgreSQL is a throwaway cluster
@@ -160,8 +160,10 @@ class Lab:
 class Postgres:
     """A throwaway cluster from tests/peers/postgres.sh, pinned to core 0."""
 
-    def __init__(self, work: Path):
-        self.dir, self.port = work / "pg", free_port()
+    def __init__(self):
+        # Its own directory in the system's temp dir: under root the cluster runs as `postgres`,
+        # which may not traverse the (private) scratch directory.
+        self.dir, self.port = Path(tempfile.mkdtemp(prefix="salve-bench-pg-")), free_port()
         subprocess.run(pin(0) + ["sh", str(POSTGRES_SH), "start", str(self.dir),
                                  str(self.port)], check=True)
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
@@ -187,6 +189,7 @@ class Postgres:
 
     def stop(self) -> None:
         subprocess.run(["sh", str(POSTGRES_SH), "stop", str(self.dir)], check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,7 +303,7 @@ def queued(a, salve: Path, work: Path, env: dict) -> dict:
     pg = None
     procs: list[Proc] = []
     try:
-        pg = Postgres(work)
+        pg = Postgres()
         env = dict(env, SALVE_QUEUE_URL=pg.url)
         subprocess.run([str(salve), "queue", "init"], env=env, check=True,
                        stdout=subprocess.DEVNULL)
@@ -524,7 +527,8 @@ def main() -> int:
     log(f"scratch directory {work}")
     env = dict(os.environ, NO_PROXY=NO_PROXY, no_proxy=NO_PROXY)
     meta = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": machine(), "command": "python3 benches/queue.py " + " ".join(sys.argv[1:]),
+            "machine": machine(),
+            "command": "python3 benches/scaleout.py " + " ".join(sys.argv[1:]),
             "notes": a.note}
     sha = capture(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     meta["salve"] = f"{capture([str(salve), '--version'])} ({sha})"
@@ -549,7 +553,7 @@ def main() -> int:
         for r in (s, q):
             commands = [c["commands"] for c in r.pop("per_host").values()]
             r["commands_per_host"] = {"mean": statistics.mean(commands), "max": max(commands)}
-        (a.out / "queue.json").write_text(json.dumps(
+        (a.out / "scaleout.json").write_text(json.dumps(
             {"meta": meta, "figures": f, "problems": problems, "single": s, "queued": q},
             indent=1) + "\n")
         text = markdown(a, meta, f, q)
