@@ -659,6 +659,13 @@ def write_results(out: Path, records: list[dict], meta: dict) -> list[dict]:
     rows = summarize(records)
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(rows, meta)
+    # Sections other harnesses keep in RESULTS.md (between `<!-- section:NAME -->` and
+    # `<!-- /section:NAME -->`, e.g. benches/scaleout.py's) survive the rewrite.
+    old = (out / "RESULTS.md").read_text() if (out / "RESULTS.md").exists() else ""
+    kept = [m.group(0) for m in
+            re.finditer(r"(?ms)^<!-- section:(\S+) -->$.*?^<!-- /section:\1 -->$\n?", old)]
+    if kept:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(kept)
     (out / "RESULTS.md").write_text(text)
     (out / "raw.json").write_text(json.dumps({"meta": meta, "records": records}, indent=1))
     svg_plot(rows, out / "wall-time.svg")

@@ -3,7 +3,7 @@
 # each scenario in both auth modes. It prints the table and asserts nothing about timing; it
 # fails only if a tool fails functionally: salve's exit code is not 0 on the healthy fleet,
 # salve used more than one logon (NTLM handshake / Basic connection) or more than one shell
-# on some host, or the pywinrm pool failed.
+# on some host, or the pywinrm pool failed. Then benches/scaleout.py --smoke (see below).
 #
 # Needs pywinrm in .venv (tests/peers/install.sh) and a salve binary: $SALVE if set, else the
 # newest of the debug/release builds in $CARGO_TARGET_DIR or target/, else `cargo build`.
@@ -52,4 +52,7 @@ for p in problems:
     print(f"smoke: FAIL {p}", file=sys.stderr)
 sys.exit(1 if problems else 0)
 PY
+# The scale-out queue on 40 hosts in 4 tenants (2 runners, a throwaway PostgreSQL): every item
+# done once, every host's commands as in the single-process run, every exit code 0 (about 10 s).
+timeout 300 python3 benches/scaleout.py --smoke --salve "$salve" --work "$out/queue"
 echo "benches/smoke.sh: ok" >&2

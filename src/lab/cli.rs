@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// Also serve HTTPS on port 5986, with certificates from a lab CA written to FILE (PEM).
     #[arg(long, value_name = "FILE")]
     pub ca_out: Option<PathBuf>,
+    /// Serve the hosts on 127.B.x.y instead of 127.0.x.y, so several labs (a demo, a benchmark,
+    /// tests) can run side by side on one machine.
+    #[arg(long, value_name = "B", value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub block: Option<u8>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -159,7 +163,7 @@ fn serve(args: ServeArgs) -> u8 {
         Err(code) => return code,
     };
     rt.block_on(async {
-        let fleet = Arc::new(Fleet::new(&spec));
+        let fleet = Arc::new(Fleet::new_in_block(&spec, args.block.unwrap_or(0)));
         if let Some(path) = &args.inventory_out {
             let password = args
                 .password_env
@@ -190,9 +194,10 @@ fn serve(args: ServeArgs) -> u8 {
             return code;
         }
         eprintln!(
-            "lab running: {} hosts, {} tenants, time scale {}; Ctrl-C to stop",
+            "lab running: {} hosts, {} tenants on 127.{}.x.y, time scale {}; Ctrl-C to stop",
             fleet.hosts().len(),
             fleet.tenants().len(),
+            args.block.unwrap_or(0),
             spec.time_scale
         );
         // Ctrl-C or a failed signal handler both end the lab.

@@ -744,3 +744,86 @@ async fn non_elevated_su_install_leaves_owa_broken() {
     assert!(v.owa_error.unwrap().contains("Microsoft.Exchange.Common"));
     assert!(!v.success);
 }
+
+/// Kills the child when dropped, so a failed assertion never leaves a lab serving.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_in_another_block_listens_and_writes_its_addresses() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inv.yml");
+    let mut lab = KillOnDrop(
+        salve_bin()
+            .args(["lab", "serve", "--block", "47", "--hosts", "2"])
+            .arg("--inventory-out")
+            .arg(&inventory)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = std::io::BufReader::new(lab.0.stderr.take().unwrap());
+    let mut seen = String::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("lab running") {
+            break;
+        }
+    }
+    assert!(seen.contains("2 hosts, 1 tenants on 127.47.x.y"), "{seen}");
+    let text = std::fs::read_to_string(&inventory).unwrap();
+    assert!(text.contains("ansible_host: 127.47.1.1\n"), "{text}");
+    assert!(text.contains("ansible_host: 127.47.1.2\n"), "{text}");
+    assert!(!text.contains("127.0."), "{text}");
+    let playbook = dir.path().join("pb.yml");
+    std::fs::write(
+        &playbook,
+        "- hosts: all\n  tasks:\n    - name: who\n      powershell: {script: 'Write-Output $env:COMPUTERNAME'}\n",
+    )
+    .unwrap();
+    let run = salve_bin()
+        .args(["run", "--json", "--all-tenants"])
+        .arg(&playbook)
+        .arg("-i")
+        .arg(&inventory)
+        .env("NO_PROXY", "127.0.0.0/8")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // Each host answered with its own name: the run reached both simulated hosts.
+    let answered = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "task_finished" && e["result"]["stdout"] == e["host"])
+        .count();
+    assert_eq!(answered, 2, "{stdout}");
+}
+
+#[test]
+fn serve_refuses_a_block_outside_1_to_254() {
+    for block in ["0", "255", "x"] {
+        let out = salve_bin()
+            .args(["lab", "serve", "--hosts", "1", "--block", block])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "block {block}: invalid input");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--block"), "block {block}: {stderr}");
+    }
+}
