@@ -242,12 +242,13 @@ pub async fn follow(
     let mut running: HashSet<(i64, i32, i32, i64)> = HashSet::new();
     let mut last_state: BTreeMap<i64, (String, i64)> = BTreeMap::new();
     let mut counts: BTreeMap<i64, (i64, HostCounts)> = BTreeMap::new();
+    let mut watermark = None;
     // While the database cannot be read, the runners carry on (or wait for it themselves):
     // keep trying, saying so once per outage.
     let mut unreadable = false;
     let interrupted = loop {
         let ended = async {
-            for step in steps(queue, &options.run_id).await? {
+            for step in steps(queue, &options.run_id, &mut watermark).await? {
                 let key = (step.work_id, step.play, step.task_index, step.fence);
                 match step.status {
                     None if running.insert(key) => {
@@ -443,19 +444,41 @@ struct StepRow {
     event: Event,
 }
 
-/// The run's steps, as `TaskStarted` events while running and `TaskFinished` once finished.
-async fn steps(queue: &Queue, run: &str) -> Result<Vec<StepRow>, QueueError> {
+/// How far back each read of the run's steps looks before the newest change already seen:
+/// a step written by a statement that began earlier can commit after one that began later.
+const STEP_MARGIN_SECS: f64 = 10.0;
+
+/// The run's steps written since `watermark` (database clock, seconds since the epoch, less
+/// [`STEP_MARGIN_SECS`]; `None`: all), as `TaskStarted` events while running and
+/// `TaskFinished` once finished; `watermark` moves to the newest change read. The caller drops
+/// the steps it has seen already.
+async fn steps(
+    queue: &Queue,
+    run: &str,
+    watermark: &mut Option<f64>,
+) -> Result<Vec<StepRow>, QueueError> {
     let rows = sqlx::query(
         "SELECT s.work_id, s.play, s.task_index, s.task, s.fence, s.outcome, w.host, w.tenant,
-             s.finished_at IS NOT NULL AS finished
+             s.finished_at IS NOT NULL AS finished,
+             extract(epoch FROM coalesce(s.finished_at, s.started_at))::float8 AS changed
          FROM salve.host_steps s JOIN salve.work w ON w.id = s.work_id
-         WHERE w.run_id = $1
+         WHERE s.run_id = $1
+           AND ($2::float8 IS NULL OR coalesce(s.finished_at, s.started_at) >= to_timestamp($2))
          ORDER BY coalesce(s.finished_at, s.started_at), s.work_id, s.play, s.task_index",
     )
     .bind(run)
+    .bind(watermark.map(|w| w - STEP_MARGIN_SECS))
     .fetch_all(&queue.pool)
     .await
     .map_err(QueueError::db("reading the run's steps", None))?;
+    for r in &rows {
+        let changed: Option<f64> = r
+            .try_get("changed")
+            .map_err(QueueError::db("reading the run's steps", None))?;
+        if let Some(changed) = changed {
+            *watermark = Some(watermark.map_or(changed, |w| w.max(changed)));
+        }
+    }
     rows.iter()
         .map(|r| {
             let task_index: i32 = r.try_get("task_index")?;

@@ -32,7 +32,8 @@
 //! or concurrency slot), a trigger sends `NOTIFY` on the channel `salve.work_channel(tenant)`
 //! (`salve_work_` and the MD5 of the tenant's name, so a channel name says nothing about a
 //! customer); runners `LISTEN` on their tenants' channels and poll only as a fallback. The
-//! notification carries no payload.
+//! notification carries no payload. An index on each step's latest change lets the controller
+//! read only what changed since its last look.
 //!
 //! Row-level security: every table is filtered to the tenants that `tenant_roles` maps to
 //! `current_user`. The role that ran `queue init` owns the tables and is not filtered (the
@@ -218,4 +219,7 @@ BEGIN
 END $f$;
 CREATE TRIGGER work_notify AFTER INSERT OR UPDATE OF state ON salve.work
     FOR EACH ROW EXECUTE FUNCTION salve.notify_work();
+
+CREATE INDEX host_steps_changed ON salve.host_steps
+    (run_id, (coalesce(finished_at, started_at)));
 "#;
