@@ -15,9 +15,7 @@ WinRM commands and shells. It checks that every host's tasks ran exactly as ofte
 queued run as in the single-process run, that every work item is `done` on its first claim,
 and that every exit code is 0; any failed check makes the exit code 1.
 
-Runners serve several tenants each (`salve runner --tenant A --tenant B ...`) when the binary
-accepts a repeated `--tenant`; otherwise the harness falls back to one runner per tenant with
-the concurrency split evenly, and says so in the results.
+Each runner serves several tenants (`salve runner --tenant A --tenant B ...`).
 
 Only the Python standard library is used. See benches/README.md.
 """
@@ -270,14 +268,6 @@ def run_summary(evs: list[dict]) -> dict:
             "exit_code_reported": (summary or {}).get("exit_code")}
 
 
-def multi_tenant_runners(salve: Path, inventory: Path) -> bool:
-    """Whether this salve's runner takes a repeated `--tenant` (clap refuses it otherwise)."""
-    out = subprocess.run([str(salve), "runner", "--queue", "postgres://nobody@127.0.0.1:1/x",
-                          "--tenant", "a", "--tenant", "b", "-i", str(inventory), "--id", "probe"],
-                         capture_output=True, text=True, timeout=60)
-    return "cannot be used multiple times" not in out.stderr
-
-
 # ---------------------------------------------------------------------------------------------
 # the two runs
 
@@ -307,12 +297,7 @@ def queued(a, salve: Path, work: Path, env: dict) -> dict:
         env = dict(env, SALVE_QUEUE_URL=pg.url)
         subprocess.run([str(salve), "queue", "init"], env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        multi = multi_tenant_runners(salve, lab.inventory)
-        if multi:
-            groups = [lab.tenants[i::a.runners] for i in range(a.runners)]
-        else:
-            log("this salve's runner takes one --tenant: one runner per tenant instead")
-            groups = [[t] for t in lab.tenants]
+        groups = [lab.tenants[i::a.runners] for i in range(a.runners)]
         per_runner = max(1, a.concurrency // len(groups))
         db_before, db_cpu, lab_cpu = pg.stats(), tree_cpu_s(pg.pid()), lab.cpu_s()
         controller = Proc("controller", ["run", "--queue", pg.url, "--json", "--no-progress",
@@ -346,7 +331,7 @@ def queued(a, salve: Path, work: Path, env: dict) -> dict:
             " (SELECT extract(epoch FROM max(finished_at) - min(claimed_at)) FROM salve.work),"
             " (SELECT extract(epoch FROM avg(started_at - claimed_at)) FROM salve.work)")[0]
         runners = [p for p in procs if p is not controller]
-        res = {"mode": "queued", "timed_out": not finished, "multi_tenant_runners": multi,
+        res = {"mode": "queued", "timed_out": not finished,
                "runners": len(runners), "concurrency_per_runner": per_runner,
                "enqueued_s": round(enqueued_s, 3), "controller": controller.result(),
                "runner_results": [p.result() for p in runners],
@@ -434,8 +419,6 @@ def figures(a, s: dict, q: dict) -> dict:
 def markdown(a, meta: dict, f: dict, q: dict) -> str:
     runners = (f"{q['runners']} runners × concurrency {q['concurrency_per_runner']}, "
                f"{a.tenants // q['runners']} tenant(s) each")
-    if not q["multi_tenant_runners"]:
-        runners += " (this salve's runner takes one `--tenant`: one runner per tenant)"
     m = meta["machine"]
     rows = [
         ("wall time", f"{f['single_wall_s']} s", f"{f['queued_wall_s']} s",
