@@ -48,6 +48,10 @@ pub struct ApplyArgs {
     /// opening with room for its planned work, judged by the database's clock.
     #[arg(long, value_name = "URL", conflicts_with = "at")]
     pub queue: Option<String>,
+    /// With --queue: enqueue, print the run's id and return (`salve queue follow RUN` later):
+    /// hosts may wait days for their windows.
+    #[arg(long, requires = "queue")]
+    pub detach: bool,
 }
 
 pub fn run(args: ApplyArgs) -> u8 {
@@ -139,6 +143,7 @@ pub fn run(args: ApplyArgs) -> u8 {
             options,
             &report,
             Some(&approved),
+            args.detach,
         ));
     }
     runtime.block_on(async move {

@@ -56,6 +56,9 @@ pub struct RunArgs {
     /// a plain `salve run` always runs locally.
     #[arg(long, value_name = "URL")]
     pub queue: Option<String>,
+    /// With --queue: enqueue, print the run's id and return (`salve queue follow RUN` later).
+    #[arg(long, requires = "queue")]
+    pub detach: bool,
 }
 
 pub fn run(args: RunArgs) -> u8 {
@@ -113,6 +116,7 @@ pub fn run(args: RunArgs) -> u8 {
             options,
             &report_options,
             None,
+            args.detach,
         ));
     }
     if args.check && !args.json {

@@ -17,6 +17,7 @@
 //! concurrency cap hold across all runners; a partial unique index backs the DAG rule.
 
 pub mod enqueue;
+pub mod follow;
 pub mod intents;
 pub mod schema;
 pub mod status;

@@ -162,6 +162,90 @@ async fn an_idle_runner_is_woken_by_new_work_not_by_its_poll() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_detached_run_is_followed_later_from_the_database_alone() {
+    let Some(pg) = Pg::start() else { return };
+    let admin = pg.admin().await;
+    let lab = Lab::start(
+        50,
+        "seed: 5\ntenants:\n  - name: acme\n    hosts: 3\n    builds: [15.2.792.3]\n",
+    )
+    .await;
+    let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
+    let playbook = lab.write("pb.yml", PLAYBOOK);
+    let url = pg.url("postgres");
+    let inv = inventory.to_str().unwrap();
+    let (code, out, err) = crate::lab_support::salve_with(
+        &[
+            "run",
+            "--all-tenants",
+            "--queue",
+            &url,
+            "--detach",
+            playbook.to_str().unwrap(),
+            "-i",
+            inv,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let run = out.trim().to_string();
+    assert!(err.contains(&format!("salve queue follow {run}")), "{err}");
+    let report = spawn_runner(&admin, options("r1", "acme", 3), &inventory)
+        .await
+        .unwrap();
+    assert_eq!(report.done, 3, "{report:?}");
+    let (code, status) = crate::lab_support::salve(&["queue", "status", "--queue", &url]).await;
+    assert_eq!(code, 0);
+    let done: Vec<&str> = status
+        .lines()
+        .find(|l| l.starts_with("acme"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    assert_eq!(done, ["acme", "done", "-", "3", "-"], "{status}");
+    // Followed after the fact, from another directory, with only the queue URL: the whole
+    // run is replayed with the usual events, report files and exit code.
+    let reports = playbook.with_file_name("followed");
+    let (code, out, err) = crate::lab_support::salve_with(
+        &[
+            "queue",
+            "follow",
+            &run,
+            "--json",
+            "--queue",
+            &url,
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let count = |kind: &str| events.iter().filter(|e| e["event"] == kind).count();
+    assert_eq!(
+        (
+            count("task_finished"),
+            count("host_finished"),
+            count("run_finished")
+        ),
+        (6, 3, 1),
+        "{out}"
+    );
+    assert_eq!(events[0]["run_id"], run.as_str());
+    assert!(reports.join("report.json").exists());
+    // An unknown run is an error that says what to do.
+    let (code, _, err) =
+        crate::lab_support::salve_with(&["queue", "follow", "no-such-run", "--queue", &url], &[])
+            .await;
+    assert_ne!(code, 0);
+    assert!(err.contains("no such run in the queue"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_expired_lease_is_taken_over_and_the_stale_runner_is_fenced_off() {
     let Some(pg) = Pg::start() else { return };
     let admin = pg.admin().await;
