@@ -120,6 +120,17 @@ pub enum StepState {
 }
 
 impl StepState {
+    /// How a step that finished with `status` is recorded (the local journal and the queue).
+    pub fn finished(status: crate::events::TaskStatus) -> StepState {
+        use crate::events::TaskStatus;
+        match status {
+            TaskStatus::Ok | TaskStatus::Changed => StepState::Done,
+            TaskStatus::Failed | TaskStatus::Unreachable | TaskStatus::Ignored => StepState::Failed,
+            TaskStatus::Skipped => StepState::Skipped,
+            TaskStatus::Interrupted => StepState::Interrupted,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepState::Started => "started",
@@ -306,6 +317,25 @@ fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finished_steps_are_recorded_by_outcome() {
+        use crate::events::TaskStatus;
+        let cases = [
+            (TaskStatus::Ok, "done"),
+            (TaskStatus::Changed, "done"),
+            (TaskStatus::Failed, "failed"),
+            (TaskStatus::Unreachable, "failed"),
+            (TaskStatus::Ignored, "failed"),
+            (TaskStatus::Skipped, "skipped"),
+            (TaskStatus::Interrupted, "interrupted"),
+        ];
+        for (status, state) in cases {
+            let recorded = StepState::finished(status);
+            assert_eq!(recorded.as_str(), state);
+            assert_eq!(StepState::parse(state), recorded, "round trip");
+        }
+    }
 
     async fn pragma(journal: &Journal, name: &str) -> String {
         let sql = sqlx::AssertSqlSafe(format!("PRAGMA {name}"));

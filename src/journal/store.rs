@@ -11,7 +11,7 @@ use super::{
     Intent, IntentId, Journal, JournalError, RunDetail, RunMeta, RunRecord, StepKey, StepRecord,
     StepState, now, schema,
 };
-use crate::events::{Event, TaskStatus};
+use crate::events::Event;
 
 /// Streamed output kept per step: the last this many bytes.
 const OUTPUT_TAIL: usize = 4096;
@@ -421,14 +421,7 @@ impl EventRecorder {
             } => {
                 let output = self.output.remove(&(host.clone(), task.clone()));
                 let run = self.run_id()?;
-                let state = match status {
-                    TaskStatus::Ok | TaskStatus::Changed => StepState::Done,
-                    TaskStatus::Failed | TaskStatus::Unreachable | TaskStatus::Ignored => {
-                        StepState::Failed
-                    }
-                    TaskStatus::Skipped => StepState::Skipped,
-                    TaskStatus::Interrupted => StepState::Interrupted,
-                };
+                let state = StepState::finished(*status);
                 let outcome = serde_json::json!({
                     "status": status,
                     "msg": msg,

@@ -22,7 +22,8 @@ use tokio::time::Instant;
 
 use super::intents::QueueIntents;
 use super::{Claim, Queue, QueueError, StepWrite};
-use crate::events::{Event, HostOutcome, TaskStatus};
+use crate::events::{Event, HostOutcome};
+use crate::journal::StepState;
 use crate::model::Inventory;
 use crate::runner::{self, Interrupt, PlanGate, RunInput, RunOptions};
 use crate::transport::Connector;
@@ -514,7 +515,7 @@ impl Recorder {
                     play: *play as i32,
                     task_index: *task_index as i32,
                     task,
-                    state: "started",
+                    state: StepState::Started.as_str(),
                     outcome: None,
                     output: None,
                 };
@@ -539,7 +540,7 @@ impl Recorder {
                     play: *play as i32,
                     task_index: *task_index as i32,
                     task,
-                    state: step_state(*status),
+                    state: StepState::finished(*status).as_str(),
                     outcome: Some(outcome),
                     output: None,
                 };
@@ -548,16 +549,6 @@ impl Recorder {
             _ => {}
         }
         Ok(())
-    }
-}
-
-/// The journal's step state for a task status (as in the local journal).
-fn step_state(status: TaskStatus) -> &'static str {
-    match status {
-        TaskStatus::Ok | TaskStatus::Changed => "done",
-        TaskStatus::Failed | TaskStatus::Unreachable | TaskStatus::Ignored => "failed",
-        TaskStatus::Skipped => "skipped",
-        TaskStatus::Interrupted => "interrupted",
     }
 }
 
@@ -620,13 +611,5 @@ mod tests {
         heartbeat(Queue { pool }, claim, lease, item.clone(), lost.clone()).await;
         assert!(started.elapsed() < lease, "{:?}", started.elapsed());
         assert!(item.drain.is_cancelled() && item.abort.is_cancelled() && lost.is_cancelled());
-    }
-
-    #[test]
-    fn step_states_match_the_local_journal() {
-        assert_eq!(step_state(TaskStatus::Changed), "done");
-        assert_eq!(step_state(TaskStatus::Ignored), "failed");
-        assert_eq!(step_state(TaskStatus::Skipped), "skipped");
-        assert_eq!(step_state(TaskStatus::Interrupted), "interrupted");
     }
 }
