@@ -239,3 +239,53 @@ async fn one_ntlm_handshake_and_one_shell_per_host_whatever_the_task_count() {
         24
     );
 }
+
+/// A plain-HTTP client has no TLS to verify, so it must not read the operating system's
+/// certificate store (vendor/README.md: reading it per client was most of a large run's CPU).
+/// The store here is a FIFO nobody writes to: opening it would block the run forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_never_reads_the_os_certificate_store() {
+    let lab = Lab::start(51, ONE_HOST).await;
+    let ip = lab.address("t-ex01");
+    let inventory = lab.write(
+        "inv.yml",
+        &format!(
+            "all:\n  hosts:\n    h: {{ansible_host: '{ip}', ansible_user: salve-lab, \
+             ansible_password: 'env:LAB_PW', ansible_winrm_scheme: http}}\n"
+        ),
+    );
+    let playbook = lab.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - powershell: {script: 'Write-Output 1'}\n",
+    );
+    let dir = inventory.parent().unwrap();
+    let fifo = dir.join("never-written.pem");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let empty = dir.join("no-certs");
+    std::fs::create_dir(&empty).unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args(["run", "--json", "--all-tenants"])
+        .arg(&playbook)
+        .arg("-i")
+        .arg(&inventory)
+        .env("LAB_PW", PASSWORD)
+        .env("NO_PROXY", "127.0.0.0/8")
+        .env("SSL_CERT_FILE", &fifo)
+        .env("SSL_CERT_DIR", &empty)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("the run blocked reading the certificate store")
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

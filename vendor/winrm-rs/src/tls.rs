@@ -724,9 +724,17 @@ pub(crate) struct ServerVerifiers {
 /// Pins are refused with `accept_invalid_certs` (the pin replaces it) and
 /// without `use_tls` (no server certificate to pin), and each must parse
 /// ([`parse_sha256_fingerprint`]).
+///
+/// `tls_leg` (salve's patch): whether the client may do any TLS handshake at
+/// all. A plain-HTTP client whose route has no `https://` proxy never does,
+/// so its strict verifier is built on the built-in Mozilla roots, which
+/// costs next to nothing, instead of reading the operating system's store
+/// for every client (most of the CPU and much of the memory of a run over
+/// hundreds of plain-HTTP hosts).
 pub(crate) fn server_verifiers(
     opts: &TlsOptions,
     use_tls: bool,
+    tls_leg: bool,
     accept_invalid_certs: bool,
     proxies: &[ServerName<'static>],
     provider: &Arc<CryptoProvider>,
@@ -761,7 +769,7 @@ pub(crate) fn server_verifiers(
             extra,
             Arc::clone(provider),
         ))?
-    } else if use_tls {
+    } else if use_tls || !tls_leg {
         webpki_with_extra(&extra, provider)?
     } else {
         platform_or_webpki(
@@ -1327,6 +1335,7 @@ mod tests {
         let message = |use_tls, accept_invalid| match server_verifiers(
             &opts,
             use_tls,
+            true,
             accept_invalid,
             &[],
             &p,
@@ -1345,9 +1354,9 @@ mod tests {
             "pin_server_certificate_sha256 needs use_tls = true: over plain HTTP there is no \
              server certificate to pin"
         );
-        let v = server_verifiers(&opts, true, false, &[], &p).unwrap();
+        let v = server_verifiers(&opts, true, true, false, &[], &p).unwrap();
         assert!(format!("{:?}", v.origin).contains("PinnedVerifier"));
-        let v = server_verifiers(&opts, true, false, &[target("proxy.corp")], &p).unwrap();
+        let v = server_verifiers(&opts, true, true, false, &[target("proxy.corp")], &p).unwrap();
         assert!(format!("{:?}", v.origin).contains("ProxyRoutingVerifier"));
     }
 
@@ -1358,7 +1367,7 @@ mod tests {
         let p = Arc::new(rustls::crypto::ring::default_provider());
         let proxies = [target("proxy.corp")];
         let kinds = |opts: &TlsOptions, use_tls, accept_invalid, proxies: &[_]| {
-            let v = server_verifiers(opts, use_tls, accept_invalid, proxies, &p).unwrap();
+            let v = server_verifiers(opts, use_tls, true, accept_invalid, proxies, &p).unwrap();
             (format!("{:?}", v.origin), format!("{:?}", v.proxy))
         };
         let strict = TlsOptions::default();
@@ -1413,7 +1422,7 @@ mod tests {
     #[test]
     fn platform_roots_flag_replaces_the_webpki_roots() {
         let p = Arc::new(rustls::crypto::ring::default_provider());
-        let default = server_verifiers(&TlsOptions::default(), true, false, &[], &p).unwrap();
+        let default = server_verifiers(&TlsOptions::default(), true, true, false, &[], &p).unwrap();
         assert!(
             format!("{:?}", default.origin).starts_with("WebPkiServerVerifier"),
             "{:?}",
@@ -1423,7 +1432,7 @@ mod tests {
             platform_roots: true,
             ..Default::default()
         };
-        match server_verifiers(&opts, true, false, &[], &p) {
+        match server_verifiers(&opts, true, true, false, &[], &p) {
             Ok(v) => {
                 let origin = format!("{:?}", v.origin);
                 // The platform verifier wraps a WebPKI one in a `Verifier`.

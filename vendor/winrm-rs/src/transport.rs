@@ -1033,9 +1033,11 @@ impl HttpTransport {
             );
         }
         let proxy_names = route.https_proxy_server_names();
+        let tls_leg = config.use_tls || route.tls_proxy(false).is_some();
         let crate::tls::ServerVerifiers { origin, proxy } = crate::tls::server_verifiers(
             &opts.tls,
             config.use_tls,
+            tls_leg,
             config.accept_invalid_certs,
             &proxy_names,
             &provider,
