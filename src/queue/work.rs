@@ -50,7 +50,9 @@ WITH candidate AS (
     WHERE w.tenant = $1 AND w.site IS NOT DISTINCT FROM $2
       AND (w.state = 'queued'
            OR (w.state IN ('claimed', 'running') AND w.lease_until < now()))
-      AND (w.windows IS NULL OR w.windows @> tstzrange(now(), now() + w.estimate, '[]'))
+      -- Windows gate the start of work; a takeover finishes what began inside one.
+      AND (w.state <> 'queued' OR w.windows IS NULL
+           OR w.windows @> tstzrange(now(), now() + w.estimate, '[]'))
       AND (w.dag IS NULL OR NOT EXISTS (
             SELECT 1 FROM salve.work o
             WHERE o.tenant = w.tenant AND o.dag = w.dag AND o.id <> w.id
@@ -83,8 +85,9 @@ WHERE tenant = $1 AND state = 'queued' AND windows IS NOT NULL
 
 impl Queue {
     /// Claim the next item of `tenant` at `site` (`None`: items without a site) for `owner`,
-    /// or `None` when nothing may start now. An item with maintenance windows is claimed only
-    /// inside an opening with room for its estimate. Items whose lease expired after
+    /// or `None` when nothing may start now. A queued item with maintenance windows is claimed
+    /// only inside an opening with room for its estimate (an expired lease is taken over at
+    /// any time: the work began inside a window and the host may be half-changed). Items whose lease expired after
     /// `max_attempts` claims are marked `abandoned` instead of being claimed again, and queued
     /// items with no opening left long enough are marked `missed`.
     pub async fn claim(

@@ -609,3 +609,46 @@ async fn the_queue_connection_verifies_the_databases_certificate() {
     let refused = Queue::connect(&url(&other)).await.unwrap_err();
     assert!(matches!(refused, QueueError::Connect(_)), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_gate_the_start_of_work_not_a_takeover() {
+    let Some(pg) = Pg::start() else { return };
+    let admin = pg.admin().await;
+    // Both items' only opening is tomorrow. One is queued: it waits. The other was started by
+    // a runner whose lease has run out: it is taken over now, to finish what began in a window.
+    sqlx::raw_sql(
+        "INSERT INTO salve.tenants (name) VALUES ('a');
+         INSERT INTO salve.runs (id, playbook_name, playbook_digest, playbook, options)
+             VALUES ('run', 'pb.yml', 'x', '[]', '{}');
+         INSERT INTO salve.work (run_id, tenant, host, plays, windows, estimate, state, owner,
+                 lease_until, fence)
+             VALUES ('run', 'a', 'waiting', '{0}',
+                     tstzmultirange(tstzrange(now() + interval '1 day', now() + interval '2 days')),
+                     interval '1 hour', 'queued', NULL, NULL, 0),
+                    ('run', 'a', 'half-done', '{0}',
+                     tstzmultirange(tstzrange(now() + interval '1 day', now() + interval '2 days')),
+                     interval '1 hour', 'running', 'gone', now() - interval '1 minute', 1);",
+    )
+    .execute(admin.pool())
+    .await
+    .unwrap();
+    let lease = Duration::from_secs(30);
+    let claim = admin
+        .claim("a", None, "heir", lease, 3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((claim.host.as_str(), claim.fence), ("half-done", 2));
+    assert!(
+        admin
+            .claim("a", None, "heir", lease, 3)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let waiting: String = sqlx::query_scalar("SELECT state FROM salve.work WHERE host = 'waiting'")
+        .fetch_one(admin.pool())
+        .await
+        .unwrap();
+    assert_eq!(waiting, "queued");
+}
