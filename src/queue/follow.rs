@@ -62,6 +62,9 @@ pub async fn follow(
     let mut unreadable = false;
     let interrupted = loop {
         let ended = async {
+            // Work first, then steps: a runner commits a host's steps before ending its item,
+            // so every step of an item seen ended here is in the read below.
+            let work = work_rows(queue, run_id).await?;
             for step in steps(queue, run_id, &mut watermark).await? {
                 let key = (step.work_id, step.play, step.task_index, step.fence);
                 match step.status {
@@ -81,7 +84,6 @@ pub async fn follow(
                     _ => {}
                 }
             }
-            let work = work_rows(queue, run_id).await?;
             for w in &work {
                 let now = (w.state.clone(), w.fence);
                 if last_state.get(&w.id) == Some(&now) {
