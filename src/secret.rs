@@ -15,6 +15,34 @@ pub fn is_secret_var(name: &str) -> bool {
     ) || name.ends_with("_password")
 }
 
+/// Does this key hold a secret wherever it appears: a password variable, or a bare `password`
+/// (as module arguments and results name it)?
+pub fn is_secret_key(name: &str) -> bool {
+    is_secret_var(name) || name == "password"
+}
+
+/// `value` with the value of every secret key ([`is_secret_key`]) replaced, at any depth: what
+/// may be written to a journal, a queue or a report.
+pub fn redacted(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if is_secret_key(k) {
+                        Value::String("<redacted>".into())
+                    } else {
+                        redacted(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Where a secret comes from, as written in an inventory or playbook.
 #[derive(Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", content = "ref", rename_all = "snake_case")]
@@ -188,6 +216,24 @@ mod tests {
         assert!(!serde_json::to_string(&plain).unwrap().contains("hunter2"));
         let s = Secret::new("hunter2".into());
         assert_eq!(format!("{s} {s:?}"), "<redacted> <redacted>");
+    }
+
+    #[test]
+    fn redacts_secret_keys_at_any_depth() {
+        let value = serde_json::json!({
+            "user": "svc",
+            "password": "hunter2",
+            "hosts": [{"ansible_password": "x", "name": "ex01"}],
+        });
+        assert_eq!(
+            redacted(&value),
+            serde_json::json!({
+                "user": "svc",
+                "password": "<redacted>",
+                "hosts": [{"ansible_password": "<redacted>", "name": "ex01"}],
+            })
+        );
+        assert!(is_secret_key("salve_password") && !is_secret_key("passwords"));
     }
 
     #[cfg(unix)]

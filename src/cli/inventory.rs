@@ -16,7 +16,7 @@ use crate::config::{self, HostQuery};
 use crate::diag::Diagnostics;
 use crate::exit;
 use crate::model::{Host, HostPattern, Inventory, Vars};
-use crate::secret::{SecretRef, is_secret_var};
+use crate::secret::{SecretRef, is_secret_key};
 
 use super::Selection;
 
@@ -123,7 +123,7 @@ fn to_text(hosts: &[Host]) -> String {
 pub fn redact(vars: &Vars) -> Vars {
     vars.iter()
         .map(|(k, v)| {
-            let shown = if is_secret_var(k) || k == "password" {
+            let shown = if is_secret_key(k) {
                 match v {
                     Value::Null => Value::Null,
                     Value::String(s) => Value::String(SecretRef::parse(s).to_string()),

@@ -69,15 +69,9 @@ pub struct Url {
 }
 
 pub fn run(args: QueueArgs) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::INTERNAL;
-        }
+        Err(code) => return code,
     };
     let text = match args.command {
         QueueCommand::Follow(args) => return runtime.block_on(follow(args)),

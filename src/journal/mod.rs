@@ -155,6 +155,22 @@ impl StepState {
     }
 }
 
+/// What is recorded of a finished step (the local journal and the queue): its status, message,
+/// duration and module result, secrets redacted. `salve queue follow` reads it back.
+pub fn step_outcome(
+    status: crate::events::TaskStatus,
+    msg: Option<&str>,
+    duration_ms: u64,
+    result: &serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "status": status,
+        "msg": msg,
+        "duration_ms": duration_ms,
+        "result": crate::secret::redacted(result),
+    })
+}
+
 /// Digests the events do not carry, given to the journal when a run starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunMeta {

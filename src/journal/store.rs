@@ -98,7 +98,7 @@ impl Journal {
     ) -> Result<(), JournalError> {
         let done = sqlx::query("UPDATE intents SET completed_at = $1, outcome = $2 WHERE id = $3")
             .bind(now())
-            .bind(redacted(outcome).to_string())
+            .bind(crate::secret::redacted(outcome).to_string())
             .bind(&id.0)
             .execute(&self.pool)
             .await
@@ -287,26 +287,6 @@ fn json(r: &SqliteRow, column: &str) -> Result<Option<Value>, sqlx::Error> {
     Ok(text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t))))
 }
 
-/// `value` with the value of every password-like key replaced, at any depth.
-fn redacted(value: &Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let v = if crate::secret::is_secret_var(k) || k == "password" {
-                        Value::String("<redacted>".into())
-                    } else {
-                        redacted(v)
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
-        other => other.clone(),
-    }
-}
-
 /// Turns one run's events into journal rows, in order. Events carry no play index, so the
 /// recorder counts `play_started` events; streamed output is kept per step and written with the
 /// step's end. Times are those at which the events are recorded.
@@ -422,12 +402,7 @@ impl EventRecorder {
                 let output = self.output.remove(&(host.clone(), task.clone()));
                 let run = self.run_id()?;
                 let state = StepState::finished(*status);
-                let outcome = serde_json::json!({
-                    "status": status,
-                    "msg": msg,
-                    "duration_ms": duration_ms,
-                    "result": redacted(result),
-                });
+                let outcome = super::step_outcome(*status, msg.as_deref(), *duration_ms, result);
                 let at = now();
                 sqlx::query(
                     "INSERT INTO host_steps (run_id, host, tenant, play, task_index, task, state,

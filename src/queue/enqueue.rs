@@ -93,7 +93,7 @@ pub async fn enqueue(
     if let Some(key) = options
         .extra_vars
         .keys()
-        .find(|k| crate::secret::is_secret_var(k) || k.as_str() == "password")
+        .find(|k| crate::secret::is_secret_key(k))
     {
         return Err(QueueError::SecretExtraVar(key.clone()));
     }

@@ -325,7 +325,7 @@ impl Queue {
              WHERE id = $1",
         )
         .bind(intent)
-        .bind(outcome)
+        .bind(crate::secret::redacted(outcome))
         .bind(claim.fence)
         .execute(&self.pool)
         .await

@@ -530,12 +530,8 @@ impl Recorder {
                 result,
                 ..
             } => {
-                let outcome = serde_json::json!({
-                    "status": status,
-                    "msg": msg,
-                    "duration_ms": duration_ms,
-                    "result": result,
-                });
+                let outcome =
+                    crate::journal::step_outcome(*status, msg.as_deref(), *duration_ms, result);
                 let step = StepWrite {
                     play: *play as i32,
                     task_index: *task_index as i32,
