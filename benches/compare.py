@@ -128,6 +128,27 @@ def machine() -> dict:
 # the lab
 
 
+def clock_ticks(pid: int, children: bool) -> int:
+    """utime + stime (and the reaped children's, when asked) of a process, in clock ticks."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks + (int(fields[13]) + int(fields[14]) if children else 0)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Ctrl-C (a lab's clean shutdown), then SIGKILL if it has not exited within 20 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=20)
+
+
 class Lab:
     """A `salve lab serve` child process with a healthy fleet of n hosts."""
 
@@ -186,17 +207,10 @@ class Lab:
         return [e for e in fresh if e["event"].get("kind") == "protocol"]
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return clock_ticks(self.proc.pid, False) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=20)
+        stop_process(self.proc)
         self.stderr.close()
 
 

@@ -39,7 +39,9 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import BENCH, GNU_TIME, ROOT, build_salve, capture, log, machine, pin  # noqa: E402
+from compare import (  # noqa: E402
+    BENCH, GNU_TIME, ROOT, build_salve, capture, clock_ticks, log, machine, pin, stop_process,
+)
 
 PLAYBOOK = BENCH / "playbooks/short3.yml"
 TASKS = 3  # tasks per host in PLAYBOOK
@@ -52,16 +54,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def clock_ticks(pid: int, children: bool) -> int:
-    """utime + stime (and the reaped children's, when asked) of a process, in clock ticks."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    ticks = int(fields[11]) + int(fields[12])
-    return ticks + (int(fields[13]) + int(fields[14]) if children else 0)
 
 
 def tree_cpu_s(root: int) -> float:
@@ -145,13 +137,7 @@ class Lab:
         return path
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=20)
+        stop_process(self.proc)
         self.stderr.close()
 
 

@@ -86,6 +86,11 @@ pub async fn salve_run(
         .output()
         .await
         .unwrap();
+    json_outcome(&out)
+}
+
+/// A finished `salve ... --json`: (exit code, JSON events from stdout, stdout+stderr text).
+pub fn json_outcome(out: &std::process::Output) -> (i32, Vec<Value>, String) {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let events = stdout
         .lines()

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use salve::lab::inventory::{self, PasswordIn};
 use salve::lab::log::LabEvent;
-use serde_json::Value;
 
 use crate::lab_support::{Lab, salve_with};
-use crate::queue_support::{Pg, options, spawn_runner, wait_for_items};
+use crate::queue_support::{Pg, finish, options, spawn_runner, wait_for_items};
 
 const FLEET: &str = "\
 seed: 48
@@ -144,18 +143,9 @@ async fn an_approved_plan_runs_through_the_queue_only_inside_windows() {
     .execute(admin.pool())
     .await
     .unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(120), controller.wait_with_output())
-        .await
-        .expect("the controller did not finish")
-        .unwrap();
+    let (code, events, all) = finish(controller).await;
     let report = runner.await.unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "drifted and missed hosts: {all}"
-    );
+    assert_eq!(code, 2, "drifted and missed hosts: {all}");
     assert_eq!(report.lost, 0, "{report:?}");
     assert!(
         all.contains("t-ex04: waiting for its maintenance window"),
@@ -165,9 +155,8 @@ async fn an_approved_plan_runs_through_the_queue_only_inside_windows() {
         all.contains("t-ex03: not run: no maintenance window opening left"),
         "{all}"
     );
-    let summary: Value = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    let summary = events
+        .iter()
         .find(|e| e["event"] == "run_finished")
         .unwrap_or_else(|| panic!("no run_finished: {all}"));
     let outcome = |host: &str| {

@@ -182,11 +182,5 @@ pub async fn finish(child: tokio::process::Child) -> (i32, Vec<Value>, String) {
         .await
         .expect("the controller did not finish")
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let events = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), events, all)
+    crate::lab_support::json_outcome(&out)
 }
