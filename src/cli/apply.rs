@@ -101,7 +101,7 @@ pub fn run(args: ApplyArgs) -> u8 {
         }
     };
     let allowed = if args.queue.is_some() {
-        work.iter().map(|w| w.host.clone()).collect()
+        work.iter().map(|w| w.planned.name.clone()).collect()
     } else {
         hosts_to_start(&work, now)
     };
@@ -136,7 +136,7 @@ pub fn run(args: ApplyArgs) -> u8 {
         Err(code) => return code,
     };
     if let Some(url) = &args.queue {
-        let approved = approved_hosts(&plan, &work, now);
+        let approved = approved_hosts(&work, now);
         return runtime.block_on(super::queue::run_queued(
             url,
             prepared.input,
@@ -180,27 +180,26 @@ fn planned_steps(host: &crate::plan::HostPlan) -> BTreeSet<(usize, usize)> {
 
 /// A planned host with work to do: its windows (`None`: any time, or windows ignored) and
 /// the estimated length of its planned steps.
-struct HostWork {
-    host: String,
+struct HostWork<'a> {
+    planned: &'a crate::plan::HostPlan,
     schedule: Option<Schedule>,
     estimate: Duration,
 }
 
 /// The plan's hosts with steps, each with its windows from the inventory and its estimate.
-fn planned_work(
-    plan: &Plan,
+fn planned_work<'a>(
+    plan: &'a Plan,
     inventory: &crate::model::Inventory,
     ignore_windows: bool,
-) -> Result<Vec<HostWork>, String> {
+) -> Result<Vec<HostWork<'a>>, String> {
     let mut work = Vec::new();
     for host in plan.hosts.iter().filter(|h| !h.steps.is_empty()) {
-        let vars = inventory
-            .host(&host.name)
-            .map(|h| h.vars.clone())
-            .unwrap_or_default();
-        let schedule = Schedule::from_vars(&vars).map_err(|e| format!("{}: {e}", host.name))?;
+        let schedule = match inventory.host(&host.name) {
+            Some(h) => Schedule::from_vars(&h.vars).map_err(|e| format!("{}: {e}", host.name))?,
+            None => None,
+        };
         work.push(HostWork {
-            host: host.name.clone(),
+            planned: host,
             schedule: schedule.filter(|_| !ignore_windows),
             estimate: Duration::from_secs(host.steps.iter().map(|s| s.estimated_seconds).sum()),
         });
@@ -213,14 +212,15 @@ fn planned_work(
 fn hosts_to_start(work: &[HostWork], now: jiff::Timestamp) -> BTreeSet<String> {
     let mut allowed = BTreeSet::new();
     for w in work {
+        let host = &w.planned.name;
         match w.schedule.as_ref().map(|s| s.can_start(now, w.estimate)) {
             None | Some(Decision::Start) => {
-                allowed.insert(w.host.clone());
+                allowed.insert(host.clone());
             }
             Some(Decision::Defer { reason, next }) => {
-                eprintln!("deferred: {}: {reason}; next window opens {next}", w.host)
+                eprintln!("deferred: {host}: {reason}; next window opens {next}")
             }
-            Some(Decision::NeverFits { reason }) => eprintln!("deferred: {}: {reason}", w.host),
+            Some(Decision::NeverFits { reason }) => eprintln!("deferred: {host}: {reason}"),
         }
     }
     allowed
@@ -228,18 +228,17 @@ fn hosts_to_start(work: &[HostWork], now: jiff::Timestamp) -> BTreeSet<String> {
 
 /// What each queued host's work item carries: planned steps and facts, window openings from
 /// `now` on, and the estimate. The database decides when each may start.
-fn approved_hosts(plan: &Plan, work: &[HostWork], now: jiff::Timestamp) -> Approved {
+fn approved_hosts(work: &[HostWork], now: jiff::Timestamp) -> Approved {
     let hosts = work
         .iter()
-        .filter_map(|w| {
-            let planned = plan.hosts.iter().find(|h| h.name == w.host)?;
+        .map(|w| {
             let host = ApprovedHost {
-                steps: planned_steps(planned),
-                facts: planned.facts.clone(),
+                steps: planned_steps(w.planned),
+                facts: w.planned.facts.clone(),
                 openings: w.schedule.as_ref().map(|s| s.openings(now)),
                 estimate: w.estimate,
             };
-            Some((w.host.clone(), host))
+            (w.planned.name.clone(), host)
         })
         .collect();
     Approved { hosts }
