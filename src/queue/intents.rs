@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::worker::{chain, stop};
+use super::worker::give_up;
 use super::{Claim, Queue, QueueError};
 use crate::runner::{IntentLog, Interrupt, Refused};
 
@@ -28,13 +28,7 @@ pub struct QueueIntents {
 impl QueueIntents {
     /// Stop the item as `error` requires; returns why the change is refused.
     fn refuse(&self, error: &QueueError) -> Refused {
-        let why = chain(error);
-        tracing::warn!("{}: {why}", self.claim.host);
-        match error {
-            QueueError::Stale { .. } => stop(&self.item, &self.lost),
-            _ => self.item.drain.cancel(),
-        }
-        Refused(why)
+        Refused(give_up(error, &self.claim, &self.item, &self.lost))
     }
 }
 

@@ -463,8 +463,28 @@ async fn heartbeat(
     }
 }
 
+/// A write for the item failed: a stale claim stops it (another runner owns it now), any
+/// other failure drains it (the database is in trouble: no further step starts). Warns and
+/// returns why.
+pub(super) fn give_up(
+    error: &QueueError,
+    claim: &Claim,
+    item: &Interrupt,
+    lost: &tokio_util::sync::CancellationToken,
+) -> String {
+    let mut why = chain(error);
+    if matches!(error, QueueError::Stale { .. }) {
+        stop(item, lost);
+    } else {
+        item.drain.cancel();
+        why.push_str("; no further step starts");
+    }
+    tracing::warn!("{}: {why}", claim.host);
+    why
+}
+
 /// The item's claim is lost: abort it and say so.
-pub(super) fn stop(item: &Interrupt, lost: &tokio_util::sync::CancellationToken) {
+fn stop(item: &Interrupt, lost: &tokio_util::sync::CancellationToken) {
     lost.cancel();
     item.drain.cancel();
     item.abort.cancel();
@@ -488,19 +508,9 @@ impl Recorder {
             if failed {
                 continue;
             }
-            let written = self.write(&event, &mut play).await;
-            match written {
-                Ok(()) => {}
-                Err(e @ QueueError::Stale { .. }) => {
-                    tracing::warn!("{}: {}", self.claim.host, chain(&e));
-                    stop(&self.item, &self.lost);
-                    failed = true;
-                }
-                Err(e) => {
-                    tracing::warn!("{}: {}; no further step starts", self.claim.host, chain(&e));
-                    self.item.drain.cancel();
-                    failed = true;
-                }
+            if let Err(e) = self.write(&event, &mut play).await {
+                give_up(&e, &self.claim, &self.item, &self.lost);
+                failed = true;
             }
         }
     }
