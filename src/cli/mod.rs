@@ -62,7 +62,7 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Check each host's connection (DNS, TCP, listener, TLS, auth, a command) and say what to fix.
     Doctor(doctor::DoctorArgs),
-    /// Claim and run queued work for one tenant (and site) from the queue database.
+    /// Claim and run queued work for its tenants (and site) from the queue database.
     Runner(runner::RunnerArgs),
     /// Set up the queue database or show the work in it.
     Queue(queue::QueueArgs),

@@ -1,5 +1,5 @@
 //! `salve runner`: a long-running process inside a customer network that claims work from the
-//! queue database for one tenant (and site) and runs it with the normal transports. See
+//! queue database for its tenants (and site) and runs it with the normal transports. See
 //! [`crate::queue::worker`].
 
 use std::path::PathBuf;

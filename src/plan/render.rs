@@ -1,7 +1,7 @@
 //! Human renderings of a plan: Markdown and a self-contained HTML page (inline CSS, no script),
 //! for the whole plan or one tenant, readable by a change board that does not run salve.
 //!
-//! Both come from one document outline ([`Block`]s built by [`outline`]), so the two formats
+//! Both come from one document outline (`Block`s built by `outline`), so the two formats
 //! always say the same thing: a header with the sources and the digest, a summary table, each
 //! host's facts, window, risks and steps with reasons, the hosts left out, and the approvals.
 //! A tenant's view lists only that tenant's hosts; its digest is still the whole plan's, since

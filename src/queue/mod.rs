@@ -1,8 +1,9 @@
-//! The scale-out work queue: PostgreSQL as the system of record between a controller (`salve run
-//! --queue URL`, which enqueues one work item per host and follows them) and `salve runner`
-//! processes placed inside customer networks, which connect *outbound* to the database, claim
-//! their tenant's (and site's) work, run it with the normal transports and runner, and write
-//! every step back. The single-machine path (local SQLite journal) is untouched by this module.
+//! The scale-out work queue: PostgreSQL as the system of record between a controller (`salve
+//! run|apply --queue URL`, which enqueues one work item per host and follows them, see
+//! [`enqueue`] and [`follow`]) and `salve runner` processes placed inside customer networks,
+//! which connect *outbound* to the database, claim their tenants' (and site's) work, run it with
+//! the normal transports and runner, and write every step back ([`worker`], [`intents`]). The
+//! single-machine path (local SQLite journal) is untouched by this module.
 //!
 //! Division of knowledge:
 //! - the database holds the playbook text (runners run exactly the enqueued bytes, checked by
@@ -14,7 +15,8 @@
 //! fencing token; every later write carries the token and is rejected once another runner has
 //! claimed the item (see [`schema`]). Claims of one tenant are serialised by an advisory lock,
 //! so the claim query's DAG rule (no two members of a DAG claimed or running) and the tenant's
-//! concurrency cap hold across all runners; a partial unique index backs the DAG rule.
+//! concurrency cap hold across all runners; a partial unique index backs the DAG rule. The
+//! claim query also holds queued work back until a maintenance-window opening has room for it.
 
 pub mod enqueue;
 pub mod follow;

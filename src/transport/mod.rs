@@ -4,7 +4,8 @@
 //!
 //! A transport runs a [`Script`] with a timeout and a cancellation token, streaming output as it
 //! arrives, and reports failures as a classified [`TransportError`] with a one-line fix hint.
-//! The runner keeps one transport per host for a whole run ([`Connections`]) and re-opens it
+//! The runner keeps one transport per host for a whole run (its per-host link, a
+//! [`crate::modules::HostLink`]) and re-opens it
 //! after a reboot.
 
 pub mod clixml;
