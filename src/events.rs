@@ -132,6 +132,8 @@ pub enum Event {
     },
     PlayStarted {
         play: String,
+        /// Position of the play in the playbook, from 0: with `task_index`, a step's identity.
+        play_index: usize,
         hosts: Vec<String>,
         tasks: usize,
         /// Host names per batch, in order.
@@ -146,6 +148,9 @@ pub enum Event {
         host: String,
         tenant: Option<String>,
         task: String,
+        play_index: usize,
+        /// The task's position in its play: tasks, then handlers, then rescue tasks
+        /// ([`crate::model::Play::task_at`]).
         task_index: usize,
         /// Loop item, when the task loops.
         item: Option<serde_json::Value>,
@@ -175,6 +180,7 @@ pub enum Event {
         host: String,
         tenant: Option<String>,
         task: String,
+        play_index: usize,
         task_index: usize,
         status: TaskStatus,
         /// One-line human message (error, skip reason, debug text).
@@ -193,6 +199,7 @@ pub enum Event {
     },
     PlayFinished {
         play: String,
+        play_index: usize,
         stopped: Option<PlayStop>,
     },
     /// A host's work ended in a queued run (`salve run|apply --queue`), as a runner reported

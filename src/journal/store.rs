@@ -287,14 +287,13 @@ fn json(r: &SqliteRow, column: &str) -> Result<Option<Value>, sqlx::Error> {
     Ok(text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t))))
 }
 
-/// Turns one run's events into journal rows, in order. Events carry no play index, so the
-/// recorder counts `play_started` events; streamed output is kept per step and written with the
+/// Turns one run's events into journal rows, in order, keyed by the step identity the events
+/// carry (play index, task index); streamed output is kept per step and written with the
 /// step's end. Times are those at which the events are recorded.
 pub struct EventRecorder {
     journal: Journal,
     meta: RunMeta,
     run_id: Option<String>,
-    play: usize,
     output: HashMap<(String, String), String>,
 }
 
@@ -304,7 +303,6 @@ impl EventRecorder {
             journal,
             meta,
             run_id: None,
-            play: 0,
             output: HashMap::new(),
         }
     }
@@ -329,7 +327,6 @@ impl EventRecorder {
                     return Err(JournalError::NoRunId);
                 }
                 self.run_id = Some(run_id.clone());
-                self.play = 0;
                 sqlx::query(
                     "INSERT INTO runs (id, playbook, playbook_digest, inventory_digest,
                          plan_digest, check_mode, host_count, started_at, status)
@@ -347,11 +344,11 @@ impl EventRecorder {
                 .await
                 .map_err(j.db_err())?;
             }
-            Event::PlayFinished { .. } => self.play += 1,
             Event::TaskStarted {
                 host,
                 tenant,
                 task,
+                play_index,
                 task_index,
                 ..
             } => {
@@ -368,7 +365,7 @@ impl EventRecorder {
                 .bind(run)
                 .bind(host)
                 .bind(tenant)
-                .bind(self.play as i64)
+                .bind(*play_index as i64)
                 .bind(*task_index as i64)
                 .bind(task)
                 .bind(now())
@@ -393,6 +390,7 @@ impl EventRecorder {
                 host,
                 tenant,
                 task,
+                play_index,
                 task_index,
                 status,
                 msg,
@@ -416,7 +414,7 @@ impl EventRecorder {
                 .bind(run)
                 .bind(host)
                 .bind(tenant)
-                .bind(self.play as i64)
+                .bind(*play_index as i64)
                 .bind(*task_index as i64)
                 .bind(task)
                 .bind(state.as_str())
@@ -448,6 +446,7 @@ impl EventRecorder {
                 .map_err(j.db_err())?;
             }
             Event::PlayStarted { .. }
+            | Event::PlayFinished { .. }
             | Event::BatchStarted { .. }
             | Event::SlowStep { .. }
             | Event::TaskRetry { .. }

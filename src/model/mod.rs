@@ -8,7 +8,9 @@ pub mod playbook;
 
 pub use inventory::{Group, Host, Inventory};
 pub use pattern::HostPattern;
-pub use playbook::{BatchSize, Expr, LoopSpec, ModuleCall, Play, Playbook, Rolling, Task};
+pub use playbook::{
+    BatchSize, Expr, LoopSpec, ModuleCall, Play, Playbook, Rolling, Task, TaskSection,
+};
 
 /// Variables: an ordered JSON object (YAML values are converted on load).
 pub type Vars = serde_json::Map<String, serde_json::Value>;

@@ -105,3 +105,44 @@ pub struct Task {
     pub tags: Vec<String>,
     pub location: Location,
 }
+
+/// Where a task sits in its play: its `task_index`, which with the play's index identifies a
+/// step in events, the journal, the queue, resume and the plan gate. Tasks are numbered
+/// first, then handlers, then rescue tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSection {
+    Tasks,
+    Handlers,
+    Rescue,
+}
+
+impl Play {
+    /// The task a `task_index` names, with its section.
+    pub fn task_at(&self, index: usize) -> Option<(TaskSection, &Task)> {
+        let handlers = self.tasks.len();
+        let rescue = handlers + self.handlers.len();
+        if index < handlers {
+            Some((TaskSection::Tasks, &self.tasks[index]))
+        } else if index < rescue {
+            Some((TaskSection::Handlers, &self.handlers[index - handlers]))
+        } else {
+            self.rescue
+                .get(index - rescue)
+                .map(|t| (TaskSection::Rescue, t))
+        }
+    }
+
+    /// Every task with its `task_index` and section, in numbering order.
+    pub fn indexed_tasks(&self) -> impl Iterator<Item = (usize, TaskSection, &Task)> {
+        let sections = [
+            (TaskSection::Tasks, &self.tasks),
+            (TaskSection::Handlers, &self.handlers),
+            (TaskSection::Rescue, &self.rescue),
+        ];
+        sections
+            .into_iter()
+            .flat_map(|(section, tasks)| tasks.iter().map(move |t| (section, t)))
+            .enumerate()
+            .map(|(i, (section, t))| (i, section, t))
+    }
+}

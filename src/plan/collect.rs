@@ -70,7 +70,6 @@ fn drop_dangling_maintenance(mut host: HostPlan) -> HostPlan {
 pub struct PlanCollector {
     playbook: Arc<Playbook>,
     inventory: Arc<Inventory>,
-    play: Option<usize>,
     out: Arc<Mutex<Collected>>,
 }
 
@@ -84,7 +83,6 @@ impl PlanCollector {
             PlanCollector {
                 playbook,
                 inventory,
-                play: None,
                 out: Arc::clone(&out),
             },
             out,
@@ -130,29 +128,23 @@ fn windows_of(vars: &crate::model::Vars) -> Vec<String> {
 impl Reporter for PlanCollector {
     fn event(&mut self, event: &Event) {
         match event {
-            Event::PlayStarted { .. } => self.play = Some(self.play.map_or(0, |p| p + 1)),
             Event::TaskFinished {
                 host,
                 task,
+                play_index,
                 task_index,
                 status,
                 msg,
                 result,
                 ..
             } => {
-                let Some(play) = self.play else { return };
+                let play = *play_index;
                 let call = self
                     .playbook
                     .plays
                     .get(play)
-                    .and_then(|p| {
-                        p.tasks
-                            .iter()
-                            .chain(&p.handlers)
-                            .chain(&p.rescue)
-                            .nth(*task_index)
-                    })
-                    .map(|t| &t.call);
+                    .and_then(|p| p.task_at(*task_index))
+                    .map(|(_, t)| &t.call);
                 let module = call.map(|c| c.module.clone()).unwrap_or_default();
                 let state = call
                     .and_then(|c| c.args.get("state"))

@@ -48,6 +48,7 @@ pub async fn follow(
             [one] => one.name.clone(),
             _ => format!("{} plays", plays.len()),
         },
+        play_index: 0,
         hosts,
         tasks: plays.iter().map(|p| p.tasks).sum(),
         batches: Vec::new(),
@@ -318,7 +319,9 @@ async fn steps(
     rows.iter()
         .map(|r| {
             let task_index: i32 = r.try_get("task_index")?;
+            let play: i32 = r.try_get("play")?;
             let index = usize::try_from(task_index).unwrap_or_default();
+            let play_index = usize::try_from(play).unwrap_or_default();
             let (host, tenant, task) =
                 (r.try_get("host")?, r.try_get("tenant")?, r.try_get("task")?);
             let (status, event) = if r.try_get("finished")? {
@@ -329,6 +332,7 @@ async fn steps(
                     host,
                     tenant,
                     task,
+                    play_index,
                     task_index: index,
                     status,
                     msg: outcome["msg"].as_str().map(String::from),
@@ -341,6 +345,7 @@ async fn steps(
                     host,
                     tenant,
                     task,
+                    play_index,
                     task_index: index,
                     item: None,
                 };
@@ -348,7 +353,7 @@ async fn steps(
             };
             Ok(StepRow {
                 work_id: r.try_get("work_id")?,
-                play: r.try_get("play")?,
+                play,
                 task_index,
                 fence: r.try_get("fence")?,
                 status,

@@ -502,27 +502,28 @@ impl Recorder {
     /// Consume events until the run ends. The first failed write stops the item: stale →
     /// abort (someone else owns it), otherwise drain (the database is in trouble).
     async fn record(self, mut rx: mpsc::UnboundedReceiver<Event>) {
-        let mut play = 0usize;
         let mut failed = false;
         while let Some(event) = rx.recv().await {
             if failed {
                 continue;
             }
-            if let Err(e) = self.write(&event, &mut play).await {
+            if let Err(e) = self.write(&event).await {
                 give_up(&e, &self.claim, &self.item, &self.lost);
                 failed = true;
             }
         }
     }
 
-    async fn write(&self, event: &Event, play: &mut usize) -> Result<(), QueueError> {
+    async fn write(&self, event: &Event) -> Result<(), QueueError> {
         match event {
-            Event::PlayFinished { .. } => *play += 1,
             Event::TaskStarted {
-                task, task_index, ..
+                task,
+                play_index,
+                task_index,
+                ..
             } => {
                 let step = StepWrite {
-                    play: *play as i32,
+                    play: *play_index as i32,
                     task_index: *task_index as i32,
                     task,
                     state: StepState::Started.as_str(),
@@ -533,6 +534,7 @@ impl Recorder {
             }
             Event::TaskFinished {
                 task,
+                play_index,
                 task_index,
                 status,
                 msg,
@@ -543,7 +545,7 @@ impl Recorder {
                 let outcome =
                     crate::journal::step_outcome(*status, msg.as_deref(), *duration_ms, result);
                 let step = StepWrite {
-                    play: *play as i32,
+                    play: *play_index as i32,
                     task_index: *task_index as i32,
                     task,
                     state: StepState::finished(*status).as_str(),

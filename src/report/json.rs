@@ -15,18 +15,19 @@
 //! ```text
 //! run_started = { run_id: string, playbook: string, hosts: [string], tenants: [string],
 //!     check_mode: bool, started_at: string }
-//! play_started = { play: string, hosts: [string], tasks: integer, batches: [[string]] }
+//! play_started = { play: string, play_index: integer, hosts: [string], tasks: integer,
+//!     batches: [[string]] }
 //! batch_started = { play: string, batch: integer, hosts: [string] }
-//! task_started = { host: string, tenant: string?, task: string, task_index: integer,
-//!     item: json }
+//! task_started = { host: string, tenant: string?, task: string, play_index: integer,
+//!     task_index: integer, item: json }
 //! task_output = { host: string, task: string, stream: "stdout" | "stderr", text: string }
 //! slow_step = { host: string, task: string, elapsed_ms: integer }
 //! task_retry = { host: string, task: string, attempt: integer, of: integer, msg: string }
-//! task_finished = { host: string, tenant: string?, task: string, task_index: integer,
-//!     status: TaskStatus, msg: string?, duration_ms: integer, result: json }
+//! task_finished = { host: string, tenant: string?, task: string, play_index: integer,
+//!     task_index: integer, status: TaskStatus, msg: string?, duration_ms: integer, result: json }
 //! host_dropped = { host: string, tenant: string?, status: TaskStatus, task: string,
 //!     msg: string }
-//! play_finished = { play: string, stopped: PlayStop? }
+//! play_finished = { play: string, play_index: integer, stopped: PlayStop? }
 //! host_finished = { host: string, tenant: string?, outcome: HostOutcome, msg: string? }
 //! interrupt = { stage: "draining" | "aborting", in_flight: [(string, string)] }
 //! warning = { message: string }

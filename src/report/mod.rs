@@ -240,6 +240,7 @@ mod tests {
         })
         .unwrap();
         tx.send(Event::PlayFinished {
+            play_index: 0,
             play: "p".into(),
             stopped: None,
         })

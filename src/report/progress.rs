@@ -332,6 +332,7 @@ mod tests {
 
     fn start(host: &str, task: &str, index: usize) -> Event {
         Event::TaskStarted {
+            play_index: 0,
             host: host.into(),
             tenant: Some("acme".into()),
             task: task.into(),
@@ -342,6 +343,7 @@ mod tests {
 
     fn finish(host: &str, index: usize, status: TaskStatus) -> Event {
         Event::TaskFinished {
+            play_index: 0,
             host: host.into(),
             tenant: Some("acme".into()),
             task: "t".into(),
@@ -356,6 +358,7 @@ mod tests {
     fn play(hosts: &[&str], tasks: usize) -> Event {
         let hosts: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
         Event::PlayStarted {
+            play_index: 0,
             play: "p".into(),
             hosts: hosts.clone(),
             tasks,
@@ -439,10 +442,12 @@ mod tests {
         assert!(!r.hosts.contains_key("ex01"), "done hosts lose their line");
         // The play ends with ex03 never reached: it still counts as done, once.
         r.event(&Event::PlayFinished {
+            play_index: 0,
             play: "p".into(),
             stopped: None,
         });
         r.event(&Event::PlayFinished {
+            play_index: 0,
             play: "p".into(),
             stopped: None,
         });

@@ -120,6 +120,7 @@ impl Recorder {
                 hosts,
                 tasks,
                 batches,
+                ..
             } => r.plays.push(PlayRecord {
                 name: play.clone(),
                 hosts: hosts.clone(),
@@ -148,6 +149,7 @@ impl Recorder {
                 msg,
                 duration_ms,
                 result,
+                ..
             } => {
                 let running = self.running.remove(host).unwrap_or_default();
                 self.play().results.push(TaskRecord {

@@ -71,6 +71,7 @@ impl Lines {
                 hosts,
                 tasks,
                 batches,
+                ..
             } => {
                 self.batches = batches.len();
                 let mut line = format!(
@@ -155,6 +156,7 @@ impl Lines {
             Event::PlayFinished {
                 play,
                 stopped: Some(stop),
+                ..
             } => Some(format!(
                 "{} {}: {}",
                 p.error("PLAY STOPPED"),

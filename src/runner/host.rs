@@ -8,7 +8,7 @@ use super::RunEnv;
 use super::task::TaskRun;
 use super::vars::PlayScope;
 use crate::events::{Event, HostCounts, HostOutcome, TaskStatus};
-use crate::model::{Host, Play, Task};
+use crate::model::{Host, Play, Task, TaskSection};
 use crate::modules::HostLink;
 
 /// How a host left a play.
@@ -30,13 +30,11 @@ pub async fn run_host_play(
 ) -> HostPlayEnd {
     let mut end = HostPlayEnd::default();
     let mut notified = BTreeSet::new();
-    let handlers = play
-        .handlers
-        .iter()
-        .enumerate()
-        .map(|(j, h)| (play.tasks.len() + j, h, true));
-    let tasks = play.tasks.iter().enumerate().map(|(i, t)| (i, t, false));
-    for (index, task, is_handler) in tasks.chain(handlers) {
+    let steps = play
+        .indexed_tasks()
+        .filter(|(_, section, _)| *section != TaskSection::Rescue);
+    for (index, section, task) in steps {
+        let is_handler = section == TaskSection::Handlers;
         if is_handler && !notified.contains(&task.name) {
             continue;
         }
@@ -55,6 +53,7 @@ pub async fn run_host_play(
                 host: host.name.clone(),
                 tenant: host.tenant.clone(),
                 task: task.name.clone(),
+                play_index: scope.play_index,
                 task_index: index,
                 status: TaskStatus::Skipped,
                 msg: Some("not a step of the approved plan".into()),
@@ -133,12 +132,14 @@ async fn run_rescue(
     link: &dyn HostLink,
     counts: &mut HostCounts,
 ) {
-    let first = play.tasks.len() + play.handlers.len();
-    for (j, task) in play.rescue.iter().enumerate() {
+    let rescue = play
+        .indexed_tasks()
+        .filter(|(_, section, _)| *section == TaskSection::Rescue);
+    for (index, _, task) in rescue {
         if env.interrupt.abort.is_cancelled() {
             return;
         }
-        counts.add(run_one(env, scope, host, link, task, first + j).await);
+        counts.add(run_one(env, scope, host, link, task, index).await);
     }
 }
 
@@ -155,6 +156,7 @@ async fn run_one(
         host: host.name.clone(),
         tenant: host.tenant.clone(),
         task: task.name.clone(),
+        play_index: scope.play_index,
         task_index: index,
         item: None,
     });
@@ -181,6 +183,7 @@ async fn run_one(
         host: host.name.clone(),
         tenant: host.tenant.clone(),
         task: task.name.clone(),
+        play_index: scope.play_index,
         task_index: index,
         status: result.status,
         msg: result.msg,

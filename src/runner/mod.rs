@@ -219,6 +219,7 @@ pub async fn run(
         let stopped = stop.is_some();
         env.emit(Event::PlayFinished {
             play: input.playbook.plays[index].name.clone(),
+            play_index: index,
             stopped: stop,
         });
         if stopped {
@@ -277,6 +278,7 @@ async fn run_play(
     let lanes = lanes(play, &hosts);
     env.emit(Event::PlayStarted {
         play: play.name.clone(),
+        play_index: index,
         hosts: names.to_vec(),
         tasks: play.tasks.len(),
         batches: lanes

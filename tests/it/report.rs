@@ -16,6 +16,7 @@ use serde_json::json;
 
 fn started(host: &str, tenant: &str, task: &str, index: usize) -> Event {
     Event::TaskStarted {
+        play_index: 0,
         host: host.into(),
         tenant: Some(tenant.into()),
         task: task.into(),
@@ -35,6 +36,7 @@ fn finished(
     result: serde_json::Value,
 ) -> Event {
     Event::TaskFinished {
+        play_index: 0,
         host: host.into(),
         tenant: Some(tenant.into()),
         task: task.into(),
@@ -119,7 +121,7 @@ pub fn scripted_run() -> Vec<Event> {
         "ex02.acme.local".into(),
         "mail.globex.test".into(),
     ];
-    vec![
+    let events = vec![
         Event::RunStarted {
             run_id: "r-0001".into(),
             playbook: "playbooks/patch.yml".into(),
@@ -129,6 +131,7 @@ pub fn scripted_run() -> Vec<Event> {
             started_at: "2024-03-01T10:00:00Z".into(),
         },
         Event::PlayStarted {
+            play_index: 0,
             play: "Assess".into(),
             hosts: all.clone(),
             tasks: 2,
@@ -187,6 +190,7 @@ pub fn scripted_run() -> Vec<Event> {
             json!({}),
         ),
         Event::TaskStarted {
+            play_index: 0,
             host: "ex02.acme.local".into(),
             tenant: Some("acme".into()),
             task: rewrite.into(),
@@ -203,6 +207,7 @@ pub fn scripted_run() -> Vec<Event> {
             json!({"rule": "added"}),
         ),
         Event::TaskStarted {
+            play_index: 0,
             host: "ex02.acme.local".into(),
             tenant: Some("acme".into()),
             task: rewrite.into(),
@@ -219,10 +224,12 @@ pub fn scripted_run() -> Vec<Event> {
             json!({"rule": "present"}),
         ),
         Event::PlayFinished {
+            play_index: 0,
             play: "Assess".into(),
             stopped: None,
         },
         Event::PlayStarted {
+            play_index: 1,
             play: "Install SU".into(),
             hosts: all[..2].to_vec(),
             tasks: 1,
@@ -310,6 +317,7 @@ pub fn scripted_run() -> Vec<Event> {
             serde_json::Value::Null,
         ),
         Event::PlayFinished {
+            play_index: 1,
             play: "Install SU".into(),
             stopped: Some(PlayStop::Interrupted),
         },
@@ -317,7 +325,23 @@ pub fn scripted_run() -> Vec<Event> {
             message: "ex02.acme.local may be left mid-update; run the playbook again".into(),
         },
         Event::RunFinished { summary },
-    ]
+    ];
+    in_plays(events)
+}
+
+/// Give each task event the index of the play it falls in, as the runner does.
+fn in_plays(mut events: Vec<Event>) -> Vec<Event> {
+    let mut current = 0;
+    for event in &mut events {
+        match event {
+            Event::PlayStarted { play_index, .. } => current = *play_index,
+            Event::TaskStarted { play_index, .. } | Event::TaskFinished { play_index, .. } => {
+                *play_index = current
+            }
+            _ => {}
+        }
+    }
+    events
 }
 
 /// Durations vary with the run; the snapshot shows where they are, not what they are.

@@ -159,6 +159,7 @@ fn junit_survives_hostile_text() {
     events.insert(
         3,
         Event::TaskFinished {
+            play_index: 0,
             host: "ex\"01'&".into(),
             tenant: None,
             task: "<script>]]>".into(),

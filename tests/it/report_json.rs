@@ -38,6 +38,7 @@ fn tag(e: &Event) -> &'static str {
 fn samples() -> Vec<Event> {
     let mut events = scripted_run();
     events.push(Event::PlayFinished {
+        play_index: 0,
         play: "p".into(),
         stopped: Some(PlayStop::MaxFailPercentage {
             batch: 1,
@@ -47,6 +48,7 @@ fn samples() -> Vec<Event> {
         }),
     });
     events.push(Event::PlayFinished {
+        play_index: 0,
         play: "p".into(),
         stopped: Some(PlayStop::AllHostsFailed),
     });
@@ -88,6 +90,7 @@ fn samples() -> Vec<Event> {
         in_flight: vec![],
     });
     events.push(Event::TaskFinished {
+        play_index: 0,
         host: "h".into(),
         tenant: None,
         task: "t".into(),
