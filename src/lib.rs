@@ -5,16 +5,19 @@
 //! The simulated fleet used by tests, demos and benchmarks lives in [`lab`]; what salve knows
 //! about Exchange builds, updates and indicators of compromise lives in [`exchange`].
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod contract;
 pub mod diag;
 pub mod doctor;
+pub mod error_chain;
 pub mod events;
 pub mod exchange;
 pub mod exit;
 pub mod journal;
 pub mod lab;
+pub mod launch;
 pub mod model;
 pub mod modules;
 pub mod plan;

@@ -1,20 +1,10 @@
-//! `salve apply plan.json`: do exactly what a change board approved. Refused when the plan was
-//! edited after approval, lacks the required trusted approvals, or when the playbook or
-//! inventory changed since planning. Hosts outside their maintenance window, or whose planned
-//! work would overrun it, are deferred. The run then executes only the plan's steps, and a host
-//! whose facts drifted since planning is left alone and reported as drifted.
+//! `salve apply plan.json`: its arguments, handed to [`crate::app::apply`]; exits with the
+//! run's code.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
-use super::Selection;
-use crate::exit;
-use crate::plan::Plan;
-use crate::queue::enqueue::{Approved, ApprovedHost};
-use crate::runner::{PlanGate, RunOptions};
-use crate::schedule::window::{Decision, Schedule};
+use super::console::Terminal;
+use crate::app::apply::ApplyRequest;
 
 /// Arguments of `salve apply`.
 #[derive(Debug, clap::Args)]
@@ -55,191 +45,23 @@ pub struct ApplyArgs {
 }
 
 pub fn run(args: ApplyArgs) -> u8 {
-    let plan = match Plan::load(&args.plan) {
-        Ok(p) => p,
-        Err(e) => return super::print_error(&e, exit::INVALID_INPUT),
+    let request = ApplyRequest {
+        plan: args.plan,
+        require_approvals: args.require_approvals,
+        trusted_keys: args.trusted_keys,
+        ignore_windows: args.ignore_windows,
+        at: args.at,
+        forks: args.forks,
+        report: crate::report::Options {
+            json: args.json,
+            no_progress: args.no_progress,
+            report_dir: args.report_dir,
+        },
+        queue: args.queue,
+        detach: args.detach,
     };
-    if let Err(code) = check_approvals(&plan, &args) {
-        return code;
-    }
-    let selection = Selection {
-        inventories: plan.inventory.sources.iter().map(PathBuf::from).collect(),
-        limit: plan.selection.limit.clone(),
-        tenant: plan.selection.tenant.clone(),
-        all_tenants: plan.selection.all_tenants,
-        extra_vars: Vec::new(),
-    };
-    let mut prepared = match super::run::prepare(&PathBuf::from(&plan.playbook.path), &selection) {
-        Ok(p) => p,
-        Err(diags) => {
-            eprint!("{}", diags.render());
-            return exit::INVALID_INPUT;
-        }
-    };
-    if prepared.input.playbook.digest != plan.playbook.sha256 {
-        eprintln!(
-            "error: {} changed since the plan was made; plan again and have it approved",
-            plan.playbook.path
-        );
-        return exit::INVALID_INPUT;
-    }
-    if prepared.input.inventory.digest != plan.inventory.sha256 {
-        eprintln!(
-            "error: the inventory changed since the plan was made; plan again and have it approved"
-        );
-        return exit::INVALID_INPUT;
-    }
-    let now = args.at.unwrap_or_else(jiff::Timestamp::now);
-    if args.ignore_windows {
-        eprintln!("warning: --ignore-windows: maintenance windows are NOT being respected");
-    }
-    let work = match planned_work(&plan, &prepared.input.inventory, args.ignore_windows) {
-        Ok(w) => w,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return exit::INVALID_INPUT;
-        }
-    };
-    let allowed = if args.queue.is_some() {
-        work.iter().map(|w| w.planned.name.clone()).collect()
-    } else {
-        hosts_to_start(&work, now)
-    };
-    for hosts in &mut prepared.input.play_hosts {
-        hosts.retain(|h| allowed.contains(h));
-    }
-    let steps: BTreeMap<String, BTreeSet<(usize, usize)>> = plan
-        .hosts
-        .iter()
-        .map(|h| (h.name.clone(), planned_steps(h)))
-        .collect();
-    let facts = plan
-        .hosts
-        .iter()
-        .map(|h| (h.name.clone(), h.facts.clone()))
-        .collect();
-    let options = RunOptions {
-        forks: args.forks.max(1),
-        extra_vars: prepared.extra_vars,
-        run_id: super::run::run_id(),
-        gate: Some(Arc::new(PlanGate::new(steps, facts))),
-        plan_digest: Some(plan.digest()),
-        ..RunOptions::default()
-    };
-    let report = crate::report::Options {
-        json: args.json,
-        no_progress: args.no_progress,
-        report_dir: args.report_dir.clone(),
-    };
-    let runtime = match super::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    if let Some(url) = &args.queue {
-        let approved = approved_hosts(&work, now);
-        return runtime.block_on(super::queue::run_queued(
-            url,
-            prepared.input,
-            options,
-            &report,
-            Some(&approved),
-            args.detach,
-        ));
-    }
-    runtime.block_on(async move {
-        let connector = Arc::new(super::run::standard_connector());
-        super::run::execute(prepared.input, options, connector, &report).await
-    })
-}
-
-fn check_approvals(plan: &Plan, args: &ApplyArgs) -> Result<(), u8> {
-    if args.require_approvals == 0 {
-        eprintln!("warning: applying without checking approvals (--require-approvals 0)");
-        return Ok(());
-    }
-    let Some(dir) = &args.trusted_keys else {
-        eprintln!(
-            "error: --trusted-keys DIR is needed to check the plan's approvals (or --require-approvals 0)"
-        );
-        return Err(exit::INVALID_INPUT);
-    };
-    match crate::plan::verify(plan, dir, args.require_approvals) {
-        Ok(approvers) => {
-            let names: Vec<String> = approvers.iter().map(|a| a.name.clone()).collect();
-            eprintln!("plan {} approved by {}", plan.digest(), names.join(", "));
-            Ok(())
-        }
-        Err(e) => Err(super::print_error(&e, exit::INVALID_INPUT)),
-    }
-}
-
-/// `(play, task index)` of a planned host's steps.
-fn planned_steps(host: &crate::plan::HostPlan) -> BTreeSet<(usize, usize)> {
-    host.steps.iter().map(|s| (s.play, s.task_index)).collect()
-}
-
-/// A planned host with work to do: its windows (`None`: any time, or windows ignored) and
-/// the estimated length of its planned steps.
-struct HostWork<'a> {
-    planned: &'a crate::plan::HostPlan,
-    schedule: Option<Schedule>,
-    estimate: Duration,
-}
-
-/// The plan's hosts with steps, each with its windows from the inventory and its estimate.
-fn planned_work<'a>(
-    plan: &'a Plan,
-    inventory: &crate::model::Inventory,
-    ignore_windows: bool,
-) -> Result<Vec<HostWork<'a>>, String> {
-    let mut work = Vec::new();
-    for host in plan.hosts.iter().filter(|h| !h.steps.is_empty()) {
-        let schedule = match inventory.host(&host.name) {
-            Some(h) => Schedule::from_vars(&h.vars).map_err(|e| format!("{}: {e}", host.name))?,
-            None => None,
-        };
-        work.push(HostWork {
-            planned: host,
-            schedule: schedule.filter(|_| !ignore_windows),
-            estimate: Duration::from_secs(host.steps.iter().map(|s| s.estimated_seconds).sum()),
-        });
-    }
-    Ok(work)
-}
-
-/// The hosts that may start now: inside a maintenance window long enough for their planned
-/// work. Deferred hosts are listed.
-fn hosts_to_start(work: &[HostWork], now: jiff::Timestamp) -> BTreeSet<String> {
-    let mut allowed = BTreeSet::new();
-    for w in work {
-        let host = &w.planned.name;
-        match w.schedule.as_ref().map(|s| s.can_start(now, w.estimate)) {
-            None | Some(Decision::Start) => {
-                allowed.insert(host.clone());
-            }
-            Some(Decision::Defer { reason, next }) => {
-                eprintln!("deferred: {host}: {reason}; next window opens {next}")
-            }
-            Some(Decision::NeverFits { reason }) => eprintln!("deferred: {host}: {reason}"),
-        }
-    }
-    allowed
-}
-
-/// What each queued host's work item carries: planned steps and facts, window openings from
-/// `now` on, and the estimate. The database decides when each may start.
-fn approved_hosts(work: &[HostWork], now: jiff::Timestamp) -> Approved {
-    let hosts = work
-        .iter()
-        .map(|w| {
-            let host = ApprovedHost {
-                steps: planned_steps(w.planned),
-                facts: w.planned.facts.clone(),
-                openings: w.schedule.as_ref().map(|s| s.openings(now)),
-                estimate: w.estimate,
-            };
-            (w.planned.name.clone(), host)
-        })
-        .collect();
-    Approved { hosts }
+    super::exit_with(
+        crate::app::apply::apply(request, &Terminal),
+        super::run::print_end,
+    )
 }

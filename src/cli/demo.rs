@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::Selection;
+use super::console::Terminal;
 use crate::exit;
 use crate::lab::fleet::Fleet;
 use crate::lab::inventory::{self, PasswordIn};
 use crate::lab::log::LabEvent;
 use crate::lab::{frontends, scenario};
-use crate::runner::RunOptions;
+use crate::launch::RunBuilder;
 
 /// Loopback block of the demo fleet (127.200.x.y), away from `salve lab serve`'s 127.0.x.y.
 const DEMO_BLOCK: u8 = 200;
@@ -129,34 +129,29 @@ fn write_inventory(fleet: &Fleet, dir: &Path) -> std::io::Result<PathBuf> {
 }
 
 async fn run_playbook(args: &DemoArgs, playbook: &Path, inventory: PathBuf) -> u8 {
-    let selection = Selection {
+    let selection = crate::app::Selection {
         inventories: vec![inventory],
-        limit: None,
-        tenant: None,
         all_tenants: true,
-        extra_vars: Vec::new(),
+        ..Default::default()
     };
-    let prepared = match super::run::prepare(playbook, &selection) {
+    let prepared = match crate::app::prepare(playbook, &selection, &Terminal) {
         Ok(p) => p,
         Err(diags) => {
             eprint!("{}", diags.render());
             return exit::INVALID_INPUT;
         }
     };
-    let options = RunOptions {
-        forks: args.forks.max(1),
-        extra_vars: prepared.extra_vars,
-        slow_step: Duration::from_secs(30),
-        run_id: super::run::run_id(),
-        ..RunOptions::default()
-    };
     let report = crate::report::Options {
         json: args.json,
         no_progress: args.no_progress,
         report_dir: Some(args.report_dir.clone()),
     };
-    let connector = Arc::new(super::run::standard_connector());
-    super::run::execute(prepared.input, options, connector, &report).await
+    let run = RunBuilder::new(prepared.input, prepared.extra_vars)
+        .forks(args.forks)
+        .slow_step(Duration::from_secs(30))
+        .execute(Arc::new(crate::launch::standard_connector()), &report)
+        .await;
+    super::exit_with(run.map_err(Into::into), |summary| summary.exit_code)
 }
 
 /// What the lab saw happen, from its state log.

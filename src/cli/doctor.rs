@@ -1,18 +1,9 @@
-//! `salve doctor`: check every selected host's connection and print the exact fix for each
-//! problem (see [`crate::doctor`]).
-
-use std::sync::Arc;
-
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+//! `salve doctor`: its arguments, handed to [`crate::app::doctor`]; prints the findings.
 
 use super::Selection;
-use crate::config::{self, HostQuery};
-use crate::diag::Diagnostics;
-use crate::doctor::{self, Check, Diagnosis};
+use super::console::Terminal;
+use crate::doctor::{self, Diagnosis};
 use crate::exit;
-use crate::model::{Host, HostPattern};
-use crate::transport::{ConnectionSpec, Connector};
 
 /// Arguments of `salve doctor`.
 #[derive(Debug, clap::Args)]
@@ -28,78 +19,23 @@ pub struct DoctorArgs {
 }
 
 pub fn run(args: DoctorArgs) -> u8 {
-    let hosts = match hosts(&args.selection) {
-        Ok(h) => h,
-        Err(diags) => {
-            eprint!("{}", diags.render());
-            return exit::INVALID_INPUT;
-        }
-    };
-    let runtime = match super::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let diagnoses = runtime.block_on(diagnose_all(hosts, args.forks.max(1)));
-    if args.json {
-        match serde_json::to_string_pretty(&diagnoses) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::INTERNAL;
+    let result = crate::app::doctor::doctor(&args.selection.to_app(), args.forks, &Terminal);
+    super::exit_with(result, |diagnoses| {
+        if args.json {
+            match serde_json::to_string_pretty(&diagnoses) {
+                Ok(text) => println!("{text}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::INTERNAL;
+                }
             }
+        } else {
+            print!("{}", doctor::render(&diagnoses));
         }
-    } else {
-        print!("{}", doctor::render(&diagnoses));
-    }
-    if diagnoses.iter().all(Diagnosis::healthy) {
-        exit::OK
-    } else {
-        exit::HOSTS_FAILED
-    }
-}
-
-fn hosts(sel: &Selection) -> Result<Vec<Host>, Diagnostics> {
-    let (inventory, _) = super::selection::load(sel)?;
-    let limit = super::selection::limit(sel)?;
-    let all = HostPattern::all();
-    let query = HostQuery {
-        pattern: &all,
-        limit: limit.as_ref(),
-        tenant: sel.tenant.as_deref(),
-        all_tenants: sel.all_tenants,
-    };
-    config::select_hosts(&inventory, &query).map_err(|d| Diagnostics(vec![d]))
-}
-
-async fn diagnose_all(hosts: Vec<Host>, forks: usize) -> Vec<Diagnosis> {
-    let connector: Arc<dyn Connector> = Arc::new(super::run::standard_connector());
-    let permits = Arc::new(Semaphore::new(forks));
-    let mut set = JoinSet::new();
-    for (i, host) in hosts.into_iter().enumerate() {
-        let (connector, permits) = (Arc::clone(&connector), Arc::clone(&permits));
-        set.spawn(async move {
-            // The semaphore is never closed, so acquiring cannot fail.
-            let _permit = permits.acquire_owned().await.ok();
-            let diagnosis = match ConnectionSpec::from_vars(&host.name, &host.vars) {
-                Ok(spec) => doctor::diagnose(&spec, connector).await,
-                Err(e) => Diagnosis {
-                    host: host.name.clone(),
-                    endpoint: "-".into(),
-                    checks: vec![Check {
-                        name: "config",
-                        ok: false,
-                        detail: e.to_string(),
-                        fix: Some("correct the variable in the inventory".into()),
-                    }],
-                },
-            };
-            (i, diagnosis)
-        });
-    }
-    let mut found = Vec::new();
-    while let Some(Ok(d)) = set.join_next().await {
-        found.push(d);
-    }
-    found.sort_by_key(|(i, _)| *i);
-    found.into_iter().map(|(_, d)| d).collect()
+        if diagnoses.iter().all(Diagnosis::healthy) {
+            exit::OK
+        } else {
+            exit::HOSTS_FAILED
+        }
+    })
 }

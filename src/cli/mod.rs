@@ -5,10 +5,10 @@ mod apply;
 mod approve;
 mod assess;
 mod check;
+mod console;
 mod demo;
 mod doctor;
 mod inventory;
-mod invocation;
 mod keygen;
 mod plan;
 mod queue;
@@ -16,7 +16,6 @@ mod resume;
 mod run;
 mod runner;
 mod runs;
-mod selection;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -124,6 +123,39 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+impl Selection {
+    /// The library's form of the selection.
+    pub fn to_app(&self) -> crate::app::Selection {
+        crate::app::Selection {
+            inventories: self.inventories.clone(),
+            limit: self.limit.clone(),
+            tenant: self.tenant.clone(),
+            all_tenants: self.all_tenants,
+            extra_vars: self.extra_vars.clone(),
+        }
+    }
+}
+
+/// Print an application error (every diagnostic, or `error: ...` with its "Caused by:" chain)
+/// on stderr; returns its exit code.
+fn report_error(error: &crate::app::AppError) -> u8 {
+    match error {
+        crate::app::AppError::Invalid(diags) => eprint!("{}", diags.render()),
+        crate::app::AppError::Refused(e) | crate::app::AppError::Failed(e) => {
+            print_error(e.as_ref(), 0);
+        }
+    }
+    error.exit_code()
+}
+
+/// The exit code of a command's result: its own on success, the error's otherwise.
+fn exit_with<T>(result: Result<T, crate::app::AppError>, ok: impl FnOnce(T) -> u8) -> u8 {
+    match result {
+        Ok(value) => ok(value),
+        Err(e) => report_error(&e),
+    }
+}
+
 /// Print `error: ...` and its "Caused by:" chain on stderr; returns `code`.
 fn print_error(error: &dyn std::error::Error, code: u8) -> u8 {
     eprintln!("error: {error}");
@@ -141,13 +173,7 @@ fn print_error(error: &dyn std::error::Error, code: u8) -> u8 {
 /// The multi-threaded tokio runtime every networked command runs on; the error is already
 /// reported and mapped to its exit code.
 pub fn runtime() -> Result<tokio::runtime::Runtime, u8> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("error: cannot start the async runtime: {e}");
-            crate::exit::INTERNAL
-        })
+    crate::app::runtime().map_err(|e| report_error(&e))
 }
 
 fn init_tracing(verbose: u8) {

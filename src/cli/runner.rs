@@ -114,7 +114,7 @@ pub fn run(args: RunnerArgs) -> u8 {
         );
         let interrupt = Interrupt::default();
         let signals = watch_signals(&interrupt);
-        let connector = Arc::new(super::run::standard_connector());
+        let connector = Arc::new(crate::launch::standard_connector());
         let worker = Worker::new(queue.clone(), options, inventory, connector);
         let report = worker.run(interrupt).await;
         signals.abort();

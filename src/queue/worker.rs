@@ -24,8 +24,9 @@ use super::intents::QueueIntents;
 use super::{Claim, Queue, QueueError, StepWrite};
 use crate::events::{Event, HostOutcome};
 use crate::journal::StepState;
+use crate::launch::RunBuilder;
 use crate::model::Inventory;
-use crate::runner::{self, Interrupt, PlanGate, RunInput, RunOptions};
+use crate::runner::{Interrupt, PlanGate, RunInput};
 use crate::transport::Connector;
 
 /// How a runner works.
@@ -234,9 +235,9 @@ impl Worker {
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut options = prepared.options;
-        if !options.check_mode {
-            options.intents = Some(Arc::new(QueueIntents {
+        let mut run = prepared.run;
+        if !run.options().check_mode {
+            run = run.intents(Arc::new(QueueIntents {
                 queue: self.queue.clone(),
                 claim: claim.clone(),
                 item: item.clone(),
@@ -250,13 +251,7 @@ impl Worker {
             lost: lost.clone(),
         };
         let (summary, ()) = tokio::join!(
-            runner::run(
-                prepared.input,
-                options,
-                Arc::clone(&self.connector),
-                tx,
-                item.clone(),
-            ),
+            run.execute_into(Arc::clone(&self.connector), tx, item.clone()),
             recorder.record(rx),
         );
         if lost.is_cancelled() {
@@ -322,10 +317,10 @@ impl Worker {
                 let plan: super::enqueue::StoredPlan = serde_json::from_value(plan)
                     .map_err(|e| run_err(format!("unreadable approved plan: {e}")))?;
                 let host = claim.host.clone();
-                Some(Arc::new(PlanGate::new(
+                Some(PlanGate::new(
                     [(host.clone(), plan.steps)].into(),
                     [(host, plan.facts)].into(),
-                )))
+                ))
             }
             None => None,
         };
@@ -355,26 +350,20 @@ impl Worker {
                 }
             })
             .collect();
-        let options = RunOptions {
-            forks: 1,
-            check_mode: stored.check_mode,
-            tags: stored.tags,
-            skip_tags: stored.skip_tags,
-            extra_vars: stored.extra_vars,
-            run_id: claim.run_id.clone(),
-            gate,
-            plan_digest,
-            ..RunOptions::default()
+        let input = RunInput {
+            playbook: Arc::new(playbook),
+            inventory: Arc::clone(&self.inventory),
+            play_hosts,
         };
-        Ok(Prepared {
-            input: RunInput {
-                playbook: Arc::new(playbook),
-                inventory: Arc::clone(&self.inventory),
-                play_hosts,
-            },
-            options,
-            _dir: dir,
-        })
+        let mut run = RunBuilder::new(input, stored.extra_vars)
+            .run_id(claim.run_id.clone())
+            .forks(1)
+            .check_mode(stored.check_mode)
+            .tags(stored.tags, stored.skip_tags);
+        if let Some(gate) = gate {
+            run = run.approved(gate, plan_digest);
+        }
+        Ok(Prepared { run, _dir: dir })
     }
 }
 
@@ -388,8 +377,7 @@ type RunRow = (
 );
 
 struct Prepared {
-    input: RunInput,
-    options: RunOptions,
+    run: RunBuilder,
     /// Holds the playbook file for the run's lifetime.
     _dir: tempfile::TempDir,
 }

@@ -1,0 +1,71 @@
+//! `salve doctor`: check every selected host's connection, several at once, and say the exact
+//! fix for each problem (the checks themselves are [`crate::doctor`]).
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::{AppError, Console, Selection};
+use crate::config::{self, HostQuery};
+use crate::diag::Diagnostics;
+use crate::doctor::{self, Check, Diagnosis};
+use crate::model::{Host, HostPattern};
+use crate::transport::{ConnectionSpec, Connector};
+
+/// Diagnose every host the selection names, `forks` at a time, in inventory order.
+pub fn doctor(
+    selection: &Selection,
+    forks: usize,
+    console: &dyn Console,
+) -> Result<Vec<Diagnosis>, AppError> {
+    let hosts = hosts(selection, console)?;
+    let runtime = super::runtime()?;
+    Ok(runtime.block_on(diagnose_all(hosts, forks.max(1))))
+}
+
+fn hosts(sel: &Selection, console: &dyn Console) -> Result<Vec<Host>, Diagnostics> {
+    let (inventory, _) = sel.load(console)?;
+    let limit = sel.limit()?;
+    let all = HostPattern::all();
+    let query = HostQuery {
+        pattern: &all,
+        limit: limit.as_ref(),
+        tenant: sel.tenant.as_deref(),
+        all_tenants: sel.all_tenants,
+    };
+    config::select_hosts(&inventory, &query).map_err(|d| Diagnostics(vec![d]))
+}
+
+async fn diagnose_all(hosts: Vec<Host>, forks: usize) -> Vec<Diagnosis> {
+    let connector: Arc<dyn Connector> = Arc::new(crate::launch::standard_connector());
+    let permits = Arc::new(Semaphore::new(forks));
+    let mut set = JoinSet::new();
+    for (i, host) in hosts.into_iter().enumerate() {
+        let (connector, permits) = (Arc::clone(&connector), Arc::clone(&permits));
+        set.spawn(async move {
+            // The semaphore is never closed, so acquiring cannot fail.
+            let _permit = permits.acquire_owned().await.ok();
+            let diagnosis = match ConnectionSpec::from_vars(&host.name, &host.vars) {
+                Ok(spec) => doctor::diagnose(&spec, connector).await,
+                Err(e) => Diagnosis {
+                    host: host.name.clone(),
+                    endpoint: "-".into(),
+                    checks: vec![Check {
+                        name: "config",
+                        ok: false,
+                        detail: e.to_string(),
+                        fix: Some("correct the variable in the inventory".into()),
+                    }],
+                },
+            };
+            (i, diagnosis)
+        });
+    }
+    let mut found = Vec::new();
+    while let Some(Ok(d)) = set.join_next().await {
+        found.push(d);
+    }
+    found.sort_by_key(|(i, _)| *i);
+    found.into_iter().map(|(_, d)| d).collect()
+}
