@@ -127,93 +127,87 @@ fn windows_of(vars: &crate::model::Vars) -> Vec<String> {
 
 impl Reporter for PlanCollector {
     fn event(&mut self, event: &Event) {
-        match event {
-            Event::TaskFinished {
-                host,
-                task,
-                play_index,
-                task_index,
-                status,
-                msg,
-                result,
-                ..
-            } => {
-                let play = *play_index;
-                let call = self
-                    .playbook
-                    .plays
-                    .get(play)
-                    .and_then(|p| p.task_at(*task_index))
-                    .map(|(_, t)| &t.call);
-                let module = call.map(|c| c.module.clone()).unwrap_or_default();
-                let state = call
-                    .and_then(|c| c.args.get("state"))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let mut collected = self.out.lock().unwrap_or_else(|e| e.into_inner());
-                let plan = self.host_plan(&mut collected, host);
-                if module == "exchange_facts" && plan.facts.is_null() {
-                    let facts = result.get("exchange").unwrap_or(result);
-                    plan.facts = summary(facts);
-                    plan.risks.extend(risks_from(facts));
-                    plan.risks.sort();
-                    plan.risks.dedup();
+        let Event::TaskFinished {
+            host,
+            task,
+            play_index,
+            task_index,
+            status,
+            msg,
+            result,
+            ..
+        } = event
+        else {
+            return;
+        };
+        let play = *play_index;
+        let call = self
+            .playbook
+            .plays
+            .get(play)
+            .and_then(|p| p.task_at(*task_index))
+            .map(|(_, t)| &t.call);
+        let module = call.map(|c| c.module.clone()).unwrap_or_default();
+        let state = call
+            .and_then(|c| c.args.get("state"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut collected = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let plan = self.host_plan(&mut collected, host);
+        if module == "exchange_facts" && plan.facts.is_null() {
+            let facts = result.get("exchange").unwrap_or(result);
+            plan.facts = summary(facts);
+            plan.risks.extend(risks_from(facts));
+            plan.risks.sort();
+            plan.risks.dedup();
+        }
+        let msg = msg.clone().unwrap_or_default();
+        if let Some(undo) = undo_step(plan, play, *task_index, task, &module, &state, *status) {
+            plan.steps.push(undo);
+            return;
+        }
+        let would_run_script =
+            *status == TaskStatus::Skipped && module == "powershell" && msg.contains("check mode");
+        if *status == TaskStatus::Changed || would_run_script {
+            let seq = collected.sequence.entry(host.clone()).or_default();
+            let planned = match module.as_str() {
+                "exchange_update" => path_step(seq, play, *task_index, task, result),
+                "reboot" if seq.planned == 0 || (seq.last_planned && !seq.restarted_since) => {
+                    seq.restarted_since = seq.planned > 0;
+                    Some(step(play, *task_index, task, &module, &msg, result))
                 }
-                let msg = msg.clone().unwrap_or_default();
-                if let Some(undo) =
-                    undo_step(plan, play, *task_index, task, &module, &state, *status)
-                {
-                    plan.steps.push(undo);
-                    return;
-                }
-                let would_run_script = *status == TaskStatus::Skipped
-                    && module == "powershell"
-                    && msg.contains("check mode");
-                if *status == TaskStatus::Changed || would_run_script {
-                    let seq = collected.sequence.entry(host.clone()).or_default();
-                    let planned = match module.as_str() {
-                        "exchange_update" => path_step(seq, play, *task_index, task, result),
-                        "reboot"
-                            if seq.planned == 0 || (seq.last_planned && !seq.restarted_since) =>
-                        {
-                            seq.restarted_since = seq.planned > 0;
-                            Some(step(play, *task_index, task, &module, &msg, result))
-                        }
-                        "reboot" => None,
-                        _ => Some(step(play, *task_index, task, &module, &msg, result)),
-                    };
-                    if let Some(step) = planned {
-                        self.host_plan(&mut collected, host).steps.push(step);
-                    }
-                }
-                if matches!(status, TaskStatus::Failed | TaskStatus::Unreachable) {
-                    let plan = self.host_plan(&mut collected, host);
-                    let what = if *status == TaskStatus::Failed {
-                        "failed"
-                    } else {
-                        "unreachable"
-                    };
-                    let reason = format!("{what} while planning `{task}`: {msg}");
-                    if *status == TaskStatus::Failed && !plan.steps.is_empty() {
-                        // The steps before it stand; later ones could not be predicted.
-                        plan.risks.push(Risk::Other {
-                            text: format!("planning stopped: {reason}"),
-                        });
-                    } else {
-                        let tenant = plan.tenant.clone();
-                        collected.left_out.insert(
-                            host.clone(),
-                            LeftOut {
-                                name: host.clone(),
-                                tenant,
-                                reason,
-                            },
-                        );
-                    }
-                }
+                "reboot" => None,
+                _ => Some(step(play, *task_index, task, &module, &msg, result)),
+            };
+            if let Some(step) = planned {
+                self.host_plan(&mut collected, host).steps.push(step);
             }
-            _ => {}
+        }
+        if matches!(status, TaskStatus::Failed | TaskStatus::Unreachable) {
+            let plan = self.host_plan(&mut collected, host);
+            let what = if *status == TaskStatus::Failed {
+                "failed"
+            } else {
+                "unreachable"
+            };
+            let reason = format!("{what} while planning `{task}`: {msg}");
+            if *status == TaskStatus::Failed && !plan.steps.is_empty() {
+                // The steps before it stand; later ones could not be predicted.
+                plan.risks.push(Risk::Other {
+                    text: format!("planning stopped: {reason}"),
+                });
+            } else {
+                let tenant = plan.tenant.clone();
+                collected.left_out.insert(
+                    host.clone(),
+                    LeftOut {
+                        name: host.clone(),
+                        tenant,
+                        reason,
+                    },
+                );
+            }
         }
     }
 
