@@ -8,27 +8,19 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
-use super::worker::give_up;
-use super::{Claim, Queue, QueueError};
-use crate::runner::{IntentLog, Interrupt, Refused};
+use super::QueueError;
+use super::item::ClaimedItem;
+use crate::runner::{IntentLog, Refused};
 
 /// Intents of one claimed work item.
 #[derive(Debug)]
-pub struct QueueIntents {
-    pub queue: Queue,
-    pub claim: Claim,
-    /// The item's interrupt: drained when the database fails, aborted when the claim is lost.
-    pub item: Interrupt,
-    /// Cancelled when the claim is lost to another runner.
-    pub lost: CancellationToken,
-}
+pub struct QueueIntents(pub ClaimedItem);
 
 impl QueueIntents {
     /// Stop the item as `error` requires; returns why the change is refused.
     fn refuse(&self, error: &QueueError) -> Refused {
-        Refused(give_up(error, &self.claim, &self.item, &self.lost))
+        Refused(self.0.give_up(error))
     }
 }
 
@@ -42,10 +34,8 @@ impl IntentLog for QueueIntents {
         action: &str,
     ) -> Result<Option<String>, Refused> {
         let (play, task_index) = (to_i32(play), to_i32(task_index));
-        match (self.queue)
-            .begin_intent(&self.claim, play, task_index, action)
-            .await
-        {
+        let ClaimedItem { queue, claim, .. } = &self.0;
+        match queue.begin_intent(claim, play, task_index, action).await {
             Ok(id) => Ok(Some(id.to_string())),
             Err(e) => Err(self.refuse(&e)),
         }
@@ -53,7 +43,12 @@ impl IntentLog for QueueIntents {
 
     async fn complete(&self, id: &str, outcome: &Value) {
         let Ok(id) = id.parse::<i64>() else { return };
-        if let Err(e) = self.queue.complete_intent(&self.claim, id, outcome).await {
+        if let Err(e) = self
+            .0
+            .queue
+            .complete_intent(&self.0.claim, id, outcome)
+            .await
+        {
             // The change is over; a takeover will re-check the host from live facts.
             self.refuse(&e);
         }

@@ -21,6 +21,9 @@
 pub mod enqueue;
 pub mod follow;
 pub mod intents;
+pub mod item;
+mod lease;
+mod recorder;
 pub mod schema;
 pub mod status;
 pub mod tenants;

@@ -1,9 +1,10 @@
 //! `salve runner`: the loop that claims work items for its tenants (and site), runs each with
 //! the normal runner restricted to the claimed host, and writes what happens back to the queue.
 //!
-//! Per item: a heartbeat renews the lease (database clock) every third of the lease; the run's
-//! events are turned into fenced `host_steps` rows, and before a module that changes the host
-//! acts, the runner commits an intent row and completes it after ([`super::intents`]). If a
+//! Per item: the lease is renewed (database clock) every third of the lease ([`super::lease`]);
+//! the run's events are turned into fenced `host_steps` rows ([`super::recorder`]), and before a
+//! module that changes the host acts, the runner commits an intent row and completes it after
+//! ([`super::intents`]); all three act on the item through one [`super::item::ClaimedItem`]. If a
 //! write is refused as stale, or the lease could not be renewed, the item's run is aborted at
 //! once (another runner owns it now). If the database cannot be reached, the item drains (no
 //! further step starts) and is aborted, its running step interrupted, before its lease can
@@ -18,12 +19,14 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 use super::intents::QueueIntents;
-use super::{Claim, Queue, QueueError, StepWrite};
-use crate::events::{Event, HostOutcome};
-use crate::journal::StepState;
+use super::item::ClaimedItem;
+use super::lease::{self, AbortOnDrop};
+use super::recorder::Recorder;
+use super::{Claim, Queue, QueueError};
+use crate::error_chain::one_line;
+use crate::events::HostOutcome;
 use crate::launch::RunBuilder;
 use crate::model::Inventory;
 use crate::runner::{Interrupt, PlanGate, RunInput};
@@ -119,7 +122,7 @@ impl Worker {
         let mut turn = 0usize;
         let mut wake = me.queue.listen_for_work(&me.options.tenants).await;
         if let Err(e) = &wake {
-            tracing::warn!("{}; looking for work every poll instead", chain(e));
+            tracing::warn!("{}; looking for work every poll instead", one_line(e));
         }
         loop {
             while let Some(joined) = items.try_join_next() {
@@ -157,7 +160,7 @@ impl Worker {
                         if !db_down {
                             tracing::warn!(
                                 "{}; starting no new work until the database answers",
-                                chain(&e)
+                                one_line(&e)
                             );
                         }
                         db_down = true;
@@ -214,22 +217,21 @@ impl Worker {
 
     /// Run one claimed item to its end.
     async fn execute(self: Arc<Self>, claim: Claim, item: Interrupt) -> ItemEnd {
-        let lost = tokio_util::sync::CancellationToken::new();
-        let _heartbeat = AbortOnDrop(tokio::spawn(heartbeat(
-            self.queue.clone(),
-            claim.clone(),
-            self.options.lease,
-            item.clone(),
-            lost.clone(),
-        )));
+        let held = ClaimedItem {
+            queue: self.queue.clone(),
+            claim: claim.clone(),
+            item: item.clone(),
+            lost: tokio_util::sync::CancellationToken::new(),
+        };
+        let _lease = AbortOnDrop(tokio::spawn(lease::keep(held.clone(), self.options.lease)));
         if let Err(e) = self.queue.start(&claim).await {
-            tracing::warn!("{}: {}", claim.host, chain(&e));
+            tracing::warn!("{}: {}", claim.host, one_line(&e));
             return ItemEnd::Lost;
         }
         let prepared = match self.prepare(&claim).await {
             Ok(p) => p,
             Err(e) => {
-                let message = chain(&e);
+                let message = one_line(&e);
                 tracing::warn!("{}: {message}", claim.host);
                 return self.end(&claim, "failed", "failed", Some(&message)).await;
             }
@@ -237,24 +239,13 @@ impl Worker {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut run = prepared.run;
         if !run.options().check_mode {
-            run = run.intents(Arc::new(QueueIntents {
-                queue: self.queue.clone(),
-                claim: claim.clone(),
-                item: item.clone(),
-                lost: lost.clone(),
-            }));
+            run = run.intents(Arc::new(QueueIntents(held.clone())));
         }
-        let recorder = Recorder {
-            queue: self.queue.clone(),
-            claim: claim.clone(),
-            item: item.clone(),
-            lost: lost.clone(),
-        };
         let (summary, ()) = tokio::join!(
             run.execute_into(Arc::clone(&self.connector), tx, item.clone()),
-            recorder.record(rx),
+            Recorder(held.clone()).record(rx),
         );
-        if lost.is_cancelled() {
+        if held.lost.is_cancelled() {
             return ItemEnd::Lost;
         }
         let host = summary.hosts.first();
@@ -264,7 +255,7 @@ impl Worker {
             HostOutcome::Interrupted => match self.queue.release(&claim, "runner stopped").await {
                 Ok(()) => ItemEnd::Released,
                 Err(e) => {
-                    tracing::warn!("{}: {}", claim.host, chain(&e));
+                    tracing::warn!("{}: {}", claim.host, one_line(&e));
                     ItemEnd::Lost
                 }
             },
@@ -288,7 +279,7 @@ impl Worker {
             Ok(()) if state == "done" => ItemEnd::Done,
             Ok(()) => ItemEnd::Failed,
             Err(e) => {
-                tracing::warn!("{}: {}", claim.host, chain(&e));
+                tracing::warn!("{}: {}", claim.host, one_line(&e));
                 ItemEnd::Lost
             }
         }
@@ -401,211 +392,5 @@ fn count(report: &mut WorkerReport, joined: Result<ItemEnd, tokio::task::JoinErr
         Ok(ItemEnd::Failed) => report.failed += 1,
         Ok(ItemEnd::Released) => report.released += 1,
         Ok(ItemEnd::Lost) | Err(_) => report.lost += 1,
-    }
-}
-
-/// Renew the claim's lease every third of the lease. Lost (taken over): abort the item. The
-/// database unreachable: drain the item, and abort it before the lease can run out.
-///
-/// A renewal that has not answered within a third of the lease counts as failed: the pool
-/// keeps trying to reconnect to a database that is down for far longer than a short lease, and
-/// the item must not go on starting steps (nor outlive its lease) while it waits.
-async fn heartbeat(
-    queue: Queue,
-    claim: Claim,
-    lease: Duration,
-    item: Interrupt,
-    lost: tokio_util::sync::CancellationToken,
-) {
-    let mut renewed = Instant::now();
-    loop {
-        tokio::time::sleep(lease / 3).await;
-        let renewal = tokio::time::timeout(lease / 3, queue.renew(&claim, lease))
-            .await
-            .unwrap_or_else(|_| {
-                Err(QueueError::Unanswered {
-                    doing: "renewing a lease",
-                    after: lease / 3,
-                })
-            });
-        match renewal {
-            Ok(true) => renewed = Instant::now(),
-            Ok(false) => {
-                tracing::warn!("{}: the lease was taken over; stopping", claim.host);
-                stop(&item, &lost);
-                return;
-            }
-            Err(e) => {
-                item.drain.cancel();
-                if renewed.elapsed() >= lease * 2 / 3 {
-                    tracing::warn!(
-                        "{}: {}; the lease runs out soon, stopping the host",
-                        claim.host,
-                        chain(&e)
-                    );
-                    stop(&item, &lost);
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// A write for the item failed: a stale claim stops it (another runner owns it now), any
-/// other failure drains it (the database is in trouble: no further step starts). Warns and
-/// returns why.
-pub(super) fn give_up(
-    error: &QueueError,
-    claim: &Claim,
-    item: &Interrupt,
-    lost: &tokio_util::sync::CancellationToken,
-) -> String {
-    let mut why = chain(error);
-    if matches!(error, QueueError::Stale { .. }) {
-        stop(item, lost);
-    } else {
-        item.drain.cancel();
-        why.push_str("; no further step starts");
-    }
-    tracing::warn!("{}: {why}", claim.host);
-    why
-}
-
-/// The item's claim is lost: abort it and say so.
-fn stop(item: &Interrupt, lost: &tokio_util::sync::CancellationToken) {
-    lost.cancel();
-    item.drain.cancel();
-    item.abort.cancel();
-}
-
-/// Writes one item's events to the queue, fenced.
-struct Recorder {
-    queue: Queue,
-    claim: Claim,
-    item: Interrupt,
-    lost: tokio_util::sync::CancellationToken,
-}
-
-impl Recorder {
-    /// Consume events until the run ends. The first failed write stops the item: stale →
-    /// abort (someone else owns it), otherwise drain (the database is in trouble).
-    async fn record(self, mut rx: mpsc::UnboundedReceiver<Event>) {
-        let mut failed = false;
-        while let Some(event) = rx.recv().await {
-            if failed {
-                continue;
-            }
-            if let Err(e) = self.write(&event).await {
-                give_up(&e, &self.claim, &self.item, &self.lost);
-                failed = true;
-            }
-        }
-    }
-
-    async fn write(&self, event: &Event) -> Result<(), QueueError> {
-        match event {
-            Event::TaskStarted {
-                task,
-                play_index,
-                task_index,
-                ..
-            } => {
-                let step = StepWrite {
-                    play: *play_index as i32,
-                    task_index: *task_index as i32,
-                    task,
-                    state: StepState::Started.as_str(),
-                    outcome: None,
-                    output: None,
-                };
-                self.queue.write_step(&self.claim, &step).await?;
-            }
-            Event::TaskFinished {
-                task,
-                play_index,
-                task_index,
-                status,
-                msg,
-                duration_ms,
-                result,
-                ..
-            } => {
-                let outcome =
-                    crate::journal::step_outcome(*status, msg.as_deref(), *duration_ms, result);
-                let step = StepWrite {
-                    play: *play_index as i32,
-                    task_index: *task_index as i32,
-                    task,
-                    state: StepState::finished(*status).as_str(),
-                    outcome: Some(outcome),
-                    output: None,
-                };
-                self.queue.write_step(&self.claim, &step).await?;
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
-/// An error and its causes on one line.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// Aborts a spawned task when dropped, so an item's heartbeat never outlives the item.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The database is down (nothing listens on its port): the pool retries connecting far
-    /// longer than the lease, yet the heartbeat stops the item before the lease runs out.
-    #[tokio::test(start_paused = true)]
-    async fn an_unanswered_renewal_stops_the_item_before_its_lease_runs_out() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let options = sqlx::postgres::PgConnectOptions::new()
-            .host("127.0.0.1")
-            .port(port)
-            .username("salve");
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .acquire_timeout(Duration::from_secs(60))
-            .connect_lazy_with(options);
-        let claim = Claim {
-            work_id: 1,
-            fence: 1,
-            run_id: "run".into(),
-            host: "ex01".into(),
-            tenant: "acme".into(),
-            dag: None,
-            plays: vec![0],
-            needs_recheck: false,
-            attempts: 1,
-        };
-        let lease = Duration::from_secs(3);
-        let item = Interrupt::default();
-        let lost = tokio_util::sync::CancellationToken::new();
-        let started = Instant::now();
-        heartbeat(Queue { pool }, claim, lease, item.clone(), lost.clone()).await;
-        assert!(started.elapsed() < lease, "{:?}", started.elapsed());
-        assert!(item.drain.is_cancelled() && item.abort.is_cancelled() && lost.is_cancelled());
     }
 }

@@ -11,6 +11,7 @@ use salve::lab::host_api::SimHost as _;
 use salve::lab::inventory::{PasswordIn, render};
 use salve::lab::log::LabEvent;
 use salve::queue::intents::QueueIntents;
+use salve::queue::item::ClaimedItem;
 use salve::queue::{Queue, QueueError, StepWrite};
 use salve::runner::{IntentLog as _, Interrupt};
 use tokio_util::sync::CancellationToken;
@@ -317,18 +318,18 @@ async fn an_expired_lease_is_taken_over_and_the_stale_runner_is_fenced_off() {
     assert!(matches!(late, QueueError::Stale { .. }), "{late}");
     // Through the runner's intent log, the stale claim refuses the change before it starts
     // and stops the ghost's item.
-    let intents = QueueIntents {
+    let intents = QueueIntents(ClaimedItem {
         queue: admin.clone(),
         claim: ghost.clone(),
         item: Interrupt::default(),
         lost: CancellationToken::new(),
-    };
+    });
     let refused = intents
         .begin(&ghost.host, 0, 1, "reboot")
         .await
         .unwrap_err();
     assert!(refused.0.contains("belongs to another runner"), "{refused}");
-    assert!(intents.lost.is_cancelled() && intents.item.abort.is_cancelled());
+    assert!(intents.0.lost.is_cancelled() && intents.0.item.abort.is_cancelled());
     let late = admin
         .finish(&ghost, "failed", "failed", None)
         .await
