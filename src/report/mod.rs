@@ -19,6 +19,7 @@ pub mod recap;
 pub mod record;
 mod style;
 mod text;
+mod words;
 mod write_guard;
 
 use std::io::{self, IsTerminal};

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::events::{HostCounts, HostOutcome, HostSummary, RunSummary};
 
 use super::style::Palette;
-use super::text::{duration, plural};
+use super::words::{duration, plural};
 
 /// The recap without colour.
 pub fn render_recap(summary: &RunSummary) -> String {
