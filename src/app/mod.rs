@@ -17,6 +17,7 @@ pub mod queued;
 pub mod resume;
 pub mod run;
 mod selection;
+pub mod serve;
 
 pub use selection::{Prepared, Selection, prepare};
 

@@ -1,15 +1,11 @@
-//! `salve runner`: a long-running process inside a customer network that claims work from the
-//! queue database for its tenants (and site) and runs it with the normal transports. See
-//! [`crate::queue::worker`].
+//! `salve runner`: its arguments, handed to [`crate::app::serve`]; says what the runner did.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::console::Terminal;
+use crate::app::serve::ServeRequest;
 use crate::exit;
-use crate::queue::Queue;
-use crate::queue::worker::{Worker, WorkerOptions};
-use crate::runner::Interrupt;
 
 /// Arguments of `salve runner`.
 #[derive(Debug, clap::Args)]
@@ -58,67 +54,18 @@ pub struct RunnerArgs {
 }
 
 pub fn run(args: RunnerArgs) -> u8 {
-    if args.tenant.iter().all(String::is_empty) {
-        eprintln!("error: --tenant (or SALVE_TENANT) names no tenant; give the tenant to serve");
-        return exit::INVALID_INPUT;
-    }
-    let inventory = match crate::config::inventory::load(&args.inventories) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                eprint!("{}", w.render_warning());
-            }
-            loaded.value
-        }
-        Err(diags) => {
-            eprint!("{}", diags.render());
-            return exit::INVALID_INPUT;
-        }
-    };
-    let runtime = match super::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let options = WorkerOptions {
-        id: args.id.clone().unwrap_or_else(default_id),
-        // An empty SALVE_SITE (an environment file's blank line) means no site.
-        tenants: args
-            .tenant
-            .iter()
-            .filter(|t| !t.is_empty())
-            .cloned()
-            .collect(),
-        site: args.site.clone().filter(|s| !s.is_empty()),
-        concurrency: args.concurrency.max(1),
-        lease: Duration::from_secs(args.lease.max(3)),
-        poll: Duration::from_secs(args.poll.max(1)),
+    let request = ServeRequest {
+        queue: args.queue,
+        tenants: args.tenant,
+        site: args.site,
+        concurrency: args.concurrency,
+        inventories: args.inventories,
+        id: args.id,
+        lease: Duration::from_secs(args.lease),
+        poll: Duration::from_secs(args.poll),
         exit_when_idle: args.exit_when_idle,
-        ..WorkerOptions::default()
     };
-    runtime.block_on(async move {
-        let queue = match Queue::connect(&args.queue).await {
-            Ok(q) => q,
-            Err(e) => return super::print_error(&e, exit::INTERNAL),
-        };
-        if let Err(e) = queue.check_schema().await {
-            return super::print_error(&e, exit::INTERNAL);
-        }
-        eprintln!(
-            "runner {} for tenant {}{}: waiting for work",
-            options.id,
-            options.tenants.join(", "),
-            options
-                .site
-                .as_deref()
-                .map(|s| format!(" at site {s}"))
-                .unwrap_or_default()
-        );
-        let interrupt = Interrupt::default();
-        let signals = watch_signals(&interrupt);
-        let connector = Arc::new(crate::launch::standard_connector());
-        let worker = Worker::new(queue.clone(), options, inventory, connector);
-        let report = worker.run(interrupt).await;
-        signals.abort();
-        queue.close().await;
+    super::exit_with(crate::app::serve::serve(request, &Terminal), |report| {
         eprintln!(
             "runner stopped: {} done, {} failed, {} given back, {} stopped without their lease \
              (taken over, or the database was unreachable; the queue claims them again)",
@@ -126,35 +73,4 @@ pub fn run(args: RunnerArgs) -> u8 {
         );
         exit::OK
     })
-}
-
-/// Ctrl-C or SIGTERM (systemd's stop): the first drains (no new work or step; in-flight items
-/// finish their step and are given back), the second aborts.
-fn watch_signals(interrupt: &Interrupt) -> tokio::task::JoinHandle<()> {
-    let ctrl_c = interrupt.watch_ctrl_c();
-    let this = interrupt.clone();
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            if let Ok(mut term) = signal(SignalKind::terminate()) {
-                while term.recv().await.is_some() {
-                    if this.escalate() == 2 {
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = ctrl_c.await;
-    })
-}
-
-fn default_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "runner".into());
-    format!("{host}-{}", std::process::id())
 }
