@@ -1,0 +1,136 @@
+//! YAML playbooks → [`crate::model::Playbook`].
+//!
+//! A playbook is a list of plays. A play holds `name`, `hosts` (a host pattern), `vars`,
+//! `serial`, `rolling`, `max_fail_percentage`, `forks`, `tasks`, `rescue` and `handlers`. A
+//! task holds `name`,
+//! exactly one module key (see [`crate::modules::names`]) and the task keywords `when`,
+//! `register`, `loop`, `retries`, `delay`, `until`, `timeout`, `ignore_errors`, `changed_when`,
+//! `failed_when`, `notify` and `tags`.
+//!
+//! Besides shapes and types, the loader checks what can be known before connecting: module
+//! arguments ([`crate::modules::validate_args`]), that every template and expression compiles,
+//! that every `notify` names a handler of the play, that the host pattern matches the inventory,
+//! and that every variable a template reads is defined somewhere: inventory variables of the
+//! play's hosts, play `vars`, extra variables, names registered or set with `set_fact` by an
+//! earlier task, `item` inside a loop, or a magic variable ([`MAGIC_VARS`]).
+//!
+//! One loader walks the file and collects every problem; each file here reads one part:
+//! `play.rs` (a play's keys, hosts and vars), `batches.rs` (how a play's hosts are batched),
+//! `task_list.rs` (a list of tasks: the one entry point for tasks, handlers and rescue, ready
+//! to recurse for nested lists), `task.rs` (one task's keywords), `module_call.rs` (its module
+//! key and arguments), `handlers.rs` (handler names and `notify`), `conditions.rs` (`when`,
+//! `until`, loops), `variables.rs` (which variables a template may read) and `duration.rs`.
+
+mod batches;
+mod conditions;
+mod duration;
+mod handlers;
+mod module_call;
+mod play;
+mod task;
+mod task_list;
+mod variables;
+
+pub use duration::parse_duration;
+pub use variables::MAGIC_VARS;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use marked_yaml::Node;
+use marked_yaml::types::MarkedScalarNode;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::model::{Inventory, Playbook, Vars};
+
+use super::yaml::{Doc, Mapping, TopLevel, child, index, sha256_hex};
+
+/// Load a playbook, checking it against the inventory it will run on and the extra variables.
+pub fn load(
+    path: &Path,
+    inventory: &Inventory,
+    extra_vars: &Vars,
+) -> Result<Playbook, Diagnostics> {
+    let doc = Doc::read(path, TopLevel::Sequence).map_err(|d| Diagnostics(vec![d]))?;
+    let mut known = variables::always_known();
+    known.extend(extra_vars.keys().cloned());
+    let mut loader = Loader {
+        doc: &doc,
+        inventory,
+        diags: Diagnostics::default(),
+        known,
+    };
+    let mut plays = Vec::new();
+    if let Node::Sequence(items) = &doc.root {
+        for (i, node) in items.iter().enumerate() {
+            if let Some(play) = loader.play(node, &index("plays", i)) {
+                plays.push(play);
+            }
+        }
+    }
+    let Loader { diags, .. } = loader;
+    diags.into_result(Playbook {
+        path: path.to_path_buf(),
+        digest: sha256_hex(&doc.bytes),
+        plays,
+    })
+}
+
+/// Walks one playbook file, collecting every problem instead of stopping at the first.
+struct Loader<'a> {
+    doc: &'a Doc,
+    inventory: &'a Inventory,
+    diags: Diagnostics,
+    /// Variables defined so far: magic, extra, and everything registered or set by earlier tasks.
+    known: BTreeSet<String>,
+}
+
+impl Loader<'_> {
+    fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    /// The mapping's `name`, if it has one (empty after reporting a name that is not a string).
+    fn name(&mut self, keyed: &Keyed<'_, '_>) -> Option<String> {
+        let node = keyed.value("name")?;
+        let name = self
+            .doc
+            .string(node, &keyed.field("name"))
+            .map_err(|d| self.push(d))
+            .unwrap_or_default();
+        Some(name.to_string())
+    }
+}
+
+/// A play's or a task's mapping, read through its concept's one list of keys: a key not on the
+/// list is unknown to the loader, and reading one that is not on it is a bug (caught in tests).
+#[derive(Clone, Copy)]
+struct Keyed<'n, 'f> {
+    map: Mapping<'n>,
+    /// The mapping's field path, e.g. `plays[0].tasks[2]`.
+    field: &'f str,
+    keys: &'static [&'static str],
+}
+
+impl<'n> Keyed<'n, '_> {
+    /// The value of `key`, if the mapping has it.
+    fn value(&self, key: &str) -> Option<&'n Node> {
+        debug_assert!(self.keys.contains(&key), "`{key}` is not in its key list");
+        self.map
+            .entries()
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The field path of `key`, e.g. `plays[0].tasks[2].when`.
+    fn field(&self, key: &str) -> String {
+        child(self.field, key)
+    }
+
+    /// The entries whose keys are not on the list, in file order.
+    fn unlisted(&self) -> impl Iterator<Item = (&'n MarkedScalarNode, &'n Node)> + use<'n, '_> {
+        self.map
+            .entries()
+            .filter(|(k, _)| !self.keys.contains(&k.as_str()))
+    }
+}

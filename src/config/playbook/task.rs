@@ -1,0 +1,188 @@
+//! One task: its module call ([`super::module_call`]), its keywords, and what it defines for
+//! the tasks after it (its `register` name, the facts of a `set_fact`).
+
+use std::time::Duration;
+
+use marked_yaml::Node;
+use serde_json::Value;
+
+use crate::diag::{Diagnostic, Location};
+use crate::model::{ModuleCall, Task};
+
+use super::super::yaml::Mapping;
+use super::task_list::{TaskContext, TaskRole};
+use super::{Keyed, Loader};
+
+/// The keys a task may hold besides its one module key.
+const TASK_KEYS: &[&str] = &[
+    "name",
+    "when",
+    "register",
+    "loop",
+    "retries",
+    "delay",
+    "until",
+    "timeout",
+    "ignore_errors",
+    "changed_when",
+    "failed_when",
+    "notify",
+    "tags",
+];
+
+impl Loader<'_> {
+    /// The task at `node`, or `None` after reporting why it cannot be one.
+    pub(super) fn task(
+        &mut self,
+        node: &Node,
+        field: &str,
+        context: &TaskContext<'_>,
+    ) -> Option<Task> {
+        let Node::Mapping(map) = node else {
+            self.push(
+                self.doc
+                    .wrong_type(node, field, "a task (a mapping with a module key)"),
+            );
+            return None;
+        };
+        let task = Keyed {
+            map: Mapping::Map(map),
+            field,
+            keys: TASK_KEYS,
+        };
+        let location = self.doc.loc(node);
+        let (call, args_node) = self.module_call(&task, &location)?;
+        let register = self.register(&task);
+        let conditions = self.conditions(
+            &task,
+            args_node,
+            &call.module,
+            register.as_deref(),
+            context.play_vars,
+        );
+        let retries = self.retries(&task, conditions.until.is_some());
+        let delay = task
+            .value("delay")
+            .and_then(|v| self.duration(v, &task.field("delay")))
+            .unwrap_or(Duration::from_secs(5));
+        let timeout = task
+            .value("timeout")
+            .and_then(|v| self.duration(v, &task.field("timeout")));
+        let ignore_errors = self.ignore_errors(&task);
+        let notify = task
+            .value("notify")
+            .map(|v| self.notify(v, &task.field("notify"), context.handlers))
+            .unwrap_or_default();
+        let tags = self.tags(&task);
+        let name = self.task_name(&task, &location, &call.module, context.role);
+        self.remember_definitions(register.as_deref(), &call);
+        Some(Task {
+            name,
+            call,
+            when: conditions.when,
+            register,
+            loop_spec: conditions.loop_spec,
+            retries,
+            delay,
+            until: conditions.until,
+            timeout,
+            ignore_errors,
+            changed_when: conditions.changed_when,
+            failed_when: conditions.failed_when,
+            notify,
+            tags,
+            location,
+        })
+    }
+
+    /// `register`: the variable name the task's result is stored under.
+    fn register(&mut self, task: &Keyed<'_, '_>) -> Option<String> {
+        let node = task.value("register")?;
+        let field = task.field("register");
+        match self.doc.string(node, &field) {
+            Ok(r) if is_identifier(r) => Some(r.to_string()),
+            _ => {
+                self.push(self.doc.wrong_type(
+                    node,
+                    &field,
+                    "a variable name (letters, digits, `_`)",
+                ));
+                None
+            }
+        }
+    }
+
+    /// `retries`: extra attempts; by default 3 with `until`, else none.
+    fn retries(&mut self, task: &Keyed<'_, '_>, has_until: bool) -> u32 {
+        task.value("retries")
+            .and_then(|v| {
+                self.doc
+                    .count(v, &task.field("retries"))
+                    .map_err(|d| self.push(d))
+                    .ok()
+            })
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+            .unwrap_or(if has_until { 3 } else { 0 })
+    }
+
+    fn ignore_errors(&mut self, task: &Keyed<'_, '_>) -> bool {
+        task.value("ignore_errors").is_some_and(|v| {
+            self.doc
+                .bool(v, &task.field("ignore_errors"))
+                .map_err(|d| self.push(d))
+                .unwrap_or(false)
+        })
+    }
+
+    fn tags(&mut self, task: &Keyed<'_, '_>) -> Vec<String> {
+        let Some(node) = task.value("tags") else {
+            return Vec::new();
+        };
+        self.doc
+            .strings(node, &task.field("tags"), &mut self.diags)
+            .into_iter()
+            .map(|(s, _)| s.to_string())
+            .collect()
+    }
+
+    /// `name`, by default the module's; a handler must have one (tasks notify it by name).
+    fn task_name(
+        &mut self,
+        task: &Keyed<'_, '_>,
+        location: &Location,
+        module: &str,
+        role: TaskRole,
+    ) -> String {
+        if let Some(name) = self.name(task) {
+            return name;
+        }
+        if role == TaskRole::Handler {
+            self.push(
+                Diagnostic::at(location.clone(), task.field, "handler has no `name`")
+                    .with_hint("tasks notify handlers by name"),
+            );
+        }
+        module.to_string()
+    }
+
+    /// Later tasks may read what this one registers or sets.
+    fn remember_definitions(&mut self, register: Option<&str>, call: &ModuleCall) {
+        if let Some(r) = register {
+            self.known.insert(r.to_string());
+        }
+        if call.module == "set_fact"
+            && let Value::Object(facts) = &call.args
+        {
+            self.known
+                .extend(facts.keys().filter(|k| *k != "cacheable").cloned());
+        }
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

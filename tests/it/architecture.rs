@@ -1,0 +1,57 @@
+//! The architecture check: no import cycles between a crate's modules.
+//!
+//! Reads every `.rs` file of each crate in this repository (`src/`, and `crates/*/src/` for the
+//! workspace members), blanks out comments and literals ([`source`]), collects the module paths
+//! each file names through `crate::`, `super::` and `self::` ([`references`]), and builds one
+//! graph per folder between the modules directly in it ([`graph`]): the top-level modules
+//! (`cli`, `config`, `runner`, ...) in the crate root's graph, sibling files such as
+//! `queue/intents.rs` and `queue/worker.rs` in their folder's graph. A parent naming its
+//! children (a `mod.rs` facade) or a child naming its parent is not an edge. Any loop in any
+//! graph fails the test, printed with the file:line of each edge in it.
+//!
+//! Deliberately small and dependency-free (no rust-analyzer): it reads paths, not name
+//! resolution, so an import through a parent's re-export (`crate::queue::Worker`) counts as
+//! naming the parent only.
+
+mod graph;
+mod references;
+mod source;
+
+use std::path::{Path, PathBuf};
+
+/// Each crate of the repository: the root package's `src/` and every `crates/*/src/`.
+fn crate_sources(root: &Path) -> Vec<PathBuf> {
+    let mut sources = vec![root.join("src")];
+    if let Ok(members) = std::fs::read_dir(root.join("crates")) {
+        let mut members: Vec<PathBuf> = members.map(|m| m.unwrap().path().join("src")).collect();
+        members.sort();
+        sources.extend(members.into_iter().filter(|src| src.is_dir()));
+    }
+    sources
+}
+
+#[test]
+// The import cycles this check finds on the code it was written against (issue 14); the parts
+// of that issue remove them. Remove this `ignore` once none is left:
+//   src:        cli <-> lab; modules, plan and runner in one loop (modules <-> runner,
+//               runner <-> plan, plan -> modules)
+//   src/cli:    plan <-> run
+//   src/lab:    fleet, powershell, process and scripts in one loop
+//   src/plan:   document <-> sign (sign's tests use document's test sample)
+//   src/queue:  intents <-> worker
+//   src/report: recap <-> text
+#[ignore = "import cycles remain until issue 14 lands (see the comment above)"]
+fn no_import_cycles() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cycles = Vec::new();
+    for src in crate_sources(root) {
+        let label = src.strip_prefix(root).unwrap().display().to_string();
+        cycles.extend(graph::cycles(&graph::graphs(&src, root), &label));
+    }
+    assert!(
+        cycles.is_empty(),
+        "{} import cycle(s); move what both sides need down a layer:\n\n{}",
+        cycles.len(),
+        cycles.join("\n")
+    );
+}
