@@ -89,3 +89,84 @@ pub enum PlanError {
     #[error("{name}'s key has already approved this plan")]
     AlreadyApproved { name: String },
 }
+
+#[cfg(test)]
+/// A small two-tenant plan used by the tests of this module and its siblings.
+pub(crate) fn sample() -> Plan {
+    let su = |play, index, reason: &str| Step {
+        play,
+        task_index: index,
+        task: "Install security update".into(),
+        module: "exchange_update".into(),
+        action: "install Exchange 2016 CU19 SU KB5000871".into(),
+        reason: reason.into(),
+        reboot: true,
+        estimated_seconds: 2700,
+        non_idempotent: false,
+    };
+    let ex01 = HostPlan {
+        name: "ex01.acme.local".into(),
+        tenant: Some("acme".into()),
+        facts: serde_json::json!({"build": "15.1.2106.2", "pending_reboot": false, "dag": "DAG1"}),
+        window: vec!["Sat 22:00-Sun 04:00 Europe/Brussels".into()],
+        steps: vec![su(
+            0,
+            2,
+            "build 15.1.2106.2 is 2016 CU19 without KB5000871: CVE-2021-26855 open",
+        )],
+        risks: vec![Risk::DagMember { dag: "DAG1".into() }],
+    };
+    let mail = HostPlan {
+        name: "mail.globex.test".into(),
+        tenant: Some("globex".into()),
+        facts: serde_json::json!({"build": "15.2.858.5", "free_mb": 9000.5}),
+        window: vec![],
+        steps: vec![
+            Step {
+                play: 0,
+                task_index: 1,
+                task: "Apply URL rewrite mitigation".into(),
+                module: "exchange_mitigate".into(),
+                action: "add the EOMT URL rewrite rule <X-AnonResource>".into(),
+                reason: "CVE-2021-26855 open until the SU is installed".into(),
+                reboot: false,
+                estimated_seconds: 60,
+                non_idempotent: true,
+            },
+            su(0, 2, "build 15.2.858.5 is 2019 CU9 without KB5000871"),
+        ],
+        risks: vec![
+            Risk::PendingReboot,
+            Risk::LowDisk {
+                drive: "C:".into(),
+                free_mb: 9000,
+                needed_mb: 30000,
+            },
+        ],
+    };
+    let mut plan = Plan::new(
+        "2024-03-02T10:00:00Z".parse().unwrap(),
+        FileRef {
+            path: "playbooks/proxylogon.yml".into(),
+            sha256: "ab".repeat(32),
+        },
+        InventoryRef {
+            sources: vec!["inventories/fleet.yml".into()],
+            sha256: "cd".repeat(32),
+        },
+        PlanSelection {
+            limit: None,
+            tenant: None,
+            all_tenants: true,
+        },
+        vec![mail, ex01],
+        vec![LeftOut {
+            name: "ex09.acme.local".into(),
+            tenant: Some("acme".into()),
+            reason: "already on 15.1.2106.13 (fixed)".into(),
+        }],
+    );
+    // Pinned so that snapshots and digests do not move with the crate version.
+    plan.salve_version = "0.1.0".into();
+    plan
+}

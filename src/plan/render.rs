@@ -523,7 +523,7 @@ fn escape_html(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::document::tests::sample;
+    use crate::plan::sample;
     use crate::plan::{KeyPair, approve};
 
     fn approved() -> Plan {

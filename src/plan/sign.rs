@@ -348,7 +348,7 @@ fn write_new(path: &Path, bytes: &[u8], private: bool) -> Result<(), PlanError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::document::tests::sample;
+    use crate::plan::sample;
 
     fn at(s: &str) -> jiff::Timestamp {
         s.parse().unwrap()
