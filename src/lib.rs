@@ -10,6 +10,7 @@ pub mod config;
 pub mod contract;
 pub mod diag;
 pub mod doctor;
+pub mod error_chain;
 pub mod events;
 pub mod exchange;
 pub mod exit;

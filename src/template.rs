@@ -20,13 +20,9 @@ pub struct TemplateError {
 
 impl From<minijinja::Error> for TemplateError {
     fn from(e: minijinja::Error) -> Self {
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message.push_str(&format!(": {s}"));
-            source = s.source();
+        TemplateError {
+            message: crate::error_chain::one_line(&e),
         }
-        TemplateError { message }
     }
 }
 

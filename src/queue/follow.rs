@@ -115,7 +115,7 @@ pub async fn follow(
                 unreadable = true;
                 let message = format!(
                     "cannot read the queue ({}); still following, retrying",
-                    super::worker::chain(&e)
+                    crate::error_chain::one_line(&e)
                 );
                 let _ = events.send(Event::Warning { message });
             }

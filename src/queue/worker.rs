@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use super::intents::QueueIntents;
 use super::{Claim, Queue, QueueError, StepWrite};
+use crate::error_chain::one_line;
 use crate::events::{Event, HostOutcome};
 use crate::journal::StepState;
 use crate::model::Inventory;
@@ -118,7 +119,7 @@ impl Worker {
         let mut turn = 0usize;
         let mut wake = me.queue.listen_for_work(&me.options.tenants).await;
         if let Err(e) = &wake {
-            tracing::warn!("{}; looking for work every poll instead", chain(e));
+            tracing::warn!("{}; looking for work every poll instead", one_line(e));
         }
         loop {
             while let Some(joined) = items.try_join_next() {
@@ -156,7 +157,7 @@ impl Worker {
                         if !db_down {
                             tracing::warn!(
                                 "{}; starting no new work until the database answers",
-                                chain(&e)
+                                one_line(&e)
                             );
                         }
                         db_down = true;
@@ -222,13 +223,13 @@ impl Worker {
             lost.clone(),
         )));
         if let Err(e) = self.queue.start(&claim).await {
-            tracing::warn!("{}: {}", claim.host, chain(&e));
+            tracing::warn!("{}: {}", claim.host, one_line(&e));
             return ItemEnd::Lost;
         }
         let prepared = match self.prepare(&claim).await {
             Ok(p) => p,
             Err(e) => {
-                let message = chain(&e);
+                let message = one_line(&e);
                 tracing::warn!("{}: {message}", claim.host);
                 return self.end(&claim, "failed", "failed", Some(&message)).await;
             }
@@ -269,7 +270,7 @@ impl Worker {
             HostOutcome::Interrupted => match self.queue.release(&claim, "runner stopped").await {
                 Ok(()) => ItemEnd::Released,
                 Err(e) => {
-                    tracing::warn!("{}: {}", claim.host, chain(&e));
+                    tracing::warn!("{}: {}", claim.host, one_line(&e));
                     ItemEnd::Lost
                 }
             },
@@ -293,7 +294,7 @@ impl Worker {
             Ok(()) if state == "done" => ItemEnd::Done,
             Ok(()) => ItemEnd::Failed,
             Err(e) => {
-                tracing::warn!("{}: {}", claim.host, chain(&e));
+                tracing::warn!("{}: {}", claim.host, one_line(&e));
                 ItemEnd::Lost
             }
         }
@@ -453,7 +454,7 @@ async fn heartbeat(
                     tracing::warn!(
                         "{}: {}; the lease runs out soon, stopping the host",
                         claim.host,
-                        chain(&e)
+                        one_line(&e)
                     );
                     stop(&item, &lost);
                     return;
@@ -472,7 +473,7 @@ pub(super) fn give_up(
     item: &Interrupt,
     lost: &tokio_util::sync::CancellationToken,
 ) -> String {
-    let mut why = chain(error);
+    let mut why = one_line(error);
     if matches!(error, QueueError::Stale { .. }) {
         stop(item, lost);
     } else {
@@ -556,18 +557,6 @@ impl Recorder {
         }
         Ok(())
     }
-}
-
-/// An error and its causes on one line.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Aborts a spawned task when dropped, so an item's heartbeat never outlives the item.

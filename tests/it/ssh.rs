@@ -302,7 +302,7 @@ async fn timeout_and_cancel_stop_the_command_and_keep_the_connection() {
         cancel.cancel();
     });
     let e = t.run(req).await.unwrap_err();
-    assert_eq!(e, TransportError::Cancelled);
+    assert!(matches!(e, TransportError::Cancelled), "{e}");
 
     // The channels were closed by the client; the connection still serves commands, also
     // once the stopped commands have ended and sshd confirmed the closes.
@@ -468,11 +468,12 @@ async fn connection_failures_are_classified() {
 
     let vars = with(vars, "ansible_password", "not-a-real-password");
     let e = connect(vars.clone()).await.err().unwrap();
-    assert_eq!(
-        e,
-        TransportError::Refused {
-            endpoint: format!("127.0.0.1:{port}")
-        }
+    assert!(
+        matches!(
+            &e,
+            TransportError::Refused { endpoint, .. } if *endpoint == format!("127.0.0.1:{port}")
+        ),
+        "{e}"
     );
 
     // Something that accepts TCP but never speaks SSH.
