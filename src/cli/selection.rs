@@ -12,7 +12,7 @@ use super::Selection;
 /// Load the selection's inventories (printing their warnings) and parse its extra variables.
 pub(super) fn load(sel: &Selection) -> Result<(Inventory, Vars), Diagnostics> {
     let extra_vars = crate::config::extra_vars::parse(&sel.extra_vars)
-        .map_err(|e| Diagnostics(vec![command_line(e)]))?;
+        .map_err(|e| Diagnostics(vec![command_line(e.to_string())]))?;
     let loaded = crate::config::inventory::load(&sel.inventories)?;
     for w in &loaded.warnings {
         eprint!("{}", w.render_warning());
