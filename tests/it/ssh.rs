@@ -485,6 +485,29 @@ async fn connection_failures_are_classified() {
     assert!(e.to_string().contains("no SSH handshake"), "{e}");
 }
 
+/// A transport error keeps the failure underneath as its source (here the refused TCP
+/// connection's I/O error), and the one-line rendering adds what the message does not quote.
+#[tokio::test]
+async fn a_refused_connection_keeps_its_io_error_as_its_cause() {
+    let vars = json!({
+        "ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": free_port(),
+        "ansible_user": "nobody", "ansible_password": "not-a-real-password",
+    });
+    let e = connect(vars).await.err().unwrap();
+    let io = std::iter::successors(std::error::Error::source(&e), |c| c.source())
+        .find_map(|c| c.downcast_ref::<std::io::Error>());
+    assert_eq!(
+        io.map(std::io::Error::kind),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "{e:?}"
+    );
+    let line = salve::error_chain::one_line(&e);
+    assert!(
+        line.starts_with(&e.to_string()) && line.len() > e.to_string().len(),
+        "{line}"
+    );
+}
+
 /// Collects every tracing event, at every level, as text.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
