@@ -188,7 +188,7 @@ impl FamilyEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {
     #[error("the build catalogue does not parse: {0}")]
-    Parse(String),
+    Parse(#[source] marked_yaml::FromYamlError),
     #[error("the build catalogue is inconsistent: {0}")]
     Invalid(#[from] Inconsistency),
 }
@@ -227,7 +227,7 @@ impl Catalogue {
     /// Parse and check catalogue data.
     pub fn parse(yaml: &str) -> Result<Catalogue, CatalogueError> {
         let catalogue: Catalogue =
-            marked_yaml::from_yaml(0, yaml).map_err(|e| CatalogueError::Parse(e.to_string()))?;
+            marked_yaml::from_yaml(0, yaml).map_err(CatalogueError::Parse)?;
         catalogue.check()?;
         Ok(catalogue)
     }
