@@ -163,22 +163,55 @@ fn port_fix(spec: &ConnectionSpec) -> String {
     }
 }
 
+/// Why the listener's offer could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ListenerError {
+    #[error("TLS handshake failed: {0}")]
+    Tls(#[source] TlsError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("no HTTP answer within {}", secs(STEP_TIMEOUT))]
+    NoAnswer,
+    #[error("the port accepted the connection but closed it without an HTTP answer")]
+    Closed,
+    #[error("no authentication offered (answer: {status})")]
+    NoAuthentication { status: String },
+}
+
+/// Why the TLS connection to the listener failed.
+#[derive(Debug, thiserror::Error)]
+enum TlsError {
+    #[error(transparent)]
+    Config(#[from] tokio_rustls::rustls::Error),
+    #[error(transparent)]
+    Name(#[from] tokio_rustls::rustls::pki_types::InvalidDnsNameError),
+    #[error("no TLS answer within {}", secs(STEP_TIMEOUT))]
+    NoAnswer,
+    #[error(transparent)]
+    Handshake(#[from] std::io::Error),
+}
+
+/// `10 s`.
+fn secs(d: Duration) -> String {
+    format!("{} s", d.as_secs())
+}
+
 /// What the listener offers, from the `WWW-Authenticate` headers of an unauthenticated POST.
 async fn listener_check(spec: &ConnectionSpec, stream: TcpStream) -> Check {
     let offered = if spec.winrm.https {
         match tls_connect(spec, stream).await {
             Ok(tls) => offered_methods(tls, spec).await,
-            Err(e) => Err(format!("TLS handshake failed: {e}")),
+            Err(e) => Err(ListenerError::Tls(e)),
         }
     } else {
         offered_methods(stream, spec).await
     };
     let offered = match offered {
         Ok(o) => o,
-        Err(detail) => {
+        Err(e) => {
             return fail(
                 "listener",
-                detail,
+                e.to_string(),
                 "check that this port is a WinRM listener (/wsman)",
             );
         }
@@ -217,7 +250,7 @@ async fn listener_check(spec: &ConnectionSpec, stream: TcpStream) -> Check {
 async fn offered_methods<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     spec: &ConnectionSpec,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, ListenerError> {
     let request = format!(
         "POST /wsman HTTP/1.1\r\nHost: {}\r\nContent-Type: application/soap+xml;charset=UTF-8\r\n\
          Content-Length: 0\r\nConnection: close\r\n\r\n",
@@ -239,8 +272,8 @@ async fn offered_methods<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let head = match tokio::time::timeout(STEP_TIMEOUT, exchange).await {
         Ok(Ok(b)) => String::from_utf8_lossy(&b).into_owned(),
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err("no HTTP answer within 10 s".into()),
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => return Err(ListenerError::NoAnswer),
     };
     let status = head.lines().next().unwrap_or_default().to_string();
     let methods: Vec<String> = head
@@ -250,9 +283,9 @@ async fn offered_methods<S: AsyncRead + AsyncWrite + Unpin>(
         .filter_map(|(_, v)| v.split_whitespace().next().map(str::to_string))
         .collect();
     if status.is_empty() {
-        Err("the port accepted the connection but closed it without an HTTP answer".into())
+        Err(ListenerError::Closed)
     } else if methods.is_empty() {
-        Err(format!("no authentication offered (answer: {status})"))
+        Err(ListenerError::NoAuthentication { status })
     } else {
         Ok(methods)
     }
@@ -263,23 +296,22 @@ async fn offered_methods<S: AsyncRead + AsyncWrite + Unpin>(
 async fn tls_connect(
     spec: &ConnectionSpec,
     stream: TcpStream,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, TlsError> {
     use tokio_rustls::rustls;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(HeadersOnly(provider)))
         .with_no_client_auth();
-    let name = ServerName::try_from(spec.address.clone()).map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(spec.address.clone())?;
     tokio::time::timeout(
         STEP_TIMEOUT,
         tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream),
     )
     .await
-    .map_err(|_| "no TLS answer within 10 s".to_string())?
-    .map_err(|e| e.to_string())
+    .map_err(|_| TlsError::NoAnswer)?
+    .map_err(TlsError::from)
 }
 
 /// Accepts any certificate (signatures still checked): for reading headers only.

@@ -6,27 +6,26 @@
 //! native value (a list stays a list), as in Ansible.
 
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::{Environment, UndefinedBehavior, Value as JValue};
 use serde_json::Value;
 
-/// A template or expression that failed to compile or evaluate.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct TemplateError {
-    pub message: String,
+/// A template or expression that failed to compile or evaluate. The failure underneath is its
+/// source, shared so the error stays `Clone` (module errors carry it).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TemplateError {
+    /// minijinja's error, told with its own causes on one line.
+    #[error("{}", crate::error_chain::one_line(.0.as_ref()))]
+    Jinja(#[source] Arc<minijinja::Error>),
+    /// The expression's value has no JSON form.
+    #[error("{0}")]
+    Json(#[source] Arc<serde_json::Error>),
 }
 
 impl From<minijinja::Error> for TemplateError {
     fn from(e: minijinja::Error) -> Self {
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message.push_str(&format!(": {s}"));
-            source = s.source();
-        }
-        TemplateError { message }
+        TemplateError::Jinja(Arc::new(e))
     }
 }
 
@@ -101,9 +100,7 @@ pub fn render_str(src: &str, ctx: &Value) -> Result<String, TemplateError> {
 pub fn eval(src: &str, ctx: &Value) -> Result<Value, TemplateError> {
     let expr = env().compile_expression(src)?;
     let v = expr.eval(jctx(ctx))?;
-    serde_json::to_value(&v).map_err(|e| TemplateError {
-        message: e.to_string(),
-    })
+    serde_json::to_value(&v).map_err(|e| TemplateError::Json(Arc::new(e)))
 }
 
 /// Evaluate a condition (`when`, `until`, ...) to a boolean.

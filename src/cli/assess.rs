@@ -54,7 +54,7 @@ pub fn run(args: AssessArgs) -> u8 {
     let (builds, facts) = match parse(&args) {
         Ok(parsed) => parsed,
         Err(e) => {
-            eprintln!("error: {}", chain(&e));
+            eprintln!("error: {}", crate::error_chain::one_line(&e));
             return crate::exit::INVALID_INPUT;
         }
     };
@@ -138,17 +138,6 @@ fn parse(args: &AssessArgs) -> Result<(Vec<Build>, Facts), InputError> {
             dotnet,
         },
     ))
-}
-
-/// The error and its causes on one line: `headline: cause: cause`.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
-    }
-    text
 }
 
 /// The human block for one assessment.

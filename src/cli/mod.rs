@@ -159,13 +159,12 @@ fn exit_with<T>(result: Result<T, crate::app::AppError>, ok: impl FnOnce(T) -> u
 /// Print `error: ...` and its "Caused by:" chain on stderr; returns `code`.
 fn print_error(error: &dyn std::error::Error, code: u8) -> u8 {
     eprintln!("error: {error}");
-    let mut source = error.source();
-    if source.is_some() {
+    let causes = crate::error_chain::causes(error);
+    if !causes.is_empty() {
         eprintln!("\nCaused by:");
     }
-    while let Some(cause) = source {
+    for cause in causes {
         eprintln!("    {cause}");
-        source = cause.source();
     }
     code
 }

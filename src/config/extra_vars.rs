@@ -6,18 +6,25 @@ use crate::model::Vars;
 
 use super::yaml::infer_plain;
 
+/// A `-e` argument salve cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtraVarError {
+    #[error("extra variable `{0}` is not `key=value`")]
+    NotKeyValue(String),
+    #[error("extra variable name `{0}` must be letters, digits and `_`")]
+    BadName(String),
+}
+
 /// Parse `key=value` arguments; the error names the offending argument.
-pub fn parse(args: &[String]) -> Result<Vars, String> {
+pub fn parse(args: &[String]) -> Result<Vars, ExtraVarError> {
     let mut vars = Vars::new();
     for arg in args {
         let Some((key, value)) = arg.split_once('=') else {
-            return Err(format!("extra variable `{arg}` is not `key=value`"));
+            return Err(ExtraVarError::NotKeyValue(arg.clone()));
         };
         let key = key.trim();
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "extra variable name `{key}` must be letters, digits and `_`"
-            ));
+            return Err(ExtraVarError::BadName(key.to_string()));
         }
         vars.insert(key.to_string(), scalar(value));
     }
@@ -51,6 +58,7 @@ mod tests {
         assert!(
             parse(&["novalue".into()])
                 .unwrap_err()
+                .to_string()
                 .contains("key=value")
         );
         assert!(parse(&["a b=1".into()]).is_err());

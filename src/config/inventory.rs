@@ -92,6 +92,11 @@ struct Builder {
     warnings: Vec<Diagnostic>,
 }
 
+/// Groups that contain each other through `children:`, in order, the first repeated last.
+#[derive(Debug, thiserror::Error)]
+#[error("groups contain each other: {}", .0.join(" ← "))]
+struct GroupCycle(Vec<String>);
+
 impl Builder {
     fn file(&mut self, doc: &Doc) {
         let mut clear_text: Vec<(Location, String)> = Vec::new();
@@ -432,7 +437,7 @@ impl Builder {
             parents: &HashMap<&'a str, Vec<&'a str>>,
             memo: &mut HashMap<String, usize>,
             path: &mut Vec<&'a str>,
-        ) -> Result<usize, Vec<String>> {
+        ) -> Result<usize, GroupCycle> {
             if g == "all" {
                 return Ok(0);
             }
@@ -442,7 +447,7 @@ impl Builder {
             if let Some(i) = path.iter().position(|p| *p == g) {
                 let mut cycle: Vec<String> = path[i..].iter().map(|s| s.to_string()).collect();
                 cycle.push(g.to_string());
-                return Err(cycle);
+                return Err(GroupCycle(cycle));
             }
             path.push(g);
             let mut depth = 1;
@@ -456,11 +461,11 @@ impl Builder {
         let mut memo = HashMap::new();
         for name in &self.group_order {
             if let Err(cycle) = visit(name, parents, &mut memo, &mut Vec::new()) {
-                for g in &cycle {
+                for g in &cycle.0 {
                     memo.entry(g.clone()).or_insert(1);
                 }
                 let loc = self.groups[name].location.clone();
-                let message = format!("groups contain each other: {}", cycle.join(" ← "));
+                let message = cycle.to_string();
                 let d = match loc {
                     Some(loc) => Diagnostic::at(loc, "", message),
                     None => Diagnostic::in_file(&PathBuf::from("inventory"), message),

@@ -188,9 +188,31 @@ impl FamilyEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {
     #[error("the build catalogue does not parse: {0}")]
-    Parse(String),
+    Parse(#[source] marked_yaml::FromYamlError),
     #[error("the build catalogue is inconsistent: {0}")]
-    Invalid(String),
+    Invalid(#[from] Inconsistency),
+}
+
+/// What makes catalogue data inconsistent; `level` names the offending level as
+/// `family CU (build)`.
+#[derive(Debug, thiserror::Error)]
+pub enum Inconsistency {
+    #[error("{family}: `cves` lists an untracked CVE")]
+    UntrackedCve { family: Family },
+    #[error("{level}: build is not of this family")]
+    WrongFamily { level: String },
+    #[error("{level}: levels must be in ascending build order")]
+    NotAscending { level: String },
+    #[error("{level}: `includes` lists a CVE outside `cves`")]
+    IncludesUnknownCve { level: String },
+    #[error("{level}: SUs present but `sus_cumulative` is not set")]
+    SusNotCumulative { level: String },
+    #[error(
+        "{level}: SU {su} must follow the earlier builds of its CU and share its major.minor.build"
+    )]
+    SuOutOfPlace { level: String, su: Build },
+    #[error("{family}: the newest level {cu} must fix every CVE in `cves`")]
+    NewestMissesCves { family: Family, cu: String },
 }
 
 /// The compiled-in catalogue, parsed and checked on first use.
@@ -205,8 +227,8 @@ impl Catalogue {
     /// Parse and check catalogue data.
     pub fn parse(yaml: &str) -> Result<Catalogue, CatalogueError> {
         let catalogue: Catalogue =
-            marked_yaml::from_yaml(0, yaml).map_err(|e| CatalogueError::Parse(e.to_string()))?;
-        catalogue.check().map_err(CatalogueError::Invalid)?;
+            marked_yaml::from_yaml(0, yaml).map_err(CatalogueError::Parse)?;
+        catalogue.check()?;
         Ok(catalogue)
     }
 
@@ -236,38 +258,37 @@ impl Catalogue {
     }
 
     /// Consistency checks; the message names the offending build.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), Inconsistency> {
         let tracked = self.tracked();
         for entry in &self.families {
             if !entry.cves.is_subset(&tracked) {
-                return Err(format!("{}: `cves` lists an untracked CVE", entry.family));
+                return Err(Inconsistency::UntrackedCve {
+                    family: entry.family,
+                });
             }
             let mut previous: Option<Build> = None;
             for level in &entry.levels {
                 let here = format!("{} {} ({})", entry.family, level.cu, level.build);
                 if level.build.family() != Some(entry.family) {
-                    return Err(format!("{here}: build is not of this family"));
+                    return Err(Inconsistency::WrongFamily { level: here });
                 }
                 if previous.is_some_and(|p| p >= level.build) {
-                    return Err(format!("{here}: levels must be in ascending build order"));
+                    return Err(Inconsistency::NotAscending { level: here });
                 }
                 if !level.includes.is_subset(&entry.cves) {
-                    return Err(format!("{here}: `includes` lists a CVE outside `cves`"));
+                    return Err(Inconsistency::IncludesUnknownCve { level: here });
                 }
                 if !level.updates.is_empty() && !level.sus_cumulative {
                     // assess installs only the latest SU of a level; make the data say it may.
-                    return Err(format!(
-                        "{here}: SUs present but `sus_cumulative` is not set"
-                    ));
+                    return Err(Inconsistency::SusNotCumulative { level: here });
                 }
                 let mut last = level.build;
                 for update in &level.updates {
                     if update.accepted_from() <= last || !update.build.same_base(&level.build) {
-                        return Err(format!(
-                            "{here}: SU {} must follow the earlier builds of its CU and share \
-                             its major.minor.build",
-                            update.build
-                        ));
+                        return Err(Inconsistency::SuOutOfPlace {
+                            level: here,
+                            su: update.build,
+                        });
                     }
                     last = update.build;
                 }
@@ -276,10 +297,10 @@ impl Catalogue {
             if let Some(newest) = entry.newest()
                 && !entry.cves.is_subset(&newest.fixed_at_latest())
             {
-                return Err(format!(
-                    "{}: the newest level {} must fix every CVE in `cves`",
-                    entry.family, newest.cu
-                ));
+                return Err(Inconsistency::NewestMissesCves {
+                    family: entry.family,
+                    cu: newest.cu.to_string(),
+                });
             }
         }
         Ok(())

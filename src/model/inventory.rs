@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::diag::Location;
 
 use super::Vars;
-use super::pattern::{HostPattern, PatternOp, PatternTarget};
+use super::pattern::{HostPattern, PatternError, PatternOp, PatternTarget};
 
 /// Every host and group from the inventory sources, with variables already merged per host.
 #[derive(Debug, Clone, Default)]
@@ -64,11 +64,33 @@ impl Inventory {
     }
 }
 
+/// Why a host pattern selects nothing usable from an inventory.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    #[error("cannot read host list {}: {source}", path.display())]
+    HostList {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A plain name that is neither a host nor a group, with the closest one when there is one.
+    #[error(
+        "`{name}` is neither a host nor a group in the inventory{}",
+        suggestion.as_ref().map(|s| format!("; {s}")).unwrap_or_default()
+    )]
+    Unknown {
+        name: String,
+        suggestion: Option<String>,
+    },
+}
+
 impl Inventory {
     /// The hosts a pattern selects, in inventory order, each once. Unions apply first, then
     /// intersections, then exclusions; a pattern with no union term starts from `all`.
     /// A plain name that is neither a host nor a group is an error (with a suggestion).
-    pub fn select(&self, pattern: &HostPattern) -> Result<Vec<&Host>, String> {
+    pub fn select(&self, pattern: &HostPattern) -> Result<Vec<&Host>, SelectError> {
         let mut union: Option<HashSet<usize>> = None;
         let mut intersections = Vec::new();
         let mut exclusions = Vec::new();
@@ -97,17 +119,19 @@ impl Inventory {
     }
 
     /// Indices of the hosts one term names.
-    fn resolve_target(&self, target: &PatternTarget) -> Result<HashSet<usize>, String> {
+    fn resolve_target(&self, target: &PatternTarget) -> Result<HashSet<usize>, SelectError> {
         match target {
             PatternTarget::Name(name) => self.resolve_name(name),
             PatternTarget::Regex(re) => {
-                let re = regex::Regex::new(re)
-                    .map_err(|e| format!("bad regular expression `{re}`: {e}"))?;
+                let re = PatternError::regex(re)?;
                 Ok(self.indices(|h| re.is_match(&h.name)))
             }
             PatternTarget::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read host list {}: {e}", path.display()))?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| SelectError::HostList {
+                        path: path.clone(),
+                        source,
+                    })?;
                 let mut out = HashSet::new();
                 for line in text
                     .lines()
@@ -121,7 +145,7 @@ impl Inventory {
         }
     }
 
-    fn resolve_name(&self, name: &str) -> Result<HashSet<usize>, String> {
+    fn resolve_name(&self, name: &str) -> Result<HashSet<usize>, SelectError> {
         if name == "all" || name == "*" {
             return Ok((0..self.hosts.len()).collect());
         }
@@ -132,7 +156,7 @@ impl Inventory {
             return Ok(self.indices(|h| h.groups.iter().any(|g| g == name)));
         }
         if name.contains(['*', '?', '[']) {
-            let glob = glob::Pattern::new(name).map_err(|e| format!("bad glob `{name}`: {e}"))?;
+            let glob = PatternError::glob(name)?;
             let groups: Vec<&str> = self
                 .groups
                 .keys()
@@ -148,12 +172,10 @@ impl Inventory {
             .iter()
             .map(|h| h.name.as_str())
             .chain(self.groups.keys().map(String::as_str));
-        let mut message = format!("`{name}` is neither a host nor a group in the inventory");
-        if let Some(hint) = crate::diag::did_you_mean(name, candidates) {
-            message.push_str("; ");
-            message.push_str(&hint);
-        }
-        Err(message)
+        Err(SelectError::Unknown {
+            name: name.to_string(),
+            suggestion: crate::diag::did_you_mean(name, candidates),
+        })
     }
 
     fn indices(&self, keep: impl Fn(&Host) -> bool) -> HashSet<usize> {

@@ -6,8 +6,8 @@ pub mod inventory;
 pub mod pattern;
 pub mod playbook;
 
-pub use inventory::{Group, Host, Inventory};
-pub use pattern::HostPattern;
+pub use inventory::{Group, Host, Inventory, SelectError};
+pub use pattern::{HostPattern, PatternError};
 pub use playbook::{
     BatchSize, Expr, LoopSpec, ModuleCall, Play, Playbook, Rolling, Task, TaskSection,
 };

@@ -22,6 +22,48 @@ pub enum PatternTarget {
     File(PathBuf),
 }
 
+/// Why a host pattern is not valid (or a term of it cannot be resolved).
+#[derive(Debug, thiserror::Error)]
+pub enum PatternError {
+    #[error("bad regular expression `{regex}`: {source}")]
+    Regex {
+        regex: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("bad glob `{glob}`: {source}")]
+    Glob {
+        glob: String,
+        #[source]
+        source: glob::PatternError,
+    },
+    #[error("`@` must be followed by a file name")]
+    NoFileName,
+    /// A term that is only `&` or `!`.
+    #[error("`{op}` names nothing after `{op}`")]
+    NothingAfter { op: char },
+    #[error("empty host pattern; use `all` for every host")]
+    Empty,
+}
+
+impl PatternError {
+    /// `text` compiled as a `~regex` term.
+    pub fn regex(text: &str) -> Result<regex::Regex, PatternError> {
+        regex::Regex::new(text).map_err(|source| PatternError::Regex {
+            regex: text.to_string(),
+            source,
+        })
+    }
+
+    /// `text` compiled as a glob.
+    pub fn glob(text: &str) -> Result<glob::Pattern, PatternError> {
+        glob::Pattern::new(text).map_err(|source| PatternError::Glob {
+            glob: text.to_string(),
+            source,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternTerm {
     pub op: PatternOp,
@@ -40,7 +82,7 @@ impl HostPattern {
     /// Parse a pattern. Terms are separated by `,` when the text has a comma, else by `:`
     /// (colons inside `[...]` ranges do not split). A term starting with `&` intersects, one
     /// starting with `!` excludes; `~` starts a regex and `@` a file of host names.
-    pub fn parse(text: &str) -> Result<HostPattern, String> {
+    pub fn parse(text: &str) -> Result<HostPattern, PatternError> {
         let mut terms = Vec::new();
         for raw in split_terms(text) {
             let raw = raw.trim();
@@ -55,26 +97,28 @@ impl HostPattern {
                 (PatternOp::Union, raw)
             };
             let target = if let Some(re) = rest.strip_prefix('~') {
-                regex::Regex::new(re).map_err(|e| format!("bad regular expression `{re}`: {e}"))?;
+                PatternError::regex(re)?;
                 PatternTarget::Regex(re.to_string())
             } else if let Some(path) = rest.strip_prefix('@') {
                 if path.is_empty() {
-                    return Err("`@` must be followed by a file name".into());
+                    return Err(PatternError::NoFileName);
                 }
                 PatternTarget::File(PathBuf::from(path))
             } else {
                 if rest.is_empty() {
-                    return Err(format!("`{raw}` names nothing after `{}`", &raw[..1]));
+                    // Only `&` or `!` leave nothing after themselves (an empty term is skipped).
+                    let op = if op == PatternOp::Intersect { '&' } else { '!' };
+                    return Err(PatternError::NothingAfter { op });
                 }
                 if rest.contains('[') || rest.contains('*') || rest.contains('?') {
-                    glob::Pattern::new(rest).map_err(|e| format!("bad glob `{rest}`: {e}"))?;
+                    PatternError::glob(rest)?;
                 }
                 PatternTarget::Name(rest.to_string())
             };
             terms.push(PatternTerm { op, target });
         }
         if terms.is_empty() {
-            return Err("empty host pattern; use `all` for every host".into());
+            return Err(PatternError::Empty);
         }
         Ok(HostPattern {
             source: text.to_string(),

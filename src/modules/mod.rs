@@ -90,7 +90,7 @@ impl Outcome {
 }
 
 /// Why a module could not run at all (as opposed to running and reporting failure).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ModuleError {
     #[error("invalid arguments: {0}")]
     Args(String),

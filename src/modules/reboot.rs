@@ -162,7 +162,7 @@ async fn restart(waits: Waits, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
         // A host going down fast drops the connection, or tears down the shell, before the
         // answer arrives: the restart has begun. Watch for the new boot id as always; a restart
         // that did not happen fails at the shutdown deadline below.
-        Err(Fail::Module(ModuleError::Transport(e))) if e != TransportError::Cancelled => {
+        Err(Fail::Module(ModuleError::Transport(e))) if !matches!(e, TransportError::Cancelled) => {
             tracing::info!(host = %ctx.host.name, "connection lost while scheduling the restart ({e}); waiting for the host");
             read.probe.reset().await;
             before
@@ -290,6 +290,7 @@ mod tests {
     use super::super::exchange_script::testing::*;
     use super::*;
     use crate::contract::ServiceInfo;
+    use crate::transport::Cause;
     use crate::transport::fake::{FakeFleet, FakeReply};
     use std::sync::{Arc, Mutex};
 
@@ -326,7 +327,7 @@ mod tests {
                         delay: Duration::ZERO,
                         result: Err(TransportError::Dropped {
                             endpoint: "ex01:5985".into(),
-                            detail: "connection closed before message completed".into(),
+                            cause: Cause::text("connection closed before message completed"),
                         }),
                     }
                 }
@@ -344,7 +345,7 @@ mod tests {
                     delay: Duration::ZERO,
                     result: Err(TransportError::Unreachable {
                         endpoint: "ex01:5985".into(),
-                        detail: "connection refused".into(),
+                        cause: Cause::text("connection refused"),
                     }),
                 },
                 (ScriptId::BootId, Some(e)) => answer(

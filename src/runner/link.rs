@@ -45,7 +45,7 @@ impl HostLink for Link {
         let spec = self
             .spec
             .as_ref()
-            .map_err(|e| TransportError::Config(e.clone()))?;
+            .map_err(|e| TransportError::config(e.clone()))?;
         let t = self.connector.connect(spec).await?;
         *current = Some(Arc::clone(&t));
         Ok(t)

@@ -25,6 +25,15 @@ use crate::transport::{OutputChunk, TransportError};
 /// Ansible's default number of retries when `until` is given without `retries`.
 const DEFAULT_UNTIL_RETRIES: u32 = 3;
 
+/// Why a task's `loop` gives no list of items.
+#[derive(Debug, thiserror::Error)]
+enum LoopError {
+    #[error("loop: {0}")]
+    Render(#[from] template::TemplateError),
+    #[error("loop: expected a list, got {0}")]
+    NotAList(Value),
+}
+
 /// How a task ended on a host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskResult {
@@ -99,7 +108,7 @@ impl TaskOnHost<'_> {
             None => None,
             Some(spec) => match self.loop_items(spec, needs) {
                 Ok(items) => Some(items),
-                Err(msg) => return failed(msg),
+                Err(e) => return failed(e.to_string()),
             },
         };
         match items {
@@ -119,16 +128,15 @@ impl TaskOnHost<'_> {
         }
     }
 
-    fn loop_items(&self, spec: &LoopSpec, needs: Needs) -> Result<Vec<Value>, String> {
+    fn loop_items(&self, spec: &LoopSpec, needs: Needs) -> Result<Vec<Value>, LoopError> {
         let ctx = self.scope.context(self.host, needs, None);
         let rendered = match spec {
             LoopSpec::Items(items) => template::render_value(&Value::Array(items.clone()), &ctx),
             LoopSpec::Template(t) => template::render_value(&Value::String(t.clone()), &ctx),
-        }
-        .map_err(|e| format!("loop: {e}"))?;
+        }?;
         match rendered {
             Value::Array(items) => Ok(items),
-            other => Err(format!("loop: expected a list, got {other}")),
+            other => Err(LoopError::NotAList(other)),
         }
     }
 

@@ -122,8 +122,8 @@ impl Window {
         let (from, to) = body
             .split_once('-')
             .ok_or_else(|| fail("expected a start and an end separated by `-`".into()))?;
-        let (from_day, start) = day_and_time(from).map_err(&fail)?;
-        let (to_day, end) = day_and_time(to).map_err(&fail)?;
+        let (from_day, start) = day_and_time(from).map_err(|e| fail(e.to_string()))?;
+        let (to_day, end) = day_and_time(to).map_err(|e| fail(e.to_string()))?;
         let crosses = end <= start;
         let (days, end_offset) = match (from_day, to_day) {
             (None, _) => return Err(fail("start with a day name or `daily`".into())),
@@ -353,18 +353,35 @@ fn human(d: Duration) -> String {
     }
 }
 
+/// Why one end of a window (`DAY HH:MM`) cannot be read.
+#[derive(Debug, thiserror::Error)]
+enum EndError {
+    #[error("`{0}` is not `DAY HH:MM` or `HH:MM`")]
+    Shape(String),
+    #[error(
+        "`{word}` is not a day name{}",
+        suggestion.as_ref().map(|h| format!("; {h}")).unwrap_or_default()
+    )]
+    Day {
+        word: String,
+        suggestion: Option<String>,
+    },
+    #[error("`{0}` is not a time (HH:MM, 00:00 to 23:59)")]
+    Time(String),
+}
+
 /// `DAY HH:MM`, `daily HH:MM` or `HH:MM`.
-fn day_and_time(part: &str) -> Result<(Option<Days>, Time), String> {
+fn day_and_time(part: &str) -> Result<(Option<Days>, Time), EndError> {
     let mut words = part.split_whitespace();
     let (day, time) = match (words.next(), words.next(), words.next()) {
         (Some(time), None, None) => (None, time),
         (Some(day), Some(time), None) => (Some(parse_day(day)?), time),
-        _ => return Err(format!("`{}` is not `DAY HH:MM` or `HH:MM`", part.trim())),
+        _ => return Err(EndError::Shape(part.trim().to_string())),
     };
     Ok((day, parse_time(time)?))
 }
 
-fn parse_day(word: &str) -> Result<Days, String> {
+fn parse_day(word: &str) -> Result<Days, EndError> {
     let day = match word.to_ascii_lowercase().as_str() {
         "daily" => return Ok(Days::Every),
         "mon" | "monday" => Weekday::Monday,
@@ -376,17 +393,17 @@ fn parse_day(word: &str) -> Result<Days, String> {
         "sun" | "sunday" => Weekday::Sunday,
         _ => {
             let names = ["daily", "mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-            let hint = crate::diag::did_you_mean(&word.to_ascii_lowercase(), names)
-                .map(|h| format!("; {h}"))
-                .unwrap_or_default();
-            return Err(format!("`{word}` is not a day name{hint}"));
+            return Err(EndError::Day {
+                word: word.to_string(),
+                suggestion: crate::diag::did_you_mean(&word.to_ascii_lowercase(), names),
+            });
         }
     };
     Ok(Days::On(day))
 }
 
-fn parse_time(word: &str) -> Result<Time, String> {
-    let bad = || format!("`{word}` is not a time (HH:MM, 00:00 to 23:59)");
+fn parse_time(word: &str) -> Result<Time, EndError> {
+    let bad = || EndError::Time(word.to_string());
     let (h, m) = word.split_once(':').ok_or_else(bad)?;
     if m.len() != 2 {
         return Err(bad());

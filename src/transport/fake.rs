@@ -11,7 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    ConnectionSpec, Connector, OutputChunk, RunRequest, ScriptOutput, Transport, TransportError,
+    Cause, ConnectionSpec, Connector, OutputChunk, RunRequest, ScriptOutput, Transport,
+    TransportError,
 };
 use crate::script::Script;
 
@@ -118,7 +119,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn unreachable(host: &str) -> TransportError {
     TransportError::Unreachable {
         endpoint: format!("{host}:5985"),
-        detail: "connection timed out (fake)".into(),
+        cause: Cause::text("connection timed out (fake)"),
     }
 }
 

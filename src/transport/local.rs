@@ -12,7 +12,8 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use super::{
-    ConnectionSpec, Connector, OutputChunk, RunRequest, ScriptOutput, Transport, TransportError,
+    Cause, ConnectionSpec, Connector, OutputChunk, RunRequest, ScriptOutput, Transport,
+    TransportError,
 };
 use crate::script::Delivery;
 
@@ -28,7 +29,7 @@ pub struct LocalConnector;
 impl Connector for LocalConnector {
     async fn connect(&self, spec: &ConnectionSpec) -> Result<Arc<dyn Transport>, TransportError> {
         if spec.local_shell.is_empty() {
-            return Err(TransportError::Config(format!(
+            return Err(TransportError::config(format!(
                 "{}: salve_local_shell is empty",
                 spec.name
             )));
@@ -77,10 +78,13 @@ impl Transport for LocalTransport {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| {
-            TransportError::Config(format!(
-                "cannot start local shell `{}`: {e}; set salve_local_shell",
-                self.shell[0]
-            ))
+            TransportError::config_caused_by(
+                format!(
+                    "cannot start local shell `{}`: {e}; set salve_local_shell",
+                    self.shell[0]
+                ),
+                e,
+            )
         })?;
         if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
             // A child that exits without reading its stdin is not an error here.
@@ -97,7 +101,7 @@ impl Transport for LocalTransport {
             request.output.clone(),
         ));
         let status = tokio::select! {
-            status = child.wait() => status.map_err(|e| TransportError::Dropped { endpoint: "local".into(), detail: e.to_string() })?,
+            status = child.wait() => status.map_err(|e| TransportError::Dropped { endpoint: "local".into(), cause: Cause::with_text(e.to_string(), e) })?,
             _ = tokio::time::sleep(request.timeout) => {
                 let _ = child.kill().await;
                 return Err(TransportError::Timeout { after: request.timeout });

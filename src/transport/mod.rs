@@ -11,6 +11,7 @@
 pub mod clixml;
 pub mod connection;
 pub mod dispatch;
+mod error;
 pub mod fake;
 pub mod local;
 pub mod ssh;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::script::Script;
 
 pub use connection::{ConnectionKind, ConnectionSpec};
+pub use error::{Cause, TransportError};
 
 /// A chunk of output as it arrives from the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,77 +65,6 @@ impl RunRequest {
             timeout,
             cancel: CancellationToken::new(),
             output: None,
-        }
-    }
-}
-
-/// Classified transport failure. Every variant's message ends with what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TransportError {
-    #[error("cannot resolve {host}: {detail}; check the name or set ansible_host to an address")]
-    Resolve { host: String, detail: String },
-    #[error("cannot reach {endpoint}: {detail}; check the address, port and firewall")]
-    Unreachable { endpoint: String, detail: String },
-    #[error("connection refused by {endpoint}; is the listener running on that port?")]
-    Refused { endpoint: String },
-    #[error("TLS handshake with {endpoint} failed: {detail}; {hint}")]
-    Tls {
-        endpoint: String,
-        detail: String,
-        hint: String,
-    },
-    #[error(
-        "authentication to {endpoint} failed as user `{user}`: {detail}; check the user, password reference and auth method"
-    )]
-    Auth {
-        endpoint: String,
-        user: String,
-        detail: String,
-    },
-    #[error(
-        "host {endpoint} refused a new shell or operation: {detail}; close leaked shells or raise MaxShellsPerUser / MaxConcurrentOperationsPerUser"
-    )]
-    Quota { endpoint: String, detail: String },
-    #[error("command timed out after {after:?}; it was stopped on the host")]
-    Timeout { after: Duration },
-    #[error("command cancelled; it was stopped on the host")]
-    Cancelled,
-    #[error("connection to {endpoint} dropped: {detail}")]
-    Dropped { endpoint: String, detail: String },
-    #[error("protocol error from {endpoint}: {detail}")]
-    Protocol { endpoint: String, detail: String },
-    #[error("{0}")]
-    Config(String),
-}
-
-impl TransportError {
-    /// The host could not be reached at all (as opposed to a command failing on it).
-    pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            TransportError::Resolve { .. }
-                | TransportError::Unreachable { .. }
-                | TransportError::Refused { .. }
-                | TransportError::Dropped { .. }
-                | TransportError::Tls { .. }
-                | TransportError::Auth { .. }
-        )
-    }
-
-    /// Short machine-readable class, used in events and reports.
-    pub fn class(&self) -> &'static str {
-        match self {
-            TransportError::Resolve { .. } => "resolve",
-            TransportError::Unreachable { .. } => "unreachable",
-            TransportError::Refused { .. } => "refused",
-            TransportError::Tls { .. } => "tls",
-            TransportError::Auth { .. } => "auth",
-            TransportError::Quota { .. } => "quota",
-            TransportError::Timeout { .. } => "timeout",
-            TransportError::Cancelled => "cancelled",
-            TransportError::Dropped { .. } => "dropped",
-            TransportError::Protocol { .. } => "protocol",
-            TransportError::Config(_) => "config",
         }
     }
 }

@@ -34,7 +34,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::streams::Streams;
-use super::{ConnectionSpec, Connector, RunRequest, ScriptOutput, Transport, TransportError};
+use super::{
+    Cause, ConnectionSpec, Connector, RunRequest, ScriptOutput, Transport, TransportError,
+};
 use crate::script::Delivery;
 use crate::secret::Secret;
 
@@ -134,17 +136,20 @@ fn expand_home(path: &Path) -> PathBuf {
 
 fn load_key(name: &str, path: &Path) -> Result<Credential, TransportError> {
     let key = russh::keys::load_secret_key(path, None).map_err(|e| {
-        let why = match e {
+        let why = match &e {
             russh::keys::Error::KeyIsEncrypted => "it is encrypted with a passphrase, which salve \
                 cannot ask for; use a key without one, readable only by you"
                 .to_string(),
             russh::keys::Error::IO(io) => format!("cannot read it: {io}"),
             other => format!("not a private key salve can use: {other}"),
         };
-        TransportError::Config(format!(
-            "{name}: SSH key {} (ansible_ssh_private_key_file): {why}",
-            path.display()
-        ))
+        TransportError::config_caused_by(
+            format!(
+                "{name}: SSH key {} (ansible_ssh_private_key_file): {why}",
+                path.display()
+            ),
+            e,
+        )
     })?;
     Ok(Credential::Key {
         path: path.to_path_buf(),
@@ -156,7 +161,7 @@ impl Target {
     fn from_spec(spec: &ConnectionSpec, connect_timeout: Duration) -> Result<Self, TransportError> {
         let name = &spec.name;
         let user = spec.user.clone().ok_or_else(|| {
-            TransportError::Config(format!(
+            TransportError::config(format!(
                 "{name}: no SSH user set; set ansible_user (a domain user as `CONTOSO\\admin` or \
                  `admin@contoso.local`)"
             ))
@@ -166,9 +171,9 @@ impl Target {
             credentials.push(load_key(name, &expand_home(path))?);
         }
         if let Some(reference) = &spec.password {
-            let secret = reference
-                .resolve()
-                .map_err(|e| TransportError::Config(format!("{name}: password: {e}")))?;
+            let secret = reference.resolve().map_err(|e| {
+                TransportError::config_caused_by(format!("{name}: password: {e}"), e)
+            })?;
             credentials.push(Credential::Password(secret));
         }
         if credentials.is_empty() {
@@ -183,7 +188,7 @@ impl Target {
             }
         }
         if credentials.is_empty() {
-            return Err(TransportError::Config(format!(
+            return Err(TransportError::config(format!(
                 "{name}: no SSH key or password; set ansible_ssh_private_key_file or \
                  ansible_password (env:NAME, file:PATH or prompt)"
             )));
@@ -193,7 +198,7 @@ impl Target {
             None => home()
                 .map(|h| h.join(".ssh").join("known_hosts"))
                 .ok_or_else(|| {
-                    TransportError::Config(format!(
+                    TransportError::config(format!(
                         "{name}: HOME is not set, so there is no default known_hosts file; set \
                          salve_ssh_known_hosts"
                     ))
@@ -236,15 +241,15 @@ impl Target {
             .await
             .map_err(|_| TransportError::Unreachable {
                 endpoint: self.endpoint.clone(),
-                detail: format!(
+                cause: Cause::text(format!(
                     "no SSH handshake within {} s; is an SSH server listening there?",
                     self.connect_timeout.as_secs()
-                ),
+                )),
             })?
             .map_err(|e| {
                 let refused = problem.lock().ok().and_then(|mut p| p.take());
                 match refused {
-                    Some(p) => self.auth_error(p.to_string()),
+                    Some(p) => self.auth_error(Cause::new(p)),
                     None => classify(e, &self.endpoint),
                 }
             })?;
@@ -258,7 +263,7 @@ impl Target {
             .await
             .map_err(|e| TransportError::Resolve {
                 host: self.address.clone(),
-                detail: e.to_string(),
+                cause: Cause::with_text(e.to_string(), e),
             })?
             .collect();
         let mut last = None;
@@ -282,15 +287,16 @@ impl Target {
             Some(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 TransportError::Refused {
                     endpoint: self.endpoint.clone(),
+                    cause: Cause::new(e),
                 }
             }
             Some(e) => TransportError::Unreachable {
                 endpoint: self.endpoint.clone(),
-                detail: e.to_string(),
+                cause: Cause::with_text(e.to_string(), e),
             },
             None => TransportError::Resolve {
                 host: self.address.clone(),
-                detail: "the name has no addresses".into(),
+                cause: Cause::text("the name has no addresses"),
             },
         })
     }
@@ -336,19 +342,19 @@ impl Target {
                 }
             }
         }
-        Err(self.auth_error(format!(
+        Err(self.auth_error(Cause::text(format!(
             "the server refused {} (it accepts: {accepted_methods}); for a key, add its public \
              half to the user's authorized_keys (on Windows, administrators use \
              C:\\ProgramData\\ssh\\administrators_authorized_keys)",
             refused.join(", then ")
-        )))
+        ))))
     }
 
-    fn auth_error(&self, detail: String) -> TransportError {
+    fn auth_error(&self, cause: Cause) -> TransportError {
         TransportError::Auth {
             endpoint: self.endpoint.clone(),
             user: self.user.clone(),
-            detail,
+            cause,
         }
     }
 }
@@ -405,8 +411,18 @@ enum HostKeyProblem {
          record the host's plain key in known_hosts"
     )]
     Certificate,
-    #[error("cannot use known_hosts file {file}: {detail}")]
-    File { file: String, detail: String },
+    #[error("cannot use known_hosts file {file}: {source}")]
+    File {
+        file: String,
+        #[source]
+        source: russh::keys::Error,
+    },
+    #[error("cannot use known_hosts file {file}: cannot record the new host key: {source}")]
+    Record {
+        file: String,
+        #[source]
+        source: russh::keys::Error,
+    },
 }
 
 /// Checks the server's host key during the handshake; a refusal is kept for the error text.
@@ -461,7 +477,7 @@ fn check_host_key(
     let known =
         known_host_keys_path(host, port, &policy.file).map_err(|e| HostKeyProblem::File {
             file: file.clone(),
-            detail: e.to_string(),
+            source: e,
         })?;
     if known.iter().any(|(_, k)| k.key_data() == key.key_data()) {
         return Ok(());
@@ -481,9 +497,9 @@ fn check_host_key(
     // is as suspicious as a changed key.
     if policy.accept_new && known.is_empty() {
         learn_known_hosts_path(host, port, key, &policy.file).map_err(|e| {
-            HostKeyProblem::File {
+            HostKeyProblem::Record {
                 file: file.clone(),
-                detail: format!("cannot record the new host key: {e}"),
+                source: e,
             }
         })?;
         tracing::warn!(host, port, %fingerprint, known_hosts = %file, "recorded the host key of a new host (accept-new)");
@@ -604,15 +620,16 @@ impl Transport for SshTransport {
                     }
                     Some(ChannelMsg::Failure) => break Some(TransportError::Protocol {
                         endpoint: endpoint.clone(),
-                        detail: "the server refused to run the command; check the account's \
-                                 shell and ForceCommand settings".into(),
+                        cause: Cause::text("the server refused to run the command; check the \
+                                            account's shell and ForceCommand settings"),
                     }),
                     Some(ChannelMsg::Close) => break None,
                     Some(_) => {}
                     None => break Some(TransportError::Dropped {
                         endpoint: endpoint.clone(),
-                        detail: "the connection was lost while the command ran; if the host \
-                                 restarted, check the step's result before running it again".into(),
+                        cause: Cause::text("the connection was lost while the command ran; if \
+                                            the host restarted, check the step's result before \
+                                            running it again"),
                     }),
                 },
                 _ = tokio::time::sleep_until(deadline) => break Some(TransportError::Timeout { after: request.timeout }),
@@ -635,7 +652,9 @@ impl Transport for SshTransport {
             }
             (None, None) => Err(TransportError::Protocol {
                 endpoint: endpoint.clone(),
-                detail: "the server closed the command's channel without an exit status".into(),
+                cause: Cause::text(
+                    "the server closed the command's channel without an exit status",
+                ),
             }),
         }
     }
@@ -688,39 +707,58 @@ fn connection_lost(e: &russh::Error) -> bool {
     )
 }
 
-/// Map a russh error to a classified transport error.
+/// Map a russh error to a classified transport error that keeps it as its cause.
 fn classify(e: russh::Error, endpoint: &str) -> TransportError {
     let endpoint = endpoint.to_string();
     match e {
-        russh::Error::IO(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            TransportError::Refused { endpoint }
+        russh::Error::IO(ref io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            TransportError::Refused {
+                endpoint,
+                cause: Cause::new(e),
+            }
         }
         russh::Error::KeepaliveTimeout => TransportError::Dropped {
             endpoint,
-            detail: "the host stopped answering keepalives; check that it is up".into(),
+            cause: Cause::with_text(
+                "the host stopped answering keepalives; check that it is up",
+                e,
+            ),
         },
         e if connection_lost(&e) => TransportError::Dropped {
             endpoint,
-            detail: format!("{e}; if the host is restarting, salve reconnects on the next command"),
-        },
-        russh::Error::ChannelOpenFailure(reason) => TransportError::Protocol {
-            endpoint,
-            detail: format!(
-                "the host refused a new session ({reason:?}); raise MaxSessions in its \
-                 sshd_config"
+            cause: Cause::with_text(
+                format!("{e}; if the host is restarting, salve reconnects on the next command"),
+                e,
             ),
         },
-        russh::Error::NoCommonAlgo { kind, theirs, .. } => TransportError::Protocol {
+        russh::Error::ChannelOpenFailure(ref reason) => TransportError::Protocol {
             endpoint,
-            detail: format!(
-                "no {kind:?} algorithm in common with the host (it offers {}); update its \
-                 OpenSSH",
-                theirs.join(", ")
+            cause: Cause::with_text(
+                format!(
+                    "the host refused a new session ({reason:?}); raise MaxSessions in its \
+                     sshd_config"
+                ),
+                e,
+            ),
+        },
+        russh::Error::NoCommonAlgo {
+            ref kind,
+            ref theirs,
+            ..
+        } => TransportError::Protocol {
+            endpoint,
+            cause: Cause::with_text(
+                format!(
+                    "no {kind:?} algorithm in common with the host (it offers {}); update its \
+                     OpenSSH",
+                    theirs.join(", ")
+                ),
+                e,
             ),
         },
         other => TransportError::Protocol {
             endpoint,
-            detail: other.to_string(),
+            cause: Cause::with_text(other.to_string(), other),
         },
     }
 }

@@ -23,7 +23,9 @@ use winrm_rs::{
 
 use super::connection::WinrmAuth;
 use super::streams::Streams;
-use super::{ConnectionSpec, Connector, RunRequest, ScriptOutput, Transport, TransportError};
+use super::{
+    Cause, ConnectionSpec, Connector, RunRequest, ScriptOutput, Transport, TransportError,
+};
 use crate::script::Delivery;
 
 /// Largest stdin chunk per WS-Man Send (base64 grows it by a third; the envelope limit is
@@ -68,7 +70,7 @@ fn build_client(spec: &ConnectionSpec) -> Result<WinrmClient, TransportError> {
         WinrmAuth::Basic => AuthMethod::Basic,
         WinrmAuth::Kerberos if cfg!(feature = "kerberos") => AuthMethod::Kerberos,
         WinrmAuth::Kerberos => {
-            return Err(TransportError::Config(format!(
+            return Err(TransportError::config(format!(
                 "{}: Kerberos needs a salve built with `--features kerberos`; use ntlm meanwhile",
                 spec.name
             )));
@@ -77,7 +79,7 @@ fn build_client(spec: &ConnectionSpec) -> Result<WinrmClient, TransportError> {
     };
     if w.auth == WinrmAuth::Basic && !w.https {
         if !w.allow_basic_http {
-            return Err(TransportError::Config(format!(
+            return Err(TransportError::config(format!(
                 "{}: Basic over plain HTTP would send the password in clear; use ntlm, or https \
                  (ansible_winrm_scheme: https), or set salve_winrm_allow_basic_http: true",
                 spec.name
@@ -102,12 +104,12 @@ fn build_client(spec: &ConnectionSpec) -> Result<WinrmClient, TransportError> {
 
     let user = spec.user.clone().unwrap_or_default();
     let password = match &spec.password {
-        Some(r) => r
-            .resolve()
-            .map_err(|e| TransportError::Config(format!("{}: password: {e}", spec.name)))?,
+        Some(r) => r.resolve().map_err(|e| {
+            TransportError::config_caused_by(format!("{}: password: {e}", spec.name), e)
+        })?,
         None if w.auth == WinrmAuth::Certificate => crate::secret::Secret::new(String::new()),
         None => {
-            return Err(TransportError::Config(format!(
+            return Err(TransportError::config(format!(
                 "{}: no password set (ansible_password)",
                 spec.name
             )));
@@ -162,7 +164,7 @@ impl Transport for WinrmTransport {
         let (reply, answer) = oneshot::channel();
         let gone = || TransportError::Dropped {
             endpoint: self.endpoint.clone(),
-            detail: "connection closed".into(),
+            cause: Cause::text("connection closed"),
         };
         self.tx
             .send(Msg::Run(request, reply))
@@ -303,66 +305,67 @@ async fn run_command(
 /// Quota faults of the WinRM service (MaxShellsPerUser, MaxConcurrentOperationsPerUser).
 const QUOTA_CODES: [&str; 2] = ["2150859173", "2150859174"];
 
-/// Map a winrm-rs error to a classified transport error.
+/// Map a winrm-rs error to a classified transport error that keeps it as its cause.
 fn classify(e: WinrmError, endpoint: &str, user: &str) -> TransportError {
     let endpoint = endpoint.to_string();
     match e {
+        // The HTTP failure, classified by what its causes say.
         WinrmError::Http(err) => {
-            let chain = error_chain(&err);
+            let chain = crate::error_chain::one_line(&err);
             let lower = chain.to_ascii_lowercase();
+            let connecting = err.is_connect() || err.is_timeout();
+            let cause = Cause::with_text(chain, err);
             if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
             {
                 TransportError::Tls {
                     endpoint,
-                    detail: chain,
-                    hint: "trust the listener's CA (salve_winrm_ca_file), pin its certificate (salve_winrm_cert_sha256), \
-                           or fix its name"
-                        .into(),
+                    cause,
+                    hint: "trust the listener's CA (salve_winrm_ca_file), pin its certificate \
+                           (salve_winrm_cert_sha256), or fix its name",
                 }
             } else if lower.contains("refused") {
-                TransportError::Refused { endpoint }
+                TransportError::Refused { endpoint, cause }
             } else if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup")
             {
                 TransportError::Resolve {
                     host: endpoint,
-                    detail: chain,
+                    cause,
                 }
-            } else if err.is_connect() || err.is_timeout() {
-                TransportError::Unreachable {
-                    endpoint,
-                    detail: chain,
-                }
+            } else if connecting {
+                TransportError::Unreachable { endpoint, cause }
             } else {
-                TransportError::Dropped {
-                    endpoint,
-                    detail: chain,
-                }
+                TransportError::Dropped { endpoint, cause }
             }
         }
-        WinrmError::AuthFailed(detail)
+        WinrmError::AuthFailed(ref detail)
             if detail.contains("401") || detail.to_ascii_lowercase().contains("credential") =>
         {
             TransportError::Auth {
                 endpoint,
                 user: user.to_string(),
-                detail,
+                cause: Cause::with_text(detail.clone(), e),
             }
         }
-        WinrmError::AuthFailed(detail) => TransportError::Protocol { endpoint, detail },
-        WinrmError::Ntlm(err) => TransportError::Auth {
+        WinrmError::AuthFailed(ref detail) => TransportError::Protocol {
+            endpoint,
+            cause: Cause::with_text(detail.clone(), e),
+        },
+        WinrmError::Ntlm(ref err) => TransportError::Auth {
             endpoint,
             user: user.to_string(),
-            detail: err.to_string(),
+            cause: Cause::with_text(err.to_string(), e),
         },
-        WinrmError::Soap(winrm_rs::SoapError::Fault { code, reason })
-            if QUOTA_CODES
-                .iter()
-                .any(|c| reason.contains(c) || code.contains(c))
-                || reason.to_ascii_lowercase().contains("quota") =>
+        WinrmError::Soap(winrm_rs::SoapError::Fault {
+            ref code,
+            ref reason,
+        }) if QUOTA_CODES
+            .iter()
+            .any(|c| reason.contains(c) || code.contains(c))
+            || reason.to_ascii_lowercase().contains("quota") =>
         {
             TransportError::Quota {
                 endpoint,
-                detail: reason,
+                cause: Cause::with_text(reason.clone(), e),
             }
         }
         WinrmError::Timeout(secs) => TransportError::Timeout {
@@ -371,20 +374,9 @@ fn classify(e: WinrmError, endpoint: &str, user: &str) -> TransportError {
         WinrmError::Cancelled => TransportError::Cancelled,
         other => TransportError::Protocol {
             endpoint,
-            detail: other.to_string(),
+            cause: Cause::with_text(other.to_string(), other),
         },
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use salve::lab::scenario;
 use salve::model::Host;
 use salve::modules::{self, HostCtx, HostLink, Outcome, ProbeLink};
 use salve::script::Delivery;
-use salve::transport::{OutputChunk, RunRequest, ScriptOutput, Transport, TransportError};
+use salve::transport::{Cause, OutputChunk, RunRequest, ScriptOutput, Transport, TransportError};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -49,7 +49,7 @@ struct LabTransport {
 fn unreachable(host: &LabHost) -> TransportError {
     TransportError::Unreachable {
         endpoint: format!("{}:5985", host.name()),
-        detail: "no route to host (restarting)".into(),
+        cause: Cause::text("no route to host (restarting)"),
     }
 }
 
@@ -104,7 +104,7 @@ impl Transport for LabTransport {
                     process.kill.cancel();
                     return Err(TransportError::Dropped {
                         endpoint: format!("{}:5985", self.host.name()),
-                        detail: "the host restarted".into(),
+                        cause: Cause::text("the host restarted"),
                     });
                 }
                 _ = &mut deadline => {

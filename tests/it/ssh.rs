@@ -302,7 +302,7 @@ async fn timeout_and_cancel_stop_the_command_and_keep_the_connection() {
         cancel.cancel();
     });
     let e = t.run(req).await.unwrap_err();
-    assert_eq!(e, TransportError::Cancelled);
+    assert!(matches!(e, TransportError::Cancelled), "{e}");
 
     // The channels were closed by the client; the connection still serves commands, also
     // once the stopped commands have ended and sshd confirmed the closes.
@@ -468,11 +468,12 @@ async fn connection_failures_are_classified() {
 
     let vars = with(vars, "ansible_password", "not-a-real-password");
     let e = connect(vars.clone()).await.err().unwrap();
-    assert_eq!(
-        e,
-        TransportError::Refused {
-            endpoint: format!("127.0.0.1:{port}")
-        }
+    assert!(
+        matches!(
+            &e,
+            TransportError::Refused { endpoint, .. } if *endpoint == format!("127.0.0.1:{port}")
+        ),
+        "{e}"
     );
 
     // Something that accepts TCP but never speaks SSH.
@@ -482,6 +483,29 @@ async fn connection_failures_are_classified() {
     let e = connector.connect(&spec(vars)).await.err().unwrap();
     assert_eq!(e.class(), "unreachable", "{e}");
     assert!(e.to_string().contains("no SSH handshake"), "{e}");
+}
+
+/// A transport error keeps the failure underneath as its source (here the refused TCP
+/// connection's I/O error), and the one-line rendering adds what the message does not quote.
+#[tokio::test]
+async fn a_refused_connection_keeps_its_io_error_as_its_cause() {
+    let vars = json!({
+        "ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": free_port(),
+        "ansible_user": "nobody", "ansible_password": "not-a-real-password",
+    });
+    let e = connect(vars).await.err().unwrap();
+    let io = std::iter::successors(std::error::Error::source(&e), |c| c.source())
+        .find_map(|c| c.downcast_ref::<std::io::Error>());
+    assert_eq!(
+        io.map(std::io::Error::kind),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "{e:?}"
+    );
+    let line = salve::error_chain::one_line(&e);
+    assert!(
+        line.starts_with(&e.to_string()) && line.len() > e.to_string().len(),
+        "{line}"
+    );
 }
 
 /// Collects every tracing event, at every level, as text.

@@ -160,7 +160,11 @@ impl Loader<'_> {
             }
         };
         if let Err(e) = self.inventory.select(&pattern) {
-            self.push(self.doc.error(node, field, e).with_hint(PATTERN_HINT));
+            self.push(
+                self.doc
+                    .error(node, field, e.to_string())
+                    .with_hint(PATTERN_HINT),
+            );
         }
         Some(pattern)
     }
