@@ -2,19 +2,18 @@
 //!
 //! Data flows one way: files ([`config`]) → validated [`model`] → [`runner`] (talking to hosts
 //! through a [`transport`] and running [`modules`]) → typed [`events`] → [`report`]ers.
-//! The simulated fleet used by tests, demos and benchmarks lives in [`lab`]; what salve knows
-//! about Exchange builds, updates and indicators of compromise lives in [`exchange`].
+//! What salve knows about Exchange builds, updates and indicators of compromise lives in
+//! [`exchange`]. The shipped-script [`contract`], [`diag`]nostics and [`exit`] codes come from
+//! the `salve-contract` crate, shared with the simulated fleet (the `salve-lab` crate, in the
+//! binary behind the default `lab` feature for `salve lab` and `salve demo`).
 
 pub mod cli;
+pub use salve_contract::{contract, diag, exit};
 pub mod config;
-pub mod contract;
-pub mod diag;
 pub mod doctor;
 pub mod events;
 pub mod exchange;
-pub mod exit;
 pub mod journal;
-pub mod lab;
 pub mod model;
 pub mod modules;
 pub mod plan;

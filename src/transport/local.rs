@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::{
     ConnectionSpec, Connector, OutputChunk, RunRequest, ScriptOutput, Transport, TransportError,
 };
-use crate::script::Delivery;
+use crate::script::{Deliver as _, Delivery};
 
 /// Runs scripts with a local program.
 pub struct LocalTransport {

@@ -35,7 +35,7 @@ use tokio::time::Instant;
 
 use super::streams::Streams;
 use super::{ConnectionSpec, Connector, RunRequest, ScriptOutput, Transport, TransportError};
-use crate::script::Delivery;
+use crate::script::{Deliver as _, Delivery};
 use crate::secret::Secret;
 
 const DEFAULT_PORT: u16 = 22;

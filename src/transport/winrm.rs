@@ -24,7 +24,7 @@ use winrm_rs::{
 use super::connection::WinrmAuth;
 use super::streams::Streams;
 use super::{ConnectionSpec, Connector, RunRequest, ScriptOutput, Transport, TransportError};
-use crate::script::Delivery;
+use crate::script::{Deliver as _, Delivery};
 
 /// Largest stdin chunk per WS-Man Send (base64 grows it by a third; the envelope limit is
 /// 150 KiB).

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use salve::lab::inventory::{self, PasswordIn};
-use salve::lab::log::LabEvent;
+use salve_lab::inventory::{self, PasswordIn};
+use salve_lab::log::LabEvent;
 use serde_json::Value;
 
 use crate::lab_support::{Lab, salve_run};

@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use salve::lab::fleet::Fleet;
-use salve::lab::host_api::{ProtocolEvent, SimHost};
-use salve::lab::log::LabEvent;
-use salve::lab::winrm::LabCa;
-use salve::lab::{frontends, scenario};
+use salve_lab::fleet::Fleet;
+use salve_lab::host_api::{ProtocolEvent, SimHost};
+use salve_lab::log::LabEvent;
+use salve_lab::winrm::LabCa;
+use salve_lab::{frontends, scenario};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 

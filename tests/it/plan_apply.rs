@@ -3,8 +3,8 @@
 //! inventory; it runs only the approved steps, leaves a host whose facts drifted alone, and
 //! defers hosts outside their maintenance window.
 
-use salve::lab::inventory::{self, PasswordIn};
-use salve::lab::log::LabEvent;
+use salve_lab::inventory::{self, PasswordIn};
+use salve_lab::log::LabEvent;
 
 use crate::lab_support::{Lab, salve_with};
 

@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
-use salve::lab::host_api::SimHost as _;
-use salve::lab::inventory::{PasswordIn, render};
-use salve::lab::log::LabEvent;
 use salve::queue::intents::QueueIntents;
 use salve::queue::{Queue, QueueError, StepWrite};
 use salve::runner::{IntentLog as _, Interrupt};
+use salve_lab::host_api::SimHost as _;
+use salve_lab::inventory::{PasswordIn, render};
+use salve_lab::log::LabEvent;
 use tokio_util::sync::CancellationToken;
 
 use crate::lab_support::Lab;

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use salve::lab::inventory::{self, PasswordIn};
-use salve::lab::log::LabEvent;
+use salve_lab::inventory::{self, PasswordIn};
+use salve_lab::log::LabEvent;
 
 use crate::lab_support::{Lab, salve_with};
 use crate::queue_support::{Pg, finish, options, spawn_runner, wait_for_items};

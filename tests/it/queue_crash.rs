@@ -25,10 +25,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use salve::exchange::assess::{Facts, assess};
 use salve::exchange::catalogue::catalogue;
-use salve::lab::host_api::SimHost as _;
-use salve::lab::inventory::{PasswordIn, render};
-use salve::lab::log::{LabEvent, LogEntry};
 use salve::queue::Queue;
+use salve_lab::host_api::SimHost as _;
+use salve_lab::inventory::{PasswordIn, render};
+use salve_lab::log::{LabEvent, LogEntry};
 
 use crate::lab_support::Lab;
 use crate::queue_support::{Pg, controller, finish, wait_for_items};

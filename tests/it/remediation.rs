@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use salve::exchange::assess::{Facts, assess};
 use salve::exchange::catalogue::catalogue;
-use salve::lab::inventory::{self, PasswordIn};
-use salve::lab::log::LabEvent;
+use salve_lab::inventory::{self, PasswordIn};
+use salve_lab::log::LabEvent;
 
 use crate::lab_support::{Lab, salve_run};
 

@@ -8,7 +8,7 @@
 //!
 //! Simulation map: [`scenario`] (files → [`scenario::FleetSpec`]) → [`fleet`] (hosts, clock,
 //! log, DAGs; implements `SimHost`) → [`process`] (the lab's `powershell.exe`) → [`scripts`]
-//! (shipped script ids, per [`crate::contract`]) or [`powershell`] (raw-script subset), all
+//! (shipped script ids, per [`salve_contract::contract`]) or [`powershell`] (raw-script subset), all
 //! changing [`state`] and recording in [`log`]. [`admin`] serves state and log over HTTP on
 //! loopback; [`shell`] is the SSH ForceCommand mode.
 

@@ -11,12 +11,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::contract::ScriptId;
-use crate::lab::fleet::FleetCore;
-use crate::lab::host_api::{LabProcess, ProcessOutput, StdinChunk};
-use crate::lab::log::LabEvent;
-use crate::lab::{powershell, scripts};
-use crate::script::{decode_command, parse_rendered};
+use crate::fleet::FleetCore;
+use crate::host_api::{LabProcess, ProcessOutput, StdinChunk};
+use crate::log::LabEvent;
+use crate::{powershell, scripts};
+use salve_contract::contract::ScriptId;
+use salve_contract::wire::{decode_command, parse_rendered};
 
 /// Exit code of a process stopped by Ctrl-C / terminate (`STATUS_CONTROL_C_EXIT`).
 pub const EXIT_TERMINATED: i32 = 0xC000_013Au32 as i32;
@@ -55,7 +55,7 @@ impl Out {
     /// The `##salve-result## <json>` line.
     pub fn result(&self, value: &impl serde::Serialize) {
         match serde_json::to_string(value) {
-            Ok(json) => self.line(&format!("{}{json}", crate::script::RESULT_MARKER)),
+            Ok(json) => self.line(&format!("{}{json}", salve_contract::wire::RESULT_MARKER)),
             Err(e) => self.error(&[format!("ConvertTo-Json : {e}")]),
         }
     }
@@ -274,7 +274,7 @@ pub async fn collect(mut process: LabProcess) -> (Vec<u8>, Vec<u8>, i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::script::encode_command;
+    use salve_contract::wire::encode_command;
 
     fn args(s: &str) -> Vec<String> {
         vec![s.to_string()]

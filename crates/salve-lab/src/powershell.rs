@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::lab::fleet::FleetCore;
-use crate::lab::process::{EXIT_TERMINATED, Out, sim_sleep};
+use crate::fleet::FleetCore;
+use crate::process::{EXIT_TERMINATED, Out, sim_sleep};
 
 /// A token of one statement.
 #[derive(Debug, Clone, PartialEq)]

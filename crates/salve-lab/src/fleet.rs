@@ -13,11 +13,11 @@ use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::lab::clock::{ClockRecord, SimClock};
-use crate::lab::host_api::{LabProcess, NetFaults, ProtocolEvent, SimHost};
-use crate::lab::log::{LabEvent, LogEntry, StateLog};
-use crate::lab::scenario::FleetSpec;
-use crate::lab::state::{Durations, HostState, Power};
+use crate::clock::{ClockRecord, SimClock};
+use crate::host_api::{LabProcess, NetFaults, ProtocolEvent, SimHost};
+use crate::log::{LabEvent, LogEntry, StateLog};
+use crate::scenario::FleetSpec;
+use crate::state::{Durations, HostState, Power};
 
 /// The lab's WinRM port on every host address.
 pub const WINRM_PORT: u16 = 5985;
@@ -188,7 +188,7 @@ impl SimHost for LabHost {
     }
 
     fn spawn(&self, command: &str, arguments: &[String]) -> LabProcess {
-        crate::lab::process::spawn(Arc::clone(&self.core), self.idx, command, arguments)
+        crate::process::spawn(Arc::clone(&self.core), self.idx, command, arguments)
     }
 
     fn accepting(&self) -> bool {

@@ -28,7 +28,7 @@ use super::ntlm::{NtlmAcceptor, Step};
 use super::shell::{Command, Shell, lock};
 use super::soap::{self, Body, Fault, StreamName};
 use super::tls::HostTls;
-use crate::lab::host_api::{ProtocolEvent, SimHost};
+use crate::host_api::{ProtocolEvent, SimHost};
 
 /// Windows' default `MaxEnvelopeSizekb` (500 KB) on the service side.
 pub const DEFAULT_MAX_ENVELOPE: usize = 500 * 1024;

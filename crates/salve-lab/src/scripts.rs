@@ -18,14 +18,14 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::contract::*;
-use crate::lab::catalog::{self, Build, Family};
-use crate::lab::fleet::FleetCore;
-use crate::lab::log::LabEvent;
-use crate::lab::process::{EXIT_TERMINATED, Out, sim_sleep};
-use crate::lab::state::{
+use crate::catalog::{self, Build, Family};
+use crate::fleet::FleetCore;
+use crate::log::LabEvent;
+use crate::process::{EXIT_TERMINATED, Out, sim_sleep};
+use crate::state::{
     EOMT_RULES, HostState, INSTALL_PATH, InstallFailure, MARKER_FILE_RENAME, MARKER_UPDATE_EXE,
 };
+use salve_contract::contract::*;
 
 /// Run the simulation of a shipped script; returns the exit code.
 pub async fn run(
