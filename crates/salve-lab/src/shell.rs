@@ -193,5 +193,5 @@ async fn relay(mut output: mpsc::UnboundedReceiver<ProcessOutput>) -> i32 {
             ProcessOutput::Exit(code) => return code,
         }
     }
-    crate::process::EXIT_TERMINATED
+    crate::command::EXIT_TERMINATED
 }
