@@ -1,5 +1,6 @@
-//! The WinRM listener: HTTP/1.1 keep-alive on `/wsman`, authentication, message encryption,
-//! and the WS-Management cmd-shell operations, for one simulated host.
+//! The WinRM listener's server: accepting connections, HTTP/1.1 keep-alive on `/wsman` (plain
+//! or TLS), and per request the authentication step ([`super::auth`]), MS-WSMV message
+//! encryption ([`super::encryption`]), then the shell operation ([`super::operations`]).
 //!
 //! Each accepted TCP connection is served by its own task with its own state, because NTLM
 //! authenticates the connection, not the request: the context and its sealing keys live as long
@@ -8,12 +9,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -23,75 +22,12 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::auth::{AuthOutcome, ConnAuth, authenticate};
+use super::context::{AccessEntry, HostCtx, ListenerConfig, Scheme};
 use super::encryption;
-use super::ntlm::{NtlmAcceptor, Step};
-use super::shell::{Command, Shell, lock};
-use super::soap::{self, Body, Fault, StreamName};
-use super::tls::HostTls;
+use super::operations::{Reply, dispatch_with_quota};
+use super::shell::lock;
 use crate::host_api::{ProtocolEvent, SimHost};
-
-/// Windows' default `MaxEnvelopeSizekb` (500 KB) on the service side.
-pub const DEFAULT_MAX_ENVELOPE: usize = 500 * 1024;
-/// The OperationTimeout assumed when a request carries none (Windows: 60 s).
-const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
-/// The envelope size assumed when a request carries no MaxEnvelopeSize (WinRM's 150 KB).
-const DEFAULT_CLIENT_ENVELOPE: usize = 153_600;
-
-/// HTTP or HTTPS (with the host's certificate).
-#[derive(Debug, Clone)]
-pub enum Scheme {
-    Http,
-    Https(HostTls),
-}
-
-/// Per-user quotas of the WinRM service (`winrm get winrm/config/service` and `.../winrs`).
-#[derive(Debug, Clone)]
-pub struct Quotas {
-    pub max_shells_per_user: usize,
-    pub max_concurrent_operations_per_user: usize,
-    pub idle_timeout: Duration,
-}
-
-impl Default for Quotas {
-    fn default() -> Self {
-        Self {
-            max_shells_per_user: 30,
-            max_concurrent_operations_per_user: 1500,
-            idle_timeout: Duration::from_secs(7200),
-        }
-    }
-}
-
-/// How a listener behaves; defaults are a stock Windows Server listener.
-#[derive(Debug, Clone)]
-pub struct ListenerConfig {
-    pub scheme: Scheme,
-    pub allow_basic: bool,
-    pub allow_ntlm: bool,
-    /// Windows' `AllowUnencrypted`: when false, HTTP requests must be sealed (NTLM) and Basic
-    /// over HTTP is refused.
-    pub allow_unencrypted: bool,
-    /// Status for a plaintext body on a connection that must encrypt (Windows: 500 or 401).
-    pub plaintext_refusal: StatusCode,
-    pub quotas: Quotas,
-    /// The service's MaxEnvelopeSize in bytes; replies never exceed the smaller of this and
-    /// the client's MaxEnvelopeSize.
-    pub max_envelope_size: usize,
-}
-
-impl Default for ListenerConfig {
-    fn default() -> Self {
-        Self {
-            scheme: Scheme::Http,
-            allow_basic: true,
-            allow_ntlm: true,
-            allow_unencrypted: false,
-            plaintext_refusal: StatusCode::INTERNAL_SERVER_ERROR,
-            quotas: Quotas::default(),
-            max_envelope_size: DEFAULT_MAX_ENVELOPE,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
@@ -102,31 +38,10 @@ pub enum ListenerError {
     },
 }
 
-/// One request served, for per-host access statistics.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessEntry {
-    /// The WS-Addressing action's last segment (`Create`, `Receive`...), or `-` before SOAP.
-    pub action: String,
-    pub status: u16,
-}
-
 /// A bound WinRM listener for one simulated host.
 pub struct WinrmListener {
     listener: TcpListener,
     ctx: Arc<HostCtx>,
-}
-
-/// Per-host state shared by the host's connections.
-struct HostCtx {
-    host: Arc<dyn SimHost>,
-    config: ListenerConfig,
-    address: String,
-    machine: String,
-    shells: Mutex<HashMap<String, Arc<Shell>>>,
-    operations: Mutex<HashMap<String, usize>>,
-    commands_started: AtomicU32,
-    dropped_mid_command: AtomicBool,
-    access_log: Mutex<Vec<AccessEntry>>,
 }
 
 /// A cloneable view of a listener's access log.
@@ -221,70 +136,6 @@ impl WinrmListener {
         }
         ctx.drop_all_shells();
     }
-}
-
-impl HostCtx {
-    /// Remove every shell and kill its commands (reboot, shutdown).
-    fn drop_all_shells(&self) {
-        let shells: Vec<_> = lock(&self.shells).drain().map(|(_, s)| s).collect();
-        for shell in shells {
-            shell.kill_all();
-        }
-    }
-
-    /// Remove shells idle for `idle` or longer, recording each as expired.
-    fn expire_idle_shells(&self, idle: Duration) {
-        let mut expired = Vec::new();
-        lock(&self.shells).retain(|_, shell| {
-            let keep = shell.idle_for() < idle;
-            if !keep {
-                expired.push(shell.clone());
-            }
-            keep
-        });
-        for shell in expired {
-            shell.kill_all();
-            self.host.record(ProtocolEvent::ShellExpired {
-                shell_id: shell.id.clone(),
-            });
-        }
-    }
-
-    fn log(&self, action: &str, status: StatusCode) {
-        let action = action.rsplit('/').next().unwrap_or(action).to_string();
-        lock(&self.access_log).push(AccessEntry {
-            action,
-            status: status.as_u16(),
-        });
-    }
-
-    fn fault(&self, action: &str, relates_to: &str, fault: Fault) -> (StatusCode, String) {
-        self.host.record(ProtocolEvent::Fault {
-            action: action.to_string(),
-            code: fault.wsman_code.to_string(),
-        });
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            fault.to_xml(relates_to, &self.machine),
-        )
-    }
-}
-
-/// How a connection is authenticated so far.
-#[derive(Default)]
-enum ConnAuth {
-    #[default]
-    None,
-    /// An NTLM handshake is half-way (challenge sent).
-    NtlmPending(NtlmAcceptor),
-    Ntlm {
-        session: NtlmAcceptor,
-        user: String,
-    },
-    /// Basic credentials were accepted once on this connection (recorded once).
-    Basic {
-        user: String,
-    },
 }
 
 struct ConnState {
@@ -395,11 +246,11 @@ async fn handle(
     let mut conn = state.lock().await;
     // Authentication: a header restarts it; without one, the connection's NTLM session holds.
     if let Some(header) = auth_header {
-        match authenticate(&ctx, &mut conn, &header, https) {
+        match authenticate(&ctx, &mut conn.auth, &header, https) {
             AuthOutcome::Accepted => {}
-            AuthOutcome::Challenge(resp) => {
-                ctx.log("-", resp.status());
-                return Ok(resp);
+            AuthOutcome::Challenge(challenge) => {
+                ctx.log("-", StatusCode::UNAUTHORIZED);
+                return Ok(unauthorized(challenge.as_deref()));
             }
         }
     } else if !matches!(conn.auth, ConnAuth::Ntlm { .. }) {
@@ -483,359 +334,6 @@ async fn handle(
         "application/soap+xml;charset=UTF-8",
         xml.into_bytes(),
     ))
-}
-
-enum AuthOutcome {
-    Accepted,
-    Challenge(Response<Full<Bytes>>),
-}
-
-fn authenticate(ctx: &HostCtx, conn: &mut ConnState, header: &str, https: bool) -> AuthOutcome {
-    let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
-    let value = value.trim();
-    let (lab_user, lab_password) = ctx.host.credentials();
-    let faults = ctx.host.faults();
-    let fail = |method: &str, user: String| {
-        ctx.host.record(ProtocolEvent::AuthFailed {
-            method: method.to_string(),
-            user,
-        });
-        AuthOutcome::Challenge(unauthorized(None))
-    };
-    if scheme.eq_ignore_ascii_case("Basic") {
-        if !ctx.config.allow_basic || (!https && !ctx.config.allow_unencrypted) {
-            return fail("basic", String::new());
-        }
-        let decoded = B64
-            .decode(value)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .unwrap_or_default();
-        let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
-        if faults.reject_auth || !same_account(user, lab_user) || password != lab_password {
-            conn.auth = ConnAuth::None;
-            return fail("basic", user.to_string());
-        }
-        if !matches!(&conn.auth, ConnAuth::Basic { user: u } if u == user) {
-            ctx.host.record(ProtocolEvent::Authenticated {
-                method: "basic".into(),
-                user: user.to_string(),
-            });
-            conn.auth = ConnAuth::Basic {
-                user: user.to_string(),
-            };
-        }
-        return AuthOutcome::Accepted;
-    }
-    if !(scheme.eq_ignore_ascii_case("Negotiate") || scheme.eq_ignore_ascii_case("NTLM"))
-        || !ctx.config.allow_ntlm
-    {
-        return fail(&scheme.to_ascii_lowercase(), String::new());
-    }
-    let Ok(token) = B64.decode(value) else {
-        return fail("ntlm", String::new());
-    };
-    // NTLMSSP message type (1 = NEGOTIATE, 3 = AUTHENTICATE) at offset 8.
-    let msg_type = token
-        .get(8)
-        .copied()
-        .filter(|_| token.starts_with(b"NTLMSSP\0"));
-    match msg_type {
-        Some(1) => {
-            let acceptor = NtlmAcceptor::new(lab_user, lab_password)
-                .and_then(|mut a| a.step(&token).map(|s| (a, s)));
-            match acceptor {
-                Ok((acceptor, Step::Challenge(challenge))) => {
-                    conn.auth = ConnAuth::NtlmPending(acceptor);
-                    let value = format!("{scheme} {}", B64.encode(challenge));
-                    AuthOutcome::Challenge(unauthorized(Some(&value)))
-                }
-                _ => {
-                    conn.auth = ConnAuth::None;
-                    fail("ntlm", String::new())
-                }
-            }
-        }
-        Some(3) => {
-            let ConnAuth::NtlmPending(mut acceptor) = std::mem::take(&mut conn.auth) else {
-                return fail("ntlm", String::new());
-            };
-            match acceptor.step(&token) {
-                Ok(Step::Established { user }) if !faults.reject_auth => {
-                    ctx.host.record(ProtocolEvent::Authenticated {
-                        method: "ntlm".into(),
-                        user: user.clone(),
-                    });
-                    conn.auth = ConnAuth::Ntlm {
-                        session: acceptor,
-                        user,
-                    };
-                    AuthOutcome::Accepted
-                }
-                Ok(Step::Established { user }) => fail("ntlm", user),
-                Err(super::ntlm::NtlmError::LogonDenied { user }) => fail("ntlm", user),
-                _ => fail("ntlm", String::new()),
-            }
-        }
-        // SPNEGO-wrapped tokens (Kerberos or NTLM inside SPNEGO) are not served by the lab.
-        _ => {
-            conn.auth = ConnAuth::None;
-            fail("negotiate", String::new())
-        }
-    }
-}
-
-fn same_account(given: &str, expected: &str) -> bool {
-    let account = |u: &str| {
-        let tail = u.rsplit('\\').next().unwrap_or(u);
-        tail.split('@').next().unwrap_or(tail).to_lowercase()
-    };
-    account(given) == account(expected)
-}
-
-enum Reply {
-    Soap {
-        action: String,
-        status: StatusCode,
-        xml: String,
-    },
-    /// Close the TCP connection without answering.
-    Drop,
-}
-
-/// Count the operation against the user's MaxConcurrentOperationsPerUser, then dispatch.
-async fn dispatch_with_quota(ctx: &HostCtx, user: &str, body: &[u8], peer: SocketAddr) -> Reply {
-    let max = ctx.config.quotas.max_concurrent_operations_per_user;
-    let admitted = {
-        let mut ops = lock(&ctx.operations);
-        let n = ops.entry(user.to_string()).or_default();
-        if *n >= max {
-            false
-        } else {
-            *n += 1;
-            true
-        }
-    };
-    if admitted {
-        let reply = dispatch(ctx, user, body, peer).await;
-        if let Some(n) = lock(&ctx.operations).get_mut(user) {
-            *n = n.saturating_sub(1);
-        }
-        reply
-    } else {
-        let relates = soap::parse(body).map(|r| r.message_id).unwrap_or_default();
-        let (status, xml) = ctx.fault("operation", &relates, Fault::max_operations(max));
-        Reply::Soap {
-            action: "-".into(),
-            status,
-            xml,
-        }
-    }
-}
-
-async fn dispatch(ctx: &HostCtx, user: &str, body: &[u8], peer: SocketAddr) -> Reply {
-    let req = match soap::parse(body) {
-        Ok(r) => r,
-        Err(e) => {
-            let (status, xml) = ctx.fault("-", "", Fault::invalid_body(&e.to_string()));
-            return Reply::Soap {
-                action: "-".into(),
-                status,
-                xml,
-            };
-        }
-    };
-    let action = req.action.clone();
-    let rel = req.message_id.clone();
-    let soap_reply = |result: Result<String, Fault>| match result {
-        Ok(xml) => Reply::Soap {
-            action: action.clone(),
-            status: StatusCode::OK,
-            xml,
-        },
-        Err(fault) => {
-            let (status, xml) = ctx.fault(&action, &rel, fault);
-            Reply::Soap {
-                action: action.clone(),
-                status,
-                xml,
-            }
-        }
-    };
-    let known = [
-        soap::ACTION_CREATE,
-        soap::ACTION_DELETE,
-        soap::ACTION_COMMAND,
-        soap::ACTION_RECEIVE,
-        soap::ACTION_SEND,
-        soap::ACTION_SIGNAL,
-    ];
-    if !known.contains(&req.action.as_str()) {
-        return soap_reply(Err(Fault::action_not_supported(&req.action)));
-    }
-    if req.resource_uri != soap::RESOURCE_CMD {
-        return soap_reply(Err(Fault::unknown_resource(&req.resource_uri)));
-    }
-    if req.action == soap::ACTION_CREATE {
-        return soap_reply(create(ctx, user, &req, peer));
-    }
-    let shell_id = req.shell_id.clone().unwrap_or_default();
-    let Some(shell) = lock(&ctx.shells).get(&shell_id).cloned() else {
-        return soap_reply(Err(Fault::shell_not_found(&shell_id)));
-    };
-    shell.touch();
-    match req.action.as_str() {
-        soap::ACTION_DELETE => {
-            lock(&ctx.shells).remove(&shell_id);
-            shell.kill_all();
-            ctx.host.record(ProtocolEvent::ShellDeleted { shell_id });
-            soap_reply(Ok(soap::delete_response(&rel)))
-        }
-        soap::ACTION_COMMAND => soap_reply(command(ctx, &shell, &req)),
-        soap::ACTION_SEND => soap_reply(send(&shell, &req).await),
-        soap::ACTION_SIGNAL => soap_reply(signal(ctx, &shell, &req)),
-        _ => match receive(ctx, &shell, &req).await {
-            Ok(Some(xml)) => soap_reply(Ok(xml)),
-            Ok(None) => Reply::Drop,
-            Err(fault) => soap_reply(Err(fault)),
-        },
-    }
-}
-
-fn create(
-    ctx: &HostCtx,
-    user: &str,
-    req: &soap::Request,
-    peer: SocketAddr,
-) -> Result<String, Fault> {
-    let max = ctx.config.quotas.max_shells_per_user;
-    let id = uuid::Uuid::new_v4().to_string().to_uppercase();
-    {
-        let mut shells = lock(&ctx.shells);
-        let owned = shells
-            .values()
-            .filter(|s| same_account(&s.owner, user))
-            .count();
-        if ctx.host.faults().quota_exhausted || owned >= max {
-            return Err(Fault::max_shells(max));
-        }
-        shells.insert(
-            id.clone(),
-            Arc::new(Shell::new(id.clone(), user.to_string())),
-        );
-    }
-    ctx.host.record(ProtocolEvent::ShellCreated {
-        shell_id: id.clone(),
-    });
-    let info = soap::ShellInfo {
-        shell_id: &id,
-        address: &ctx.address,
-        owner: user,
-        client_ip: &peer.ip().to_string(),
-        idle_timeout: ctx.config.quotas.idle_timeout,
-    };
-    Ok(soap::create_response(&req.message_id, &info))
-}
-
-fn command(ctx: &HostCtx, shell: &Shell, req: &soap::Request) -> Result<String, Fault> {
-    let Body::Command { command, arguments } = &req.body else {
-        return Err(Fault::invalid_body("Command without rsp:CommandLine"));
-    };
-    let ordinal = ctx.commands_started.fetch_add(1, Ordering::SeqCst) + 1;
-    let process = ctx.host.spawn(command, arguments);
-    let id = uuid::Uuid::new_v4().to_string().to_uppercase();
-    shell.add_command(Command::new(id.clone(), ordinal, process));
-    ctx.host.record(ProtocolEvent::CommandStarted {
-        shell_id: shell.id.clone(),
-        command_id: id.clone(),
-    });
-    Ok(soap::command_response(&req.message_id, &id))
-}
-
-async fn send(shell: &Shell, req: &soap::Request) -> Result<String, Fault> {
-    let Body::Send(streams) = &req.body else {
-        return Err(Fault::invalid_body("Send without rsp:Send"));
-    };
-    for stream in streams {
-        let id = stream.command_id.clone().unwrap_or_default();
-        let command = shell
-            .command(&id)
-            .ok_or_else(|| Fault::command_not_found(&id))?;
-        command
-            .lock()
-            .await
-            .send_stdin(stream.data.clone(), stream.end);
-    }
-    Ok(soap::send_response(&req.message_id))
-}
-
-fn signal(ctx: &HostCtx, shell: &Shell, req: &soap::Request) -> Result<String, Fault> {
-    let Body::Signal { command_id, code } = &req.body else {
-        return Err(Fault::invalid_body("Signal without rsp:Signal"));
-    };
-    let id = command_id.clone().unwrap_or_default();
-    let name = code.rsplit('/').next().unwrap_or(code).to_string();
-    if ![
-        soap::SIGNAL_TERMINATE,
-        soap::SIGNAL_CTRL_C,
-        soap::SIGNAL_CTRL_BREAK,
-    ]
-    .contains(&code.as_str())
-    {
-        return Err(Fault::invalid_body(&format!("unknown signal code {code}")));
-    }
-    if !shell.remove_command(&id) {
-        return Err(Fault::command_not_found(&id));
-    }
-    ctx.host.record(ProtocolEvent::CommandSignalled {
-        shell_id: shell.id.clone(),
-        command_id: id,
-        signal: name,
-    });
-    Ok(soap::signal_response(&req.message_id))
-}
-
-/// `Ok(None)`: the scenario wants the connection dropped in the middle of this output.
-async fn receive(
-    ctx: &HostCtx,
-    shell: &Shell,
-    req: &soap::Request,
-) -> Result<Option<String>, Fault> {
-    let Body::Receive { command_id } = &req.body else {
-        return Err(Fault::invalid_body("Receive without rsp:Receive"));
-    };
-    let id = command_id.clone().unwrap_or_default();
-    let command = shell
-        .command(&id)
-        .ok_or_else(|| Fault::command_not_found(&id))?;
-    let timeout = req.operation_timeout.unwrap_or(DEFAULT_OPERATION_TIMEOUT);
-    let max_envelope = req
-        .max_envelope_size
-        .unwrap_or(DEFAULT_CLIENT_ENVELOPE)
-        .min(ctx.config.max_envelope_size);
-    let mut command = command.lock().await;
-    let batch = command.receive(timeout, max_envelope).await;
-    shell.touch();
-    let Some(batch) = batch else {
-        return Err(Fault::timed_out());
-    };
-    if ctx.host.faults().drop_mid_command == Some(command.ordinal)
-        && !batch.streams.is_empty()
-        && !ctx.dropped_mid_command.swap(true, Ordering::SeqCst)
-    {
-        return Ok(None);
-    }
-    let streams: Vec<(StreamName, &[u8])> = batch
-        .streams
-        .iter()
-        .map(|(s, b)| (*s, b.as_slice()))
-        .collect();
-    Ok(Some(soap::receive_response(
-        &req.message_id,
-        &command.id,
-        &streams,
-        batch.exit,
-    )))
 }
 
 fn empty(status: StatusCode) -> Response<Full<Bytes>> {
