@@ -7,7 +7,7 @@
 //! verifies; an SU for another CU is refused before anything runs on the host; the IOC scan
 //! flags a compromised server.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -20,7 +20,6 @@ use salve::transport::{OutputChunk, RunRequest, ScriptOutput, Transport, Transpo
 use salve_lab::fleet::{Fleet, LabHost};
 use salve_lab::host_api::{ProcessOutput, SimHost, StdinChunk};
 use salve_lab::log::LabEvent;
-use salve_lab::scenario;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -152,9 +151,8 @@ impl Lab {
     }
 
     fn from(text: &str) -> Lab {
-        let spec = scenario::parse(Path::new("exchange-modules.yml"), text).unwrap();
         Lab {
-            fleet: Fleet::new(&spec),
+            fleet: crate::lab_support::fleet(text),
         }
     }
 

@@ -37,7 +37,7 @@ hosts:
 ";
 
 fn fleet() -> Fleet {
-    Fleet::new(&scenario::parse(Path::new("t.yml"), SCENARIO).unwrap())
+    crate::lab_support::fleet(SCENARIO)
 }
 
 fn host<'a>(fleet: &'a Fleet, name: &str) -> &'a Arc<LabHost> {
