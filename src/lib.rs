@@ -8,7 +8,6 @@
 //! binary behind the default `lab` feature for `salve lab` and `salve demo`).
 
 pub mod cli;
-pub use salve_contract::{contract, diag, exit};
 pub mod config;
 pub mod doctor;
 pub mod events;
@@ -25,3 +24,7 @@ pub mod script;
 pub mod secret;
 pub mod template;
 pub mod transport;
+
+// Shared with the lab through the contract crate; re-exported so `crate::diag` etc. read as
+// before.
+pub use salve_contract::{contract, diag, exit};
