@@ -181,7 +181,7 @@ class Lab:
         raise RuntimeError(f"lab not ready after {limit_s} s")
 
     def _parse_inventory(self) -> list[dict]:
-        # The lab writes its inventory in a fixed layout (src/lab/inventory.rs).
+        # The lab writes its inventory in a fixed layout (crates/salve-lab/src/inventory.rs).
         text = self.inventory_out.read_text()
         user = json.loads(re.search(r"ansible_user: (\".*\")", text).group(1))
         password = json.loads(re.search(r"ansible_password: (\".*\")", text).group(1))

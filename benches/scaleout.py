@@ -128,7 +128,7 @@ class Lab:
 
     def split_inventory(self, tenants: list[str], path: Path) -> Path:
         """The lab inventory restricted to `tenants` (a runner's own inventory)."""
-        # The lab writes a fixed layout (src/lab/inventory.rs): shared vars, then one
+        # The lab writes a fixed layout (crates/salve-lab/src/inventory.rs): shared vars, then one
         # 4-space-indented child group per tenant.
         head, _, rest = self.inventory.read_text().partition("  children:\n")
         blocks = [b for b in re.split(r"(?m)^(?= {4}\S)", rest) if b.strip()]

@@ -2,21 +2,19 @@
 //!
 //! Data flows one way: files ([`config`]) → validated [`model`] → [`runner`] (talking to hosts
 //! through a [`transport`] and running [`modules`]) → typed [`events`] → [`report`]ers.
-//! The simulated fleet used by tests, demos and benchmarks lives in [`lab`]; what salve knows
-//! about Exchange builds, updates and indicators of compromise lives in [`exchange`].
+//! What salve knows about Exchange builds, updates and indicators of compromise lives in
+//! [`exchange`]. The shipped-script [`contract`], [`diag`]nostics and [`exit`] codes come from
+//! the `salve-contract` crate, shared with the simulated fleet (the `salve-lab` crate, in the
+//! binary behind the default `lab` feature for `salve lab` and `salve demo`).
 
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod contract;
-pub mod diag;
 pub mod doctor;
 pub mod error_chain;
 pub mod events;
 pub mod exchange;
-pub mod exit;
 pub mod journal;
-pub mod lab;
 pub mod launch;
 pub mod model;
 pub mod modules;
@@ -29,3 +27,7 @@ pub mod script;
 pub mod secret;
 pub mod template;
 pub mod transport;
+
+// Shared with the lab through the contract crate; re-exported so `crate::diag` etc. read as
+// before.
+pub use salve_contract::{contract, diag, exit};

@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::console::Terminal;
 use crate::exit;
-use crate::lab::fleet::Fleet;
-use crate::lab::inventory::{self, PasswordIn};
-use crate::lab::log::LabEvent;
-use crate::lab::{frontends, scenario};
 use crate::launch::RunBuilder;
+use salve_lab::fleet::Fleet;
+use salve_lab::inventory::{self, PasswordIn};
+use salve_lab::log::LabEvent;
+use salve_lab::{frontends, scenario};
 
 /// Loopback block of the demo fleet (127.200.x.y), away from `salve lab serve`'s 127.0.x.y.
 const DEMO_BLOCK: u8 = 200;

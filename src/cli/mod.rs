@@ -6,6 +6,7 @@ mod approve;
 mod assess;
 mod check;
 mod console;
+#[cfg(feature = "lab")]
 mod demo;
 mod doctor;
 mod inventory;
@@ -50,7 +51,8 @@ pub enum Command {
     /// What the run journal recorded: past runs, their steps, changes left in flight.
     Runs(runs::RunsArgs),
     /// Run a simulated Exchange fleet that speaks real WinRM (tests, demos, rehearsals).
-    Lab(crate::lab::cli::LabArgs),
+    #[cfg(feature = "lab")]
+    Lab(salve_lab::cli::LabArgs),
     /// Gather facts and write the plan (what would change on each host, and why) for approval.
     Plan(plan::PlanArgs),
     /// Apply an approved plan: exactly its steps, on hosts whose facts have not drifted.
@@ -58,6 +60,7 @@ pub enum Command {
     /// Continue a stopped run with the same inputs; completed work is recognised on the hosts.
     Resume(resume::ResumeArgs),
     /// Start a simulated fleet in-process and run the remediation playbook against it.
+    #[cfg(feature = "lab")]
     Demo(demo::DemoArgs),
     /// Check each host's connection (DNS, TCP, listener, TLS, auth, a command) and say what to fix.
     Doctor(doctor::DoctorArgs),
@@ -108,10 +111,12 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Assess(args) => assess::run(args),
-        Command::Lab(args) => crate::lab::cli::run(args),
+        #[cfg(feature = "lab")]
+        Command::Lab(args) => salve_lab::cli::run(args, runtime),
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Resume(args) => resume::run(args),
+        #[cfg(feature = "lab")]
         Command::Demo(args) => demo::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Keygen(args) => keygen::run(args),

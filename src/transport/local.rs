@@ -15,7 +15,7 @@ use super::{
     Cause, ConnectionSpec, Connector, OutputChunk, RunRequest, ScriptOutput, Transport,
     TransportError,
 };
-use crate::script::Delivery;
+use crate::script::{Deliver as _, Delivery};
 
 /// Runs scripts with a local program.
 pub struct LocalTransport {

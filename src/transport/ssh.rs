@@ -37,7 +37,7 @@ use super::streams::Streams;
 use super::{
     Cause, ConnectionSpec, Connector, RunRequest, ScriptOutput, Transport, TransportError,
 };
-use crate::script::Delivery;
+use crate::script::{Deliver as _, Delivery};
 use crate::secret::Secret;
 
 const DEFAULT_PORT: u16 = 22;

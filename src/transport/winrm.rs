@@ -26,7 +26,7 @@ use super::streams::Streams;
 use super::{
     Cause, ConnectionSpec, Connector, RunRequest, ScriptOutput, Transport, TransportError,
 };
-use crate::script::Delivery;
+use crate::script::{Deliver as _, Delivery};
 
 /// Largest stdin chunk per WS-Man Send (base64 grows it by a third; the envelope limit is
 /// 150 KiB).

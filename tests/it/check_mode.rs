@@ -6,8 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use salve::lab::inventory::{self, PasswordIn};
-use salve::lab::log::LabEvent;
+use salve_lab::log::LabEvent;
 use serde_json::Value;
 
 use crate::lab_support::{Lab, salve_run};
@@ -71,10 +70,7 @@ fn changes_state(event: &LabEvent) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_mode_asks_every_server_and_changes_nothing() {
     let lab = Lab::start(38, FLEET).await;
-    let inv = lab.write(
-        "inv.yml",
-        &inventory::render(&lab.fleet, &PasswordIn::Reference("env:LAB_PW".into())),
-    );
+    let inv = lab.inventory().write();
     // The lab's inventory carries its package sources.
     // The playbook runs from the lab's folder, so the IOC scan's evidence files land there.
     let playbook = lab.write(

@@ -7,20 +7,19 @@
 //! verifies; an SU for another CU is refused before anything runs on the host; the IOC scan
 //! flags a compromised server.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use salve::lab::fleet::{Fleet, LabHost};
-use salve::lab::host_api::{ProcessOutput, SimHost, StdinChunk};
-use salve::lab::log::LabEvent;
-use salve::lab::scenario;
 use salve::model::Host;
 use salve::modules::{self, HostCtx, HostLink, Outcome, ProbeLink};
-use salve::script::Delivery;
+use salve::script::{Deliver as _, Delivery};
 use salve::transport::{Cause, OutputChunk, RunRequest, ScriptOutput, Transport, TransportError};
+use salve_lab::fleet::{Fleet, LabHost};
+use salve_lab::host_api::{ProcessOutput, SimHost, StdinChunk};
+use salve_lab::log::LabEvent;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -152,9 +151,8 @@ impl Lab {
     }
 
     fn from(text: &str) -> Lab {
-        let spec = scenario::parse(Path::new("exchange-modules.yml"), text).unwrap();
         Lab {
-            fleet: Fleet::new(&spec),
+            fleet: crate::lab_support::fleet(text),
         }
     }
 

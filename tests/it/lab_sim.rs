@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use salve::contract::*;
-use salve::lab::fleet::{Fleet, LabHost};
-use salve::lab::host_api::{SimHost, StdinChunk};
-use salve::lab::inventory::{self, PasswordIn};
-use salve::lab::log::LabEvent;
-use salve::lab::process::collect;
-use salve::lab::scenario;
-use salve::script::{Delivery, Script, extract_result};
+use salve::script::{Deliver as _, Delivery, Script, extract_result};
+use salve_lab::fleet::{Fleet, LabHost};
+use salve_lab::host_api::{SimHost, StdinChunk};
+use salve_lab::inventory::{self, PasswordIn};
+use salve_lab::log::LabEvent;
+use salve_lab::process::collect;
+use salve_lab::scenario;
 use serde_json::{Value, json};
 
 const SCENARIO: &str = "\
@@ -37,7 +37,7 @@ hosts:
 ";
 
 fn fleet() -> Fleet {
-    Fleet::new(&scenario::parse(Path::new("t.yml"), SCENARIO).unwrap())
+    crate::lab_support::fleet(SCENARIO)
 }
 
 fn host<'a>(fleet: &'a Fleet, name: &str) -> &'a Arc<LabHost> {
@@ -608,7 +608,7 @@ async fn admin_endpoint_serves_state_and_log() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let cancel = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(salve::lab::admin::serve(
+    tokio::spawn(salve_lab::admin::serve(
         listener,
         Arc::clone(&fleet),
         cancel.clone(),
@@ -620,7 +620,7 @@ async fn admin_endpoint_serves_state_and_log() {
     )
     .await;
     let state: Value = serde_json::from_str(
-        &salve::lab::admin::fetch(addr, "/state?host=contoso-ex01")
+        &salve_lab::admin::fetch(addr, "/state?host=contoso-ex01")
             .await
             .unwrap(),
     )
@@ -631,14 +631,14 @@ async fn admin_endpoint_serves_state_and_log() {
         2
     );
     let log: Value =
-        serde_json::from_str(&salve::lab::admin::fetch(addr, "/log").await.unwrap()).unwrap();
+        serde_json::from_str(&salve_lab::admin::fetch(addr, "/log").await.unwrap()).unwrap();
     assert!(
         log.as_array()
             .unwrap()
             .iter()
             .any(|e| e["event"]["kind"] == "mitigation_applied")
     );
-    assert!(salve::lab::admin::fetch(addr, "/nope").await.is_err());
+    assert!(salve_lab::admin::fetch(addr, "/nope").await.is_err());
     cancel.cancel();
 }
 

@@ -1,18 +1,32 @@
-//! A lab fleet served in the test process over real WinRM (HTTP and HTTPS with its CA), and a
-//! way to run the real `salve` binary against it.
+//! A lab fleet served in the test process over real WinRM (HTTP and HTTPS with its CA), the
+//! inventory that describes it to salve, and a way to run the real `salve` binary against it.
+//! Every test that needs a lab fleet or its inventory builds it here: [`fleet`] (simulation
+//! only), [`Lab::start`] (served), [`Lab::inventory`] (the inventory, with any host variables
+//! a test adds).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use salve::lab::fleet::Fleet;
-use salve::lab::host_api::{ProtocolEvent, SimHost};
-use salve::lab::log::LabEvent;
-use salve::lab::winrm::LabCa;
-use salve::lab::{frontends, scenario};
+use salve_lab::fleet::Fleet;
+use salve_lab::host_api::{ProtocolEvent, SimHost};
+use salve_lab::inventory::{self, PasswordIn};
+use salve_lab::log::LabEvent;
+use salve_lab::winrm::LabCa;
+use salve_lab::{frontends, scenario};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub const PASSWORD: &str = "Lab-Passw0rd!";
+
+/// A fleet from scenario text, not served (the simulation only; the clock starts now).
+pub fn fleet(scenario_yaml: &str) -> Fleet {
+    fleet_in_block(0, Path::new("scenario.yml"), scenario_yaml)
+}
+
+fn fleet_in_block(block: u8, path: &Path, scenario_yaml: &str) -> Fleet {
+    let spec = scenario::parse(path, scenario_yaml).unwrap();
+    Fleet::new_in_block(&spec, block)
+}
 
 pub struct Lab {
     pub fleet: Arc<Fleet>,
@@ -32,13 +46,21 @@ impl Lab {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scenario.yml");
         std::fs::write(&path, scenario_yaml).unwrap();
-        let spec = scenario::parse(&path, scenario_yaml).unwrap();
-        let fleet = Arc::new(Fleet::new_in_block(&spec, block));
+        let fleet = Arc::new(fleet_in_block(block, &path, scenario_yaml));
         let ca = LabCa::generate().unwrap();
         ca.write_pem(&dir.path().join("ca.pem")).unwrap();
         let cancel = CancellationToken::new();
         frontends::start(&fleet, Some(&ca), &cancel).await.unwrap();
         Lab { fleet, dir, cancel }
+    }
+
+    /// The fleet's host names, in fleet order.
+    pub fn host_names(&self) -> Vec<String> {
+        self.fleet
+            .hosts()
+            .iter()
+            .map(|h| h.name().to_string())
+            .collect()
     }
 
     pub fn address(&self, host: &str) -> String {
@@ -61,11 +83,61 @@ impl Lab {
         p
     }
 
+    /// The fleet's inventory, to adjust and write (see [`LabInventory`]).
+    pub fn inventory(&self) -> LabInventory<'_> {
+        LabInventory {
+            lab: self,
+            password: PasswordIn::Reference("env:LAB_PW".into()),
+            host_vars: Vec::new(),
+        }
+    }
+
     pub fn protocol(&self, host: &str, pred: impl Fn(&ProtocolEvent) -> bool) -> usize {
         self.fleet.log().count(
             host,
             |e| matches!(e, LabEvent::Protocol { event } if pred(event)),
         )
+    }
+}
+
+/// The inventory the lab writes for its fleet ([`inventory::render`]): the password as a
+/// reference to `LAB_PW` (which the `salve*` helpers set) unless [`Self::clear_text`], plus any
+/// host variables a test adds.
+pub struct LabInventory<'a> {
+    lab: &'a Lab,
+    password: PasswordIn,
+    host_vars: Vec<(String, String, String)>,
+}
+
+impl LabInventory<'_> {
+    /// The lab's password written in clear text.
+    pub fn clear_text(mut self) -> Self {
+        self.password = PasswordIn::ClearText;
+        self
+    }
+
+    /// Give `host` the variable `key: value` (`value` as YAML text), first among its variables.
+    pub fn host_var(mut self, host: &str, key: &str, value: &str) -> Self {
+        self.host_vars
+            .push((host.to_string(), key.to_string(), value.to_string()));
+        self
+    }
+
+    /// The inventory text.
+    pub fn text(&self) -> String {
+        let mut text = inventory::render(&self.lab.fleet, &self.password);
+        for (host, key, value) in &self.host_vars {
+            text = text.replace(
+                &format!("        {host}:\n"),
+                &format!("        {host}:\n          {key}: {value}\n"),
+            );
+        }
+        text
+    }
+
+    /// Write it as `inv.yml` in the lab's folder; returns the path.
+    pub fn write(self) -> PathBuf {
+        self.lab.write("inv.yml", &self.text())
     }
 }
 

@@ -15,8 +15,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use salve::lab::host_api::{LabProcess, NetFaults, ProcessOutput, ProtocolEvent, SimHost};
-use salve::lab::winrm::{LabCa, ListenerConfig, Quotas, Scheme, WinrmListener};
+use salve_lab::host_api::{LabProcess, NetFaults, ProcessOutput, ProtocolEvent, SimHost};
+use salve_lab::winrm::{LabCa, ListenerConfig, Quotas, Scheme, WinrmListener};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 

@@ -3,8 +3,7 @@
 //! inventory; it runs only the approved steps, leaves a host whose facts drifted alone, and
 //! defers hosts outside their maintenance window.
 
-use salve::lab::inventory::{self, PasswordIn};
-use salve::lab::log::LabEvent;
+use salve_lab::log::LabEvent;
 
 use crate::lab_support::{Lab, salve_with};
 
@@ -27,13 +26,15 @@ fn is_change(e: &LabEvent) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_approve_apply_exactly() {
     let lab = Lab::start(39, FLEET).await;
-    let inv_text = inventory::render(&lab.fleet, &PasswordIn::Reference("env:LAB_PW".into()));
     // t-ex03 may only be worked on during a window that is closed at the rehearsal time below.
-    let inv_text = inv_text.replace(
-        "        t-ex03:\n",
-        "        t-ex03:\n          salve_maintenance_window: \"Sat 22:00-Sun 04:00 UTC\"\n",
-    );
-    let inv = lab.write("inv.yml", &inv_text);
+    let inv = lab
+        .inventory()
+        .host_var(
+            "t-ex03",
+            "salve_maintenance_window",
+            "\"Sat 22:00-Sun 04:00 UTC\"",
+        )
+        .write();
     let pb_src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/proxylogon.yml");
     let pb = lab.write("proxylogon.yml", &std::fs::read_to_string(&pb_src).unwrap());
     let dir = inv.parent().unwrap().to_path_buf();
@@ -209,10 +210,7 @@ async fn plan_approve_apply_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_check_prints_the_plan_and_writes_nothing() {
     let lab = Lab::start(44, FLEET).await;
-    let inv = lab.write(
-        "inv.yml",
-        &inventory::render(&lab.fleet, &PasswordIn::Reference("env:LAB_PW".into())),
-    );
+    let inv = lab.inventory().write();
     let pb = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/proxylogon.yml");
     let dir = inv.parent().unwrap().to_path_buf();
     let (code, out, err) = salve_with(

@@ -7,13 +7,12 @@
 
 use std::time::Duration;
 
-use salve::lab::host_api::SimHost as _;
-use salve::lab::inventory::{PasswordIn, render};
-use salve::lab::log::LabEvent;
 use salve::queue::intents::QueueIntents;
 use salve::queue::item::ClaimedItem;
 use salve::queue::{Queue, QueueError, StepWrite};
 use salve::runner::{IntentLog as _, Interrupt};
+use salve_lab::host_api::SimHost as _;
+use salve_lab::log::LabEvent;
 use tokio_util::sync::CancellationToken;
 
 use crate::lab_support::Lab;
@@ -51,7 +50,7 @@ async fn runners_share_the_work_and_nothing_runs_twice() {
         "seed: 1\ntenants:\n  - name: acme\n    hosts: 6\n    builds: [15.2.792.3]\n",
     )
     .await;
-    let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
+    let inventory = lab.inventory().clear_text().write();
     let playbook = lab.write("pb.yml", PLAYBOOK);
     let mut child = controller(&pg, &playbook, &inventory);
     wait_for_items(&admin, 6, &mut child).await;
@@ -136,7 +135,7 @@ async fn an_idle_runner_is_woken_by_new_work_not_by_its_poll() {
         "seed: 4\ntenants:\n  - name: acme\n    hosts: 2\n    builds: [15.2.792.3]\n",
     )
     .await;
-    let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
+    let inventory = lab.inventory().clear_text().write();
     let playbook = lab.write("pb.yml", PLAYBOOK);
     // Started before there is any work, polling once an hour: only a notification can get it
     // to the work within the controller's timeout.
@@ -171,7 +170,7 @@ async fn a_detached_run_is_followed_later_from_the_database_alone() {
         "seed: 5\ntenants:\n  - name: acme\n    hosts: 3\n    builds: [15.2.792.3]\n",
     )
     .await;
-    let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
+    let inventory = lab.inventory().clear_text().write();
     let playbook = lab.write("pb.yml", PLAYBOOK);
     let url = pg.url("postgres");
     let inv = inventory.to_str().unwrap();
@@ -255,7 +254,7 @@ async fn an_expired_lease_is_taken_over_and_the_stale_runner_is_fenced_off() {
         "seed: 2\ntenants:\n  - name: acme\n    hosts: 1\n    builds: [15.2.792.3]\n",
     )
     .await;
-    let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
+    let inventory = lab.inventory().clear_text().write();
     let playbook = lab.write("pb.yml", PLAYBOOK);
     let mut child = controller(&pg, &playbook, &inventory);
     wait_for_items(&admin, 1, &mut child).await;
@@ -368,7 +367,7 @@ tenants:
 ",
     )
     .await;
-    let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
+    let inventory = lab.inventory().clear_text().write();
     let playbook = lab.write(
         "pb.yml",
         "- hosts: all\n  tasks:\n    - name: work\n      powershell: {script: 'Start-Sleep -Milliseconds 400'}\n",

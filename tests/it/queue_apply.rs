@@ -7,8 +7,7 @@
 
 use std::time::Duration;
 
-use salve::lab::inventory::{self, PasswordIn};
-use salve::lab::log::LabEvent;
+use salve_lab::log::LabEvent;
 
 use crate::lab_support::{Lab, salve_with};
 use crate::queue_support::{Pg, finish, options, spawn_runner, wait_for_items};
@@ -62,16 +61,21 @@ async fn an_approved_plan_runs_through_the_queue_only_inside_windows() {
     let Some(pg) = Pg::start() else { return };
     let admin = pg.admin().await;
     let lab = Lab::start(48, FLEET).await;
-    let window = |host: &str, text: &str| {
-        format!("        {host}:\n          salve_maintenance_window: \"{text}\"\n")
-    };
-    let inv_text = inventory::render(&lab.fleet, &PasswordIn::ClearText)
-        .replace(
-            "        t-ex03:\n",
-            &window("t-ex03", "daily 00:00-00:01 UTC"),
+    let window = |text: &str| format!("\"{text}\"");
+    let inv = lab
+        .inventory()
+        .clear_text()
+        .host_var(
+            "t-ex03",
+            "salve_maintenance_window",
+            &window("daily 00:00-00:01 UTC"),
         )
-        .replace("        t-ex04:\n", &window("t-ex04", &daily_window(3, 10)));
-    let inv = lab.write("inv.yml", &inv_text);
+        .host_var(
+            "t-ex04",
+            "salve_maintenance_window",
+            &window(&daily_window(3, 10)),
+        )
+        .write();
     let pb_src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/proxylogon.yml");
     let pb = lab.write("proxylogon.yml", &std::fs::read_to_string(&pb_src).unwrap());
     let plan = inv.parent().unwrap().join("plan.json");

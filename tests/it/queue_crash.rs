@@ -25,10 +25,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use salve::exchange::assess::{Facts, assess};
 use salve::exchange::catalogue::catalogue;
-use salve::lab::host_api::SimHost as _;
-use salve::lab::inventory::{PasswordIn, render};
-use salve::lab::log::{LabEvent, LogEntry};
 use salve::queue::Queue;
+use salve_lab::log::{LabEvent, LogEntry};
 
 use crate::lab_support::Lab;
 use crate::queue_support::{Pg, controller, finish, wait_for_items};
@@ -144,13 +142,8 @@ async fn a_runner_killed_mid_install_is_taken_over_without_installing_twice() {
     let Some(pg) = Pg::start() else { return };
     let admin = pg.admin().await;
     let lab = Lab::start(45, UPDATE_FLEET).await;
-    let hosts: Vec<String> = lab
-        .fleet
-        .hosts()
-        .iter()
-        .map(|h| h.name().to_string())
-        .collect();
-    let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
+    let hosts = lab.host_names();
+    let inventory = lab.inventory().clear_text().write();
     let playbook = lab.write("pb.yml", UPDATE_PLAYBOOK);
     let mut control = controller(&pg, &playbook, &inventory);
     wait_for_items(&admin, 2, &mut control).await;
@@ -272,13 +265,8 @@ async fn losing_the_database_stops_new_steps_and_the_run_resumes_when_it_returns
         "seed: 46\ntenants:\n  - name: acme\n    hosts: 2\n    builds: [15.2.792.3]\n",
     )
     .await;
-    let hosts: Vec<String> = lab
-        .fleet
-        .hosts()
-        .iter()
-        .map(|h| h.name().to_string())
-        .collect();
-    let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
+    let hosts = lab.host_names();
+    let inventory = lab.inventory().clear_text().write();
     let playbook = lab.write("pb.yml", &steps_playbook());
     let mut control = controller(&pg, &playbook, &inventory);
     wait_for_items(&admin, 2, &mut control).await;

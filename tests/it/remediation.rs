@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 
 use salve::exchange::assess::{Facts, assess};
 use salve::exchange::catalogue::catalogue;
-use salve::lab::inventory::{self, PasswordIn};
-use salve::lab::log::LabEvent;
+use salve_lab::log::LabEvent;
 
 use crate::lab_support::{Lab, salve_run};
 
@@ -33,10 +32,7 @@ hosts:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_fleet_is_remediated_and_the_lab_log_proves_it() {
     let lab = Lab::start(37, FLEET).await;
-    let inv = lab.write(
-        "inv.yml",
-        &inventory::render(&lab.fleet, &PasswordIn::Reference("env:LAB_PW".into())),
-    );
+    let inv = lab.inventory().write();
     let playbook =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/proxylogon.yml");
     let (code, events, all) = salve_run(&playbook, &inv, &[]).await;

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use salve::exchange::assess::{Facts, assess};
 use salve::exchange::catalogue::catalogue;
-use salve::lab::inventory::{self, PasswordIn};
-use salve::lab::log::LabEvent;
+use salve_lab::log::LabEvent;
 
 use crate::lab_support::{Lab, PASSWORD};
 
@@ -32,10 +31,7 @@ fn salve(state: &std::path::Path, args: &[&str]) -> tokio::process::Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_run_resumes_and_installs_everything_exactly_once() {
     let lab = Lab::start(40, FLEET).await;
-    let inv = lab.write(
-        "inv.yml",
-        &inventory::render(&lab.fleet, &PasswordIn::Reference("env:LAB_PW".into())),
-    );
+    let inv = lab.inventory().write();
     let state = inv.parent().unwrap().join("state");
     let playbook =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/proxylogon.yml");

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use salve::contract::FactsAnswer;
-use salve::script::{Delivery, Script};
+use salve::script::{Deliver as _, Delivery, Script};
 use salve::transport::ssh::SshConnector;
 use salve::transport::{
     ConnectionSpec, Connector, OutputChunk, RunRequest, Transport, TransportError,
@@ -526,8 +526,16 @@ impl std::io::Write for Captured {
 async fn the_password_never_reaches_errors_or_logs() {
     let Some(sshd) = Sshd::start() else { return };
     const SECRET: &str = "zebra-Passw0rd-7c1e";
-    // SAFETY: no other test reads or writes this variable.
-    unsafe { std::env::set_var("SALVE_TEST_SSH_PASSWORD", SECRET) };
+    // A `file:` reference (owner-only, as salve requires) rather than `env:`: setting an
+    // environment variable in a threaded test process needs `unsafe`, which the workspace
+    // forbids.
+    let secret_file = sshd.path("password");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    std::fs::set_permissions(
+        &secret_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -542,7 +550,8 @@ async fn the_password_never_reaches_errors_or_logs() {
         "ansible_ssh_private_key_file",
         sshd.path("stranger").to_str().unwrap(),
     );
-    let vars = with(vars, "ansible_password", "env:SALVE_TEST_SSH_PASSWORD");
+    let reference = format!("file:{}", secret_file.display());
+    let vars = with(vars, "ansible_password", reference);
     let e = connect(vars.clone()).await.err().unwrap();
     let text = format!("{e} {e:?}");
     assert!(text.contains("then the password"), "{text}");

@@ -5,7 +5,7 @@
 //! one shell per host per run, wrong passwords, unreachable hosts, quota faults, and that the
 //! password never appears in any output.
 
-use salve::lab::host_api::ProtocolEvent;
+use salve_lab::host_api::ProtocolEvent;
 use serde_json::Value;
 
 use crate::lab_support::{Lab, PASSWORD, salve_run};

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
-use crate::lab::fleet::{Fleet, FleetSnapshot};
-use crate::lab::host_api::{ProcessOutput, SimHost, StdinChunk};
-use crate::lab::process::Invocation;
+use crate::fleet::{Fleet, FleetSnapshot};
+use crate::host_api::{ProcessOutput, SimHost, StdinChunk};
+use crate::process::Invocation;
 
 /// Exit status for "could not connect", as the ssh client reports it.
 pub const EXIT_UNREACHABLE: i32 = 255;
@@ -193,5 +193,5 @@ async fn relay(mut output: mpsc::UnboundedReceiver<ProcessOutput>) -> i32 {
             ProcessOutput::Exit(code) => return code,
         }
     }
-    crate::lab::process::EXIT_TERMINATED
+    crate::command::EXIT_TERMINATED
 }

@@ -6,72 +6,17 @@
 //! PowerShell subset for raw scripts. Output is streamed as it is produced; `Exit` comes last.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::contract::ScriptId;
-use crate::lab::fleet::FleetCore;
-use crate::lab::host_api::{LabProcess, ProcessOutput, StdinChunk};
-use crate::lab::log::LabEvent;
-use crate::lab::{powershell, scripts};
-use crate::script::{decode_command, parse_rendered};
-
-/// Exit code of a process stopped by Ctrl-C / terminate (`STATUS_CONTROL_C_EXIT`).
-pub const EXIT_TERMINATED: i32 = 0xC000_013Au32 as i32;
-
-/// Where a command writes its output.
-#[derive(Debug, Clone)]
-pub struct Out {
-    tx: mpsc::UnboundedSender<ProcessOutput>,
-}
-
-impl Out {
-    pub fn new(tx: mpsc::UnboundedSender<ProcessOutput>) -> Self {
-        Self { tx }
-    }
-
-    // A closed receiver means the client went away; output is then dropped, as on Windows.
-    fn send(&self, o: ProcessOutput) {
-        let _ = self.tx.send(o);
-    }
-
-    /// One stdout line (CRLF, as Windows writes it).
-    pub fn line(&self, text: &str) {
-        self.send(ProcessOutput::Stdout(format!("{text}\r\n").into_bytes()));
-    }
-
-    /// Raw stderr bytes.
-    pub fn stderr(&self, text: &str) {
-        self.send(ProcessOutput::Stderr(text.as_bytes().to_vec()));
-    }
-
-    /// A PowerShell error record on stderr, CLIXML-serialized as when stderr is redirected.
-    pub fn error(&self, lines: &[String]) {
-        self.stderr(&powershell::clixml_error(lines));
-    }
-
-    /// The `##salve-result## <json>` line.
-    pub fn result(&self, value: &impl serde::Serialize) {
-        match serde_json::to_string(value) {
-            Ok(json) => self.line(&format!("{}{json}", crate::script::RESULT_MARKER)),
-            Err(e) => self.error(&[format!("ConvertTo-Json : {e}")]),
-        }
-    }
-
-    fn exit(&self, code: i32) {
-        self.send(ProcessOutput::Exit(code));
-    }
-}
-
-/// Sleep `sim` simulated time unless killed first; `false` when killed.
-pub async fn sim_sleep(core: &FleetCore, sim: Duration, kill: &CancellationToken) -> bool {
-    tokio::select! {
-        () = core.clock.sleep(sim) => true,
-        () = kill.cancelled() => false,
-    }
-}
+use crate::command::{EXIT_TERMINATED, Out};
+use crate::fleet_core::FleetCore;
+use crate::host_api::{LabProcess, ProcessOutput, StdinChunk};
+use crate::log::LabEvent;
+use crate::{powershell, scripts};
+use salve_contract::contract::ScriptId;
+use salve_contract::wire::{decode_command, parse_rendered};
 
 /// Start a command on host `idx`. Needs a tokio runtime.
 pub fn spawn(core: Arc<FleetCore>, idx: usize, command: &str, arguments: &[String]) -> LabProcess {
@@ -274,7 +219,7 @@ pub async fn collect(mut process: LabProcess) -> (Vec<u8>, Vec<u8>, i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::script::encode_command;
+    use salve_contract::wire::encode_command;
 
     fn args(s: &str) -> Vec<String> {
         vec![s.to_string()]

@@ -5,7 +5,7 @@
 //! choice, evidence file names and hashes, queue lengths) comes from one seeded generator, so
 //! the same file and seed always give the same fleet and a byte-identical inventory.
 //!
-//! Loading collects every problem with file, line and column ([`crate::diag`]). Without a file,
+//! Loading collects every problem with file, line and column ([`salve_contract::diag`]). Without a file,
 //! [`default_scenario`] builds a sensible mix for `--hosts N`.
 
 use std::path::Path;
@@ -15,12 +15,12 @@ use jiff::{SignedDuration, Timestamp};
 use marked_yaml::Spanned;
 use serde::Deserialize;
 
-use crate::diag::{Diagnostic, Diagnostics, Location, did_you_mean};
-use crate::lab::catalog::{Build, Family};
-use crate::lab::state::{
+use crate::catalog::{Build, Family};
+use crate::state::{
     AppEvent, DbCopy, Durations, HostFaults, HostState, INSTALL_PATH, InstallFailure, LogLine,
     MARKER_CBS, RebootBehaviour, SimFile,
 };
+use salve_contract::diag::{Diagnostic, Diagnostics, Location, did_you_mean};
 
 /// Default lab account and password (the lab is a test double on loopback; override them in
 /// the scenario).
@@ -360,7 +360,7 @@ fn resolve(file: &Arc<std::path::PathBuf>, raw: RawScenario) -> Result<FleetSpec
 fn parse_build(text: &str) -> Result<Build, String> {
     let b: Build = text
         .parse()
-        .map_err(|e: crate::lab::catalog::BadBuild| e.to_string())?;
+        .map_err(|e: crate::catalog::BadBuild| e.to_string())?;
     if Family::of(b).is_none() {
         return Err(format!("{b} is not an Exchange 2010-SE build"));
     }

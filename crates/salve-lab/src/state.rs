@@ -13,10 +13,10 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{ComponentState, ServiceInfo};
-use crate::lab::catalog::{self, Build, Family};
-use crate::lab::host_api::NetFaults;
-use crate::lab::log::LabEvent;
+use crate::catalog::{self, Build, Family};
+use crate::host_api::NetFaults;
+use crate::log::LabEvent;
+use salve_contract::contract::{ComponentState, ServiceInfo};
 
 /// Exchange install path (`MsiInstallPath`), with its trailing backslash.
 pub const INSTALL_PATH: &str = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\";

@@ -1,5 +1,5 @@
 //! The shipped-script contract: what each `# salve-script: <id>` script takes as `$SalveArgs`
-//! and what it answers on its `##salve-result## <json>` line (see [`crate::script`]).
+//! and what it answers on its `##salve-result## <json>` line (see [`crate::wire`]).
 //!
 //! Three parties follow these types: the controller-side modules (which build the requests and
 //! read the answers), the real PowerShell scripts shipped with salve, and the lab (which plays
@@ -100,7 +100,7 @@ impl ScriptId {
 }
 
 /// The shipped scripts that only read the host: the only ones check mode can run (through
-/// [`crate::script::ReadOnlyScript`]). A state-changing id has no variant here, so asking for
+/// `salve::script::ReadOnlyScript`). A state-changing id has no variant here, so asking for
 /// one does not compile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReadOnlyId {

@@ -2,12 +2,13 @@
 //! `salve_tenant`, DAGs as child groups with `salve_dag`, and per host the loopback address
 //! and port, the WinRM scheme and transport, the lab's user and password (clear text, or a
 //! reference such as `env:SALVE_LAB_PASSWORD`), and package sources for every update the
-//! catalogue knows, so the shipped remediation playbooks run against the lab as they are.
+//! lab's build table knows, so the shipped remediation playbooks run against the lab as they are.
 //!
 //! The text is written by hand in a fixed order so that the same fleet always gives
 //! byte-identical output (tests compare it).
 
-use crate::lab::fleet::Fleet;
+use crate::catalog;
+use crate::fleet::Fleet;
 
 /// How the inventory refers to the password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,35 +90,40 @@ pub fn render(fleet: &Fleet, password: &PasswordIn) -> String {
 }
 
 /// Inventory variables (at `all.vars` indentation) naming a package source for every CU and
-/// SU in the catalogue on the lab's pretend file share, and `salve_reboot_poll_seconds: 1` for
-/// the lab's fast clock. The lab checks that a SHA-256 is given, not what it hashes (it has no
-/// packages), so each is the SHA-256 of the label.
+/// SU the lab knows ([`catalog`]) on the lab's pretend file share, and
+/// `salve_reboot_poll_seconds: 1` for the lab's fast clock. The lab checks that a SHA-256 is
+/// given, not what it hashes (it has no packages), so each is the SHA-256 of the label. Labels
+/// are salve's (`2019 CU8`, `2019 CU8 KB5000871`): the inventory is written for salve to read.
 fn source_vars() -> String {
     use sha2::{Digest, Sha256};
     let mut y = String::from("    salve_reboot_poll_seconds: 1\n    salve_update_sources:\n");
-    let Ok(catalogue) = crate::exchange::catalogue::catalogue() else {
-        return y;
-    };
     let mut entry = |label: String, file: String| {
         let sha = hex::encode(Sha256::digest(label.as_bytes()));
         y.push_str(&format!(
             "      \"{label}\": {{unc: '\\\\lab-repo\\exchange\\{file}', sha256: \"{sha}\"}}\n"
         ));
     };
-    for family in catalogue.families() {
-        let short = family.family.short();
-        for level in &family.levels {
+    for cu in catalog::CUS {
+        let short = short_name(cu.build);
+        entry(
+            format!("{short} {}", cu.label),
+            format!("Exchange{short}-{}.iso", cu.label),
+        );
+        for su in catalog::SUS.iter().filter(|s| s.cu == cu.build) {
             entry(
-                format!("{short} {}", level.cu),
-                format!("Exchange{short}-{}.iso", level.cu),
+                format!("{short} {} {}", cu.label, su.kb),
+                format!("Exchange{short}-{}-{}.msp", cu.label, su.kb),
             );
-            for update in &level.updates {
-                entry(
-                    format!("{short} {} {}", level.cu, update.kb),
-                    format!("Exchange{short}-{}-{}.msp", level.cu, update.kb),
-                );
-            }
         }
     }
     y
+}
+
+/// The family as salve's package labels spell it (`2019`, `SE`).
+fn short_name(build: catalog::Build) -> &'static str {
+    match catalog::Family::of(build) {
+        Some(catalog::Family::Se) => "SE",
+        Some(family) => family.setup_name(),
+        None => "Exchange",
+    }
 }

@@ -13,9 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::lab::fleet::Fleet;
-use crate::lab::log::LogEntry;
-use crate::lab::state::HostState;
+use crate::fleet::Fleet;
+use crate::log::LogEntry;
+use crate::state::HostState;
 
 /// What `GET /state` answers.
 #[derive(Debug, Serialize, serde::Deserialize)]

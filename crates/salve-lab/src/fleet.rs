@@ -6,18 +6,17 @@
 //! SSH commands.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
-use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::lab::clock::{ClockRecord, SimClock};
-use crate::lab::host_api::{LabProcess, NetFaults, ProtocolEvent, SimHost};
-use crate::lab::log::{LabEvent, LogEntry, StateLog};
-use crate::lab::scenario::FleetSpec;
-use crate::lab::state::{Durations, HostState, Power};
+use crate::clock::{ClockRecord, SimClock};
+use crate::fleet_core::FleetCore;
+use crate::host_api::{LabProcess, NetFaults, ProtocolEvent, SimHost};
+use crate::log::{LabEvent, LogEntry, StateLog};
+use crate::scenario::FleetSpec;
+use crate::state::{Durations, HostState};
 
 /// The lab's WinRM port on every host address.
 pub const WINRM_PORT: u16 = 5985;
@@ -41,23 +40,6 @@ pub fn address_in(block: u8, index: usize) -> Ipv4Addr {
     )
 }
 
-struct Slot {
-    name: String,
-    state: Mutex<HostState>,
-    boot: watch::Sender<u64>,
-    address: SocketAddr,
-}
-
-/// Shared core of a fleet; hosts and scripts hold it through an `Arc`.
-pub struct FleetCore {
-    pub clock: SimClock,
-    pub durations: Durations,
-    user: String,
-    password: String,
-    slots: Vec<Slot>,
-    pub log: StateLog,
-}
-
 /// A DAG as the fleet knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DagInfo {
@@ -77,100 +59,6 @@ pub struct FleetSnapshot {
     pub log: Vec<LogEntry>,
 }
 
-impl FleetCore {
-    fn lock(&self, idx: usize) -> MutexGuard<'_, HostState> {
-        // A poisoned lock means a panic mid-update elsewhere; the lab keeps serving the state.
-        self.slots[idx]
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    pub fn index(&self, name: &str) -> Option<usize> {
-        self.slots.iter().position(|s| s.name == name)
-    }
-
-    pub fn name(&self, idx: usize) -> &str {
-        &self.slots[idx].name
-    }
-
-    /// Run `f` on a host's state after applying due transitions (logged, boot watch bumped).
-    pub fn with_host<R>(&self, idx: usize, f: impl FnOnce(&mut HostState) -> R) -> R {
-        let now = self.clock.now();
-        let mut state = self.lock(idx);
-        let boots = state.boot_count;
-        let happened = state.settle(now, &self.durations);
-        for (at, event) in happened {
-            self.log.push(&state.name, at, event);
-        }
-        if state.boot_count != boots {
-            self.slots[idx].boot.send_replace(state.boot_count);
-        }
-        f(&mut state)
-    }
-
-    /// Record a change on a host at the current simulated time.
-    pub fn record(&self, idx: usize, event: LabEvent) {
-        self.log.push(self.name(idx), self.clock.now(), event);
-    }
-
-    /// Schedule a restart `delay` (simulated) from now. In a running lab a task applies the
-    /// transitions on time, so front ends see the boot watch change promptly.
-    pub fn schedule_reboot(self: &Arc<Self>, idx: usize, delay: Duration) {
-        let now = self.clock.now();
-        let at = now
-            .saturating_add(SignedDuration::try_from(delay).unwrap_or(SignedDuration::ZERO))
-            .unwrap_or(now);
-        self.with_host(idx, |s| s.power = Power::ShuttingDown { at });
-        self.record(idx, LabEvent::RebootScheduled { at });
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let core = Arc::clone(self);
-            rt.spawn(async move {
-                core.clock.sleep_until(at).await;
-                let until = core.with_host(idx, |s| match s.power {
-                    Power::Down { until } => until,
-                    _ => None,
-                });
-                if let Some(until) = until {
-                    core.clock.sleep_until(until).await;
-                    core.with_host(idx, |_| ());
-                }
-            });
-        }
-    }
-
-    /// Hosts in the same DAG as `idx` (excluding it), in fleet order.
-    pub fn dag_peers(&self, idx: usize) -> Vec<usize> {
-        let Some(dag) = self.lock(idx).dag.clone() else {
-            return Vec::new();
-        };
-        (0..self.slots.len())
-            .filter(|&i| i != idx && self.lock(i).dag.as_deref() == Some(dag.as_str()))
-            .collect()
-    }
-
-    pub fn credentials(&self) -> (&str, &str) {
-        (&self.user, &self.password)
-    }
-
-    pub fn address(&self, idx: usize) -> SocketAddr {
-        self.slots[idx].address
-    }
-
-    /// A copy of one host's state (settled).
-    pub fn state(&self, idx: usize) -> HostState {
-        self.with_host(idx, |s| s.clone())
-    }
-}
-
 /// One host as the front ends see it.
 pub struct LabHost {
     core: Arc<FleetCore>,
@@ -188,7 +76,7 @@ impl SimHost for LabHost {
     }
 
     fn spawn(&self, command: &str, arguments: &[String]) -> LabProcess {
-        crate::lab::process::spawn(Arc::clone(&self.core), self.idx, command, arguments)
+        crate::process::spawn(Arc::clone(&self.core), self.idx, command, arguments)
     }
 
     fn accepting(&self) -> bool {
@@ -197,7 +85,7 @@ impl SimHost for LabHost {
     }
 
     fn boot_watch(&self) -> watch::Receiver<u64> {
-        self.core.slots[self.idx].boot.subscribe()
+        self.core.boot_watch(self.idx)
     }
 
     fn faults(&self) -> NetFaults {
@@ -281,24 +169,14 @@ impl Fleet {
             }
         }
         let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
-        let slots = hosts
-            .into_iter()
-            .zip(addresses)
-            .map(|(state, address)| Slot {
-                name: state.name.clone(),
-                boot: watch::channel(state.boot_count).0,
-                state: Mutex::new(state),
-                address,
-            })
-            .collect();
-        let core = Arc::new(FleetCore {
+        let core = Arc::new(FleetCore::new(
             clock,
             durations,
-            user: user.to_string(),
-            password: password.to_string(),
-            slots,
-            log: StateLog::from_entries(log),
-        });
+            (user, password),
+            hosts,
+            addresses,
+            log,
+        ));
         let hosts = names
             .into_iter()
             .enumerate()
@@ -352,8 +230,8 @@ impl Fleet {
         FleetSnapshot {
             clock: self.core.clock.record(),
             durations: self.core.durations,
-            user: self.core.user.clone(),
-            password: self.core.password.clone(),
+            user: self.core.credentials().0.to_string(),
+            password: self.core.credentials().1.to_string(),
             hosts: (0..self.core.len()).map(|i| self.core.state(i)).collect(),
             addresses: (0..self.core.len()).map(|i| self.core.address(i)).collect(),
             log: self.core.log.entries(),

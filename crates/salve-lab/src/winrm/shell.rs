@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::soap::{RECEIVE_OVERHEAD, STREAM_OVERHEAD, StreamName};
-use crate::lab::host_api::{LabProcess, ProcessOutput, StdinChunk};
+use crate::host_api::{LabProcess, ProcessOutput, StdinChunk};
 
 /// Exit code reported when a process ends without saying how (the simulation dropped it).
 const LOST_EXIT_CODE: i32 = 1;

@@ -8,15 +8,15 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::exit;
-use crate::lab::admin::{self, StateView};
-use crate::lab::fleet::Fleet;
-use crate::lab::frontends;
-use crate::lab::inventory::{self, PasswordIn};
-use crate::lab::log::LogEntry;
-use crate::lab::scenario::{self, FleetSpec};
-use crate::lab::shell;
-use crate::lab::winrm::LabCa;
+use crate::admin::{self, StateView};
+use crate::fleet::Fleet;
+use crate::frontends;
+use crate::inventory::{self, PasswordIn};
+use crate::log::LogEntry;
+use crate::scenario::{self, FleetSpec};
+use crate::shell;
+use crate::winrm::LabCa;
+use salve_contract::exit;
 
 /// Arguments of `salve lab`.
 #[derive(Debug, clap::Args)]
@@ -111,10 +111,14 @@ pub struct StateArgs {
     pub json: bool,
 }
 
+/// The caller's way to make the async runtime for `serve` and `state` (salve's CLI owns that
+/// choice); on failure it has reported the error and gives the exit code.
+pub type RuntimeFn = fn() -> Result<tokio::runtime::Runtime, u8>;
+
 /// Run a `salve lab` subcommand; returns the process exit code.
-pub fn run(args: LabArgs) -> u8 {
+pub fn run(args: LabArgs, runtime: RuntimeFn) -> u8 {
     match args.command {
-        LabCommand::Serve(a) => serve(a),
+        LabCommand::Serve(a) => serve(a, runtime),
         LabCommand::Init(a) => init(a),
         LabCommand::Shell(a) => {
             match shell::run(
@@ -130,7 +134,7 @@ pub fn run(args: LabArgs) -> u8 {
                 }
             }
         }
-        LabCommand::State(a) => state(a),
+        LabCommand::State(a) => state(a, runtime),
     }
 }
 
@@ -153,12 +157,12 @@ fn resolve(args: &FleetArgs) -> Result<FleetSpec, u8> {
     }
 }
 
-fn serve(args: ServeArgs) -> u8 {
+fn serve(args: ServeArgs, runtime: RuntimeFn) -> u8 {
     let spec = match resolve(&args.fleet) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let rt = match crate::cli::runtime() {
+    let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -257,8 +261,8 @@ fn init(args: InitArgs) -> u8 {
     }
 }
 
-fn state(args: StateArgs) -> u8 {
-    let rt = match crate::cli::runtime() {
+fn state(args: StateArgs, runtime: RuntimeFn) -> u8 {
+    let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -307,9 +311,9 @@ pub fn render_state(view: &StateView) -> String {
     ));
     for h in &view.hosts {
         let power = match h.power {
-            crate::lab::state::Power::Up => "up",
-            crate::lab::state::Power::ShuttingDown { .. } => "stopping",
-            crate::lab::state::Power::Down { .. } => "down",
+            crate::state::Power::Up => "up",
+            crate::state::Power::ShuttingDown { .. } => "stopping",
+            crate::state::Power::Down { .. } => "down",
         };
         let maintenance = h
             .component("ServerWideOffline")

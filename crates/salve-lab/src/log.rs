@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::contract::UpdateKind;
-use crate::lab::host_api::ProtocolEvent;
+use crate::host_api::ProtocolEvent;
+use salve_contract::contract::UpdateKind;
 
 /// What changed on a host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::lab::fleet::FleetCore;
-use crate::lab::process::{EXIT_TERMINATED, Out, sim_sleep};
+use crate::command::{EXIT_TERMINATED, Out, sim_sleep};
+use crate::fleet_core::FleetCore;
 
 /// A token of one statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -294,31 +294,6 @@ fn render_value(v: &Value) -> Vec<String> {
         )],
         other => vec![other.to_string()],
     }
-}
-
-/// Serialize error lines as Windows PowerShell writes an error record to a redirected stderr.
-pub fn clixml_error(lines: &[String]) -> String {
-    let mut out = String::from(
-        "#< CLIXML\r\n<Objs Version=\"1.1.0.1\" xmlns=\"http://schemas.microsoft.com/powershell/2004/04\">",
-    );
-    for line in lines.iter().flat_map(|l| l.split("\r\n")) {
-        out.push_str("<S S=\"Error\">");
-        let mut chars = line.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '&' => out.push_str("&amp;"),
-                '<' => out.push_str("&lt;"),
-                '>' => out.push_str("&gt;"),
-                // Only an underscore that could start an `_xHHHH_` escape is itself escaped.
-                '_' if chars.peek() == Some(&'x') => out.push_str("_x005F_"),
-                c if (c as u32) < 0x20 => out.push_str(&format!("_x{:04X}_", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push_str("_x000D__x000A_</S>");
-    }
-    out.push_str("</Objs>");
-    out
 }
 
 /// An error record's text lines for a failed statement.
@@ -599,16 +574,6 @@ mod tests {
             scope.expand("$(Get-Date)"),
             None,
             "beyond the subset: an error, not silence"
-        );
-    }
-
-    #[test]
-    fn clixml_escapes() {
-        let x = clixml_error(&["a<b>_c_x".to_string()]);
-        assert!(x.starts_with("#< CLIXML\r\n<Objs"));
-        assert!(
-            x.contains("<S S=\"Error\">a&lt;b&gt;_c_x005F_x_x000D__x000A_</S>"),
-            "{x}"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! The lab's own table of Exchange builds: the CUs and SUs a simulated host can run or be
 //! updated to, with the facts the simulation needs (KB, .NET minimum, license switch).
 //!
-//! This is deliberately separate from salve's catalogue in `crate::exchange`: the lab plays the
+//! This is deliberately separate from salve's catalogue (`salve::exchange`): the lab plays the
 //! servers, and a test double that shared the code under test could not catch its mistakes.
 //! Figures come from the build-numbers page (see the domain reference §2 and §4.1).
 

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::lab::fleet::Fleet;
-use crate::lab::host_api::SimHost;
-use crate::lab::winrm::{AccessLog, LabCa, ListenerConfig, ListenerError, Scheme, WinrmListener};
+use crate::fleet::Fleet;
+use crate::host_api::SimHost;
+use crate::winrm::{AccessLog, LabCa, ListenerConfig, ListenerError, Scheme, WinrmListener};
 
 /// The HTTPS port of every lab host.
 pub const HTTPS_PORT: u16 = 5986;

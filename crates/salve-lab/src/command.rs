@@ -1,0 +1,111 @@
+//! What a running simulated command works with, whichever simulation runs it (a shipped
+//! script's in `scripts`, the PowerShell subset in `powershell`): where its
+//! output goes ([`Out`]: stdout lines, CLIXML error records on stderr, the result line, the
+//! exit), how it waits on the lab's clock ([`sim_sleep`]) and the exit code of a command that
+//! was stopped ([`EXIT_TERMINATED`]).
+//!
+//! It sits below `process` (which starts commands and picks the simulation) so that
+//! the simulations never import the process module that imports them.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::fleet_core::FleetCore;
+use crate::host_api::ProcessOutput;
+
+/// Exit code of a process stopped by Ctrl-C / terminate (`STATUS_CONTROL_C_EXIT`).
+pub const EXIT_TERMINATED: i32 = 0xC000_013Au32 as i32;
+
+/// Where a command writes its output.
+#[derive(Debug, Clone)]
+pub struct Out {
+    tx: mpsc::UnboundedSender<ProcessOutput>,
+}
+
+impl Out {
+    pub fn new(tx: mpsc::UnboundedSender<ProcessOutput>) -> Self {
+        Self { tx }
+    }
+
+    // A closed receiver means the client went away; output is then dropped, as on Windows.
+    fn send(&self, o: ProcessOutput) {
+        let _ = self.tx.send(o);
+    }
+
+    /// One stdout line (CRLF, as Windows writes it).
+    pub fn line(&self, text: &str) {
+        self.send(ProcessOutput::Stdout(format!("{text}\r\n").into_bytes()));
+    }
+
+    /// Raw stderr bytes.
+    pub fn stderr(&self, text: &str) {
+        self.send(ProcessOutput::Stderr(text.as_bytes().to_vec()));
+    }
+
+    /// A PowerShell error record on stderr, CLIXML-serialized as when stderr is redirected.
+    pub fn error(&self, lines: &[String]) {
+        self.stderr(&clixml_error(lines));
+    }
+
+    /// The `##salve-result## <json>` line.
+    pub fn result(&self, value: &impl serde::Serialize) {
+        match serde_json::to_string(value) {
+            Ok(json) => self.line(&format!("{}{json}", salve_contract::wire::RESULT_MARKER)),
+            Err(e) => self.error(&[format!("ConvertTo-Json : {e}")]),
+        }
+    }
+
+    pub(crate) fn exit(&self, code: i32) {
+        self.send(ProcessOutput::Exit(code));
+    }
+}
+
+/// Sleep `sim` simulated time unless killed first; `false` when killed.
+pub async fn sim_sleep(core: &FleetCore, sim: Duration, kill: &CancellationToken) -> bool {
+    tokio::select! {
+        () = core.clock.sleep(sim) => true,
+        () = kill.cancelled() => false,
+    }
+}
+
+/// Serialize error lines as Windows PowerShell writes an error record to a redirected stderr.
+pub fn clixml_error(lines: &[String]) -> String {
+    let mut out = String::from(
+        "#< CLIXML\r\n<Objs Version=\"1.1.0.1\" xmlns=\"http://schemas.microsoft.com/powershell/2004/04\">",
+    );
+    for line in lines.iter().flat_map(|l| l.split("\r\n")) {
+        out.push_str("<S S=\"Error\">");
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                // Only an underscore that could start an `_xHHHH_` escape is itself escaped.
+                '_' if chars.peek() == Some(&'x') => out.push_str("_x005F_"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("_x{:04X}_", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push_str("_x000D__x000A_</S>");
+    }
+    out.push_str("</Objs>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clixml_escapes() {
+        let x = clixml_error(&["a<b>_c_x".to_string()]);
+        assert!(x.starts_with("#< CLIXML\r\n<Objs"));
+        assert!(
+            x.contains("<S S=\"Error\">a&lt;b&gt;_c_x005F_x_x000D__x000A_</S>"),
+            "{x}"
+        );
+    }
+}

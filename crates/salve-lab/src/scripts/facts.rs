@@ -1,0 +1,60 @@
+//! `exchange_facts`: what the real script reads from the server (ExSetup.exe version, SUs,
+//! roles, DAG and database copies, components, services, prerequisites, pending-reboot
+//! markers, disk, auth certificate, boot id), taken from the host state.
+
+use crate::command::Out;
+use crate::fleet_core::FleetCore;
+use crate::state::HostState;
+use salve_contract::contract::{DatabaseCopy, FactsAnswer};
+
+/// Answer with the host's facts; always succeeds.
+pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
+    out.line("Reading Exchange setup, updates, services and prerequisites...");
+    let answer = core.with_host(idx, |s| facts(s));
+    out.result(&answer);
+    0
+}
+
+fn facts(s: &HostState) -> FactsAnswer {
+    FactsAnswer {
+        computer_name: s.name.clone(),
+        family: s.family().map(|f| f.product_name().to_string()),
+        build: s.build.map(|b| b.to_string()),
+        installed_kbs: s.installed_kbs(),
+        uninstall_entries: s.uninstall_entries.clone(),
+        update_packages: s.update_packages.clone(),
+        roles: s.roles.clone(),
+        dag: s.dag.clone(),
+        database_copies: copies(s),
+        component_states: s.effective_components(),
+        services: s.services.clone(),
+        dotnet_release: s.dotnet_release,
+        vcredist_2012: s.vcredist_2012.clone(),
+        vcredist_2013: s.vcredist_2013.clone(),
+        ucma: s.ucma.clone(),
+        url_rewrite: s.url_rewrite.clone(),
+        mitigation_rules: s.rewrite_rules.clone(),
+        pending_reboot: s.pending_reboot.clone(),
+        free_disk_bytes: s.free_disk_bytes,
+        auth_certificate_expiry: Some(s.auth_cert_expiry.to_string()),
+        cluster_node_state: s.cluster_node.clone(),
+        activation_policy: s.dag.as_ref().map(|_| s.activation_policy.clone()),
+        boot_id: s.boot_id(),
+        install_in_progress: s.installing.clone(),
+    }
+}
+
+/// The host's database copies as the contract reports them (also used by `exchange_health`).
+pub(super) fn copies(s: &HostState) -> Vec<DatabaseCopy> {
+    s.copies
+        .iter()
+        .map(|c| DatabaseCopy {
+            database: c.database.clone(),
+            active: c.active,
+            status: c.status(),
+            copy_queue_length: c.copy_queue,
+            replay_queue_length: c.replay_queue,
+            activation_suspended: c.activation_suspended,
+        })
+        .collect()
+}

@@ -1,0 +1,445 @@
+//! `exchange_update`: a CU through Setup.exe or an SU through msiexec. Updates take simulated
+//! time and change the build only at the next restart (pending-reboot markers set); an SU for
+//! another CU fails as msiexec does (1642 and "The upgrade patch cannot be installed ...");
+//! Setup refuses a CU with a reboot pending or too old a .NET; an interrupted install leaves
+//! the Exchange services Disabled.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{self, Build, Family};
+use crate::command::{EXIT_TERMINATED, Out, sim_sleep};
+use crate::fleet_core::FleetCore;
+use crate::log::LabEvent;
+use crate::state::{HostState, InstallFailure, MARKER_FILE_RENAME, MARKER_UPDATE_EXE};
+use salve_contract::contract::{UpdateAnswer, UpdateKind, UpdateRequest};
+
+const WRONG_PATCH: &str = "The upgrade patch cannot be installed by the Windows Installer service because the program to be upgraded may be missing, or the upgrade patch may update a different version of the program. Verify that the program to be upgraded exists on your computer and that you have the correct upgrade patch.";
+const SETUP_FAILED: &str = "The Exchange Server setup operation didn't complete.  More details can be found in ExchangeSetup.log located in the <SystemDrive>:\\ExchangeSetupLogs folder.";
+const SETUP_OK: &str = "The Exchange Server setup operation completed successfully.";
+
+/// Outcome of an install attempt, before it is written to the log and the answer.
+struct Outcome {
+    exit_code: i32,
+    log: Vec<String>,
+    success: bool,
+    already: bool,
+    reason: Option<String>,
+}
+
+impl Outcome {
+    fn failed(exit_code: i32, log: Vec<String>, reason: impl Into<String>) -> Self {
+        Outcome {
+            exit_code,
+            log,
+            success: false,
+            already: false,
+            reason: Some(reason.into()),
+        }
+    }
+}
+
+fn setup_line(now: Timestamp, text: &str) -> String {
+    format!("[{}.0000] [0] {text}", now.strftime("%m/%d/%Y %H:%M:%S"))
+}
+
+/// Install the requested update; exit code as Setup or msiexec gives it.
+pub(super) async fn run(
+    core: &FleetCore,
+    idx: usize,
+    req: &UpdateRequest,
+    out: &Out,
+    kill: &CancellationToken,
+) -> i32 {
+    let valid_hash = req.sha256.len() == 64 && req.sha256.chars().all(|c| c.is_ascii_hexdigit());
+    let target: Option<Build> = req.target_build.parse().ok();
+    let outcome = match (valid_hash, target) {
+        (false, _) => Outcome::failed(
+            1,
+            Vec::new(),
+            "sha256 must be 64 hexadecimal digits; nothing was installed",
+        ),
+        (_, None) => Outcome::failed(
+            1,
+            Vec::new(),
+            format!("target_build `{}` is not a build number", req.target_build),
+        ),
+        (true, Some(target)) => {
+            // Windows Installer runs one installation at a time (msiexec 1618).
+            let running = core.with_host(idx, |s| s.installing.replace(req.kb.clone()));
+            match running {
+                Some(running) => {
+                    core.with_host(idx, |s| s.installing = Some(running.clone()));
+                    Outcome::failed(
+                        1618,
+                        Vec::new(),
+                        format!(
+                            "Another installation is already in progress ({running}). Complete that installation before proceeding with this install."
+                        ),
+                    )
+                }
+                None => {
+                    let outcome = match req.kind {
+                        UpdateKind::Su => install_su(core, idx, req, target, out, kill).await,
+                        UpdateKind::Cu => install_cu(core, idx, req, target, out, kill).await,
+                    };
+                    core.with_host(idx, |s| s.installing = None);
+                    outcome
+                }
+            }
+        }
+    };
+    let event = if outcome.success && !outcome.already {
+        Some(LabEvent::Installed {
+            update: req.kind,
+            kb: req.kb.clone(),
+            target: req.target_build.clone(),
+        })
+    } else if !outcome.success {
+        Some(LabEvent::InstallFailed {
+            update: req.kind,
+            kb: req.kb.clone(),
+            exit_code: outcome.exit_code,
+            reason: outcome.reason.clone().unwrap_or_default(),
+        })
+    } else {
+        None
+    };
+    if let Some(e) = event {
+        core.record(idx, e);
+    }
+    if kill.is_cancelled() {
+        return EXIT_TERMINATED;
+    }
+    if let Some(reason) = &outcome.reason {
+        out.error(std::slice::from_ref(reason));
+    }
+    let reboot_required = outcome.success && !outcome.already;
+    out.result(&UpdateAnswer {
+        exit_code: outcome.exit_code,
+        log_excerpt: outcome.log.iter().rev().take(20).rev().cloned().collect(),
+        reboot_required,
+        success: outcome.success,
+        already_installed: outcome.already,
+        reason: outcome.reason,
+    });
+    i32::from(!outcome.success)
+}
+
+/// Start the install: Setup/msiexec stops and disables the Exchange services.
+fn begin_install(core: &FleetCore, idx: usize, req: &UpdateRequest) {
+    core.record(
+        idx,
+        LabEvent::InstallStarted {
+            update: req.kind,
+            kb: req.kb.clone(),
+            target: req.target_build.clone(),
+        },
+    );
+    let disabled = core.with_host(idx, HostState::disable_services);
+    if !disabled.is_empty() {
+        core.record(idx, LabEvent::ServicesDisabled { services: disabled });
+    }
+}
+
+/// Let the install run for `minutes` of simulated time in steps, printing progress; `false`
+/// when it was interrupted (killed) or the host went down under it.
+async fn run_steps(
+    core: &FleetCore,
+    idx: usize,
+    minutes: u64,
+    steps: &[&str],
+    out: &Out,
+    kill: &CancellationToken,
+) -> bool {
+    let step = Duration::from_secs(minutes * 60 / steps.len().max(1) as u64);
+    for s in steps {
+        out.line(s);
+        if !sim_sleep(core, step, kill).await || !core.with_host(idx, |h| h.is_up()) {
+            return false;
+        }
+    }
+    true
+}
+
+async fn install_su(
+    core: &FleetCore,
+    idx: usize,
+    req: &UpdateRequest,
+    target: Build,
+    out: &Out,
+    kill: &CancellationToken,
+) -> Outcome {
+    let (current, faults) =
+        core.with_host(idx, |s| (s.pending_build.or(s.build), s.faults.clone()));
+    let Some(current) = current else {
+        return Outcome::failed(
+            1603,
+            Vec::new(),
+            "ExSetup.exe was not found: Exchange setup did not complete the last time it ran",
+        );
+    };
+    let Some(su) = catalog::su_exact(target).filter(|s| s.kb.eq_ignore_ascii_case(&req.kb)) else {
+        return Outcome::failed(
+            1619,
+            vec!["This installation package could not be opened. Verify that the package exists and that you can access it, or contact the application vendor to verify that this is a valid Windows Installer package.".into()],
+            format!("{} is not a package for build {target}", req.kb),
+        );
+    };
+    out.line(&format!(
+        "msiexec.exe /update {} /qn /norestart",
+        req.source
+    ));
+    if current.0[..3] != su.cu.0[..3] || current < su.cu {
+        return Outcome::failed(
+            1642,
+            vec![WRONG_PATCH.to_string()],
+            format!("{WRONG_PATCH} (installed build {current})"),
+        );
+    }
+    if current >= target {
+        return Outcome {
+            exit_code: 0,
+            log: vec![format!(
+                "{} is already installed (build {current}).",
+                req.kb
+            )],
+            success: true,
+            already: true,
+            reason: None,
+        };
+    }
+    begin_install(core, idx, req);
+    let steps = [
+        "Stopping services",
+        "Updating files",
+        "Running ngen",
+        "Updating OWA resources",
+        "Starting services",
+    ];
+    let finished = run_steps(core, idx, core.durations.su_minutes, &steps, out, kill).await;
+    let display = catalog::su_display_name(su);
+    if !finished || faults.install_failure == Some(InstallFailure::Aborted) {
+        let line = format!(
+            "Product: Microsoft Exchange Server - Update '{display}' could not be installed. Error code 1603."
+        );
+        return Outcome::failed(
+            1603,
+            vec![line],
+            "the installation was interrupted; Exchange services are left Disabled",
+        );
+    }
+    if faults.install_failure == Some(InstallFailure::Fatal) {
+        core.with_host(idx, HostState::restore_services);
+        let line = format!(
+            "Product: Microsoft Exchange Server - Update '{display}' could not be installed. Error code 1603."
+        );
+        return Outcome::failed(1603, vec![line], "fatal error during installation (1603)");
+    }
+    core.with_host(idx, |s| {
+        s.restore_services();
+        if !s.uninstall_entries.contains(&display) {
+            s.uninstall_entries.push(display.clone());
+        }
+        let family = Family::of(target).map_or("Exchange", Family::product_name);
+        s.update_packages.push(format!("{} for {family}", su.kb));
+        s.pending_build = Some(target);
+        s.add_pending_reboot(MARKER_FILE_RENAME);
+        s.add_pending_reboot(MARKER_UPDATE_EXE);
+        if faults.non_elevated_su {
+            s.owa_error = Some("Could not load file or assembly 'Microsoft.Exchange.Common, Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35' or one of its dependencies.".into());
+        }
+    });
+    Outcome {
+        exit_code: 3010,
+        log: vec![
+            format!(
+                "Product: Microsoft Exchange Server - Update '{display}' installed successfully."
+            ),
+            "Windows Installer requires a restart: 3010".into(),
+        ],
+        success: true,
+        already: false,
+        reason: None,
+    }
+}
+
+async fn install_cu(
+    core: &FleetCore,
+    idx: usize,
+    req: &UpdateRequest,
+    target: Build,
+    out: &Out,
+    kill: &CancellationToken,
+) -> Outcome {
+    let now = core.clock.now();
+    let (current, pending_reboot, dotnet, rewrite, faults) = core.with_host(idx, |s| {
+        (
+            s.pending_build.or(s.build),
+            s.pending_reboot.clone(),
+            s.dotnet_release,
+            s.url_rewrite.is_some(),
+            s.faults.clone(),
+        )
+    });
+    let Some(cu) = catalog::cu_exact(target) else {
+        return Outcome::failed(
+            1,
+            Vec::new(),
+            format!("{target} is not the build of a cumulative update"),
+        );
+    };
+    let family = Family::of(target);
+    let mut log = vec![
+        setup_line(
+            now,
+            &format!(
+                "Starting Microsoft Exchange Server {} Setup",
+                family.map_or("", Family::setup_name)
+            ),
+        ),
+        setup_line(now, &format!("Setup version: {target}.")),
+        setup_line(now, &format!("Logged on user: {}.", core.credentials().0)),
+        setup_line(now, "Command Line Parameter Name='mode', Value='Upgrade'."),
+    ];
+    let fail = |mut log: Vec<String>, line: String, reason: String| {
+        log.push(setup_line(now, &line));
+        log.push(setup_line(now, SETUP_FAILED));
+        Outcome::failed(1, log, reason)
+    };
+    if let Some(current) = current {
+        log.push(setup_line(
+            now,
+            &format!("The locally installed version is {current}."),
+        ));
+        if Family::of(current) != family {
+            return fail(
+                log,
+                format!("[ERROR] Setup can't upgrade {current} to {target}."),
+                "the CU is for another Exchange version".into(),
+            );
+        }
+        if current >= target {
+            return Outcome {
+                exit_code: 0,
+                log,
+                success: true,
+                already: true,
+                reason: None,
+            };
+        }
+    }
+    let switch = req.license_switch.as_deref().unwrap_or_default();
+    let switch_ok = if cu.diagnostic_data_switch {
+        switch.eq_ignore_ascii_case("/IAcceptExchangeServerLicenseTerms_DiagnosticDataON")
+            || switch.eq_ignore_ascii_case("/IAcceptExchangeServerLicenseTerms_DiagnosticDataOFF")
+    } else {
+        switch.eq_ignore_ascii_case("/IAcceptExchangeServerLicenseTerms")
+    };
+    if !switch_ok {
+        let wanted = if cu.diagnostic_data_switch {
+            "/IAcceptExchangeServerLicenseTerms_DiagnosticDataON or /IAcceptExchangeServerLicenseTerms_DiagnosticDataOFF"
+        } else {
+            "/IAcceptExchangeServerLicenseTerms"
+        };
+        return fail(
+            log,
+            format!("[ERROR] To accept the license agreement you must specify {wanted}."),
+            format!(
+                "license switch `{switch}` is not accepted by {} {}; use {wanted}",
+                family.map_or("", Family::product_name),
+                cu.label
+            ),
+        );
+    }
+    out.line(&format!(
+        "Setup.exe /Mode:Upgrade {switch} (from {})",
+        req.source
+    ));
+    let rules = [
+        (
+            "RebootPending",
+            !pending_reboot.is_empty(),
+            "a restart is pending; restart the server before running Setup",
+        ),
+        (
+            "NetFrameworkNeedsUpdate",
+            dotnet < cu.dotnet_min,
+            "the installed .NET Framework is too old for this CU",
+        ),
+        (
+            "IisUrlRewriteNotInstalled",
+            cu.diagnostic_data_switch && !rewrite,
+            "the IIS URL Rewrite module is required by this CU",
+        ),
+    ];
+    for (rule, failed, _) in &rules {
+        log.push(setup_line(
+            now,
+            &format!(
+                "Evaluated [Rule:{rule}] [Value:\"{}\"]",
+                if *failed { "True" } else { "False" }
+            ),
+        ));
+    }
+    if let Some((rule, _, why)) = rules.iter().find(|r| r.1) {
+        return fail(
+            log,
+            format!("[ERROR] The prerequisite check failed: {rule}."),
+            format!("prerequisite {rule} failed: {why}"),
+        );
+    }
+    begin_install(core, idx, req);
+    let steps = [
+        "Copying Exchange files ...",
+        "Language Files",
+        "Stopping Services",
+        "Mailbox role: Transport service",
+        "Mailbox role: Client Access service",
+        "Mailbox role: Mailbox service",
+        "Mailbox role: Front End Transport service",
+        "Finalizing Setup",
+    ];
+    let finished = run_steps(core, idx, core.durations.cu_minutes, &steps, out, kill).await;
+    let end = core.clock.now();
+    if !finished || faults.install_failure == Some(InstallFailure::Aborted) {
+        log.push(setup_line(end, SETUP_FAILED));
+        core.with_host(idx, |s| s.setup_log.extend(log.iter().cloned()));
+        return Outcome::failed(
+            1,
+            log,
+            "Setup was interrupted; Exchange services are left Disabled (see ServiceControl.log)",
+        );
+    }
+    if faults.install_failure == Some(InstallFailure::Fatal) {
+        log.push(setup_line(end, "[ERROR] The following error was generated when \"$error.Clear(); ...\" was run: \"Process execution failed with exit code 1603.\"."));
+        log.push(setup_line(end, SETUP_FAILED));
+        core.with_host(idx, |s| {
+            s.restore_services();
+            s.setup_log.extend(log.iter().cloned());
+        });
+        return Outcome::failed(
+            1,
+            log,
+            "Setup failed (exit code 1603 from an installer step)",
+        );
+    }
+    log.push(setup_line(end, SETUP_OK));
+    core.with_host(idx, |s| {
+        s.restore_services();
+        s.uninstall_entries.clear();
+        s.update_packages.clear();
+        s.pending_build = Some(target);
+        s.add_pending_reboot(MARKER_FILE_RENAME);
+        s.setup_log.extend(log.iter().cloned());
+    });
+    Outcome {
+        exit_code: 0,
+        log,
+        success: true,
+        already: false,
+        reason: None,
+    }
+}

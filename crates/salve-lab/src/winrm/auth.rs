@@ -1,0 +1,145 @@
+//! Authentication on the lab's WinRM listener, as Windows does it: Basic (only where the
+//! listener allows it, and over HTTP only with `AllowUnencrypted`) and NTLM through Negotiate,
+//! with the NTLM context kept per connection. SPNEGO-wrapped tokens (Kerberos) are refused.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use super::context::HostCtx;
+use super::ntlm::{NtlmAcceptor, NtlmError, Step};
+use crate::host_api::ProtocolEvent;
+
+/// How a connection is authenticated so far.
+#[derive(Default)]
+pub(super) enum ConnAuth {
+    #[default]
+    None,
+    /// An NTLM handshake is half-way (challenge sent).
+    NtlmPending(NtlmAcceptor),
+    Ntlm {
+        session: NtlmAcceptor,
+        user: String,
+    },
+    /// Basic credentials were accepted once on this connection (recorded once).
+    Basic {
+        user: String,
+    },
+}
+
+/// What the server answers after [`authenticate`].
+pub(super) enum AuthOutcome {
+    Accepted,
+    /// A 401 with this `WWW-Authenticate` challenge, or with the schemes on offer (`None`).
+    Challenge(Option<String>),
+}
+
+/// Check an `Authorization` header against the host's account, advancing the connection's
+/// authentication (`auth`) and recording the outcome on the host.
+pub(super) fn authenticate(
+    ctx: &HostCtx,
+    auth: &mut ConnAuth,
+    header: &str,
+    https: bool,
+) -> AuthOutcome {
+    let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
+    let value = value.trim();
+    let (lab_user, lab_password) = ctx.host.credentials();
+    let faults = ctx.host.faults();
+    let fail = |method: &str, user: String| {
+        ctx.host.record(ProtocolEvent::AuthFailed {
+            method: method.to_string(),
+            user,
+        });
+        AuthOutcome::Challenge(None)
+    };
+    if scheme.eq_ignore_ascii_case("Basic") {
+        if !ctx.config.allow_basic || (!https && !ctx.config.allow_unencrypted) {
+            return fail("basic", String::new());
+        }
+        let decoded = B64
+            .decode(value)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default();
+        let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
+        if faults.reject_auth || !same_account(user, lab_user) || password != lab_password {
+            *auth = ConnAuth::None;
+            return fail("basic", user.to_string());
+        }
+        if !matches!(&*auth, ConnAuth::Basic { user: u } if u == user) {
+            ctx.host.record(ProtocolEvent::Authenticated {
+                method: "basic".into(),
+                user: user.to_string(),
+            });
+            *auth = ConnAuth::Basic {
+                user: user.to_string(),
+            };
+        }
+        return AuthOutcome::Accepted;
+    }
+    if !(scheme.eq_ignore_ascii_case("Negotiate") || scheme.eq_ignore_ascii_case("NTLM"))
+        || !ctx.config.allow_ntlm
+    {
+        return fail(&scheme.to_ascii_lowercase(), String::new());
+    }
+    let Ok(token) = B64.decode(value) else {
+        return fail("ntlm", String::new());
+    };
+    // NTLMSSP message type (1 = NEGOTIATE, 3 = AUTHENTICATE) at offset 8.
+    let msg_type = token
+        .get(8)
+        .copied()
+        .filter(|_| token.starts_with(b"NTLMSSP\0"));
+    match msg_type {
+        Some(1) => {
+            let acceptor = NtlmAcceptor::new(lab_user, lab_password)
+                .and_then(|mut a| a.step(&token).map(|s| (a, s)));
+            match acceptor {
+                Ok((acceptor, Step::Challenge(challenge))) => {
+                    *auth = ConnAuth::NtlmPending(acceptor);
+                    let value = format!("{scheme} {}", B64.encode(challenge));
+                    AuthOutcome::Challenge(Some(value))
+                }
+                _ => {
+                    *auth = ConnAuth::None;
+                    fail("ntlm", String::new())
+                }
+            }
+        }
+        Some(3) => {
+            let ConnAuth::NtlmPending(mut acceptor) = std::mem::take(auth) else {
+                return fail("ntlm", String::new());
+            };
+            match acceptor.step(&token) {
+                Ok(Step::Established { user }) if !faults.reject_auth => {
+                    ctx.host.record(ProtocolEvent::Authenticated {
+                        method: "ntlm".into(),
+                        user: user.clone(),
+                    });
+                    *auth = ConnAuth::Ntlm {
+                        session: acceptor,
+                        user,
+                    };
+                    AuthOutcome::Accepted
+                }
+                Ok(Step::Established { user }) => fail("ntlm", user),
+                Err(NtlmError::LogonDenied { user }) => fail("ntlm", user),
+                _ => fail("ntlm", String::new()),
+            }
+        }
+        // SPNEGO-wrapped tokens (Kerberos or NTLM inside SPNEGO) are not served by the lab.
+        _ => {
+            *auth = ConnAuth::None;
+            fail("negotiate", String::new())
+        }
+    }
+}
+
+/// The same Windows account, whatever the spelling (`DOMAIN\\user`, `user@domain`, case).
+pub(super) fn same_account(given: &str, expected: &str) -> bool {
+    let account = |u: &str| {
+        let tail = u.rsplit('\\').next().unwrap_or(u);
+        tail.split('@').next().unwrap_or(tail).to_lowercase()
+    };
+    account(given) == account(expected)
+}
