@@ -14,7 +14,7 @@ use crate::exit;
 use crate::plan::Plan;
 use crate::queue::enqueue::{Approved, ApprovedHost};
 use crate::runner::{PlanGate, RunOptions};
-use crate::schedule::window::{Decision, Schedule};
+use crate::schedule::{Decision, Schedule};
 
 /// Arguments of `salve apply`.
 #[derive(Debug, clap::Args)]
@@ -93,13 +93,7 @@ pub fn run(args: ApplyArgs) -> u8 {
     if args.ignore_windows {
         eprintln!("warning: --ignore-windows: maintenance windows are NOT being respected");
     }
-    let work = match planned_work(&plan, &prepared.input.inventory, args.ignore_windows) {
-        Ok(w) => w,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return exit::INVALID_INPUT;
-        }
-    };
+    let work = planned_work(&plan, &prepared.input.inventory, args.ignore_windows);
     let allowed = if args.queue.is_some() {
         work.iter().map(|w| w.planned.name.clone()).collect()
     } else {
@@ -191,20 +185,16 @@ fn planned_work<'a>(
     plan: &'a Plan,
     inventory: &crate::model::Inventory,
     ignore_windows: bool,
-) -> Result<Vec<HostWork<'a>>, String> {
-    let mut work = Vec::new();
-    for host in plan.hosts.iter().filter(|h| !h.steps.is_empty()) {
-        let schedule = match inventory.host(&host.name) {
-            Some(h) => Schedule::from_vars(&h.vars).map_err(|e| format!("{}: {e}", host.name))?,
-            None => None,
-        };
-        work.push(HostWork {
+) -> Vec<HostWork<'a>> {
+    (plan.hosts.iter().filter(|h| !h.steps.is_empty()))
+        .map(|host| HostWork {
             planned: host,
-            schedule: schedule.filter(|_| !ignore_windows),
+            schedule: (inventory.host(&host.name))
+                .and_then(|h| h.settings.schedule.clone())
+                .filter(|_| !ignore_windows),
             estimate: Duration::from_secs(host.steps.iter().map(|s| s.estimated_seconds).sum()),
-        });
-    }
-    Ok(work)
+        })
+        .collect()
 }
 
 /// The hosts that may start now: inside a maintenance window long enough for their planned

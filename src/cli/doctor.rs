@@ -9,10 +9,10 @@ use tokio::task::JoinSet;
 use super::Selection;
 use crate::config::{self, HostQuery};
 use crate::diag::Diagnostics;
-use crate::doctor::{self, Check, Diagnosis};
+use crate::doctor::{self, Diagnosis};
 use crate::exit;
 use crate::model::{Host, HostPattern};
-use crate::transport::{ConnectionSpec, Connector};
+use crate::transport::Connector;
 
 /// Arguments of `salve doctor`.
 #[derive(Debug, clap::Args)]
@@ -80,19 +80,7 @@ async fn diagnose_all(hosts: Vec<Host>, forks: usize) -> Vec<Diagnosis> {
         set.spawn(async move {
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = permits.acquire_owned().await.ok();
-            let diagnosis = match ConnectionSpec::from_vars(&host.name, &host.vars) {
-                Ok(spec) => doctor::diagnose(&spec, connector).await,
-                Err(e) => Diagnosis {
-                    host: host.name.clone(),
-                    endpoint: "-".into(),
-                    checks: vec![Check {
-                        name: "config",
-                        ok: false,
-                        detail: e.to_string(),
-                        fix: Some("correct the variable in the inventory".into()),
-                    }],
-                },
-            };
+            let diagnosis = doctor::diagnose(&host.settings.connection, connector).await;
             (i, diagnosis)
         });
     }

@@ -14,10 +14,10 @@ use crate::exit;
 use crate::model::{Inventory, Playbook};
 use crate::runner::{self, Interrupt, RunInput, RunOptions};
 use crate::secret::SecretRef;
+use crate::transport::Connector;
 use crate::transport::dispatch::Dispatch;
 use crate::transport::ssh::SshConnector;
 use crate::transport::winrm::WinrmConnector;
-use crate::transport::{ConnectionSpec, Connector};
 
 /// Arguments of `salve run`.
 #[derive(Debug, clap::Args)]
@@ -251,10 +251,11 @@ fn input(inventory: Inventory, playbook: Playbook, play_hosts: Vec<Vec<String>>)
 /// If any selected host's password is `prompt`, ask once now, before any bar is drawn.
 fn ask_for_prompted_secrets(prepared: &Prepared) -> Result<(), u8> {
     let needs_prompt = prepared.input.play_hosts.iter().flatten().any(|name| {
-        prepared.input.inventory.host(name).is_some_and(|h| {
-            ConnectionSpec::from_vars(&h.name, &h.vars)
-                .is_ok_and(|s| s.password == Some(SecretRef::Prompt))
-        })
+        prepared
+            .input
+            .inventory
+            .host(name)
+            .is_some_and(|h| h.settings.connection.password == Some(SecretRef::Prompt))
     });
     if !needs_prompt {
         return Ok(());

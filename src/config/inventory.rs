@@ -22,6 +22,11 @@
 //! to that tenant. A host under two different tenants is an error. `salve_tenant` is consumed
 //! here and not kept among the host's variables.
 //!
+//! # Host settings
+//! Each host's connection settings, maintenance windows and DAG are read from its merged
+//! variables here ([`crate::model::HostSettings`]); a value salve cannot use is reported at
+//! the place the winning definition was written, once however many hosts inherit it.
+//!
 //! # Secrets
 //! Password variables ([`crate::secret::is_secret_var`]) should be references: `env:NAME`,
 //! `file:PATH` or `prompt`. A clear-text password works but produces one warning per file.
@@ -34,12 +39,12 @@ use marked_yaml::types::MarkedScalarNode;
 use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, Location, did_you_mean};
-use crate::model::{Group, Host, Inventory, Vars};
+use crate::model::{Group, Host, HostSettings, Inventory, SettingError, Vars};
 use crate::secret::{SecretRef, is_secret_var};
 
 use super::Loaded;
 use super::hostrange;
-use super::yaml::{Doc, TopLevel, child, describe, scalar_value, sha256_hex, to_json};
+use super::yaml::{Doc, TopLevel, child, describe, index, scalar_value, sha256_hex, to_json};
 
 const GROUP_KEYS: [&str; 3] = ["hosts", "vars", "children"];
 const TENANT_VAR: &str = "salve_tenant";
@@ -65,11 +70,24 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded<Inventory>, Diagnostics> {
     })
 }
 
+/// Where a variable's value was written: the value, its field path, and each item's position
+/// when the value is a list.
+#[derive(Debug, Clone)]
+struct Site {
+    at: Location,
+    field: String,
+    items: Vec<Location>,
+}
+
+/// The [`Site`] of each variable of a `vars:` mapping, a host, or a host's merged variables.
+type Sites = HashMap<String, Site>;
+
 #[derive(Debug, Default)]
 struct RawGroup {
     children: Vec<String>,
     hosts: Vec<String>,
     vars: Vars,
+    sites: Sites,
     /// Tenant name and where `salve_tenant` was set.
     tenant: Option<(String, Location)>,
     location: Option<Location>,
@@ -78,6 +96,7 @@ struct RawGroup {
 #[derive(Debug)]
 struct RawHost {
     vars: Vars,
+    sites: Sites,
     location: Location,
 }
 
@@ -151,13 +170,14 @@ impl Builder {
             match k.as_str() {
                 "hosts" => self.hosts(doc, name, v, &field, clear),
                 "vars" => {
-                    let vars = self.vars(doc, v, &field, clear);
+                    let (vars, sites) = self.vars(doc, v, &field, clear);
                     let tenant = self.tenant_decl(doc, name, v, &field);
                     let g = self.group_entry(name, doc.key_loc(key));
                     if let Some(t) = tenant {
                         g.tenant = t;
                     }
                     g.vars.extend(vars);
+                    g.sites.extend(sites);
                 }
                 "children" => {
                     let Some(children) =
@@ -218,8 +238,8 @@ impl Builder {
                     continue;
                 }
             };
-            let vars = match v {
-                Node::Scalar(s) if super::yaml::is_null(s) => Vars::new(),
+            let (vars, sites) = match v {
+                Node::Scalar(s) if super::yaml::is_null(s) => Default::default(),
                 Node::Mapping(_) => self.vars(doc, v, &field, clear),
                 other => {
                     self.diags.push(doc.wrong_type(
@@ -227,18 +247,22 @@ impl Builder {
                         &field,
                         "host variables as a mapping, or nothing",
                     ));
-                    Vars::new()
+                    Default::default()
                 }
             };
             for name in names {
                 match self.hosts.get_mut(&name) {
-                    Some(h) => h.vars.extend(vars.clone()),
+                    Some(h) => {
+                        h.vars.extend(vars.clone());
+                        h.sites.extend(sites.clone());
+                    }
                     None => {
                         self.host_order.push(name.clone());
                         self.hosts.insert(
                             name.clone(),
                             RawHost {
                                 vars: vars.clone(),
+                                sites: sites.clone(),
                                 location: doc.key_loc(k),
                             },
                         );
@@ -252,28 +276,36 @@ impl Builder {
         }
     }
 
-    /// A `vars:` mapping as JSON; notes clear-text passwords.
+    /// A `vars:` mapping as JSON, with where each value was written; notes clear-text
+    /// passwords.
     fn vars(
         &mut self,
         doc: &Doc,
         node: &Node,
         path: &str,
         clear: &mut Vec<(Location, String)>,
-    ) -> Vars {
-        let mut out = Vars::new();
+    ) -> (Vars, Sites) {
+        let (mut out, mut sites) = (Vars::new(), Sites::new());
         let Some(map) = doc.mapping(node, path, "a mapping of variables", &mut self.diags) else {
-            return out;
+            return (out, sites);
         };
         for (k, v) in map.entries() {
             let value = to_json(v);
+            let field = child(path, k.as_str());
             if is_secret_var(k.as_str()) && is_clear_text(&value) {
-                clear.push((doc.loc(v), child(path, k.as_str())));
+                clear.push((doc.loc(v), field.clone()));
             }
             if k.as_str() != TENANT_VAR {
                 out.insert(k.as_str().to_string(), value);
+                let items = match v {
+                    Node::Sequence(items) => items.iter().map(|item| doc.loc(item)).collect(),
+                    _ => Vec::new(),
+                };
+                let at = doc.loc(v);
+                sites.insert(k.as_str().to_string(), Site { at, field, items });
             }
         }
-        out
+        (out, sites)
     }
 
     /// `salve_tenant` in a group's vars: `Some(Some(name))` marks a tenant, `Some(None)` clears it.
@@ -361,17 +393,32 @@ impl Builder {
             }
             let mut groups: Vec<&str> = groups.into_iter().collect();
             groups.sort_by_key(|g| (depths.get(*g).copied().unwrap_or(0), *g));
-            let mut vars = Vars::new();
+            let (mut vars, mut sites) = (Vars::new(), Sites::new());
             for g in &groups {
                 vars.extend(self.groups[*g].vars.clone());
+                sites.extend(self.groups[*g].sites.clone());
             }
             vars.extend(raw.vars.clone());
+            sites.extend(raw.sites.clone());
             let tenant = self.host_tenant(name, &raw.location, &groups, &mut diags);
+            let settings = match HostSettings::read(name, &vars) {
+                Ok(settings) => settings,
+                Err(errors) => {
+                    for e in errors {
+                        let d = setting_diagnostic(name, &raw.location, &sites, &e);
+                        if !diags.iter().any(|seen| *seen == d) {
+                            diags.push(d);
+                        }
+                    }
+                    continue;
+                }
+            };
             hosts.push(Host {
                 name: name.clone(),
                 groups: groups.iter().map(|g| g.to_string()).collect(),
                 tenant,
                 vars,
+                settings,
                 location: Some(raw.location.clone()),
             });
         }
@@ -501,6 +548,32 @@ impl Builder {
             }
         }
     }
+}
+
+/// A host setting's error, at the place its variable (or list item) was written; the same
+/// definition inherited by several hosts gives the same diagnostic. The host's own location
+/// when the variable's is unknown.
+fn setting_diagnostic(host: &str, at: &Location, sites: &Sites, e: &SettingError) -> Diagnostic {
+    let (name, item) = match e.var.split_once('[') {
+        Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+        None => (e.var.as_str(), None),
+    };
+    let d = match sites.get(name) {
+        Some(site) => match item {
+            Some(i) => Diagnostic::at(
+                site.items.get(i).unwrap_or(&site.at).clone(),
+                index(&site.field, i),
+                e.problem.to_string(),
+            ),
+            None => Diagnostic::at(site.at.clone(), &site.field, e.problem.to_string()),
+        },
+        None => Diagnostic::at(
+            at.clone(),
+            child("hosts", host),
+            format!("{e}: {}", e.problem),
+        ),
+    };
+    d.with_hint(e.hint())
 }
 
 fn is_clear_text(value: &Value) -> bool {

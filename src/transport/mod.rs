@@ -9,7 +9,6 @@
 //! after a reboot.
 
 pub mod clixml;
-pub mod connection;
 pub mod dispatch;
 pub mod fake;
 pub mod local;
@@ -25,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::script::Script;
 
-pub use connection::{ConnectionKind, ConnectionSpec};
+pub use crate::model::connection::{ConnectionKind, ConnectionSpec};
 
 /// A chunk of output as it arrives from the host.
 #[derive(Debug, Clone, PartialEq, Eq)]

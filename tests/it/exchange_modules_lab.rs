@@ -17,7 +17,7 @@ use salve::lab::fleet::{Fleet, LabHost};
 use salve::lab::host_api::{ProcessOutput, SimHost, StdinChunk};
 use salve::lab::log::LabEvent;
 use salve::lab::scenario;
-use salve::model::Host;
+use salve::model::{Host, HostSettings};
 use salve::modules::{self, HostCtx, HostLink, Outcome, ProbeLink};
 use salve::script::Delivery;
 use salve::transport::{OutputChunk, RunRequest, ScriptOutput, Transport, TransportError};
@@ -181,6 +181,7 @@ impl Lab {
             groups: vec!["all".into()],
             tenant: None,
             vars: Default::default(),
+            settings: HostSettings::read(name, &Default::default()).unwrap(),
             location: None,
         };
         let (tx, _rx) = mpsc::unbounded_channel();
