@@ -9,9 +9,9 @@ use tokio::task::JoinSet;
 use super::Selection;
 use crate::config::{self, HostQuery};
 use crate::diag::Diagnostics;
-use crate::doctor::{self, Diagnosis};
+use crate::doctor::{self, Check, Diagnosis};
 use crate::exit;
-use crate::model::{Host, HostPattern};
+use crate::model::{Host, HostPattern, SettingError};
 use crate::transport::Connector;
 
 /// Arguments of `salve doctor`.
@@ -58,8 +58,9 @@ pub fn run(args: DoctorArgs) -> u8 {
     }
 }
 
-fn hosts(sel: &Selection) -> Result<Vec<Host>, Diagnostics> {
-    let (inventory, _) = super::selection::load(sel)?;
+/// The selected hosts, each with its unusable settings (named as its problem, not checked).
+fn hosts(sel: &Selection) -> Result<Vec<(Host, Vec<SettingError>)>, Diagnostics> {
+    let (inventory, mut bad) = super::selection::load_keeping_bad_settings(sel)?;
     let limit = super::selection::limit(sel)?;
     let all = HostPattern::all();
     let query = HostQuery {
@@ -68,19 +69,41 @@ fn hosts(sel: &Selection) -> Result<Vec<Host>, Diagnostics> {
         tenant: sel.tenant.as_deref(),
         all_tenants: sel.all_tenants,
     };
-    config::select_hosts(&inventory, &query).map_err(|d| Diagnostics(vec![d]))
+    let hosts = config::select_hosts(&inventory, &query).map_err(|d| Diagnostics(vec![d]))?;
+    Ok(hosts
+        .into_iter()
+        .map(|h| {
+            let errors = bad.remove(&h.name).unwrap_or_default();
+            (h, errors)
+        })
+        .collect())
 }
 
-async fn diagnose_all(hosts: Vec<Host>, forks: usize) -> Vec<Diagnosis> {
+async fn diagnose_all(hosts: Vec<(Host, Vec<SettingError>)>, forks: usize) -> Vec<Diagnosis> {
     let connector: Arc<dyn Connector> = Arc::new(super::run::standard_connector());
     let permits = Arc::new(Semaphore::new(forks));
     let mut set = JoinSet::new();
-    for (i, host) in hosts.into_iter().enumerate() {
+    for (i, (host, bad)) in hosts.into_iter().enumerate() {
         let (connector, permits) = (Arc::clone(&connector), Arc::clone(&permits));
         set.spawn(async move {
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = permits.acquire_owned().await.ok();
-            let diagnosis = doctor::diagnose(&host.settings.connection, connector).await;
+            let diagnosis = if bad.is_empty() {
+                doctor::diagnose(&host.settings.connection, connector).await
+            } else {
+                Diagnosis {
+                    host: host.name.clone(),
+                    endpoint: "-".into(),
+                    checks: vec![Check {
+                        name: "config",
+                        ok: false,
+                        detail: (bad.iter().map(ToString::to_string))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        fix: Some("correct the variable in the inventory".into()),
+                    }],
+                }
+            };
             (i, diagnosis)
         });
     }

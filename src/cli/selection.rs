@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::config::inventory::BadSettings;
 use crate::config::{self, HostQuery};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::{HostPattern, Inventory, Playbook, Vars};
@@ -11,13 +12,32 @@ use super::Selection;
 
 /// Load the selection's inventories (printing their warnings) and parse its extra variables.
 pub(super) fn load(sel: &Selection) -> Result<(Inventory, Vars), Diagnostics> {
-    let extra_vars = crate::config::extra_vars::parse(&sel.extra_vars)
-        .map_err(|e| Diagnostics(vec![command_line(e)]))?;
+    let extra_vars = extra_vars(sel)?;
     let loaded = crate::config::inventory::load(&sel.inventories)?;
-    for w in &loaded.warnings {
+    print_warnings(&loaded.warnings);
+    Ok((loaded.value, extra_vars))
+}
+
+/// Like [`load`] for `salve doctor`: hosts whose settings are unusable are kept, with their
+/// errors, so that each is named as that host's problem.
+pub(super) fn load_keeping_bad_settings(
+    sel: &Selection,
+) -> Result<(Inventory, BadSettings), Diagnostics> {
+    extra_vars(sel)?;
+    let (loaded, bad) = crate::config::inventory::load_keeping_bad_settings(&sel.inventories)?;
+    print_warnings(&loaded.warnings);
+    Ok((loaded.value, bad))
+}
+
+fn extra_vars(sel: &Selection) -> Result<Vars, Diagnostics> {
+    crate::config::extra_vars::parse(&sel.extra_vars)
+        .map_err(|e| Diagnostics(vec![command_line(e)]))
+}
+
+fn print_warnings(warnings: &[Diagnostic]) {
+    for w in warnings {
         eprint!("{}", w.render_warning());
     }
-    Ok((loaded.value, extra_vars))
 }
 
 /// `--limit`, parsed.

@@ -49,8 +49,28 @@ use super::yaml::{Doc, TopLevel, child, describe, index, scalar_value, sha256_he
 const GROUP_KEYS: [&str; 3] = ["hosts", "vars", "children"];
 const TENANT_VAR: &str = "salve_tenant";
 
-/// Load and merge inventory files. Every problem in every file is reported at once.
+/// Load and merge inventory files. Every problem in every file is reported at once, a host
+/// setting salve cannot use (connection, windows, DAG) included.
 pub fn load(paths: &[PathBuf]) -> Result<Loaded<Inventory>, Diagnostics> {
+    let (mut b, loaded) = read(paths);
+    b.diags.extend(b.setting_diags);
+    b.diags.into_result(loaded)
+}
+
+/// Each host's settings errors, by host name.
+pub type BadSettings = BTreeMap<String, Vec<SettingError>>;
+
+/// Like [`load`], except that unusable host settings do not refuse the inventory: such a host
+/// keeps the defaults for them, and its errors are returned by host name. For `salve doctor`,
+/// which names them as that host's problem; never for working on hosts.
+pub fn load_keeping_bad_settings(
+    paths: &[PathBuf],
+) -> Result<(Loaded<Inventory>, BadSettings), Diagnostics> {
+    let (b, loaded) = read(paths);
+    b.diags.into_result((loaded, b.bad_settings))
+}
+
+fn read(paths: &[PathBuf]) -> (Builder, Loaded<Inventory>) {
     let mut b = Builder::default();
     let mut digest_input = Vec::new();
     for path in paths {
@@ -64,10 +84,11 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded<Inventory>, Diagnostics> {
     }
     let inventory = b.resolve(paths.to_vec(), sha256_hex(&digest_input));
     let warnings = std::mem::take(&mut b.warnings);
-    b.diags.into_result(Loaded {
+    let loaded = Loaded {
         value: inventory,
         warnings,
-    })
+    };
+    (b, loaded)
 }
 
 /// Where a variable's value was written: the value, its field path, and each item's position
@@ -108,6 +129,9 @@ struct Builder {
     host_order: Vec<String>,
     hosts: HashMap<String, RawHost>,
     diags: Diagnostics,
+    /// Unusable host settings, once per definition.
+    setting_diags: Diagnostics,
+    bad_settings: BadSettings,
     warnings: Vec<Diagnostic>,
 }
 
@@ -401,18 +425,16 @@ impl Builder {
             vars.extend(raw.vars.clone());
             sites.extend(raw.sites.clone());
             let tenant = self.host_tenant(name, &raw.location, &groups, &mut diags);
-            let settings = match HostSettings::read(name, &vars) {
-                Ok(settings) => settings,
-                Err(errors) => {
-                    for e in errors {
-                        let d = setting_diagnostic(name, &raw.location, &sites, &e);
-                        if !diags.iter().any(|seen| *seen == d) {
-                            diags.push(d);
-                        }
-                    }
-                    continue;
+            let (settings, errors) = HostSettings::read_with_defaults(name, &vars);
+            for e in &errors {
+                let d = setting_diagnostic(name, &raw.location, &sites, e);
+                if !self.setting_diags.iter().any(|seen| *seen == d) {
+                    self.setting_diags.push(d);
                 }
-            };
+            }
+            if !errors.is_empty() {
+                self.bad_settings.insert(name.clone(), errors);
+            }
             hosts.push(Host {
                 name: name.clone(),
                 groups: groups.iter().map(|g| g.to_string()).collect(),
@@ -787,6 +809,71 @@ mod tests {
         assert!(w[0].message.contains("and 1 more"));
         assert!(w[0].message.contains("on line 3"), "{}", w[0]);
         assert!(!w[0].render_warning().contains("hunter2"));
+    }
+
+    #[test]
+    fn host_settings_are_read_and_a_dag_may_be_named_by_a_number() {
+        let inv = ok(&["all:
+  children:
+    dag:
+      vars: {salve_dag: 1, salve_maintenance_window: daily 01:00-02:00 UTC}
+      hosts:
+        ex01: {ansible_connection: ssh, ansible_port: 2222}
+        ex02: {salve_dag: DAG2}
+"]);
+        let ex01 = &inv.host("ex01").unwrap().settings;
+        assert_eq!(ex01.dag.as_deref(), Some("1"));
+        assert_eq!(ex01.connection.kind, crate::model::ConnectionKind::Ssh);
+        assert_eq!(ex01.connection.endpoint(), "ex01:2222");
+        assert_eq!(ex01.window_texts(), ["daily 01:00-02:00 UTC"]);
+        let ex02 = &inv.host("ex02").unwrap().settings;
+        assert_eq!(ex02.dag.as_deref(), Some("DAG2"));
+    }
+
+    #[test]
+    fn a_bad_setting_is_reported_once_where_the_winning_value_was_written() {
+        let errs = errors(
+            "all:
+  vars:
+    ansible_port: http
+  children:
+    g:
+      vars: {ansible_connection: telnet}
+      hosts:
+        ex01:
+        ex02:
+        ex03: {ansible_connection: ssh, ansible_port: 22}
+        ex04: {salve_maintenance_window: [daily 01:00-02:00 UTC, daily 25:00-02:00 UTC]}
+",
+        );
+        assert_eq!(
+            errs,
+            [
+                "3:19 all.vars.ansible_port: expected a port number 1-65535, found string `http`",
+                "6:34 all.children.g.vars.ansible_connection: expected winrm, ssh or local, found string `telnet`",
+                "11:66 all.children.g.hosts.ex04.salve_maintenance_window[1]: `25:00` is not a time (HH:MM, 00:00 to 23:59)",
+            ]
+        );
+    }
+
+    #[test]
+    fn diagnosing_keeps_hosts_with_bad_settings_and_their_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inv.yml");
+        std::fs::write(
+            &path,
+            "all:\n  hosts:\n    ex01: {ansible_port: http}\n    ex02: {ansible_port: 5985}\n",
+        )
+        .unwrap();
+        let paths = [path];
+        assert!(load(&paths).is_err());
+        let (loaded, bad) = load_keeping_bad_settings(&paths).unwrap();
+        assert_eq!(loaded.value.hosts.len(), 2);
+        assert_eq!(bad.keys().collect::<Vec<_>>(), ["ex01"]);
+        assert_eq!(
+            bad["ex01"][0].to_string(),
+            "variable `ansible_port` = http: expected a port number 1-65535, found string `http`"
+        );
     }
 
     #[test]

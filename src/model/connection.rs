@@ -12,8 +12,7 @@ use super::host_var::Reader;
 use crate::secret::SecretRef;
 
 /// Which transport a host uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionKind {
     Winrm,
     Ssh,
@@ -21,8 +20,7 @@ pub enum ConnectionKind {
 }
 
 /// WinRM authentication method (`ansible_winrm_transport`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WinrmAuth {
     Ntlm,
     Basic,
@@ -31,7 +29,7 @@ pub enum WinrmAuth {
 }
 
 /// Everything needed to open a connection to one host.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionSpec {
     /// Inventory name, used in messages.
     pub name: String,
@@ -48,7 +46,7 @@ pub struct ConnectionSpec {
     pub local_shell: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WinrmOptions {
     pub auth: WinrmAuth,
     /// `https` or `http`.
@@ -70,7 +68,7 @@ pub struct WinrmOptions {
     pub proxy: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SshOptions {
     /// Private key file (`ansible_ssh_private_key_file`).
     pub key_file: Option<PathBuf>,

@@ -14,7 +14,8 @@ use crate::secret::is_secret_var;
 pub struct SettingError {
     /// The variable, with `[i]` for an item of a list (`salve_maintenance_window[1]`).
     pub var: String,
-    /// The value as JSON (`<redacted>` for a password variable).
+    /// The value as the setting reads it: the text of a connection setting's scalar, else JSON
+    /// (`<redacted>` for a password variable).
     pub value: String,
     pub problem: Problem,
 }
@@ -37,35 +38,28 @@ pub enum Problem {
 }
 
 impl SettingError {
-    pub fn new(var: impl Into<String>, value: &Value, problem: Problem) -> Self {
+    /// `value` as shown (see [`SettingError::value`]).
+    pub fn new(var: impl Into<String>, value: String, problem: Problem) -> Self {
         let var = var.into();
-        let value = if is_secret_var(var.split('[').next().unwrap_or_default()) {
-            "<redacted>".to_string()
-        } else {
-            value.to_string()
-        };
+        let secret = is_secret_var(var.split('[').next().unwrap_or_default());
         SettingError {
             var,
-            value,
+            value: if secret { "<redacted>".into() } else { value },
             problem,
         }
     }
 
+    /// `value` is not what the variable takes; it is shown as JSON.
     pub fn expected(
         var: impl Into<String>,
         expected: &'static str,
         value: &Value,
         hint: &'static str,
     ) -> Self {
-        let found = describe(value);
         SettingError::new(
             var,
-            value,
-            Problem::Expected {
-                expected,
-                found,
-                hint,
-            },
+            value.to_string(),
+            Problem::expected(expected, value, hint),
         )
     }
 
@@ -76,6 +70,16 @@ impl SettingError {
             Problem::Window(_) => {
                 "a window looks like `Sat 22:00-Sun 04:00 Europe/Brussels` or `daily 01:00-05:00 UTC`"
             }
+        }
+    }
+}
+
+impl Problem {
+    pub fn expected(expected: &'static str, value: &Value, hint: &'static str) -> Self {
+        Problem::Expected {
+            expected,
+            found: describe(value),
+            hint,
         }
     }
 }
@@ -174,8 +178,8 @@ impl<'a> Reader<'a> {
         if parsed.is_none()
             && let Some((_, value)) = self.first(&[var])
         {
-            self.errors
-                .push(SettingError::expected(var, expected, value, hint));
+            let problem = Problem::expected(expected, value, hint);
+            self.errors.push(SettingError::new(var, text, problem));
         }
         parsed
     }

@@ -37,19 +37,28 @@ impl HostSettings {
     /// Read the settings of host `name` from its merged variables; every unusable value is
     /// an error.
     pub fn read(name: &str, vars: &Vars) -> Result<HostSettings, Vec<SettingError>> {
+        let (settings, errors) = HostSettings::read_with_defaults(name, vars);
+        if errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Like [`HostSettings::read`], with each unusable value replaced by its default (no
+    /// window for a bad window, no DAG for a bad DAG): settings to diagnose a host with, never
+    /// to work on it.
+    pub fn read_with_defaults(name: &str, vars: &Vars) -> (HostSettings, Vec<SettingError>) {
         let mut reader = Reader::new(vars);
         let connection = ConnectionSpec::read(name, &mut reader);
         let schedule = schedule(&mut reader);
         let dag = dag(&mut reader);
-        if reader.errors.is_empty() {
-            Ok(HostSettings {
-                connection,
-                schedule,
-                dag,
-            })
-        } else {
-            Err(reader.errors)
-        }
+        let settings = HostSettings {
+            connection,
+            schedule,
+            dag,
+        };
+        (settings, reader.errors)
     }
 
     /// The maintenance windows as written (trimmed), for the plan; empty when any time.
@@ -91,14 +100,14 @@ fn schedule(reader: &mut Reader) -> Option<Schedule> {
                     continue;
                 }
                 Err(WindowError::Parse { problem, .. }) => {
-                    SettingError::new(var, item, Problem::Window(problem.to_string()))
+                    SettingError::new(var, item.to_string(), Problem::Window(problem.to_string()))
                 }
             },
             other => SettingError::expected(
                 var,
                 WINDOW_EXAMPLE,
                 other,
-                "write the window in quotes if it starts with a number",
+                "write each window as text; remove the variable to allow any time",
             ),
         };
         reader.fail(error);
