@@ -119,7 +119,7 @@ pub fn scalar_text(value: &Value) -> Option<String> {
 /// Reads variables and keeps every error.
 pub struct Reader<'a> {
     vars: &'a Vars,
-    pub errors: Vec<SettingError>,
+    errors: Vec<SettingError>,
 }
 
 impl<'a> Reader<'a> {
@@ -145,6 +145,11 @@ impl<'a> Reader<'a> {
     /// Record an error.
     pub fn fail(&mut self, error: SettingError) {
         self.errors.push(error);
+    }
+
+    /// Every error recorded.
+    pub fn into_errors(self) -> Vec<SettingError> {
+        self.errors
     }
 
     /// The first of `names` that is set, as text; a list or a mapping is an error.

@@ -58,7 +58,7 @@ impl HostSettings {
             schedule,
             dag,
         };
-        (settings, reader.errors)
+        (settings, reader.into_errors())
     }
 
     /// The maintenance windows as written (trimmed), for the plan; empty when any time.
