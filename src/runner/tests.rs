@@ -694,22 +694,10 @@ fn dag_inventory() -> Inventory {
 
 #[tokio::test(start_paused = true)]
 async fn dag_members_go_one_at_a_time_dags_side_by_side() {
-    let (fleet, spans) = ten_second_tasks();
-    let mut p = play(vec![ps("patch", "x")]);
-    p.rolling = Rolling::Dag;
-    let begin = tokio::time::Instant::now();
-    let out = run_on(
-        vec![p],
-        dag_inventory(),
-        RunOptions::default(),
-        fleet,
-        Interrupt::default(),
-    )
-    .await;
+    let (out, elapsed, spans) = roll_by_dag(dag_inventory()).await;
     assert_eq!(out.summary.exit_code, exit::OK);
     // Three members per DAG in turn, the DAGs and the standalone hosts at the same time.
-    assert_eq!(begin.elapsed().as_secs(), 30);
-    let spans = spans.lock().unwrap();
+    assert_eq!(elapsed.as_secs(), 30);
     for dag in [["ex01", "ex02", "ex03"], ["ex04", "ex05", "ex06"]] {
         assert_one_at_a_time(&spans, &dag);
     }
@@ -718,8 +706,9 @@ async fn dag_members_go_one_at_a_time_dags_side_by_side() {
 /// When each host's task ran: `(host, start, end)`.
 type Spans = Vec<(String, tokio::time::Instant, tokio::time::Instant)>;
 
-/// A fleet whose every task takes ten seconds, recording when each ran.
-fn ten_second_tasks() -> (Arc<FakeFleet>, Arc<std::sync::Mutex<Spans>>) {
+/// One play of one ten-second task on every host, with `rolling: dag`: the run, how long it
+/// took, and when each host's task ran.
+async fn roll_by_dag(inventory: Inventory) -> (Outcome, Duration, Spans) {
     let spans = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = Arc::clone(&spans);
     let fleet = FakeFleet::new(move |host, _| {
@@ -729,7 +718,19 @@ fn ten_second_tasks() -> (Arc<FakeFleet>, Arc<std::sync::Mutex<Spans>>) {
             .push((host.to_string(), start, start + Duration::from_secs(10)));
         FakeReply::ok("").after(Duration::from_secs(10))
     });
-    (fleet, spans)
+    let mut p = play(vec![ps("patch", "x")]);
+    p.rolling = Rolling::Dag;
+    let begin = tokio::time::Instant::now();
+    let out = run_on(
+        vec![p],
+        inventory,
+        RunOptions::default(),
+        fleet,
+        Interrupt::default(),
+    )
+    .await;
+    let spans = std::mem::take(&mut *spans.lock().unwrap());
+    (out, begin.elapsed(), spans)
 }
 
 /// No two of `members` ran at the same time.
@@ -753,7 +754,6 @@ fn assert_one_at_a_time(spans: &Spans, members: &[&str]) {
 /// YAML types a bare `salve_dag: 1` as a number: its members are still rolled one at a time.
 #[tokio::test(start_paused = true)]
 async fn a_dag_named_by_a_number_goes_one_member_at_a_time() {
-    let (fleet, spans) = ten_second_tasks();
     let inventory = inventory_with(5, |i| {
         let mut v = Vars::new();
         match i {
@@ -762,20 +762,9 @@ async fn a_dag_named_by_a_number_goes_one_member_at_a_time() {
         };
         v
     });
-    let mut p = play(vec![ps("patch", "x")]);
-    p.rolling = Rolling::Dag;
-    let begin = tokio::time::Instant::now();
-    let out = run_on(
-        vec![p],
-        inventory,
-        RunOptions::default(),
-        fleet,
-        Interrupt::default(),
-    )
-    .await;
+    let (out, elapsed, spans) = roll_by_dag(inventory).await;
     assert_eq!(out.summary.exit_code, exit::OK);
-    assert_eq!(begin.elapsed().as_secs(), 30);
-    let spans = spans.lock().unwrap();
+    assert_eq!(elapsed.as_secs(), 30);
     assert_one_at_a_time(&spans, &["ex01", "ex02", "ex03"]);
     assert_one_at_a_time(&spans, &["ex04", "ex05"]);
 }

@@ -347,6 +347,9 @@ async fn an_expired_lease_is_taken_over_and_the_stale_runner_is_fenced_off() {
     assert_eq!(scripts(&lab, lab.fleet.hosts()[0].name()), 2);
 }
 
+/// One task that keeps each host busy long enough for overlaps to show.
+const SLEEP_PLAYBOOK: &str = "- hosts: all\n  tasks:\n    - name: work\n      powershell: {script: 'Start-Sleep -Milliseconds 400'}\n";
+
 /// Pairs of items of one DAG that were claimed-or-running at the same time, by the database's
 /// own clock.
 const DAG_OVERLAPS: &str = "SELECT count(*) FROM salve.work a JOIN salve.work b
@@ -374,10 +377,7 @@ tenants:
     )
     .await;
     let inventory = lab.write("inv.yml", &render(&lab.fleet, &PasswordIn::ClearText));
-    let playbook = lab.write(
-        "pb.yml",
-        "- hosts: all\n  tasks:\n    - name: work\n      powershell: {script: 'Start-Sleep -Milliseconds 400'}\n",
-    );
+    let playbook = lab.write("pb.yml", SLEEP_PLAYBOOK);
     let mut child = controller(&pg, &playbook, &inventory);
     wait_for_items(&admin, 7, &mut child).await;
     let (code, out, err) = crate::lab_support::salve_with(
@@ -677,10 +677,7 @@ tenants:
         "inv.yml",
         &rendered.replace("salve_dag: \"dag1\"", "salve_dag: 1"),
     );
-    let playbook = lab.write(
-        "pb.yml",
-        "- hosts: all\n  tasks:\n    - name: work\n      powershell: {script: 'Start-Sleep -Milliseconds 400'}\n",
-    );
+    let playbook = lab.write("pb.yml", SLEEP_PLAYBOOK);
     let mut child = controller(&pg, &playbook, &inventory);
     wait_for_items(&admin, 3, &mut child).await;
     let runners: Vec<_> = ["r1", "r2"]
