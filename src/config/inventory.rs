@@ -100,7 +100,7 @@ struct Site {
     items: Vec<Location>,
 }
 
-/// The [`Site`] of each variable of a `vars:` mapping, a host, or a host's merged variables.
+/// The [`Site`] of each variable of a `vars:` mapping, a group or a host.
 type Sites = HashMap<String, Site>;
 
 #[derive(Debug, Default)]
@@ -417,17 +417,24 @@ impl Builder {
             }
             let mut groups: Vec<&str> = groups.into_iter().collect();
             groups.sort_by_key(|g| (depths.get(*g).copied().unwrap_or(0), *g));
-            let (mut vars, mut sites) = (Vars::new(), Sites::new());
+            let mut vars = Vars::new();
             for g in &groups {
                 vars.extend(self.groups[*g].vars.clone());
-                sites.extend(self.groups[*g].sites.clone());
             }
             vars.extend(raw.vars.clone());
-            sites.extend(raw.sites.clone());
             let tenant = self.host_tenant(name, &raw.location, &groups, &mut diags);
             let (settings, errors) = HostSettings::read_with_defaults(name, &vars);
             for e in &errors {
-                let d = setting_diagnostic(name, &raw.location, &sites, e);
+                // Where the winning value was written: the host, else its last group with it.
+                let site = |var: &str| {
+                    (raw.sites.get(var)).or_else(|| {
+                        groups
+                            .iter()
+                            .rev()
+                            .find_map(|g| self.groups[*g].sites.get(var))
+                    })
+                };
+                let d = setting_diagnostic(name, &raw.location, site, e);
                 if !self.setting_diags.iter().any(|seen| *seen == d) {
                     self.setting_diags.push(d);
                 }
@@ -572,15 +579,20 @@ impl Builder {
     }
 }
 
-/// A host setting's error, at the place its variable (or list item) was written; the same
-/// definition inherited by several hosts gives the same diagnostic. The host's own location
-/// when the variable's is unknown.
-fn setting_diagnostic(host: &str, at: &Location, sites: &Sites, e: &SettingError) -> Diagnostic {
+/// A host setting's error, at the place its variable (or list item) was written (`site`
+/// finds it by variable name); the same definition inherited by several hosts gives the same
+/// diagnostic. The host's own location when the variable's is unknown.
+fn setting_diagnostic<'s>(
+    host: &str,
+    at: &Location,
+    site: impl FnOnce(&str) -> Option<&'s Site>,
+    e: &SettingError,
+) -> Diagnostic {
     let (name, item) = match e.var.split_once('[') {
         Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
         None => (e.var.as_str(), None),
     };
-    let d = match sites.get(name) {
+    let d = match site(name) {
         Some(site) => match item {
             Some(i) => Diagnostic::at(
                 site.items.get(i).unwrap_or(&site.at).clone(),
