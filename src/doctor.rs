@@ -21,8 +21,8 @@ use tokio_rustls::rustls::crypto::{
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{DigitallySignedStruct, SignatureScheme};
 
+use crate::model::connection::WinrmAuth;
 use crate::script::Script;
-use crate::transport::connection::WinrmAuth;
 use crate::transport::{ConnectionKind, ConnectionSpec, Connector, RunRequest};
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);

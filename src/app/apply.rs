@@ -15,7 +15,7 @@ use crate::launch::RunBuilder;
 use crate::plan::Plan;
 use crate::queue::enqueue::{Approved, ApprovedHost};
 use crate::runner::PlanGate;
-use crate::schedule::window::{Decision, Schedule};
+use crate::schedule::{Decision, Schedule};
 
 /// What `salve apply` was asked to do.
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ pub fn apply(request: ApplyRequest, console: &dyn Console) -> Result<RunEnd, App
     if request.ignore_windows {
         console.notice("warning: --ignore-windows: maintenance windows are NOT being respected");
     }
-    let work = planned_work(&plan, &prepared.input.inventory, request.ignore_windows)?;
+    let work = planned_work(&plan, &prepared.input.inventory, request.ignore_windows);
     let allowed = if request.queue.is_some() {
         work.iter().map(|w| w.planned.name.clone()).collect()
     } else {
@@ -146,21 +146,16 @@ fn planned_work<'a>(
     plan: &'a Plan,
     inventory: &crate::model::Inventory,
     ignore_windows: bool,
-) -> Result<Vec<HostWork<'a>>, AppError> {
-    let mut work = Vec::new();
-    for host in plan.hosts.iter().filter(|h| !h.steps.is_empty()) {
-        let schedule = match inventory.host(&host.name) {
-            Some(h) => Schedule::from_vars(&h.vars)
-                .map_err(|e| AppError::refused(format!("{}: {e}", host.name)))?,
-            None => None,
-        };
-        work.push(HostWork {
+) -> Vec<HostWork<'a>> {
+    (plan.hosts.iter().filter(|h| !h.steps.is_empty()))
+        .map(|host| HostWork {
             planned: host,
-            schedule: schedule.filter(|_| !ignore_windows),
+            schedule: (inventory.host(&host.name))
+                .and_then(|h| h.settings.schedule.clone())
+                .filter(|_| !ignore_windows),
             estimate: Duration::from_secs(host.steps.iter().map(|s| s.estimated_seconds).sum()),
-        });
-    }
-    Ok(work)
+        })
+        .collect()
 }
 
 /// The hosts that may start now: inside a maintenance window long enough for their planned

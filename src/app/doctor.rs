@@ -10,8 +10,8 @@ use super::{AppError, Console, Selection};
 use crate::config::{self, HostQuery};
 use crate::diag::Diagnostics;
 use crate::doctor::{self, Check, Diagnosis};
-use crate::model::{Host, HostPattern};
-use crate::transport::{ConnectionSpec, Connector};
+use crate::model::{Host, HostPattern, SettingError};
+use crate::transport::Connector;
 
 /// Diagnose every host the selection names, `forks` at a time, in inventory order.
 pub fn doctor(
@@ -24,8 +24,12 @@ pub fn doctor(
     Ok(runtime.block_on(diagnose_all(hosts, forks.max(1))))
 }
 
-fn hosts(sel: &Selection, console: &dyn Console) -> Result<Vec<Host>, Diagnostics> {
-    let (inventory, _) = sel.load(console)?;
+/// The selected hosts, each with its unusable settings (named as its problem, not checked).
+fn hosts(
+    sel: &Selection,
+    console: &dyn Console,
+) -> Result<Vec<(Host, Vec<SettingError>)>, Diagnostics> {
+    let (inventory, mut bad) = sel.load_keeping_bad_settings(console)?;
     let limit = sel.limit()?;
     let all = HostPattern::all();
     let query = HostQuery {
@@ -34,30 +38,40 @@ fn hosts(sel: &Selection, console: &dyn Console) -> Result<Vec<Host>, Diagnostic
         tenant: sel.tenant.as_deref(),
         all_tenants: sel.all_tenants,
     };
-    config::select_hosts(&inventory, &query).map_err(|d| Diagnostics(vec![d]))
+    let hosts = config::select_hosts(&inventory, &query).map_err(|d| Diagnostics(vec![d]))?;
+    Ok(hosts
+        .into_iter()
+        .map(|h| {
+            let errors = bad.remove(&h.name).unwrap_or_default();
+            (h, errors)
+        })
+        .collect())
 }
 
-async fn diagnose_all(hosts: Vec<Host>, forks: usize) -> Vec<Diagnosis> {
+async fn diagnose_all(hosts: Vec<(Host, Vec<SettingError>)>, forks: usize) -> Vec<Diagnosis> {
     let connector: Arc<dyn Connector> = Arc::new(crate::launch::standard_connector());
     let permits = Arc::new(Semaphore::new(forks));
     let mut set = JoinSet::new();
-    for (i, host) in hosts.into_iter().enumerate() {
+    for (i, (host, bad)) in hosts.into_iter().enumerate() {
         let (connector, permits) = (Arc::clone(&connector), Arc::clone(&permits));
         set.spawn(async move {
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = permits.acquire_owned().await.ok();
-            let diagnosis = match ConnectionSpec::from_vars(&host.name, &host.vars) {
-                Ok(spec) => doctor::diagnose(&spec, connector).await,
-                Err(e) => Diagnosis {
+            let diagnosis = if bad.is_empty() {
+                doctor::diagnose(&host.settings.connection, connector).await
+            } else {
+                Diagnosis {
                     host: host.name.clone(),
                     endpoint: "-".into(),
                     checks: vec![Check {
                         name: "config",
                         ok: false,
-                        detail: e.to_string(),
+                        detail: (bad.iter().map(ToString::to_string))
+                            .collect::<Vec<_>>()
+                            .join("; "),
                         fix: Some("correct the variable in the inventory".into()),
                     }],
-                },
+                }
             };
             (i, diagnosis)
         });

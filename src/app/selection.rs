@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::config::inventory::BadSettings;
 use crate::config::{self, HostQuery};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::{HostPattern, Inventory, Playbook, Vars};
@@ -30,13 +31,27 @@ pub struct Selection {
 impl Selection {
     /// Load the inventories (their warnings go to `console`) and parse the extra variables.
     pub fn load(&self, console: &dyn Console) -> Result<(Inventory, Vars), Diagnostics> {
-        let extra_vars = config::extra_vars::parse(&self.extra_vars)
-            .map_err(|e| Diagnostics(vec![command_line(e.to_string())]))?;
+        let extra_vars = self.extra_vars()?;
         let loaded = config::inventory::load(&self.inventories)?;
-        for w in &loaded.warnings {
-            console.notice(w.render_warning().trim_end());
-        }
+        notify_warnings(&loaded.warnings, console);
         Ok((loaded.value, extra_vars))
+    }
+
+    /// Like [`Selection::load`] for `salve doctor`: hosts whose settings are unusable are kept,
+    /// with their errors, so that each is named as that host's problem.
+    pub fn load_keeping_bad_settings(
+        &self,
+        console: &dyn Console,
+    ) -> Result<(Inventory, BadSettings), Diagnostics> {
+        self.extra_vars()?;
+        let (loaded, bad) = config::inventory::load_keeping_bad_settings(&self.inventories)?;
+        notify_warnings(&loaded.warnings, console);
+        Ok((loaded.value, bad))
+    }
+
+    fn extra_vars(&self) -> Result<Vars, Diagnostics> {
+        config::extra_vars::parse(&self.extra_vars)
+            .map_err(|e| Diagnostics(vec![command_line(e.to_string())]))
     }
 
     /// `--limit`, parsed.
@@ -86,9 +101,8 @@ impl Prepared {
     /// Whether any selected host's password is `prompt` (to be asked once, before the run).
     pub fn needs_password_prompt(&self) -> bool {
         self.input.play_hosts.iter().flatten().any(|name| {
-            self.input.inventory.host(name).is_some_and(|h| {
-                crate::transport::ConnectionSpec::from_vars(&h.name, &h.vars)
-                    .is_ok_and(|s| s.password == Some(crate::secret::SecretRef::Prompt))
+            (self.input.inventory.host(name)).is_some_and(|h| {
+                h.settings.connection.password == Some(crate::secret::SecretRef::Prompt)
             })
         })
     }
@@ -115,6 +129,12 @@ pub fn prepare(
         },
         extra_vars,
     })
+}
+
+fn notify_warnings(warnings: &[Diagnostic], console: &dyn Console) {
+    for w in warnings {
+        console.notice(w.render_warning().trim_end());
+    }
 }
 
 fn command_line(message: String) -> Diagnostic {

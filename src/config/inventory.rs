@@ -22,6 +22,11 @@
 //! to that tenant. A host under two different tenants is an error. `salve_tenant` is consumed
 //! here and not kept among the host's variables.
 //!
+//! # Host settings
+//! Each host's connection settings, maintenance windows and DAG are read from its merged
+//! variables here ([`crate::model::HostSettings`]); a value salve cannot use is reported at
+//! the place the winning definition was written, once however many hosts inherit it.
+//!
 //! # Secrets
 //! Password variables ([`crate::secret::is_secret_var`]) should be references: `env:NAME`,
 //! `file:PATH` or `prompt`. A clear-text password works but produces one warning per file.
@@ -34,18 +39,38 @@ use marked_yaml::types::MarkedScalarNode;
 use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, Location, did_you_mean};
-use crate::model::{Group, Host, Inventory, Vars};
+use crate::model::{Group, Host, HostSettings, Inventory, SettingError, Vars};
 use crate::secret::{SecretRef, is_secret_var};
 
 use super::Loaded;
 use super::hostrange;
-use super::yaml::{Doc, TopLevel, child, describe, scalar_value, sha256_hex, to_json};
+use super::yaml::{Doc, TopLevel, child, describe, index, scalar_value, sha256_hex, to_json};
 
 const GROUP_KEYS: [&str; 3] = ["hosts", "vars", "children"];
 const TENANT_VAR: &str = "salve_tenant";
 
-/// Load and merge inventory files. Every problem in every file is reported at once.
+/// Load and merge inventory files. Every problem in every file is reported at once, a host
+/// setting salve cannot use (connection, windows, DAG) included.
 pub fn load(paths: &[PathBuf]) -> Result<Loaded<Inventory>, Diagnostics> {
+    let (mut b, loaded) = read(paths);
+    b.diags.extend(b.setting_diags);
+    b.diags.into_result(loaded)
+}
+
+/// Each host's settings errors, by host name.
+pub type BadSettings = BTreeMap<String, Vec<SettingError>>;
+
+/// Like [`load`], except that unusable host settings do not refuse the inventory: such a host
+/// keeps the defaults for them, and its errors are returned by host name. For `salve doctor`,
+/// which names them as that host's problem; never for working on hosts.
+pub fn load_keeping_bad_settings(
+    paths: &[PathBuf],
+) -> Result<(Loaded<Inventory>, BadSettings), Diagnostics> {
+    let (b, loaded) = read(paths);
+    b.diags.into_result((loaded, b.bad_settings))
+}
+
+fn read(paths: &[PathBuf]) -> (Builder, Loaded<Inventory>) {
     let mut b = Builder::default();
     let mut digest_input = Vec::new();
     for path in paths {
@@ -59,17 +84,31 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded<Inventory>, Diagnostics> {
     }
     let inventory = b.resolve(paths.to_vec(), sha256_hex(&digest_input));
     let warnings = std::mem::take(&mut b.warnings);
-    b.diags.into_result(Loaded {
+    let loaded = Loaded {
         value: inventory,
         warnings,
-    })
+    };
+    (b, loaded)
 }
+
+/// Where a variable's value was written: the value, its field path, and each item's position
+/// when the value is a list.
+#[derive(Debug, Clone)]
+struct Site {
+    at: Location,
+    field: String,
+    items: Vec<Location>,
+}
+
+/// The [`Site`] of each variable of a `vars:` mapping, a group or a host.
+type Sites = HashMap<String, Site>;
 
 #[derive(Debug, Default)]
 struct RawGroup {
     children: Vec<String>,
     hosts: Vec<String>,
     vars: Vars,
+    sites: Sites,
     /// Tenant name and where `salve_tenant` was set.
     tenant: Option<(String, Location)>,
     location: Option<Location>,
@@ -78,6 +117,7 @@ struct RawGroup {
 #[derive(Debug)]
 struct RawHost {
     vars: Vars,
+    sites: Sites,
     location: Location,
 }
 
@@ -89,6 +129,9 @@ struct Builder {
     host_order: Vec<String>,
     hosts: HashMap<String, RawHost>,
     diags: Diagnostics,
+    /// Unusable host settings, once per definition.
+    setting_diags: Diagnostics,
+    bad_settings: BadSettings,
     warnings: Vec<Diagnostic>,
 }
 
@@ -156,13 +199,14 @@ impl Builder {
             match k.as_str() {
                 "hosts" => self.hosts(doc, name, v, &field, clear),
                 "vars" => {
-                    let vars = self.vars(doc, v, &field, clear);
+                    let (vars, sites) = self.vars(doc, v, &field, clear);
                     let tenant = self.tenant_decl(doc, name, v, &field);
                     let g = self.group_entry(name, doc.key_loc(key));
                     if let Some(t) = tenant {
                         g.tenant = t;
                     }
                     g.vars.extend(vars);
+                    g.sites.extend(sites);
                 }
                 "children" => {
                     let Some(children) =
@@ -223,8 +267,8 @@ impl Builder {
                     continue;
                 }
             };
-            let vars = match v {
-                Node::Scalar(s) if super::yaml::is_null(s) => Vars::new(),
+            let (vars, sites) = match v {
+                Node::Scalar(s) if super::yaml::is_null(s) => Default::default(),
                 Node::Mapping(_) => self.vars(doc, v, &field, clear),
                 other => {
                     self.diags.push(doc.wrong_type(
@@ -232,18 +276,22 @@ impl Builder {
                         &field,
                         "host variables as a mapping, or nothing",
                     ));
-                    Vars::new()
+                    Default::default()
                 }
             };
             for name in names {
                 match self.hosts.get_mut(&name) {
-                    Some(h) => h.vars.extend(vars.clone()),
+                    Some(h) => {
+                        h.vars.extend(vars.clone());
+                        h.sites.extend(sites.clone());
+                    }
                     None => {
                         self.host_order.push(name.clone());
                         self.hosts.insert(
                             name.clone(),
                             RawHost {
                                 vars: vars.clone(),
+                                sites: sites.clone(),
                                 location: doc.key_loc(k),
                             },
                         );
@@ -257,28 +305,36 @@ impl Builder {
         }
     }
 
-    /// A `vars:` mapping as JSON; notes clear-text passwords.
+    /// A `vars:` mapping as JSON, with where each value was written; notes clear-text
+    /// passwords.
     fn vars(
         &mut self,
         doc: &Doc,
         node: &Node,
         path: &str,
         clear: &mut Vec<(Location, String)>,
-    ) -> Vars {
-        let mut out = Vars::new();
+    ) -> (Vars, Sites) {
+        let (mut out, mut sites) = (Vars::new(), Sites::new());
         let Some(map) = doc.mapping(node, path, "a mapping of variables", &mut self.diags) else {
-            return out;
+            return (out, sites);
         };
         for (k, v) in map.entries() {
             let value = to_json(v);
+            let field = child(path, k.as_str());
             if is_secret_var(k.as_str()) && is_clear_text(&value) {
-                clear.push((doc.loc(v), child(path, k.as_str())));
+                clear.push((doc.loc(v), field.clone()));
             }
             if k.as_str() != TENANT_VAR {
                 out.insert(k.as_str().to_string(), value);
+                let items = match v {
+                    Node::Sequence(items) => items.iter().map(|item| doc.loc(item)).collect(),
+                    _ => Vec::new(),
+                };
+                let at = doc.loc(v);
+                sites.insert(k.as_str().to_string(), Site { at, field, items });
             }
         }
-        out
+        (out, sites)
     }
 
     /// `salve_tenant` in a group's vars: `Some(Some(name))` marks a tenant, `Some(None)` clears it.
@@ -372,11 +428,31 @@ impl Builder {
             }
             vars.extend(raw.vars.clone());
             let tenant = self.host_tenant(name, &raw.location, &groups, &mut diags);
+            let (settings, errors) = HostSettings::read_with_defaults(name, &vars);
+            for e in &errors {
+                // Where the winning value was written: the host, else its last group with it.
+                let site = |var: &str| {
+                    (raw.sites.get(var)).or_else(|| {
+                        groups
+                            .iter()
+                            .rev()
+                            .find_map(|g| self.groups[*g].sites.get(var))
+                    })
+                };
+                let d = setting_diagnostic(name, &raw.location, site, e);
+                if !self.setting_diags.iter().any(|seen| *seen == d) {
+                    self.setting_diags.push(d);
+                }
+            }
+            if !errors.is_empty() {
+                self.bad_settings.insert(name.clone(), errors);
+            }
             hosts.push(Host {
                 name: name.clone(),
                 groups: groups.iter().map(|g| g.to_string()).collect(),
                 tenant,
                 vars,
+                settings,
                 location: Some(raw.location.clone()),
             });
         }
@@ -506,6 +582,37 @@ impl Builder {
             }
         }
     }
+}
+
+/// A host setting's error, at the place its variable (or list item) was written (`site`
+/// finds it by variable name); the same definition inherited by several hosts gives the same
+/// diagnostic. The host's own location when the variable's is unknown.
+fn setting_diagnostic<'s>(
+    host: &str,
+    at: &Location,
+    site: impl FnOnce(&str) -> Option<&'s Site>,
+    e: &SettingError,
+) -> Diagnostic {
+    let (name, item) = match e.var.split_once('[') {
+        Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+        None => (e.var.as_str(), None),
+    };
+    let d = match site(name) {
+        Some(site) => match item {
+            Some(i) => Diagnostic::at(
+                site.items.get(i).unwrap_or(&site.at).clone(),
+                index(&site.field, i),
+                e.problem.to_string(),
+            ),
+            None => Diagnostic::at(site.at.clone(), &site.field, e.problem.to_string()),
+        },
+        None => Diagnostic::at(
+            at.clone(),
+            child("hosts", host),
+            format!("{e}: {}", e.problem),
+        ),
+    };
+    d.with_hint(e.hint())
 }
 
 fn is_clear_text(value: &Value) -> bool {
@@ -719,6 +826,71 @@ mod tests {
         assert!(w[0].message.contains("and 1 more"));
         assert!(w[0].message.contains("on line 3"), "{}", w[0]);
         assert!(!w[0].render_warning().contains("hunter2"));
+    }
+
+    #[test]
+    fn host_settings_are_read_and_a_dag_may_be_named_by_a_number() {
+        let inv = ok(&["all:
+  children:
+    dag:
+      vars: {salve_dag: 1, salve_maintenance_window: daily 01:00-02:00 UTC}
+      hosts:
+        ex01: {ansible_connection: ssh, ansible_port: 2222}
+        ex02: {salve_dag: DAG2}
+"]);
+        let ex01 = &inv.host("ex01").unwrap().settings;
+        assert_eq!(ex01.dag.as_deref(), Some("1"));
+        assert_eq!(ex01.connection.kind, crate::model::ConnectionKind::Ssh);
+        assert_eq!(ex01.connection.endpoint(), "ex01:2222");
+        assert_eq!(ex01.window_texts(), ["daily 01:00-02:00 UTC"]);
+        let ex02 = &inv.host("ex02").unwrap().settings;
+        assert_eq!(ex02.dag.as_deref(), Some("DAG2"));
+    }
+
+    #[test]
+    fn a_bad_setting_is_reported_once_where_the_winning_value_was_written() {
+        let errs = errors(
+            "all:
+  vars:
+    ansible_port: http
+  children:
+    g:
+      vars: {ansible_connection: telnet}
+      hosts:
+        ex01:
+        ex02:
+        ex03: {ansible_connection: ssh, ansible_port: 22}
+        ex04: {salve_maintenance_window: [daily 01:00-02:00 UTC, daily 25:00-02:00 UTC]}
+",
+        );
+        assert_eq!(
+            errs,
+            [
+                "3:19 all.vars.ansible_port: expected a port number 1-65535, found string `http`",
+                "6:34 all.children.g.vars.ansible_connection: expected winrm, ssh or local, found string `telnet`",
+                "11:66 all.children.g.hosts.ex04.salve_maintenance_window[1]: `25:00` is not a time (HH:MM, 00:00 to 23:59)",
+            ]
+        );
+    }
+
+    #[test]
+    fn diagnosing_keeps_hosts_with_bad_settings_and_their_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inv.yml");
+        std::fs::write(
+            &path,
+            "all:\n  hosts:\n    ex01: {ansible_port: http}\n    ex02: {ansible_port: 5985}\n",
+        )
+        .unwrap();
+        let paths = [path];
+        assert!(load(&paths).is_err());
+        let (loaded, bad) = load_keeping_bad_settings(&paths).unwrap();
+        assert_eq!(loaded.value.hosts.len(), 2);
+        assert_eq!(bad.keys().collect::<Vec<_>>(), ["ex01"]);
+        assert_eq!(
+            bad["ex01"][0].to_string(),
+            "variable `ansible_port` = http: expected a port number 1-65535, found string `http`"
+        );
     }
 
     #[test]

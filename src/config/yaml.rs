@@ -236,21 +236,8 @@ pub fn describe(node: &Node) -> String {
     match node {
         Node::Mapping(_) => "a mapping".into(),
         Node::Sequence(_) => "a list".into(),
-        Node::Scalar(s) => match scalar_value(s) {
-            Value::Null => "nothing (null)".into(),
-            Value::Bool(b) => format!("boolean `{b}`"),
-            Value::Number(n) => format!("number `{n}`"),
-            _ => format!("string `{}`", truncate(s.as_str())),
-        },
+        Node::Scalar(s) => crate::model::host_var::describe(&scalar_value(s)),
     }
-}
-
-fn truncate(s: &str) -> String {
-    let mut out: String = s.chars().take(40).collect();
-    if out.len() < s.len() {
-        out.push('…');
-    }
-    out
 }
 
 /// A field path with a key appended: `a.b`, or `a["ex01.contoso.local"]` for keys that are

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use crate::diag::Location;
 
-use super::Vars;
 use super::pattern::{HostPattern, PatternError, PatternOp, PatternTarget};
+use super::{HostSettings, Vars};
 
 /// Every host and group from the inventory sources, with variables already merged per host.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +33,8 @@ pub struct Host {
     pub tenant: Option<String>,
     /// Inventory variables merged by precedence: all < parent group < child group < host.
     pub vars: Vars,
+    /// What salve reads from `vars` (connection, windows, DAG), checked when loading.
+    pub settings: HostSettings,
     /// Where the host was first defined.
     pub location: Option<Location>,
 }

@@ -2,15 +2,21 @@
 //! checked. These types carry no serde attributes and no raw YAML; the [`crate::config`] loaders
 //! build them and report every problem with its location, and the runner consumes them.
 
+pub mod connection;
+pub mod host_var;
 pub mod inventory;
 pub mod pattern;
 pub mod playbook;
+pub mod settings;
 
+pub use connection::{ConnectionKind, ConnectionSpec};
+pub use host_var::SettingError;
 pub use inventory::{Group, Host, Inventory, SelectError};
 pub use pattern::{HostPattern, PatternError};
 pub use playbook::{
     BatchSize, Expr, LoopSpec, ModuleCall, Play, Playbook, Rolling, Task, TaskSection,
 };
+pub use settings::HostSettings;
 
 /// Variables: an ordered JSON object (YAML values are converted on load).
 pub type Vars = serde_json::Map<String, serde_json::Value>;

@@ -268,7 +268,7 @@ pub mod testing {
     use tokio_util::sync::CancellationToken;
 
     use crate::contract::*;
-    use crate::model::Host;
+    use crate::model::{Host, HostSettings};
     use crate::modules::{CheckCtx, HostCtx, HostLink, ProbeLink};
     use crate::script::Script;
     use crate::transport::fake::{FakeConnector, FakeFleet, FakeReply};
@@ -286,7 +286,7 @@ pub mod testing {
         pub fn new(fleet: &Arc<FakeFleet>) -> Self {
             FakeLink {
                 connector: FakeConnector(Arc::clone(fleet)),
-                spec: ConnectionSpec::from_vars("ex01", &Default::default()).unwrap(),
+                spec: host().settings.connection,
                 current: Mutex::new(None),
                 resets: Default::default(),
             }
@@ -318,6 +318,7 @@ pub mod testing {
             groups: vec!["all".into()],
             tenant: None,
             vars: Default::default(),
+            settings: HostSettings::read("ex01", &Default::default()).unwrap(),
             location: None,
         }
     }

@@ -93,35 +93,18 @@ impl PlanCollector {
         collected.hosts.entry(host.to_string()).or_insert_with(|| {
             let inv = self.inventory.host(host);
             let mut risks = Vec::new();
-            if let Some(dag) = inv
-                .and_then(|h| h.vars.get(crate::runner::DAG_VAR))
-                .and_then(Value::as_str)
-            {
-                risks.push(Risk::DagMember {
-                    dag: dag.to_string(),
-                });
+            if let Some(dag) = inv.and_then(|h| h.settings.dag.clone()) {
+                risks.push(Risk::DagMember { dag });
             }
             HostPlan {
                 name: host.to_string(),
                 tenant: inv.and_then(|h| h.tenant.clone()),
                 facts: Value::Null,
-                window: inv.map(|h| windows_of(&h.vars)).unwrap_or_default(),
+                window: inv.map(|h| h.settings.window_texts()).unwrap_or_default(),
                 steps: Vec::new(),
                 risks,
             }
         })
-    }
-}
-
-fn windows_of(vars: &crate::model::Vars) -> Vec<String> {
-    match vars.get("salve_maintenance_window") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
-        _ => Vec::new(),
     }
 }
 

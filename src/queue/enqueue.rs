@@ -2,7 +2,8 @@
 //! controller then follows the items ([`super::follow`]).
 //!
 //! Per host: the tenant comes from the inventory (required), the site from the `salve_site`
-//! variable, the DAG from `salve_dag`; the plays it is in from the run's selection.
+//! variable, the DAG from its settings (`salve_dag`, read when the inventory was loaded); the
+//! plays it is in from the run's selection.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use sha2::Digest as _;
 
 use super::{Queue, QueueError};
 use crate::model::Vars;
-use crate::runner::{DAG_VAR, RunInput, RunOptions};
+use crate::runner::{RunInput, RunOptions};
 
 /// The host variable naming a host's site (the network a runner serves).
 pub const SITE_VAR: &str = "salve_site";
@@ -119,18 +120,14 @@ pub async fn enqueue(
                 .tenant
                 .clone()
                 .ok_or_else(|| QueueError::NoTenant(name.clone()))?;
-            let var = |key: &str| {
-                host.vars
-                    .get(key)
-                    .and_then(|v| v.as_str())
-                    .map(String::from)
-            };
             let item = items.entry(name.clone()).or_insert_with(|| {
                 order.push(name.clone());
                 Item {
                     tenant,
-                    site: var(SITE_VAR),
-                    dag: var(DAG_VAR),
+                    site: (host.vars.get(SITE_VAR))
+                        .and_then(|v| v.as_str())
+                        .map(String::from),
+                    dag: host.settings.dag.clone(),
                     plays: Vec::new(),
                 }
             });

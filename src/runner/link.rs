@@ -11,15 +11,14 @@ use crate::transport::{ConnectionSpec, Connector, Transport, TransportError};
 
 /// The runner's [`HostLink`].
 pub struct Link {
-    spec: Result<ConnectionSpec, String>,
+    spec: ConnectionSpec,
     connector: Arc<dyn Connector>,
     current: Mutex<Option<Arc<dyn Transport>>>,
 }
 
 impl Link {
-    /// `spec` is an error when the host's connection variables are unusable; every attempt to
-    /// connect then fails with that message.
-    pub fn new(spec: Result<ConnectionSpec, String>, connector: Arc<dyn Connector>) -> Self {
+    /// A link to the host `spec` describes (checked when the inventory was loaded).
+    pub fn new(spec: ConnectionSpec, connector: Arc<dyn Connector>) -> Self {
         Link {
             spec,
             connector,
@@ -42,11 +41,7 @@ impl HostLink for Link {
         if let Some(t) = current.as_ref() {
             return Ok(Arc::clone(t));
         }
-        let spec = self
-            .spec
-            .as_ref()
-            .map_err(|e| TransportError::config(e.clone()))?;
-        let t = self.connector.connect(spec).await?;
+        let t = self.connector.connect(&self.spec).await?;
         *current = Some(Arc::clone(&t));
         Ok(t)
     }

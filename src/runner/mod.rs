@@ -31,7 +31,7 @@ use crate::events::{
 };
 use crate::exit;
 use crate::model::{Host, Inventory, Play, Playbook, Rolling, Vars};
-use crate::transport::{ConnectionSpec, Connector};
+use crate::transport::Connector;
 
 pub use batches::batch_lengths;
 pub use gate::PlanGate;
@@ -180,13 +180,15 @@ pub async fn run(
         let Some(host) = input.inventory.host(name) else {
             continue;
         };
-        let spec = ConnectionSpec::from_vars(&host.name, &host.vars).map_err(|e| e.to_string());
         let remaining = input.play_hosts.iter().filter(|p| p.contains(name)).count();
         slots.insert(
             name.clone(),
             Slot {
                 host: Arc::new(host.clone()),
-                link: Arc::new(Link::new(spec, Arc::clone(&connector))),
+                link: Arc::new(Link::new(
+                    host.settings.connection.clone(),
+                    Arc::clone(&connector),
+                )),
                 counts: HostCounts::default(),
                 outcome: None,
                 left_in: None,
@@ -359,11 +361,8 @@ fn lanes(play: &Play, hosts: &[&Host]) -> Vec<Lane> {
     let mut dags: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut standalone = Vec::new();
     for h in hosts {
-        match h.vars.get(DAG_VAR).and_then(|v| v.as_str()) {
-            Some(dag) => dags
-                .entry(dag.to_string())
-                .or_default()
-                .push(h.name.clone()),
+        match &h.settings.dag {
+            Some(dag) => dags.entry(dag.clone()).or_default().push(h.name.clone()),
             None => standalone.push(*h),
         }
     }
@@ -382,9 +381,6 @@ fn lanes(play: &Play, hosts: &[&Host]) -> Vec<Lane> {
     }
     lanes
 }
-
-/// The host variable naming a host's DAG.
-pub const DAG_VAR: &str = "salve_dag";
 
 /// What every lane of one play shares.
 struct PlayRun {

@@ -12,8 +12,9 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::diag::Location;
 use crate::events::{HostOutcome, TaskStatus};
+use crate::model::settings::DAG_VAR;
 use crate::model::{
-    BatchSize, Expr, Group, HostPattern, LoopSpec, ModuleCall, Play, Rolling, Task,
+    BatchSize, Expr, Group, HostPattern, HostSettings, LoopSpec, ModuleCall, Play, Rolling, Task,
 };
 use crate::transport::fake::{FakeConnector, FakeFleet, FakeReply};
 
@@ -82,12 +83,16 @@ fn inventory(n: usize) -> Inventory {
 /// `n` hosts ex01.., with variables from `vars(i)`.
 fn inventory_with(n: usize, vars: impl Fn(usize) -> Vars) -> Inventory {
     let hosts: Vec<Host> = (1..=n)
-        .map(|i| Host {
-            name: format!("ex{i:02}"),
-            groups: vec!["all".into()],
-            tenant: Some(if i % 2 == 0 { "contoso" } else { "fabrikam" }.into()),
-            vars: vars(i),
-            location: None,
+        .map(|i| {
+            let (name, vars) = (format!("ex{i:02}"), vars(i));
+            Host {
+                settings: HostSettings::read(&name, &vars).unwrap(),
+                name,
+                groups: vec!["all".into()],
+                tenant: Some(if i % 2 == 0 { "contoso" } else { "fabrikam" }.into()),
+                vars,
+                location: None,
+            }
         })
         .collect();
     let all = Group {
@@ -689,6 +694,21 @@ fn dag_inventory() -> Inventory {
 
 #[tokio::test(start_paused = true)]
 async fn dag_members_go_one_at_a_time_dags_side_by_side() {
+    let (out, elapsed, spans) = roll_by_dag(dag_inventory()).await;
+    assert_eq!(out.summary.exit_code, exit::OK);
+    // Three members per DAG in turn, the DAGs and the standalone hosts at the same time.
+    assert_eq!(elapsed.as_secs(), 30);
+    for dag in [["ex01", "ex02", "ex03"], ["ex04", "ex05", "ex06"]] {
+        assert_one_at_a_time(&spans, &dag);
+    }
+}
+
+/// When each host's task ran: `(host, start, end)`.
+type Spans = Vec<(String, tokio::time::Instant, tokio::time::Instant)>;
+
+/// One play of one ten-second task on every host, with `rolling: dag`: the run, how long it
+/// took, and when each host's task ran.
+async fn roll_by_dag(inventory: Inventory) -> (Outcome, Duration, Spans) {
     let spans = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = Arc::clone(&spans);
     let fleet = FakeFleet::new(move |host, _| {
@@ -703,32 +723,50 @@ async fn dag_members_go_one_at_a_time_dags_side_by_side() {
     let begin = tokio::time::Instant::now();
     let out = run_on(
         vec![p],
-        dag_inventory(),
+        inventory,
         RunOptions::default(),
         fleet,
         Interrupt::default(),
     )
     .await;
-    assert_eq!(out.summary.exit_code, exit::OK);
-    // Three members per DAG in turn, the DAGs and the standalone hosts at the same time.
-    assert_eq!(begin.elapsed().as_secs(), 30);
-    let spans = spans.lock().unwrap();
-    for dag in [["ex01", "ex02", "ex03"], ["ex04", "ex05", "ex06"]] {
-        let members: Vec<_> = spans
-            .iter()
-            .filter(|(h, _, _)| dag.contains(&h.as_str()))
-            .collect();
-        for a in &members {
-            for b in &members {
-                assert!(
-                    a.0 == b.0 || a.2 <= b.1 || b.2 <= a.1,
-                    "{} and {} overlapped",
-                    a.0,
-                    b.0
-                );
-            }
+    let spans = std::mem::take(&mut *spans.lock().unwrap());
+    (out, begin.elapsed(), spans)
+}
+
+/// No two of `members` ran at the same time.
+fn assert_one_at_a_time(spans: &Spans, members: &[&str]) {
+    let members: Vec<_> = spans
+        .iter()
+        .filter(|(h, _, _)| members.contains(&h.as_str()))
+        .collect();
+    for a in &members {
+        for b in &members {
+            assert!(
+                a.0 == b.0 || a.2 <= b.1 || b.2 <= a.1,
+                "{} and {} overlapped",
+                a.0,
+                b.0
+            );
         }
     }
+}
+
+/// YAML types a bare `salve_dag: 1` as a number: its members are still rolled one at a time.
+#[tokio::test(start_paused = true)]
+async fn a_dag_named_by_a_number_goes_one_member_at_a_time() {
+    let inventory = inventory_with(5, |i| {
+        let mut v = Vars::new();
+        match i {
+            1..=3 => v.insert(DAG_VAR.into(), json!(1)),
+            _ => v.insert(DAG_VAR.into(), json!(2019)),
+        };
+        v
+    });
+    let (out, elapsed, spans) = roll_by_dag(inventory).await;
+    assert_eq!(out.summary.exit_code, exit::OK);
+    assert_eq!(elapsed.as_secs(), 30);
+    assert_one_at_a_time(&spans, &["ex01", "ex02", "ex03"]);
+    assert_one_at_a_time(&spans, &["ex04", "ex05"]);
 }
 
 #[tokio::test(start_paused = true)]

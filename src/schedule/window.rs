@@ -14,8 +14,8 @@
 //! hour moves to the first instant after it; one in a repeated hour takes the first of the two.
 //!
 //! A host's windows come from the variable `salve_maintenance_window` (a string, or a list of
-//! strings for several windows), set on a tenant, group or host like any variable
-//! ([`Schedule::from_vars`]). [`Schedule::can_start`] decides whether a host whose work is
+//! strings for several windows), set on a tenant, group or host like any variable, and read
+//! when the inventory is loaded ([`crate::model::HostSettings`]). [`Schedule::can_start`] decides whether a host whose work is
 //! estimated to take a given time may start now: only if the window it is in has that much
 //! time left; otherwise it is deferred to the next window long enough.
 
@@ -26,11 +26,6 @@ use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan as _};
 
-use crate::model::Vars;
-
-/// The variable holding a host's maintenance windows.
-pub const VAR: &str = "salve_maintenance_window";
-
 /// How far ahead to look for the next window: two weeks, so a weekly window is seen twice
 /// (once may be shortened by a daylight-saving change).
 const LOOKAHEAD_DAYS: i32 = 15;
@@ -40,12 +35,6 @@ const LOOKAHEAD_DAYS: i32 = 15;
 pub enum WindowError {
     #[error("maintenance window `{text}`: {problem}")]
     Parse { text: String, problem: String },
-    #[error("variable `{var}` = {value}: {problem}")]
-    Var {
-        var: String,
-        value: String,
-        problem: String,
-    },
 }
 
 /// Which days a window opens on.
@@ -232,47 +221,6 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// The windows from `salve_maintenance_window` in a host's variables; `None` when the
-    /// variable is not set (no window: any time). Errors name the variable and the value.
-    pub fn from_vars(vars: &Vars) -> Result<Option<Schedule>, WindowError> {
-        let Some(value) = vars.get(VAR) else {
-            return Ok(None);
-        };
-        let var_error =
-            |var: String, value: &serde_json::Value, problem: String| WindowError::Var {
-                var,
-                value: value.to_string(),
-                problem,
-            };
-        let parse = |var: String, item: &serde_json::Value| match item {
-            serde_json::Value::String(text) => Window::parse(text).map_err(|e| match e {
-                WindowError::Parse { problem, .. } => var_error(var, item, problem),
-                other => other,
-            }),
-            other => Err(var_error(
-                var,
-                other,
-                "expected a window such as `Sat 22:00-Sun 04:00 Europe/Brussels`".into(),
-            )),
-        };
-        let windows = match value {
-            serde_json::Value::Array(items) if items.is_empty() => {
-                return Err(var_error(
-                    VAR.into(),
-                    value,
-                    "an empty list; remove the variable to allow any time".into(),
-                ));
-            }
-            serde_json::Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| parse(format!("{VAR}[{i}]"), item))
-                .collect::<Result<Vec<_>, _>>()?,
-            single => vec![parse(VAR.into(), single)?],
-        };
-        Ok(Some(Schedule { windows }))
-    }
-
     pub fn contains(&self, ts: Timestamp) -> bool {
         self.windows.iter().any(|w| w.contains(ts))
     }

@@ -9,7 +9,6 @@
 //! after a reboot.
 
 pub mod clixml;
-pub mod connection;
 pub mod dispatch;
 mod error;
 pub mod fake;
@@ -26,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::script::Script;
 
-pub use connection::{ConnectionKind, ConnectionSpec};
+pub use crate::model::connection::{ConnectionKind, ConnectionSpec};
 pub use error::{Cause, TransportError};
 
 /// A chunk of output as it arrives from the host.

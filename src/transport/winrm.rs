@@ -21,11 +21,11 @@ use winrm_rs::{
     AuthMethod, EncryptionMode, Shell, WinrmClient, WinrmConfig, WinrmCredentials, WinrmError,
 };
 
-use super::connection::WinrmAuth;
 use super::streams::Streams;
 use super::{
     Cause, ConnectionSpec, Connector, RunRequest, ScriptOutput, Transport, TransportError,
 };
+use crate::model::connection::WinrmAuth;
 use crate::script::{Deliver as _, Delivery};
 
 /// Largest stdin chunk per WS-Man Send (base64 grows it by a third; the envelope limit is

@@ -481,3 +481,124 @@ fn rolling_and_rescue_are_play_keys() {
         "{err}"
     );
 }
+
+/// A playbook that connects to nothing.
+const DEBUG_PLAY: &str = "- hosts: all\n  tasks:\n    - debug: {msg: hi}\n";
+
+#[test]
+fn check_reports_a_bad_connection_type_with_its_line() {
+    let f = Files::new();
+    let inv = f.write(
+        "inv.yml",
+        "all:\n  children:\n    site:\n      vars:\n        ansible_connection: telnet\n      hosts:\n        ex01:\n        ex02:\n",
+    );
+    let pb = f.write("pb.yml", DEBUG_PLAY);
+    let (code, out, err) = salve(&["check", pb.to_str().unwrap(), "-i", inv.to_str().unwrap()]);
+    assert_eq!((code, out.as_str()), (3, ""), "{err}");
+    assert!(
+        err.contains("inv.yml:5:29: all.children.site.vars.ansible_connection: expected winrm, ssh or local, found string `telnet`"),
+        "{err}"
+    );
+    // Once for the group's variable, not once per host.
+    assert!(err.ends_with("1 error found; nothing was run\n"), "{err}");
+}
+
+#[test]
+fn check_and_plan_refuse_a_bad_window_with_its_line() {
+    let f = Files::new();
+    let inv = f.write(
+        "inv.yml",
+        "all:\n  hosts:\n    ex01:\n      ansible_host: 127.0.0.1\n      ansible_port: 1\n      salve_maintenance_window: Sat 25:00-Sun 04:00 UTC\n",
+    );
+    let pb = f.write("pb.yml", DEBUG_PLAY);
+    let (pb, inv) = (pb.to_str().unwrap(), inv.to_str().unwrap());
+    let expected = "inv.yml:6:33: all.hosts.ex01.salve_maintenance_window: `25:00` is not a time";
+    let (code, out, err) = salve(&["check", pb, "-i", inv]);
+    assert_eq!((code, out.as_str()), (3, ""), "{err}");
+    assert!(err.contains(expected), "{err}");
+    let plan = f.dir.path().join("plan.json");
+    let (code, _, err) = salve(&[
+        "plan",
+        pb,
+        "-i",
+        inv,
+        "-o",
+        plan.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains(expected), "{err}");
+    assert!(!plan.exists());
+}
+
+#[test]
+fn every_bad_host_setting_is_reported_at_once_before_connecting() {
+    let f = Files::new();
+    let inv = f.write(
+        "inv.yml",
+        "all:
+  vars:
+    ansible_host: 127.0.0.1
+  children:
+    dag:
+      vars: {salve_dag: true}
+      hosts:
+        ex01: {ansible_port: 70000}
+        ex02: {salve_maintenance_window: [daily 01:00-02:00 UTC, 7]}
+        ex03: {salve_dag: [a, b], ansible_winrm_transport: kerberoz}
+",
+    );
+    let pb = f.write("pb.yml", DEBUG_PLAY);
+    let (pb, inv) = (pb.to_str().unwrap(), inv.to_str().unwrap());
+    for command in [
+        &["check", pb][..],
+        &["run", pb, "--no-progress"],
+        &["inventory"],
+    ] {
+        let (code, out, err) = salve(&[command, &["-i", inv]].concat());
+        assert_eq!((code, out.as_str()), (3, ""), "{command:?}: {err}");
+        for expected in [
+            "inv.yml:6:25: all.children.dag.vars.salve_dag: expected a DAG name, found boolean `true`",
+            "inv.yml:8:30: all.children.dag.hosts.ex01.ansible_port: expected a port number 1-65535, found number `70000`",
+            "inv.yml:9:66: all.children.dag.hosts.ex02.salve_maintenance_window[1]: expected a window such as `Sat 22:00-Sun 04:00 Europe/Brussels`, found number `7`",
+            "inv.yml:10:27: all.children.dag.hosts.ex03.salve_dag: expected a DAG name, found a list",
+            "inv.yml:10:60: all.children.dag.hosts.ex03.ansible_winrm_transport: expected ntlm, basic, kerberos or certificate, found string `kerberoz`",
+        ] {
+            assert!(err.contains(expected), "{command:?}: {expected}\n{err}");
+        }
+        assert!(
+            err.ends_with("5 errors found; nothing was run\n"),
+            "{command:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_dag_named_by_a_number_is_rolled_one_member_at_a_time() {
+    let f = Files::new();
+    let inv = f.write(
+        "inv.yml",
+        "all:\n  children:\n    dag:\n      vars: {salve_dag: 1}\n      hosts: {ex01: , ex02: , ex03: }\n    other:\n      hosts: {ex04: , ex05: }\n",
+    );
+    let pb = f.write(
+        "pb.yml",
+        "- hosts: all\n  rolling: dag\n  tasks:\n    - debug: {msg: hi}\n",
+    );
+    let (code, out, err) = salve(&[
+        "run",
+        pb.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let started: serde_json::Value = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["event"] == "play_started")
+        .unwrap_or_else(|| panic!("no play_started in {out}"));
+    assert_eq!(
+        started["batches"],
+        serde_json::json!([["ex01"], ["ex02"], ["ex03"], ["ex04", "ex05"]])
+    );
+}

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use salve::model::{Group, Host, HostPattern, Inventory, Vars};
+use salve::model::{Group, Host, HostPattern, HostSettings, Inventory, Vars};
 
 const HOSTS: usize = 6;
 const GROUPS: [&str; 3] = ["g0", "g1", "g2"];
@@ -18,6 +18,7 @@ fn inventory(member: &[Vec<bool>]) -> Inventory {
             groups: vec!["all".into()],
             tenant: None,
             vars: Vars::new(),
+            settings: HostSettings::read(&format!("h{h}"), &Vars::new()).unwrap(),
             location: None,
         })
         .collect();

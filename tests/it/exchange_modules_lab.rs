@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use salve::model::Host;
+use salve::model::{Host, HostSettings};
 use salve::modules::{self, HostCtx, HostLink, Outcome, ProbeLink};
 use salve::script::{Deliver as _, Delivery};
 use salve::transport::{Cause, OutputChunk, RunRequest, ScriptOutput, Transport, TransportError};
@@ -179,6 +179,7 @@ impl Lab {
             groups: vec!["all".into()],
             tenant: None,
             vars: Default::default(),
+            settings: HostSettings::read(name, &Default::default()).unwrap(),
             location: None,
         };
         let (tx, _rx) = mpsc::unbounded_channel();

@@ -347,6 +347,15 @@ async fn an_expired_lease_is_taken_over_and_the_stale_runner_is_fenced_off() {
     assert_eq!(scripts(&lab, lab.fleet.hosts()[0].name()), 2);
 }
 
+/// One task that keeps each host busy long enough for overlaps to show.
+const SLEEP_PLAYBOOK: &str = "- hosts: all\n  tasks:\n    - name: work\n      powershell: {script: 'Start-Sleep -Milliseconds 400'}\n";
+
+/// Pairs of items of one DAG that were claimed-or-running at the same time, by the database's
+/// own clock.
+const DAG_OVERLAPS: &str = "SELECT count(*) FROM salve.work a JOIN salve.work b
+           ON a.tenant = b.tenant AND a.dag = b.dag AND a.id < b.id
+         WHERE tstzrange(a.claimed_at, a.finished_at) && tstzrange(b.claimed_at, b.finished_at)";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dag_members_and_capped_tenants_never_overlap() {
     let Some(pg) = Pg::start() else { return };
@@ -368,10 +377,7 @@ tenants:
     )
     .await;
     let inventory = lab.inventory().clear_text().write();
-    let playbook = lab.write(
-        "pb.yml",
-        "- hosts: all\n  tasks:\n    - name: work\n      powershell: {script: 'Start-Sleep -Milliseconds 400'}\n",
-    );
+    let playbook = lab.write("pb.yml", SLEEP_PLAYBOOK);
     let mut child = controller(&pg, &playbook, &inventory);
     wait_for_items(&admin, 7, &mut child).await;
     let (code, out, err) = crate::lab_support::salve_with(
@@ -415,13 +421,7 @@ tenants:
     );
     // By the database's own clock: no two members of a DAG, and no two items of the capped
     // tenant, were ever claimed-or-running at the same time.
-    let dag_overlaps = scalar(
-        &admin,
-        "SELECT count(*) FROM salve.work a JOIN salve.work b
-           ON a.tenant = b.tenant AND a.dag = b.dag AND a.id < b.id
-         WHERE tstzrange(a.claimed_at, a.finished_at) && tstzrange(b.claimed_at, b.finished_at)",
-    )
-    .await;
+    let dag_overlaps = scalar(&admin, DAG_OVERLAPS).await;
     assert_eq!(dag_overlaps, 0);
     let capped_overlaps = scalar(
         &admin,
@@ -651,4 +651,51 @@ async fn windows_gate_the_start_of_work_not_a_takeover() {
         .await
         .unwrap();
     assert_eq!(waiting, "queued");
+}
+
+/// YAML types a bare `salve_dag: 1` as a number; the item still carries its DAG, so the
+/// database's one-member-per-DAG rule applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dag_named_by_a_number_is_rolled_one_member_at_a_time() {
+    let Some(pg) = Pg::start() else { return };
+    let admin = pg.admin().await;
+    let lab = Lab::start(
+        73,
+        "seed: 5
+tenants:
+  - name: acme
+    hosts: 3
+    builds: [15.2.792.3]
+    dags:
+      - {name: dag1, members: 3, databases: 1}
+",
+    )
+    .await;
+    let rendered = lab.inventory().clear_text().text();
+    assert!(rendered.contains("salve_dag: \"dag1\"\n"), "{rendered}");
+    let inventory = lab.write(
+        "inv.yml",
+        &rendered.replace("salve_dag: \"dag1\"", "salve_dag: 1"),
+    );
+    let playbook = lab.write("pb.yml", SLEEP_PLAYBOOK);
+    let mut child = controller(&pg, &playbook, &inventory);
+    wait_for_items(&admin, 3, &mut child).await;
+    let runners: Vec<_> = ["r1", "r2"]
+        .into_iter()
+        .map(|id| spawn_runner(&admin, options(id, "acme", 4), &inventory))
+        .collect();
+    let (code, _, all) = finish(child).await;
+    assert_eq!(code, 0, "{all}");
+    for r in runners {
+        r.await.unwrap();
+    }
+    assert_eq!(
+        scalar(
+            &admin,
+            "SELECT count(*) FROM salve.work WHERE dag = '1' AND state = 'done'"
+        )
+        .await,
+        3
+    );
+    assert_eq!(scalar(&admin, DAG_OVERLAPS).await, 0);
 }

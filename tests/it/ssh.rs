@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use salve::contract::FactsAnswer;
+use salve::model::HostSettings;
 use salve::script::{Deliver as _, Delivery, Script};
 use salve::transport::ssh::SshConnector;
 use salve::transport::{
@@ -182,7 +183,9 @@ impl Sshd {
 }
 
 fn spec(vars: Value) -> ConnectionSpec {
-    ConnectionSpec::from_vars(LAB_HOST, vars.as_object().unwrap()).unwrap()
+    HostSettings::read(LAB_HOST, vars.as_object().unwrap())
+        .unwrap()
+        .connection
 }
 
 fn with(mut vars: Value, key: &str, value: impl Into<Value>) -> Value {

@@ -6,8 +6,18 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use proptest::prelude::*;
+use salve::model::{HostSettings, SettingError};
 use salve::schedule::{Decision, Schedule, Window, WindowError};
 use serde_json::json;
+
+/// The windows in `vars`, read as the inventory loader reads them; the first error if any.
+fn schedule(
+    vars: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<Schedule>, SettingError> {
+    HostSettings::read("ex01", vars)
+        .map(|s| s.schedule)
+        .map_err(|mut errors| errors.remove(0))
+}
 
 fn at(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -162,7 +172,7 @@ fn work_that_would_overrun_the_window_waits() {
 
 #[test]
 fn several_windows_take_the_best() {
-    let schedule = Schedule::from_vars(
+    let schedule = schedule(
         json!({"salve_maintenance_window": ["daily 01:00-02:00 UTC", "Sun 00:00-06:00 UTC"]})
             .as_object()
             .unwrap(),
@@ -186,7 +196,7 @@ fn several_windows_take_the_best() {
 
 #[test]
 fn openings_list_every_window_not_yet_ended_in_order() {
-    let schedule = Schedule::from_vars(
+    let schedule = schedule(
         json!({"salve_maintenance_window": ["daily 01:00-02:00 UTC", "Sun 00:00-06:00 UTC"]})
             .as_object()
             .unwrap(),
@@ -214,9 +224,9 @@ fn openings_list_every_window_not_yet_ended_in_order() {
 
 #[test]
 fn errors_name_the_problem_the_variable_and_the_value() {
-    let problem = |text: &str| match Window::parse(text).unwrap_err() {
-        WindowError::Parse { problem, .. } => problem,
-        other => panic!("{other}"),
+    let problem = |text: &str| {
+        let WindowError::Parse { problem, .. } = Window::parse(text).unwrap_err();
+        problem
     };
     assert!(problem("Sat 22:00-Sun 04:00").contains("no time zone"));
     assert!(
@@ -228,7 +238,7 @@ fn errors_name_the_problem_the_variable_and_the_value() {
     assert!(problem("Sat 22:00-Sat 04:00 UTC").contains("give the end day"));
     assert!(problem("22:00-04:00 UTC").contains("day name or `daily`"));
 
-    let err = Schedule::from_vars(
+    let err = schedule(
         json!({"salve_maintenance_window": ["daily 01:00-05:00 UTC", "Sat 9pm-Sun 04:00 UTC"]})
             .as_object()
             .unwrap(),
@@ -238,20 +248,14 @@ fn errors_name_the_problem_the_variable_and_the_value() {
         err.to_string(),
         "variable `salve_maintenance_window[1]` = \"Sat 9pm-Sun 04:00 UTC\": `9pm` is not a time (HH:MM, 00:00 to 23:59)"
     );
-    let err = Schedule::from_vars(json!({"salve_maintenance_window": 5}).as_object().unwrap())
-        .unwrap_err();
+    let err = schedule(json!({"salve_maintenance_window": 5}).as_object().unwrap()).unwrap_err();
     assert!(
         err.to_string()
             .starts_with("variable `salve_maintenance_window` = 5: expected a window"),
         "{err}"
     );
-    assert!(
-        Schedule::from_vars(json!({"salve_maintenance_window": []}).as_object().unwrap()).is_err()
-    );
-    assert_eq!(
-        Schedule::from_vars(json!({"other": 1}).as_object().unwrap()),
-        Ok(None)
-    );
+    assert!(schedule(json!({"salve_maintenance_window": []}).as_object().unwrap()).is_err());
+    assert_eq!(schedule(json!({"other": 1}).as_object().unwrap()), Ok(None));
 }
 
 proptest! {
