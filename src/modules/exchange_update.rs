@@ -40,7 +40,7 @@ use crate::contract::{FactsAnswer, ScriptId, UpdateAnswer, UpdateKind, UpdateReq
 use crate::exchange::build::{Build, Family};
 use crate::exchange::catalogue::{Catalogue, Level, LicenceSwitch, catalogue};
 use crate::exchange::ids::Kb;
-use crate::exchange::plan::{Step, StepKind};
+use crate::exchange::path::{Step, StepKind};
 use crate::exchange::prereq::{self, Finding, PrereqFacts, PrereqPolicy, Status};
 
 #[derive(Debug, Deserialize)]
