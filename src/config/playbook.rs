@@ -604,7 +604,8 @@ impl Loader<'_> {
         if let Some(r) = &register {
             self.known.insert(r.clone());
         }
-        if module == "set_fact"
+        if crate::modules::spec(&module)
+            .is_some_and(|s| s.provides == crate::modules::Provides::Variables)
             && let Value::Object(facts) = &args
         {
             self.known

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::template;
 
@@ -14,6 +15,21 @@ pub struct Args {
 }
 
 pub struct Debug;
+
+/// What `debug` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "debug",
+    module: &Debug,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ReadOnly,
+    reboots: false,
+    estimate: Estimate::Seconds(30),
+    action: Action::TaskName,
+    reason: Reason::Check,
+    foresight: Foresight::Predicts,
+    counting: Counting::Plain,
+    provides: Provides::Nothing,
+};
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for Debug {

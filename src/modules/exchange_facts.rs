@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::exchange_script::{self as shipped, Fail};
+use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::contract::FactsAnswer;
 use crate::exchange::assess::{self, Assessment};
@@ -34,6 +35,21 @@ pub const EOMT_RULES: [&str; 2] = [
 pub struct Args {}
 
 pub struct ExchangeFacts;
+
+/// What `exchange_facts` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "exchange_facts",
+    module: &ExchangeFacts,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ReadOnly,
+    reboots: false,
+    estimate: Estimate::Seconds(30),
+    action: Action::TaskName,
+    reason: Reason::Check,
+    foresight: Foresight::Predicts,
+    counting: Counting::Plain,
+    provides: Provides::ExchangeFacts,
+};
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for ExchangeFacts {

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::exchange_script::{self as shipped, Fail};
+use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::contract::{IocScanAnswer, ReadOnlyId};
 
@@ -32,6 +33,21 @@ pub struct Args {
 }
 
 pub struct ExchangeIocScan;
+
+/// What `exchange_ioc_scan` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "exchange_ioc_scan",
+    module: &ExchangeIocScan,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ReadOnly,
+    reboots: false,
+    estimate: Estimate::Seconds(30),
+    action: Action::TaskName,
+    reason: Reason::Check,
+    foresight: Foresight::Predicts,
+    counting: Counting::Plain,
+    provides: Provides::Nothing,
+};
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for ExchangeIocScan {

@@ -23,6 +23,9 @@ use serde_json::{Value, json};
 
 use super::exchange_facts::in_maintenance;
 use super::exchange_script::{self as shipped, Fail, Rendered};
+use super::spec::{
+    Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Pair, PairKind, Provides, Reason,
+};
 use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome};
 use crate::contract::{MaintenanceAction, MaintenanceAnswer, MaintenanceRequest, ScriptId};
 
@@ -49,6 +52,25 @@ pub struct Args {
 }
 
 pub struct ExchangeMaintenance;
+
+/// What `exchange_maintenance` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "exchange_maintenance",
+    module: &ExchangeMaintenance,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ChangesHosts,
+    reboots: false,
+    estimate: Estimate::Seconds(900),
+    action: Action::TaskName,
+    reason: Reason::Check,
+    foresight: Foresight::Predicts,
+    counting: Counting::Paired(Pair {
+        undo_state: "leave",
+        kind: PairKind::Bracket,
+        reason: "leave maintenance after the steps above, restoring the recorded activation policy",
+    }),
+    provides: Provides::Nothing,
+};
 
 #[async_trait::async_trait]
 impl Module for ExchangeMaintenance {

@@ -20,6 +20,9 @@ use serde_json::Value;
 
 use super::exchange_facts::{EOMT_RULES, assessment, is_mitigated};
 use super::exchange_script::{self as shipped, Fail, PackageSource, Rendered};
+use super::spec::{
+    Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Pair, PairKind, Provides, Reason,
+};
 use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome, ProbeLink};
 use crate::contract::{FactsAnswer, MitigateAction, MitigateAnswer, MitigateRequest, ScriptId};
 
@@ -41,6 +44,25 @@ pub struct Args {
 }
 
 pub struct ExchangeMitigate;
+
+/// What `exchange_mitigate` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "exchange_mitigate",
+    module: &ExchangeMitigate,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ChangesHosts,
+    reboots: false,
+    estimate: Estimate::Seconds(300),
+    action: Action::TaskName,
+    reason: Reason::Check,
+    foresight: Foresight::Predicts,
+    counting: Counting::Paired(Pair {
+        undo_state: "absent",
+        kind: PairKind::StopGap,
+        reason: "remove the mitigation once the server is verified fixed (refused otherwise)",
+    }),
+    provides: Provides::Nothing,
+};
 
 #[async_trait::async_trait]
 impl Module for ExchangeMitigate {

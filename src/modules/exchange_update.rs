@@ -35,6 +35,7 @@ use serde_json::{Value, json};
 
 use super::exchange_facts::{assessment, build_of};
 use super::exchange_script::{self as shipped, Fail, PackageSource, Rendered};
+use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
 use super::{CheckCtx, HostCtx, Module, ModuleError, Num, Outcome, ProbeLink};
 use crate::contract::{FactsAnswer, ScriptId, UpdateAnswer, UpdateKind, UpdateRequest};
 use crate::exchange::build::{Build, Family};
@@ -113,6 +114,24 @@ impl TryFrom<RawArgs> for Args {
 }
 
 pub struct ExchangeUpdate;
+
+/// What `exchange_update` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "exchange_update",
+    module: &ExchangeUpdate,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ChangesHosts,
+    reboots: false,
+    estimate: Estimate::ByUpdateKind {
+        cu: 3600,
+        other: 1800,
+    },
+    action: Action::InstallStep,
+    reason: Reason::Check,
+    foresight: Foresight::Predicts,
+    counting: Counting::UpdatePath,
+    provides: Provides::Nothing,
+};
 
 #[async_trait::async_trait]
 impl Module for ExchangeUpdate {

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::exchange_script::{self as shipped, Fail, Rendered};
+use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
 use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome, ProbeLink};
 use crate::contract::{ReadOnlyId, VerifyAnswer, VerifyRequest};
 use crate::exchange::assess;
@@ -42,6 +43,21 @@ pub struct Args {
 }
 
 pub struct ExchangeVerify;
+
+/// What `exchange_verify` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "exchange_verify",
+    module: &ExchangeVerify,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ReadOnly,
+    reboots: false,
+    estimate: Estimate::Seconds(30),
+    action: Action::TaskName,
+    reason: Reason::Check,
+    foresight: Foresight::Predicts,
+    counting: Counting::Plain,
+    provides: Provides::Nothing,
+};
 
 #[async_trait::async_trait]
 impl Module for ExchangeVerify {

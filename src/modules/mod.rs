@@ -27,6 +27,7 @@ mod powershell;
 mod probe;
 mod reboot;
 mod set_fact;
+mod spec;
 mod wait_for_connection;
 
 use std::path::PathBuf;
@@ -43,6 +44,9 @@ use crate::transport::{OutputChunk, Transport, TransportError};
 
 pub use args::{ArgProblem, Num};
 pub use probe::{Probe, ProbeLink, ProbeRequest};
+pub use spec::{
+    Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Pair, PairKind, Provides, Reason,
+};
 
 /// What a module did, or would do in check mode.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -203,86 +207,45 @@ impl<M: ReadOnlyModule> Module for M {
     }
 }
 
-/// Every module by name. The list is the single source for validation and dispatch.
-fn registry() -> &'static [(&'static str, &'static dyn Module, args::Validator)] {
-    &[
-        (
-            "powershell",
-            &powershell::Powershell,
-            args::validator::<powershell::Args>,
-        ),
-        ("assert", &assert::Assert, args::validator::<assert::Args>),
-        ("set_fact", &set_fact::SetFact, set_fact::validate),
-        ("debug", &debug::Debug, args::validator::<debug::Args>),
-        ("fail", &fail::Fail, args::validator::<fail::Args>),
-        ("pause", &pause::Pause, args::validator::<pause::Args>),
-        (
-            "wait_for_connection",
-            &wait_for_connection::WaitForConnection,
-            args::validator::<wait_for_connection::Args>,
-        ),
-        (
-            "exchange_facts",
-            &exchange_facts::ExchangeFacts,
-            args::validator::<exchange_facts::Args>,
-        ),
-        (
-            "exchange_mitigate",
-            &exchange_mitigate::ExchangeMitigate,
-            args::validator::<exchange_mitigate::Args>,
-        ),
-        (
-            "exchange_update",
-            &exchange_update::ExchangeUpdate,
-            args::validator::<exchange_update::Args>,
-        ),
-        (
-            "exchange_maintenance",
-            &exchange_maintenance::ExchangeMaintenance,
-            args::validator::<exchange_maintenance::Args>,
-        ),
-        ("reboot", &reboot::Reboot, args::validator::<reboot::Args>),
-        (
-            "exchange_verify",
-            &exchange_verify::ExchangeVerify,
-            args::validator::<exchange_verify::Args>,
-        ),
-        (
-            "exchange_ioc_scan",
-            &exchange_ioc_scan::ExchangeIocScan,
-            args::validator::<exchange_ioc_scan::Args>,
-        ),
-    ]
+/// Every module, each declared once beside its code. The single source for validation,
+/// dispatch, the apply gate, the intent log and the plan.
+const TABLE: &[&ModuleSpec] = &[
+    &powershell::SPEC,
+    &assert::SPEC,
+    &set_fact::SPEC,
+    &debug::SPEC,
+    &fail::SPEC,
+    &pause::SPEC,
+    &wait_for_connection::SPEC,
+    &exchange_facts::SPEC,
+    &exchange_mitigate::SPEC,
+    &exchange_update::SPEC,
+    &exchange_maintenance::SPEC,
+    &reboot::SPEC,
+    &exchange_verify::SPEC,
+    &exchange_ioc_scan::SPEC,
+];
+
+/// Every module's spec.
+pub fn table() -> &'static [&'static ModuleSpec] {
+    TABLE
 }
 
-/// Modules whose `apply` changes the host (installs, restarts, drains, mitigates, or runs a
-/// user script): the runner records a durable intent before each, and plans mark them as
-/// not to be repeated blindly.
-pub fn changes_hosts(module: &str) -> bool {
-    matches!(
-        module,
-        "exchange_update" | "reboot" | "exchange_maintenance" | "exchange_mitigate" | "powershell"
-    )
+/// The spec of the module called `name`.
+pub fn spec(name: &str) -> Option<&'static ModuleSpec> {
+    TABLE.iter().copied().find(|s| s.name == name)
 }
 
 /// Names of every module a task may use.
 pub fn names() -> Vec<&'static str> {
-    registry().iter().map(|(name, _, _)| *name).collect()
-}
-
-/// The module called `name`.
-pub fn lookup(name: &str) -> Option<&'static dyn Module> {
-    registry()
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, m, _)| *m)
+    TABLE.iter().map(|s| s.name).collect()
 }
 
 /// Check a module's arguments as written (templates unrendered). Strings holding `{{ }}`
 /// are accepted wherever a scalar is expected: they are checked again once rendered.
 pub fn validate_args(module: &str, args: &Value) -> Result<(), Vec<ArgProblem>> {
-    match registry().iter().find(|(n, _, _)| *n == module) {
-        Some((_, _, validate)) => validate(args),
+    match spec(module) {
+        Some(spec) => (spec.validate)(args),
         None => Err(vec![ArgProblem {
             field: String::new(),
             message: format!("unknown module `{module}`"),

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
 use super::{CheckCtx, HostCtx, Module, ModuleError, Num, Outcome};
 
 #[derive(Debug, Deserialize)]
@@ -39,6 +40,21 @@ impl TryFrom<RawArgs> for Args {
 }
 
 pub struct Pause;
+
+/// What `pause` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "pause",
+    module: &Pause,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ReadOnly,
+    reboots: false,
+    estimate: Estimate::Seconds(30),
+    action: Action::TaskName,
+    reason: Reason::Check,
+    foresight: Foresight::Predicts,
+    counting: Counting::Plain,
+    provides: Provides::Nothing,
+};
 
 #[async_trait::async_trait]
 impl Module for Pause {

@@ -8,6 +8,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
 use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome};
 use crate::script::{self, Script};
 use crate::transport::RunRequest;
@@ -55,6 +56,21 @@ impl TryFrom<RawArgs> for Args {
 }
 
 pub struct Powershell;
+
+/// What `powershell` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "powershell",
+    module: &Powershell,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ChangesHosts,
+    reboots: false,
+    estimate: Estimate::Seconds(60),
+    action: Action::Text("run a user script (its effects cannot be predicted)"),
+    reason: Reason::Check,
+    foresight: Foresight::Unpredictable,
+    counting: Counting::Plain,
+    provides: Provides::Nothing,
+};
 
 #[async_trait::async_trait]
 impl Module for Powershell {

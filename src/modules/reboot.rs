@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::exchange_script::{self as shipped, Fail};
+use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
 use super::{CheckCtx, HostCtx, Module, ModuleError, Num, Outcome, ProbeLink};
 use crate::contract::{BootIdAnswer, ReadOnlyId, RebootAnswer, RebootRequest, ScriptId};
 use crate::transport::TransportError;
@@ -80,6 +81,21 @@ impl Waits {
 }
 
 pub struct Reboot;
+
+/// What `reboot` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "reboot",
+    module: &Reboot,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ChangesHosts,
+    reboots: true,
+    estimate: Estimate::Seconds(600),
+    action: Action::TaskName,
+    reason: Reason::Text("restart the host and wait for it to come back with a new boot id"),
+    foresight: Foresight::Predicts,
+    counting: Counting::AfterUpdate,
+    provides: Provides::Nothing,
+};
 
 #[async_trait::async_trait]
 impl Module for Reboot {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
 use super::{CheckCtx, ModuleError, Num, Outcome, ReadOnlyModule};
 use crate::transport::TransportError;
 
@@ -30,6 +31,21 @@ fn secs(n: Option<Num>, default: f64) -> Result<Duration, ModuleError> {
 }
 
 pub struct WaitForConnection;
+
+/// What `wait_for_connection` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "wait_for_connection",
+    module: &WaitForConnection,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ReadOnly,
+    reboots: false,
+    estimate: Estimate::Seconds(30),
+    action: Action::TaskName,
+    reason: Reason::Check,
+    foresight: Foresight::Predicts,
+    counting: Counting::Plain,
+    provides: Provides::Nothing,
+};
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for WaitForConnection {

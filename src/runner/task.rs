@@ -6,7 +6,7 @@
 //! [`Access`] once, before anything else, and the rest of the task sees only that. In check
 //! mode it is [`Access::Inspect`], holding a [`ProbeLink`] (which keeps the link private and
 //! runs only read-only shipped scripts); the module call can then build only a [`CheckCtx`],
-//! so only [`Module::check`] can be called. [`Module::apply`] takes a [`HostCtx`], which needs
+//! so only [`Module::check`](modules::Module::check) can be called. [`Module::apply`](modules::Module::apply) takes a [`HostCtx`], which needs
 //! the link itself: only [`Access::Execute`] has it.
 
 use std::time::Duration;
@@ -18,7 +18,9 @@ use super::RunEnv;
 use super::vars::{Needs, PlayScope};
 use crate::events::{Event, Stream, TaskStatus};
 use crate::model::{Host, LoopSpec, Task, Vars};
-use crate::modules::{self, CheckCtx, HostCtx, HostLink, Module, ModuleError, Outcome, ProbeLink};
+use crate::modules::{
+    self, CheckCtx, Effect, HostCtx, HostLink, ModuleError, ModuleSpec, Outcome, ProbeLink,
+};
 use crate::template;
 use crate::transport::{OutputChunk, TransportError};
 
@@ -48,9 +50,9 @@ pub struct TaskRun<'a> {
 
 /// What a task may do to its host, fixed when it starts.
 enum Access<'a> {
-    /// Check mode: read-only scripts through a probe, so only [`Module::check`].
+    /// Check mode: read-only scripts through a probe, so only [`Module::check`](modules::Module::check).
     Inspect(ProbeLink<'a>),
-    /// The link itself, so [`Module::apply`].
+    /// The link itself, so [`Module::apply`](modules::Module::apply).
     Execute(&'a dyn HostLink),
 }
 
@@ -152,7 +154,7 @@ impl TaskOnHost<'_> {
                 return ItemEnd::Done(Outcome::failed(format!("{}: {e}", self.task.call.module)));
             }
         };
-        let Some(module) = modules::lookup(&self.task.call.module) else {
+        let Some(module) = modules::spec(&self.task.call.module) else {
             return ItemEnd::Done(Outcome::failed(format!(
                 "unknown module `{}`",
                 self.task.call.module
@@ -217,7 +219,7 @@ impl TaskOnHost<'_> {
     /// timeout, relaying its output.
     async fn call(
         &self,
-        module: &dyn Module,
+        module: &ModuleSpec,
         args: &Value,
         vars: &Value,
     ) -> Result<Outcome, ModuleError> {
@@ -246,7 +248,7 @@ impl TaskOnHost<'_> {
                     output,
                     base_dir,
                 };
-                self.guarded(timeout, module.check(args, &ctx)).await
+                self.guarded(timeout, module.module.check(args, &ctx)).await
             }
             Access::Execute(link) => {
                 let intents = self
@@ -254,7 +256,7 @@ impl TaskOnHost<'_> {
                     .options
                     .intents
                     .as_ref()
-                    .filter(|_| crate::modules::changes_hosts(&self.task.call.module));
+                    .filter(|_| module.effect == Effect::ChangesHosts);
                 let intent = match intents {
                     Some(log) => {
                         let begun = log
@@ -285,7 +287,7 @@ impl TaskOnHost<'_> {
                     output,
                     base_dir,
                 };
-                let result = self.guarded(timeout, module.apply(args, &ctx)).await;
+                let result = self.guarded(timeout, module.module.apply(args, &ctx)).await;
                 if let (Some(log), Some(id)) = (intents, intent) {
                     let outcome = match &result {
                         Ok(o) => {

@@ -193,7 +193,7 @@ impl Lab {
             output: tx,
             base_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
         };
-        let m = modules::lookup(module).unwrap();
+        let m = modules::spec(module).unwrap().module;
         if check {
             let probe = ProbeLink::new(&link);
             m.check(&args, &ctx.read_only(&probe)).await.unwrap()
