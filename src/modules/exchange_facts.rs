@@ -179,7 +179,7 @@ mod tests {
             ExchangeFacts.check(&json!({}), ctx).await.unwrap()
         })
         .await;
-        assert!(!o.failed && !o.changed, "{o:?}");
+        assert!(!o.status.failed() && !o.status.changed(), "{o:?}");
         let fact = &o.facts.as_ref().unwrap()["exchange"];
         assert_eq!(fact, &o.data["exchange"]);
         assert_eq!(fact["build"], "15.2.792.3");

@@ -164,7 +164,7 @@ mod tests {
                 .unwrap()
         })
         .await;
-        assert!(!o.failed && !o.changed, "{o:?}");
+        assert!(!o.status.failed() && !o.status.changed(), "{o:?}");
         assert_eq!(o.data["compromised"], true);
         assert!(
             o.msg

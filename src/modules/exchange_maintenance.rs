@@ -184,11 +184,7 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     }
     problems.dedup();
     let mut outcome = if problems.is_empty() {
-        Outcome {
-            changed: a.changed,
-            ..Outcome::ok()
-        }
-        .with_msg(match args.state {
+        Outcome::done(a.changed).with_msg(match args.state {
             State::Enter => format!(
                 "in maintenance; moved {} database(s); previous activation policy {}",
                 a.moved_databases.len(),
@@ -200,10 +196,7 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
             ),
         })
     } else {
-        Outcome {
-            changed: a.changed,
-            ..Outcome::failed(problems.join("; "))
-        }
+        Outcome::failed(problems.join("; ")).having_changed(a.changed)
     };
     if args.state == State::Enter && a.changed {
         outcome.facts = Some(
@@ -292,7 +285,10 @@ mod tests {
                 .unwrap()
         })
         .await;
-        assert!(entered.changed && !entered.failed, "{entered:?}");
+        assert!(
+            entered.status.changed() && !entered.status.failed(),
+            "{entered:?}"
+        );
         let fact = entered.facts.clone().unwrap();
         assert_eq!(fact[FACT]["previous_activation_policy"], "IntrasiteOnly");
         let vars = Value::Object(fact);
@@ -303,7 +299,7 @@ mod tests {
                 .unwrap()
         })
         .await;
-        assert!(!left.failed, "{left:?}");
+        assert!(!left.status.failed(), "{left:?}");
         let (_, sent) = f.commands().into_iter().last().unwrap();
         assert_eq!(sent.args.unwrap()["saved_policy"], "IntrasiteOnly");
         assert_eq!(left.data["activation_policy"], "IntrasiteOnly");
@@ -320,7 +316,7 @@ mod tests {
                 .unwrap()
         })
         .await;
-        assert!(o.failed && o.msg.unwrap().contains("not all Healthy"));
+        assert!(o.status.failed() && o.msg.unwrap().contains("not all Healthy"));
         let o = with_ctx(&link, json!({}), async |ctx| {
             ExchangeMaintenance
                 .apply(
@@ -331,7 +327,7 @@ mod tests {
                 .unwrap()
         })
         .await;
-        assert!(!o.failed, "{o:?}");
+        assert!(!o.status.failed(), "{o:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -345,7 +341,7 @@ mod tests {
                 .unwrap()
         })
         .await;
-        assert!(!o.changed && o.msg.unwrap().contains("already"));
+        assert!(!o.status.changed() && o.msg.unwrap().contains("already"));
         assert!(
             f.commands()
                 .iter()

@@ -211,21 +211,17 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     let reply =
         shipped::call::<MitigateAnswer>(ctx, ScriptId::ExchangeMitigate, &plan.request).await?;
     let a = &reply.answer;
-    let mut outcome =
-        if a.success {
-            Outcome {
-                changed: a.changed,
-                ..Outcome::ok()
-            }
-            .with_msg(plan.change.unwrap_or_default())
-        } else {
-            Outcome {
-                changed: a.changed,
-                ..Outcome::failed(a.reason.clone().or(reply.error.clone()).unwrap_or_else(|| {
-                    format!("exchange_mitigate exited with {}", reply.exit_code)
-                }))
-            }
-        };
+    let mut outcome = if a.success {
+        Outcome::done(a.changed).with_msg(plan.change.unwrap_or_default())
+    } else {
+        Outcome::failed(
+            a.reason
+                .clone()
+                .or(reply.error.clone())
+                .unwrap_or_else(|| format!("exchange_mitigate exited with {}", reply.exit_code)),
+        )
+        .having_changed(a.changed)
+    };
     outcome = outcome
         .with("url_rewrite_installed", a.url_rewrite_installed)
         .with("rules_present", a.rules_present.clone());
@@ -299,11 +295,11 @@ mod tests {
     async fn check_says_what_would_change_and_changes_nothing() {
         let f = fleet("15.2.792.3", false, true);
         let o = run(&f, json!({"state": "present"}), true).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert!(o.msg.unwrap().contains("X-BEResource Abort - inbound"));
         assert_eq!(mitigations_run(&f), 0);
         let o = run(&f, json!({"state": "present"}), false).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(mitigations_run(&f), 1);
     }
 
@@ -311,7 +307,7 @@ mod tests {
     async fn present_without_url_rewrite_needs_a_source_with_a_valid_hash() {
         let f = fleet("15.2.792.3", false, false);
         let o = run(&f, json!({"state": "present"}), false).await;
-        assert!(o.failed && o.msg.unwrap().contains("rewrite_msi"));
+        assert!(o.status.failed() && o.msg.unwrap().contains("rewrite_msi"));
         let link = FakeLink::new(&f);
         let bad =
             json!({"state": "present", "rewrite_msi": {"unc": "\\\\fs\\r.msi", "sha256": "12"}});
@@ -322,7 +318,7 @@ mod tests {
         assert!(e.to_string().contains("sha256"), "{e}");
         let good = json!({"state": "present", "rewrite_msi": {"unc": "\\\\fs\\r.msi", "sha256": "ab".repeat(32)}});
         let o = run(&f, good, false).await;
-        assert!(!o.failed, "{o:?}");
+        assert!(!o.status.failed(), "{o:?}");
         let (_, sent) = f.commands().into_iter().last().unwrap();
         assert_eq!(sent.args.unwrap()["rewrite_msi_sha256"], "ab".repeat(32));
     }
@@ -331,14 +327,14 @@ mod tests {
     async fn absent_is_refused_on_a_vulnerable_build_unless_forced() {
         let f = fleet("15.2.792.3", true, true);
         let o = run(&f, json!({"state": "absent"}), false).await;
-        assert!(o.failed, "{o:?}");
+        assert!(o.status.failed(), "{o:?}");
         assert!(o.msg.unwrap().contains("still ProxyLogon-vulnerable"));
         assert_eq!(mitigations_run(&f), 0);
         let o = run(&f, json!({"state": "absent", "force": true}), false).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         let fixed = fleet("15.2.792.15", true, true);
         let o = run(&fixed, json!({"state": "absent"}), false).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(o.data["rules_present"], json!([]));
     }
 
@@ -346,7 +342,7 @@ mod tests {
     async fn nothing_to_do_is_ok_without_running_the_script() {
         let f = fleet("15.2.792.3", true, true);
         let o = run(&f, json!({"state": "present"}), false).await;
-        assert!(!o.changed && !o.failed, "{o:?}");
+        assert!(!o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(mitigations_run(&f), 0);
     }
 }

@@ -456,7 +456,7 @@ mod tests {
         let Err(Fail::NoAnswer(o)) = r else {
             panic!("{r:?}")
         };
-        assert!(o.failed);
+        assert!(o.status.failed());
         assert!(o.msg.unwrap().contains("Access is denied."));
     }
 }

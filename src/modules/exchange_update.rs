@@ -584,8 +584,11 @@ async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     let reply = shipped::call::<UpdateAnswer>(ctx, ScriptId::ExchangeUpdate, &request).await?;
     let a = reply.answer;
     let mut outcome = decision.outcome(false);
-    outcome.changed = a.success && !a.already_installed;
-    outcome.failed = !a.success;
+    outcome.status = if a.success {
+        super::Status::done(!a.already_installed)
+    } else {
+        super::Status::Failed { changed: false }
+    };
     outcome.msg = Some(if a.success && a.already_installed {
         format!("{step} was already installed")
     } else if a.success {
@@ -675,7 +678,7 @@ mod tests {
         let f = fleet(|| facts("15.2.792.3"));
         let args = json!({"target": "path", "sources": {}});
         let o = run(&f, args, true).await;
-        assert!(o.failed, "no source: {o:?}");
+        assert!(o.status.failed(), "no source: {o:?}");
         assert_eq!(
             o.msg.as_deref(),
             Some(
@@ -685,7 +688,7 @@ mod tests {
         );
         let args = json!({"target": "path", "sources": {"2019 CU8 KB5003435": {"unc": "\\\\fs\\su.msp", "sha256": SHA}}});
         let o = run(&f, args, true).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         let msg = o.msg.unwrap();
         assert!(
             msg.starts_with("would install KB5003435 on 15.2.792.3 (closes"),
@@ -703,7 +706,7 @@ mod tests {
             "KB5003435": {"url": "https://media/generic.msp", "sha256": SHA},
             "2019 CU8 KB5003435": {"unc": "\\\\fs\\cu8.msp", "sha256": SHA.to_uppercase()}}});
         let o = run(&f, args, false).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(o.data["reboot_required"], true);
         let sent = installs(&f);
         assert_eq!(sent.len(), 1);
@@ -720,7 +723,7 @@ mod tests {
         let args = json!({"kb": "KB5004780", "sources": {"KB5004780": {"unc": "\\\\fs\\x.msp", "sha256": SHA}}});
         for check in [true, false] {
             let o = run(&f, args.clone(), check).await;
-            assert!(o.failed, "{o:?}");
+            assert!(o.status.failed(), "{o:?}");
             let msg = o.msg.unwrap();
             assert!(msg.contains("runs 2019 CU8 (15.2.792.3)"), "{msg}");
             assert!(msg.contains("CU9 (15.2.858.5)"), "{msg}");
@@ -756,7 +759,7 @@ mod tests {
         });
         let args = json!({"kb": "KB5000871", "sources": {"KB5000871": {"unc": "\\\\fs\\x.msp", "sha256": SHA}}});
         let o = run(&f, args.clone(), false).await;
-        assert!(!o.failed && !o.changed, "{o:?}");
+        assert!(!o.status.failed() && !o.status.changed(), "{o:?}");
         assert!(
             o.msg.as_deref().unwrap().contains("restart is pending"),
             "{o:?}"
@@ -768,7 +771,7 @@ mod tests {
         assert!(installs(&f).is_empty());
         let done = fleet(|| facts("15.2.792.10"));
         let o = run(&done, args, false).await;
-        assert!(!o.failed && !o.changed, "{o:?}");
+        assert!(!o.status.failed() && !o.status.changed(), "{o:?}");
         assert!(installs(&done).is_empty());
     }
 
@@ -785,7 +788,7 @@ mod tests {
         let args = json!({"kb": "KB5003435", "sources": {"KB5003435": {"unc": "\\\\fs\\x.msp", "sha256": SHA}}});
         let started = tokio::time::Instant::now();
         let o = run(&f, args, false).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(started.elapsed().as_secs(), 30, "two waits of 15 s");
         assert_eq!(installs(&f).len(), 1);
     }
@@ -800,7 +803,7 @@ mod tests {
         let src =
             json!({"CU10": {"unc": "\\\\fs\\ExchangeServer2019-x64-CU10.iso", "sha256": SHA}});
         let o = run(&old_dotnet, json!({"cu": "CU10", "sources": src}), true).await;
-        assert!(o.failed, "{o:?}");
+        assert!(o.status.failed(), "{o:?}");
         assert!(o.msg.unwrap().contains("needs .NET 4.8"));
         let ready = fleet(|| facts("15.2.792.3"));
         let o = run(
@@ -809,7 +812,7 @@ mod tests {
             false,
         )
         .await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         let sent = installs(&ready);
         assert_eq!(sent[0].kind, UpdateKind::Cu);
         assert_eq!(

@@ -254,7 +254,7 @@ mod tests {
                 .unwrap()
         })
         .await;
-        assert!(!o.failed && !o.changed, "{o:?}");
+        assert!(!o.status.failed() && !o.status.changed(), "{o:?}");
         let msg = o.msg.unwrap();
         assert!(
             msg.starts_with("not verified as the server stands"),
@@ -271,7 +271,7 @@ mod tests {
             json!({"expected_build": "15.02.0792.015", "fixed": true}),
         )
         .await;
-        assert!(!o.failed && !o.changed, "{o:?}");
+        assert!(!o.status.failed() && !o.status.changed(), "{o:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -286,7 +286,7 @@ mod tests {
             ..good()
         };
         let o = run(bad, json!({"expected_build": "15.2.792.15", "fixed": true})).await;
-        assert!(o.failed);
+        assert!(o.status.failed());
         let reasons = o.data["reasons"].as_array().unwrap();
         assert_eq!(reasons.len(), 5, "{reasons:?}");
         let msg = o.msg.unwrap();

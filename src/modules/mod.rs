@@ -51,9 +51,7 @@ pub use spec::{
 /// What a module did, or would do in check mode.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
-    pub changed: bool,
-    pub failed: bool,
-    pub skipped: bool,
+    pub status: Status,
     /// One-line message for humans (debug text, failure reason, skip reason).
     pub msg: Option<String>,
     /// Result fields, registered with `register:` (e.g. `rc`, `stdout`, `result`).
@@ -62,24 +60,97 @@ pub struct Outcome {
     pub facts: Option<Vars>,
 }
 
+/// How a module call ended (before `ignore_errors`, which is the task's business).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Status {
+    /// Nothing needed changing.
+    #[default]
+    Ok,
+    Changed,
+    /// It could not do its work. `changed`: it changed the host before it failed (a script
+    /// that ran and exited non-zero, a restart that did not come back).
+    Failed {
+        changed: bool,
+    },
+    /// It did not run (check mode, for a script whose effects cannot be predicted).
+    Skipped,
+}
+
+impl Status {
+    /// [`Status::Changed`] when `changed`, else [`Status::Ok`].
+    pub fn done(changed: bool) -> Status {
+        if changed { Status::Changed } else { Status::Ok }
+    }
+
+    /// The host was changed (successfully or not).
+    pub fn changed(self) -> bool {
+        matches!(self, Status::Changed | Status::Failed { changed: true })
+    }
+
+    pub fn failed(self) -> bool {
+        matches!(self, Status::Failed { .. })
+    }
+
+    pub fn skipped(self) -> bool {
+        self == Status::Skipped
+    }
+
+    /// The same ending, judged changed or not (`changed_when`). A call that did not run
+    /// changed nothing, so a skip stays a skip.
+    pub fn with_changed(self, changed: bool) -> Status {
+        match self {
+            Status::Ok | Status::Changed => Status::done(changed),
+            Status::Failed { .. } => Status::Failed { changed },
+            Status::Skipped => Status::Skipped,
+        }
+    }
+
+    /// The same ending, judged failed or not (`failed_when`); what it changed stays.
+    pub fn with_failed(self, failed: bool) -> Status {
+        match (self, failed) {
+            (Status::Failed { changed }, false) => Status::done(changed),
+            (Status::Failed { .. }, true) | (_, false) => self,
+            (_, true) => Status::Failed {
+                changed: self.changed(),
+            },
+        }
+    }
+}
+
 impl Outcome {
     pub fn ok() -> Self {
         Outcome::default()
     }
 
     pub fn changed() -> Self {
+        Outcome::ending(Status::Changed)
+    }
+
+    /// [`Outcome::changed`] when `changed`, else [`Outcome::ok`].
+    pub fn done(changed: bool) -> Self {
+        Outcome::ending(Status::done(changed))
+    }
+
+    pub fn failed(msg: impl Into<String>) -> Self {
+        Outcome::ending(Status::Failed { changed: false }).with_msg(msg)
+    }
+
+    /// Not run, for this reason.
+    pub fn skipped(msg: impl Into<String>) -> Self {
+        Outcome::ending(Status::Skipped).with_msg(msg)
+    }
+
+    fn ending(status: Status) -> Self {
         Outcome {
-            changed: true,
+            status,
             ..Outcome::default()
         }
     }
 
-    pub fn failed(msg: impl Into<String>) -> Self {
-        Outcome {
-            failed: true,
-            msg: Some(msg.into()),
-            ..Outcome::default()
-        }
+    /// The same outcome, having changed the host or not (see [`Status::with_changed`]).
+    pub fn having_changed(mut self, changed: bool) -> Self {
+        self.status = self.status.with_changed(changed);
+        self
     }
 
     pub fn with_msg(mut self, msg: impl Into<String>) -> Self {
@@ -258,6 +329,27 @@ pub fn validate_args(module: &str, args: &Value) -> Result<(), Vec<ArgProblem>> 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn judging_an_ending_keeps_what_it_changed() {
+        let ran_and_failed = Status::Failed { changed: true };
+        assert_eq!(ran_and_failed.with_failed(false), Status::Changed);
+        assert_eq!(
+            ran_and_failed.with_changed(false),
+            Status::Failed { changed: false }
+        );
+        assert_eq!(
+            Status::Changed.with_failed(true),
+            Status::Failed { changed: true }
+        );
+        assert_eq!(Status::Ok.with_failed(false), Status::Ok);
+        assert_eq!(Status::Ok.with_changed(true), Status::Changed);
+        assert_eq!(
+            Status::Skipped.with_failed(true),
+            Status::Failed { changed: false }
+        );
+        assert_eq!(Status::Skipped.with_changed(true), Status::Skipped);
+    }
 
     #[test]
     fn unknown_modules_get_a_suggestion() {

@@ -76,11 +76,9 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 impl Module for Powershell {
     async fn check(&self, args: &Value, _ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         super::args::parse::<Args>(args).map_err(|p| ModuleError::Args(p.message))?;
-        Ok(Outcome {
-            skipped: true,
-            ..Outcome::default()
-        }
-        .with_msg("not run in check mode: a script's effects cannot be predicted"))
+        Ok(Outcome::skipped(
+            "not run in check mode: a script's effects cannot be predicted",
+        ))
     }
 
     async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
@@ -123,10 +121,8 @@ pub fn script_outcome(out: crate::transport::ScriptOutput) -> Outcome {
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("no error output");
-        Outcome {
-            changed: true,
-            ..Outcome::failed(format!("script exited with code {}: {last}", out.exit_code))
-        }
+        Outcome::failed(format!("script exited with code {}: {last}", out.exit_code))
+            .having_changed(true)
     };
     outcome = outcome
         .with("rc", out.exit_code)

@@ -188,12 +188,10 @@ async fn restart(waits: Waits, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     let ctx = &read;
     let start = Instant::now();
     let failed = |phase: &str, detail: String| {
-        Outcome {
-            changed: true,
-            ..Outcome::failed(format!("{phase}: {detail}"))
-        }
-        .with("boot_id_before", before.clone())
-        .with("phase", phase.to_string())
+        Outcome::failed(format!("{phase}: {detail}"))
+            .having_changed(true)
+            .with("boot_id_before", before.clone())
+            .with("phase", phase.to_string())
     };
 
     // Phase 2: the old boot ends.
@@ -416,7 +414,7 @@ mod tests {
             Reboot.check(&json!({}), ctx).await.unwrap()
         })
         .await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(
             o.msg.as_deref(),
             Some("would restart the host (up 2.0 h, boot id b1) and wait for a new boot id")
@@ -434,7 +432,7 @@ mod tests {
             services_at: Duration::from_secs(420),
         });
         let (o, resets) = run(&f, json!({})).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(o.data["boot_id_after"], "new");
         assert_eq!(o.data["down_seconds"], 30.0);
         assert_eq!(o.data["back_seconds"], 300.0);
@@ -457,7 +455,7 @@ mod tests {
             true,
         );
         let (o, _) = run(&f, json!({})).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(o.data["boot_id_before"], "old");
         assert_eq!(o.data["boot_id_after"], "new");
     }
@@ -472,7 +470,7 @@ mod tests {
             services_at: Duration::ZERO,
         });
         let (o, _) = run(&f, json!({"boot_timeout": 120})).await;
-        assert!(o.failed, "{o:?}");
+        assert!(o.status.failed(), "{o:?}");
         assert_eq!(o.data["phase"], "boot");
         assert!(o.msg.unwrap().contains("still with boot id old"));
     }
@@ -486,7 +484,7 @@ mod tests {
             services_at: Duration::ZERO,
         });
         let (o, _) = run(&f, json!({"shutdown_timeout": 60})).await;
-        assert!(o.failed);
+        assert!(o.status.failed());
         assert_eq!(o.data["phase"], "shutdown");
     }
 
@@ -499,10 +497,13 @@ mod tests {
             services_at: Duration::from_secs(100_000),
         });
         let (o, _) = run(&f, json!({"services_timeout": 300})).await;
-        assert!(o.failed);
+        assert!(o.status.failed());
         assert_eq!(o.data["phase"], "services");
         assert!(o.msg.unwrap().contains("MSExchangeIS"));
         let (o, _) = run(&f, json!({"services_timeout": 0})).await;
-        assert!(!o.failed, "services_timeout 0 skips the wait: {o:?}");
+        assert!(
+            !o.status.failed(),
+            "services_timeout 0 skips the wait: {o:?}"
+        );
     }
 }

@@ -19,7 +19,7 @@ use super::vars::{Needs, PlayScope};
 use crate::events::{Event, Stream, TaskStatus};
 use crate::model::{Host, LoopSpec, Task, Vars};
 use crate::modules::{
-    self, CheckCtx, Effect, HostCtx, HostLink, ModuleError, ModuleSpec, Outcome, ProbeLink,
+    self, CheckCtx, Effect, HostCtx, HostLink, ModuleError, ModuleSpec, Outcome, ProbeLink, Status,
 };
 use crate::template;
 use crate::transport::{OutputChunk, TransportError};
@@ -185,7 +185,7 @@ impl TaskOnHost<'_> {
                         Err(e) => return ItemEnd::Done(Outcome::failed(format!("until: {e}"))),
                     }
                 }
-                None if outcome.failed => outcome.msg.clone(),
+                None if outcome.status.failed() => outcome.msg.clone(),
                 None => None,
             };
             let Some(reason) = retry_reason else {
@@ -193,7 +193,7 @@ impl TaskOnHost<'_> {
             };
             if attempt >= attempts {
                 return ItemEnd::Done(match &self.task.until {
-                    Some(u) if !outcome.failed => Outcome::failed(format!(
+                    Some(u) if !outcome.status.failed() => Outcome::failed(format!(
                         "until `{}` still false after {attempts} attempts",
                         u.source
                     )),
@@ -291,7 +291,7 @@ impl TaskOnHost<'_> {
                 if let (Some(log), Some(id)) = (intents, intent) {
                     let outcome = match &result {
                         Ok(o) => {
-                            serde_json::json!({"changed": o.changed, "failed": o.failed, "msg": o.msg})
+                            serde_json::json!({"changed": o.status.changed(), "failed": o.status.failed(), "msg": o.msg})
                         }
                         Err(e) => serde_json::json!({"failed": true, "msg": e.to_string()}),
                     };
@@ -338,14 +338,14 @@ impl TaskOnHost<'_> {
         let ctx = self.with_result(ctx, &outcome);
         if let Some(expr) = &self.task.changed_when {
             match template::eval_bool(&expr.source, &ctx) {
-                Ok(b) => outcome.changed = b,
+                Ok(b) => outcome.status = outcome.status.with_changed(b),
                 Err(e) => return Outcome::failed(format!("changed_when: {e}")),
             }
         }
         if let Some(expr) = &self.task.failed_when {
             match template::eval_bool(&expr.source, &ctx) {
                 Ok(b) => {
-                    outcome.failed = b;
+                    outcome.status = outcome.status.with_failed(b);
                     if b && outcome.msg.is_none() {
                         outcome.msg = Some(format!("failed_when `{}` holds", expr.source));
                     }
@@ -375,7 +375,7 @@ impl TaskOnHost<'_> {
                 let status = status_of(&o, self.task.ignore_errors);
                 TaskResult {
                     status,
-                    changed: o.changed,
+                    changed: o.status.changed(),
                     msg: o.msg.clone(),
                     registered: registered(&o),
                     facts: o.facts,
@@ -460,21 +460,21 @@ fn rank(s: TaskStatus) -> u8 {
 }
 
 fn status_of(o: &Outcome, ignore_errors: bool) -> TaskStatus {
-    match (o.failed, ignore_errors, o.skipped, o.changed) {
-        (true, true, _, _) => TaskStatus::Ignored,
-        (true, false, _, _) => TaskStatus::Failed,
-        (false, _, true, _) => TaskStatus::Skipped,
-        (false, _, false, true) => TaskStatus::Changed,
-        (false, _, false, false) => TaskStatus::Ok,
+    match o.status {
+        Status::Failed { .. } if ignore_errors => TaskStatus::Ignored,
+        Status::Failed { .. } => TaskStatus::Failed,
+        Status::Skipped => TaskStatus::Skipped,
+        Status::Changed => TaskStatus::Changed,
+        Status::Ok => TaskStatus::Ok,
     }
 }
 
 /// What `register` stores for an outcome: its data plus `changed`, `failed`, `skipped`, `msg`.
 fn registered(o: &Outcome) -> Value {
     let mut m = o.data.clone();
-    m.insert("changed".into(), o.changed.into());
-    m.insert("failed".into(), o.failed.into());
-    if o.skipped {
+    m.insert("changed".into(), o.status.changed().into());
+    m.insert("failed".into(), o.status.failed().into());
+    if o.status.skipped() {
         m.insert("skipped".into(), true.into());
     }
     if let Some(msg) = &o.msg {
