@@ -133,8 +133,8 @@ async fn plan(args: &Args, ctx: &CheckCtx<'_>) -> Result<Plan, Fail> {
     })
 }
 
-fn arg_error(msg: String) -> Fail {
-    Fail::Module(ModuleError::Args(format!("rewrite_msi: {msg}")))
+fn arg_error(e: shipped::SourceError) -> Fail {
+    Fail::Module(ModuleError::Args(format!("rewrite_msi: {e}")))
 }
 
 fn present(facts: &FactsAnswer, req: &MitigateRequest) -> (Option<String>, Option<String>) {

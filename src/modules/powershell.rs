@@ -35,18 +35,19 @@ enum Source {
     File(String),
 }
 
-impl TryFrom<RawArgs> for Args {
-    type Error = String;
+/// `powershell` without exactly one script.
+#[derive(Debug, thiserror::Error)]
+#[error("give exactly one of `script` (inline text) or `file` (a .ps1 path)")]
+pub struct NotOneScript;
 
-    fn try_from(raw: RawArgs) -> Result<Self, String> {
+impl TryFrom<RawArgs> for Args {
+    type Error = NotOneScript;
+
+    fn try_from(raw: RawArgs) -> Result<Self, NotOneScript> {
         let source = match (raw.script, raw.file) {
             (Some(s), None) => Source::Inline(s),
             (None, Some(f)) => Source::File(f),
-            _ => {
-                return Err(
-                    "give exactly one of `script` (inline text) or `file` (a .ps1 path)".into(),
-                );
-            }
+            _ => return Err(NotOneScript),
         };
         Ok(Args {
             source,

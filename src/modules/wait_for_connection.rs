@@ -27,7 +27,7 @@ pub struct Args {
 fn secs(n: Option<Num>, default: f64) -> Result<Duration, ModuleError> {
     n.unwrap_or(Num(default))
         .seconds()
-        .map_err(ModuleError::Args)
+        .map_err(|e| ModuleError::Args(e.to_string()))
 }
 
 pub struct WaitForConnection;
