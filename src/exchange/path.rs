@@ -44,8 +44,9 @@ pub enum StepKind {
     DotNet,
 }
 
-/// One remediation step. Its serde form ([`Written`]) is what `exchange_update` writes under
-/// `steps` in its result and what the change-board plan reads back.
+/// One remediation step. Its serde form (its fields plus a `display` line) is what
+/// `exchange_update` writes under `steps` in its result and what the change-board plan reads
+/// back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "Written", from = "Written")]
 pub struct Step {
@@ -530,4 +531,56 @@ fn or_list(versions: &[DotNet]) -> String {
 fn cve_list(cves: &BTreeSet<Cve>) -> String {
     let names: Vec<String> = cves.iter().map(Cve::to_string).collect();
     names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `exchange_update` writes is what the plan reads back, `display` included on the
+    /// way out.
+    #[test]
+    fn a_step_reads_back_as_written() {
+        let step = Step {
+            kind: StepKind::Cu,
+            label: "CU21".into(),
+            target: Some(Build::new(15, 1, 2308, 8)),
+            kb: Some("KB5003611".parse().unwrap()),
+            dotnet: None,
+            requires_dotnet: vec![DotNet::V4_8],
+            requires_build: None,
+            licence_switch: Some(LicenceSwitch::Plain(
+                "/IAcceptExchangeServerLicenseTerms".into(),
+            )),
+            reason: "closes CVE-2021-34473".into(),
+            prerequisite: String::new(),
+        };
+        let written = serde_json::to_value(&step).unwrap();
+        let keys: Vec<&str> = written
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "display",
+                "kind",
+                "label",
+                "target",
+                "kb",
+                "dotnet",
+                "requires_dotnet",
+                "requires_build",
+                "licence_switch",
+                "reason",
+                "prerequisite"
+            ]
+        );
+        assert_eq!(written["display"], "CU21 (needs .NET 4.8)");
+        assert_eq!(written["kind"], "CU");
+        assert_eq!(written["target"], "15.1.2308.8");
+        assert_eq!(serde_json::from_value::<Step>(written).unwrap(), step);
+    }
 }

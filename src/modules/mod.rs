@@ -175,8 +175,15 @@ pub enum ModuleError {
     Template(#[from] crate::template::TemplateError),
     /// The intent log refused the change before it started: nothing was done on the host.
     #[error("not started: {0}")]
-    Refused(#[from] crate::runner::Refused),
+    Refused(#[from] Refused),
 }
+
+/// Why a change must not start: the intent log (see `runner::IntentLog`) knows the host is no
+/// longer this process's to change (a queue runner whose claim was taken over) or cannot keep
+/// the record it must keep. Defined here, below the runner, so modules need not import it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
 
 /// Opens (and re-opens) the connection to one host on demand.
 #[async_trait]

@@ -78,7 +78,7 @@ pub enum Action {
     TaskName,
     /// This text.
     Text(&'static str),
-    /// "install <update> (to build <build>)", from the update-path step.
+    /// `install KB5003435 (to build 15.2.792.15)`, from the update-path step.
     InstallStep,
 }
 

@@ -27,6 +27,10 @@
 //! - for a CU, the Setup prerequisites of [`crate::exchange::prereq`] (.NET supported by the
 //!   target CU, VC++ 2012/2013, UCMA, free disk, AD preparation); unchecked ones are listed;
 //! - .NET and Exchange 2010 rollup steps are reported, not installed.
+//!
+//! The parts: [`args`] (the arguments as written), [`resolve`] (an explicit `kb:`/`cu:` against
+//! the catalogue), [`gate`] (the rules above), [`decide`] (the decision from facts, and the
+//! outcome that reports it), [`install`] (the install itself).
 
 mod args;
 mod decide;
@@ -36,9 +40,9 @@ mod resolve;
 
 use serde_json::Value;
 
-pub use args::Args;
+use args::Args;
 
-use super::exchange_script::{self as shipped};
+use super::exchange_script as shipped;
 use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
 use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome};
 
