@@ -10,6 +10,12 @@
 //! A module receives its arguments already rendered (templates replaced by values) and
 //! deserialises them into its own typed, `deny_unknown_fields` argument struct. The config
 //! loader validates arguments *as written* with [`validate_args`], before anything runs.
+//!
+//! What a module *is* (read-only or changing hosts, whether it restarts, how long a step takes,
+//! what a plan says about it and how its steps count) is its [`ModuleSpec`], declared once as
+//! `SPEC` beside its code and collected in [`table`]; nothing outside this folder treats a
+//! module by its name (a test in `spec.rs` scans for it). A call ends in an [`Outcome`] whose
+//! [`Status`] is one of ok, changed, failed or skipped.
 
 mod args;
 mod assert;
