@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::args::OneOrMany;
-use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
+use super::spec::ModuleSpec;
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::template;
 
@@ -23,19 +23,8 @@ pub struct Args {
 pub struct Assert;
 
 /// What `assert` is, for the module table.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: "assert",
-    module: &Assert,
-    validate: super::args::validator::<Args>,
-    effect: Effect::ReadOnly,
-    reboots: false,
-    estimate: Estimate::Seconds(30),
-    action: Action::TaskName,
-    reason: Reason::Check,
-    foresight: Foresight::Predicts,
-    counting: Counting::Plain,
-    provides: Provides::Nothing,
-};
+pub const SPEC: ModuleSpec =
+    ModuleSpec::read_only("assert", &Assert, super::args::validator::<Args>);
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for Assert {

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
+use super::spec::ModuleSpec;
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::template;
 
@@ -17,19 +17,7 @@ pub struct Args {
 pub struct Debug;
 
 /// What `debug` is, for the module table.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: "debug",
-    module: &Debug,
-    validate: super::args::validator::<Args>,
-    effect: Effect::ReadOnly,
-    reboots: false,
-    estimate: Estimate::Seconds(30),
-    action: Action::TaskName,
-    reason: Reason::Check,
-    foresight: Foresight::Predicts,
-    counting: Counting::Plain,
-    provides: Provides::Nothing,
-};
+pub const SPEC: ModuleSpec = ModuleSpec::read_only("debug", &Debug, super::args::validator::<Args>);
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for Debug {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::exchange_script::{self as shipped, Fail};
-use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
+use super::spec::{ModuleSpec, Provides};
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::contract::FactsAnswer;
 use crate::exchange::assess::{self, Assessment};
@@ -38,17 +38,12 @@ pub struct ExchangeFacts;
 
 /// What `exchange_facts` is, for the module table.
 pub const SPEC: ModuleSpec = ModuleSpec {
-    name: "exchange_facts",
-    module: &ExchangeFacts,
-    validate: super::args::validator::<Args>,
-    effect: Effect::ReadOnly,
-    reboots: false,
-    estimate: Estimate::Seconds(30),
-    action: Action::TaskName,
-    reason: Reason::Check,
-    foresight: Foresight::Predicts,
-    counting: Counting::Plain,
     provides: Provides::ExchangeFacts,
+    ..ModuleSpec::read_only(
+        "exchange_facts",
+        &ExchangeFacts,
+        super::args::validator::<Args>,
+    )
 };
 
 #[async_trait::async_trait]

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::exchange_script::{self as shipped, Fail};
-use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
+use super::spec::ModuleSpec;
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::contract::{IocScanAnswer, ReadOnlyId};
 
@@ -35,19 +35,11 @@ pub struct Args {
 pub struct ExchangeIocScan;
 
 /// What `exchange_ioc_scan` is, for the module table.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: "exchange_ioc_scan",
-    module: &ExchangeIocScan,
-    validate: super::args::validator::<Args>,
-    effect: Effect::ReadOnly,
-    reboots: false,
-    estimate: Estimate::Seconds(30),
-    action: Action::TaskName,
-    reason: Reason::Check,
-    foresight: Foresight::Predicts,
-    counting: Counting::Plain,
-    provides: Provides::Nothing,
-};
+pub const SPEC: ModuleSpec = ModuleSpec::read_only(
+    "exchange_ioc_scan",
+    &ExchangeIocScan,
+    super::args::validator::<Args>,
+);
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for ExchangeIocScan {

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::exchange_script::{self as shipped, Fail, Rendered};
-use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
+use super::spec::ModuleSpec;
 use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome, ProbeLink};
 use crate::contract::{ReadOnlyId, VerifyAnswer, VerifyRequest};
 use crate::exchange::assess;
@@ -45,19 +45,11 @@ pub struct Args {
 pub struct ExchangeVerify;
 
 /// What `exchange_verify` is, for the module table.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: "exchange_verify",
-    module: &ExchangeVerify,
-    validate: super::args::validator::<Args>,
-    effect: Effect::ReadOnly,
-    reboots: false,
-    estimate: Estimate::Seconds(30),
-    action: Action::TaskName,
-    reason: Reason::Check,
-    foresight: Foresight::Predicts,
-    counting: Counting::Plain,
-    provides: Provides::Nothing,
-};
+pub const SPEC: ModuleSpec = ModuleSpec::read_only(
+    "exchange_verify",
+    &ExchangeVerify,
+    super::args::validator::<Args>,
+);
 
 #[async_trait::async_trait]
 impl Module for ExchangeVerify {

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
+use super::spec::ModuleSpec;
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 
 #[derive(Debug, Deserialize)]
@@ -15,19 +15,7 @@ pub struct Args {
 pub struct Fail;
 
 /// What `fail` is, for the module table.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: "fail",
-    module: &Fail,
-    validate: super::args::validator::<Args>,
-    effect: Effect::ReadOnly,
-    reboots: false,
-    estimate: Estimate::Seconds(30),
-    action: Action::TaskName,
-    reason: Reason::Check,
-    foresight: Foresight::Predicts,
-    counting: Counting::Plain,
-    provides: Provides::Nothing,
-};
+pub const SPEC: ModuleSpec = ModuleSpec::read_only("fail", &Fail, super::args::validator::<Args>);
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for Fail {

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
+use super::spec::ModuleSpec;
 use super::{CheckCtx, HostCtx, Module, ModuleError, Num, Outcome};
 
 #[derive(Debug, Deserialize)]
@@ -45,19 +45,7 @@ impl TryFrom<RawArgs> for Args {
 pub struct Pause;
 
 /// What `pause` is, for the module table.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: "pause",
-    module: &Pause,
-    validate: super::args::validator::<Args>,
-    effect: Effect::ReadOnly,
-    reboots: false,
-    estimate: Estimate::Seconds(30),
-    action: Action::TaskName,
-    reason: Reason::Check,
-    foresight: Foresight::Predicts,
-    counting: Counting::Plain,
-    provides: Provides::Nothing,
-};
+pub const SPEC: ModuleSpec = ModuleSpec::read_only("pause", &Pause, super::args::validator::<Args>);
 
 #[async_trait::async_trait]
 impl Module for Pause {

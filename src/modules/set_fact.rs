@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::args::ArgProblem;
-use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
+use super::spec::{ModuleSpec, Provides};
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 
 /// Keys must be valid variable names.
@@ -42,17 +42,8 @@ pub struct SetFact;
 
 /// What `set_fact` is, for the module table.
 pub const SPEC: ModuleSpec = ModuleSpec {
-    name: "set_fact",
-    module: &SetFact,
-    validate,
-    effect: Effect::ReadOnly,
-    reboots: false,
-    estimate: Estimate::Seconds(30),
-    action: Action::TaskName,
-    reason: Reason::Check,
-    foresight: Foresight::Predicts,
-    counting: Counting::Plain,
     provides: Provides::Variables,
+    ..ModuleSpec::read_only("set_fact", &SetFact, validate)
 };
 
 #[async_trait::async_trait]

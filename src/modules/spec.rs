@@ -35,6 +35,31 @@ pub struct ModuleSpec {
     pub provides: Provides,
 }
 
+impl ModuleSpec {
+    /// A module that only reads (facts, checks, templates, waits): it changes nothing, so it
+    /// never restarts a host, check mode sees all it would do, and a plan counts it plainly
+    /// (30 s) in the rare case it reports a change.
+    pub const fn read_only(
+        name: &'static str,
+        module: &'static dyn Module,
+        validate: Validator,
+    ) -> ModuleSpec {
+        ModuleSpec {
+            name,
+            module,
+            validate,
+            effect: Effect::ReadOnly,
+            reboots: false,
+            estimate: Estimate::Seconds(30),
+            action: Action::TaskName,
+            reason: Reason::Check,
+            foresight: Foresight::Predicts,
+            counting: Counting::Plain,
+            provides: Provides::Nothing,
+        }
+    }
+}
+
 /// What a module's `apply` does to a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {

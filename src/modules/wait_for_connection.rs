@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
+use super::spec::ModuleSpec;
 use super::{CheckCtx, ModuleError, Num, Outcome, ReadOnlyModule};
 use crate::transport::TransportError;
 
@@ -33,19 +33,11 @@ fn secs(n: Option<Num>, default: f64) -> Result<Duration, ModuleError> {
 pub struct WaitForConnection;
 
 /// What `wait_for_connection` is, for the module table.
-pub const SPEC: ModuleSpec = ModuleSpec {
-    name: "wait_for_connection",
-    module: &WaitForConnection,
-    validate: super::args::validator::<Args>,
-    effect: Effect::ReadOnly,
-    reboots: false,
-    estimate: Estimate::Seconds(30),
-    action: Action::TaskName,
-    reason: Reason::Check,
-    foresight: Foresight::Predicts,
-    counting: Counting::Plain,
-    provides: Provides::Nothing,
-};
+pub const SPEC: ModuleSpec = ModuleSpec::read_only(
+    "wait_for_connection",
+    &WaitForConnection,
+    super::args::validator::<Args>,
+);
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for WaitForConnection {
