@@ -201,21 +201,7 @@ impl Reporter for PlanCollector {
                         && msg.contains("check mode");
                     if *status == TaskStatus::Changed || would_run_script {
                         let seq = collected.sequence.entry(host.clone()).or_default();
-                        let planned = match spec.counting {
-                            Counting::UpdatePath => path_step(seq, spec, &at, result),
-                            Counting::AfterUpdate
-                                if seq.planned == 0
-                                    || (seq.last_planned && !seq.restarted_since) =>
-                            {
-                                seq.restarted_since = seq.planned > 0;
-                                Some(step(spec, &at, &msg, None))
-                            }
-                            Counting::AfterUpdate => None,
-                            Counting::Plain | Counting::Paired(_) => {
-                                Some(step(spec, &at, &msg, None))
-                            }
-                        };
-                        if let Some(step) = planned {
+                        if let Some(step) = counted_step(seq, spec, &at, &msg, result) {
                             self.host_plan(&mut collected, host).steps.push(step);
                         }
                     }
@@ -260,6 +246,26 @@ struct At<'a> {
     play: usize,
     task_index: usize,
     task: &'a str,
+}
+
+/// The step a task that would change something stands for, as its module counts
+/// ([`Counting`]), if any.
+fn counted_step(
+    seq: &mut UpdateSequence,
+    spec: &ModuleSpec,
+    at: &At<'_>,
+    msg: &str,
+    result: &Value,
+) -> Option<Step> {
+    match spec.counting {
+        Counting::UpdatePath => path_step(seq, spec, at, result),
+        Counting::AfterUpdate if seq.planned == 0 || (seq.last_planned && !seq.restarted_since) => {
+            seq.restarted_since = seq.planned > 0;
+            Some(step(spec, at, msg, None))
+        }
+        Counting::AfterUpdate => None,
+        Counting::Plain | Counting::Paired(_) => Some(step(spec, at, msg, None)),
+    }
 }
 
 /// The step of the assessed path that the next would-install task stands for, if any.
