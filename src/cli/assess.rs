@@ -12,7 +12,7 @@ use crate::exchange::build::Build;
 use crate::exchange::catalogue::catalogue;
 use crate::exchange::dotnet::DotNet;
 use crate::exchange::ids::Kb;
-use crate::exchange::plan::Route;
+use crate::exchange::path::Route;
 
 /// Arguments of `salve assess`.
 #[derive(Debug, clap::Args)]

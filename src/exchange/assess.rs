@@ -1,5 +1,5 @@
 //! Assess one Exchange build: its family, CU and SU, which tracked CVEs are still open, whether
-//! it is ProxyLogon/ProxyShell-vulnerable, and the shortest supported path to fixed ([`plan`]).
+//! it is ProxyLogon/ProxyShell-vulnerable, and the shortest supported path to fixed ([`super::path`]).
 //!
 //! How a build is placed (CSS-Exchange's algorithm, made strict):
 //! - Its **level** is the highest catalogued CU (2010: RU) of its family whose base build is at
@@ -26,7 +26,7 @@ use super::build::{Build, Family};
 use super::catalogue::{Catalogue, FamilyEntry};
 use super::dotnet::DotNet;
 use super::ids::{Cve, Kb};
-use super::plan::{Path, Route, Standing, Step, plan};
+use super::path::{Path, Route, Standing, Step, plan};
 
 /// Facts about the server beyond its build, when known.
 #[derive(Debug, Clone, Default)]

@@ -125,7 +125,7 @@ pub struct LicenceRule {
 }
 
 /// The licence switch(es) for one CU's Setup.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(tag = "rule", content = "switches", rename_all = "snake_case")]
 pub enum LicenceSwitch {
     /// Exactly this switch.

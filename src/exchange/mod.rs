@@ -1,11 +1,11 @@
 //! What salve knows about Exchange: build numbers ([`build`]), the CU/SU/CVE catalogue compiled
 //! into the binary ([`catalogue`]), what a given build is missing and the shortest supported path
-//! to fixed ([`assess`], [`plan`]), and the Setup prerequisites for a target CU ([`prereq`]).
+//! to fixed ([`assess`], [`path`]), and the Setup prerequisites for a target CU ([`prereq`]).
 
 pub mod assess;
 pub mod build;
 pub mod catalogue;
 pub mod dotnet;
 pub mod ids;
-pub mod plan;
+pub mod path;
 pub mod prereq;

@@ -80,16 +80,18 @@ impl<'de> Deserialize<'de> for Num {
     }
 }
 
+/// A [`Num`] that is no duration.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("expected a non-negative number of seconds, found {0}")]
+pub struct NotSeconds(pub f64);
+
 impl Num {
     /// As a duration in seconds; negative or unrendered values are an error.
-    pub fn seconds(self) -> Result<std::time::Duration, String> {
+    pub fn seconds(self) -> Result<std::time::Duration, NotSeconds> {
         if self.0.is_finite() && self.0 >= 0.0 {
             Ok(std::time::Duration::from_secs_f64(self.0))
         } else {
-            Err(format!(
-                "expected a non-negative number of seconds, found {}",
-                self.0
-            ))
+            Err(NotSeconds(self.0))
         }
     }
 }

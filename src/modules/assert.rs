@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::args::OneOrMany;
+use super::spec::ModuleSpec;
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::template;
 
@@ -20,6 +21,10 @@ pub struct Args {
 }
 
 pub struct Assert;
+
+/// What `assert` is, for the module table.
+pub const SPEC: ModuleSpec =
+    ModuleSpec::read_only("assert", &Assert, super::args::validator::<Args>);
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for Assert {

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::spec::ModuleSpec;
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::template;
 
@@ -14,6 +15,9 @@ pub struct Args {
 }
 
 pub struct Debug;
+
+/// What `debug` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec::read_only("debug", &Debug, super::args::validator::<Args>);
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for Debug {

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::exchange_script::{self as shipped, Fail};
+use super::spec::{ModuleSpec, Provides};
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::contract::FactsAnswer;
 use crate::exchange::assess::{self, Assessment};
@@ -34,6 +35,16 @@ pub const EOMT_RULES: [&str; 2] = [
 pub struct Args {}
 
 pub struct ExchangeFacts;
+
+/// What `exchange_facts` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    provides: Provides::ExchangeFacts,
+    ..ModuleSpec::read_only(
+        "exchange_facts",
+        &ExchangeFacts,
+        super::args::validator::<Args>,
+    )
+};
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for ExchangeFacts {
@@ -163,7 +174,7 @@ mod tests {
             ExchangeFacts.check(&json!({}), ctx).await.unwrap()
         })
         .await;
-        assert!(!o.failed && !o.changed, "{o:?}");
+        assert!(!o.status.failed() && !o.status.changed(), "{o:?}");
         let fact = &o.facts.as_ref().unwrap()["exchange"];
         assert_eq!(fact, &o.data["exchange"]);
         assert_eq!(fact["build"], "15.2.792.3");

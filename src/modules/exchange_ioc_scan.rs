@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::exchange_script::{self as shipped, Fail};
+use super::spec::ModuleSpec;
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::contract::{IocScanAnswer, ReadOnlyId};
 
@@ -32,6 +33,13 @@ pub struct Args {
 }
 
 pub struct ExchangeIocScan;
+
+/// What `exchange_ioc_scan` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec::read_only(
+    "exchange_ioc_scan",
+    &ExchangeIocScan,
+    super::args::validator::<Args>,
+);
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for ExchangeIocScan {
@@ -148,7 +156,7 @@ mod tests {
                 .unwrap()
         })
         .await;
-        assert!(!o.failed && !o.changed, "{o:?}");
+        assert!(!o.status.failed() && !o.status.changed(), "{o:?}");
         assert_eq!(o.data["compromised"], true);
         assert!(
             o.msg

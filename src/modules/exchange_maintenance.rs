@@ -23,6 +23,9 @@ use serde_json::{Value, json};
 
 use super::exchange_facts::in_maintenance;
 use super::exchange_script::{self as shipped, Fail, Rendered};
+use super::spec::{
+    Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Pair, PairKind, Provides, Reason,
+};
 use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome};
 use crate::contract::{MaintenanceAction, MaintenanceAnswer, MaintenanceRequest, ScriptId};
 
@@ -49,6 +52,25 @@ pub struct Args {
 }
 
 pub struct ExchangeMaintenance;
+
+/// What `exchange_maintenance` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "exchange_maintenance",
+    module: &ExchangeMaintenance,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ChangesHosts,
+    reboots: false,
+    estimate: Estimate::Seconds(900),
+    action: Action::TaskName,
+    reason: Reason::Check,
+    foresight: Foresight::Predicts,
+    counting: Counting::Paired(Pair {
+        undo_state: "leave",
+        kind: PairKind::Bracket,
+        reason: "leave maintenance after the steps above, restoring the recorded activation policy",
+    }),
+    provides: Provides::Nothing,
+};
 
 #[async_trait::async_trait]
 impl Module for ExchangeMaintenance {
@@ -162,11 +184,7 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     }
     problems.dedup();
     let mut outcome = if problems.is_empty() {
-        Outcome {
-            changed: a.changed,
-            ..Outcome::ok()
-        }
-        .with_msg(match args.state {
+        Outcome::done(a.changed).with_msg(match args.state {
             State::Enter => format!(
                 "in maintenance; moved {} database(s); previous activation policy {}",
                 a.moved_databases.len(),
@@ -178,10 +196,7 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
             ),
         })
     } else {
-        Outcome {
-            changed: a.changed,
-            ..Outcome::failed(problems.join("; "))
-        }
+        Outcome::failed(problems.join("; ")).having_changed(a.changed)
     };
     if args.state == State::Enter && a.changed {
         outcome.facts = Some(
@@ -270,7 +285,10 @@ mod tests {
                 .unwrap()
         })
         .await;
-        assert!(entered.changed && !entered.failed, "{entered:?}");
+        assert!(
+            entered.status.changed() && !entered.status.failed(),
+            "{entered:?}"
+        );
         let fact = entered.facts.clone().unwrap();
         assert_eq!(fact[FACT]["previous_activation_policy"], "IntrasiteOnly");
         let vars = Value::Object(fact);
@@ -281,7 +299,7 @@ mod tests {
                 .unwrap()
         })
         .await;
-        assert!(!left.failed, "{left:?}");
+        assert!(!left.status.failed(), "{left:?}");
         let (_, sent) = f.commands().into_iter().last().unwrap();
         assert_eq!(sent.args.unwrap()["saved_policy"], "IntrasiteOnly");
         assert_eq!(left.data["activation_policy"], "IntrasiteOnly");
@@ -298,7 +316,7 @@ mod tests {
                 .unwrap()
         })
         .await;
-        assert!(o.failed && o.msg.unwrap().contains("not all Healthy"));
+        assert!(o.status.failed() && o.msg.unwrap().contains("not all Healthy"));
         let o = with_ctx(&link, json!({}), async |ctx| {
             ExchangeMaintenance
                 .apply(
@@ -309,7 +327,7 @@ mod tests {
                 .unwrap()
         })
         .await;
-        assert!(!o.failed, "{o:?}");
+        assert!(!o.status.failed(), "{o:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -323,7 +341,7 @@ mod tests {
                 .unwrap()
         })
         .await;
-        assert!(!o.changed && o.msg.unwrap().contains("already"));
+        assert!(!o.status.changed() && o.msg.unwrap().contains("already"));
         assert!(
             f.commands()
                 .iter()

@@ -20,6 +20,9 @@ use serde_json::Value;
 
 use super::exchange_facts::{EOMT_RULES, assessment, is_mitigated};
 use super::exchange_script::{self as shipped, Fail, PackageSource, Rendered};
+use super::spec::{
+    Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Pair, PairKind, Provides, Reason,
+};
 use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome, ProbeLink};
 use crate::contract::{FactsAnswer, MitigateAction, MitigateAnswer, MitigateRequest, ScriptId};
 
@@ -41,6 +44,25 @@ pub struct Args {
 }
 
 pub struct ExchangeMitigate;
+
+/// What `exchange_mitigate` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "exchange_mitigate",
+    module: &ExchangeMitigate,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ChangesHosts,
+    reboots: false,
+    estimate: Estimate::Seconds(300),
+    action: Action::TaskName,
+    reason: Reason::Check,
+    foresight: Foresight::Predicts,
+    counting: Counting::Paired(Pair {
+        undo_state: "absent",
+        kind: PairKind::StopGap,
+        reason: "remove the mitigation once the server is verified fixed (refused otherwise)",
+    }),
+    provides: Provides::Nothing,
+};
 
 #[async_trait::async_trait]
 impl Module for ExchangeMitigate {
@@ -111,8 +133,8 @@ async fn plan(args: &Args, ctx: &CheckCtx<'_>) -> Result<Plan, Fail> {
     })
 }
 
-fn arg_error(msg: String) -> Fail {
-    Fail::Module(ModuleError::Args(format!("rewrite_msi: {msg}")))
+fn arg_error(e: shipped::SourceError) -> Fail {
+    Fail::Module(ModuleError::Args(format!("rewrite_msi: {e}")))
 }
 
 fn present(facts: &FactsAnswer, req: &MitigateRequest) -> (Option<String>, Option<String>) {
@@ -189,21 +211,17 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     let reply =
         shipped::call::<MitigateAnswer>(ctx, ScriptId::ExchangeMitigate, &plan.request).await?;
     let a = &reply.answer;
-    let mut outcome =
-        if a.success {
-            Outcome {
-                changed: a.changed,
-                ..Outcome::ok()
-            }
-            .with_msg(plan.change.unwrap_or_default())
-        } else {
-            Outcome {
-                changed: a.changed,
-                ..Outcome::failed(a.reason.clone().or(reply.error.clone()).unwrap_or_else(|| {
-                    format!("exchange_mitigate exited with {}", reply.exit_code)
-                }))
-            }
-        };
+    let mut outcome = if a.success {
+        Outcome::done(a.changed).with_msg(plan.change.unwrap_or_default())
+    } else {
+        Outcome::failed(
+            a.reason
+                .clone()
+                .or(reply.error.clone())
+                .unwrap_or_else(|| format!("exchange_mitigate exited with {}", reply.exit_code)),
+        )
+        .having_changed(a.changed)
+    };
     outcome = outcome
         .with("url_rewrite_installed", a.url_rewrite_installed)
         .with("rules_present", a.rules_present.clone());
@@ -277,11 +295,11 @@ mod tests {
     async fn check_says_what_would_change_and_changes_nothing() {
         let f = fleet("15.2.792.3", false, true);
         let o = run(&f, json!({"state": "present"}), true).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert!(o.msg.unwrap().contains("X-BEResource Abort - inbound"));
         assert_eq!(mitigations_run(&f), 0);
         let o = run(&f, json!({"state": "present"}), false).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(mitigations_run(&f), 1);
     }
 
@@ -289,7 +307,7 @@ mod tests {
     async fn present_without_url_rewrite_needs_a_source_with_a_valid_hash() {
         let f = fleet("15.2.792.3", false, false);
         let o = run(&f, json!({"state": "present"}), false).await;
-        assert!(o.failed && o.msg.unwrap().contains("rewrite_msi"));
+        assert!(o.status.failed() && o.msg.unwrap().contains("rewrite_msi"));
         let link = FakeLink::new(&f);
         let bad =
             json!({"state": "present", "rewrite_msi": {"unc": "\\\\fs\\r.msi", "sha256": "12"}});
@@ -300,7 +318,7 @@ mod tests {
         assert!(e.to_string().contains("sha256"), "{e}");
         let good = json!({"state": "present", "rewrite_msi": {"unc": "\\\\fs\\r.msi", "sha256": "ab".repeat(32)}});
         let o = run(&f, good, false).await;
-        assert!(!o.failed, "{o:?}");
+        assert!(!o.status.failed(), "{o:?}");
         let (_, sent) = f.commands().into_iter().last().unwrap();
         assert_eq!(sent.args.unwrap()["rewrite_msi_sha256"], "ab".repeat(32));
     }
@@ -309,14 +327,14 @@ mod tests {
     async fn absent_is_refused_on_a_vulnerable_build_unless_forced() {
         let f = fleet("15.2.792.3", true, true);
         let o = run(&f, json!({"state": "absent"}), false).await;
-        assert!(o.failed, "{o:?}");
+        assert!(o.status.failed(), "{o:?}");
         assert!(o.msg.unwrap().contains("still ProxyLogon-vulnerable"));
         assert_eq!(mitigations_run(&f), 0);
         let o = run(&f, json!({"state": "absent", "force": true}), false).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         let fixed = fleet("15.2.792.15", true, true);
         let o = run(&fixed, json!({"state": "absent"}), false).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(o.data["rules_present"], json!([]));
     }
 
@@ -324,7 +342,7 @@ mod tests {
     async fn nothing_to_do_is_ok_without_running_the_script() {
         let f = fleet("15.2.792.3", true, true);
         let o = run(&f, json!({"state": "present"}), false).await;
-        assert!(!o.changed && !o.failed, "{o:?}");
+        assert!(!o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(mitigations_run(&f), 0);
     }
 }

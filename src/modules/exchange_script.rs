@@ -226,28 +226,41 @@ pub struct PackageSource {
     pub sha256: Option<String>,
 }
 
+/// What is wrong with a [`PackageSource`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    #[error("url `{0}` must start with https:// or http://")]
+    Url(String),
+    #[error("unc `{0}` must be a \\\\server\\share path")]
+    Unc(String),
+    #[error("give exactly one of `url` or `unc`")]
+    NotOneLocation,
+    #[error("sha256 `{0}` is not 64 hexadecimal digits")]
+    Checksum(String),
+    #[error("sha256 is required: the host checks the package before installing it")]
+    NoChecksum,
+}
+
 impl PackageSource {
     /// The location the host fetches from, checked for shape.
-    pub fn location(&self) -> Result<&str, String> {
+    pub fn location(&self) -> Result<&str, SourceError> {
         match (&self.url, &self.unc) {
             (Some(u), None) if u.starts_with("https://") || u.starts_with("http://") => Ok(u),
-            (Some(u), None) => Err(format!("url `{u}` must start with https:// or http://")),
+            (Some(u), None) => Err(SourceError::Url(u.clone())),
             (None, Some(p)) if p.starts_with("\\\\") => Ok(p),
-            (None, Some(p)) => Err(format!("unc `{p}` must be a \\\\server\\share path")),
-            _ => Err("give exactly one of `url` or `unc`".into()),
+            (None, Some(p)) => Err(SourceError::Unc(p.clone())),
+            _ => Err(SourceError::NotOneLocation),
         }
     }
 
     /// The SHA-256 in lowercase, checked for shape; `required` makes a missing one an error.
-    pub fn checksum(&self, required: bool) -> Result<Option<String>, String> {
+    pub fn checksum(&self, required: bool) -> Result<Option<String>, SourceError> {
         match &self.sha256 {
             Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {
                 Ok(Some(h.to_ascii_lowercase()))
             }
-            Some(h) => Err(format!("sha256 `{h}` is not 64 hexadecimal digits")),
-            None if required => Err("sha256 is required: the host checks the package before \
-                                     installing it"
-                .into()),
+            Some(h) => Err(SourceError::Checksum(h.clone())),
+            None if required => Err(SourceError::NoChecksum),
             None => Ok(None),
         }
     }
@@ -457,7 +470,7 @@ mod tests {
         let Err(Fail::NoAnswer(o)) = r else {
             panic!("{r:?}")
         };
-        assert!(o.failed);
+        assert!(o.status.failed());
         assert!(o.msg.unwrap().contains("Access is denied."));
     }
 }

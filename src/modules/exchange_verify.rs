@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::exchange_script::{self as shipped, Fail, Rendered};
+use super::spec::ModuleSpec;
 use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome, ProbeLink};
 use crate::contract::{ReadOnlyId, VerifyAnswer, VerifyRequest};
 use crate::exchange::assess;
@@ -42,6 +43,13 @@ pub struct Args {
 }
 
 pub struct ExchangeVerify;
+
+/// What `exchange_verify` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec::read_only(
+    "exchange_verify",
+    &ExchangeVerify,
+    super::args::validator::<Args>,
+);
 
 #[async_trait::async_trait]
 impl Module for ExchangeVerify {
@@ -238,7 +246,7 @@ mod tests {
                 .unwrap()
         })
         .await;
-        assert!(!o.failed && !o.changed, "{o:?}");
+        assert!(!o.status.failed() && !o.status.changed(), "{o:?}");
         let msg = o.msg.unwrap();
         assert!(
             msg.starts_with("not verified as the server stands"),
@@ -255,7 +263,7 @@ mod tests {
             json!({"expected_build": "15.02.0792.015", "fixed": true}),
         )
         .await;
-        assert!(!o.failed && !o.changed, "{o:?}");
+        assert!(!o.status.failed() && !o.status.changed(), "{o:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -270,7 +278,7 @@ mod tests {
             ..good()
         };
         let o = run(bad, json!({"expected_build": "15.2.792.15", "fixed": true})).await;
-        assert!(o.failed);
+        assert!(o.status.failed());
         let reasons = o.data["reasons"].as_array().unwrap();
         assert_eq!(reasons.len(), 5, "{reasons:?}");
         let msg = o.msg.unwrap();

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::spec::ModuleSpec;
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 
 #[derive(Debug, Deserialize)]
@@ -12,6 +13,9 @@ pub struct Args {
 }
 
 pub struct Fail;
+
+/// What `fail` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec::read_only("fail", &Fail, super::args::validator::<Args>);
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for Fail {

@@ -10,6 +10,12 @@
 //! A module receives its arguments already rendered (templates replaced by values) and
 //! deserialises them into its own typed, `deny_unknown_fields` argument struct. The config
 //! loader validates arguments *as written* with [`validate_args`], before anything runs.
+//!
+//! What a module *is* (read-only or changing hosts, whether it restarts, how long a step takes,
+//! what a plan says about it and how its steps count) is its [`ModuleSpec`], declared once as
+//! `SPEC` beside its code and collected in [`table`]; nothing outside this folder treats a
+//! module by its name (a test in `spec.rs` scans for it). A call ends in an [`Outcome`] whose
+//! [`Status`] is one of ok, changed, failed or skipped.
 
 mod args;
 mod assert;
@@ -27,6 +33,7 @@ mod powershell;
 mod probe;
 mod reboot;
 mod set_fact;
+mod spec;
 mod wait_for_connection;
 
 use std::path::PathBuf;
@@ -43,13 +50,14 @@ use crate::transport::{OutputChunk, Transport, TransportError};
 
 pub use args::{ArgProblem, Num};
 pub use probe::{Probe, ProbeLink, ProbeRequest};
+pub use spec::{
+    Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Pair, PairKind, Provides, Reason,
+};
 
 /// What a module did, or would do in check mode.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Outcome {
-    pub changed: bool,
-    pub failed: bool,
-    pub skipped: bool,
+    pub status: Status,
     /// One-line message for humans (debug text, failure reason, skip reason).
     pub msg: Option<String>,
     /// Result fields, registered with `register:` (e.g. `rc`, `stdout`, `result`).
@@ -58,24 +66,97 @@ pub struct Outcome {
     pub facts: Option<Vars>,
 }
 
+/// How a module call ended (before `ignore_errors`, which is the task's business).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Status {
+    /// Nothing needed changing.
+    #[default]
+    Ok,
+    Changed,
+    /// It could not do its work. `changed`: it changed the host before it failed (a script
+    /// that ran and exited non-zero, a restart that did not come back).
+    Failed {
+        changed: bool,
+    },
+    /// It did not run (check mode, for a script whose effects cannot be predicted).
+    Skipped,
+}
+
+impl Status {
+    /// [`Status::Changed`] when `changed`, else [`Status::Ok`].
+    pub fn done(changed: bool) -> Status {
+        if changed { Status::Changed } else { Status::Ok }
+    }
+
+    /// The host was changed (successfully or not).
+    pub fn changed(self) -> bool {
+        matches!(self, Status::Changed | Status::Failed { changed: true })
+    }
+
+    pub fn failed(self) -> bool {
+        matches!(self, Status::Failed { .. })
+    }
+
+    pub fn skipped(self) -> bool {
+        self == Status::Skipped
+    }
+
+    /// The same ending, judged changed or not (`changed_when`). A call that did not run
+    /// changed nothing, so a skip stays a skip.
+    pub fn with_changed(self, changed: bool) -> Status {
+        match self {
+            Status::Ok | Status::Changed => Status::done(changed),
+            Status::Failed { .. } => Status::Failed { changed },
+            Status::Skipped => Status::Skipped,
+        }
+    }
+
+    /// The same ending, judged failed or not (`failed_when`); what it changed stays.
+    pub fn with_failed(self, failed: bool) -> Status {
+        match (self, failed) {
+            (Status::Failed { changed }, false) => Status::done(changed),
+            (Status::Failed { .. }, true) | (_, false) => self,
+            (_, true) => Status::Failed {
+                changed: self.changed(),
+            },
+        }
+    }
+}
+
 impl Outcome {
     pub fn ok() -> Self {
         Outcome::default()
     }
 
     pub fn changed() -> Self {
+        Outcome::ending(Status::Changed)
+    }
+
+    /// [`Outcome::changed`] when `changed`, else [`Outcome::ok`].
+    pub fn done(changed: bool) -> Self {
+        Outcome::ending(Status::done(changed))
+    }
+
+    pub fn failed(msg: impl Into<String>) -> Self {
+        Outcome::ending(Status::Failed { changed: false }).with_msg(msg)
+    }
+
+    /// Not run, for this reason.
+    pub fn skipped(msg: impl Into<String>) -> Self {
+        Outcome::ending(Status::Skipped).with_msg(msg)
+    }
+
+    fn ending(status: Status) -> Self {
         Outcome {
-            changed: true,
+            status,
             ..Outcome::default()
         }
     }
 
-    pub fn failed(msg: impl Into<String>) -> Self {
-        Outcome {
-            failed: true,
-            msg: Some(msg.into()),
-            ..Outcome::default()
-        }
+    /// The same outcome, having changed the host or not (see [`Status::with_changed`]).
+    pub fn having_changed(mut self, changed: bool) -> Self {
+        self.status = self.status.with_changed(changed);
+        self
     }
 
     pub fn with_msg(mut self, msg: impl Into<String>) -> Self {
@@ -100,8 +181,15 @@ pub enum ModuleError {
     Template(#[from] crate::template::TemplateError),
     /// The intent log refused the change before it started: nothing was done on the host.
     #[error("not started: {0}")]
-    Refused(#[from] crate::runner::Refused),
+    Refused(#[from] Refused),
 }
+
+/// Why a change must not start: the intent log (see `runner::IntentLog`) knows the host is no
+/// longer this process's to change (a queue runner whose claim was taken over) or cannot keep
+/// the record it must keep. Defined here, below the runner, so modules need not import it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
 
 /// Opens (and re-opens) the connection to one host on demand.
 #[async_trait]
@@ -203,86 +291,45 @@ impl<M: ReadOnlyModule> Module for M {
     }
 }
 
-/// Every module by name. The list is the single source for validation and dispatch.
-fn registry() -> &'static [(&'static str, &'static dyn Module, args::Validator)] {
-    &[
-        (
-            "powershell",
-            &powershell::Powershell,
-            args::validator::<powershell::Args>,
-        ),
-        ("assert", &assert::Assert, args::validator::<assert::Args>),
-        ("set_fact", &set_fact::SetFact, set_fact::validate),
-        ("debug", &debug::Debug, args::validator::<debug::Args>),
-        ("fail", &fail::Fail, args::validator::<fail::Args>),
-        ("pause", &pause::Pause, args::validator::<pause::Args>),
-        (
-            "wait_for_connection",
-            &wait_for_connection::WaitForConnection,
-            args::validator::<wait_for_connection::Args>,
-        ),
-        (
-            "exchange_facts",
-            &exchange_facts::ExchangeFacts,
-            args::validator::<exchange_facts::Args>,
-        ),
-        (
-            "exchange_mitigate",
-            &exchange_mitigate::ExchangeMitigate,
-            args::validator::<exchange_mitigate::Args>,
-        ),
-        (
-            "exchange_update",
-            &exchange_update::ExchangeUpdate,
-            args::validator::<exchange_update::Args>,
-        ),
-        (
-            "exchange_maintenance",
-            &exchange_maintenance::ExchangeMaintenance,
-            args::validator::<exchange_maintenance::Args>,
-        ),
-        ("reboot", &reboot::Reboot, args::validator::<reboot::Args>),
-        (
-            "exchange_verify",
-            &exchange_verify::ExchangeVerify,
-            args::validator::<exchange_verify::Args>,
-        ),
-        (
-            "exchange_ioc_scan",
-            &exchange_ioc_scan::ExchangeIocScan,
-            args::validator::<exchange_ioc_scan::Args>,
-        ),
-    ]
+/// Every module, each declared once beside its code. The single source for validation,
+/// dispatch, the apply gate, the intent log and the plan.
+const TABLE: &[&ModuleSpec] = &[
+    &powershell::SPEC,
+    &assert::SPEC,
+    &set_fact::SPEC,
+    &debug::SPEC,
+    &fail::SPEC,
+    &pause::SPEC,
+    &wait_for_connection::SPEC,
+    &exchange_facts::SPEC,
+    &exchange_mitigate::SPEC,
+    &exchange_update::SPEC,
+    &exchange_maintenance::SPEC,
+    &reboot::SPEC,
+    &exchange_verify::SPEC,
+    &exchange_ioc_scan::SPEC,
+];
+
+/// Every module's spec.
+pub fn table() -> &'static [&'static ModuleSpec] {
+    TABLE
 }
 
-/// Modules whose `apply` changes the host (installs, restarts, drains, mitigates, or runs a
-/// user script): the runner records a durable intent before each, and plans mark them as
-/// not to be repeated blindly.
-pub fn changes_hosts(module: &str) -> bool {
-    matches!(
-        module,
-        "exchange_update" | "reboot" | "exchange_maintenance" | "exchange_mitigate" | "powershell"
-    )
+/// The spec of the module called `name`.
+pub fn spec(name: &str) -> Option<&'static ModuleSpec> {
+    TABLE.iter().copied().find(|s| s.name == name)
 }
 
 /// Names of every module a task may use.
 pub fn names() -> Vec<&'static str> {
-    registry().iter().map(|(name, _, _)| *name).collect()
-}
-
-/// The module called `name`.
-pub fn lookup(name: &str) -> Option<&'static dyn Module> {
-    registry()
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, m, _)| *m)
+    TABLE.iter().map(|s| s.name).collect()
 }
 
 /// Check a module's arguments as written (templates unrendered). Strings holding `{{ }}`
 /// are accepted wherever a scalar is expected: they are checked again once rendered.
 pub fn validate_args(module: &str, args: &Value) -> Result<(), Vec<ArgProblem>> {
-    match registry().iter().find(|(n, _, _)| *n == module) {
-        Some((_, _, validate)) => validate(args),
+    match spec(module) {
+        Some(spec) => (spec.validate)(args),
         None => Err(vec![ArgProblem {
             field: String::new(),
             message: format!("unknown module `{module}`"),
@@ -295,6 +342,27 @@ pub fn validate_args(module: &str, args: &Value) -> Result<(), Vec<ArgProblem>> 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn judging_an_ending_keeps_what_it_changed() {
+        let ran_and_failed = Status::Failed { changed: true };
+        assert_eq!(ran_and_failed.with_failed(false), Status::Changed);
+        assert_eq!(
+            ran_and_failed.with_changed(false),
+            Status::Failed { changed: false }
+        );
+        assert_eq!(
+            Status::Changed.with_failed(true),
+            Status::Failed { changed: true }
+        );
+        assert_eq!(Status::Ok.with_failed(false), Status::Ok);
+        assert_eq!(Status::Ok.with_changed(true), Status::Changed);
+        assert_eq!(
+            Status::Skipped.with_failed(true),
+            Status::Failed { changed: false }
+        );
+        assert_eq!(Status::Skipped.with_changed(true), Status::Skipped);
+    }
 
     #[test]
     fn unknown_modules_get_a_suggestion() {

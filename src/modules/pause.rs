@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::spec::ModuleSpec;
 use super::{CheckCtx, HostCtx, Module, ModuleError, Num, Outcome};
 
 #[derive(Debug, Deserialize)]
@@ -21,14 +22,17 @@ struct RawArgs {
     prompt: Option<String>,
 }
 
-impl TryFrom<RawArgs> for Args {
-    type Error = String;
+/// `pause` without a duration.
+#[derive(Debug, thiserror::Error)]
+#[error("give `seconds` or `minutes`: unattended runs cannot wait for a key press")]
+pub struct NoDuration;
 
-    fn try_from(raw: RawArgs) -> Result<Self, String> {
+impl TryFrom<RawArgs> for Args {
+    type Error = NoDuration;
+
+    fn try_from(raw: RawArgs) -> Result<Self, NoDuration> {
         if raw.seconds.is_none() && raw.minutes.is_none() {
-            return Err(
-                "give `seconds` or `minutes`: unattended runs cannot wait for a key press".into(),
-            );
+            return Err(NoDuration);
         }
         let seconds = raw.seconds.map_or(0.0, |n| n.0) + raw.minutes.map_or(0.0, |n| n.0 * 60.0);
         Ok(Args {
@@ -40,6 +44,9 @@ impl TryFrom<RawArgs> for Args {
 
 pub struct Pause;
 
+/// What `pause` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec::read_only("pause", &Pause, super::args::validator::<Args>);
+
 #[async_trait::async_trait]
 impl Module for Pause {
     async fn check(&self, args: &Value, _ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
@@ -49,7 +56,9 @@ impl Module for Pause {
 
     async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = super::args::parse(args).map_err(|p| ModuleError::Args(p.message))?;
-        let wait = Num(args.seconds).seconds().map_err(ModuleError::Args)?;
+        let wait = Num(args.seconds)
+            .seconds()
+            .map_err(|e| ModuleError::Args(e.to_string()))?;
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = ctx.cancel.cancelled() => return Err(crate::transport::TransportError::Cancelled.into()),

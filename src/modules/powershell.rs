@@ -8,6 +8,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
 use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome};
 use crate::script::{self, Script};
 use crate::transport::RunRequest;
@@ -34,18 +35,19 @@ enum Source {
     File(String),
 }
 
-impl TryFrom<RawArgs> for Args {
-    type Error = String;
+/// `powershell` without exactly one script.
+#[derive(Debug, thiserror::Error)]
+#[error("give exactly one of `script` (inline text) or `file` (a .ps1 path)")]
+pub struct NotOneScript;
 
-    fn try_from(raw: RawArgs) -> Result<Self, String> {
+impl TryFrom<RawArgs> for Args {
+    type Error = NotOneScript;
+
+    fn try_from(raw: RawArgs) -> Result<Self, NotOneScript> {
         let source = match (raw.script, raw.file) {
             (Some(s), None) => Source::Inline(s),
             (None, Some(f)) => Source::File(f),
-            _ => {
-                return Err(
-                    "give exactly one of `script` (inline text) or `file` (a .ps1 path)".into(),
-                );
-            }
+            _ => return Err(NotOneScript),
         };
         Ok(Args {
             source,
@@ -56,15 +58,28 @@ impl TryFrom<RawArgs> for Args {
 
 pub struct Powershell;
 
+/// What `powershell` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "powershell",
+    module: &Powershell,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ChangesHosts,
+    reboots: false,
+    estimate: Estimate::Seconds(60),
+    action: Action::Text("run a user script (its effects cannot be predicted)"),
+    reason: Reason::Check,
+    foresight: Foresight::Unpredictable,
+    counting: Counting::Plain,
+    provides: Provides::Nothing,
+};
+
 #[async_trait::async_trait]
 impl Module for Powershell {
     async fn check(&self, args: &Value, _ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         super::args::parse::<Args>(args).map_err(|p| ModuleError::Args(p.message))?;
-        Ok(Outcome {
-            skipped: true,
-            ..Outcome::default()
-        }
-        .with_msg("not run in check mode: a script's effects cannot be predicted"))
+        Ok(Outcome::skipped(
+            "not run in check mode: a script's effects cannot be predicted",
+        ))
     }
 
     async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
@@ -107,10 +122,8 @@ pub fn script_outcome(out: crate::transport::ScriptOutput) -> Outcome {
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("no error output");
-        Outcome {
-            changed: true,
-            ..Outcome::failed(format!("script exited with code {}: {last}", out.exit_code))
-        }
+        Outcome::failed(format!("script exited with code {}: {last}", out.exit_code))
+            .having_changed(true)
     };
     outcome = outcome
         .with("rc", out.exit_code)

@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::exchange_script::{self as shipped, Fail};
+use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
 use super::{CheckCtx, HostCtx, Module, ModuleError, Num, Outcome, ProbeLink};
 use crate::contract::{BootIdAnswer, ReadOnlyId, RebootAnswer, RebootRequest, ScriptId};
 use crate::transport::TransportError;
@@ -80,6 +81,21 @@ impl Waits {
 }
 
 pub struct Reboot;
+
+/// What `reboot` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    name: "reboot",
+    module: &Reboot,
+    validate: super::args::validator::<Args>,
+    effect: Effect::ChangesHosts,
+    reboots: true,
+    estimate: Estimate::Seconds(600),
+    action: Action::TaskName,
+    reason: Reason::Text("restart the host and wait for it to come back with a new boot id"),
+    foresight: Foresight::Predicts,
+    counting: Counting::AfterUpdate,
+    provides: Provides::Nothing,
+};
 
 #[async_trait::async_trait]
 impl Module for Reboot {
@@ -172,12 +188,10 @@ async fn restart(waits: Waits, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     let ctx = &read;
     let start = Instant::now();
     let failed = |phase: &str, detail: String| {
-        Outcome {
-            changed: true,
-            ..Outcome::failed(format!("{phase}: {detail}"))
-        }
-        .with("boot_id_before", before.clone())
-        .with("phase", phase.to_string())
+        Outcome::failed(format!("{phase}: {detail}"))
+            .having_changed(true)
+            .with("boot_id_before", before.clone())
+            .with("phase", phase.to_string())
     };
 
     // Phase 2: the old boot ends.
@@ -401,7 +415,7 @@ mod tests {
             Reboot.check(&json!({}), ctx).await.unwrap()
         })
         .await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(
             o.msg.as_deref(),
             Some("would restart the host (up 2.0 h, boot id b1) and wait for a new boot id")
@@ -419,7 +433,7 @@ mod tests {
             services_at: Duration::from_secs(420),
         });
         let (o, resets) = run(&f, json!({})).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(o.data["boot_id_after"], "new");
         assert_eq!(o.data["down_seconds"], 30.0);
         assert_eq!(o.data["back_seconds"], 300.0);
@@ -442,7 +456,7 @@ mod tests {
             true,
         );
         let (o, _) = run(&f, json!({})).await;
-        assert!(o.changed && !o.failed, "{o:?}");
+        assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(o.data["boot_id_before"], "old");
         assert_eq!(o.data["boot_id_after"], "new");
     }
@@ -457,7 +471,7 @@ mod tests {
             services_at: Duration::ZERO,
         });
         let (o, _) = run(&f, json!({"boot_timeout": 120})).await;
-        assert!(o.failed, "{o:?}");
+        assert!(o.status.failed(), "{o:?}");
         assert_eq!(o.data["phase"], "boot");
         assert!(o.msg.unwrap().contains("still with boot id old"));
     }
@@ -471,7 +485,7 @@ mod tests {
             services_at: Duration::ZERO,
         });
         let (o, _) = run(&f, json!({"shutdown_timeout": 60})).await;
-        assert!(o.failed);
+        assert!(o.status.failed());
         assert_eq!(o.data["phase"], "shutdown");
     }
 
@@ -484,10 +498,13 @@ mod tests {
             services_at: Duration::from_secs(100_000),
         });
         let (o, _) = run(&f, json!({"services_timeout": 300})).await;
-        assert!(o.failed);
+        assert!(o.status.failed());
         assert_eq!(o.data["phase"], "services");
         assert!(o.msg.unwrap().contains("MSExchangeIS"));
         let (o, _) = run(&f, json!({"services_timeout": 0})).await;
-        assert!(!o.failed, "services_timeout 0 skips the wait: {o:?}");
+        assert!(
+            !o.status.failed(),
+            "services_timeout 0 skips the wait: {o:?}"
+        );
     }
 }

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::args::ArgProblem;
+use super::spec::{ModuleSpec, Provides};
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 
 /// Keys must be valid variable names.
@@ -38,6 +39,12 @@ fn is_identifier(s: &str) -> bool {
 }
 
 pub struct SetFact;
+
+/// What `set_fact` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    provides: Provides::Variables,
+    ..ModuleSpec::read_only("set_fact", &SetFact, validate)
+};
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for SetFact {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::spec::ModuleSpec;
 use super::{CheckCtx, ModuleError, Num, Outcome, ReadOnlyModule};
 use crate::transport::TransportError;
 
@@ -26,10 +27,17 @@ pub struct Args {
 fn secs(n: Option<Num>, default: f64) -> Result<Duration, ModuleError> {
     n.unwrap_or(Num(default))
         .seconds()
-        .map_err(ModuleError::Args)
+        .map_err(|e| ModuleError::Args(e.to_string()))
 }
 
 pub struct WaitForConnection;
+
+/// What `wait_for_connection` is, for the module table.
+pub const SPEC: ModuleSpec = ModuleSpec::read_only(
+    "wait_for_connection",
+    &WaitForConnection,
+    super::args::validator::<Args>,
+);
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for WaitForConnection {

@@ -12,7 +12,9 @@ use serde_json::Value;
 
 use super::document::{HostPlan, LeftOut, Risk, Step};
 use crate::events::{Event, TaskStatus};
+use crate::exchange::path::Step as PathStep;
 use crate::model::{Inventory, Playbook};
+use crate::modules::{self, Counting, Effect, Foresight, ModuleSpec, PairKind, Provides, Reason};
 use crate::report::Reporter;
 
 /// Free space below which a host is flagged (an Exchange CU needs room for its media and logs).
@@ -52,18 +54,31 @@ impl Collected {
 }
 
 /// Where planning stopped before the work a maintenance window was entered for, entering
-/// maintenance would only take the server out of service for nothing: leave it out.
+/// maintenance would only take the server out of service for nothing: leave it out (every
+/// [`PairKind::Bracket`] module opened without its undo and without update work planned).
 fn drop_dangling_maintenance(mut host: HostPlan) -> HostPlan {
-    let enters = host
+    if host
         .steps
         .iter()
-        .filter(|s| s.module == "exchange_maintenance")
-        .count();
-    let updates = host.steps.iter().any(|s| s.module == "exchange_update");
-    if enters % 2 == 1 && !updates {
-        host.steps.retain(|s| s.module != "exchange_maintenance");
+        .any(|s| counting(&s.module) == Some(Counting::UpdatePath))
+    {
+        return host;
+    }
+    for spec in modules::table() {
+        let Counting::Paired(pair) = spec.counting else {
+            continue;
+        };
+        let planned = host.steps.iter().filter(|s| s.module == spec.name).count();
+        if pair.kind == PairKind::Bracket && planned % 2 == 1 {
+            host.steps.retain(|s| s.module != spec.name);
+        }
     }
     host
+}
+
+/// How the module a plan step names counts.
+fn counting(module: &str) -> Option<Counting> {
+    modules::spec(module).map(|s| s.counting)
 }
 
 /// A reporter that turns check-mode events into plan entries.
@@ -130,7 +145,7 @@ impl Reporter for PlanCollector {
             .get(play)
             .and_then(|p| p.task_at(*task_index))
             .map(|(_, t)| &t.call);
-        let module = call.map(|c| c.module.clone()).unwrap_or_default();
+        let spec = call.and_then(|c| modules::spec(&c.module));
         let state = call
             .and_then(|c| c.args.get("state"))
             .and_then(Value::as_str)
@@ -138,7 +153,7 @@ impl Reporter for PlanCollector {
             .to_string();
         let mut collected = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let plan = self.host_plan(&mut collected, host);
-        if module == "exchange_facts" && plan.facts.is_null() {
+        if spec.is_some_and(|s| s.provides == Provides::ExchangeFacts) && plan.facts.is_null() {
             let facts = result.get("exchange").unwrap_or(result);
             plan.facts = summary(facts);
             plan.risks.extend(risks_from(facts));
@@ -146,25 +161,24 @@ impl Reporter for PlanCollector {
             plan.risks.dedup();
         }
         let msg = msg.clone().unwrap_or_default();
-        if let Some(undo) = undo_step(plan, play, *task_index, task, &module, &state, *status) {
-            plan.steps.push(undo);
-            return;
-        }
-        let would_run_script =
-            *status == TaskStatus::Skipped && module == "powershell" && msg.contains("check mode");
-        if *status == TaskStatus::Changed || would_run_script {
-            let seq = collected.sequence.entry(host.clone()).or_default();
-            let planned = match module.as_str() {
-                "exchange_update" => path_step(seq, play, *task_index, task, result),
-                "reboot" if seq.planned == 0 || (seq.last_planned && !seq.restarted_since) => {
-                    seq.restarted_since = seq.planned > 0;
-                    Some(step(play, *task_index, task, &module, &msg, result))
+        let at = At {
+            play,
+            task_index: *task_index,
+            task,
+        };
+        if let Some(spec) = spec {
+            if let Some(undo) = undo_step(plan, spec, &at, &state, *status) {
+                plan.steps.push(undo);
+                return;
+            }
+            let would_run_script = *status == TaskStatus::Skipped
+                && spec.foresight == Foresight::Unpredictable
+                && msg.contains("check mode");
+            if *status == TaskStatus::Changed || would_run_script {
+                let seq = collected.sequence.entry(host.clone()).or_default();
+                if let Some(step) = counted_step(seq, spec, &at, &msg, result) {
+                    self.host_plan(&mut collected, host).steps.push(step);
                 }
-                "reboot" => None,
-                _ => Some(step(play, *task_index, task, &module, &msg, result)),
-            };
-            if let Some(step) = planned {
-                self.host_plan(&mut collected, host).steps.push(step);
             }
         }
         if matches!(status, TaskStatus::Failed | TaskStatus::Unreachable) {
@@ -199,18 +213,43 @@ impl Reporter for PlanCollector {
     }
 }
 
+/// Which task a step comes from.
+struct At<'a> {
+    play: usize,
+    task_index: usize,
+    task: &'a str,
+}
+
+/// The step a task that would change something stands for, as its module counts
+/// ([`Counting`]), if any.
+fn counted_step(
+    seq: &mut UpdateSequence,
+    spec: &ModuleSpec,
+    at: &At<'_>,
+    msg: &str,
+    result: &Value,
+) -> Option<Step> {
+    match spec.counting {
+        Counting::UpdatePath => path_step(seq, spec, at, result),
+        Counting::AfterUpdate if seq.planned == 0 || (seq.last_planned && !seq.restarted_since) => {
+            seq.restarted_since = seq.planned > 0;
+            Some(step(spec, at, msg, None))
+        }
+        Counting::AfterUpdate => None,
+        Counting::Plain | Counting::Paired(_) => Some(step(spec, at, msg, None)),
+    }
+}
+
 /// The step of the assessed path that the next would-install task stands for, if any.
 fn path_step(
     seq: &mut UpdateSequence,
-    play: usize,
-    task_index: usize,
-    task: &str,
+    spec: &ModuleSpec,
+    at: &At<'_>,
     result: &Value,
 ) -> Option<Step> {
-    let path = result
+    let path: Vec<PathStep> = result
         .get("steps")
-        .and_then(Value::as_array)
-        .cloned()
+        .and_then(|steps| serde_json::from_value(steps.clone()).ok())
         .unwrap_or_default();
     let Some(next) = path.get(seq.planned) else {
         seq.last_planned = false;
@@ -219,127 +258,58 @@ fn path_step(
     seq.planned += 1;
     seq.last_planned = true;
     seq.restarted_since = false;
-    let text = |k: &str| {
-        next.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let kind = text("kind");
-    let target = text("target");
-    let label = text("label");
-    let what = match next.get("kb").and_then(Value::as_str) {
-        Some(kb) if kb != label => format!("{label} ({kb})"),
-        _ => label,
-    };
-    Some(Step {
-        play,
-        task_index,
-        task: task.to_string(),
-        module: "exchange_update".into(),
-        action: if target.is_empty() {
-            format!("install {what}")
-        } else {
-            format!("install {what} (to build {target})")
-        },
-        reason: text("reason"),
-        reboot: false,
-        estimated_seconds: if kind.eq_ignore_ascii_case("cu") {
-            3600
-        } else {
-            1800
-        },
-        non_idempotent: true,
-    })
+    Some(step(spec, at, &next.reason, Some(next)))
 }
 
-fn step(
-    play: usize,
-    task_index: usize,
-    task: &str,
-    module: &str,
-    msg: &str,
-    result: &Value,
-) -> Step {
-    let first_kind = result
-        .pointer("/steps/0/kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let estimated_seconds = match module {
-        "exchange_update" if first_kind.eq_ignore_ascii_case("cu") => 3600,
-        "exchange_update" => 1800,
-        "reboot" => 600,
-        "exchange_maintenance" => 900,
-        "exchange_mitigate" => 300,
-        "powershell" => 60,
-        _ => 30,
-    };
-    let reboot = module == "reboot";
-    let action = match module {
-        "powershell" => "run a user script (its effects cannot be predicted)".to_string(),
-        _ => task.to_string(),
-    };
-    // A restart's check names the host's uptime, which changes by the minute; the plan keeps
-    // only what the same fleet always says, so the same inputs give the same plan.
-    let msg = if reboot {
-        "restart the host and wait for it to come back with a new boot id"
-    } else {
-        msg
+/// The plan step for a task of module `spec` whose check said `msg`, installing `update`
+/// where it is an update-path step.
+fn step(spec: &ModuleSpec, at: &At<'_>, msg: &str, update: Option<&PathStep>) -> Step {
+    let reason = match spec.reason {
+        Reason::Check => msg,
+        Reason::Text(text) => text,
     };
     Step {
-        play,
-        task_index,
-        task: task.to_string(),
-        module: module.to_string(),
-        action,
-        reason: msg.to_string(),
-        reboot,
-        estimated_seconds,
-        non_idempotent: crate::modules::changes_hosts(module),
+        play: at.play,
+        task_index: at.task_index,
+        task: at.task.to_string(),
+        module: spec.name.to_string(),
+        action: spec.action.text(at.task, update),
+        reason: reason.to_string(),
+        reboot: spec.reboots,
+        estimated_seconds: spec.estimate.seconds(update),
+        non_idempotent: spec.effect == Effect::ChangesHosts,
     }
 }
 
 /// Check mode cannot see a state the plan itself creates: a planned "enter maintenance" means
 /// the later "leave maintenance" will be needed, and a planned mitigation on a server the plan
 /// patches will be removed once the server is verified fixed (the module refuses otherwise).
+/// Which modules pair up, and how, is their [`Pair`].
 fn undo_step(
     plan: &HostPlan,
-    play: usize,
-    task_index: usize,
-    task: &str,
-    module: &str,
+    spec: &ModuleSpec,
+    at: &At<'_>,
     state: &str,
     status: TaskStatus,
 ) -> Option<Step> {
-    if !matches!(status, TaskStatus::Ok | TaskStatus::Skipped) {
+    let Counting::Paired(pair) = spec.counting else {
+        return None;
+    };
+    if !matches!(status, TaskStatus::Ok | TaskStatus::Skipped) || state != pair.undo_state {
         return None;
     }
-    let planned = |m: &str| plan.steps.iter().any(|s| s.module == m);
-    let reason = match (module, state) {
-        ("exchange_maintenance", "leave") if planned("exchange_maintenance") => {
-            "leave maintenance after the steps above, restoring the recorded activation policy"
-        }
-        ("exchange_mitigate", "absent")
-            if planned("exchange_mitigate") && planned("exchange_update") =>
-        {
-            "remove the mitigation once the server is verified fixed (refused otherwise)"
-        }
-        _ => return None,
+    let opened = plan.steps.iter().any(|s| s.module == spec.name);
+    let update_work = plan
+        .steps
+        .iter()
+        .any(|s| counting(&s.module) == Some(Counting::UpdatePath));
+    let needed = match pair.kind {
+        PairKind::Bracket => opened,
+        PairKind::StopGap => opened && update_work,
     };
-    Some(Step {
-        play,
-        task_index,
-        task: task.to_string(),
-        module: module.to_string(),
-        action: task.to_string(),
-        reason: reason.to_string(),
-        reboot: false,
-        estimated_seconds: if module == "exchange_maintenance" {
-            900
-        } else {
-            300
-        },
-        non_idempotent: true,
+    needed.then(|| Step {
+        reason: pair.reason.to_string(),
+        ..step(spec, at, "", None)
     })
 }
 

@@ -9,19 +9,6 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-/// Modules that change nothing; they run whether or not the plan lists them.
-const READ_ONLY: &[&str] = &[
-    "exchange_facts",
-    "exchange_verify",
-    "exchange_ioc_scan",
-    "assert",
-    "debug",
-    "set_fact",
-    "fail",
-    "pause",
-    "wait_for_connection",
-];
-
 /// What an approved plan allows, per host.
 #[derive(Debug, Default)]
 pub struct PlanGate {
@@ -46,9 +33,10 @@ impl PlanGate {
         }
     }
 
-    /// May this task run on this host?
+    /// May this task run on this host? Read-only modules (see [`crate::modules::Effect`]) run
+    /// whether or not the plan lists them.
     pub fn allows(&self, host: &str, play: usize, task_index: usize, module: &str) -> bool {
-        READ_ONLY.contains(&module)
+        crate::modules::spec(module).is_some_and(|s| s.effect == crate::modules::Effect::ReadOnly)
             || self
                 .steps
                 .get(host)

@@ -66,7 +66,8 @@ pub async fn run_host_play(
         let status = run_one(env, scope, host, link, task, index).await;
         end.counts.add(status);
         if let Some(gate) = &env.options.gate
-            && task.call.module == "exchange_facts"
+            && crate::modules::spec(&task.call.module)
+                .is_some_and(|s| s.provides == crate::modules::Provides::ExchangeFacts)
             && let Some(why) = gate.drift(&host.name, &scope.facts.get(&host.name)["exchange"])
         {
             env.emit(Event::HostDropped {

@@ -6,11 +6,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-/// Why a change must not start: the log knows the host is no longer this process's to change
-/// (a queue runner whose claim was taken over) or cannot keep the record it must keep.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refused(pub String);
+pub use crate::modules::Refused;
 
 /// Where intents are kept (the local run journal, or the queue database).
 #[async_trait]

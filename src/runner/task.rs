@@ -6,7 +6,7 @@
 //! [`Access`] once, before anything else, and the rest of the task sees only that. In check
 //! mode it is [`Access::Inspect`], holding a [`ProbeLink`] (which keeps the link private and
 //! runs only read-only shipped scripts); the module call can then build only a [`CheckCtx`],
-//! so only [`Module::check`] can be called. [`Module::apply`] takes a [`HostCtx`], which needs
+//! so only [`Module::check`](modules::Module::check) can be called. [`Module::apply`](modules::Module::apply) takes a [`HostCtx`], which needs
 //! the link itself: only [`Access::Execute`] has it.
 
 use std::time::Duration;
@@ -18,7 +18,9 @@ use super::RunEnv;
 use super::vars::{Needs, PlayScope};
 use crate::events::{Event, Stream, TaskStatus};
 use crate::model::{Host, LoopSpec, Task, Vars};
-use crate::modules::{self, CheckCtx, HostCtx, HostLink, Module, ModuleError, Outcome, ProbeLink};
+use crate::modules::{
+    self, CheckCtx, Effect, HostCtx, HostLink, ModuleError, ModuleSpec, Outcome, ProbeLink, Status,
+};
 use crate::template;
 use crate::transport::{OutputChunk, TransportError};
 
@@ -57,9 +59,9 @@ pub struct TaskRun<'a> {
 
 /// What a task may do to its host, fixed when it starts.
 enum Access<'a> {
-    /// Check mode: read-only scripts through a probe, so only [`Module::check`].
+    /// Check mode: read-only scripts through a probe, so only [`Module::check`](modules::Module::check).
     Inspect(ProbeLink<'a>),
-    /// The link itself, so [`Module::apply`].
+    /// The link itself, so [`Module::apply`](modules::Module::apply).
     Execute(&'a dyn HostLink),
 }
 
@@ -160,7 +162,7 @@ impl TaskOnHost<'_> {
                 return ItemEnd::Done(Outcome::failed(format!("{}: {e}", self.task.call.module)));
             }
         };
-        let Some(module) = modules::lookup(&self.task.call.module) else {
+        let Some(module) = modules::spec(&self.task.call.module) else {
             return ItemEnd::Done(Outcome::failed(format!(
                 "unknown module `{}`",
                 self.task.call.module
@@ -191,7 +193,7 @@ impl TaskOnHost<'_> {
                         Err(e) => return ItemEnd::Done(Outcome::failed(format!("until: {e}"))),
                     }
                 }
-                None if outcome.failed => outcome.msg.clone(),
+                None if outcome.status.failed() => outcome.msg.clone(),
                 None => None,
             };
             let Some(reason) = retry_reason else {
@@ -199,7 +201,7 @@ impl TaskOnHost<'_> {
             };
             if attempt >= attempts {
                 return ItemEnd::Done(match &self.task.until {
-                    Some(u) if !outcome.failed => Outcome::failed(format!(
+                    Some(u) if !outcome.status.failed() => Outcome::failed(format!(
                         "until `{}` still false after {attempts} attempts",
                         u.source
                     )),
@@ -225,7 +227,7 @@ impl TaskOnHost<'_> {
     /// timeout, relaying its output.
     async fn call(
         &self,
-        module: &dyn Module,
+        module: &ModuleSpec,
         args: &Value,
         vars: &Value,
     ) -> Result<Outcome, ModuleError> {
@@ -254,7 +256,7 @@ impl TaskOnHost<'_> {
                     output,
                     base_dir,
                 };
-                self.guarded(timeout, module.check(args, &ctx)).await
+                self.guarded(timeout, module.module.check(args, &ctx)).await
             }
             Access::Execute(link) => {
                 let intents = self
@@ -262,7 +264,7 @@ impl TaskOnHost<'_> {
                     .options
                     .intents
                     .as_ref()
-                    .filter(|_| crate::modules::changes_hosts(&self.task.call.module));
+                    .filter(|_| module.effect == Effect::ChangesHosts);
                 let intent = match intents {
                     Some(log) => {
                         let begun = log
@@ -293,11 +295,11 @@ impl TaskOnHost<'_> {
                     output,
                     base_dir,
                 };
-                let result = self.guarded(timeout, module.apply(args, &ctx)).await;
+                let result = self.guarded(timeout, module.module.apply(args, &ctx)).await;
                 if let (Some(log), Some(id)) = (intents, intent) {
                     let outcome = match &result {
                         Ok(o) => {
-                            serde_json::json!({"changed": o.changed, "failed": o.failed, "msg": o.msg})
+                            serde_json::json!({"changed": o.status.changed(), "failed": o.status.failed(), "msg": o.msg})
                         }
                         Err(e) => serde_json::json!({"failed": true, "msg": e.to_string()}),
                     };
@@ -344,14 +346,14 @@ impl TaskOnHost<'_> {
         let ctx = self.with_result(ctx, &outcome);
         if let Some(expr) = &self.task.changed_when {
             match template::eval_bool(&expr.source, &ctx) {
-                Ok(b) => outcome.changed = b,
+                Ok(b) => outcome.status = outcome.status.with_changed(b),
                 Err(e) => return Outcome::failed(format!("changed_when: {e}")),
             }
         }
         if let Some(expr) = &self.task.failed_when {
             match template::eval_bool(&expr.source, &ctx) {
                 Ok(b) => {
-                    outcome.failed = b;
+                    outcome.status = outcome.status.with_failed(b);
                     if b && outcome.msg.is_none() {
                         outcome.msg = Some(format!("failed_when `{}` holds", expr.source));
                     }
@@ -381,7 +383,7 @@ impl TaskOnHost<'_> {
                 let status = status_of(&o, self.task.ignore_errors);
                 TaskResult {
                     status,
-                    changed: o.changed,
+                    changed: o.status.changed(),
                     msg: o.msg.clone(),
                     registered: registered(&o),
                     facts: o.facts,
@@ -466,21 +468,21 @@ fn rank(s: TaskStatus) -> u8 {
 }
 
 fn status_of(o: &Outcome, ignore_errors: bool) -> TaskStatus {
-    match (o.failed, ignore_errors, o.skipped, o.changed) {
-        (true, true, _, _) => TaskStatus::Ignored,
-        (true, false, _, _) => TaskStatus::Failed,
-        (false, _, true, _) => TaskStatus::Skipped,
-        (false, _, false, true) => TaskStatus::Changed,
-        (false, _, false, false) => TaskStatus::Ok,
+    match o.status {
+        Status::Failed { .. } if ignore_errors => TaskStatus::Ignored,
+        Status::Failed { .. } => TaskStatus::Failed,
+        Status::Skipped => TaskStatus::Skipped,
+        Status::Changed => TaskStatus::Changed,
+        Status::Ok => TaskStatus::Ok,
     }
 }
 
 /// What `register` stores for an outcome: its data plus `changed`, `failed`, `skipped`, `msg`.
 fn registered(o: &Outcome) -> Value {
     let mut m = o.data.clone();
-    m.insert("changed".into(), o.changed.into());
-    m.insert("failed".into(), o.failed.into());
-    if o.skipped {
+    m.insert("changed".into(), o.status.changed().into());
+    m.insert("failed".into(), o.status.failed().into());
+    if o.status.skipped() {
         m.insert("skipped".into(), true.into());
     }
     if let Some(msg) = &o.msg {

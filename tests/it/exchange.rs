@@ -11,7 +11,7 @@ use salve::exchange::build::{Build, Family};
 use salve::exchange::catalogue::{Catalogue, catalogue};
 use salve::exchange::dotnet::DotNet;
 use salve::exchange::ids::Kb;
-use salve::exchange::plan::{Route, StepKind};
+use salve::exchange::path::{Route, StepKind};
 
 fn b(s: &str) -> Build {
     s.parse().unwrap()

@@ -192,7 +192,7 @@ impl Lab {
             output: tx,
             base_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
         };
-        let m = modules::lookup(module).unwrap();
+        let m = modules::spec(module).unwrap().module;
         if check {
             let probe = ProbeLink::new(&link);
             m.check(&args, &ctx.read_only(&probe)).await.unwrap()
@@ -232,7 +232,10 @@ async fn a_vulnerable_2019_cu8_server_is_mitigated_patched_restarted_verified_an
 
     // Facts: the simulated build, assessed.
     let facts = lab.apply(ex, "exchange_facts", json!({})).await;
-    assert!(!facts.failed && !facts.changed, "{facts:?}");
+    assert!(
+        !facts.status.failed() && !facts.status.changed(),
+        "{facts:?}"
+    );
     let fact = &facts.facts.as_ref().unwrap()["exchange"];
     assert_eq!(fact["build"], "15.2.792.3");
     assert_eq!(fact["assessment"]["proxylogon_vulnerable"], true);
@@ -250,35 +253,44 @@ async fn a_vulnerable_2019_cu8_server_is_mitigated_patched_restarted_verified_an
             true,
         )
         .await;
-    assert!(would.changed && !would.failed, "{would:?}");
+    assert!(
+        would.status.changed() && !would.status.failed(),
+        "{would:?}"
+    );
     assert!(lab.fleet.state(ex).unwrap().rewrite_rules.is_empty());
     let on = lab
         .apply(ex, "exchange_mitigate", json!({"state": "present"}))
         .await;
-    assert!(on.changed && !on.failed, "{on:?}");
+    assert!(on.status.changed() && !on.status.failed(), "{on:?}");
     assert_eq!(lab.fleet.state(ex).unwrap().rewrite_rules.len(), 2);
     // Not removable while the build is vulnerable.
     let refused = lab
         .apply(ex, "exchange_mitigate", json!({"state": "absent"}))
         .await;
-    assert!(refused.failed, "{refused:?}");
+    assert!(refused.status.failed(), "{refused:?}");
 
     // The SU along the path: check lists it, apply installs it, the build changes at restart.
     let update = json!({"target": "path", "sources": sources()});
     let plan = lab
         .run(ex, "exchange_update", update.clone(), &json!({}), true)
         .await;
-    assert!(plan.changed && !plan.failed, "{plan:?}");
+    assert!(plan.status.changed() && !plan.status.failed(), "{plan:?}");
     assert!(plan.msg.unwrap().starts_with("would install KB5003435"));
     assert!(!lab.scripts_run(ex).contains(&"exchange_update".to_string()));
     let installed = lab.apply(ex, "exchange_update", update.clone()).await;
-    assert!(installed.changed && !installed.failed, "{installed:?}");
+    assert!(
+        installed.status.changed() && !installed.status.failed(),
+        "{installed:?}"
+    );
     assert_eq!(installed.data["reboot_required"], true);
     assert_eq!(installed.data["exit_code"], 3010);
     assert_eq!(installed.data["remaining"], 0);
     // A second call before the restart does not reinstall: it asks for the pending restart.
     let again = lab.apply(ex, "exchange_update", update.clone()).await;
-    assert!(!again.failed && !again.changed, "{again:?}");
+    assert!(
+        !again.status.failed() && !again.status.changed(),
+        "{again:?}"
+    );
     assert_eq!(again.data["reboot_required"], true);
     assert!(again.msg.unwrap().contains("restart is pending"));
 
@@ -289,7 +301,10 @@ async fn a_vulnerable_2019_cu8_server_is_mitigated_patched_restarted_verified_an
             json!({"poll_interval": 5, "probe_timeout": 10}),
         )
         .await;
-    assert!(rebooted.changed && !rebooted.failed, "{rebooted:?}");
+    assert!(
+        rebooted.status.changed() && !rebooted.status.failed(),
+        "{rebooted:?}"
+    );
     assert_eq!(rebooted.data["boot_id_before"], boot_before);
     assert_ne!(rebooted.data["boot_id_after"], boot_before);
     let state = lab.fleet.state(ex).unwrap();
@@ -303,13 +318,16 @@ async fn a_vulnerable_2019_cu8_server_is_mitigated_patched_restarted_verified_an
             json!({"expected_build": "15.2.792.15", "expected_kb": "KB5003435", "fixed": true}),
         )
         .await;
-    assert!(!verified.failed, "{verified:?}");
+    assert!(!verified.status.failed(), "{verified:?}");
     let nothing = lab.apply(ex, "exchange_update", update).await;
-    assert!(!nothing.failed && !nothing.changed, "{nothing:?}");
+    assert!(
+        !nothing.status.failed() && !nothing.status.changed(),
+        "{nothing:?}"
+    );
     let off = lab
         .apply(ex, "exchange_mitigate", json!({"state": "absent"}))
         .await;
-    assert!(off.changed && !off.failed, "{off:?}");
+    assert!(off.status.changed() && !off.status.failed(), "{off:?}");
     assert!(lab.fleet.state(ex).unwrap().rewrite_rules.is_empty());
 }
 
@@ -324,7 +342,7 @@ async fn an_su_for_another_cu_is_refused_before_anything_runs_on_the_host() {
             json!({"kb": "KB5004780", "sources": sources()}),
         )
         .await;
-    assert!(o.failed, "{o:?}");
+    assert!(o.status.failed(), "{o:?}");
     let msg = o.msg.unwrap();
     assert!(msg.contains("runs 2019 CU8 (15.2.792.3)"), "{msg}");
     assert!(msg.contains("only for CU9"), "{msg}");
@@ -346,7 +364,7 @@ async fn the_ioc_scan_flags_a_compromised_server_even_when_patched() {
         .apply("contoso-ex03", "exchange_ioc_scan", json!({}))
         .await;
     assert!(
-        !bad.failed,
+        !bad.status.failed(),
         "the playbook decides with failed_when: {bad:?}"
     );
     assert_eq!(bad.data["compromised"], true);
@@ -408,11 +426,14 @@ tenants:
             true,
         )
         .await;
-    assert!(would.changed && would.msg.unwrap().contains("IntrasiteOnly"));
+    assert!(would.status.changed() && would.msg.unwrap().contains("IntrasiteOnly"));
     let entered = lab
         .apply(ex, "exchange_maintenance", json!({"state": "enter"}))
         .await;
-    assert!(entered.changed && !entered.failed, "{entered:?}");
+    assert!(
+        entered.status.changed() && !entered.status.failed(),
+        "{entered:?}"
+    );
     assert_eq!(entered.data["previous_activation_policy"], "IntrasiteOnly");
     assert_eq!(
         entered.data["moved_databases"].as_array().unwrap().len(),
@@ -434,7 +455,7 @@ tenants:
             false,
         )
         .await;
-    assert!(!left.failed, "{left:?}");
+    assert!(!left.status.failed(), "{left:?}");
     let state = lab.fleet.state(ex).unwrap();
     assert_eq!(state.activation_policy, "IntrasiteOnly");
     assert_eq!(state.cluster_node.as_deref(), Some("Up"));

@@ -170,7 +170,8 @@ impl Loader<'_> {
         if let Some(r) = register {
             self.known.insert(r.to_string());
         }
-        if call.module == "set_fact"
+        if crate::modules::spec(&call.module)
+            .is_some_and(|s| s.provides == crate::modules::Provides::Variables)
             && let Value::Object(facts) = &call.args
         {
             self.known

@@ -23,8 +23,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 
-use serde::Serialize;
-use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize};
 
 use super::build::{Build, Family};
 use super::catalogue::{Catalogue, FamilyEntry, Level, LevelKind, LicenceSwitch, Update};
@@ -32,7 +31,7 @@ use super::dotnet::DotNet;
 use super::ids::{Cve, Kb};
 
 /// What a step installs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StepKind {
     #[serde(rename = "CU")]
     Cu,
@@ -45,8 +44,11 @@ pub enum StepKind {
     DotNet,
 }
 
-/// One remediation step.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One remediation step. Its serde form (its fields plus a `display` line) is what
+/// `exchange_update` writes under `steps` in its result and what the change-board plan reads
+/// back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "Written", from = "Written")]
 pub struct Step {
     pub kind: StepKind,
     /// `CU21`, `KB5004779`, `SP3 RU32`, `.NET 4.8`.
@@ -84,21 +86,55 @@ impl fmt::Display for Step {
     }
 }
 
-impl Serialize for Step {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Step", 11)?;
-        st.serialize_field("display", &self.to_string())?;
-        st.serialize_field("kind", &self.kind)?;
-        st.serialize_field("label", &self.label)?;
-        st.serialize_field("target", &self.target)?;
-        st.serialize_field("kb", &self.kb)?;
-        st.serialize_field("dotnet", &self.dotnet)?;
-        st.serialize_field("requires_dotnet", &self.requires_dotnet)?;
-        st.serialize_field("requires_build", &self.requires_build)?;
-        st.serialize_field("licence_switch", &self.licence_switch)?;
-        st.serialize_field("reason", &self.reason)?;
-        st.serialize_field("prerequisite", &self.prerequisite)?;
-        st.end()
+/// A [`Step`] as written in results: its fields plus `display`, the line people read (written,
+/// ignored when read back).
+#[derive(Serialize, Deserialize)]
+struct Written {
+    display: String,
+    kind: StepKind,
+    label: String,
+    target: Option<Build>,
+    kb: Option<Kb>,
+    dotnet: Option<DotNet>,
+    requires_dotnet: Vec<DotNet>,
+    requires_build: Option<Build>,
+    licence_switch: Option<LicenceSwitch>,
+    reason: String,
+    prerequisite: String,
+}
+
+impl From<Step> for Written {
+    fn from(step: Step) -> Self {
+        Written {
+            display: step.to_string(),
+            kind: step.kind,
+            label: step.label,
+            target: step.target,
+            kb: step.kb,
+            dotnet: step.dotnet,
+            requires_dotnet: step.requires_dotnet,
+            requires_build: step.requires_build,
+            licence_switch: step.licence_switch,
+            reason: step.reason,
+            prerequisite: step.prerequisite,
+        }
+    }
+}
+
+impl From<Written> for Step {
+    fn from(w: Written) -> Self {
+        Step {
+            kind: w.kind,
+            label: w.label,
+            target: w.target,
+            kb: w.kb,
+            dotnet: w.dotnet,
+            requires_dotnet: w.requires_dotnet,
+            requires_build: w.requires_build,
+            licence_switch: w.licence_switch,
+            reason: w.reason,
+            prerequisite: w.prerequisite,
+        }
     }
 }
 
@@ -495,4 +531,56 @@ fn or_list(versions: &[DotNet]) -> String {
 fn cve_list(cves: &BTreeSet<Cve>) -> String {
     let names: Vec<String> = cves.iter().map(Cve::to_string).collect();
     names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `exchange_update` writes is what the plan reads back, `display` included on the
+    /// way out.
+    #[test]
+    fn a_step_reads_back_as_written() {
+        let step = Step {
+            kind: StepKind::Cu,
+            label: "CU21".into(),
+            target: Some(Build::new(15, 1, 2308, 8)),
+            kb: Some("KB5003611".parse().unwrap()),
+            dotnet: None,
+            requires_dotnet: vec![DotNet::V4_8],
+            requires_build: None,
+            licence_switch: Some(LicenceSwitch::Plain(
+                "/IAcceptExchangeServerLicenseTerms".into(),
+            )),
+            reason: "closes CVE-2021-34473".into(),
+            prerequisite: String::new(),
+        };
+        let written = serde_json::to_value(&step).unwrap();
+        let keys: Vec<&str> = written
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "display",
+                "kind",
+                "label",
+                "target",
+                "kb",
+                "dotnet",
+                "requires_dotnet",
+                "requires_build",
+                "licence_switch",
+                "reason",
+                "prerequisite"
+            ]
+        );
+        assert_eq!(written["display"], "CU21 (needs .NET 4.8)");
+        assert_eq!(written["kind"], "CU");
+        assert_eq!(written["target"], "15.1.2308.8");
+        assert_eq!(serde_json::from_value::<Step>(written).unwrap(), step);
+    }
 }

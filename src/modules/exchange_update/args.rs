@@ -1,0 +1,97 @@
+//! `exchange_update`'s arguments as written: exactly one goal (`target: path`, `kb` or `cu`),
+//! package sources, the licence switch, AD preparation and a free-disk floor.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::super::Num;
+use super::super::exchange_script::{PackageSource, Rendered};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArgs {
+    #[serde(default)]
+    target: Option<Target>,
+    #[serde(default)]
+    kb: Option<String>,
+    #[serde(default)]
+    cu: Option<String>,
+    #[serde(default)]
+    sources: Option<Rendered<BTreeMap<String, PackageSource>>>,
+    #[serde(default)]
+    license_switch: Option<String>,
+    #[serde(default)]
+    ad_prepared: Option<Rendered<bool>>,
+    #[serde(default)]
+    min_free_disk_gb: Option<Num>,
+}
+
+/// `target: path`: follow the path [`crate::exchange::assess`] plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Target {
+    Path,
+}
+
+/// What to install: the assessed path, or one explicit update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Want {
+    Path,
+    Kb(String),
+    Cu(String),
+}
+
+/// Arguments of `exchange_update`: exactly one of `target: path`, `kb` or `cu`.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawArgs")]
+pub struct Args {
+    pub(super) want: Want,
+    pub(super) sources: Option<Rendered<BTreeMap<String, PackageSource>>>,
+    pub(super) license_switch: Option<String>,
+    pub(super) ad_prepared: Option<Rendered<bool>>,
+    pub(super) min_free_disk_gb: Option<Num>,
+}
+
+/// Arguments that name no goal, or more than one.
+#[derive(Debug, thiserror::Error)]
+#[error("give exactly one of `target: path`, `kb: KB...` or `cu: CU...`")]
+pub struct NotOneGoal;
+
+impl TryFrom<RawArgs> for Args {
+    type Error = NotOneGoal;
+
+    fn try_from(raw: RawArgs) -> Result<Self, NotOneGoal> {
+        let want = match (raw.target, raw.kb, raw.cu) {
+            (Some(Target::Path), None, None) => Want::Path,
+            (None, Some(kb), None) => Want::Kb(kb),
+            (None, None, Some(cu)) => Want::Cu(cu),
+            _ => return Err(NotOneGoal),
+        };
+        Ok(Args {
+            want,
+            sources: raw.sources,
+            license_switch: raw.license_switch,
+            ad_prepared: raw.ad_prepared,
+            min_free_disk_gb: raw.min_free_disk_gb,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn exactly_one_goal_is_accepted() {
+        let v = |a| crate::modules::validate_args("exchange_update", &a);
+        assert!(v(json!({"target": "path"})).is_ok());
+        // Mappings and booleans may come from variables: checked again once rendered.
+        assert!(v(json!({"target": "path", "sources": "{{ salve_update_sources }}", "ad_prepared": "{{ x }}"})).is_ok());
+        assert!(v(json!({"target": "path", "sources": "not a mapping"})).is_err());
+        assert!(v(json!({"kb": "KB5000871", "cu": "CU9"})).is_err());
+        assert!(v(json!({})).is_err());
+        assert!(v(json!({"target": "latest"})).is_err());
+        assert!(v(json!({"target": "path", "source": {}})).is_err());
+    }
+}

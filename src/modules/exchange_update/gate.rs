@@ -1,0 +1,295 @@
+//! The rules an install must pass, read from facts before anything runs (so `check` reports
+//! them too): an SU only on its own CU, no restart pending, a CU's Setup prerequisites and its
+//! licence switch, and a package source with a checksum. What passes becomes the request for
+//! the shipped `exchange_update` script.
+
+use std::collections::BTreeMap;
+
+use super::super::Num;
+use super::super::exchange_script::{PackageSource, SourceError};
+use super::resolve::{cu_label, level_at};
+use crate::contract::{FactsAnswer, UpdateKind, UpdateRequest};
+use crate::exchange::build::{Build, Family};
+use crate::exchange::catalogue::{Catalogue, LicenceSwitch};
+use crate::exchange::path::{Step, StepKind};
+use crate::exchange::prereq::{self, Finding, PrereqFacts, PrereqPolicy, Status};
+
+/// Why a step may not be installed now.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "next step is {step}: install it yourself (maintenance mode, Exchange services \
+         stopped, restart), then run again; salve does not install .NET"
+    )]
+    DotNet { step: String },
+    #[error("{step} does not say which CU it is for")]
+    SuWithoutCu { step: String },
+    #[error(
+        "refusing {step}: it is for the CU at {base}, but this server runs {build}; \
+         an SU installs on its own CU only"
+    )]
+    SuForOtherCu {
+        step: String,
+        base: Build,
+        build: Build,
+    },
+    #[error("next step is {step}: Exchange 2010 rollups are not installed by salve")]
+    Rollup { step: String },
+    #[error("a restart is pending ({markers}): restart the server first, then run again")]
+    RestartPending { markers: String },
+    #[error("{target} is not a catalogued CU build")]
+    UnknownCu { target: Build },
+    #[error("min_free_disk_gb must be a non-negative number, got {0}")]
+    MinFreeDisk(f64),
+    #[error("{step} prerequisites not met: {blocking}")]
+    Prerequisites { step: String, blocking: String },
+    #[error(transparent)]
+    Licence(#[from] LicenceError),
+    #[error(
+        "no source for {step}: add `{key}` (or `{alternative}`) to sources with url or unc and \
+         sha256"
+    )]
+    NoSource {
+        step: String,
+        key: String,
+        alternative: String,
+    },
+    #[error("sources[{key}]: {source}")]
+    Source {
+        key: String,
+        #[source]
+        source: SourceError,
+    },
+    #[error("sources[{key}]: sha256 missing")]
+    NoChecksum { key: String },
+}
+
+/// A licence switch this CU's Setup does not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LicenceError {
+    #[error("license_switch `{given}` is not accepted by this CU's Setup; it takes {takes}")]
+    NotAccepted { given: String, takes: String },
+    #[error("license_switch must be one of {options}")]
+    NotAnOption { options: String },
+    #[error(
+        "this CU's Setup needs a diagnostic-data choice: set license_switch to one of {options}"
+    )]
+    ChoiceNeeded { options: String },
+}
+
+/// The request and the prerequisite findings, or the refusal and the findings so far.
+pub(super) type Gate = Result<(UpdateRequest, Vec<Finding>), (Refusal, Vec<Finding>)>;
+
+/// The rendered arguments the gates read.
+pub(super) struct Given<'a> {
+    pub(super) sources: &'a BTreeMap<String, PackageSource>,
+    pub(super) license_switch: Option<&'a str>,
+    pub(super) ad_prepared: Option<bool>,
+    pub(super) min_free_disk_gb: Option<Num>,
+}
+
+/// May `step` be installed on this host now? The request when it may.
+pub(super) fn gate(
+    cat: &Catalogue,
+    args: &Given<'_>,
+    facts: &FactsAnswer,
+    build: Build,
+    step: &Step,
+) -> Gate {
+    let no = |why: Refusal| Err((why, Vec::new()));
+    let shown = step.to_string();
+    let Some(target) = step.target else {
+        return no(Refusal::DotNet { step: shown });
+    };
+    let family = build.family();
+    let short = family.map_or("", Family::short);
+    let kb = step.kb.map(|k| k.to_string()).unwrap_or_default();
+    let (kind, keys) = match step.kind {
+        StepKind::Su => {
+            let Some(base) = step.requires_build else {
+                return no(Refusal::SuWithoutCu { step: shown });
+            };
+            if !build.same_base(&base) || build < base {
+                return no(Refusal::SuForOtherCu {
+                    step: shown,
+                    base,
+                    build,
+                });
+            }
+            let cu = cu_label(cat, base).unwrap_or_default();
+            (
+                UpdateKind::Su,
+                vec![format!("{short} {cu} {kb}"), kb.clone()],
+            )
+        }
+        StepKind::Cu => (
+            UpdateKind::Cu,
+            vec![format!("{short} {}", step.label), step.label.clone()],
+        ),
+        StepKind::Ru | StepKind::DotNet => {
+            return no(Refusal::Rollup { step: shown });
+        }
+    };
+    if !facts.pending_reboot.is_empty() {
+        return no(Refusal::RestartPending {
+            markers: facts.pending_reboot.join(", "),
+        });
+    }
+    let mut findings = Vec::new();
+    let mut licence = None;
+    if kind == UpdateKind::Cu {
+        let Some(level) = level_at(cat, target) else {
+            return no(Refusal::UnknownCu { target });
+        };
+        let policy = match args.min_free_disk_gb.map(|n| n.0) {
+            Some(gb) if gb.is_finite() && gb >= 0.0 => PrereqPolicy {
+                min_free_disk_bytes: (gb * 1024.0 * 1024.0 * 1024.0) as u64,
+            },
+            Some(gb) => return no(Refusal::MinFreeDisk(gb)),
+            None => PrereqPolicy::default(),
+        };
+        findings = prereq::evaluate(level, &prereq_facts(args, facts), policy);
+        let blocking: Vec<String> = findings
+            .iter()
+            .filter(|f| f.status == Status::Blocking)
+            .map(ToString::to_string)
+            .collect();
+        if !blocking.is_empty() {
+            return Err((
+                Refusal::Prerequisites {
+                    step: shown,
+                    blocking: blocking.join("; "),
+                },
+                findings,
+            ));
+        }
+        licence = match licence_switch(cat.licence_switch(level), args.license_switch) {
+            Ok(s) => Some(s),
+            Err(why) => return Err((why.into(), findings)),
+        };
+    }
+    let Some(source) = keys.iter().find_map(|k| args.sources.get(k)) else {
+        return Err((
+            Refusal::NoSource {
+                step: shown,
+                key: keys[0].clone(),
+                alternative: keys[1].clone(),
+            },
+            findings,
+        ));
+    };
+    let (location, sha256) = match (source.location(), source.checksum(true)) {
+        (Ok(l), Ok(Some(h))) => (l.to_string(), h),
+        (Err(source), _) | (_, Err(source)) => {
+            let key = keys[0].clone();
+            return Err((Refusal::Source { key, source }, findings));
+        }
+        (Ok(_), Ok(None)) => {
+            let key = keys[0].clone();
+            return Err((Refusal::NoChecksum { key }, findings));
+        }
+    };
+    Ok((
+        UpdateRequest {
+            kind,
+            source: location,
+            sha256,
+            kb: if kb.is_empty() {
+                step.label.clone()
+            } else {
+                kb
+            },
+            target_build: target.to_string(),
+            license_switch: licence,
+        },
+        findings,
+    ))
+}
+
+/// The licence switch for Setup: the CU's own, or the operator's choice where the CU wants one.
+fn licence_switch(rule: LicenceSwitch, given: Option<&str>) -> Result<String, LicenceError> {
+    match (rule, given) {
+        (LicenceSwitch::Plain(s), None) => Ok(s),
+        (LicenceSwitch::Plain(s), Some(g)) if g.eq_ignore_ascii_case(&s) => Ok(s),
+        (LicenceSwitch::Plain(takes), Some(g)) => Err(LicenceError::NotAccepted {
+            given: g.to_string(),
+            takes,
+        }),
+        (LicenceSwitch::DiagnosticData(options), Some(g)) => options
+            .iter()
+            .find(|o| o.eq_ignore_ascii_case(g))
+            .cloned()
+            .ok_or_else(|| LicenceError::NotAnOption {
+                options: options.join(", "),
+            }),
+        (LicenceSwitch::DiagnosticData(options), None) => Err(LicenceError::ChoiceNeeded {
+            options: options.join(", "),
+        }),
+    }
+}
+
+fn prereq_facts(args: &Given<'_>, facts: &FactsAnswer) -> PrereqFacts {
+    PrereqFacts {
+        dotnet_release: Some(facts.dotnet_release),
+        vcredist_2012: Some(facts.vcredist_2012.is_some()),
+        vcredist_2013: Some(facts.vcredist_2013.is_some()),
+        ucma4: Some(facts.ucma.is_some()),
+        mailbox_role: facts
+            .roles
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case("Mailbox")),
+        pending_reboot: Some(!facts.pending_reboot.is_empty()),
+        free_disk_bytes: Some(facts.free_disk_bytes),
+        ad_prep_needed: args.ad_prepared.map(|prepared| !prepared),
+        setup_account_can_prepare_ad: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::exchange_script::testing::facts;
+    use super::super::resolve::explicit_su;
+    use super::*;
+    use crate::exchange::catalogue::catalogue;
+
+    #[test]
+    fn a_path_su_is_refused_on_a_host_whose_cu_differs() {
+        let cat = catalogue().unwrap();
+        let sources = BTreeMap::new();
+        let args = Given {
+            sources: &sources,
+            license_switch: None,
+            ad_prepared: None,
+            min_free_disk_gb: None,
+        };
+        let step = explicit_su(cat, Build::new(15, 2, 792, 3), "KB5000871")
+            .unwrap()
+            .unwrap();
+        let on_cu7 = facts("15.2.721.2");
+        let Err((why, _)) = gate(cat, &args, &on_cu7, Build::new(15, 2, 721, 2), &step) else {
+            panic!("must refuse")
+        };
+        assert!(why.to_string().contains("refusing KB5000871"), "{why}");
+    }
+
+    #[test]
+    fn licence_switches_follow_the_cu() {
+        let plain = LicenceSwitch::Plain("/IAcceptExchangeServerLicenseTerms".into());
+        assert!(licence_switch(plain.clone(), None).is_ok());
+        assert!(
+            licence_switch(
+                plain,
+                Some("/IAcceptExchangeServerLicenseTerms_DiagnosticDataON")
+            )
+            .is_err()
+        );
+        let dd = LicenceSwitch::DiagnosticData(vec!["/A_ON".into(), "/A_OFF".into()]);
+        assert!(
+            licence_switch(dd.clone(), None)
+                .unwrap_err()
+                .to_string()
+                .contains("/A_ON, /A_OFF")
+        );
+        assert_eq!(licence_switch(dd, Some("/a_off")).unwrap(), "/A_OFF");
+    }
+}
