@@ -9,6 +9,8 @@
 
 pub mod apply;
 pub mod check;
+#[cfg(feature = "lab")]
+pub mod demo;
 pub mod doctor;
 pub mod inventory;
 pub mod invocation;

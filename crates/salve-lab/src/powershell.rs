@@ -41,7 +41,7 @@ struct Statement {
 }
 
 /// Split script text into statements (newlines and `;` outside quotes), dropping comments.
-fn statements(body: &str) -> Result<Vec<Statement>, String> {
+fn statements(body: &str) -> Result<Vec<Statement>, ParseError> {
     let mut out = Vec::new();
     for (n, raw_line) in body.lines().enumerate() {
         let chars: Vec<char> = raw_line.chars().collect();
@@ -150,10 +150,18 @@ fn statements(body: &str) -> Result<Vec<Statement>, String> {
     Ok(out)
 }
 
-fn unterminated(line: usize, quote: &str) -> String {
-    format!(
-        "At line:{line} char:1\r\nThe string is missing the terminator: {quote}.\r\n    + CategoryInfo          : ParserError: (:) [], ParentContainsErrorRecordException\r\n    + FullyQualifiedErrorId : TerminatorExpectedAtEndOfString"
-    )
+/// A script the PowerShell parser rejects, as PowerShell reports it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "At line:{line} char:1\r\nThe string is missing the terminator: {quote}.\r\n    + CategoryInfo          : ParserError: (:) [], ParentContainsErrorRecordException\r\n    + FullyQualifiedErrorId : TerminatorExpectedAtEndOfString"
+)]
+struct ParseError {
+    line: usize,
+    quote: &'static str,
+}
+
+fn unterminated(line: usize, quote: &'static str) -> ParseError {
+    ParseError { line, quote }
 }
 
 /// Variables a raw script can read.
@@ -343,7 +351,7 @@ pub async fn run(
     let statements = match statements(body) {
         Ok(s) => s,
         Err(parse_error) => {
-            out.error(&[parse_error]);
+            out.error(&[parse_error.to_string()]);
             return 1;
         }
     };

@@ -269,7 +269,12 @@ fn resolve(file: &Arc<std::path::PathBuf>, raw: RawScenario) -> Result<FleetSpec
             .filter_map(|(bi, b)| match parse_build(b.as_str()) {
                 Ok(build) => Some(build),
                 Err(m) => {
-                    diags.push(diag_at(file, b, &format!("{field}.builds[{bi}]"), m));
+                    diags.push(diag_at(
+                        file,
+                        b,
+                        &format!("{field}.builds[{bi}]"),
+                        m.to_string(),
+                    ));
                     None
                 }
             })
@@ -357,12 +362,19 @@ fn resolve(file: &Arc<std::path::PathBuf>, raw: RawScenario) -> Result<FleetSpec
     })
 }
 
-fn parse_build(text: &str) -> Result<Build, String> {
-    let b: Build = text
-        .parse()
-        .map_err(|e: crate::catalog::BadBuild| e.to_string())?;
+/// A scenario's build that the lab cannot simulate.
+#[derive(Debug, thiserror::Error)]
+enum BuildProblem {
+    #[error(transparent)]
+    Unreadable(#[from] crate::catalog::BadBuild),
+    #[error("{0} is not an Exchange 2010-SE build")]
+    NotExchange(Build),
+}
+
+fn parse_build(text: &str) -> Result<Build, BuildProblem> {
+    let b: Build = text.parse()?;
     if Family::of(b).is_none() {
-        return Err(format!("{b} is not an Exchange 2010-SE build"));
+        return Err(BuildProblem::NotExchange(b));
     }
     Ok(b)
 }
@@ -416,7 +428,7 @@ fn apply_host(
                 h.update_packages = fresh.update_packages;
                 h.dotnet_release = fresh.dotnet_release;
             }
-            Err(m) => diags.push(diag_at(file, b, &format!("{field}.build"), m)),
+            Err(m) => diags.push(diag_at(file, b, &format!("{field}.build"), m.to_string())),
         }
     }
     if let Some(roles) = &raw.roles {

@@ -1,0 +1,141 @@
+//! `salve demo`: the whole job on a simulated fleet, in one command. Starts a lab fleet in this
+//! process (several tenants, a DAG, vulnerable and patched builds, a compromised host, a host
+//! whose install fails, an unreachable one), serves it over real WinRM on loopback, and runs a
+//! playbook against it exactly as `salve run` would against production, then says what the
+//! lab recorded. Exists with the `lab` feature only.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use salve_lab::fleet::Fleet;
+use salve_lab::inventory::{self, PasswordIn};
+use salve_lab::log::LabEvent;
+use salve_lab::{frontends, scenario};
+use tokio_util::sync::CancellationToken;
+
+use super::{AppError, Console, Selection};
+use crate::launch::RunBuilder;
+
+/// Loopback block of the demo fleet (127.200.x.y), away from `salve lab serve`'s 127.0.x.y.
+const DEMO_BLOCK: u8 = 200;
+
+/// What `salve demo` was asked to do.
+#[derive(Debug, Clone)]
+pub struct DemoRequest {
+    /// The playbook; by default `playbooks/proxylogon.yml` (or `hello.yml` without it).
+    pub playbook: Option<PathBuf>,
+    /// Servers in the default fleet mix.
+    pub hosts: usize,
+    /// A lab scenario file instead of the default mix.
+    pub scenario: Option<PathBuf>,
+    /// Simulated seconds per real second.
+    pub time_scale: f64,
+    pub forks: usize,
+    pub report: crate::report::Options,
+}
+
+/// How the demo ended.
+#[derive(Debug)]
+pub struct DemoEnd {
+    /// The run's exit code.
+    pub code: u8,
+    /// What the lab's state log recorded, in one line.
+    pub lab_summary: String,
+}
+
+/// Start the fleet, run the playbook against it, and say what the lab saw.
+pub fn demo(request: DemoRequest, console: &dyn Console) -> Result<DemoEnd, AppError> {
+    let mut spec = match &request.scenario {
+        Some(path) => scenario::load(path),
+        None => scenario::default_scenario(request.hosts, 2021),
+    }?;
+    spec.time_scale = request.time_scale;
+    let playbook = request.playbook.clone().unwrap_or_else(default_playbook);
+    let runtime = super::runtime()?;
+    runtime.block_on(async move {
+        let fleet = Arc::new(Fleet::new_in_block(&spec, DEMO_BLOCK));
+        let cancel = CancellationToken::new();
+        frontends::start(&fleet, None, &cancel)
+            .await
+            .map_err(|e| AppError::internal("cannot start the lab's WinRM listeners", e))?;
+        let work = tempfile::tempdir()
+            .map_err(|e| AppError::internal("cannot create a work folder", e))?;
+        let inventory = write_inventory(&fleet, work.path())
+            .map_err(|e| AppError::internal("cannot write the lab inventory", e))?;
+        console.notice(&format!(
+            "lab: {} simulated Exchange servers in {} tenants on 127.{DEMO_BLOCK}.x.y, WinRM with \
+             NTLM and message encryption; time runs {}x faster\n",
+            fleet.hosts().len(),
+            fleet.tenants().len(),
+            request.time_scale
+        ));
+        let code = run_playbook(&request, &playbook, inventory, console).await;
+        cancel.cancel();
+        Ok(DemoEnd {
+            code: code?,
+            lab_summary: lab_summary(&fleet),
+        })
+    })
+}
+
+fn default_playbook() -> PathBuf {
+    let remediation = PathBuf::from("playbooks/proxylogon.yml");
+    if remediation.exists() {
+        remediation
+    } else {
+        PathBuf::from("playbooks/hello.yml")
+    }
+}
+
+/// The lab's inventory, with its password in an owner-only file referenced as `file:`.
+fn write_inventory(fleet: &Fleet, dir: &Path) -> std::io::Result<PathBuf> {
+    let password_file = dir.join("lab-password");
+    std::fs::write(&password_file, fleet.core().credentials().1)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let reference = PasswordIn::Reference(format!("file:{}", password_file.display()));
+    let path = dir.join("lab-inventory.yml");
+    std::fs::write(&path, inventory::render(fleet, &reference))?;
+    Ok(path)
+}
+
+async fn run_playbook(
+    request: &DemoRequest,
+    playbook: &Path,
+    inventory: PathBuf,
+    console: &dyn Console,
+) -> Result<u8, AppError> {
+    let selection = Selection {
+        inventories: vec![inventory],
+        all_tenants: true,
+        ..Selection::default()
+    };
+    let prepared = super::prepare(playbook, &selection, console)?;
+    let summary = RunBuilder::new(prepared.input, prepared.extra_vars)
+        .forks(request.forks)
+        .slow_step(Duration::from_secs(30))
+        .execute(
+            Arc::new(crate::launch::standard_connector()),
+            &request.report,
+        )
+        .await?;
+    Ok(summary.exit_code)
+}
+
+/// What the lab saw happen, from its state log.
+fn lab_summary(fleet: &Fleet) -> String {
+    let entries = fleet.log().entries();
+    let count =
+        |pred: &dyn Fn(&LabEvent) -> bool| entries.iter().filter(|e| pred(&e.event)).count();
+    format!(
+        "lab state log: {} updates installed, {} installs failed, {} reboots, {} build changes",
+        count(&|e| matches!(e, LabEvent::Installed { .. })),
+        count(&|e| matches!(e, LabEvent::InstallFailed { .. })),
+        count(&|e| matches!(e, LabEvent::RebootScheduled { .. })),
+        count(&|e| matches!(e, LabEvent::BuildChanged { .. })),
+    )
+}
