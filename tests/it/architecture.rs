@@ -1,4 +1,5 @@
-//! The architecture check: no import cycles between a crate's modules.
+//! The architecture checks: no import cycles between a crate's modules, and no list of module
+//! names outside the module table ([`module_names`]).
 //!
 //! Reads every `.rs` file of each crate in this repository (`src/`, and `crates/*/src/` for the
 //! workspace members), blanks out comments and literals ([`source`]), collects the module paths
@@ -14,6 +15,7 @@
 //! naming the parent only.
 
 mod graph;
+mod module_names;
 mod references;
 mod source;
 
@@ -47,4 +49,44 @@ fn no_import_cycles() {
         cycles.len(),
         cycles.join("\n")
     );
+}
+
+#[test]
+// What a module is lives in its spec in `salve::modules`; no other list of module names exists.
+fn no_other_list_of_module_names_exists() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let found = module_names::name_tests(&src, &salve::modules::names());
+    assert!(
+        found.is_empty(),
+        "module properties belong in their ModuleSpec (src/modules/spec.rs):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+// Every module's source declares a spec, and every spec is in the table, once, under the name
+// of its file (or folder).
+fn every_module_declares_its_spec_in_the_table() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/modules");
+    let mut declared: Vec<String> = graph::rust_files(&dir)
+        .into_iter()
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .any(|l| l.starts_with("pub const SPEC: ModuleSpec"))
+        })
+        .map(|f| {
+            let f = f.strip_prefix(&dir).unwrap();
+            let first = f.iter().next().unwrap().to_string_lossy().to_string();
+            first.trim_end_matches(".rs").to_string()
+        })
+        .collect();
+    declared.sort();
+    let mut registered = salve::modules::names();
+    registered.sort();
+    assert_eq!(declared, registered);
+    let mut unique = registered.clone();
+    unique.dedup();
+    assert_eq!(unique, registered, "a module is in the table twice");
 }

@@ -1,5 +1,6 @@
-//! Rust source reduced to what an import check needs: comments and literals blanked out
-//! (newlines kept, so lines still count right), then split into identifiers and punctuation.
+//! Rust source reduced to what the architecture checks need: comments and literals blanked out
+//! (newlines kept, so lines still count right) and split into identifiers and punctuation for
+//! the import check; comments and test code cut, literals kept, for the module-name check.
 //!
 //! This is not a Rust lexer; it knows just enough (nested block comments, raw strings, byte
 //! strings, char literals versus lifetimes) that a path inside a comment, a doc comment or a
@@ -15,20 +16,81 @@ pub struct Token {
 /// `src` with every comment, string, byte string, raw string and char literal replaced by
 /// spaces; newlines are kept.
 pub fn strip(src: &str) -> String {
+    blank_out(src, Literals::Blank)
+}
+
+/// `src` with its comments replaced by spaces and its literals kept as written: for checks that
+/// look for literals (a module named in a string). Character positions match [`strip`]'s.
+pub fn strip_comments(src: &str) -> String {
+    blank_out(src, Literals::Keep)
+}
+
+/// `text` (from [`strip_comments`]) without its `#[cfg(test)]` items, and the names of the
+/// test modules kept in their own files (`#[cfg(test)] mod tests;`). Braces inside literals do
+/// not count: items are found on the [`strip`]ped form, whose positions are the same.
+pub fn without_test_code(src: &str) -> (String, Vec<String>) {
+    let kept: Vec<char> = strip_comments(src).chars().collect();
+    let bare: Vec<char> = strip(src).chars().collect();
+    let marker: Vec<char> = "#[cfg(test)]".chars().collect();
+    let (mut out, mut test_modules) = (String::new(), Vec::new());
+    let mut i = 0;
+    while i < bare.len() {
+        if !bare[i..].starts_with(&marker) {
+            out.push(kept[i]);
+            i += 1;
+            continue;
+        }
+        let mut j = i + marker.len();
+        while j < bare.len() && bare[j] != '{' && bare[j] != ';' {
+            j += 1;
+        }
+        if bare.get(j) == Some(&';') {
+            let item: String = bare[i + marker.len()..j].iter().collect();
+            if let Some(name) = item.trim().strip_prefix("mod ") {
+                test_modules.push(name.trim().to_string());
+            }
+            i = j + 1;
+            continue;
+        }
+        let mut depth = 0;
+        while j < bare.len() {
+            match bare[j] {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                _ => {}
+            }
+            j += 1;
+            if depth == 0 {
+                break;
+            }
+        }
+        i = j;
+    }
+    (out, test_modules)
+}
+
+/// What [`blank_out`] does with a literal.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Literals {
+    Blank,
+    Keep,
+}
+
+fn blank_out(src: &str, literals: Literals) -> String {
     let chars: Vec<char> = src.chars().collect();
     let mut out = String::with_capacity(src.len());
     let mut i = 0;
     while i < chars.len() {
-        let end = match chars[i] {
-            '/' if chars.get(i + 1) == Some(&'/') => line_end(&chars, i),
-            '/' if chars.get(i + 1) == Some(&'*') => block_comment_end(&chars, i),
-            '"' => string_end(&chars, i + 1),
-            '\'' => char_literal_end(&chars, i).unwrap_or(i + 1),
+        let (end, is_comment) = match chars[i] {
+            '/' if chars.get(i + 1) == Some(&'/') => (line_end(&chars, i), true),
+            '/' if chars.get(i + 1) == Some(&'*') => (block_comment_end(&chars, i), true),
+            '"' => (string_end(&chars, i + 1), false),
+            '\'' => (char_literal_end(&chars, i).unwrap_or(i + 1), false),
             c if is_ident_start(c) => {
                 let word_end = ident_end(&chars, i);
                 let word: String = chars[i..word_end].iter().collect();
                 match literal_after_prefix(&word, &chars, word_end) {
-                    Some(end) => end,
+                    Some(end) => (end, false),
                     None => {
                         out.push_str(&word);
                         i = word_end;
@@ -42,7 +104,11 @@ pub fn strip(src: &str) -> String {
                 continue;
             }
         };
-        blank(&chars[i..end], &mut out);
+        if is_comment || literals == Literals::Blank {
+            blank(&chars[i..end], &mut out);
+        } else {
+            out.extend(&chars[i..end]);
+        }
         i = end;
     }
     out
@@ -221,6 +287,21 @@ mod tests {
                 "::", "T"
             ]
         );
+    }
+
+    #[test]
+    fn test_code_is_cut_and_literals_kept() {
+        let (code, tests) = without_test_code(
+            "fn a(m: &str) -> bool { m == \"reboot\" } // \"debug\" =>\n\
+             const S: &str = \"{\";\n\
+             #[cfg(test)]\nmod t { fn b() { let _ = '\"'; \"exchange_update\" == x; } }\n\
+             #[cfg(test)]\nmod tests;\n",
+        );
+        assert!(code.contains("m == \"reboot\""), "{code}");
+        assert!(!code.contains("debug"), "{code}");
+        assert!(!code.contains("exchange_update"), "{code}");
+        assert!(code.contains("const S: &str = \"{\";"), "{code}");
+        assert_eq!(tests, ["tests"]);
     }
 
     #[test]
