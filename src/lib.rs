@@ -1,7 +1,10 @@
 //! salve: a remediation orchestrator for fleets of on-premises Microsoft Exchange servers.
 //!
-//! Data flows one way: files ([`config`]) → validated [`model`] → [`runner`] (talking to hosts
-//! through a [`transport`] and running [`modules`]) → typed [`events`] → [`report`]ers.
+//! Data flows one way: files ([`config`]) → validated [`model`] → [`plan`] (what would change)
+//! → execution ([`launch`] assembles a run; the [`runner`] talks to hosts through a
+//! [`transport`] and runs [`modules`]) → typed [`events`] → [`report`]ers, the [`journal`] and
+//! the [`queue`]. The [`cli`] parses arguments and calls one [`app`] function per command.
+//! `ARCHITECTURE.md` at the repository root draws the map.
 //! What salve knows about Exchange builds, updates and indicators of compromise lives in
 //! [`exchange`]. The shipped-script [`contract`], [`diag`]nostics and [`exit`] codes come from
 //! the `salve-contract` crate, shared with the simulated fleet (the `salve-lab` crate, in the

@@ -1,5 +1,6 @@
-//! The command line: argument definitions (clap) and dispatch to the library. Each subcommand
-//! lives in its own file and returns a documented exit code ([`crate::exit`]).
+//! The command line: argument definitions (clap), one file per subcommand, each turning its
+//! arguments into a request, calling one [`crate::app`] function, printing what it returns and
+//! mapping an [`crate::app::AppError`] to a documented exit code ([`crate::exit`]).
 
 mod apply;
 mod approve;
