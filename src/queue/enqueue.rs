@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-use super::{Queue, QueueError};
+use super::{Queue, QueueError, RunProblem};
 use crate::model::Vars;
 use crate::runner::{RunInput, RunOptions};
 
@@ -98,16 +98,18 @@ pub async fn enqueue(
     {
         return Err(QueueError::SecretExtraVar(key.clone()));
     }
-    let run_err = |message: String| QueueError::Run {
-        run: options.run_id.clone(),
-        message,
-    };
+    let run = options.run_id.as_str();
     let path = &input.playbook.path;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| run_err(format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        RunProblem::Read {
+            path: path.clone(),
+            source,
+        }
+        .of(run)
+    })?;
     let digest = hex::encode(sha2::Sha256::digest(text.as_bytes()));
     if digest != input.playbook.digest {
-        return Err(run_err(format!("{} changed while loading", path.display())));
+        return Err(RunProblem::Changed { path: path.clone() }.of(run));
     }
     let mut items: BTreeMap<String, Item> = BTreeMap::new();
     let mut order = Vec::new();
@@ -146,7 +148,7 @@ pub async fn enqueue(
             })
             .collect(),
     };
-    let stored = serde_json::to_value(&stored).map_err(|e| run_err(e.to_string()))?;
+    let stored = serde_json::to_value(&stored).map_err(|e| RunProblem::Encode(e).of(run))?;
     let err = |doing| QueueError::db(doing, None);
     let mut tx = queue
         .pool

@@ -12,7 +12,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::enqueue::StoredOptions;
-use super::{Queue, QueueError};
+use super::{Queue, QueueError, RunProblem};
 use crate::events::{Event, HostCounts, HostOutcome, HostSummary, RunSummary, TaskStatus};
 
 /// Follow run `run_id`: send its events to `events` as the runners write them (from the start
@@ -153,15 +153,9 @@ async fn run_row(queue: &Queue, run_id: &str) -> Result<(String, StoredOptions),
             .fetch_optional(&queue.pool)
             .await
             .map_err(QueueError::db("reading the run", None))?;
-    let not_found = || QueueError::Run {
-        run: run_id.to_string(),
-        message: "no such run in the queue (see `salve queue status`)".into(),
-    };
-    let (playbook, options) = row.ok_or_else(not_found)?;
-    let stored = serde_json::from_value(options).map_err(|e| QueueError::Run {
-        run: run_id.to_string(),
-        message: format!("unreadable run options: {e}"),
-    })?;
+    let (playbook, options) = row.ok_or_else(|| RunProblem::NotFound.of(run_id))?;
+    let stored =
+        serde_json::from_value(options).map_err(|e| RunProblem::Options(e).of(run_id))?;
     Ok((playbook, stored))
 }
 

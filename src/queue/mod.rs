@@ -73,8 +73,51 @@ pub enum QueueError {
     SecretExtraVar(String),
     #[error("host `{0}` has no tenant; queued runs need every host in a tenant group")]
     NoTenant(String),
-    #[error("run `{run}`: {message}")]
-    Run { run: String, message: String },
+    #[error("run `{run}`: {problem}")]
+    Run {
+        run: String,
+        #[source]
+        problem: RunProblem,
+    },
+}
+
+/// What is wrong with one queued run, as its controller or a runner found it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunProblem {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} changed while loading", path.display())]
+    Changed { path: std::path::PathBuf },
+    #[error("cannot store the run's options")]
+    Encode(#[source] serde_json::Error),
+    #[error("no such run in the queue (see `salve queue status`)")]
+    NotFound,
+    #[error("unreadable run options")]
+    Options(#[source] serde_json::Error),
+    #[error("unreadable approved plan")]
+    Plan(#[source] serde_json::Error),
+    #[error("host `{0}` is not in this runner's inventory")]
+    HostNotHere(String),
+    #[error("cannot write the playbook to a temporary directory")]
+    Scratch(#[source] std::io::Error),
+    #[error("playbook does not load here:\n{0}")]
+    Playbook(crate::diag::Diagnostics),
+    #[error("playbook digest {found} differs from the enqueued {enqueued}")]
+    Digest { found: String, enqueued: String },
+}
+
+impl RunProblem {
+    /// This problem, of run `run`.
+    pub fn of(self, run: &str) -> QueueError {
+        QueueError::Run {
+            run: run.to_string(),
+            problem: self,
+        }
+    }
 }
 
 impl QueueError {

@@ -24,7 +24,7 @@ use super::intents::QueueIntents;
 use super::item::ClaimedItem;
 use super::lease::{self, AbortOnDrop};
 use super::recorder::Recorder;
-use super::{Claim, Queue, QueueError};
+use super::{Claim, Queue, QueueError, RunProblem};
 use crate::error_chain::one_line;
 use crate::events::HostOutcome;
 use crate::launch::RunBuilder;
@@ -288,10 +288,7 @@ impl Worker {
     /// The run for one claim: the enqueued playbook (digest checked) against this runner's
     /// inventory, restricted to the claimed host and its plays.
     async fn prepare(&self, claim: &Claim) -> Result<Prepared, QueueError> {
-        let run_err = |message: String| QueueError::Run {
-            run: claim.run_id.clone(),
-            message,
-        };
+        let run = claim.run_id.as_str();
         let row: RunRow = sqlx::query_as(
             "SELECT r.playbook, r.playbook_digest, r.options, r.plan_digest, w.plan
              FROM salve.runs r JOIN salve.work w ON w.run_id = r.id WHERE w.id = $1",
@@ -302,11 +299,11 @@ impl Worker {
         .map_err(QueueError::db("reading the run", None))?;
         let (text, digest, options, plan_digest, plan) = row;
         let stored: super::enqueue::StoredOptions = serde_json::from_value(options)
-            .map_err(|e| run_err(format!("unreadable run options: {e}")))?;
+            .map_err(|e| RunProblem::Options(e).of(run))?;
         let gate = match plan {
             Some(plan) => {
                 let plan: super::enqueue::StoredPlan = serde_json::from_value(plan)
-                    .map_err(|e| run_err(format!("unreadable approved plan: {e}")))?;
+                    .map_err(|e| RunProblem::Plan(e).of(run))?;
                 let host = claim.host.clone();
                 Some(PlanGate::new(
                     [(host.clone(), plan.steps)].into(),
@@ -316,21 +313,20 @@ impl Worker {
             None => None,
         };
         if self.inventory.host(&claim.host).is_none() {
-            return Err(run_err(format!(
-                "host `{}` is not in this runner's inventory",
-                claim.host
-            )));
+            return Err(RunProblem::HostNotHere(claim.host.clone()).of(run));
         }
-        let dir = tempfile::tempdir().map_err(|e| run_err(format!("temporary directory: {e}")))?;
+        let scratch = |e| RunProblem::Scratch(e).of(run);
+        let dir = tempfile::tempdir().map_err(scratch)?;
         let path = dir.path().join("playbook.yml");
-        std::fs::write(&path, &text).map_err(|e| run_err(format!("{}: {e}", path.display())))?;
+        std::fs::write(&path, &text).map_err(scratch)?;
         let playbook = crate::config::playbook::load(&path, &self.inventory, &stored.extra_vars)
-            .map_err(|d| run_err(format!("playbook does not load here:\n{}", d.render())))?;
+            .map_err(|d| RunProblem::Playbook(d).of(run))?;
         if playbook.digest != digest {
-            return Err(run_err(format!(
-                "playbook digest {} differs from the enqueued {digest}",
-                playbook.digest
-            )));
+            return Err(RunProblem::Digest {
+                found: playbook.digest,
+                enqueued: digest,
+            }
+            .of(run));
         }
         let play_hosts = (0..playbook.plays.len())
             .map(|i| {
