@@ -154,8 +154,7 @@ async fn run_row(queue: &Queue, run_id: &str) -> Result<(String, StoredOptions),
             .await
             .map_err(QueueError::db("reading the run", None))?;
     let (playbook, options) = row.ok_or_else(|| RunProblem::NotFound.of(run_id))?;
-    let stored =
-        serde_json::from_value(options).map_err(|e| RunProblem::Options(e).of(run_id))?;
+    let stored = serde_json::from_value(options).map_err(|e| RunProblem::Options(e).of(run_id))?;
     Ok((playbook, stored))
 }
 

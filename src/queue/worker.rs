@@ -298,12 +298,12 @@ impl Worker {
         .await
         .map_err(QueueError::db("reading the run", None))?;
         let (text, digest, options, plan_digest, plan) = row;
-        let stored: super::enqueue::StoredOptions = serde_json::from_value(options)
-            .map_err(|e| RunProblem::Options(e).of(run))?;
+        let stored: super::enqueue::StoredOptions =
+            serde_json::from_value(options).map_err(|e| RunProblem::Options(e).of(run))?;
         let gate = match plan {
             Some(plan) => {
-                let plan: super::enqueue::StoredPlan = serde_json::from_value(plan)
-                    .map_err(|e| RunProblem::Plan(e).of(run))?;
+                let plan: super::enqueue::StoredPlan =
+                    serde_json::from_value(plan).map_err(|e| RunProblem::Plan(e).of(run))?;
                 let host = claim.host.clone();
                 Some(PlanGate::new(
                     [(host.clone(), plan.steps)].into(),
