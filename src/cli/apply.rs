@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use super::Output;
 use super::console::Terminal;
 use crate::app::apply::ApplyRequest;
 
@@ -27,12 +28,8 @@ pub struct ApplyArgs {
     /// Hosts worked on at once.
     #[arg(short = 'f', long, default_value_t = 50, value_name = "N")]
     pub forks: usize,
-    #[arg(long)]
-    pub json: bool,
-    #[arg(long, value_name = "DIR")]
-    pub report_dir: Option<PathBuf>,
-    #[arg(long)]
-    pub no_progress: bool,
+    #[command(flatten)]
+    pub output: Output,
     /// Enqueue the approved work in this queue database for `salve runner`s and follow it
     /// (`postgres://role@host/db`). Each host waits in the queue for a maintenance-window
     /// opening with room for its planned work, judged by the database's clock.
@@ -52,11 +49,7 @@ pub fn run(args: ApplyArgs) -> u8 {
         ignore_windows: args.ignore_windows,
         at: args.at,
         forks: args.forks,
-        report: crate::report::Options {
-            json: args.json,
-            no_progress: args.no_progress,
-            report_dir: args.report_dir,
-        },
+        report: args.output.into_options(),
         queue: args.queue,
         detach: args.detach,
     };

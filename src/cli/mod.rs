@@ -129,6 +129,32 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// How a run's progress and results are shown: shared by every command that runs or follows a
+/// playbook run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Output {
+    /// One JSON event per line on stdout instead of human output.
+    #[arg(long)]
+    pub json: bool,
+    /// Write report.json and junit.xml into DIR at the end of the run.
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    /// Plain lines instead of progress bars, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl Output {
+    /// The reporters' options.
+    pub fn into_options(self) -> crate::report::Options {
+        crate::report::Options {
+            json: self.json,
+            no_progress: self.no_progress,
+            report_dir: self.report_dir,
+        }
+    }
+}
+
 impl Selection {
     /// The library's form of the selection.
     pub fn to_app(&self) -> crate::app::Selection {

@@ -1,6 +1,7 @@
 //! `salve queue`: set up the queue database (`init`), look at the work in it (`status`), set a
 //! tenant's concurrency cap (`tenant`), and follow a queued run (`follow`).
 
+use super::Output;
 use crate::app::queued;
 use crate::exit;
 
@@ -31,15 +32,8 @@ pub struct FollowArgs {
     /// The run's id, as `salve run|apply --queue` printed it.
     #[arg(value_name = "RUN")]
     pub run: String,
-    /// One JSON event per line on stdout instead of human output.
-    #[arg(long)]
-    pub json: bool,
-    /// Write report.json and junit.xml into DIR at the end of the run.
-    #[arg(long, value_name = "DIR")]
-    pub report_dir: Option<std::path::PathBuf>,
-    /// Plain lines instead of progress bars, even on a terminal.
-    #[arg(long)]
-    pub no_progress: bool,
+    #[command(flatten)]
+    pub output: Output,
     #[command(flatten)]
     pub url: Url,
 }
@@ -75,11 +69,7 @@ pub fn run(args: QueueArgs) -> u8 {
     };
     let text = match args.command {
         QueueCommand::Follow(args) => {
-            let report = crate::report::Options {
-                json: args.json,
-                no_progress: args.no_progress,
-                report_dir: args.report_dir,
-            };
+            let report = args.output.into_options();
             let followed = runtime.block_on(queued::follow(&args.url.queue, &args.run, &report));
             return super::exit_with(followed, |code| code);
         }

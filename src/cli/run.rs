@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::Selection;
 use super::console::Terminal;
+use super::{Output, Selection};
 use crate::app::run::{RunEnd, RunRequest};
 use crate::exit;
 
@@ -28,15 +28,8 @@ pub struct RunArgs {
     /// Never run tasks with one of these tags.
     #[arg(long, value_delimiter = ',', value_name = "TAG")]
     pub skip_tags: Vec<String>,
-    /// One JSON event per line on stdout instead of human output.
-    #[arg(long)]
-    pub json: bool,
-    /// Write report.json and junit.xml into DIR at the end of the run.
-    #[arg(long, value_name = "DIR")]
-    pub report_dir: Option<PathBuf>,
-    /// Plain lines instead of progress bars, even on a terminal.
-    #[arg(long)]
-    pub no_progress: bool,
+    #[command(flatten)]
+    pub output: Output,
     /// Warn about a step running longer than this many seconds (and again each time as long).
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub slow_step: u64,
@@ -59,11 +52,7 @@ pub fn run(args: RunArgs) -> u8 {
         tags: args.tags,
         skip_tags: args.skip_tags,
         slow_step: Duration::from_secs(args.slow_step),
-        report: crate::report::Options {
-            json: args.json,
-            no_progress: args.no_progress,
-            report_dir: args.report_dir,
-        },
+        report: args.output.into_options(),
         queue: args.queue,
         detach: args.detach,
     };
