@@ -171,13 +171,16 @@ impl Selection {
 /// Print an application error (every diagnostic, or `error: ...` with its "Caused by:" chain)
 /// on stderr; returns its exit code.
 fn report_error(error: &crate::app::AppError) -> u8 {
+    let code = error.exit_code();
     match error {
-        crate::app::AppError::Invalid(diags) => eprint!("{}", diags.render()),
+        crate::app::AppError::Invalid(diags) => {
+            eprint!("{}", diags.render());
+            code
+        }
         crate::app::AppError::Refused(e) | crate::app::AppError::Failed(e) => {
-            print_error(e.as_ref(), 0);
+            print_error(e.as_ref(), code)
         }
     }
-    error.exit_code()
 }
 
 /// The exit code of a command's result: its own on success, the error's otherwise.
