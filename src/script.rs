@@ -5,10 +5,9 @@
 //! [`salve_contract::wire`], re-exported here. This module adds what only the controller
 //! decides:
 //!
-//! * [`Deliver`]: how a rendered script is handed to `powershell.exe`. The whole text goes as
-//!   `powershell.exe -NoProfile -NonInteractive -EncodedCommand <b64>`; a script whose command
-//!   line would exceed cmd.exe's 8191-character limit is sent on stdin to
-//!   `powershell.exe -NoProfile -NonInteractive -Command -` instead.
+//! * [`Deliver`]: how a rendered script is handed to `powershell.exe`: one path for every
+//!   script, whatever its length — a short [`BOOTSTRAP`] as `-EncodedCommand` that switches the
+//!   console to UTF-8, reads the whole script from stdin and runs it as one script block.
 //! * [`shipped_text`]: the PowerShell files shipped with salve (`scripts/<id>.ps1`).
 //! * A [`ReadOnlyScript`] is a shipped script whose id is declared read-only
 //!   ([`ScriptId::read_only`]): the only kind check mode can run.
@@ -20,42 +19,50 @@ pub use salve_contract::wire::{
 
 use crate::contract::{ReadOnlyId, ScriptId};
 
-/// How the rendered script is delivered to `powershell.exe`.
+/// What salve starts on the host for a script: `powershell.exe` with the [`BOOTSTRAP`] as its
+/// `-EncodedCommand`, and the script itself on stdin.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
-    /// Everything on the command line: `(program, arguments)`.
-    CommandLine { program: String, arguments: String },
-    /// Command line `-Command -` and the script text on stdin.
-    Stdin {
-        program: String,
-        arguments: String,
-        stdin: String,
-    },
+pub struct Delivery {
+    /// `powershell.exe`.
+    pub program: String,
+    /// `-NoProfile -NonInteractive -EncodedCommand <bootstrap>`: the same for every script.
+    pub arguments: String,
+    /// The script, wrapped in `& { ... }` (see [`BOOTSTRAP`]), as UTF-8.
+    pub stdin: String,
 }
+
+/// The PowerShell every script starts with, given as `-EncodedCommand` (a few hundred
+/// characters, far below cmd.exe's 8,191):
+///
+/// 1. switch the console's input and output code pages to UTF-8 (inside `try`, since a process
+///    without a console cannot change them), so the script text is read, and its output and
+///    errors written, as UTF-8 instead of the OEM code page;
+/// 2. read all of stdin (`$input | Out-String`) and run it as one script block.
+///
+/// Windows PowerShell parses a script block whole before running any of it, so the script
+/// either runs whole or fails loudly with a parse error. (Given as `-Command -` instead, stdin
+/// would be read as typed input, and a final multi-line block with no empty line after it
+/// dropped with exit code 0.) The script arrives wrapped in `& { ... }`: if the input were cut
+/// short, the closing brace would be missing and the block would not parse, so a truncated
+/// script can never run in part. This is the approach of Ansible's PowerShell bootstrap.
+pub const BOOTSTRAP: &str = "try { [Console]::InputEncoding = [Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false } catch { $null = $_ }\n& ([ScriptBlock]::Create(($input | Out-String)))\n";
 
 /// How to hand a [`Script`] to `powershell.exe` (a trait because [`Script`] is the contract
 /// crate's type and delivery is salve's choice).
 pub trait Deliver {
-    /// The program, its arguments and any stdin for this script.
+    /// The program, its arguments and its stdin for this script.
     fn delivery(&self) -> Delivery;
 }
 
 impl Deliver for Script {
     fn delivery(&self) -> Delivery {
-        let text = self.render();
-        let encoded = encode_command(&text);
-        let arguments = format!("-NoProfile -NonInteractive -EncodedCommand {encoded}");
-        if POWERSHELL.len() + 1 + arguments.len() <= MAX_COMMAND_LINE {
-            Delivery::CommandLine {
-                program: POWERSHELL.to_string(),
-                arguments,
-            }
-        } else {
-            Delivery::Stdin {
-                program: POWERSHELL.to_string(),
-                arguments: "-NoProfile -NonInteractive -Command -".to_string(),
-                stdin: text,
-            }
+        Delivery {
+            program: POWERSHELL.to_string(),
+            arguments: format!(
+                "-NoProfile -NonInteractive -EncodedCommand {}",
+                encode_command(BOOTSTRAP)
+            ),
+            stdin: format!("& {{\n{}\n}}\n", self.render()),
         }
     }
 }
@@ -147,22 +154,27 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn round_trips_through_the_command_line() {
+    fn the_bootstrap_is_on_the_command_line_and_the_script_on_stdin() {
         let s = Script::shipped(
             "exchange_facts",
             "Write-Output 1",
             json!({"path": "C:\\x 'y' $(evil)"}),
         );
-        let Delivery::CommandLine { arguments, .. } = s.delivery() else {
-            panic!("small script")
-        };
-        let encoded = arguments.rsplit(' ').next().unwrap();
-        let text = decode_command(encoded).unwrap();
+        let d = s.delivery();
+        assert_eq!(d.program, POWERSHELL);
+        let encoded = d.arguments.rsplit(' ').next().unwrap();
+        assert_eq!(decode_command(encoded).unwrap(), BOOTSTRAP);
+        assert!(d.program.len() + 1 + d.arguments.len() < MAX_COMMAND_LINE / 8);
         assert!(
-            !text.contains("$(evil)"),
+            !d.stdin.contains("$(evil)"),
             "argument values must not appear in script text"
         );
-        assert_eq!(parse_rendered(&text).unwrap(), s);
+        let inner = d
+            .stdin
+            .strip_prefix("& {\n")
+            .and_then(|t| t.strip_suffix("\n}\n"))
+            .unwrap();
+        assert_eq!(parse_rendered(inner).unwrap(), s);
     }
 
     #[test]
@@ -184,11 +196,5 @@ mod tests {
             assert_eq!(script.body, shipped_text(id.script_id()));
             assert!(!script.render().contains("Restart-Computer"));
         }
-    }
-
-    #[test]
-    fn large_scripts_go_through_stdin() {
-        let s = Script::raw("Write-Output 'x'\n".repeat(1000));
-        assert!(matches!(s.delivery(), Delivery::Stdin { .. }));
     }
 }

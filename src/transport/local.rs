@@ -60,20 +60,13 @@ async fn pump(
 #[async_trait]
 impl Transport for LocalTransport {
     async fn run(&self, request: RunRequest) -> Result<ScriptOutput, TransportError> {
-        let (arguments, stdin) = match request.script.delivery() {
-            Delivery::CommandLine { arguments, .. } => (arguments, None),
-            Delivery::Stdin {
-                arguments, stdin, ..
-            } => (arguments, Some(stdin)),
-        };
+        let Delivery {
+            arguments, stdin, ..
+        } = request.script.delivery();
         let mut cmd = Command::new(&self.shell[0]);
         cmd.args(&self.shell[1..])
             .args(arguments.split(' '))
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -86,9 +79,10 @@ impl Transport for LocalTransport {
                 e,
             )
         })?;
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            // A child that exits without reading its stdin is not an error here.
-            let _ = pipe.write_all(text.as_bytes()).await;
+        if let Some(mut pipe) = child.stdin.take() {
+            // A child that exits without reading its stdin is not an error here. Dropping the
+            // pipe afterwards closes it: the bootstrap reads to its end.
+            let _ = pipe.write_all(stdin.as_bytes()).await;
         }
         let out = tokio::spawn(pump(
             child.stdout.take().expect("stdout was piped above"),
@@ -154,30 +148,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn passes_the_encoded_command() {
+    async fn passes_the_bootstrap_and_the_script_on_stdin() {
         let t = transport(
-            r#"[ "$1 $2 $3" = "-NoProfile -NonInteractive -EncodedCommand" ] && printf %s "$4""#,
+            r#"[ "$1 $2 $3" = "-NoProfile -NonInteractive -EncodedCommand" ] && printf '%s\n' "$4" && cat"#,
         );
-        let script = Script::raw("Write-Output 1");
-        let out = t
-            .run(RunRequest::new(script.clone(), Duration::from_secs(10)))
-            .await
-            .unwrap();
-        assert_eq!(
-            crate::script::decode_command(&out.stdout).unwrap(),
-            script.render()
-        );
-    }
-
-    #[tokio::test]
-    async fn large_scripts_arrive_on_stdin() {
-        let t = transport(r#"[ "$4" = "-" ] && cat"#);
         let script = Script::raw("Write-Output 'x'\n".repeat(1000));
         let out = t
             .run(RunRequest::new(script.clone(), Duration::from_secs(10)))
             .await
             .unwrap();
-        assert_eq!(out.stdout.trim_end(), script.render().trim_end());
+        let (encoded, stdin) = out.stdout.split_once('\n').unwrap();
+        assert_eq!(
+            crate::script::decode_command(encoded).unwrap(),
+            crate::script::BOOTSTRAP
+        );
+        assert_eq!(stdin, script.delivery().stdin);
     }
 
     #[tokio::test]

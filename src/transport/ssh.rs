@@ -583,16 +583,12 @@ impl Transport for SshTransport {
             }
             _ = request.cancel.cancelled() => return Err(TransportError::Cancelled),
         };
-        let (command, stdin) = match request.script.delivery() {
-            Delivery::CommandLine { program, arguments } => {
-                (format!("{program} {arguments}"), None)
-            }
-            Delivery::Stdin {
-                program,
-                arguments,
-                stdin,
-            } => (format!("{program} {arguments}"), Some(stdin)),
-        };
+        let Delivery {
+            program,
+            arguments,
+            stdin,
+        } = request.script.delivery();
+        let command = format!("{program} {arguments}");
         let endpoint = &self.target.endpoint;
         let (mut read, write) = channel.split();
         write
@@ -673,13 +669,8 @@ impl Transport for SshTransport {
 }
 
 /// Send the script text (if any) and EOF.
-async fn feed_stdin(
-    write: &ChannelWriteHalf<Msg>,
-    stdin: Option<String>,
-) -> Result<(), russh::Error> {
-    if let Some(text) = stdin {
-        write.data(text.as_bytes()).await?;
-    }
+async fn feed_stdin(write: &ChannelWriteHalf<Msg>, stdin: String) -> Result<(), russh::Error> {
+    write.data(stdin.as_bytes()).await?;
     write.eof().await
 }
 

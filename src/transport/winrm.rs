@@ -245,27 +245,23 @@ async fn run_command(
         target.endpoint.as_str(),
         target.user.as_str(),
     );
-    let (arguments, stdin) = match request.script.delivery() {
-        Delivery::CommandLine { arguments, .. } => (arguments, None),
-        Delivery::Stdin {
-            arguments, stdin, ..
-        } => (arguments, Some(stdin)),
-    };
+    let Delivery {
+        program,
+        arguments,
+        stdin,
+    } = request.script.delivery();
     let args: Vec<&str> = arguments.split(' ').collect();
-    let command_id = match shell.start_command(crate::script::POWERSHELL, &args).await {
+    let command_id = match shell.start_command(&program, &args).await {
         Ok(id) => id,
         Err(e) => return (Err(classify(e, endpoint, user)), false),
     };
-    if let Some(text) = stdin {
-        let bytes = text.as_bytes();
-        let chunks: Vec<&[u8]> = bytes.chunks(STDIN_CHUNK).collect();
-        for (i, chunk) in chunks.iter().enumerate() {
-            if let Err(e) = shell
-                .send_input(&command_id, chunk, i + 1 == chunks.len())
-                .await
-            {
-                return (Err(classify(e, endpoint, user)), false);
-            }
+    let chunks: Vec<&[u8]> = stdin.as_bytes().chunks(STDIN_CHUNK).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        if let Err(e) = shell
+            .send_input(&command_id, chunk, i + 1 == chunks.len())
+            .await
+        {
+            return (Err(classify(e, endpoint, user)), false);
         }
     }
     let deadline = tokio::time::Instant::now() + request.timeout;

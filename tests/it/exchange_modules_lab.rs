@@ -59,21 +59,16 @@ impl Transport for LabTransport {
             return Err(unreachable(&self.host));
         }
         let mut boots = self.host.boot_watch();
-        let mut process = match request.script.delivery() {
-            Delivery::CommandLine { program, arguments } => self.host.spawn(&program, &[arguments]),
-            Delivery::Stdin {
-                program,
-                arguments,
-                stdin,
-            } => {
-                let p = self.host.spawn(&program, &[arguments]);
-                let _ = p.stdin.send(StdinChunk {
-                    data: stdin.into_bytes(),
-                    eof: true,
-                });
-                p
-            }
-        };
+        let Delivery {
+            program,
+            arguments,
+            stdin,
+        } = request.script.delivery();
+        let mut process = self.host.spawn(&program, &[arguments]);
+        let _ = process.stdin.send(StdinChunk {
+            data: stdin.into_bytes(),
+            eof: true,
+        });
         let (mut stdout, mut stderr) = (String::new(), String::new());
         let deadline = tokio::time::sleep(request.timeout);
         tokio::pin!(deadline);

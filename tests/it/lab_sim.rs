@@ -59,24 +59,27 @@ impl Run {
     }
 }
 
+/// Start a script on a lab host as salve delivers it: bootstrap on the command line, the
+/// script on stdin.
+fn spawn(host: &LabHost, script: &Script) -> salve_lab::host_api::LabProcess {
+    let Delivery {
+        program,
+        arguments,
+        stdin,
+    } = script.delivery();
+    let process = host.spawn(&program, &[arguments]);
+    process
+        .stdin
+        .send(StdinChunk {
+            data: stdin.into_bytes(),
+            eof: true,
+        })
+        .unwrap();
+    process
+}
+
 async fn run(host: &LabHost, script: Script) -> Run {
-    let process = match script.delivery() {
-        Delivery::CommandLine { program, arguments } => host.spawn(&program, &[arguments]),
-        Delivery::Stdin {
-            program,
-            arguments,
-            stdin,
-        } => {
-            let p = host.spawn(&program, &[arguments]);
-            p.stdin
-                .send(StdinChunk {
-                    data: stdin.into_bytes(),
-                    eof: true,
-                })
-                .unwrap();
-            p
-        }
-    };
+    let process = spawn(host, &script);
     let (out, err, code) = collect(process).await;
     Run {
         stdout: String::from_utf8(out).unwrap(),
@@ -335,10 +338,7 @@ async fn killing_an_install_leaves_the_server_half_done() {
     let fleet = fleet();
     let ex = host(&fleet, "contoso-ex02");
     let script = Script::shipped("exchange_update", "", su("KB5000871", "15.2.792.10"));
-    let Delivery::CommandLine { program, arguments } = script.delivery() else {
-        panic!()
-    };
-    let process = ex.spawn(&program, &[arguments]);
+    let process = spawn(ex, &script);
     tokio::time::sleep(Duration::from_secs(5)).await;
     process.kill.cancel();
     let (_, _, code) = collect(process).await;
@@ -647,16 +647,30 @@ fn salve_bin() -> std::process::Command {
 }
 
 fn ssh_command(dir: &Path, host: &str, script: &Script) -> std::process::Output {
-    let Delivery::CommandLine { program, arguments } = script.delivery() else {
-        panic!("small script")
-    };
-    salve_bin()
+    use std::io::Write as _;
+    let Delivery {
+        program,
+        arguments,
+        stdin,
+    } = script.delivery();
+    let mut child = salve_bin()
         .args(["lab", "shell", "--state-dir"])
         .arg(dir)
         .args(["--host", host])
         .env("SSH_ORIGINAL_COMMAND", format!("{program} {arguments}"))
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Dropping the pipe closes it: the bootstrap reads to its end.
+    child
+        .stdin
+        .take()
         .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod check_mode;
 mod cli;
 mod config;
 mod config_patterns;
+mod delivery;
 mod doctor;
 mod exchange;
 mod exchange_cli;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use salve::contract::FactsAnswer;
 use salve::model::HostSettings;
-use salve::script::{Deliver as _, Delivery, Script};
+use salve::script::Script;
 use salve::transport::ssh::SshConnector;
 use salve::transport::{
     ConnectionSpec, Connector, OutputChunk, RunRequest, Transport, TransportError,
@@ -268,17 +268,16 @@ async fn shipped_script_answers_on_its_result_line() {
 }
 
 #[tokio::test]
-async fn large_script_goes_through_stdin() {
+async fn a_long_script_ending_in_a_block_runs_whole() {
     let Some(sshd) = Sshd::start() else { return };
     let t = connect(sshd.vars()).await.unwrap();
-    let filler = "# padding to push the script past the command-line limit\n".repeat(400);
-    let script = Script::raw(format!("{filler}Write-Output 'big script ran'\nexit 4"));
-    assert!(matches!(script.delivery(), Delivery::Stdin { .. }));
+    // 20,000 characters ending in a multi-line `try` block: over `-Command -` the block would
+    // be dropped and the exit code 0 (tests/it/delivery.rs shows the lab doing so).
+    let script = Script::raw(crate::delivery::long_script(20_000));
     let out = t.run(request(script)).await.unwrap();
-    assert_eq!(
-        (out.exit_code, out.stdout.trim_end()),
-        (4, "big script ran")
-    );
+    assert_eq!(out.exit_code, 7, "{}", out.stderr);
+    assert!(out.stdout.contains("filler line 00001"));
+    assert_eq!(out.stdout.trim_end().lines().last(), Some("the last line"));
 }
 
 #[tokio::test]

@@ -12,21 +12,31 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::codepage::Console;
 use crate::fleet_core::FleetCore;
 use crate::host_api::ProcessOutput;
 
 /// Exit code of a process stopped by Ctrl-C / terminate (`STATUS_CONTROL_C_EXIT`).
 pub const EXIT_TERMINATED: i32 = 0xC000_013Au32 as i32;
 
-/// Where a command writes its output.
+/// Where a command writes its output, encoded in the process's console code page.
 #[derive(Debug, Clone)]
 pub struct Out {
     tx: mpsc::UnboundedSender<ProcessOutput>,
+    console: Console,
 }
 
 impl Out {
     pub fn new(tx: mpsc::UnboundedSender<ProcessOutput>) -> Self {
-        Self { tx }
+        Self {
+            tx,
+            console: Console::default(),
+        }
+    }
+
+    /// The process's console encodings.
+    pub fn console(&self) -> &Console {
+        &self.console
     }
 
     // A closed receiver means the client went away; output is then dropped, as on Windows.
@@ -36,12 +46,14 @@ impl Out {
 
     /// One stdout line (CRLF, as Windows writes it).
     pub fn line(&self, text: &str) {
-        self.send(ProcessOutput::Stdout(format!("{text}\r\n").into_bytes()));
+        self.send(ProcessOutput::Stdout(
+            self.console.encode(&format!("{text}\r\n")),
+        ));
     }
 
-    /// Raw stderr bytes.
+    /// Text on stderr.
     pub fn stderr(&self, text: &str) {
-        self.send(ProcessOutput::Stderr(text.as_bytes().to_vec()));
+        self.send(ProcessOutput::Stderr(self.console.encode(text)));
     }
 
     /// A PowerShell error record on stderr, CLIXML-serialized as when stderr is redirected.

@@ -21,6 +21,15 @@ pub enum LabEvent {
     ScriptStarted {
         id: String,
     },
+    /// `powershell.exe -Command -` reached the end of its input inside a multi-line statement
+    /// and dropped it (see `typed_input`).
+    InputDropped {
+        lines: usize,
+    },
+    /// cmd.exe refused a command line over 8,191 characters.
+    CommandLineTooLong {
+        length: usize,
+    },
     InstallStarted {
         update: UpdateKind,
         kb: String,

@@ -1,6 +1,15 @@
-//! The PowerShell subset the lab understands in raw (user-written) scripts.
+//! The lab's PowerShell engine: one [`Session`] per `powershell.exe` process.
 //!
-//! Enough for the raw-task features of a playbook and for protocol tests: `Write-Output` (and
+//! A session runs script text the way Windows PowerShell does: it parses it whole first
+//! (PowerShell's grammar, [`crate::ps_grammar`]) and refuses text that does not parse; a
+//! shipped script (by its `# salve-script:` line) runs its simulation in [`crate::scripts`];
+//! anything else runs statement by statement. Beyond the simple statements below it knows the
+//! forms a delivery bootstrap uses — `[Console]::InputEncoding`/`OutputEncoding` assignments
+//! (the console code pages, [`crate::codepage`]), `$input | Out-String` (all of redirected
+//! stdin, once), `& ([ScriptBlock]::Create(...))` and `& { ... }` — and `try`/`catch`/`finally`
+//! and `if`/`elseif`/`else` blocks with simple conditions.
+//!
+//! Simple statements: enough for the raw-task features of a playbook and for protocol tests: `Write-Output` (and
 //! `echo`, `write`), `Write-Host`, `Write-Error`, `exit N`, `Start-Sleep -Seconds/-Milliseconds`
 //! (simulated time), `hostname`, `$env:COMPUTERNAME`, `$PSVersionTable.PSVersion`,
 //! `$SalveArgs.<field>`, simple `$name = value` assignments, string interpolation in double
@@ -17,8 +26,19 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
 use crate::command::{EXIT_TERMINATED, Out, sim_sleep};
 use crate::fleet_core::FleetCore;
+use crate::host_api::StdinChunk;
+use crate::log::LabEvent;
+use crate::{ps_grammar, scripts};
+use salve_contract::contract::ScriptId;
+use salve_contract::wire::{Script, parse_rendered};
 
 /// A token of one statement.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,15 +185,15 @@ fn unterminated(line: usize, quote: &'static str) -> ParseError {
 }
 
 /// Variables a raw script can read.
-struct Scope<'a> {
+struct Scope {
     computer_name: String,
-    args: Option<&'a Value>,
+    args: Option<Value>,
     vars: BTreeMap<String, String>,
 }
 
 const PS_VERSION: (u32, u32, u32, u32) = (5, 1, 17763, 1852);
 
-impl Scope<'_> {
+impl Scope {
     /// Value of a variable reference such as `$env:COMPUTERNAME` or `$SalveArgs.kb`;
     /// `None` when the reference is not one the subset knows.
     fn variable(&self, reference: &str) -> Option<Vec<String>> {
@@ -212,7 +232,7 @@ impl Scope<'_> {
             });
         }
         if lower == "salveargs" || lower.starts_with("salveargs.") {
-            let mut value = self.args;
+            let mut value = self.args.as_ref();
             for field in name.split('.').skip(1) {
                 value = value.and_then(|v| v.get(field));
             }
@@ -338,53 +358,385 @@ enum Step {
     Failed(Vec<String>),
 }
 
-/// Run a raw script body; returns the exit code.
-pub async fn run(
-    core: &FleetCore,
+/// One `powershell.exe` process: its variables, error preference, console and stdin.
+pub struct Session<'a> {
+    core: &'a Arc<FleetCore>,
     idx: usize,
-    body: &str,
-    args: Option<&Value>,
-    stop_on_error: bool,
-    out: &Out,
-    kill: &CancellationToken,
-) -> i32 {
-    let statements = match statements(body) {
-        Ok(s) => s,
-        Err(parse_error) => {
-            out.error(&[parse_error.to_string()]);
-            return 1;
+    out: &'a Out,
+    kill: &'a CancellationToken,
+    scope: Scope,
+    stop: bool,
+    failed: bool,
+    /// Redirected stdin, until `$input` has been read (an enumerator reads it once).
+    stdin: Option<mpsc::UnboundedReceiver<StdinChunk>>,
+    /// `try` blocks around the statement running now.
+    in_try: usize,
+}
+
+type Boxed<'f> = Pin<Box<dyn Future<Output = Step> + Send + 'f>>;
+
+impl<'a> Session<'a> {
+    pub fn new(
+        core: &'a Arc<FleetCore>,
+        idx: usize,
+        out: &'a Out,
+        kill: &'a CancellationToken,
+        stdin: Option<mpsc::UnboundedReceiver<StdinChunk>>,
+    ) -> Self {
+        Session {
+            core,
+            idx,
+            out,
+            kill,
+            scope: Scope {
+                computer_name: core.name(idx).to_string(),
+                args: None,
+                vars: BTreeMap::new(),
+            },
+            stop: false,
+            failed: false,
+            stdin,
+            in_try: 0,
         }
-    };
-    let mut scope = Scope {
-        computer_name: core.name(idx).to_string(),
-        args,
-        vars: BTreeMap::new(),
-    };
-    let mut failed = false;
-    let mut stop = stop_on_error;
-    for st in &statements {
-        if kill.is_cancelled() {
-            return EXIT_TERMINATED;
+    }
+
+    /// Run script text as `powershell.exe -EncodedCommand` or `-Command <text>` does; returns
+    /// the process's exit code.
+    pub async fn run_program(&mut self, text: &str) -> i32 {
+        let step = self.run_text(text).await;
+        self.exit_code(step)
+    }
+
+    /// Run statements already delimited by the console host (`-Command -`), one after another
+    /// in this session; returns the process's exit code.
+    pub async fn run_typed(&mut self, chunks: &[String]) -> i32 {
+        for chunk in chunks {
+            // Each statement typed at the prompt runs on its own: an error ends that one.
+            match self.run_block(chunk).await {
+                Step::Continue => {}
+                Step::Failed(record) => {
+                    self.out.error(&record);
+                    self.failed = true;
+                }
+                Step::Exit(code) => return code,
+            }
         }
-        match execute(core, st, &mut scope, &mut stop, out, kill).await {
-            Step::Continue => {}
-            Step::Exit(code) => return code,
+        i32::from(self.failed)
+    }
+
+    /// Take the `$SalveArgs` and error preference of a rendered script's prelude.
+    pub fn adopt_prelude(&mut self, text: &str, script: &Script) {
+        if script.args.is_some() {
+            self.scope.args.clone_from(&script.args);
+        }
+        if text.contains("$ErrorActionPreference = 'Stop'") {
+            self.stop = true;
+        }
+    }
+
+    fn exit_code(&self, step: Step) -> i32 {
+        match step {
+            Step::Exit(code) => code,
             Step::Failed(record) => {
-                out.error(&record);
-                failed = true;
-                if stop {
-                    return 1;
+                self.out.error(&record);
+                1
+            }
+            Step::Continue => i32::from(self.failed),
+        }
+    }
+
+    /// A whole script: a shipped one runs its simulation, anything else runs statement by
+    /// statement.
+    fn run_text<'s>(&'s mut self, text: &'s str) -> Boxed<'s> {
+        Box::pin(async move {
+            // PowerShell's tokenizer reads CRLF (as `$input | Out-String` joins lines) as a
+            // newline; the envelope is read the same way.
+            let text = &text.replace("\r\n", "\n");
+            let script = match parse_rendered(text) {
+                Ok(s) => s,
+                Err(e) => {
+                    return Step::Failed(vec![format!(
+                        "The script prelude could not be read: {e}"
+                    )]);
+                }
+            };
+            if let Some(id) = script.id.as_deref() {
+                self.core
+                    .record(self.idx, LabEvent::ScriptStarted { id: id.to_string() });
+                let code = match ScriptId::parse(id) {
+                    Some(id) => {
+                        scripts::run(self.core, self.idx, id, script.args, self.out, self.kill)
+                            .await
+                    }
+                    None => {
+                        self.out.error(&[format!(
+                            "the lab has no simulation of the shipped script `{id}`"
+                        )]);
+                        1
+                    }
+                };
+                return Step::Exit(code);
+            }
+            if script.args.is_some() || text.starts_with(PREFERENCES_LINE) {
+                self.core.record(
+                    self.idx,
+                    LabEvent::ScriptStarted {
+                        id: "raw".to_string(),
+                    },
+                );
+            }
+            self.adopt_prelude(text, &script);
+            self.run_block(&script.body).await
+        })
+    }
+
+    /// Statements of a block, in order, as PowerShell runs them.
+    fn run_block<'s>(&'s mut self, text: &'s str) -> Boxed<'s> {
+        Box::pin(async move {
+            let Some(list) = ps_grammar::statements(text) else {
+                return Step::Failed(parse_error_record(text));
+            };
+            for statement in list {
+                if self.kill.is_cancelled() {
+                    return Step::Exit(EXIT_TERMINATED);
+                }
+                let step = match statement {
+                    ps_grammar::Statement::Plain { text, line } => {
+                        self.run_plain(&text, line).await
+                    }
+                    ps_grammar::Statement::InvokeBlock { body } => {
+                        self.run_text(body.trim_start_matches('\n')).await
+                    }
+                    ps_grammar::Statement::Try {
+                        body,
+                        handler,
+                        cleanup,
+                    } => {
+                        self.run_try(&body, handler.as_deref(), cleanup.as_deref())
+                            .await
+                    }
+                    ps_grammar::Statement::If { arms } => self.run_if(&arms).await,
+                };
+                match step {
+                    Step::Continue => {}
+                    Step::Failed(record) if self.in_try == 0 && !self.stop => {
+                        self.out.error(&record);
+                        self.failed = true;
+                    }
+                    other => return other,
+                }
+            }
+            Step::Continue
+        })
+    }
+
+    async fn run_try(&mut self, body: &str, handler: Option<&str>, cleanup: Option<&str>) -> Step {
+        self.in_try += 1;
+        let step = self.run_block(body).await;
+        self.in_try -= 1;
+        let step = match (step, handler) {
+            (Step::Failed(_), Some(handler)) => self.run_block(handler).await,
+            (other, _) => other,
+        };
+        match cleanup {
+            Some(cleanup) => match self.run_block(cleanup).await {
+                Step::Continue => step,
+                other => other,
+            },
+            None => step,
+        }
+    }
+
+    async fn run_if(&mut self, arms: &[(Option<String>, String)]) -> Step {
+        for (condition, body) in arms {
+            let taken = match condition {
+                None => true,
+                Some(c) => match self.condition(c) {
+                    Some(taken) => taken,
+                    None => {
+                        return Step::Failed(vec![format!(
+                            "the lab's PowerShell subset cannot evaluate the condition ({c})"
+                        )]);
+                    }
+                },
+            };
+            if taken {
+                return self.run_block(body).await;
+            }
+        }
+        Step::Continue
+    }
+
+    /// The truth of a condition the subset knows: a value (`$true`, `$x`, `1`, `'text'`) or
+    /// two values compared with `-eq`/`-ne`, optionally negated with `-not`/`!`.
+    fn condition(&self, text: &str) -> Option<bool> {
+        let text = text.trim();
+        if let Some(rest) = text
+            .strip_prefix("-not ")
+            .or_else(|| text.strip_prefix('!'))
+        {
+            return self.condition(rest).map(|b| !b);
+        }
+        let st = statements(text).ok()?.into_iter().next()?;
+        let value = |t: &Tok| self.scope.value(t).map(|v| v.join(" "));
+        match st.tokens.as_slice() {
+            [single] => {
+                let v = value(single)?;
+                Some(!(v.is_empty() || v == "False" || v == "0"))
+            }
+            [a, Tok::Word(op), b] => {
+                let (a, b) = (value(a)?, value(b)?);
+                match op.to_ascii_lowercase().as_str() {
+                    "-eq" => Some(a.eq_ignore_ascii_case(&b)),
+                    "-ne" => Some(!a.eq_ignore_ascii_case(&b)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// A statement that is not a block: the console-encoding and script-block forms a
+    /// bootstrap uses, then the subset's simple statements.
+    async fn run_plain(&mut self, text: &str, line: usize) -> Step {
+        let compact: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if compact.starts_with("[console]::") {
+            return self.set_console_encoding(&compact);
+        }
+        if let Some((var, rest)) = compact.split_once('=')
+            && var.starts_with('$')
+            && rest == "$input|out-string"
+        {
+            let text = self.read_input().await;
+            self.scope.vars.insert(var[1..].to_string(), text);
+            return Step::Continue;
+        }
+        if let Some(arg) = compact
+            .strip_prefix("&([scriptblock]::create(")
+            .and_then(|r| r.strip_suffix("))"))
+        {
+            let source = if arg == "($input|out-string)" {
+                self.read_input().await
+            } else if let Some(var) = arg.strip_prefix('$') {
+                self.scope.vars.get(var).cloned().unwrap_or_default()
+            } else {
+                return Step::Failed(vec![format!(
+                    "the lab's PowerShell subset cannot evaluate ({text})"
+                )]);
+            };
+            return match ps_grammar::completeness(&source) {
+                ps_grammar::Completeness::Complete => self.run_text(&source).await,
+                _ => Step::Failed(create_failed(&source)),
+            };
+        }
+        let statements = match statements(text) {
+            Ok(s) => s,
+            Err(parse_error) => return Step::Failed(vec![parse_error.to_string()]),
+        };
+        for mut st in statements {
+            st.line += line - 1;
+            match execute(
+                self.core,
+                &st,
+                &mut self.scope,
+                &mut self.stop,
+                self.out,
+                self.kill,
+            )
+            .await
+            {
+                Step::Continue => {}
+                other => return other,
+            }
+        }
+        Step::Continue
+    }
+
+    /// `[Console]::InputEncoding = [Console]::OutputEncoding = <encoding>` (either or both).
+    fn set_console_encoding(&mut self, compact: &str) -> Step {
+        let parts: Vec<&str> = compact.split('=').collect();
+        let Some((value, targets)) = parts.split_last() else {
+            return Step::Continue;
+        };
+        if !(value.contains("utf8encoding") || value.ends_with("::utf8")) {
+            return Step::Failed(vec![format!(
+                "the lab models UTF-8 and the OEM code page only, not ({value})"
+            )]);
+        }
+        for target in targets {
+            match *target {
+                "[console]::outputencoding" => self.out.console().set_output_utf8(),
+                "[console]::inputencoding" => self.out.console().set_input_utf8(),
+                other => {
+                    return Step::Failed(vec![format!(
+                        "the lab's PowerShell subset cannot assign ({other})"
+                    )]);
                 }
             }
         }
+        Step::Continue
     }
-    i32::from(failed)
+
+    /// `$input | Out-String`: every stdin line, each ended by CRLF, decoded in the console's
+    /// input encoding. Empty once read.
+    async fn read_input(&mut self) -> String {
+        let Some(mut rx) = self.stdin.take() else {
+            return String::new();
+        };
+        let mut data = Vec::new();
+        loop {
+            tokio::select! {
+                chunk = rx.recv() => match chunk {
+                    Some(c) => {
+                        data.extend_from_slice(&c.data);
+                        if c.eof {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                () = self.kill.cancelled() => break,
+            }
+        }
+        let text = self.out.console().decode(&data);
+        text.lines().map(|l| format!("{l}\r\n")).collect()
+    }
+}
+
+/// The first line of the prelude every rendered script starts with.
+const PREFERENCES_LINE: &str = "$ErrorActionPreference";
+
+fn parse_error_record(text: &str) -> Vec<String> {
+    vec![
+        format!("At line:{} char:1", text.lines().count().max(1)),
+        "Missing closing '}' in statement block or type definition.".to_string(),
+        "    + CategoryInfo          : ParserError: (:) [], ParentContainsErrorRecordException"
+            .to_string(),
+        "    + FullyQualifiedErrorId : MissingEndCurlyBrace".to_string(),
+    ]
+}
+
+/// `[ScriptBlock]::Create` of text that does not parse: a method-call exception.
+fn create_failed(text: &str) -> Vec<String> {
+    let mut record = vec![format!(
+        "Exception calling \"Create\" with \"1\" argument(s): \"At line:{} char:1 Missing closing '}}' in statement block or type definition.\"",
+        text.lines().count().max(1)
+    )];
+    record.push(
+        "    + CategoryInfo          : NotSpecified: (:) [], MethodInvocationException".to_string(),
+    );
+    record.push("    + FullyQualifiedErrorId : ParseException".to_string());
+    record
 }
 
 async fn execute(
     core: &FleetCore,
     st: &Statement,
-    scope: &mut Scope<'_>,
+    scope: &mut Scope,
     stop: &mut bool,
     out: &Out,
     kill: &CancellationToken,
@@ -558,7 +910,7 @@ mod tests {
         let args = serde_json::json!({"kb": "KB5000871", "n": 2, "nested": {"x": true}});
         let scope = Scope {
             computer_name: "EX01".into(),
-            args: Some(&args),
+            args: Some(args),
             vars: BTreeMap::new(),
         };
         assert_eq!(

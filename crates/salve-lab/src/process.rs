@@ -14,9 +14,9 @@ use crate::command::{EXIT_TERMINATED, Out};
 use crate::fleet_core::FleetCore;
 use crate::host_api::{LabProcess, ProcessOutput, StdinChunk};
 use crate::log::LabEvent;
-use crate::{powershell, scripts};
-use salve_contract::contract::ScriptId;
-use salve_contract::wire::{decode_command, parse_rendered};
+use crate::powershell::Session;
+use crate::typed_input;
+use salve_contract::wire::{MAX_COMMAND_LINE, decode_command, parse_rendered};
 
 /// Start a command on host `idx`. Needs a tokio runtime.
 pub fn spawn(core: Arc<FleetCore>, idx: usize, command: &str, arguments: &[String]) -> LabProcess {
@@ -46,6 +46,8 @@ pub enum Invocation {
     Stdin,
     /// The `-EncodedCommand` value could not be decoded.
     BadEncoding(String),
+    /// A command line longer than cmd.exe accepts (8,191 characters), with its length.
+    TooLong(usize),
     /// `hostname.exe`.
     Hostname,
     /// Any other program: cmd.exe's "is not recognized" answer.
@@ -61,6 +63,11 @@ impl Invocation {
             .collect::<Vec<_>>()
             .join(" ");
         let full = full.trim_start();
+        // WinRS runs the command through `cmd.exe /c` (and Windows OpenSSH's default shell is
+        // cmd.exe): cmd.exe refuses a command line over 8,191 characters.
+        if full.chars().count() > MAX_COMMAND_LINE {
+            return Invocation::TooLong(full.chars().count());
+        }
         let (command, joined) = match full.strip_prefix('"') {
             Some(quoted) => quoted.split_once('"').unwrap_or((quoted, "")),
             None => full.split_once(char::is_whitespace).unwrap_or((full, "")),
@@ -113,7 +120,7 @@ impl Invocation {
 async fn read_stdin(
     mut rx: mpsc::UnboundedReceiver<StdinChunk>,
     kill: &CancellationToken,
-) -> Option<String> {
+) -> Option<Vec<u8>> {
     let mut data = Vec::new();
     loop {
         tokio::select! {
@@ -129,7 +136,7 @@ async fn read_stdin(
             () = kill.cancelled() => return None,
         }
     }
-    Some(String::from_utf8_lossy(&data).into_owned())
+    Some(data)
 }
 
 async fn run(
@@ -140,65 +147,75 @@ async fn run(
     out: &Out,
     kill: CancellationToken,
 ) -> i32 {
-    let text = match line {
-        Invocation::Text(t) => t,
+    match line {
+        Invocation::Text(text) => {
+            Session::new(&core, idx, out, &kill, Some(stdin))
+                .run_program(&text)
+                .await
+        }
         Invocation::Stdin => match read_stdin(stdin, &kill).await {
-            Some(t) => t,
-            None => return EXIT_TERMINATED,
+            Some(data) => run_typed(&core, idx, &out.console().decode(&data), out, &kill).await,
+            None => EXIT_TERMINATED,
         },
         Invocation::BadEncoding(e) => {
             out.stderr(&format!("Cannot process the command because the value of -EncodedCommand is invalid: {e}\r\n"));
-            return 1;
+            1
+        }
+        Invocation::TooLong(length) => {
+            core.record(idx, LabEvent::CommandLineTooLong { length });
+            out.stderr("The command line is too long.\r\n");
+            1
         }
         Invocation::Hostname => {
             out.line(core.name(idx));
-            return 0;
+            0
         }
         Invocation::UnknownProgram(p) => {
             out.stderr(&format!(
                 "'{p}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
             ));
-            return 1;
+            1
         }
-    };
-    let script = match parse_rendered(&text) {
+    }
+}
+
+/// `-Command -`: the script as the console host reads it ([`typed_input`]). A shipped script
+/// runs its simulation only if PowerShell would run all of it; when its last block was
+/// dropped it does nothing visible, as on Windows.
+async fn run_typed(
+    core: &Arc<FleetCore>,
+    idx: usize,
+    text: &str,
+    out: &Out,
+    kill: &CancellationToken,
+) -> i32 {
+    let mut session = Session::new(core, idx, out, kill, None);
+    let script = match parse_rendered(text) {
         Ok(s) => s,
-        Err(e) => {
-            out.error(&[format!("The script prelude could not be read: {e}")]);
-            return 1;
-        }
+        Err(_) => return session.run_typed(&typed_input::read(text).statements).await,
     };
-    match script.id.as_deref() {
-        Some(id) => {
-            core.record(idx, LabEvent::ScriptStarted { id: id.to_string() });
-            match ScriptId::parse(id) {
-                Some(id) => scripts::run(&core, idx, id, script.args, out, &kill).await,
-                None => {
-                    out.error(&[format!(
-                        "the lab has no simulation of the shipped script `{id}`"
-                    )]);
-                    1
-                }
-            }
-        }
-        None => {
+    let typed = typed_input::read(&script.body);
+    if let Some(dropped) = &typed.dropped {
+        core.record(
+            idx,
+            LabEvent::InputDropped {
+                lines: dropped.lines().count(),
+            },
+        );
+    }
+    match (&script.id, &typed.dropped) {
+        (Some(_), None) => session.run_program(text).await,
+        // Its functions were defined, its final block never ran.
+        (Some(_), Some(_)) => 0,
+        (None, _) => {
             core.record(
                 idx,
                 LabEvent::ScriptStarted {
                     id: "raw".to_string(),
                 },
             );
-            let stop = text.contains("$ErrorActionPreference = 'Stop'");
-            powershell::run(
-                &core,
-                idx,
-                &script.body,
-                script.args.as_ref(),
-                stop,
-                out,
-                &kill,
-            )
-            .await
+            session.adopt_prelude(text, &script);
+            session.run_typed(&typed.statements).await
         }
     }
 }

@@ -15,7 +15,6 @@ use tokio::sync::mpsc;
 
 use crate::fleet::{Fleet, FleetSnapshot};
 use crate::host_api::{ProcessOutput, SimHost, StdinChunk};
-use crate::process::Invocation;
 
 /// Exit status for "could not connect", as the ssh client reports it.
 pub const EXIT_UNREACHABLE: i32 = 255;
@@ -158,19 +157,22 @@ pub fn run(dir: &Path, host: &str, original_command: Option<String>) -> Result<i
     let mut words = command.split_whitespace();
     let program = words.next().unwrap_or_default().to_string();
     let arguments: Vec<String> = words.map(str::to_string).collect();
-    let wants_stdin = Invocation::parse(&program, &arguments) == Invocation::Stdin;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(io("start a runtime for", dir))?;
     let code = rt.block_on(async {
         let process = lab_host.spawn(&program, &arguments);
-        if wants_stdin {
+        // The channel's data is the process's stdin, whatever the command line says (a
+        // bootstrap given by -EncodedCommand reads its script from it). A thread, so that a
+        // command that never reads stdin does not wait for the client to close it.
+        let stdin = process.stdin.clone();
+        std::thread::spawn(move || {
             let mut data = Vec::new();
-            // A read error means no script text; the process then sees an empty script.
+            // A read error means no more input; the process then sees what arrived so far.
             let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut data);
-            let _ = process.stdin.send(StdinChunk { data, eof: true });
-        }
+            let _ = stdin.send(StdinChunk { data, eof: true });
+        });
         relay(process.output).await
     });
     // Leave pending transitions (a scheduled restart) to whoever looks next.
