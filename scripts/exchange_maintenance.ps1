@@ -118,7 +118,12 @@ try {
             }
             if ($isDagMember) {
                 Write-Output 'StartDagServerMaintenance.ps1 -PauseClusterNode (this can take a while, silently)'
-                & (Join-Path $exScripts 'StartDagServerMaintenance.ps1') -ServerName $server -MoveComment $requester -PauseClusterNode
+                # Microsoft's script inherits the caller's preference: under the prelude's 'Stop'
+                # its first non-terminating error would end it half way. Its own default here.
+                & {
+                    $ErrorActionPreference = 'Continue'
+                    & (Join-Path $exScripts 'StartDagServerMaintenance.ps1') -ServerName $server -MoveComment $requester -PauseClusterNode
+                }
                 foreach ($db in $activeBefore) {
                     $now = [string] (Get-MailboxDatabase -Identity $db -Status).MountedOnServer
                     $moved.Add([ordered]@{ database = $db; from = $server; to = $now })
@@ -149,7 +154,10 @@ try {
         }
         if ($isDagMember) {
             Write-Output 'StopDagServerMaintenance.ps1'
-            & (Join-Path $exScripts 'StopDagServerMaintenance.ps1') -ServerName $server
+            & {
+                $ErrorActionPreference = 'Continue'
+                & (Join-Path $exScripts 'StopDagServerMaintenance.ps1') -ServerName $server
+            }
         }
         Write-Output 'Set-ServerComponentState HubTransport Active; restarting MSExchangeTransport'
         Set-ServerComponentState -Identity $server -Component HubTransport -State Active -Requester $requester

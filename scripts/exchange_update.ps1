@@ -85,7 +85,8 @@ function Restore-SalveServices([string] $InstallPath) {
     if (Test-Path -LiteralPath $serviceControl) {
         Add-PSSnapin Microsoft.Exchange.Management.PowerShell.Setup -ErrorAction SilentlyContinue
         Push-Location (Join-Path $InstallPath 'Bin')
-        try { & $serviceControl AfterPatch } finally { Pop-Location }
+        # Microsoft's script, with its own error preference rather than the prelude's 'Stop'.
+        try { & { $ErrorActionPreference = 'Continue'; & $serviceControl AfterPatch } } finally { Pop-Location }
     }
     foreach ($name in @('W3SVC', 'IISADMIN')) {
         $svc = Get-Service -Name $name -ErrorAction SilentlyContinue
