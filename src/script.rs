@@ -178,6 +178,15 @@ mod tests {
     }
 
     #[test]
+    fn the_windows_tests_run_this_bootstrap() {
+        assert_eq!(
+            include_str!("../tests/windows/bootstrap.ps1"),
+            BOOTSTRAP,
+            "tests/windows/bootstrap.ps1 must be salve's bootstrap, byte for byte"
+        );
+    }
+
+    #[test]
     fn every_id_has_its_own_script_marked_with_that_id() {
         for id in ScriptId::ALL {
             let first = shipped_text(id).lines().next().unwrap();

@@ -13,10 +13,12 @@
 //!
 //! Simulation map, each layer importing only those below it: [`scenario`] (files →
 //! [`scenario::FleetSpec`]) → [`fleet`] (builds the hosts; implements `SimHost`) → [`process`]
-//! (the lab's `powershell.exe`) → [`scripts`] (one file per shipped script id, per
-//! `salve_contract::contract`) or [`powershell`] (raw-script subset) → [`command`] (a running
-//! command's output, sleep and exit) → [`fleet_core`] (every host's [`state`], the [`clock`],
-//! the [`log`]), with the lab's own build table in [`catalog`]. [`admin`] serves state and log
+//! (the lab's `powershell.exe`: its command line, and `-Command -` read as typed input in
+//! [`typed_input`]) → [`powershell`] (a PowerShell session: scripts parsed whole with
+//! [`ps_grammar`], the console code pages of [`codepage`], the raw-script subset) →
+//! [`scripts`] (one file per shipped script id, per `salve_contract::contract`) → [`command`]
+//! (a running command's output, sleep and exit) → [`fleet_core`] (every host's [`state`], the
+//! [`clock`], the [`log`]), with the lab's own build table in [`catalog`]. [`admin`] serves state and log
 //! over HTTP on loopback; [`frontends`] starts a listener per host; [`inventory`] writes the
 //! Ansible inventory for a fleet; [`cli`] is `salve lab ...`.
 
