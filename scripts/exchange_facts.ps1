@@ -214,6 +214,21 @@ foreach ($p in @($installers)) {
     }
 }
 
+# salve's own detached steps (job_control): running, or finished and not yet collected. A later
+# run attaches to them instead of starting a second install.
+$salveJobs = New-Object System.Collections.Generic.List[object]
+foreach ($task in @(Get-ScheduledTask -TaskPath '\salve\' -ErrorAction SilentlyContinue)) {
+    $jobScript = Join-Path $env:ProgramData ('salve\jobs\{0}\script.ps1' -f $task.TaskName)
+    $first = if (Test-Path -LiteralPath $jobScript) { [string] (Get-Content -LiteralPath $jobScript -TotalCount 1) } else { '' }
+    $info = Get-ScheduledTaskInfo -TaskPath '\salve\' -TaskName $task.TaskName
+    $running = [string] $task.State -eq 'Running' -or $info.LastTaskResult -in @(267009, 267011)
+    $salveJobs.Add([ordered]@{
+            job       = [string] $task.TaskName
+            script_id = ($first -replace '^# salve-script: ', '').Trim()
+            state     = if ($running) { 'running' } else { 'finished' }
+        })
+}
+
 $answer = [ordered]@{
     computer_name           = [string] $env:COMPUTERNAME
     family                  = $family
@@ -239,5 +254,6 @@ $answer = [ordered]@{
     activation_policy       = $activationPolicy
     boot_id                 = $bootId
     install_in_progress     = $installInProgress
+    salve_jobs              = $salveJobs.ToArray()
 }
 Write-Output ('##salve-result## ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))

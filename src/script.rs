@@ -79,6 +79,8 @@ pub fn shipped_text(id: ScriptId) -> &'static str {
         ScriptId::ExchangeVerify => include_str!("../scripts/exchange_verify.ps1"),
         ScriptId::ExchangeIocScan => include_str!("../scripts/exchange_ioc_scan.ps1"),
         ScriptId::ExchangeHealth => include_str!("../scripts/exchange_health.ps1"),
+        ScriptId::JobControl => include_str!("../scripts/job_control.ps1"),
+        ScriptId::JobPoll => include_str!("../scripts/job_poll.ps1"),
     }
 }
 

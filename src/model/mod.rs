@@ -7,6 +7,7 @@ pub mod host_var;
 pub mod inventory;
 pub mod pattern;
 pub mod playbook;
+pub mod run_as;
 pub mod settings;
 
 pub use connection::{ConnectionKind, ConnectionSpec};

@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::Vars;
 use super::connection::ConnectionSpec;
 use super::host_var::{Problem, Reader, SettingError};
+use super::run_as::RunAs;
 use crate::schedule::{Schedule, Window, WindowError};
 
 /// The variable naming a host's DAG. A string or a number names it (YAML types a bare `1` or
@@ -31,6 +32,8 @@ pub struct HostSettings {
     pub schedule: Option<Schedule>,
     /// The DAG the host is a member of: its members are changed one at a time.
     pub dag: Option<String>,
+    /// The account detached steps run as (`become`); `None`: SYSTEM.
+    pub run_as: Option<RunAs>,
 }
 
 impl HostSettings {
@@ -53,10 +56,12 @@ impl HostSettings {
         let connection = ConnectionSpec::read(name, &mut reader);
         let schedule = schedule(&mut reader);
         let dag = dag(&mut reader);
+        let run_as = super::run_as::read(&mut reader);
         let settings = HostSettings {
             connection,
             schedule,
             dag,
+            run_as,
         };
         (settings, reader.into_errors())
     }

@@ -85,12 +85,30 @@ pub async fn call<T: DeserializeOwned>(
     id: ScriptId,
     request: &impl Serialize,
 ) -> Result<Reply<T>, Fail> {
-    let script = Script::shipped(id.as_str(), script::shipped_text(id), encode(id, request)?);
+    call_within(ctx, id, request, ctx.timeout).await
+}
+
+/// [`call`] with its own time limit.
+pub async fn call_within<T: DeserializeOwned>(
+    ctx: &HostCtx<'_>,
+    id: ScriptId,
+    request: &impl Serialize,
+    timeout: std::time::Duration,
+) -> Result<Reply<T>, Fail> {
     let transport = ctx.link.transport().await?;
-    let mut run = RunRequest::new(script, ctx.timeout);
+    let mut run = RunRequest::new(shipped(id, request)?, timeout);
     run.cancel = ctx.cancel.clone();
     run.output = Some(ctx.output.clone());
     reply(id, transport.run(run).await?)
+}
+
+/// The shipped script `id` with `request` as its `$SalveArgs`.
+pub fn shipped(id: ScriptId, request: &impl Serialize) -> Result<Script, Fail> {
+    Ok(Script::shipped(
+        id.as_str(),
+        script::shipped_text(id),
+        encode(id, request)?,
+    ))
 }
 
 /// Run the read-only shipped script `id` through the probe and read its answer, within the
@@ -133,7 +151,7 @@ fn encode(id: ScriptId, request: &impl Serialize) -> Result<Value, Fail> {
 }
 
 /// Read script `id`'s answer from its output.
-fn reply<T: DeserializeOwned>(id: ScriptId, out: ScriptOutput) -> Result<Reply<T>, Fail> {
+pub fn reply<T: DeserializeOwned>(id: ScriptId, out: ScriptOutput) -> Result<Reply<T>, Fail> {
     let error = out
         .stderr
         .lines()
@@ -387,6 +405,63 @@ pub mod testing {
         ScriptId::parse(script.id.as_deref().unwrap()).unwrap()
     }
 
+    /// The script a `job_control start` registers as a detached task, decoded.
+    pub fn job_script(script: &Script) -> Option<Script> {
+        use base64::Engine as _;
+        if id(script) != ScriptId::JobControl {
+            return None;
+        }
+        let args = script.args.as_ref()?;
+        let encoded = args.get("script")?.as_str()?;
+        let text = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap();
+        Some(crate::script::parse_rendered(&String::from_utf8(text).unwrap()).unwrap())
+    }
+
+    /// The host's side of a detached step that finishes at once with `inner` as its script's
+    /// answer: `job_control` starts or removes, `job_poll` reports it finished with the answer.
+    pub fn job(script: &Script, inner: &impl serde::Serialize) -> FakeReply {
+        use crate::contract::{JobControlAnswer, JobPollAnswer, JobState};
+        let job = script.args.as_ref().unwrap()["job"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        match id(script) {
+            ScriptId::JobControl => {
+                let start = job_script(script).is_some();
+                answer(
+                    &JobControlAnswer {
+                        job,
+                        started: start,
+                        state: if start {
+                            JobState::Running
+                        } else {
+                            JobState::Missing
+                        },
+                        run_as: Some("SYSTEM".into()),
+                        reason: None,
+                    },
+                    0,
+                )
+            }
+            _ => answer(
+                &JobPollAnswer {
+                    job,
+                    state: JobState::Finished,
+                    output: format!(
+                        "installing\r\n{}{}\r\n",
+                        crate::script::RESULT_MARKER,
+                        serde_json::to_string(inner).unwrap()
+                    ),
+                    next_offset: 1,
+                    exit_code: Some(0),
+                },
+                0,
+            ),
+        }
+    }
+
     /// Facts of a healthy standalone 2019 server at `build`.
     pub fn facts(build: &str) -> FactsAnswer {
         FactsAnswer {
@@ -423,6 +498,7 @@ pub mod testing {
             activation_policy: None,
             boot_id: "2026-01-01T00:00:00Z".into(),
             install_in_progress: None,
+            salve_jobs: Vec::new(),
         }
     }
 }

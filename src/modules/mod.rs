@@ -20,6 +20,7 @@
 mod args;
 mod assert;
 mod debug;
+mod detached;
 mod exchange_facts;
 mod exchange_ioc_scan;
 mod exchange_maintenance;
@@ -182,6 +183,10 @@ pub enum ModuleError {
     /// The intent log refused the change before it started: nothing was done on the host.
     #[error("not started: {0}")]
     Refused(#[from] Refused),
+    /// salve stopped waiting for a detached step (timeout, Ctrl-C) that keeps running on the
+    /// host: never stopped, to be re-attached to.
+    #[error(transparent)]
+    LeftRunning(#[from] detached::LeftRunning),
 }
 
 /// Why a change must not start: the intent log (see `runner::IntentLog`) knows the host is no

@@ -80,7 +80,8 @@ enum ItemEnd {
     Done(Outcome),
     Skipped(String),
     Unreachable(String),
-    Interrupted,
+    /// Stopped by Ctrl-C, or waiting stopped with a detached step left running (its message).
+    Interrupted(Option<String>),
 }
 
 impl TaskRun<'_> {
@@ -119,7 +120,7 @@ impl TaskOnHost<'_> {
                 let mut ends = Vec::with_capacity(items.len());
                 for item in &items {
                     let end = self.run_item(needs, Some(item)).await;
-                    let stop = matches!(end, ItemEnd::Unreachable(_) | ItemEnd::Interrupted);
+                    let stop = matches!(end, ItemEnd::Unreachable(_) | ItemEnd::Interrupted(_));
                     ends.push((item.clone(), end));
                     if stop {
                         break;
@@ -177,7 +178,10 @@ impl TaskOnHost<'_> {
             let outcome = match self.call(module, &args, &ctx).await {
                 Ok(o) => o,
                 Err(ModuleError::Transport(TransportError::Cancelled)) => {
-                    return ItemEnd::Interrupted;
+                    return ItemEnd::Interrupted(None);
+                }
+                Err(ModuleError::LeftRunning(left)) => {
+                    return ItemEnd::Interrupted(Some(left.to_string()));
                 }
                 Err(ModuleError::Transport(e)) if e.is_unreachable() => {
                     return ItemEnd::Unreachable(e.to_string());
@@ -217,7 +221,7 @@ impl TaskOnHost<'_> {
             });
             tokio::select! {
                 _ = tokio::time::sleep(self.task.delay) => {}
-                _ = self.env.interrupt.abort.cancelled() => return ItemEnd::Interrupted,
+                _ = self.env.interrupt.abort.cancelled() => return ItemEnd::Interrupted(None),
             }
             attempt += 1;
         }
@@ -403,13 +407,16 @@ impl TaskOnHost<'_> {
                 msg: Some(msg),
                 facts: None,
             },
-            ItemEnd::Interrupted => TaskResult {
-                status: TaskStatus::Interrupted,
-                changed: false,
-                msg: Some("interrupted".into()),
-                registered: serde_json::json!({"failed": true, "msg": "interrupted"}),
-                facts: None,
-            },
+            ItemEnd::Interrupted(why) => {
+                let msg = why.unwrap_or_else(|| "interrupted".into());
+                TaskResult {
+                    status: TaskStatus::Interrupted,
+                    changed: false,
+                    registered: serde_json::json!({"failed": true, "msg": msg}),
+                    msg: Some(msg),
+                    facts: None,
+                }
+            }
         }
     }
 

@@ -65,7 +65,10 @@ fn changes_state(event: &LabEvent) -> bool {
         | LabEvent::MaintenanceEntered { .. }
         | LabEvent::MaintenanceLeft { .. }
         | LabEvent::DatabaseMoved { .. }
-        | LabEvent::ServicesDisabled { .. } => true,
+        | LabEvent::ServicesDisabled { .. }
+        | LabEvent::JobStarted { .. }
+        | LabEvent::JobFinished { .. }
+        | LabEvent::JobRemoved { .. } => true,
     }
 }
 

@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod config_patterns;
 mod delivery;
+mod detached;
 mod doctor;
 mod exchange;
 mod exchange_cli;

@@ -17,6 +17,8 @@
 //! | `exchange_verify` | [`VerifyRequest`] | [`VerifyAnswer`] |
 //! | `exchange_ioc_scan` | none | [`IocScanAnswer`]: findings per CVE with evidence, log age in days, compromised |
 //! | `exchange_health` | none | [`HealthAnswer`]: DAG copy health and queue lengths for gates |
+//! | `job_control` | [`JobControlRequest`] | [`JobControlAnswer`]: start a script as a detached scheduled task (under explicit credentials), or remove a finished one |
+//! | `job_poll` | [`JobPollRequest`] | [`JobPollAnswer`]: a detached task's state, new output since an offset, exit code |
 //!
 //! A script that cannot do its job still prints its answer line where it can (with
 //! `success: false` and a `reason`) and exits non-zero; a script that fails before it can answer
@@ -42,10 +44,12 @@ pub enum ScriptId {
     ExchangeVerify,
     ExchangeIocScan,
     ExchangeHealth,
+    JobControl,
+    JobPoll,
 }
 
 impl ScriptId {
-    pub const ALL: [ScriptId; 9] = [
+    pub const ALL: [ScriptId; 11] = [
         ScriptId::ExchangeFacts,
         ScriptId::ExchangeMitigate,
         ScriptId::ExchangeUpdate,
@@ -55,6 +59,8 @@ impl ScriptId {
         ScriptId::ExchangeVerify,
         ScriptId::ExchangeIocScan,
         ScriptId::ExchangeHealth,
+        ScriptId::JobControl,
+        ScriptId::JobPoll,
     ];
 
     /// The id as written after `# salve-script: `.
@@ -69,6 +75,8 @@ impl ScriptId {
             ScriptId::ExchangeVerify => "exchange_verify",
             ScriptId::ExchangeIocScan => "exchange_ioc_scan",
             ScriptId::ExchangeHealth => "exchange_health",
+            ScriptId::JobControl => "job_control",
+            ScriptId::JobPoll => "job_poll",
         }
     }
 
@@ -86,10 +94,12 @@ impl ScriptId {
             ScriptId::ExchangeVerify => Some(ReadOnlyId::ExchangeVerify),
             ScriptId::ExchangeIocScan => Some(ReadOnlyId::ExchangeIocScan),
             ScriptId::ExchangeHealth => Some(ReadOnlyId::ExchangeHealth),
+            ScriptId::JobPoll => Some(ReadOnlyId::JobPoll),
             ScriptId::ExchangeMitigate
             | ScriptId::ExchangeUpdate
             | ScriptId::ExchangeMaintenance
-            | ScriptId::Reboot => None,
+            | ScriptId::Reboot
+            | ScriptId::JobControl => None,
         }
     }
 
@@ -109,6 +119,7 @@ pub enum ReadOnlyId {
     ExchangeVerify,
     ExchangeIocScan,
     ExchangeHealth,
+    JobPoll,
 }
 
 impl ReadOnlyId {
@@ -120,6 +131,7 @@ impl ReadOnlyId {
             ReadOnlyId::ExchangeVerify => ScriptId::ExchangeVerify,
             ReadOnlyId::ExchangeIocScan => ScriptId::ExchangeIocScan,
             ReadOnlyId::ExchangeHealth => ScriptId::ExchangeHealth,
+            ReadOnlyId::JobPoll => ScriptId::JobPoll,
         }
     }
 }
@@ -172,6 +184,10 @@ pub struct FactsAnswer {
     /// running on the host, e.g. started by a run that was cut off: its label or command line.
     #[serde(default)]
     pub install_in_progress: Option<String>,
+    /// salve's detached tasks on the host (`job_control`), running or finished and not yet
+    /// collected: what a later run re-attaches to instead of starting a second install.
+    #[serde(default)]
+    pub salve_jobs: Vec<JobInfo>,
 }
 
 /// One database copy on this server (`Get-MailboxDatabaseCopyStatus`).
@@ -442,6 +458,99 @@ pub struct HealthAnswer {
     pub activation_policy: Option<String>,
 }
 
+// ---------------------------------------------------------------------------------------------
+// job_control, job_poll: detached steps
+
+/// What `job_control` is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobAction {
+    /// Register the script as a scheduled task and start it (unless a task with this id exists:
+    /// then nothing is started and the answer says so).
+    Start,
+    /// Remove a finished task and its folder.
+    Remove,
+}
+
+/// Start or remove a detached step: a scheduled task that runs a rendered script as its own
+/// process, outside the WinRM shell (so a lost connection, a timeout or the controller's end
+/// never stops it), with no time limit, under the `become` account when one is given (a
+/// logon with network credentials: shares and Active Directory are reachable) or SYSTEM.
+/// Its output goes to a file on the host that `job_poll` reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobControlRequest {
+    pub action: JobAction,
+    /// The job id (`salve-<script>-<time>-<random>`): the task's name and folder.
+    pub job: String,
+    /// Start: the shipped script this job runs (`exchange_update`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_id: Option<String>,
+    /// Start: the rendered script (prelude, `$SalveArgs`, body), base64 of its UTF-8 text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// Start: run as this account (`DOMAIN\\user`); SYSTEM when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub become_user: Option<String>,
+    /// Start: that account's password (a secret: never logged, never in an answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub become_password: Option<String>,
+}
+
+/// A detached task's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Finished,
+    /// No task with this id (never started, or already removed).
+    Missing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobControlAnswer {
+    pub job: String,
+    /// Start: the task was registered and started now (false: it already existed).
+    pub started: bool,
+    pub state: JobState,
+    /// The account the task runs as.
+    #[serde(default)]
+    pub run_as: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Read a detached task's state and its output from byte `offset` on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobPollRequest {
+    pub job: String,
+    #[serde(default)]
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobPollAnswer {
+    pub job: String,
+    pub state: JobState,
+    /// Output written since `offset`, UTF-8 text of whole lines.
+    pub output: String,
+    /// Where the next poll starts.
+    pub next_offset: u64,
+    /// The process's exit code, once finished.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+}
+
+/// One of salve's detached tasks, as facts list them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInfo {
+    pub job: String,
+    /// The shipped script it runs.
+    pub script_id: String,
+    pub state: JobState,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,7 +578,8 @@ mod tests {
                 "boot_id",
                 "exchange_verify",
                 "exchange_ioc_scan",
-                "exchange_health"
+                "exchange_health",
+                "job_poll"
             ]
         );
         for id in ScriptId::ALL {

@@ -26,6 +26,20 @@ pub enum LabEvent {
     InputDropped {
         lines: usize,
     },
+    /// `job_control` registered and started a detached task.
+    JobStarted {
+        job: String,
+        script_id: String,
+        run_as: String,
+    },
+    /// A detached task's process ended (`exit_code` is the task's last result).
+    JobFinished {
+        job: String,
+        exit_code: i32,
+    },
+    JobRemoved {
+        job: String,
+    },
     /// cmd.exe refused a command line over 8,191 characters.
     CommandLineTooLong {
         length: usize,

@@ -5,7 +5,10 @@
 //! ...`). The fleet's state lives as JSON in a state directory (`fleet.json`, created by
 //! `salve lab init`) and is guarded by a lock file. A command loads the fleet, runs on the
 //! simulated host exactly as a WinRM command would, then merges back only the hosts it changed
-//! and the log entries it added, so commands on different hosts can run side by side.
+//! and the log entries it added, so commands on different hosts can run side by side. A
+//! detached task started by the command (`job_control`) runs to its end before the command
+//! returns: this process cannot outlive the command as a Windows scheduled task outlives the
+//! session that started it.
 
 use std::fs::File;
 use std::io::Write;
@@ -173,7 +176,18 @@ pub fn run(dir: &Path, host: &str, original_command: Option<String>) -> Result<i
             let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut data);
             let _ = stdin.send(StdinChunk { data, eof: true });
         });
-        relay(process.output).await
+        let code = relay(process.output).await;
+        // A detached task (job_control) would outlive the command on Windows; this process
+        // holds the host for one command only, so it lets the task finish before it saves the
+        // state: the command returns when the task is done.
+        while fleet.state(host).is_some_and(|s| {
+            s.jobs
+                .iter()
+                .any(|j| j.state == salve_contract::contract::JobState::Running)
+        }) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        code
     });
     // Leave pending transitions (a scheduled restart) to whoever looks next.
     drop(rt);

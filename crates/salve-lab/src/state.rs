@@ -317,7 +317,25 @@ pub struct HostState {
     /// The update whose installer is running now (Setup.exe or msiexec), if any.
     #[serde(default)]
     pub installing: Option<String>,
+    /// salve's detached steps: scheduled tasks under `\\salve\\`, with their output files.
+    #[serde(default)]
+    pub jobs: Vec<SimJob>,
     pub faults: HostFaults,
+}
+
+/// A scheduled task `job_control` registered: it runs outside any WinRM shell, so nothing that
+/// happens to a shell or a connection stops it; a restart of the host does, as Windows ends
+/// every process at shutdown.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SimJob {
+    pub job: String,
+    pub script_id: String,
+    /// `SYSTEM` or the `become` account.
+    pub run_as: String,
+    pub state: salve_contract::contract::JobState,
+    /// `output.log`, UTF-8.
+    pub output: String,
+    pub exit_code: Option<i32>,
 }
 
 impl HostState {
@@ -406,6 +424,7 @@ impl HostState {
                 .unwrap_or(boot_time),
             setup_log: Vec::new(),
             installing: None,
+            jobs: Vec::new(),
             faults: HostFaults::default(),
         }
     }

@@ -1,10 +1,12 @@
-//! The install: wait for an installer still running on the host, decide again from fresh
-//! facts, run the shipped `exchange_update` script for the next step only, and report what it
-//! did.
+//! The install: re-attach to an update salve started earlier and read its result, or wait for
+//! another installer still running on the host; otherwise decide again from fresh facts and run
+//! the shipped `exchange_update` script for the next step only, as a detached task (see
+//! [`super::super::detached`]: Setup and msiexec are never killed), and report what it did.
 
 use serde_json::json;
 
-use super::super::exchange_script::{self as shipped, Fail};
+use super::super::detached;
+use super::super::exchange_script::{self as shipped, Fail, Reply};
 use super::super::{HostCtx, ModuleError, Outcome, ProbeLink, Status};
 use super::args::Args;
 use super::decide::decide_from;
@@ -20,6 +22,28 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
     // starting another would fail (msiexec 1618) or, worse, install the same update twice.
     let facts = loop {
         let facts = shipped::facts(&read).await?;
+        // An update salve started earlier (a run cut off, a controller that died): its result is
+        // this step's result; a second one is never started beside it.
+        if let Some(job) = facts
+            .salve_jobs
+            .iter()
+            .find(|j| j.script_id == ScriptId::ExchangeUpdate.as_str())
+        {
+            let _ = ctx
+                .output
+                .send(crate::transport::OutputChunk::Stdout(format!(
+                    "re-attaching to update task \\salve\\{} started earlier ({})",
+                    job.job,
+                    if job.state == crate::contract::JobState::Running {
+                        "still running"
+                    } else {
+                        "finished"
+                    }
+                )));
+            let reply =
+                detached::attach::<UpdateAnswer>(ctx, ScriptId::ExchangeUpdate, &job.job).await?;
+            return Ok(earlier(&job.job, reply));
+        }
         let Some(running) = facts.install_in_progress.clone() else {
             break facts;
         };
@@ -39,7 +63,7 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
         return Ok(decision.outcome(false));
     };
     let step = decision.steps[0].to_string();
-    let reply = shipped::call::<UpdateAnswer>(ctx, ScriptId::ExchangeUpdate, &request).await?;
+    let reply = detached::run::<UpdateAnswer>(ctx, ScriptId::ExchangeUpdate, &request).await?;
     let a = reply.answer;
     let mut outcome = decision.outcome(false);
     outcome.status = if a.success {
@@ -78,4 +102,37 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
         .with("already_installed", a.already_installed)
         .with("reboot_required", a.reboot_required)
         .with("reason", json!(a.reason)))
+}
+
+/// The outcome of an update task started by an earlier run, re-attached to and read now.
+fn earlier(job: &str, reply: Reply<UpdateAnswer>) -> Outcome {
+    let a = reply.answer;
+    let mut outcome = Outcome::done(a.success && !a.already_installed);
+    if !a.success {
+        outcome.status = Status::Failed { changed: true };
+    }
+    outcome.msg = Some(if a.success {
+        format!(
+            "the update started earlier as task {job} finished (exit code {}); {}",
+            a.exit_code,
+            if a.reboot_required {
+                "restart required"
+            } else {
+                "no restart required"
+            }
+        )
+    } else {
+        format!(
+            "the update started earlier as task {job} failed (exit code {}): {}",
+            a.exit_code,
+            a.reason.clone().unwrap_or_else(|| "no reason given".into())
+        )
+    });
+    outcome
+        .with("job", job)
+        .with("exit_code", a.exit_code)
+        .with("log_excerpt", a.log_excerpt)
+        .with("already_installed", a.already_installed)
+        .with("reboot_required", a.reboot_required)
+        .with("reason", json!(a.reason))
 }

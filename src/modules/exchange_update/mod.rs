@@ -95,7 +95,8 @@ mod tests {
     ) -> std::sync::Arc<FakeFleet> {
         FakeFleet::new(move |_, s| match id(s) {
             ScriptId::ExchangeFacts => answer(&facts_of(), 0),
-            ScriptId::ExchangeUpdate => answer(
+            ScriptId::JobControl | ScriptId::JobPoll => job(
+                s,
                 &UpdateAnswer {
                     exit_code: 3010,
                     log_excerpt: vec!["installed successfully".into()],
@@ -104,7 +105,6 @@ mod tests {
                     already_installed: false,
                     reason: None,
                 },
-                0,
             ),
             other => panic!("unexpected {other:?}"),
         })
@@ -128,8 +128,9 @@ mod tests {
     fn installs(f: &FakeFleet) -> Vec<UpdateRequest> {
         f.commands()
             .into_iter()
-            .filter(|(_, s)| id(s) == ScriptId::ExchangeUpdate)
-            .map(|(_, s)| serde_json::from_value(s.args.unwrap()).unwrap())
+            .filter_map(|(_, s)| job_script(&s))
+            .inspect(|inner| assert_eq!(id(inner), ScriptId::ExchangeUpdate))
+            .map(|inner| serde_json::from_value(inner.args.unwrap()).unwrap())
             .collect()
     }
 

@@ -5,7 +5,7 @@
 use crate::command::Out;
 use crate::fleet_core::FleetCore;
 use crate::state::HostState;
-use salve_contract::contract::{DatabaseCopy, FactsAnswer};
+use salve_contract::contract::{DatabaseCopy, FactsAnswer, JobInfo};
 
 /// Answer with the host's facts; always succeeds.
 pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
@@ -41,6 +41,15 @@ fn facts(s: &HostState) -> FactsAnswer {
         activation_policy: s.dag.as_ref().map(|_| s.activation_policy.clone()),
         boot_id: s.boot_id(),
         install_in_progress: s.installing.clone(),
+        salve_jobs: s
+            .jobs
+            .iter()
+            .map(|j| JobInfo {
+                job: j.job.clone(),
+                script_id: j.script_id.clone(),
+                state: j.state,
+            })
+            .collect(),
     }
 }
 

@@ -9,6 +9,7 @@ mod boot_id;
 mod facts;
 mod health;
 mod ioc_scan;
+mod job;
 mod maintenance;
 mod mitigate;
 mod reboot;
@@ -24,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use crate::command::Out;
 use crate::fleet_core::FleetCore;
 use salve_contract::contract::{
-    MaintenanceRequest, MitigateRequest, RebootRequest, ScriptId, UpdateRequest, VerifyRequest,
+    JobControlRequest, JobPollRequest, MaintenanceRequest, MitigateRequest, RebootRequest,
+    ScriptId, UpdateRequest, VerifyRequest,
 };
 
 /// Run the simulation of a shipped script; returns the exit code.
@@ -60,6 +62,14 @@ pub async fn run(
         },
         ScriptId::ExchangeMaintenance => match parse::<MaintenanceRequest>(id, args, out) {
             Some(req) => maintenance::run(core, idx, &req, out, kill).await,
+            None => 1,
+        },
+        ScriptId::JobControl => match parse::<JobControlRequest>(id, args, out) {
+            Some(req) => job::control(core, idx, &req, out),
+            None => 1,
+        },
+        ScriptId::JobPoll => match parse::<JobPollRequest>(id, args, out) {
+            Some(req) => job::poll(core, idx, &req, out),
             None => 1,
         },
     }

@@ -1,0 +1,215 @@
+//! `job_control` and `job_poll`: salve's detached steps, as Windows runs a scheduled task.
+//!
+//! `job_control start` registers a task under `\salve\` and starts it at once. The task runs
+//! its script as a process of its own, outside the WinRM shell that registered it: a WS-Man
+//! Signal, a deleted or expired shell, a dropped connection or the controller's end never
+//! reaches it, and it has no execution time limit (ExecutionTimeLimit PT0S). Its output is
+//! appended to a UTF-8 file as it is written; its exit code is the task's last result. A
+//! restart of the host ends it, as Windows ends every process at shutdown. `job_poll` reads the
+//! task's state and the file from an offset, whole lines only while it runs. A finished task
+//! stays, with its output, until `job_control remove`; a running one is never removed.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::command::{EXIT_TERMINATED, Out};
+use crate::fleet_core::FleetCore;
+use crate::host_api::ProcessOutput;
+use crate::log::LabEvent;
+use crate::state::SimJob;
+use salve_contract::contract::{
+    JobAction, JobControlAnswer, JobControlRequest, JobPollAnswer, JobPollRequest, JobState,
+    ScriptId,
+};
+use salve_contract::wire::parse_rendered;
+
+/// `job_control`: start or remove a task.
+pub(super) fn control(
+    core: &Arc<FleetCore>,
+    idx: usize,
+    req: &JobControlRequest,
+    out: &Out,
+) -> i32 {
+    let existing = core.with_host(idx, |s| {
+        s.jobs
+            .iter()
+            .find(|j| j.job == req.job)
+            .map(|j| (j.state, j.run_as.clone()))
+    });
+    let mut answer = JobControlAnswer {
+        job: req.job.clone(),
+        started: false,
+        state: existing.as_ref().map_or(JobState::Missing, |(s, _)| *s),
+        run_as: existing.as_ref().map(|(_, r)| r.clone()),
+        reason: None,
+    };
+    match req.action {
+        JobAction::Start if existing.is_some() => {
+            answer.reason = Some("a task with this id exists already; nothing was started".into());
+        }
+        JobAction::Start => match start(core, idx, req) {
+            Ok(run_as) => {
+                answer.started = true;
+                answer.state = JobState::Running;
+                answer.run_as = Some(run_as);
+            }
+            Err(why) => {
+                out.error(&[format!("job_control: {why}")]);
+                return 1;
+            }
+        },
+        JobAction::Remove if answer.state == JobState::Running => {
+            answer.reason = Some("still running; a running task is never removed".into());
+        }
+        JobAction::Remove => {
+            core.with_host(idx, |s| s.jobs.retain(|j| j.job != req.job));
+            if existing.is_some() {
+                core.record(
+                    idx,
+                    LabEvent::JobRemoved {
+                        job: req.job.clone(),
+                    },
+                );
+            }
+            answer.state = JobState::Missing;
+        }
+    }
+    out.result(&answer);
+    0
+}
+
+/// Register and start the task; returns the account it runs as.
+fn start(core: &Arc<FleetCore>, idx: usize, req: &JobControlRequest) -> Result<String, String> {
+    let encoded = req.script.as_deref().ok_or("start needs `script`")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| format!("`script` is not base64: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|e| format!("`script` is not UTF-8: {e}"))?;
+    let script = parse_rendered(&text).map_err(|e| e.to_string())?;
+    let id = script
+        .id
+        .as_deref()
+        .and_then(ScriptId::parse)
+        .ok_or("the lab runs shipped scripts only as detached tasks")?;
+    let run_as = req
+        .become_user
+        .clone()
+        .unwrap_or_else(|| "SYSTEM".to_string());
+    core.with_host(idx, |s| {
+        s.jobs.push(SimJob {
+            job: req.job.clone(),
+            script_id: id.as_str().to_string(),
+            run_as: run_as.clone(),
+            state: JobState::Running,
+            output: String::new(),
+            exit_code: None,
+        })
+    });
+    core.record(
+        idx,
+        LabEvent::JobStarted {
+            job: req.job.clone(),
+            script_id: id.as_str().to_string(),
+            run_as: run_as.clone(),
+        },
+    );
+    spawn(Arc::clone(core), idx, req.job.clone(), id, script.args);
+    Ok(run_as)
+}
+
+/// The task's process: the script's simulation, its output appended to the job's file; ended
+/// only by its own end or by a restart of the host.
+fn spawn(
+    core: Arc<FleetCore>,
+    idx: usize,
+    job: String,
+    id: ScriptId,
+    args: Option<serde_json::Value>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let out = Out::new(tx);
+    // The task's runner writes output.log as UTF-8.
+    out.console().set_output_utf8();
+    let kill = CancellationToken::new();
+    let process: Pin<Box<dyn Future<Output = ()> + Send>> = {
+        let (core, kill) = (Arc::clone(&core), kill.clone());
+        Box::pin(async move {
+            let code = super::run(&core, idx, id, args, &out, &kill).await;
+            out.exit(code);
+        })
+    };
+    tokio::spawn(process);
+    let mut boot = core.boot_watch(idx);
+    tokio::spawn(async move {
+        let code = loop {
+            tokio::select! {
+                o = rx.recv() => match o {
+                    Some(ProcessOutput::Stdout(b) | ProcessOutput::Stderr(b)) => {
+                        let text = String::from_utf8_lossy(&b).into_owned();
+                        core.with_host(idx, |s| {
+                            if let Some(j) = s.jobs.iter_mut().find(|j| j.job == job) {
+                                j.output.push_str(&text);
+                            }
+                        });
+                    }
+                    Some(ProcessOutput::Exit(code)) => break code,
+                    None => break EXIT_TERMINATED,
+                },
+                // Shutdown ends the process; its simulation then exits promptly.
+                _ = boot.changed() => kill.cancel(),
+            }
+        };
+        core.with_host(idx, |s| {
+            if let Some(j) = s.jobs.iter_mut().find(|j| j.job == job) {
+                j.state = JobState::Finished;
+                j.exit_code = Some(code);
+            }
+        });
+        core.record(
+            idx,
+            LabEvent::JobFinished {
+                job,
+                exit_code: code,
+            },
+        );
+    });
+}
+
+/// `job_poll`: the task's state and its new output.
+pub(super) fn poll(core: &FleetCore, idx: usize, req: &JobPollRequest, out: &Out) -> i32 {
+    let answer = core.with_host(idx, |s| match s.jobs.iter().find(|j| j.job == req.job) {
+        None => JobPollAnswer {
+            job: req.job.clone(),
+            state: JobState::Missing,
+            output: String::new(),
+            next_offset: req.offset,
+            exit_code: None,
+        },
+        Some(j) => {
+            let bytes = j.output.as_bytes();
+            let from = usize::try_from(req.offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let rest = &bytes[from..];
+            // While the task runs, a line still being written is read next time.
+            let take = match j.state {
+                JobState::Running => rest.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1),
+                _ => rest.len(),
+            };
+            JobPollAnswer {
+                job: j.job.clone(),
+                state: j.state,
+                output: String::from_utf8_lossy(&rest[..take]).into_owned(),
+                next_offset: (from + take) as u64,
+                exit_code: j.exit_code,
+            }
+        }
+    });
+    out.result(&answer);
+    0
+}

@@ -1,0 +1,80 @@
+# salve-script: job_control
+# Start a detached step as a scheduled task, or remove a finished one (contract:
+# JobControlRequest / JobControlAnswer).
+#
+# The task runs powershell.exe on run.ps1 in the job's folder, as a process of its own outside
+# any WinRM shell: no WS-Man Signal, shell quota (MaxMemoryPerShellMB), idle timeout or dropped
+# connection reaches it, and it has no execution time limit. run.ps1 runs script.ps1 (the
+# rendered step: prelude, $SalveArgs, body) and appends every output line to output.log as
+# UTF-8 as it is written; the task's last result is the script's exit code. With become_user
+# the task logs on with that account's password (a logon with network credentials: shares and
+# Active Directory are reachable, unlike in a WinRM network logon); without, it runs as SYSTEM.
+# A running task is never stopped or removed by this script.
+
+$taskPath = '\salve\'
+$job = [string] $SalveArgs.job
+if ($job -notmatch '^salve-[A-Za-z0-9_.-]+$') { throw "job_control: invalid job id '$job'" }
+$dir = Join-Path (Join-Path $env:ProgramData 'salve\jobs') $job
+$answer = [ordered]@{ job = $job; started = $false; state = 'missing'; run_as = $null; reason = $null }
+
+function Get-SalveJobState([string] $Name) {
+    $task = Get-ScheduledTask -TaskPath $taskPath -TaskName $Name -ErrorAction SilentlyContinue
+    if (-not $task) { return 'missing' }
+    $info = Get-ScheduledTaskInfo -TaskPath $taskPath -TaskName $Name
+    # 267009 SCHED_S_TASK_RUNNING, 267011 SCHED_S_TASK_HAS_NOT_RUN (registered, not started yet).
+    if ([string] $task.State -eq 'Running' -or $info.LastTaskResult -in @(267009, 267011)) { return 'running' }
+    return 'finished'
+}
+
+$utf8 = New-Object System.Text.UTF8Encoding $false
+if ($SalveArgs.action -eq 'start') {
+    $answer.state = Get-SalveJobState $job
+    if ($answer.state -ne 'missing') {
+        $answer.reason = 'a task with this id exists already; nothing was started'
+    } else {
+        $null = New-Item -ItemType Directory -Force -Path $dir
+        $text = $utf8.GetString([Convert]::FromBase64String([string] $SalveArgs.script))
+        # With a BOM: Windows PowerShell 5.1 reads a .ps1 without one in the ANSI code page.
+        [IO.File]::WriteAllText((Join-Path $dir 'script.ps1'), $text, (New-Object System.Text.UTF8Encoding $true))
+        $runner = @'
+$log = Join-Path $PSScriptRoot 'output.log'
+$utf8 = New-Object System.Text.UTF8Encoding $false
+$code = 0
+try {
+    & (Join-Path $PSScriptRoot 'script.ps1') *>&1 | ForEach-Object {
+        [IO.File]::AppendAllText($log, ([string] $_) + "`r`n", $utf8)
+    }
+    if ($null -ne $LASTEXITCODE) { $code = $LASTEXITCODE }
+} catch {
+    [IO.File]::AppendAllText($log, ([string] $_) + "`r`n", $utf8)
+    $code = 1
+}
+exit $code
+'@
+        [IO.File]::WriteAllText((Join-Path $dir 'run.ps1'), $runner, (New-Object System.Text.UTF8Encoding $true))
+        $exe = Join-Path $env:SystemRoot 'System32\WindowsPowerShell\v1.0\powershell.exe'
+        $action = New-ScheduledTaskAction -Execute $exe -Argument ('-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "{0}"' -f (Join-Path $dir 'run.ps1'))
+        $settings = New-ScheduledTaskSettingsSet -ExecutionTimeLimit ([TimeSpan]::Zero) -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries -MultipleInstances IgnoreNew
+        if ($SalveArgs.become_user) {
+            $null = Register-ScheduledTask -TaskPath $taskPath -TaskName $job -Action $action -Settings $settings -User ([string] $SalveArgs.become_user) -Password ([string] $SalveArgs.become_password) -RunLevel Highest
+            $answer.run_as = [string] $SalveArgs.become_user
+        } else {
+            $principal = New-ScheduledTaskPrincipal -UserId 'S-1-5-18' -LogonType ServiceAccount -RunLevel Highest
+            $null = Register-ScheduledTask -TaskPath $taskPath -TaskName $job -Action $action -Settings $settings -Principal $principal
+            $answer.run_as = 'SYSTEM'
+        }
+        Start-ScheduledTask -TaskPath $taskPath -TaskName $job
+        $answer.started = $true
+        $answer.state = 'running'
+    }
+} elseif ($SalveArgs.action -eq 'remove') {
+    $state = Get-SalveJobState $job
+    if ($state -eq 'running') {
+        $answer.state = 'running'
+        $answer.reason = 'still running; a running task is never removed'
+    } else {
+        if ($state -eq 'finished') { Unregister-ScheduledTask -TaskPath $taskPath -TaskName $job -Confirm:$false }
+        if (Test-Path -LiteralPath $dir) { Remove-Item -LiteralPath $dir -Recurse -Force }
+    }
+}
+Write-Output ('##salve-result## ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))
