@@ -189,12 +189,21 @@ pub async fn attach<T: DeserializeOwned>(
             )));
         }
     };
+    let stdout = output.replace("\r\n", "\n");
+    // The task's runner merges every stream into its output: its last line is the best
+    // account of a failure before the answer.
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.starts_with(RESULT_MARKER.trim_end()))
+        .unwrap_or_default()
+        .to_string();
     let reply = shipped::reply(
         id,
         ScriptOutput {
             exit_code,
-            stdout: output.replace("\r\n", "\n"),
-            stderr: String::new(),
+            stdout,
+            stderr: last,
         },
     );
     remove(ctx, job).await;

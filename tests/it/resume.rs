@@ -127,6 +127,25 @@ async fn a_killed_run_resumes_and_installs_everything_exactly_once() {
         installs.values().all(|&n| n == 1),
         "an update was installed twice: {installs:?}"
     );
+    // No Setup was interrupted, and each host ran one update task: the resumed run
+    // re-attached to the task the killed controller had started.
+    assert!(
+        !log.iter()
+            .any(|e| matches!(e.event, LabEvent::InstallFailed { .. })),
+        "an install failed or was interrupted"
+    );
+    let mut tasks: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &log {
+        if let LabEvent::JobStarted { script_id, .. } = &e.event
+            && script_id == "exchange_update"
+        {
+            *tasks.entry(e.host.clone()).or_default() += 1;
+        }
+    }
+    assert!(
+        tasks.len() == 3 && tasks.values().all(|&n| n == 1),
+        "update tasks per host: {tasks:?}"
+    );
     let cat = catalogue().unwrap();
     for host in ["t-ex01", "t-ex02", "t-ex03"] {
         let s = lab.fleet.state(host).unwrap();

@@ -17,9 +17,20 @@ use oem_cp::code_table::{DECODING_TABLE_CP437, ENCODING_TABLE_CP437};
 pub struct Console {
     output_utf8: Arc<AtomicBool>,
     input_utf8: Arc<AtomicBool>,
+    merged: Arc<AtomicBool>,
 }
 
 impl Console {
+    /// Every stream merged into the output (`*>&1`, as a detached task's runner does): error
+    /// records arrive as their text, one line each, not as CLIXML on stderr.
+    pub fn merge_streams(&self) {
+        self.merged.store(true, Ordering::SeqCst);
+    }
+
+    pub fn merged(&self) -> bool {
+        self.merged.load(Ordering::SeqCst)
+    }
+
     /// `[Console]::OutputEncoding = <UTF-8>`.
     pub fn set_output_utf8(&self) {
         self.output_utf8.store(true, Ordering::SeqCst);

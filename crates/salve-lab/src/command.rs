@@ -56,8 +56,13 @@ impl Out {
         self.send(ProcessOutput::Stderr(self.console.encode(text)));
     }
 
-    /// A PowerShell error record on stderr, CLIXML-serialized as when stderr is redirected.
+    /// A PowerShell error record on stderr, CLIXML-serialized as when stderr is redirected;
+    /// with every stream merged into the output (a detached task), its text on the output.
     pub fn error(&self, lines: &[String]) {
+        if self.console.merged() {
+            lines.iter().for_each(|l| self.line(l));
+            return;
+        }
         self.stderr(&clixml_error(lines));
     }
 

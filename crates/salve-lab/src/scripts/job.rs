@@ -133,8 +133,9 @@ fn spawn(
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let out = Out::new(tx);
-    // The task's runner writes output.log as UTF-8.
+    // The task's runner merges every stream (`*>&1`) into output.log, as UTF-8 text.
     out.console().set_output_utf8();
+    out.console().merge_streams();
     let kill = CancellationToken::new();
     let process: Pin<Box<dyn Future<Output = ()> + Send>> = {
         let (core, kill) = (Arc::clone(&core), kill.clone());
