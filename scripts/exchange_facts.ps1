@@ -48,7 +48,8 @@ function Get-SalvePendingReboot {
     } catch {
         # No SCCM client on this server: nothing to add.
     }
-    return , $found.ToArray()
+    # Each marker is written on its own; the caller collects them with @( ).
+    $found
 }
 
 Write-Output 'Reading Exchange setup, updates, services and prerequisites...'

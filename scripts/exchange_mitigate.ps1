@@ -32,11 +32,12 @@ function Get-SalveRewriteVersion {
     return $null
 }
 
+# Writes each EOMT rule name present, one by one; callers collect them with @( ).
 function Get-SalveRulesPresent {
-    if (-not (Get-SalveRewriteVersion)) { return , @() }
+    if (-not (Get-SalveRewriteVersion)) { return }
     $names = @(Get-WebConfigurationProperty -PSPath $site -Filter "$rulesFilter/rule" -Name 'name' -ErrorAction SilentlyContinue |
             ForEach-Object { [string] $_.Value })
-    return , @($rules.Keys | Where-Object { $names -contains $_ })
+    $rules.Keys | Where-Object { $names -contains $_ }
 }
 
 # Fetch a package onto this host (UNC copy or HTTP(S) download) and check its SHA-256.

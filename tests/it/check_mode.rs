@@ -49,7 +49,7 @@ const READ_ONLY_SCRIPTS: [&str; 5] = [
 fn changes_state(event: &LabEvent) -> bool {
     match event {
         LabEvent::ScriptStarted { id } => !READ_ONLY_SCRIPTS.contains(&id.as_str()),
-        LabEvent::Protocol { .. } => false,
+        LabEvent::Protocol { .. } | LabEvent::AnswerBroken { .. } => false,
         LabEvent::InstallStarted { .. }
         | LabEvent::Installed { .. }
         | LabEvent::InstallFailed { .. }

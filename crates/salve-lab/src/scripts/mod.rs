@@ -4,6 +4,10 @@
 //! per script id; this module decodes `$SalveArgs` into the id's request type and dispatches.
 //!
 //! Behaviour follows the domain reference; each file says what its script does to the host.
+//! Where the shape of an answer depends on how PowerShell hands lists around, the simulation
+//! follows the shipped text through [`pipeline`]'s rules. Every answer is checked against the
+//! contract before it is printed ([`answer`]); one that breaks it is still printed as the real
+//! script would print it, and the break is recorded in the lab's log.
 
 mod boot_id;
 mod facts;
@@ -11,6 +15,7 @@ mod health;
 mod ioc_scan;
 mod maintenance;
 mod mitigate;
+pub mod pipeline;
 mod reboot;
 mod update;
 mod verify;
@@ -23,9 +28,31 @@ use tokio_util::sync::CancellationToken;
 
 use crate::command::Out;
 use crate::fleet_core::FleetCore;
+use crate::log::LabEvent;
 use salve_contract::contract::{
     MaintenanceRequest, MitigateRequest, RebootRequest, ScriptId, UpdateRequest, VerifyRequest,
 };
+
+/// Per shipped script, the functions whose lists the simulation hands around by [`pipeline`]'s
+/// rules, and how the lab takes the shipped text to hand them back. A test reads the shipped
+/// scripts and fails when the text says otherwise.
+pub const EMITS: [(ScriptId, &str, pipeline::Emit); 3] = [
+    (
+        ScriptId::ExchangeFacts,
+        "Get-SalvePendingReboot",
+        facts::PENDING_REBOOT_EMIT,
+    ),
+    (
+        ScriptId::ExchangeMitigate,
+        "Get-SalveRulesPresent",
+        mitigate::RULES_PRESENT_EMIT,
+    ),
+    (
+        ScriptId::ExchangeMaintenance,
+        "Get-SalveCopies",
+        maintenance::COPIES_EMIT,
+    ),
+];
 
 /// Run the simulation of a shipped script; returns the exit code.
 pub async fn run(
@@ -82,4 +109,29 @@ fn parse<T: DeserializeOwned>(id: ScriptId, args: Value, out: &Out) -> Option<T>
             None
         }
     }
+}
+
+/// Print script `id`'s answer line. The answer is checked against the contract first: a break
+/// (a list nested by the script's PowerShell, a missing field) is recorded as
+/// [`LabEvent::AnswerBroken`] naming the field, and the line is printed all the same, as
+/// `ConvertTo-Json` would print it on the server.
+fn answer(core: &FleetCore, idx: usize, id: ScriptId, out: &Out, answer: &impl serde::Serialize) {
+    let value = match serde_json::to_value(answer) {
+        Ok(v) => v,
+        Err(e) => {
+            out.error(&[format!("ConvertTo-Json : {e}")]);
+            return;
+        }
+    };
+    if let Err(e) = salve_contract::answer::validate(id, &value) {
+        core.record(
+            idx,
+            LabEvent::AnswerBroken {
+                script: id.as_str().to_string(),
+                field: e.field().to_string(),
+                problem: e.to_string(),
+            },
+        );
+    }
+    out.result(&value);
 }

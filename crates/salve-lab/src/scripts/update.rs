@@ -14,7 +14,7 @@ use crate::command::{EXIT_TERMINATED, Out, sim_sleep};
 use crate::fleet_core::FleetCore;
 use crate::log::LabEvent;
 use crate::state::{HostState, InstallFailure, MARKER_FILE_RENAME, MARKER_UPDATE_EXE};
-use salve_contract::contract::{UpdateAnswer, UpdateKind, UpdateRequest};
+use salve_contract::contract::{ScriptId, UpdateAnswer, UpdateKind, UpdateRequest};
 
 const WRONG_PATCH: &str = "The upgrade patch cannot be installed by the Windows Installer service because the program to be upgraded may be missing, or the upgrade patch may update a different version of the program. Verify that the program to be upgraded exists on your computer and that you have the correct upgrade patch.";
 const SETUP_FAILED: &str = "The Exchange Server setup operation didn't complete.  More details can be found in ExchangeSetup.log located in the <SystemDrive>:\\ExchangeSetupLogs folder.";
@@ -117,14 +117,20 @@ pub(super) async fn run(
         out.error(std::slice::from_ref(reason));
     }
     let reboot_required = outcome.success && !outcome.already;
-    out.result(&UpdateAnswer {
-        exit_code: outcome.exit_code,
-        log_excerpt: outcome.log.iter().rev().take(20).rev().cloned().collect(),
-        reboot_required,
-        success: outcome.success,
-        already_installed: outcome.already,
-        reason: outcome.reason,
-    });
+    super::answer(
+        core,
+        idx,
+        ScriptId::ExchangeUpdate,
+        out,
+        &UpdateAnswer {
+            exit_code: outcome.exit_code,
+            log_excerpt: outcome.log.iter().rev().take(20).rev().cloned().collect(),
+            reboot_required,
+            success: outcome.success,
+            already_installed: outcome.already,
+            reason: outcome.reason,
+        },
+    );
     i32::from(!outcome.success)
 }
 

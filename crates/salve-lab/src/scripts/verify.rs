@@ -5,12 +5,12 @@ use crate::catalog::Build;
 use crate::command::Out;
 use crate::fleet_core::FleetCore;
 use crate::state::HostState;
-use salve_contract::contract::{VerifyAnswer, VerifyRequest};
+use salve_contract::contract::{ScriptId, VerifyAnswer, VerifyRequest};
 
 /// Answer with the checks; exit 1 when any fails, as the real script does.
 pub(super) fn run(core: &FleetCore, idx: usize, req: &VerifyRequest, out: &Out) -> i32 {
     let answer = core.with_host(idx, |s| verify(s, req));
-    out.result(&answer);
+    super::answer(core, idx, ScriptId::ExchangeVerify, out, &answer);
     i32::from(!answer.success)
 }
 

@@ -1,0 +1,231 @@
+//! Every shipped script's answer, as the lab gives it, read through the contract the way salve
+//! reads it (`salve_contract::answer`): no list nested by accident, every field of its type.
+//! And the lab's simulations tied to the shipped text where PowerShell's list handling decides
+//! the answer (`salve_lab::scripts::EMITS`).
+
+use std::path::PathBuf;
+
+use salve::contract::*;
+use salve::script::{Deliver as _, Delivery, Script, extract_result};
+use salve_lab::fleet::{Fleet, LabHost};
+use salve_lab::host_api::{SimHost, StdinChunk};
+use salve_lab::log::LabEvent;
+use salve_lab::process::collect;
+use salve_lab::scripts::{EMITS, pipeline::Emit};
+use serde_json::{Value, json};
+
+const SCENARIO: &str = "\
+seed: 15
+time_scale: 60
+tenants:
+  - name: contoso
+    hosts: 3
+    builds: [15.2.792.3]
+    dags:
+      - {name: contoso-dag1, members: 3, databases: 4}
+hosts:
+  contoso-ex01: {pending_reboot: true, compromised: true}
+";
+
+struct Answer {
+    value: Value,
+    stdout: String,
+}
+
+async fn shipped(host: &LabHost, id: ScriptId, args: Value) -> Answer {
+    let script = Script::shipped(id.as_str(), "throw 'the lab runs its own simulation'", args);
+    let process = match script.delivery() {
+        Delivery::CommandLine { program, arguments } => host.spawn(&program, &[arguments]),
+        Delivery::Stdin {
+            program,
+            arguments,
+            stdin,
+        } => {
+            let p = host.spawn(&program, &[arguments]);
+            p.stdin
+                .send(StdinChunk {
+                    data: stdin.into_bytes(),
+                    eof: true,
+                })
+                .unwrap();
+            p
+        }
+    };
+    let (out, _err, _code) = collect(process).await;
+    let stdout = String::from_utf8(out).unwrap();
+    let value = extract_result(&stdout)
+        .unwrap_or_else(|| panic!("{}: no result line in {stdout}", id.as_str()))
+        .unwrap();
+    Answer { value, stdout }
+}
+
+fn with_state<R>(
+    fleet: &Fleet,
+    name: &str,
+    f: impl FnOnce(&mut salve_lab::state::HostState) -> R,
+) -> R {
+    let core = fleet.core();
+    core.with_host(core.index(name).unwrap(), f)
+}
+
+/// Make ex02's active database active on ex01 instead; returns its name.
+fn two_active_on_ex01(fleet: &Fleet) -> String {
+    let db = with_state(fleet, "contoso-ex02", |s| {
+        let db = s.copies.iter_mut().find(|c| c.active).unwrap();
+        db.active = false;
+        db.database.clone()
+    });
+    with_state(fleet, "contoso-ex01", |s| {
+        s.copies
+            .iter_mut()
+            .filter(|c| c.database == db)
+            .for_each(|c| c.active = true)
+    });
+    db
+}
+
+fn broken(fleet: &Fleet) -> Vec<String> {
+    fleet
+        .log()
+        .entries()
+        .into_iter()
+        .filter_map(|e| match e.event {
+            LabEvent::AnswerBroken { problem, .. } => Some(problem),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Each script's lab answer, with lists filled (a pending restart, EOMT rules, a DAG member
+/// with several copies and two active databases), parses as its contract type.
+#[tokio::test(start_paused = true)]
+async fn every_shipped_script_answer_from_the_lab_parses() {
+    let fleet = crate::lab_support::fleet(SCENARIO);
+    let ex1 = fleet.host("contoso-ex01").unwrap();
+    // Two active databases on ex01, so the maintenance answer has two moves to report.
+    two_active_on_ex01(&fleet);
+    let calls: Vec<(ScriptId, Value)> = vec![
+        (ScriptId::ExchangeFacts, json!({})),
+        (ScriptId::BootId, json!({})),
+        (ScriptId::ExchangeHealth, json!({})),
+        (ScriptId::ExchangeIocScan, json!({})),
+        (
+            ScriptId::ExchangeVerify,
+            json!({"expected_build": "15.2.792.3"}),
+        ),
+        (ScriptId::ExchangeMitigate, json!({"action": "apply"})),
+        (ScriptId::ExchangeMitigate, json!({"action": "apply"})),
+        (ScriptId::ExchangeMaintenance, json!({"action": "enter"})),
+        (
+            ScriptId::ExchangeUpdate,
+            json!({"kind": "su", "source": "\\\\fs\\u\\x.msp", "sha256": "ab".repeat(32),
+                   "kb": "KB5000871", "target_build": "15.2.792.10"}),
+        ),
+        (ScriptId::Reboot, json!({})),
+    ];
+    let mut seen = Vec::new();
+    for (id, args) in calls {
+        let a = shipped(ex1, id, args).await;
+        if let Err(e) = salve_contract::answer::validate(id, &a.value) {
+            panic!("{e}\n{}", a.stdout);
+        }
+        seen.push(id);
+    }
+    for id in ScriptId::ALL {
+        assert!(seen.contains(&id), "{} not exercised", id.as_str());
+    }
+    assert_eq!(broken(&fleet), Vec::<String>::new());
+}
+
+/// The lab hands a function's list back the way the shipped text does; a `return , $list` in
+/// the text and `Emit::Items` in the lab (or the reverse) fails here.
+#[test]
+fn the_lab_hands_lists_back_as_the_shipped_text_does() {
+    for (id, function, emit) in EMITS {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("scripts")
+            .join(format!("{}.ps1", id.as_str()));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let start = text
+            .find(&format!("function {function}"))
+            .unwrap_or_else(|| panic!("{}: no function {function}", path.display()));
+        // The body runs to the first line that closes a block at column 0.
+        let body = &text[start..];
+        let end = body.find("\n}").map_or(body.len(), |e| e + 2);
+        let wraps = body[..end].contains("return ,");
+        assert_eq!(
+            wraps,
+            emit == Emit::OneObject,
+            "{function} in {}: the lab takes it as {emit:?}",
+            path.display()
+        );
+    }
+}
+
+/// `state: absent` removes both EOMT rules, and applying twice changes nothing the second time.
+#[tokio::test(start_paused = true)]
+async fn mitigation_removes_every_rule_and_applies_once() {
+    let fleet = crate::lab_support::fleet(SCENARIO);
+    let ex = fleet.host("contoso-ex03").unwrap();
+    shipped(ex, ScriptId::ExchangeMitigate, json!({"action": "apply"})).await;
+    let again: MitigateAnswer = salve_contract::answer::parse(
+        ScriptId::ExchangeMitigate,
+        shipped(ex, ScriptId::ExchangeMitigate, json!({"action": "apply"}))
+            .await
+            .value,
+    )
+    .unwrap();
+    assert!(!again.changed, "{again:?}");
+    let removed: MitigateAnswer = salve_contract::answer::parse(
+        ScriptId::ExchangeMitigate,
+        shipped(ex, ScriptId::ExchangeMitigate, json!({"action": "remove"}))
+            .await
+            .value,
+    )
+    .unwrap();
+    assert!(removed.rules_present.is_empty(), "{removed:?}");
+    assert!(
+        fleet
+            .state("contoso-ex03")
+            .unwrap()
+            .rewrite_rules
+            .is_empty()
+    );
+}
+
+/// Entering maintenance with several active databases reports every move.
+#[tokio::test(start_paused = true)]
+async fn maintenance_reports_every_moved_database() {
+    let fleet = crate::lab_support::fleet(SCENARIO);
+    let moved_here = two_active_on_ex01(&fleet);
+    let mut active: Vec<String> = with_state(&fleet, "contoso-ex01", |s| {
+        s.copies
+            .iter()
+            .filter(|c| c.active)
+            .map(|c| c.database.clone())
+            .collect()
+    });
+    active.sort();
+    assert!(active.len() >= 2, "{active:?}");
+    let ex1 = fleet.host("contoso-ex01").unwrap();
+    let a: MaintenanceAnswer = salve_contract::answer::parse(
+        ScriptId::ExchangeMaintenance,
+        shipped(
+            ex1,
+            ScriptId::ExchangeMaintenance,
+            json!({"action": "enter"}),
+        )
+        .await
+        .value,
+    )
+    .unwrap();
+    assert!(a.success, "{a:?}");
+    let mut dbs: Vec<String> = a
+        .moved_databases
+        .iter()
+        .map(|m| m.database.clone())
+        .collect();
+    dbs.sort();
+    assert_eq!(dbs, active);
+    assert!(dbs.contains(&moved_here), "{dbs:?}");
+}
