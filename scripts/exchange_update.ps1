@@ -96,6 +96,20 @@ function Restore-SalveServices([string] $InstallPath) {
     }
 }
 
+# Windows Installer runs one installation at a time: msiexec exits at once with 1618
+# (ERROR_INSTALL_ALREADY_RUNNING) while another holds it (Windows Update, an agent's MSI, an
+# earlier run). Wait for it, every 30 seconds, for at most $installerWaitSeconds.
+$installerWaitSeconds = 900
+function Invoke-SalveMsiexec([string[]] $Arguments) {
+    $deadline = (Get-Date).AddSeconds($installerWaitSeconds)
+    while ($true) {
+        $p = Start-Process -FilePath 'msiexec.exe' -ArgumentList $Arguments -Wait -PassThru
+        if ($p.ExitCode -ne 1618 -or (Get-Date) -ge $deadline) { return $p }
+        Write-Host 'Another installation is in progress (msiexec 1618, ERROR_INSTALL_ALREADY_RUNNING); retrying in 30 seconds'
+        Start-Sleep -Seconds 30
+    }
+}
+
 function Invoke-SalveSu([string] $InstallPath, [version] $Current, [version] $Target) {
     if ($Current.Major -ne $Target.Major -or $Current.Minor -ne $Target.Minor -or $Current.Build -ne $Target.Build) {
         $script:exitCode = 1642
@@ -112,7 +126,7 @@ function Invoke-SalveSu([string] $InstallPath, [version] $Current, [version] $Ta
     $msp = Get-SalvePayload $SalveArgs.source $SalveArgs.sha256 ("{0}.msp" -f $SalveArgs.kb)
     $log = Join-Path (Split-Path $msp) ("{0}-{1:yyyyMMddHHmmss}.log" -f $SalveArgs.kb, (Get-Date))
     Write-Output "msiexec.exe /update $msp /qn /norestart /l*v $log"
-    $p = Start-Process -FilePath 'msiexec.exe' -ArgumentList @('/update', "`"$msp`"", '/qn', '/norestart', '/l*v', "`"$log`"") -Wait -PassThru
+    $p = Invoke-SalveMsiexec @('/update', "`"$msp`"", '/qn', '/norestart', '/l*v', "`"$log`"")
     $script:exitCode = $p.ExitCode
     if (Test-Path -LiteralPath $log) {
         # The verbose log is UTF-16; keep the lines that say what happened.
@@ -126,6 +140,7 @@ function Invoke-SalveSu([string] $InstallPath, [version] $Current, [version] $Ta
         1641 { $script:success = $true }
         1642 { $script:reason = 'The upgrade patch cannot be installed by the Windows Installer service: the SU does not match the installed CU' }
         1603 { $script:reason = 'fatal error during installation (1603); check that the session is elevated and the OWA/ECP folders are accessible, then re-run' }
+        1618 { $script:reason = "another installation is still in progress after waiting $($installerWaitSeconds / 60) minutes (msiexec 1618, ERROR_INSTALL_ALREADY_RUNNING); nothing was installed" }
         1619 { $script:reason = "the package could not be opened (1619): $msp" }
         default { $script:reason = "msiexec exited with $($p.ExitCode); see $log" }
     }

@@ -229,3 +229,72 @@ async fn maintenance_reports_every_moved_database() {
     assert_eq!(dbs, active);
     assert!(dbs.contains(&moved_here), "{dbs:?}");
 }
+
+fn su_request() -> Value {
+    json!({"kind": "su", "source": "\\\\fs\\u\\x.msp", "sha256": "ab".repeat(32),
+           "kb": "KB5000871", "target_build": "15.2.792.10"})
+}
+
+/// Windows Installer held by another installation for `minutes` from now on `host`.
+fn installer_busy(fleet: &Fleet, host: &str, minutes: i64) {
+    let until = fleet
+        .core()
+        .clock
+        .now()
+        .checked_add(jiff::SignedDuration::from_mins(minutes))
+        .unwrap();
+    with_state(fleet, host, |s| s.installer_busy_until = Some(until));
+}
+
+/// msiexec 1618 (another installation in progress) is waited on, and the SU then installs.
+#[tokio::test(start_paused = true)]
+async fn an_su_waits_for_another_installation_to_finish() {
+    let fleet = crate::lab_support::fleet(SCENARIO);
+    installer_busy(&fleet, "contoso-ex03", 5);
+    let a = shipped(
+        fleet.host("contoso-ex03").unwrap(),
+        ScriptId::ExchangeUpdate,
+        su_request(),
+    )
+    .await;
+    let answer: UpdateAnswer =
+        salve_contract::answer::parse(ScriptId::ExchangeUpdate, a.value).unwrap();
+    assert!(answer.success, "{answer:?}\n{}", a.stdout);
+    assert!(a.stdout.contains("msiexec 1618"), "{}", a.stdout);
+}
+
+/// Still blocked after the wait: 1618 reported by name, nothing installed.
+#[tokio::test(start_paused = true)]
+async fn an_su_blocked_past_the_wait_reports_1618_by_name() {
+    let fleet = crate::lab_support::fleet(SCENARIO);
+    installer_busy(&fleet, "contoso-ex03", 60);
+    let a = shipped(
+        fleet.host("contoso-ex03").unwrap(),
+        ScriptId::ExchangeUpdate,
+        su_request(),
+    )
+    .await;
+    let answer: UpdateAnswer =
+        salve_contract::answer::parse(ScriptId::ExchangeUpdate, a.value).unwrap();
+    assert!(!answer.success);
+    assert_eq!(answer.exit_code, 1618);
+    let reason = answer.reason.unwrap();
+    assert!(reason.contains("ERROR_INSTALL_ALREADY_RUNNING"), "{reason}");
+    assert!(reason.contains("after waiting 15 minutes"), "{reason}");
+    assert_eq!(
+        fleet
+            .state("contoso-ex03")
+            .unwrap()
+            .build
+            .unwrap()
+            .to_string(),
+        "15.2.792.3"
+    );
+    // The shipped script waits the same way.
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/exchange_update.ps1"),
+    )
+    .unwrap();
+    assert!(text.contains("$installerWaitSeconds = 900"));
+    assert!(text.contains("$p.ExitCode -ne 1618"));
+}

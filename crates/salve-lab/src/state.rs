@@ -317,6 +317,10 @@ pub struct HostState {
     /// The update whose installer is running now (Setup.exe or msiexec), if any.
     #[serde(default)]
     pub installing: Option<String>,
+    /// Another Windows Installer transaction (Windows Update, an agent's MSI) holds the
+    /// installer until then; see [`HostState::installer_busy`].
+    #[serde(default)]
+    pub installer_busy_until: Option<Timestamp>,
     pub faults: HostFaults,
 }
 
@@ -406,6 +410,7 @@ impl HostState {
                 .unwrap_or(boot_time),
             setup_log: Vec::new(),
             installing: None,
+            installer_busy_until: None,
             faults: HostFaults::default(),
         }
     }
@@ -568,6 +573,19 @@ impl HostState {
             }
             .to_string();
         }
+    }
+
+    /// Windows rule: Windows Installer runs one installation at a time. While another holds
+    /// its `_MSIExecute` mutex, `msiexec` exits at once with 1618,
+    /// `ERROR_INSTALL_ALREADY_RUNNING` ("Another installation is already in progress").
+    /// Returns what holds it at `now`, if anything.
+    pub fn installer_busy(&self, now: Timestamp) -> Option<String> {
+        if let Some(running) = &self.installing {
+            return Some(running.clone());
+        }
+        self.installer_busy_until
+            .filter(|until| *until > now)
+            .map(|_| "another Windows Installer transaction".to_string())
     }
 
     pub fn add_pending_reboot(&mut self, marker: &str) {
