@@ -298,3 +298,33 @@ async fn an_su_blocked_past_the_wait_reports_1618_by_name() {
     assert!(text.contains("$installerWaitSeconds = 900"));
     assert!(text.contains("$p.ExitCode -ne 1618"));
 }
+
+/// URL Rewrite installed with msiexec 1641 or 3010: a success that asks for a restart.
+#[tokio::test(start_paused = true)]
+async fn url_rewrite_installed_with_a_restart_code_is_a_success() {
+    for code in [3010, 1641] {
+        let fleet = crate::lab_support::fleet(SCENARIO);
+        with_state(&fleet, "contoso-ex03", |s| {
+            s.url_rewrite = None;
+            s.msi_restart_code = Some(code);
+        });
+        let a = shipped(
+            fleet.host("contoso-ex03").unwrap(),
+            ScriptId::ExchangeMitigate,
+            json!({"action": "apply", "rewrite_msi_source": "\\\\fs\\u\\rewrite.msi"}),
+        )
+        .await;
+        let answer: MitigateAnswer =
+            salve_contract::answer::parse(ScriptId::ExchangeMitigate, a.value).unwrap();
+        assert!(answer.success, "{code}: {answer:?}");
+        assert!(answer.reboot_required, "{code}");
+        assert_eq!(answer.rules_present.len(), 2, "{code}");
+    }
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/exchange_mitigate.ps1"),
+    )
+    .unwrap();
+    for code in [3010, 1641] {
+        assert!(text.contains(&format!("{code} {{ $script:rebootRequired = $true }}")));
+    }
+}

@@ -240,6 +240,9 @@ pub struct MitigateAnswer {
     pub url_rewrite_installed: bool,
     /// The EOMT rules present after the run.
     pub rules_present: Vec<String>,
+    /// Installing the URL Rewrite module asked for a restart (msiexec 3010 or 1641).
+    #[serde(default)]
+    pub reboot_required: bool,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -321,6 +321,12 @@ pub struct HostState {
     /// installer until then; see [`HostState::installer_busy`].
     #[serde(default)]
     pub installer_busy_until: Option<Timestamp>,
+    /// Windows rule: an MSI install that succeeded but needs a restart exits 3010
+    /// (`ERROR_SUCCESS_REBOOT_REQUIRED`, files in use, `/norestart`), or 1641
+    /// (`ERROR_SUCCESS_REBOOT_INITIATED`) when the package schedules the restart itself. `None`:
+    /// installs here exit 0.
+    #[serde(default)]
+    pub msi_restart_code: Option<i32>,
     pub faults: HostFaults,
 }
 
@@ -411,6 +417,7 @@ impl HostState {
             setup_log: Vec::new(),
             installing: None,
             installer_busy_until: None,
+            msi_restart_code: None,
             faults: HostFaults::default(),
         }
     }

@@ -9,7 +9,7 @@ use super::pipeline::{self, Emit};
 use crate::command::Out;
 use crate::fleet_core::FleetCore;
 use crate::log::LabEvent;
-use crate::state::{EOMT_RULES, HostState};
+use crate::state::{EOMT_RULES, HostState, MARKER_FILE_RENAME};
 use salve_contract::contract::{MitigateAction, MitigateRequest, ScriptId};
 
 /// How `Get-SalveRulesPresent` in `scripts/exchange_mitigate.ps1` hands back its list.
@@ -27,11 +27,17 @@ fn rules_present(s: &HostState) -> Vec<String> {
         .collect()
 }
 
+/// The msiexec exit codes the script takes as a successful URL Rewrite install: 0, and 3010
+/// and 1641 (success, restart required or initiated), which set `reboot_required`.
+const MSI_SUCCESS: [i32; 3] = [0, 3010, 1641];
+
 /// What the script's `Write-SalveAnswer` prints.
+#[derive(Default)]
 struct Printed {
     changed: bool,
     success: bool,
     reason: Option<String>,
+    reboot_required: bool,
 }
 
 /// Apply or remove the mitigation; exit code as the real script gives it.
@@ -46,6 +52,7 @@ pub(super) fn run(core: &FleetCore, idx: usize, req: &MitigateRequest, out: &Out
             "reason": printed.reason,
             "url_rewrite_installed": s.url_rewrite.is_some(),
             "rules_present": pipeline::array_subexpression(present, RULES_PRESENT_EMIT),
+            "reboot_required": printed.reboot_required,
         });
         (printed, events, answer)
     });
@@ -62,18 +69,18 @@ pub(super) fn run(core: &FleetCore, idx: usize, req: &MitigateRequest, out: &Out
 fn act(s: &mut HostState, req: &MitigateRequest, out: &Out) -> (Printed, Vec<LabEvent>) {
     let mut events = Vec::new();
     let mut changed = false;
+    let mut reboot_required = false;
     match req.action {
         MitigateAction::Apply => {
             if s.url_rewrite.is_none() {
                 let Some(source) = &req.rewrite_msi_source else {
                     let printed = Printed {
-                        changed: false,
-                        success: false,
                         reason: Some(
                             "the IIS URL Rewrite module is not installed and no \
                              rewrite_msi_source was given"
                                 .into(),
                         ),
+                        ..Printed::default()
                     };
                     return (printed, events);
                 };
@@ -83,6 +90,22 @@ fn act(s: &mut HostState, req: &MitigateRequest, out: &Out) -> (Printed, Vec<Lab
                     version: "7.2.1993".into(),
                 });
                 changed = true;
+                let code = s.msi_restart_code.unwrap_or(0);
+                if code != 0 {
+                    s.add_pending_reboot(MARKER_FILE_RENAME);
+                }
+                if !MSI_SUCCESS.contains(&code) {
+                    let printed = Printed {
+                        changed,
+                        reason: Some(format!(
+                            "msiexec exited with {code} installing URL Rewrite; see \
+                             RewriteModuleInstall.log"
+                        )),
+                        ..Printed::default()
+                    };
+                    return (printed, events);
+                }
+                reboot_required = code != 0;
             }
             // `$present = @(Get-SalveRulesPresent)`; a rule not `-contains`ed is (re)written.
             let present = rules_present(s);
@@ -129,6 +152,7 @@ fn act(s: &mut HostState, req: &MitigateRequest, out: &Out) -> (Printed, Vec<Lab
         changed,
         success: true,
         reason: None,
+        reboot_required,
     };
     (printed, events)
 }
