@@ -31,7 +31,10 @@ function Get-SalveUninstallEntries {
 function Get-SalvePendingReboot {
     $found = New-Object System.Collections.Generic.List[string]
     $sm = 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager'
-    if ($null -ne (Get-SalveRegValue $sm 'PendingFileRenameOperations')) {
+    # Decided by the values, not by their presence: an empty PendingFileRenameOperations list,
+    # or UpdateExeVolatile Flags of 0, is left behind and means nothing is pending.
+    $renames = @(Get-SalveRegValue $sm 'PendingFileRenameOperations' | Where-Object { $_ })
+    if ($renames.Count -gt 0) {
         $found.Add("$sm\PendingFileRenameOperations")
     }
     foreach ($key in @(
@@ -40,7 +43,8 @@ function Get-SalvePendingReboot {
         if (Test-Path -LiteralPath $key) { $found.Add($key) }
     }
     $volatile = 'HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile'
-    if ($null -ne (Get-SalveRegValue $volatile 'Flags')) { $found.Add("$volatile\Flags") }
+    $flags = Get-SalveRegValue $volatile 'Flags'
+    if ($null -ne $flags -and [int] $flags -ne 0) { $found.Add("$volatile\Flags") }
     try {
         $ccm = Invoke-CimMethod -Namespace 'root\ccm\clientSDK' -ClassName 'CCM_ClientUtilities' `
             -MethodName 'DetermineIfRebootPending' -ErrorAction Stop

@@ -65,12 +65,16 @@ function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName
     return $target
 }
 
+# Decided by the values, not by their presence: an empty PendingFileRenameOperations list, or
+# UpdateExeVolatile Flags of 0, is left behind and means nothing is pending.
 function Test-SalvePendingReboot {
-    $sm = Get-ItemProperty -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager' -Name 'PendingFileRenameOperations' -ErrorAction SilentlyContinue
-    return ($null -ne $sm) -or
+    $renames = @((Get-ItemProperty -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager' -Name 'PendingFileRenameOperations' -ErrorAction SilentlyContinue).PendingFileRenameOperations |
+            Where-Object { $_ })
+    $flags = (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile' -Name 'Flags' -ErrorAction SilentlyContinue).Flags
+    return ($renames.Count -gt 0) -or
         (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending') -or
         (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired') -or
-        ($null -ne (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile' -Name 'Flags' -ErrorAction SilentlyContinue))
+        ($null -ne $flags -and [int] $flags -ne 0)
 }
 
 # Setup and SUs stop and disable Exchange services and re-enable them at the end; a failed or

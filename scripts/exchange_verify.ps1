@@ -85,12 +85,15 @@ public class SalveTrustAll : ICertificatePolicy {
 
 $pending = New-Object System.Collections.Generic.List[string]
 $sm = 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager'
-if ($null -ne (Get-ItemProperty -LiteralPath $sm -Name 'PendingFileRenameOperations' -ErrorAction SilentlyContinue)) { $pending.Add("$sm\PendingFileRenameOperations") }
+# Decided by the values: an empty rename list or Flags of 0 is left behind and means nothing.
+$renames = @((Get-ItemProperty -LiteralPath $sm -Name 'PendingFileRenameOperations' -ErrorAction SilentlyContinue).PendingFileRenameOperations | Where-Object { $_ })
+if ($renames.Count -gt 0) { $pending.Add("$sm\PendingFileRenameOperations") }
 foreach ($key in @('HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending',
         'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired')) {
     if (Test-Path -LiteralPath $key) { $pending.Add($key) }
 }
-if ($null -ne (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile' -Name 'Flags' -ErrorAction SilentlyContinue)) {
+$flags = (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile' -Name 'Flags' -ErrorAction SilentlyContinue).Flags
+if ($null -ne $flags -and [int] $flags -ne 0) {
     $pending.Add('HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile\Flags')
 }
 

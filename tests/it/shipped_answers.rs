@@ -25,6 +25,7 @@ tenants:
       - {name: contoso-dag1, members: 3, databases: 4}
 hosts:
   contoso-ex01: {pending_reboot: true, compromised: true}
+  contoso-ex02: {stale_reboot_values: true}
 ";
 
 struct Answer {
@@ -326,5 +327,42 @@ async fn url_rewrite_installed_with_a_restart_code_is_a_success() {
     .unwrap();
     for code in [3010, 1641] {
         assert!(text.contains(&format!("{code} {{ $script:rebootRequired = $true }}")));
+    }
+}
+
+/// A pending restart is decided by the values: an empty rename list and `Flags` of 0, left
+/// behind after the last restart, do not make the server "pending" (for facts and verify).
+#[tokio::test(start_paused = true)]
+async fn leftover_reboot_values_with_nothing_pending_are_not_a_pending_restart() {
+    let fleet = crate::lab_support::fleet(SCENARIO);
+    assert_eq!(
+        fleet
+            .state("contoso-ex02")
+            .unwrap()
+            .idle_reboot_values
+            .len(),
+        2
+    );
+    let ex = fleet.host("contoso-ex02").unwrap();
+    let facts: FactsAnswer = salve_contract::answer::parse(
+        ScriptId::ExchangeFacts,
+        shipped(ex, ScriptId::ExchangeFacts, json!({})).await.value,
+    )
+    .unwrap();
+    assert_eq!(facts.pending_reboot, Vec::<String>::new());
+    let verify: VerifyAnswer = salve_contract::answer::parse(
+        ScriptId::ExchangeVerify,
+        shipped(ex, ScriptId::ExchangeVerify, json!({})).await.value,
+    )
+    .unwrap();
+    assert_eq!(verify.pending_reboot, Vec::<String>::new());
+    // The shipped scripts read the values.
+    for script in ["exchange_facts", "exchange_verify", "exchange_update"] {
+        let text = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("scripts/{script}.ps1")),
+        )
+        .unwrap();
+        assert!(text.contains("[int] $flags -ne 0"), "{script}");
+        assert!(text.contains("$renames.Count -gt 0"), "{script}");
     }
 }

@@ -297,6 +297,13 @@ pub struct HostState {
     pub url_rewrite: Option<String>,
     pub rewrite_rules: Vec<String>,
     pub pending_reboot: Vec<String>,
+    /// Pending-reboot values that exist but say nothing is pending (Windows rule, domain
+    /// reference §4.1): `PendingFileRenameOperations` as an empty list (the Session Manager
+    /// empties it at boot; installers and agents leave the value behind) and
+    /// `UpdateExeVolatile\Flags` of 0 (non-zero means an update.exe install awaits a
+    /// restart). They survive restarts, so a check by presence reports a restart forever.
+    #[serde(default)]
+    pub idle_reboot_values: Vec<String>,
     pub free_disk_bytes: u64,
     pub auth_cert_expiry: Timestamp,
     pub boot_count: u64,
@@ -398,6 +405,7 @@ impl HostState {
             url_rewrite: Some("7.2.1993".to_string()),
             rewrite_rules: Vec::new(),
             pending_reboot: Vec::new(),
+            idle_reboot_values: Vec::new(),
             free_disk_bytes: 120 * 1024 * 1024 * 1024,
             auth_cert_expiry: boot_time
                 .saturating_add(SignedDuration::from_hours(24 * 400))
