@@ -57,6 +57,7 @@ try {
 # OWA logon page on this server; the certificate is not checked (it names the public host).
 $owaStatus = 0
 $owaError = $null
+$owaLocation = $null
 try {
     Add-Type -TypeDefinition @'
 using System.Net;
@@ -69,10 +70,13 @@ public class SalveTrustAll : ICertificatePolicy {
     [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
     $response = Invoke-WebRequest -Uri 'https://localhost/owa/auth/logon.aspx' -UseBasicParsing -TimeoutSec 60 -MaximumRedirection 0
     $owaStatus = [int] $response.StatusCode
+    # Windows PowerShell 5.1 returns a redirect it may not follow here, or throws it below.
+    $owaLocation = [string] $response.Headers['Location']
 } catch [System.Net.WebException] {
     $r = $_.Exception.Response
     if ($r) {
         $owaStatus = [int] $r.StatusCode
+        $owaLocation = [string] $r.Headers['Location']
         $reader = New-Object System.IO.StreamReader($r.GetResponseStream())
         $body = $reader.ReadToEnd()
         $owaError = ($body -split "`n" | Where-Object { $_.Trim() } | Select-Object -First 1)
@@ -97,8 +101,14 @@ if ($null -ne $flags -and [int] $flags -ne 0) {
     $pending.Add('HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile\Flags')
 }
 
+# A healthy OWA answers 200 (forms sign-in), 401 (Windows or OAuth authentication on the
+# virtual directory) or a 302 to a sign-in page (AD FS claims authentication, hybrid modern
+# authentication); a 302 to errorFE.aspx is Exchange's own error page.
+$owaHealthy = ($owaStatus -eq 200) -or ($owaStatus -eq 401) -or
+    ($owaStatus -eq 302 -and $owaLocation -and $owaLocation -notmatch 'errorFE\.aspx')
+if ($owaHealthy) { $owaError = $null }
 $success = ($null -ne $build) -and ($buildMatches -ne $false) -and ($kbPresent -ne $false) -and
-    ($disabled.Count -eq 0) -and ($stopped.Count -eq 0) -and ($inactive.Count -eq 0) -and ($owaStatus -eq 200)
+    ($disabled.Count -eq 0) -and ($stopped.Count -eq 0) -and ($inactive.Count -eq 0) -and $owaHealthy
 $answer = [ordered]@{
     build                      = $build
     build_matches              = $buildMatches
@@ -108,6 +118,7 @@ $answer = [ordered]@{
     inactive_components        = @($inactive)
     owa_status                 = [uint16] $owaStatus
     owa_error                  = $owaError
+    owa_location               = $owaLocation
     pending_reboot             = @($pending.ToArray())
     success                    = [bool] $success
 }

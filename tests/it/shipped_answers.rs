@@ -366,3 +366,38 @@ async fn leftover_reboot_values_with_nothing_pending_are_not_a_pending_restart()
         assert!(text.contains("$renames.Count -gt 0"), "{script}");
     }
 }
+
+/// OWA behind AD FS (302 to the sign-in page) or with Windows authentication (401) is healthy;
+/// a 500 is not. Judged alike by the script (lab) and by salve's contract rule.
+#[tokio::test(start_paused = true)]
+async fn owa_behind_adfs_or_windows_authentication_verifies() {
+    use salve_lab::state::OwaAuth;
+    for (auth, status) in [(OwaAuth::Adfs, 302), (OwaAuth::Windows, 401)] {
+        let fleet = crate::lab_support::fleet(SCENARIO);
+        with_state(&fleet, "contoso-ex03", |s| s.owa_auth = auth);
+        let ex = fleet.host("contoso-ex03").unwrap();
+        let v: VerifyAnswer = salve_contract::answer::parse(
+            ScriptId::ExchangeVerify,
+            shipped(ex, ScriptId::ExchangeVerify, json!({})).await.value,
+        )
+        .unwrap();
+        assert_eq!(v.owa_status, status);
+        assert!(v.owa_healthy() && v.success, "{auth:?}: {v:?}");
+        with_state(&fleet, "contoso-ex03", |s| {
+            s.owa_error = Some("broken".into())
+        });
+        let v: VerifyAnswer = salve_contract::answer::parse(
+            ScriptId::ExchangeVerify,
+            shipped(ex, ScriptId::ExchangeVerify, json!({})).await.value,
+        )
+        .unwrap();
+        assert_eq!(v.owa_status, 500);
+        assert!(!v.owa_healthy() && !v.success);
+    }
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/exchange_verify.ps1"),
+    )
+    .unwrap();
+    assert!(text.contains("($owaStatus -eq 401)"));
+    assert!(text.contains("$owaLocation -notmatch 'errorFE\\.aspx'"));
+}

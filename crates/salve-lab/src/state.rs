@@ -131,6 +131,29 @@ const SERVICES: [(&str, &str, &str); 16] = [
     ("WAS", "Windows Process Activation Service", "Automatic"),
 ];
 
+/// How OWA signs users in (`Get-OwaVirtualDirectory` `FormsAuthentication`,
+/// `AdfsAuthentication`, `WindowsAuthentication`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwaAuth {
+    /// Forms-based sign-in: the logon page itself (200).
+    #[default]
+    Forms,
+    /// AD FS claims authentication: OWA redirects to the AD FS sign-in page (302).
+    Adfs,
+    /// Windows (Integrated) authentication: a challenge (401, `WWW-Authenticate: Negotiate`).
+    Windows,
+}
+
+/// What `GET https://localhost/owa/auth/logon.aspx` (no redirects followed) answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwaResponse {
+    pub status: u16,
+    pub location: Option<String>,
+    /// First line or title of an error page.
+    pub error: Option<String>,
+}
+
 /// Whether the host is running, about to restart, or down.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -314,6 +337,9 @@ pub struct HostState {
     pub activation_policy: String,
     /// First line of the error OWA shows, when broken.
     pub owa_error: Option<String>,
+    /// How OWA signs users in; see [`HostState::owa_logon`].
+    #[serde(default)]
+    pub owa_auth: OwaAuth,
     pub files: Vec<SimFile>,
     pub log_lines: Vec<LogLine>,
     pub events: Vec<AppEvent>,
@@ -416,6 +442,7 @@ impl HostState {
             cluster_node: None,
             activation_policy: "Unrestricted".to_string(),
             owa_error: None,
+            owa_auth: OwaAuth::default(),
             files: Vec::new(),
             log_lines: Vec::new(),
             events: Vec::new(),
@@ -601,6 +628,46 @@ impl HostState {
         self.installer_busy_until
             .filter(|until| *until > now)
             .map(|_| "another Windows Installer transaction".to_string())
+    }
+
+    /// Exchange/IIS rule: what OWA's logon URL answers on the server itself. IIS answers 503
+    /// while W3SVC is Disabled or Exchange's service host is down, 500 with the error page when
+    /// OWA is broken (a non-elevated SU); otherwise it depends on the sign-in method: 200 for
+    /// forms, a 302 to the AD FS sign-in page for claims authentication, 401 for Windows
+    /// authentication.
+    pub fn owa_logon(&self) -> OwaResponse {
+        let running = |name: &str| {
+            self.services
+                .iter()
+                .any(|x| x.name == name && x.start_type != "Disabled" && x.status == "Running")
+        };
+        let error = |status: u16, text: &str| OwaResponse {
+            status,
+            location: None,
+            error: Some(text.to_string()),
+        };
+        if !running("W3SVC") || !running("MSExchangeServiceHost") {
+            return error(503, "Service Unavailable");
+        }
+        if let Some(e) = &self.owa_error {
+            return error(500, e);
+        }
+        let (status, location) = match self.owa_auth {
+            OwaAuth::Forms => (200, None),
+            OwaAuth::Adfs => (
+                302,
+                Some(format!(
+                    "https://adfs.{}.local/adfs/ls/?wa=wsignin1.0&wtrealm=https%3a%2f%2fmail.{}.local%2fowa%2f",
+                    self.tenant, self.tenant
+                )),
+            ),
+            OwaAuth::Windows => (401, None),
+        };
+        OwaResponse {
+            status,
+            location,
+            error: None,
+        }
     }
 
     pub fn add_pending_reboot(&mut self, marker: &str) {

@@ -37,36 +37,29 @@ fn verify(s: &HostState, req: &VerifyRequest) -> VerifyAnswer {
         .map(|x| x.name.clone())
         .collect();
     let inactive_components = s.inactive_components();
-    let (owa_status, owa_error) =
-        match (&s.owa_error, disabled_services.iter().any(|x| x == "W3SVC")) {
-            (_, true) => (503, Some("Service Unavailable".to_string())),
-            (Some(e), _) => (500, Some(e.clone())),
-            (None, _)
-                if s.services
-                    .iter()
-                    .any(|x| x.name == "MSExchangeServiceHost" && x.status != "Running") =>
-            {
-                (503, Some("Service Unavailable".to_string()))
-            }
-            (None, _) => (200, None),
-        };
-    let success = build.is_some()
-        && build_matches != Some(false)
-        && kb_present != Some(false)
-        && disabled_services.is_empty()
-        && stopped_automatic_services.is_empty()
-        && inactive_components.is_empty()
-        && owa_status == 200;
-    VerifyAnswer {
+    let owa = s.owa_logon();
+    let mut answer = VerifyAnswer {
         build,
         build_matches,
         kb_present,
         disabled_services,
         stopped_automatic_services,
         inactive_components,
-        owa_status,
-        owa_error,
+        owa_status: owa.status,
+        // The script reads the error page only for an answer it does not take as healthy.
+        owa_error: owa.error,
+        owa_location: owa.location,
         pending_reboot: s.pending_reboot.clone(),
-        success,
-    }
+        success: false,
+    };
+    // `$owaHealthy`: the same rule as the contract's.
+    let owa_healthy = answer.owa_healthy();
+    answer.success = answer.build.is_some()
+        && answer.build_matches != Some(false)
+        && answer.kb_present != Some(false)
+        && answer.disabled_services.is_empty()
+        && answer.stopped_automatic_services.is_empty()
+        && answer.inactive_components.is_empty()
+        && owa_healthy;
+    answer
 }
