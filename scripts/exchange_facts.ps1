@@ -133,8 +133,12 @@ try {
     Write-Output "URL Rewrite rules not readable: $($_.Exception.Message)"
 }
 
+# Services an Exchange CU or SU stops and disables besides those named "Microsoft Exchange*",
+# and leaves Disabled when it fails: IIS, WMI, Remote Registry, Performance Logs & Alerts,
+# Application Identity, filtering management, search tracing.
+$salveServices = @('W3SVC', 'IISADMIN', 'WAS', 'Winmgmt', 'RemoteRegistry', 'pla', 'AppIDSvc', 'FMS', 'SearchExchangeTracing')
 $services = @(Get-Service -ErrorAction SilentlyContinue | Where-Object {
-        $_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in @('W3SVC', 'IISADMIN', 'WAS')
+        $_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in $salveServices
     } | ForEach-Object {
         [ordered]@{
             name         = [string] $_.Name

@@ -78,10 +78,16 @@ function Test-SalvePendingReboot {
 }
 
 # Setup and SUs stop and disable Exchange services and re-enable them at the end; a failed or
-# aborted run leaves them Disabled. ServiceControl.ps1 AfterPatch puts them back.
+# aborted run leaves them Disabled. ServiceControl.ps1 AfterPatch puts them back; the others
+# below are set back to their Windows default start type.
+# Services an Exchange CU or SU stops and disables besides those named "Microsoft Exchange*",
+# and leaves Disabled when it fails: IIS, WMI, Remote Registry, Performance Logs & Alerts,
+# Application Identity, filtering management, search tracing.
+$salveServices = @('W3SVC', 'IISADMIN', 'WAS', 'Winmgmt', 'RemoteRegistry', 'pla', 'AppIDSvc', 'FMS', 'SearchExchangeTracing')
+$salveManualServices = @('pla', 'AppIDSvc')
 function Restore-SalveServices([string] $InstallPath) {
     $disabled = @(Get-Service -ErrorAction SilentlyContinue | Where-Object {
-            ($_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in @('W3SVC', 'IISADMIN')) -and [string] $_.StartType -eq 'Disabled'
+            ($_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in $salveServices) -and [string] $_.StartType -eq 'Disabled'
         })
     if ($disabled.Count -eq 0) { return }
     Write-Host ("Services left Disabled: {0}; running ServiceControl.ps1 AfterPatch" -f (($disabled | ForEach-Object Name) -join ', '))
@@ -91,11 +97,15 @@ function Restore-SalveServices([string] $InstallPath) {
         Push-Location (Join-Path $InstallPath 'Bin')
         try { & $serviceControl AfterPatch } finally { Pop-Location }
     }
-    foreach ($name in @('W3SVC', 'IISADMIN')) {
+    foreach ($name in $salveServices) {
         $svc = Get-Service -Name $name -ErrorAction SilentlyContinue
         if ($svc -and [string] $svc.StartType -eq 'Disabled') {
-            Set-Service -Name $name -StartupType Automatic
-            Start-Service -Name $name
+            if ($name -in $salveManualServices) {
+                Set-Service -Name $name -StartupType Manual
+            } else {
+                Set-Service -Name $name -StartupType Automatic
+                Start-Service -Name $name
+            }
         }
     }
 }

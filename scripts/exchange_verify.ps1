@@ -37,8 +37,12 @@ if ($SalveArgs.expected_kb) {
     $kbPresent = @($names | Where-Object { $_ -like "*$kb*" }).Count -gt 0
 }
 
+# Services an Exchange CU or SU stops and disables besides those named "Microsoft Exchange*",
+# and leaves Disabled when it fails: IIS, WMI, Remote Registry, Performance Logs & Alerts,
+# Application Identity, filtering management, search tracing.
+$salveServices = @('W3SVC', 'IISADMIN', 'WAS', 'Winmgmt', 'RemoteRegistry', 'pla', 'AppIDSvc', 'FMS', 'SearchExchangeTracing')
 $services = @(Get-Service -ErrorAction SilentlyContinue | Where-Object {
-        $_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in @('W3SVC', 'IISADMIN', 'WAS')
+        $_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in $salveServices
     })
 $disabled = @($services | Where-Object { [string] $_.StartType -eq 'Disabled' } | ForEach-Object { [string] $_.Name })
 $stopped = @($services | Where-Object { [string] $_.StartType -eq 'Automatic' -and [string] $_.Status -ne 'Running' } |

@@ -401,3 +401,57 @@ async fn owa_behind_adfs_or_windows_authentication_verifies() {
     assert!(text.contains("($owaStatus -eq 401)"));
     assert!(text.contains("$owaLocation -notmatch 'errorFE\\.aspx'"));
 }
+
+/// An aborted update leaves Windows services Disabled besides Exchange's (WMI, Remote
+/// Registry, Performance Logs & Alerts, Application Identity, IIS, filtering management):
+/// facts list them and verify names each.
+#[tokio::test(start_paused = true)]
+async fn services_a_failed_update_disables_are_all_checked() {
+    let fleet = crate::lab_support::fleet(SCENARIO);
+    with_state(&fleet, "contoso-ex03", |s| {
+        s.disable_services();
+    });
+    let ex = fleet.host("contoso-ex03").unwrap();
+    let v: VerifyAnswer = salve_contract::answer::parse(
+        ScriptId::ExchangeVerify,
+        shipped(ex, ScriptId::ExchangeVerify, json!({})).await.value,
+    )
+    .unwrap();
+    for name in salve_lab::state::SETUP_ALSO_DISABLES {
+        assert!(
+            v.disabled_services.iter().any(|d| d == name),
+            "{name} missing from {:?}",
+            v.disabled_services
+        );
+    }
+    let facts: FactsAnswer = salve_contract::answer::parse(
+        ScriptId::ExchangeFacts,
+        shipped(ex, ScriptId::ExchangeFacts, json!({})).await.value,
+    )
+    .unwrap();
+    for name in salve_lab::state::SETUP_ALSO_DISABLES {
+        assert!(facts.services.iter().any(|s| s.name == name), "{name}");
+    }
+}
+
+/// Each shipped script that reads, checks or restores services names the lab's list.
+#[test]
+fn the_scripts_watch_the_services_the_lab_simulates() {
+    for script in ["exchange_facts", "exchange_verify", "exchange_update"] {
+        let text = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("scripts/{script}.ps1")),
+        )
+        .unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("$salveServices = @("))
+            .unwrap_or_else(|| panic!("{script}: no $salveServices list"));
+        let listed: Vec<&str> = line
+            .trim_start_matches("$salveServices = @(")
+            .trim_end_matches(')')
+            .split(',')
+            .map(|x| x.trim().trim_matches('\''))
+            .collect();
+        assert_eq!(listed, salve_lab::scripts::WATCHED_SERVICES, "{script}");
+    }
+}

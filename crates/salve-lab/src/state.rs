@@ -63,8 +63,24 @@ const COMPONENTS: [&str; 20] = [
     "HttpProxyAvailabilityGroup",
 ];
 
+/// Windows services an Exchange CU or SU stops and disables together with Exchange's own, and
+/// a failed or aborted run leaves Disabled (field reports of the March 2021 SUs, and the
+/// domain reference §4.2 for the IIS services): WMI, Remote Registry, Performance Logs &
+/// Alerts, Application Identity, IIS, and Exchange services whose display name does not start
+/// with "Microsoft Exchange" (filtering management, search tracing).
+pub const SETUP_ALSO_DISABLES: [&str; 8] = [
+    "Winmgmt",
+    "RemoteRegistry",
+    "pla",
+    "AppIDSvc",
+    "IISADMIN",
+    "W3SVC",
+    "FMS",
+    "SearchExchangeTracing",
+];
+
 /// (name, display name, start type) of the services the lab models.
-const SERVICES: [(&str, &str, &str); 16] = [
+const SERVICES: [(&str, &str, &str); 23] = [
     (
         "MSExchangeADTopology",
         "Microsoft Exchange Active Directory Topology",
@@ -129,6 +145,17 @@ const SERVICES: [(&str, &str, &str); 16] = [
     ("MSExchangeIMAP4", "Microsoft Exchange IMAP4", "Manual"),
     ("W3SVC", "World Wide Web Publishing Service", "Automatic"),
     ("WAS", "Windows Process Activation Service", "Automatic"),
+    ("IISADMIN", "IIS Admin Service", "Automatic"),
+    ("Winmgmt", "Windows Management Instrumentation", "Automatic"),
+    ("RemoteRegistry", "Remote Registry", "Automatic"),
+    ("pla", "Performance Logs & Alerts", "Manual"),
+    ("AppIDSvc", "Application Identity", "Manual"),
+    ("FMS", "Microsoft Filtering Management Service", "Automatic"),
+    (
+        "SearchExchangeTracing",
+        "Tracing Service for Search in Exchange",
+        "Automatic",
+    ),
 ];
 
 /// How OWA signs users in (`Get-OwaVirtualDirectory` `FormsAuthentication`,
@@ -591,11 +618,14 @@ impl HostState {
         kbs
     }
 
-    /// Stop and disable the Exchange services, as Setup does before changing files.
+    /// Stop and disable the Exchange services and [`SETUP_ALSO_DISABLES`], as Setup and SUs
+    /// do before changing files.
     pub fn disable_services(&mut self) -> Vec<String> {
         let mut changed = Vec::new();
         for s in &mut self.services {
-            if s.name.starts_with("MSExchange") && s.start_type != "Disabled" {
+            let stopped_by_setup =
+                s.name.starts_with("MSExchange") || SETUP_ALSO_DISABLES.contains(&s.name.as_str());
+            if stopped_by_setup && s.start_type != "Disabled" {
                 s.start_type = "Disabled".to_string();
                 s.status = "Stopped".to_string();
                 changed.push(s.name.clone());

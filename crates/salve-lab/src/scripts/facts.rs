@@ -48,7 +48,12 @@ fn facts(s: &HostState) -> FactsAnswer {
         dag: s.dag.clone(),
         database_copies: copies(s),
         component_states: s.effective_components(),
-        services: s.services.clone(),
+        services: s
+            .services
+            .iter()
+            .filter(|x| super::watched(x))
+            .cloned()
+            .collect(),
         dotnet_release: s.dotnet_release,
         vcredist_2012: s.vcredist_2012.clone(),
         vcredist_2013: s.vcredist_2013.clone(),

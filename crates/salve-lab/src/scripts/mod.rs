@@ -54,6 +54,27 @@ pub const EMITS: [(ScriptId, &str, pipeline::Emit); 3] = [
     ),
 ];
 
+/// The services the shipped scripts read, check and restore besides those whose display name
+/// starts with "Microsoft Exchange" (`$salveServices` in `exchange_facts.ps1`,
+/// `exchange_verify.ps1` and `exchange_update.ps1`; a test compares the lists).
+pub const WATCHED_SERVICES: [&str; 9] = [
+    "W3SVC",
+    "IISADMIN",
+    "WAS",
+    "Winmgmt",
+    "RemoteRegistry",
+    "pla",
+    "AppIDSvc",
+    "FMS",
+    "SearchExchangeTracing",
+];
+
+/// A service the shipped scripts look at (`Get-Service | Where-Object { ... }`).
+fn watched(service: &salve_contract::contract::ServiceInfo) -> bool {
+    service.display_name.starts_with("Microsoft Exchange")
+        || WATCHED_SERVICES.contains(&service.name.as_str())
+}
+
 /// Run the simulation of a shipped script; returns the exit code.
 pub async fn run(
     core: &Arc<FleetCore>,

@@ -27,13 +27,13 @@ fn verify(s: &HostState, req: &VerifyRequest) -> VerifyAnswer {
     let disabled_services: Vec<String> = s
         .services
         .iter()
-        .filter(|x| x.start_type == "Disabled")
+        .filter(|x| super::watched(x) && x.start_type == "Disabled")
         .map(|x| x.name.clone())
         .collect();
     let stopped_automatic_services: Vec<String> = s
         .services
         .iter()
-        .filter(|x| x.start_type == "Automatic" && x.status != "Running")
+        .filter(|x| super::watched(x) && x.start_type == "Automatic" && x.status != "Running")
         .map(|x| x.name.clone())
         .collect();
     let inactive_components = s.inactive_components();
