@@ -41,12 +41,28 @@ if ($SalveArgs.expected_kb) {
 # and leaves Disabled when it fails: IIS, WMI, Remote Registry, Performance Logs & Alerts,
 # Application Identity, filtering management, search tracing.
 $salveServices = @('W3SVC', 'IISADMIN', 'WAS', 'Winmgmt', 'RemoteRegistry', 'pla', 'AppIDSvc', 'FMS', 'SearchExchangeTracing')
-$services = @(Get-Service -ErrorAction SilentlyContinue | Where-Object {
-        $_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in $salveServices
-    })
-$disabled = @($services | Where-Object { [string] $_.StartType -eq 'Disabled' } | ForEach-Object { [string] $_.Name })
-$stopped = @($services | Where-Object { [string] $_.StartType -eq 'Automatic' -and [string] $_.Status -ne 'Running' } |
-        ForEach-Object { [string] $_.Name })
+function Read-SalveServices {
+    $script:services = @(Get-Service -ErrorAction SilentlyContinue | Where-Object {
+            $_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in $salveServices
+        })
+    $script:disabled = @($script:services | Where-Object { [string] $_.StartType -eq 'Disabled' } | ForEach-Object { [string] $_.Name })
+    $script:stopped = @($script:services | Where-Object { [string] $_.StartType -eq 'Automatic' -and [string] $_.Status -ne 'Running' } |
+            ForEach-Object { [string] $_.Name })
+}
+Read-SalveServices
+
+# Automatic (Delayed Start) services start about two minutes after boot (AutoStartDelay), and
+# Get-Service shows them as Automatic and Stopped until then: when the server booted recently,
+# give stopped Automatic services up to $serviceWaitSeconds before reporting them.
+$recentBootMinutes = 15
+$serviceWaitSeconds = 300
+$bootTime = (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime
+$waitUntil = (Get-Date).AddSeconds($serviceWaitSeconds)
+while ($stopped.Count -gt 0 -and ((Get-Date) - $bootTime).TotalMinutes -lt $recentBootMinutes -and (Get-Date) -lt $waitUntil) {
+    Write-Output ('Booted recently; waiting for Automatic services to start: {0}' -f ($stopped -join ', '))
+    Start-Sleep -Seconds 15
+    Read-SalveServices
+}
 
 $inactive = @()
 try {

@@ -455,3 +455,41 @@ fn the_scripts_watch_the_services_the_lab_simulates() {
         assert_eq!(listed, salve_lab::scripts::WATCHED_SERVICES, "{script}");
     }
 }
+
+/// Right after a restart, Automatic (Delayed Start) services are still stopped for about two
+/// minutes; verify gives them that time instead of failing.
+#[tokio::test(start_paused = true)]
+async fn verify_right_after_a_restart_waits_for_delayed_start_services() {
+    let fleet = crate::lab_support::fleet(SCENARIO);
+    with_state(&fleet, "contoso-ex03", |s| {
+        s.delayed_start = vec!["MSExchangeDiagnostics".to_string()];
+    });
+    let ex = fleet.host("contoso-ex03").unwrap();
+    let mut boots = ex.boot_watch();
+    shipped(ex, ScriptId::Reboot, json!({})).await;
+    boots.changed().await.unwrap();
+    while !ex.accepting() {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let state = fleet.state("contoso-ex03").unwrap();
+    let diag = state
+        .services
+        .iter()
+        .find(|s| s.name == "MSExchangeDiagnostics")
+        .unwrap();
+    assert_eq!(diag.status, "Stopped", "the lab holds it back after boot");
+    let a = shipped(ex, ScriptId::ExchangeVerify, json!({})).await;
+    let v: VerifyAnswer = salve_contract::answer::parse(ScriptId::ExchangeVerify, a.value).unwrap();
+    assert!(v.stopped_automatic_services.is_empty(), "{v:?}");
+    assert!(v.success, "{v:?}");
+    assert!(
+        a.stdout.contains("waiting for Automatic services"),
+        "{}",
+        a.stdout
+    );
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/exchange_verify.ps1"),
+    )
+    .unwrap();
+    assert!(text.contains("$recentBootMinutes = 15") && text.contains("$serviceWaitSeconds = 300"));
+}

@@ -35,6 +35,12 @@ pub const MARKER_CBS: &str =
 pub const MARKER_WU: &str = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update\\RebootRequired";
 pub const MARKER_UPDATE_EXE: &str = "HKLM\\SOFTWARE\\Microsoft\\Updates\\UpdateExeVolatile\\Flags";
 
+/// Windows rule: the Service Control Manager starts Automatic (Delayed Start) services after
+/// the other automatic services, by default 120 seconds after boot (`AutoStartDelay` under
+/// `HKLM\SYSTEM\CurrentControlSet\Control`); until then `Get-Service` shows them Stopped with
+/// start type Automatic (Windows PowerShell 5.1 has no separate delayed start type).
+pub const AUTO_START_DELAY: SignedDuration = SignedDuration::from_secs(120);
+
 /// Components that are Inactive on-premises by design.
 pub const INACTIVE_BY_DESIGN: [&str; 2] = ["ForwardSyncDaemon", "ProvisioningRps"];
 /// Components that stay Active while the server is offline for maintenance.
@@ -387,6 +393,13 @@ pub struct HostState {
     /// installs here exit 0.
     #[serde(default)]
     pub msi_restart_code: Option<i32>,
+    /// Services set to Automatic (Delayed Start) (`DelayedAutostart` = 1 under the service's
+    /// key); see [`AUTO_START_DELAY`].
+    #[serde(default)]
+    pub delayed_start: Vec<String>,
+    /// When the delayed services start after the last boot, while that is still ahead.
+    #[serde(default)]
+    pub delayed_start_at: Option<Timestamp>,
     pub faults: HostFaults,
 }
 
@@ -480,6 +493,8 @@ impl HostState {
             installing: None,
             installer_busy_until: None,
             msi_restart_code: None,
+            delayed_start: Vec::new(),
+            delayed_start_at: None,
             faults: HostFaults::default(),
         }
     }
@@ -530,9 +545,13 @@ impl HostState {
             self.pending_reboot.clear();
             for s in &mut self.services {
                 if s.start_type == "Automatic" {
-                    s.status = "Running".to_string();
+                    let delayed = self.delayed_start.contains(&s.name);
+                    s.status = if delayed { "Stopped" } else { "Running" }.to_string();
                 }
             }
+            self.delayed_start_at = (!self.delayed_start.is_empty())
+                .then(|| self.boot_time.saturating_add(AUTO_START_DELAY).ok())
+                .flatten();
             happened.push((
                 at,
                 LabEvent::RebootStarted {
@@ -551,6 +570,17 @@ impl HostState {
                     boot_id: self.boot_id(),
                 },
             ));
+        }
+        if self.power == Power::Up
+            && let Some(at) = self.delayed_start_at
+            && at <= now
+        {
+            self.delayed_start_at = None;
+            for s in &mut self.services {
+                if s.start_type == "Automatic" && self.delayed_start.contains(&s.name) {
+                    s.status = "Running".to_string();
+                }
+            }
         }
         happened
     }

@@ -94,7 +94,7 @@ pub async fn run(
         },
         ScriptId::ExchangeHealth => health::run(core, idx, out),
         ScriptId::ExchangeVerify => match parse::<VerifyRequest>(id, args, out) {
-            Some(req) => verify::run(core, idx, &req, out),
+            Some(req) => verify::run(core, idx, &req, out, kill).await,
             None => 1,
         },
         ScriptId::ExchangeIocScan => ioc_scan::run(core, idx, out),

@@ -1,15 +1,55 @@
 //! `exchange_verify`: after an update, is the server at the expected build with the expected
 //! KB, its services enabled and running, its components active and OWA answering?
 
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use tokio_util::sync::CancellationToken;
+
 use crate::catalog::Build;
-use crate::command::Out;
+use crate::command::{EXIT_TERMINATED, Out, sim_sleep};
 use crate::fleet_core::FleetCore;
 use crate::state::HostState;
 use salve_contract::contract::{ScriptId, VerifyAnswer, VerifyRequest};
 
-/// Answer with the checks; exit 1 when any fails, as the real script does.
-pub(super) fn run(core: &FleetCore, idx: usize, req: &VerifyRequest, out: &Out) -> i32 {
-    let answer = core.with_host(idx, |s| verify(s, req));
+/// The script gives stopped Automatic services time when the server booted less than this
+/// long ago (`$recentBootMinutes`)...
+const RECENT_BOOT: Duration = Duration::from_secs(15 * 60);
+/// ... for at most this long (`$serviceWaitSeconds`), looking again every
+/// [`SERVICE_POLL`] (`Start-Sleep -Seconds 15`).
+const SERVICE_WAIT: Duration = Duration::from_secs(300);
+const SERVICE_POLL: Duration = Duration::from_secs(15);
+
+/// Answer with the checks; exit 1 when any fails, as the real script does. Right after a
+/// restart, Automatic (Delayed Start) services are still stopped: the script waits for them.
+pub(super) async fn run(
+    core: &FleetCore,
+    idx: usize,
+    req: &VerifyRequest,
+    out: &Out,
+    kill: &CancellationToken,
+) -> i32 {
+    let mut waited = Duration::ZERO;
+    let answer = loop {
+        let now = core.clock.now();
+        let (answer, uptime) = core.with_host(idx, |s| {
+            let uptime = now.duration_since(s.boot_time);
+            (verify(s, req), uptime)
+        });
+        let recent = uptime < SignedDuration::try_from(RECENT_BOOT).unwrap_or(SignedDuration::MAX);
+        if answer.stopped_automatic_services.is_empty() || !recent || waited >= SERVICE_WAIT {
+            break answer;
+        }
+        out.line(&format!(
+            "Booted {} s ago; waiting for Automatic services to start: {}",
+            uptime.as_secs(),
+            answer.stopped_automatic_services.join(", ")
+        ));
+        if !sim_sleep(core, SERVICE_POLL, kill).await {
+            return EXIT_TERMINATED;
+        }
+        waited += SERVICE_POLL;
+    };
     super::answer(core, idx, ScriptId::ExchangeVerify, out, &answer);
     i32::from(!answer.success)
 }
