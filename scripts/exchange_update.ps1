@@ -9,8 +9,9 @@
 # /Mode:Upgrade and the licence switch given (a bare `setup.exe` would resolve to ...\V15\bin).
 # Success is read from ExchangeSetup.log after the last "Starting Microsoft Exchange Server" line.
 #
-# The package is pulled by this host from a UNC path or an HTTP(S) URL and its SHA-256 checked
-# with Get-FileHash before use. Setup and SUs disable Exchange services while they run; if any
+# The package is pulled by this host from a UNC path or an HTTP(S) URL into C:\salve\updates
+# and its SHA-256 checked with Get-FileHash before use; it is deleted after a successful install
+# unless keep_packages is set. Setup and SUs disable Exchange services while they run; if any
 # are left Disabled, ServiceControl.ps1 AfterPatch restores them. The server is not restarted:
 # the controller does that (reboot_required says when).
 
@@ -20,6 +21,7 @@ $rebootRequired = $false
 $success = $false
 $already = $false
 $reason = $null
+$package = $null
 
 function Write-SalveAnswer {
     $answer = [ordered]@{
@@ -138,6 +140,7 @@ function Invoke-SalveSu([string] $InstallPath, [version] $Current, [version] $Ta
         return
     }
     $msp = Get-SalvePayload $SalveArgs.source $SalveArgs.sha256 ("{0}.msp" -f $SalveArgs.kb)
+    $script:package = $msp
     $log = Join-Path (Split-Path $msp) ("{0}-{1:yyyyMMddHHmmss}.log" -f $SalveArgs.kb, (Get-Date))
     Write-Output "msiexec.exe /update $msp /qn /norestart /l*v $log"
     $p = Invoke-SalveMsiexec @('/update', "`"$msp`"", '/qn', '/norestart', '/l*v', "`"$log`"")
@@ -186,6 +189,7 @@ function Invoke-SalveCu([string] $InstallPath, [version] $Current, [version] $Ta
         return
     }
     $iso = Get-SalvePayload $SalveArgs.source $SalveArgs.sha256 ("{0}.iso" -f $SalveArgs.kb)
+    $script:package = $iso
     $image = Mount-DiskImage -ImagePath $iso -PassThru
     try {
         $letter = ($image | Get-Volume).DriveLetter
@@ -262,6 +266,16 @@ try {
     $success = $false
 } finally {
     try { Restore-SalveServices $installPath } catch { Write-Output "Restoring services failed: $($_.Exception.Message)" }
+}
+# A package that installed is deleted (a CU's ISO is about 6 GB, on the drive that usually holds
+# the transport queue) unless keep_packages asks to keep it; a failed one stays for a re-run.
+if ($success -and $package -and -not $SalveArgs.keep_packages -and (Test-Path -LiteralPath $package)) {
+    try {
+        Remove-Item -LiteralPath $package -Force -ErrorAction Stop
+        Write-Output "Removed $package"
+    } catch {
+        Write-Output "Could not remove $package`: $($_.Exception.Message)"
+    }
 }
 if ($reason) { [Console]::Error.WriteLine($reason) }
 Write-SalveAnswer

@@ -493,3 +493,36 @@ async fn verify_right_after_a_restart_waits_for_delayed_start_services() {
     .unwrap();
     assert!(text.contains("$recentBootMinutes = 15") && text.contains("$serviceWaitSeconds = 300"));
 }
+
+/// A package that installed is deleted from the host (its disk space back) unless
+/// `keep_packages` keeps it.
+#[tokio::test(start_paused = true)]
+async fn installed_packages_are_removed_unless_kept() {
+    for keep in [false, true] {
+        let fleet = crate::lab_support::fleet(SCENARIO);
+        let before = fleet.state("contoso-ex03").unwrap().free_disk_bytes;
+        let mut req = su_request();
+        req["keep_packages"] = json!(keep);
+        let a = shipped(
+            fleet.host("contoso-ex03").unwrap(),
+            ScriptId::ExchangeUpdate,
+            req,
+        )
+        .await;
+        let answer: UpdateAnswer =
+            salve_contract::answer::parse(ScriptId::ExchangeUpdate, a.value).unwrap();
+        assert!(answer.success, "{answer:?}");
+        let state = fleet.state("contoso-ex03").unwrap();
+        if keep {
+            assert_eq!(state.downloads.len(), 1);
+            assert!(state.free_disk_bytes < before);
+        } else {
+            assert!(state.downloads.is_empty(), "{:?}", state.downloads);
+            assert_eq!(state.free_disk_bytes, before);
+            assert!(
+                a.stdout
+                    .contains("Removed C:\\salve\\updates\\KB5000871.msp")
+            );
+        }
+    }
+}

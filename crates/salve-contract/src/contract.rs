@@ -272,6 +272,10 @@ pub struct UpdateRequest {
     /// CUs, `..._DiagnosticDataON`/`OFF` from September 2021).
     #[serde(default)]
     pub license_switch: Option<String>,
+    /// Keep the downloaded package in `C:\salve\updates` after a successful install; by
+    /// default it is removed (a CU's ISO is about 6 GB on the transport queue's drive).
+    #[serde(default)]
+    pub keep_packages: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

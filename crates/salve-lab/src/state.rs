@@ -374,6 +374,10 @@ pub struct HostState {
     #[serde(default)]
     pub owa_auth: OwaAuth,
     pub files: Vec<SimFile>,
+    /// Packages the shipped scripts pulled onto the host (`C:\salve\updates`); each takes
+    /// its size off [`HostState::free_disk_bytes`] until it is deleted.
+    #[serde(default)]
+    pub downloads: Vec<SimFile>,
     pub log_lines: Vec<LogLine>,
     pub events: Vec<AppEvent>,
     /// Oldest log file time (for the scan's log age).
@@ -484,6 +488,7 @@ impl HostState {
             owa_error: None,
             owa_auth: OwaAuth::default(),
             files: Vec::new(),
+            downloads: Vec::new(),
             log_lines: Vec::new(),
             events: Vec::new(),
             logs_since: boot_time
@@ -728,6 +733,28 @@ impl HostState {
             location,
             error: None,
         }
+    }
+
+    /// A package written to `path` (replacing one of the same name): the disk holds it until
+    /// [`HostState::delete_download`].
+    pub fn store_download(&mut self, path: &str, size: u64) {
+        self.delete_download(path);
+        self.free_disk_bytes = self.free_disk_bytes.saturating_sub(size);
+        self.downloads.push(SimFile {
+            path: path.to_string(),
+            sha256: String::new(),
+            size,
+        });
+    }
+
+    /// `Remove-Item` of a downloaded package; `true` when it was there.
+    pub fn delete_download(&mut self, path: &str) -> bool {
+        let Some(at) = self.downloads.iter().position(|f| f.path == path) else {
+            return false;
+        };
+        let file = self.downloads.remove(at);
+        self.free_disk_bytes = self.free_disk_bytes.saturating_add(file.size);
+        true
     }
 
     pub fn add_pending_reboot(&mut self, marker: &str) {

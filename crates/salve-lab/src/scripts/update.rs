@@ -20,6 +20,19 @@ const WRONG_PATCH: &str = "The upgrade patch cannot be installed by the Windows 
 const SETUP_FAILED: &str = "The Exchange Server setup operation didn't complete.  More details can be found in ExchangeSetup.log located in the <SystemDrive>:\\ExchangeSetupLogs folder.";
 const SETUP_OK: &str = "The Exchange Server setup operation completed successfully.";
 
+/// Sizes of the packages the script pulls: an SU's .msp, a CU's ISO.
+const SU_BYTES: u64 = 150 * 1024 * 1024;
+const CU_BYTES: u64 = 6 * 1024 * 1024 * 1024;
+
+/// Where `Get-SalvePayload` puts a package: `C:\salve\updates\<kb>.<ext>`.
+fn package_path(req: &UpdateRequest) -> String {
+    let ext = match req.kind {
+        UpdateKind::Su => "msp",
+        UpdateKind::Cu => "iso",
+    };
+    format!("C:\\salve\\updates\\{}.{ext}", req.kb)
+}
+
 /// Outcome of an install attempt, before it is written to the log and the answer.
 struct Outcome {
     exit_code: i32,
@@ -111,6 +124,13 @@ pub(super) async fn run(
     };
     if let Some(e) = event {
         core.record(idx, e);
+    }
+    // After a successful install the package is deleted unless asked to keep it.
+    if outcome.success && !outcome.already && !req.keep_packages {
+        let path = package_path(req);
+        if core.with_host(idx, |s| s.delete_download(&path)) {
+            out.line(&format!("Removed {path}"));
+        }
     }
     if kill.is_cancelled() {
         return EXIT_TERMINATED;
@@ -259,6 +279,7 @@ async fn install_su(
             reason: None,
         };
     }
+    core.with_host(idx, |s| s.store_download(&package_path(req), SU_BYTES));
     begin_install(core, idx, req);
     let steps = [
         "Stopping services",
@@ -402,6 +423,7 @@ async fn install_cu(
             ),
         );
     }
+    core.with_host(idx, |s| s.store_download(&package_path(req), CU_BYTES));
     out.line(&format!(
         "Setup.exe /Mode:Upgrade {switch} (from {})",
         req.source
