@@ -188,11 +188,22 @@ function Invoke-SalveCu([string] $InstallPath, [version] $Current, [version] $Ta
         $script:reason = "a CU source must be the CU's .iso image (so its SHA-256 can be checked); got '$($SalveArgs.source)'"
         return
     }
+    # An ISO still attached from an earlier run (cut off before its finally) holds the file
+    # open: detach it before the file is replaced.
+    $isoPath = Join-Path (Join-Path $env:SystemDrive 'salve\updates') ("{0}.iso" -f $SalveArgs.kb)
+    $stale = Get-DiskImage -ImagePath $isoPath -ErrorAction SilentlyContinue
+    if ($stale -and $stale.Attached) {
+        Write-Output "Dismounting $isoPath, left mounted by an earlier run"
+        Dismount-DiskImage -ImagePath $isoPath | Out-Null
+    }
     $iso = Get-SalvePayload $SalveArgs.source $SalveArgs.sha256 ("{0}.iso" -f $SalveArgs.kb)
     $script:package = $iso
     $image = Mount-DiskImage -ImagePath $iso -PassThru
     try {
         $letter = ($image | Get-Volume).DriveLetter
+        if (-not $letter) {
+            throw "$iso was mounted but got no drive letter (automount is off on this server: run 'mountvol /E', or assign a letter); nothing was installed"
+        }
         $setup = "{0}:\Setup.exe" -f $letter
         if (-not (Test-Path -LiteralPath $setup)) { throw "no Setup.exe at the root of $iso" }
         $setupLog = Join-Path $env:SystemDrive 'ExchangeSetupLogs\ExchangeSetup.log'

@@ -526,3 +526,69 @@ async fn installed_packages_are_removed_unless_kept() {
         }
     }
 }
+
+fn cu_request() -> Value {
+    json!({"kind": "cu", "source": "\\\\fs\\u\\cu9.iso", "sha256": "cd".repeat(32),
+           "kb": "KB4602570", "target_build": "15.2.858.5",
+           "license_switch": "/IAcceptExchangeServerLicenseTerms"})
+}
+
+/// An ISO left attached by an earlier run that was cut off holds its file open; the CU
+/// dismounts it first and installs. Mounted images are detached when the script ends.
+#[tokio::test(start_paused = true)]
+async fn a_cu_installs_over_an_iso_left_mounted_by_an_earlier_run() {
+    let fleet = crate::lab_support::fleet(SCENARIO);
+    let iso = "C:\\salve\\updates\\KB4602570.iso";
+    with_state(&fleet, "contoso-ex03", |s| {
+        s.store_download(iso, 1).unwrap();
+        assert_eq!(s.mount_image(iso), Some('D'));
+    });
+    let a = shipped(
+        fleet.host("contoso-ex03").unwrap(),
+        ScriptId::ExchangeUpdate,
+        cu_request(),
+    )
+    .await;
+    let answer: UpdateAnswer =
+        salve_contract::answer::parse(ScriptId::ExchangeUpdate, a.value).unwrap();
+    assert!(answer.success, "{answer:?}");
+    assert!(
+        fleet
+            .state("contoso-ex03")
+            .unwrap()
+            .mounted_images
+            .is_empty()
+    );
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/exchange_update.ps1"),
+    )
+    .unwrap();
+    assert!(text.contains("if ($stale -and $stale.Attached)"));
+}
+
+/// With automount off the mounted ISO gets no drive letter: reported as such, not as a
+/// missing Setup.exe, and the image is detached again.
+#[tokio::test(start_paused = true)]
+async fn an_iso_without_a_drive_letter_is_reported() {
+    let fleet = crate::lab_support::fleet(SCENARIO);
+    with_state(&fleet, "contoso-ex03", |s| s.automount_disabled = true);
+    let a = shipped(
+        fleet.host("contoso-ex03").unwrap(),
+        ScriptId::ExchangeUpdate,
+        cu_request(),
+    )
+    .await;
+    let answer: UpdateAnswer =
+        salve_contract::answer::parse(ScriptId::ExchangeUpdate, a.value).unwrap();
+    assert!(!answer.success);
+    let reason = answer.reason.unwrap();
+    assert!(reason.contains("got no drive letter"), "{reason}");
+    let state = fleet.state("contoso-ex03").unwrap();
+    assert!(state.mounted_images.is_empty());
+    assert_eq!(state.build.unwrap().to_string(), "15.2.792.3");
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/exchange_update.ps1"),
+    )
+    .unwrap();
+    assert!(text.contains("was mounted but got no drive letter"));
+}

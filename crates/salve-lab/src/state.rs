@@ -378,6 +378,12 @@ pub struct HostState {
     /// its size off [`HostState::free_disk_bytes`] until it is deleted.
     #[serde(default)]
     pub downloads: Vec<SimFile>,
+    /// Disk images attached with `Mount-DiskImage`, by path; see [`HostState::mount_image`].
+    #[serde(default)]
+    pub mounted_images: Vec<String>,
+    /// Automount is off on this server (`mountvol /N`): a mounted image gets no drive letter.
+    #[serde(default)]
+    pub automount_disabled: bool,
     pub log_lines: Vec<LogLine>,
     pub events: Vec<AppEvent>,
     /// Oldest log file time (for the scan's log age).
@@ -489,6 +495,8 @@ impl HostState {
             owa_auth: OwaAuth::default(),
             files: Vec::new(),
             downloads: Vec::new(),
+            mounted_images: Vec::new(),
+            automount_disabled: false,
             log_lines: Vec::new(),
             events: Vec::new(),
             logs_since: boot_time
@@ -548,6 +556,8 @@ impl HostState {
                 ));
             }
             self.pending_reboot.clear();
+            // Attached images do not survive a restart.
+            self.mounted_images.clear();
             for s in &mut self.services {
                 if s.start_type == "Automatic" {
                     let delayed = self.delayed_start.contains(&s.name);
@@ -736,8 +746,15 @@ impl HostState {
     }
 
     /// A package written to `path` (replacing one of the same name): the disk holds it until
-    /// [`HostState::delete_download`].
-    pub fn store_download(&mut self, path: &str, size: u64) {
+    /// [`HostState::delete_download`]. Windows rule: a file held open cannot be replaced, and an
+    /// attached disk image holds its file open ("The process cannot access the file ...
+    /// because it is being used by another process").
+    pub fn store_download(&mut self, path: &str, size: u64) -> Result<(), String> {
+        if self.mounted_images.iter().any(|m| m == path) {
+            return Err(format!(
+                "The process cannot access the file '{path}' because it is being used by another process."
+            ));
+        }
         self.delete_download(path);
         self.free_disk_bytes = self.free_disk_bytes.saturating_sub(size);
         self.downloads.push(SimFile {
@@ -745,6 +762,31 @@ impl HostState {
             sha256: String::new(),
             size,
         });
+        Ok(())
+    }
+
+    /// `Mount-DiskImage`: the image is attached (and its file held open) until
+    /// [`HostState::dismount_image`] or the next restart. Windows rule: its volume gets the next
+    /// free drive letter, or none while automount is off. Returns the drive letter.
+    pub fn mount_image(&mut self, path: &str) -> Option<char> {
+        if !self.mounted_images.iter().any(|m| m == path) {
+            self.mounted_images.push(path.to_string());
+        }
+        if self.automount_disabled {
+            return None;
+        }
+        let at = self
+            .mounted_images
+            .iter()
+            .position(|m| m == path)
+            .unwrap_or(0);
+        // D: is the first letter after the system drive; one per attached image.
+        (b'D'..=b'Z').nth(at).map(char::from)
+    }
+
+    /// `Dismount-DiskImage`: the image is detached and its file released.
+    pub fn dismount_image(&mut self, path: &str) {
+        self.mounted_images.retain(|m| m != path);
     }
 
     /// `Remove-Item` of a downloaded package; `true` when it was there.

@@ -100,7 +100,13 @@ pub(super) async fn run(
                         UpdateKind::Su => install_su(core, idx, req, target, out, kill).await,
                         UpdateKind::Cu => install_cu(core, idx, req, target, out, kill).await,
                     };
-                    core.with_host(idx, |s| s.installing = None);
+                    core.with_host(idx, |s| {
+                        s.installing = None;
+                        // The script's `finally` dismounts the ISO, unless it was killed.
+                        if req.kind == UpdateKind::Cu && !kill.is_cancelled() {
+                            s.dismount_image(&package_path(req));
+                        }
+                    });
                     outcome
                 }
             }
@@ -279,7 +285,9 @@ async fn install_su(
             reason: None,
         };
     }
-    core.with_host(idx, |s| s.store_download(&package_path(req), SU_BYTES));
+    if let Err(e) = core.with_host(idx, |s| s.store_download(&package_path(req), SU_BYTES)) {
+        return Outcome::failed(1, Vec::new(), e);
+    }
     begin_install(core, idx, req);
     let steps = [
         "Stopping services",
@@ -423,7 +431,28 @@ async fn install_cu(
             ),
         );
     }
-    core.with_host(idx, |s| s.store_download(&package_path(req), CU_BYTES));
+    // Get-SalvePayload, after dismounting an image an earlier run left attached; then
+    // Mount-DiskImage, dismounted again when the script ends (`finally`).
+    let iso = package_path(req);
+    let mounted = core.with_host(idx, |s| {
+        s.dismount_image(&iso);
+        s.store_download(&iso, CU_BYTES)?;
+        Ok::<_, String>(s.mount_image(&iso))
+    });
+    match mounted {
+        Err(e) => return Outcome::failed(1, Vec::new(), e),
+        Ok(None) => {
+            return Outcome::failed(
+                1,
+                Vec::new(),
+                format!(
+                    "{iso} was mounted but got no drive letter (automount is off on this \
+                     server: run `mountvol /E`, or assign a letter); nothing was installed"
+                ),
+            );
+        }
+        Ok(Some(_)) => {}
+    }
     out.line(&format!(
         "Setup.exe /Mode:Upgrade {switch} (from {})",
         req.source
