@@ -31,7 +31,10 @@ function Get-SalveUninstallEntries {
 function Get-SalvePendingReboot {
     $found = New-Object System.Collections.Generic.List[string]
     $sm = 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager'
-    if ($null -ne (Get-SalveRegValue $sm 'PendingFileRenameOperations')) {
+    # Decided by the values, not by their presence: an empty PendingFileRenameOperations list,
+    # or UpdateExeVolatile Flags of 0, is left behind and means nothing is pending.
+    $renames = @(Get-SalveRegValue $sm 'PendingFileRenameOperations' | Where-Object { $_ })
+    if ($renames.Count -gt 0) {
         $found.Add("$sm\PendingFileRenameOperations")
     }
     foreach ($key in @(
@@ -40,7 +43,8 @@ function Get-SalvePendingReboot {
         if (Test-Path -LiteralPath $key) { $found.Add($key) }
     }
     $volatile = 'HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile'
-    if ($null -ne (Get-SalveRegValue $volatile 'Flags')) { $found.Add("$volatile\Flags") }
+    $flags = Get-SalveRegValue $volatile 'Flags'
+    if ($null -ne $flags -and [int] $flags -ne 0) { $found.Add("$volatile\Flags") }
     try {
         $ccm = Invoke-CimMethod -Namespace 'root\ccm\clientSDK' -ClassName 'CCM_ClientUtilities' `
             -MethodName 'DetermineIfRebootPending' -ErrorAction Stop
@@ -48,7 +52,8 @@ function Get-SalvePendingReboot {
     } catch {
         # No SCCM client on this server: nothing to add.
     }
-    return , $found.ToArray()
+    # Each marker is written on its own; the caller collects them with @( ).
+    $found
 }
 
 Write-Output 'Reading Exchange setup, updates, services and prerequisites...'
@@ -128,8 +133,12 @@ try {
     Write-Output "URL Rewrite rules not readable: $($_.Exception.Message)"
 }
 
+# Services an Exchange CU or SU stops and disables besides those named "Microsoft Exchange*",
+# and leaves Disabled when it fails: IIS, WMI, Remote Registry, Performance Logs & Alerts,
+# Application Identity, filtering management, search tracing.
+$salveServices = @('W3SVC', 'IISADMIN', 'WAS', 'Winmgmt', 'RemoteRegistry', 'pla', 'AppIDSvc', 'FMS', 'SearchExchangeTracing')
 $services = @(Get-Service -ErrorAction SilentlyContinue | Where-Object {
-        $_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in @('W3SVC', 'IISADMIN', 'WAS')
+        $_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in $salveServices
     } | ForEach-Object {
         [ordered]@{
             name         = [string] $_.Name

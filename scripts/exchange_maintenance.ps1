@@ -19,20 +19,21 @@ $reason = $null
 $moved = New-Object System.Collections.Generic.List[object]
 $previousPolicy = $null
 
+# Both functions write their items one by one; callers collect them with @( ).
 function Get-SalveComponents {
-    return , @(Get-ServerComponentState -Identity $server | ForEach-Object {
-            $latest = @($_.LocalStates) + @($_.RemoteStates) | Sort-Object Timestamp -Descending
-            [ordered]@{
-                component  = [string] $_.Component
-                state      = [string] $_.State
-                requesters = @($latest | Where-Object { [string] $_.State -ne 'Active' } |
-                        ForEach-Object { [string] $_.Requester } | Sort-Object -Unique)
-            }
-        })
+    Get-ServerComponentState -Identity $server | ForEach-Object {
+        $latest = @($_.LocalStates) + @($_.RemoteStates) | Sort-Object Timestamp -Descending
+        [ordered]@{
+            component  = [string] $_.Component
+            state      = [string] $_.State
+            requesters = @($latest | Where-Object { [string] $_.State -ne 'Active' } |
+                    ForEach-Object { [string] $_.Requester } | Sort-Object -Unique)
+        }
+    }
 }
 
 function Get-SalveCopies {
-    return , @(Get-MailboxDatabaseCopyStatus -Server $server -ErrorAction SilentlyContinue)
+    Get-MailboxDatabaseCopyStatus -Server $server -ErrorAction SilentlyContinue
 }
 
 function Get-SalveClusterNode {
@@ -41,8 +42,8 @@ function Get-SalveClusterNode {
 
 function Write-SalveAnswer([bool] $Success) {
     $mbx = if ($isDagMember) { Get-MailboxServer -Identity $server } else { $null }
-    $components = Get-SalveComponents
-    $copies = Get-SalveCopies
+    $components = @(Get-SalveComponents)
+    $copies = @(Get-SalveCopies)
     $node = if ($isDagMember) { Get-SalveClusterNode } else { $null }
     $active = @($components | Where-Object { $_.state -eq 'Active' } | ForEach-Object { $_.component })
     $byDesign = @('ForwardSyncDaemon', 'ProvisioningRps')

@@ -8,6 +8,7 @@
 # Remove: deletes the two rules; when no rewrite rule remains, clears the rules section (as EOMT's
 # -RollbackMitigation does). The URL Rewrite module itself is left installed.
 
+$rebootRequired = $false
 $site = 'IIS:\Sites\Default Web Site'
 $rulesFilter = 'system.webServer/rewrite/rules'
 $rules = [ordered]@{
@@ -21,6 +22,7 @@ function Write-SalveAnswer([bool] $Changed, [bool] $Success, $Reason) {
         success               = $Success
         reason                = $Reason
         url_rewrite_installed = [bool] (Get-SalveRewriteVersion)
+        reboot_required       = [bool] $script:rebootRequired
         rules_present         = @(Get-SalveRulesPresent)
     }
     Write-Output ('##salve-result## ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))
@@ -32,11 +34,12 @@ function Get-SalveRewriteVersion {
     return $null
 }
 
+# Writes each EOMT rule name present, one by one; callers collect them with @( ).
 function Get-SalveRulesPresent {
-    if (-not (Get-SalveRewriteVersion)) { return , @() }
+    if (-not (Get-SalveRewriteVersion)) { return }
     $names = @(Get-WebConfigurationProperty -PSPath $site -Filter "$rulesFilter/rule" -Name 'name' -ErrorAction SilentlyContinue |
             ForEach-Object { [string] $_.Value })
-    return , @($rules.Keys | Where-Object { $names -contains $_ })
+    $rules.Keys | Where-Object { $names -contains $_ }
 }
 
 # Fetch a package onto this host (UNC copy or HTTP(S) download) and check its SHA-256.
@@ -92,8 +95,13 @@ try {
             $log = Join-Path (Split-Path $msi) 'RewriteModuleInstall.log'
             Write-Output "Installing IIS URL Rewrite module from $($SalveArgs.rewrite_msi_source)"
             $p = Start-Process -FilePath 'msiexec.exe' -ArgumentList @('/i', "`"$msi`"", '/qn', '/norestart', '/l*v', "`"$log`"") -Wait -PassThru
-            if ($p.ExitCode -ne 0 -and $p.ExitCode -ne 3010) {
-                throw "msiexec exited with $($p.ExitCode) installing URL Rewrite; see $log"
+            # 3010 (ERROR_SUCCESS_REBOOT_REQUIRED) and 1641 (ERROR_SUCCESS_REBOOT_INITIATED)
+            # are successful installs that need a restart.
+            switch ($p.ExitCode) {
+                0 { }
+                3010 { $script:rebootRequired = $true }
+                1641 { $script:rebootRequired = $true }
+                default { throw "msiexec exited with $($p.ExitCode) installing URL Rewrite; see $log" }
             }
             if (-not (Get-SalveRewriteVersion)) { throw "URL Rewrite is still not registered after the install; see $log" }
             $changed = $true

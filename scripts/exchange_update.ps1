@@ -9,8 +9,9 @@
 # /Mode:Upgrade and the licence switch given (a bare `setup.exe` would resolve to ...\V15\bin).
 # Success is read from ExchangeSetup.log after the last "Starting Microsoft Exchange Server" line.
 #
-# The package is pulled by this host from a UNC path or an HTTP(S) URL and its SHA-256 checked
-# with Get-FileHash before use. Setup and SUs disable Exchange services while they run; if any
+# The package is pulled by this host from a UNC path or an HTTP(S) URL into C:\salve\updates
+# and its SHA-256 checked with Get-FileHash before use; it is deleted after a successful install
+# unless keep_packages is set. Setup and SUs disable Exchange services while they run; if any
 # are left Disabled, ServiceControl.ps1 AfterPatch restores them. The server is not restarted:
 # the controller does that (reboot_required says when).
 
@@ -20,6 +21,7 @@ $rebootRequired = $false
 $success = $false
 $already = $false
 $reason = $null
+$package = $null
 
 function Write-SalveAnswer {
     $answer = [ordered]@{
@@ -65,19 +67,29 @@ function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName
     return $target
 }
 
+# Decided by the values, not by their presence: an empty PendingFileRenameOperations list, or
+# UpdateExeVolatile Flags of 0, is left behind and means nothing is pending.
 function Test-SalvePendingReboot {
-    $sm = Get-ItemProperty -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager' -Name 'PendingFileRenameOperations' -ErrorAction SilentlyContinue
-    return ($null -ne $sm) -or
+    $renames = @((Get-ItemProperty -LiteralPath 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager' -Name 'PendingFileRenameOperations' -ErrorAction SilentlyContinue).PendingFileRenameOperations |
+            Where-Object { $_ })
+    $flags = (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile' -Name 'Flags' -ErrorAction SilentlyContinue).Flags
+    return ($renames.Count -gt 0) -or
         (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending') -or
         (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired') -or
-        ($null -ne (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile' -Name 'Flags' -ErrorAction SilentlyContinue))
+        ($null -ne $flags -and [int] $flags -ne 0)
 }
 
 # Setup and SUs stop and disable Exchange services and re-enable them at the end; a failed or
-# aborted run leaves them Disabled. ServiceControl.ps1 AfterPatch puts them back.
+# aborted run leaves them Disabled. ServiceControl.ps1 AfterPatch puts them back; the others
+# below are set back to their Windows default start type.
+# Services an Exchange CU or SU stops and disables besides those named "Microsoft Exchange*",
+# and leaves Disabled when it fails: IIS, WMI, Remote Registry, Performance Logs & Alerts,
+# Application Identity, filtering management, search tracing.
+$salveServices = @('W3SVC', 'IISADMIN', 'WAS', 'Winmgmt', 'RemoteRegistry', 'pla', 'AppIDSvc', 'FMS', 'SearchExchangeTracing')
+$salveManualServices = @('pla', 'AppIDSvc')
 function Restore-SalveServices([string] $InstallPath) {
     $disabled = @(Get-Service -ErrorAction SilentlyContinue | Where-Object {
-            ($_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in @('W3SVC', 'IISADMIN')) -and [string] $_.StartType -eq 'Disabled'
+            ($_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in $salveServices) -and [string] $_.StartType -eq 'Disabled'
         })
     if ($disabled.Count -eq 0) { return }
     Write-Host ("Services left Disabled: {0}; running ServiceControl.ps1 AfterPatch" -f (($disabled | ForEach-Object Name) -join ', '))
@@ -88,12 +100,30 @@ function Restore-SalveServices([string] $InstallPath) {
         # Microsoft's script, with its own error preference rather than the prelude's 'Stop'.
         try { & { $ErrorActionPreference = 'Continue'; & $serviceControl AfterPatch } } finally { Pop-Location }
     }
-    foreach ($name in @('W3SVC', 'IISADMIN')) {
+    foreach ($name in $salveServices) {
         $svc = Get-Service -Name $name -ErrorAction SilentlyContinue
         if ($svc -and [string] $svc.StartType -eq 'Disabled') {
-            Set-Service -Name $name -StartupType Automatic
-            Start-Service -Name $name
+            if ($name -in $salveManualServices) {
+                Set-Service -Name $name -StartupType Manual
+            } else {
+                Set-Service -Name $name -StartupType Automatic
+                Start-Service -Name $name
+            }
         }
+    }
+}
+
+# Windows Installer runs one installation at a time: msiexec exits at once with 1618
+# (ERROR_INSTALL_ALREADY_RUNNING) while another holds it (Windows Update, an agent's MSI, an
+# earlier run). Wait for it, every 30 seconds, for at most $installerWaitSeconds.
+$installerWaitSeconds = 900
+function Invoke-SalveMsiexec([string[]] $Arguments) {
+    $deadline = (Get-Date).AddSeconds($installerWaitSeconds)
+    while ($true) {
+        $p = Start-Process -FilePath 'msiexec.exe' -ArgumentList $Arguments -Wait -PassThru
+        if ($p.ExitCode -ne 1618 -or (Get-Date) -ge $deadline) { return $p }
+        Write-Host 'Another installation is in progress (msiexec 1618, ERROR_INSTALL_ALREADY_RUNNING); retrying in 30 seconds'
+        Start-Sleep -Seconds 30
     }
 }
 
@@ -111,9 +141,10 @@ function Invoke-SalveSu([string] $InstallPath, [version] $Current, [version] $Ta
         return
     }
     $msp = Get-SalvePayload $SalveArgs.source $SalveArgs.sha256 ("{0}.msp" -f $SalveArgs.kb)
+    $script:package = $msp
     $log = Join-Path (Split-Path $msp) ("{0}-{1:yyyyMMddHHmmss}.log" -f $SalveArgs.kb, (Get-Date))
     Write-Output "msiexec.exe /update $msp /qn /norestart /l*v $log"
-    $p = Start-Process -FilePath 'msiexec.exe' -ArgumentList @('/update', "`"$msp`"", '/qn', '/norestart', '/l*v', "`"$log`"") -Wait -PassThru
+    $p = Invoke-SalveMsiexec @('/update', "`"$msp`"", '/qn', '/norestart', '/l*v', "`"$log`"")
     $script:exitCode = $p.ExitCode
     if (Test-Path -LiteralPath $log) {
         # The verbose log is UTF-16; keep the lines that say what happened.
@@ -127,6 +158,7 @@ function Invoke-SalveSu([string] $InstallPath, [version] $Current, [version] $Ta
         1641 { $script:success = $true }
         1642 { $script:reason = 'The upgrade patch cannot be installed by the Windows Installer service: the SU does not match the installed CU' }
         1603 { $script:reason = 'fatal error during installation (1603); check that the session is elevated and the OWA/ECP folders are accessible, then re-run' }
+        1618 { $script:reason = "another installation is still in progress after waiting $($installerWaitSeconds / 60) minutes (msiexec 1618, ERROR_INSTALL_ALREADY_RUNNING); nothing was installed" }
         1619 { $script:reason = "the package could not be opened (1619): $msp" }
         default { $script:reason = "msiexec exited with $($p.ExitCode); see $log" }
     }
@@ -157,10 +189,22 @@ function Invoke-SalveCu([string] $InstallPath, [version] $Current, [version] $Ta
         $script:reason = "a CU source must be the CU's .iso image (so its SHA-256 can be checked); got '$($SalveArgs.source)'"
         return
     }
+    # An ISO still attached from an earlier run (cut off before its finally) holds the file
+    # open: detach it before the file is replaced.
+    $isoPath = Join-Path (Join-Path $env:SystemDrive 'salve\updates') ("{0}.iso" -f $SalveArgs.kb)
+    $stale = Get-DiskImage -ImagePath $isoPath -ErrorAction SilentlyContinue
+    if ($stale -and $stale.Attached) {
+        Write-Output "Dismounting $isoPath, left mounted by an earlier run"
+        Dismount-DiskImage -ImagePath $isoPath | Out-Null
+    }
     $iso = Get-SalvePayload $SalveArgs.source $SalveArgs.sha256 ("{0}.iso" -f $SalveArgs.kb)
+    $script:package = $iso
     $image = Mount-DiskImage -ImagePath $iso -PassThru
     try {
         $letter = ($image | Get-Volume).DriveLetter
+        if (-not $letter) {
+            throw "$iso was mounted but got no drive letter (automount is off on this server: run 'mountvol /E', or assign a letter); nothing was installed"
+        }
         $setup = "{0}:\Setup.exe" -f $letter
         if (-not (Test-Path -LiteralPath $setup)) { throw "no Setup.exe at the root of $iso" }
         $setupLog = Join-Path $env:SystemDrive 'ExchangeSetupLogs\ExchangeSetup.log'
@@ -234,6 +278,16 @@ try {
     $success = $false
 } finally {
     try { Restore-SalveServices $installPath } catch { Write-Output "Restoring services failed: $($_.Exception.Message)" }
+}
+# A package that installed is deleted (a CU's ISO is about 6 GB, on the drive that usually holds
+# the transport queue) unless keep_packages asks to keep it; a failed one stays for a re-run.
+if ($success -and $package -and -not $SalveArgs.keep_packages -and (Test-Path -LiteralPath $package)) {
+    try {
+        Remove-Item -LiteralPath $package -Force -ErrorAction Stop
+        Write-Output "Removed $package"
+    } catch {
+        Write-Output "Could not remove $package`: $($_.Exception.Message)"
+    }
 }
 if ($reason) { [Console]::Error.WriteLine($reason) }
 Write-SalveAnswer

@@ -37,12 +37,32 @@ if ($SalveArgs.expected_kb) {
     $kbPresent = @($names | Where-Object { $_ -like "*$kb*" }).Count -gt 0
 }
 
-$services = @(Get-Service -ErrorAction SilentlyContinue | Where-Object {
-        $_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in @('W3SVC', 'IISADMIN', 'WAS')
-    })
-$disabled = @($services | Where-Object { [string] $_.StartType -eq 'Disabled' } | ForEach-Object { [string] $_.Name })
-$stopped = @($services | Where-Object { [string] $_.StartType -eq 'Automatic' -and [string] $_.Status -ne 'Running' } |
-        ForEach-Object { [string] $_.Name })
+# Services an Exchange CU or SU stops and disables besides those named "Microsoft Exchange*",
+# and leaves Disabled when it fails: IIS, WMI, Remote Registry, Performance Logs & Alerts,
+# Application Identity, filtering management, search tracing.
+$salveServices = @('W3SVC', 'IISADMIN', 'WAS', 'Winmgmt', 'RemoteRegistry', 'pla', 'AppIDSvc', 'FMS', 'SearchExchangeTracing')
+function Read-SalveServices {
+    $script:services = @(Get-Service -ErrorAction SilentlyContinue | Where-Object {
+            $_.DisplayName -like 'Microsoft Exchange*' -or $_.Name -in $salveServices
+        })
+    $script:disabled = @($script:services | Where-Object { [string] $_.StartType -eq 'Disabled' } | ForEach-Object { [string] $_.Name })
+    $script:stopped = @($script:services | Where-Object { [string] $_.StartType -eq 'Automatic' -and [string] $_.Status -ne 'Running' } |
+            ForEach-Object { [string] $_.Name })
+}
+Read-SalveServices
+
+# Automatic (Delayed Start) services start about two minutes after boot (AutoStartDelay), and
+# Get-Service shows them as Automatic and Stopped until then: when the server booted recently,
+# give stopped Automatic services up to $serviceWaitSeconds before reporting them.
+$recentBootMinutes = 15
+$serviceWaitSeconds = 300
+$bootTime = (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime
+$waitUntil = (Get-Date).AddSeconds($serviceWaitSeconds)
+while ($stopped.Count -gt 0 -and ((Get-Date) - $bootTime).TotalMinutes -lt $recentBootMinutes -and (Get-Date) -lt $waitUntil) {
+    Write-Output ('Booted recently; waiting for Automatic services to start: {0}' -f ($stopped -join ', '))
+    Start-Sleep -Seconds 15
+    Read-SalveServices
+}
 
 $inactive = @()
 try {
@@ -57,6 +77,7 @@ try {
 # OWA logon page on this server; the certificate is not checked (it names the public host).
 $owaStatus = 0
 $owaError = $null
+$owaLocation = $null
 try {
     Add-Type -TypeDefinition @'
 using System.Net;
@@ -69,10 +90,13 @@ public class SalveTrustAll : ICertificatePolicy {
     [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
     $response = Invoke-WebRequest -Uri 'https://localhost/owa/auth/logon.aspx' -UseBasicParsing -TimeoutSec 60 -MaximumRedirection 0
     $owaStatus = [int] $response.StatusCode
+    # Windows PowerShell 5.1 returns a redirect it may not follow here, or throws it below.
+    $owaLocation = [string] $response.Headers['Location']
 } catch [System.Net.WebException] {
     $r = $_.Exception.Response
     if ($r) {
         $owaStatus = [int] $r.StatusCode
+        $owaLocation = [string] $r.Headers['Location']
         $reader = New-Object System.IO.StreamReader($r.GetResponseStream())
         $body = $reader.ReadToEnd()
         $owaError = ($body -split "`n" | Where-Object { $_.Trim() } | Select-Object -First 1)
@@ -85,17 +109,26 @@ public class SalveTrustAll : ICertificatePolicy {
 
 $pending = New-Object System.Collections.Generic.List[string]
 $sm = 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager'
-if ($null -ne (Get-ItemProperty -LiteralPath $sm -Name 'PendingFileRenameOperations' -ErrorAction SilentlyContinue)) { $pending.Add("$sm\PendingFileRenameOperations") }
+# Decided by the values: an empty rename list or Flags of 0 is left behind and means nothing.
+$renames = @((Get-ItemProperty -LiteralPath $sm -Name 'PendingFileRenameOperations' -ErrorAction SilentlyContinue).PendingFileRenameOperations | Where-Object { $_ })
+if ($renames.Count -gt 0) { $pending.Add("$sm\PendingFileRenameOperations") }
 foreach ($key in @('HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending',
         'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired')) {
     if (Test-Path -LiteralPath $key) { $pending.Add($key) }
 }
-if ($null -ne (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile' -Name 'Flags' -ErrorAction SilentlyContinue)) {
+$flags = (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile' -Name 'Flags' -ErrorAction SilentlyContinue).Flags
+if ($null -ne $flags -and [int] $flags -ne 0) {
     $pending.Add('HKLM:\SOFTWARE\Microsoft\Updates\UpdateExeVolatile\Flags')
 }
 
+# A healthy OWA answers 200 (forms sign-in), 401 (Windows or OAuth authentication on the
+# virtual directory) or a 302 to a sign-in page (AD FS claims authentication, hybrid modern
+# authentication); a 302 to errorFE.aspx is Exchange's own error page.
+$owaHealthy = ($owaStatus -eq 200) -or ($owaStatus -eq 401) -or
+    ($owaStatus -eq 302 -and $owaLocation -and $owaLocation -notmatch 'errorFE\.aspx')
+if ($owaHealthy) { $owaError = $null }
 $success = ($null -ne $build) -and ($buildMatches -ne $false) -and ($kbPresent -ne $false) -and
-    ($disabled.Count -eq 0) -and ($stopped.Count -eq 0) -and ($inactive.Count -eq 0) -and ($owaStatus -eq 200)
+    ($disabled.Count -eq 0) -and ($stopped.Count -eq 0) -and ($inactive.Count -eq 0) -and $owaHealthy
 $answer = [ordered]@{
     build                      = $build
     build_matches              = $buildMatches
@@ -105,6 +138,7 @@ $answer = [ordered]@{
     inactive_components        = @($inactive)
     owa_status                 = [uint16] $owaStatus
     owa_error                  = $owaError
+    owa_location               = $owaLocation
     pending_reboot             = @($pending.ToArray())
     success                    = [bool] $success
 }

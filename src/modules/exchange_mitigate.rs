@@ -224,7 +224,8 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     };
     outcome = outcome
         .with("url_rewrite_installed", a.url_rewrite_installed)
-        .with("rules_present", a.rules_present.clone());
+        .with("rules_present", a.rules_present.clone())
+        .with("reboot_required", a.reboot_required);
     Ok(outcome)
 }
 
@@ -261,6 +262,7 @@ mod tests {
                         } else {
                             Vec::new()
                         },
+                        reboot_required: false,
                     },
                     0,
                 )

@@ -160,7 +160,7 @@ pub fn reply<T: DeserializeOwned>(id: ScriptId, out: ScriptOutput) -> Result<Rep
         .map(|l| l.trim().to_string());
     let no_answer = |why: String| {
         Fail::NoAnswer(Box::new(
-            Outcome::failed(format!("{} {why}", id.as_str()))
+            Outcome::failed(why)
                 .with("rc", out.exit_code)
                 .with("stdout", script::strip_result(&out.stdout))
                 .with("stderr", out.stderr.clone()),
@@ -168,19 +168,26 @@ pub fn reply<T: DeserializeOwned>(id: ScriptId, out: ScriptOutput) -> Result<Rep
     };
     let value = match script::extract_result(&out.stdout) {
         Some(Ok(v)) => v,
-        Some(Err(e)) => return Err(no_answer(format!("answered invalid JSON: {e}"))),
+        Some(Err(e)) => {
+            return Err(no_answer(format!(
+                "{} answered invalid JSON: {e}",
+                id.as_str()
+            )));
+        }
         None => {
             return Err(no_answer(format!(
-                "exited with code {} without an answer: {}",
+                "{} exited with code {} without an answer: {}",
+                id.as_str(),
                 out.exit_code,
                 error.as_deref().unwrap_or("no error output")
             )));
         }
     };
-    let answer = serde_json::from_value(value).map_err(|e| {
+    // The error names the script and the field (`exchange_facts answer: field ...`).
+    let answer = salve_contract::answer::parse(id, value).map_err(|e| {
         no_answer(format!(
-            "answer does not match the contract: {e}; is the script on the host the one this \
-             salve version ships?"
+            "{}; is the script on the host the one this salve version ships?",
+            crate::error_chain::one_line(&e)
         ))
     })?;
     Ok(Reply {
@@ -533,6 +540,28 @@ mod tests {
             ..s(None, None)
         };
         assert_eq!(upper.checksum(true), Ok(Some("ab".repeat(32))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_nested_list_in_an_answer_fails_naming_the_script_and_field() {
+        let mut answer = serde_json::to_value(super::testing::facts("15.2.1544.4")).unwrap();
+        answer["pending_reboot"] = serde_json::json!([[]]);
+        let fleet = FakeFleet::new(move |_, _| super::testing::answer(&answer, 0));
+        let link = FakeLink::new(&fleet);
+        let r = with_check_ctx(&link, serde_json::json!({}), async |ctx| {
+            super::facts(ctx).await
+        })
+        .await;
+        let Err(Fail::NoAnswer(o)) = r else {
+            panic!("{r:?}")
+        };
+        let msg = o.msg.unwrap();
+        assert!(
+            msg.starts_with(
+                "exchange_facts answer: field `pending_reboot` is a list inside a list"
+            ),
+            "{msg}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

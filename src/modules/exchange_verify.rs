@@ -160,7 +160,7 @@ fn reasons(args: &Checks<'_>, a: &VerifyAnswer) -> Vec<String> {
             a.inactive_components.join(", ")
         ));
     }
-    if a.owa_status != 200 {
+    if !a.owa_healthy() {
         let hint = if a.owa_status == 500 {
             " (HTTP 500 after an SU usually means it ran without elevation: re-run it elevated \
              and restart)"
@@ -212,6 +212,7 @@ mod tests {
             inactive_components: Vec::new(),
             owa_status: 200,
             owa_error: None,
+            owa_location: None,
             pending_reboot: Vec::new(),
             success: true,
         }
@@ -273,6 +274,7 @@ mod tests {
             disabled_services: vec!["MSExchangeIS".into()],
             owa_status: 500,
             owa_error: Some("Could not load file or assembly".into()),
+            owa_location: None,
             pending_reboot: vec!["PendingFileRenameOperations".into()],
             success: false,
             ..good()

@@ -36,12 +36,13 @@ const HOSTS: [&str; 5] = [
 ];
 
 /// The shipped scripts that only read, listed here independently of salve's own list.
-const READ_ONLY_SCRIPTS: [&str; 5] = [
+const READ_ONLY_SCRIPTS: [&str; 6] = [
     "exchange_facts",
     "boot_id",
     "exchange_verify",
     "exchange_ioc_scan",
     "exchange_health",
+    "job_poll",
 ];
 
 /// Whether a lab event records a change to the server. Exhaustive on purpose: a new kind of
@@ -50,6 +51,7 @@ fn changes_state(event: &LabEvent) -> bool {
     match event {
         LabEvent::ScriptStarted { id } => !READ_ONLY_SCRIPTS.contains(&id.as_str()),
         LabEvent::Protocol { .. }
+        | LabEvent::AnswerBroken { .. }
         | LabEvent::InputDropped { .. }
         | LabEvent::CommandLineTooLong { .. } => false,
         LabEvent::InstallStarted { .. }

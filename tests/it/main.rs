@@ -28,6 +28,8 @@ mod report;
 mod report_files;
 mod report_json;
 mod resume;
+mod script_standard;
+mod shipped_answers;
 mod ssh;
 mod windows;
 mod winrm_run;

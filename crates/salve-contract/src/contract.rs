@@ -256,6 +256,9 @@ pub struct MitigateAnswer {
     pub url_rewrite_installed: bool,
     /// The EOMT rules present after the run.
     pub rules_present: Vec<String>,
+    /// Installing the URL Rewrite module asked for a restart (msiexec 3010 or 1641).
+    #[serde(default)]
+    pub reboot_required: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,6 +288,10 @@ pub struct UpdateRequest {
     /// CUs, `..._DiagnosticDataON`/`OFF` from September 2021).
     #[serde(default)]
     pub license_switch: Option<String>,
+    /// Keep the downloaded package in `C:\salve\updates` after a successful install; by
+    /// default it is removed (a CU's ISO is about 6 GB on the transport queue's drive).
+    #[serde(default)]
+    pub keep_packages: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -411,8 +418,29 @@ pub struct VerifyAnswer {
     pub owa_status: u16,
     /// First line of the error page when OWA does not answer 200.
     pub owa_error: Option<String>,
+    /// The `Location` of a redirect answer (an AD FS or Entra ID sign-in page, or an error
+    /// page).
+    #[serde(default)]
+    pub owa_location: Option<String>,
     pub pending_reboot: Vec<String>,
     pub success: bool,
+}
+
+impl VerifyAnswer {
+    /// OWA answered as a healthy OWA does: 200 (forms sign-in page), 401 (Windows or OAuth
+    /// authentication on the virtual directory) or a 302 to a sign-in page (AD FS claims
+    /// authentication, hybrid modern authentication), but not a 302 to `errorFE.aspx`.
+    /// `scripts/exchange_verify.ps1` applies the same rule on the host.
+    pub fn owa_healthy(&self) -> bool {
+        match self.owa_status {
+            200 | 401 => true,
+            302 => self
+                .owa_location
+                .as_deref()
+                .is_some_and(|l| !l.to_ascii_lowercase().contains("errorfe.aspx")),
+            _ => false,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -587,6 +615,30 @@ mod tests {
                 assert_eq!(r.script_id(), id);
             }
         }
+    }
+
+    #[test]
+    fn owa_is_healthy_behind_adfs_and_windows_auth_but_not_on_its_error_page() {
+        let v = |status: u16, location: Option<&str>| VerifyAnswer {
+            build: None,
+            build_matches: None,
+            kb_present: None,
+            disabled_services: Vec::new(),
+            stopped_automatic_services: Vec::new(),
+            inactive_components: Vec::new(),
+            owa_status: status,
+            owa_error: None,
+            owa_location: location.map(Into::into),
+            pending_reboot: Vec::new(),
+            success: false,
+        };
+        assert!(v(200, None).owa_healthy());
+        assert!(v(401, None).owa_healthy());
+        assert!(v(302, Some("https://adfs.contoso.com/adfs/ls/?wa=wsignin1.0")).owa_healthy());
+        assert!(!v(302, Some("/owa/auth/errorFE.aspx?httpCode=500")).owa_healthy());
+        assert!(!v(302, None).owa_healthy());
+        assert!(!v(500, None).owa_healthy());
+        assert!(!v(503, None).owa_healthy());
     }
 
     #[test]

@@ -99,6 +99,14 @@ pub enum LabEvent {
     ServicesDisabled {
         services: Vec<String>,
     },
+    /// A shipped script's answer broke its contract (see `salve_contract::answer`); the
+    /// answer line was printed as the script printed it.
+    AnswerBroken {
+        script: String,
+        /// The field at fault (`pending_reboot`, `services[3].start_type`).
+        field: String,
+        problem: String,
+    },
     /// Recorded by a protocol front end.
     Protocol {
         event: ProtocolEvent,

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::catalog::{Build, Family};
 use crate::state::{
     AppEvent, DbCopy, Durations, HostFaults, HostState, INSTALL_PATH, InstallFailure, LogLine,
-    MARKER_CBS, RebootBehaviour, SimFile,
+    MARKER_CBS, MARKER_FILE_RENAME, MARKER_UPDATE_EXE, RebootBehaviour, SimFile,
 };
 use salve_contract::diag::{Diagnostic, Diagnostics, Location, did_you_mean};
 
@@ -114,6 +114,9 @@ struct RawHost {
     ucma: Option<bool>,
     #[serde(default)]
     pending_reboot: Option<bool>,
+    /// Empty `PendingFileRenameOperations` and `UpdateExeVolatile\Flags` = 0 left behind.
+    #[serde(default)]
+    stale_reboot_values: Option<bool>,
     #[serde(default)]
     free_disk_gb: Option<u64>,
     #[serde(default)]
@@ -448,6 +451,12 @@ fn apply_host(
     toggle(raw.ucma, &mut h.ucma, "5.0.8308.0");
     if raw.pending_reboot == Some(true) {
         h.add_pending_reboot(MARKER_CBS);
+    }
+    if raw.stale_reboot_values == Some(true) {
+        h.idle_reboot_values = vec![
+            MARKER_FILE_RENAME.to_string(),
+            MARKER_UPDATE_EXE.to_string(),
+        ];
     }
     if let Some(gb) = raw.free_disk_gb {
         h.free_disk_bytes = gb * 1024 * 1024 * 1024;

@@ -35,6 +35,12 @@ pub const MARKER_CBS: &str =
 pub const MARKER_WU: &str = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update\\RebootRequired";
 pub const MARKER_UPDATE_EXE: &str = "HKLM\\SOFTWARE\\Microsoft\\Updates\\UpdateExeVolatile\\Flags";
 
+/// Windows rule: the Service Control Manager starts Automatic (Delayed Start) services after
+/// the other automatic services, by default 120 seconds after boot (`AutoStartDelay` under
+/// `HKLM\SYSTEM\CurrentControlSet\Control`); until then `Get-Service` shows them Stopped with
+/// start type Automatic (Windows PowerShell 5.1 has no separate delayed start type).
+pub const AUTO_START_DELAY: SignedDuration = SignedDuration::from_secs(120);
+
 /// Components that are Inactive on-premises by design.
 pub const INACTIVE_BY_DESIGN: [&str; 2] = ["ForwardSyncDaemon", "ProvisioningRps"];
 /// Components that stay Active while the server is offline for maintenance.
@@ -63,8 +69,24 @@ const COMPONENTS: [&str; 20] = [
     "HttpProxyAvailabilityGroup",
 ];
 
+/// Windows services an Exchange CU or SU stops and disables together with Exchange's own, and
+/// a failed or aborted run leaves Disabled (field reports of the March 2021 SUs, and the
+/// domain reference §4.2 for the IIS services): WMI, Remote Registry, Performance Logs &
+/// Alerts, Application Identity, IIS, and Exchange services whose display name does not start
+/// with "Microsoft Exchange" (filtering management, search tracing).
+pub const SETUP_ALSO_DISABLES: [&str; 8] = [
+    "Winmgmt",
+    "RemoteRegistry",
+    "pla",
+    "AppIDSvc",
+    "IISADMIN",
+    "W3SVC",
+    "FMS",
+    "SearchExchangeTracing",
+];
+
 /// (name, display name, start type) of the services the lab models.
-const SERVICES: [(&str, &str, &str); 16] = [
+const SERVICES: [(&str, &str, &str); 23] = [
     (
         "MSExchangeADTopology",
         "Microsoft Exchange Active Directory Topology",
@@ -129,7 +151,41 @@ const SERVICES: [(&str, &str, &str); 16] = [
     ("MSExchangeIMAP4", "Microsoft Exchange IMAP4", "Manual"),
     ("W3SVC", "World Wide Web Publishing Service", "Automatic"),
     ("WAS", "Windows Process Activation Service", "Automatic"),
+    ("IISADMIN", "IIS Admin Service", "Automatic"),
+    ("Winmgmt", "Windows Management Instrumentation", "Automatic"),
+    ("RemoteRegistry", "Remote Registry", "Automatic"),
+    ("pla", "Performance Logs & Alerts", "Manual"),
+    ("AppIDSvc", "Application Identity", "Manual"),
+    ("FMS", "Microsoft Filtering Management Service", "Automatic"),
+    (
+        "SearchExchangeTracing",
+        "Tracing Service for Search in Exchange",
+        "Automatic",
+    ),
 ];
+
+/// How OWA signs users in (`Get-OwaVirtualDirectory` `FormsAuthentication`,
+/// `AdfsAuthentication`, `WindowsAuthentication`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwaAuth {
+    /// Forms-based sign-in: the logon page itself (200).
+    #[default]
+    Forms,
+    /// AD FS claims authentication: OWA redirects to the AD FS sign-in page (302).
+    Adfs,
+    /// Windows (Integrated) authentication: a challenge (401, `WWW-Authenticate: Negotiate`).
+    Windows,
+}
+
+/// What `GET https://localhost/owa/auth/logon.aspx` (no redirects followed) answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwaResponse {
+    pub status: u16,
+    pub location: Option<String>,
+    /// First line or title of an error page.
+    pub error: Option<String>,
+}
 
 /// Whether the host is running, about to restart, or down.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -297,6 +353,13 @@ pub struct HostState {
     pub url_rewrite: Option<String>,
     pub rewrite_rules: Vec<String>,
     pub pending_reboot: Vec<String>,
+    /// Pending-reboot values that exist but say nothing is pending (Windows rule, domain
+    /// reference §4.1): `PendingFileRenameOperations` as an empty list (the Session Manager
+    /// empties it at boot; installers and agents leave the value behind) and
+    /// `UpdateExeVolatile\Flags` of 0 (non-zero means an update.exe install awaits a
+    /// restart). They survive restarts, so a check by presence reports a restart forever.
+    #[serde(default)]
+    pub idle_reboot_values: Vec<String>,
     pub free_disk_bytes: u64,
     pub auth_cert_expiry: Timestamp,
     pub boot_count: u64,
@@ -307,7 +370,20 @@ pub struct HostState {
     pub activation_policy: String,
     /// First line of the error OWA shows, when broken.
     pub owa_error: Option<String>,
+    /// How OWA signs users in; see [`HostState::owa_logon`].
+    #[serde(default)]
+    pub owa_auth: OwaAuth,
     pub files: Vec<SimFile>,
+    /// Packages the shipped scripts pulled onto the host (`C:\salve\updates`); each takes
+    /// its size off [`HostState::free_disk_bytes`] until it is deleted.
+    #[serde(default)]
+    pub downloads: Vec<SimFile>,
+    /// Disk images attached with `Mount-DiskImage`, by path; see [`HostState::mount_image`].
+    #[serde(default)]
+    pub mounted_images: Vec<String>,
+    /// Automount is off on this server (`mountvol /N`): a mounted image gets no drive letter.
+    #[serde(default)]
+    pub automount_disabled: bool,
     pub log_lines: Vec<LogLine>,
     pub events: Vec<AppEvent>,
     /// Oldest log file time (for the scan's log age).
@@ -320,6 +396,23 @@ pub struct HostState {
     /// salve's detached steps: scheduled tasks under `\\salve\\`, with their output files.
     #[serde(default)]
     pub jobs: Vec<SimJob>,
+    /// Another Windows Installer transaction (Windows Update, an agent's MSI) holds the
+    /// installer until then; see [`HostState::installer_busy`].
+    #[serde(default)]
+    pub installer_busy_until: Option<Timestamp>,
+    /// Windows rule: an MSI install that succeeded but needs a restart exits 3010
+    /// (`ERROR_SUCCESS_REBOOT_REQUIRED`, files in use, `/norestart`), or 1641
+    /// (`ERROR_SUCCESS_REBOOT_INITIATED`) when the package schedules the restart itself. `None`:
+    /// installs here exit 0.
+    #[serde(default)]
+    pub msi_restart_code: Option<i32>,
+    /// Services set to Automatic (Delayed Start) (`DelayedAutostart` = 1 under the service's
+    /// key); see [`AUTO_START_DELAY`].
+    #[serde(default)]
+    pub delayed_start: Vec<String>,
+    /// When the delayed services start after the last boot, while that is still ahead.
+    #[serde(default)]
+    pub delayed_start_at: Option<Timestamp>,
     pub faults: HostFaults,
 }
 
@@ -406,6 +499,7 @@ impl HostState {
             url_rewrite: Some("7.2.1993".to_string()),
             rewrite_rules: Vec::new(),
             pending_reboot: Vec::new(),
+            idle_reboot_values: Vec::new(),
             free_disk_bytes: 120 * 1024 * 1024 * 1024,
             auth_cert_expiry: boot_time
                 .saturating_add(SignedDuration::from_hours(24 * 400))
@@ -416,7 +510,11 @@ impl HostState {
             cluster_node: None,
             activation_policy: "Unrestricted".to_string(),
             owa_error: None,
+            owa_auth: OwaAuth::default(),
             files: Vec::new(),
+            downloads: Vec::new(),
+            mounted_images: Vec::new(),
+            automount_disabled: false,
             log_lines: Vec::new(),
             events: Vec::new(),
             logs_since: boot_time
@@ -425,6 +523,10 @@ impl HostState {
             setup_log: Vec::new(),
             installing: None,
             jobs: Vec::new(),
+            installer_busy_until: None,
+            msi_restart_code: None,
+            delayed_start: Vec::new(),
+            delayed_start_at: None,
             faults: HostFaults::default(),
         }
     }
@@ -473,11 +575,17 @@ impl HostState {
                 ));
             }
             self.pending_reboot.clear();
+            // Attached images do not survive a restart.
+            self.mounted_images.clear();
             for s in &mut self.services {
                 if s.start_type == "Automatic" {
-                    s.status = "Running".to_string();
+                    let delayed = self.delayed_start.contains(&s.name);
+                    s.status = if delayed { "Stopped" } else { "Running" }.to_string();
                 }
             }
+            self.delayed_start_at = (!self.delayed_start.is_empty())
+                .then(|| self.boot_time.saturating_add(AUTO_START_DELAY).ok())
+                .flatten();
             happened.push((
                 at,
                 LabEvent::RebootStarted {
@@ -496,6 +604,17 @@ impl HostState {
                     boot_id: self.boot_id(),
                 },
             ));
+        }
+        if self.power == Power::Up
+            && let Some(at) = self.delayed_start_at
+            && at <= now
+        {
+            self.delayed_start_at = None;
+            for s in &mut self.services {
+                if s.start_type == "Automatic" && self.delayed_start.contains(&s.name) {
+                    s.status = "Running".to_string();
+                }
+            }
         }
         happened
     }
@@ -563,11 +682,14 @@ impl HostState {
         kbs
     }
 
-    /// Stop and disable the Exchange services, as Setup does before changing files.
+    /// Stop and disable the Exchange services and [`SETUP_ALSO_DISABLES`], as Setup and SUs
+    /// do before changing files.
     pub fn disable_services(&mut self) -> Vec<String> {
         let mut changed = Vec::new();
         for s in &mut self.services {
-            if s.name.starts_with("MSExchange") && s.start_type != "Disabled" {
+            let stopped_by_setup =
+                s.name.starts_with("MSExchange") || SETUP_ALSO_DISABLES.contains(&s.name.as_str());
+            if stopped_by_setup && s.start_type != "Disabled" {
                 s.start_type = "Disabled".to_string();
                 s.status = "Stopped".to_string();
                 changed.push(s.name.clone());
@@ -587,6 +709,113 @@ impl HostState {
             }
             .to_string();
         }
+    }
+
+    /// Windows rule: Windows Installer runs one installation at a time. While another holds
+    /// its `_MSIExecute` mutex, `msiexec` exits at once with 1618,
+    /// `ERROR_INSTALL_ALREADY_RUNNING` ("Another installation is already in progress").
+    /// Returns what holds it at `now`, if anything.
+    pub fn installer_busy(&self, now: Timestamp) -> Option<String> {
+        if let Some(running) = &self.installing {
+            return Some(running.clone());
+        }
+        self.installer_busy_until
+            .filter(|until| *until > now)
+            .map(|_| "another Windows Installer transaction".to_string())
+    }
+
+    /// Exchange/IIS rule: what OWA's logon URL answers on the server itself. IIS answers 503
+    /// while W3SVC is Disabled or Exchange's service host is down, 500 with the error page when
+    /// OWA is broken (a non-elevated SU); otherwise it depends on the sign-in method: 200 for
+    /// forms, a 302 to the AD FS sign-in page for claims authentication, 401 for Windows
+    /// authentication.
+    pub fn owa_logon(&self) -> OwaResponse {
+        let running = |name: &str| {
+            self.services
+                .iter()
+                .any(|x| x.name == name && x.start_type != "Disabled" && x.status == "Running")
+        };
+        let error = |status: u16, text: &str| OwaResponse {
+            status,
+            location: None,
+            error: Some(text.to_string()),
+        };
+        if !running("W3SVC") || !running("MSExchangeServiceHost") {
+            return error(503, "Service Unavailable");
+        }
+        if let Some(e) = &self.owa_error {
+            return error(500, e);
+        }
+        let (status, location) = match self.owa_auth {
+            OwaAuth::Forms => (200, None),
+            OwaAuth::Adfs => (
+                302,
+                Some(format!(
+                    "https://adfs.{}.local/adfs/ls/?wa=wsignin1.0&wtrealm=https%3a%2f%2fmail.{}.local%2fowa%2f",
+                    self.tenant, self.tenant
+                )),
+            ),
+            OwaAuth::Windows => (401, None),
+        };
+        OwaResponse {
+            status,
+            location,
+            error: None,
+        }
+    }
+
+    /// A package written to `path` (replacing one of the same name): the disk holds it until
+    /// [`HostState::delete_download`]. Windows rule: a file held open cannot be replaced, and an
+    /// attached disk image holds its file open ("The process cannot access the file ...
+    /// because it is being used by another process").
+    pub fn store_download(&mut self, path: &str, size: u64) -> Result<(), String> {
+        if self.mounted_images.iter().any(|m| m == path) {
+            return Err(format!(
+                "The process cannot access the file '{path}' because it is being used by another process."
+            ));
+        }
+        self.delete_download(path);
+        self.free_disk_bytes = self.free_disk_bytes.saturating_sub(size);
+        self.downloads.push(SimFile {
+            path: path.to_string(),
+            sha256: String::new(),
+            size,
+        });
+        Ok(())
+    }
+
+    /// `Mount-DiskImage`: the image is attached (and its file held open) until
+    /// [`HostState::dismount_image`] or the next restart. Windows rule: its volume gets the next
+    /// free drive letter, or none while automount is off. Returns the drive letter.
+    pub fn mount_image(&mut self, path: &str) -> Option<char> {
+        if !self.mounted_images.iter().any(|m| m == path) {
+            self.mounted_images.push(path.to_string());
+        }
+        if self.automount_disabled {
+            return None;
+        }
+        let at = self
+            .mounted_images
+            .iter()
+            .position(|m| m == path)
+            .unwrap_or(0);
+        // D: is the first letter after the system drive; one per attached image.
+        (b'D'..=b'Z').nth(at).map(char::from)
+    }
+
+    /// `Dismount-DiskImage`: the image is detached and its file released.
+    pub fn dismount_image(&mut self, path: &str) {
+        self.mounted_images.retain(|m| m != path);
+    }
+
+    /// `Remove-Item` of a downloaded package; `true` when it was there.
+    pub fn delete_download(&mut self, path: &str) -> bool {
+        let Some(at) = self.downloads.iter().position(|f| f.path == path) else {
+            return false;
+        };
+        let file = self.downloads.remove(at);
+        self.free_disk_bytes = self.free_disk_bytes.saturating_add(file.size);
+        true
     }
 
     pub fn add_pending_reboot(&mut self, marker: &str) {

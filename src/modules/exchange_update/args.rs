@@ -1,5 +1,6 @@
 //! `exchange_update`'s arguments as written: exactly one goal (`target: path`, `kb` or `cu`),
-//! package sources, the licence switch, AD preparation and a free-disk floor.
+//! package sources, the licence switch, AD preparation, a free-disk floor and whether to keep
+//! downloaded packages.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,8 @@ struct RawArgs {
     ad_prepared: Option<Rendered<bool>>,
     #[serde(default)]
     min_free_disk_gb: Option<Num>,
+    #[serde(default)]
+    keep_packages: bool,
 }
 
 /// `target: path`: follow the path [`crate::exchange::assess`] plans.
@@ -51,6 +54,8 @@ pub struct Args {
     pub(super) license_switch: Option<String>,
     pub(super) ad_prepared: Option<Rendered<bool>>,
     pub(super) min_free_disk_gb: Option<Num>,
+    /// Keep downloaded packages on the host after a successful install.
+    pub(super) keep_packages: bool,
 }
 
 /// Arguments that name no goal, or more than one.
@@ -74,6 +79,7 @@ impl TryFrom<RawArgs> for Args {
             license_switch: raw.license_switch,
             ad_prepared: raw.ad_prepared,
             min_free_disk_gb: raw.min_free_disk_gb,
+            keep_packages: raw.keep_packages,
         })
     }
 }

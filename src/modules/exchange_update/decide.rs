@@ -159,6 +159,7 @@ pub(super) fn decide_from(args: &Args, facts: &FactsAnswer) -> Result<Decision, 
         license_switch: args.license_switch.as_deref(),
         ad_prepared,
         min_free_disk_gb: args.min_free_disk_gb,
+        keep_packages: args.keep_packages,
     };
     match gate(cat, &given, facts, build, &next) {
         Ok((request, findings)) => {

@@ -86,6 +86,7 @@ pub(super) struct Given<'a> {
     pub(super) license_switch: Option<&'a str>,
     pub(super) ad_prepared: Option<bool>,
     pub(super) min_free_disk_gb: Option<Num>,
+    pub(super) keep_packages: bool,
 }
 
 /// May `step` be installed on this host now? The request when it may.
@@ -201,6 +202,7 @@ pub(super) fn gate(
             },
             target_build: target.to_string(),
             license_switch: licence,
+            keep_packages: args.keep_packages,
         },
         findings,
     ))
@@ -261,6 +263,7 @@ mod tests {
             license_switch: None,
             ad_prepared: None,
             min_free_disk_gb: None,
+            keep_packages: false,
         };
         let step = explicit_su(cat, Build::new(15, 2, 792, 3), "KB5000871")
             .unwrap()

@@ -176,6 +176,17 @@ mod tests {
         assert_eq!(sent[0].sha256, SHA);
         assert_eq!(sent[0].kb, "KB5003435");
         assert_eq!(sent[0].target_build, "15.2.792.15");
+        assert!(!sent[0].keep_packages, "packages are removed by default");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keep_packages_reaches_the_host() {
+        let f = fleet(|| facts("15.2.792.3"));
+        let args = json!({"kb": "KB5000871", "keep_packages": true,
+            "sources": {"KB5000871": {"unc": "\\\\fs\\x.msp", "sha256": SHA}}});
+        let o = run(&f, args, false).await;
+        assert!(!o.status.failed(), "{o:?}");
+        assert!(installs(&f)[0].keep_packages);
     }
 
     #[tokio::test(start_paused = true)]

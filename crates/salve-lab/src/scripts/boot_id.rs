@@ -2,7 +2,7 @@
 
 use crate::command::Out;
 use crate::fleet_core::FleetCore;
-use salve_contract::contract::BootIdAnswer;
+use salve_contract::contract::{BootIdAnswer, ScriptId};
 
 /// Answer with the boot id and uptime; always succeeds.
 pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
@@ -11,6 +11,6 @@ pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
         boot_id: s.boot_id(),
         uptime_seconds: u64::try_from(now.duration_since(s.boot_time).as_secs()).unwrap_or(0),
     });
-    out.result(&answer);
+    super::answer(core, idx, ScriptId::BootId, out, &answer);
     0
 }

@@ -2,16 +2,37 @@
 //! roles, DAG and database copies, components, services, prerequisites, pending-reboot
 //! markers, disk, auth certificate, boot id), taken from the host state.
 
+use serde_json::Value;
+
+use super::pipeline::{self, Emit};
 use crate::command::Out;
 use crate::fleet_core::FleetCore;
 use crate::state::HostState;
-use salve_contract::contract::{DatabaseCopy, FactsAnswer, JobInfo};
+use salve_contract::contract::{DatabaseCopy, FactsAnswer, JobInfo, ScriptId};
+
+/// How `Get-SalvePendingReboot` in `scripts/exchange_facts.ps1` hands back its markers.
+pub(super) const PENDING_REBOOT_EMIT: Emit = Emit::Items;
 
 /// Answer with the host's facts; always succeeds.
 pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
     out.line("Reading Exchange setup, updates, services and prerequisites...");
     let answer = core.with_host(idx, |s| facts(s));
-    out.result(&answer);
+    let markers = answer
+        .pending_reboot
+        .iter()
+        .cloned()
+        .map(Value::from)
+        .collect();
+    let mut printed = match serde_json::to_value(&answer) {
+        Ok(v) => v,
+        Err(e) => {
+            out.error(&[format!("ConvertTo-Json : {e}")]);
+            return 1;
+        }
+    };
+    // `pending_reboot = @(Get-SalvePendingReboot)`
+    printed["pending_reboot"] = pipeline::array_subexpression(markers, PENDING_REBOOT_EMIT);
+    super::answer(core, idx, ScriptId::ExchangeFacts, out, &printed);
     0
 }
 
@@ -27,7 +48,12 @@ fn facts(s: &HostState) -> FactsAnswer {
         dag: s.dag.clone(),
         database_copies: copies(s),
         component_states: s.effective_components(),
-        services: s.services.clone(),
+        services: s
+            .services
+            .iter()
+            .filter(|x| super::watched(x))
+            .cloned()
+            .collect(),
         dotnet_release: s.dotnet_release,
         vcredist_2012: s.vcredist_2012.clone(),
         vcredist_2013: s.vcredist_2013.clone(),

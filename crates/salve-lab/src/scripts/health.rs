@@ -5,12 +5,12 @@ use super::facts::copies;
 use crate::command::Out;
 use crate::fleet_core::FleetCore;
 use crate::state::HostState;
-use salve_contract::contract::HealthAnswer;
+use salve_contract::contract::{HealthAnswer, ScriptId};
 
 /// Answer with the host's DAG health; always succeeds.
 pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
     let answer = core.with_host(idx, |s| health(s));
-    out.result(&answer);
+    super::answer(core, idx, ScriptId::ExchangeHealth, out, &answer);
     0
 }
 

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use crate::command::Out;
 use crate::fleet_core::FleetCore;
 use crate::state::{HostState, INSTALL_PATH};
-use salve_contract::contract::{Evidence, IocFinding, IocScanAnswer};
+use salve_contract::contract::{Evidence, IocFinding, IocScanAnswer, ScriptId};
 
 /// Scan and answer; a finding is data, not a failure (exit 0).
 pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
@@ -21,7 +21,7 @@ pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
     if !answer.compromised {
         out.line("Nothing suspicious detected");
     }
-    out.result(&answer);
+    super::answer(core, idx, ScriptId::ExchangeIocScan, out, &answer);
     0
 }
 

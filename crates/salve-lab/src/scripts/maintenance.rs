@@ -7,15 +7,38 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::health::health;
+use super::pipeline::{self, Emit};
 use crate::command::{EXIT_TERMINATED, Out, sim_sleep};
 use crate::fleet_core::FleetCore;
 use crate::log::LabEvent;
 use crate::state::HostState;
 use salve_contract::contract::{
     MaintenanceAction, MaintenanceAnswer, MaintenanceGates, MaintenanceRequest, MovedDatabase,
+    ScriptId,
 };
 
 const MAINTENANCE: &str = "Maintenance";
+
+/// How `Get-SalveCopies` in `scripts/exchange_maintenance.ps1` hands back the copy list.
+pub(super) const COPIES_EMIT: Emit = Emit::Items;
+
+/// The script's `$activeBefore`: `@(Get-SalveCopies | Where-Object { [string] $_.Status -eq
+/// 'Mounted' } | ForEach-Object { [string] $_.DatabaseName })`, the databases it reports as
+/// moved. StartDagServerMaintenance.ps1 moves every active database whatever this list holds.
+fn active_before(s: &HostState) -> Vec<String> {
+    let copies: Vec<(String, String)> = s
+        .copies
+        .iter()
+        .map(|c| (c.status(), c.database.clone()))
+        .collect();
+    pipeline::objects(copies, COPIES_EMIT)
+        .into_iter()
+        .filter_map(|object| {
+            let (status, name): (Vec<String>, Vec<String>) = object.into_iter().unzip();
+            (pipeline::as_string(&status) == "Mounted").then(|| pipeline::as_string(&name))
+        })
+        .collect()
+}
 
 fn gates(s: &HostState, action: MaintenanceAction) -> MaintenanceGates {
     let health = health(s);
@@ -151,7 +174,7 @@ pub(super) async fn run(
     if let Some(reason) = &answer.reason {
         out.error(std::slice::from_ref(reason));
     }
-    out.result(&answer);
+    super::answer(core, idx, ScriptId::ExchangeMaintenance, out, &answer);
     i32::from(!answer.success)
 }
 
@@ -175,14 +198,17 @@ async fn enter(
     let mut moved = Vec::new();
     if in_dag {
         out.line("StartDagServerMaintenance.ps1 -PauseClusterNode");
-        let actives = core.with_host(idx, |s| {
+        let (actives, reported) = core.with_host(idx, |s| {
+            let reported = active_before(s);
             s.activation_policy = "Blocked".to_string();
             s.cluster_node = Some("Paused".to_string());
-            s.copies
+            let actives = s
+                .copies
                 .iter()
                 .filter(|c| c.active)
                 .map(|c| c.database.clone())
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            (actives, reported)
         });
         // StartDagServerMaintenance can take minutes, silently.
         if !sim_sleep(core, Duration::from_secs(180), kill).await {
@@ -227,11 +253,13 @@ async fn enter(
                     to: to.clone(),
                 },
             );
-            moved.push(MovedDatabase {
-                database: db,
-                from: host.to_string(),
-                to,
-            });
+            if reported.contains(&db) {
+                moved.push(MovedDatabase {
+                    database: db,
+                    from: host.to_string(),
+                    to,
+                });
+            }
         }
     }
     if let Some(target) = &req.redirect_target {

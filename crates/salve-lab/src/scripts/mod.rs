@@ -4,6 +4,10 @@
 //! per script id; this module decodes `$SalveArgs` into the id's request type and dispatches.
 //!
 //! Behaviour follows the domain reference; each file says what its script does to the host.
+//! Where the shape of an answer depends on how PowerShell hands lists around, the simulation
+//! follows the shipped text through [`pipeline`]'s rules. Every answer is checked against the
+//! contract before it is printed ([`answer`]); one that breaks it is still printed as the real
+//! script would print it, and the break is recorded in the lab's log.
 
 mod boot_id;
 mod facts;
@@ -12,6 +16,7 @@ mod ioc_scan;
 mod job;
 mod maintenance;
 mod mitigate;
+pub mod pipeline;
 mod reboot;
 mod update;
 mod verify;
@@ -24,10 +29,53 @@ use tokio_util::sync::CancellationToken;
 
 use crate::command::Out;
 use crate::fleet_core::FleetCore;
+use crate::log::LabEvent;
 use salve_contract::contract::{
     JobControlRequest, JobPollRequest, MaintenanceRequest, MitigateRequest, RebootRequest,
     ScriptId, UpdateRequest, VerifyRequest,
 };
+
+/// Per shipped script, the functions whose lists the simulation hands around by [`pipeline`]'s
+/// rules, and how the lab takes the shipped text to hand them back. A test reads the shipped
+/// scripts and fails when the text says otherwise.
+pub const EMITS: [(ScriptId, &str, pipeline::Emit); 3] = [
+    (
+        ScriptId::ExchangeFacts,
+        "Get-SalvePendingReboot",
+        facts::PENDING_REBOOT_EMIT,
+    ),
+    (
+        ScriptId::ExchangeMitigate,
+        "Get-SalveRulesPresent",
+        mitigate::RULES_PRESENT_EMIT,
+    ),
+    (
+        ScriptId::ExchangeMaintenance,
+        "Get-SalveCopies",
+        maintenance::COPIES_EMIT,
+    ),
+];
+
+/// The services the shipped scripts read, check and restore besides those whose display name
+/// starts with "Microsoft Exchange" (`$salveServices` in `exchange_facts.ps1`,
+/// `exchange_verify.ps1` and `exchange_update.ps1`; a test compares the lists).
+pub const WATCHED_SERVICES: [&str; 9] = [
+    "W3SVC",
+    "IISADMIN",
+    "WAS",
+    "Winmgmt",
+    "RemoteRegistry",
+    "pla",
+    "AppIDSvc",
+    "FMS",
+    "SearchExchangeTracing",
+];
+
+/// A service the shipped scripts look at (`Get-Service | Where-Object { ... }`).
+fn watched(service: &salve_contract::contract::ServiceInfo) -> bool {
+    service.display_name.starts_with("Microsoft Exchange")
+        || WATCHED_SERVICES.contains(&service.name.as_str())
+}
 
 /// Run the simulation of a shipped script; returns the exit code.
 pub async fn run(
@@ -48,7 +96,7 @@ pub async fn run(
         },
         ScriptId::ExchangeHealth => health::run(core, idx, out),
         ScriptId::ExchangeVerify => match parse::<VerifyRequest>(id, args, out) {
-            Some(req) => verify::run(core, idx, &req, out),
+            Some(req) => verify::run(core, idx, &req, out, kill).await,
             None => 1,
         },
         ScriptId::ExchangeIocScan => ioc_scan::run(core, idx, out),
@@ -92,4 +140,29 @@ fn parse<T: DeserializeOwned>(id: ScriptId, args: Value, out: &Out) -> Option<T>
             None
         }
     }
+}
+
+/// Print script `id`'s answer line. The answer is checked against the contract first: a break
+/// (a list nested by the script's PowerShell, a missing field) is recorded as
+/// [`LabEvent::AnswerBroken`] naming the field, and the line is printed all the same, as
+/// `ConvertTo-Json` would print it on the server.
+fn answer(core: &FleetCore, idx: usize, id: ScriptId, out: &Out, answer: &impl serde::Serialize) {
+    let value = match serde_json::to_value(answer) {
+        Ok(v) => v,
+        Err(e) => {
+            out.error(&[format!("ConvertTo-Json : {e}")]);
+            return;
+        }
+    };
+    if let Err(e) = salve_contract::answer::validate(id, &value) {
+        core.record(
+            idx,
+            LabEvent::AnswerBroken {
+                script: id.as_str().to_string(),
+                field: e.field().to_string(),
+                problem: e.to_string(),
+            },
+        );
+    }
+    out.result(&value);
 }

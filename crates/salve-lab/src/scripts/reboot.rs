@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::command::Out;
 use crate::fleet_core::FleetCore;
-use salve_contract::contract::{RebootAnswer, RebootRequest};
+use salve_contract::contract::{RebootAnswer, RebootRequest, ScriptId};
 
 /// Schedule the restart; always succeeds.
 pub(super) fn run(core: &Arc<FleetCore>, idx: usize, req: &RebootRequest, out: &Out) -> i32 {
@@ -16,9 +16,15 @@ pub(super) fn run(core: &Arc<FleetCore>, idx: usize, req: &RebootRequest, out: &
         .unwrap_or(core.durations.reboot_delay_seconds);
     out.line(&format!("Restarting {} in {delay} seconds", core.name(idx)));
     core.schedule_reboot(idx, Duration::from_secs(delay));
-    out.result(&RebootAnswer {
-        boot_id_before: before,
-        scheduled: true,
-    });
+    super::answer(
+        core,
+        idx,
+        ScriptId::Reboot,
+        out,
+        &RebootAnswer {
+            boot_id_before: before,
+            scheduled: true,
+        },
+    );
     0
 }

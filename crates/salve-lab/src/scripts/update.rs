@@ -14,11 +14,24 @@ use crate::command::{EXIT_TERMINATED, Out, sim_sleep};
 use crate::fleet_core::FleetCore;
 use crate::log::LabEvent;
 use crate::state::{HostState, InstallFailure, MARKER_FILE_RENAME, MARKER_UPDATE_EXE};
-use salve_contract::contract::{UpdateAnswer, UpdateKind, UpdateRequest};
+use salve_contract::contract::{ScriptId, UpdateAnswer, UpdateKind, UpdateRequest};
 
 const WRONG_PATCH: &str = "The upgrade patch cannot be installed by the Windows Installer service because the program to be upgraded may be missing, or the upgrade patch may update a different version of the program. Verify that the program to be upgraded exists on your computer and that you have the correct upgrade patch.";
 const SETUP_FAILED: &str = "The Exchange Server setup operation didn't complete.  More details can be found in ExchangeSetup.log located in the <SystemDrive>:\\ExchangeSetupLogs folder.";
 const SETUP_OK: &str = "The Exchange Server setup operation completed successfully.";
+
+/// Sizes of the packages the script pulls: an SU's .msp, a CU's ISO.
+const SU_BYTES: u64 = 150 * 1024 * 1024;
+const CU_BYTES: u64 = 6 * 1024 * 1024 * 1024;
+
+/// Where `Get-SalvePayload` puts a package: `C:\salve\updates\<kb>.<ext>`.
+fn package_path(req: &UpdateRequest) -> String {
+    let ext = match req.kind {
+        UpdateKind::Su => "msp",
+        UpdateKind::Cu => "iso",
+    };
+    format!("C:\\salve\\updates\\{}.{ext}", req.kb)
+}
 
 /// Outcome of an install attempt, before it is written to the log and the answer.
 struct Outcome {
@@ -67,25 +80,33 @@ pub(super) async fn run(
             format!("target_build `{}` is not a build number", req.target_build),
         ),
         (true, Some(target)) => {
-            // Windows Installer runs one installation at a time (msiexec 1618).
-            let running = core.with_host(idx, |s| s.installing.replace(req.kb.clone()));
-            match running {
-                Some(running) => {
-                    core.with_host(idx, |s| s.installing = Some(running.clone()));
-                    Outcome::failed(
-                        1618,
-                        Vec::new(),
-                        format!(
-                            "Another installation is already in progress ({running}). Complete that installation before proceeding with this install."
-                        ),
-                    )
-                }
+            // Windows Installer runs one installation at a time (msiexec 1618); the script
+            // retries every 30 s for up to INSTALLER_WAIT, then reports 1618 by name.
+            match claim_installer(core, idx, req, out, kill).await {
+                Some(running) => Outcome::failed(
+                    1618,
+                    vec![format!(
+                        "Another installation is already in progress ({running})."
+                    )],
+                    format!(
+                        "another installation is still in progress after waiting {} minutes \
+                         (msiexec 1618, ERROR_INSTALL_ALREADY_RUNNING): {running}; nothing was \
+                         installed",
+                        INSTALLER_WAIT.as_secs() / 60
+                    ),
+                ),
                 None => {
                     let outcome = match req.kind {
                         UpdateKind::Su => install_su(core, idx, req, target, out, kill).await,
                         UpdateKind::Cu => install_cu(core, idx, req, target, out, kill).await,
                     };
-                    core.with_host(idx, |s| s.installing = None);
+                    core.with_host(idx, |s| {
+                        s.installing = None;
+                        // The script's `finally` dismounts the ISO, unless it was killed.
+                        if req.kind == UpdateKind::Cu && !kill.is_cancelled() {
+                            s.dismount_image(&package_path(req));
+                        }
+                    });
                     outcome
                 }
             }
@@ -110,6 +131,13 @@ pub(super) async fn run(
     if let Some(e) = event {
         core.record(idx, e);
     }
+    // After a successful install the package is deleted unless asked to keep it.
+    if outcome.success && !outcome.already && !req.keep_packages {
+        let path = package_path(req);
+        if core.with_host(idx, |s| s.delete_download(&path)) {
+            out.line(&format!("Removed {path}"));
+        }
+    }
     if kill.is_cancelled() {
         return EXIT_TERMINATED;
     }
@@ -117,15 +145,61 @@ pub(super) async fn run(
         out.error(std::slice::from_ref(reason));
     }
     let reboot_required = outcome.success && !outcome.already;
-    out.result(&UpdateAnswer {
-        exit_code: outcome.exit_code,
-        log_excerpt: outcome.log.iter().rev().take(20).rev().cloned().collect(),
-        reboot_required,
-        success: outcome.success,
-        already_installed: outcome.already,
-        reason: outcome.reason,
-    });
+    super::answer(
+        core,
+        idx,
+        ScriptId::ExchangeUpdate,
+        out,
+        &UpdateAnswer {
+            exit_code: outcome.exit_code,
+            log_excerpt: outcome.log.iter().rev().take(20).rev().cloned().collect(),
+            reboot_required,
+            success: outcome.success,
+            already_installed: outcome.already,
+            reason: outcome.reason,
+        },
+    );
     i32::from(!outcome.success)
+}
+
+/// How long the script waits for another installation to finish (`$installerWaitSeconds`).
+const INSTALLER_WAIT: Duration = Duration::from_secs(15 * 60);
+/// Pause between two tries (`Start-Sleep -Seconds 30`).
+const INSTALLER_RETRY: Duration = Duration::from_secs(30);
+
+/// Take Windows Installer for this install, waiting as the script does while another holds it
+/// (msiexec 1618); `Some(holder)` when it is still held after [`INSTALLER_WAIT`] or the wait
+/// was killed.
+async fn claim_installer(
+    core: &FleetCore,
+    idx: usize,
+    req: &UpdateRequest,
+    out: &Out,
+    kill: &CancellationToken,
+) -> Option<String> {
+    let mut waited = Duration::ZERO;
+    loop {
+        let now = core.clock.now();
+        let busy = core.with_host(idx, |s| {
+            let busy = s.installer_busy(now);
+            if busy.is_none() {
+                s.installing = Some(req.kb.clone());
+            }
+            busy
+        });
+        let holder = busy?;
+        if waited >= INSTALLER_WAIT {
+            return Some(holder);
+        }
+        out.line(
+            "Another installation is in progress (msiexec 1618, ERROR_INSTALL_ALREADY_RUNNING); \
+             retrying in 30 seconds",
+        );
+        if !sim_sleep(core, INSTALLER_RETRY, kill).await {
+            return Some(holder);
+        }
+        waited += INSTALLER_RETRY;
+    }
 }
 
 /// Start the install: Setup/msiexec stops and disables the Exchange services.
@@ -210,6 +284,9 @@ async fn install_su(
             already: true,
             reason: None,
         };
+    }
+    if let Err(e) = core.with_host(idx, |s| s.store_download(&package_path(req), SU_BYTES)) {
+        return Outcome::failed(1, Vec::new(), e);
     }
     begin_install(core, idx, req);
     let steps = [
@@ -353,6 +430,28 @@ async fn install_cu(
                 cu.label
             ),
         );
+    }
+    // Get-SalvePayload, after dismounting an image an earlier run left attached; then
+    // Mount-DiskImage, dismounted again when the script ends (`finally`).
+    let iso = package_path(req);
+    let mounted = core.with_host(idx, |s| {
+        s.dismount_image(&iso);
+        s.store_download(&iso, CU_BYTES)?;
+        Ok::<_, String>(s.mount_image(&iso))
+    });
+    match mounted {
+        Err(e) => return Outcome::failed(1, Vec::new(), e),
+        Ok(None) => {
+            return Outcome::failed(
+                1,
+                Vec::new(),
+                format!(
+                    "{iso} was mounted but got no drive letter (automount is off on this \
+                     server: run `mountvol /E`, or assign a letter); nothing was installed"
+                ),
+            );
+        }
+        Ok(Some(_)) => {}
     }
     out.line(&format!(
         "Setup.exe /Mode:Upgrade {switch} (from {})",

@@ -1,16 +1,56 @@
 //! `exchange_verify`: after an update, is the server at the expected build with the expected
 //! KB, its services enabled and running, its components active and OWA answering?
 
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use tokio_util::sync::CancellationToken;
+
 use crate::catalog::Build;
-use crate::command::Out;
+use crate::command::{EXIT_TERMINATED, Out, sim_sleep};
 use crate::fleet_core::FleetCore;
 use crate::state::HostState;
-use salve_contract::contract::{VerifyAnswer, VerifyRequest};
+use salve_contract::contract::{ScriptId, VerifyAnswer, VerifyRequest};
 
-/// Answer with the checks; exit 1 when any fails, as the real script does.
-pub(super) fn run(core: &FleetCore, idx: usize, req: &VerifyRequest, out: &Out) -> i32 {
-    let answer = core.with_host(idx, |s| verify(s, req));
-    out.result(&answer);
+/// The script gives stopped Automatic services time when the server booted less than this
+/// long ago (`$recentBootMinutes`)...
+const RECENT_BOOT: Duration = Duration::from_secs(15 * 60);
+/// ... for at most this long (`$serviceWaitSeconds`), looking again every
+/// [`SERVICE_POLL`] (`Start-Sleep -Seconds 15`).
+const SERVICE_WAIT: Duration = Duration::from_secs(300);
+const SERVICE_POLL: Duration = Duration::from_secs(15);
+
+/// Answer with the checks; exit 1 when any fails, as the real script does. Right after a
+/// restart, Automatic (Delayed Start) services are still stopped: the script waits for them.
+pub(super) async fn run(
+    core: &FleetCore,
+    idx: usize,
+    req: &VerifyRequest,
+    out: &Out,
+    kill: &CancellationToken,
+) -> i32 {
+    let mut waited = Duration::ZERO;
+    let answer = loop {
+        let now = core.clock.now();
+        let (answer, uptime) = core.with_host(idx, |s| {
+            let uptime = now.duration_since(s.boot_time);
+            (verify(s, req), uptime)
+        });
+        let recent = uptime < SignedDuration::try_from(RECENT_BOOT).unwrap_or(SignedDuration::MAX);
+        if answer.stopped_automatic_services.is_empty() || !recent || waited >= SERVICE_WAIT {
+            break answer;
+        }
+        out.line(&format!(
+            "Booted {} s ago; waiting for Automatic services to start: {}",
+            uptime.as_secs(),
+            answer.stopped_automatic_services.join(", ")
+        ));
+        if !sim_sleep(core, SERVICE_POLL, kill).await {
+            return EXIT_TERMINATED;
+        }
+        waited += SERVICE_POLL;
+    };
+    super::answer(core, idx, ScriptId::ExchangeVerify, out, &answer);
     i32::from(!answer.success)
 }
 
@@ -27,46 +67,39 @@ fn verify(s: &HostState, req: &VerifyRequest) -> VerifyAnswer {
     let disabled_services: Vec<String> = s
         .services
         .iter()
-        .filter(|x| x.start_type == "Disabled")
+        .filter(|x| super::watched(x) && x.start_type == "Disabled")
         .map(|x| x.name.clone())
         .collect();
     let stopped_automatic_services: Vec<String> = s
         .services
         .iter()
-        .filter(|x| x.start_type == "Automatic" && x.status != "Running")
+        .filter(|x| super::watched(x) && x.start_type == "Automatic" && x.status != "Running")
         .map(|x| x.name.clone())
         .collect();
     let inactive_components = s.inactive_components();
-    let (owa_status, owa_error) =
-        match (&s.owa_error, disabled_services.iter().any(|x| x == "W3SVC")) {
-            (_, true) => (503, Some("Service Unavailable".to_string())),
-            (Some(e), _) => (500, Some(e.clone())),
-            (None, _)
-                if s.services
-                    .iter()
-                    .any(|x| x.name == "MSExchangeServiceHost" && x.status != "Running") =>
-            {
-                (503, Some("Service Unavailable".to_string()))
-            }
-            (None, _) => (200, None),
-        };
-    let success = build.is_some()
-        && build_matches != Some(false)
-        && kb_present != Some(false)
-        && disabled_services.is_empty()
-        && stopped_automatic_services.is_empty()
-        && inactive_components.is_empty()
-        && owa_status == 200;
-    VerifyAnswer {
+    let owa = s.owa_logon();
+    let mut answer = VerifyAnswer {
         build,
         build_matches,
         kb_present,
         disabled_services,
         stopped_automatic_services,
         inactive_components,
-        owa_status,
-        owa_error,
+        owa_status: owa.status,
+        // The script reads the error page only for an answer it does not take as healthy.
+        owa_error: owa.error,
+        owa_location: owa.location,
         pending_reboot: s.pending_reboot.clone(),
-        success,
-    }
+        success: false,
+    };
+    // `$owaHealthy`: the same rule as the contract's.
+    let owa_healthy = answer.owa_healthy();
+    answer.success = answer.build.is_some()
+        && answer.build_matches != Some(false)
+        && answer.kb_present != Some(false)
+        && answer.disabled_services.is_empty()
+        && answer.stopped_automatic_services.is_empty()
+        && answer.inactive_components.is_empty()
+        && owa_healthy;
+    answer
 }
