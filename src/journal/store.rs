@@ -343,6 +343,27 @@ impl EventRecorder {
                 .execute(&j.pool)
                 .await
                 .map_err(j.db_err())?;
+                j.record_context(run_id, &self.meta.hosts, &self.meta.tasks)
+                    .await?;
+            }
+            Event::HostDropped {
+                host,
+                tenant,
+                status,
+                task,
+                msg,
+            } => {
+                let dropped = super::Dropped {
+                    // A unit enum serialises to its name.
+                    status: serde_json::to_value(status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    task: task.clone(),
+                    msg: msg.clone(),
+                };
+                j.record_dropped(self.run_id()?, host, tenant.as_deref(), &dropped)
+                    .await?;
             }
             Event::TaskStarted {
                 host,
@@ -450,7 +471,6 @@ impl EventRecorder {
             | Event::BatchStarted { .. }
             | Event::SlowStep { .. }
             | Event::TaskRetry { .. }
-            | Event::HostDropped { .. }
             | Event::HostFinished { .. }
             | Event::Interrupt { .. }
             | Event::Warning { .. } => {}

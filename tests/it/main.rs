@@ -26,6 +26,7 @@ mod report;
 mod report_files;
 mod report_json;
 mod resume;
+mod run_report;
 mod ssh;
 mod windows;
 mod winrm_run;
