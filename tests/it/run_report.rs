@@ -306,3 +306,60 @@ async fn run_reports_render_in_chromium_per_tenant_and_again_from_the_journal() 
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_assessment_playbook_writes_the_posture_page_and_changes_nothing() {
+    let lab = Lab::start(74, FLEET).await;
+    let inv = lab.inventory().write();
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("state");
+    let out = work.path().join("posture");
+    let playbook = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/assess.yml");
+    let (code, _, stderr) = salve_with(
+        &[
+            "run",
+            "--no-progress",
+            "--all-tenants",
+            playbook.to_str().unwrap(),
+            "-i",
+            inv.to_str().unwrap(),
+            "--report-dir",
+            out.to_str().unwrap(),
+        ],
+        &[
+            ("SALVE_STATE_DIR", state.to_str().unwrap()),
+            ("NO_PROXY", "127.0.0.0/8"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        code, 2,
+        "only the unreachable server fails a posture read: {stderr}"
+    );
+    let changed = lab
+        .fleet
+        .log()
+        .entries()
+        .into_iter()
+        .filter(|e| {
+            !matches!(
+                e.event,
+                salve_lab::log::LabEvent::ScriptStarted { .. }
+                    | salve_lab::log::LabEvent::Protocol { .. }
+            )
+        })
+        .count();
+    assert_eq!(changed, 0, "the lab saw no change");
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for text in [
+        "Nothing was changed.",
+        "vulnerable → vulnerable",
+        "compromised → compromised",
+        "unknown → unknown",
+        "FOUND (",
+    ] {
+        assert!(page.contains(text), "`{text}` on the posture page");
+    }
+    let fabrikam = std::fs::read_to_string(out.join("tenants/fabrikam/report.html")).unwrap();
+    assert!(fabrikam.contains("fabrikam-ex01") && !fabrikam.contains("contoso"));
+}
