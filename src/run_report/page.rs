@@ -43,7 +43,7 @@ pub fn render(view: &RunView, scope: Scope<'_>) -> Result<String, ChartError> {
     out.push_str(STYLE);
     out.push_str("</head>\n<body>\n");
     let _ = writeln!(out, "<h1>{}</h1>", esc(&title));
-    meta(&mut out, view);
+    meta(&mut out, view, scope);
     posture_section(&mut out, view)?;
     hosts_section(&mut out, view);
     changes_section(&mut out, view);
@@ -56,37 +56,45 @@ pub fn render(view: &RunView, scope: Scope<'_>) -> Result<String, ChartError> {
     Ok(out)
 }
 
-fn meta(out: &mut String, view: &RunView) {
+/// The run's facts. On a tenant's page the outcome is the tenant's own (its hosts' ends), never
+/// the run's exit code, which other tenants' hosts decide.
+fn meta(out: &mut String, view: &RunView, scope: Scope<'_>) {
     let r = &view.run;
-    let status = match r.status.as_str() {
-        "running" => "unfinished",
-        s => s,
-    };
+    let zone = view.common_time_zone();
     out.push_str("<table class=\"meta\">\n");
     let mut row = |k: &str, v: String| {
         let _ = writeln!(out, "<tr><td>{k}</td><td>{}</td></tr>", esc(&v));
     };
     row("run", r.id.clone());
-    row("started", local(&r.started_at, None));
+    row("started", local(&r.started_at, zone));
     row(
         "finished",
         r.finished_at
             .as_deref()
-            .map_or("not finished".to_string(), |t| local(t, None)),
+            .map_or("not finished".to_string(), |t| local(t, zone)),
     );
-    row(
-        "outcome",
-        format!(
-            "{status}{}, exit code {}",
-            if r.check_mode {
-                " (check mode: nothing changed)"
-            } else {
-                ""
-            },
-            r.exit_code.map_or("-".to_string(), |c| c.to_string())
-        ),
-    );
-    row("hosts", view.hosts.len().to_string());
+    let mut ends: Vec<(&str, usize)> = Vec::new();
+    for h in &view.hosts {
+        match ends.iter_mut().find(|(e, _)| *e == h.ended) {
+            Some((_, n)) => *n += 1,
+            None => ends.push((&h.ended, 1)),
+        }
+    }
+    ends.sort();
+    let ends: Vec<String> = ends.iter().map(|(e, n)| format!("{n} {e}")).collect();
+    let mut outcome = format!("{} hosts: {}", view.hosts.len(), ends.join(", "));
+    if let Scope::Whole = scope {
+        let status = match r.status.as_str() {
+            "running" => "unfinished",
+            s => s,
+        };
+        let code = r.exit_code.map_or("-".to_string(), |c| c.to_string());
+        let _ = write!(outcome, "; run {status}, exit code {code}");
+    }
+    if r.check_mode {
+        outcome.push_str(" (check mode: nothing changed)");
+    }
+    row("outcome", outcome);
     row(
         "catalogue",
         if view.catalogue_versions.is_empty() {
@@ -418,4 +426,44 @@ fn duration_section(out: &mut String, view: &RunView) -> Result<(), ChartError> 
     }
     out.push_str("</tbody>\n</table>\n");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run_report::view;
+
+    #[test]
+    fn times_are_shown_in_the_window_zone() {
+        assert_eq!(
+            local("2026-07-01T04:00:00Z", Some("Europe/Brussels")),
+            "2026-07-01 06:00:00 Europe/Brussels"
+        );
+        assert_eq!(
+            local("2026-12-07T04:00:00Z", None),
+            "2026-12-07 04:00:00 UTC"
+        );
+    }
+
+    #[test]
+    fn a_tenant_page_names_no_other_tenant_and_not_the_run_exit_code() {
+        let (detail, context) = view::tests::sample();
+        let whole = view::build(&detail, &context);
+        let page = render(&whole.for_tenant("b"), Scope::Tenant("b")).unwrap();
+        assert!(page.contains("b-ex01"));
+        assert!(!page.contains("a-ex0"), "no host of tenant a");
+        assert!(
+            !page.contains("exit code"),
+            "the run's exit code is decided by other tenants"
+        );
+        assert!(page.contains("1 hosts: 1 left out"));
+        let page = render(&whole, Scope::Whole).unwrap();
+        assert!(
+            page.contains("3 hosts: 1 failed, 1 left out, 1 unreachable; run failed, exit code 2")
+        );
+        assert!(!page.contains("<script"), "nothing to run");
+        for asset in ["src=", "<link", "url(", "href=\"http"] {
+            assert!(!page.contains(asset), "no external asset ({asset})");
+        }
+    }
 }

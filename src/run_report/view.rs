@@ -177,6 +177,15 @@ impl RunView {
         }
     }
 
+    /// The time zone every host's window names, if they all name the same one.
+    pub fn common_time_zone(&self) -> Option<&str> {
+        let first = self.hosts.first()?.time_zone.as_deref()?;
+        self.hosts
+            .iter()
+            .all(|h| h.time_zone.as_deref() == Some(first))
+            .then_some(first)
+    }
+
     /// DAGs with their members, in name order.
     pub fn dags(&self) -> BTreeMap<&str, Vec<&HostView>> {
         let mut dags: BTreeMap<&str, Vec<&HostView>> = BTreeMap::new();
@@ -539,4 +548,202 @@ fn evidence(result: &Value) -> Vec<Evidence> {
         }
     }
     out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::journal::{Dropped, HostContext, StepState, TaskContext};
+
+    const MODULES: [&str; 6] = [
+        "exchange_facts",
+        "exchange_maintenance",
+        "exchange_update",
+        "exchange_maintenance",
+        "exchange_facts",
+        "exchange_ioc_scan",
+    ];
+
+    fn facts(build: &str, open: &[&str], mitigated: bool) -> Value {
+        json!({"exchange": {"build": build, "family": "Exchange 2019", "mitigated": mitigated,
+            "assessment": {"known": true, "cu": "CU8", "open_cves": open,
+                "mar21_supported": true, "catalogue_version": "2021-07-14.1"}}})
+    }
+
+    fn maintenance(offline: &str) -> Value {
+        json!({"component_states": [{"component": "ServerWideOffline", "state": offline}]})
+    }
+
+    fn step(host: &str, task_index: usize, minute: u32, status: &str, result: Value) -> StepRecord {
+        StepRecord {
+            host: host.into(),
+            tenant: Some(host.split('-').next().unwrap_or_default().into()),
+            play: 0,
+            task_index,
+            task: format!("task {task_index}"),
+            state: StepState::Done,
+            started_at: None,
+            finished_at: Some(format!("2026-12-07T04:{minute:02}:00Z")),
+            outcome: Some(json!({"status": status, "msg": format!("{status} msg"),
+                "duration_ms": 60_000, "result": result})),
+            output: None,
+        }
+    }
+
+    /// A run of three hosts: `a-ex01` (DAG `a-dag`) patched through maintenance and found
+    /// compromised, `a-ex02` unreachable, `b-ex01` left out by the run.
+    pub(crate) fn sample() -> (RunDetail, RunContext) {
+        let open = ["CVE-2021-26855", "CVE-2021-34473"];
+        let steps = vec![
+            step("a-ex01", 0, 1, "ok", facts("15.2.792.3", &open, false)),
+            step("a-ex01", 1, 2, "changed", maintenance("Inactive")),
+            step(
+                "a-ex01",
+                2,
+                3,
+                "changed",
+                json!({"step": "KB5003435", "target_build": "15.2.792.15",
+                       "steps": [{"display": "KB5003435", "kind": "SU", "label": "KB5003435",
+                                  "target": "15.2.792.15", "kb": "KB5003435"}]}),
+            ),
+            step("a-ex01", 3, 5, "changed", maintenance("Active")),
+            step("a-ex01", 4, 6, "ok", facts("15.2.792.15", &[], false)),
+            step(
+                "a-ex01",
+                5,
+                7,
+                "failed",
+                json!({"compromised": true, "findings": [{"cve": "other", "kind": "web_shell",
+                    "evidence": [{"path": "C:\\inetpub\\x.aspx", "sha256": "ab12"}]}]}),
+            ),
+            step("a-ex02", 0, 1, "unreachable", json!({"unreachable": true})),
+        ];
+        let run = RunRecord {
+            id: "r1".into(),
+            playbook: "playbooks/proxylogon.yml".into(),
+            playbook_digest: None,
+            inventory_digest: None,
+            plan_digest: None,
+            check_mode: false,
+            hosts: 3,
+            started_at: "2026-12-07T04:00:00Z".into(),
+            finished_at: Some("2026-12-07T04:10:00Z".into()),
+            status: "failed".into(),
+            exit_code: Some(2),
+        };
+        let host = |name: &str, tenant: &str, dag: Option<&str>| HostContext {
+            host: name.into(),
+            tenant: Some(tenant.into()),
+            dag: dag.map(String::from),
+            time_zone: Some("Europe/Brussels".into()),
+            dropped: None,
+        };
+        let mut left = host("b-ex01", "b", None);
+        left.dropped = Some(Dropped {
+            status: "skipped".into(),
+            task: "task 0".into(),
+            msg: "the play stopped: max_fail_percentage".into(),
+        });
+        let context = RunContext {
+            hosts: vec![
+                host("a-ex01", "a", Some("a-dag")),
+                host("a-ex02", "a", None),
+                left,
+            ],
+            tasks: MODULES
+                .iter()
+                .enumerate()
+                .map(|(task_index, m)| TaskContext {
+                    play: 0,
+                    task_index,
+                    module: m.to_string(),
+                })
+                .collect(),
+        };
+        (
+            RunDetail {
+                run,
+                steps,
+                intents: Vec::new(),
+            },
+            context,
+        )
+    }
+
+    #[test]
+    fn posture_changes_spans_and_evidence_come_from_the_steps() {
+        let (detail, context) = sample();
+        let view = build(&detail, &context);
+        let h = &view.hosts[0];
+        assert_eq!(h.name, "a-ex01");
+        let before = h.before.as_ref().unwrap();
+        assert_eq!(
+            (before.state, before.open_cves.len(), before.line.as_str()),
+            (PostureState::Vulnerable, 2, "Exchange 2019 CU8")
+        );
+        assert_eq!(h.after.as_ref().unwrap().state, PostureState::Fixed);
+        // The scan found a web shell: compromised before and after, whatever the build says.
+        assert_eq!(
+            (h.state_before(), h.state_after()),
+            (PostureState::Compromised, PostureState::Compromised)
+        );
+        assert_eq!(h.evidence.len(), 1);
+        assert_eq!(h.evidence[0].sha256.as_deref(), Some("ab12"));
+        assert_eq!(
+            h.maintenance,
+            vec![Span {
+                from: 120.0,
+                to: 300.0
+            }]
+        );
+        let what: Vec<&str> = h.changes.iter().map(|c| c.what.as_str()).collect();
+        assert_eq!(
+            what,
+            [
+                "changed msg",
+                "installed KB5003435 (to build 15.2.792.15)",
+                "changed msg"
+            ]
+        );
+        // Two maintenance steps (900 s each) and an SU (the plan's booking for them).
+        let update = crate::modules::spec("exchange_update").unwrap();
+        assert_eq!(h.estimate_s, 1800 + update.estimate.seconds(None));
+        assert_eq!(h.duration_ms, 6 * 60_000);
+        assert_eq!(h.ended, "failed");
+        assert!(h.failures[0].fix.contains("incident"), "{:?}", h.failures);
+        assert_eq!(view.catalogue_versions, ["2021-07-14.1"]);
+    }
+
+    #[test]
+    fn unreachable_and_left_out_hosts_say_why() {
+        let (detail, context) = sample();
+        let view = build(&detail, &context);
+        let unreachable = &view.hosts[1];
+        assert_eq!(
+            (unreachable.ended.as_str(), unreachable.state_after()),
+            ("unreachable", PostureState::Unknown)
+        );
+        assert!(unreachable.failures[0].fix.contains("salve doctor"));
+        let left = &view.hosts[2];
+        assert_eq!(left.ended, "left out");
+        assert_eq!(
+            left.left_out.as_deref(),
+            Some("skipped at \"task 0\": the play stopped: max_fail_percentage")
+        );
+    }
+
+    #[test]
+    fn a_tenant_view_holds_only_its_hosts() {
+        let (detail, context) = sample();
+        let view = build(&detail, &context);
+        assert_eq!(view.tenants(), ["a", "b"]);
+        let b = view.for_tenant("b");
+        assert_eq!(b.hosts.len(), 1);
+        assert_eq!(b.run.hosts, 1);
+        assert!(b.dags().is_empty());
+        assert_eq!(view.dags()["a-dag"].len(), 1);
+        assert_eq!(view.common_time_zone(), Some("Europe/Brussels"));
+    }
 }
