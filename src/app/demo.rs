@@ -78,7 +78,7 @@ pub fn demo(request: DemoRequest, console: &dyn Console) -> Result<DemoEnd, AppE
             .report
             .report_dir
             .as_deref()
-            .map(|dir| crate::run_report::layout(dir, &fleet.tenants()))
+            .map(|dir| crate::run_report::layout(dir, fleet.tenants()))
             .filter(|pages| pages.page.exists());
         Ok(DemoEnd {
             code: code?,
