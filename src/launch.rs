@@ -206,7 +206,7 @@ fn host_context(input: &RunInput) -> Vec<crate::journal::HostContext> {
                     .and_then(|h| h.settings.schedule.as_ref())
                     .and_then(|s| s.time_zone())
                     .map(str::to_string),
-                dropped: None,
+                ..Default::default()
             }
         })
         .collect()

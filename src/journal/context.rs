@@ -9,6 +9,15 @@ use serde::Serialize;
 use sqlx::Row as _;
 
 use super::{Journal, JournalError};
+use crate::events::HostSummary;
+
+/// The name a unit enum value serialises to (`not_run`), empty if it has none.
+pub(super) fn name(value: &impl Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
 
 /// One host of a run, as the run saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -18,11 +27,16 @@ pub struct HostContext {
     pub dag: Option<String>,
     /// IANA time zone of the host's maintenance window, if it has one.
     pub time_zone: Option<String>,
-    /// Set when the run left the host out: how (`failed`, `skipped`...), at which task, why.
+    /// Set when the run dropped the host: how (`failed`, `skipped`...), at which task, why.
     pub dropped: Option<Dropped>,
+    /// How the host ended (`ok`, `failed`, `unreachable`, `interrupted`, `not_run`,
+    /// `drifted`), once the run finished.
+    pub outcome: Option<String>,
+    /// The task the host was in when the run was interrupted.
+    pub left_in: Option<String>,
 }
 
-/// Why a run left a host out.
+/// Why a run dropped a host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Dropped {
     pub status: String,
@@ -112,11 +126,38 @@ impl Journal {
         Ok(())
     }
 
+    /// Record how each host of `run` ended.
+    pub(super) async fn record_outcomes(
+        &self,
+        run: &str,
+        hosts: &[HostSummary],
+    ) -> Result<(), JournalError> {
+        let mut tx = self.pool.begin().await.map_err(self.db_err())?;
+        for h in hosts {
+            sqlx::query(
+                "INSERT INTO run_hosts (run_id, host, tenant, outcome, left_in)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (run_id, host) DO UPDATE SET outcome = excluded.outcome,
+                     left_in = excluded.left_in",
+            )
+            .bind(run)
+            .bind(&h.host)
+            .bind(&h.tenant)
+            .bind(name(&h.outcome))
+            .bind(&h.left_in)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.db_err())?;
+        }
+        tx.commit().await.map_err(self.db_err())
+    }
+
     /// The hosts (by name) and steps (in order) recorded for `run`; empty for a run recorded
     /// before this table existed.
     pub async fn run_context(&self, run: &str) -> Result<RunContext, JournalError> {
         let rows = sqlx::query(
-            "SELECT host, tenant, dag, time_zone, dropped_status, dropped_task, dropped_msg
+            "SELECT host, tenant, dag, time_zone, dropped_status, dropped_task, dropped_msg,
+                    outcome, left_in
              FROM run_hosts WHERE run_id = $1 ORDER BY host",
         )
         .bind(run)
@@ -144,6 +185,8 @@ impl Journal {
                         }),
                         None => None,
                     },
+                    outcome: r.try_get("outcome")?,
+                    left_in: r.try_get("left_in")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

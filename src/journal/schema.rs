@@ -17,7 +17,9 @@
 //!   change may or may not have happened: resume must look before it acts again.
 //! - `run_hosts`: what the run knew of each of its hosts when it started, for reports:
 //!   `tenant`, `dag`, `time_zone` (the IANA zone of the host's maintenance window, if any),
-//!   and, for a host the run left out, `dropped_status`, `dropped_task`, `dropped_msg`.
+//!   for a host the run dropped, `dropped_status`, `dropped_task`, `dropped_msg`; and once the
+//!   run finished, the host's `outcome` (`ok`, `failed`, `unreachable`, `interrupted`,
+//!   `not_run`, `drifted`) and `left_in` (the task it was in when the run was interrupted).
 //! - `run_tasks`: the module each step of the run's playbook calls (`play`, `task_index`,
 //!   `module`), so a report reads a step's result by what produced it.
 //!
@@ -79,6 +81,8 @@ CREATE TABLE IF NOT EXISTS run_hosts (
     dropped_status TEXT,
     dropped_task TEXT,
     dropped_msg TEXT,
+    outcome TEXT,
+    left_in TEXT,
     PRIMARY KEY (run_id, host)
 );
 CREATE TABLE IF NOT EXISTS run_tasks (

@@ -354,11 +354,7 @@ impl EventRecorder {
                 msg,
             } => {
                 let dropped = super::Dropped {
-                    // A unit enum serialises to its name.
-                    status: serde_json::to_value(status)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
+                    status: super::context::name(status),
                     task: task.clone(),
                     msg: msg.clone(),
                 };
@@ -465,6 +461,7 @@ impl EventRecorder {
                 .execute(&j.pool)
                 .await
                 .map_err(j.db_err())?;
+                j.record_outcomes(run, &summary.hosts).await?;
             }
             Event::PlayStarted { .. }
             | Event::PlayFinished { .. }

@@ -18,7 +18,8 @@ th,td{border:1px solid #bbb;padding:.2rem .45rem;text-align:left;vertical-align:
 th{background:#eee}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .meta td:first-child{font-weight:bold}code{font-size:.85em;word-break:break-all}
 .chart{margin:.5rem 0}.chart svg{max-width:100%;height:auto}
-.none{color:#444;font-style:italic}td.cves{font-size:.8em;max-width:16rem}
+.none{color:#444;font-style:italic}td.cves{font-size:.8em;min-width:8.5rem}.cve{white-space:nowrap}
+td:first-child{white-space:nowrap}
 @media print{body{margin:0;max-width:none}h2{break-after:avoid}table,.chart{break-inside:avoid}}
 </style>
 ";
@@ -168,7 +169,7 @@ fn hosts_section(out: &mut String, view: &RunView) {
     out.push_str(
         "<h2>Hosts</h2>\n<table>\n<thead><tr><th>host</th><th>tenant</th><th>DAG</th>\
          <th>before</th><th>after</th><th>supported</th>\
-         <th class=\"num\">open CVEs before</th><th class=\"num\">open CVEs after</th>\
+         <th class=\"num\">open CVEs</th>\
          <th>still open</th><th>mitigated</th><th>compromise indicators</th>\
          <th>state</th><th>ended</th></tr></thead>\n<tbody>\n",
     );
@@ -182,7 +183,12 @@ fn hosts_section(out: &mut String, view: &RunView) {
             if p.open_cves.is_empty() {
                 "none".to_string()
             } else {
-                p.open_cves.join(" ")
+                let cves: Vec<String> = p
+                    .open_cves
+                    .iter()
+                    .map(|c| format!("<span class=\"cve\">{}</span>", esc(c)))
+                    .collect();
+                cves.join(" ")
             }
         });
         let ioc = match h.scanned {
@@ -193,7 +199,7 @@ fn hosts_section(out: &mut String, view: &RunView) {
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{supported}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"cves\">{}</td>\
+             <td class=\"num\">{} → {}</td><td class=\"cves\">{still}</td>\
              <td>{}</td><td>{}</td><td>{} → {}</td><td>{}</td></tr>",
             esc(&h.name),
             esc(h.tenant.as_deref().unwrap_or("-")),
@@ -202,7 +208,6 @@ fn hosts_section(out: &mut String, view: &RunView) {
             esc(&build_cell(h.after.as_ref())),
             count(h.before.as_ref()),
             count(h.after.as_ref()),
-            esc(&still),
             last.map_or("-", |p| yes_no(p.mitigated)),
             esc(&ioc),
             h.state_before().label(),
@@ -456,10 +461,10 @@ mod tests {
             !page.contains("exit code"),
             "the run's exit code is decided by other tenants"
         );
-        assert!(page.contains("1 hosts: 1 left out"));
+        assert!(page.contains("1 hosts: 1 drifted"));
         let page = render(&whole, Scope::Whole).unwrap();
         assert!(
-            page.contains("3 hosts: 1 failed, 1 left out, 1 unreachable; run failed, exit code 2")
+            page.contains("3 hosts: 1 drifted, 1 failed, 1 unreachable; run failed, exit code 2")
         );
         assert!(!page.contains("<script"), "nothing to run");
         for asset in ["src=", "<link", "url(", "href=\"http"] {

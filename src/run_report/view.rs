@@ -401,9 +401,7 @@ fn host_view(
         after: None,
         changes: Vec::new(),
         failures: Vec::new(),
-        left_out: ctx
-            .and_then(|c| c.dropped.as_ref())
-            .map(|d| format!("{} at \"{}\": {}", d.status, d.task, d.msg)),
+        left_out: ctx.and_then(left_out),
         scanned: None,
         evidence: Vec::new(),
         scan_result: None,
@@ -499,16 +497,37 @@ fn host_view(
             .fold(from, f64::max);
         view.maintenance.push(Span { from, to });
     }
-    if steps.is_empty() {
-        view.ended = if view.left_out.is_some() {
-            "left out".to_string()
-        } else {
-            "not run".to_string()
-        };
-    } else if view.left_out.is_some() && view.ended == "ok" {
-        view.ended = "left out".to_string();
+    // How the run itself said the host ended, when it finished; else what the steps show.
+    match ctx.and_then(|c| c.outcome.as_deref()) {
+        Some(outcome) => view.ended = outcome.replace('_', " "),
+        None if steps.is_empty() => view.ended = "not run".to_string(),
+        None => {}
     }
     view
+}
+
+/// Why the run left a host (or the rest of its work) out; `None` for a host that ran to its
+/// end or failed (its failure says why).
+fn left_out(ctx: &crate::journal::HostContext) -> Option<String> {
+    let drifted = || {
+        ctx.dropped
+            .as_ref()
+            .filter(|d| d.status == "skipped")
+            .map(|d| format!("left alone at \"{}\": {}", d.task, d.msg))
+    };
+    match ctx.outcome.as_deref() {
+        Some("not_run") => Some(
+            "not run: the run stopped before this host's turn (max_fail_percentage, a failed \
+             DAG member, or Ctrl-C)"
+                .to_string(),
+        ),
+        Some("interrupted") => Some(match &ctx.left_in {
+            Some(task) => format!("interrupted by Ctrl-C in \"{task}\""),
+            None => "interrupted by Ctrl-C".to_string(),
+        }),
+        Some("drifted") | None => drifted(),
+        Some(_) => None,
+    }
 }
 
 /// Whether a maintenance step's result leaves the server in maintenance: Microsoft's
@@ -638,14 +657,15 @@ pub(crate) mod tests {
             tenant: Some(tenant.into()),
             dag: dag.map(String::from),
             time_zone: Some("Europe/Brussels".into()),
-            dropped: None,
+            ..HostContext::default()
         };
         let mut left = host("b-ex01", "b", None);
         left.dropped = Some(Dropped {
             status: "skipped".into(),
             task: "task 0".into(),
-            msg: "the play stopped: max_fail_percentage".into(),
+            msg: "the build changed since the plan; nothing was changed: plan again".into(),
         });
+        left.outcome = Some("drifted".into());
         let context = RunContext {
             hosts: vec![
                 host("a-ex01", "a", Some("a-dag")),
@@ -727,10 +747,25 @@ pub(crate) mod tests {
         );
         assert!(unreachable.failures[0].fix.contains("salve doctor"));
         let left = &view.hosts[2];
-        assert_eq!(left.ended, "left out");
+        assert_eq!(left.ended, "drifted");
         assert_eq!(
             left.left_out.as_deref(),
-            Some("skipped at \"task 0\": the play stopped: max_fail_percentage")
+            Some(
+                "left alone at \"task 0\": the build changed since the plan; nothing was \
+                 changed: plan again"
+            )
+        );
+        let mut not_run = context.clone();
+        not_run.hosts[2].outcome = Some("not_run".into());
+        not_run.hosts[2].dropped = None;
+        let view = build(&detail, &not_run);
+        assert_eq!(view.hosts[2].ended, "not run");
+        assert!(
+            view.hosts[2]
+                .left_out
+                .as_deref()
+                .unwrap()
+                .contains("max_fail_percentage")
         );
     }
 
