@@ -467,7 +467,7 @@ fn host_view(
             let reason = r
                 .and_then(|r| r.get("reason"))
                 .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
+                .filter(|s| !s.is_empty() && !msg(step).contains(*s))
                 .map(|reason| format!("{}: {reason}", msg(step)))
                 .unwrap_or_else(|| msg(step));
             view.failures.push(Failure {
