@@ -48,7 +48,8 @@ fn chromium() -> PathBuf {
     panic!("no chromium: run `sh tests/peers/install.sh` (it installs Debian's `chromium`)");
 }
 
-/// Headless Chromium on `page`: the rendered DOM and a screenshot of `width`×`height`.
+/// Headless Chromium on `page`: a screenshot of `width`×`height` and a PDF print beside
+/// `shot`, and the rendered DOM.
 fn render(page: &Path, shot: &Path, (width, height): (u32, u32)) -> String {
     let profile = tempfile::tempdir().unwrap();
     let url = format!("file://{}", page.display());
@@ -75,6 +76,17 @@ fn render(page: &Path, shot: &Path, (width, height): (u32, u32)) -> String {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     run(&[format!("--screenshot={}", shot.display())]);
+    let pdf = shot.with_extension("pdf");
+    run(&[
+        format!("--print-to-pdf={}", pdf.display()),
+        "--no-pdf-header-footer".to_string(),
+    ]);
+    let printed = std::fs::read(&pdf).unwrap();
+    assert!(
+        printed.starts_with(b"%PDF") && printed.len() > 10_000,
+        "{} prints to PDF",
+        page.display()
+    );
     run(&["--dump-dom".to_string()])
 }
 
