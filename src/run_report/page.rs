@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::charts::{self, ChartError};
-use super::view::{HostView, Posture, PostureState, RunView};
+use super::view::{self, HostView, Posture, PostureState, RunView};
 use crate::plan::render::escape_html as esc;
 
 const STYLE: &str = "<style>
@@ -194,7 +194,10 @@ fn hosts_section(out: &mut String, view: &RunView) {
         let ioc = match h.scanned {
             None => "not scanned".to_string(),
             Some(false) => "none found".to_string(),
-            Some(true) => format!("FOUND ({} pieces of evidence)", h.evidence.len()),
+            Some(true) => match h.evidence.len() {
+                1 => "FOUND (1 piece of evidence)".to_string(),
+                n => format!("FOUND ({n} pieces of evidence)"),
+            },
         };
         let _ = writeln!(
             out,
@@ -253,13 +256,20 @@ fn dag_section(out: &mut String, view: &RunView) -> Result<(), ChartError> {
     if dags.is_empty() {
         return Ok(());
     }
-    out.push_str("<h2>DAG members, one at a time</h2>\n");
+    out.push_str("<h2>DAG maintenance, member by member</h2>\n");
     for (dag, members) in dags {
         let _ = writeln!(
             out,
             "<div class=\"chart\" role=\"img\" aria-label=\"maintenance timeline of DAG {}\">{}</div>",
             esc(dag),
             charts::dag_timeline(dag, &members)?
+        );
+        let most = view::most_at_once(&members);
+        let _ = writeln!(
+            out,
+            "<p>DAG {}: at most {most} member{} in maintenance at a time.</p>",
+            esc(dag),
+            if most == 1 { "" } else { "s" }
         );
         let _ = writeln!(
             out,
@@ -436,7 +446,30 @@ fn duration_section(out: &mut String, view: &RunView) -> Result<(), ChartError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run_report::view;
+
+    /// The page with each chart's SVG replaced by its caption (the charts have tests of their
+    /// own, through Chromium).
+    fn without_svg(page: &str) -> String {
+        let mut out = String::new();
+        let mut rest = page;
+        while let Some(start) = rest.find("<svg") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..]
+                .find("</svg>")
+                .map_or(rest.len(), |e| start + e + 6);
+            out.push_str("<svg …/>");
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn the_whole_run_page() {
+        let (detail, context) = view::tests::sample();
+        let page = render(&view::build(&detail, &context), Scope::Whole).unwrap();
+        insta::assert_snapshot!(without_svg(&page));
+    }
 
     #[test]
     fn times_are_shown_in_the_window_zone() {

@@ -198,6 +198,23 @@ impl RunView {
     }
 }
 
+/// The most of `members` in maintenance at the same moment (spans that only touch do not
+/// overlap: one member leaves as the next enters).
+pub fn most_at_once(members: &[&HostView]) -> usize {
+    let mut edges: Vec<(f64, i32)> = members
+        .iter()
+        .flat_map(|h| h.maintenance.iter().flat_map(|s| [(s.from, 1), (s.to, -1)]))
+        .collect();
+    // Leaving sorts before entering at the same instant.
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, step) in edges {
+        now += step;
+        most = most.max(now);
+    }
+    usize::try_from(most).unwrap_or(0)
+}
+
 /// Build the view of a run from its journal rows.
 pub fn build(detail: &RunDetail, context: &RunContext) -> RunView {
     let modules: BTreeMap<(usize, usize), &str> = context
@@ -780,5 +797,23 @@ pub(crate) mod tests {
         assert!(b.dags().is_empty());
         assert_eq!(view.dags()["a-dag"].len(), 1);
         assert_eq!(view.common_time_zone(), Some("Europe/Brussels"));
+    }
+
+    #[test]
+    fn members_at_once_counts_overlaps_not_hand_overs() {
+        let member = |spans: &[(f64, f64)]| {
+            let (detail, context) = sample();
+            let mut h = build(&detail, &context).hosts.remove(0);
+            h.maintenance = spans.iter().map(|&(from, to)| Span { from, to }).collect();
+            h
+        };
+        let (a, b, c) = (
+            member(&[(0.0, 10.0)]),
+            member(&[(10.0, 20.0)]),
+            member(&[(15.0, 30.0)]),
+        );
+        assert_eq!(most_at_once(&[&a, &b]), 1, "one hands over to the next");
+        assert_eq!(most_at_once(&[&a, &b, &c]), 2);
+        assert_eq!(most_at_once(&[]), 0);
     }
 }

@@ -211,6 +211,7 @@ async fn run_reports_render_in_chromium_per_tenant_and_again_from_the_journal() 
         "exit code 1603",
         "FOUND (",
         "DAG contoso-dag1: maintenance per member",
+        "DAG contoso-dag1: at most 1 member in maintenance at a time.",
         "Hosts by state, before and after the run",
         "Europe/Brussels",
         "2021-07-14.1",
