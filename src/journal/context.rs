@@ -214,3 +214,96 @@ impl Journal {
         Ok(RunContext { hosts, tasks })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Event, HostCounts, HostOutcome, RunSummary, TaskStatus};
+    use crate::journal::RunMeta;
+
+    #[tokio::test]
+    async fn a_run_keeps_its_hosts_steps_drops_and_ends() {
+        let tmp = tempfile::tempdir().unwrap();
+        let journal = Journal::open(tmp.path()).await.unwrap();
+        let host = |name: &str, zone: Option<&str>| HostContext {
+            host: name.into(),
+            tenant: Some("contoso".into()),
+            dag: Some("dag1".into()),
+            time_zone: zone.map(String::from),
+            ..HostContext::default()
+        };
+        let meta = RunMeta {
+            hosts: vec![host("ex01", Some("Europe/Brussels")), host("ex02", None)],
+            tasks: vec![TaskContext {
+                play: 0,
+                task_index: 0,
+                module: "exchange_facts".into(),
+            }],
+            ..RunMeta::default()
+        };
+        let mut recorder = journal.recorder(meta);
+        let summary = |host: &str, outcome| crate::events::HostSummary {
+            host: host.into(),
+            tenant: Some("contoso".into()),
+            counts: HostCounts::default(),
+            outcome,
+            left_in: None,
+        };
+        for event in [
+            Event::RunStarted {
+                run_id: "r1".into(),
+                playbook: "p.yml".into(),
+                hosts: vec!["ex01".into(), "ex02".into()],
+                tenants: vec!["contoso".into()],
+                check_mode: false,
+                started_at: "2026-12-07T04:00:00Z".into(),
+            },
+            Event::HostDropped {
+                host: "ex02".into(),
+                tenant: Some("contoso".into()),
+                status: TaskStatus::Skipped,
+                task: "Read facts".into(),
+                msg: "the build changed since the plan".into(),
+            },
+            Event::RunFinished {
+                summary: RunSummary {
+                    hosts: vec![
+                        summary("ex01", HostOutcome::Ok),
+                        summary("ex02", HostOutcome::Drifted),
+                    ],
+                    tenants: Default::default(),
+                    interrupted: false,
+                    duration_ms: 1000,
+                    exit_code: 2,
+                },
+            },
+        ] {
+            recorder.record_event(&event).await.unwrap();
+        }
+        let context = journal.run_context("r1").await.unwrap();
+        assert_eq!(context.hosts.len(), 2);
+        let (ex01, ex02) = (&context.hosts[0], &context.hosts[1]);
+        assert_eq!(
+            (
+                ex01.time_zone.as_deref(),
+                ex01.dag.as_deref(),
+                ex01.outcome.as_deref()
+            ),
+            (Some("Europe/Brussels"), Some("dag1"), Some("ok"))
+        );
+        assert_eq!(ex02.outcome.as_deref(), Some("drifted"));
+        assert_eq!(
+            ex02.dropped,
+            Some(Dropped {
+                status: "skipped".into(),
+                task: "Read facts".into(),
+                msg: "the build changed since the plan".into(),
+            })
+        );
+        assert_eq!(context.tasks[0].module, "exchange_facts");
+        assert_eq!(
+            journal.run_context("other").await.unwrap(),
+            RunContext::default()
+        );
+    }
+}

@@ -429,14 +429,21 @@ fn duration_section(out: &mut String, view: &RunView) -> Result<(), ChartError> 
         "<div class=\"chart\" role=\"img\" aria-label=\"time per host against the plan's booking\">{}</div>",
         charts::durations(&worked)?
     );
-    out.push_str("<table>\n<thead><tr><th>host</th><th class=\"num\">took (s)</th><th class=\"num\">booked (s)</th></tr></thead>\n<tbody>\n");
+    out.push_str(
+        "<table>\n<thead><tr><th>host</th><th class=\"num\">took (s)</th>\
+         <th class=\"num\">booked (s)</th><th class=\"num\">in maintenance (s)</th>\
+         <th class=\"num\">restarts</th></tr></thead>\n<tbody>\n",
+    );
     for h in &worked {
+        let maintenance: f64 = h.maintenance.iter().map(|s| s.to - s.from).sum();
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td class=\"num\">{:.1}</td><td class=\"num\">{}</td></tr>",
+            "<tr><td>{}</td><td class=\"num\">{:.1}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{maintenance:.1}</td><td class=\"num\">{}</td></tr>",
             esc(&h.name),
             h.duration_ms as f64 / 1000.0,
-            h.estimate_s
+            h.estimate_s,
+            h.restarts
         );
     }
     out.push_str("</tbody>\n</table>\n");

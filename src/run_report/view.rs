@@ -119,6 +119,8 @@ pub struct HostView {
     /// The IOC scan's full result, as the evidence file holds it.
     pub scan_result: Option<Value>,
     pub maintenance: Vec<Span>,
+    /// Restarts the run made.
+    pub restarts: usize,
     pub duration_ms: u64,
     /// What a plan books for the changes this host got.
     pub estimate_s: u64,
@@ -423,6 +425,7 @@ fn host_view(
         evidence: Vec::new(),
         scan_result: None,
         maintenance: Vec::new(),
+        restarts: 0,
         duration_ms: 0,
         estimate_s: 0,
     };
@@ -466,6 +469,9 @@ fn host_view(
             }
         }
         if status == "changed" {
+            if module.is_some_and(|s| s.reboots) {
+                view.restarts += 1;
+            }
             view.changes.push(Change {
                 at: step.finished_at.clone(),
                 task: step.task.clone(),
