@@ -19,7 +19,7 @@ th{background:#eee}td.num,th.num{text-align:right;font-variant-numeric:tabular-n
 .meta td:first-child{font-weight:bold}code{font-size:.85em;word-break:break-all}
 .chart{margin:.5rem 0}.chart svg{max-width:100%;height:auto}
 .none{color:#444;font-style:italic}td.cves{font-size:.8em;min-width:8.5rem}.cve{white-space:nowrap}
-td:first-child{white-space:nowrap}
+td:first-child{white-space:nowrap}table.hosts{font-size:.78rem}
 @media print{body{margin:0;max-width:none}h2{break-after:avoid}table,.chart{break-inside:avoid}}
 </style>
 ";
@@ -46,7 +46,7 @@ pub fn render(view: &RunView, scope: Scope<'_>) -> Result<String, ChartError> {
     let _ = writeln!(out, "<h1>{}</h1>", esc(&title));
     meta(&mut out, view, scope);
     posture_section(&mut out, view)?;
-    hosts_section(&mut out, view);
+    hosts_section(&mut out, view, scope);
     changes_section(&mut out, view);
     dag_section(&mut out, view)?;
     failures_section(&mut out, view);
@@ -165,9 +165,15 @@ fn build_cell(p: Option<&Posture>) -> String {
     p.map_or("-".to_string(), |p| format!("{} ({})", p.build, p.line))
 }
 
-fn hosts_section(out: &mut String, view: &RunView) {
+/// One row per host; a tenant's page leaves out the tenant column (it is the page's).
+fn hosts_section(out: &mut String, view: &RunView, scope: Scope<'_>) {
+    let whole = matches!(scope, Scope::Whole);
+    out.push_str("<h2>Hosts</h2>\n<table class=\"hosts\">\n<thead><tr><th>host</th>");
+    if whole {
+        out.push_str("<th>tenant</th>");
+    }
     out.push_str(
-        "<h2>Hosts</h2>\n<table>\n<thead><tr><th>host</th><th>tenant</th><th>DAG</th>\
+        "<th>DAG</th>\
          <th>before</th><th>after</th><th>supported</th>\
          <th class=\"num\">open CVEs</th>\
          <th>still open</th><th>mitigated</th><th>compromise indicators</th>\
@@ -199,13 +205,15 @@ fn hosts_section(out: &mut String, view: &RunView) {
                 n => format!("FOUND ({n} pieces of evidence)"),
             },
         };
+        let _ = write!(out, "<tr><td>{}</td>", esc(&h.name));
+        if whole {
+            let _ = write!(out, "<td>{}</td>", esc(h.tenant.as_deref().unwrap_or("-")));
+        }
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{supported}</td>\
+            "<td>{}</td><td>{}</td><td>{}</td><td>{supported}</td>\
              <td class=\"num\">{} → {}</td><td class=\"cves\">{still}</td>\
              <td>{}</td><td>{}</td><td>{} → {}</td><td>{}</td></tr>",
-            esc(&h.name),
-            esc(h.tenant.as_deref().unwrap_or("-")),
             esc(h.dag.as_deref().unwrap_or("-")),
             esc(&build_cell(h.before.as_ref())),
             esc(&build_cell(h.after.as_ref())),
@@ -435,7 +443,11 @@ fn duration_section(out: &mut String, view: &RunView) -> Result<(), ChartError> 
          <th class=\"num\">restarts</th></tr></thead>\n<tbody>\n",
     );
     for h in &worked {
-        let maintenance: f64 = h.maintenance.iter().map(|s| s.to - s.from).sum();
+        // A fold from +0.0: an empty f64 sum is -0.0, printed "-0.0".
+        let maintenance = h
+            .maintenance
+            .iter()
+            .fold(0.0, |all, s| all + (s.to - s.from));
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td class=\"num\">{:.1}</td><td class=\"num\">{}</td>\
