@@ -109,6 +109,8 @@ pub struct HostView {
     pub ended: String,
     pub before: Option<Posture>,
     pub after: Option<Posture>,
+    /// The catalogue version of the last assessment read.
+    pub catalogue_version: Option<String>,
     pub changes: Vec<Change>,
     pub failures: Vec<Failure>,
     /// Why the run left the host out.
@@ -155,6 +157,21 @@ pub struct RunView {
 }
 
 impl RunView {
+    /// A view of `hosts`, with the catalogue versions their assessments name.
+    fn new(run: RunRecord, hosts: Vec<HostView>) -> RunView {
+        let mut catalogue_versions: Vec<String> = Vec::new();
+        for v in hosts.iter().filter_map(|h| h.catalogue_version.as_ref()) {
+            if !catalogue_versions.contains(v) {
+                catalogue_versions.push(v.clone());
+            }
+        }
+        RunView {
+            run,
+            hosts,
+            catalogue_versions,
+        }
+    }
+
     /// The tenants, in order (hosts without one are not listed here).
     pub fn tenants(&self) -> Vec<String> {
         let mut tenants: Vec<String> = self.hosts.iter().filter_map(|h| h.tenant.clone()).collect();
@@ -172,11 +189,7 @@ impl RunView {
             .collect();
         let mut run = self.run.clone();
         run.hosts = hosts.len() as u64;
-        RunView {
-            run,
-            hosts,
-            catalogue_versions: self.catalogue_versions.clone(),
-        }
+        RunView::new(run, hosts)
     }
 
     /// The time zone every host's window names, if they all name the same one.
@@ -233,33 +246,19 @@ pub fn build(detail: &RunDetail, context: &RunContext) -> RunView {
     names.extend(by_host.keys().copied());
     names.sort_unstable();
     names.dedup();
-    let mut catalogue_versions = Vec::new();
     let mut hosts: Vec<HostView> = names
         .into_iter()
         .map(|name| {
             let ctx = context.hosts.iter().find(|h| h.host == name);
             let mut steps = by_host.get(name).cloned().unwrap_or_default();
-            // In the order they happened.
-            steps.sort_by(|a, b| a.finished_at.cmp(&b.finished_at));
-            let host = host_view(name, ctx, &steps, &modules, start);
-            for step in &steps {
-                if let Some(v) = facts(step, &modules)
-                    .and_then(|e| e.pointer("/assessment/catalogue_version"))
-                    .and_then(Value::as_str)
-                    && !catalogue_versions.iter().any(|c| c == v)
-                {
-                    catalogue_versions.push(v.to_string());
-                }
-            }
-            host
+            // In the order they happened (as instants: RFC 3339 texts with different
+            // fractions do not sort as text).
+            steps.sort_by_key(|s| s.finished_at.as_deref().and_then(parse_ts));
+            host_view(name, ctx, &steps, &modules, start)
         })
         .collect();
     hosts.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
-    RunView {
-        run: detail.run.clone(),
-        hosts,
-        catalogue_versions,
-    }
+    RunView::new(detail.run.clone(), hosts)
 }
 
 fn parse_ts(text: &str) -> Option<jiff::Timestamp> {
@@ -418,6 +417,7 @@ fn host_view(
         ended: "ok".to_string(),
         before: None,
         after: None,
+        catalogue_version: None,
         changes: Vec::new(),
         failures: Vec::new(),
         left_out: ctx.and_then(left_out),
@@ -440,6 +440,12 @@ fn host_view(
             .and_then(Value::as_u64)
             .unwrap_or(0);
         if let Some(e) = facts(step, modules) {
+            if let Some(v) = e
+                .pointer("/assessment/catalogue_version")
+                .and_then(Value::as_str)
+            {
+                view.catalogue_version = Some(v.to_string());
+            }
             let p = posture(e);
             if view.before.is_none() {
                 view.before = Some(p);
