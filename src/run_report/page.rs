@@ -45,6 +45,13 @@ pub fn render(view: &RunView, scope: Scope<'_>) -> Result<String, ChartError> {
     out.push_str("</head>\n<body>\n");
     let _ = writeln!(out, "<h1>{}</h1>", esc(&title));
     meta(&mut out, view, scope);
+    if !view.steps_known {
+        out.push_str(
+            "<p class=\"none\">This run was recorded by an older salve, which did not journal \
+             the module behind each step: posture, changes and evidence cannot be read from it. \
+             Steps and failures are shown as recorded.</p>\n",
+        );
+    }
     posture_section(&mut out, view)?;
     hosts_section(&mut out, view, scope);
     changes_section(&mut out, view);

@@ -154,11 +154,14 @@ pub struct RunView {
     pub hosts: Vec<HostView>,
     /// Catalogue versions the assessments came from (normally one).
     pub catalogue_versions: Vec<String>,
+    /// Whether the journal knows the module behind each step: a run recorded by an older
+    /// salve does not, and its page can show only steps and their messages.
+    pub steps_known: bool,
 }
 
 impl RunView {
     /// A view of `hosts`, with the catalogue versions their assessments name.
-    fn new(run: RunRecord, hosts: Vec<HostView>) -> RunView {
+    fn new(run: RunRecord, hosts: Vec<HostView>, steps_known: bool) -> RunView {
         let mut catalogue_versions: Vec<String> = Vec::new();
         for v in hosts.iter().filter_map(|h| h.catalogue_version.as_ref()) {
             if !catalogue_versions.contains(v) {
@@ -169,6 +172,7 @@ impl RunView {
             run,
             hosts,
             catalogue_versions,
+            steps_known,
         }
     }
 
@@ -189,7 +193,7 @@ impl RunView {
             .collect();
         let mut run = self.run.clone();
         run.hosts = hosts.len() as u64;
-        RunView::new(run, hosts)
+        RunView::new(run, hosts, self.steps_known)
     }
 
     /// The time zone every host's window names, if they all name the same one.
@@ -258,7 +262,7 @@ pub fn build(detail: &RunDetail, context: &RunContext) -> RunView {
         })
         .collect();
     hosts.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
-    RunView::new(detail.run.clone(), hosts)
+    RunView::new(detail.run.clone(), hosts, !context.tasks.is_empty())
 }
 
 fn parse_ts(text: &str) -> Option<jiff::Timestamp> {
@@ -809,6 +813,16 @@ pub(crate) mod tests {
         assert!(b.dags().is_empty());
         assert_eq!(view.dags()["a-dag"].len(), 1);
         assert_eq!(view.common_time_zone(), Some("Europe/Brussels"));
+    }
+
+    #[test]
+    fn a_run_journaled_without_its_context_still_lists_its_hosts() {
+        let (detail, _) = sample();
+        let view = build(&detail, &RunContext::default());
+        assert!(!view.steps_known);
+        assert_eq!(view.hosts.len(), 2, "the hosts that have steps");
+        assert_eq!(view.hosts[1].ended, "unreachable");
+        assert!(view.hosts[0].before.is_none(), "no module, no posture");
     }
 
     #[test]
