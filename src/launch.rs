@@ -125,6 +125,8 @@ impl RunBuilder {
                     playbook_digest: Some(self.input.playbook.digest.clone()),
                     inventory_digest: Some(self.input.inventory.digest.clone()),
                     plan_digest: self.options.plan_digest.clone(),
+                    hosts: host_context(&self.input),
+                    tasks: task_context(&self.input),
                 };
                 if !self.options.check_mode && self.options.intents.is_none() {
                     let intents = crate::journal::JournalIntents::new(
@@ -134,7 +136,7 @@ impl RunBuilder {
                     self.options.intents = Some(Arc::new(intents));
                 }
                 let recorder = crate::journal::JournalReporter::spawn(
-                    journal,
+                    journal.clone(),
                     meta,
                     &tokio::runtime::Handle::current(),
                 );
@@ -142,11 +144,24 @@ impl RunBuilder {
                     "run journal",
                     recorder,
                 )));
+                // After the journal's reporter: the pages are read from what it wrote.
+                if let Some(dir) = &report.report_dir {
+                    all.push(Box::new(crate::run_report::HtmlReporter::new(
+                        dir.clone(),
+                        journal,
+                        tokio::runtime::Handle::current(),
+                    )));
+                }
             }
             Err(e) => {
                 let message = format!(
-                    "the run journal is unavailable ({}); this run is not recorded",
-                    crate::error_chain::one_line(&e)
+                    "the run journal is unavailable ({}); this run is not recorded{}",
+                    crate::error_chain::one_line(&e),
+                    if report.report_dir.is_some() {
+                        " and its HTML report (read from the journal) is not written"
+                    } else {
+                        ""
+                    }
                 );
                 // The receiver is alive: the reporters hold it until the sender is dropped.
                 let _ = tx.send(crate::events::Event::Warning { message });
@@ -174,6 +189,45 @@ impl RunBuilder {
     ) -> RunSummary {
         runner::run(self.input, self.options, connector, events, interrupt).await
     }
+}
+
+/// Each host of the run with its tenant, DAG and window time zone, for the journal's reports.
+fn host_context(input: &RunInput) -> Vec<crate::journal::HostContext> {
+    let names: std::collections::BTreeSet<&String> = input.play_hosts.iter().flatten().collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let host = input.inventory.host(name);
+            crate::journal::HostContext {
+                host: name.clone(),
+                tenant: host.and_then(|h| h.tenant.clone()),
+                dag: host.and_then(|h| h.settings.dag.clone()),
+                time_zone: host
+                    .and_then(|h| h.settings.schedule.as_ref())
+                    .and_then(|s| s.time_zone())
+                    .map(str::to_string),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// The module each step of the playbook calls, keyed as events key steps.
+fn task_context(input: &RunInput) -> Vec<crate::journal::TaskContext> {
+    input
+        .playbook
+        .plays
+        .iter()
+        .enumerate()
+        .flat_map(|(play, p)| {
+            p.indexed_tasks()
+                .map(move |(task_index, _, task)| crate::journal::TaskContext {
+                    play,
+                    task_index,
+                    module: task.call.module.clone(),
+                })
+        })
+        .collect()
 }
 
 /// Why a run's output could not be completed (the run itself ran).

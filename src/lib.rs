@@ -24,10 +24,12 @@ pub mod modules;
 pub mod plan;
 pub mod queue;
 pub mod report;
+pub mod run_report;
 pub mod runner;
 pub mod schedule;
 pub mod script;
 pub mod secret;
+pub mod state;
 pub mod template;
 pub mod transport;
 

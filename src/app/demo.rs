@@ -42,6 +42,8 @@ pub struct DemoEnd {
     pub code: u8,
     /// What the lab's state log recorded, in one line.
     pub lab_summary: String,
+    /// Where the run's HTML pages are (with a report directory).
+    pub pages: Option<crate::run_report::Written>,
 }
 
 /// Start the fleet, run the playbook against it, and say what the lab saw.
@@ -72,9 +74,16 @@ pub fn demo(request: DemoRequest, console: &dyn Console) -> Result<DemoEnd, AppE
         ));
         let code = run_playbook(&request, &playbook, inventory, console).await;
         cancel.cancel();
+        let pages = request
+            .report
+            .report_dir
+            .as_deref()
+            .map(|dir| crate::run_report::layout(dir, fleet.tenants()))
+            .filter(|pages| pages.page.exists());
         Ok(DemoEnd {
             code: code?,
             lab_summary: lab_summary(&fleet),
+            pages,
         })
     })
 }

@@ -56,6 +56,9 @@ pub fn run(args: DemoArgs) -> u8 {
             report_dir.display(),
             report_dir.display()
         );
+        if let Some(pages) = &end.pages {
+            eprint!("{}", super::runs::report_text(pages));
+        }
         end.code
     })
 }

@@ -1,5 +1,6 @@
-//! `salve runs list` and `salve runs show RUN`: what the journal recorded. `RUN` is a run id or
-//! a unique prefix of one. `--json` prints the records as one JSON document (an array of runs,
+//! `salve runs list`, `salve runs show RUN` and `salve runs report RUN -o DIR`: what the
+//! journal recorded. `RUN` is a run id or a unique prefix of one. `report` renders the run's
+//! HTML pages ([`crate::run_report`]) from the journal, the same bytes the run wrote. `--json` prints the records as one JSON document (an array of runs,
 //! or one run with its `steps` and `intents`); the field names are those of
 //! [`crate::journal::RunRecord`], [`crate::journal::StepRecord`] and [`crate::journal::Intent`].
 
@@ -7,6 +8,7 @@ use std::fmt::Write as _;
 
 use crate::exit;
 use crate::journal::{Journal, JournalError, RunDetail, RunRecord, StepState};
+use crate::run_report::RunReportError;
 
 /// Arguments of `salve runs`.
 #[derive(Debug, clap::Args)]
@@ -32,6 +34,28 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Render the run's HTML report from the journal: the whole run and one page per tenant
+    /// (or one tenant's page only), with the IOC scans' evidence.
+    Report {
+        /// Run id, or a unique prefix of one.
+        #[arg(value_name = "RUN")]
+        run: String,
+        /// Only this tenant's page: none of another tenant's hosts, names or numbers.
+        #[arg(long, value_name = "NAME")]
+        tenant: Option<String>,
+        /// Folder to write `report.html` (and `evidence/`, `tenants/`) into.
+        #[arg(short = 'o', long = "out", value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
+}
+
+/// Why `salve runs` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunsError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Report(#[from] RunReportError),
 }
 
 pub fn run(args: RunsArgs) -> u8 {
@@ -47,14 +71,15 @@ pub fn run(args: RunsArgs) -> u8 {
             print!("{text}");
             exit::OK
         }
-        Err(e @ (JournalError::NoSuchRun(_) | JournalError::AmbiguousRun { .. })) => {
-            super::print_error(&e, exit::INVALID_INPUT)
-        }
+        Err(
+            e @ (RunsError::Journal(JournalError::NoSuchRun(_) | JournalError::AmbiguousRun { .. })
+            | RunsError::Report(RunReportError::NoSuchTenant { .. })),
+        ) => super::print_error(&e, exit::INVALID_INPUT),
         Err(e) => super::print_error(&e, exit::INTERNAL),
     }
 }
 
-async fn query(command: &RunsCommand) -> Result<String, JournalError> {
+async fn query(command: &RunsCommand) -> Result<String, RunsError> {
     let journal = Journal::open_default().await?;
     let text = match command {
         RunsCommand::List { json } => {
@@ -74,9 +99,24 @@ async fn query(command: &RunsCommand) -> Result<String, JournalError> {
                 show_text(&detail)
             }
         }
+        RunsCommand::Report { run, tenant, out } => {
+            let id = journal.resolve_run(run).await?;
+            let view = crate::run_report::load(&journal, &id).await?;
+            let written = crate::run_report::write(out, &view, tenant.as_deref())?;
+            report_text(&written)
+        }
     };
     journal.close().await;
     Ok(text)
+}
+
+/// The pages written, one path a line.
+pub fn report_text(written: &crate::run_report::Written) -> String {
+    let mut out = format!("report: {}\n", written.page.display());
+    for (tenant, page) in &written.tenants {
+        let _ = writeln!(out, "  {tenant}: {}", page.display());
+    }
+    out
 }
 
 fn to_json(value: &impl serde::Serialize) -> String {

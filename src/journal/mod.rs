@@ -13,6 +13,7 @@
 //! [`Journal::begin_intent`], which returns only once the intent is on disk, and
 //! [`Journal::complete_intent`] afterwards. The tables are described in [`schema`].
 
+mod context;
 mod intents;
 pub mod reporter;
 pub mod schema;
@@ -25,6 +26,7 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use context::{Dropped, HostContext, RunContext, TaskContext};
 pub use intents::JournalIntents;
 pub use reporter::JournalReporter;
 pub use store::EventRecorder;
@@ -67,24 +69,9 @@ pub enum JournalError {
     NoRunId,
 }
 
-/// Where salve keeps its state, from the environment (see the module docs).
+/// Where salve keeps its state, from the environment (see [`crate::state`]).
 pub fn state_dir() -> Result<PathBuf, JournalError> {
-    state_dir_from(|name| std::env::var_os(name))
-}
-
-fn state_dir_from(
-    env: impl Fn(&str) -> Option<std::ffi::OsString>,
-) -> Result<PathBuf, JournalError> {
-    let var = |name| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(dir) = var("SALVE_STATE_DIR") {
-        return Ok(dir);
-    }
-    if let Some(dir) = var("XDG_STATE_HOME") {
-        return Ok(dir.join("salve"));
-    }
-    var("HOME")
-        .map(|home| home.join(".local/state/salve"))
-        .ok_or(JournalError::NoStateDir)
+    crate::state::dir().ok_or(JournalError::NoStateDir)
 }
 
 /// An open journal. Cheap to clone (the connection is shared).
@@ -171,12 +158,15 @@ pub fn step_outcome(
     })
 }
 
-/// Digests the events do not carry, given to the journal when a run starts.
+/// What the events do not carry, given to the journal when a run starts: digests, and the
+/// hosts' and steps' context for reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunMeta {
     pub playbook_digest: Option<String>,
     pub inventory_digest: Option<String>,
     pub plan_digest: Option<String>,
+    pub hosts: Vec<HostContext>,
+    pub tasks: Vec<TaskContext>,
 }
 
 /// One run, as listed by `salve runs list`.
@@ -417,37 +407,5 @@ mod tests {
             matches!(err, JournalError::NewerSchema { found: 99, .. }),
             "{err}"
         );
-    }
-
-    #[test]
-    fn state_dir_follows_the_environment_order() {
-        let env = |vars: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                vars.iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| std::ffi::OsString::from(v))
-            }
-        };
-        let all = env(&[
-            ("SALVE_STATE_DIR", "/s"),
-            ("XDG_STATE_HOME", "/x"),
-            ("HOME", "/h"),
-        ]);
-        assert_eq!(state_dir_from(all).unwrap(), Path::new("/s"));
-        let xdg = env(&[
-            ("SALVE_STATE_DIR", ""),
-            ("XDG_STATE_HOME", "/x"),
-            ("HOME", "/h"),
-        ]);
-        assert_eq!(state_dir_from(xdg).unwrap(), Path::new("/x/salve"));
-        let home = env(&[("HOME", "/h")]);
-        assert_eq!(
-            state_dir_from(home).unwrap(),
-            Path::new("/h/.local/state/salve")
-        );
-        assert!(matches!(
-            state_dir_from(env(&[])),
-            Err(JournalError::NoStateDir)
-        ));
     }
 }

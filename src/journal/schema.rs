@@ -15,6 +15,13 @@
 //!   it: `id`, `run_id`, `host`, `play`, `task_index`, `action`, `created_at`, and, once known,
 //!   `completed_at` and `outcome` (JSON). An intent without an outcome after a crash means the
 //!   change may or may not have happened: resume must look before it acts again.
+//! - `run_hosts`: what the run knew of each of its hosts when it started, for reports:
+//!   `tenant`, `dag`, `time_zone` (the IANA zone of the host's maintenance window, if any),
+//!   for a host the run dropped, `dropped_status`, `dropped_task`, `dropped_msg`; and once the
+//!   run finished, the host's `outcome` (`ok`, `failed`, `unreachable`, `interrupted`,
+//!   `not_run`, `drifted`) and `left_in` (the task it was in when the run was interrupted).
+//! - `run_tasks`: the module each step of the run's playbook calls (`play`, `task_index`,
+//!   `module`), so a report reads a step's result by what produced it.
 //!
 //! There are no foreign keys on purpose: intents are written by modules directly, while run
 //! and step rows come through the event stream, so an intent may land first.
@@ -64,6 +71,26 @@ CREATE TABLE IF NOT EXISTS intents (
     created_at TEXT NOT NULL,
     completed_at TEXT,
     outcome TEXT
+);
+CREATE TABLE IF NOT EXISTS run_hosts (
+    run_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    tenant TEXT,
+    dag TEXT,
+    time_zone TEXT,
+    dropped_status TEXT,
+    dropped_task TEXT,
+    dropped_msg TEXT,
+    outcome TEXT,
+    left_in TEXT,
+    PRIMARY KEY (run_id, host)
+);
+CREATE TABLE IF NOT EXISTS run_tasks (
+    run_id TEXT NOT NULL,
+    play INTEGER NOT NULL,
+    task_index INTEGER NOT NULL,
+    module TEXT NOT NULL,
+    PRIMARY KEY (run_id, play, task_index)
 );
 CREATE INDEX IF NOT EXISTS intents_by_run ON intents (run_id, host);
 ";

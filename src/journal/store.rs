@@ -343,6 +343,23 @@ impl EventRecorder {
                 .execute(&j.pool)
                 .await
                 .map_err(j.db_err())?;
+                j.record_context(run_id, &self.meta.hosts, &self.meta.tasks)
+                    .await?;
+            }
+            Event::HostDropped {
+                host,
+                tenant,
+                status,
+                task,
+                msg,
+            } => {
+                let dropped = super::Dropped {
+                    status: super::context::name(status),
+                    task: task.clone(),
+                    msg: msg.clone(),
+                };
+                j.record_dropped(self.run_id()?, host, tenant.as_deref(), &dropped)
+                    .await?;
             }
             Event::TaskStarted {
                 host,
@@ -444,13 +461,13 @@ impl EventRecorder {
                 .execute(&j.pool)
                 .await
                 .map_err(j.db_err())?;
+                j.record_outcomes(run, &summary.hosts).await?;
             }
             Event::PlayStarted { .. }
             | Event::PlayFinished { .. }
             | Event::BatchStarted { .. }
             | Event::SlowStep { .. }
             | Event::TaskRetry { .. }
-            | Event::HostDropped { .. }
             | Event::HostFinished { .. }
             | Event::Interrupt { .. }
             | Event::Warning { .. } => {}

@@ -4,11 +4,15 @@
 //!
 //! ```yaml
 //! - exchange_ioc_scan:
-//!     evidence_dir: evidence     # optional: also write <dir>/<host>-ioc.json (relative to
-//!                                # the playbook) on the controller
+//!     evidence_dir: evidence     # optional: also write <dir>/<host>-ioc.json on the
+//!                                # controller; a relative dir is inside salve's state
+//!                                # directory, never beside the playbook
 //!   register: ioc
 //!   failed_when: ioc.compromised
 //! ```
+//!
+//! Without `evidence_dir` the result is still kept: in the run journal, and in the report
+//! directory's `evidence/` when the run writes reports (see [`crate::run_report`]).
 //!
 //! The result holds `compromised`, `findings` (per CVE and kind, with evidence: path, SHA-256,
 //! log line) and `log_age_days` (how far back each log folder reaches). A compromised server is
@@ -21,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::exchange_script::{self as shipped, Fail};
-use super::spec::ModuleSpec;
+use super::spec::{ModuleSpec, Provides};
 use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::contract::{IocScanAnswer, ReadOnlyId};
 
@@ -34,12 +38,16 @@ pub struct Args {
 
 pub struct ExchangeIocScan;
 
-/// What `exchange_ioc_scan` is, for the module table.
-pub const SPEC: ModuleSpec = ModuleSpec::read_only(
-    "exchange_ioc_scan",
-    &ExchangeIocScan,
-    super::args::validator::<Args>,
-);
+/// What `exchange_ioc_scan` is, for the module table: read-only, and its results are the
+/// run report's evidence.
+pub const SPEC: ModuleSpec = ModuleSpec {
+    provides: Provides::IocFindings,
+    ..ModuleSpec::read_only(
+        "exchange_ioc_scan",
+        &ExchangeIocScan,
+        super::args::validator::<Args>,
+    )
+};
 
 #[async_trait::async_trait]
 impl ReadOnlyModule for ExchangeIocScan {
@@ -88,9 +96,20 @@ async fn scan(args: &Args, ctx: &CheckCtx<'_>) -> Result<Outcome, Fail> {
     Ok(outcome)
 }
 
-/// Write the scan result to `<base_dir>/<dir>/<host>-ioc.json`.
+/// Write the scan result to `<dir>/<host>-ioc.json`, a relative `dir` inside salve's state
+/// directory ([`crate::state`]).
 fn write_evidence(ctx: &CheckCtx<'_>, dir: &str, data: &Value) -> std::io::Result<PathBuf> {
-    let dir = ctx.base_dir.join(dir);
+    let dir = if std::path::Path::new(dir).is_absolute() {
+        PathBuf::from(dir)
+    } else {
+        let state = crate::state::dir().ok_or_else(|| {
+            std::io::Error::other(
+                "no state directory for the evidence (set SALVE_STATE_DIR, XDG_STATE_HOME or \
+                 HOME, or give an absolute evidence_dir)",
+            )
+        })?;
+        state.join(dir)
+    };
     std::fs::create_dir_all(&dir)?;
     let safe: String = ctx
         .host
@@ -140,6 +159,8 @@ mod tests {
         });
         let link = FakeLink::new(&f);
         let dir = tempfile::tempdir().unwrap();
+        let playbook_dir = tempfile::tempdir().unwrap();
+        let evidence = dir.path().join("evidence");
         let o = with_check_ctx(&link, json!({}), async |ctx| {
             let ctx = CheckCtx {
                 host: ctx.host,
@@ -148,10 +169,10 @@ mod tests {
                 timeout: ctx.timeout,
                 cancel: ctx.cancel.clone(),
                 output: ctx.output.clone(),
-                base_dir: dir.path().to_path_buf(),
+                base_dir: playbook_dir.path().to_path_buf(),
             };
             ExchangeIocScan
-                .check(&json!({"evidence_dir": "evidence"}), &ctx)
+                .check(&json!({"evidence_dir": evidence}), &ctx)
                 .await
                 .unwrap()
         })
@@ -163,7 +184,12 @@ mod tests {
                 .unwrap()
                 .starts_with("COMPROMISED: other web_shell (1)")
         );
-        let written = std::fs::read_to_string(dir.path().join("evidence/ex01-ioc.json")).unwrap();
+        let written = std::fs::read_to_string(evidence.join("ex01-ioc.json")).unwrap();
         assert!(written.contains("\"sha256\""));
+        assert_eq!(
+            std::fs::read_dir(playbook_dir.path()).unwrap().count(),
+            0,
+            "nothing beside the playbook"
+        );
     }
 }

@@ -69,7 +69,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
         kind: PairKind::Bracket,
         reason: "leave maintenance after the steps above, restoring the recorded activation policy",
     }),
-    provides: Provides::Nothing,
+    provides: Provides::MaintenanceState,
 };
 
 #[async_trait::async_trait]

@@ -194,6 +194,12 @@ pub enum Provides {
     ExchangeFacts,
     /// Host variables named by its argument keys (later tasks may read them).
     Variables,
+    /// The server's component states after the step (`ServerWideOffline` Inactive: in
+    /// maintenance), for the run report's maintenance timeline.
+    MaintenanceState,
+    /// IOC findings (`compromised`, `findings` with paths and hashes), for the run report's
+    /// evidence.
+    IocFindings,
 }
 
 #[cfg(test)]

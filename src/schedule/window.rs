@@ -221,6 +221,12 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// The IANA name of the first window's time zone (the one a report shows times in), if
+    /// it has one.
+    pub fn time_zone(&self) -> Option<&str> {
+        self.windows.first().and_then(|w| w.tz.iana_name())
+    }
+
     pub fn contains(&self, ts: Timestamp) -> bool {
         self.windows.iter().any(|w| w.contains(ts))
     }

@@ -79,7 +79,7 @@ async fn check_mode_asks_every_server_and_changes_nothing() {
     let lab = Lab::start(38, FLEET).await;
     let inv = lab.inventory().write();
     // The lab's inventory carries its package sources.
-    // The playbook runs from the lab's folder, so the IOC scan's evidence files land there.
+    // The playbook runs from the lab's folder, away from the checkout.
     let playbook = lab.write(
         "proxylogon.yml",
         include_str!("../../playbooks/proxylogon.yml"),

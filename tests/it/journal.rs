@@ -17,6 +17,7 @@ async fn record_scripted_run(dir: &Path) -> Journal {
         playbook_digest: Some("ab".repeat(32)),
         inventory_digest: Some("cd".repeat(32)),
         plan_digest: None,
+        ..RunMeta::default()
     };
     let mut reporter =
         JournalReporter::spawn(journal.clone(), meta, &tokio::runtime::Handle::current());

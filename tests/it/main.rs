@@ -28,6 +28,7 @@ mod report;
 mod report_files;
 mod report_json;
 mod resume;
+mod run_report;
 mod script_standard;
 mod shipped_answers;
 mod ssh;

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the real protocol peers the integration tests drive: pywinrm (a WinRM client) into
 # .venv at the repository root, Debian's OpenSSH server (sshd, started by the SSH tests on
-# loopback) and Debian's PostgreSQL server (throwaway clusters for the queue tests). Idempotent
+# loopback), Debian's PostgreSQL server (throwaway clusters for the queue tests) and Debian's
+# Chromium (the run-report test opens the HTML pages in it, headless). Idempotent
 # and quiet; needs python3 (3.11 on Debian 12) with venv, and root with apt-get for the Debian
 # packages (each skipped when its binary exists).
 set -eu
@@ -48,6 +49,11 @@ install_postgres() {
     install_deb '/usr/lib/postgresql/*/bin/initdb' postgresql "the queue tests need it"
 }
 
+# Debian's Chromium: tests/it/run_report.rs renders the run reports in it, headless.
+install_chromium() {
+    install_deb /usr/bin/chromium chromium "the run-report test opens its pages in headless Chromium"
+}
+
 install_pywinrm() {
     venv="$root/.venv"
     if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import winrm' 2>/dev/null; then
@@ -66,3 +72,4 @@ install_pywinrm() {
 install_pywinrm
 install_sshd
 install_postgres
+install_chromium
