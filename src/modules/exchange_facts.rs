@@ -56,11 +56,39 @@ impl ReadOnlyModule for ExchangeFacts {
 
 async fn read(ctx: &CheckCtx<'_>) -> Result<Outcome, Fail> {
     let facts = shipped::facts(ctx).await?;
+    if let Some(why) = dag_mismatch(ctx.host.settings.dag.as_deref(), &facts) {
+        return Err(Fail::failed(why));
+    }
     let fact = fact_value(&facts)?;
     let msg = summary(&facts, &fact);
     let mut outcome = Outcome::ok().with_msg(msg).with("exchange", fact.clone());
     outcome.facts = Some([("exchange".to_string(), fact)].into_iter().collect());
     Ok(outcome)
+}
+
+/// Why the server's DAG and the inventory's `salve_dag` disagree, if they do. salve changes a
+/// DAG's members one at a time by the inventory's word: a member the inventory does not place
+/// in its DAG could be drained together with another member, so the host stops here, before
+/// anything changes, with both values named.
+fn dag_mismatch(inventory: Option<&str>, facts: &FactsAnswer) -> Option<String> {
+    let server = facts.dag.as_deref().filter(|d| !d.trim().is_empty());
+    match (inventory, server) {
+        (Some(i), Some(s)) if i.eq_ignore_ascii_case(s) => None,
+        (None, None) => None,
+        (Some(i), Some(s)) => Some(format!(
+            "the server is a member of DAG `{s}`, but the inventory says salve_dag: `{i}`; \
+             set salve_dag to `{s}` for this host (and its DAG peers), then run again"
+        )),
+        (Some(i), None) => Some(format!(
+            "the inventory says salve_dag: `{i}`, but the server is not a member of any DAG; \
+             remove salve_dag for this host or check that it is the server you meant"
+        )),
+        (None, Some(s)) => Some(format!(
+            "the server is a member of DAG `{s}`, but the inventory gives it no salve_dag, so \
+             it could be changed together with its peers; set salve_dag: `{s}` for this host \
+             and its DAG peers"
+        )),
+    }
 }
 
 /// The build read from ExSetup.exe, if any, parsed.
@@ -206,6 +234,20 @@ mod tests {
         .await;
         assert_eq!(o.data["exchange"]["assessment"], Value::Null);
         assert!(o.msg.unwrap().contains("ExSetup.exe missing"));
+    }
+
+    #[test]
+    fn the_servers_dag_must_be_the_inventorys() {
+        let member = |dag: Option<&str>| FactsAnswer {
+            dag: dag.map(str::to_string),
+            ..crate::modules::exchange_script::testing::facts("15.2.792.3")
+        };
+        assert_eq!(dag_mismatch(Some("DAG1"), &member(Some("dag1"))), None);
+        assert_eq!(dag_mismatch(None, &member(None)), None);
+        let both = dag_mismatch(Some("dag2"), &member(Some("dag1"))).unwrap();
+        assert!(both.contains("`dag1`") && both.contains("`dag2`"), "{both}");
+        assert!(dag_mismatch(None, &member(Some("dag1"))).is_some());
+        assert!(dag_mismatch(Some("dag1"), &member(None)).is_some());
     }
 
     #[test]

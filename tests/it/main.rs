@@ -5,6 +5,7 @@ mod check_mode;
 mod cli;
 mod config;
 mod config_patterns;
+mod dag_identity;
 mod delivery;
 mod detached;
 mod doctor;
