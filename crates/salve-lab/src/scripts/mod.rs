@@ -156,3 +156,52 @@ fn answer(core: &FleetCore, idx: usize, id: ScriptId, out: &Out, answer: &impl s
     }
     out.result(&value);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::fleet::Fleet;
+    use crate::host_api::ProcessOutput;
+
+    #[test]
+    fn a_broken_answer_is_printed_as_the_script_prints_it_and_logged_naming_the_field() {
+        let spec = crate::scenario::parse(
+            Path::new("t.yml"),
+            "seed: 1\ntenants:\n  - {name: t, hosts: 1, builds: [15.2.792.3]}\n",
+        )
+        .unwrap();
+        let fleet = Fleet::new(&spec);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let nested = json!({"pending_reboot": [[]]});
+        answer(
+            fleet.core(),
+            0,
+            ScriptId::ExchangeFacts,
+            &Out::new(tx),
+            &nested,
+        );
+        let Ok(ProcessOutput::Stdout(line)) = rx.try_recv() else {
+            panic!("no answer line")
+        };
+        let line = String::from_utf8(line).unwrap();
+        assert!(line.contains(r#""pending_reboot":[[]]"#), "{line}");
+        let broken: Vec<(String, String)> = fleet
+            .log()
+            .entries()
+            .into_iter()
+            .filter_map(|e| match e.event {
+                LabEvent::AnswerBroken { script, field, .. } => Some((script, field)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            broken,
+            [("exchange_facts".to_string(), "pending_reboot".to_string())]
+        );
+    }
+}
