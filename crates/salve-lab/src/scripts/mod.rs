@@ -12,6 +12,7 @@
 mod boot_id;
 mod facts;
 mod health;
+mod installer;
 mod ioc_scan;
 mod maintenance;
 mod mitigate;
@@ -99,7 +100,7 @@ pub async fn run(
         },
         ScriptId::ExchangeIocScan => ioc_scan::run(core, idx, out),
         ScriptId::ExchangeMitigate => match parse::<MitigateRequest>(id, args, out) {
-            Some(req) => mitigate::run(core, idx, &req, out),
+            Some(req) => mitigate::run(core, idx, &req, out, kill).await,
             None => 1,
         },
         ScriptId::ExchangeUpdate => match parse::<UpdateRequest>(id, args, out) {
