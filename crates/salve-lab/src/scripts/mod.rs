@@ -160,39 +160,36 @@ fn answer(core: &FleetCore, idx: usize, id: ScriptId, out: &Out, answer: &impl s
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use serde_json::json;
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::fleet::Fleet;
+    use crate::clock::SimClock;
     use crate::host_api::ProcessOutput;
+    use crate::state::{Durations, HostState};
 
     #[test]
     fn a_broken_answer_is_printed_as_the_script_prints_it_and_logged_naming_the_field() {
-        let spec = crate::scenario::parse(
-            Path::new("t.yml"),
-            "seed: 1\ntenants:\n  - {name: t, hosts: 1, builds: [15.2.792.3]}\n",
-        )
-        .unwrap();
-        let fleet = Fleet::new(&spec);
+        let epoch: jiff::Timestamp = "2021-03-10T08:00:00Z".parse().unwrap();
+        let host = HostState::new("ex1", "t", "15.2.792.3".parse().unwrap(), epoch);
+        let core = FleetCore::new(
+            SimClock::start(epoch, 60.0),
+            Durations::default(),
+            ("admin", "pw"),
+            vec![host],
+            vec!["127.0.0.1:5985".parse().unwrap()],
+            Vec::new(),
+        );
         let (tx, mut rx) = mpsc::unbounded_channel();
         let nested = json!({"pending_reboot": [[]]});
-        answer(
-            fleet.core(),
-            0,
-            ScriptId::ExchangeFacts,
-            &Out::new(tx),
-            &nested,
-        );
+        answer(&core, 0, ScriptId::ExchangeFacts, &Out::new(tx), &nested);
         let Ok(ProcessOutput::Stdout(line)) = rx.try_recv() else {
             panic!("no answer line")
         };
         let line = String::from_utf8(line).unwrap();
         assert!(line.contains(r#""pending_reboot":[[]]"#), "{line}");
-        let broken: Vec<(String, String)> = fleet
-            .log()
+        let broken: Vec<(String, String)> = core
+            .log
             .entries()
             .into_iter()
             .filter_map(|e| match e.event {
