@@ -42,6 +42,20 @@ function Get-SalveRulesPresent {
     $rules.Keys | Where-Object { $names -contains $_ }
 }
 
+# Windows Installer runs one installation at a time: msiexec exits at once with 1618
+# (ERROR_INSTALL_ALREADY_RUNNING) while another holds it (Windows Update, an agent's MSI, an
+# Exchange update). Wait for it, every 30 seconds, for at most $installerWaitSeconds.
+$installerWaitSeconds = 900
+function Invoke-SalveMsiexec([string[]] $Arguments) {
+    $deadline = (Get-Date).AddSeconds($installerWaitSeconds)
+    while ($true) {
+        $p = Start-Process -FilePath 'msiexec.exe' -ArgumentList $Arguments -Wait -PassThru
+        if ($p.ExitCode -ne 1618 -or (Get-Date) -ge $deadline) { return $p }
+        Write-Host 'Another installation is in progress (msiexec 1618, ERROR_INSTALL_ALREADY_RUNNING); retrying in 30 seconds'
+        Start-Sleep -Seconds 30
+    }
+}
+
 # Fetch a package onto this host (UNC copy or HTTP(S) download) and check its SHA-256.
 # Progress goes to the host (Write-Host): the function's output is the local path.
 function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName) {
@@ -94,13 +108,14 @@ try {
             }
             $log = Join-Path (Split-Path $msi) 'RewriteModuleInstall.log'
             Write-Output "Installing IIS URL Rewrite module from $($SalveArgs.rewrite_msi_source)"
-            $p = Start-Process -FilePath 'msiexec.exe' -ArgumentList @('/i', "`"$msi`"", '/qn', '/norestart', '/l*v', "`"$log`"") -Wait -PassThru
+            $p = Invoke-SalveMsiexec @('/i', "`"$msi`"", '/qn', '/norestart', '/l*v', "`"$log`"")
             # 3010 (ERROR_SUCCESS_REBOOT_REQUIRED) and 1641 (ERROR_SUCCESS_REBOOT_INITIATED)
             # are successful installs that need a restart.
             switch ($p.ExitCode) {
                 0 { }
                 3010 { $script:rebootRequired = $true }
                 1641 { $script:rebootRequired = $true }
+                1618 { throw "another installation is still in progress after waiting $($installerWaitSeconds / 60) minutes (msiexec 1618, ERROR_INSTALL_ALREADY_RUNNING); nothing was installed" }
                 default { throw "msiexec exited with $($p.ExitCode) installing URL Rewrite; see $log" }
             }
             if (-not (Get-SalveRewriteVersion)) { throw "URL Rewrite is still not registered after the install; see $log" }

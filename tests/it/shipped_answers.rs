@@ -602,3 +602,36 @@ async fn an_iso_without_a_drive_letter_is_reported() {
     .unwrap();
     assert!(text.contains("was mounted but got no drive letter"));
 }
+
+/// Installing URL Rewrite waits for another installation too, then applies the rules; still
+/// blocked after the wait, 1618 is named.
+#[tokio::test(start_paused = true)]
+async fn url_rewrite_install_waits_for_another_installation() {
+    for (minutes, installs) in [(5, true), (60, false)] {
+        let fleet = crate::lab_support::fleet(SCENARIO);
+        with_state(&fleet, "contoso-ex03", |s| s.url_rewrite = None);
+        installer_busy(&fleet, "contoso-ex03", minutes);
+        let a = shipped(
+            fleet.host("contoso-ex03").unwrap(),
+            ScriptId::ExchangeMitigate,
+            json!({"action": "apply", "rewrite_msi_source": "\\\\fs\\u\\rewrite.msi"}),
+        )
+        .await;
+        let answer: MitigateAnswer =
+            salve_contract::answer::parse(ScriptId::ExchangeMitigate, a.value).unwrap();
+        assert_eq!(answer.success, installs, "{answer:?}");
+        assert!(a.stdout.contains("msiexec 1618"), "{}", a.stdout);
+        if installs {
+            assert_eq!(answer.rules_present.len(), 2);
+            assert_eq!(fleet.state("contoso-ex03").unwrap().installing, None);
+        } else {
+            let reason = answer.reason.unwrap();
+            assert!(reason.contains("ERROR_INSTALL_ALREADY_RUNNING"), "{reason}");
+        }
+    }
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/exchange_mitigate.ps1"),
+    )
+    .unwrap();
+    assert!(text.contains("$p = Invoke-SalveMsiexec @('/i'"));
+}

@@ -904,6 +904,86 @@ mod tests {
     }
 
     #[test]
+    fn windows_installer_is_held_by_a_running_install_or_another_transaction() {
+        let mut h = host("15.2.792.3");
+        let now = t("2021-03-10T09:00:00Z");
+        assert_eq!(h.installer_busy(now), None);
+        h.installer_busy_until = Some(t("2021-03-10T09:05:00Z"));
+        assert!(h.installer_busy(now).is_some());
+        assert_eq!(h.installer_busy(t("2021-03-10T09:05:00Z")), None);
+        h.installing = Some("KB5000871".into());
+        assert_eq!(h.installer_busy(now).as_deref(), Some("KB5000871"));
+    }
+
+    #[test]
+    fn a_mounted_image_holds_its_file_and_is_gone_after_a_restart() {
+        let mut h = host("15.2.792.3");
+        let free = h.free_disk_bytes;
+        h.store_download("C:\\salve\\updates\\a.iso", 10).unwrap();
+        assert_eq!(h.free_disk_bytes, free - 10);
+        assert_eq!(h.mount_image("C:\\salve\\updates\\a.iso"), Some('D'));
+        let held = h.store_download("C:\\salve\\updates\\a.iso", 10);
+        assert!(held.unwrap_err().contains("being used by another process"));
+        h.power = Power::ShuttingDown {
+            at: t("2021-03-10T09:00:00Z"),
+        };
+        h.settle(t("2021-03-10T09:01:00Z"), &Durations::default());
+        assert!(h.mounted_images.is_empty());
+        h.store_download("C:\\salve\\updates\\a.iso", 10).unwrap();
+        assert!(h.delete_download("C:\\salve\\updates\\a.iso"));
+        assert_eq!(h.free_disk_bytes, free);
+        h.automount_disabled = true;
+        assert_eq!(h.mount_image("C:\\salve\\updates\\a.iso"), None);
+    }
+
+    #[test]
+    fn delayed_start_services_run_two_minutes_after_boot() {
+        let mut h = host("15.2.792.3");
+        let d = Durations::default();
+        h.delayed_start = vec!["MSExchangeDiagnostics".into()];
+        h.power = Power::ShuttingDown {
+            at: t("2021-03-10T09:00:00Z"),
+        };
+        h.settle(t("2021-03-10T09:08:00Z"), &d);
+        let status = |h: &HostState| {
+            h.services
+                .iter()
+                .find(|s| s.name == "MSExchangeDiagnostics")
+                .map(|s| s.status.clone())
+                .unwrap()
+        };
+        assert!(h.is_up());
+        assert_eq!(status(&h), "Stopped");
+        h.settle(t("2021-03-10T09:10:00Z"), &d);
+        assert_eq!(status(&h), "Running");
+    }
+
+    #[test]
+    fn owa_answers_by_its_sign_in_method() {
+        let mut h = host("15.2.792.3");
+        assert_eq!(h.owa_logon().status, 200);
+        h.owa_auth = OwaAuth::Adfs;
+        let r = h.owa_logon();
+        assert_eq!(r.status, 302);
+        assert!(r.location.unwrap().contains("/adfs/ls/"));
+        h.owa_auth = OwaAuth::Windows;
+        assert_eq!(h.owa_logon().status, 401);
+        h.disable_services();
+        assert_eq!(h.owa_logon().status, 503);
+    }
+
+    #[test]
+    fn a_failed_update_disables_windows_services_too() {
+        let mut h = host("15.2.792.3");
+        let disabled = h.disable_services();
+        for name in SETUP_ALSO_DISABLES {
+            assert!(disabled.iter().any(|d| d == name), "{name}");
+        }
+        h.restore_services();
+        assert!(h.services.iter().all(|s| s.start_type != "Disabled"));
+    }
+
+    #[test]
     fn kb_extraction() {
         assert_eq!(
             extract_kb("Security Update ... (KB5000871)").as_deref(),

@@ -4,9 +4,11 @@
 //! hands it over ([`RULES_PRESENT_EMIT`]).
 
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
+use super::installer;
 use super::pipeline::{self, Emit};
-use crate::command::Out;
+use crate::command::{EXIT_TERMINATED, Out};
 use crate::fleet_core::FleetCore;
 use crate::log::LabEvent;
 use crate::state::{EOMT_RULES, HostState, MARKER_FILE_RENAME};
@@ -40,10 +42,42 @@ struct Printed {
     reboot_required: bool,
 }
 
-/// Apply or remove the mitigation; exit code as the real script gives it.
-pub(super) fn run(core: &FleetCore, idx: usize, req: &MitigateRequest, out: &Out) -> i32 {
+/// Apply or remove the mitigation; exit code as the real script gives it. Installing the URL
+/// Rewrite module waits for Windows Installer as `Invoke-SalveMsiexec` does.
+pub(super) async fn run(
+    core: &FleetCore,
+    idx: usize,
+    req: &MitigateRequest,
+    out: &Out,
+    kill: &CancellationToken,
+) -> i32 {
+    let installs = req.action == MitigateAction::Apply
+        && req.rewrite_msi_source.is_some()
+        && core.with_host(idx, |s| s.url_rewrite.is_none());
+    let busy = if installs {
+        installer::claim(core, idx, "IIS URL Rewrite module", out, kill)
+            .await
+            .err()
+    } else {
+        None
+    };
+    if kill.is_cancelled() {
+        return EXIT_TERMINATED;
+    }
     let (printed, events, answer) = core.with_host(idx, |s| {
-        let (printed, events) = act(s, req, out);
+        let (printed, events) = match &busy {
+            Some(holder) => (
+                Printed {
+                    reason: Some(installer::still_busy(holder)),
+                    ..Printed::default()
+                },
+                Vec::new(),
+            ),
+            None => act(s, req, out),
+        };
+        if installs && busy.is_none() {
+            s.installing = None;
+        }
         // `rules_present = @(Get-SalveRulesPresent)`
         let present = rules_present(s).into_iter().map(Value::from).collect();
         let answer = serde_json::json!({

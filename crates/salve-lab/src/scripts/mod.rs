@@ -12,6 +12,7 @@
 mod boot_id;
 mod facts;
 mod health;
+mod installer;
 mod ioc_scan;
 mod job;
 mod maintenance;
@@ -101,7 +102,7 @@ pub async fn run(
         },
         ScriptId::ExchangeIocScan => ioc_scan::run(core, idx, out),
         ScriptId::ExchangeMitigate => match parse::<MitigateRequest>(id, args, out) {
-            Some(req) => mitigate::run(core, idx, &req, out),
+            Some(req) => mitigate::run(core, idx, &req, out, kill).await,
             None => 1,
         },
         ScriptId::ExchangeUpdate => match parse::<UpdateRequest>(id, args, out) {
@@ -165,4 +166,50 @@ fn answer(core: &FleetCore, idx: usize, id: ScriptId, out: &Out, answer: &impl s
         );
     }
     out.result(&value);
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::clock::SimClock;
+    use crate::host_api::ProcessOutput;
+    use crate::state::{Durations, HostState};
+
+    #[test]
+    fn a_broken_answer_is_printed_as_the_script_prints_it_and_logged_naming_the_field() {
+        let epoch: jiff::Timestamp = "2021-03-10T08:00:00Z".parse().unwrap();
+        let host = HostState::new("ex1", "t", "15.2.792.3".parse().unwrap(), epoch);
+        let core = FleetCore::new(
+            SimClock::start(epoch, 60.0),
+            Durations::default(),
+            ("admin", "pw"),
+            vec![host],
+            vec!["127.0.0.1:5985".parse().unwrap()],
+            Vec::new(),
+        );
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let nested = json!({"pending_reboot": [[]]});
+        answer(&core, 0, ScriptId::ExchangeFacts, &Out::new(tx), &nested);
+        let Ok(ProcessOutput::Stdout(line)) = rx.try_recv() else {
+            panic!("no answer line")
+        };
+        let line = String::from_utf8(line).unwrap();
+        assert!(line.contains(r#""pending_reboot":[[]]"#), "{line}");
+        let broken: Vec<(String, String)> = core
+            .log
+            .entries()
+            .into_iter()
+            .filter_map(|e| match e.event {
+                LabEvent::AnswerBroken { script, field, .. } => Some((script, field)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            broken,
+            [("exchange_facts".to_string(), "pending_reboot".to_string())]
+        );
+    }
 }

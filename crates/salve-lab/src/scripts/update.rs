@@ -9,6 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
+use super::installer;
 use crate::catalog::{self, Build, Family};
 use crate::command::{EXIT_TERMINATED, Out, sim_sleep};
 use crate::fleet_core::FleetCore;
@@ -81,21 +82,16 @@ pub(super) async fn run(
         ),
         (true, Some(target)) => {
             // Windows Installer runs one installation at a time (msiexec 1618); the script
-            // retries every 30 s for up to INSTALLER_WAIT, then reports 1618 by name.
-            match claim_installer(core, idx, req, out, kill).await {
-                Some(running) => Outcome::failed(
+            // retries every 30 s for up to 15 minutes, then reports 1618 by name.
+            match installer::claim(core, idx, &req.kb, out, kill).await {
+                Err(running) => Outcome::failed(
                     1618,
                     vec![format!(
                         "Another installation is already in progress ({running})."
                     )],
-                    format!(
-                        "another installation is still in progress after waiting {} minutes \
-                         (msiexec 1618, ERROR_INSTALL_ALREADY_RUNNING): {running}; nothing was \
-                         installed",
-                        INSTALLER_WAIT.as_secs() / 60
-                    ),
+                    installer::still_busy(&running),
                 ),
-                None => {
+                Ok(()) => {
                     let outcome = match req.kind {
                         UpdateKind::Su => install_su(core, idx, req, target, out, kill).await,
                         UpdateKind::Cu => install_cu(core, idx, req, target, out, kill).await,
@@ -160,46 +156,6 @@ pub(super) async fn run(
         },
     );
     i32::from(!outcome.success)
-}
-
-/// How long the script waits for another installation to finish (`$installerWaitSeconds`).
-const INSTALLER_WAIT: Duration = Duration::from_secs(15 * 60);
-/// Pause between two tries (`Start-Sleep -Seconds 30`).
-const INSTALLER_RETRY: Duration = Duration::from_secs(30);
-
-/// Take Windows Installer for this install, waiting as the script does while another holds it
-/// (msiexec 1618); `Some(holder)` when it is still held after [`INSTALLER_WAIT`] or the wait
-/// was killed.
-async fn claim_installer(
-    core: &FleetCore,
-    idx: usize,
-    req: &UpdateRequest,
-    out: &Out,
-    kill: &CancellationToken,
-) -> Option<String> {
-    let mut waited = Duration::ZERO;
-    loop {
-        let now = core.clock.now();
-        let busy = core.with_host(idx, |s| {
-            let busy = s.installer_busy(now);
-            if busy.is_none() {
-                s.installing = Some(req.kb.clone());
-            }
-            busy
-        });
-        let holder = busy?;
-        if waited >= INSTALLER_WAIT {
-            return Some(holder);
-        }
-        out.line(
-            "Another installation is in progress (msiexec 1618, ERROR_INSTALL_ALREADY_RUNNING); \
-             retrying in 30 seconds",
-        );
-        if !sim_sleep(core, INSTALLER_RETRY, kill).await {
-            return Some(holder);
-        }
-        waited += INSTALLER_RETRY;
-    }
 }
 
 /// Start the install: Setup/msiexec stops and disables the Exchange services.
