@@ -41,7 +41,13 @@ fn task(name: &str, module: &str, args: Value) -> Task {
         changed_when: None,
         failed_when: None,
         notify: Vec::new(),
+        listen: Vec::new(),
         tags: Vec::new(),
+        loop_control: Default::default(),
+        run_once: false,
+        ignore_unreachable: false,
+        on_controller: false,
+        become_: Default::default(),
         location: loc(),
     }
 }
@@ -69,9 +75,12 @@ fn play(tasks: Vec<Task>) -> Play {
         rolling: Rolling::Serial,
         max_fail_percentage: None,
         forks: None,
+        body: (0..tasks.len()).map(crate::model::Step::Task).collect(),
         tasks,
         rescue: Vec::new(),
         handlers: Vec::new(),
+        gather_facts: false,
+        any_errors_fatal: false,
         location: loc(),
     }
 }

@@ -8,7 +8,7 @@ use marked_yaml::Node;
 use serde_json::Value;
 
 use crate::diag::Diagnostic;
-use crate::model::{Expr, LoopSpec};
+use crate::model::{Expr, LoopControl, LoopSpec};
 use crate::template;
 
 use super::super::yaml::{index, to_json};
@@ -131,15 +131,17 @@ impl Loader<'_> {
         args: &Node,
         module: &str,
         register: Option<&str>,
-        play_vars: &BTreeSet<String>,
+        vars: &BTreeSet<String>,
+        loop_control: &LoopControl,
     ) -> Conditions {
         let known = self.known.clone();
         let mut scope = Scope {
             known: &known,
-            local: play_vars.clone(),
+            local: vars.clone(),
         };
         if task.value("loop").is_some() {
-            scope.local.insert("item".into());
+            scope.local.insert(loop_control.item_name().into());
+            scope.local.extend(loop_control.index_var.clone());
         }
         let loop_spec = task
             .value("loop")
@@ -151,6 +153,18 @@ impl Loader<'_> {
         self.templates_in(args, &task.field(module), &scope);
         if let Some(r) = register {
             scope.local.insert(r.to_string());
+        }
+        let label = loop_control
+            .label
+            .as_deref()
+            .filter(|l| template::is_template(l));
+        if let (Some(label), Some(node)) = (label, task.value("loop_control")) {
+            let loc = self.doc.loc(node);
+            let field = format!("{}.label", task.field("loop_control"));
+            match template::check_template(label) {
+                Ok(names) => self.check_names(label, &names, &loc, &field, &scope),
+                Err(e) => self.push(Diagnostic::at(loc, field, format!("bad template: {e}"))),
+            }
         }
         let mut after = |key: &str| {
             task.value(key)

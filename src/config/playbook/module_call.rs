@@ -18,7 +18,7 @@ impl Loader<'_> {
         task: &Keyed<'n, '_>,
         location: &Location,
     ) -> Option<(ModuleCall, &'n Node)> {
-        let doc = self.doc;
+        let doc = std::sync::Arc::clone(&self.doc);
         let field = task.field;
         let modules = crate::modules::names();
         let mut module_keys = Vec::new();
