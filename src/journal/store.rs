@@ -449,6 +449,7 @@ impl EventRecorder {
             | Event::PlayFinished { .. }
             | Event::BatchStarted { .. }
             | Event::SlowStep { .. }
+            | Event::LoopItem { .. }
             | Event::TaskRetry { .. }
             | Event::HostDropped { .. }
             | Event::HostFinished { .. }

@@ -41,7 +41,7 @@ impl Loader<'_> {
                             child(field, name),
                             format!("salve does not have Ansible's module `{ansible}`"),
                         )
-                        .with_hint(format!("use {instead}")),
+                        .with_hint(format!("instead: {instead}")),
                     );
                     continue;
                 }
