@@ -1,8 +1,7 @@
 //! One host through one play: its task flow in order (blocks with their `rescue` and
 //! `always`, included task files once or per loop item), then the handlers its changed tasks
-//! notified. A failure inside a block with a `rescue` is the block's to handle: when the
-//! rescue tasks succeed the host goes on (the failure counts as ignored, as Ansible's
-//! `rescued`). A failure nobody rescued drops the host out of the play (and of later plays)
+//! notified. A failure inside a block with a `rescue` is the block's to handle (it counts as
+//! ignored, as Ansible counts it `rescued`): when the rescue tasks succeed the host goes on. A failure nobody rescued drops the host out of the play (and of later plays)
 //! after the play's own `rescue` tasks; with `any_errors_fatal` it stops the play on every
 //! host. The first Ctrl-C stops a host before its next task.
 
@@ -121,13 +120,12 @@ impl<'a> HostRun<'a> {
                 failed.map_or(Value::Null, failed_task),
             );
             locals.insert("ansible_failed_result".into(), result.clone());
+            // A failure a rescue takes over is not the host's failure: it counts as ignored
+            // (Ansible counts it `rescued`); a failure of the rescue itself counts on its own.
+            self.end.counts.failed = self.end.counts.failed.saturating_sub(1);
+            self.end.counts.ignored += 1;
             let rescue_scope = scope.with_locals(locals);
             flow = self.steps(&block.rescue, &rescue_scope).await;
-            if matches!(flow, Flow::Next) {
-                // Rescued: the failure is counted like an ignored one (Ansible's `rescued`).
-                self.end.counts.failed = self.end.counts.failed.saturating_sub(1);
-                self.end.counts.ignored += 1;
-            }
         }
         if !matches!(flow, Flow::Stop) && !block.always.is_empty() {
             let after = self.steps(&block.always, scope).await;
