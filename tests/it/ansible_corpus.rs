@@ -274,3 +274,47 @@ fn check_reports_an_error_inside_an_imported_task_file_at_its_own_line() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_lists_the_steps_inside_blocks_and_task_files() {
+    let lab = Lab::start(61, TWO_HOSTS).await;
+    let inv = lab.inventory().write();
+    lab.write(
+        "leave.yml",
+        "- name: leave\n  ansible.windows.win_shell: Write-Output leave\n",
+    );
+    let pb = lab.write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - name: maintenance\n      block:\n        - name: patch\n          ansible.windows.win_shell: Write-Output patch\n      always:\n        - import_tasks: leave.yml\n",
+    );
+    let out = inv.parent().unwrap().join("plan/plan.json");
+    let (code, _, err) = salve_with(
+        &[
+            "plan",
+            pb.to_str().unwrap(),
+            "-i",
+            inv.to_str().unwrap(),
+            "--no-progress",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &[("NO_PROXY", "127.0.0.0/8")],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let plan: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    for host in plan["hosts"].as_array().unwrap() {
+        let steps: Vec<(u64, &str)> = host["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["task_index"].as_u64().unwrap(),
+                    s["task"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(steps, [(0, "patch"), (1, "leave")], "{host}");
+    }
+}

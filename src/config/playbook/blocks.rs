@@ -8,18 +8,6 @@ use crate::model::{Block, Step, Task};
 use super::task_list::TaskContext;
 use super::{Keyed, Loader};
 
-/// The keys of a block entry.
-pub(super) const BLOCK_KEYS: &[&str] = &[
-    "block",
-    "rescue",
-    "always",
-    "name",
-    "when",
-    "tags",
-    "become",
-    "become_user",
-];
-
 /// Variables a rescue section may read besides its block's.
 pub(super) const RESCUE_VARS: &[&str] = &["ansible_failed_task", "ansible_failed_result"];
 

@@ -12,6 +12,7 @@ use crate::model::{Expr, LoopControl, LoopSpec};
 use crate::template;
 
 use super::super::yaml::{index, to_json};
+use super::task::is_identifier;
 use super::variables::Scope;
 use super::{Keyed, Loader};
 
@@ -107,6 +108,59 @@ impl Loader<'_> {
                     .join(" and "),
                 location: first.location.clone(),
             }),
+        }
+    }
+}
+
+/// The keys of `loop_control`.
+const LOOP_CONTROL_KEYS: &[&str] = &["label", "index_var", "loop_var", "pause"];
+
+impl Loader<'_> {
+    /// `loop_control`: `loop_var`, `index_var`, `label` and `pause`.
+    pub(super) fn loop_control(&mut self, entry: &Keyed<'_, '_>) -> LoopControl {
+        let mut control = LoopControl::default();
+        let Some(node) = entry.value("loop_control") else {
+            return control;
+        };
+        let field = entry.field("loop_control");
+        let what = "a mapping (`label`, `index_var`, `loop_var`, `pause`)";
+        let Some(map) = self.doc.mapping(node, &field, what, &mut self.diags) else {
+            return control;
+        };
+        let keyed = Keyed {
+            map,
+            field: &field,
+            keys: LOOP_CONTROL_KEYS,
+        };
+        self.reject_unlisted(&keyed, "`loop_control`");
+        control.label = keyed.value("label").and_then(|v| {
+            self.doc
+                .string(v, &keyed.field("label"))
+                .map_err(|d| self.push(d))
+                .ok()
+                .map(str::to_string)
+        });
+        control.loop_var = self.variable_name(&keyed, "loop_var");
+        control.index_var = self.variable_name(&keyed, "index_var");
+        control.pause = keyed
+            .value("pause")
+            .and_then(|v| self.duration(v, &keyed.field("pause")));
+        control
+    }
+
+    /// A key whose value names a variable.
+    fn variable_name(&mut self, keyed: &Keyed<'_, '_>, key: &str) -> Option<String> {
+        let node = keyed.value(key)?;
+        match self.doc.string(node, &keyed.field(key)) {
+            Ok(n) if is_identifier(n) => Some(n.to_string()),
+            _ => {
+                self.push(self.doc.wrong_type(
+                    node,
+                    &keyed.field(key),
+                    "a variable name (letters, digits, `_`)",
+                ));
+                None
+            }
         }
     }
 }

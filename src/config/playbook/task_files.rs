@@ -11,36 +11,13 @@ use std::sync::Arc;
 
 use marked_yaml::Node;
 
-use crate::diag::Diagnostic;
-use crate::model::{Include, LoopControl, Play, Step, Task};
+use crate::model::{Include, Play, Step, Task};
 use crate::template;
 
 use super::super::yaml::{Doc, Mapping, TopLevel, index, sha256_hex};
 use super::task_list::TaskContext;
 use super::variables::Scope;
 use super::{Keyed, Loader};
-
-/// The keys of an `import_tasks` entry.
-pub(super) const IMPORT_KEYS: &[&str] = &[
-    "import_tasks",
-    "name",
-    "when",
-    "tags",
-    "become",
-    "become_user",
-];
-
-/// The keys of an `include_tasks` entry.
-pub(super) const INCLUDE_KEYS: &[&str] = &[
-    "include_tasks",
-    "name",
-    "when",
-    "tags",
-    "loop",
-    "loop_control",
-    "become",
-    "become_user",
-];
 
 /// The keys of an `import_playbook` entry.
 const IMPORT_PLAYBOOK_KEYS: &[&str] = &["import_playbook", "name"];
@@ -256,57 +233,6 @@ impl Loader<'_> {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(" → ")
-    }
-
-    /// `loop_control`: `loop_var`, `index_var`, `label` and `pause`.
-    pub(super) fn loop_control(&mut self, entry: &Keyed<'_, '_>) -> LoopControl {
-        let mut control = LoopControl::default();
-        let Some(node) = entry.value("loop_control") else {
-            return control;
-        };
-        let field = entry.field("loop_control");
-        let Some(map) = self.doc.mapping(
-            node,
-            &field,
-            "a mapping (`label`, `index_var`, `loop_var`, `pause`)",
-            &mut self.diags,
-        ) else {
-            return control;
-        };
-        for (k, v) in map.entries() {
-            let f = super::super::yaml::child(&field, k.as_str());
-            let text = || self.doc.string(v, &f);
-            match k.as_str() {
-                "label" => {
-                    control.label = text().map_err(|d| self.push(d)).ok().map(str::to_string)
-                }
-                "loop_var" | "index_var" => match text() {
-                    Ok(n) if super::task::is_identifier(n) => {
-                        let n = Some(n.to_string());
-                        if k.as_str() == "loop_var" {
-                            control.loop_var = n;
-                        } else {
-                            control.index_var = n;
-                        }
-                    }
-                    _ => self.push(self.doc.wrong_type(
-                        v,
-                        &f,
-                        "a variable name (letters, digits, `_`)",
-                    )),
-                },
-                "pause" => control.pause = self.duration(v, &f),
-                other => self.push(
-                    Diagnostic::at(
-                        self.doc.key_loc(k),
-                        f.clone(),
-                        format!("unknown key `{other}` in `loop_control`"),
-                    )
-                    .with_hint("salve reads `label`, `index_var`, `loop_var` and `pause`"),
-                ),
-            }
-        }
-        control
     }
 }
 

@@ -16,10 +16,42 @@ use crate::diag::{Diagnostic, did_you_mean};
 use crate::model::{Become, Expr, Step, Task};
 
 use super::super::yaml::{Mapping, child, index, is_null};
-use super::blocks::BLOCK_KEYS;
-use super::task_files::{IMPORT_KEYS, INCLUDE_KEYS};
 use super::variables::Scope;
 use super::{Keyed, Loader};
+
+/// The keys of a block entry.
+const BLOCK_KEYS: &[&str] = &[
+    "block",
+    "rescue",
+    "always",
+    "name",
+    "when",
+    "tags",
+    "become",
+    "become_user",
+];
+
+/// The keys of an `import_tasks` entry.
+const IMPORT_KEYS: &[&str] = &[
+    "import_tasks",
+    "name",
+    "when",
+    "tags",
+    "become",
+    "become_user",
+];
+
+/// The keys of an `include_tasks` entry.
+const INCLUDE_KEYS: &[&str] = &[
+    "include_tasks",
+    "name",
+    "when",
+    "tags",
+    "loop",
+    "loop_control",
+    "become",
+    "become_user",
+];
 
 /// Whether the entries of a list are ordinary tasks or handlers (which must be named).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
