@@ -978,3 +978,42 @@ async fn ignore_unreachable_goes_on_and_delegated_tasks_run_on_the_controller() 
         vec![("localhost".to_string(), fleet.commands()[0].1.clone())]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn loop_items_are_announced_by_label_with_index_and_pause() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok(""));
+    let mut t = task("each", "debug", json!({"msg": "{{ position }}: {{ db }}"}));
+    t.loop_spec = Some(LoopSpec::Items(vec![
+        json!("DB01"),
+        json!("DB02"),
+        json!("DB03"),
+    ]));
+    t.loop_control = crate::model::LoopControl {
+        loop_var: Some("db".into()),
+        index_var: Some("position".into()),
+        label: Some("{{ db | lower }}".into()),
+        pause: Some(Duration::from_secs(10)),
+    };
+    let started = tokio::time::Instant::now();
+    let out = run_simple(vec![play(vec![t])], 1, fleet).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(20),
+        "two pauses between three items"
+    );
+    let items: Vec<(Value, Option<String>)> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::LoopItem { item, msg, .. } => Some((item.clone(), msg.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        items,
+        vec![
+            (json!("db01"), Some("0: DB01".into())),
+            (json!("db02"), Some("1: DB02".into())),
+            (json!("db03"), Some("2: DB03".into())),
+        ]
+    );
+}
