@@ -249,7 +249,7 @@ fn check_reports_an_error_inside_an_imported_task_file_at_its_own_line() {
     std::fs::write(d.join("inv.yml"), "all:\n  hosts:\n    ex01: {}\n").unwrap();
     std::fs::write(
         d.join("pb.yml"),
-        "- hosts: all\n  tasks:\n    - import_tasks: tasks/common.yml\n    - include_tasks: tasks/missing.yml\n",
+        "- hosts: all\n  tasks:\n    - import_tasks: tasks/common.yml\n    - include_tasks: tasks/missing.yml\n    - import_tasks: tasks/loop.yml\n",
     )
     .unwrap();
     std::fs::write(
@@ -257,6 +257,7 @@ fn check_reports_an_error_inside_an_imported_task_file_at_its_own_line() {
         "- name: fine\n  debug: {msg: hi}\n- name: typo\n  debug:\n    mesage: hi\n",
     )
     .unwrap();
+    std::fs::write(d.join("tasks/loop.yml"), "- import_tasks: loop.yml\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_salve"))
         .current_dir(d)
         .args(["check", "pb.yml", "-i", "inv.yml"])
