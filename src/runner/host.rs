@@ -138,23 +138,14 @@ impl<'a> HostRun<'a> {
 
     /// An included task file: once, or once per loop item with the item bound.
     async fn include(&mut self, include: &Include, scope: &PlayScope<'_>) -> Flow {
-        let needs = Needs {
-            groups: true,
-            hostvars: true,
-        };
-        let ctx = scope.context(self.host, needs, None);
-        for cond in &include.when {
-            match template::eval_bool(&cond.source, &ctx) {
-                Ok(true) => {}
-                Ok(false) => return Flow::Next,
-                Err(e) => {
-                    return self.include_failed(include, format!("when: {e}"));
-                }
-            }
-        }
         let Some(spec) = &include.loop_spec else {
-            return self.steps(&include.body, scope).await;
+            return match self.include_wanted(include, scope) {
+                Ok(true) => self.steps(&include.body, scope).await,
+                Ok(false) => Flow::Next,
+                Err(flow) => flow,
+            };
         };
+        let ctx = scope.context(self.host, Needs::ALL, None);
         let rendered = match spec {
             LoopSpec::Items(items) => template::render_value(&Value::Array(items.clone()), &ctx),
             LoopSpec::Template(t) => template::render_value(&Value::String(t.clone()), &ctx),
@@ -179,12 +170,31 @@ impl<'a> HostRun<'a> {
                 locals.insert(index_var.clone(), i.into());
             }
             let item_scope = scope.with_locals(locals);
-            let flow = self.steps(&include.body, &item_scope).await;
+            // As for a looping task, `when` is evaluated for each item.
+            let flow = match self.include_wanted(include, &item_scope) {
+                Ok(true) => self.steps(&include.body, &item_scope).await,
+                Ok(false) => Flow::Next,
+                Err(flow) => flow,
+            };
             if !matches!(flow, Flow::Next) {
                 return flow;
             }
         }
         Flow::Next
+    }
+
+    /// Whether the include's `when` holds in `scope`; a condition that cannot be evaluated
+    /// fails the host.
+    fn include_wanted(&mut self, include: &Include, scope: &PlayScope<'_>) -> Result<bool, Flow> {
+        let ctx = scope.context(self.host, Needs::ALL, None);
+        for cond in &include.when {
+            match template::eval_bool(&cond.source, &ctx) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) => return Err(self.include_failed(include, format!("when: {e}"))),
+            }
+        }
+        Ok(true)
     }
 
     /// An include that cannot run (its `when` or `loop` does not evaluate) fails the host

@@ -101,24 +101,26 @@ impl Loader<'_> {
     ) -> Option<Step> {
         self.reject_unlisted(entry, "an `include_tasks` entry");
         let location = self.doc.loc(entry.value("include_tasks")?);
-        // The include's own `when` decides once whether it runs; its tasks do not repeat it.
-        let scope = Scope {
-            known: &self.known.clone(),
+        // The include's own `when` decides whether it runs (for each item, in a loop); its
+        // tasks do not repeat it.
+        let known = self.known.clone();
+        let mut scope = Scope {
+            known: &known,
             local: context.vars.clone(),
         };
+        let loop_control = self.loop_control(entry);
+        let looped = entry.value("loop").is_some();
+        let loop_spec = entry
+            .value("loop")
+            .and_then(|v| self.loop_spec(v, &entry.field("loop"), &scope));
+        if looped {
+            scope.local.insert(loop_control.item_name().to_string());
+            scope.local.extend(loop_control.index_var.clone());
+        }
         let when = entry
             .value("when")
             .map(|v| self.exprs(v, &entry.field("when"), &scope))
             .unwrap_or_default();
-        let loop_control = self.loop_control(entry);
-        let mut scope = scope;
-        let looped = entry.value("loop").is_some();
-        if looped {
-            scope.local.insert(loop_control.item_name().to_string());
-        }
-        let loop_spec = entry
-            .value("loop")
-            .and_then(|v| self.loop_spec(v, &entry.field("loop"), &scope));
         let mut inner = self.nested_context(entry, context, false);
         if looped {
             inner.vars.insert(loop_control.item_name().to_string());
