@@ -5,11 +5,13 @@
 //! after the play's own `rescue` tasks; with `any_errors_fatal` it stops the play on every
 //! host. The first Ctrl-C stops a host before its next task.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::RunEnv;
@@ -40,6 +42,28 @@ enum Flow {
     Stop,
 }
 
+/// Results of a play's `run_once` tasks, by `task_index`: the first host to reach such a task
+/// runs it; the others wait for its result and take it as theirs (its registered value and
+/// facts), as Ansible applies a `run_once` result to every host.
+#[derive(Default)]
+pub struct RunOnce(Mutex<BTreeMap<usize, Arc<OnceCell<OnceResult>>>>);
+
+/// What a `run_once` task gave, for the hosts that did not run it.
+#[derive(Debug, Clone)]
+struct OnceResult {
+    host: String,
+    status: TaskStatus,
+    registered: Value,
+    facts: Option<Vars>,
+}
+
+impl RunOnce {
+    fn cell(&self, index: usize) -> Arc<OnceCell<OnceResult>> {
+        let mut cells = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(cells.entry(index).or_default())
+    }
+}
+
 /// The links a host's tasks run through: its own, and the controller's for
 /// `delegate_to: localhost`.
 pub struct Links<'a> {
@@ -55,6 +79,7 @@ struct HostRun<'a> {
     links: Links<'a>,
     /// Cancelled when a host of an `any_errors_fatal` play failed.
     fatal: &'a CancellationToken,
+    once: &'a RunOnce,
     end: HostPlayEnd,
     /// Handler names and `listen` topics notified so far.
     notified: BTreeSet<String>,
@@ -69,6 +94,7 @@ pub async fn run_host_play(
     host: &Host,
     links: Links<'_>,
     fatal: &CancellationToken,
+    once: &RunOnce,
 ) -> HostPlayEnd {
     let mut run = HostRun {
         env,
@@ -76,6 +102,7 @@ pub async fn run_host_play(
         host,
         links,
         fatal,
+        once,
         end: HostPlayEnd::default(),
         notified: BTreeSet::new(),
     };
@@ -267,20 +294,34 @@ impl<'a> HostRun<'a> {
             );
             return Flow::Next;
         }
-        if task.run_once
-            && let Some(first) = scope.play_hosts.first()
-            && *first != host.name
-        {
-            let why = format!("run_once: it runs on {first} only");
-            self.skip(scope, task, index, &why, &why);
-            return Flow::Next;
-        }
         let link = if task.on_controller {
             self.links.controller
         } else {
             self.links.host
         };
-        let (status, result) = run_one(env, scope, host, link, task, index).await;
+        let (status, result) = if task.run_once {
+            let cell = self.once.cell(index);
+            let once = cell
+                .get_or_init(|| async {
+                    let (status, registered, facts) =
+                        run_one(env, scope, host, link, task, index).await;
+                    OnceResult {
+                        host: host.name.clone(),
+                        status,
+                        registered,
+                        facts,
+                    }
+                })
+                .await;
+            if once.host != host.name {
+                self.adopt(scope, task, index, once);
+                return Flow::Next;
+            }
+            (once.status, once.registered.clone())
+        } else {
+            let (status, registered, _) = run_one(env, scope, host, link, task, index).await;
+            (status, registered)
+        };
         self.end.counts.add(status);
         if let Some(gate) = &env.options.gate
             && crate::modules::spec(&task.call.module)
@@ -322,6 +363,32 @@ impl<'a> HostRun<'a> {
             }
             TaskStatus::Ok | TaskStatus::Skipped | TaskStatus::Ignored => Flow::Next,
         }
+    }
+
+    /// Take the result of a `run_once` task another host ran: its registered value and facts
+    /// become this host's; the task counts as skipped here.
+    fn adopt(&mut self, scope: &PlayScope<'_>, task: &Task, index: usize, once: &OnceResult) {
+        if let Some(facts) = &once.facts {
+            scope.facts.merge(&self.host.name, facts.clone());
+        }
+        if let Some(name) = &task.register {
+            let mut reg = Vars::new();
+            reg.insert(name.clone(), once.registered.clone());
+            scope.facts.merge(&self.host.name, reg);
+        }
+        let why = format!("run_once: ran on {}", once.host);
+        self.env.emit(Event::TaskFinished {
+            host: self.host.name.clone(),
+            tenant: self.host.tenant.clone(),
+            task: task.name.clone(),
+            play_index: scope.play_index,
+            task_index: index,
+            status: TaskStatus::Skipped,
+            msg: Some(why),
+            duration_ms: 0,
+            result: once.registered.clone(),
+        });
+        self.end.counts.add(TaskStatus::Skipped);
     }
 
     /// Report a task as skipped without running it.
@@ -385,7 +452,7 @@ impl<'a> HostRun<'a> {
             if self.env.interrupt.abort.is_cancelled() {
                 return;
             }
-            let (status, _) =
+            let (status, ..) =
                 run_one(self.env, scope, self.host, self.links.host, task, index).await;
             self.end.counts.add(status);
         }
@@ -401,7 +468,7 @@ fn failed_task(task: &Task) -> Value {
     })
 }
 
-/// Run one task and record what it registers; its status and registered result.
+/// Run one task and record what it registers; its status, registered result and facts.
 async fn run_one(
     env: &RunEnv,
     scope: &PlayScope<'_>,
@@ -409,7 +476,7 @@ async fn run_one(
     link: &dyn HostLink,
     task: &Task,
     index: usize,
-) -> (TaskStatus, Value) {
+) -> (TaskStatus, Value, Option<Vars>) {
     env.set_in_flight(&host.name, Some(&task.name));
     env.emit(Event::TaskStarted {
         host: host.name.clone(),
@@ -450,5 +517,5 @@ async fn run_one(
         result: result.registered.clone(),
     });
     env.set_in_flight(&host.name, None);
-    (result.status, result.registered)
+    (result.status, result.registered, result.facts)
 }

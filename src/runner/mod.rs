@@ -312,6 +312,7 @@ async fn run_play(
         stop: Mutex::new(None),
         stopping: CancellationToken::new(),
         fatal: CancellationToken::new(),
+        once: host::RunOnce::default(),
         controller: Arc::clone(controller),
         batch_number: AtomicUsize::new(0),
         hosts: slots
@@ -410,6 +411,8 @@ struct PlayRun {
     stopping: CancellationToken,
     /// Cancelled when a host of an `any_errors_fatal` play failed: every host stops.
     fatal: CancellationToken,
+    /// Results of the play's `run_once` tasks.
+    once: host::RunOnce,
     /// The controller, for tasks with `delegate_to: localhost`.
     controller: Arc<Link>,
     batch_number: AtomicUsize,
@@ -517,7 +520,16 @@ impl PlayRun {
             host: link.as_ref(),
             controller: self.controller.as_ref(),
         };
-        let end = host::run_host_play(&self.env, &scope, play, &host, links, &self.fatal).await;
+        let end = host::run_host_play(
+            &self.env,
+            &scope,
+            play,
+            &host,
+            links,
+            &self.fatal,
+            &self.once,
+        )
+        .await;
         (host.name.clone(), end)
     }
 }
