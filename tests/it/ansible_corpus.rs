@@ -289,7 +289,7 @@ fn check_reports_an_error_inside_an_imported_task_file_at_its_own_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plan_lists_the_steps_inside_blocks_and_task_files() {
+async fn blocks_and_task_files_are_planned_and_journaled_step_by_step() {
     let lab = Lab::start(61, TWO_HOSTS).await;
     let inv = lab.inventory().write();
     lab.write(
@@ -329,5 +329,53 @@ async fn a_plan_lists_the_steps_inside_blocks_and_task_files() {
             })
             .collect();
         assert_eq!(steps, [(0, "patch"), (1, "leave")], "{host}");
+    }
+
+    // The run journals the same steps, each with its durable intent (they change hosts).
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap();
+    let env = [("NO_PROXY", "127.0.0.0/8"), ("SALVE_STATE_DIR", state_dir)];
+    let (code, stdout, err) = salve_with(
+        &[
+            "run",
+            "--json",
+            pb.to_str().unwrap(),
+            "-i",
+            inv.to_str().unwrap(),
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}{err}");
+    let run_id = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "run_started")
+        .and_then(|e| e["run_id"].as_str().map(str::to_string))
+        .unwrap();
+    let (code, shown, err) = salve_with(&["runs", "show", &run_id, "--json"], &env).await;
+    assert_eq!(code, 0, "{err}");
+    let detail: Value = serde_json::from_str(&shown).unwrap();
+    for host in lab.host_names() {
+        let steps: Vec<(u64, &str)> = detail["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["host"] == host.as_str())
+            .map(|s| {
+                (
+                    s["task_index"].as_u64().unwrap(),
+                    s["task"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(steps, [(0, "patch"), (1, "leave")], "{shown}");
+        let intents = detail["intents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["host"] == host.as_str() && !i["completed_at"].is_null())
+            .count();
+        assert_eq!(intents, 2, "{shown}");
     }
 }
