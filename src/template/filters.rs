@@ -161,8 +161,17 @@ fn from_json(s: String) -> Result<JValue, Error> {
     Ok(back(v))
 }
 
-/// `to_yaml`: block-style YAML (keys in their order), as a string.
-fn to_yaml(v: JValue) -> Result<String, Error> {
+/// `to_yaml` / `to_nice_yaml`: block-style YAML indented by 2, as a string (`indent=2` may be
+/// written; another indent is refused rather than ignored).
+fn to_yaml(v: JValue, kw: Kwargs) -> Result<String, Error> {
+    if let Some(indent) = kw.get::<Option<usize>>("indent")?
+        && indent != 2
+    {
+        return Err(bad(format!(
+            "to_yaml: salve writes YAML indented by 2, not {indent}"
+        )));
+    }
+    kw.assert_all_used()?;
     let yaml = json_to_yaml(&json(&v)?);
     let mut out = String::new();
     yaml_rust2::YamlEmitter::new(&mut out)
@@ -774,6 +783,8 @@ mod tests {
             json!({"a": [1, true]})
         );
         assert_eq!(ev("{'a': [1, 'x']} | to_yaml"), json!("a:\n  - 1\n  - x\n"));
+        assert_eq!(ev("{'a': 1} | to_nice_yaml(indent=2)"), json!("a: 1\n"));
+        assert!(eval("{'a': 1} | to_nice_yaml(indent=4)", &json!({})).is_err());
         assert_eq!(
             ev("'a: [1, x]\\nb: yes' | from_yaml"),
             json!({"a": [1, "x"], "b": "yes"})
