@@ -1,7 +1,8 @@
 //! Templating and expressions with Jinja2 syntax (minijinja), as Ansible users expect:
 //! `"{{ inventory_hostname }}"` in strings, bare expressions in `when`/`until`/`changed_when`.
 //! Ansible's own filters and tests (`dict2items`, `combine`, `regex_replace`, `version`, ...)
-//! are in [`filters`].
+//! are in [`filters`]; Python's methods on strings, lists and dictionaries (`x.split(',')`,
+//! `d.items()`) come from minijinja-contrib's `pycompat`, as Ansible templates use them.
 //!
 //! Undefined variables are errors (strict mode), except through `default(...)` and
 //! `is defined`. A string that is exactly one `{{ expression }}` renders to the expression's
@@ -40,6 +41,7 @@ fn env() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         filters::install(&mut env);
         env
     })
@@ -177,6 +179,18 @@ mod tests {
                 .collect()
         );
         assert!(check_expr("a ==").is_err());
+    }
+
+    #[test]
+    fn python_methods_work_as_in_ansible_templates() {
+        let ctx = json!({"line": "DB01,DB02", "d": {"a": 1}});
+        assert_eq!(
+            eval("line.split(',')", &ctx).unwrap(),
+            json!(["DB01", "DB02"])
+        );
+        assert!(eval_bool("'15.2.1544.14'.startswith('15.2')", &ctx).unwrap());
+        assert_eq!(eval("d.items() | list", &ctx).unwrap(), json!([["a", 1]]));
+        assert_eq!(eval("'EX01'.lower()", &ctx).unwrap(), json!("ex01"));
     }
 
     #[test]
