@@ -176,6 +176,19 @@ pub enum Event {
         of: u32,
         msg: String,
     },
+    /// One item of a looping task has finished (`ok: [h1] => (item=DB01)`); the task's own
+    /// `task_finished`, with every item's result, follows the last item.
+    LoopItem {
+        host: String,
+        tenant: Option<String>,
+        task: String,
+        play_index: usize,
+        task_index: usize,
+        /// The item, or its `loop_control.label`.
+        item: serde_json::Value,
+        status: TaskStatus,
+        msg: Option<String>,
+    },
     TaskFinished {
         host: String,
         tenant: Option<String>,

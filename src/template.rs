@@ -1,5 +1,8 @@
 //! Templating and expressions with Jinja2 syntax (minijinja), as Ansible users expect:
 //! `"{{ inventory_hostname }}"` in strings, bare expressions in `when`/`until`/`changed_when`.
+//! Ansible's own filters and tests (`dict2items`, `combine`, `regex_replace`, `version`, ...)
+//! are in [`filters`]; Python's methods on strings, lists and dictionaries (`x.split(',')`,
+//! `d.items()`) come from minijinja-contrib's `pycompat`, as Ansible templates use them.
 //!
 //! Undefined variables are errors (strict mode), except through `default(...)` and
 //! `is defined`. A string that is exactly one `{{ expression }}` renders to the expression's
@@ -9,6 +12,10 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 
 use minijinja::{Environment, UndefinedBehavior, Value as JValue};
+
+mod filters;
+
+pub use filters::{ANSIBLE_FILTERS, ANSIBLE_TESTS};
 use serde_json::Value;
 
 /// A template or expression that failed to compile or evaluate. The failure underneath is its
@@ -34,12 +41,8 @@ fn env() -> &'static Environment<'static> {
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.add_filter("bool", to_bool);
-        env.add_filter("to_json", to_json);
-        env.add_filter("regex_search", regex_search);
-        env.add_test("search", |value: String, pattern: String| {
-            value.contains(&pattern)
-        });
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        filters::install(&mut env);
         env
     })
 }
@@ -47,22 +50,6 @@ fn env() -> &'static Environment<'static> {
 /// A serde value as a minijinja context.
 fn jctx(ctx: &Value) -> JValue {
     JValue::from(minijinja::value::Serde(ctx))
-}
-
-fn to_bool(v: JValue) -> bool {
-    match v.as_str() {
-        Some(s) => matches!(s.to_ascii_lowercase().as_str(), "yes" | "true" | "1" | "on"),
-        None => v.is_true(),
-    }
-}
-
-fn to_json(v: JValue) -> Result<String, minijinja::Error> {
-    serde_json::to_string(&v)
-        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
-}
-
-fn regex_search(value: String, needle: String) -> Option<String> {
-    value.find(&needle).map(|_| needle)
 }
 
 /// Does this string contain template syntax?
@@ -192,6 +179,18 @@ mod tests {
                 .collect()
         );
         assert!(check_expr("a ==").is_err());
+    }
+
+    #[test]
+    fn python_methods_work_as_in_ansible_templates() {
+        let ctx = json!({"line": "DB01,DB02", "d": {"a": 1}});
+        assert_eq!(
+            eval("line.split(',')", &ctx).unwrap(),
+            json!(["DB01", "DB02"])
+        );
+        assert!(eval_bool("'15.2.1544.14'.startswith('15.2')", &ctx).unwrap());
+        assert_eq!(eval("d.items() | list", &ctx).unwrap(), json!([["a", 1]]));
+        assert_eq!(eval("'EX01'.lower()", &ctx).unwrap(), json!("ex01"));
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl Selection {
 
     fn extra_vars(&self) -> Result<Vars, Diagnostics> {
         config::extra_vars::parse(&self.extra_vars)
-            .map_err(|e| Diagnostics(vec![command_line(e.to_string())]))
+            .map_err(|e| Diagnostics(vec![e.into_diagnostic()]))
     }
 
     /// `--limit`, parsed.

@@ -86,8 +86,9 @@ pub struct Selection {
     /// Allow a run to span several tenants.
     #[arg(long)]
     pub all_tenants: bool,
-    /// Extra variables `key=value` (highest precedence); the value is parsed as YAML.
-    #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE")]
+    /// Extra variables `key=value` (the value is parsed as YAML) or `@file.yml` (a mapping of
+    /// variables); highest precedence, a later one wins.
+    #[arg(short = 'e', long = "extra-vars", value_name = "KEY=VALUE|@FILE")]
     pub extra_vars: Vec<String>,
 }
 

@@ -467,6 +467,7 @@ impl EventRecorder {
             | Event::PlayFinished { .. }
             | Event::BatchStarted { .. }
             | Event::SlowStep { .. }
+            | Event::LoopItem { .. }
             | Event::TaskRetry { .. }
             | Event::HostFinished { .. }
             | Event::Interrupt { .. }

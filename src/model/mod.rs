@@ -15,7 +15,8 @@ pub use host_var::SettingError;
 pub use inventory::{Group, Host, Inventory, SelectError};
 pub use pattern::{HostPattern, PatternError};
 pub use playbook::{
-    BatchSize, Expr, LoopSpec, ModuleCall, Play, Playbook, Rolling, Task, TaskSection,
+    BatchSize, Become, Block, Expr, Include, LoopControl, LoopSpec, ModuleCall, Play, Playbook,
+    Rolling, Step, Task, TaskSection,
 };
 pub use settings::HostSettings;
 

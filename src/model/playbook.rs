@@ -32,12 +32,96 @@ pub struct Play {
     pub max_fail_percentage: Option<f64>,
     /// Concurrency cap for this play (overrides `--forks`).
     pub forks: Option<usize>,
+    /// Every task of the play's `tasks` section in file order, blocks and task files opened
+    /// up: what `task_index` numbers (see [`Play::task_at`]).
     pub tasks: Vec<Task>,
+    /// How the `tasks` section runs: its tasks, some grouped in blocks or included files.
+    pub body: Vec<Step>,
     /// Tasks run on a host after one of its tasks failed (e.g. leave maintenance cleanly);
     /// the host stays failed.
     pub rescue: Vec<Task>,
     pub handlers: Vec<Task>,
+    /// `gather_facts: true` was written: salve gathers no facts by itself (the
+    /// `exchange_facts` module does), so the run says so once.
+    pub gather_facts: bool,
+    /// `any_errors_fatal`: a host's unrescued failure stops the play on every host.
+    pub any_errors_fatal: bool,
     pub location: Location,
+}
+
+/// One entry of a play's task flow.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// The play's task with this `task_index`.
+    Task(usize),
+    Block(Block),
+    /// `include_tasks`: its tasks run once, or once per loop item.
+    Include(Include),
+}
+
+/// `block:` with its `rescue:` and `always:`. The block's `when`, `tags` and `become` are
+/// already part of each task inside it (Ansible applies them task by task).
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub name: String,
+    pub body: Vec<Step>,
+    /// Run when a task of `body` fails; if they all succeed, the host is rescued.
+    pub rescue: Vec<Step>,
+    /// Run after `body` (and `rescue`) whatever happened.
+    pub always: Vec<Step>,
+    pub location: Location,
+}
+
+/// `include_tasks`: a task file read when the playbook is loaded, run when reached (once, or
+/// once per item of its `loop`, the item visible to its tasks).
+#[derive(Debug, Clone)]
+pub struct Include {
+    pub name: String,
+    pub file: PathBuf,
+    /// Whether the include runs at all (evaluated once, not by each included task).
+    pub when: Vec<Expr>,
+    pub loop_spec: Option<LoopSpec>,
+    pub loop_control: LoopControl,
+    pub body: Vec<Step>,
+    pub location: Location,
+}
+
+/// `loop_control`: how a loop names and paces its items.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoopControl {
+    /// The variable an item is bound to (default `item`).
+    pub loop_var: Option<String>,
+    /// The variable the item's position (from 0) is bound to.
+    pub index_var: Option<String>,
+    /// A template shown for each item instead of the item itself.
+    pub label: Option<String>,
+    /// Wait between items.
+    pub pause: Option<Duration>,
+}
+
+impl LoopControl {
+    /// The name the item is bound to.
+    pub fn item_name(&self) -> &str {
+        self.loop_var.as_deref().unwrap_or("item")
+    }
+}
+
+/// `become` and `become_user`, at play, block or task level. Accepted and carried to each task;
+/// what they do on a host is defined by detached execution (issue 16), not yet.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Become {
+    pub enabled: Option<bool>,
+    pub user: Option<String>,
+}
+
+impl Become {
+    /// The inner setting where it says something, else the outer one (Ansible's inheritance).
+    pub fn within(&self, outer: &Become) -> Become {
+        Become {
+            enabled: self.enabled.or(outer.enabled),
+            user: self.user.clone().or_else(|| outer.user.clone()),
+        }
+    }
 }
 
 /// Batching strategy of a play.
@@ -102,7 +186,19 @@ pub struct Task {
     pub changed_when: Option<Expr>,
     pub failed_when: Option<Expr>,
     pub notify: Vec<String>,
+    /// For a handler: the topics it also answers to (`listen`), besides its name.
+    pub listen: Vec<String>,
     pub tags: Vec<String>,
+    pub loop_control: LoopControl,
+    /// `run_once`: only the first host of the play runs it; the others skip it.
+    pub run_once: bool,
+    /// `ignore_unreachable`: an unreachable host goes on with its next task.
+    pub ignore_unreachable: bool,
+    /// `delegate_to: localhost`: the task runs on the controller (the `local` transport)
+    /// with the host's variables.
+    pub on_controller: bool,
+    /// Carried, not yet acted on (see [`Become`]).
+    pub become_: Become,
     pub location: Location,
 }
 

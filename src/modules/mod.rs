@@ -17,6 +17,7 @@
 //! module by its name (a test in `spec.rs` scans for it). A call ends in an [`Outcome`] whose
 //! [`Status`] is one of ok, changed, failed or skipped.
 
+mod ansible_names;
 mod args;
 mod assert;
 mod debug;
@@ -49,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 use crate::model::{Host, Vars};
 use crate::transport::{OutputChunk, Transport, TransportError};
 
+pub use ansible_names::{Resolved, resolve};
 pub use args::{ArgProblem, Num};
 pub use probe::{Probe, ProbeLink, ProbeRequest};
 pub use spec::{

@@ -9,6 +9,9 @@
 //!     services_timeout: 1200  # until every Automatic Exchange service runs (0: don't wait)
 //!     poll_interval: 10
 //!     probe_timeout: 30       # per attempt
+//!     post_reboot_delay: 0    # wait once the new boot id is seen, before the services check
+//!     test_command: ""        # PowerShell that must succeed (exit 0) before the host counts
+//!                             # as back; retried until boot_timeout (Ansible's win_reboot)
 //! ```
 //!
 //! The phases, each with its own deadline:
@@ -32,7 +35,8 @@ use super::exchange_script::{self as shipped, Fail};
 use super::spec::{Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Provides, Reason};
 use super::{CheckCtx, HostCtx, Module, ModuleError, Num, Outcome, ProbeLink};
 use crate::contract::{BootIdAnswer, ReadOnlyId, RebootAnswer, RebootRequest, ScriptId};
-use crate::transport::TransportError;
+use crate::script::Script;
+use crate::transport::{RunRequest, TransportError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +53,10 @@ pub struct Args {
     poll_interval: Option<Num>,
     #[serde(default)]
     probe_timeout: Option<Num>,
+    #[serde(default)]
+    post_reboot_delay: Option<Num>,
+    #[serde(default)]
+    test_command: Option<String>,
 }
 
 /// The waits, as durations.
@@ -60,6 +68,7 @@ struct Waits {
     services: Duration,
     poll: Duration,
     probe: Duration,
+    post: Duration,
 }
 
 impl Waits {
@@ -76,6 +85,7 @@ impl Waits {
             services: secs(args.services_timeout, 1200.0, "services_timeout")?,
             poll: secs(args.poll_interval, 10.0, "poll_interval")?.max(Duration::from_secs(1)),
             probe: secs(args.probe_timeout, 30.0, "probe_timeout")?,
+            post: secs(args.post_reboot_delay, 0.0, "post_reboot_delay")?,
         })
     }
 }
@@ -105,8 +115,10 @@ impl Module for Reboot {
     }
 
     async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
-        let waits = Waits::from(&shipped::args::<Args>(args)?)?;
-        shipped::finish(restart(waits, ctx).await)
+        let args = shipped::args::<Args>(args)?;
+        let waits = Waits::from(&args)?;
+        let test = args.test_command.filter(|t| !t.trim().is_empty());
+        shipped::finish(restart(waits, test, ctx).await)
     }
 }
 
@@ -156,7 +168,12 @@ fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 10.0).round() / 10.0
 }
 
-async fn restart(waits: Waits, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
+async fn restart(
+    waits: Waits,
+    test_command: Option<String>,
+    ctx: &HostCtx<'_>,
+) -> Result<Outcome, Fail> {
+    let host_ctx = ctx;
     let request = RebootRequest {
         delay_seconds: Some(waits.delay.as_secs()),
     };
@@ -249,6 +266,7 @@ async fn restart(waits: Waits, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
         },
     };
     let back_at = start.elapsed();
+    pause(ctx, waits.post).await?;
 
     // Phase 4: services.
     if !waits.services.is_zero() {
@@ -284,6 +302,26 @@ async fn restart(waits: Waits, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
             pause(ctx, waits.poll).await?;
         }
     }
+    // Phase 5: the user's own test (win_reboot's `test_command`), until it succeeds.
+    if let Some(test) = test_command {
+        let deadline = Instant::now() + waits.boot;
+        loop {
+            let last = match run_test(host_ctx, &test, waits.probe).await {
+                Ok(0) => break,
+                Ok(code) => format!("it exited with {code}"),
+                Err(TransportError::Cancelled) => return Err(TransportError::Cancelled.into()),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Ok(failed(
+                    "test_command",
+                    format!("back with boot id {after}, but test_command never succeeded within {} s; {last}", secs(waits.boot)),
+                )
+                .with("boot_id_after", after));
+            }
+            pause(ctx, waits.poll).await?;
+        }
+    }
     let total = start.elapsed();
     Ok(Outcome::changed()
         .with_msg(format!(
@@ -297,6 +335,14 @@ async fn restart(waits: Waits, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
         .with("down_seconds", secs(down_at))
         .with("back_seconds", secs(back_at))
         .with("elapsed", secs(total)))
+}
+
+/// Run `test_command` once; its exit code.
+async fn run_test(ctx: &HostCtx<'_>, test: &str, limit: Duration) -> Result<i32, TransportError> {
+    let transport = ctx.link.transport().await?;
+    let mut request = RunRequest::new(Script::raw(test.to_string()), limit);
+    request.cancel = ctx.cancel.clone();
+    Ok(transport.run(request).await?.exit_code)
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@
 //! task_output = { host: string, task: string, stream: "stdout" | "stderr", text: string }
 //! slow_step = { host: string, task: string, elapsed_ms: integer }
 //! task_retry = { host: string, task: string, attempt: integer, of: integer, msg: string }
+//! loop_item = { host: string, tenant: string?, task: string, play_index: integer,
+//!     task_index: integer, item: json, status: TaskStatus, msg: string? }
 //! task_finished = { host: string, tenant: string?, task: string, play_index: integer,
 //!     task_index: integer, status: TaskStatus, msg: string?, duration_ms: integer, result: json }
 //! host_dropped = { host: string, tenant: string?, status: TaskStatus, task: string,
@@ -47,7 +49,7 @@
 //!
 //! Meanings: `in_flight` lists `(host, task)` pairs running when Ctrl-C came; `tenants` in
 //! `RunSummary` maps tenant (`""` for none) to host outcome counts; `item` is the loop item or
-//! `null`; `result` is the module's registered result with secrets already redacted.
+//! `null` (in `loop_item`, the item or its `loop_control.label`); `result` is the module's registered result with secrets already redacted.
 
 use std::io::{self, Write};
 

@@ -180,6 +180,7 @@ impl Recorder {
             }
             Event::BatchStarted { .. }
             | Event::TaskOutput { .. }
+            | Event::LoopItem { .. }
             | Event::SlowStep { .. }
             | Event::HostDropped { .. }
             | Event::HostFinished { .. } => {}

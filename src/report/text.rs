@@ -102,6 +102,28 @@ impl Lines {
                 None
             }
             Event::TaskOutput { .. } => None,
+            Event::LoopItem {
+                host,
+                task,
+                item,
+                status,
+                msg,
+                ..
+            } => {
+                let notable = !matches!(status, TaskStatus::Ok | TaskStatus::Skipped);
+                if self.detail == Detail::Notable && !notable {
+                    return None;
+                }
+                let mut line = format!(
+                    "{}: [{host}] {task} => (item={})",
+                    p.status(*status, status_word(*status)),
+                    item_text(item)
+                );
+                if let Some(msg) = msg.as_deref().filter(|m| !m.trim().is_empty()) {
+                    line.push_str(&format!(": {}", one_line(msg)));
+                }
+                Some(line)
+            }
             Event::SlowStep {
                 host,
                 task,

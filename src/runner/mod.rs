@@ -31,7 +31,7 @@ use crate::events::{
 };
 use crate::exit;
 use crate::model::{Host, Inventory, Play, Playbook, Rolling, Vars};
-use crate::transport::Connector;
+use crate::transport::{ConnectionKind, ConnectionSpec, Connector};
 
 pub use batches::batch_lengths;
 pub use gate::PlanGate;
@@ -207,6 +207,15 @@ pub async fn run(
     });
     let watcher = tokio::spawn(announce_interrupts(Arc::clone(&env)));
     let facts = FactStore::default();
+    if input.playbook.plays.iter().any(|p| p.gather_facts) {
+        env.emit(Event::Warning {
+            message: "gather_facts: salve gathers no facts by itself; the `exchange_facts` task reads what salve needs".into(),
+        });
+    }
+    let controller = Arc::new(Link::new(
+        controller_spec(slots.values().next().map(|s| &*s.host)),
+        Arc::clone(&connector),
+    ));
 
     for (index, hosts) in input.play_hosts.iter().enumerate() {
         if env.interrupt.drain.is_cancelled() {
@@ -217,7 +226,7 @@ pub async fn run(
             .filter(|h| slots.get(*h).is_some_and(|s| s.outcome.is_none()))
             .cloned()
             .collect();
-        let stop = run_play(&env, &input, index, &names, &mut slots, &facts).await;
+        let stop = run_play(&env, &input, index, &names, &mut slots, &facts, &controller).await;
         let stopped = stop.is_some();
         env.emit(Event::PlayFinished {
             play: input.playbook.plays[index].name.clone(),
@@ -229,7 +238,8 @@ pub async fn run(
         }
     }
 
-    let closing: Vec<_> = slots.values().map(|s| Arc::clone(&s.link)).collect();
+    let mut closing: Vec<_> = slots.values().map(|s| Arc::clone(&s.link)).collect();
+    closing.push(controller);
     futures_join_all(closing).await;
     watcher.abort();
 
@@ -271,6 +281,7 @@ async fn run_play(
     names: &[String],
     slots: &mut BTreeMap<String, Slot>,
     facts: &FactStore,
+    controller: &Arc<Link>,
 ) -> Option<PlayStop> {
     let play = &input.playbook.plays[index];
     let hosts: Vec<&Host> = names
@@ -300,6 +311,9 @@ async fn run_play(
         )),
         stop: Mutex::new(None),
         stopping: CancellationToken::new(),
+        fatal: CancellationToken::new(),
+        once: host::RunOnce::default(),
+        controller: Arc::clone(controller),
         batch_number: AtomicUsize::new(0),
         hosts: slots
             .iter()
@@ -395,6 +409,12 @@ struct PlayRun {
     stop: Mutex<Option<PlayStop>>,
     /// Cancelled when the play stops: no lane starts another batch.
     stopping: CancellationToken,
+    /// Cancelled when a host of an `any_errors_fatal` play failed: every host stops.
+    fatal: CancellationToken,
+    /// Results of the play's `run_once` tasks.
+    once: host::RunOnce,
+    /// The controller, for tasks with `delegate_to: localhost`.
+    controller: Arc<Link>,
     batch_number: AtomicUsize,
     hosts: BTreeMap<String, (Arc<Host>, Arc<Link>)>,
 }
@@ -430,6 +450,14 @@ impl PlayRun {
                     failed += 1;
                 }
                 ends.push((name, end));
+            }
+            if self.fatal.is_cancelled() {
+                self.stop
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(PlayStop::AllHostsFailed);
+                self.stopping.cancel();
+                break;
             }
             if failed == 0 {
                 continue;
@@ -486,10 +514,42 @@ impl PlayRun {
             play_hosts: &self.play_hosts,
             check_mode: self.env.options.check_mode,
             facts: &self.facts,
+            locals: Vars::new(),
         };
-        let end = host::run_host_play(&self.env, &scope, play, &host, link.as_ref()).await;
+        let links = host::Links {
+            host: link.as_ref(),
+            controller: self.controller.as_ref(),
+        };
+        let end = host::run_host_play(
+            &self.env,
+            &scope,
+            play,
+            &host,
+            links,
+            &self.fatal,
+            &self.once,
+        )
+        .await;
         (host.name.clone(), end)
     }
+}
+
+/// The controller as a host to connect to (`delegate_to: localhost`): the `local` transport,
+/// with the shell the inventory's hosts name (`salve_local_shell`, default `pwsh`).
+fn controller_spec(any_host: Option<&Host>) -> ConnectionSpec {
+    let mut spec = match any_host {
+        Some(h) => h.settings.connection.clone(),
+        None => {
+            crate::model::HostSettings::read_with_defaults("localhost", &Vars::new())
+                .0
+                .connection
+        }
+    };
+    spec.kind = ConnectionKind::Local;
+    spec.name = "localhost".into();
+    spec.address = "localhost".into();
+    spec.port = None;
+    spec
 }
 
 fn add_counts(total: &mut HostCounts, more: &HostCounts) {

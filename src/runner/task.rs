@@ -118,10 +118,20 @@ impl TaskOnHost<'_> {
             None => self.finish(self.run_item(needs, None).await),
             Some(items) => {
                 let mut ends = Vec::with_capacity(items.len());
-                for item in &items {
-                    let end = self.run_item(needs, Some(item)).await;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0
+                        && let Some(pause) = self.task.loop_control.pause
+                    {
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = self.env.interrupt.abort.cancelled() => {}
+                        }
+                    }
+                    let end = self.run_item(needs, Some((i, item))).await;
                     let stop = matches!(end, ItemEnd::Unreachable(_) | ItemEnd::Interrupted(_));
-                    ends.push((item.clone(), end));
+                    let result = self.finish(end);
+                    self.announce_item(needs, (i, item), &result);
+                    ends.push((item.clone(), result));
                     if stop {
                         break;
                     }
@@ -143,8 +153,47 @@ impl TaskOnHost<'_> {
         }
     }
 
-    async fn run_item(&self, needs: Needs, item: Option<&Value>) -> ItemEnd {
-        let ctx = self.scope.context(self.host, needs, item);
+    /// The variables for one item: the item under its `loop_var` (default `item`), its
+    /// position under `index_var`.
+    fn item_context(&self, needs: Needs, item: Option<(usize, &Value)>) -> Value {
+        let control = &self.task.loop_control;
+        let mut ctx = self.scope.context(self.host, needs, item.map(|(_, v)| v));
+        if let (Some((i, value)), Value::Object(map)) = (item, &mut ctx) {
+            if control.item_name() != "item" {
+                map.remove("item");
+                map.insert(control.item_name().to_string(), value.clone());
+            }
+            if let Some(index_var) = &control.index_var {
+                map.insert(index_var.clone(), i.into());
+            }
+        }
+        ctx
+    }
+
+    /// Tell the reporters how one item ended, named by its `label` if the loop has one.
+    fn announce_item(&self, needs: Needs, item: (usize, &Value), result: &TaskResult) {
+        let shown = match &self.task.loop_control.label {
+            Some(label) => {
+                let ctx = self.item_context(needs, Some(item));
+                template::render_value(&Value::String(label.clone()), &ctx)
+                    .unwrap_or_else(|e| Value::String(format!("(label: {e})")))
+            }
+            None => item.1.clone(),
+        };
+        self.env.emit(Event::LoopItem {
+            host: self.host.name.clone(),
+            tenant: self.host.tenant.clone(),
+            task: self.task.name.clone(),
+            play_index: self.scope.play_index,
+            task_index: self.task_index,
+            item: shown,
+            status: result.status,
+            msg: result.msg.clone(),
+        });
+    }
+
+    async fn run_item(&self, needs: Needs, item: Option<(usize, &Value)>) -> ItemEnd {
+        let ctx = self.item_context(needs, item);
         for cond in &self.task.when {
             match template::eval_bool(&cond.source, &ctx) {
                 Ok(true) => {}
@@ -420,12 +469,11 @@ impl TaskOnHost<'_> {
         }
     }
 
-    fn finish_loop(&self, ends: Vec<(Value, ItemEnd)>) -> TaskResult {
+    fn finish_loop(&self, ends: Vec<(Value, TaskResult)>) -> TaskResult {
         let mut results = Vec::with_capacity(ends.len());
         let mut facts: Option<Vars> = None;
         let (mut changed, mut worst, mut msg) = (false, TaskStatus::Skipped, None);
-        for (item, end) in ends {
-            let r = self.finish(end);
+        for (item, r) in ends {
             changed |= r.changed;
             // Severity order: skipped < ok < changed < ignored < failed < unreachable < interrupted.
             if rank(r.status) > rank(worst) {

@@ -41,7 +41,13 @@ fn task(name: &str, module: &str, args: Value) -> Task {
         changed_when: None,
         failed_when: None,
         notify: Vec::new(),
+        listen: Vec::new(),
         tags: Vec::new(),
+        loop_control: Default::default(),
+        run_once: false,
+        ignore_unreachable: false,
+        on_controller: false,
+        become_: Default::default(),
         location: loc(),
     }
 }
@@ -69,9 +75,12 @@ fn play(tasks: Vec<Task>) -> Play {
         rolling: Rolling::Serial,
         max_fail_percentage: None,
         forks: None,
+        body: (0..tasks.len()).map(crate::model::Step::Task).collect(),
         tasks,
         rescue: Vec::new(),
         handlers: Vec::new(),
+        gather_facts: false,
+        any_errors_fatal: false,
         location: loc(),
     }
 }
@@ -846,4 +855,165 @@ async fn a_set_max_fail_percentage_replaces_the_all_failed_rule() {
         "set to 100: failures never stop it"
     );
     assert_eq!(outcome(&out.summary, "ex03"), HostOutcome::Ok);
+}
+
+fn block(body: Vec<usize>, rescue: Vec<usize>, always: Vec<usize>) -> crate::model::Step {
+    use crate::model::{Block, Step};
+    let steps = |v: Vec<usize>| v.into_iter().map(Step::Task).collect();
+    Step::Block(Block {
+        name: "block".into(),
+        body: steps(body),
+        rescue: steps(rescue),
+        always: steps(always),
+        location: loc(),
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rescued_block_lets_the_host_go_on_and_always_runs() {
+    let fleet = FakeFleet::new(|_, script| match script.body.as_str() {
+        "install" => FakeReply::exit(1, "1603"),
+        _ => FakeReply::ok(""),
+    });
+    let mut p = play(vec![
+        ps("enter", "enter"),
+        ps("install", "install"),
+        ps("skipped after failure", "never"),
+        task(
+            "rescue sees the failure",
+            "assert",
+            json!({"that": ["ansible_failed_task.name == 'install'", "ansible_failed_result.rc == 1"]}),
+        ),
+        ps("leave", "leave"),
+        ps("after the block", "after"),
+    ]);
+    p.body = vec![
+        block(vec![0, 1, 2], vec![3], vec![4]),
+        crate::model::Step::Task(5),
+    ];
+    let out = run_simple(vec![p], 1, Arc::clone(&fleet)).await;
+    let ran: Vec<String> = fleet.commands().into_iter().map(|(_, s)| s.body).collect();
+    assert_eq!(ran, vec!["enter", "install", "leave", "after"]);
+    assert_eq!(outcome(&out.summary, "ex01"), HostOutcome::Ok);
+    assert_eq!(
+        statuses(&out.events, "ex01")[2],
+        ("rescue sees the failure".to_string(), TaskStatus::Ok)
+    );
+    let counts = &out.summary.hosts[0].counts;
+    assert_eq!((counts.failed, counts.ignored), (0, 1), "{counts:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unrescued_block_failure_runs_always_then_drops_the_host() {
+    let fleet = FakeFleet::new(|_, script| match script.body.as_str() {
+        "install" | "rollback" => FakeReply::exit(1, "no"),
+        _ => FakeReply::ok(""),
+    });
+    let mut p = play(vec![
+        ps("install", "install"),
+        ps("rollback", "rollback"),
+        ps("leave", "leave"),
+        ps("after", "after"),
+    ]);
+    p.body = vec![
+        block(vec![0], vec![1], vec![2]),
+        crate::model::Step::Task(3),
+    ];
+    let out = run_simple(vec![p], 1, Arc::clone(&fleet)).await;
+    let ran: Vec<String> = fleet.commands().into_iter().map(|(_, s)| s.body).collect();
+    assert_eq!(ran, vec!["install", "rollback", "leave"]);
+    assert_eq!(outcome(&out.summary, "ex01"), HostOutcome::Failed);
+    assert!(
+        out.events
+            .iter()
+            .any(|e| matches!(e, Event::HostDropped { task, .. } if task == "rollback"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn any_errors_fatal_stops_every_host() {
+    let fleet = FakeFleet::new(|host, script| match (host, script.body.as_str()) {
+        ("ex02", "first") => FakeReply::exit(1, "no"),
+        (_, "first") => FakeReply::ok("").after(Duration::from_secs(5)),
+        _ => FakeReply::ok(""),
+    });
+    let mut p = play(vec![ps("first", "first"), ps("second", "second")]);
+    p.any_errors_fatal = true;
+    let out = run_simple(vec![p.clone()], 3, Arc::clone(&fleet)).await;
+    for h in ["ex01", "ex02", "ex03"] {
+        assert_eq!(outcome(&out.summary, h), HostOutcome::Failed, "{h}");
+    }
+    assert!(!fleet.commands().iter().any(|(_, s)| s.body == "second"));
+    p.any_errors_fatal = false;
+    let fleet2 = FakeFleet::new(|host, script| match (host, script.body.as_str()) {
+        ("ex02", "first") => FakeReply::exit(1, "no"),
+        _ => FakeReply::ok(""),
+    });
+    let out = run_simple(vec![p], 3, Arc::clone(&fleet2)).await;
+    assert_eq!(
+        outcome(&out.summary, "ex01"),
+        HostOutcome::Ok,
+        "without it the others go on"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn ignore_unreachable_goes_on_and_delegated_tasks_run_on_the_controller() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok(""));
+    fleet.set_unreachable("ex01", true);
+    let mut unreachable = ps("unreachable", "one");
+    unreachable.ignore_unreachable = true;
+    let mut local = ps("on the controller", "local");
+    local.on_controller = true;
+    let out = run_simple(vec![play(vec![unreachable, local])], 1, Arc::clone(&fleet)).await;
+    assert_eq!(
+        statuses(&out.events, "ex01"),
+        vec![
+            ("unreachable".to_string(), TaskStatus::Unreachable),
+            ("on the controller".to_string(), TaskStatus::Changed)
+        ]
+    );
+    assert_eq!(
+        fleet.commands(),
+        vec![("localhost".to_string(), fleet.commands()[0].1.clone())]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn loop_items_are_announced_by_label_with_index_and_pause() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok(""));
+    let mut t = task("each", "debug", json!({"msg": "{{ position }}: {{ db }}"}));
+    t.loop_spec = Some(LoopSpec::Items(vec![
+        json!("DB01"),
+        json!("DB02"),
+        json!("DB03"),
+    ]));
+    t.loop_control = crate::model::LoopControl {
+        loop_var: Some("db".into()),
+        index_var: Some("position".into()),
+        label: Some("{{ db | lower }}".into()),
+        pause: Some(Duration::from_secs(10)),
+    };
+    let started = tokio::time::Instant::now();
+    let out = run_simple(vec![play(vec![t])], 1, fleet).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(20),
+        "two pauses between three items"
+    );
+    let items: Vec<(Value, Option<String>)> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::LoopItem { item, msg, .. } => Some((item.clone(), msg.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        items,
+        vec![
+            (json!("db01"), Some("0: DB01".into())),
+            (json!("db02"), Some("1: DB02".into())),
+            (json!("db03"), Some("2: DB03".into())),
+        ]
+    );
 }

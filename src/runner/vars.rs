@@ -1,6 +1,8 @@
 //! The variables a template sees on one host, by precedence (lowest first): inventory
 //! variables (all < parent group < child group < host), play `vars`, facts (`set_fact`,
-//! `register`), extra variables (`-e`), then the magic variables salve sets itself
+//! `register`), extra variables (`-e`), the loop variables of an enclosing `include_tasks` and
+//! `ansible_failed_task`/`ansible_failed_result` in a rescue, then the magic variables salve
+//! sets itself
 //! (`inventory_hostname`, `group_names`, `groups`, `hostvars`, `play_hosts`,
 //! `ansible_check_mode`, `salve_tenant`, and `item` inside a loop).
 //!
@@ -43,6 +45,8 @@ pub struct PlayScope<'a> {
     pub play_hosts: &'a [String],
     pub check_mode: bool,
     pub facts: &'a FactStore,
+    /// Variables of the steps being run: an include's loop item, a rescue's failure.
+    pub locals: Vars,
 }
 
 /// Which of the fleet-sized variables a task needs.
@@ -53,6 +57,12 @@ pub struct Needs {
 }
 
 impl Needs {
+    /// Everything (for steps whose text is not known in advance, such as an include).
+    pub const ALL: Needs = Needs {
+        groups: true,
+        hostvars: true,
+    };
+
     /// Over-approximate from the task's text: including an unused variable is harmless.
     pub fn of(task: &Task) -> Needs {
         let mut text = task.call.args.to_string();
@@ -75,13 +85,21 @@ impl Needs {
     }
 }
 
-impl PlayScope<'_> {
+impl<'a> PlayScope<'a> {
+    /// The same scope with more local variables (they win over the outer ones).
+    pub fn with_locals(&self, more: Vars) -> PlayScope<'a> {
+        let mut locals = self.locals.clone();
+        locals.extend(more);
+        PlayScope { locals, ..*self }
+    }
+
     /// The full variable context of `host` for one task.
     pub fn context(&self, host: &Host, needs: Needs, item: Option<&Value>) -> Value {
         let mut ctx: Map<String, Value> = host.vars.clone();
         ctx.extend(self.play_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
         ctx.extend(self.facts.get(&host.name));
         ctx.extend(self.extra_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        ctx.extend(self.locals.iter().map(|(k, v)| (k.clone(), v.clone())));
         let short = host.name.split('.').next().unwrap_or(&host.name);
         ctx.insert("inventory_hostname".into(), host.name.clone().into());
         ctx.insert("inventory_hostname_short".into(), short.into());

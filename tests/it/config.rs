@@ -158,7 +158,7 @@ fn bad_playbook_reports_every_class_with_positions() {
     - name: no module
       when: true
     - name: unknown module
-      win_shell: dir
+      win_updates: {category_names: [SecurityUpdates]}
     - name: bad expression
       debug: {msg: x}
       when: "a =="

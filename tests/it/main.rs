@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod ansible_corpus;
 mod architecture;
 mod check_mode;
 mod cli;

@@ -24,6 +24,7 @@ fn tag(e: &Event) -> &'static str {
         Event::TaskOutput { .. } => "task_output",
         Event::SlowStep { .. } => "slow_step",
         Event::TaskRetry { .. } => "task_retry",
+        Event::LoopItem { .. } => "loop_item",
         Event::TaskFinished { .. } => "task_finished",
         Event::HostDropped { .. } => "host_dropped",
         Event::PlayFinished { .. } => "play_finished",
@@ -57,6 +58,16 @@ fn samples() -> Vec<Event> {
         task: "t".into(),
         stream: Stream::Stderr,
         text: "x".into(),
+    });
+    events.push(Event::LoopItem {
+        host: "h".into(),
+        tenant: None,
+        task: "t".into(),
+        play_index: 0,
+        task_index: 1,
+        item: json!("DB01"),
+        status: TaskStatus::Ok,
+        msg: None,
     });
     events.push(Event::RunFinished {
         summary: RunSummary {

@@ -1,8 +1,10 @@
 #!/bin/sh
-# Install the real protocol peers the integration tests drive: pywinrm (a WinRM client) into
-# .venv at the repository root, Debian's OpenSSH server (sshd, started by the SSH tests on
-# loopback), Debian's PostgreSQL server (throwaway clusters for the queue tests) and Debian's
-# Chromium (the run-report test opens the HTML pages in it, headless). Idempotent
+# Install the real protocol peers the integration tests drive: pywinrm (a WinRM client) and
+# Ansible (ansible-core with its collections, for `ansible-playbook --syntax-check` of the
+# Ansible-style corpus in tests/ansible) into .venv at the repository root, Debian's OpenSSH
+# server (sshd, started by the SSH tests on loopback), Debian's PostgreSQL server (throwaway
+# clusters for the queue tests) and Debian's Chromium (the run-report test opens the HTML pages
+# in it, headless). Idempotent
 # and quiet; needs python3 (3.11 on Debian 12) with venv, and root with apt-get for the Debian
 # packages (each skipped when its binary exists).
 set -eu
@@ -69,7 +71,20 @@ install_pywinrm() {
     "$venv/bin/python" -c 'import winrm'
 }
 
+# Ansible from PyPI: the `ansible` package (ansible-core plus the collections, among them
+# ansible.windows, whose module names the corpus uses; Galaxy is not needed).
+install_ansible() {
+    venv="$root/.venv"
+    if [ -x "$venv/bin/ansible-playbook" ] &&
+        [ -d "$venv/lib/python3"*"/site-packages/ansible_collections/ansible/windows" ]; then
+        return 0
+    fi
+    "$venv/bin/pip" install --quiet --disable-pip-version-check ansible
+    "$venv/bin/ansible-playbook" --version >/dev/null
+}
+
 install_pywinrm
+install_ansible
 install_sshd
 install_postgres
 install_chromium

@@ -8,10 +8,11 @@ use marked_yaml::Node;
 use serde_json::Value;
 
 use crate::diag::Diagnostic;
-use crate::model::{Expr, LoopSpec};
+use crate::model::{Expr, LoopControl, LoopSpec};
 use crate::template;
 
 use super::super::yaml::{index, to_json};
+use super::task::is_identifier;
 use super::variables::Scope;
 use super::{Keyed, Loader};
 
@@ -111,6 +112,59 @@ impl Loader<'_> {
     }
 }
 
+/// The keys of `loop_control`.
+const LOOP_CONTROL_KEYS: &[&str] = &["label", "index_var", "loop_var", "pause"];
+
+impl Loader<'_> {
+    /// `loop_control`: `loop_var`, `index_var`, `label` and `pause`.
+    pub(super) fn loop_control(&mut self, entry: &Keyed<'_, '_>) -> LoopControl {
+        let mut control = LoopControl::default();
+        let Some(node) = entry.value("loop_control") else {
+            return control;
+        };
+        let field = entry.field("loop_control");
+        let what = "a mapping (`label`, `index_var`, `loop_var`, `pause`)";
+        let Some(map) = self.doc.mapping(node, &field, what, &mut self.diags) else {
+            return control;
+        };
+        let keyed = Keyed {
+            map,
+            field: &field,
+            keys: LOOP_CONTROL_KEYS,
+        };
+        self.reject_unlisted(&keyed, "`loop_control`");
+        control.label = keyed.value("label").and_then(|v| {
+            self.doc
+                .string(v, &keyed.field("label"))
+                .map_err(|d| self.push(d))
+                .ok()
+                .map(str::to_string)
+        });
+        control.loop_var = self.variable_name(&keyed, "loop_var");
+        control.index_var = self.variable_name(&keyed, "index_var");
+        control.pause = keyed
+            .value("pause")
+            .and_then(|v| self.duration(v, &keyed.field("pause")));
+        control
+    }
+
+    /// A key whose value names a variable.
+    fn variable_name(&mut self, keyed: &Keyed<'_, '_>, key: &str) -> Option<String> {
+        let node = keyed.value(key)?;
+        match self.doc.string(node, &keyed.field(key)) {
+            Ok(n) if is_identifier(n) => Some(n.to_string()),
+            _ => {
+                self.push(self.doc.wrong_type(
+                    node,
+                    &keyed.field(key),
+                    "a variable name (letters, digits, `_`)",
+                ));
+                None
+            }
+        }
+    }
+}
+
 /// A task's checked expressions and loop.
 pub(super) struct Conditions {
     pub loop_spec: Option<LoopSpec>,
@@ -131,15 +185,17 @@ impl Loader<'_> {
         args: &Node,
         module: &str,
         register: Option<&str>,
-        play_vars: &BTreeSet<String>,
+        vars: &BTreeSet<String>,
+        loop_control: &LoopControl,
     ) -> Conditions {
         let known = self.known.clone();
         let mut scope = Scope {
             known: &known,
-            local: play_vars.clone(),
+            local: vars.clone(),
         };
         if task.value("loop").is_some() {
-            scope.local.insert("item".into());
+            scope.local.insert(loop_control.item_name().into());
+            scope.local.extend(loop_control.index_var.clone());
         }
         let loop_spec = task
             .value("loop")
@@ -151,6 +207,18 @@ impl Loader<'_> {
         self.templates_in(args, &task.field(module), &scope);
         if let Some(r) = register {
             scope.local.insert(r.to_string());
+        }
+        let label = loop_control
+            .label
+            .as_deref()
+            .filter(|l| template::is_template(l));
+        if let (Some(label), Some(node)) = (label, task.value("loop_control")) {
+            let loc = self.doc.loc(node);
+            let field = format!("{}.label", task.field("loop_control"));
+            match template::check_template(label) {
+                Ok(names) => self.check_names(label, &names, &loc, &field, &scope),
+                Err(e) => self.push(Diagnostic::at(loc, field, format!("bad template: {e}"))),
+            }
         }
         let mut after = |key: &str| {
             task.value(key)

@@ -8,21 +8,28 @@ use crate::diag::did_you_mean;
 use super::super::yaml::index;
 use super::Loader;
 
-/// The names of the handlers under a play's `handlers` (unnamed ones are reported when the
-/// handlers are loaded as tasks).
+/// The names of the handlers under a play's `handlers` and the topics they `listen` to
+/// (unnamed ones are reported when the handlers are loaded as tasks).
 pub(super) fn handler_names(node: Option<&Node>) -> Vec<String> {
     let Some(Node::Sequence(items)) = node else {
         return Vec::new();
     };
-    items
-        .iter()
-        .filter_map(|n| {
-            n.as_mapping()?
-                .get_scalar("name")
-                .map(|s| s.as_str().to_string())
-        })
-        .filter(|n| !n.is_empty())
-        .collect()
+    let mut names = Vec::new();
+    for map in items.iter().filter_map(Node::as_mapping) {
+        names.extend(map.get_scalar("name").map(|s| s.as_str().to_string()));
+        match map.get_node("listen") {
+            Some(Node::Scalar(s)) => names.push(s.as_str().to_string()),
+            Some(Node::Sequence(topics)) => names.extend(
+                topics
+                    .iter()
+                    .filter_map(|t| t.as_scalar().map(|s| s.as_str().to_string())),
+            ),
+            _ => {}
+        }
+    }
+    names.retain(|n| !n.is_empty());
+    names.dedup();
+    names
 }
 
 impl Loader<'_> {

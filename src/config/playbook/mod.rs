@@ -1,11 +1,12 @@
 //! YAML playbooks → [`crate::model::Playbook`].
 //!
-//! A playbook is a list of plays. A play holds `name`, `hosts` (a host pattern), `vars`,
-//! `serial`, `rolling`, `max_fail_percentage`, `forks`, `tasks`, `rescue` and `handlers`. A
-//! task holds `name`,
-//! exactly one module key (see [`crate::modules::names`]) and the task keywords `when`,
-//! `register`, `loop`, `retries`, `delay`, `until`, `timeout`, `ignore_errors`, `changed_when`,
-//! `failed_when`, `notify` and `tags`.
+//! A playbook is a list of plays (and `import_playbook` entries). A play holds `name`, `hosts`
+//! (a host pattern), `vars`, `serial`, `rolling`, `max_fail_percentage`, `forks`, `tasks`,
+//! `rescue`, `handlers` and the Ansible keys `gather_facts`, `any_errors_fatal`,
+//! `ignore_unreachable`, `become` and `become_user`. An entry of `tasks` is a task, a `block`
+//! (with `rescue` and `always`), an `import_tasks` or an `include_tasks`. A task holds `name`,
+//! exactly one module key (see [`crate::modules::names`], Ansible's names included through
+//! [`crate::modules::resolve`]) and the task keywords listed in `task.rs`.
 //!
 //! Besides shapes and types, the loader checks what can be known before connecting: module
 //! arguments ([`crate::modules::validate_args`]), that every template and expression compiles,
@@ -14,20 +15,24 @@
 //! play's hosts, play `vars`, extra variables, names registered or set with `set_fact` by an
 //! earlier task, `item` inside a loop, or a magic variable ([`MAGIC_VARS`]).
 //!
-//! One loader walks the file and collects every problem; each file here reads one part:
+//! One loader walks the file (and the files it imports) and collects every problem, each at
+//! its own file's line and column; each file here reads one part:
 //! `play.rs` (a play's keys, hosts and vars), `batches.rs` (how a play's hosts are batched),
-//! `task_list.rs` (a list of tasks: the one entry point for tasks, handlers and rescue, ready
-//! to recurse for nested lists), `task.rs` (one task's keywords), `module_call.rs` (its module
+//! `task_list.rs` (a list of tasks: the one entry point for tasks, handlers and rescue),
+//! `blocks.rs` (`block`/`rescue`/`always`), `task_files.rs` (`import_tasks`, `include_tasks`,
+//! `import_playbook`), `task.rs` (one task's keywords), `module_call.rs` (its module
 //! key and arguments), `handlers.rs` (handler names and `notify`), `conditions.rs` (`when`,
 //! `until`, loops), `variables.rs` (which variables a template may read) and `duration.rs`.
 
 mod batches;
+mod blocks;
 mod conditions;
 mod duration;
 mod handlers;
 mod module_call;
 mod play;
 mod task;
+mod task_files;
 mod task_list;
 mod variables;
 
@@ -35,7 +40,8 @@ pub use duration::parse_duration;
 pub use variables::MAGIC_VARS;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use marked_yaml::Node;
 use marked_yaml::types::MarkedScalarNode;
@@ -43,7 +49,7 @@ use marked_yaml::types::MarkedScalarNode;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::{Inventory, Playbook, Vars};
 
-use super::yaml::{Doc, Mapping, TopLevel, child, index, sha256_hex};
+use super::yaml::{Doc, Mapping, TopLevel, child, sha256_hex};
 
 /// Load a playbook, checking it against the inventory it will run on and the extra variables.
 pub fn load(
@@ -51,38 +57,57 @@ pub fn load(
     inventory: &Inventory,
     extra_vars: &Vars,
 ) -> Result<Playbook, Diagnostics> {
-    let doc = Doc::read(path, TopLevel::Sequence).map_err(|d| Diagnostics(vec![d]))?;
+    let doc = Arc::new(Doc::read(path, TopLevel::Sequence).map_err(|d| Diagnostics(vec![d]))?);
     let mut known = variables::always_known();
     known.extend(extra_vars.keys().cloned());
     let mut loader = Loader {
-        doc: &doc,
+        doc: Arc::clone(&doc),
         inventory,
         diags: Diagnostics::default(),
         known,
+        opened: vec![path.to_path_buf()],
+        read: Vec::new(),
+        playbook_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
-    let mut plays = Vec::new();
-    if let Node::Sequence(items) = &doc.root {
-        for (i, node) in items.iter().enumerate() {
-            if let Some(play) = loader.play(node, &index("plays", i)) {
-                plays.push(play);
-            }
-        }
-    }
-    let Loader { diags, .. } = loader;
+    let plays = loader.plays(&doc);
+    let Loader { diags, read, .. } = loader;
     diags.into_result(Playbook {
         path: path.to_path_buf(),
-        digest: sha256_hex(&doc.bytes),
+        digest: digest(&doc.bytes, &read),
         plays,
     })
 }
 
-/// Walks one playbook file, collecting every problem instead of stopping at the first.
+/// The playbook's digest: its file's SHA-256 alone, or, when it reads other files (task files,
+/// imported playbooks), the SHA-256 of its own and each other file's path and digest, so a
+/// signed plan notices a change in any of them.
+fn digest(main: &[u8], read: &[(PathBuf, String)]) -> String {
+    let own = sha256_hex(main);
+    if read.is_empty() {
+        return own;
+    }
+    let mut all = own;
+    for (path, d) in read {
+        all.push_str(&format!("\n{} {d}", path.display()));
+    }
+    sha256_hex(all.as_bytes())
+}
+
+/// Walks one playbook (and the files it imports), collecting every problem instead of
+/// stopping at the first.
 struct Loader<'a> {
-    doc: &'a Doc,
+    /// The file being read now: the playbook, or a task file or playbook it imports.
+    doc: Arc<Doc>,
     inventory: &'a Inventory,
     diags: Diagnostics,
     /// Variables defined so far: magic, extra, and everything registered or set by earlier tasks.
     known: BTreeSet<String>,
+    /// Files being read, outermost first (an import of one of them would never end).
+    opened: Vec<PathBuf>,
+    /// Every other file read, with its digest, in reading order.
+    read: Vec<(PathBuf, String)>,
+    /// The playbook's directory: task files are found next to the file naming them, or here.
+    playbook_dir: PathBuf,
 }
 
 impl Loader<'_> {

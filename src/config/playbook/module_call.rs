@@ -6,6 +6,7 @@ use marked_yaml::Node;
 
 use crate::diag::{Diagnostic, Location, did_you_mean};
 use crate::model::ModuleCall;
+use crate::modules::{ArgProblem, Resolved};
 
 use super::super::yaml::{child, to_json};
 use super::{Keyed, Loader};
@@ -18,35 +19,56 @@ impl Loader<'_> {
         task: &Keyed<'n, '_>,
         location: &Location,
     ) -> Option<(ModuleCall, &'n Node)> {
-        let doc = self.doc;
+        let doc = std::sync::Arc::clone(&self.doc);
         let field = task.field;
         let modules = crate::modules::names();
         let mut module_keys = Vec::new();
         let mut unknown = false;
         for (k, v) in task.unlisted() {
             let name = k.as_str();
-            if modules.contains(&name) {
-                module_keys.push((k, v));
-                continue;
-            }
+            let written = to_json(v);
+            let problems = match crate::modules::resolve(name, &written) {
+                Resolved::Module { name: module, args } => {
+                    module_keys.push((k, v, module, args));
+                    continue;
+                }
+                Resolved::BadArgs(problems) => problems,
+                Resolved::NotInSalve { ansible, instead } => {
+                    unknown = true;
+                    self.push(
+                        Diagnostic::at(
+                            doc.key_loc(k),
+                            child(field, name),
+                            format!("salve does not have Ansible's module `{ansible}`"),
+                        )
+                        .with_hint(format!("instead: {instead}")),
+                    );
+                    continue;
+                }
+                Resolved::Unknown => {
+                    unknown = true;
+                    let candidates: Vec<&str> = task
+                        .keys
+                        .iter()
+                        .copied()
+                        .chain(modules.iter().copied())
+                        .collect();
+                    let mut d = Diagnostic::at(
+                        doc.key_loc(k),
+                        child(field, name),
+                        format!("unknown module or task key `{name}`"),
+                    );
+                    d.hint = did_you_mean(name, candidates)
+                        .or_else(|| Some(format!("modules are: {}", modules.join(", "))));
+                    self.push(d);
+                    continue;
+                }
+            };
             unknown = true;
-            let candidates: Vec<&str> = task
-                .keys
-                .iter()
-                .copied()
-                .chain(modules.iter().copied())
-                .collect();
-            let mut d = Diagnostic::at(
-                doc.key_loc(k),
-                child(field, name),
-                format!("unknown module or task key `{name}`"),
-            );
-            d.hint = did_you_mean(name, candidates)
-                .or_else(|| Some(format!("modules are: {}", modules.join(", "))));
-            self.push(d);
+            self.report_problems(problems, v, &child(field, name));
         }
-        let (module_key, args_node) = match module_keys.as_slice() {
-            [one] => *one,
+        let (module_key, args_node, module, args) = match module_keys.as_slice() {
+            [one] => one.clone(),
             [] => {
                 if !unknown {
                     self.push(
@@ -56,7 +78,7 @@ impl Loader<'_> {
                 }
                 return None;
             }
-            [(first, _), (second, _), ..] => {
+            [(first, ..), (second, ..), ..] => {
                 self.push(
                     Diagnostic::at(
                         doc.key_loc(second),
@@ -72,11 +94,10 @@ impl Loader<'_> {
                 return None;
             }
         };
-        let module = module_key.as_str().to_string();
-        let args = to_json(args_node);
-        self.check_args(&module, &args, args_node, &child(field, &module));
+        let written = module_key.as_str();
+        self.check_args(module, &args, args_node, &child(field, written));
         let call = ModuleCall {
-            module,
+            module: module.to_string(),
             args,
             location: doc.key_loc(module_key),
         };
@@ -85,9 +106,13 @@ impl Loader<'_> {
 
     /// Report what the module finds wrong with its arguments, each at the argument it names.
     fn check_args(&mut self, module: &str, args: &serde_json::Value, node: &Node, field: &str) {
-        let Err(problems) = crate::modules::validate_args(module, args) else {
-            return;
-        };
+        if let Err(problems) = crate::modules::validate_args(module, args) {
+            self.report_problems(problems, node, field);
+        }
+    }
+
+    /// Report argument problems, each at the argument it names (or the nearest node written).
+    fn report_problems(&mut self, problems: Vec<ArgProblem>, node: &Node, field: &str) {
         for p in problems {
             let (target, f) = locate(node, &p.field);
             let mut d = Diagnostic::at(self.doc.loc(target), join_field(field, &f), p.message);

@@ -2,6 +2,7 @@
 //! the variables its tasks may read from its hosts.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use marked_yaml::Node;
 use marked_yaml::types::MarkedScalarNode;
@@ -11,7 +12,7 @@ use crate::model::{HostPattern, Play, Vars};
 
 use super::super::yaml::{Mapping, child, to_json};
 use super::handlers::handler_names;
-use super::task_list::{TaskContext, TaskRole};
+use super::task_list::{Inherited, TaskContext, TaskRole};
 use super::variables::Scope;
 use super::{Keyed, Loader};
 
@@ -27,6 +28,11 @@ const PLAY_KEYS: &[&str] = &[
     "tasks",
     "rescue",
     "handlers",
+    "gather_facts",
+    "any_errors_fatal",
+    "ignore_unreachable",
+    "become",
+    "become_user",
 ];
 
 const PATTERN_HINT: &str = "patterns combine hosts and groups with `:` (or), `:&` (and), `:!` (not); also `web*`, `~regex`, `@file`";
@@ -61,15 +67,41 @@ impl Loader<'_> {
         // Handler names are read first so `notify` can be checked, but the handlers are loaded
         // after the tasks: they see the play's variables as they stand after every task.
         let handler_names = handler_names(play.value("handlers"));
+        let flag = |loader: &mut Self, key: &str| {
+            play.value(key).map(|v| {
+                loader
+                    .doc
+                    .bool(v, &play.field(key))
+                    .map_err(|d| loader.push(d))
+                    .unwrap_or(false)
+            })
+        };
+        let gather_facts = flag(self, "gather_facts").unwrap_or(false);
+        let any_errors_fatal = flag(self, "any_errors_fatal").unwrap_or(false);
+        let inherited = Inherited {
+            ignore_unreachable: flag(self, "ignore_unreachable"),
+            become_: self.become_(&play),
+            ..Inherited::default()
+        };
+        let dir = self
+            .doc
+            .file
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_default();
         let context = |role| TaskContext {
             role,
-            play_vars: &play_vars,
+            vars: play_vars.clone(),
             handlers: &handler_names,
+            inherited: inherited.clone(),
+            dir: dir.clone(),
         };
-        let tasks = self.task_list(
+        let mut tasks = Vec::new();
+        let body = self.steps(
             play.value("tasks"),
             &play.field("tasks"),
             &context(TaskRole::Task),
+            &mut tasks,
         );
         let handlers = self.task_list(
             play.value("handlers"),
@@ -95,8 +127,11 @@ impl Loader<'_> {
             max_fail_percentage,
             forks,
             tasks,
+            body,
             rescue,
             handlers,
+            gather_facts,
+            any_errors_fatal,
             location,
         })
     }
@@ -110,9 +145,6 @@ impl Loader<'_> {
         );
         d.hint = did_you_mean(name, PLAY_KEYS.iter().copied())
             .or_else(|| Some(format!("a play keys are: {}", PLAY_KEYS.join(", "))));
-        if name == "gather_facts" {
-            d.hint = Some("salve gathers no facts; remove this key".into());
-        }
         self.push(d);
     }
 

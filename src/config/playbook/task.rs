@@ -28,6 +28,13 @@ const TASK_KEYS: &[&str] = &[
     "failed_when",
     "notify",
     "tags",
+    "loop_control",
+    "listen",
+    "run_once",
+    "ignore_unreachable",
+    "delegate_to",
+    "become",
+    "become_user",
 ];
 
 impl Loader<'_> {
@@ -53,12 +60,14 @@ impl Loader<'_> {
         let location = self.doc.loc(node);
         let (call, args_node) = self.module_call(&task, &location)?;
         let register = self.register(&task);
+        let loop_control = self.loop_control(&task);
         let conditions = self.conditions(
             &task,
             args_node,
             &call.module,
             register.as_deref(),
-            context.play_vars,
+            &context.vars,
+            &loop_control,
         );
         let retries = self.retries(&task, conditions.until.is_some());
         let delay = task
@@ -73,13 +82,32 @@ impl Loader<'_> {
             .value("notify")
             .map(|v| self.notify(v, &task.field("notify"), context.handlers))
             .unwrap_or_default();
-        let tags = self.tags(&task);
+        let mut tags = context.inherited.tags.clone();
+        tags.extend(self.tags(&task));
+        let listen = self.listen(&task, context.role);
         let name = self.task_name(&task, &location, &call.module, context.role);
         self.remember_definitions(register.as_deref(), &call);
+        let flag = |loader: &mut Self, key: &str| {
+            task.value(key).map(|v| {
+                loader
+                    .doc
+                    .bool(v, &task.field(key))
+                    .map_err(|d| loader.push(d))
+                    .unwrap_or(false)
+            })
+        };
+        let run_once = flag(self, "run_once").unwrap_or(false);
+        let ignore_unreachable = flag(self, "ignore_unreachable")
+            .or(context.inherited.ignore_unreachable)
+            .unwrap_or(false);
+        let on_controller = self.delegate_to(&task);
+        let become_ = self.become_(&task).within(&context.inherited.become_);
+        let mut when = context.inherited.when.clone();
+        when.extend(conditions.when);
         Some(Task {
             name,
             call,
-            when: conditions.when,
+            when,
             register,
             loop_spec: conditions.loop_spec,
             retries,
@@ -90,9 +118,61 @@ impl Loader<'_> {
             changed_when: conditions.changed_when,
             failed_when: conditions.failed_when,
             notify,
+            listen,
             tags,
+            loop_control,
+            run_once,
+            ignore_unreachable,
+            on_controller,
+            become_,
             location,
         })
+    }
+
+    /// `delegate_to`: only the controller (`localhost`) is a place salve can run a task
+    /// besides its own host.
+    fn delegate_to(&mut self, task: &Keyed<'_, '_>) -> bool {
+        let Some(node) = task.value("delegate_to") else {
+            return false;
+        };
+        let field = task.field("delegate_to");
+        match self.doc.string(node, &field) {
+            Ok("localhost" | "127.0.0.1") => true,
+            Ok(other) => {
+                self.push(
+                    self.doc
+                        .error(node, &field, format!("salve cannot delegate a task to `{other}`"))
+                        .with_hint(
+                            "a task runs on its own host, or on the controller with `delegate_to: localhost`; to act on another host, target it in a play",
+                        ),
+                );
+                false
+            }
+            Err(d) => {
+                self.push(d);
+                false
+            }
+        }
+    }
+
+    /// `listen`: topics a handler answers to besides its name.
+    fn listen(&mut self, task: &Keyed<'_, '_>, role: TaskRole) -> Vec<String> {
+        let Some(node) = task.value("listen") else {
+            return Vec::new();
+        };
+        if role != TaskRole::Handler {
+            self.push(
+                self.doc
+                    .error(node, &task.field("listen"), "only a handler can `listen`")
+                    .with_hint("move the task under the play's `handlers:`"),
+            );
+            return Vec::new();
+        }
+        self.doc
+            .strings(node, &task.field("listen"), &mut self.diags)
+            .into_iter()
+            .map(|(s, _)| s.to_string())
+            .collect()
     }
 
     /// `register`: the variable name the task's result is stored under.
@@ -134,7 +214,7 @@ impl Loader<'_> {
         })
     }
 
-    fn tags(&mut self, task: &Keyed<'_, '_>) -> Vec<String> {
+    pub(super) fn tags(&mut self, task: &Keyed<'_, '_>) -> Vec<String> {
         let Some(node) = task.value("tags") else {
             return Vec::new();
         };
@@ -180,7 +260,7 @@ impl Loader<'_> {
     }
 }
 
-fn is_identifier(s: &str) -> bool {
+pub(super) fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     chars
         .next()

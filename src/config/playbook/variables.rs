@@ -22,6 +22,8 @@ pub const MAGIC_VARS: &[&str] = &[
     "hostvars",
     "group_names",
     "play_hosts",
+    "ansible_play_hosts",
+    "inventory_hostname_short",
     "ansible_check_mode",
     "salve_tenant",
     "omit",
