@@ -105,7 +105,7 @@ async fn every_script_fits_the_command_line_and_its_text_goes_on_stdin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_script_ending_in_a_block_runs_whole_over_winrm() {
-    let lab = Lab::start(61, ONE_HOST).await;
+    let lab = Lab::start(65, ONE_HOST).await;
     let inventory = lab.inventory().write();
     let mut script = String::new();
     for line in long_script(20_000).lines() {

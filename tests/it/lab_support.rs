@@ -201,3 +201,32 @@ pub async fn salve_with(args: &[&str], env: &[(&str, &str)]) -> (i32, String, St
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Tests run side by side in one binary, so each lab takes its own address block: two tests
+/// starting a lab on the same block fail with "address in use" only when they happen to
+/// overlap. Every `Lab::start(N, …)` in this folder names a different N.
+#[test]
+fn every_test_lab_has_its_own_address_block() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let mut seen: std::collections::BTreeMap<u32, String> = Default::default();
+    let mut clashes = Vec::new();
+    let files = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"));
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        for (i, _) in text.match_indices("Lab::start(") {
+            let rest = text[i + "Lab::start(".len()..].trim_start();
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let Ok(block) = digits.parse::<u32>() else {
+                continue;
+            };
+            if let Some(first) = seen.insert(block, name.clone()) {
+                clashes.push(format!("block {block}: {first} and {name}"));
+            }
+        }
+    }
+    assert!(clashes.is_empty(), "{}", clashes.join("\n"));
+}

@@ -660,7 +660,7 @@ async fn a_dag_named_by_a_number_is_rolled_one_member_at_a_time() {
     let Some(pg) = Pg::start() else { return };
     let admin = pg.admin().await;
     let lab = Lab::start(
-        73,
+        76,
         "seed: 5
 tenants:
   - name: acme
