@@ -149,6 +149,16 @@ fn present(facts: &FactsAnswer, req: &MitigateRequest) -> (Option<String>, Optio
     let rules = format!("add rewrite rules: {}", missing.join(", "));
     match (&facts.url_rewrite, &req.rewrite_msi_source) {
         (Some(_), _) => (Some(rules), None),
+        // The install runs in the WinRM session: its network logon cannot read a share.
+        (None, Some(src)) if src.starts_with("\\\\") => (
+            None,
+            Some(format!(
+                "the IIS URL Rewrite module is not installed and rewrite_msi is on a file share \
+                 ({src}), which the WinRM session cannot read: its network logon holds no \
+                 credentials for another machine (the double hop); give rewrite_msi as a url: \
+                 the server can download"
+            )),
+        ),
         (None, Some(src)) => (
             Some(format!(
                 "install the IIS URL Rewrite module from {src}; {rules}"
@@ -318,7 +328,12 @@ mod tests {
         })
         .await;
         assert!(e.to_string().contains("sha256"), "{e}");
-        let good = json!({"state": "present", "rewrite_msi": {"unc": "\\\\fs\\r.msi", "sha256": "ab".repeat(32)}});
+        // A share is beyond the WinRM session's reach (the double hop): refused with the fix.
+        let share = json!({"state": "present", "rewrite_msi": {"unc": "\\\\fs\\r.msi", "sha256": "ab".repeat(32)}});
+        let o = run(&f, share, false).await;
+        assert!(o.status.failed(), "{o:?}");
+        assert!(o.msg.unwrap().contains("double hop"));
+        let good = json!({"state": "present", "rewrite_msi": {"url": "https://media.contoso.test/r.msi", "sha256": "ab".repeat(32)}});
         let o = run(&f, good, false).await;
         assert!(!o.status.failed(), "{o:?}");
         let (_, sent) = f.commands().into_iter().last().unwrap();

@@ -350,13 +350,20 @@ pub mod testing {
         }
     }
 
+    /// A host whose detached steps run under a `become` account (shares are readable).
     pub fn host() -> Host {
+        let vars: crate::model::Vars = [(
+            "ansible_become_user".to_string(),
+            "CONTOSO\\svc-patch".into(),
+        )]
+        .into_iter()
+        .collect();
         Host {
             name: "ex01".into(),
             groups: vec!["all".into()],
             tenant: None,
-            vars: Default::default(),
-            settings: HostSettings::read("ex01", &Default::default()).unwrap(),
+            settings: HostSettings::read("ex01", &vars).unwrap(),
+            vars,
             location: None,
         }
     }

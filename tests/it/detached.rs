@@ -86,3 +86,101 @@ async fn a_timeout_leaves_setup_running_and_the_next_run_reattaches() {
     );
     assert!(lab.fleet.state("t-ex01").unwrap().jobs.is_empty());
 }
+
+/// Run shipped script `id` on `host` as salve delivers it; returns its answer.
+async fn answer(host: &salve_lab::fleet::LabHost, id: &str, args: Value) -> Value {
+    let (answer, stderr) = run(host, id, args).await;
+    answer.unwrap_or_else(|| panic!("no answer from {id}: {stderr}"))
+}
+
+/// Run shipped script `id` on `host` as salve delivers it: its answer, if any, and stderr.
+async fn run(host: &salve_lab::fleet::LabHost, id: &str, args: Value) -> (Option<Value>, String) {
+    use salve::script::{Deliver as _, Delivery, Script};
+    use salve_lab::host_api::{SimHost as _, StdinChunk};
+    let Delivery {
+        program,
+        arguments,
+        stdin,
+    } = Script::shipped(id, "", args).delivery();
+    let process = host.spawn(&program, &[arguments]);
+    process
+        .stdin
+        .send(StdinChunk {
+            data: stdin.into_bytes(),
+            eof: true,
+        })
+        .unwrap();
+    let (out, err, _) = salve_lab::process::collect(process).await;
+    let answer =
+        salve::script::extract_result(&String::from_utf8(out).unwrap()).map(Result::unwrap);
+    (answer, String::from_utf8_lossy(&err).into_owned())
+}
+
+/// Windows' double hop, as the lab models it: a WinRM (network) logon holds no credentials for
+/// another machine, so a package on a share is out of its reach; a task registered with an
+/// account's password has them; SYSTEM does not (the share does not admit the computer account);
+/// and Register-ScheduledTask refuses a wrong password.
+#[tokio::test(start_paused = true)]
+async fn a_share_is_out_of_reach_of_a_network_logon_and_of_system_but_not_of_become() {
+    use base64::Engine as _;
+    let fleet = crate::lab_support::fleet(ONE_HOST);
+    let host = fleet.host("t-ex01").unwrap();
+    let su = serde_json::json!({"kind": "su", "source": "\\\\fs01\\exchange\\su.msp",
+        "sha256": "ab".repeat(32), "kb": "KB5000871", "target_build": "15.2.721.13"});
+
+    let in_shell = answer(host, "exchange_update", su.clone()).await;
+    assert_eq!(in_shell["success"], false, "{in_shell}");
+    assert!(
+        in_shell["reason"].as_str().unwrap().contains("is denied"),
+        "{in_shell}"
+    );
+
+    let script = base64::engine::general_purpose::STANDARD
+        .encode(salve::script::Script::shipped("exchange_update", "", su).render());
+    let start = |job: &str, user: Option<&str>, password: Option<&str>| {
+        serde_json::json!({"action": "start", "job": job, "script_id": "exchange_update",
+            "script": script, "become_user": user, "become_password": password})
+    };
+    let poll = async |job: &str| loop {
+        let a = answer(
+            host,
+            "job_poll",
+            serde_json::json!({"job": job, "offset": 0}),
+        )
+        .await;
+        if a["state"] == "finished" {
+            break a;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    };
+    let update_answer = |polled: &Value| {
+        salve::script::extract_result(&polled["output"].as_str().unwrap().replace("\r\n", "\n"))
+            .expect("the task's answer")
+            .unwrap()
+    };
+
+    let (wrong, stderr) = run(
+        host,
+        "job_control",
+        start("salve-t-1", Some("salve-lab"), Some("not-the-password")),
+    )
+    .await;
+    assert!(wrong.is_none(), "{wrong:?}");
+    assert!(stderr.contains("password is incorrect"), "{stderr}");
+
+    let system = answer(host, "job_control", start("salve-t-2", None, None)).await;
+    assert_eq!(system["run_as"], "SYSTEM");
+    let as_system = update_answer(&poll("salve-t-2").await);
+    assert_eq!(as_system["success"], false, "{as_system}");
+
+    let (user, password) = fleet.core().credentials();
+    let with_become = answer(
+        host,
+        "job_control",
+        start("salve-t-3", Some(user), Some(password)),
+    )
+    .await;
+    assert_eq!(with_become["started"], true, "{with_become}");
+    let installed = update_answer(&poll("salve-t-3").await);
+    assert_eq!(installed["success"], true, "{installed}");
+}

@@ -169,12 +169,23 @@ impl Lab {
     ) -> Outcome {
         modules::validate_args(module, &args).unwrap();
         let link = self.link(name);
+        // Detached steps run under the lab's account, whose password logon reads its shares.
+        let (user, _) = self.fleet.core().credentials();
+        let host_vars: salve::model::Vars = [
+            ("ansible_become_user".to_string(), json!(user)),
+            (
+                "ansible_become_password".to_string(),
+                json!(crate::lab_support::PASSWORD),
+            ),
+        ]
+        .into_iter()
+        .collect();
         let host = Host {
             name: name.into(),
             groups: vec!["all".into()],
             tenant: None,
-            vars: Default::default(),
-            settings: HostSettings::read(name, &Default::default()).unwrap(),
+            settings: HostSettings::read(name, &host_vars).unwrap(),
+            vars: host_vars,
             location: None,
         };
         let (tx, _rx) = mpsc::unbounded_channel();

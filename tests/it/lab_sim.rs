@@ -103,7 +103,7 @@ async fn facts(host: &LabHost) -> FactsAnswer {
 }
 
 fn su(kb: &str, target: &str) -> Value {
-    json!({"kind": "su", "source": "\\\\fs\\updates\\x.msp", "sha256": "ab".repeat(32), "kb": kb, "target_build": target})
+    json!({"kind": "su", "source": "https://media.lab.test/updates/x.msp", "sha256": "ab".repeat(32), "kb": kb, "target_build": target})
 }
 
 #[tokio::test(start_paused = true)]

@@ -120,7 +120,7 @@ async fn every_shipped_script_answer_from_the_lab_parses() {
         (ScriptId::ExchangeMaintenance, json!({"action": "enter"})),
         (
             ScriptId::ExchangeUpdate,
-            json!({"kind": "su", "source": "\\\\fs\\u\\x.msp", "sha256": "ab".repeat(32),
+            json!({"kind": "su", "source": "https://media.lab.test/u/x.msp", "sha256": "ab".repeat(32),
                    "kb": "KB5000871", "target_build": "15.2.792.10"}),
         ),
         (
@@ -242,7 +242,7 @@ async fn maintenance_reports_every_moved_database() {
 }
 
 fn su_request() -> Value {
-    json!({"kind": "su", "source": "\\\\fs\\u\\x.msp", "sha256": "ab".repeat(32),
+    json!({"kind": "su", "source": "https://media.lab.test/u/x.msp", "sha256": "ab".repeat(32),
            "kb": "KB5000871", "target_build": "15.2.792.10"})
 }
 
@@ -322,7 +322,7 @@ async fn url_rewrite_installed_with_a_restart_code_is_a_success() {
         let a = shipped(
             fleet.host("contoso-ex03").unwrap(),
             ScriptId::ExchangeMitigate,
-            json!({"action": "apply", "rewrite_msi_source": "\\\\fs\\u\\rewrite.msi"}),
+            json!({"action": "apply", "rewrite_msi_source": "https://media.lab.test/u/rewrite.msi"}),
         )
         .await;
         let answer: MitigateAnswer =
@@ -538,7 +538,7 @@ async fn installed_packages_are_removed_unless_kept() {
 }
 
 fn cu_request() -> Value {
-    json!({"kind": "cu", "source": "\\\\fs\\u\\cu9.iso", "sha256": "cd".repeat(32),
+    json!({"kind": "cu", "source": "https://media.lab.test/u/cu9.iso", "sha256": "cd".repeat(32),
            "kb": "KB4602570", "target_build": "15.2.858.5",
            "license_switch": "/IAcceptExchangeServerLicenseTerms"})
 }
@@ -614,7 +614,7 @@ async fn url_rewrite_install_waits_for_another_installation() {
         let a = shipped(
             fleet.host("contoso-ex03").unwrap(),
             ScriptId::ExchangeMitigate,
-            json!({"action": "apply", "rewrite_msi_source": "\\\\fs\\u\\rewrite.msi"}),
+            json!({"action": "apply", "rewrite_msi_source": "https://media.lab.test/u/rewrite.msi"}),
         )
         .await;
         let answer: MitigateAnswer =

@@ -24,6 +24,8 @@ pub const EXIT_TERMINATED: i32 = 0xC000_013Au32 as i32;
 pub struct Out {
     tx: mpsc::UnboundedSender<ProcessOutput>,
     console: Console,
+    /// The process's logon holds credentials it can use on other machines.
+    network_credentials: bool,
 }
 
 impl Out {
@@ -31,7 +33,29 @@ impl Out {
         Self {
             tx,
             console: Console::default(),
+            network_credentials: false,
         }
+    }
+
+    /// A process whose logon has network credentials: a scheduled task registered with an
+    /// account's password. A WinRM or SSH logon (NTLM, Kerberos without delegation, a key) is
+    /// a network logon and has none: it cannot authenticate to a second machine.
+    pub fn with_network_credentials(mut self) -> Self {
+        self.network_credentials = true;
+        self
+    }
+
+    /// Read a file at `path` as this process: a path on another machine's share
+    /// (`\\server\share\...`) needs network credentials, or Windows answers "Access is denied"
+    /// (the double hop).
+    pub fn read_file(&self, path: &str) -> Result<(), String> {
+        if path.starts_with("\\\\") && !self.network_credentials {
+            return Err(format!(
+                "Copy-Item : Access to the path '{path}' is denied. (this logon has no \
+                 credentials for another machine: the double hop)"
+            ));
+        }
+        Ok(())
     }
 
     /// The process's console encodings.

@@ -1,7 +1,8 @@
 //! The Ansible-format inventory a lab writes for its fleet: tenants as groups with
 //! `salve_tenant`, DAGs as child groups with `salve_dag`, and per host the loopback address
 //! and port, the WinRM scheme and transport, the lab's user and password (clear text, or a
-//! reference such as `env:SALVE_LAB_PASSWORD`), and package sources for every update the
+//! reference such as `env:SALVE_LAB_PASSWORD`) for the logon and for `become`, and package
+//! sources for every update the
 //! lab's build table knows, so the shipped remediation playbooks run against the lab as they are.
 //!
 //! The text is written by hand in a fixed order so that the same fleet always gives
@@ -42,6 +43,12 @@ pub fn render(fleet: &Fleet, password: &PasswordIn) -> String {
     y.push_str("    ansible_connection: winrm\n    ansible_winrm_transport: ntlm\n    ansible_winrm_scheme: http\n");
     y.push_str(&format!(
         "    ansible_user: {}\n    ansible_password: {password}\n",
+        q(user)
+    ));
+    // Detached steps (Setup, msiexec) run as scheduled tasks under this account, whose
+    // password logon can read the lab's pretend file share.
+    y.push_str(&format!(
+        "    ansible_become_user: {}\n    ansible_become_password: {password}\n",
         q(user)
     ));
     y.push_str(&source_vars());

@@ -97,10 +97,16 @@ fn catalogue_error(e: impl std::fmt::Display) -> Fail {
 
 pub(super) async fn decide(args: &Args, ctx: &CheckCtx<'_>) -> Result<Decision, Fail> {
     let facts = shipped::facts(ctx).await?;
-    decide_from(args, &facts)
+    decide_from(args, &facts, ctx.host.settings.run_as.is_some())
 }
 
-pub(super) fn decide_from(args: &Args, facts: &FactsAnswer) -> Result<Decision, Fail> {
+/// Decide from `facts`; `network_credentials`: the host's detached steps run under a `become`
+/// account (a share is readable), not as SYSTEM.
+pub(super) fn decide_from(
+    args: &Args,
+    facts: &FactsAnswer,
+    network_credentials: bool,
+) -> Result<Decision, Fail> {
     let empty = BTreeMap::new();
     let sources = match &args.sources {
         Some(s) => s.get("sources")?,
@@ -160,6 +166,7 @@ pub(super) fn decide_from(args: &Args, facts: &FactsAnswer) -> Result<Decision, 
         ad_prepared,
         min_free_disk_gb: args.min_free_disk_gb,
         keep_packages: args.keep_packages,
+        network_credentials,
     };
     match gate(cat, &given, facts, build, &next) {
         Ok((request, findings)) => {

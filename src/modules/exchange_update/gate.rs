@@ -62,6 +62,13 @@ pub enum Refusal {
     },
     #[error("sources[{key}]: sha256 missing")]
     NoChecksum { key: String },
+    #[error(
+        "sources[{key}]: {location} is on a file share, and the update would run as SYSTEM, \
+         which holds no credentials for it (a WinRM or SSH logon cannot pass its own on: the \
+         double hop); set ansible_become_user and ansible_become_password to an account that \
+         can read the share, or give the package as a url: the server can download"
+    )]
+    DoubleHop { key: String, location: String },
 }
 
 /// A licence switch this CU's Setup does not take.
@@ -87,6 +94,8 @@ pub(super) struct Given<'a> {
     pub(super) ad_prepared: Option<bool>,
     pub(super) min_free_disk_gb: Option<Num>,
     pub(super) keep_packages: bool,
+    /// Detached steps run under a `become` account (see [`crate::model::run_as`]).
+    pub(super) network_credentials: bool,
 }
 
 /// May `step` be installed on this host now? The request when it may.
@@ -190,6 +199,10 @@ pub(super) fn gate(
             return Err((Refusal::NoChecksum { key }, findings));
         }
     };
+    if location.starts_with("\\\\") && !args.network_credentials {
+        let key = keys[0].clone();
+        return Err((Refusal::DoubleHop { key, location }, findings));
+    }
     Ok((
         UpdateRequest {
             kind,
@@ -264,6 +277,7 @@ mod tests {
             ad_prepared: None,
             min_free_disk_gb: None,
             keep_packages: false,
+            network_credentials: true,
         };
         let step = explicit_su(cat, Build::new(15, 2, 792, 3), "KB5000871")
             .unwrap()
@@ -273,6 +287,54 @@ mod tests {
             panic!("must refuse")
         };
         assert!(why.to_string().contains("refusing KB5000871"), "{why}");
+    }
+
+    #[test]
+    fn a_share_is_refused_without_a_become_account_and_a_url_is_not() {
+        let cat = catalogue().unwrap();
+        let share: BTreeMap<String, PackageSource> = [(
+            "KB5000871".to_string(),
+            PackageSource {
+                url: None,
+                unc: Some("\\\\fs01\\exchange\\su.msp".into()),
+                sha256: Some("ab".repeat(32)),
+            },
+        )]
+        .into_iter()
+        .collect();
+        let given = |sources, network_credentials| Given {
+            sources,
+            license_switch: None,
+            ad_prepared: None,
+            min_free_disk_gb: None,
+            keep_packages: false,
+            network_credentials,
+        };
+        let step = explicit_su(cat, Build::new(15, 2, 792, 3), "KB5000871")
+            .unwrap()
+            .unwrap();
+        let on_cu8 = facts("15.2.792.3");
+        let build = Build::new(15, 2, 792, 3);
+        let Err((why, _)) = gate(cat, &given(&share, false), &on_cu8, build, &step) else {
+            panic!("a share without become must be refused")
+        };
+        let why = why.to_string();
+        assert!(
+            why.contains("double hop") && why.contains("ansible_become_user"),
+            "{why}"
+        );
+        assert!(gate(cat, &given(&share, true), &on_cu8, build, &step).is_ok());
+        let url: BTreeMap<String, PackageSource> = [(
+            "KB5000871".to_string(),
+            PackageSource {
+                url: Some("https://media.contoso.test/su.msp".into()),
+                unc: None,
+                sha256: Some("ab".repeat(32)),
+            },
+        )]
+        .into_iter()
+        .collect();
+        assert!(gate(cat, &given(&url, false), &on_cu8, build, &step).is_ok());
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
             _ = ctx.cancel.cancelled() => return Err(Fail::Module(ModuleError::Transport(crate::transport::TransportError::Cancelled))),
         }
     };
-    let decision = decide_from(args, &facts)?;
+    let decision = decide_from(args, &facts, ctx.host.settings.run_as.is_some())?;
     let Some(request) = decision.request.clone() else {
         return Ok(decision.outcome(false));
     };

@@ -100,6 +100,14 @@ fn start(core: &Arc<FleetCore>, idx: usize, req: &JobControlRequest) -> Result<S
         .become_user
         .clone()
         .unwrap_or_else(|| "SYSTEM".to_string());
+    // Register-ScheduledTask checks the account's password when it registers the task.
+    if req.become_user.is_some() && req.become_password.as_deref() != Some(core.credentials().1) {
+        return Err(
+            "Register-ScheduledTask : The user name or password is incorrect. (0x8007052E)"
+                .to_string(),
+        );
+    }
+    let credentials = req.become_user.is_some();
     core.with_host(idx, |s| {
         s.jobs.push(SimJob {
             job: req.job.clone(),
@@ -118,7 +126,14 @@ fn start(core: &Arc<FleetCore>, idx: usize, req: &JobControlRequest) -> Result<S
             run_as: run_as.clone(),
         },
     );
-    spawn(Arc::clone(core), idx, req.job.clone(), id, script.args);
+    spawn(
+        Arc::clone(core),
+        idx,
+        req.job.clone(),
+        id,
+        script.args,
+        credentials,
+    );
     Ok(run_as)
 }
 
@@ -130,9 +145,16 @@ fn spawn(
     job: String,
     id: ScriptId,
     args: Option<serde_json::Value>,
+    credentials: bool,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let out = Out::new(tx);
+    // Under a `become` account the task logs on with its password: network credentials.
+    // SYSTEM reaches other machines as the computer account, which the lab's shares refuse.
+    let out = if credentials {
+        Out::new(tx).with_network_credentials()
+    } else {
+        Out::new(tx)
+    };
     // The task's runner merges every stream (`*>&1`) into output.log, as UTF-8 text.
     out.console().set_output_utf8();
     out.console().merge_streams();

@@ -118,6 +118,13 @@ fn act(s: &mut HostState, req: &MitigateRequest, out: &Out) -> (Printed, Vec<Lab
                     };
                     return (printed, events);
                 };
+                if let Err(e) = out.read_file(source) {
+                    let printed = Printed {
+                        reason: Some(e),
+                        ..Printed::default()
+                    };
+                    return (printed, events);
+                }
                 out.line(&format!("Installing IIS URL Rewrite module from {source}"));
                 s.url_rewrite = Some("7.2.1993".to_string());
                 events.push(LabEvent::RewriteModuleInstalled {

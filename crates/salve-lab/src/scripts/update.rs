@@ -241,6 +241,9 @@ async fn install_su(
             reason: None,
         };
     }
+    if let Err(e) = out.read_file(&req.source) {
+        return Outcome::failed(1, Vec::new(), e);
+    }
     if let Err(e) = core.with_host(idx, |s| s.store_download(&package_path(req), SU_BYTES)) {
         return Outcome::failed(1, Vec::new(), e);
     }
@@ -389,6 +392,9 @@ async fn install_cu(
     }
     // Get-SalvePayload, after dismounting an image an earlier run left attached; then
     // Mount-DiskImage, dismounted again when the script ends (`finally`).
+    if let Err(e) = out.read_file(&req.source) {
+        return Outcome::failed(1, Vec::new(), e);
+    }
     let iso = package_path(req);
     let mounted = core.with_host(idx, |s| {
         s.dismount_image(&iso);
