@@ -93,6 +93,8 @@ pub fn assessment(facts: &FactsAnswer) -> Result<Option<Assessment>, Fail> {
     let input = assess::Facts {
         installed_kbs: Some(installed_kbs),
         dotnet: DotNet::from_release(facts.dotnet_release),
+        today: Some(crate::exchange::support::today_utc()),
+        ..assess::Facts::default()
     };
     Ok(Some(assess::assess(cat, build, &input)))
 }
@@ -141,10 +143,10 @@ fn summary(facts: &FactsAnswer, fact: &Value) -> String {
         .as_array()
         .map(|v| v.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let exposure = if open.is_empty() {
-        "no tracked CVE open".to_string()
-    } else {
-        format!("open: {}", open.join(", "))
+    let exposure = match open.len() {
+        0 => "no catalogued CVE open".to_string(),
+        1..=4 => format!("open: {}", open.join(", ")),
+        n => format!("{n} CVEs open: {}, …", open[..3].join(", ")),
     };
     format!(
         "{} {build} ({}); {exposure}; path: {}",
@@ -187,9 +189,12 @@ mod tests {
                 .unwrap()
                 .contains(&json!("CVE-2021-26855"))
         );
-        assert_eq!(a["path"][0]["kind"], "SU");
+        assert_eq!(a["path"][0]["kind"], "CU");
+        assert_eq!(a["path"][1]["kind"], "SU");
+        assert_eq!(a["catalogue_version"], "2026-08-20.1");
         assert_eq!(fact["mitigated"], false);
-        assert!(o.msg.unwrap().contains("open: CVE-2021-26855"));
+        let msg = o.msg.unwrap();
+        assert!(msg.contains("107 CVEs open: CVE-2021-24085"), "{msg}");
     }
 
     #[tokio::test(start_paused = true)]

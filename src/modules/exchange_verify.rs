@@ -204,7 +204,7 @@ mod tests {
 
     fn good() -> VerifyAnswer {
         VerifyAnswer {
-            build: Some("15.2.792.15".into()),
+            build: Some("15.2.1748.49".into()),
             build_matches: Some(true),
             kb_present: Some(true),
             disabled_services: Vec::new(),
@@ -260,7 +260,7 @@ mod tests {
     async fn a_healthy_patched_server_passes() {
         let o = run(
             good(),
-            json!({"expected_build": "15.02.0792.015", "fixed": true}),
+            json!({"expected_build": "15.02.1748.049", "fixed": true}),
         )
         .await;
         assert!(!o.status.failed() && !o.status.changed(), "{o:?}");
