@@ -12,4 +12,5 @@ pub mod path;
 pub mod prereq;
 pub mod protection;
 pub mod released;
+pub mod signature;
 pub mod support;

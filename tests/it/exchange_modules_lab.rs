@@ -239,7 +239,10 @@ async fn a_vulnerable_2019_cu8_server_is_mitigated_patched_restarted_verified_an
     let fact = &facts.facts.as_ref().unwrap()["exchange"];
     assert_eq!(fact["build"], "15.2.792.3");
     assert_eq!(fact["assessment"]["proxylogon_vulnerable"], true);
-    assert_eq!(fact["assessment"]["path_display"], "2019 CU8 → KB5003435");
+    assert_eq!(
+        fact["assessment"]["path_display"],
+        "2019 CU8 → CU15 (needs .NET 4.8 or 4.8.1) → KB5121574"
+    );
     assert_eq!(fact["mitigated"], false);
     let boot_before = fact["boot_id"].clone();
 
@@ -269,8 +272,9 @@ async fn a_vulnerable_2019_cu8_server_is_mitigated_patched_restarted_verified_an
         .await;
     assert!(refused.status.failed(), "{refused:?}");
 
-    // The SU along the path: check lists it, apply installs it, the build changes at restart.
-    let update = json!({"target": "path", "sources": sources()});
+    // CU8's last SU (the ProxyLogon/ProxyShell fix; the path's CU upgrade comes later): check
+    // lists it, apply installs it, the build changes at restart.
+    let update = json!({"kb": "KB5003435", "sources": sources()});
     let plan = lab
         .run(ex, "exchange_update", update.clone(), &json!({}), true)
         .await;
@@ -310,12 +314,13 @@ async fn a_vulnerable_2019_cu8_server_is_mitigated_patched_restarted_verified_an
     let state = lab.fleet.state(ex).unwrap();
     assert_eq!(state.build.unwrap().to_string(), "15.2.792.15");
 
-    // Verified, then nothing left to install, and the mitigation comes off.
+    // Verified, then nothing left to install from that KB, and the mitigation comes off: the
+    // ProxyLogon CVE it covers is fixed (later CVEs still need the CU upgrade).
     let verified = lab
         .apply(
             ex,
             "exchange_verify",
-            json!({"expected_build": "15.2.792.15", "expected_kb": "KB5003435", "fixed": true}),
+            json!({"expected_build": "15.2.792.15", "expected_kb": "KB5003435"}),
         )
         .await;
     assert!(!verified.status.failed(), "{verified:?}");

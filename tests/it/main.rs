@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area.
 
 mod architecture;
+mod catalogue_cli;
 mod check_mode;
 mod cli;
 mod config;
