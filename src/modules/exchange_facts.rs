@@ -148,8 +148,15 @@ fn summary(facts: &FactsAnswer, fact: &Value) -> String {
         1..=4 => format!("open: {}", open.join(", ")),
         n => format!("{n} CVEs open: {}, …", open[..3].join(", ")),
     };
+    // Out of support or ESU only: say so, with the reason, on the task line.
+    let support = match a["support"]["state"].as_str() {
+        Some("out_of_support" | "esu_only") => {
+            format!("; {}", a["support"]["detail"].as_str().unwrap_or_default())
+        }
+        _ => String::new(),
+    };
     format!(
-        "{} {build} ({}); {exposure}; path: {}",
+        "{} {build} ({}); {exposure}; path: {}{support}",
         facts.family.as_deref().unwrap_or("unknown family"),
         a["cu"].as_str().unwrap_or("CU unknown"),
         a["path_display"].as_str().unwrap_or("none")

@@ -23,6 +23,7 @@ mod queue_apply;
 mod queue_crash;
 mod queue_support;
 mod remediation;
+mod remediation_2026;
 mod report;
 mod report_files;
 mod report_json;
