@@ -281,15 +281,12 @@ pub fn status(cat: &Catalogue, source: String, today: Date) -> Status {
                 builds: f.levels.iter().map(|l| 1 + l.updates.len()).sum(),
                 cves: f.affected().len(),
                 newest: f.newest().map_or_else(String::new, |l| {
-                    let last = l.updates.last();
-                    format!(
-                        "{} {} ({}{})",
-                        l.cu,
-                        last.map_or("", |u| u.su.as_str()),
-                        l.last_build(),
-                        last.and_then(|u| u.kb)
-                            .map_or_else(String::new, |kb| format!(", {kb}"))
-                    )
+                    let (label, kb) = match l.updates.last() {
+                        Some(u) => (format!("{} {}", l.cu, u.su), u.kb),
+                        None => (l.cu.clone(), l.kb),
+                    };
+                    let kb = kb.map_or_else(String::new, |kb| format!(", {kb}"));
+                    format!("{label} ({}{kb})", l.last_build())
                 }),
             })
             .collect(),
