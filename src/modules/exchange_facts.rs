@@ -19,9 +19,12 @@ use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::contract::FactsAnswer;
 use crate::exchange::assess::{self, Assessment};
 use crate::exchange::build::Build;
+use crate::exchange::catalogue::Check;
 use crate::exchange::catalogue::catalogue;
 use crate::exchange::dotnet::DotNet;
 use crate::exchange::ids::Kb;
+use crate::exchange::mitigation::{EemsFacts, MitigationFacts};
+use crate::exchange::protection::HostConfig;
 
 /// The two rules the EOMT mitigation writes.
 pub const EOMT_RULES: [&str; 2] = [
@@ -90,13 +93,65 @@ pub fn assessment(facts: &FactsAnswer) -> Result<Option<Assessment>, Fail> {
         .iter()
         .filter_map(|k| k.parse().ok())
         .collect();
+    let (config, mitigations) = configuration(facts);
     let input = assess::Facts {
         installed_kbs: Some(installed_kbs),
         dotnet: DotNet::from_release(facts.dotnet_release),
         today: Some(crate::exchange::support::today_utc()),
-        ..assess::Facts::default()
+        config,
+        mitigations: Some(mitigations),
     };
     Ok(Some(assess::assess(cat, build, &input)))
+}
+
+/// The fix-related configuration and mitigation state the facts read, as the assessment takes
+/// them. A SettingOverride parameter set to False switches its fix off; serialized data signing
+/// is on (the default since Nov23SU) unless an override of `Data\EnableSerializationDataSigning`
+/// says `Enabled=False`.
+pub fn configuration(facts: &FactsAnswer) -> (Option<HostConfig>, MitigationFacts) {
+    let mut rules: std::collections::BTreeSet<String> =
+        facts.mitigation_rules.iter().cloned().collect();
+    let Some(read) = &facts.config else {
+        return (None, MitigationFacts { rules, eems: None });
+    };
+    rules.extend(read.outbound_rules.iter().cloned());
+    let mut config = HostConfig::default();
+    if let Some(ep) = read.extended_protection {
+        config.features.insert(Check::ExtendedProtection, ep);
+    }
+    if let Some(overrides) = &read.setting_overrides {
+        config.overrides_read = true;
+        let mut signing = true;
+        for o in overrides {
+            for p in &o.parameters {
+                let Some((name, value)) = p.split_once('=') else {
+                    continue;
+                };
+                if !value.trim().eq_ignore_ascii_case("false") {
+                    continue;
+                }
+                let key = format!("{}\\{}\\{}", o.component, o.section, name.trim());
+                config.overrides_off.insert(key, o.name.clone());
+                if o.component.eq_ignore_ascii_case("Data")
+                    && o.section
+                        .eq_ignore_ascii_case("EnableSerializationDataSigning")
+                {
+                    signing = false;
+                }
+            }
+        }
+        config
+            .features
+            .insert(Check::SerializedDataSigning, signing);
+    }
+    let eems = read.emergency_mitigation.as_ref().map(|e| EemsFacts {
+        present: e.service_present,
+        running: e.service_running,
+        enabled: e.mitigations_enabled,
+        applied: e.applied.clone(),
+        blocked: e.blocked.clone(),
+    });
+    (Some(config), MitigationFacts { rules, eems })
 }
 
 /// The `exchange` fact: the answer, its assessment and two derived flags.

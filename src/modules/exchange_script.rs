@@ -423,6 +423,7 @@ pub mod testing {
             activation_policy: None,
             boot_id: "2026-01-01T00:00:00Z".into(),
             install_in_progress: None,
+            config: None,
         }
     }
 }

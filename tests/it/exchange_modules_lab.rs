@@ -465,3 +465,63 @@ tenants:
     assert_eq!(state.activation_policy, "IntrasiteOnly");
     assert_eq!(state.cluster_node.as_deref(), Some("Up"));
 }
+
+/// The facts read the configuration fixes depend on: a SettingOverride that switches a fix off
+/// re-opens its CVE with the override named, and the Emergency Mitigation service's applied
+/// CVE-2026-42897 mitigation (M2.1.0, its outbound OWA rule) counts as mitigating it.
+#[tokio::test(start_paused = true)]
+async fn facts_read_setting_overrides_and_the_emergency_mitigation_service() {
+    let lab = Lab::from(
+        "seed: 3\ntenants:\n  - name: t\n    hosts: 2\n    builds: [15.2.1748.43]\nhosts:\n  \
+         t-ex01:\n    setting_overrides:\n      - {name: Audience check off, component: OAuth, \
+         section: AppIdBasedAudienceValidation, parameters: [Enabled=False]}\n  \
+         t-ex02:\n    build: 15.2.2562.37\n    eems_applied: [M2.1.0]\n",
+    );
+    let facts = lab.apply("t-ex01", "exchange_facts", json!({})).await;
+    let a = &facts.facts.as_ref().unwrap()["exchange"]["assessment"];
+    assert!(
+        a["open_cves"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CVE-2025-25005")),
+        "{a}"
+    );
+    let p = a["protections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["cve"] == "CVE-2025-25005")
+        .unwrap();
+    assert_eq!(p["state"], "off");
+    assert!(
+        p["reason"].as_str().unwrap().contains("Audience check off"),
+        "{p}"
+    );
+    assert!(
+        p["fix"]
+            .as_str()
+            .unwrap()
+            .contains("Remove-SettingOverride"),
+        "{p}"
+    );
+    // Extended Protection is on by default from 2019 CU14 Setup: its CVEs are judged on.
+    let ep = a["protections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["cve"] == "CVE-2022-24516")
+        .unwrap();
+    assert_eq!(ep["state"], "on");
+
+    let facts = lab.apply("t-ex02", "exchange_facts", json!({})).await;
+    let a = &facts.facts.as_ref().unwrap()["exchange"]["assessment"];
+    assert_eq!(a["mitigated_cves"], json!(["CVE-2026-42897"]), "{a}");
+    let m = &a["mitigations"][0];
+    assert_eq!(m["eems_id"], "M2.1.0");
+    assert_eq!(m["applied"], "eems");
+    assert_eq!(m["rules_present"], true);
+    assert_eq!(
+        a["eems"]["receives_new"], false,
+        "Feb26SU is below the Jun26SU cut-off"
+    );
+}

@@ -25,6 +25,7 @@ pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod command;
+pub mod exchange_config;
 pub mod fleet;
 pub mod fleet_core;
 pub mod frontends;

@@ -120,6 +120,15 @@ struct RawHost {
     compromised: Option<bool>,
     #[serde(default)]
     faults: Option<RawFaults>,
+    /// Organisation-wide SettingOverrides this server sees.
+    #[serde(default)]
+    setting_overrides: Option<Vec<salve_contract::contract::SettingOverride>>,
+    /// Extended Protection switched on or off by an admin (default: the build's).
+    #[serde(default)]
+    extended_protection: Option<bool>,
+    /// EEMS mitigations the Emergency Mitigation service applied (e.g. `M2.1.0`).
+    #[serde(default)]
+    eems_applied: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -454,6 +463,22 @@ fn apply_host(
     }
     if raw.compromised == Some(true) {
         compromise(h, epoch, rng);
+    }
+    if let Some(overrides) = &raw.setting_overrides {
+        h.config.setting_overrides = overrides.clone();
+    }
+    if raw.extended_protection.is_some() {
+        h.config.extended_protection = raw.extended_protection;
+    }
+    if let Some(applied) = &raw.eems_applied {
+        // An EEMS URL Rewrite mitigation for OWA is the rule the service writes: M2.1.x is the
+        // CVE-2026-42897 outbound rule on Default Web Site/owa.
+        if applied.iter().any(|id| id.starts_with("M2.1.")) {
+            h.config
+                .outbound_rules
+                .push("EOMT OWA CSP - outbound".to_string());
+        }
+        h.config.eems_applied = applied.clone();
     }
     if let Some(f) = &raw.faults {
         let reboot = match &f.reboot {

@@ -318,6 +318,9 @@ pub struct HostState {
     #[serde(default)]
     pub installing: Option<String>,
     pub faults: HostFaults,
+    /// Configuration security fixes depend on (SettingOverrides, Extended Protection, EEMS).
+    #[serde(default)]
+    pub config: crate::exchange_config::ExchangeConfig,
 }
 
 impl HostState {
@@ -407,6 +410,7 @@ impl HostState {
             setup_log: Vec::new(),
             installing: None,
             faults: HostFaults::default(),
+            config: Default::default(),
         }
     }
 

@@ -41,6 +41,7 @@ fn facts(s: &HostState) -> FactsAnswer {
         activation_policy: s.dag.as_ref().map(|_| s.activation_policy.clone()),
         boot_id: s.boot_id(),
         install_in_progress: s.installing.clone(),
+        config: Some(s.config.facts(s.build)),
     }
 }
 
