@@ -86,4 +86,27 @@ async fn the_2026_fleet_ends_on_the_newest_sus_with_cve_2026_42897_closed() {
         facts_line.contains("Exchange 2013 is out of support since 2023-04-12"),
         "{facts_line}"
     );
+    // Patched, but a SettingOverride keeps one fix off: still open, and said after patching.
+    let after = |host: &str| {
+        events
+            .iter()
+            .find(|e| {
+                e["event"] == "task_finished"
+                    && e["host"] == host
+                    && e["task"] == "Re-read the facts after patching"
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no facts after patching for {host}: {all}"))
+    };
+    let ex02 = after("contoso-ex02");
+    assert!(
+        ex02["msg"]
+            .as_str()
+            .unwrap()
+            .contains("open: CVE-2025-25005"),
+        "{ex02}"
+    );
+    // The EEMS mitigation stays after the SU (Microsoft asks to keep it).
+    let state = lab.fleet.state("fabrikam-ex01").unwrap();
+    assert_eq!(state.config.outbound_rules, ["EOMT OWA CSP - outbound"]);
 }
