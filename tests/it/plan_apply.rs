@@ -153,6 +153,41 @@ async fn plan_approve_apply_exactly() {
     let (code, _, err) = apply(p("tampered.json")).await;
     assert_eq!(code, 3, "tampered plan accepted: {err}");
 
+    // A plan made under another build catalogue is refused until planned again, even when
+    // approved: the assessed paths may differ.
+    let plan_text = std::fs::read_to_string(p("b/plan.json")).unwrap();
+    let current = format!(
+        "\"catalogue_version\": \"{}\"",
+        salve::exchange::catalogue::catalogue().unwrap().version
+    );
+    assert!(
+        plan_text.contains(&current),
+        "the plan records its catalogue"
+    );
+    let mut other: serde_json::Value = serde_json::from_str(&plan_text).unwrap();
+    other["catalogue_version"] = "2026-01-01.1".into();
+    other["approvals"] = serde_json::json!([]);
+    std::fs::write(p("other-catalogue.json"), other.to_string()).unwrap();
+    let (code, _, err) = salve_with(
+        &[
+            "approve",
+            &p("other-catalogue.json"),
+            "--key",
+            &p("jane.key"),
+            "--name",
+            "Jane Doe",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = apply(p("other-catalogue.json")).await;
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("made with build catalogue `2026-01-01.1`"),
+        "{err}"
+    );
+
     // A changed playbook is refused.
     std::fs::write(
         &pb,
