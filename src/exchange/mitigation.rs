@@ -207,7 +207,7 @@ fn state_of(
 
 /// EEMS reports mitigations as `M2.1.0` or with a suffix (`M2.1.x` revisions): the same
 /// mitigation when the major.minor part matches.
-fn same_eems_id(reported: &str, declared: &str) -> bool {
+pub fn same_eems_id(reported: &str, declared: &str) -> bool {
     let stem = |s: &str| {
         s.rsplit_once('.')
             .map_or(s.to_owned(), |(a, _)| a.to_owned())

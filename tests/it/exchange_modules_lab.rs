@@ -525,3 +525,34 @@ async fn facts_read_setting_overrides_and_the_emergency_mitigation_service() {
         "Feb26SU is below the Jun26SU cut-off"
     );
 }
+
+/// `exchange_mitigate` never fights the Emergency Mitigation service: a mitigation EEMS applied
+/// is already in place for `present`, and `absent` refuses to take it off (EEMS would put it
+/// back) and says to block it first.
+#[tokio::test(start_paused = true)]
+async fn exchange_mitigate_leaves_an_eems_applied_mitigation_alone() {
+    let lab = Lab::from(
+        "seed: 4\ntenants:\n  - name: t\n    hosts: 1\n    builds: [15.2.1748.43]\nhosts:\n  \
+         t-ex01: {eems_applied: [M1.1.0]}\n",
+    );
+    let on = lab
+        .apply("t-ex01", "exchange_mitigate", json!({"state": "present"}))
+        .await;
+    assert!(!on.status.changed() && !on.status.failed(), "{on:?}");
+    let off = lab
+        .apply("t-ex01", "exchange_mitigate", json!({"state": "absent"}))
+        .await;
+    assert!(off.status.failed(), "{off:?}");
+    let msg = off.msg.unwrap();
+    assert!(
+        msg.contains("Emergency Mitigation service applied M1.1.0"),
+        "{msg}"
+    );
+    assert!(msg.contains("MitigationsBlocked"), "{msg}");
+    assert_eq!(lab.fleet.state("t-ex01").unwrap().rewrite_rules.len(), 2);
+    assert!(
+        !lab.scripts_run("t-ex01")
+            .contains(&"exchange_mitigate".to_string()),
+        "nothing ran on the host"
+    );
+}

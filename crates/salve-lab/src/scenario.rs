@@ -471,12 +471,23 @@ fn apply_host(
         h.config.extended_protection = raw.extended_protection;
     }
     if let Some(applied) = &raw.eems_applied {
-        // An EEMS URL Rewrite mitigation for OWA is the rule the service writes: M2.1.x is the
-        // CVE-2026-42897 outbound rule on Default Web Site/owa.
+        // An EEMS mitigation is the URL Rewrite rule(s) the service writes: M2.1.x is the
+        // CVE-2026-42897 outbound rule on Default Web Site/owa, M1.1.x the CVE-2021-26855
+        // mitigation (EOMT's two inbound rules on the Default Web Site).
         if applied.iter().any(|id| id.starts_with("M2.1.")) {
             h.config
                 .outbound_rules
                 .push("EOMT OWA CSP - outbound".to_string());
+        }
+        if applied.iter().any(|id| id.starts_with("M1.1.")) {
+            for rule in [
+                "X-AnonResource-Backend Abort - inbound",
+                "X-BEResource Abort - inbound",
+            ] {
+                if !h.rewrite_rules.iter().any(|r| r == rule) {
+                    h.rewrite_rules.push(rule.to_string());
+                }
+            }
         }
         h.config.eems_applied = applied.clone();
     }
