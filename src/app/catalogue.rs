@@ -1,7 +1,7 @@
 //! `salve catalogue`: the build/CVE catalogue in use, and installing a newer signed one.
 //!
-//! The compiled-in catalogue is the floor. `update --from FILE` copies `FILE` and `FILE.sig`
-//! into `<state dir>/catalogue/` (the state directory the run journal uses) only when the
+//! The compiled-in catalogue is the floor. `update --from FILE` (or an `http(s)://` URL, whose
+//! `.sig` is fetched beside it) copies `FILE` and `FILE.sig` into `<state dir>/catalogue/` (the state directory the run journal uses) only when the
 //! signature verifies against a compiled-in key ([`crate::exchange::signature`]), the data
 //! passes the catalogue's checks, and its version is newer than the one in use. At start-up,
 //! [`activate_installed`] verifies the installed copy again and makes it the catalogue every
@@ -70,6 +70,16 @@ pub enum CatalogueFileError {
     NoStateDir(#[source] crate::journal::JournalError),
     #[error("cannot read the signing key")]
     Key(#[source] crate::plan::PlanError),
+    #[error("cannot download {url}")]
+    Fetch {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("cannot download {url}: the server answered {status}")]
+    HttpStatus { url: String, status: u16 },
+    #[error("cannot start the HTTP client")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// A verified catalogue file.
@@ -175,10 +185,75 @@ pub fn activate_installed() -> Result<Activation, CatalogueFileError> {
 
 /// What `update` did.
 pub struct Updated {
+    /// Where the catalogue came from (a file or a URL).
+    pub source: String,
     pub from: String,
     pub to: String,
     pub path: PathBuf,
     pub signer: (String, String),
+}
+
+/// Install the signed catalogue at `source` (a file, or an `http(s)://` URL whose `.sig` sits
+/// beside it) if it is newer than the one in use.
+pub fn update_from(source: &str) -> Result<Updated, CatalogueFileError> {
+    if !(source.starts_with("https://") || source.starts_with("http://")) {
+        return update(Path::new(source));
+    }
+    let dir = tempfile::tempdir().map_err(|source| CatalogueFileError::Write {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let file = dir.path().join("catalogue.yaml");
+    download(source, &file)?;
+    download(&format!("{source}.sig"), &sig_path(&file)).map_err(|e| match e {
+        CatalogueFileError::HttpStatus { status: 404, .. } => CatalogueFileError::Unsigned {
+            path: PathBuf::from(source),
+            sig: PathBuf::from(format!("{source}.sig")),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "404 Not Found"),
+        },
+        other => other,
+    })?;
+    update(&file).map(|mut u| {
+        u.source = source.to_owned();
+        u
+    })
+}
+
+/// GET `url` into `to`. The content is trusted only once its signature verifies.
+fn download(url: &str, to: &Path) -> Result<(), CatalogueFileError> {
+    // The HTTP client's TLS needs a process-wide crypto provider; salve uses ring. An error only
+    // means one is installed already.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let fetch = |source| CatalogueFileError::Fetch {
+        url: url.to_owned(),
+        source,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CatalogueFileError::Runtime)?;
+    let bytes = runtime.block_on(async {
+        let response = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(fetch)?
+            .get(url)
+            .send()
+            .await
+            .map_err(fetch)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(CatalogueFileError::HttpStatus {
+                url: url.to_owned(),
+                status: status.as_u16(),
+            });
+        }
+        response.bytes().await.map_err(fetch)
+    })?;
+    std::fs::write(to, &bytes).map_err(|source| CatalogueFileError::Write {
+        path: to.to_path_buf(),
+        source,
+    })
 }
 
 /// Install the signed catalogue at `from` if it is newer than the one in use.
@@ -200,6 +275,7 @@ pub fn update(from: &Path) -> Result<Updated, CatalogueFileError> {
     write_atomically(&sig_path(&target), verified.signature.as_bytes())?;
     write_atomically(&target, &verified.yaml)?;
     Ok(Updated {
+        source: from.display().to_string(),
         from: current,
         to: verified.catalogue.version.clone(),
         path: target,

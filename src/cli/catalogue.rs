@@ -31,9 +31,9 @@ enum CatalogueCommand {
     },
     /// Install a newer signed catalogue into the state directory.
     Update {
-        /// The catalogue file; its signature is read from FILE.sig beside it.
-        #[arg(long, value_name = "FILE")]
-        from: PathBuf,
+        /// The catalogue file or an http(s) URL; its signature is read from FILE.sig beside it.
+        #[arg(long, value_name = "FILE|URL")]
+        from: String,
     },
     /// Sign a catalogue file (writes FILE.sig) with an Ed25519 key from `salve keygen`.
     Sign {
@@ -76,12 +76,13 @@ pub fn run(args: CatalogueArgs) -> u8 {
             }
             Err(e) => super::print_error(&e, exit::INVALID_INPUT),
         },
-        CatalogueCommand::Update { from } => match store::update(&from) {
+        CatalogueCommand::Update { from } => match store::update_from(&from) {
             Ok(u) => {
                 println!(
-                    "installed catalogue {} (was {}) at {}, signed by the {} key {}",
+                    "installed catalogue {} (was {}) from {} at {}, signed by the {} key {}",
                     u.to,
                     u.from,
+                    u.source,
                     u.path.display(),
                     u.signer.0,
                     u.signer.1

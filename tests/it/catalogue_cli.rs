@@ -169,3 +169,78 @@ fn status_warns_when_the_data_is_older_than_45_days() {
         assert!(text(&out).contains("older than 45 days"), "{}", text(&out));
     }
 }
+
+/// Serve `files` (path → bytes) over plain HTTP on loopback, one request per connection;
+/// anything else is a 404. Returns the base URL.
+fn serve(files: Vec<(String, Vec<u8>)>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let (status, body) = files
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map_or(("404 Not Found", Vec::new()), |(_, b)| {
+                    ("200 OK", b.clone())
+                });
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    base
+}
+
+#[test]
+fn a_signed_catalogue_is_installed_from_a_url_and_an_unsigned_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let newer = catalogue_file(tmp.path(), "newer.yaml", "2026-09-15.1");
+    sign(&state, &newer);
+    let yaml = std::fs::read(&newer).unwrap();
+    let sig = std::fs::read(sig_of(&newer)).unwrap();
+    let base = serve(vec![
+        ("/c/catalogue.yaml".into(), yaml.clone()),
+        ("/c/catalogue.yaml.sig".into(), sig),
+        ("/unsigned/catalogue.yaml".into(), yaml),
+    ]);
+    let out = salve(
+        &state,
+        &[
+            "catalogue",
+            "update",
+            "--from",
+            &format!("{base}/unsigned/catalogue.yaml"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("is not signed"), "{}", text(&out));
+    let url = format!("{base}/c/catalogue.yaml");
+    let out = salve(&state, &["catalogue", "update", "--from", &url]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("from {url}")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(assessed_version(&state), "2026-09-15.1");
+}
+
+fn sig_of(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".sig");
+    PathBuf::from(name)
+}
