@@ -238,6 +238,66 @@ foreach ($task in @(Get-ScheduledTask -TaskPath '\salve\' -ErrorAction SilentlyC
         })
 }
 
+# The configuration security fixes depend on (contract: ExchangeConfigFacts). Self-contained:
+# SettingOverrides (Get-SettingOverride, 2016 and later), Extended Protection on the Default Web
+# Site's front-end virtual directories (tokenChecking Require or Allow on every one, as
+# CSS-Exchange's ExchangeExtendedProtectionManagement.ps1 configures it), the Emergency
+# Mitigation service (MSExchangeMitigation; MitigationsEnabled on the organisation and the
+# server; MitigationsApplied / MitigationsBlocked) and the outbound URL Rewrite rules on
+# Default Web Site/owa (where EOMT puts the CVE-2026-42897 rule). Needs the Exchange snap-in
+# (loaded above); anything unreadable is reported as not read (null).
+function Get-SalveFixConfig([bool] $ExchangeCmdlets) {
+    $overrides = $null
+    $mitigation = $null
+    if ($ExchangeCmdlets -and (Get-Command Get-SettingOverride -ErrorAction SilentlyContinue)) {
+        $overrides = @(Get-SettingOverride -ErrorAction SilentlyContinue | ForEach-Object {
+                [ordered]@{
+                    name       = [string] $_.Name
+                    component  = [string] $_.ComponentName
+                    section    = [string] $_.SectionName
+                    parameters = @($_.Parameters | ForEach-Object { [string] $_ })
+                }
+            })
+    }
+    $service = Get-Service -Name MSExchangeMitigation -ErrorAction SilentlyContinue
+    if ($service -and $ExchangeCmdlets) {
+        $org = Get-OrganizationConfig -ErrorAction SilentlyContinue
+        $server = Get-ExchangeServer -Identity $env:COMPUTERNAME -ErrorAction SilentlyContinue
+        $mitigation = [ordered]@{
+            service_present     = $true
+            service_running     = ([string] $service.Status -eq 'Running')
+            mitigations_enabled = [bool] ($org.MitigationsEnabled -and $server.MitigationsEnabled)
+            applied             = @($server.MitigationsApplied | ForEach-Object { [string] $_ })
+            blocked             = @($server.MitigationsBlocked | ForEach-Object { [string] $_ })
+        }
+    }
+    $protection = $null
+    if (Get-Command Get-WebConfigurationProperty -ErrorAction SilentlyContinue) {
+        $vdirs = 'owa', 'ecp', 'EWS', 'Autodiscover', 'Microsoft-Server-ActiveSync', 'OAB', 'mapi', 'Rpc'
+        $checks = @($vdirs | ForEach-Object {
+                [string] (Get-WebConfigurationProperty -PSPath 'IIS:\' -Location "Default Web Site/$_" `
+                        -Filter 'system.webServer/security/authentication/windowsAuthentication' `
+                        -Name 'extendedProtection.tokenChecking' -ErrorAction SilentlyContinue)
+            })
+        $read = @($checks | Where-Object { $_ })
+        if ($read.Count -eq $vdirs.Count) {
+            $protection = -not ($read | Where-Object { $_ -notin @('Require', 'Allow') })
+        }
+    }
+    $outbound = @()
+    if (Get-Command Get-WebConfigurationProperty -ErrorAction SilentlyContinue) {
+        $outbound = @(Get-WebConfigurationProperty -PSPath 'IIS:\Sites\Default Web Site\owa' `
+                -Filter 'system.webServer/rewrite/outboundRules/rule' -Name 'name' -ErrorAction SilentlyContinue |
+                ForEach-Object { [string] $_.Value })
+    }
+    [ordered]@{
+        setting_overrides    = $overrides
+        extended_protection  = $protection
+        emergency_mitigation = $mitigation
+        outbound_rules       = $outbound
+    }
+}
+
 $answer = [ordered]@{
     computer_name           = [string] $env:COMPUTERNAME
     family                  = $family
@@ -264,5 +324,6 @@ $answer = [ordered]@{
     boot_id                 = $bootId
     install_in_progress     = $installInProgress
     salve_jobs              = $salveJobs.ToArray()
+    config                  = Get-SalveFixConfig ($installPath -and -not $isLegacy)
 }
 Write-Output ('##salve-result## ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))

@@ -57,6 +57,16 @@ pub fn apply(request: ApplyRequest, console: &dyn Console) -> Result<RunEnd, App
             "the inventory changed since the plan was made; plan again and have it approved",
         ));
     }
+    let catalogue = crate::exchange::catalogue::catalogue()
+        .map(|c| c.version.as_str())
+        .unwrap_or_default();
+    if plan.catalogue_version != catalogue {
+        return Err(AppError::refused(format!(
+            "the plan was made with build catalogue `{}` and salve now uses `{catalogue}`: the \
+             assessed paths may differ; plan again and have it approved",
+            plan.catalogue_version
+        )));
+    }
     let now = request.at.unwrap_or_else(jiff::Timestamp::now);
     if request.ignore_windows {
         console.notice("warning: --ignore-windows: maintenance windows are NOT being respected");

@@ -23,7 +23,7 @@ const DEMO_BLOCK: u8 = 200;
 /// What `salve demo` was asked to do.
 #[derive(Debug, Clone)]
 pub struct DemoRequest {
-    /// The playbook; by default `playbooks/proxylogon.yml` (or `hello.yml` without it).
+    /// The playbook; by default `playbooks/remediate.yml` (or `hello.yml` without it).
     pub playbook: Option<PathBuf>,
     /// Servers in the default fleet mix.
     pub hosts: usize,
@@ -50,7 +50,7 @@ pub struct DemoEnd {
 pub fn demo(request: DemoRequest, console: &dyn Console) -> Result<DemoEnd, AppError> {
     let mut spec = match &request.scenario {
         Some(path) => scenario::load(path),
-        None => scenario::default_scenario(request.hosts, 2021),
+        None => scenario::default_scenario(request.hosts, 2026),
     }?;
     spec.time_scale = request.time_scale;
     let playbook = request.playbook.clone().unwrap_or_else(default_playbook);
@@ -89,7 +89,7 @@ pub fn demo(request: DemoRequest, console: &dyn Console) -> Result<DemoEnd, AppE
 }
 
 fn default_playbook() -> PathBuf {
-    let remediation = PathBuf::from("playbooks/proxylogon.yml");
+    let remediation = PathBuf::from("playbooks/remediate.yml");
     if remediation.exists() {
         remediation
     } else {

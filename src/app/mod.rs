@@ -8,6 +8,7 @@
 //! deferred hosts, a password prompt) goes through the [`Console`] the caller passes in.
 
 pub mod apply;
+pub mod catalogue;
 pub mod check;
 #[cfg(feature = "lab")]
 pub mod demo;

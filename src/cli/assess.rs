@@ -1,5 +1,6 @@
-//! `salve assess`: offline answer to "what is this Exchange build, which ProxyLogon/ProxyShell
-//! CVEs is it open to, and what is the shortest supported path to fixed?".
+//! `salve assess`: offline answer to "what is this Exchange build, which CVEs is it open to, is
+//! it still supported, and what is the shortest supported path to the newest SU its line can
+//! take?".
 //!
 //! Human output is a short block per build; `--json` prints one JSON object per build, one per
 //! line (JSON Lines), in argument order.
@@ -13,6 +14,7 @@ use crate::exchange::catalogue::catalogue;
 use crate::exchange::dotnet::DotNet;
 use crate::exchange::ids::Kb;
 use crate::exchange::path::Route;
+use crate::exchange::protection::ProtectionState;
 
 /// Arguments of `salve assess`.
 #[derive(Debug, clap::Args)]
@@ -31,6 +33,9 @@ pub struct AssessArgs {
     /// .NET steps from it instead of assuming the oldest version the current CU supports.
     #[arg(long, value_name = "VERSION")]
     dotnet: Option<String>,
+    /// Judge the support state on this day (YYYY-MM-DD) instead of today.
+    #[arg(long, value_name = "DATE")]
+    on: Option<String>,
 }
 
 /// Bad command-line input, naming the argument.
@@ -48,6 +53,12 @@ enum InputError {
     Kb(#[source] crate::exchange::ids::KbParseError),
     #[error("invalid --dotnet value")]
     DotNet(#[source] crate::exchange::dotnet::DotNetParseError),
+    #[error("invalid --on value `{arg}` (expected a day such as 2026-12-07)")]
+    On {
+        arg: String,
+        #[source]
+        source: jiff::Error,
+    },
 }
 
 pub fn run(args: AssessArgs) -> u8 {
@@ -85,6 +96,13 @@ pub fn run(args: AssessArgs) -> u8 {
             }
             out.push_str(&render(&assessment));
         }
+    }
+    if !args.json {
+        let _ = writeln!(
+            out,
+            "\ncatalogue {} (data as of {}; `salve catalogue status` says whether it is current)",
+            cat.version, cat.as_of
+        );
     }
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout
@@ -131,11 +149,20 @@ fn parse(args: &AssessArgs) -> Result<(Vec<Build>, Facts), InputError> {
         .map(str::parse::<DotNet>)
         .transpose()
         .map_err(InputError::DotNet)?;
+    let today = match &args.on {
+        Some(arg) => arg.parse().map_err(|source| InputError::On {
+            arg: arg.clone(),
+            source,
+        })?,
+        None => crate::exchange::support::today_utc(),
+    };
     Ok((
         builds,
         Facts {
             installed_kbs,
             dotnet,
+            today: Some(today),
+            ..Facts::default()
         },
     ))
 }
@@ -162,12 +189,22 @@ fn render(a: &Assessment) -> String {
     };
     let _ = writeln!(s, "{}  {what}{su}{known}", a.build);
     let open: Vec<String> = a.open_cves.iter().map(ToString::to_string).collect();
-    let open = if open.is_empty() {
-        "none".to_owned()
-    } else {
-        open.join(", ")
+    let open = match open.len() {
+        0 if !a.known => {
+            "none known: the build is not in the catalogue, so the answer is unknown".to_owned()
+        }
+        0 => "none".to_owned(),
+        n => format!("{n}: {}", open.join(", ")),
     };
     let _ = writeln!(s, "  open CVEs:   {open}");
+    if !a.mitigated_cves.is_empty() {
+        let list: Vec<String> = a.mitigated_cves.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            s,
+            "  mitigated:   {} (until the fix is installed)",
+            list.join(", ")
+        );
+    }
     let yes_no = |v: bool| if v { "vulnerable" } else { "not vulnerable" };
     let _ = writeln!(
         s,
@@ -175,8 +212,52 @@ fn render(a: &Assessment) -> String {
         yes_no(a.proxylogon_vulnerable),
         yes_no(a.proxyshell_vulnerable)
     );
+    if let Some(support) = &a.support {
+        let _ = writeln!(s, "  support:     {}", support.detail);
+    }
+    if let Some(next) = &a.successor {
+        let _ = writeln!(s, "  next line:   {next}");
+    }
+    let mut unknown: Vec<(&str, Vec<String>)> = Vec::new();
+    for p in &a.protections {
+        match p.state {
+            ProtectionState::On => {}
+            ProtectionState::Off => {
+                let _ = writeln!(
+                    s,
+                    "  config:      {} OPEN: {}; fix: {}",
+                    p.cve,
+                    p.reason.as_deref().unwrap_or("protection off"),
+                    p.fix
+                );
+            }
+            ProtectionState::Unknown => match unknown.iter_mut().find(|(n, _)| *n == p.needs) {
+                Some((_, cves)) => cves.push(p.cve.to_string()),
+                None => unknown.push((&p.needs, vec![p.cve.to_string()])),
+            },
+        }
+    }
+    for (needs, cves) in unknown {
+        let _ = writeln!(
+            s,
+            "  check:       {} (fixed in code): {needs}",
+            cves.join(", ")
+        );
+    }
+    for m in &a.mitigations {
+        let _ = writeln!(
+            s,
+            "  mitigation:  {} ({}): {}",
+            m.id,
+            m.eems_id.as_deref().unwrap_or("no EEMS id"),
+            m.detail
+        );
+    }
+    if let Some(eems) = a.eems.as_ref().filter(|e| e.available && !e.receives_new) {
+        let _ = writeln!(s, "  EEMS:        {}", eems.detail);
+    }
     let route = match a.route {
-        Route::None => "nothing to install for the tracked CVEs",
+        Route::None => "nothing to install",
         Route::Su => "an SU for this CU fixes it",
         Route::CuUpgrade => "CU upgrade needed first",
         Route::Unknown => "unknown build: no path planned",

@@ -9,7 +9,7 @@ use crate::app::demo::DemoRequest;
 /// Arguments of `salve demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Playbook to run (default: playbooks/proxylogon.yml, or playbooks/hello.yml without it).
+    /// Playbook to run (default: playbooks/remediate.yml, or playbooks/hello.yml without it).
     #[arg(long, value_name = "FILE")]
     pub playbook: Option<PathBuf>,
     /// Servers in the default fleet mix.

@@ -5,6 +5,7 @@
 mod apply;
 mod approve;
 mod assess;
+mod catalogue;
 mod check;
 mod console;
 #[cfg(feature = "lab")]
@@ -45,6 +46,8 @@ pub enum Command {
     Inventory(inventory::InventoryArgs),
     /// Tell what an Exchange build is, which CVEs it is open to, and the path to fixed.
     Assess(assess::AssessArgs),
+    /// The build/CVE catalogue in use; install a newer signed one.
+    Catalogue(catalogue::CatalogueArgs),
     /// Make an Ed25519 key pair for approving plans (NAME.key, NAME.pub).
     Keygen(keygen::KeygenArgs),
     /// Countersign a plan with your key.
@@ -108,11 +111,13 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
+    catalogue::activate_installed();
     let code = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Assess(args) => assess::run(args),
+        Command::Catalogue(args) => catalogue::run(args),
         #[cfg(feature = "lab")]
         Command::Lab(args) => salve_lab::cli::run(args, runtime),
         Command::Plan(args) => plan::run(args),

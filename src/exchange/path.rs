@@ -6,9 +6,8 @@
 //!
 //! Path policy (documented in the README):
 //! 1. Nothing open: no steps.
-//! 2. The current CU has SUs that close every open CVE: install its **latest** SU only (the
-//!    catalogue requires `sus_cumulative` wherever a CU has SUs, so the latest contains all the
-//!    earlier ones).
+//! 2. The current CU has SUs that close every open CVE: install its **latest** SU only (SUs are
+//!    cumulative within a CU, so the latest contains all the earlier ones).
 //! 3. Otherwise upgrade to the family's **newest** CU (2013 → CU23), then install its latest SU.
 //!    .NET and CU upgrades leapfrog along the supportability matrix: a CU is installed only on a
 //!    .NET version it supports, and .NET only to a version the installed CU supports. The planner
@@ -232,7 +231,9 @@ pub fn plan(
         if let Some(latest) = pending.last() {
             notes.push(format!(
                 "{} ({}) is the latest SU for {}; the tracked CVEs do not need it",
-                latest.kb, latest.build, level.cu
+                latest.name(),
+                latest.build,
+                level.cu
             ));
         }
         return Planned {
@@ -243,7 +244,7 @@ pub fn plan(
         };
     }
     if let Some(latest) = pending.last()
-        && open.is_subset(&level.fixed_at_latest())
+        && open.is_subset(&fixed_at_latest(cat, level))
     {
         path.steps.push(su_step(level, latest, open));
         return Planned {
@@ -275,6 +276,17 @@ pub fn plan(
     }
 }
 
+/// Every CVE fixed once `level`'s last update is installed: the fixes of every level up to it
+/// on its number line, and of its own updates.
+fn fixed_at_latest(cat: &Catalogue, level: &Level) -> BTreeSet<Cve> {
+    let mut fixed: BTreeSet<Cve> = cat
+        .levels_at_or_below(level.build)
+        .flat_map(|l| l.fixes.iter().copied())
+        .collect();
+    fixed.extend(level.fixed_by_updates());
+    fixed
+}
+
 fn su_step(level: &Level, su: &Update, open: &BTreeSet<Cve>) -> Step {
     let closes: BTreeSet<Cve> = level
         .updates
@@ -292,9 +304,9 @@ fn su_step(level: &Level, su: &Update, open: &BTreeSet<Cve>) -> Step {
     }
     Step {
         kind: StepKind::Su,
-        label: su.kb.to_string(),
+        label: su.name(),
         target: Some(su.build),
-        kb: Some(su.kb),
+        kb: su.kb,
         dotnet: None,
         requires_dotnet: Vec::new(),
         requires_build: Some(level.build),
@@ -346,7 +358,7 @@ fn upgrade_steps(
             format!("{} has no SU left to install", current.cu)
         } else {
             let unclosable = open
-                .difference(&current.fixed_at_latest())
+                .difference(&fixed_at_latest(cat, current))
                 .copied()
                 .collect();
             format!(

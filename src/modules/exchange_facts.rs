@@ -19,9 +19,12 @@ use super::{CheckCtx, ModuleError, Outcome, ReadOnlyModule};
 use crate::contract::FactsAnswer;
 use crate::exchange::assess::{self, Assessment};
 use crate::exchange::build::Build;
+use crate::exchange::catalogue::Check;
 use crate::exchange::catalogue::catalogue;
 use crate::exchange::dotnet::DotNet;
 use crate::exchange::ids::Kb;
+use crate::exchange::mitigation::{EemsFacts, MitigationFacts};
+use crate::exchange::protection::HostConfig;
 
 /// The two rules the EOMT mitigation writes.
 pub const EOMT_RULES: [&str; 2] = [
@@ -118,11 +121,65 @@ pub fn assessment(facts: &FactsAnswer) -> Result<Option<Assessment>, Fail> {
         .iter()
         .filter_map(|k| k.parse().ok())
         .collect();
+    let (config, mitigations) = configuration(facts);
     let input = assess::Facts {
         installed_kbs: Some(installed_kbs),
         dotnet: DotNet::from_release(facts.dotnet_release),
+        today: Some(crate::exchange::support::today_utc()),
+        config,
+        mitigations: Some(mitigations),
     };
     Ok(Some(assess::assess(cat, build, &input)))
+}
+
+/// The fix-related configuration and mitigation state the facts read, as the assessment takes
+/// them. A SettingOverride parameter set to False switches its fix off; serialized data signing
+/// is on (the default since Nov23SU) unless an override of `Data\EnableSerializationDataSigning`
+/// says `Enabled=False`.
+pub fn configuration(facts: &FactsAnswer) -> (Option<HostConfig>, MitigationFacts) {
+    let mut rules: std::collections::BTreeSet<String> =
+        facts.mitigation_rules.iter().cloned().collect();
+    let Some(read) = &facts.config else {
+        return (None, MitigationFacts { rules, eems: None });
+    };
+    rules.extend(read.outbound_rules.iter().cloned());
+    let mut config = HostConfig::default();
+    if let Some(ep) = read.extended_protection {
+        config.features.insert(Check::ExtendedProtection, ep);
+    }
+    if let Some(overrides) = &read.setting_overrides {
+        config.overrides_read = true;
+        let mut signing = true;
+        for o in overrides {
+            for p in &o.parameters {
+                let Some((name, value)) = p.split_once('=') else {
+                    continue;
+                };
+                if !value.trim().eq_ignore_ascii_case("false") {
+                    continue;
+                }
+                let key = format!("{}\\{}\\{}", o.component, o.section, name.trim());
+                config.overrides_off.insert(key, o.name.clone());
+                if o.component.eq_ignore_ascii_case("Data")
+                    && o.section
+                        .eq_ignore_ascii_case("EnableSerializationDataSigning")
+                {
+                    signing = false;
+                }
+            }
+        }
+        config
+            .features
+            .insert(Check::SerializedDataSigning, signing);
+    }
+    let eems = read.emergency_mitigation.as_ref().map(|e| EemsFacts {
+        present: e.service_present,
+        running: e.service_running,
+        enabled: e.mitigations_enabled,
+        applied: e.applied.clone(),
+        blocked: e.blocked.clone(),
+    });
+    (Some(config), MitigationFacts { rules, eems })
 }
 
 /// The `exchange` fact: the answer, its assessment and two derived flags.
@@ -169,13 +226,20 @@ fn summary(facts: &FactsAnswer, fact: &Value) -> String {
         .as_array()
         .map(|v| v.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let exposure = if open.is_empty() {
-        "no tracked CVE open".to_string()
-    } else {
-        format!("open: {}", open.join(", "))
+    let exposure = match open.len() {
+        0 => "no catalogued CVE open".to_string(),
+        1..=4 => format!("open: {}", open.join(", ")),
+        n => format!("{n} CVEs open: {}, …", open[..3].join(", ")),
+    };
+    // Out of support or ESU only: say so, with the reason, on the task line.
+    let support = match a["support"]["state"].as_str() {
+        Some("out_of_support" | "esu_only") => {
+            format!("; {}", a["support"]["detail"].as_str().unwrap_or_default())
+        }
+        _ => String::new(),
     };
     format!(
-        "{} {build} ({}); {exposure}; path: {}",
+        "{} {build} ({}); {exposure}; path: {}{support}",
         facts.family.as_deref().unwrap_or("unknown family"),
         a["cu"].as_str().unwrap_or("CU unknown"),
         a["path_display"].as_str().unwrap_or("none")
@@ -215,9 +279,12 @@ mod tests {
                 .unwrap()
                 .contains(&json!("CVE-2021-26855"))
         );
-        assert_eq!(a["path"][0]["kind"], "SU");
+        assert_eq!(a["path"][0]["kind"], "CU");
+        assert_eq!(a["path"][1]["kind"], "SU");
+        assert_eq!(a["catalogue_version"], "2026-08-20.1");
         assert_eq!(fact["mitigated"], false);
-        assert!(o.msg.unwrap().contains("open: CVE-2021-26855"));
+        let msg = o.msg.unwrap();
+        assert!(msg.contains("107 CVEs open: CVE-2021-24085"), "{msg}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -13,7 +13,9 @@
 //! `check` reads the host's facts and says whether the rules (or the URL Rewrite module) would
 //! change; `apply` changes them. `absent` removes the mitigation only when the host's ExSetup
 //! build is assessed as no longer ProxyLogon-vulnerable, unless `force: true`: taking the
-//! mitigation off an unpatched server re-opens it.
+//! mitigation off an unpatched server re-opens it. It never fights the Emergency Mitigation
+//! service: a mitigation EEMS applied counts as present, and `absent` refuses to remove it (EEMS
+//! would re-apply it) and says how to block it first.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,6 +27,8 @@ use super::spec::{
 };
 use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome, ProbeLink};
 use crate::contract::{FactsAnswer, MitigateAction, MitigateAnswer, MitigateRequest, ScriptId};
+use crate::exchange::catalogue::catalogue;
+use crate::exchange::mitigation::same_eems_id;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -176,7 +180,34 @@ fn present(facts: &FactsAnswer, req: &MitigateRequest) -> (Option<String>, Optio
     }
 }
 
+/// The EEMS id under which the Emergency Mitigation service applied the CVE-2021-26855
+/// mitigation (the catalogue's `eems_id` for it), if it did.
+fn applied_by_eems(facts: &FactsAnswer) -> Option<String> {
+    let cat = catalogue().ok()?;
+    let cve = "CVE-2021-26855".parse().ok()?;
+    let declared = cat
+        .mitigations_for(cve)
+        .find_map(|m| m.eems_id.as_deref())?;
+    let eems = facts.config.as_ref()?.emergency_mitigation.as_ref()?;
+    eems.applied
+        .iter()
+        .find(|id| same_eems_id(id, declared))
+        .cloned()
+}
+
 fn absent(facts: &FactsAnswer, force: bool) -> Result<(Option<String>, Option<String>), Fail> {
+    // Never fight EEMS: it would put its mitigation back. Blocking it is the admin's decision.
+    if let Some(id) = applied_by_eems(facts) {
+        return Ok((
+            None,
+            Some(format!(
+                "refusing to remove the mitigation: the Emergency Mitigation service applied {id} \
+                 and would apply it again; block it first (Set-ExchangeServer -Identity \
+                 {server} -MitigationsBlocked @{{Add=\"{id}\"}}), then remove it",
+                server = facts.computer_name
+            )),
+        ));
+    }
     let present: Vec<&String> = facts
         .mitigation_rules
         .iter()

@@ -513,6 +513,7 @@ pub mod testing {
             boot_id: "2026-01-01T00:00:00Z".into(),
             install_in_progress: None,
             salve_jobs: Vec::new(),
+            config: None,
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! ```yaml
 //! - exchange_verify:
-//!     expected_build: 15.2.792.15   # or `fixed: true`: no tracked CVE open at the build read
+//!     expected_build: 15.2.792.15   # or `fixed: true`: no CVE an update would close is open
+//!                                   # at the build read
 //!     expected_kb: KB5003435
 //!     allow_pending_reboot: false
 //! ```
@@ -186,8 +187,14 @@ fn reasons(args: &Checks<'_>, a: &VerifyAnswer) -> Vec<String> {
         && let Ok(cat) = catalogue()
     {
         let assessed = assess::assess(cat, have, &assess::Facts::default());
-        if !assessed.open_cves.is_empty() {
-            let open: Vec<String> = assessed.open_cves.iter().map(ToString::to_string).collect();
+        // Fixed by build: what an update can close. CVEs whose protection is configuration
+        // (e.g. Extended Protection for CVE-2024-21410 on 2016) are the assessment's to report.
+        if !assessed.open_by_build.is_empty() {
+            let open: Vec<String> = assessed
+                .open_by_build
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             out.push(format!("{have} still leaves open: {}", open.join(", ")));
         }
     }
@@ -204,7 +211,7 @@ mod tests {
 
     fn good() -> VerifyAnswer {
         VerifyAnswer {
-            build: Some("15.2.792.15".into()),
+            build: Some("15.2.1748.49".into()),
             build_matches: Some(true),
             kb_present: Some(true),
             disabled_services: Vec::new(),
@@ -261,7 +268,7 @@ mod tests {
     async fn a_healthy_patched_server_passes() {
         let o = run(
             good(),
-            json!({"expected_build": "15.02.0792.015", "fixed": true}),
+            json!({"expected_build": "15.02.1748.049", "fixed": true}),
         )
         .await;
         assert!(!o.status.failed() && !o.status.changed(), "{o:?}");

@@ -29,6 +29,10 @@ pub struct Plan {
     pub created_at: jiff::Timestamp,
     /// Version of the salve that made the plan.
     pub salve_version: String,
+    /// Version of the build/CVE catalogue the plan's assessments used; `apply` refuses the plan
+    /// under another catalogue (empty in plans made before it was recorded).
+    #[serde(default)]
+    pub catalogue_version: String,
     pub playbook: FileRef,
     pub inventory: InventoryRef,
     pub selection: PlanSelection,
@@ -205,6 +209,9 @@ impl Plan {
             format: FORMAT_VERSION,
             created_at,
             salve_version: env!("CARGO_PKG_VERSION").to_string(),
+            catalogue_version: crate::exchange::catalogue::catalogue()
+                .map(|c| c.version.clone())
+                .unwrap_or_default(),
             playbook,
             inventory,
             selection,

@@ -170,6 +170,12 @@ fn outline(plan: &Plan, scope: Scope<'_>) -> Vec<Block> {
         plan.created_at, plan.salve_version
     ));
     created.push(Inline::Text(format!(" (plan format {})", plan.format)));
+    if !plan.catalogue_version.is_empty() {
+        created.push(Inline::Text(format!(
+            ", build catalogue {}",
+            plan.catalogue_version
+        )));
+    }
     out.push(Block::Table {
         head: vec!["", ""],
         rows: vec![

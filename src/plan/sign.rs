@@ -128,6 +128,11 @@ impl KeyPair {
         Ok(KeyPair { signing })
     }
 
+    /// The 64-byte signature of `message` (for other signed data, e.g. catalogue updates).
+    pub fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        self.signing.sign(message).to_bytes()
+    }
+
     /// An approval of `plan` by `name`, signed at `signed_at`.
     pub fn approval(&self, plan: &Plan, name: &str, signed_at: jiff::Timestamp) -> Approval {
         let digest = plan.digest();

@@ -16,6 +16,8 @@ pub struct RunRecord {
     pub run_id: Option<String>,
     pub playbook: Option<String>,
     pub check_mode: bool,
+    /// Version of the build/CVE catalogue the run's assessments used.
+    pub catalogue_version: Option<String>,
     pub started_at: Option<String>,
     /// `started_at` plus the run's duration, once the run has finished.
     pub finished_at: Option<String>,
@@ -113,6 +115,9 @@ impl Recorder {
                 r.hosts = hosts.clone();
                 r.tenants = tenants.clone();
                 r.check_mode = *check_mode;
+                r.catalogue_version = crate::exchange::catalogue::catalogue()
+                    .ok()
+                    .map(|c| c.version.clone());
                 r.started_at = Some(started_at.clone());
             }
             Event::PlayStarted {

@@ -162,9 +162,22 @@ async fn check_mode_asks_every_server_and_changes_nothing() {
         "contoso-ex03",
         |e| matches!(e, LabEvent::ScriptStarted { id } if id == "boot_id"),
     );
-    // Two restart tasks are checked (the pending one, and the one after the update that asked
-    // for it); each reads the boot id once and does nothing else.
-    assert_eq!(restart_read, 2, "each restart check reads the boot id once");
+    // Every restart task that was checked (the pending one, and one after each update on the
+    // path that asked for it) reads the boot id once and does nothing else.
+    let restarts_checked = events
+        .iter()
+        .filter(|e| {
+            e["event"] == "task_finished"
+                && e["host"] == "contoso-ex03"
+                && e["task"].as_str().is_some_and(|t| t.starts_with("Restart"))
+                && e["status"] == "changed"
+        })
+        .count();
+    assert!(restarts_checked >= 2, "{all}");
+    assert_eq!(
+        restart_read, restarts_checked,
+        "each restart check reads the boot id once"
+    );
 
     // The compromised server is still found by the (read-only) scan.
     let (status, msg, _) = finished("fabrikam-ex02", "Scan for signs of exploitation");

@@ -36,39 +36,50 @@ fn json_prints_one_object_per_build_per_line() {
     assert_eq!(cu17["proxylogon_vulnerable"], true);
     assert_eq!(cu17["proxyshell_vulnerable"], true);
     assert_eq!(cu17["route"], "cu_upgrade");
-    assert_eq!(
-        cu17["open_cves"],
-        serde_json::json!([
-            "CVE-2021-26855",
-            "CVE-2021-26857",
-            "CVE-2021-26858",
-            "CVE-2021-27065",
-            "CVE-2021-31207",
-            "CVE-2021-34473",
-            "CVE-2021-34523"
-        ])
-    );
+    let open: Vec<&str> = cu17["open_cves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let mut sorted = open.clone();
+    sorted.sort_unstable();
+    assert_eq!(open, sorted, "open_cves is sorted");
+    for cve in [
+        "CVE-2021-26855",
+        "CVE-2021-34473",
+        "CVE-2022-41082",
+        "CVE-2026-42897",
+    ] {
+        assert!(open.contains(&cve), "{cve}");
+    }
     let path = cu17["path"].as_array().unwrap();
     assert_eq!(path.len(), 2);
     assert_eq!(path[0]["kind"], "CU");
-    assert_eq!(path[0]["display"], "CU21 (needs .NET 4.8)");
-    assert_eq!(path[0]["target"], "15.1.2308.8");
-    assert_eq!(path[0]["licence_switch"]["rule"], "plain");
+    assert_eq!(path[0]["display"], "CU23 (needs .NET 4.8)");
+    assert_eq!(path[0]["target"], "15.1.2507.6");
+    assert_eq!(path[0]["licence_switch"]["rule"], "diagnostic_data");
     assert_eq!(path[1]["kind"], "SU");
-    assert_eq!(path[1]["kb"], "KB5004779");
-    assert_eq!(path[1]["display"], "KB5004779");
+    assert_eq!(path[1]["kb"], "KB5121576");
+    assert_eq!(path[1]["display"], "KB5121576");
     assert_eq!(
         cu17["path_display"],
-        "2016 CU17 → CU21 (needs .NET 4.8) → KB5004779"
+        "2016 CU17 → CU23 (needs .NET 4.8) → KB5121576"
     );
     assert_eq!(cu17["stopgap"]["kb"], "KB5000871");
-    assert!(cu17["catalogue_version"].as_str().is_some());
+    assert_eq!(cu17["catalogue_version"], "2026-08-20.1");
+    assert_eq!(cu17["catalogue_as_of"], "2026-08-20");
+    assert_eq!(cu17["support"]["state"], "out_of_support");
+    assert_eq!(
+        cu17["successor"],
+        "reach Exchange 2016 CU23 first (needed to coexist with Exchange SE RTM), then move side by side"
+    );
 
     let unknown = &lines[1];
     assert_eq!(unknown["known"], false);
     assert_eq!(unknown["family"], "Exchange SE");
     assert_eq!(unknown["cu"], Value::Null);
-    assert_eq!(unknown["open_cves"], serde_json::json!([]));
+    assert_eq!(unknown["route"], "unknown");
     assert_eq!(unknown["path"], serde_json::json!([]));
 
     let long = &lines[2];
@@ -93,13 +104,21 @@ fn installed_kbs_and_dotnet_flags_change_the_answer() {
     let a: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(
         a["path_display"],
-        "2016 CU8 → CU21 (needs .NET 4.8) → KB5004779"
+        "2016 CU8 → CU23 (needs .NET 4.8) → KB5121576"
     );
 }
 
 #[test]
 fn human_output_is_a_short_block_per_build() {
-    let out = salve(&["15.1.2176.2", "15.2.2562.17"]);
+    // The example (2019 CU14 with the October 2025 SU), SE's newest build, and an
+    // out-of-support Exchange 2013 server, judged on a fixed day.
+    let out = salve(&[
+        "--on",
+        "2026-12-07",
+        "15.2.1544.36",
+        "15.2.2562.46",
+        "15.0.1497.48",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     insta::assert_snapshot!(stdout(&out));
 }

@@ -245,7 +245,10 @@ async fn a_vulnerable_2019_cu8_server_is_mitigated_patched_restarted_verified_an
     let fact = &facts.facts.as_ref().unwrap()["exchange"];
     assert_eq!(fact["build"], "15.2.792.3");
     assert_eq!(fact["assessment"]["proxylogon_vulnerable"], true);
-    assert_eq!(fact["assessment"]["path_display"], "2019 CU8 → KB5003435");
+    assert_eq!(
+        fact["assessment"]["path_display"],
+        "2019 CU8 → CU15 (needs .NET 4.8 or 4.8.1) → KB5121574"
+    );
     assert_eq!(fact["mitigated"], false);
     let boot_before = fact["boot_id"].clone();
 
@@ -275,8 +278,9 @@ async fn a_vulnerable_2019_cu8_server_is_mitigated_patched_restarted_verified_an
         .await;
     assert!(refused.status.failed(), "{refused:?}");
 
-    // The SU along the path: check lists it, apply installs it, the build changes at restart.
-    let update = json!({"target": "path", "sources": sources()});
+    // CU8's last SU (the ProxyLogon/ProxyShell fix; the path's CU upgrade comes later): check
+    // lists it, apply installs it, the build changes at restart.
+    let update = json!({"kb": "KB5003435", "sources": sources()});
     let plan = lab
         .run(ex, "exchange_update", update.clone(), &json!({}), true)
         .await;
@@ -316,12 +320,13 @@ async fn a_vulnerable_2019_cu8_server_is_mitigated_patched_restarted_verified_an
     let state = lab.fleet.state(ex).unwrap();
     assert_eq!(state.build.unwrap().to_string(), "15.2.792.15");
 
-    // Verified, then nothing left to install, and the mitigation comes off.
+    // Verified, then nothing left to install from that KB, and the mitigation comes off: the
+    // ProxyLogon CVE it covers is fixed (later CVEs still need the CU upgrade).
     let verified = lab
         .apply(
             ex,
             "exchange_verify",
-            json!({"expected_build": "15.2.792.15", "expected_kb": "KB5003435", "fixed": true}),
+            json!({"expected_build": "15.2.792.15", "expected_kb": "KB5003435"}),
         )
         .await;
     assert!(!verified.status.failed(), "{verified:?}");
@@ -465,4 +470,95 @@ tenants:
     let state = lab.fleet.state(ex).unwrap();
     assert_eq!(state.activation_policy, "IntrasiteOnly");
     assert_eq!(state.cluster_node.as_deref(), Some("Up"));
+}
+
+/// The facts read the configuration fixes depend on: a SettingOverride that switches a fix off
+/// re-opens its CVE with the override named, and the Emergency Mitigation service's applied
+/// CVE-2026-42897 mitigation (M2.1.0, its outbound OWA rule) counts as mitigating it.
+#[tokio::test(start_paused = true)]
+async fn facts_read_setting_overrides_and_the_emergency_mitigation_service() {
+    let lab = Lab::from(
+        "seed: 3\ntenants:\n  - name: t\n    hosts: 2\n    builds: [15.2.1748.43]\nhosts:\n  \
+         t-ex01:\n    setting_overrides:\n      - {name: Audience check off, component: OAuth, \
+         section: AppIdBasedAudienceValidation, parameters: [Enabled=False]}\n  \
+         t-ex02:\n    build: 15.2.2562.37\n    eems_applied: [M2.1.0]\n",
+    );
+    let facts = lab.apply("t-ex01", "exchange_facts", json!({})).await;
+    let a = &facts.facts.as_ref().unwrap()["exchange"]["assessment"];
+    assert!(
+        a["open_cves"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CVE-2025-25005")),
+        "{a}"
+    );
+    let p = a["protections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["cve"] == "CVE-2025-25005")
+        .unwrap();
+    assert_eq!(p["state"], "off");
+    assert!(
+        p["reason"].as_str().unwrap().contains("Audience check off"),
+        "{p}"
+    );
+    assert!(
+        p["fix"]
+            .as_str()
+            .unwrap()
+            .contains("Remove-SettingOverride"),
+        "{p}"
+    );
+    // Extended Protection is on by default from 2019 CU14 Setup: its CVEs are judged on.
+    let ep = a["protections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["cve"] == "CVE-2022-24516")
+        .unwrap();
+    assert_eq!(ep["state"], "on");
+
+    let facts = lab.apply("t-ex02", "exchange_facts", json!({})).await;
+    let a = &facts.facts.as_ref().unwrap()["exchange"]["assessment"];
+    assert_eq!(a["mitigated_cves"], json!(["CVE-2026-42897"]), "{a}");
+    let m = &a["mitigations"][0];
+    assert_eq!(m["eems_id"], "M2.1.0");
+    assert_eq!(m["applied"], "eems");
+    assert_eq!(m["rules_present"], true);
+    assert_eq!(
+        a["eems"]["receives_new"], false,
+        "Feb26SU is below the Jun26SU cut-off"
+    );
+}
+
+/// `exchange_mitigate` never fights the Emergency Mitigation service: a mitigation EEMS applied
+/// is already in place for `present`, and `absent` refuses to take it off (EEMS would put it
+/// back) and says to block it first.
+#[tokio::test(start_paused = true)]
+async fn exchange_mitigate_leaves_an_eems_applied_mitigation_alone() {
+    let lab = Lab::from(
+        "seed: 4\ntenants:\n  - name: t\n    hosts: 1\n    builds: [15.2.1748.43]\nhosts:\n  \
+         t-ex01: {eems_applied: [M1.1.0]}\n",
+    );
+    let on = lab
+        .apply("t-ex01", "exchange_mitigate", json!({"state": "present"}))
+        .await;
+    assert!(!on.status.changed() && !on.status.failed(), "{on:?}");
+    let off = lab
+        .apply("t-ex01", "exchange_mitigate", json!({"state": "absent"}))
+        .await;
+    assert!(off.status.failed(), "{off:?}");
+    let msg = off.msg.unwrap();
+    assert!(
+        msg.contains("Emergency Mitigation service applied M1.1.0"),
+        "{msg}"
+    );
+    assert!(msg.contains("MitigationsBlocked"), "{msg}");
+    assert_eq!(lab.fleet.state("t-ex01").unwrap().rewrite_rules.len(), 2);
+    assert!(
+        !lab.scripts_run("t-ex01")
+            .contains(&"exchange_mitigate".to_string()),
+        "nothing ran on the host"
+    );
 }

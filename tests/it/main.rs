@@ -2,6 +2,7 @@
 
 mod ansible_corpus;
 mod architecture;
+mod catalogue_cli;
 mod check_mode;
 mod cli;
 mod config;
@@ -26,6 +27,7 @@ mod queue_apply;
 mod queue_crash;
 mod queue_support;
 mod remediation;
+mod remediation_2026;
 mod report;
 mod report_files;
 mod report_json;

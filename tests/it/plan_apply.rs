@@ -153,6 +153,41 @@ async fn plan_approve_apply_exactly() {
     let (code, _, err) = apply(p("tampered.json")).await;
     assert_eq!(code, 3, "tampered plan accepted: {err}");
 
+    // A plan made under another build catalogue is refused until planned again, even when
+    // approved: the assessed paths may differ.
+    let plan_text = std::fs::read_to_string(p("b/plan.json")).unwrap();
+    let current = format!(
+        "\"catalogue_version\": \"{}\"",
+        salve::exchange::catalogue::catalogue().unwrap().version
+    );
+    assert!(
+        plan_text.contains(&current),
+        "the plan records its catalogue"
+    );
+    let mut other: serde_json::Value = serde_json::from_str(&plan_text).unwrap();
+    other["catalogue_version"] = "2026-01-01.1".into();
+    other["approvals"] = serde_json::json!([]);
+    std::fs::write(p("other-catalogue.json"), other.to_string()).unwrap();
+    let (code, _, err) = salve_with(
+        &[
+            "approve",
+            &p("other-catalogue.json"),
+            "--key",
+            &p("jane.key"),
+            "--name",
+            "Jane Doe",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = apply(p("other-catalogue.json")).await;
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("made with build catalogue `2026-01-01.1`"),
+        "{err}"
+    );
+
     // A changed playbook is refused.
     std::fs::write(
         &pb,
@@ -167,11 +202,11 @@ async fn plan_approve_apply_exactly() {
     assert!(err.contains("changed since the plan was made"), "{err}");
     std::fs::write(&pb, std::fs::read_to_string(&pb_src).unwrap()).unwrap();
 
-    // Drift: t-ex02 gets its SU out of band after planning.
+    // Drift: t-ex02 gets its updates out of band after planning.
     let idx = lab.fleet.core().index("t-ex02").unwrap();
     lab.fleet
         .core()
-        .with_host(idx, |s| s.build = Some("15.2.792.15".parse().unwrap()));
+        .with_host(idx, |s| s.build = Some("15.2.1748.49".parse().unwrap()));
 
     let (code, out, err) = apply(p("b/plan.json")).await;
     assert_eq!(
@@ -198,9 +233,12 @@ async fn plan_approve_apply_exactly() {
         .iter()
         .filter(|e| e.host == "t-ex01" && matches!(e.event, LabEvent::Installed { .. }))
         .count();
-    assert_eq!(installs, 1, "t-ex01 got exactly its planned update");
+    assert_eq!(
+        installs, 2,
+        "t-ex01 got exactly its planned updates (CU15, then its Aug26SU)"
+    );
     let state = lab.fleet.state("t-ex01").unwrap();
-    assert_eq!(state.build.unwrap().to_string(), "15.2.792.15");
+    assert_eq!(state.build.unwrap().to_string(), "15.2.1748.49");
     assert!(
         state.rewrite_rules.is_empty(),
         "the planned removal of the mitigation ran"
@@ -227,10 +265,7 @@ async fn run_check_prints_the_plan_and_writes_nothing() {
     .await;
     assert_eq!(code, 0, "{err}{out}");
     assert!(out.contains("# Change plan: "), "{out}");
-    assert!(
-        out.contains("install KB5003435 (to build 15.2.792.15)"),
-        "{out}"
-    );
+    assert!(out.contains("KB5121574 (to build 15.2.1748.49)"), "{out}");
     assert!(!dir.join("plan.json").exists());
     assert_eq!(
         lab.fleet

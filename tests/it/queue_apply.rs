@@ -97,7 +97,7 @@ async fn an_approved_plan_runs_through_the_queue_only_inside_windows() {
     let idx = lab.fleet.core().index("t-ex02").unwrap();
     lab.fleet
         .core()
-        .with_host(idx, |s| s.build = Some("15.2.792.15".parse().unwrap()));
+        .with_host(idx, |s| s.build = Some("15.2.1748.49".parse().unwrap()));
 
     let mut controller = tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
         .args(["apply", "--require-approvals", "0", "--json", "--queue"])
@@ -177,9 +177,10 @@ async fn an_approved_plan_runs_through_the_queue_only_inside_windows() {
     assert_eq!(outcome("t-ex03"), "not_run");
     assert_eq!(outcome("t-ex04"), "ok");
 
-    // From the lab: the planned update exactly once where allowed, nothing elsewhere.
-    assert_eq!(installs(&lab, "t-ex01"), 1);
-    assert_eq!(installs(&lab, "t-ex04"), 1);
+    // From the lab: the planned updates (CU15, then its Aug26SU) exactly once where allowed,
+    // nothing elsewhere.
+    assert_eq!(installs(&lab, "t-ex01"), 2);
+    assert_eq!(installs(&lab, "t-ex04"), 2);
     assert_eq!(
         changes(&lab, "t-ex02"),
         0,
@@ -192,7 +193,7 @@ async fn an_approved_plan_runs_through_the_queue_only_inside_windows() {
     );
     for host in ["t-ex01", "t-ex04"] {
         let state = lab.fleet.state(host).unwrap();
-        assert_eq!(state.build.unwrap().to_string(), "15.2.792.15", "{host}");
+        assert_eq!(state.build.unwrap().to_string(), "15.2.1748.49", "{host}");
     }
     let digest: Option<String> = sqlx::query_scalar("SELECT plan_digest FROM salve.runs")
         .fetch_one(admin.pool())

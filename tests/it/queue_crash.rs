@@ -121,13 +121,13 @@ const UPDATE_PLAYBOOK: &str = r#"- hosts: all
       reboot: {poll_interval: "{{ salve_reboot_poll_seconds }}"}
       when: ex.exchange.pending_reboot | length > 0
     - name: Install the next update
-      exchange_update: {target: path, sources: "{{ salve_update_sources }}"}
+      exchange_update: {target: path, sources: "{{ salve_update_sources }}", license_switch: "{{ salve_license_switch }}"}
       register: step1
     - name: Restart after it
       reboot: {poll_interval: "{{ salve_reboot_poll_seconds }}"}
       when: step1.reboot_required | default(false)
     - name: Install the update after that
-      exchange_update: {target: path, sources: "{{ salve_update_sources }}"}
+      exchange_update: {target: path, sources: "{{ salve_update_sources }}", license_switch: "{{ salve_license_switch }}"}
       register: step2
       when: step1.remaining | default(0) > 0
     - name: Restart after that

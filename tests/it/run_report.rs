@@ -204,6 +204,7 @@ async fn run_reports_render_in_chromium_per_tenant_and_again_from_the_journal() 
     for host in CONTOSO.iter().chain(&FABRIKAM) {
         assert!(dom.contains(host), "{host} on the whole-run page");
     }
+    let catalogue = &salve::exchange::catalogue::catalogue().unwrap().version;
     for text in [
         "vulnerable → fixed",
         "compromised → compromised",
@@ -214,7 +215,7 @@ async fn run_reports_render_in_chromium_per_tenant_and_again_from_the_journal() 
         "DAG contoso-dag1: at most 1 member in maintenance at a time.",
         "Hosts by state, before and after the run",
         "Europe/Brussels",
-        "2021-07-14.1",
+        catalogue.as_str(),
     ] {
         assert!(dom.contains(text), "`{text}` on the whole-run page");
     }

@@ -263,8 +263,13 @@ async fn shipped_script_answers_on_its_result_line() {
         .expect("a result line")
         .unwrap();
     let facts: FactsAnswer = serde_json::from_value(answer).unwrap();
-    assert_eq!(facts.build.as_deref(), Some("15.2.792.3"));
+    // The default mix's DAG tenant (2019 CU14 with the October 2025 SU on its second host).
+    assert_eq!(facts.build.as_deref(), Some("15.2.1544.36"));
     assert_eq!(facts.family.as_deref(), Some("Exchange 2019"));
+    assert!(
+        facts.config.is_some(),
+        "the facts read the fix-related configuration"
+    );
 }
 
 #[tokio::test]

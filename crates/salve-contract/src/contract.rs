@@ -188,6 +188,48 @@ pub struct FactsAnswer {
     /// collected: what a later run re-attaches to instead of starting a second install.
     #[serde(default)]
     pub salve_jobs: Vec<JobInfo>,
+    /// Fix-related configuration (`Get-SettingOverride`, Extended Protection, the Emergency
+    /// Mitigation service, outbound rewrite rules); `None` from scripts that do not read it.
+    #[serde(default)]
+    pub config: Option<ExchangeConfigFacts>,
+}
+
+/// What `exchange_facts` reads about the configuration security fixes depend on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeConfigFacts {
+    /// `Get-SettingOverride` (organisation-wide); `None` where the cmdlet does not exist
+    /// (Exchange 2013 and older).
+    pub setting_overrides: Option<Vec<SettingOverride>>,
+    /// Extended Protection (`tokenChecking` Require or Allow) on every front-end virtual
+    /// directory of the Default Web Site; `None` when not read.
+    pub extended_protection: Option<bool>,
+    /// The Emergency Mitigation service; `None` when the server has none.
+    pub emergency_mitigation: Option<EmergencyMitigation>,
+    /// Outbound URL Rewrite rule names on `Default Web Site/owa`.
+    pub outbound_rules: Vec<String>,
+}
+
+/// One `SettingOverride`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingOverride {
+    pub name: String,
+    pub component: String,
+    pub section: String,
+    /// `Name=Value` as the cmdlet lists them.
+    pub parameters: Vec<String>,
+}
+
+/// The Emergency Mitigation service on one server.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmergencyMitigation {
+    /// `MSExchangeMitigation` exists and is running.
+    pub service_present: bool,
+    pub service_running: bool,
+    /// `Get-OrganizationConfig` and `Get-ExchangeServer` MitigationsEnabled both true.
+    pub mitigations_enabled: bool,
+    /// `Get-ExchangeServer` MitigationsApplied / MitigationsBlocked (EEMS ids).
+    pub applied: Vec<String>,
+    pub blocked: Vec<String>,
 }
 
 /// One database copy on this server (`Get-MailboxDatabaseCopyStatus`).

@@ -103,7 +103,11 @@ pub fn render(fleet: &Fleet, password: &PasswordIn) -> String {
 /// are salve's (`2019 CU8`, `2019 CU8 KB5000871`): the inventory is written for salve to read.
 fn source_vars() -> String {
     use sha2::{Digest, Sha256};
-    let mut y = String::from("    salve_reboot_poll_seconds: 1\n    salve_update_sources:\n");
+    let mut y = String::from(
+        "    salve_reboot_poll_seconds: 1\n    \
+         salve_license_switch: /IAcceptExchangeServerLicenseTerms_DiagnosticDataOFF\n    \
+         salve_update_sources:\n",
+    );
     let mut entry = |label: String, file: String| {
         let sha = hex::encode(Sha256::digest(label.as_bytes()));
         y.push_str(&format!(

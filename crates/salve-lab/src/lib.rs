@@ -28,6 +28,7 @@ pub mod cli;
 pub mod clock;
 pub mod codepage;
 pub mod command;
+pub mod exchange_config;
 pub mod fleet;
 pub mod fleet_core;
 pub mod frontends;

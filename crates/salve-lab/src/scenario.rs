@@ -123,6 +123,15 @@ struct RawHost {
     compromised: Option<bool>,
     #[serde(default)]
     faults: Option<RawFaults>,
+    /// Organisation-wide SettingOverrides this server sees.
+    #[serde(default)]
+    setting_overrides: Option<Vec<salve_contract::contract::SettingOverride>>,
+    /// Extended Protection switched on or off by an admin (default: the build's).
+    #[serde(default)]
+    extended_protection: Option<bool>,
+    /// EEMS mitigations the Emergency Mitigation service applied (e.g. `M2.1.0`).
+    #[serde(default)]
+    eems_applied: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -464,6 +473,33 @@ fn apply_host(
     if raw.compromised == Some(true) {
         compromise(h, epoch, rng);
     }
+    if let Some(overrides) = &raw.setting_overrides {
+        h.config.setting_overrides = overrides.clone();
+    }
+    if raw.extended_protection.is_some() {
+        h.config.extended_protection = raw.extended_protection;
+    }
+    if let Some(applied) = &raw.eems_applied {
+        // An EEMS mitigation is the URL Rewrite rule(s) the service writes: M2.1.x is the
+        // CVE-2026-42897 outbound rule on Default Web Site/owa, M1.1.x the CVE-2021-26855
+        // mitigation (EOMT's two inbound rules on the Default Web Site).
+        if applied.iter().any(|id| id.starts_with("M2.1.")) {
+            h.config
+                .outbound_rules
+                .push("EOMT OWA CSP - outbound".to_string());
+        }
+        if applied.iter().any(|id| id.starts_with("M1.1.")) {
+            for rule in [
+                "X-AnonResource-Backend Abort - inbound",
+                "X-BEResource Abort - inbound",
+            ] {
+                if !h.rewrite_rules.iter().any(|r| r == rule) {
+                    h.rewrite_rules.push(rule.to_string());
+                }
+            }
+        }
+        h.config.eems_applied = applied.clone();
+    }
     if let Some(f) = &raw.faults {
         let reboot = match &f.reboot {
             None => RebootBehaviour::Normal,
@@ -573,17 +609,26 @@ fn compromise(h: &mut HostState, epoch: Timestamp, rng: &mut fastrand::Rng) {
     });
 }
 
-/// Vulnerable builds the default mix draws from (2013 CU23, 2016 CU18/CU19, 2019 CU7/CU8/CU9).
+/// Builds the default mix draws from that still need updates, as a 2026 fleet runs them:
+/// Subscription Edition RTM before the June 2026 SU (open to CVE-2026-42897), 2019 CU14 with
+/// the October 2025 SU, 2019 CU15 and 2016 CU23 with the February 2026 SU, and a 2019 CU8-era
+/// server whose path goes through a CU upgrade.
 const VULNERABLE: [&str; 6] = [
-    "15.0.1497.2",
-    "15.1.2106.2",
-    "15.1.2176.2",
-    "15.2.721.2",
+    "15.2.2562.37",
+    "15.2.2562.29",
+    "15.2.1544.36",
+    "15.2.1748.43",
+    "15.1.2507.66",
     "15.2.792.3",
-    "15.2.858.5",
 ];
-/// Fully patched builds (July 2021 SUs).
-const PATCHED: [&str; 4] = ["15.0.1497.23", "15.1.2308.14", "15.2.858.15", "15.2.922.13"];
+/// Builds with nothing left to install: the August 2026 SUs, and Exchange 2013 CU23 with its
+/// last SU (March 2023), out of support since 2023-04-11.
+const PATCHED: [&str; 4] = [
+    "15.2.2562.46",
+    "15.2.1748.49",
+    "15.1.2507.72",
+    "15.0.1497.48",
+];
 const TENANTS: [&str; 8] = [
     "contoso",
     "fabrikam",
@@ -601,15 +646,18 @@ const TENANTS: [&str; 8] = [
 pub fn default_scenario_yaml(hosts: usize, seed: u64) -> String {
     let mut rng = fastrand::Rng::with_seed(seed);
     let tenants = hosts.div_ceil(4).clamp(1, TENANTS.len());
-    let mut y = format!("seed: {seed}\ntenants:\n");
+    // A December 2026 morning: the catalogue's newest SUs are out, ESU period 2 has ended.
+    let mut y = format!("seed: {seed}\nstart: 2026-12-07T08:00:00Z\ntenants:\n");
     let mut per_tenant = Vec::new();
+    // Per-host settings (`build: …`, the specials below), merged into one entry per host.
+    let mut overrides: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for (t, name) in TENANTS.iter().enumerate().take(tenants) {
         let n = hosts / tenants + usize::from(t < hosts % tenants);
         per_tenant.push(n);
         y.push_str(&format!("  - name: {name}\n    hosts: {n}\n"));
         if t == 0 && n >= 2 {
             // DAG members share one family: the first tenant's builds are all 2019.
-            y.push_str("    builds: [15.2.792.3, 15.2.721.2, 15.2.858.15]\n");
+            y.push_str("    builds: [15.2.1544.36, 15.2.1748.43, 15.2.792.3]\n");
             y.push_str(&format!(
                 "    dags:\n      - {{name: {name}-dag1, members: {}, databases: 4}}\n",
                 n.min(3)
@@ -617,9 +665,24 @@ pub fn default_scenario_yaml(hosts: usize, seed: u64) -> String {
         } else {
             let mut pick: Vec<&str> = VULNERABLE.to_vec();
             rng.shuffle(&mut pick);
-            pick.truncate(2);
+            // Two families at least: the second build is the first of another family.
+            let family = |b: &str| b.parse().ok().and_then(crate::catalog::Family::of);
+            let first = pick[0];
+            let other = pick
+                .iter()
+                .copied()
+                .find(|b| family(b) != family(first))
+                .unwrap_or(pick[1]);
+            pick = vec![first, other];
             pick.push(PATCHED[rng.usize(..PATCHED.len())]);
             y.push_str(&format!("    builds: [{}]\n", pick.join(", ")));
+            // The first hosts run each pick once, so every family drawn is on the fleet.
+            for (i, build) in pick.iter().enumerate().take(n) {
+                overrides
+                    .entry(host_name(name, i + 1))
+                    .or_default()
+                    .push(format!("build: {build}"));
+            }
         }
     }
     // Special hosts, each on a different server outside the DAG where possible.
@@ -643,11 +706,19 @@ pub fn default_scenario_yaml(hosts: usize, seed: u64) -> String {
         "faults: {unreachable: true}",
     ];
     if !free.is_empty() {
-        y.push_str("hosts:\n");
         let start = rng.usize(..free.len());
         for (k, s) in specials.iter().enumerate().take(free.len()) {
             let host = free[(start + k) % free.len()];
-            y.push_str(&format!("  {host}: {{{s}}}\n"));
+            overrides
+                .entry(host.clone())
+                .or_default()
+                .push((*s).to_owned());
+        }
+    }
+    if !overrides.is_empty() {
+        y.push_str("hosts:\n");
+        for (host, settings) in overrides {
+            y.push_str(&format!("  {host}: {{{}}}\n", settings.join(", ")));
         }
     }
     y
@@ -740,7 +811,11 @@ hosts:
         );
         let families: std::collections::BTreeSet<_> =
             spec.hosts.iter().filter_map(HostState::family).collect();
-        assert!(families.len() >= 2, "{families:?}");
+        assert!(
+            families.len() >= 2,
+            "{families:?}\n{}",
+            default_scenario_yaml(8, 42)
+        );
         for n in 1..6 {
             assert_eq!(default_scenario(n, 1).unwrap().hosts.len(), n);
         }

@@ -414,6 +414,9 @@ pub struct HostState {
     #[serde(default)]
     pub delayed_start_at: Option<Timestamp>,
     pub faults: HostFaults,
+    /// Configuration security fixes depend on (SettingOverrides, Extended Protection, EEMS).
+    #[serde(default)]
+    pub config: crate::exchange_config::ExchangeConfig,
 }
 
 /// A scheduled task `job_control` registered: it runs outside any WinRM shell, so nothing that
@@ -528,6 +531,7 @@ impl HostState {
             delayed_start: Vec::new(),
             delayed_start_at: None,
             faults: HostFaults::default(),
+            config: Default::default(),
         }
     }
 

@@ -222,10 +222,22 @@ pub(super) fn gate(
 }
 
 /// The licence switch for Setup: the CU's own, or the operator's choice where the CU wants one.
+/// A diagnostic-data choice given for a CU whose Setup asks no such question (released before
+/// September 2021) yields that CU's plain switch, so one fleet-wide choice serves paths that
+/// cross both kinds of CU.
 fn licence_switch(rule: LicenceSwitch, given: Option<&str>) -> Result<String, LicenceError> {
+    let is_choice_of = |plain: &str, g: &str| {
+        g.len() > plain.len()
+            && g[..plain.len()].eq_ignore_ascii_case(plain)
+            && g[plain.len()..]
+                .to_ascii_lowercase()
+                .starts_with("_diagnosticdata")
+    };
     match (rule, given) {
         (LicenceSwitch::Plain(s), None) => Ok(s),
-        (LicenceSwitch::Plain(s), Some(g)) if g.eq_ignore_ascii_case(&s) => Ok(s),
+        (LicenceSwitch::Plain(s), Some(g)) if g.eq_ignore_ascii_case(&s) || is_choice_of(&s, g) => {
+            Ok(s)
+        }
         (LicenceSwitch::Plain(takes), Some(g)) => Err(LicenceError::NotAccepted {
             given: g.to_string(),
             takes,
@@ -341,13 +353,16 @@ mod tests {
     fn licence_switches_follow_the_cu() {
         let plain = LicenceSwitch::Plain("/IAcceptExchangeServerLicenseTerms".into());
         assert!(licence_switch(plain.clone(), None).is_ok());
-        assert!(
+        assert_eq!(
             licence_switch(
-                plain,
+                plain.clone(),
                 Some("/IAcceptExchangeServerLicenseTerms_DiagnosticDataON")
             )
-            .is_err()
+            .unwrap(),
+            "/IAcceptExchangeServerLicenseTerms",
+            "a diagnostic-data choice falls back to the plain switch where Setup asks none"
         );
+        assert!(licence_switch(plain, Some("/IAcceptLicense")).is_err());
         let dd = LicenceSwitch::DiagnosticData(vec!["/A_ON".into(), "/A_OFF".into()]);
         assert!(
             licence_switch(dd.clone(), None)

@@ -40,9 +40,12 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
                         "finished"
                     }
                 )));
+            // The path as it stood when that update started (the build changes only at the
+            // restart): the task's step was its first, the rest remain.
+            let path = decide_from(args, &facts, ctx.host.settings.run_as.is_some()).ok();
             let reply =
                 detached::attach::<UpdateAnswer>(ctx, ScriptId::ExchangeUpdate, &job.job).await?;
-            return Ok(earlier(&job.job, reply));
+            return Ok(earlier(&job.job, path.as_ref(), reply));
         }
         let Some(running) = facts.install_in_progress.clone() else {
             break facts;
@@ -104,13 +107,20 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
         .with("reason", json!(a.reason)))
 }
 
-/// The outcome of an update task started by an earlier run, re-attached to and read now.
-fn earlier(job: &str, reply: Reply<UpdateAnswer>) -> Outcome {
+/// The outcome of an update task started by an earlier run, re-attached to and read now, with
+/// the path's data (`steps`, `remaining`) as it stood when the task started.
+fn earlier(
+    job: &str,
+    path: Option<&super::decide::Decision>,
+    reply: Reply<UpdateAnswer>,
+) -> Outcome {
     let a = reply.answer;
-    let mut outcome = Outcome::done(a.success && !a.already_installed);
-    if !a.success {
-        outcome.status = Status::Failed { changed: true };
-    }
+    let mut outcome = path.map_or_else(Outcome::changed, |d| d.outcome(false));
+    outcome.status = if a.success {
+        Status::done(!a.already_installed)
+    } else {
+        Status::Failed { changed: true }
+    };
     outcome.msg = Some(if a.success {
         format!(
             "the update started earlier as task {job} finished (exit code {}); {}",

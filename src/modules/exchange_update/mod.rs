@@ -136,23 +136,23 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn check_lists_the_path_with_reasons_and_installs_nothing() {
-        let f = fleet(|| facts("15.2.792.3"));
+        let f = fleet(|| facts("15.2.1544.41"));
         let args = json!({"target": "path", "sources": {}});
         let o = run(&f, args, true).await;
         assert!(o.status.failed(), "no source: {o:?}");
         assert_eq!(
             o.msg.as_deref(),
             Some(
-                "no source for KB5003435: add `2019 CU8 KB5003435` (or `KB5003435`) to sources \
+                "no source for KB5121575: add `2019 CU14 KB5121575` (or `KB5121575`) to sources \
                  with url or unc and sha256"
             )
         );
-        let args = json!({"target": "path", "sources": {"2019 CU8 KB5003435": {"unc": "\\\\fs\\su.msp", "sha256": SHA}}});
+        let args = json!({"target": "path", "sources": {"2019 CU14 KB5121575": {"unc": "\\\\fs\\su.msp", "sha256": SHA}}});
         let o = run(&f, args, true).await;
         assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         let msg = o.msg.unwrap();
         assert!(
-            msg.starts_with("would install KB5003435 on 15.2.792.3 (closes"),
+            msg.starts_with("would install KB5121575 on 15.2.1544.41 (closes"),
             "{msg}"
         );
         assert_eq!(o.data["steps"][0]["kind"], "SU");
@@ -162,20 +162,20 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn apply_installs_one_step_from_the_most_specific_source() {
-        let f = fleet(|| facts("15.2.792.3"));
+        let f = fleet(|| facts("15.2.1544.41"));
         let args = json!({"target": "path", "sources": {
-            "KB5003435": {"url": "https://media/generic.msp", "sha256": SHA},
-            "2019 CU8 KB5003435": {"unc": "\\\\fs\\cu8.msp", "sha256": SHA.to_uppercase()}}});
+            "KB5121575": {"url": "https://media/generic.msp", "sha256": SHA},
+            "2019 CU14 KB5121575": {"unc": "\\\\fs\\cu14.msp", "sha256": SHA.to_uppercase()}}});
         let o = run(&f, args, false).await;
         assert!(o.status.changed() && !o.status.failed(), "{o:?}");
         assert_eq!(o.data["reboot_required"], true);
         let sent = installs(&f);
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].kind, UpdateKind::Su);
-        assert_eq!(sent[0].source, "\\\\fs\\cu8.msp");
+        assert_eq!(sent[0].source, "\\\\fs\\cu14.msp");
         assert_eq!(sent[0].sha256, SHA);
-        assert_eq!(sent[0].kb, "KB5003435");
-        assert_eq!(sent[0].target_build, "15.2.792.15");
+        assert_eq!(sent[0].kb, "KB5121575");
+        assert_eq!(sent[0].target_build, "15.2.1544.44");
         assert!(!sent[0].keep_packages, "packages are removed by default");
     }
 

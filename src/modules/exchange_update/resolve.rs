@@ -52,11 +52,11 @@ pub(super) fn explicit_su(
             build,
             family: entry.family.to_string(),
         })?;
-    let Some(su) = level.updates.iter().find(|u| u.kb == kb) else {
+    let Some(su) = level.updates.iter().find(|u| u.kb == Some(kb)) else {
         let elsewhere: Vec<String> = entry
             .levels
             .iter()
-            .filter(|l| l.updates.iter().any(|u| u.kb == kb))
+            .filter(|l| l.updates.iter().any(|u| u.kb == Some(kb)))
             .map(|l| format!("{} ({})", l.cu, l.build))
             .collect();
         return Err(if elsewhere.is_empty() {

@@ -76,6 +76,7 @@ fn facts(s: &HostState) -> FactsAnswer {
                 state: j.state,
             })
             .collect(),
+        config: Some(s.config.facts(s.build)),
     }
 }
 
