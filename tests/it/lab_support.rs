@@ -43,6 +43,16 @@ impl Drop for Lab {
 impl Lab {
     /// A fleet from scenario text, served on 127.`block`.x.y with HTTP and HTTPS listeners.
     pub async fn start(block: u8, scenario_yaml: &str) -> Lab {
+        Self::start_in_realm(block, scenario_yaml, None).await
+    }
+
+    /// [`Self::start`], the hosts joined to a Kerberos realm when given (see
+    /// [`crate::kerberos_support`]).
+    pub async fn start_in_realm(
+        block: u8,
+        scenario_yaml: &str,
+        realm: Option<&frontends::Realm>,
+    ) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scenario.yml");
         std::fs::write(&path, scenario_yaml).unwrap();
@@ -50,7 +60,9 @@ impl Lab {
         let ca = LabCa::generate().unwrap();
         ca.write_pem(&dir.path().join("ca.pem")).unwrap();
         let cancel = CancellationToken::new();
-        frontends::start(&fleet, Some(&ca), &cancel).await.unwrap();
+        frontends::start_in_realm(&fleet, Some(&ca), realm, &cancel)
+            .await
+            .unwrap();
         Lab { fleet, dir, cancel }
     }
 

@@ -12,6 +12,8 @@ mod exchange_modules_lab;
 mod exchange_modules_playbooks;
 mod exchange_modules_scripts;
 mod journal;
+mod kerberos;
+mod kerberos_support;
 mod lab_sim;
 mod lab_support;
 mod lab_winrm;

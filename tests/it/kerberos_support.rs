@@ -1,0 +1,131 @@
+//! A throwaway MIT Kerberos realm per test (tests/peers/krb5kdc.sh): a KDC on loopback, the
+//! lab's user as a principal with the lab's password, an SPN `HTTP/<host>.lab.test` per lab
+//! host with its key in a keytab the lab's hosts accept with, and the environment
+//! (`KRB5_CONFIG`, `KRB5CCNAME`) that points clients into the realm's directory. Nothing
+//! system-wide is read or changed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use salve_lab::frontends::Realm;
+use salve_lab::winrm::Keytab;
+
+/// The realm every test creates (the Active Directory domain `lab.test`).
+pub const REALM: &str = "LAB.TEST";
+/// The DNS suffix of the lab's hosts in that domain.
+pub const DNS_SUFFIX: &str = "lab.test";
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/krb5kdc.sh")
+}
+
+/// A running KDC; stopped on drop.
+pub struct Kdc {
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Kdc {
+    fn drop(&mut self) {
+        let _ = Command::new("sh")
+            .arg(script())
+            .args(["stop"])
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+impl Kdc {
+    /// A realm with `user`/`password` and an SPN per host of `hosts`, its KDC on
+    /// 127.0.0.1:`port`; `None` (the test skips) when MIT's KDC is not installed, outside CI.
+    pub fn start(port: u16, user: &str, password: &str, hosts: &[String]) -> Option<Kdc> {
+        if !Path::new("/usr/sbin/krb5kdc").exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "MIT Kerberos missing: run tests/peers/install.sh"
+            );
+            eprintln!("SKIPPED: MIT Kerberos not installed; run tests/peers/install.sh");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let fqdns: Vec<String> = hosts.iter().map(|h| fqdn(h)).collect();
+        let out = Command::new("sh")
+            .arg(script())
+            .arg("start")
+            .arg(dir.path())
+            .args([&port.to_string(), REALM, user, password])
+            .args(&fqdns)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "krb5kdc.sh start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(Kdc { dir })
+    }
+
+    /// What the lab's hosts accept Kerberos with.
+    pub fn realm(&self) -> Realm {
+        Realm {
+            dns_suffix: DNS_SUFFIX.into(),
+            keytab: Keytab::read(&self.dir.path().join("http.keytab")).unwrap(),
+        }
+    }
+
+    /// The environment a client in the realm runs with: its krb5.conf, and a credential cache
+    /// of its own.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "KRB5_CONFIG".into(),
+                self.dir.path().join("krb5.conf").display().to_string(),
+            ),
+            (
+                "KRB5CCNAME".into(),
+                format!("FILE:{}", self.dir.path().join("ccache").display()),
+            ),
+        ]
+    }
+
+    /// Run `kadmin.local` queries on the realm (remove an SPN, change a password...).
+    pub fn kadmin(&self, queries: &[&str]) {
+        let out = Command::new("sh")
+            .arg(script())
+            .arg("kadmin")
+            .arg(self.dir.path())
+            .args(queries)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kadmin {queries:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `kinit [ARGS] user` with `password` on stdin into the realm's credential cache.
+    pub fn kinit(&self, args: &[&str], user: &str, password: &str) {
+        use std::io::Write as _;
+        let mut child = Command::new("kinit")
+            .args(args)
+            .arg(user)
+            .envs(self.env())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kinit: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A lab host's DNS name in the realm's domain.
+pub fn fqdn(host: &str) -> String {
+    format!("{host}.{DNS_SUFFIX}")
+}
