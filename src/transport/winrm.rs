@@ -402,6 +402,17 @@ fn classify(e: WinrmError, endpoint: &str, user: &str) -> TransportError {
             }
         }
         WinrmError::AuthFailed(ref detail)
+            if let Some(problem) = super::kerberos::diagnose(detail) =>
+        {
+            TransportError::Kerberos {
+                endpoint,
+                user: user.to_string(),
+                fix: problem.fix(),
+                problem,
+                cause: Cause::with_text(detail.clone(), e),
+            }
+        }
+        WinrmError::AuthFailed(ref detail)
             if detail.contains("401") || detail.to_ascii_lowercase().contains("credential") =>
         {
             TransportError::Auth {

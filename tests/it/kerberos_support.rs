@@ -36,8 +36,15 @@ impl Drop for Kdc {
 
 impl Kdc {
     /// A realm with `user`/`password` and an SPN per host of `hosts`, its KDC on
-    /// 127.0.0.1:`port`; `None` (the test skips) when MIT's KDC is not installed, outside CI.
-    pub fn start(port: u16, user: &str, password: &str, hosts: &[String]) -> Option<Kdc> {
+    /// 127.0.0.1:`port`, its clock `clock_offset` ahead (`+600s`) when given; `None` (the test
+    /// skips) when MIT's KDC is not installed, outside CI.
+    pub fn start(
+        port: u16,
+        user: &str,
+        password: &str,
+        hosts: &[String],
+        clock_offset: Option<&str>,
+    ) -> Option<Kdc> {
         if !Path::new("/usr/sbin/krb5kdc").exists() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -54,6 +61,7 @@ impl Kdc {
             .arg(dir.path())
             .args([&port.to_string(), REALM, user, password])
             .args(&fqdns)
+            .envs(clock_offset.map(|o| ("KDC_CLOCK_OFFSET", o)))
             .output()
             .unwrap();
         assert!(

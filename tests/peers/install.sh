@@ -75,7 +75,7 @@ install_kerberos() {
     install_deb /usr/bin/kinit krb5-user "salve doctor's Kerberos checks and the tests use kinit"
     install_deb /usr/bin/krb5-config libkrb5-dev "building salve's GSSAPI binding needs the krb5 headers"
     install_deb '/usr/lib/llvm-*/lib/libclang.so*' libclang-dev "building salve's GSSAPI binding runs bindgen"
-    install_deb /usr/bin/faketime faketime "the clock-skew test runs a KDC with its clock off"
+    install_deb '/usr/lib/*/faketime/libfaketime.so.1' libfaketime "the clock-skew test runs a KDC with its clock off"
 }
 
 install_kerberos

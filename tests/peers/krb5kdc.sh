@@ -10,7 +10,7 @@
 #       `setspn` + `ktpass` give a Windows host), then start krb5kdc on 127.0.0.1:PORT (UDP and
 #       TCP) and wait until it answers. The realm allows 300 s of clock skew (MIT's default, as
 #       Active Directory's "Maximum tolerance for computer clock synchronization"); with
-#       KDC_CLOCK_OFFSET set (e.g. +600s) the KDC's clock runs that far ahead (faketime).
+#       KDC_CLOCK_OFFSET set (e.g. +600s) the KDC's clock runs that far ahead (libfaketime).
 #   krb5kdc.sh kadmin DIR QUERY...   run one kadmin.local query on the realm (tests use it to
 #       expire a ticket's principal, remove an SPN...)
 #   krb5kdc.sh stop DIR              stop the KDC
@@ -100,8 +100,14 @@ EOF
     done
     # KDC_CLOCK_OFFSET (e.g. +600s) runs the KDC with its clock that far off (libfaketime), to
     # test what a client whose clock is skewed from the domain controller's sees.
+    # (libfaketime preloaded directly: the `faketime` wrapper waits for the daemonised KDC.)
     if [ -n "${KDC_CLOCK_OFFSET:-}" ]; then
-        faketime -f "$KDC_CLOCK_OFFSET" /usr/sbin/krb5kdc -P "$dir/kdc.pid" -r "$realm"
+        lib=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n 1)
+        if [ -z "$lib" ]; then
+            echo "krb5kdc.sh: libfaketime missing (run tests/peers/install.sh)" >&2
+            exit 69
+        fi
+        LD_PRELOAD=$lib FAKETIME=$KDC_CLOCK_OFFSET /usr/sbin/krb5kdc -P "$dir/kdc.pid" -r "$realm"
     else
         /usr/sbin/krb5kdc -P "$dir/kdc.pid" -r "$realm"
     fi

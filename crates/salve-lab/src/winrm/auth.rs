@@ -213,8 +213,11 @@ fn kerberos(
         return fail("kerberos", String::new());
     };
     let (lab_user, _) = ctx.host.credentials();
-    match KerberosAcceptor::accept(service, lab_user, token) {
-        Ok((session, user, ap_rep)) if !ctx.host.faults().reject_auth => {
+    match KerberosAcceptor::accept(service, token) {
+        // The ticket is genuine; the account must still be the host's administrator.
+        Ok((session, user, ap_rep))
+            if !ctx.host.faults().reject_auth && same_account(&user, lab_user) =>
+        {
             ctx.host.record(ProtocolEvent::Authenticated {
                 method: "kerberos".into(),
                 user: user.clone(),
@@ -222,7 +225,7 @@ fn kerberos(
             *auth = ConnAuth::Kerberos { session, user };
             AuthOutcome::Accepted(Some(format!("Negotiate {}", B64.encode(ap_rep))))
         }
-        Ok((_, user, _)) | Err(KerberosError::WrongUser { user }) => fail("kerberos", user),
+        Ok((_, user, _)) => fail("kerberos", user),
         Err(e) => {
             tracing::debug!(error = %e, "kerberos AP-REQ refused");
             fail("kerberos", String::new())

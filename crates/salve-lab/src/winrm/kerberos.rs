@@ -35,8 +35,6 @@ const KRB5_OID: &[u8] = &[
 pub enum KerberosError {
     #[error("kerberos token rejected: {0}")]
     Token(#[source] sspi::Error),
-    #[error("kerberos ticket for {user:?} is not for this host's account")]
-    WrongUser { user: String },
     #[error("message sealing failed: {0}")]
     Seal(#[source] sspi::Error),
     #[error("message is not a well-formed kerberos-sealed payload: {0}")]
@@ -80,23 +78,19 @@ pub fn is_kerberos_token(token: &[u8]) -> bool {
 /// One Kerberos server context, bound to one connection.
 pub struct KerberosAcceptor {
     kerberos: Kerberos,
-    expected_user: String,
 }
 
 impl std::fmt::Debug for KerberosAcceptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KerberosAcceptor")
-            .field("expected_user", &self.expected_user)
-            .finish_non_exhaustive()
+        f.debug_struct("KerberosAcceptor").finish_non_exhaustive()
     }
 }
 
 impl KerberosAcceptor {
-    /// Accept the client's AP-REQ for `service`, for the account `expected_user`. Returns the
-    /// established context, the client's principal, and the AP-REP to send back.
+    /// Accept the client's AP-REQ for `service`. Returns the established context, the client's
+    /// principal (`user@REALM`), and the AP-REP to send back.
     pub fn accept(
         service: &KerberosService,
-        expected_user: &str,
         token: &[u8],
     ) -> Result<(Self, String, Vec<u8>), KerberosError> {
         let properties = ServerProperties::new(
@@ -138,18 +132,8 @@ impl KerberosAcceptor {
             .query_context_names()
             .map(|n| n.username.inner().to_string())
             .map_err(KerberosError::Token)?;
-        if !super::auth::same_account(&user, expected_user) {
-            return Err(KerberosError::WrongUser { user });
-        }
         let ap_rep = std::mem::take(&mut output[0].buffer);
-        Ok((
-            Self {
-                kerberos,
-                expected_user: expected_user.to_string(),
-            },
-            user,
-            ap_rep,
-        ))
+        Ok((Self { kerberos }, user, ap_rep))
     }
 
     /// Seal a reply: the WinRM payload (4-byte little-endian header length, the 60-byte
@@ -230,7 +214,7 @@ mod tests {
         token.extend_from_slice(KRB5_OID);
         token.extend_from_slice(&[1, 0, 0x6e, 0]);
         assert!(matches!(
-            KerberosAcceptor::accept(&service, "labadmin", &token),
+            KerberosAcceptor::accept(&service, &token),
             Err(KerberosError::Token(_))
         ));
         assert!(KerberosService::from_keytab(&keytab, "other.lab.test").is_none());
