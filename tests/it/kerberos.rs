@@ -261,4 +261,102 @@ async fn a_clock_skewed_beyond_the_realms_limit_is_named() {
     let msg = failure(&events, &lab.host_names()[0], &all);
     assert!(msg.contains("clock skew"), "{msg}");
     assert!(msg.contains("synchronise this machine's clock"), "{msg}");
+    // `salve doctor` names it too.
+    let (code, out) = doctor(&kdc, &inv).await;
+    assert_ne!(code, 0, "{out}");
+    let lines = doctor_lines(&out, &lab.host_names()[0]).join("\n");
+    assert!(lines.contains("kerberos: clock skew"), "{out}");
+    assert!(
+        lines.contains("fix: synchronise this machine's clock"),
+        "{out}"
+    );
+}
+
+/// `salve doctor -i inventory` in the realm's environment: (exit code, stdout).
+async fn doctor(kdc: &Kdc, inventory: &std::path::Path) -> (i32, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+        .arg("doctor")
+        .arg("-i")
+        .arg(inventory)
+        .env("LAB_PW", PASSWORD)
+        .env("NO_PROXY", "127.0.0.0/8")
+        .envs(kdc.env())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The lines `salve doctor` prints under `host` (its summary, then its failures and fixes).
+fn doctor_lines<'a>(out: &'a str, host: &str) -> Vec<&'a str> {
+    let mut lines = out.lines().skip_while(|l| !l.starts_with(host));
+    let first = lines.next().into_iter();
+    first
+        .chain(lines.take_while(|l| l.starts_with(' ')))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_each_kerberos_misconfiguration_with_its_fix() {
+    let Some((kdc, lab)) = realm_and_lab(65, None).await else {
+        return;
+    };
+    let hosts = lab.host_names();
+    kdc.kadmin(&[&format!("delprinc -force HTTP/{}", fqdn(&hosts[1]))]);
+    let (a0, a1, a2) = (
+        lab.address(&hosts[0]),
+        lab.address(&hosts[1]),
+        lab.address(&hosts[2]),
+    );
+    let (n0, n1) = (fqdn(&hosts[0]), fqdn(&hosts[1]));
+    let text = format!(
+        "all:
+  vars: {{ansible_user: {USER}, ansible_password: 'env:LAB_PW', ansible_winrm_transport: kerberos, {HTTP}}}
+  hosts:
+    healthy: {{ansible_host: '{a0}', ansible_winrm_kerberos_hostname_override: {n0}}}
+    no-ticket: {{ansible_host: '{a0}', ansible_winrm_kerberos_hostname_override: {n0}, ansible_winrm_kinit_mode: manual}}
+    unknown-realm: {{ansible_host: '{a0}', ansible_winrm_kerberos_hostname_override: {n0}, ansible_user: salve-lab@NOWHERE.TEST}}
+    missing-spn: {{ansible_host: '{a1}', ansible_winrm_kerberos_hostname_override: {n1}}}
+    by-address: {{ansible_host: '{a2}'}}
+"
+    );
+    let inv = lab.write("doctor.yml", &text);
+    let (code, out) = doctor(&kdc, &inv).await;
+    assert_ne!(code, 0, "{out}");
+    let expect = [
+        ("healthy", "spn ok", ""),
+        (
+            "no-ticket",
+            "no Kerberos ticket in the credential cache",
+            "run `kinit user@REALM`",
+        ),
+        (
+            "unknown-realm",
+            "unknown realm: krb5.conf names no KDC for NOWHERE.TEST",
+            "[realms] NOWHERE.TEST = { kdc = <domain controller> }",
+        ),
+        (
+            "missing-spn",
+            "missing SPN: the realm has no service principal HTTP/",
+            "setspn -S HTTP/",
+        ),
+        (
+            "by-address",
+            "Kerberos names the service by DNS name",
+            "ansible_winrm_kerberos_hostname_override",
+        ),
+    ];
+    for (host, finding, fix) in expect {
+        let lines = doctor_lines(&out, host).join("\n");
+        assert!(lines.contains(finding), "{host}: {lines}\n\n{out}");
+        assert!(lines.contains(fix), "{host}: {lines}\n\n{out}");
+    }
+    assert!(
+        doctor_lines(&out, "healthy")[0].contains("command ok"),
+        "{out}"
+    );
+    assert!(out.contains("1 of 5 hosts ready"), "{out}");
 }
