@@ -29,8 +29,7 @@ async fn realm_and_lab(block: u8, clock_offset: Option<&str>) -> Option<(Kdc, La
         &hosts,
         clock_offset,
     )?;
-    let realm = kdc.realm();
-    let lab = Lab::start_in_realm(block, THREE_HOSTS, Some(&realm)).await;
+    let lab = Lab::start_in_domain(block, THREE_HOSTS, Some(&kdc.domain())).await;
     Some((kdc, lab))
 }
 

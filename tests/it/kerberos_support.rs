@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use salve_lab::frontends::Realm;
+use salve_lab::frontends::Domain;
 use salve_lab::winrm::Keytab;
 
 /// The realm every test creates (the Active Directory domain `lab.test`).
@@ -72,11 +72,12 @@ impl Kdc {
         Some(Kdc { dir })
     }
 
-    /// What the lab's hosts accept Kerberos with.
-    pub fn realm(&self) -> Realm {
-        Realm {
+    /// The domain the lab's hosts join: they accept Kerberos with the realm's keytab.
+    pub fn domain(&self) -> Domain {
+        Domain {
             dns_suffix: DNS_SUFFIX.into(),
             keytab: Keytab::read(&self.dir.path().join("http.keytab")).unwrap(),
+            mapped_certificates: Vec::new(),
         }
     }
 

@@ -32,6 +32,8 @@ pub struct Lab {
     pub fleet: Arc<Fleet>,
     dir: tempfile::TempDir,
     cancel: CancellationToken,
+    /// The lab's CA, which also issues client certificates.
+    authority: LabCa,
 }
 
 impl Drop for Lab {
@@ -43,15 +45,15 @@ impl Drop for Lab {
 impl Lab {
     /// A fleet from scenario text, served on 127.`block`.x.y with HTTP and HTTPS listeners.
     pub async fn start(block: u8, scenario_yaml: &str) -> Lab {
-        Self::start_in_realm(block, scenario_yaml, None).await
+        Self::start_in_domain(block, scenario_yaml, None).await
     }
 
-    /// [`Self::start`], the hosts joined to a Kerberos realm when given (see
-    /// [`crate::kerberos_support`]).
-    pub async fn start_in_realm(
+    /// [`Self::start`], the hosts joined to a domain when given (Kerberos, see
+    /// [`crate::kerberos_support`]; mapped client certificates).
+    pub async fn start_in_domain(
         block: u8,
         scenario_yaml: &str,
-        realm: Option<&frontends::Realm>,
+        domain: Option<&frontends::Domain>,
     ) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scenario.yml");
@@ -60,10 +62,15 @@ impl Lab {
         let ca = LabCa::generate().unwrap();
         ca.write_pem(&dir.path().join("ca.pem")).unwrap();
         let cancel = CancellationToken::new();
-        frontends::start_in_realm(&fleet, Some(&ca), realm, &cancel)
+        frontends::start_in_domain(&fleet, Some(&ca), domain, &cancel)
             .await
             .unwrap();
-        Lab { fleet, dir, cancel }
+        Lab {
+            fleet,
+            dir,
+            cancel,
+            authority: ca,
+        }
     }
 
     /// The fleet's host names, in fleet order.
@@ -87,6 +94,16 @@ impl Lab {
 
     pub fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
+    }
+
+    /// A client certificate for `upn` from the lab's CA, written to the lab's folder:
+    /// (certificate PEM path, key PEM path).
+    pub fn client_certificate(&self, upn: &str) -> (PathBuf, PathBuf) {
+        let (cert, key) = self.authority.client_certificate(upn).unwrap();
+        (
+            self.write(&format!("{upn}.crt.pem"), &cert),
+            self.write(&format!("{upn}.key.pem"), &key),
+        )
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {

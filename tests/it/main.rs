@@ -3,6 +3,7 @@
 mod architecture;
 mod check_mode;
 mod cli;
+mod client_certificate;
 mod config;
 mod config_patterns;
 mod doctor;

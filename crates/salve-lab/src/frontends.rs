@@ -1,9 +1,10 @@
 //! Starting the WinRM front ends of a fleet: every simulated host gets an HTTP listener on
 //! its own loopback address, port 5985 (NTLM with message encryption, as a stock Windows
 //! listener), and, when a lab CA is given, an HTTPS listener on 5986 with a certificate for
-//! its name and address (Basic and NTLM). With a Kerberos realm ([`Realm`]: the hosts' DNS
-//! suffix and the keytab of their SPNs), both listeners also accept Kerberos for
-//! `HTTP/<host>.<suffix>`, as on a domain-joined Windows host.
+//! its name and address (Basic and NTLM). Joined to a [`Domain`] (the hosts' DNS suffix, the
+//! keytab of their SPNs, the client certificates they map), both listeners also accept
+//! Kerberos for `HTTP/<host>.<suffix>`, as on a domain-joined Windows host, and HTTPS accepts
+//! the mapped client certificates.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,15 +34,18 @@ pub struct FrontEnds {
     pub access: Vec<(String, AccessLog)>,
 }
 
-/// The Kerberos realm the lab's hosts are joined to: a host `name` is `name.<dns_suffix>` and
-/// accepts Kerberos when `keytab` holds the key of `HTTP/name.<dns_suffix>`.
-#[derive(Debug, Clone)]
-pub struct Realm {
+/// The Active Directory domain the lab's hosts are joined to: a host `name` is
+/// `name.<dns_suffix>` and accepts Kerberos when `keytab` holds the key of
+/// `HTTP/name.<dns_suffix>`; its HTTPS listener maps client certificates whose UPN is in
+/// `mapped_certificates` to its administrator (`WSMan:\localhost\ClientCertificate`).
+#[derive(Debug, Clone, Default)]
+pub struct Domain {
     pub dns_suffix: String,
     pub keytab: Keytab,
+    pub mapped_certificates: Vec<String>,
 }
 
-impl Realm {
+impl Domain {
     fn service(&self, host: &str) -> Option<KerberosService> {
         KerberosService::from_keytab(&self.keytab, &format!("{host}.{}", self.dns_suffix))
     }
@@ -53,21 +57,24 @@ pub async fn start(
     ca: Option<&LabCa>,
     cancel: &CancellationToken,
 ) -> Result<FrontEnds, FrontEndError> {
-    start_in_realm(fleet, ca, None, cancel).await
+    start_in_domain(fleet, ca, None, cancel).await
 }
 
-/// [`start`], the hosts joined to `realm` when given.
-pub async fn start_in_realm(
+/// [`start`], the hosts joined to `domain` when given.
+pub async fn start_in_domain(
     fleet: &Fleet,
     ca: Option<&LabCa>,
-    realm: Option<&Realm>,
+    domain: Option<&Domain>,
     cancel: &CancellationToken,
 ) -> Result<FrontEnds, FrontEndError> {
     let mut access = Vec::new();
     for (index, host) in fleet.hosts().iter().enumerate() {
         let addr = fleet.core().address(index);
         let sim: Arc<dyn SimHost> = Arc::clone(host) as Arc<dyn SimHost>;
-        let kerberos = realm.and_then(|r| r.service(host.name()));
+        let kerberos = domain.and_then(|d| d.service(host.name()));
+        let mapped_certificates = domain
+            .map(|d| d.mapped_certificates.clone())
+            .unwrap_or_default();
         let config = ListenerConfig {
             kerberos: kerberos.clone(),
             ..ListenerConfig::default()
@@ -85,6 +92,7 @@ pub async fn start_in_realm(
             let config = ListenerConfig {
                 scheme: Scheme::Https(tls),
                 kerberos,
+                mapped_certificates,
                 ..ListenerConfig::default()
             };
             let https =

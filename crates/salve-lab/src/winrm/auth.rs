@@ -3,11 +3,14 @@
 //! Kerberos through Negotiate (raw Kerberos tokens, on hosts whose SPN key the lab holds; the
 //! AP-REP goes back in the 200's `WWW-Authenticate`), with the context kept per connection.
 //! SPNEGO-wrapped tokens (`NegTokenInit`) are refused: the clients the lab serves (winrm-rs,
-//! pywinrm with pykerberos) send raw Kerberos, which Windows accepts under Negotiate.
+//! pywinrm with pykerberos) send raw Kerberos, which Windows accepts under Negotiate. Over
+//! HTTPS, a client certificate with the mutual-authentication profile is mapped to the account
+//! ([`super::certmap`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
+use super::certmap::{MUTUAL_SECPROFILE, certificate_upn};
 use super::context::HostCtx;
 use super::kerberos::{KerberosAcceptor, KerberosError, is_kerberos_token};
 use super::ntlm::{NtlmAcceptor, NtlmError, Step};
@@ -32,6 +35,10 @@ pub(super) enum ConnAuth {
     Basic {
         user: String,
     },
+    /// A mapped client certificate was accepted on this connection (recorded once).
+    Certificate {
+        user: String,
+    },
 }
 
 impl ConnAuth {
@@ -42,7 +49,7 @@ impl ConnAuth {
             ConnAuth::Kerberos { session, user } => {
                 Some((user.clone(), Some(Session::Kerberos(session))))
             }
-            ConnAuth::Basic { user } => Some((user.clone(), None)),
+            ConnAuth::Basic { user } | ConnAuth::Certificate { user } => Some((user.clone(), None)),
             ConnAuth::None | ConnAuth::NtlmPending(_) => None,
         }
     }
@@ -100,6 +107,7 @@ pub(super) fn authenticate(
     auth: &mut ConnAuth,
     header: &str,
     https: bool,
+    client_cert: Option<&[u8]>,
 ) -> AuthOutcome {
     let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
     let value = value.trim();
@@ -112,6 +120,9 @@ pub(super) fn authenticate(
         });
         AuthOutcome::Challenge(None)
     };
+    if header.trim() == MUTUAL_SECPROFILE {
+        return certificate(ctx, auth, https, client_cert, fail);
+    }
     if scheme.eq_ignore_ascii_case("Basic") {
         if !ctx.config.allow_basic || (!https && !ctx.config.allow_unencrypted) {
             return fail("basic", String::new());
@@ -198,6 +209,43 @@ pub(super) fn authenticate(
             fail("negotiate", String::new())
         }
     }
+}
+
+/// Map the connection's client certificate to the host's account: over HTTPS only, a
+/// certificate (already chained to the lab CA by the TLS handshake) whose UPN the host maps
+/// (`ListenerConfig::mapped_certificates`); anything else is a 401, as WinRM answers.
+fn certificate(
+    ctx: &HostCtx,
+    auth: &mut ConnAuth,
+    https: bool,
+    client_cert: Option<&[u8]>,
+    fail: impl Fn(&str, String) -> AuthOutcome,
+) -> AuthOutcome {
+    let upn = client_cert.filter(|_| https).and_then(certificate_upn);
+    let Some(upn) = upn else {
+        *auth = ConnAuth::None;
+        return fail("certificate", String::new());
+    };
+    let mapped = ctx
+        .config
+        .mapped_certificates
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(&upn));
+    if !mapped || ctx.host.faults().reject_auth {
+        *auth = ConnAuth::None;
+        return fail("certificate", upn);
+    }
+    let (lab_user, _) = ctx.host.credentials();
+    if !matches!(&*auth, ConnAuth::Certificate { .. }) {
+        ctx.host.record(ProtocolEvent::Authenticated {
+            method: "certificate".into(),
+            user: upn,
+        });
+        *auth = ConnAuth::Certificate {
+            user: lab_user.to_string(),
+        };
+    }
+    AuthOutcome::Accepted(None)
 }
 
 /// Accept a Kerberos AP-REQ: on a host without an SPN key, or for another account, or with a

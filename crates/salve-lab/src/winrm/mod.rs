@@ -3,12 +3,14 @@
 //!
 //! [`server`] accepts connections and speaks HTTP/1.1 keep-alive (with MS-WSMV message
 //! encryption over HTTP, framed by [`encryption`]); [`auth`] does Basic, NTLM (the acceptor
-//! in [`ntlm`]) and Kerberos (the acceptor in [`kerberos`], keys from a [`keytab`]); [`operations`] serves the cmd-shell operations (Create, Command, Receive, Send,
+//! in [`ntlm`]), Kerberos (the acceptor in [`kerberos`], keys from a [`keytab`]) and client
+//! certificates over HTTPS ([`certmap`]); [`operations`] serves the cmd-shell operations (Create, Command, Receive, Send,
 //! Signal, Delete) under the service's quotas. [`context`] holds the listener's configuration
 //! and the per-host state they share, [`soap`] reads and writes the envelopes, [`shell`] keeps
 //! the shells and commands, and [`tls`] is the lab's certificate authority for HTTPS.
 
 pub mod auth;
+pub mod certmap;
 pub mod context;
 pub mod encryption;
 pub mod kerberos;

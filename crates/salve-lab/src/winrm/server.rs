@@ -140,6 +140,8 @@ impl WinrmListener {
 
 struct ConnState {
     auth: ConnAuth,
+    /// The client certificate presented in the TLS handshake (HTTPS), DER, chained to the lab CA.
+    client_cert: Option<Vec<u8>>,
 }
 
 /// Why a connection ends without a reply.
@@ -158,7 +160,9 @@ async fn serve_connection(
     let https = matches!(ctx.config.scheme, Scheme::Https(_));
     let state = Arc::new(tokio::sync::Mutex::new(ConnState {
         auth: ConnAuth::None,
+        client_cert: None,
     }));
+    let handshake_state = state.clone();
     let svc_ctx = ctx.clone();
     let service = hyper::service::service_fn(move |req| {
         let ctx = svc_ctx.clone();
@@ -183,10 +187,18 @@ async fn serve_connection(
                     tls.good.clone()
                 };
                 match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                    Ok(tls_stream) => builder
-                        .serve_connection(TokioIo::new(tls_stream), service)
-                        .await
-                        .is_err(),
+                    Ok(tls_stream) => {
+                        handshake_state.lock().await.client_cert = tls_stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .map(|cert| cert.to_vec());
+                        builder
+                            .serve_connection(TokioIo::new(tls_stream), service)
+                            .await
+                            .is_err()
+                    }
                     Err(_) => false,
                 }
             }
@@ -248,7 +260,8 @@ async fn handle(
     // context holds.
     let mut mutual = None;
     if let Some(header) = auth_header {
-        match authenticate(&ctx, &mut conn.auth, &header, https) {
+        let ConnState { auth, client_cert } = &mut *conn;
+        match authenticate(&ctx, auth, &header, https, client_cert.as_deref()) {
             AuthOutcome::Accepted(token) => mutual = token,
             AuthOutcome::Challenge(challenge) => {
                 ctx.log("-", StatusCode::UNAUTHORIZED);
