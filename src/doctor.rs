@@ -439,12 +439,9 @@ async fn command_check(spec: &ConnectionSpec, connector: Arc<dyn Connector>) -> 
             ),
             "check that PowerShell runs for this account (execution policy, profile, JEA restrictions)",
         ),
-        Err(TransportError::Kerberos {
-            problem,
-            fix,
-            cause,
-            ..
-        }) => fail("kerberos", format!("{problem} ({cause})"), fix),
+        Err(TransportError::Kerberos { problem, cause, .. }) => {
+            fail("kerberos", format!("{problem} ({cause})"), problem.fix())
+        }
         Err(e) => {
             let message = e.to_string();
             let (detail, fix) = message

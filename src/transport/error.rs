@@ -50,13 +50,13 @@ pub enum TransportError {
     },
     /// Kerberos failed for a reason [`super::kerberos::diagnose`] recognised.
     #[error(
-        "Kerberos authentication to {endpoint} failed as user `{user}`: {problem} ({cause}); {fix}"
+        "Kerberos authentication to {endpoint} failed as user `{user}`: {problem} ({cause}); {}",
+        .problem.fix()
     )]
     Kerberos {
         endpoint: String,
         user: String,
         problem: super::kerberos::KerberosProblem,
-        fix: String,
         #[source]
         cause: Cause,
     },

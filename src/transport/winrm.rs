@@ -407,7 +407,6 @@ fn classify(e: WinrmError, endpoint: &str, user: &str) -> TransportError {
             TransportError::Kerberos {
                 endpoint,
                 user: user.to_string(),
-                fix: problem.fix(),
                 problem,
                 cause: Cause::with_text(detail.clone(), e),
             }
