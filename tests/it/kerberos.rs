@@ -122,6 +122,10 @@ async fn salve_runs_a_playbook_over_kerberos_on_http_and_https() {
         assert!(kerberos_logons(&lab, &host) >= 2, "{host}: {all}");
     }
     assert!(!all.contains(PASSWORD));
+    // One AS exchange per run for all three hosts (salve shares the ticket), then one service
+    // ticket per host: the KDC saw two runs.
+    let logons = kdc.log_count(&["AS_REQ", "ISSUE", &format!(" {USER}@LAB.TEST for krbtgt")]);
+    assert_eq!(logons, 2, "{}", kdc.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,6 +200,16 @@ async fn kerberos_failures_name_their_cause_and_fix() {
     assert!(msg.contains("the KDC refused the password"), "{msg}");
     assert!(msg.contains("check ansible_password"), "{msg}");
     assert!(!all.contains("wrong-password"), "{all}");
+    // One failed logon for the three hosts, not three: AD would lock the account out.
+    let failed = kdc.log_count(&[
+        "AS_REQ",
+        "PREAUTH_FAILED",
+        &format!(" {USER}@LAB.TEST for krbtgt"),
+    ]);
+    assert_eq!(failed, 1, "{}", kdc.log());
+    for host in &hosts {
+        assert!(failure(&events, host, &all).contains("the KDC refused the password"));
+    }
 
     // A host whose SPN is missing from the directory; the others still run.
     kdc.kadmin(&[&format!("delprinc -force HTTP/{}", fqdn(&hosts[1]))]);

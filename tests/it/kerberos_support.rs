@@ -112,6 +112,19 @@ impl Kdc {
         );
     }
 
+    /// The KDC's log (one line per request: `AS_REQ`, `TGS_REQ`, with `PREAUTH_FAILED`...).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kdc.log")).unwrap_or_default()
+    }
+
+    /// How many lines of the KDC's log mention every one of `what`.
+    pub fn log_count(&self, what: &[&str]) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| what.iter().all(|w| l.contains(w)))
+            .count()
+    }
+
     /// `kinit [ARGS] user` with `password` on stdin into the realm's credential cache.
     pub fn kinit(&self, args: &[&str], user: &str, password: &str) {
         use std::io::Write as _;

@@ -93,7 +93,9 @@ EOF
         exit 1
     fi
     q() { kadmin.local -r "$realm" -q "$1" >>"$dir/setup.log" 2>&1 || { cat "$dir/setup.log" >&2; exit 1; }; }
-    q "addprinc -pw $password $user"
+    # Preauthentication required, as Active Directory requires it by default: a wrong
+    # password is refused by the KDC (PREAUTH_FAILED, a failed logon) rather than answered.
+    q "addprinc +requires_preauth -pw $password $user"
     for host in "$@"; do
         q "addprinc -randkey HTTP/$host"
         q "ktadd -k $dir/http.keytab HTTP/$host"
