@@ -138,40 +138,41 @@ async fn pywinrm_with_kerberos_runs_a_command_on_the_lab() {
     };
     // pykerberos takes its ticket from the credential cache, as Ansible's kinit leaves it.
     kdc.kinit(&[], USER, PASSWORD);
-    let host = &lab.host_names()[0];
-    let spn_host = fqdn(host);
     let ca = lab.ca().display().to_string();
-    for (endpoint, ca) in [
-        (format!("http://{}:5985/wsman", lab.address(host)), "-"),
-        (
-            format!("https://{}:5986/wsman", lab.address(host)),
-            ca.as_str(),
-        ),
-    ] {
-        let r = crate::lab_winrm::run_winrm_client(
-            &py,
-            &[
-                &endpoint,
-                "kerberos",
-                USER,
-                "unused",
-                ca,
-                "20",
-                "30",
-                "Write-Output $env:COMPUTERNAME",
-                &spn_host,
-            ],
-            &kdc.env(),
-        )
-        .await;
-        assert_eq!(r["status_code"], 0, "{endpoint}: {r}");
-        assert_eq!(
-            r["std_out"].as_str().unwrap().trim(),
-            host,
-            "{endpoint}: {r}"
-        );
+    for host in lab.host_names() {
+        let spn_host = fqdn(&host);
+        for (endpoint, ca) in [
+            (format!("http://{}:5985/wsman", lab.address(&host)), "-"),
+            (
+                format!("https://{}:5986/wsman", lab.address(&host)),
+                ca.as_str(),
+            ),
+        ] {
+            let r = crate::lab_winrm::run_winrm_client(
+                &py,
+                &[
+                    &endpoint,
+                    "kerberos",
+                    USER,
+                    "unused",
+                    ca,
+                    "20",
+                    "30",
+                    "Write-Output $env:COMPUTERNAME",
+                    &spn_host,
+                ],
+                &kdc.env(),
+            )
+            .await;
+            assert_eq!(r["status_code"], 0, "{endpoint}: {r}");
+            assert_eq!(
+                r["std_out"].as_str().unwrap().trim(),
+                host,
+                "{endpoint}: {r}"
+            );
+        }
+        assert_eq!(kerberos_logons(&lab, &host), 2);
     }
-    assert_eq!(kerberos_logons(&lab, host), 2);
 }
 
 /// The failure of `host`'s first task (the connection's), as its event's text.
