@@ -456,6 +456,46 @@ fn classify(e: WinrmError, endpoint: &str, user: &str) -> TransportError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::settings::HostSettings;
+
+    fn spec(vars: serde_json::Value) -> ConnectionSpec {
+        HostSettings::read("ex01", vars.as_object().unwrap())
+            .unwrap()
+            .connection
+    }
+
+    #[test]
+    fn kerberos_principals_name_their_realm_in_capitals() {
+        let s = spec(
+            serde_json::json!({"ansible_winrm_transport": "kerberos", "ansible_password": "env:PW"}),
+        );
+        let principal = |user| kerberos_principal(&s, user).map_err(|e| e.to_string());
+        assert_eq!(
+            principal("svc@contoso.com"),
+            Ok(("CONTOSO.COM".to_string(), "svc"))
+        );
+        assert_eq!(principal("svc"), Ok((String::new(), "svc")));
+        let netbios = principal("CONTOSO\\svc").unwrap_err();
+        assert!(netbios.contains("user@REALM"), "{netbios}");
+    }
+
+    #[test]
+    fn kerberos_by_address_needs_a_host_name() {
+        let by_address = spec(serde_json::json!({
+            "ansible_winrm_transport": "kerberos", "ansible_host": "10.0.0.5", "ansible_password": "env:PW"
+        }));
+        let error = |s: &ConnectionSpec| build_client(s).err().expect("refused").to_string();
+        let e = error(&by_address);
+        assert!(
+            e.contains("ansible_winrm_kerberos_hostname_override"),
+            "{e}"
+        );
+        let managed_without_password = spec(serde_json::json!({
+            "ansible_winrm_transport": "kerberos", "ansible_winrm_kinit_mode": "managed"
+        }));
+        let e = error(&managed_without_password);
+        assert!(e.contains("ansible_winrm_kinit_mode: manual"), "{e}");
+    }
 
     #[test]
     fn splits_domain_users() {
