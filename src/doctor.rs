@@ -1,8 +1,11 @@
 //! The connection doctor: for each host, find out why salve can or cannot work with it, and
-//! say exactly what to change. Checks, in order: the name resolves; the port accepts TCP; what
-//! the WinRM listener offers (read from one unauthenticated request: no credentials are sent);
-//! then a real connection through salve's own transport (TLS verification, authentication,
-//! message encryption, shell quota) running a trivial command.
+//! say exactly what to change. Checks, in order: for Kerberos (`spn`), that the host is named by
+//! DNS name (the SPN needs one) and where the ticket comes from; the name resolves; the port
+//! accepts TCP; what the WinRM listener offers (read from one unauthenticated request: no
+//! credentials are sent); then a real connection through salve's own transport (TLS
+//! verification, authentication, message encryption, shell quota) running a trivial command.
+//! A Kerberos failure there (no ticket, clock skew, unknown realm, missing SPN, wrong
+//! password...) is reported as the `kerberos` check with its cause and fix.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,9 +24,9 @@ use tokio_rustls::rustls::crypto::{
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{DigitallySignedStruct, SignatureScheme};
 
-use crate::model::connection::WinrmAuth;
+use crate::model::connection::{KinitMode, WinrmAuth, is_ip_address};
 use crate::script::Script;
-use crate::transport::{ConnectionKind, ConnectionSpec, Connector, RunRequest};
+use crate::transport::{ConnectionKind, ConnectionSpec, Connector, RunRequest, TransportError};
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -83,6 +86,13 @@ pub async fn diagnose(spec: &ConnectionSpec, connector: Arc<dyn Connector>) -> D
         checks.push(pass("transport", "local: runs on the controller"));
         checks.push(command_check(spec, connector).await);
         return done(checks);
+    }
+    if let Some(check) = kerberos_check(spec) {
+        let ok = check.ok;
+        checks.push(check);
+        if !ok {
+            return done(checks);
+        }
     }
     let addrs = match tokio::time::timeout(STEP_TIMEOUT, tokio::net::lookup_host(endpoint.as_str()))
         .await
@@ -149,6 +159,37 @@ pub async fn diagnose(spec: &ConnectionSpec, connector: Arc<dyn Connector>) -> D
     }
     checks.push(command_check(spec, connector).await);
     done(checks)
+}
+
+/// For a host that authenticates with Kerberos: the SPN it will ask a ticket for (a DNS name is
+/// needed; an address names no principal) and where the ticket comes from.
+fn kerberos_check(spec: &ConnectionSpec) -> Option<Check> {
+    let w = &spec.winrm;
+    if spec.kind != ConnectionKind::Winrm || w.effective_auth(&spec.address) != WinrmAuth::Kerberos
+    {
+        return None;
+    }
+    if w.kerberos_hostname.is_none() && is_ip_address(&spec.address) {
+        return Some(fail(
+            "spn",
+            format!(
+                "the host is reached by the address {}, and Kerberos names the service by DNS \
+                 name (HTTP/<fqdn>)",
+                spec.address
+            ),
+            "set ansible_host to the host's fully qualified name, or keep the address and set \
+             ansible_winrm_kerberos_hostname_override: <fqdn>",
+        ));
+    }
+    let host = w.kerberos_hostname.as_deref().unwrap_or(&spec.address);
+    let source = match w.kinit_mode {
+        KinitMode::Managed => "a ticket from ansible_user and ansible_password",
+        KinitMode::Manual => "the ticket in the credential cache (KRB5CCNAME)",
+    };
+    Some(pass(
+        "spn",
+        format!("service principal HTTP/{host}, {source}"),
+    ))
 }
 
 fn port_fix(spec: &ConnectionSpec) -> String {
@@ -238,11 +279,13 @@ async fn listener_check(spec: &ConnectionSpec, stream: TcpStream) -> Check {
             detail,
             "Negotiate is off on the host: `winrm set winrm/config/service/auth @{Negotiate=\"true\"}`",
         ),
-        WinrmAuth::Kerberos if !has("Negotiate") && !has("Kerberos") => fail(
-            "listener",
-            detail,
-            "Kerberos is off on the host: enable Negotiate or Kerberos auth",
-        ),
+        WinrmAuth::Kerberos | WinrmAuth::Negotiate if !has("Negotiate") && !has("Kerberos") => {
+            fail(
+                "listener",
+                detail,
+                "Kerberos is off on the host: enable Negotiate or Kerberos auth",
+            )
+        }
         _ => pass("listener", detail),
     }
 }
@@ -396,6 +439,9 @@ async fn command_check(spec: &ConnectionSpec, connector: Arc<dyn Connector>) -> 
             ),
             "check that PowerShell runs for this account (execution policy, profile, JEA restrictions)",
         ),
+        Err(TransportError::Kerberos { problem, cause, .. }) => {
+            fail("kerberos", format!("{problem} ({cause})"), problem.fix())
+        }
         Err(e) => {
             let message = e.to_string();
             let (detail, fix) = message

@@ -25,7 +25,20 @@ pub enum WinrmAuth {
     Ntlm,
     Basic,
     Kerberos,
+    /// Windows' Negotiate: Kerberos when the host is named by its DNS name (or a Kerberos host
+    /// name override is set), NTLM when it is reached by address (Kerberos needs names).
+    Negotiate,
     Certificate,
+}
+
+/// Where a Kerberos ticket comes from (`ansible_winrm_kinit_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KinitMode {
+    /// Get one from `ansible_user` and `ansible_password` (Ansible's `managed`, its default
+    /// when a password is set).
+    Managed,
+    /// Use the credential cache `kinit` filled (`KRB5CCNAME`; Ansible's `manual`).
+    Manual,
 }
 
 /// Everything needed to open a connection to one host.
@@ -66,6 +79,35 @@ pub struct WinrmOptions {
     pub operation_timeout_secs: u64,
     /// Use environment proxies (`salve_winrm_proxy`: URL); none unless configured.
     pub proxy: Option<String>,
+    /// Host name of the Kerberos SPN `HTTP/<name>` when it is not `ansible_host`
+    /// (`ansible_winrm_kerberos_hostname_override`).
+    pub kerberos_hostname: Option<String>,
+    /// Where the Kerberos ticket comes from (`ansible_winrm_kinit_mode`).
+    pub kinit_mode: KinitMode,
+}
+
+impl WinrmOptions {
+    /// The method actually used on `address`: Negotiate resolves to Kerberos for a DNS name
+    /// (or with a Kerberos host name override), to NTLM for an IP address, as Windows'
+    /// Negotiate package falls back to NTLM when no SPN can be named.
+    pub fn effective_auth(&self, address: &str) -> WinrmAuth {
+        match self.auth {
+            WinrmAuth::Negotiate if self.kerberos_hostname.is_none() && is_ip_address(address) => {
+                WinrmAuth::Ntlm
+            }
+            WinrmAuth::Negotiate => WinrmAuth::Kerberos,
+            other => other,
+        }
+    }
+}
+
+/// Whether `address` is an IPv4 or IPv6 address (with or without brackets), not a name.
+pub fn is_ip_address(address: &str) -> bool {
+    address
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,10 +162,11 @@ impl ConnectionSpec {
         let auth = reader
             .parsed(
                 &["ansible_winrm_transport", "salve_winrm_transport"],
-                "ntlm, basic, kerberos or certificate",
-                "`ntlm` (the default) works with a local or domain account",
+                "ntlm, negotiate, basic, kerberos or certificate",
+                "`ntlm` (the default) works with a local or domain account; `kerberos` with a domain account",
                 |v| match v.to_ascii_lowercase().as_str() {
-                    "ntlm" | "negotiate" => Some(WinrmAuth::Ntlm),
+                    "ntlm" => Some(WinrmAuth::Ntlm),
+                    "negotiate" => Some(WinrmAuth::Negotiate),
                     "basic" | "plaintext" => Some(WinrmAuth::Basic),
                     "kerberos" => Some(WinrmAuth::Kerberos),
                     "certificate" => Some(WinrmAuth::Certificate),
@@ -177,6 +220,25 @@ impl ConnectionSpec {
             None => vec!["pwsh".to_string()],
             Some((_, v)) => v.split_whitespace().map(str::to_string).collect(),
         };
+        let kinit_mode = reader
+            .parsed(
+                &["ansible_winrm_kinit_mode"],
+                "managed or manual",
+                "`managed` gets a Kerberos ticket with ansible_user and ansible_password; `manual` uses the ticket `kinit` put in KRB5CCNAME",
+                |v| match v {
+                    "managed" => Some(KinitMode::Managed),
+                    "manual" => Some(KinitMode::Manual),
+                    _ => None,
+                },
+            )
+            .unwrap_or(if password.is_some() {
+                KinitMode::Managed
+            } else {
+                KinitMode::Manual
+            });
+        let kerberos_hostname = reader
+            .text(&["ansible_winrm_kerberos_hostname_override"])
+            .map(|(_, v)| v);
         let accept_new_host_keys = reader
             .parsed(
                 &["salve_ssh_host_key_checking"],
@@ -207,6 +269,8 @@ impl ConnectionSpec {
                 allow_basic_http: reader.flag("salve_winrm_allow_basic_http"),
                 operation_timeout_secs,
                 proxy: reader.text(&["salve_winrm_proxy"]).map(|(_, v)| v),
+                kerberos_hostname,
+                kinit_mode,
             },
             ssh: SshOptions {
                 key_file,

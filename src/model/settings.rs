@@ -141,7 +141,7 @@ fn dag(reader: &mut Reader) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::connection::{ConnectionKind, WinrmAuth};
+    use crate::model::connection::{ConnectionKind, KinitMode, WinrmAuth};
     use crate::secret::SecretRef;
     use serde_json::json;
 
@@ -166,6 +166,46 @@ mod tests {
             (ConnectionKind::Winrm, WinrmAuth::Ntlm, false)
         );
         assert_eq!(s.endpoint(), "ex01:5985");
+    }
+
+    #[test]
+    fn negotiate_is_kerberos_for_a_name_and_ntlm_for_an_address() {
+        let by_name = read(
+            json!({"ansible_host": "ex01.contoso.com", "ansible_winrm_transport": "negotiate"}),
+        )
+        .unwrap()
+        .connection;
+        assert_eq!(
+            by_name.winrm.effective_auth(&by_name.address),
+            WinrmAuth::Kerberos
+        );
+        let by_address =
+            read(json!({"ansible_host": "10.0.0.5", "ansible_winrm_transport": "negotiate"}))
+                .unwrap()
+                .connection;
+        assert_eq!(
+            by_address.winrm.effective_auth(&by_address.address),
+            WinrmAuth::Ntlm
+        );
+        let overridden = read(json!({"ansible_host": "10.0.0.5", "ansible_winrm_transport": "negotiate",
+                                     "ansible_winrm_kerberos_hostname_override": "ex01.contoso.com"}))
+            .unwrap()
+            .connection;
+        assert_eq!(
+            overridden.winrm.effective_auth(&overridden.address),
+            WinrmAuth::Kerberos
+        );
+        assert_eq!(
+            overridden.winrm.kerberos_hostname.as_deref(),
+            Some("ex01.contoso.com")
+        );
+        // A password means salve gets the ticket; none means the credential cache.
+        assert_eq!(overridden.winrm.kinit_mode, KinitMode::Manual);
+        let managed =
+            read(json!({"ansible_winrm_transport": "kerberos", "ansible_password": "env:PW"}))
+                .unwrap()
+                .connection;
+        assert_eq!(managed.winrm.kinit_mode, KinitMode::Managed);
     }
 
     #[test]
@@ -286,7 +326,12 @@ mod tests {
             (
                 "ansible_winrm_transport",
                 json!("kerberoz"),
-                "expected ntlm, basic, kerberos or certificate, found string `kerberoz`",
+                "expected ntlm, negotiate, basic, kerberos or certificate, found string `kerberoz`",
+            ),
+            (
+                "ansible_winrm_kinit_mode",
+                json!("auto"),
+                "expected managed or manual, found string `auto`",
             ),
             (
                 "ansible_winrm_scheme",

@@ -48,6 +48,18 @@ pub enum TransportError {
         #[source]
         cause: Cause,
     },
+    /// Kerberos failed for a reason [`super::kerberos::diagnose`] recognised.
+    #[error(
+        "Kerberos authentication to {endpoint} failed as user `{user}`: {problem} ({cause}); {}",
+        .problem.fix()
+    )]
+    Kerberos {
+        endpoint: String,
+        user: String,
+        problem: super::kerberos::KerberosProblem,
+        #[source]
+        cause: Cause,
+    },
     #[error(
         "host {endpoint} refused a new shell or operation: {cause}; close leaked shells or raise MaxShellsPerUser / MaxConcurrentOperationsPerUser"
     )]
@@ -112,6 +124,7 @@ impl TransportError {
                 | TransportError::Dropped { .. }
                 | TransportError::Tls { .. }
                 | TransportError::Auth { .. }
+                | TransportError::Kerberos { .. }
         )
     }
 
@@ -122,7 +135,7 @@ impl TransportError {
             TransportError::Unreachable { .. } => "unreachable",
             TransportError::Refused { .. } => "refused",
             TransportError::Tls { .. } => "tls",
-            TransportError::Auth { .. } => "auth",
+            TransportError::Auth { .. } | TransportError::Kerberos { .. } => "auth",
             TransportError::Quota { .. } => "quota",
             TransportError::Timeout { .. } => "timeout",
             TransportError::Cancelled => "cancelled",

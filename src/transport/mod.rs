@@ -12,6 +12,7 @@ pub mod clixml;
 pub mod dispatch;
 mod error;
 pub mod fake;
+pub mod kerberos;
 pub mod local;
 pub mod ssh;
 mod streams;

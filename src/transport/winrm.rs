@@ -25,7 +25,7 @@ use super::streams::Streams;
 use super::{
     Cause, ConnectionSpec, Connector, RunRequest, ScriptOutput, Transport, TransportError,
 };
-use crate::model::connection::WinrmAuth;
+use crate::model::connection::{KinitMode, WinrmAuth, is_ip_address};
 use crate::script::{Deliver as _, Delivery};
 
 /// Largest stdin chunk per WS-Man Send (base64 grows it by a third; the envelope limit is
@@ -57,6 +57,7 @@ impl Connector for WinrmConnector {
 
 fn build_client(spec: &ConnectionSpec) -> Result<WinrmClient, TransportError> {
     let w = &spec.winrm;
+    let auth = w.effective_auth(&spec.address);
     let mut config = if w.https {
         WinrmConfig::https()
     } else {
@@ -65,19 +66,14 @@ fn build_client(spec: &ConnectionSpec) -> Result<WinrmClient, TransportError> {
     if let Some(port) = spec.port {
         config.port = Some(port);
     }
-    config.auth_method = match w.auth {
+    config.auth_method = match auth {
         WinrmAuth::Ntlm => AuthMethod::Ntlm,
         WinrmAuth::Basic => AuthMethod::Basic,
-        WinrmAuth::Kerberos if cfg!(feature = "kerberos") => AuthMethod::Kerberos,
-        WinrmAuth::Kerberos => {
-            return Err(TransportError::config(format!(
-                "{}: Kerberos needs a salve built with `--features kerberos`; use ntlm meanwhile",
-                spec.name
-            )));
-        }
+        // `effective_auth` resolved Negotiate to one of the two.
+        WinrmAuth::Kerberos | WinrmAuth::Negotiate => AuthMethod::Kerberos,
         WinrmAuth::Certificate => AuthMethod::Certificate,
     };
-    if w.auth == WinrmAuth::Basic && !w.https {
+    if auth == WinrmAuth::Basic && !w.https {
         if !w.allow_basic_http {
             return Err(TransportError::config(format!(
                 "{}: Basic over plain HTTP would send the password in clear; use ntlm, or https \
@@ -87,7 +83,7 @@ fn build_client(spec: &ConnectionSpec) -> Result<WinrmClient, TransportError> {
         }
         config.encryption = EncryptionMode::Never;
     }
-    if w.auth == WinrmAuth::Ntlm && w.https {
+    if auth == WinrmAuth::Ntlm && w.https {
         // winrm-rs authenticates every request afresh on its unsealed NTLM-over-TLS route (three
         // handshakes per command); sealed, one NTLM session serves the whole connection. Windows
         // accepts sealed bodies over HTTPS, so seal: one handshake per host per run.
@@ -103,19 +99,32 @@ fn build_client(spec: &ConnectionSpec) -> Result<WinrmClient, TransportError> {
     config.proxy = w.proxy.clone().map(Into::into);
 
     let user = spec.user.clone().unwrap_or_default();
+    let kerberos = matches!(auth, WinrmAuth::Kerberos | WinrmAuth::Negotiate);
+    if kerberos {
+        kerberos_settings(spec, &mut config)?;
+    }
     let password = match &spec.password {
-        Some(r) => r.resolve().map_err(|e| {
-            TransportError::config_caused_by(format!("{}: password: {e}", spec.name), e)
-        })?,
-        None if w.auth == WinrmAuth::Certificate => crate::secret::Secret::new(String::new()),
-        None => {
+        Some(r) if !(kerberos && w.kinit_mode == KinitMode::Manual) => {
+            r.resolve().map_err(|e| {
+                TransportError::config_caused_by(format!("{}: password: {e}", spec.name), e)
+            })?
+        }
+        _ if auth == WinrmAuth::Certificate || kerberos => {
+            crate::secret::Secret::new(String::new())
+        }
+        _ => {
             return Err(TransportError::config(format!(
                 "{}: no password set (ansible_password)",
                 spec.name
             )));
         }
     };
-    let (domain, name) = split_user(&user);
+    let (domain, name) = if kerberos {
+        kerberos_principal(spec, &user)?
+    } else {
+        let (d, n) = split_user(&user);
+        (d.to_string(), n)
+    };
     let mut builder = WinrmClient::builder(config)
         .credentials(WinrmCredentials::new(name, password.expose(), domain))
         .use_env_proxy(false);
@@ -131,6 +140,61 @@ fn build_client(spec: &ConnectionSpec) -> Result<WinrmClient, TransportError> {
     builder
         .build()
         .map_err(|e| classify(e, &spec.endpoint(), &user))
+}
+
+/// Kerberos' part of the client configuration: the SPN's host name (Kerberos needs a DNS name,
+/// never an address), where the ticket comes from, and message encryption.
+fn kerberos_settings(
+    spec: &ConnectionSpec,
+    config: &mut WinrmConfig,
+) -> Result<(), TransportError> {
+    let w = &spec.winrm;
+    if w.kerberos_hostname.is_none() && is_ip_address(&spec.address) {
+        return Err(TransportError::config(format!(
+            "{}: Kerberos needs the host's DNS name to name its service principal \
+             (HTTP/<fqdn>), but the host is reached by the address {}; set ansible_host to \
+             its fully qualified name, or keep the address and set \
+             ansible_winrm_kerberos_hostname_override: <fqdn>",
+            spec.name, spec.address
+        )));
+    }
+    config.kerberos_hostname_override = w.kerberos_hostname.clone();
+    config.kerberos_password_login = w.kinit_mode == KinitMode::Managed;
+    if config.kerberos_password_login && spec.password.is_none() {
+        return Err(TransportError::config(format!(
+            "{}: ansible_winrm_kinit_mode is managed but no password is set: set \
+             ansible_password, or get a ticket with kinit and set ansible_winrm_kinit_mode: manual",
+            spec.name
+        )));
+    }
+    // Over HTTP Windows requires the body sealed with the Kerberos context; over HTTPS, TLS
+    // protects it (winrm-rs' Auto does both).
+    config.encryption = EncryptionMode::Auto;
+    Ok(())
+}
+
+/// The Kerberos principal of `user` as (realm, name): `user@example.com` is
+/// `user@EXAMPLE.COM` (Active Directory realms are the domain's DNS name in capitals), a bare
+/// `user` is in the default realm of krb5.conf. `DOMAIN\user` names no realm.
+fn kerberos_principal<'u>(
+    spec: &ConnectionSpec,
+    user: &'u str,
+) -> Result<(String, &'u str), TransportError> {
+    if spec.winrm.kinit_mode == KinitMode::Manual {
+        // The credential cache names the principal.
+        return Ok((String::new(), user));
+    }
+    if user.contains('\\') {
+        return Err(TransportError::config(format!(
+            "{}: Kerberos needs the user as user@REALM (e.g. admin@CONTOSO.COM), not the \
+             NetBIOS form {user}",
+            spec.name
+        )));
+    }
+    Ok(match user.split_once('@') {
+        Some((name, realm)) => (realm.to_ascii_uppercase(), name),
+        None => (String::new(), user),
+    })
 }
 
 /// `DOMAIN\user` or `user@domain` → (domain, user).
@@ -334,6 +398,16 @@ fn classify(e: WinrmError, endpoint: &str, user: &str) -> TransportError {
             }
         }
         WinrmError::AuthFailed(ref detail)
+            if let Some(problem) = super::kerberos::diagnose(detail) =>
+        {
+            TransportError::Kerberos {
+                endpoint,
+                user: user.to_string(),
+                problem,
+                cause: Cause::with_text(detail.clone(), e),
+            }
+        }
+        WinrmError::AuthFailed(ref detail)
             if detail.contains("401") || detail.to_ascii_lowercase().contains("credential") =>
         {
             TransportError::Auth {
@@ -378,6 +452,46 @@ fn classify(e: WinrmError, endpoint: &str, user: &str) -> TransportError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::settings::HostSettings;
+
+    fn spec(vars: serde_json::Value) -> ConnectionSpec {
+        HostSettings::read("ex01", vars.as_object().unwrap())
+            .unwrap()
+            .connection
+    }
+
+    #[test]
+    fn kerberos_principals_name_their_realm_in_capitals() {
+        let s = spec(
+            serde_json::json!({"ansible_winrm_transport": "kerberos", "ansible_password": "env:PW"}),
+        );
+        let principal = |user| kerberos_principal(&s, user).map_err(|e| e.to_string());
+        assert_eq!(
+            principal("svc@contoso.com"),
+            Ok(("CONTOSO.COM".to_string(), "svc"))
+        );
+        assert_eq!(principal("svc"), Ok((String::new(), "svc")));
+        let netbios = principal("CONTOSO\\svc").unwrap_err();
+        assert!(netbios.contains("user@REALM"), "{netbios}");
+    }
+
+    #[test]
+    fn kerberos_by_address_needs_a_host_name() {
+        let by_address = spec(serde_json::json!({
+            "ansible_winrm_transport": "kerberos", "ansible_host": "10.0.0.5", "ansible_password": "env:PW"
+        }));
+        let error = |s: &ConnectionSpec| build_client(s).err().expect("refused").to_string();
+        let e = error(&by_address);
+        assert!(
+            e.contains("ansible_winrm_kerberos_hostname_override"),
+            "{e}"
+        );
+        let managed_without_password = spec(serde_json::json!({
+            "ansible_winrm_transport": "kerberos", "ansible_winrm_kinit_mode": "managed"
+        }));
+        let e = error(&managed_without_password);
+        assert!(e.contains("ansible_winrm_kinit_mode: manual"), "{e}");
+    }
 
     #[test]
     fn splits_domain_users() {

@@ -562,7 +562,7 @@ fn every_bad_host_setting_is_reported_at_once_before_connecting() {
             "inv.yml:8:30: all.children.dag.hosts.ex01.ansible_port: expected a port number 1-65535, found number `70000`",
             "inv.yml:9:66: all.children.dag.hosts.ex02.salve_maintenance_window[1]: expected a window such as `Sat 22:00-Sun 04:00 Europe/Brussels`, found number `7`",
             "inv.yml:10:27: all.children.dag.hosts.ex03.salve_dag: expected a DAG name, found a list",
-            "inv.yml:10:60: all.children.dag.hosts.ex03.ansible_winrm_transport: expected ntlm, basic, kerberos or certificate, found string `kerberoz`",
+            "inv.yml:10:60: all.children.dag.hosts.ex03.ansible_winrm_transport: expected ntlm, negotiate, basic, kerberos or certificate, found string `kerberoz`",
         ] {
             assert!(err.contains(expected), "{command:?}: {expected}\n{err}");
         }

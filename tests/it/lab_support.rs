@@ -32,6 +32,8 @@ pub struct Lab {
     pub fleet: Arc<Fleet>,
     dir: tempfile::TempDir,
     cancel: CancellationToken,
+    /// The lab's CA, which also issues client certificates.
+    authority: LabCa,
 }
 
 impl Drop for Lab {
@@ -43,6 +45,16 @@ impl Drop for Lab {
 impl Lab {
     /// A fleet from scenario text, served on 127.`block`.x.y with HTTP and HTTPS listeners.
     pub async fn start(block: u8, scenario_yaml: &str) -> Lab {
+        Self::start_in_domain(block, scenario_yaml, None).await
+    }
+
+    /// [`Self::start`], the hosts joined to a domain when given (Kerberos, see
+    /// [`crate::kerberos_support`]; mapped client certificates).
+    pub async fn start_in_domain(
+        block: u8,
+        scenario_yaml: &str,
+        domain: Option<&frontends::Domain>,
+    ) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scenario.yml");
         std::fs::write(&path, scenario_yaml).unwrap();
@@ -50,8 +62,15 @@ impl Lab {
         let ca = LabCa::generate().unwrap();
         ca.write_pem(&dir.path().join("ca.pem")).unwrap();
         let cancel = CancellationToken::new();
-        frontends::start(&fleet, Some(&ca), &cancel).await.unwrap();
-        Lab { fleet, dir, cancel }
+        frontends::start_in_domain(&fleet, Some(&ca), domain, &cancel)
+            .await
+            .unwrap();
+        Lab {
+            fleet,
+            dir,
+            cancel,
+            authority: ca,
+        }
     }
 
     /// The fleet's host names, in fleet order.
@@ -75,6 +94,16 @@ impl Lab {
 
     pub fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
+    }
+
+    /// A client certificate for `upn` from the lab's CA, written to the lab's folder:
+    /// (certificate PEM path, key PEM path).
+    pub fn client_certificate(&self, upn: &str) -> (PathBuf, PathBuf) {
+        let (cert, key) = self.authority.client_certificate(upn).unwrap();
+        (
+            self.write(&format!("{upn}.crt.pem"), &cert),
+            self.write(&format!("{upn}.key.pem"), &key),
+        )
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
@@ -204,7 +233,8 @@ pub async fn salve_with(args: &[&str], env: &[(&str, &str)]) -> (i32, String, St
 
 /// Tests run side by side in one binary, so each lab takes its own address block: two tests
 /// starting a lab on the same block fail with "address in use" only when they happen to
-/// overlap. Every `Lab::start(N, …)` in this folder names a different N.
+/// overlap. Every `Lab::start(N, …)`, `start_in_domain(N, …)` and `realm_and_lab(N, …)` in this
+/// folder names a different N.
 #[test]
 fn every_test_lab_has_its_own_address_block() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
@@ -217,8 +247,11 @@ fn every_test_lab_has_its_own_address_block() {
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        for (i, _) in text.match_indices("Lab::start(") {
-            let rest = text[i + "Lab::start(".len()..].trim_start();
+        let calls = ["Lab::start(", "start_in_domain(", "realm_and_lab("]
+            .iter()
+            .flat_map(|call| text.match_indices(call).map(move |(i, _)| i + call.len()));
+        for start in calls {
+            let rest = text[start..].trim_start();
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
             let Ok(block) = digits.parse::<u32>() else {
                 continue;

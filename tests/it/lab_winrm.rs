@@ -162,7 +162,7 @@ async fn start(
 // ---------------------------------------------------------------------------------------------
 // pywinrm
 
-fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     if py.exists() {
         return Some(py);
@@ -189,22 +189,33 @@ async fn pywinrm(
     timeouts: (u32, u32),
     script: &str,
 ) -> serde_json::Value {
-    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/winrm_client.py");
     let ca = ca
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "-".into());
+    let args = [
+        endpoint,
+        transport,
+        USER,
+        password,
+        &ca,
+        &timeouts.0.to_string(),
+        &timeouts.1.to_string(),
+        script,
+    ];
+    run_winrm_client(py, &args, &[]).await
+}
+
+/// Run tests/peers/winrm_client.py with `args` (see its usage) and `env` added; its JSON.
+pub(crate) async fn run_winrm_client(
+    py: &Path,
+    args: &[&str],
+    env: &[(String, String)],
+) -> serde_json::Value {
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/winrm_client.py");
     let out = tokio::process::Command::new(py)
         .arg(client)
-        .args([
-            endpoint,
-            transport,
-            USER,
-            password,
-            &ca,
-            &timeouts.0.to_string(),
-            &timeouts.1.to_string(),
-            script,
-        ])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("NO_PROXY", "*")
         .env_remove("HTTP_PROXY")
         .env_remove("HTTPS_PROXY")

@@ -5,6 +5,7 @@ mod architecture;
 mod catalogue_cli;
 mod check_mode;
 mod cli;
+mod client_certificate;
 mod config;
 mod config_patterns;
 mod dag_identity;
@@ -17,6 +18,10 @@ mod exchange_modules_lab;
 mod exchange_modules_playbooks;
 mod exchange_modules_scripts;
 mod journal;
+#[cfg(feature = "kerberos")]
+mod kerberos;
+#[cfg(feature = "kerberos")]
+mod kerberos_support;
 mod lab_sim;
 mod lab_support;
 mod lab_winrm;

@@ -1,12 +1,14 @@
 #!/bin/sh
-# Install the real protocol peers the integration tests drive: pywinrm (a WinRM client) and
-# Ansible (ansible-core with its collections, for `ansible-playbook --syntax-check` of the
-# Ansible-style corpus in tests/ansible) into .venv at the repository root, Debian's OpenSSH
-# server (sshd, started by the SSH tests on loopback), Debian's PostgreSQL server (throwaway
-# clusters for the queue tests) and Debian's Chromium (the run-report test opens the HTML pages
-# in it, headless). Idempotent
-# and quiet; needs python3 (3.11 on Debian 12) with venv, and root with apt-get for the Debian
-# packages (each skipped when its binary exists).
+# Install the real protocol peers the integration tests drive: pywinrm (a WinRM client, with
+# pykerberos for its Kerberos transport) and Ansible (ansible-core with its collections, for
+# `ansible-playbook --syntax-check` of the Ansible-style corpus in tests/ansible) into .venv at
+# the repository root, Debian's OpenSSH server (sshd, started by the SSH tests on loopback),
+# Debian's PostgreSQL server (throwaway clusters for the queue tests), Debian's Chromium (the
+# run-report test opens the HTML pages in it, headless) and MIT Kerberos (a throwaway realm for
+# the Kerberos tests, tests/peers/krb5kdc.sh), with the krb5 headers and libclang that building
+# salve's GSSAPI binding (the `kerberos` feature) needs. Idempotent and quiet; needs python3
+# (3.11 on Debian 12) with venv, and root with apt-get for the Debian packages (each skipped
+# when its file exists).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 
@@ -58,7 +60,7 @@ install_chromium() {
 
 install_pywinrm() {
     venv="$root/.venv"
-    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import winrm' 2>/dev/null; then
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import winrm, kerberos' 2>/dev/null; then
         return 0
     fi
     if ! python3 -m venv "$venv" >/dev/null 2>&1; then
@@ -67,8 +69,10 @@ install_pywinrm() {
         python3 -m venv --clear --without-pip "$venv"
         "$venv/bin/python" -c 'import urllib.request; exec(urllib.request.urlopen("https://bootstrap.pypa.io/get-pip.py").read())' --quiet
     fi
-    "$venv/bin/pip" install --quiet --disable-pip-version-check pywinrm
-    "$venv/bin/python" -c 'import winrm'
+    # pywinrm's `kerberos` extra is pykerberos, built here against MIT's libgssapi_krb5
+    # (krb5-config from libkrb5-dev, installed first).
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'pywinrm[kerberos]'
+    "$venv/bin/python" -c 'import winrm, kerberos'
 }
 
 # Ansible from PyPI: the `ansible` package (ansible-core plus the collections, among them
@@ -83,6 +87,18 @@ install_ansible() {
     "$venv/bin/ansible-playbook" --version >/dev/null
 }
 
+# MIT Kerberos: the KDC and its admin tools (krb5kdc.sh), kinit/klist, and the development
+# files (krb5-config, headers) plus libclang that the libgssapi-sys build script needs.
+install_kerberos() {
+    install_deb /usr/sbin/krb5kdc krb5-kdc "the Kerberos tests need a KDC"
+    install_deb /usr/sbin/kadmin.local krb5-admin-server "the Kerberos tests create principals with it"
+    install_deb /usr/bin/kinit krb5-user "salve doctor's Kerberos checks and the tests use kinit"
+    install_deb /usr/bin/krb5-config libkrb5-dev "building salve's GSSAPI binding needs the krb5 headers"
+    install_deb '/usr/lib/llvm-*/lib/libclang.so*' libclang-dev "building salve's GSSAPI binding runs bindgen"
+    install_deb '/usr/lib/*/faketime/libfaketime.so.1' libfaketime "the clock-skew test runs a KDC with its clock off"
+}
+
+install_kerberos
 install_pywinrm
 install_ansible
 install_sshd

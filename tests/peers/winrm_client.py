@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Run one command on a WinRM endpoint with pywinrm and print the result as JSON.
 
-Usage: winrm_client.py ENDPOINT TRANSPORT USER PASSWORD CA|- OP_TIMEOUT READ_TIMEOUT SCRIPT
+Usage: winrm_client.py ENDPOINT TRANSPORT USER PASSWORD CA|- OP_TIMEOUT READ_TIMEOUT SCRIPT [SPN_HOST]
 
-TRANSPORT is pywinrm's (ntlm, basic), or ntlm-plain for NTLM with message_encryption='never'. CA is a PEM file to verify HTTPS against, or '-'.
+TRANSPORT is pywinrm's (ntlm, basic, kerberos), or ntlm-plain for NTLM with message_encryption='never'. CA is a PEM file to verify HTTPS against, or '-'.
+With kerberos the ticket comes from the credential cache (KRB5CCNAME, KRB5_CONFIG) and SPN_HOST,
+when given, names the service principal HTTP/SPN_HOST (pywinrm's kerberos_hostname_override).
 SCRIPT runs as PowerShell (-EncodedCommand). Errors are printed as {"error": ...} with exit 2.
 """
 import json
@@ -15,6 +17,7 @@ from winrm.exceptions import InvalidCredentialsError
 
 def main() -> int:
     endpoint, transport, user, password, ca, op_timeout, read_timeout, script = sys.argv[1:9]
+    spn_host = sys.argv[9] if len(sys.argv) > 9 else None
     encryption = "never" if transport == "ntlm-plain" else "auto"
     transport = transport.removesuffix("-plain")
     kwargs = dict(
@@ -26,8 +29,10 @@ def main() -> int:
     if endpoint.startswith("https"):
         kwargs["server_cert_validation"] = "validate"
         kwargs["ca_trust_path"] = ca
-    elif transport == "ntlm" and encryption == "auto":
+    elif transport in ("ntlm", "kerberos") and encryption == "auto":
         kwargs["message_encryption"] = "always"
+    if spn_host:
+        kwargs["kerberos_hostname_override"] = spn_host
     session = winrm.Session(endpoint, auth=(user, password), **kwargs)
     try:
         result = session.run_ps(script)

@@ -1,7 +1,10 @@
 //! Starting the WinRM front ends of a fleet: every simulated host gets an HTTP listener on
 //! its own loopback address, port 5985 (NTLM with message encryption, as a stock Windows
 //! listener), and, when a lab CA is given, an HTTPS listener on 5986 with a certificate for
-//! its name and address (Basic and NTLM).
+//! its name and address (Basic and NTLM). Joined to a [`Domain`] (the hosts' DNS suffix, the
+//! keytab of their SPNs, the client certificates they map), both listeners also accept
+//! Kerberos for `HTTP/<host>.<suffix>`, as on a domain-joined Windows host, and HTTPS accepts
+//! the mapped client certificates.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fleet::Fleet;
 use crate::host_api::SimHost;
-use crate::winrm::{AccessLog, LabCa, ListenerConfig, ListenerError, Scheme, WinrmListener};
+use crate::winrm::{
+    AccessLog, KerberosService, Keytab, LabCa, ListenerConfig, ListenerError, Scheme, WinrmListener,
+};
 
 /// The HTTPS port of every lab host.
 pub const HTTPS_PORT: u16 = 5986;
@@ -29,17 +34,52 @@ pub struct FrontEnds {
     pub access: Vec<(String, AccessLog)>,
 }
 
+/// The Active Directory domain the lab's hosts are joined to: a host `name` is
+/// `name.<dns_suffix>` and accepts Kerberos when `keytab` holds the key of
+/// `HTTP/name.<dns_suffix>`; its HTTPS listener maps client certificates whose UPN is in
+/// `mapped_certificates` to its administrator (`WSMan:\localhost\ClientCertificate`).
+#[derive(Debug, Clone, Default)]
+pub struct Domain {
+    pub dns_suffix: String,
+    pub keytab: Keytab,
+    pub mapped_certificates: Vec<String>,
+}
+
+impl Domain {
+    fn service(&self, host: &str) -> Option<KerberosService> {
+        KerberosService::from_keytab(&self.keytab, &format!("{host}.{}", self.dns_suffix))
+    }
+}
+
 /// Bind every host's listeners and serve them until `cancel` fires.
 pub async fn start(
     fleet: &Fleet,
     ca: Option<&LabCa>,
     cancel: &CancellationToken,
 ) -> Result<FrontEnds, FrontEndError> {
+    start_in_domain(fleet, ca, None, cancel).await
+}
+
+/// [`start`], the hosts joined to `domain` when given.
+pub async fn start_in_domain(
+    fleet: &Fleet,
+    ca: Option<&LabCa>,
+    domain: Option<&Domain>,
+    cancel: &CancellationToken,
+) -> Result<FrontEnds, FrontEndError> {
     let mut access = Vec::new();
     for (index, host) in fleet.hosts().iter().enumerate() {
         let addr = fleet.core().address(index);
         let sim: Arc<dyn SimHost> = Arc::clone(host) as Arc<dyn SimHost>;
-        let http = WinrmListener::bind(addr, Arc::clone(&sim), ListenerConfig::default()).await?;
+        let kerberos = domain.and_then(|d| d.service(host.name()));
+        let mapped_certificates = domain
+            .map(|d| d.mapped_certificates.clone())
+            .unwrap_or_default();
+        let config = ListenerConfig {
+            kerberos: kerberos.clone(),
+            ..ListenerConfig::default()
+        };
+        let http = WinrmListener::bind(addr, Arc::clone(&sim), config).await?;
         access.push((host.name().to_string(), http.access_log()));
         tokio::spawn(http.serve(cancel.clone()));
         if let Some(ca) = ca {
@@ -51,6 +91,8 @@ pub async fn start(
                     })?;
             let config = ListenerConfig {
                 scheme: Scheme::Https(tls),
+                kerberos,
+                mapped_certificates,
                 ..ListenerConfig::default()
             };
             let https =

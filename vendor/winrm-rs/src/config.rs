@@ -330,6 +330,13 @@ pub struct WinrmConfig {
     /// The cap counts bytes as received, before PowerShell CLIXML on stderr
     /// is decoded, so it also bounds stderr still buffered by the decoder.
     pub max_output_bytes: Option<usize>,
+    /// salve: the host name of the Kerberos service principal (`HTTP/<name>`) instead of the
+    /// endpoint's host (Ansible's `ansible_winrm_kerberos_hostname_override`).
+    pub kerberos_hostname_override: Option<String>,
+    /// salve: get the Kerberos ticket with the credentials' user and password (an AS exchange
+    /// by `gss_acquire_cred_with_password`, kept in memory, as Ansible's `kinit`) instead of
+    /// from the default credential cache.
+    pub kerberos_password_login: bool,
 }
 
 impl Default for WinrmConfig {
@@ -353,6 +360,8 @@ impl Default for WinrmConfig {
             env_vars: Vec::new(),
             idle_timeout_secs: None,
             max_output_bytes: Some(64 * 1024 * 1024),
+            kerberos_hostname_override: None,
+            kerberos_password_login: false,
         }
     }
 }
@@ -446,6 +455,8 @@ impl std::fmt::Debug for WinrmConfig {
             user_agent,
             idle_timeout_secs,
             max_output_bytes,
+            kerberos_hostname_override,
+            kerberos_password_login,
         } = self;
         // `expose_secret` feeds `redact_userinfo` only, which never copies
         // the userinfo.
@@ -471,6 +482,8 @@ impl std::fmt::Debug for WinrmConfig {
             .field("user_agent", user_agent)
             .field("idle_timeout_secs", idle_timeout_secs)
             .field("max_output_bytes", max_output_bytes)
+            .field("kerberos_hostname_override", kerberos_hostname_override)
+            .field("kerberos_password_login", kerberos_password_login)
             .finish()
     }
 }

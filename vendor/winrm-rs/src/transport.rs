@@ -1398,12 +1398,26 @@ impl HttpTransport {
                 "Kerberos: the endpoint URL has no host to name the service principal".into(),
             )
         })?;
-        let host = if written.eq_ignore_ascii_case(&parsed) {
+        let host = if let Some(name) = &self.config.kerberos_hostname_override {
+            name.as_str()
+        } else if written.eq_ignore_ascii_case(&parsed) {
             written
         } else {
             parsed.as_str()
         };
+        let login = (self.config.kerberos_password_login).then(|| {
+            let c = &self.credentials;
+            crate::auth::kerberos::PasswordLogin {
+                principal: if c.domain.is_empty() {
+                    c.username.clone()
+                } else {
+                    format!("{}@{}", c.username, c.domain)
+                },
+                password: c.password.clone(),
+            }
+        });
         Ok(KerberosAuth {
+            login,
             service_principal: format!("HTTP/{host}"),
             max_response_bytes: self.max_response_bytes(),
             kdc_timeout: self.request_budget(),

@@ -1,11 +1,18 @@
 //! Authentication on the lab's WinRM listener, as Windows does it: Basic (only where the
-//! listener allows it, and over HTTP only with `AllowUnencrypted`) and NTLM through Negotiate,
-//! with the NTLM context kept per connection. SPNEGO-wrapped tokens (Kerberos) are refused.
+//! listener allows it, and over HTTP only with `AllowUnencrypted`), NTLM through Negotiate, and
+//! Kerberos through Negotiate (raw Kerberos tokens, on hosts whose SPN key the lab holds; the
+//! AP-REP goes back in the 200's `WWW-Authenticate`), with the context kept per connection.
+//! SPNEGO-wrapped tokens (`NegTokenInit`) are refused: the clients the lab serves (winrm-rs,
+//! pywinrm with pykerberos) send raw Kerberos, which Windows accepts under Negotiate. Over
+//! HTTPS, a client certificate with the mutual-authentication profile is mapped to the account
+//! ([`super::certmap`]).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
+use super::certmap::{MUTUAL_SECPROFILE, certificate_upn};
 use super::context::HostCtx;
+use super::kerberos::{KerberosAcceptor, KerberosError, is_kerberos_token};
 use super::ntlm::{NtlmAcceptor, NtlmError, Step};
 use crate::host_api::ProtocolEvent;
 
@@ -20,15 +27,75 @@ pub(super) enum ConnAuth {
         session: NtlmAcceptor,
         user: String,
     },
+    Kerberos {
+        session: KerberosAcceptor,
+        user: String,
+    },
     /// Basic credentials were accepted once on this connection (recorded once).
     Basic {
         user: String,
     },
+    /// A mapped client certificate was accepted on this connection (recorded once).
+    Certificate {
+        user: String,
+    },
+}
+
+impl ConnAuth {
+    /// The authenticated user and, for NTLM and Kerberos, the context that seals messages.
+    pub(super) fn established(&mut self) -> Option<(String, Option<Session<'_>>)> {
+        match self {
+            ConnAuth::Ntlm { session, user } => Some((user.clone(), Some(Session::Ntlm(session)))),
+            ConnAuth::Kerberos { session, user } => {
+                Some((user.clone(), Some(Session::Kerberos(session))))
+            }
+            ConnAuth::Basic { user } | ConnAuth::Certificate { user } => Some((user.clone(), None)),
+            ConnAuth::None | ConnAuth::NtlmPending(_) => None,
+        }
+    }
+
+    /// Whether the connection holds a context that later requests without a header reuse.
+    pub(super) fn has_session(&self) -> bool {
+        matches!(self, ConnAuth::Ntlm { .. } | ConnAuth::Kerberos { .. })
+    }
+}
+
+/// The security context of an authenticated connection, for MS-WSMV message encryption.
+pub(super) enum Session<'a> {
+    Ntlm(&'a mut NtlmAcceptor),
+    Kerberos(&'a mut KerberosAcceptor),
+}
+
+/// Why a body could not be sealed or unsealed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SealError {
+    #[error(transparent)]
+    Ntlm(#[from] NtlmError),
+    #[error(transparent)]
+    Kerberos(#[from] KerberosError),
+}
+
+impl Session<'_> {
+    /// The sealed payload (signature or security header with its length prefix, then data).
+    pub(super) fn seal(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+        Ok(match self {
+            Session::Ntlm(s) => s.seal(plaintext)?,
+            Session::Kerberos(s) => s.seal(plaintext)?,
+        })
+    }
+
+    pub(super) fn unseal(&mut self, payload: &[u8]) -> Result<Vec<u8>, SealError> {
+        Ok(match self {
+            Session::Ntlm(s) => s.unseal(payload)?,
+            Session::Kerberos(s) => s.unseal(payload)?,
+        })
+    }
 }
 
 /// What the server answers after [`authenticate`].
 pub(super) enum AuthOutcome {
-    Accepted,
+    /// Go on; a `WWW-Authenticate` value (Kerberos' AP-REP) goes with the reply when given.
+    Accepted(Option<String>),
     /// A 401 with this `WWW-Authenticate` challenge, or with the schemes on offer (`None`).
     Challenge(Option<String>),
 }
@@ -40,6 +107,7 @@ pub(super) fn authenticate(
     auth: &mut ConnAuth,
     header: &str,
     https: bool,
+    client_cert: Option<&[u8]>,
 ) -> AuthOutcome {
     let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
     let value = value.trim();
@@ -52,6 +120,9 @@ pub(super) fn authenticate(
         });
         AuthOutcome::Challenge(None)
     };
+    if header.trim() == MUTUAL_SECPROFILE {
+        return certificate(ctx, auth, https, client_cert, fail);
+    }
     if scheme.eq_ignore_ascii_case("Basic") {
         if !ctx.config.allow_basic || (!https && !ctx.config.allow_unencrypted) {
             return fail("basic", String::new());
@@ -75,7 +146,12 @@ pub(super) fn authenticate(
                 user: user.to_string(),
             };
         }
-        return AuthOutcome::Accepted;
+        return AuthOutcome::Accepted(None);
+    }
+    if scheme.eq_ignore_ascii_case("Negotiate")
+        && let Some(token) = B64.decode(value).ok().filter(|t| is_kerberos_token(t))
+    {
+        return kerberos(ctx, auth, &token, fail);
     }
     if !(scheme.eq_ignore_ascii_case("Negotiate") || scheme.eq_ignore_ascii_case("NTLM"))
         || !ctx.config.allow_ntlm
@@ -120,7 +196,7 @@ pub(super) fn authenticate(
                         session: acceptor,
                         user,
                     };
-                    AuthOutcome::Accepted
+                    AuthOutcome::Accepted(None)
                 }
                 Ok(Step::Established { user }) => fail("ntlm", user),
                 Err(NtlmError::LogonDenied { user }) => fail("ntlm", user),
@@ -131,6 +207,76 @@ pub(super) fn authenticate(
         _ => {
             *auth = ConnAuth::None;
             fail("negotiate", String::new())
+        }
+    }
+}
+
+/// Map the connection's client certificate to the host's account: over HTTPS only, a
+/// certificate (already chained to the lab CA by the TLS handshake) whose UPN the host maps
+/// (`ListenerConfig::mapped_certificates`); anything else is a 401, as WinRM answers.
+fn certificate(
+    ctx: &HostCtx,
+    auth: &mut ConnAuth,
+    https: bool,
+    client_cert: Option<&[u8]>,
+    fail: impl Fn(&str, String) -> AuthOutcome,
+) -> AuthOutcome {
+    let upn = client_cert.filter(|_| https).and_then(certificate_upn);
+    let Some(upn) = upn else {
+        *auth = ConnAuth::None;
+        return fail("certificate", String::new());
+    };
+    let mapped = ctx
+        .config
+        .mapped_certificates
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(&upn));
+    if !mapped || ctx.host.faults().reject_auth {
+        *auth = ConnAuth::None;
+        return fail("certificate", upn);
+    }
+    let (lab_user, _) = ctx.host.credentials();
+    if !matches!(&*auth, ConnAuth::Certificate { .. }) {
+        ctx.host.record(ProtocolEvent::Authenticated {
+            method: "certificate".into(),
+            user: upn,
+        });
+        *auth = ConnAuth::Certificate {
+            user: lab_user.to_string(),
+        };
+    }
+    AuthOutcome::Accepted(None)
+}
+
+/// Accept a Kerberos AP-REQ: on a host without an SPN key, or for another account, or with a
+/// ticket that does not decrypt or a clock beyond the skew limit, a 401 as Windows answers.
+fn kerberos(
+    ctx: &HostCtx,
+    auth: &mut ConnAuth,
+    token: &[u8],
+    fail: impl Fn(&str, String) -> AuthOutcome,
+) -> AuthOutcome {
+    *auth = ConnAuth::None;
+    let Some(service) = &ctx.config.kerberos else {
+        return fail("kerberos", String::new());
+    };
+    let (lab_user, _) = ctx.host.credentials();
+    match KerberosAcceptor::accept(service, token) {
+        // The ticket is genuine; the account must still be the host's administrator.
+        Ok((session, user, ap_rep))
+            if !ctx.host.faults().reject_auth && same_account(&user, lab_user) =>
+        {
+            ctx.host.record(ProtocolEvent::Authenticated {
+                method: "kerberos".into(),
+                user: user.clone(),
+            });
+            *auth = ConnAuth::Kerberos { session, user };
+            AuthOutcome::Accepted(Some(format!("Negotiate {}", B64.encode(ap_rep))))
+        }
+        Ok((_, user, _)) => fail("kerberos", user),
+        Err(e) => {
+            tracing::debug!(error = %e, "kerberos AP-REQ refused");
+            fail("kerberos", String::new())
         }
     }
 }

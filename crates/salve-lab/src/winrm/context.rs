@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use hyper::StatusCode;
 
+use super::kerberos::KerberosService;
 use super::shell::{Shell, lock};
 use super::soap::Fault;
 use super::tls::HostTls;
@@ -49,6 +50,12 @@ pub struct ListenerConfig {
     pub scheme: Scheme,
     pub allow_basic: bool,
     pub allow_ntlm: bool,
+    /// Kerberos through Negotiate, when the host has an SPN (`HTTP/<fqdn>`) and its key;
+    /// `None` for a host outside a domain (Windows then offers only NTLM under Negotiate).
+    pub kerberos: Option<KerberosService>,
+    /// Client certificate subjects (UPNs) mapped to the host's account over HTTPS
+    /// (`WSMan:\localhost\ClientCertificate`); empty: certificate authentication maps nobody.
+    pub mapped_certificates: Vec<String>,
     /// Windows' `AllowUnencrypted`: when false, HTTP requests must be sealed (NTLM) and Basic
     /// over HTTP is refused.
     pub allow_unencrypted: bool,
@@ -66,6 +73,8 @@ impl Default for ListenerConfig {
             scheme: Scheme::Http,
             allow_basic: true,
             allow_ntlm: true,
+            kerberos: None,
+            mapped_certificates: Vec::new(),
             allow_unencrypted: false,
             plaintext_refusal: StatusCode::INTERNAL_SERVER_ERROR,
             quotas: Quotas::default(),

@@ -2,8 +2,9 @@
 //!
 //! A sealed body is two MIME-like parts between `--Encrypted Boundary` lines: a header part
 //! naming the protocol and the plaintext length (`Length=`), then `application/octet-stream`
-//! followed directly by the payload (4-byte little-endian signature length, the 16-byte
-//! signature, the sealed bytes), and `--Encrypted Boundary--\r\n` with no CRLF before it.
+//! followed directly by the payload (4-byte little-endian signature length, the signature —
+//! 16 bytes for NTLM, a 60-byte security header for Kerberos with AES — and the sealed bytes),
+//! and `--Encrypted Boundary--\r\n` with no CRLF before it.
 //! The parser is strict: the sealed part must be exactly as long as `Length=` says, which is
 //! how Windows rejects a client that adds a CRLF before the closing boundary.
 
@@ -14,8 +15,8 @@ const PROTOCOL: &str = "application/HTTP-SPNEGO-session-encrypted";
 const BOUNDARY: &[u8] = b"--Encrypted Boundary\r\n";
 const END: &[u8] = b"--Encrypted Boundary--\r\n";
 const OCTET_STREAM: &[u8] = b"\tContent-Type: application/octet-stream\r\n";
-/// Signature length prefix plus the NTLM signature.
-const SIGNATURE_OVERHEAD: usize = 4 + 16;
+/// Largest signature (security header) length accepted; the context checks the exact one.
+const MAX_SIGNATURE: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FramingError {
@@ -78,7 +79,12 @@ pub fn unframe<'a>(content_type: &str, body: &'a [u8]) -> Result<(usize, &'a [u8
     let payload = payload
         .strip_suffix(END)
         .ok_or(FramingError::Malformed("missing closing boundary"))?;
-    if payload.len() != length + SIGNATURE_OVERHEAD {
+    let signature = payload
+        .first_chunk::<4>()
+        .map(|n| u32::from_le_bytes(*n) as usize)
+        .filter(|n| *n <= MAX_SIGNATURE)
+        .ok_or(FramingError::Malformed("no signature length"))?;
+    if payload.len() != length + 4 + signature {
         return Err(FramingError::Malformed(
             "sealed part length does not match Length=",
         ));

@@ -2,15 +2,19 @@
 //! one simulated host per listener.
 //!
 //! [`server`] accepts connections and speaks HTTP/1.1 keep-alive (with MS-WSMV message
-//! encryption over HTTP, framed by [`encryption`]); [`auth`] does Basic and NTLM (the acceptor
-//! in [`ntlm`]); [`operations`] serves the cmd-shell operations (Create, Command, Receive, Send,
+//! encryption over HTTP, framed by [`encryption`]); [`auth`] does Basic, NTLM (the acceptor
+//! in [`ntlm`]), Kerberos (the acceptor in [`kerberos`], keys from a [`keytab`]) and client
+//! certificates over HTTPS ([`certmap`]); [`operations`] serves the cmd-shell operations (Create, Command, Receive, Send,
 //! Signal, Delete) under the service's quotas. [`context`] holds the listener's configuration
 //! and the per-host state they share, [`soap`] reads and writes the envelopes, [`shell`] keeps
 //! the shells and commands, and [`tls`] is the lab's certificate authority for HTTPS.
 
 pub mod auth;
+pub mod certmap;
 pub mod context;
 pub mod encryption;
+pub mod kerberos;
+pub mod keytab;
 pub mod ntlm;
 pub mod operations;
 pub mod server;
@@ -19,5 +23,7 @@ pub mod soap;
 pub mod tls;
 
 pub use context::{AccessEntry, ListenerConfig, Quotas, Scheme};
+pub use kerberos::KerberosService;
+pub use keytab::{Keytab, KeytabError};
 pub use server::{AccessLog, ListenerError, WinrmListener};
 pub use tls::{HostTls, LabCa, TlsError};

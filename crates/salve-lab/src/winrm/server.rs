@@ -140,6 +140,8 @@ impl WinrmListener {
 
 struct ConnState {
     auth: ConnAuth,
+    /// The client certificate presented in the TLS handshake (HTTPS), DER, chained to the lab CA.
+    client_cert: Option<Vec<u8>>,
 }
 
 /// Why a connection ends without a reply.
@@ -158,7 +160,9 @@ async fn serve_connection(
     let https = matches!(ctx.config.scheme, Scheme::Https(_));
     let state = Arc::new(tokio::sync::Mutex::new(ConnState {
         auth: ConnAuth::None,
+        client_cert: None,
     }));
+    let handshake_state = state.clone();
     let svc_ctx = ctx.clone();
     let service = hyper::service::service_fn(move |req| {
         let ctx = svc_ctx.clone();
@@ -183,10 +187,18 @@ async fn serve_connection(
                     tls.good.clone()
                 };
                 match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                    Ok(tls_stream) => builder
-                        .serve_connection(TokioIo::new(tls_stream), service)
-                        .await
-                        .is_err(),
+                    Ok(tls_stream) => {
+                        handshake_state.lock().await.client_cert = tls_stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .map(|cert| cert.to_vec());
+                        builder
+                            .serve_connection(TokioIo::new(tls_stream), service)
+                            .await
+                            .is_err()
+                    }
                     Err(_) => false,
                 }
             }
@@ -244,30 +256,31 @@ async fn handle(
     };
 
     let mut conn = state.lock().await;
-    // Authentication: a header restarts it; without one, the connection's NTLM session holds.
+    // Authentication: a header restarts it; without one, the connection's NTLM or Kerberos
+    // context holds.
+    let mut mutual = None;
     if let Some(header) = auth_header {
-        match authenticate(&ctx, &mut conn.auth, &header, https) {
-            AuthOutcome::Accepted => {}
+        let ConnState { auth, client_cert } = &mut *conn;
+        match authenticate(&ctx, auth, &header, https, client_cert.as_deref()) {
+            AuthOutcome::Accepted(token) => mutual = token,
             AuthOutcome::Challenge(challenge) => {
                 ctx.log("-", StatusCode::UNAUTHORIZED);
                 return Ok(unauthorized(challenge.as_deref()));
             }
         }
-    } else if !matches!(conn.auth, ConnAuth::Ntlm { .. }) {
+    } else if !conn.auth.has_session() {
         ctx.log("-", StatusCode::UNAUTHORIZED);
         return Ok(unauthorized(None));
     }
-    let (user, ntlm_session) = match &mut conn.auth {
-        ConnAuth::Ntlm { session, user } => (user.clone(), Some(session)),
-        ConnAuth::Basic { user } => (user.clone(), None),
-        // authenticate() only returns Accepted after setting Ntlm or Basic.
-        ConnAuth::None | ConnAuth::NtlmPending(_) => return Ok(unauthorized(None)),
+    // authenticate() only returns Accepted after establishing a session or Basic.
+    let Some((user, mut session)) = conn.auth.established() else {
+        return Ok(unauthorized(None));
     };
 
     // Message encryption.
     let encrypted = encryption::is_encrypted(&content_type);
     let plaintext: Vec<u8> = if encrypted {
-        let Some(session) = ntlm_session else {
+        let Some(session) = session.as_mut() else {
             ctx.log("-", StatusCode::BAD_REQUEST);
             return Ok(empty(StatusCode::BAD_REQUEST));
         };
@@ -287,7 +300,7 @@ async fn handle(
             }
         }
     } else {
-        if !body.is_empty() && ntlm_session.is_some() && !https && !ctx.config.allow_unencrypted {
+        if !body.is_empty() && session.is_some() && !https && !ctx.config.allow_unencrypted {
             let status = ctx.config.plaintext_refusal;
             ctx.log("-", status);
             return Ok(if status == StatusCode::UNAUTHORIZED {
@@ -301,9 +314,9 @@ async fn handle(
     drop(conn);
 
     if plaintext.is_empty() {
-        // The auth-only request pywinrm sends to set up encryption.
+        // The auth-only request pywinrm and winrm-rs send to set up encryption.
         ctx.log("-", StatusCode::OK);
-        return Ok(empty(StatusCode::OK));
+        return Ok(with_mutual(empty(StatusCode::OK), mutual.as_deref()));
     }
 
     let (action, status, xml) = match dispatch_with_quota(&ctx, &user, &plaintext, peer).await {
@@ -322,18 +335,33 @@ async fn handle(
     ctx.log(&action, status);
 
     let mut conn = state.lock().await;
-    if encrypted && let ConnAuth::Ntlm { session, .. } = &mut conn.auth {
+    if encrypted && let Some((_, Some(mut session))) = conn.auth.established() {
         let Ok(payload) = session.seal(xml.as_bytes()) else {
             return Err(Dropped("cannot seal the reply"));
         };
         let body = encryption::frame(xml.len(), &payload);
-        return Ok(response(status, encryption::CONTENT_TYPE, body));
+        return Ok(with_mutual(
+            response(status, encryption::CONTENT_TYPE, body),
+            mutual.as_deref(),
+        ));
     }
-    Ok(response(
-        status,
-        "application/soap+xml;charset=UTF-8",
-        xml.into_bytes(),
+    Ok(with_mutual(
+        response(
+            status,
+            "application/soap+xml;charset=UTF-8",
+            xml.into_bytes(),
+        ),
+        mutual.as_deref(),
     ))
+}
+
+/// Add the server's final authentication token (Kerberos' AP-REP) to a successful reply, as
+/// HTTP Negotiate does (RFC 4559 §5).
+fn with_mutual(mut resp: Response<Full<Bytes>>, token: Option<&str>) -> Response<Full<Bytes>> {
+    if let Some(v) = token.and_then(|t| HeaderValue::from_str(t).ok()) {
+        resp.headers_mut().append(WWW_AUTHENTICATE, v);
+    }
+    resp
 }
 
 fn empty(status: StatusCode) -> Response<Full<Bytes>> {

@@ -10,10 +10,12 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, OtherNameValue, SanType,
 };
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
 
 /// The name on the certificate served under the `bad_tls` fault.
 const WRONG_NAME: &str = "wrong-host.lab.invalid";
@@ -102,12 +104,38 @@ impl LabCa {
         ];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        // Client certificates are asked for, not required (as HTTP.sys with client certificate
+        // negotiation): those that chain to the lab CA reach the certificate mapping.
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(self.issuer.der().to_vec()))?;
+        let clients =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| {
+                    TlsError::Config(tokio_rustls::rustls::Error::General(e.to_string()))
+                })?;
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
+            .with_client_cert_verifier(clients)
             .with_single_cert(chain, key)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
+    }
+
+    /// A client certificate for the user principal name `upn` (in its Subject Alternative Name,
+    /// as an enterprise CA's "User" template issues it), with its key: (cert PEM, key PEM).
+    pub fn client_certificate(&self, upn: &str) -> Result<(String, String), TlsError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, upn);
+        params.subject_alt_names = vec![SanType::OtherName((
+            vec![1, 3, 6, 1, 4, 1, 311, 20, 2, 3],
+            OtherNameValue::Utf8String(upn.to_string()),
+        ))];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
     }
 
     /// The HTTPS identity of a host called `name` listening on `ip`.

@@ -17,7 +17,19 @@
 use crate::auth::AuthTransport;
 use crate::error::WinrmError;
 
+/// salve: a ticket from a user name and password instead of the credential cache.
+#[derive(Clone)]
+#[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
+pub(crate) struct PasswordLogin {
+    /// `user` (the default realm) or `user@REALM`.
+    pub(crate) principal: String,
+    pub(crate) password: secrecy::SecretString,
+}
+
 pub(crate) struct KerberosAuth {
+    /// salve: log in with a password (`None`: the default credential cache).
+    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
+    pub(crate) login: Option<PasswordLogin>,
     // Used by the `kerberos` feature impl; the non-feature stub discards it.
     #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
     pub(crate) service_principal: String, // e.g. "HTTP/win-server.corp.local"
@@ -433,6 +445,64 @@ impl KerberosSession {
     }
 }
 
+/// salve: a krb5 initiator credential for `login`, from an AS exchange with its password
+/// (`gss_acquire_cred_with_password`; the ticket stays in memory, no credential cache is
+/// written).
+///
+/// One exchange per principal and password for the whole process, shared by every host's
+/// client, and renewed when less than a minute of the ticket is left: a run on many hosts
+/// asks the KDC once. A failure is remembered for five minutes too, so a wrong password costs
+/// one failed logon, not one per host (Active Directory locks an account out after a few),
+/// while a long-lived runner still tries again later (a KDC back up, a clock fixed).
+#[cfg(feature = "kerberos")]
+fn password_cred(login: &PasswordLogin) -> Result<cross_krb5::Cred, String> {
+    use libgssapi::credential::{Cred, CredUsage};
+    use libgssapi::name::Name;
+    use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_KRB5_PRINCIPAL, OidSet};
+    use secrecy::ExposeSecret;
+    use sha2::Digest;
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    type Acquired = (Result<Cred, String>, std::time::Instant);
+    static ACQUIRED: OnceLock<Mutex<HashMap<(String, [u8; 32]), Acquired>>> = OnceLock::new();
+    const RENEW_BEFORE: std::time::Duration = std::time::Duration::from_secs(60);
+    const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
+
+    let key = (
+        login.principal.clone(),
+        sha2::Sha256::digest(login.password.expose_secret().as_bytes()).into(),
+    );
+    // Held across the exchange, so hosts connecting at once wait for one answer. A panic
+    // while held leaves the map usable (it only ever holds complete entries).
+    let mut acquired = ACQUIRED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let fresh = |(c, at): &Acquired| match c {
+        Ok(cred) => cred.lifetime().is_ok_and(|left| left > RENEW_BEFORE),
+        Err(_) => at.elapsed() < RETRY_AFTER,
+    };
+    if let Some((known, _)) = acquired.get(&key).filter(|c| fresh(c)) {
+        return known.clone().map(cross_krb5::Cred::from);
+    }
+    let exchange = || -> Result<Cred, libgssapi::error::Error> {
+        let name = Name::new(login.principal.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL))?;
+        let mut mechs = OidSet::new();
+        mechs.add(GSS_MECH_KRB5)?;
+        Cred::acquire_with_password(
+            Some(&name),
+            login.password.expose_secret(),
+            None,
+            CredUsage::Initiate,
+            Some(&mechs),
+        )
+    };
+    let result = exchange().map_err(|e| format!("getting a ticket for {}: {e}", login.principal));
+    acquired.insert(key, (result.clone(), std::time::Instant::now()));
+    result.map(cross_krb5::Cred::from)
+}
+
 /// The library's pending client context, seen through the testable seam.
 #[cfg(feature = "kerberos")]
 impl wire::PendingStep for cross_krb5::PendingClientCtx {
@@ -464,19 +534,36 @@ impl KerberosAuth {
         channel_bindings: Option<Vec<u8>>,
     ) -> Result<(cross_krb5::PendingClientCtx, String), WinrmError> {
         let service_principal = self.service_principal.clone();
+        let login = self.login.clone();
         run_blocking_bounded(self.kdc_timeout, self.kdc_slots.clone(), move || {
             use base64::Engine;
             use base64::engine::general_purpose::STANDARD as B64;
             use cross_krb5::{ClientCtx, InitiateFlags};
             // Empty flags: mutual authentication and confidentiality are both
             // requested and required by cross-krb5.
-            let (ctx, token) = ClientCtx::new(
-                InitiateFlags::empty(),
-                None, // use default credentials (from kinit)
-                &service_principal,
-                channel_bindings.as_deref(),
-            )
-            .map_err(|e| WinrmError::AuthFailed(format!("Kerberos init: {e}")))?;
+            let started = match login {
+                // Default credentials (from kinit).
+                None => ClientCtx::new(
+                    InitiateFlags::empty(),
+                    None,
+                    &service_principal,
+                    channel_bindings.as_deref(),
+                )
+                .map(|(ctx, token)| (ctx, token.to_vec()))
+                .map_err(|e| format!("{e:#}")),
+                Some(login) => password_cred(&login).and_then(|cred| {
+                        ClientCtx::new_with_cred(
+                            InitiateFlags::empty(),
+                            cred,
+                            &service_principal,
+                            channel_bindings.as_deref(),
+                        )
+                        .map(|(ctx, token)| (ctx, token.to_vec()))
+                        .map_err(|e| format!("{e:#}"))
+                    }),
+            };
+            let (ctx, token) =
+                started.map_err(|e| WinrmError::AuthFailed(format!("Kerberos init: {e}")))?;
             Ok((ctx, format!("Negotiate {}", B64.encode(&*token))))
         })
         .await
