@@ -768,8 +768,9 @@ impl AuthTransport for KerberosAuth {
         _body: String,
     ) -> Result<String, WinrmError> {
         Err(WinrmError::AuthFailed(
-            "Kerberos auth requires the 'kerberos' feature: \
-             cargo add winrm-rs --features kerberos"
+            "Kerberos auth requires the 'kerberos' feature: this salve was built \
+             without it; build it with `--features kerberos` (needs libkrb5-dev \
+             and libclang-dev)"
                 .into(),
         ))
     }
