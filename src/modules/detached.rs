@@ -104,14 +104,11 @@ pub async fn run<T: DeserializeOwned>(
                 .unwrap_or("no reason given")
         )));
     }
-    progress(
-        ctx,
-        format!(
-            "running {} as scheduled task \\salve\\{job} (as {}); it is never stopped by salve",
-            id.as_str(),
-            started.answer.run_as.as_deref().unwrap_or("SYSTEM")
-        ),
-    );
+    let _ = ctx.output.send(OutputChunk::Stdout(format!(
+        "running {} as scheduled task \\salve\\{job} (as {}); it is never stopped by salve",
+        id.as_str(),
+        started.answer.run_as.as_deref().unwrap_or("SYSTEM")
+    )));
     attach(ctx, id, &job).await
 }
 
@@ -175,11 +172,9 @@ pub async fn attach<T: DeserializeOwned>(
             }
             Err(other) => return Err(other),
         }
+        let next = (tokio::time::Instant::now() + POLL_EVERY).min(deadline);
         tokio::select! {
-            _ = tokio::time::sleep(POLL_EVERY) => {}
-            _ = tokio::time::sleep_until(deadline) => {
-                return Err(left(&format!("the task's timeout of {}s passed", ctx.timeout.as_secs())));
-            }
+            _ = tokio::time::sleep_until(next) => {}
             _ = ctx.cancel.cancelled() => return Err(left("interrupted")),
         }
         if tokio::time::Instant::now() >= deadline {
@@ -230,8 +225,4 @@ async fn remove(ctx: &HostCtx<'_>, job: &str) {
     if let Err(Fail::Module(e)) = removed {
         tracing::warn!(host = %ctx.host.name, %job, "finished task not removed: {e}");
     }
-}
-
-fn progress(ctx: &HostCtx<'_>, line: String) {
-    let _ = ctx.output.send(OutputChunk::Stdout(line));
 }

@@ -95,21 +95,8 @@ async fn answer(host: &salve_lab::fleet::LabHost, id: &str, args: Value) -> Valu
 
 /// Run shipped script `id` on `host` as salve delivers it: its answer, if any, and stderr.
 async fn run(host: &salve_lab::fleet::LabHost, id: &str, args: Value) -> (Option<Value>, String) {
-    use salve::script::{Deliver as _, Delivery, Script};
-    use salve_lab::host_api::{SimHost as _, StdinChunk};
-    let Delivery {
-        program,
-        arguments,
-        stdin,
-    } = Script::shipped(id, "", args).delivery();
-    let process = host.spawn(&program, &[arguments]);
-    process
-        .stdin
-        .send(StdinChunk {
-            data: stdin.into_bytes(),
-            eof: true,
-        })
-        .unwrap();
+    let script = salve::script::Script::shipped(id, "", args);
+    let process = crate::lab_support::spawn_delivered(host, &script);
     let (out, err, _) = salve_lab::process::collect(process).await;
     let answer =
         salve::script::extract_result(&String::from_utf8(out).unwrap()).map(Result::unwrap);

@@ -15,10 +15,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use salve::model::{Host, HostSettings};
 use salve::modules::{self, HostCtx, HostLink, Outcome, ProbeLink};
-use salve::script::{Deliver as _, Delivery};
 use salve::transport::{Cause, OutputChunk, RunRequest, ScriptOutput, Transport, TransportError};
 use salve_lab::fleet::{Fleet, LabHost};
-use salve_lab::host_api::{ProcessOutput, SimHost, StdinChunk};
+use salve_lab::host_api::{ProcessOutput, SimHost};
 use salve_lab::log::LabEvent;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -59,16 +58,7 @@ impl Transport for LabTransport {
             return Err(unreachable(&self.host));
         }
         let mut boots = self.host.boot_watch();
-        let Delivery {
-            program,
-            arguments,
-            stdin,
-        } = request.script.delivery();
-        let mut process = self.host.spawn(&program, &[arguments]);
-        let _ = process.stdin.send(StdinChunk {
-            data: stdin.into_bytes(),
-            eof: true,
-        });
+        let mut process = crate::lab_support::spawn_delivered(&*self.host, &request.script);
         let (mut stdout, mut stderr) = (String::new(), String::new());
         let deadline = tokio::time::sleep(request.timeout);
         tokio::pin!(deadline);

@@ -6,10 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::lab_support::spawn_delivered;
 use salve::contract::*;
 use salve::script::{Deliver as _, Delivery, Script, extract_result};
 use salve_lab::fleet::{Fleet, LabHost};
-use salve_lab::host_api::{SimHost, StdinChunk};
+use salve_lab::host_api::SimHost;
 use salve_lab::inventory::{self, PasswordIn};
 use salve_lab::log::LabEvent;
 use salve_lab::process::collect;
@@ -59,27 +60,8 @@ impl Run {
     }
 }
 
-/// Start a script on a lab host as salve delivers it: bootstrap on the command line, the
-/// script on stdin.
-fn spawn(host: &LabHost, script: &Script) -> salve_lab::host_api::LabProcess {
-    let Delivery {
-        program,
-        arguments,
-        stdin,
-    } = script.delivery();
-    let process = host.spawn(&program, &[arguments]);
-    process
-        .stdin
-        .send(StdinChunk {
-            data: stdin.into_bytes(),
-            eof: true,
-        })
-        .unwrap();
-    process
-}
-
 async fn run(host: &LabHost, script: Script) -> Run {
-    let process = spawn(host, &script);
+    let process = spawn_delivered(host, &script);
     let (out, err, code) = collect(process).await;
     Run {
         stdout: String::from_utf8(out).unwrap(),
@@ -338,7 +320,7 @@ async fn killing_an_install_leaves_the_server_half_done() {
     let fleet = fleet();
     let ex = host(&fleet, "contoso-ex02");
     let script = Script::shipped("exchange_update", "", su("KB5000871", "15.2.792.10"));
-    let process = spawn(ex, &script);
+    let process = spawn_delivered(ex.as_ref(), &script);
     tokio::time::sleep(Duration::from_secs(5)).await;
     process.kill.cancel();
     let (_, _, code) = collect(process).await;

@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use salve::script::{Deliver as _, Delivery, Script};
 use salve_lab::fleet::Fleet;
-use salve_lab::host_api::{ProtocolEvent, SimHost};
+use salve_lab::host_api::{LabProcess, ProtocolEvent, SimHost, StdinChunk};
 use salve_lab::inventory::{self, PasswordIn};
 use salve_lab::log::LabEvent;
 use salve_lab::winrm::LabCa;
@@ -17,6 +18,23 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub const PASSWORD: &str = "Lab-Passw0rd!";
+
+/// Start `script` on a lab host as salve delivers it: the bootstrap on the command line, the
+/// script on stdin. A process that ends without reading its stdin is not an error, as in the
+/// transports.
+pub fn spawn_delivered(host: &impl SimHost, script: &Script) -> LabProcess {
+    let Delivery {
+        program,
+        arguments,
+        stdin,
+    } = script.delivery();
+    let process = host.spawn(&program, &[arguments]);
+    let _ = process.stdin.send(StdinChunk {
+        data: stdin.into_bytes(),
+        eof: true,
+    });
+    process
+}
 
 /// A fleet from scenario text, not served (the simulation only; the clock starts now).
 pub fn fleet(scenario_yaml: &str) -> Fleet {

@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 
 use salve::contract::*;
-use salve::script::{Deliver as _, Delivery, Script, extract_result};
+use salve::script::{Script, extract_result};
 use salve_lab::fleet::{Fleet, LabHost};
-use salve_lab::host_api::{SimHost, StdinChunk};
+use salve_lab::host_api::SimHost;
 use salve_lab::log::LabEvent;
 use salve_lab::process::collect;
 use salve_lab::scripts::{EMITS, pipeline::Emit};
@@ -35,19 +35,7 @@ struct Answer {
 
 async fn shipped(host: &LabHost, id: ScriptId, args: Value) -> Answer {
     let script = Script::shipped(id.as_str(), "throw 'the lab runs its own simulation'", args);
-    let Delivery {
-        program,
-        arguments,
-        stdin,
-    } = script.delivery();
-    let process = host.spawn(&program, &[arguments]);
-    process
-        .stdin
-        .send(StdinChunk {
-            data: stdin.into_bytes(),
-            eof: true,
-        })
-        .unwrap();
+    let process = crate::lab_support::spawn_delivered(host, &script);
     let (out, _err, _code) = collect(process).await;
     let stdout = String::from_utf8(out).unwrap();
     let value = extract_result(&stdout)

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codepage::Console;
 use crate::fleet_core::FleetCore;
-use crate::host_api::ProcessOutput;
+use crate::host_api::{ProcessOutput, StdinChunk};
 
 /// Exit code of a process stopped by Ctrl-C / terminate (`STATUS_CONTROL_C_EXIT`).
 pub const EXIT_TERMINATED: i32 = 0xC000_013Au32 as i32;
@@ -101,6 +101,30 @@ impl Out {
     pub(crate) fn exit(&self, code: i32) {
         self.send(ProcessOutput::Exit(code));
     }
+}
+
+/// All of a process's redirected stdin, up to the client's end of input; `None` when the
+/// process is killed first.
+pub async fn read_stdin(
+    rx: &mut mpsc::UnboundedReceiver<StdinChunk>,
+    kill: &CancellationToken,
+) -> Option<Vec<u8>> {
+    let mut data = Vec::new();
+    loop {
+        tokio::select! {
+            chunk = rx.recv() => match chunk {
+                Some(c) => {
+                    data.extend_from_slice(&c.data);
+                    if c.eof {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            () = kill.cancelled() => return None,
+        }
+    }
+    Some(data)
 }
 
 /// Sleep `sim` simulated time unless killed first; `false` when killed.

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::command::{EXIT_TERMINATED, Out, sim_sleep};
+use crate::command::{EXIT_TERMINATED, Out, read_stdin, sim_sleep};
 use crate::fleet_core::FleetCore;
 use crate::host_api::StdinChunk;
 use crate::log::LabEvent;
@@ -687,21 +687,7 @@ impl<'a> Session<'a> {
         let Some(mut rx) = self.stdin.take() else {
             return String::new();
         };
-        let mut data = Vec::new();
-        loop {
-            tokio::select! {
-                chunk = rx.recv() => match chunk {
-                    Some(c) => {
-                        data.extend_from_slice(&c.data);
-                        if c.eof {
-                            break;
-                        }
-                    }
-                    None => break,
-                },
-                () = self.kill.cancelled() => break,
-            }
-        }
+        let data = read_stdin(&mut rx, self.kill).await.unwrap_or_default();
         let text = self.out.console().decode(&data);
         text.lines().map(|l| format!("{l}\r\n")).collect()
     }

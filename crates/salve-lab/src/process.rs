@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::command::{EXIT_TERMINATED, Out};
+use crate::command::{EXIT_TERMINATED, Out, read_stdin};
 use crate::fleet_core::FleetCore;
 use crate::host_api::{LabProcess, ProcessOutput, StdinChunk};
 use crate::log::LabEvent;
@@ -117,33 +117,11 @@ impl Invocation {
     }
 }
 
-async fn read_stdin(
-    mut rx: mpsc::UnboundedReceiver<StdinChunk>,
-    kill: &CancellationToken,
-) -> Option<Vec<u8>> {
-    let mut data = Vec::new();
-    loop {
-        tokio::select! {
-            chunk = rx.recv() => match chunk {
-                Some(c) => {
-                    data.extend_from_slice(&c.data);
-                    if c.eof {
-                        break;
-                    }
-                }
-                None => break,
-            },
-            () = kill.cancelled() => return None,
-        }
-    }
-    Some(data)
-}
-
 async fn run(
     core: Arc<FleetCore>,
     idx: usize,
     line: Invocation,
-    stdin: mpsc::UnboundedReceiver<StdinChunk>,
+    mut stdin: mpsc::UnboundedReceiver<StdinChunk>,
     out: &Out,
     kill: CancellationToken,
 ) -> i32 {
@@ -153,7 +131,7 @@ async fn run(
                 .run_program(&text)
                 .await
         }
-        Invocation::Stdin => match read_stdin(stdin, &kill).await {
+        Invocation::Stdin => match read_stdin(&mut stdin, &kill).await {
             Some(data) => run_typed(&core, idx, &out.console().decode(&data), out, &kill).await,
             None => EXIT_TERMINATED,
         },

@@ -67,24 +67,14 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
     };
     let step = decision.steps[0].to_string();
     let reply = detached::run::<UpdateAnswer>(ctx, ScriptId::ExchangeUpdate, &request).await?;
-    let a = reply.answer;
-    let mut outcome = decision.outcome(false);
-    outcome.status = if a.success {
-        Status::done(!a.already_installed)
-    } else {
-        Status::Failed { changed: false }
-    };
-    outcome.msg = Some(if a.success && a.already_installed {
+    let a = &reply.answer;
+    let msg = if a.success && a.already_installed {
         format!("{step} was already installed")
     } else if a.success {
         format!(
             "installed {step} (exit code {}); {}",
             a.exit_code,
-            if a.reboot_required {
-                "restart required"
-            } else {
-                "no restart required"
-            }
+            restart(a)
         )
     } else {
         format!(
@@ -95,16 +85,11 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
                 .or(reply.error)
                 .unwrap_or_else(|| "no reason given".into())
         )
-    });
-    Ok(outcome
+    };
+    Ok(answered(decision.outcome(false), reply.answer, msg, false)
         .with("step", step)
         .with("kb", request.kb)
-        .with("target_build", request.target_build)
-        .with("exit_code", a.exit_code)
-        .with("log_excerpt", a.log_excerpt)
-        .with("already_installed", a.already_installed)
-        .with("reboot_required", a.reboot_required)
-        .with("reason", json!(a.reason)))
+        .with("target_build", request.target_build))
 }
 
 /// The outcome of an update task started by an earlier run, re-attached to and read now, with
@@ -114,22 +99,12 @@ fn earlier(
     path: Option<&super::decide::Decision>,
     reply: Reply<UpdateAnswer>,
 ) -> Outcome {
-    let a = reply.answer;
-    let mut outcome = path.map_or_else(Outcome::changed, |d| d.outcome(false));
-    outcome.status = if a.success {
-        Status::done(!a.already_installed)
-    } else {
-        Status::Failed { changed: true }
-    };
-    outcome.msg = Some(if a.success {
+    let a = &reply.answer;
+    let msg = if a.success {
         format!(
             "the update started earlier as task {job} finished (exit code {}); {}",
             a.exit_code,
-            if a.reboot_required {
-                "restart required"
-            } else {
-                "no restart required"
-            }
+            restart(a)
         )
     } else {
         format!(
@@ -137,12 +112,39 @@ fn earlier(
             a.exit_code,
             a.reason.clone().unwrap_or_else(|| "no reason given".into())
         )
-    });
+    };
+    let base = path.map_or_else(Outcome::changed, |d| d.outcome(false));
+    answered(base, reply.answer, msg, true).with("job", job)
+}
+
+/// `outcome` ended as the installer's answer `a` says, with the fields every install reports.
+/// `changed_on_failure`: whether a failed install counts as having changed the host.
+fn answered(
+    mut outcome: Outcome,
+    a: UpdateAnswer,
+    msg: String,
+    changed_on_failure: bool,
+) -> Outcome {
+    outcome.status = if a.success {
+        Status::done(!a.already_installed)
+    } else {
+        Status::Failed {
+            changed: changed_on_failure,
+        }
+    };
+    outcome.msg = Some(msg);
     outcome
-        .with("job", job)
         .with("exit_code", a.exit_code)
         .with("log_excerpt", a.log_excerpt)
         .with("already_installed", a.already_installed)
         .with("reboot_required", a.reboot_required)
         .with("reason", json!(a.reason))
+}
+
+fn restart(a: &UpdateAnswer) -> &'static str {
+    if a.reboot_required {
+        "restart required"
+    } else {
+        "no restart required"
+    }
 }
