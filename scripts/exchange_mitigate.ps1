@@ -1,20 +1,35 @@
 # salve-script: exchange_mitigate
-# Apply or remove the Exchange On-premises Mitigation Tool's (EOMT) URL Rewrite mitigation for
-# CVE-2021-26855 on the Default Web Site (contract: MitigateRequest -> MitigateAnswer).
+# Apply or remove the Exchange On-premises Mitigation Tool's (EOMT) URL Rewrite mitigations, by
+# the catalogue's id (contract: MitigateRequest -> MitigateAnswer), as CSS-Exchange's EOMT writes
+# them (Security/src/EOMT/Mitigations/CVE-2021-26855.ps1 and CVE-2026-42897.ps1):
+# - eomt-cve-2021-26855: two inbound rules on the Default Web Site that abort requests whose
+#   cookie carries X-AnonResource-Backend or X-BEResource (ProxyLogon SSRF);
+# - eomt-cve-2026-42897: an outbound rule on Default Web Site/owa that appends
+#   "script-src-attr 'none'" to the Content-Security-Policy header of OWA's HTML shell pages,
+#   scoped by a preCondition (OWA cross-site scripting). The same names and values as EOMT's,
+#   so EOMT -ShowMitigationStatus and HealthChecker recognise it.
 #
 # Apply: installs the IIS URL Rewrite module first when it is missing and a source was given
 # (pulled by this host from a UNC path or an HTTP(S) URL, SHA-256 checked when given, Authenticode
-# signature checked), then writes the two EOMT rules, replacing same-named rules.
-# Remove: deletes the two rules; when no rewrite rule remains, clears the rules section (as EOMT's
-# -RollbackMitigation does). The URL Rewrite module itself is left installed.
+# signature checked), then writes each missing mitigation, replacing same-named leftovers.
+# Remove: deletes each named mitigation's rules (and its preCondition); when no inbound rewrite
+# rule remains, clears the inbound rules section (as EOMT's -RollbackMitigation does). The URL
+# Rewrite module itself is left installed.
 
 $rebootRequired = $false
 $site = 'IIS:\Sites\Default Web Site'
+$owa = 'IIS:\Sites\Default Web Site\owa'
 $rulesFilter = 'system.webServer/rewrite/rules'
+$outboundFilter = 'system.webServer/rewrite/outboundRules'
 $rules = [ordered]@{
     'X-AnonResource-Backend Abort - inbound' = @{ pattern = '(.*)X-AnonResource-Backend(.*)'; stop = $false }
     'X-BEResource Abort - inbound'           = @{ pattern = '(.*)X-BEResource=(.+)/(.+)~(.+)'; stop = $true }
 }
+$cspRule = 'EOMT OWA CSP - outbound'
+$cspPreCondition = 'EOMT OWA SPA HTML shell - precondition'
+$cspPages = '^/owa/?($|\?|default\.aspx|projection\.aspx|readingPane\.aspx|popout\.aspx)'
+$cspValue = "{R:1}; script-src-attr 'none'"
+$changed = $false
 
 function Write-SalveAnswer([bool] $Changed, [bool] $Success, $Reason) {
     $answer = [ordered]@{
@@ -34,12 +49,101 @@ function Get-SalveRewriteVersion {
     return $null
 }
 
-# Writes each EOMT rule name present, one by one; callers collect them with @( ).
+# Writes each mitigation rule name present, one by one (the inbound rules, then the outbound
+# one); callers collect them with @( ).
 function Get-SalveRulesPresent {
     if (-not (Get-SalveRewriteVersion)) { return }
     $names = @(Get-WebConfigurationProperty -PSPath $site -Filter "$rulesFilter/rule" -Name 'name' -ErrorAction SilentlyContinue |
             ForEach-Object { [string] $_.Value })
     $rules.Keys | Where-Object { $names -contains $_ }
+    $outbound = @(Get-WebConfigurationProperty -PSPath $owa -Filter "$outboundFilter/rule" -Name 'name' -ErrorAction SilentlyContinue |
+            ForEach-Object { [string] $_.Value })
+    if ($outbound -contains $cspRule) { $cspRule }
+}
+
+# eomt-cve-2021-26855: each missing inbound rule, written whole.
+function Add-SalveInboundRules {
+    $present = @(Get-SalveRulesPresent)
+    foreach ($name in $rules.Keys) {
+        if ($present -contains $name) { continue }
+        $rule = $rules[$name]
+        $filter = "$rulesFilter/rule[@name='$name']"
+        Write-Host "Adding rewrite rule '$name' to $site"
+        Clear-WebConfiguration -PSPath $site -Filter $filter -ErrorAction SilentlyContinue
+        Add-WebConfigurationProperty -PSPath $site -Filter $rulesFilter -Name '.' -Value @{
+            name           = $name
+            patternSyntax  = 'Regular Expressions'
+            stopProcessing = $rule.stop
+        }
+        Set-WebConfigurationProperty -PSPath $site -Filter "$filter/match" -Name 'url' -Value '.*'
+        Add-WebConfigurationProperty -PSPath $site -Filter "$filter/conditions" -Name '.' -Value @{
+            input      = '{HTTP_COOKIE}'
+            matchType  = 'Pattern'
+            pattern    = $rule.pattern
+            ignoreCase = $true
+            negate     = $false
+        }
+        Set-WebConfigurationProperty -PSPath $site -Filter "$filter/action" -Name 'type' -Value 'AbortRequest'
+        $script:changed = $true
+    }
+}
+
+# eomt-cve-2026-42897: the preCondition (HTML responses of OWA's shell pages), then the outbound
+# rule that rewrites RESPONSE_Content_Security_Policy, each step as EOMT's GetActions has it.
+function Add-SalveOwaCsp {
+    if (@(Get-SalveRulesPresent) -contains $cspRule) { return }
+    $ruleFilter = "$outboundFilter/rule[@name='$cspRule']"
+    $preFilter = "$outboundFilter/preConditions/preCondition[@name='$cspPreCondition']"
+    Write-Host "Adding outbound rewrite rule '$cspRule' to $owa"
+    Clear-WebConfiguration -PSPath $owa -Filter $ruleFilter -ErrorAction SilentlyContinue
+    Clear-WebConfiguration -PSPath $owa -Filter $preFilter -ErrorAction SilentlyContinue
+    Add-WebConfigurationProperty -PSPath $owa -Filter "$outboundFilter/preConditions" -Name '.' -Value @{
+        name            = $cspPreCondition
+        logicalGrouping = 'MatchAll'
+        patternSyntax   = 'ECMAScript'
+    }
+    Add-WebConfigurationProperty -PSPath $owa -Filter $preFilter -Name '.' -Value @{
+        input   = '{RESPONSE_CONTENT_TYPE}'
+        pattern = '^text/html'
+    }
+    Add-WebConfigurationProperty -PSPath $owa -Filter $preFilter -Name '.' -Value @{
+        input   = '{REQUEST_URI}'
+        pattern = $cspPages
+    }
+    Add-WebConfigurationProperty -PSPath $owa -Filter $outboundFilter -Name '.' -Value @{
+        name           = $cspRule
+        preCondition   = $cspPreCondition
+        patternSyntax  = 'ECMAScript'
+        stopProcessing = 'False'
+    }
+    Set-WebConfigurationProperty -PSPath $owa -Filter "$ruleFilter/match" -Name 'serverVariable' -Value 'RESPONSE_Content_Security_Policy'
+    Set-WebConfigurationProperty -PSPath $owa -Filter "$ruleFilter/match" -Name 'pattern' -Value '(.*)'
+    Set-WebConfigurationProperty -PSPath $owa -Filter "$ruleFilter/action" -Name 'type' -Value 'Rewrite'
+    Set-WebConfigurationProperty -PSPath $owa -Filter "$ruleFilter/action" -Name 'value' -Value $cspValue
+    $script:changed = $true
+}
+
+function Remove-SalveInboundRules {
+    $removed = $false
+    foreach ($name in @(Get-SalveRulesPresent)) {
+        if (-not $rules.Contains($name)) { continue }
+        Write-Host "Removing rewrite rule '$name' from $site"
+        Clear-WebConfiguration -PSPath $site -Filter "$rulesFilter/rule[@name='$name']"
+        $removed = $true
+        $script:changed = $true
+    }
+    $left = @(Get-WebConfigurationProperty -PSPath $site -Filter "$rulesFilter/rule" -Name 'name' -ErrorAction SilentlyContinue)
+    if ($removed -and $left.Count -eq 0) {
+        Clear-WebConfiguration -PSPath $site -Filter $rulesFilter
+    }
+}
+
+function Remove-SalveOwaCsp {
+    if (-not (@(Get-SalveRulesPresent) -contains $cspRule)) { return }
+    Write-Host "Removing outbound rewrite rule '$cspRule' from $owa"
+    Clear-WebConfiguration -PSPath $owa -Filter "$outboundFilter/rule[@name='$cspRule']"
+    Clear-WebConfiguration -PSPath $owa -Filter "$outboundFilter/preConditions/preCondition[@name='$cspPreCondition']" -ErrorAction SilentlyContinue
+    $script:changed = $true
 }
 
 # Windows Installer runs one installation at a time: msiexec exits at once with 1618
@@ -92,9 +196,14 @@ if (-not (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\ExchangeServer
     exit 1
 }
 
-$changed = $false
 try {
     Import-Module WebAdministration -ErrorAction Stop
+    $wanted = @($SalveArgs.mitigations)
+    foreach ($id in $wanted) {
+        if ($id -ne 'eomt-cve-2021-26855' -and $id -ne 'eomt-cve-2026-42897') {
+            throw "unknown mitigation '$id': this script writes eomt-cve-2021-26855 and eomt-cve-2026-42897"
+        }
+    }
     if ($SalveArgs.action -eq 'apply') {
         if (-not (Get-SalveRewriteVersion)) {
             if (-not $SalveArgs.rewrite_msi_source) {
@@ -121,39 +230,13 @@ try {
             if (-not (Get-SalveRewriteVersion)) { throw "URL Rewrite is still not registered after the install; see $log" }
             $changed = $true
         }
-        $present = @(Get-SalveRulesPresent)
-        foreach ($name in $rules.Keys) {
-            if ($present -contains $name) { continue }
-            $rule = $rules[$name]
-            $filter = "$rulesFilter/rule[@name='$name']"
-            Write-Output "Adding rewrite rule '$name' to $site"
-            Clear-WebConfiguration -PSPath $site -Filter $filter -ErrorAction SilentlyContinue
-            Add-WebConfigurationProperty -PSPath $site -Filter $rulesFilter -Name '.' -Value @{
-                name           = $name
-                patternSyntax  = 'Regular Expressions'
-                stopProcessing = $rule.stop
-            }
-            Set-WebConfigurationProperty -PSPath $site -Filter "$filter/match" -Name 'url' -Value '.*'
-            Add-WebConfigurationProperty -PSPath $site -Filter "$filter/conditions" -Name '.' -Value @{
-                input      = '{HTTP_COOKIE}'
-                matchType  = 'Pattern'
-                pattern    = $rule.pattern
-                ignoreCase = $true
-                negate     = $false
-            }
-            Set-WebConfigurationProperty -PSPath $site -Filter "$filter/action" -Name 'type' -Value 'AbortRequest'
-            $changed = $true
+        foreach ($id in $wanted) {
+            if ($id -eq 'eomt-cve-2021-26855') { Add-SalveInboundRules } else { Add-SalveOwaCsp }
         }
     } elseif ($SalveArgs.action -eq 'remove') {
         if (Get-SalveRewriteVersion) {
-            foreach ($name in @(Get-SalveRulesPresent)) {
-                Write-Output "Removing rewrite rule '$name' from $site"
-                Clear-WebConfiguration -PSPath $site -Filter "$rulesFilter/rule[@name='$name']"
-                $changed = $true
-            }
-            $left = @(Get-WebConfigurationProperty -PSPath $site -Filter "$rulesFilter/rule" -Name 'name' -ErrorAction SilentlyContinue)
-            if ($changed -and $left.Count -eq 0) {
-                Clear-WebConfiguration -PSPath $site -Filter $rulesFilter
+            foreach ($id in $wanted) {
+                if ($id -eq 'eomt-cve-2021-26855') { Remove-SalveInboundRules } else { Remove-SalveOwaCsp }
             }
         }
     } else {

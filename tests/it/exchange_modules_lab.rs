@@ -529,7 +529,7 @@ async fn facts_read_setting_overrides_and_the_emergency_mitigation_service() {
 async fn exchange_mitigate_leaves_an_eems_applied_mitigation_alone() {
     let lab = Lab::from(
         "seed: 4\ntenants:\n  - name: t\n    hosts: 1\n    builds: [15.2.1748.43]\nhosts:\n  \
-         t-ex01: {eems_applied: [M1.1.0]}\n",
+         t-ex01: {eems_applied: [M1.1.0, M2.1.0]}\n",
     );
     let on = lab
         .apply("t-ex01", "exchange_mitigate", json!({"state": "present"}))
@@ -550,5 +550,54 @@ async fn exchange_mitigate_leaves_an_eems_applied_mitigation_alone() {
         !lab.scripts_run("t-ex01")
             .contains(&"exchange_mitigate".to_string()),
         "nothing ran on the host"
+    );
+}
+
+/// CVE-2026-42897 on a server the Emergency Mitigation service did not protect (2019 CU14 with
+/// the October 2025 SU): `present` writes EOMT's OWA outbound rule, which the facts then read
+/// back as the mitigation in place; the ProxyLogon rules are not written (that CVE is fixed by
+/// build); and `absent` leaves the OWA rule, which Microsoft asks to keep.
+#[tokio::test(start_paused = true)]
+async fn exchange_mitigate_writes_the_owa_rule_where_cve_2026_42897_is_open() {
+    let lab =
+        Lab::from("seed: 4\ntenants:\n  - name: t\n    hosts: 1\n    builds: [15.2.1544.36]\n");
+    let before = lab.apply("t-ex01", "exchange_facts", json!({})).await;
+    let state = |outcome: &salve::modules::Outcome| {
+        outcome.facts.as_ref().unwrap()["exchange"]["assessment"]["mitigations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == "eomt-cve-2026-42897")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(state(&before)["needed"], true, "{before:?}");
+    let on = lab
+        .apply("t-ex01", "exchange_mitigate", json!({"state": "present"}))
+        .await;
+    assert!(on.status.changed() && !on.status.failed(), "{on:?}");
+    assert_eq!(on.data["mitigations"], json!(["eomt-cve-2026-42897"]));
+    let host = lab.fleet.state("t-ex01").unwrap();
+    assert_eq!(host.config.outbound_rules, ["EOMT OWA CSP - outbound"]);
+    assert!(
+        host.rewrite_rules.is_empty(),
+        "no ProxyLogon rules on a fixed build"
+    );
+    let after = lab.apply("t-ex01", "exchange_facts", json!({})).await;
+    assert_eq!(state(&after)["applied"], "rules", "{after:?}");
+    assert_eq!(state(&after)["needed"], false);
+    let off = lab
+        .apply("t-ex01", "exchange_mitigate", json!({"state": "absent"}))
+        .await;
+    assert!(!off.status.changed() && !off.status.failed(), "{off:?}");
+    assert!(off.msg.unwrap().contains("eomt-cve-2026-42897 kept"));
+    assert_eq!(
+        lab.fleet
+            .state("t-ex01")
+            .unwrap()
+            .config
+            .outbound_rules
+            .len(),
+        1
     );
 }

@@ -419,9 +419,13 @@ async fn maintenance_moves_databases_and_restores_the_policy() {
 async fn mitigation_and_ioc_scan() {
     let fleet = fleet();
     let ex = host(&fleet, "contoso-ex04");
-    let a: MitigateAnswer = shipped(ex, ScriptId::ExchangeMitigate, json!({"action": "apply"}))
-        .await
-        .answer();
+    let a: MitigateAnswer = shipped(
+        ex,
+        ScriptId::ExchangeMitigate,
+        json!({"action": "apply", "mitigations": ["eomt-cve-2021-26855"]}),
+    )
+    .await
+    .answer();
     assert!(a.changed && a.success);
     assert_eq!(
         a.rules_present,
@@ -430,19 +434,27 @@ async fn mitigation_and_ioc_scan() {
             "X-BEResource Abort - inbound"
         ]
     );
-    let b: MitigateAnswer = shipped(ex, ScriptId::ExchangeMitigate, json!({"action": "apply"}))
-        .await
-        .answer();
+    let b: MitigateAnswer = shipped(
+        ex,
+        ScriptId::ExchangeMitigate,
+        json!({"action": "apply", "mitigations": ["eomt-cve-2021-26855"]}),
+    )
+    .await
+    .answer();
     assert!(!b.changed);
     assert_eq!(facts(ex).await.mitigation_rules.len(), 2);
-    let c: MitigateAnswer = shipped(ex, ScriptId::ExchangeMitigate, json!({"action": "remove"}))
-        .await
-        .answer();
+    let c: MitigateAnswer = shipped(
+        ex,
+        ScriptId::ExchangeMitigate,
+        json!({"action": "remove", "mitigations": ["eomt-cve-2021-26855"]}),
+    )
+    .await
+    .answer();
     assert!(c.changed && c.rules_present.is_empty());
     let bad = shipped(
         ex,
         ScriptId::ExchangeMitigate,
-        json!({"action": "apply", "extra": 1}),
+        json!({"action": "apply", "mitigations": ["eomt-cve-2021-26855"], "extra": 1}),
     )
     .await;
     assert_eq!(bad.code, 1);
@@ -598,7 +610,7 @@ async fn admin_endpoint_serves_state_and_log() {
     shipped(
         host(&fleet, "contoso-ex01"),
         ScriptId::ExchangeMitigate,
-        json!({"action": "apply"}),
+        json!({"action": "apply", "mitigations": ["eomt-cve-2021-26855"]}),
     )
     .await;
     let state: Value = serde_json::from_str(
@@ -683,7 +695,11 @@ fn force_command_round_trip_keeps_state_between_processes() {
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "contoso-ex01\r\n");
 
-    let apply = Script::shipped("exchange_mitigate", "", json!({"action": "apply"}));
+    let apply = Script::shipped(
+        "exchange_mitigate",
+        "",
+        json!({"action": "apply", "mitigations": ["eomt-cve-2021-26855"]}),
+    );
     let out = ssh_command(&state, "contoso-ex01", &apply);
     assert!(
         out.status.success(),

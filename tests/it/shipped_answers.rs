@@ -103,8 +103,14 @@ async fn every_shipped_script_answer_from_the_lab_parses() {
             ScriptId::ExchangeVerify,
             json!({"expected_build": "15.2.792.3"}),
         ),
-        (ScriptId::ExchangeMitigate, json!({"action": "apply"})),
-        (ScriptId::ExchangeMitigate, json!({"action": "apply"})),
+        (
+            ScriptId::ExchangeMitigate,
+            json!({"action": "apply", "mitigations": ["eomt-cve-2021-26855"]}),
+        ),
+        (
+            ScriptId::ExchangeMitigate,
+            json!({"action": "apply", "mitigations": ["eomt-cve-2021-26855"]}),
+        ),
         (ScriptId::ExchangeMaintenance, json!({"action": "enter"})),
         (
             ScriptId::ExchangeUpdate,
@@ -166,20 +172,33 @@ fn the_lab_hands_lists_back_as_the_shipped_text_does() {
 async fn mitigation_removes_every_rule_and_applies_once() {
     let fleet = crate::lab_support::fleet(SCENARIO);
     let ex = fleet.host("contoso-ex03").unwrap();
-    shipped(ex, ScriptId::ExchangeMitigate, json!({"action": "apply"})).await;
+    shipped(
+        ex,
+        ScriptId::ExchangeMitigate,
+        json!({"action": "apply", "mitigations": ["eomt-cve-2021-26855"]}),
+    )
+    .await;
     let again: MitigateAnswer = salve_contract::answer::parse(
         ScriptId::ExchangeMitigate,
-        shipped(ex, ScriptId::ExchangeMitigate, json!({"action": "apply"}))
-            .await
-            .value,
+        shipped(
+            ex,
+            ScriptId::ExchangeMitigate,
+            json!({"action": "apply", "mitigations": ["eomt-cve-2021-26855"]}),
+        )
+        .await
+        .value,
     )
     .unwrap();
     assert!(!again.changed, "{again:?}");
     let removed: MitigateAnswer = salve_contract::answer::parse(
         ScriptId::ExchangeMitigate,
-        shipped(ex, ScriptId::ExchangeMitigate, json!({"action": "remove"}))
-            .await
-            .value,
+        shipped(
+            ex,
+            ScriptId::ExchangeMitigate,
+            json!({"action": "remove", "mitigations": ["eomt-cve-2021-26855"]}),
+        )
+        .await
+        .value,
     )
     .unwrap();
     assert!(removed.rules_present.is_empty(), "{removed:?}");
@@ -310,7 +329,7 @@ async fn url_rewrite_installed_with_a_restart_code_is_a_success() {
         let a = shipped(
             fleet.host("contoso-ex03").unwrap(),
             ScriptId::ExchangeMitigate,
-            json!({"action": "apply", "rewrite_msi_source": "https://media.lab.test/u/rewrite.msi"}),
+            json!({"action": "apply", "mitigations": ["eomt-cve-2021-26855"], "rewrite_msi_source": "https://media.lab.test/u/rewrite.msi"}),
         )
         .await;
         let answer: MitigateAnswer =
@@ -602,7 +621,7 @@ async fn url_rewrite_install_waits_for_another_installation() {
         let a = shipped(
             fleet.host("contoso-ex03").unwrap(),
             ScriptId::ExchangeMitigate,
-            json!({"action": "apply", "rewrite_msi_source": "https://media.lab.test/u/rewrite.msi"}),
+            json!({"action": "apply", "mitigations": ["eomt-cve-2021-26855"], "rewrite_msi_source": "https://media.lab.test/u/rewrite.msi"}),
         )
         .await;
         let answer: MitigateAnswer =
@@ -622,4 +641,76 @@ async fn url_rewrite_install_waits_for_another_installation() {
     )
     .unwrap();
     assert!(text.contains("$p = Invoke-SalveMsiexec @('/i'"));
+}
+
+/// The CVE-2026-42897 rule the shipped script writes is the one CSS-Exchange's EOMT writes and
+/// recognises (Security/src/EOMT/Mitigations/CVE-2026-42897.ps1, `TestVulnerable`): an outbound
+/// rule rewriting `RESPONSE_Content_Security_Policy` to `{R:1}; script-src-attr 'none'`, behind
+/// a preCondition on `{RESPONSE_CONTENT_TYPE}` `^text/html` and `{REQUEST_URI}` of OWA's shell
+/// pages. EOMT and HealthChecker judge by these values, so a different string would leave the
+/// server reported as unmitigated by Microsoft's own tools.
+#[test]
+fn the_owa_csp_rule_has_the_values_eomt_checks_for() {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/exchange_mitigate.ps1"),
+    )
+    .unwrap();
+    for expected in [
+        "$cspRule = 'EOMT OWA CSP - outbound'",
+        "$cspPreCondition = 'EOMT OWA SPA HTML shell - precondition'",
+        r"$cspPages = '^/owa/?($|\?|default\.aspx|projection\.aspx|readingPane\.aspx|popout\.aspx)'",
+        r#"$cspValue = "{R:1}; script-src-attr 'none'""#,
+        "-Name 'serverVariable' -Value 'RESPONSE_Content_Security_Policy'",
+        "-Name 'type' -Value 'Rewrite'",
+        "input   = '{RESPONSE_CONTENT_TYPE}'",
+        "pattern = '^text/html'",
+        "input   = '{REQUEST_URI}'",
+        "pattern = $cspPages",
+        "logicalGrouping = 'MatchAll'",
+        "$owa = 'IIS:\\Sites\\Default Web Site\\owa'",
+    ] {
+        assert!(text.contains(expected), "missing: {expected}");
+    }
+}
+
+/// The OWA rule goes on /owa's outbound rules and comes off with its preCondition; the
+/// exchange_facts answer reads it back where EOMT put it, and the inbound rules are untouched.
+#[tokio::test(start_paused = true)]
+async fn the_owa_rule_is_written_and_removed_on_its_own() {
+    let fleet = crate::lab_support::fleet(SCENARIO);
+    let ex = fleet.host("contoso-ex03").unwrap();
+    let csp = json!({"action": "apply", "mitigations": ["eomt-cve-2026-42897"]});
+    let on: MitigateAnswer = salve_contract::answer::parse(
+        ScriptId::ExchangeMitigate,
+        shipped(ex, ScriptId::ExchangeMitigate, csp).await.value,
+    )
+    .unwrap();
+    assert!(on.changed && on.success, "{on:?}");
+    assert_eq!(on.rules_present, ["EOMT OWA CSP - outbound"]);
+    let facts: FactsAnswer = salve_contract::answer::parse(
+        ScriptId::ExchangeFacts,
+        shipped(ex, ScriptId::ExchangeFacts, json!({})).await.value,
+    )
+    .unwrap();
+    assert!(
+        facts.mitigation_rules.is_empty(),
+        "{:?}",
+        facts.mitigation_rules
+    );
+    assert_eq!(
+        facts.config.unwrap().outbound_rules,
+        ["EOMT OWA CSP - outbound"]
+    );
+    let off: MitigateAnswer = salve_contract::answer::parse(
+        ScriptId::ExchangeMitigate,
+        shipped(
+            ex,
+            ScriptId::ExchangeMitigate,
+            json!({"action": "remove", "mitigations": ["eomt-cve-2026-42897"]}),
+        )
+        .await
+        .value,
+    )
+    .unwrap();
+    assert!(off.changed && off.rules_present.is_empty(), "{off:?}");
 }

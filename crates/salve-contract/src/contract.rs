@@ -269,7 +269,7 @@ pub struct ServiceInfo {
 // ---------------------------------------------------------------------------------------------
 // exchange_mitigate
 
-/// Apply or remove the EOMT URL Rewrite mitigation.
+/// Apply or remove EOMT URL Rewrite mitigations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MitigateAction {
@@ -277,10 +277,46 @@ pub enum MitigateAction {
     Remove,
 }
 
+/// The mitigations `scripts/exchange_mitigate.ps1` knows how to write, by the catalogue's id.
+/// Each is the URL Rewrite configuration CSS-Exchange's EOMT writes for the CVE
+/// (Security/src/EOMT/Mitigations/CVE-*.ps1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum MitigationId {
+    /// Two inbound rules on the Default Web Site aborting requests whose cookie carries
+    /// `X-AnonResource-Backend` or `X-BEResource` (ProxyLogon SSRF).
+    #[serde(rename = "eomt-cve-2021-26855")]
+    EomtCve202126855,
+    /// An outbound rule on `Default Web Site/owa` appending `script-src-attr 'none'` to the
+    /// Content-Security-Policy of OWA's HTML shell pages (OWA cross-site scripting).
+    #[serde(rename = "eomt-cve-2026-42897")]
+    EomtCve202642897,
+}
+
+impl MitigationId {
+    pub const ALL: [MitigationId; 2] = [
+        MitigationId::EomtCve202126855,
+        MitigationId::EomtCve202642897,
+    ];
+
+    /// The catalogue's id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MitigationId::EomtCve202126855 => "eomt-cve-2021-26855",
+            MitigationId::EomtCve202642897 => "eomt-cve-2026-42897",
+        }
+    }
+
+    pub fn parse(id: &str) -> Option<MitigationId> {
+        MitigationId::ALL.into_iter().find(|m| m.as_str() == id)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MitigateRequest {
     pub action: MitigateAction,
+    /// The mitigations to apply or remove, in this order.
+    pub mitigations: Vec<MitigationId>,
     /// Where to install the URL Rewrite module from when it is missing (URL or UNC path of
     /// `rewrite_amd64_<lang>.msi`). Without it, applying on a host without the module fails.
     #[serde(default)]
@@ -296,7 +332,8 @@ pub struct MitigateAnswer {
     pub success: bool,
     pub reason: Option<String>,
     pub url_rewrite_installed: bool,
-    /// The EOMT rules present after the run.
+    /// The names of the rules of every mitigation the script knows (inbound on the Default Web
+    /// Site, outbound on its /owa application) present after the run.
     pub rules_present: Vec<String>,
     /// Installing the URL Rewrite module asked for a restart (msiexec 3010 or 1641).
     #[serde(default)]

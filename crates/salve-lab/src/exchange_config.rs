@@ -17,6 +17,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Build, Family};
+
+/// The name EOMT (and EEMS M2.1.x) gives the CVE-2026-42897 outbound rule on /owa.
+pub const OWA_CSP_RULE: &str = "EOMT OWA CSP - outbound";
 use salve_contract::contract::{EmergencyMitigation, ExchangeConfigFacts, SettingOverride};
 
 /// One server's fix-related configuration.

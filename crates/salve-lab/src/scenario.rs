@@ -486,7 +486,7 @@ fn apply_host(
         if applied.iter().any(|id| id.starts_with("M2.1.")) {
             h.config
                 .outbound_rules
-                .push("EOMT OWA CSP - outbound".to_string());
+                .push(crate::exchange_config::OWA_CSP_RULE.to_string());
         }
         if applied.iter().any(|id| id.starts_with("M1.1.")) {
             for rule in [

@@ -1,7 +1,10 @@
-//! `exchange_mitigate`: EOMT's URL Rewrite rules (added or removed; the URL Rewrite module
-//! installed first when it is missing). The rule list the script reads back
-//! (`Get-SalveRulesPresent`) reaches its callers by [`pipeline`]'s rules, as the shipped text
-//! hands it over ([`RULES_PRESENT_EMIT`]).
+//! `exchange_mitigate`: EOMT's URL Rewrite mitigations by id (added or removed; the URL Rewrite
+//! module installed first when it is missing): the two inbound rules of CVE-2021-26855 on the
+//! Default Web Site, and the outbound rule of CVE-2026-42897 on its /owa application, which IIS
+//! keeps in a separate collection (`system.webServer/rewrite/outboundRules`, IIS URL Rewrite
+//! module reference) and which only exists where the module is installed. The rule list the
+//! script reads back (`Get-SalveRulesPresent`) reaches its callers by [`pipeline`]'s rules, as
+//! the shipped text hands it over ([`RULES_PRESENT_EMIT`]).
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -9,24 +12,30 @@ use tokio_util::sync::CancellationToken;
 use super::installer;
 use super::pipeline::{self, Emit};
 use crate::command::{EXIT_TERMINATED, Out};
+use crate::exchange_config::OWA_CSP_RULE;
 use crate::fleet_core::FleetCore;
 use crate::log::LabEvent;
 use crate::state::{EOMT_RULES, HostState, MARKER_FILE_RENAME};
-use salve_contract::contract::{MitigateAction, MitigateRequest, ScriptId};
+use salve_contract::contract::{MitigateAction, MitigateRequest, MitigationId, ScriptId};
 
 /// How `Get-SalveRulesPresent` in `scripts/exchange_mitigate.ps1` hands back its list.
 pub(super) const RULES_PRESENT_EMIT: Emit = Emit::Items;
 
-/// `Get-SalveRulesPresent`: the EOMT rules on the Default Web Site, in the script's order.
+/// `Get-SalveRulesPresent`: the EOMT inbound rules on the Default Web Site in the script's order,
+/// then the CVE-2026-42897 outbound rule on /owa.
 fn rules_present(s: &HostState) -> Vec<String> {
     if s.url_rewrite.is_none() {
         return Vec::new();
     }
-    EOMT_RULES
+    let mut present: Vec<String> = EOMT_RULES
         .iter()
         .filter(|r| s.rewrite_rules.iter().any(|x| x == *r))
         .map(|r| r.to_string())
-        .collect()
+        .collect();
+    if s.config.outbound_rules.iter().any(|r| r == OWA_CSP_RULE) {
+        present.push(OWA_CSP_RULE.to_string());
+    }
+    present
 }
 
 /// The msiexec exit codes the script takes as a successful URL Rewrite install: 0, and 3010
@@ -148,41 +157,28 @@ fn act(s: &mut HostState, req: &MitigateRequest, out: &Out) -> (Printed, Vec<Lab
                 }
                 reboot_required = code != 0;
             }
-            // `$present = @(Get-SalveRulesPresent)`; a rule not `-contains`ed is (re)written.
-            let present = rules_present(s);
             let mut written = Vec::new();
-            for rule in EOMT_RULES {
-                if pipeline::contains(&present, RULES_PRESENT_EMIT, rule) {
-                    continue;
+            for id in &req.mitigations {
+                match id {
+                    MitigationId::EomtCve202126855 => add_inbound(s, out, &mut written),
+                    MitigationId::EomtCve202642897 => add_owa_csp(s, out, &mut written),
                 }
-                out.line(&format!(
-                    "Adding rewrite rule '{rule}' to IIS:\\Sites\\Default Web Site"
-                ));
-                if !s.rewrite_rules.iter().any(|x| x == rule) {
-                    s.rewrite_rules.push(rule.to_string());
-                    written.push(rule.to_string());
-                }
-                changed = true;
             }
+            changed |= !written.is_empty();
             if !written.is_empty() {
                 events.push(LabEvent::MitigationApplied { rules: written });
             }
         }
         MitigateAction::Remove => {
             if s.url_rewrite.is_some() {
-                // `foreach ($name in @(Get-SalveRulesPresent))`: Clear-WebConfiguration on
-                // `rule[@name='$name']` removes the rule of exactly that name, if any.
                 let mut removed = Vec::new();
-                for object in pipeline::objects(rules_present(s), RULES_PRESENT_EMIT) {
-                    let name = pipeline::as_string(&object);
-                    out.line(&format!(
-                        "Removing rewrite rule '{name}' from IIS:\\Sites\\Default Web Site"
-                    ));
-                    if let Some(at) = s.rewrite_rules.iter().position(|r| *r == name) {
-                        removed.push(s.rewrite_rules.remove(at));
+                for id in &req.mitigations {
+                    match id {
+                        MitigationId::EomtCve202126855 => remove_inbound(s, out, &mut removed),
+                        MitigationId::EomtCve202642897 => remove_owa_csp(s, out, &mut removed),
                     }
-                    changed = true;
                 }
+                changed |= !removed.is_empty();
                 if !removed.is_empty() {
                     events.push(LabEvent::MitigationRemoved { rules: removed });
                 }
@@ -196,4 +192,63 @@ fn act(s: &mut HostState, req: &MitigateRequest, out: &Out) -> (Printed, Vec<Lab
         reboot_required,
     };
     (printed, events)
+}
+
+/// `Add-SalveInboundRules`: `$present = @(Get-SalveRulesPresent)`; a rule not `-contains`ed is
+/// (re)written.
+fn add_inbound(s: &mut HostState, out: &Out, written: &mut Vec<String>) {
+    let present = rules_present(s);
+    for rule in EOMT_RULES {
+        if pipeline::contains(&present, RULES_PRESENT_EMIT, rule) {
+            continue;
+        }
+        out.line(&format!(
+            "Adding rewrite rule '{rule}' to IIS:\\Sites\\Default Web Site"
+        ));
+        if !s.rewrite_rules.iter().any(|x| x == rule) {
+            s.rewrite_rules.push(rule.to_string());
+        }
+        written.push(rule.to_string());
+    }
+}
+
+/// `Add-SalveOwaCsp`: the preCondition and the outbound rule, unless the rule is present.
+fn add_owa_csp(s: &mut HostState, out: &Out, written: &mut Vec<String>) {
+    if pipeline::contains(&rules_present(s), RULES_PRESENT_EMIT, OWA_CSP_RULE) {
+        return;
+    }
+    out.line(&format!(
+        "Adding outbound rewrite rule '{OWA_CSP_RULE}' to IIS:\\Sites\\Default Web Site\\owa"
+    ));
+    s.config.outbound_rules.push(OWA_CSP_RULE.to_string());
+    written.push(OWA_CSP_RULE.to_string());
+}
+
+/// `Remove-SalveInboundRules`: `foreach ($name in @(Get-SalveRulesPresent))`, inbound names only;
+/// Clear-WebConfiguration on `rule[@name='$name']` removes the rule of exactly that name.
+fn remove_inbound(s: &mut HostState, out: &Out, removed: &mut Vec<String>) {
+    for object in pipeline::objects(rules_present(s), RULES_PRESENT_EMIT) {
+        let name = pipeline::as_string(&object);
+        if !EOMT_RULES.contains(&name.as_str()) {
+            continue;
+        }
+        out.line(&format!(
+            "Removing rewrite rule '{name}' from IIS:\\Sites\\Default Web Site"
+        ));
+        if let Some(at) = s.rewrite_rules.iter().position(|r| *r == name) {
+            removed.push(s.rewrite_rules.remove(at));
+        }
+    }
+}
+
+/// `Remove-SalveOwaCsp`: the outbound rule and its preCondition, when the rule is present.
+fn remove_owa_csp(s: &mut HostState, out: &Out, removed: &mut Vec<String>) {
+    if !pipeline::contains(&rules_present(s), RULES_PRESENT_EMIT, OWA_CSP_RULE) {
+        return;
+    }
+    out.line(&format!(
+        "Removing outbound rewrite rule '{OWA_CSP_RULE}' from IIS:\\Sites\\Default Web Site\\owa"
+    ));
+    s.config.outbound_rules.retain(|r| r != OWA_CSP_RULE);
+    removed.push(OWA_CSP_RULE.to_string());
 }
