@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use salve_lab::fleet::Fleet;
+use salve_lab::host_api::SimHost;
 use salve_lab::inventory::{self, PasswordIn};
 use salve_lab::log::LabEvent;
 use salve_lab::{frontends, scenario};
@@ -40,7 +41,8 @@ pub struct DemoRequest {
 pub struct DemoEnd {
     /// The run's exit code.
     pub code: u8,
-    /// What the lab's state log recorded, in one line.
+    /// What the lab's state log recorded, and where the fleet stands on the known-exploited CVE
+    /// of the day, one line each.
     pub lab_summary: String,
     /// Where the run's HTML pages are (with a report directory).
     pub pages: Option<crate::run_report::Written>,
@@ -82,7 +84,7 @@ pub fn demo(request: DemoRequest, console: &dyn Console) -> Result<DemoEnd, AppE
             .filter(|pages| pages.page.exists());
         Ok(DemoEnd {
             code: code?,
-            lab_summary: lab_summary(&fleet),
+            lab_summary: format!("{}\n{}", lab_summary(&fleet), kev_posture(&fleet)),
             pages,
         })
     })
@@ -146,5 +148,67 @@ fn lab_summary(fleet: &Fleet) -> String {
         count(&|e| matches!(e, LabEvent::InstallFailed { .. })),
         count(&|e| matches!(e, LabEvent::RebootScheduled { .. })),
         count(&|e| matches!(e, LabEvent::BuildChanged { .. })),
+    )
+}
+
+/// The CVE on CISA's known-exploited list the 2026 fleet is remediated for.
+const KEV_CVE: &str = "CVE-2026-42897";
+
+/// Where the fleet stands on [`KEV_CVE`] after the run, from the lab's state (the simulated
+/// servers' builds and IIS rules, not what salve reported): fixed by build, mitigated by the
+/// OWA outbound rule (written by salve or by the Emergency Mitigation service), or exposed.
+fn kev_posture(fleet: &Fleet) -> String {
+    let Ok(cat) = crate::exchange::catalogue::catalogue() else {
+        return format!("{KEV_CVE}: not judged (the build catalogue is broken)");
+    };
+    let Ok(cve) = KEV_CVE.parse() else {
+        return format!("{KEV_CVE}: not judged");
+    };
+    let (mut fixed, mut mitigated, mut exposed, mut unaffected) = (0, Vec::new(), Vec::new(), 0);
+    for host in fleet.hosts() {
+        let Some(state) = fleet.state(host.name()) else {
+            continue;
+        };
+        let build = state.build.and_then(|b| b.to_string().parse().ok());
+        let Some(build) = build else {
+            unaffected += 1;
+            continue;
+        };
+        let a = crate::exchange::assess::assess(cat, build, &Default::default());
+        let affected = a.family.is_some_and(|f| {
+            cat.family(f)
+                .is_some_and(|entry| entry.affected().contains(&cve))
+        });
+        if a.open_by_build.contains(&cve) {
+            let rule = state
+                .config
+                .outbound_rules
+                .iter()
+                .any(|r| r == salve_lab::exchange_config::OWA_CSP_RULE);
+            if rule {
+                mitigated.push(host.name().to_owned());
+            } else {
+                exposed.push(host.name().to_owned());
+            }
+        } else if affected {
+            fixed += 1;
+        } else {
+            unaffected += 1;
+        }
+    }
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", names.join(", "))
+        }
+    };
+    format!(
+        "{KEV_CVE} (CISA known-exploited): {fixed} fixed by build, {} mitigated by the OWA \
+         rule{}, {} exposed{}, {unaffected} not in Microsoft's affected list",
+        mitigated.len(),
+        list(&mitigated),
+        exposed.len(),
+        list(&exposed),
     )
 }

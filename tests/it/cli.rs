@@ -57,3 +57,37 @@ fn check_honours_tags() {
     assert!(stdout.contains("tagged task"), "{stdout}");
     assert!(!stdout.contains("untagged task"), "{stdout}");
 }
+
+/// The README's first command, smaller: the demo remediates its simulated 2026 fleet and says,
+/// from the lab's own state, where the fleet stands on CVE-2026-42897: the server whose SU
+/// install fails stays protected by the OWA rule written before the update, the others are
+/// fixed by build. It uses the demo's own loopback block (127.200.x.y), which no test lab takes.
+#[test]
+fn the_demo_fixes_or_mitigates_cve_2026_42897_on_every_reachable_server() {
+    let reports = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["demo", "--hosts", "12", "--no-progress", "--report-dir"])
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    let stdout = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Exit 2: the demo fleet has a host whose install fails and an unreachable one, by design.
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("12 updates installed, 1 installs failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "CVE-2026-42897 (CISA known-exploited): 10 fixed by build, 1 mitigated by the OWA \
+             rule (fabrikam-ex02), 0 exposed"
+        ),
+        "{stdout}"
+    );
+    assert!(reports.path().join("report.html").exists());
+}
