@@ -25,6 +25,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::model::connection::{KinitMode, WinrmAuth, is_ip_address};
+use crate::model::run_as::RunAs;
 use crate::script::Script;
 use crate::transport::{ConnectionKind, ConnectionSpec, Connector, RunRequest, TransportError};
 
@@ -159,6 +160,57 @@ pub async fn diagnose(spec: &ConnectionSpec, connector: Arc<dyn Connector>) -> D
     }
     checks.push(command_check(spec, connector).await);
     done(checks)
+}
+
+/// Where the host's packages come from, as its inventory says (`salve_update_sources`,
+/// `salve_rewrite_msi`), against who will read them. A share is out of reach of the WinRM or SSH
+/// logon itself (a network logon holds no credentials for a second machine: the double hop);
+/// salve's detached steps read it as the `become` account, or as SYSTEM (the server's computer
+/// account) without one. `None` when no package is on a share.
+pub fn sources_check(
+    update_sources: Option<&serde_json::Value>,
+    rewrite_msi: Option<&serde_json::Value>,
+    run_as: Option<&RunAs>,
+) -> Option<Check> {
+    let unc = |v: &serde_json::Value| v.get("unc").and_then(|u| u.as_str()).map(str::to_owned);
+    if let Some(share) = rewrite_msi.and_then(unc) {
+        return Some(fail(
+            "sources",
+            format!(
+                "salve_rewrite_msi is on a file share ({share}); URL Rewrite is installed inside \
+                 the WinRM session, whose network logon cannot read a share (the double hop)"
+            ),
+            "give salve_rewrite_msi as a url: the server can download",
+        ));
+    }
+    let shares: Vec<String> = update_sources
+        .and_then(|s| s.as_object())
+        .map(|m| m.values().filter_map(unc).collect())
+        .unwrap_or_default();
+    let first = shares.first()?;
+    let what = match shares.len() {
+        1 => format!("1 package source is on a file share ({first})"),
+        n => format!("{n} package sources are on file shares (first: {first})"),
+    };
+    Some(match run_as {
+        Some(account) => pass(
+            "sources",
+            format!(
+                "{what}; salve's detached steps read them as {}",
+                account.user
+            ),
+        ),
+        None => fail(
+            "sources",
+            format!(
+                "{what}, and no become account is set: the WinRM logon cannot read a share (the \
+                 double hop), and the detached steps would run as SYSTEM, whose computer account \
+                 the share must then grant read access"
+            ),
+            "set ansible_become_user and ansible_become_password (become_method runas) to an \
+             account that can read the share, or give the sources as url:",
+        ),
+    })
 }
 
 /// For a host that authenticates with Kerberos: the SPN it will ask a ticket for (a DNS name is

@@ -24,6 +24,11 @@ use crate::transport::winrm::WinrmConnector;
 
 /// A run being assembled. Start from [`RunBuilder::new`], set what the command asks for, then
 /// [`RunBuilder::execute`] it here or hand its parts to the queue ([`RunBuilder::into_parts`]).
+/// How long a read-only step keeps trying a host that does not answer when a change may be in
+/// flight on it (a resumed run, a queue item): Exchange Setup stops WinRM for minutes
+/// mid-install, and a restart takes as long.
+pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(600);
+
 pub struct RunBuilder {
     input: RunInput,
     options: RunOptions,
@@ -47,6 +52,13 @@ impl RunBuilder {
     /// Keep an existing run id (a queued item runs under its run's id).
     pub fn run_id(mut self, id: impl Into<String>) -> Self {
         self.options.run_id = id.into();
+        self
+    }
+
+    /// Keep trying a host that does not answer for up to `grace` in read-only steps (see
+    /// [`RunOptions::reconnect_grace`]); [`IN_FLIGHT_GRACE`] where a change may be in flight.
+    pub fn reconnect_grace(mut self, grace: Duration) -> Self {
+        self.options.reconnect_grace = grace;
         self
     }
 

@@ -1,5 +1,6 @@
-//! `salve doctor`: check every selected host's connection, several at once, and say the exact
-//! fix for each problem (the checks themselves are [`crate::doctor`]).
+//! `salve doctor`: check every selected host's connection, several at once, and whether its
+//! package sources are within reach of the account that will read them, and say the exact fix
+//! for each problem (the checks themselves are [`crate::doctor`]).
 
 use std::sync::Arc;
 
@@ -58,7 +59,13 @@ async fn diagnose_all(hosts: Vec<(Host, Vec<SettingError>)>, forks: usize) -> Ve
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = permits.acquire_owned().await.ok();
             let diagnosis = if bad.is_empty() {
-                doctor::diagnose(&host.settings.connection, connector).await
+                let mut d = doctor::diagnose(&host.settings.connection, connector).await;
+                d.checks.extend(doctor::sources_check(
+                    host.vars.get("salve_update_sources"),
+                    host.vars.get("salve_rewrite_msi"),
+                    host.settings.run_as.as_ref(),
+                ));
+                d
             } else {
                 Diagnosis {
                     host: host.name.clone(),

@@ -58,6 +58,7 @@ async fn resume_async(request: ResumeRequest, console: &dyn Console) -> Result<u
     }
     let builder = RunBuilder::new(prepared.input, prepared.extra_vars)
         .forks(request.forks)
+        .reconnect_grace(crate::launch::IN_FLIGHT_GRACE)
         .tags(invocation.tags.clone(), invocation.skip_tags.clone())
         .slow_step(Duration::from_secs(300));
     if let Err(e) = invocation.save(&builder.options().run_id) {

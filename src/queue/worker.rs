@@ -345,6 +345,7 @@ impl Worker {
         let mut run = RunBuilder::new(input, stored.extra_vars)
             .run_id(claim.run_id.clone())
             .forks(1)
+            .reconnect_grace(crate::launch::IN_FLIGHT_GRACE)
             .check_mode(stored.check_mode)
             .tags(stored.tags, stored.skip_tags);
         if let Some(gate) = gate {

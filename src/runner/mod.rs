@@ -64,6 +64,10 @@ pub struct RunOptions {
     pub plan_digest: Option<String>,
     /// Where durable intents go before host-changing steps (the run journal).
     pub intents: Option<Arc<dyn IntentLog>>,
+    /// How long a read-only step keeps trying a host that does not answer before it is
+    /// unreachable. Zero in a fresh run; set where a change may be in flight on the host (a
+    /// resumed run, a queue item), since Exchange Setup stops WinRM for a while mid-install.
+    pub reconnect_grace: Duration,
 }
 
 impl Default for RunOptions {
@@ -80,6 +84,7 @@ impl Default for RunOptions {
             gate: None,
             plan_digest: None,
             intents: None,
+            reconnect_grace: Duration::ZERO,
         }
     }
 }

@@ -24,6 +24,9 @@ use crate::modules::{
 use crate::template;
 use crate::transport::{OutputChunk, TransportError};
 
+/// Pause between tries of a read-only step while its host does not answer.
+const RECONNECT_PAUSE: Duration = Duration::from_secs(2);
+
 /// Ansible's default number of retries when `until` is given without `retries`.
 const DEFAULT_UNTIL_RETRIES: u32 = 3;
 
@@ -223,6 +226,7 @@ impl TaskOnHost<'_> {
             (_, n) => n,
         };
         let mut attempt = 1;
+        let mut silent_since: Option<tokio::time::Instant> = None;
         loop {
             let outcome = match self.call(module, &args, &ctx).await {
                 Ok(o) => o,
@@ -233,7 +237,13 @@ impl TaskOnHost<'_> {
                     return ItemEnd::Interrupted(Some(left.to_string()));
                 }
                 Err(ModuleError::Transport(e)) if e.is_unreachable() => {
-                    return ItemEnd::Unreachable(e.to_string());
+                    let since = *silent_since.get_or_insert_with(tokio::time::Instant::now);
+                    if !self.may_wait_for_host(module, since).await {
+                        return ItemEnd::Unreachable(e.to_string());
+                    }
+                    tracing::info!(host = %self.host.name, task = %self.task.name,
+                        "the host does not answer ({e}); trying again");
+                    continue;
                 }
                 Err(e) => Outcome::failed(e.to_string()),
             };
@@ -278,6 +288,24 @@ impl TaskOnHost<'_> {
 
     /// Call the module (`check` or `apply`, as the [`Access`] allows) under the task's
     /// timeout, relaying its output.
+    /// Whether a read-only step that found the host silent since `since` should try again:
+    /// within the run's reconnect grace, after a pause (the link is re-opened). Host-changing
+    /// steps never repeat on their own: they may have acted before the connection dropped.
+    async fn may_wait_for_host(&self, module: &ModuleSpec, since: tokio::time::Instant) -> bool {
+        let grace = self.env.options.reconnect_grace;
+        if module.effect != Effect::ReadOnly || since.elapsed() >= grace {
+            return false;
+        }
+        match &self.access {
+            Access::Inspect(probe) => crate::modules::Probe::reset(probe).await,
+            Access::Execute(link) => link.reset().await,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RECONNECT_PAUSE.min(grace)) => true,
+            _ = self.env.interrupt.abort.cancelled() => false,
+        }
+    }
+
     async fn call(
         &self,
         module: &ModuleSpec,

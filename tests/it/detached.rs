@@ -57,6 +57,11 @@ async fn a_timeout_leaves_setup_running_and_the_next_run_reattaches() {
         0,
         "Setup was interrupted"
     );
+    // Setup restarted WinRM half-way; the task, outside every WinRM shell, went on.
+    assert_eq!(
+        log().count("t-ex01", |e| matches!(e, LabEvent::WinRmRestarted { .. })),
+        1
+    );
     let state = lab.fleet.state("t-ex01").unwrap();
     assert!(
         state.services.iter().all(|s| s.start_type != "Disabled"),
@@ -170,4 +175,75 @@ async fn a_share_is_out_of_reach_of_a_network_logon_and_of_system_but_not_of_bec
     assert_eq!(with_become["started"], true, "{with_become}");
     let installed = update_answer(&poll("salve-t-3").await);
     assert_eq!(installed["success"], true, "{installed}");
+}
+
+/// Exchange Setup restarts WinRM half-way through a CU (the lab's rule, after ExchangeDsc's
+/// reason for running Setup from a scheduled task). Setup started inside a WinRM shell, as salve
+/// ran it before detached steps, dies with the shell and leaves the server broken: Setup's log
+/// ends unfinished and the Exchange services stay Disabled. The same CU as a detached task
+/// survives (the test above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_run_inside_a_winrm_shell_dies_when_setup_restarts_winrm() {
+    use salve::contract::{UpdateKind, UpdateRequest};
+    use salve::model::HostSettings;
+    use salve::transport::winrm::WinrmConnector;
+    use salve::transport::{Connector, RunRequest};
+
+    let lab = Lab::start(180, ONE_HOST).await;
+    let address = lab.fleet.core().address(0);
+    let vars = serde_json::json!({
+        "ansible_host": address.ip().to_string(),
+        "ansible_port": address.port(),
+        "ansible_connection": "winrm",
+        "ansible_winrm_transport": "ntlm",
+        "ansible_winrm_scheme": "http",
+        "ansible_user": lab.fleet.core().credentials().0,
+        "ansible_password": crate::lab_support::PASSWORD,
+    });
+    let spec = HostSettings::read("t-ex01", vars.as_object().unwrap())
+        .unwrap()
+        .connection;
+    let transport = WinrmConnector.connect(&spec).await.unwrap();
+    // 2019 CU7 to CU15, downloaded by the host itself (no share: no double hop).
+    let request = UpdateRequest {
+        kind: UpdateKind::Cu,
+        source: "https://media.lab.test/ExchangeServer2019-x64-CU15.iso".into(),
+        sha256: "ab".repeat(32),
+        kb: "KB5042461".into(),
+        target_build: "15.2.1748.10".into(),
+        license_switch: Some("/IAcceptExchangeServerLicenseTerms_DiagnosticDataOFF".into()),
+        keep_packages: false,
+    };
+    let script = salve::script::Script::shipped(
+        "exchange_update",
+        salve::script::shipped_text(salve::contract::ScriptId::ExchangeUpdate),
+        serde_json::to_value(&request).unwrap(),
+    );
+    let ran = transport
+        .run(RunRequest::new(script, std::time::Duration::from_secs(60)))
+        .await;
+    let log = lab.fleet.log();
+    assert_eq!(
+        log.count("t-ex01", |e| matches!(e, LabEvent::WinRmRestarted { .. })),
+        1,
+        "{ran:?}"
+    );
+    assert_eq!(
+        log.count("t-ex01", |e| matches!(e, LabEvent::Installed { .. })),
+        0,
+        "{ran:?}"
+    );
+    assert!(
+        log.count("t-ex01", |e| matches!(
+            e,
+            LabEvent::InstallFailed { reason, .. } if reason.contains("Setup was interrupted")
+        )) == 1,
+        "{ran:?}"
+    );
+    let state = lab.fleet.state("t-ex01").unwrap();
+    assert!(
+        state.services.iter().any(|s| s.start_type == "Disabled"),
+        "services: {:?}",
+        state.services
+    );
 }

@@ -66,3 +66,63 @@ async fn names_each_problem_and_its_fix() {
         "{out}"
     );
 }
+
+/// Package sources on a share: `doctor` says who will read them. Without a become account the
+/// WinRM logon cannot (the double hop) and SYSTEM would need the share to grant the computer
+/// account: named with the fix; with one, it passes and names the account. A URL Rewrite MSI
+/// on a share is always out of reach (it installs inside the WinRM session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_package_shares_out_of_reach_and_who_reads_them() {
+    let lab = Lab::start(
+        182,
+        "seed: 5\ntenants:\n  - name: t\n    hosts: 1\n    builds: [15.1.2176.2]\n",
+    )
+    .await;
+    let ip = lab.address("t-ex01");
+    let inventory = lab.write(
+        "inv.yml",
+        &format!(
+            "all:
+  vars:
+    ansible_user: salve-lab
+    ansible_password: 'env:LAB_PW'
+    ansible_host: '{ip}'
+    ansible_port: 5985
+    salve_update_sources:
+      KB5000871: {{unc: '\\\\fs01\\exchange\\KB5000871.msp', sha256: '{sha}'}}
+      KB5003435: {{url: 'https://media.contoso.test/KB5003435.msp', sha256: '{sha}'}}
+  hosts:
+    no-become: {{}}
+    with-become: {{ansible_become_user: 'CONTOSO\\svc-patch', ansible_become_password: 'env:LAB_PW'}}
+    msi-on-share:
+      ansible_become_user: 'CONTOSO\\svc-patch'
+      ansible_become_password: 'env:LAB_PW'
+      salve_rewrite_msi: {{unc: '\\\\fs01\\media\\rewrite.msi', sha256: '{sha}'}}
+",
+            sha = "ab".repeat(32)
+        ),
+    );
+    let (code, out) = salve(&["doctor", "-i", inventory.to_str().unwrap()]).await;
+    assert_eq!(code, 2, "{out}");
+    let line = |host: &str| {
+        out.lines()
+            .find(|l| l.starts_with(host))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("no-become").ends_with("command ok, sources FAILED"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 package source is on a file share (\\\\fs01\\exchange\\KB5000871.msp), and no become account is set"),
+        "{out}"
+    );
+    assert!(out.contains("fix: set ansible_become_user"), "{out}");
+    assert!(
+        line("with-become").ends_with("command ok, sources ok"),
+        "{out}"
+    );
+    assert!(line("msi-on-share").ends_with("sources FAILED"), "{out}");
+    assert!(out.contains("give salve_rewrite_msi as a url:"), "{out}");
+}

@@ -84,6 +84,16 @@ impl SimHost for LabHost {
             .with_host(self.idx, |s| s.is_up() && !s.faults.unreachable)
     }
 
+    fn winrm_accepting(&self) -> bool {
+        self.core.with_host(self.idx, |s| {
+            s.is_up() && !s.faults.unreachable && s.winrm_down_until.is_none()
+        })
+    }
+
+    fn winrm_restarts(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.core.winrm_watch(self.idx))
+    }
+
     fn boot_watch(&self) -> watch::Receiver<u64> {
         self.core.boot_watch(self.idx)
     }

@@ -21,6 +21,8 @@ struct Slot {
     name: String,
     state: Mutex<HostState>,
     boot: watch::Sender<u64>,
+    /// WinRM service restarts (not reboots) on the host.
+    winrm: watch::Sender<u64>,
     address: SocketAddr,
 }
 
@@ -50,6 +52,7 @@ impl FleetCore {
             .map(|(state, address)| Slot {
                 name: state.name.clone(),
                 boot: watch::channel(state.boot_count).0,
+                winrm: watch::channel(0).0,
                 state: Mutex::new(state),
                 address,
             })
@@ -149,6 +152,31 @@ impl FleetCore {
 
     pub fn address(&self, idx: usize) -> SocketAddr {
         self.slots[idx].address
+    }
+
+    /// Changes whenever the WinRM service of host `idx` restarts without a reboot.
+    pub fn winrm_watch(&self, idx: usize) -> watch::Receiver<u64> {
+        self.slots[idx].winrm.subscribe()
+    }
+
+    /// The WinRM service of host `idx` stops for `down` (simulated) and starts again, as
+    /// Exchange Setup does mid-install (ExchangeDsc runs Setup from a scheduled task for this
+    /// reason): every WinRM shell on the host ends, and the processes running in them with it
+    /// (they belong to the shell's job object); new connections are refused until it is back.
+    /// SSH sessions (sshd is another service) and scheduled tasks are not affected.
+    pub fn restart_winrm(&self, idx: usize, down: Duration) {
+        let now = self.clock.now();
+        let until = now
+            .saturating_add(SignedDuration::try_from(down).unwrap_or(SignedDuration::ZERO))
+            .unwrap_or(now);
+        self.with_host(idx, |s| s.winrm_down_until = Some(until));
+        self.record(
+            idx,
+            LabEvent::WinRmRestarted {
+                down_seconds: down.as_secs(),
+            },
+        );
+        self.slots[idx].winrm.send_modify(|n| *n += 1);
     }
 
     /// Changes whenever host `idx` boots (its boot count).

@@ -107,6 +107,16 @@ pub trait SimHost: Send + Sync + 'static {
     /// Boot counter; it changes on every reboot, and front ends then drop the host's open
     /// connections and shells, as a real reboot does.
     fn boot_watch(&self) -> watch::Receiver<u64>;
+    /// Counter of WinRM service restarts that are not reboots (Exchange Setup restarts WinRM
+    /// mid-install); the WinRM front end drops its shells, and their processes, when it
+    /// changes. `None`: this host never restarts WinRM on its own.
+    fn winrm_restarts(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
+    /// Whether the host's WinRM service takes connections now.
+    fn winrm_accepting(&self) -> bool {
+        self.accepting()
+    }
     fn faults(&self) -> NetFaults;
     fn record(&self, event: ProtocolEvent);
 }

@@ -79,6 +79,11 @@ pub enum LabEvent {
     RewriteModuleInstalled {
         version: String,
     },
+    /// The WinRM service restarted without a reboot (Exchange Setup mid-install): every WinRM
+    /// shell on the host ended, with its processes.
+    WinRmRestarted {
+        down_seconds: u64,
+    },
     MitigationApplied {
         rules: Vec<String>,
     },

@@ -364,6 +364,9 @@ pub struct HostState {
     pub auth_cert_expiry: Timestamp,
     pub boot_count: u64,
     pub boot_time: Timestamp,
+    /// The WinRM service is stopped until then (Exchange Setup restarting it mid-install).
+    #[serde(default)]
+    pub winrm_down_until: Option<Timestamp>,
     pub power: Power,
     /// `Up` or `Paused` for DAG members.
     pub cluster_node: Option<String>,
@@ -508,6 +511,7 @@ impl HostState {
                 .saturating_add(SignedDuration::from_hours(24 * 400))
                 .unwrap_or(boot_time),
             boot_count: 1,
+            winrm_down_until: None,
             boot_time,
             power: Power::Up,
             cluster_node: None,
@@ -551,6 +555,9 @@ impl HostState {
     /// Apply every time-driven transition due by `now`; returns what happened, with when.
     pub fn settle(&mut self, now: Timestamp, durations: &Durations) -> Vec<(Timestamp, LabEvent)> {
         let mut happened = Vec::new();
+        if self.winrm_down_until.is_some_and(|until| until <= now) {
+            self.winrm_down_until = None;
+        }
         if let Power::ShuttingDown { at } = self.power
             && at <= now
         {

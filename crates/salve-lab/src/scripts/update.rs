@@ -158,6 +158,12 @@ pub(super) async fn run(
     i32::from(!outcome.success)
 }
 
+/// The CU Setup step during which the WinRM service is stopped and started again, for one
+/// step's length: Setup restarts services, WinRM among them (the reason ExchangeDsc's
+/// xExchInstall runs Setup from a scheduled task). A Setup started inside a WinRM shell dies
+/// with it, half-way; one in a scheduled task goes on.
+const SETUP_RESTARTS_WINRM: &str = "Stopping Services";
+
 /// Start the install: Setup/msiexec stops and disables the Exchange services.
 fn begin_install(core: &FleetCore, idx: usize, req: &UpdateRequest) {
     core.record(
@@ -187,6 +193,9 @@ async fn run_steps(
     let step = Duration::from_secs(minutes * 60 / steps.len().max(1) as u64);
     for s in steps {
         out.line(s);
+        if *s == SETUP_RESTARTS_WINRM {
+            core.restart_winrm(idx, step);
+        }
         if !sim_sleep(core, step, kill).await || !core.with_host(idx, |h| h.is_up()) {
             return false;
         }
@@ -456,7 +465,7 @@ async fn install_cu(
     let steps = [
         "Copying Exchange files ...",
         "Language Files",
-        "Stopping Services",
+        SETUP_RESTARTS_WINRM,
         "Mailbox role: Transport service",
         "Mailbox role: Client Access service",
         "Mailbox role: Mailbox service",

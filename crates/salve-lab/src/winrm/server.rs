@@ -104,6 +104,7 @@ impl WinrmListener {
     pub async fn serve(self, shutdown: CancellationToken) {
         let ctx = self.ctx;
         let mut boot = ctx.host.boot_watch();
+        let mut winrm = ctx.host.winrm_restarts();
         let idle = ctx.config.quotas.idle_timeout;
         let mut sweep = tokio::time::interval(
             (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(30)),
@@ -114,8 +115,9 @@ impl WinrmListener {
                 _ = shutdown.cancelled() => break,
                 accepted = self.listener.accept() => {
                     let Ok((stream, peer)) = accepted else { continue };
-                    if !ctx.host.accepting() {
-                        // A host that is down: the TCP connection closes at once.
+                    if !ctx.host.winrm_accepting() {
+                        // A host that is down, or whose WinRM service is stopped: the TCP
+                        // connection closes at once.
                         drop(stream);
                         continue;
                     }
@@ -128,6 +130,18 @@ impl WinrmListener {
                         continue;
                     }
                     ctx.drop_all_shells();
+                }
+                restarted = async {
+                    match winrm.as_mut() {
+                        Some(watch) => watch.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    match restarted {
+                        // WinRM restarted: its shells and their processes are gone.
+                        Ok(()) => ctx.drop_all_shells(),
+                        Err(_) => winrm = None,
+                    }
                 }
                 _ = sweep.tick() => {
                     ctx.expire_idle_shells(idle);
