@@ -48,6 +48,7 @@ function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName
     $dir = Join-Path $env:SystemDrive 'salve\updates'
     New-Item -ItemType Directory -Path $dir -Force | Out-Null
     $target = Join-Path $dir $FileName
+    Assert-SalveRoomFor $Source $target
     if ($Source -match '^https?://') {
         [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
         Write-Host "Downloading $Source"
@@ -65,6 +66,33 @@ function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName
     }
     Write-Host "SHA-256 verified: $actual"
     return $target
+}
+
+# Free-space preflight: a 6 GB ISO copied onto a nearly full system drive fails half-way with
+# "There is not enough space on the disk." and leaves the drive full, where Exchange transport
+# applies back pressure and stops taking mail. The package's size (Content-Length of a HEAD
+# request, or the share file's length) plus a reserve must fit before anything is written.
+$salveReserveBytes = 4294967296
+function Assert-SalveRoomFor([string] $Source, [string] $Target) {
+    $size = $null
+    if ($Source -match '^https?://') {
+        try {
+            $head = Invoke-WebRequest -Uri $Source -Method Head -UseBasicParsing
+            $size = [int64] ([string] $head.Headers['Content-Length'])
+        } catch {
+            Write-Host "The size of $Source is not known before the download ($($_.Exception.Message)); free space is checked as it goes"
+        }
+    } elseif ($Source -match '^\\\\') {
+        $size = (Get-Item -LiteralPath $Source).Length
+    }
+    if (-not $size) { return }
+    $letter = Split-Path -Qualifier $Target
+    $free = [int64] (Get-CimInstance -ClassName Win32_LogicalDisk -Filter ("DeviceID='{0}'" -f $letter)).FreeSpace
+    if ($free - $size -lt $salveReserveBytes) {
+        $needGb = [math]::Round($size / 1073741824, 1).ToString('0.0', [Globalization.CultureInfo]::InvariantCulture)
+        $freeGb = [math]::Round($free / 1073741824, 1).ToString('0.0', [Globalization.CultureInfo]::InvariantCulture)
+        throw "$Source needs $needGb GB on $letter, which has $freeGb GB free; 4 GB must stay free after it (Exchange transport stops taking mail on a full drive). Free space on $letter, then run again; nothing was copied"
+    }
 }
 
 # Decided by the values, not by their presence: an empty PendingFileRenameOperations list, or

@@ -247,3 +247,39 @@ async fn setup_run_inside_a_winrm_shell_dies_when_setup_restarts_winrm() {
         state.services
     );
 }
+
+/// Free-space preflight: a 6 GB ISO for a drive with 7 GB free would leave it nearly full (the
+/// lab, like Windows, writes a copy until the disk is full and fails), so the update script
+/// refuses before copying anything, naming the sizes; the drive keeps its free space.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iso_that_would_fill_the_drive_is_refused_before_copying() {
+    let lab = Lab::start(
+        183,
+        "seed: 5\ntime_scale: 600\ntenants:\n  - name: t\n    hosts: 1\n    builds: [15.2.721.2]\nhosts:\n  t-ex01: {free_disk_gb: 7}\n",
+    )
+    .await;
+    let inventory = lab.inventory().write();
+    let playbook = lab.write(
+        "low.yml",
+        "- hosts: all\n  tasks:\n    - name: update\n      exchange_update:\n        target: path\n        sources: \"{{ salve_update_sources }}\"\n        license_switch: \"{{ salve_license_switch | default(none) }}\"\n        ad_prepared: true\n        min_free_disk_gb: 1\n",
+    );
+    let (code, events, all) = salve_run(&playbook, &inventory, &[]).await;
+    assert_ne!(code, 0, "{all}");
+    let update = finished(&events, "update").unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(update["status"], "failed", "{all}");
+    let msg = update["msg"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("needs 6.0 GB on C:, which has 7.0 GB free")
+            && msg.contains("nothing was copied"),
+        "{msg}"
+    );
+    let state = lab.fleet.state("t-ex01").unwrap();
+    assert_eq!(state.free_disk_bytes, 7 * 1024 * 1024 * 1024);
+    assert!(state.downloads.is_empty(), "{:?}", state.downloads);
+    assert_eq!(
+        lab.fleet
+            .log()
+            .count("t-ex01", |e| matches!(e, LabEvent::InstallStarted { .. })),
+        0
+    );
+}

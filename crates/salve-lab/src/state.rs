@@ -779,6 +779,10 @@ impl HostState {
     /// [`HostState::delete_download`]. Windows rule: a file held open cannot be replaced, and an
     /// attached disk image holds its file open ("The process cannot access the file ...
     /// because it is being used by another process").
+    ///
+    /// Windows rule: a copy or download larger than the free space writes until the disk is
+    /// full and fails with "There is not enough space on the disk."; the partial file stays
+    /// (Invoke-WebRequest -OutFile, Copy-Item of a large file) and the disk stays full.
     pub fn store_download(&mut self, path: &str, size: u64) -> Result<(), String> {
         if self.mounted_images.iter().any(|m| m == path) {
             return Err(format!(
@@ -786,6 +790,15 @@ impl HostState {
             ));
         }
         self.delete_download(path);
+        if size > self.free_disk_bytes {
+            self.downloads.push(SimFile {
+                path: path.to_string(),
+                sha256: String::new(),
+                size: self.free_disk_bytes,
+            });
+            self.free_disk_bytes = 0;
+            return Err("There is not enough space on the disk.".to_string());
+        }
         self.free_disk_bytes = self.free_disk_bytes.saturating_sub(size);
         self.downloads.push(SimFile {
             path: path.to_string(),
@@ -924,6 +937,18 @@ mod tests {
         assert_eq!(h.installer_busy(t("2021-03-10T09:05:00Z")), None);
         h.installing = Some("KB5000871".into());
         assert_eq!(h.installer_busy(now).as_deref(), Some("KB5000871"));
+    }
+
+    #[test]
+    fn a_copy_larger_than_the_free_space_fills_the_disk_and_fails() {
+        let mut h = host("15.2.792.3");
+        h.free_disk_bytes = 5 * 1024 * 1024 * 1024;
+        let e = h
+            .store_download("C:\\salve\\updates\\KB1.iso", 6 * 1024 * 1024 * 1024)
+            .unwrap_err();
+        assert_eq!(e, "There is not enough space on the disk.");
+        assert_eq!(h.free_disk_bytes, 0, "the disk is left full");
+        assert_eq!(h.downloads.len(), 1, "the partial file stays");
     }
 
     #[test]

@@ -24,6 +24,26 @@ const SETUP_OK: &str = "The Exchange Server setup operation completed successful
 /// Sizes of the packages the script pulls: an SU's .msp, a CU's ISO.
 const SU_BYTES: u64 = 150 * 1024 * 1024;
 const CU_BYTES: u64 = 6 * 1024 * 1024 * 1024;
+/// `$salveReserveBytes`: what `Assert-SalveRoomFor` keeps free after a package.
+const RESERVE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// `Assert-SalveRoomFor`: the package's size (known before the copy) plus the reserve must fit
+/// on the system drive, or the script refuses before writing anything.
+fn room_for(core: &FleetCore, idx: usize, req: &UpdateRequest, size: u64) -> Result<(), String> {
+    let free = core.with_host(idx, |s| s.free_disk_bytes);
+    if free.saturating_sub(size) < RESERVE_BYTES || free < size {
+        let gb = |b: u64| b as f64 / (1024.0 * 1024.0 * 1024.0);
+        return Err(format!(
+            "{} needs {:.1} GB on C:, which has {:.1} GB free; 4 GB must stay free after it \
+             (Exchange transport stops taking mail on a full drive). Free space on C:, then run \
+             again; nothing was copied",
+            req.source,
+            gb(size),
+            gb(free)
+        ));
+    }
+    Ok(())
+}
 
 /// Where `Get-SalvePayload` puts a package: `C:\salve\updates\<kb>.<ext>`.
 fn package_path(req: &UpdateRequest) -> String {
@@ -253,6 +273,9 @@ async fn install_su(
     if let Err(e) = out.read_file(&req.source) {
         return Outcome::failed(1, Vec::new(), e);
     }
+    if let Err(e) = room_for(core, idx, req, SU_BYTES) {
+        return Outcome::failed(1, Vec::new(), e);
+    }
     if let Err(e) = core.with_host(idx, |s| s.store_download(&package_path(req), SU_BYTES)) {
         return Outcome::failed(1, Vec::new(), e);
     }
@@ -402,6 +425,9 @@ async fn install_cu(
     // Get-SalvePayload, after dismounting an image an earlier run left attached; then
     // Mount-DiskImage, dismounted again when the script ends (`finally`).
     if let Err(e) = out.read_file(&req.source) {
+        return Outcome::failed(1, Vec::new(), e);
+    }
+    if let Err(e) = room_for(core, idx, req, CU_BYTES) {
         return Outcome::failed(1, Vec::new(), e);
     }
     let iso = package_path(req);
