@@ -165,6 +165,7 @@ $components = @()
 $clusterNode = $null
 $activationPolicy = $null
 $authExpiry = $null
+$managementError = $null
 if ($installPath -and -not $isLegacy) {
     try {
         Add-PSSnapin Microsoft.Exchange.Management.PowerShell.SnapIn -ErrorAction Stop
@@ -207,7 +208,10 @@ if ($installPath -and -not $isLegacy) {
             if ($cert) { $authExpiry = $cert.NotAfter.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ') }
         }
     } catch {
-        Write-Output "Exchange cmdlets not available ($($_.Exception.Message)); roles, DAG and components not read"
+        # Roles, DAG and components stay unread: salve stops the host rather than treat it as a
+        # standalone server with no roles.
+        $managementError = [string] $_.Exception.Message
+        Write-Output "Exchange cmdlets not available ($managementError); roles, DAG and components not read"
     }
 }
 
@@ -324,6 +328,7 @@ $answer = [ordered]@{
     boot_id                 = $bootId
     install_in_progress     = $installInProgress
     salve_jobs              = $salveJobs.ToArray()
+    exchange_management_error = $managementError
     config                  = Get-SalveFixConfig ($installPath -and -not $isLegacy)
 }
 Write-Output ('##salve-result## ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))

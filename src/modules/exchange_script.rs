@@ -197,8 +197,27 @@ pub fn reply<T: DeserializeOwned>(id: ScriptId, out: ScriptOutput) -> Result<Rep
     })
 }
 
-/// Read the host's Exchange facts.
+/// Read the host's Exchange facts. A server whose Exchange management cmdlets failed is an
+/// error naming the cause and the fix: its roles, DAG membership and component states are
+/// unknown, and salve never treats such a server as a standalone one with no roles.
 pub async fn facts(ctx: &CheckCtx<'_>) -> Result<FactsAnswer, Fail> {
+    let answer = facts_as_read(ctx).await?;
+    match &answer.exchange_management_error {
+        Some(e) => Err(Fail::failed(format!(
+            "Exchange could not be managed on {server}: {e}. Its roles, DAG membership and \
+             component states are unknown, so salve stops here rather than treat it as a \
+             standalone server. Check that the connecting account can manage Exchange \
+             (Organization Management) and that the server reaches a domain controller; a \
+             WinRM logon reaches Active Directory only with Kerberos delegation",
+            server = answer.computer_name
+        ))),
+        None => Ok(answer),
+    }
+}
+
+/// The host's Exchange facts as the script read them, whether or not Exchange could be
+/// managed (what a restart waits for: services).
+pub async fn facts_as_read(ctx: &CheckCtx<'_>) -> Result<FactsAnswer, Fail> {
     Ok(
         read::<FactsAnswer>(ctx, ReadOnlyId::ExchangeFacts, &serde_json::json!({}))
             .await?
@@ -514,6 +533,7 @@ pub mod testing {
             install_in_progress: None,
             salve_jobs: Vec::new(),
             config: None,
+            exchange_management_error: None,
         }
     }
 }

@@ -272,7 +272,7 @@ async fn restart(
     if !waits.services.is_zero() {
         let deadline = Instant::now() + waits.services;
         loop {
-            let waiting = match shipped::facts(ctx).await {
+            let waiting = match shipped::facts_as_read(ctx).await {
                 Ok(f) => f
                     .services
                     .iter()

@@ -4,6 +4,14 @@
 
 use crate::lab_support::{Lab, salve};
 
+/// The summary line of `host` in doctor's output.
+fn line_of(out: &str, host: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with(host))
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_each_problem_and_its_fix() {
     let lab = Lab::start(
@@ -32,12 +40,7 @@ async fn names_each_problem_and_its_fix() {
     );
     let (code, out) = salve(&["doctor", "-i", inventory.to_str().unwrap()]).await;
     assert_eq!(code, 2, "{out}");
-    let line = |host: &str| {
-        out.lines()
-            .find(|l| l.starts_with(host))
-            .unwrap_or_default()
-            .to_string()
-    };
+    let line = |host: &str| line_of(&out, host);
     assert!(
         line("ntlm-http").ends_with("dns ok, tcp ok, listener ok, command ok"),
         "{out}"
@@ -104,12 +107,7 @@ async fn names_package_shares_out_of_reach_and_who_reads_them() {
     );
     let (code, out) = salve(&["doctor", "-i", inventory.to_str().unwrap()]).await;
     assert_eq!(code, 2, "{out}");
-    let line = |host: &str| {
-        out.lines()
-            .find(|l| l.starts_with(host))
-            .unwrap_or_default()
-            .to_string()
-    };
+    let line = |host: &str| line_of(&out, host);
     assert!(
         line("no-become").ends_with("command ok, sources FAILED"),
         "{out}"

@@ -188,6 +188,11 @@ pub struct FactsAnswer {
     /// collected: what a later run re-attaches to instead of starting a second install.
     #[serde(default)]
     pub salve_jobs: Vec<JobInfo>,
+    /// Why Exchange could not be managed from this logon (the management shell did not load,
+    /// or its first cmdlets failed), with roles, DAG and components then unread; `None` when
+    /// they were read or the server has no Exchange 2013-or-later install.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_management_error: Option<String>,
     /// Fix-related configuration (`Get-SettingOverride`, Extended Protection, the Emergency
     /// Mitigation service, outbound rewrite rules); `None` from scripts that do not read it.
     #[serde(default)]

@@ -156,6 +156,8 @@ struct RawFaults {
     reboot: Option<Spanned<String>>,
     #[serde(default)]
     non_elevated_su: bool,
+    #[serde(default)]
+    exchange_unmanageable: bool,
 }
 
 /// Host name for the `n`th (1-based) host of a tenant.
@@ -527,6 +529,7 @@ fn apply_host(
             install_failure: f.install_failure,
             reboot,
             non_elevated_su: f.non_elevated_su,
+            exchange_unmanageable: f.exchange_unmanageable,
         };
     }
 }

@@ -237,6 +237,11 @@ pub struct HostFaults {
     pub reboot: RebootBehaviour,
     /// SUs install as from a non-elevated prompt: exit 0, but OWA/ECP answer HTTP 500.
     pub non_elevated_su: bool,
+    /// The Exchange management cmdlets fail on this server (the first AD read through them
+    /// fails: the logon cannot reach a domain controller with credentials, or AD is down), so
+    /// roles, DAG and components cannot be read.
+    #[serde(default)]
+    pub exchange_unmanageable: bool,
 }
 
 impl HostFaults {

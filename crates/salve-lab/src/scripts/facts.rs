@@ -36,7 +36,30 @@ pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
     0
 }
 
+/// The error `Get-ExchangeServer` throws when its AD read fails, as the script catches it.
+const UNMANAGEABLE: &str = "Active Directory operation failed on DC01. This error is not \
+                            retriable. Additional information: The supplied credential is invalid.";
+
 fn facts(s: &HostState) -> FactsAnswer {
+    let answer = read(s);
+    if s.faults.exchange_unmanageable && s.build.is_some() {
+        // The script's catch: roles, DAG, copies and components stay as initialised (empty).
+        return FactsAnswer {
+            roles: Vec::new(),
+            dag: None,
+            database_copies: Vec::new(),
+            component_states: Vec::new(),
+            cluster_node_state: None,
+            activation_policy: None,
+            auth_certificate_expiry: None,
+            exchange_management_error: Some(UNMANAGEABLE.to_string()),
+            ..answer
+        };
+    }
+    answer
+}
+
+fn read(s: &HostState) -> FactsAnswer {
     FactsAnswer {
         computer_name: s.name.clone(),
         family: s.family().map(|f| f.product_name().to_string()),
@@ -77,6 +100,7 @@ fn facts(s: &HostState) -> FactsAnswer {
             })
             .collect(),
         config: Some(s.config.facts(s.build)),
+        exchange_management_error: None,
     }
 }
 
