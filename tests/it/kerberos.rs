@@ -175,6 +175,53 @@ async fn pywinrm_with_kerberos_runs_a_command_on_the_lab() {
     }
 }
 
+/// Negotiate as Windows clients send it: pywinrm with its Kerberos token wrapped in SPNEGO
+/// (MIT's SPNEGO mechanism through pykerberos), over HTTP with message encryption and over
+/// HTTPS. The lab answers with a SPNEGO `NegTokenResp` carrying the AP-REP, as Windows does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pywinrm_with_spnego_wrapped_kerberos_runs_a_command_on_the_lab() {
+    let Some(py) = crate::lab_winrm::python() else {
+        return;
+    };
+    let Some((kdc, lab)) = realm_and_lab(160, None).await else {
+        return;
+    };
+    kdc.kinit(&[], USER, PASSWORD);
+    let ca = lab.ca().display().to_string();
+    let host = lab.host_names().remove(0);
+    for (endpoint, ca) in [
+        (format!("http://{}:5985/wsman", lab.address(&host)), "-"),
+        (
+            format!("https://{}:5986/wsman", lab.address(&host)),
+            ca.as_str(),
+        ),
+    ] {
+        let r = crate::lab_winrm::run_winrm_client(
+            &py,
+            &[
+                &endpoint,
+                "negotiate",
+                USER,
+                "unused",
+                ca,
+                "20",
+                "30",
+                "Write-Output $env:COMPUTERNAME",
+                &fqdn(&host),
+            ],
+            &kdc.env(),
+        )
+        .await;
+        assert_eq!(r["status_code"], 0, "{endpoint}: {r}");
+        assert_eq!(
+            r["std_out"].as_str().unwrap().trim(),
+            host,
+            "{endpoint}: {r}"
+        );
+    }
+    assert_eq!(kerberos_logons(&lab, &host), 2);
+}
+
 /// The failure of `host`'s first task (the connection's), as its event's text.
 fn failure(events: &[Value], host: &str, all: &str) -> String {
     events
