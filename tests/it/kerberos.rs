@@ -222,6 +222,41 @@ async fn pywinrm_with_spnego_wrapped_kerberos_runs_a_command_on_the_lab() {
     assert_eq!(kerberos_logons(&lab, &host), 2);
 }
 
+/// Kerberos is in every build, and the GSS-API library is loaded only when a host uses it: a
+/// machine without MIT's library (here: the library named by `SALVE_GSSAPI_LIBRARY` is not
+/// there) fails those hosts with what to install, and salve itself still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_gssapi_library_names_the_package_to_install() {
+    let Some((kdc, lab)) = realm_and_lab(161, None).await else {
+        return;
+    };
+    let inv = inventory(&lab, HTTP);
+    let playbook = lab.write("pb.yml", PLAYBOOK);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args(["run", "--json", "--all-tenants"])
+        .arg(playbook)
+        .arg("-i")
+        .arg(inv)
+        .env("LAB_PW", PASSWORD)
+        .env("NO_PROXY", "127.0.0.0/8")
+        .env("SALVE_GSSAPI_LIBRARY", "/nonexistent/libgssapi_krb5.so.2")
+        .envs(kdc.env())
+        .output()
+        .await
+        .unwrap();
+    let (code, events, all) = json_outcome(&out);
+    assert_ne!(code, 0, "{all}");
+    for host in lab.host_names() {
+        let msg = failure(&events, &host, &all);
+        assert!(
+            msg.contains("GSS-API library (libgssapi_krb5.so.2) cannot be loaded"),
+            "{msg}"
+        );
+        assert!(msg.contains("apt-get install libgssapi-krb5-2"), "{msg}");
+        assert_eq!(kerberos_logons(&lab, &host), 0);
+    }
+}
+
 /// The failure of `host`'s first task (the connection's), as its event's text.
 fn failure(events: &[Value], host: &str, all: &str) -> String {
     events
