@@ -56,6 +56,16 @@ fn inventory(lab: &Lab, vars: &str) -> std::path::PathBuf {
 }
 
 async fn run(lab: &Lab, kdc: &Kdc, inventory: &std::path::Path) -> (i32, Vec<Value>, String) {
+    run_with(lab, kdc, inventory, &[]).await
+}
+
+/// [`run`] with `extra` environment variables set after the realm's.
+async fn run_with(
+    lab: &Lab,
+    kdc: &Kdc,
+    inventory: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> (i32, Vec<Value>, String) {
     let playbook = lab.write("pb.yml", PLAYBOOK);
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
         .args(["run", "--json", "--all-tenants"])
@@ -65,6 +75,7 @@ async fn run(lab: &Lab, kdc: &Kdc, inventory: &std::path::Path) -> (i32, Vec<Val
         .env("LAB_PW", PASSWORD)
         .env("NO_PROXY", "127.0.0.0/8")
         .envs(kdc.env())
+        .envs(extra.iter().copied())
         .output()
         .await
         .unwrap();
@@ -231,20 +242,8 @@ async fn a_missing_gssapi_library_names_the_package_to_install() {
         return;
     };
     let inv = inventory(&lab, HTTP);
-    let playbook = lab.write("pb.yml", PLAYBOOK);
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
-        .args(["run", "--json", "--all-tenants"])
-        .arg(playbook)
-        .arg("-i")
-        .arg(inv)
-        .env("LAB_PW", PASSWORD)
-        .env("NO_PROXY", "127.0.0.0/8")
-        .env("SALVE_GSSAPI_LIBRARY", "/nonexistent/libgssapi_krb5.so.2")
-        .envs(kdc.env())
-        .output()
-        .await
-        .unwrap();
-    let (code, events, all) = json_outcome(&out);
+    let missing = [("SALVE_GSSAPI_LIBRARY", "/nonexistent/libgssapi_krb5.so.2")];
+    let (code, events, all) = run_with(&lab, &kdc, &inv, &missing).await;
     assert_ne!(code, 0, "{all}");
     for host in lab.host_names() {
         let msg = failure(&events, &host, &all);
@@ -254,6 +253,29 @@ async fn a_missing_gssapi_library_names_the_package_to_install() {
         );
         assert!(msg.contains("apt-get install libgssapi-krb5-2"), "{msg}");
         assert_eq!(kerberos_logons(&lab, &host), 0);
+    }
+}
+
+/// A realm whose KDC does not answer (krb5.conf names a loopback port nobody listens on): each
+/// host fails with that cause and where to fix it, instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_kdc_is_named() {
+    let Some((kdc, lab)) = realm_and_lab(162, None).await else {
+        return;
+    };
+    let conf = kdc.env().remove(0).1;
+    let dead = std::fs::read_to_string(&conf)
+        .unwrap()
+        .replace("127.0.0.1:18962", "127.0.0.1:18979");
+    let dead = lab.write("krb5-dead-kdc.conf", &dead);
+    let inv = inventory(&lab, HTTP);
+    let env = [("KRB5_CONFIG", dead.to_str().unwrap())];
+    let (code, events, all) = run_with(&lab, &kdc, &inv, &env).await;
+    assert_ne!(code, 0, "{all}");
+    for host in lab.host_names() {
+        let msg = failure(&events, &host, &all);
+        assert!(msg.contains("no KDC of the realm answered"), "{msg}");
+        assert!(msg.contains("port 88 of the domain controller"), "{msg}");
     }
 }
 
