@@ -791,7 +791,7 @@ mod layout_tests {
         assert_eq!(data, b"DATA\xAA\xBB");
     }
 
-    /// Without the `iov` feature, cross-krb5 emulates the IOV call and
+    /// A library that emulates the IOV call (cross-krb5 without `iov`)
     /// returns the whole token as data: no header to send, refused.
     #[test]
     fn windows_layout_refuses_an_emulated_iov_wrap() {
