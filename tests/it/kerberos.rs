@@ -254,6 +254,19 @@ async fn a_missing_gssapi_library_names_the_package_to_install() {
         assert!(msg.contains("apt-get install libgssapi-krb5-2"), "{msg}");
         assert_eq!(kerberos_logons(&lab, &host), 0);
     }
+    // `salve doctor` names it as the host's Kerberos problem, with the fix.
+    let (code, out) = doctor(&kdc, &inv, &missing).await;
+    assert_ne!(code, 0, "{out}");
+    let lines = doctor_lines(&out, &lab.host_names()[0]).join("\n");
+    assert!(lines.contains("kerberos FAILED"), "{out}");
+    assert!(
+        lines.contains("kerberos: MIT Kerberos' GSS-API library"),
+        "{out}"
+    );
+    assert!(
+        lines.contains("fix: install MIT Kerberos' GSS-API library"),
+        "{out}"
+    );
 }
 
 /// A realm whose KDC does not answer (krb5.conf names a loopback port nobody listens on): each
@@ -380,7 +393,7 @@ async fn a_clock_skewed_beyond_the_realms_limit_is_named() {
     assert!(msg.contains("clock skew"), "{msg}");
     assert!(msg.contains("synchronise this machine's clock"), "{msg}");
     // `salve doctor` names it too.
-    let (code, out) = doctor(&kdc, &inv).await;
+    let (code, out) = doctor(&kdc, &inv, &[]).await;
     assert_ne!(code, 0, "{out}");
     let lines = doctor_lines(&out, &lab.host_names()[0]).join("\n");
     assert!(lines.contains("kerberos: clock skew"), "{out}");
@@ -391,7 +404,8 @@ async fn a_clock_skewed_beyond_the_realms_limit_is_named() {
 }
 
 /// `salve doctor -i inventory` in the realm's environment: (exit code, stdout).
-async fn doctor(kdc: &Kdc, inventory: &std::path::Path) -> (i32, String) {
+/// `salve doctor` on `inventory` in the realm, with `extra` environment variables.
+async fn doctor(kdc: &Kdc, inventory: &std::path::Path, extra: &[(&str, &str)]) -> (i32, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
         .arg("doctor")
         .arg("-i")
@@ -399,6 +413,7 @@ async fn doctor(kdc: &Kdc, inventory: &std::path::Path) -> (i32, String) {
         .env("LAB_PW", PASSWORD)
         .env("NO_PROXY", "127.0.0.0/8")
         .envs(kdc.env())
+        .envs(extra.iter().copied())
         .output()
         .await
         .unwrap();
@@ -442,7 +457,7 @@ async fn doctor_names_each_kerberos_misconfiguration_with_its_fix() {
 "
     );
     let inv = lab.write("doctor.yml", &text);
-    let (code, out) = doctor(&kdc, &inv).await;
+    let (code, out) = doctor(&kdc, &inv, &[]).await;
     assert_ne!(code, 0, "{out}");
     let expect = [
         ("healthy", "spn ok", ""),
