@@ -1,5 +1,6 @@
-//! What a Kerberos failure means and how to fix it. The GSSAPI library (MIT krb5 on Linux)
-//! reports failures as its minor status text ("Clock skew too great", "Server ... not found
+//! What a Kerberos failure means and how to fix it. The GSSAPI library (MIT krb5 on Linux,
+//! loaded at run time by `salve-gssapi`, which says so when it is missing) reports failures as
+//! its minor status text ("Clock skew too great", "Server ... not found
 //! in Kerberos database"); [`diagnose`] turns that text into a [`KerberosProblem`] whose
 //! message names the cause and the fix. The WinRM transport and `salve doctor` both use it.
 
@@ -24,6 +25,8 @@ pub enum KerberosProblem {
     KdcUnreachable,
     /// The realm has no service principal for the host (no SPN registered).
     MissingSpn { spn: String },
+    /// MIT Kerberos' GSS-API library (loaded at run time) is not on this machine.
+    NoLibrary,
 }
 
 impl KerberosProblem {
@@ -55,6 +58,10 @@ impl KerberosProblem {
             KerberosProblem::KdcUnreachable => "check the `kdc` entries of the realm in \
                 krb5.conf and that port 88 of the domain controller is reachable from here"
                 .into(),
+            KerberosProblem::NoLibrary => "install MIT Kerberos' GSS-API library \
+                (Debian/Ubuntu: `apt-get install libgssapi-krb5-2`; RHEL/Fedora: `dnf install \
+                krb5-libs`), or name its file in SALVE_GSSAPI_LIBRARY"
+                .into(),
             KerberosProblem::MissingSpn { spn } => {
                 let host = spn.split_once('/').map_or(spn.as_str(), |(_, h)| h);
                 let host = host.split('@').next().unwrap_or(host);
@@ -82,6 +89,9 @@ impl fmt::Display for KerberosProblem {
                 write!(f, "unknown realm: krb5.conf names no KDC for {realm}")
             }
             KerberosProblem::KdcUnreachable => f.write_str("no KDC of the realm answered"),
+            KerberosProblem::NoLibrary => {
+                f.write_str("MIT Kerberos' GSS-API library (libgssapi_krb5.so.2) cannot be loaded")
+            }
             KerberosProblem::MissingSpn { spn } => write!(
                 f,
                 "missing SPN: the realm has no service principal {spn}"
@@ -94,7 +104,9 @@ impl fmt::Display for KerberosProblem {
 pub fn diagnose(text: &str) -> Option<KerberosProblem> {
     let lower = text.to_ascii_lowercase();
     let has = |needle: &str| lower.contains(needle);
-    if has("clock skew too great") {
+    if has("gss-api library") && (has("could not be loaded") || has("not a usable")) {
+        Some(KerberosProblem::NoLibrary)
+    } else if has("clock skew too great") {
         Some(KerberosProblem::ClockSkew)
     } else if has("preauthentication failed")
         || has("decrypt integrity check failed")
@@ -181,6 +193,14 @@ mod tests {
             assert_eq!(diagnose(text), Some(problem), "{text}");
         }
         assert_eq!(diagnose("HTTP 500"), None);
+        // salve-gssapi's own words when the library is missing or foreign.
+        for text in [
+            "Kerberos needs MIT Kerberos' GSS-API library, and libgssapi_krb5.so.2 could not be \
+             loaded (libgssapi_krb5.so.2: cannot open shared object file)",
+            "/opt/x.so is not a usable MIT GSS-API library: it has no gss_wrap_iov",
+        ] {
+            assert_eq!(diagnose(text), Some(KerberosProblem::NoLibrary), "{text}");
+        }
     }
 
     #[test]

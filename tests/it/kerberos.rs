@@ -56,6 +56,16 @@ fn inventory(lab: &Lab, vars: &str) -> std::path::PathBuf {
 }
 
 async fn run(lab: &Lab, kdc: &Kdc, inventory: &std::path::Path) -> (i32, Vec<Value>, String) {
+    run_with(lab, kdc, inventory, &[]).await
+}
+
+/// [`run`] with `extra` environment variables set after the realm's.
+async fn run_with(
+    lab: &Lab,
+    kdc: &Kdc,
+    inventory: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> (i32, Vec<Value>, String) {
     let playbook = lab.write("pb.yml", PLAYBOOK);
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
         .args(["run", "--json", "--all-tenants"])
@@ -65,6 +75,7 @@ async fn run(lab: &Lab, kdc: &Kdc, inventory: &std::path::Path) -> (i32, Vec<Val
         .env("LAB_PW", PASSWORD)
         .env("NO_PROXY", "127.0.0.0/8")
         .envs(kdc.env())
+        .envs(extra.iter().copied())
         .output()
         .await
         .unwrap();
@@ -175,6 +186,112 @@ async fn pywinrm_with_kerberos_runs_a_command_on_the_lab() {
     }
 }
 
+/// Negotiate as Windows clients send it: pywinrm with its Kerberos token wrapped in SPNEGO
+/// (MIT's SPNEGO mechanism through pykerberos), over HTTP with message encryption and over
+/// HTTPS. The lab answers with a SPNEGO `NegTokenResp` carrying the AP-REP, as Windows does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pywinrm_with_spnego_wrapped_kerberos_runs_a_command_on_the_lab() {
+    let Some(py) = crate::lab_winrm::python() else {
+        return;
+    };
+    let Some((kdc, lab)) = realm_and_lab(160, None).await else {
+        return;
+    };
+    kdc.kinit(&[], USER, PASSWORD);
+    let ca = lab.ca().display().to_string();
+    let host = lab.host_names().remove(0);
+    for (endpoint, ca) in [
+        (format!("http://{}:5985/wsman", lab.address(&host)), "-"),
+        (
+            format!("https://{}:5986/wsman", lab.address(&host)),
+            ca.as_str(),
+        ),
+    ] {
+        let r = crate::lab_winrm::run_winrm_client(
+            &py,
+            &[
+                &endpoint,
+                "negotiate",
+                USER,
+                "unused",
+                ca,
+                "20",
+                "30",
+                "Write-Output $env:COMPUTERNAME",
+                &fqdn(&host),
+            ],
+            &kdc.env(),
+        )
+        .await;
+        assert_eq!(r["status_code"], 0, "{endpoint}: {r}");
+        assert_eq!(
+            r["std_out"].as_str().unwrap().trim(),
+            host,
+            "{endpoint}: {r}"
+        );
+    }
+    assert_eq!(kerberos_logons(&lab, &host), 2);
+}
+
+/// Kerberos is in every build, and the GSS-API library is loaded only when a host uses it: a
+/// machine without MIT's library (here: the library named by `SALVE_GSSAPI_LIBRARY` is not
+/// there) fails those hosts with what to install, and salve itself still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_gssapi_library_names_the_package_to_install() {
+    let Some((kdc, lab)) = realm_and_lab(161, None).await else {
+        return;
+    };
+    let inv = inventory(&lab, HTTP);
+    let missing = [("SALVE_GSSAPI_LIBRARY", "/nonexistent/libgssapi_krb5.so.2")];
+    let (code, events, all) = run_with(&lab, &kdc, &inv, &missing).await;
+    assert_ne!(code, 0, "{all}");
+    for host in lab.host_names() {
+        let msg = failure(&events, &host, &all);
+        assert!(
+            msg.contains("GSS-API library (libgssapi_krb5.so.2) cannot be loaded"),
+            "{msg}"
+        );
+        assert!(msg.contains("apt-get install libgssapi-krb5-2"), "{msg}");
+        assert_eq!(kerberos_logons(&lab, &host), 0);
+    }
+    // `salve doctor` names it as the host's Kerberos problem, with the fix.
+    let (code, out) = doctor(&kdc, &inv, &missing).await;
+    assert_ne!(code, 0, "{out}");
+    let lines = doctor_lines(&out, &lab.host_names()[0]).join("\n");
+    assert!(lines.contains("kerberos FAILED"), "{out}");
+    assert!(
+        lines.contains("kerberos: MIT Kerberos' GSS-API library"),
+        "{out}"
+    );
+    assert!(
+        lines.contains("fix: install MIT Kerberos' GSS-API library"),
+        "{out}"
+    );
+}
+
+/// A realm whose KDC does not answer (krb5.conf names a loopback port nobody listens on): each
+/// host fails with that cause and where to fix it, instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_kdc_is_named() {
+    let Some((kdc, lab)) = realm_and_lab(162, None).await else {
+        return;
+    };
+    let conf = kdc.env().remove(0).1;
+    let dead = std::fs::read_to_string(&conf)
+        .unwrap()
+        .replace("127.0.0.1:18962", "127.0.0.1:18979");
+    let dead = lab.write("krb5-dead-kdc.conf", &dead);
+    let inv = inventory(&lab, HTTP);
+    let env = [("KRB5_CONFIG", dead.to_str().unwrap())];
+    let (code, events, all) = run_with(&lab, &kdc, &inv, &env).await;
+    assert_ne!(code, 0, "{all}");
+    for host in lab.host_names() {
+        let msg = failure(&events, &host, &all);
+        assert!(msg.contains("no KDC of the realm answered"), "{msg}");
+        assert!(msg.contains("port 88 of the domain controller"), "{msg}");
+    }
+}
+
 /// The failure of `host`'s first task (the connection's), as its event's text.
 fn failure(events: &[Value], host: &str, all: &str) -> String {
     events
@@ -276,7 +393,7 @@ async fn a_clock_skewed_beyond_the_realms_limit_is_named() {
     assert!(msg.contains("clock skew"), "{msg}");
     assert!(msg.contains("synchronise this machine's clock"), "{msg}");
     // `salve doctor` names it too.
-    let (code, out) = doctor(&kdc, &inv).await;
+    let (code, out) = doctor(&kdc, &inv, &[]).await;
     assert_ne!(code, 0, "{out}");
     let lines = doctor_lines(&out, &lab.host_names()[0]).join("\n");
     assert!(lines.contains("kerberos: clock skew"), "{out}");
@@ -287,7 +404,8 @@ async fn a_clock_skewed_beyond_the_realms_limit_is_named() {
 }
 
 /// `salve doctor -i inventory` in the realm's environment: (exit code, stdout).
-async fn doctor(kdc: &Kdc, inventory: &std::path::Path) -> (i32, String) {
+/// `salve doctor` on `inventory` in the realm, with `extra` environment variables.
+async fn doctor(kdc: &Kdc, inventory: &std::path::Path, extra: &[(&str, &str)]) -> (i32, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
         .arg("doctor")
         .arg("-i")
@@ -295,6 +413,7 @@ async fn doctor(kdc: &Kdc, inventory: &std::path::Path) -> (i32, String) {
         .env("LAB_PW", PASSWORD)
         .env("NO_PROXY", "127.0.0.0/8")
         .envs(kdc.env())
+        .envs(extra.iter().copied())
         .output()
         .await
         .unwrap();
@@ -338,7 +457,7 @@ async fn doctor_names_each_kerberos_misconfiguration_with_its_fix() {
 "
     );
     let inv = lab.write("doctor.yml", &text);
-    let (code, out) = doctor(&kdc, &inv).await;
+    let (code, out) = doctor(&kdc, &inv, &[]).await;
     assert_ne!(code, 0, "{out}");
     let expect = [
         ("healthy", "spn ok", ""),

@@ -18,9 +18,7 @@ mod exchange_modules_lab;
 mod exchange_modules_playbooks;
 mod exchange_modules_scripts;
 mod journal;
-#[cfg(feature = "kerberos")]
 mod kerberos;
-#[cfg(feature = "kerberos")]
 mod kerberos_support;
 mod lab_sim;
 mod lab_support;

@@ -5,8 +5,8 @@
 # the repository root, Debian's OpenSSH server (sshd, started by the SSH tests on loopback),
 # Debian's PostgreSQL server (throwaway clusters for the queue tests), Debian's Chromium (the
 # run-report test opens the HTML pages in it, headless) and MIT Kerberos (a throwaway realm for
-# the Kerberos tests, tests/peers/krb5kdc.sh), with the krb5 headers and libclang that building
-# salve's GSSAPI binding (the `kerberos` feature) needs. Idempotent and quiet; needs python3
+# the Kerberos tests, tests/peers/krb5kdc.sh), with the krb5 headers pykerberos builds against
+# (salve itself needs no headers: it loads libgssapi_krb5.so.2 at run time). Idempotent and quiet; needs python3
 # (3.11 on Debian 12) with venv, and root with apt-get for the Debian packages (each skipped
 # when its file exists).
 set -eu
@@ -88,13 +88,12 @@ install_ansible() {
 }
 
 # MIT Kerberos: the KDC and its admin tools (krb5kdc.sh), kinit/klist, and the development
-# files (krb5-config, headers) plus libclang that the libgssapi-sys build script needs.
+# files (krb5-config, headers) that pip builds pykerberos (pywinrm's Kerberos) against.
 install_kerberos() {
     install_deb /usr/sbin/krb5kdc krb5-kdc "the Kerberos tests need a KDC"
     install_deb /usr/sbin/kadmin.local krb5-admin-server "the Kerberos tests create principals with it"
     install_deb /usr/bin/kinit krb5-user "salve doctor's Kerberos checks and the tests use kinit"
-    install_deb /usr/bin/krb5-config libkrb5-dev "building salve's GSSAPI binding needs the krb5 headers"
-    install_deb '/usr/lib/llvm-*/lib/libclang.so*' libclang-dev "building salve's GSSAPI binding runs bindgen"
+    install_deb /usr/bin/krb5-config libkrb5-dev "pywinrm's pykerberos builds against the krb5 headers"
     install_deb '/usr/lib/*/faketime/libfaketime.so.1' libfaketime "the clock-skew test runs a KDC with its clock off"
 }
 

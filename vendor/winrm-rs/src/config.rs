@@ -732,7 +732,7 @@ pub enum AuthMethod {
     ///
     /// Sends raw Kerberos GSS-API tokens (mechanism krb5, RFC 4121; not
     /// SPNEGO-wrapped) under the `Negotiate` HTTP scheme, via the system
-    /// Kerberos library (`cross-krb5`). The service principal is `HTTP/<host>`,
+    /// Kerberos library (`salve-gssapi`). The service principal is `HTTP/<host>`,
     /// where host is the endpoint URL's host as parsed (IDN in punycode,
     /// short/octal IPv4 in dotted-quad form, IPv6 without brackets); when the
     /// configured host already equals that parsed host up to ASCII case, its

@@ -79,7 +79,8 @@
 //!
 //! # Cargo features
 //!
-//! - **`kerberos`** -- Enables Kerberos authentication via `cross-krb5`.
+//! - **`kerberos`** -- Enables Kerberos authentication via `salve-gssapi` (salve: MIT's
+//!   GSS-API loaded at run time).
 //! - **`credssp`** -- *Experimental.* Enables `CredSSP` authentication for
 //!   double-hop delegation. Links the host's OpenSSL through `openssl-sys`
 //!   (required because Microsoft's `CredSSP` server has proven incompatible

@@ -1,9 +1,9 @@
 //! Authentication on the lab's WinRM listener, as Windows does it: Basic (only where the
 //! listener allows it, and over HTTP only with `AllowUnencrypted`), NTLM through Negotiate, and
-//! Kerberos through Negotiate (raw Kerberos tokens, on hosts whose SPN key the lab holds; the
-//! AP-REP goes back in the 200's `WWW-Authenticate`), with the context kept per connection.
-//! SPNEGO-wrapped tokens (`NegTokenInit`) are refused: the clients the lab serves (winrm-rs,
-//! pywinrm with pykerberos) send raw Kerberos, which Windows accepts under Negotiate. Over
+//! Kerberos through Negotiate, on hosts whose SPN key the lab holds, as a raw Kerberos token
+//! (winrm-rs, pywinrm's default) or wrapped in SPNEGO as Windows clients send it
+//! ([`super::spnego`]; the AP-REP then goes back inside a `NegTokenResp`), the answer in the
+//! 200's `WWW-Authenticate` and the context kept per connection. Over
 //! HTTPS, a client certificate with the mutual-authentication profile is mapped to the account
 //! ([`super::certmap`]).
 
@@ -14,6 +14,7 @@ use super::certmap::{MUTUAL_SECPROFILE, certificate_upn};
 use super::context::HostCtx;
 use super::kerberos::{KerberosAcceptor, KerberosError, is_kerberos_token};
 use super::ntlm::{NtlmAcceptor, NtlmError, Step};
+use super::spnego::{accept_completed, is_spnego_init, kerberos_offer};
 use crate::host_api::ProtocolEvent;
 
 /// How a connection is authenticated so far.
@@ -149,9 +150,27 @@ pub(super) fn authenticate(
         return AuthOutcome::Accepted(None);
     }
     if scheme.eq_ignore_ascii_case("Negotiate")
+        && let Some(token) = B64.decode(value).ok().filter(|t| is_spnego_init(t))
+    {
+        return match kerberos_offer(&token) {
+            Ok(offer) => kerberos(
+                ctx,
+                auth,
+                &offer.token,
+                |ap_rep| accept_completed(&offer, ap_rep),
+                fail,
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "SPNEGO NegTokenInit refused");
+                *auth = ConnAuth::None;
+                fail("negotiate", String::new())
+            }
+        };
+    }
+    if scheme.eq_ignore_ascii_case("Negotiate")
         && let Some(token) = B64.decode(value).ok().filter(|t| is_kerberos_token(t))
     {
-        return kerberos(ctx, auth, &token, fail);
+        return kerberos(ctx, auth, &token, |ap_rep| ap_rep, fail);
     }
     if !(scheme.eq_ignore_ascii_case("Negotiate") || scheme.eq_ignore_ascii_case("NTLM"))
         || !ctx.config.allow_ntlm
@@ -203,7 +222,7 @@ pub(super) fn authenticate(
                 _ => fail("ntlm", String::new()),
             }
         }
-        // SPNEGO-wrapped tokens (Kerberos or NTLM inside SPNEGO) are not served by the lab.
+        // Neither NTLMSSP nor a GSS-API initial token.
         _ => {
             *auth = ConnAuth::None;
             fail("negotiate", String::new())
@@ -250,10 +269,12 @@ fn certificate(
 
 /// Accept a Kerberos AP-REQ: on a host without an SPN key, or for another account, or with a
 /// ticket that does not decrypt or a clock beyond the skew limit, a 401 as Windows answers.
+/// The AP-REP goes back as `answer` frames it (as is, or inside SPNEGO's `NegTokenResp`).
 fn kerberos(
     ctx: &HostCtx,
     auth: &mut ConnAuth,
     token: &[u8],
+    answer: impl FnOnce(Vec<u8>) -> Vec<u8>,
     fail: impl Fn(&str, String) -> AuthOutcome,
 ) -> AuthOutcome {
     *auth = ConnAuth::None;
@@ -271,7 +292,7 @@ fn kerberos(
                 user: user.clone(),
             });
             *auth = ConnAuth::Kerberos { session, user };
-            AuthOutcome::Accepted(Some(format!("Negotiate {}", B64.encode(ap_rep))))
+            AuthOutcome::Accepted(Some(format!("Negotiate {}", B64.encode(answer(ap_rep)))))
         }
         Ok((_, user, _)) => fail("kerberos", user),
         Err(e) => {

@@ -3,7 +3,8 @@
 //!
 //! [`server`] accepts connections and speaks HTTP/1.1 keep-alive (with MS-WSMV message
 //! encryption over HTTP, framed by [`encryption`]); [`auth`] does Basic, NTLM (the acceptor
-//! in [`ntlm`]), Kerberos (the acceptor in [`kerberos`], keys from a [`keytab`]) and client
+//! in [`ntlm`]), Kerberos (the acceptor in [`kerberos`], keys from a [`keytab`], raw or inside
+//! SPNEGO, [`spnego`]) and client
 //! certificates over HTTPS ([`certmap`]); [`operations`] serves the cmd-shell operations (Create, Command, Receive, Send,
 //! Signal, Delete) under the service's quotas. [`context`] holds the listener's configuration
 //! and the per-host state they share, [`soap`] reads and writes the envelopes, [`shell`] keeps
@@ -20,6 +21,7 @@ pub mod operations;
 pub mod server;
 pub mod shell;
 pub mod soap;
+pub mod spnego;
 pub mod tls;
 
 pub use context::{AccessEntry, ListenerConfig, Quotas, Scheme};

@@ -1,9 +1,11 @@
 // Kerberos authentication for WinRM.
 //
-// Requires the `kerberos` feature. Uses `cross-krb5` which leverages
-// the system Kerberos library (libkrb5 on Linux, SSPI on Windows).
+// Requires the `kerberos` feature. salve: uses `salve-gssapi`, MIT Kerberos'
+// GSS-API library (`libgssapi_krb5.so.2`) loaded at run time, instead of
+// `cross-krb5` (which binds it at build time with bindgen).
 //
-// Prerequisites: `kinit user@REALM` must have been run to obtain a TGT.
+// Credentials: the default credential cache (`kinit user@REALM`), or a
+// ticket from the client's password (`kerberos_password_login`).
 //
 // The tokens are raw Kerberos GSS-API tokens (mechanism krb5, RFC 4121), not
 // SPNEGO: they ride on the `Negotiate` HTTP scheme, whose Windows acceptor
@@ -369,7 +371,7 @@ type WrapParts = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
 /// that connection's messages.
 #[cfg(feature = "kerberos")]
 pub(crate) struct KerberosSession {
-    ctx: cross_krb5::ClientCtx,
+    ctx: salve_gssapi::Context,
 }
 
 #[cfg(feature = "kerberos")]
@@ -390,36 +392,17 @@ impl KerberosSession {
 
     /// `gss_wrap_iov` of `plaintext`, encrypted: (header, data, padding,
     /// trailer).
-    #[cfg(not(windows))]
     fn wrap_parts(&mut self, plaintext: &[u8]) -> Result<WrapParts, WinrmError> {
-        use cross_krb5::K5Ctx;
-        let iov = self
+        let wrapped = self
             .ctx
-            .wrap_iov(true, plaintext.into())
+            .wrap_iov(plaintext)
             .map_err(|e| sealing_error(format!("wrap failed: {e}")))?;
-        let (header, rest) = iov.into_inner();
-        let (data, rest) = rest.into_inner();
-        let (padding, trailer) = rest.into_inner();
         Ok((
-            header.to_vec(),
-            data.to_vec(),
-            padding.to_vec(),
-            trailer.to_vec(),
+            wrapped.header,
+            wrapped.data,
+            wrapped.padding,
+            wrapped.trailer,
         ))
-    }
-
-    /// `EncryptMessage` of `plaintext` (SSPI): (header, data, padding, no
-    /// trailer), the header already in the Windows layout.
-    #[cfg(windows)]
-    fn wrap_parts(&mut self, plaintext: &[u8]) -> Result<WrapParts, WinrmError> {
-        use cross_krb5::K5Ctx;
-        let iov = self
-            .ctx
-            .wrap_iov(true, plaintext.into())
-            .map_err(|e| sealing_error(format!("wrap failed: {e}")))?;
-        let (header, rest) = iov.into_inner();
-        let (data, padding) = rest.into_inner();
-        Ok((header.to_vec(), data.to_vec(), padding.to_vec(), Vec::new()))
     }
 
     /// Parse and unwrap a sealed answer. The framing must be exact (see
@@ -427,7 +410,6 @@ impl KerberosSession {
     /// the server that unwraps with this context, and the plaintext as long
     /// as announced.
     pub(crate) fn unseal_body(&mut self, data: &[u8]) -> Result<String, WinrmError> {
-        use cross_krb5::K5Ctx;
         let bad =
             |what: &str| sealing_error(format!("sealed answer: {what} ({} bytes)", data.len()));
         let frame = parse_sealed_answer(data)?;
@@ -441,7 +423,7 @@ impl KerberosSession {
         if plaintext.len() != frame.length {
             return Err(bad("plaintext length differs from OriginalContent Length"));
         }
-        String::from_utf8(plaintext.to_vec()).map_err(|_| bad("plaintext is not UTF-8"))
+        String::from_utf8(plaintext).map_err(|_| bad("plaintext is not UTF-8"))
     }
 }
 
@@ -455,10 +437,8 @@ impl KerberosSession {
 /// one failed logon, not one per host (Active Directory locks an account out after a few),
 /// while a long-lived runner still tries again later (a KDC back up, a clock fixed).
 #[cfg(feature = "kerberos")]
-fn password_cred(login: &PasswordLogin) -> Result<cross_krb5::Cred, String> {
-    use libgssapi::credential::{Cred, CredUsage};
-    use libgssapi::name::Name;
-    use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_KRB5_PRINCIPAL, OidSet};
+fn password_cred(login: &PasswordLogin) -> Result<salve_gssapi::Cred, String> {
+    use salve_gssapi::Cred;
     use secrecy::ExposeSecret;
     use sha2::Digest;
     use std::collections::HashMap;
@@ -484,38 +464,27 @@ fn password_cred(login: &PasswordLogin) -> Result<cross_krb5::Cred, String> {
         Err(_) => at.elapsed() < RETRY_AFTER,
     };
     if let Some((known, _)) = acquired.get(&key).filter(|c| fresh(c)) {
-        return known.clone().map(cross_krb5::Cred::from);
+        return known.clone();
     }
-    let exchange = || -> Result<Cred, libgssapi::error::Error> {
-        let name = Name::new(login.principal.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL))?;
-        let mut mechs = OidSet::new();
-        mechs.add(GSS_MECH_KRB5)?;
-        Cred::acquire_with_password(
-            Some(&name),
-            login.password.expose_secret(),
-            None,
-            CredUsage::Initiate,
-            Some(&mechs),
-        )
-    };
-    let result = exchange().map_err(|e| format!("getting a ticket for {}: {e}", login.principal));
+    let result = Cred::with_password(&login.principal, login.password.expose_secret())
+        .map_err(|e| format!("getting a ticket for {}: {e}", login.principal));
     acquired.insert(key, (result.clone(), std::time::Instant::now()));
-    result.map(cross_krb5::Cred::from)
+    result
 }
 
 /// The library's pending client context, seen through the testable seam.
 #[cfg(feature = "kerberos")]
-impl wire::PendingStep for cross_krb5::PendingClientCtx {
-    type Ctx = cross_krb5::ClientCtx;
+impl wire::PendingStep for salve_gssapi::PendingContext {
+    type Ctx = salve_gssapi::Context;
 
     fn step(self, token: &[u8]) -> Result<wire::StepOutcome<Self::Ctx>, String> {
-        use cross_krb5::Step;
-        match cross_krb5::PendingClientCtx::step(self, token) {
-            Ok(Step::Finished((ctx, extra))) => Ok(wire::StepOutcome::Finished {
-                ctx,
-                extra_token: extra.is_some(),
+        use salve_gssapi::Step;
+        match salve_gssapi::PendingContext::step(self, token) {
+            Ok(Step::Finished { context, token }) => Ok(wire::StepOutcome::Finished {
+                ctx: context,
+                extra_token: token.is_some(),
             }),
-            Ok(Step::Continue(_)) => Ok(wire::StepOutcome::Continue),
+            Ok(Step::Continue { .. }) => Ok(wire::StepOutcome::Continue),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -532,35 +501,26 @@ impl KerberosAuth {
     async fn initiate(
         &self,
         channel_bindings: Option<Vec<u8>>,
-    ) -> Result<(cross_krb5::PendingClientCtx, String), WinrmError> {
+    ) -> Result<(salve_gssapi::PendingContext, String), WinrmError> {
         let service_principal = self.service_principal.clone();
         let login = self.login.clone();
         run_blocking_bounded(self.kdc_timeout, self.kdc_slots.clone(), move || {
             use base64::Engine;
             use base64::engine::general_purpose::STANDARD as B64;
-            use cross_krb5::{ClientCtx, InitiateFlags};
-            // Empty flags: mutual authentication and confidentiality are both
-            // requested and required by cross-krb5.
+            // Mutual authentication and confidentiality are both requested and
+            // required (see `salve_gssapi::initiate`).
             let started = match login {
                 // Default credentials (from kinit).
-                None => ClientCtx::new(
-                    InitiateFlags::empty(),
-                    None,
-                    &service_principal,
-                    channel_bindings.as_deref(),
-                )
-                .map(|(ctx, token)| (ctx, token.to_vec()))
-                .map_err(|e| format!("{e:#}")),
+                None => salve_gssapi::initiate(None, &service_principal, channel_bindings.as_deref())
+                    .map_err(|e| e.to_string()),
                 Some(login) => password_cred(&login).and_then(|cred| {
-                        ClientCtx::new_with_cred(
-                            InitiateFlags::empty(),
-                            cred,
-                            &service_principal,
-                            channel_bindings.as_deref(),
-                        )
-                        .map(|(ctx, token)| (ctx, token.to_vec()))
-                        .map_err(|e| format!("{e:#}"))
-                    }),
+                    salve_gssapi::initiate(
+                        Some(&cred),
+                        &service_principal,
+                        channel_bindings.as_deref(),
+                    )
+                    .map_err(|e| e.to_string())
+                }),
             };
             let (ctx, token) =
                 started.map_err(|e| WinrmError::AuthFailed(format!("Kerberos init: {e}")))?;
@@ -768,9 +728,8 @@ impl AuthTransport for KerberosAuth {
         _body: String,
     ) -> Result<String, WinrmError> {
         Err(WinrmError::AuthFailed(
-            "Kerberos auth requires the 'kerberos' feature: this salve was built \
-             without it; build it with `--features kerberos` (needs libkrb5-dev \
-             and libclang-dev)"
+            "Kerberos auth requires winrm-rs's 'kerberos' feature, which this build \
+             does not enable"
                 .into(),
         ))
     }
@@ -832,7 +791,7 @@ mod layout_tests {
         assert_eq!(data, b"DATA\xAA\xBB");
     }
 
-    /// Without the `iov` feature, cross-krb5 emulates the IOV call and
+    /// A library that emulates the IOV call (cross-krb5 without `iov`)
     /// returns the whole token as data: no header to send, refused.
     #[test]
     fn windows_layout_refuses_an_emulated_iov_wrap() {
