@@ -52,7 +52,8 @@ function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName
     if ($Source -match '^https?://') {
         [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
         Write-Host "Downloading $Source"
-        Invoke-WebRequest -Uri $Source -OutFile $target -UseBasicParsing
+        $web = Get-SalveWebArgs
+        Invoke-WebRequest -Uri $Source -OutFile $target -UseBasicParsing @web
     } elseif ($Source -match '^\\\\') {
         Write-Host "Copying $Source"
         Copy-Item -LiteralPath $Source -Destination $target -Force
@@ -73,11 +74,24 @@ function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName
 # applies back pressure and stops taking mail. The package's size (Content-Length of a HEAD
 # request, or the share file's length) plus a reserve must fit before anything is written.
 $salveReserveBytes = 4294967296
+
+# The proxy a URL source names: Invoke-WebRequest's -Proxy, authenticating as the account the
+# step runs as (-ProxyUseDefaultCredentials). Without it, .NET's default (the account's system
+# proxy settings, or none).
+function Get-SalveWebArgs {
+    $web = @{}
+    if ($SalveArgs.proxy) {
+        $web.Proxy = [string] $SalveArgs.proxy
+        $web.ProxyUseDefaultCredentials = $true
+    }
+    return $web
+}
 function Assert-SalveRoomFor([string] $Source, [string] $Target) {
     $size = $null
     if ($Source -match '^https?://') {
         try {
-            $head = Invoke-WebRequest -Uri $Source -Method Head -UseBasicParsing
+            $web = Get-SalveWebArgs
+            $head = Invoke-WebRequest -Uri $Source -Method Head -UseBasicParsing @web
             $size = [int64] ([string] $head.Headers['Content-Length'])
         } catch {
             Write-Host "The size of $Source is not known before the download ($($_.Exception.Message)); free space is checked as it goes"

@@ -258,7 +258,8 @@ impl<T> Rendered<T> {
 }
 
 /// Where a package comes from: exactly one of `url` (http/https) or `unc` (`\\server\share\...`),
-/// pulled by the host itself, and its SHA-256.
+/// pulled by the host itself, and its SHA-256; with `url`, optionally the `proxy` the host
+/// downloads through (authenticating as the account the step runs as).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackageSource {
@@ -268,6 +269,8 @@ pub struct PackageSource {
     pub unc: Option<String>,
     #[serde(default)]
     pub sha256: Option<String>,
+    #[serde(default)]
+    pub proxy: Option<String>,
 }
 
 /// What is wrong with a [`PackageSource`].
@@ -283,9 +286,22 @@ pub enum SourceError {
     Checksum(String),
     #[error("sha256 is required: the host checks the package before installing it")]
     NoChecksum,
+    #[error("proxy `{0}` must be an http:// or https:// URL, and goes with `url` only")]
+    Proxy(String),
 }
 
 impl PackageSource {
+    /// The proxy the host downloads `url` through, checked for shape.
+    pub fn proxy(&self) -> Result<Option<&str>, SourceError> {
+        match (&self.proxy, &self.url) {
+            (None, _) => Ok(None),
+            (Some(p), Some(_)) if p.starts_with("http://") || p.starts_with("https://") => {
+                Ok(Some(p))
+            }
+            (Some(p), _) => Err(SourceError::Proxy(p.clone())),
+        }
+    }
+
     /// The location the host fetches from, checked for shape.
     pub fn location(&self) -> Result<&str, SourceError> {
         match (&self.url, &self.unc) {
@@ -545,11 +561,38 @@ mod tests {
     use crate::transport::fake::{FakeFleet, FakeReply};
 
     #[test]
+    fn a_proxy_is_an_http_url_and_goes_with_a_url_source() {
+        let s = |url: Option<&str>, unc: Option<&str>, proxy: &str| PackageSource {
+            url: url.map(Into::into),
+            unc: unc.map(Into::into),
+            sha256: None,
+            proxy: Some(proxy.into()),
+        };
+        let web = s(
+            Some("https://x/a.iso"),
+            None,
+            "http://proxy.contoso.test:8080",
+        );
+        assert_eq!(web.proxy(), Ok(Some("http://proxy.contoso.test:8080")));
+        assert!(
+            s(Some("https://x/a.iso"), None, "proxy:8080")
+                .proxy()
+                .is_err()
+        );
+        assert!(
+            s(None, Some("\\\\fs\\a.iso"), "http://proxy:8080")
+                .proxy()
+                .is_err()
+        );
+    }
+
+    #[test]
     fn sources_need_one_location_of_the_right_shape() {
         let s = |url: Option<&str>, unc: Option<&str>| PackageSource {
             url: url.map(Into::into),
             unc: unc.map(Into::into),
             sha256: None,
+            proxy: None,
         };
         assert_eq!(
             s(Some("https://x/a.msp"), None).location(),

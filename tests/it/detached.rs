@@ -213,6 +213,7 @@ async fn setup_run_inside_a_winrm_shell_dies_when_setup_restarts_winrm() {
         target_build: "15.2.1748.10".into(),
         license_switch: Some("/IAcceptExchangeServerLicenseTerms_DiagnosticDataOFF".into()),
         keep_packages: false,
+        proxy: None,
     };
     let script = salve::script::Script::shipped(
         "exchange_update",
@@ -281,5 +282,60 @@ async fn an_iso_that_would_fill_the_drive_is_refused_before_copying() {
             .log()
             .count("t-ex01", |e| matches!(e, LabEvent::InstallStarted { .. })),
         0
+    );
+}
+
+/// A server that reaches the web only through a proxy: a `url:` source without `proxy:` fails
+/// as Invoke-WebRequest does there, and the same source with the proxy installs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_source_goes_through_the_proxy_it_names() {
+    let lab = Lab::start(
+        185,
+        "seed: 5\ntime_scale: 600\ntenants:\n  - name: t\n    hosts: 1\n    builds: [15.2.1544.36]\nhosts:\n  t-ex01: {web_proxy: 'http://proxy.lab.test:8080'}\n",
+    )
+    .await;
+    let sha = "ab".repeat(32);
+    let source = |proxy: &str| {
+        format!(
+            "{{KB5121575: {{url: 'https://download.lab.test/Exchange2019-KB5121575.msp', sha256: '{sha}'{proxy}}}}}"
+        )
+    };
+    let update = "- hosts: all\n  tasks:\n    - name: update\n      exchange_update:\n        kb: KB5121575\n        sources: \"{{ pkg }}\"\n";
+    let playbook = lab.write("url.yml", update);
+    let direct = lab
+        .inventory()
+        .host_var("t-ex01", "pkg", &source(""))
+        .write();
+    let (code, events, all) = salve_run(&playbook, &direct, &[]).await;
+    assert_ne!(code, 0, "{all}");
+    let failed = finished(&events, "update").unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(failed["status"], "failed", "{all}");
+    assert!(
+        failed["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Unable to connect to the remote server"),
+        "{failed}"
+    );
+    let proxied = lab
+        .inventory()
+        .host_var(
+            "t-ex01",
+            "pkg",
+            &source(", proxy: 'http://proxy.lab.test:8080'"),
+        )
+        .write();
+    let (code, events, all) = salve_run(&playbook, &proxied, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(
+        finished(&events, "update").unwrap()["status"],
+        "changed",
+        "{all}"
+    );
+    assert_eq!(
+        lab.fleet
+            .log()
+            .count("t-ex01", |e| matches!(e, LabEvent::Installed { .. })),
+        1
     );
 }

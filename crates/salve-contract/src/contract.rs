@@ -376,6 +376,11 @@ pub struct UpdateRequest {
     /// default it is removed (a CU's ISO is about 6 GB on the transport queue's drive).
     #[serde(default)]
     pub keep_packages: bool,
+    /// The web proxy a `url` source is downloaded through (`-Proxy`, authenticating with the
+    /// step's own account); without it the download goes direct or through the account's
+    /// system proxy settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

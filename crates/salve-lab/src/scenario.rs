@@ -119,6 +119,9 @@ struct RawHost {
     stale_reboot_values: Option<bool>,
     #[serde(default)]
     free_disk_gb: Option<u64>,
+    /// The web proxy this server must go through: direct connections to the web fail.
+    #[serde(default)]
+    web_proxy: Option<String>,
     #[serde(default)]
     compromised: Option<bool>,
     #[serde(default)]
@@ -468,6 +471,9 @@ fn apply_host(
             MARKER_FILE_RENAME.to_string(),
             MARKER_UPDATE_EXE.to_string(),
         ];
+    }
+    if raw.web_proxy.is_some() {
+        h.web_proxy = raw.web_proxy.clone();
     }
     if let Some(gb) = raw.free_disk_gb {
         h.free_disk_bytes = gb * 1024 * 1024 * 1024;

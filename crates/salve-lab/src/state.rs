@@ -369,6 +369,10 @@ pub struct HostState {
     pub auth_cert_expiry: Timestamp,
     pub boot_count: u64,
     pub boot_time: Timestamp,
+    /// The only way this server reaches the web: a download that does not go through this
+    /// proxy fails (a network that allows web traffic through a proxy only).
+    #[serde(default)]
+    pub web_proxy: Option<String>,
     /// The WinRM service is stopped until then (Exchange Setup restarting it mid-install).
     #[serde(default)]
     pub winrm_down_until: Option<Timestamp>,
@@ -517,6 +521,7 @@ impl HostState {
                 .unwrap_or(boot_time),
             boot_count: 1,
             winrm_down_until: None,
+            web_proxy: None,
             boot_time,
             power: Power::Up,
             cluster_node: None,

@@ -188,6 +188,13 @@ pub(super) fn gate(
             findings,
         ));
     };
+    let proxy = match source.proxy() {
+        Ok(p) => p.map(str::to_owned),
+        Err(source) => {
+            let key = keys[0].clone();
+            return Err((Refusal::Source { key, source }, findings));
+        }
+    };
     let (location, sha256) = match (source.location(), source.checksum(true)) {
         (Ok(l), Ok(Some(h))) => (l.to_string(), h),
         (Err(source), _) | (_, Err(source)) => {
@@ -216,6 +223,7 @@ pub(super) fn gate(
             target_build: target.to_string(),
             license_switch: licence,
             keep_packages: args.keep_packages,
+            proxy,
         },
         findings,
     ))
@@ -310,6 +318,7 @@ mod tests {
                 url: None,
                 unc: Some("\\\\fs01\\exchange\\su.msp".into()),
                 sha256: Some("ab".repeat(32)),
+                proxy: None,
             },
         )]
         .into_iter()
@@ -342,6 +351,7 @@ mod tests {
                 url: Some("https://media.contoso.test/su.msp".into()),
                 unc: None,
                 sha256: Some("ab".repeat(32)),
+                proxy: None,
             },
         )]
         .into_iter()

@@ -27,6 +27,21 @@ const CU_BYTES: u64 = 6 * 1024 * 1024 * 1024;
 /// `$salveReserveBytes`: what `Assert-SalveRoomFor` keeps free after a package.
 const RESERVE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
+/// Whether the script can fetch `req.source` from this host: a share needs network credentials
+/// ([`Out::read_file`]); a URL on a server whose network allows the web only through a proxy
+/// needs that proxy (`Get-SalveWebArgs`), or Invoke-WebRequest fails as Windows words it.
+fn reach(core: &FleetCore, idx: usize, req: &UpdateRequest, out: &Out) -> Result<(), String> {
+    out.read_file(&req.source)?;
+    let web = req.source.starts_with("http://") || req.source.starts_with("https://");
+    let required = core.with_host(idx, |s| s.web_proxy.clone());
+    match required {
+        Some(proxy) if web && req.proxy.as_deref() != Some(proxy.as_str()) => {
+            Err("Invoke-WebRequest : Unable to connect to the remote server".to_string())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `Assert-SalveRoomFor`: the package's size (known before the copy) plus the reserve must fit
 /// on the system drive, or the script refuses before writing anything.
 fn room_for(core: &FleetCore, idx: usize, req: &UpdateRequest, size: u64) -> Result<(), String> {
@@ -270,7 +285,7 @@ async fn install_su(
             reason: None,
         };
     }
-    if let Err(e) = out.read_file(&req.source) {
+    if let Err(e) = reach(core, idx, req, out) {
         return Outcome::failed(1, Vec::new(), e);
     }
     if let Err(e) = room_for(core, idx, req, SU_BYTES) {
@@ -424,7 +439,7 @@ async fn install_cu(
     }
     // Get-SalvePayload, after dismounting an image an earlier run left attached; then
     // Mount-DiskImage, dismounted again when the script ends (`finally`).
-    if let Err(e) = out.read_file(&req.source) {
+    if let Err(e) = reach(core, idx, req, out) {
         return Outcome::failed(1, Vec::new(), e);
     }
     if let Err(e) = room_for(core, idx, req, CU_BYTES) {
