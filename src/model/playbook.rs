@@ -106,8 +106,8 @@ impl LoopControl {
     }
 }
 
-/// `become` and `become_user`, at play, block or task level. Accepted and carried to each task;
-/// what they do on a host is defined by detached execution (issue 16), not yet.
+/// `become` and `become_user`, at play, block or task level, inherited inward: the account a
+/// task's detached steps run as ([`crate::model::run_as::for_task`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Become {
     pub enabled: Option<bool>,

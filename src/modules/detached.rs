@@ -63,7 +63,7 @@ pub async fn run<T: DeserializeOwned>(
 ) -> Result<Reply<T>, Fail> {
     let job = new_job_id(id);
     let text = shipped::shipped(id, request)?.render();
-    let (become_user, become_password) = match &ctx.host.settings.run_as {
+    let (become_user, become_password) = match ctx.run_as {
         None => (None, None),
         Some(run_as) => {
             let password = match &run_as.password {

@@ -164,6 +164,7 @@ mod tests {
         let o = with_check_ctx(&link, json!({}), async |ctx| {
             let ctx = CheckCtx {
                 host: ctx.host,
+                run_as: ctx.run_as,
                 probe: ctx.probe,
                 vars: ctx.vars,
                 timeout: ctx.timeout,

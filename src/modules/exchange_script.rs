@@ -413,6 +413,7 @@ pub mod testing {
         let (tx, _rx) = mpsc::unbounded_channel();
         let ctx = HostCtx {
             host: &host,
+            run_as: host.settings.run_as.as_ref(),
             link,
             vars: &vars,
             timeout: Duration::from_secs(7200),

@@ -47,6 +47,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::model::run_as::RunAs;
 use crate::model::{Host, Vars};
 use crate::transport::{OutputChunk, Transport, TransportError};
 
@@ -210,6 +211,9 @@ pub trait HostLink: Send + Sync {
 /// Everything a module may use while it runs on one host.
 pub struct HostCtx<'a> {
     pub host: &'a Host,
+    /// The account detached steps run as for this task (its `become` over the host's),
+    /// `None` for SYSTEM.
+    pub run_as: Option<&'a RunAs>,
     pub link: &'a dyn HostLink,
     /// The host's variables and facts, as templates see them.
     pub vars: &'a Value,
@@ -229,6 +233,7 @@ impl HostCtx<'_> {
     pub fn read_only<'p>(&'p self, probe: &'p dyn Probe) -> CheckCtx<'p> {
         CheckCtx {
             host: self.host,
+            run_as: self.run_as,
             probe,
             vars: self.vars,
             timeout: self.timeout,
@@ -256,6 +261,8 @@ impl HostCtx<'_> {
 /// ```
 pub struct CheckCtx<'a> {
     pub host: &'a Host,
+    /// The account detached steps would run as (see [`HostCtx::run_as`]).
+    pub run_as: Option<&'a RunAs>,
     pub probe: &'a dyn Probe,
     /// The host's variables and facts, as templates see them.
     pub vars: &'a Value,

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::RunEnv;
 use super::vars::{Needs, PlayScope};
 use crate::events::{Event, Stream, TaskStatus};
-use crate::model::{Host, LoopSpec, Task, Vars};
+use crate::model::{Host, LoopSpec, Task, Vars, run_as};
 use crate::modules::{
     self, CheckCtx, Effect, HostCtx, HostLink, ModuleError, ModuleSpec, Outcome, ProbeLink, Status,
 };
@@ -325,11 +325,20 @@ impl TaskOnHost<'_> {
         ));
         let cancel = self.env.interrupt.abort.child_token();
         let base_dir = self.env.base_dir.clone();
+        let run_as = match run_as::for_task(self.host.settings.run_as.as_ref(), &self.task.become_)
+        {
+            Ok(r) => r,
+            Err(e) => {
+                relay.abort();
+                return Ok(Outcome::failed(e.to_string()));
+            }
+        };
         // Each context (and with it the last output sender) is dropped at the end of its arm.
         let result = match &self.access {
             Access::Inspect(probe) => {
                 let ctx = CheckCtx {
                     host: self.host,
+                    run_as: run_as.as_ref(),
                     probe,
                     vars,
                     timeout,
@@ -369,6 +378,7 @@ impl TaskOnHost<'_> {
                 };
                 let ctx = HostCtx {
                     host: self.host,
+                    run_as: run_as.as_ref(),
                     link: *link,
                     vars,
                     timeout,

@@ -339,3 +339,43 @@ async fn a_url_source_goes_through_the_proxy_it_names() {
         1
     );
 }
+
+/// Ansible's `become` keywords on a play or task choose the account detached steps run as, over
+/// the inventory's: `become: false` runs them as SYSTEM, so a package on a share is refused
+/// before anything starts (the double hop); the inventory's account, inherited, reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tasks_become_chooses_the_account_of_its_detached_steps() {
+    let lab = Lab::start(186, ONE_HOST).await;
+    let inventory = lab.inventory().write();
+    let with = |become_: &str| {
+        format!(
+            "- hosts: all\n  {become_}tasks:\n    - name: update\n      exchange_update:\n        target: path\n        sources: \"{{{{ salve_update_sources }}}}\"\n        license_switch: \"{{{{ salve_license_switch | default(none) }}}}\"\n        ad_prepared: true\n"
+        )
+    };
+    let off = lab.write("off.yml", &with("become: false\n  "));
+    let (code, events, all) = salve_run(&off, &inventory, &[]).await;
+    assert_ne!(code, 0, "{all}");
+    let update = finished(&events, "update").unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(update["status"], "failed", "{all}");
+    assert!(
+        update["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("double hop"),
+        "{update}"
+    );
+    assert_eq!(
+        lab.fleet
+            .log()
+            .count("t-ex01", |e| matches!(e, LabEvent::JobStarted { .. })),
+        0
+    );
+    let inherited = lab.write("on.yml", &with(""));
+    let (code, events, all) = salve_run(&inherited, &inventory, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(
+        finished(&events, "update").unwrap()["status"],
+        "changed",
+        "{all}"
+    );
+}

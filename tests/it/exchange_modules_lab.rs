@@ -181,6 +181,7 @@ impl Lab {
         let (tx, _rx) = mpsc::unbounded_channel();
         let ctx = HostCtx {
             host: &host,
+            run_as: host.settings.run_as.as_ref(),
             link: &link,
             vars,
             timeout: Duration::from_secs(2 * 3600),

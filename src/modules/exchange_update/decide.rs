@@ -97,7 +97,7 @@ fn catalogue_error(e: impl std::fmt::Display) -> Fail {
 
 pub(super) async fn decide(args: &Args, ctx: &CheckCtx<'_>) -> Result<Decision, Fail> {
     let facts = shipped::facts(ctx).await?;
-    decide_from(args, &facts, ctx.host.settings.run_as.is_some())
+    decide_from(args, &facts, ctx.run_as.is_some())
 }
 
 /// Decide from `facts`; `network_credentials`: the host's detached steps run under a `become`

@@ -42,7 +42,7 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
                 )));
             // The path as it stood when that update started (the build changes only at the
             // restart): the task's step was its first, the rest remain.
-            let path = decide_from(args, &facts, ctx.host.settings.run_as.is_some()).ok();
+            let path = decide_from(args, &facts, ctx.run_as.is_some()).ok();
             let reply =
                 detached::attach::<UpdateAnswer>(ctx, ScriptId::ExchangeUpdate, &job.job).await?;
             return Ok(earlier(&job.job, path.as_ref(), reply));
@@ -61,7 +61,7 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
             _ = ctx.cancel.cancelled() => return Err(Fail::Module(ModuleError::Transport(crate::transport::TransportError::Cancelled))),
         }
     };
-    let decision = decide_from(args, &facts, ctx.host.settings.run_as.is_some())?;
+    let decision = decide_from(args, &facts, ctx.run_as.is_some())?;
     let Some(request) = decision.request.clone() else {
         return Ok(decision.outcome(false));
     };
