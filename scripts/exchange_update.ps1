@@ -1,5 +1,5 @@
 # salve-script: exchange_update
-# Install one Exchange update (contract: UpdateRequest -> UpdateAnswer).
+# Install one Exchange update, or the .NET Framework one needs (contract: UpdateRequest -> UpdateAnswer).
 #
 # SU (kind 'su'): a CU-specific .msp. Refused before msiexec runs when the host's CU is not the
 # one the SU is for (the target build's major.minor.build must equal the installed build's).
@@ -8,6 +8,12 @@
 # CU (kind 'cu'): the CU's ISO image, mounted, and its Setup.exe run by absolute path with
 # /Mode:Upgrade and the licence switch given (a bare `setup.exe` would resolve to ...\V15\bin).
 # Success is read from ExchangeSetup.log after the last "Starting Microsoft Exchange Server" line.
+# .NET (kind 'dotnet'): the offline installer of the .NET Framework version the next CU on the
+# path needs, run with /q /norestart (Microsoft's .NET Framework deployment guide: 0 is installed,
+# 3010 and 1641 installed with a restart to follow, 5100 the system requirements are not met).
+# Exchange's procedure stops the Exchange services first (Get-Service *exch* | Stop-Service, twice,
+# without -Force); they start again with the restart. A host whose Release value already reaches
+# dotnet_release installs nothing.
 #
 # The package is pulled by this host from a UNC path or an HTTP(S) URL into C:\salve\updates
 # and its SHA-256 checked with Get-FileHash before use; it is deleted after a successful install
@@ -166,6 +172,38 @@ function Invoke-SalveSu([string] $InstallPath, [version] $Current, [version] $Ta
     $script:rebootRequired = $script:success
 }
 
+function Invoke-SalveDotNet {
+    $release = [int] (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full' -Name 'Release' -ErrorAction SilentlyContinue).Release
+    if ($release -ge [int] $SalveArgs.dotnet_release) {
+        $script:exitCode = 0
+        $script:success = $true
+        $script:already = $true
+        $script:logExcerpt = @(".NET Framework Release $release is installed; $($SalveArgs.kb) needs $($SalveArgs.dotnet_release): nothing to do")
+        return
+    }
+    $exe = Get-SalvePayload $SalveArgs.source $SalveArgs.sha256 ("{0}.exe" -f $SalveArgs.kb)
+    $script:package = $exe
+    foreach ($pass in 1, 2) {
+        Get-Service -Name '*exch*' -ErrorAction SilentlyContinue | Where-Object { [string] $_.Status -eq 'Running' } |
+            Stop-Service -ErrorAction SilentlyContinue
+    }
+    $log = Join-Path (Split-Path $exe) ("{0}-{1:yyyyMMddHHmmss}.log" -f $SalveArgs.kb, (Get-Date))
+    Write-Output "$exe /q /norestart /log $log"
+    $p = Start-Process -FilePath $exe -ArgumentList @('/q', '/norestart', '/log', "`"$log`"") -Wait -PassThru
+    $script:exitCode = $p.ExitCode
+    switch ($p.ExitCode) {
+        0 { $script:success = $true }
+        3010 { $script:success = $true }
+        1641 { $script:success = $true }
+        1618 { $script:reason = 'another installation is in progress (1618); nothing was installed' }
+        5100 { $script:reason = "this server does not meet the system requirements of $($SalveArgs.kb) (5100)" }
+        default { $script:reason = "the .NET Framework installer exited with $($p.ExitCode); see $log" }
+    }
+    $script:logExcerpt = @("$($SalveArgs.kb): the .NET Framework installer exited with $($p.ExitCode)")
+    # A new .NET is in use only after a restart; the next CU's Setup checks for one pending.
+    $script:rebootRequired = $script:success
+}
+
 function Invoke-SalveCu([string] $InstallPath, [version] $Current, [version] $Target) {
     if ($Current -and $Current -ge $Target) {
         $script:exitCode = 0
@@ -271,7 +309,8 @@ try {
             Invoke-SalveSu $installPath $current $target
         }
         'cu' { Invoke-SalveCu $installPath $current $target }
-        default { throw "kind must be 'cu' or 'su', got '$($SalveArgs.kind)'" }
+        'dotnet' { Invoke-SalveDotNet }
+        default { throw "kind must be 'cu', 'su' or 'dotnet', got '$($SalveArgs.kind)'" }
     }
 } catch {
     $reason = $_.Exception.Message

@@ -42,4 +42,5 @@ mod script_standard;
 mod shipped_answers;
 mod ssh;
 mod windows;
+mod update_paths;
 mod winrm_run;

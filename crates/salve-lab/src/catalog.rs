@@ -119,6 +119,7 @@ pub struct SuInfo {
     pub kb: &'static str,
 }
 
+const NET_462: u32 = 394802;
 const NET_471: u32 = 461308;
 const NET_472: u32 = 461808;
 const NET_48: u32 = 528040;
@@ -164,6 +165,9 @@ pub static CUS: &[CuInfo] = &[
     cu("CU21", b(15, 0, 1395, 4), Some("KB4099855"), NET_471),
     cu("CU22", b(15, 0, 1473, 3), Some("KB4345836"), NET_471),
     cu("CU23", b(15, 0, 1497, 2), Some("KB4489622"), NET_472),
+    cu("CU8", b(15, 1, 1415, 2), Some("KB4035145"), NET_462),
+    cu("CU12", b(15, 1, 1713, 5), Some("KB4471392"), NET_471),
+    cu("CU14", b(15, 1, 1847, 3), Some("KB4514140"), NET_472),
     cu("CU17", b(15, 1, 2044, 4), Some("KB4556414"), NET_48),
     cu("CU18", b(15, 1, 2106, 2), Some("KB4571788"), NET_48),
     cu("CU19", b(15, 1, 2176, 2), Some("KB4588884"), NET_48),

@@ -1,7 +1,8 @@
 //! The rules an install must pass, read from facts before anything runs (so `check` reports
 //! them too): an SU only on its own CU, no restart pending, a CU's Setup prerequisites and its
 //! licence switch, and a package source with a checksum. What passes becomes the request for
-//! the shipped `exchange_update` script.
+//! the shipped `exchange_update` script. A .NET step of the path is a request too: the offline
+//! installer of that version, from the source labelled `.NET 4.8` (or `NDP48`).
 
 use std::collections::BTreeMap;
 
@@ -11,17 +12,15 @@ use super::resolve::{cu_label, level_at};
 use crate::contract::{FactsAnswer, UpdateKind, UpdateRequest};
 use crate::exchange::build::{Build, Family};
 use crate::exchange::catalogue::{Catalogue, LicenceSwitch};
+use crate::exchange::dotnet::DotNet;
 use crate::exchange::path::{Step, StepKind};
 use crate::exchange::prereq::{self, Finding, PrereqFacts, PrereqPolicy, Status};
 
 /// Why a step may not be installed now.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Refusal {
-    #[error(
-        "next step is {step}: install it yourself (maintenance mode, Exchange services \
-         stopped, restart), then run again; salve does not install .NET"
-    )]
-    DotNet { step: String },
+    #[error("{step} names no .NET version and no target build")]
+    NoTarget { step: String },
     #[error("{step} does not say which CU it is for")]
     SuWithoutCu { step: String },
     #[error(
@@ -108,14 +107,19 @@ pub(super) fn gate(
 ) -> Gate {
     let no = |why: Refusal| Err((why, Vec::new()));
     let shown = step.to_string();
-    let Some(target) = step.target else {
-        return no(Refusal::DotNet { step: shown });
+    // A .NET step leaves the Exchange build as it is.
+    let Some(target) = step.target.or(step.dotnet.map(|_| build)) else {
+        return no(Refusal::NoTarget { step: shown });
     };
     let family = build.family();
     let short = family.map_or("", Family::short);
-    let kb = step.kb.map(|k| k.to_string()).unwrap_or_default();
-    let (kind, keys) = match step.kind {
-        StepKind::Su => {
+    let mut kb = step.kb.map(|k| k.to_string()).unwrap_or_default();
+    let (kind, keys) = match (step.kind, step.dotnet) {
+        (StepKind::DotNet, Some(version)) => {
+            kb = package_name(version);
+            (UpdateKind::DotNet, vec![step.label.clone(), kb.clone()])
+        }
+        (StepKind::Su, _) => {
             let Some(base) = step.requires_build else {
                 return no(Refusal::SuWithoutCu { step: shown });
             };
@@ -132,13 +136,12 @@ pub(super) fn gate(
                 vec![format!("{short} {cu} {kb}"), kb.clone()],
             )
         }
-        StepKind::Cu => (
+        (StepKind::Cu, _) => (
             UpdateKind::Cu,
             vec![format!("{short} {}", step.label), step.label.clone()],
         ),
-        StepKind::Ru | StepKind::DotNet => {
-            return no(Refusal::Rollup { step: shown });
-        }
+        (StepKind::Ru, _) => return no(Refusal::Rollup { step: shown }),
+        (StepKind::DotNet, None) => return no(Refusal::NoTarget { step: shown }),
     };
     if !facts.pending_reboot.is_empty() {
         return no(Refusal::RestartPending {
@@ -214,11 +217,18 @@ pub(super) fn gate(
                 kb
             },
             target_build: target.to_string(),
+            dotnet_release: step.dotnet.map(DotNet::min_release),
             license_switch: licence,
             keep_packages: args.keep_packages,
         },
         findings,
     ))
+}
+
+/// The name salve gives a .NET offline installer's package on the host and in `sources`
+/// (`NDP48` for 4.8, as Microsoft names its installers `ndp48-x86-x64-allos-enu.exe`).
+pub(super) fn package_name(version: DotNet) -> String {
+    format!("NDP{}", version.as_str().replace('.', ""))
 }
 
 /// The licence switch for Setup: the CU's own, or the operator's choice where the CU wants one.

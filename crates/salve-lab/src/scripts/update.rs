@@ -1,8 +1,11 @@
-//! `exchange_update`: a CU through Setup.exe or an SU through msiexec. Updates take simulated
-//! time and change the build only at the next restart (pending-reboot markers set); an SU for
-//! another CU fails as msiexec does (1642 and "The upgrade patch cannot be installed ...");
-//! Setup refuses a CU with a reboot pending or too old a .NET; an interrupted install leaves
-//! the Exchange services Disabled.
+//! `exchange_update`: a CU through Setup.exe, an SU through msiexec, or a .NET Framework
+//! offline installer. Updates take simulated time and change the build only at the next
+//! restart (pending-reboot markers set); an SU for another CU fails as msiexec does (1642 and
+//! "The upgrade patch cannot be installed ..."); Setup refuses a CU with a reboot pending or too
+//! old a .NET; an interrupted install leaves the Exchange services Disabled. .NET 4.x is an
+//! in-place update: its installer writes the new `Release` value and asks for a restart (3010);
+//! one already at or past the version installs nothing (Microsoft's .NET Framework deployment
+//! guide: return codes 0, 1641, 3010).
 
 use std::time::Duration;
 
@@ -30,6 +33,7 @@ fn package_path(req: &UpdateRequest) -> String {
     let ext = match req.kind {
         UpdateKind::Su => "msp",
         UpdateKind::Cu => "iso",
+        UpdateKind::DotNet => "exe",
     };
     format!("C:\\salve\\updates\\{}.{ext}", req.kb)
 }
@@ -95,6 +99,7 @@ pub(super) async fn run(
                     let outcome = match req.kind {
                         UpdateKind::Su => install_su(core, idx, req, target, out, kill).await,
                         UpdateKind::Cu => install_cu(core, idx, req, target, out, kill).await,
+                        UpdateKind::DotNet => install_dotnet(core, idx, req, out, kill).await,
                     };
                     core.with_host(idx, |s| {
                         s.installing = None;
@@ -296,6 +301,82 @@ async fn install_su(
             ),
             "Windows Installer requires a restart: 3010".into(),
         ],
+        success: true,
+        already: false,
+        reason: None,
+    }
+}
+
+/// Size of a .NET Framework offline installer.
+const DOTNET_BYTES: u64 = 120 * 1024 * 1024;
+
+async fn install_dotnet(
+    core: &FleetCore,
+    idx: usize,
+    req: &UpdateRequest,
+    out: &Out,
+    kill: &CancellationToken,
+) -> Outcome {
+    let Some(release) = req.dotnet_release else {
+        return Outcome::failed(
+            1,
+            Vec::new(),
+            "dotnet_release is required for a .NET step; nothing was installed",
+        );
+    };
+    let current = core.with_host(idx, |s| s.dotnet_release);
+    if current >= release {
+        return Outcome {
+            exit_code: 0,
+            log: vec![format!(
+                ".NET Framework Release {current} is installed; {} needs {release}: nothing to do",
+                req.kb
+            )],
+            success: true,
+            already: true,
+            reason: None,
+        };
+    }
+    if let Err(e) = out.read_file(&req.source) {
+        return Outcome::failed(1, Vec::new(), e);
+    }
+    let path = package_path(req);
+    if let Err(e) = core.with_host(idx, |s| s.store_download(&path, DOTNET_BYTES)) {
+        return Outcome::failed(1, Vec::new(), e);
+    }
+    core.record(
+        idx,
+        LabEvent::InstallStarted {
+            update: req.kind,
+            kb: req.kb.clone(),
+            target: req.target_build.clone(),
+        },
+    );
+    // The script stops the Exchange services first (they start again with the restart).
+    core.with_host(idx, |s| {
+        for svc in s.services.iter_mut().filter(|x| x.name.starts_with("MSExchange")) {
+            svc.status = "Stopped".to_string();
+        }
+    });
+    out.line(&format!("{path} /q /norestart"));
+    let steps = ["Extracting files", "Installing .NET Framework", "Finishing"];
+    if !run_steps(core, idx, core.durations.su_minutes, &steps, out, kill).await {
+        return Outcome::failed(
+            1603,
+            Vec::new(),
+            "the .NET Framework installer was interrupted (1603)",
+        );
+    }
+    core.with_host(idx, |s| {
+        s.dotnet_release = release;
+        s.add_pending_reboot(MARKER_FILE_RENAME);
+    });
+    Outcome {
+        exit_code: 3010,
+        log: vec![format!(
+            "{}: .NET Framework installed (Release {release}); a restart is required (3010)",
+            req.kb
+        )],
         success: true,
         already: false,
         reason: None,

@@ -1,0 +1,137 @@
+//! Update paths of any length and the order of evidence and change, end to end over real WinRM
+//! against the lab, judged from the lab's own log: a 2016 CU8-era server walks its whole path
+//! (.NET, CUs, the restarts between, its line's newest SU) in one run of the shipped
+//! playbook, and the IOC scan runs before the first change to any server.
+
+use salve_contract::contract::UpdateKind;
+use salve_lab::log::LabEvent;
+
+use crate::lab_support::{Lab, salve_run};
+
+fn playbook(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks").join(name)
+}
+
+/// A 2016 CU8 server on .NET 4.6.2 (Release 394802): its path is .NET 4.7.1 → CU12 →
+/// .NET 4.7.2 → CU14 → .NET 4.8 → CU23 → CU23's newest SU, seven steps.
+const CU8_ERA: &str = "\
+seed: 3
+time_scale: 600
+tenants:
+  - name: contoso
+    hosts: 1
+    builds: [15.1.1415.2]
+hosts:
+  contoso-ex01: {dotnet_release: 394802}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2016_cu8_server_walks_seven_steps_to_its_newest_su_in_one_run() {
+    let lab = Lab::start(120, CU8_ERA).await;
+    let inv = lab.inventory().write();
+    let (code, events, all) = salve_run(&playbook("remediate.yml"), &inv, &[]).await;
+    assert_eq!(code, 0, "{all}");
+
+    let state = lab.fleet.state("contoso-ex01").unwrap();
+    assert_eq!(
+        state.build.unwrap().to_string(),
+        "15.1.2507.72",
+        "ends on 2016 CU23's newest SU: {all}"
+    );
+    assert!(state.pending_reboot.is_empty(), "no restart left pending");
+    assert_eq!(state.dotnet_release, 528040, ".NET 4.8 in place");
+
+    let installed: Vec<(UpdateKind, String)> = lab
+        .fleet
+        .log()
+        .entries()
+        .into_iter()
+        .filter_map(|e| match e.event {
+            LabEvent::Installed { update, kb, .. } => Some((update, kb)),
+            _ => None,
+        })
+        .collect();
+    let kbs: Vec<&str> = installed.iter().map(|(_, kb)| kb.as_str()).collect();
+    assert_eq!(
+        kbs,
+        [
+            "NDP471",
+            "KB4471392",
+            "NDP472",
+            "KB4514140",
+            "NDP48",
+            "KB5011155",
+            "KB5121576"
+        ],
+        "each step once, in the path's order"
+    );
+    assert_eq!(
+        installed
+            .iter()
+            .filter(|(k, _)| *k == UpdateKind::DotNet)
+            .count(),
+        3
+    );
+
+    // One task walked it, and said so step by step.
+    let finished: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "task_finished" && e["task"] == "Install the updates on the path")
+        .collect();
+    assert_eq!(finished.len(), 1, "{all}");
+    let result = &finished[0]["result"];
+    assert_eq!(result["installed"], 7, "{result}");
+    assert!(result["restarts"].as_u64().unwrap() >= 7, "{result}");
+    let lines: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "task_output" && e["task"] == "Install the updates on the path")
+        .filter_map(|e| e["text"].as_str())
+        .filter(|t| t.starts_with("step "))
+        .collect();
+    assert!(lines.len() >= 7, "{lines:?}");
+}
+
+/// An exposed 2019 CU8 server: the playbook mitigates, drains and patches it.
+const EXPOSED: &str = "\
+seed: 5
+time_scale: 600
+tenants:
+  - name: contoso
+    hosts: 1
+    builds: [15.2.792.3]
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ioc_scan_runs_before_the_first_change_and_again_at_the_end() {
+    let lab = Lab::start(121, EXPOSED).await;
+    let inv = lab.inventory().write();
+    let (code, _, all) = salve_run(&playbook("proxylogon.yml"), &inv, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    let log = lab.fleet.log().entries();
+    let is_scan = |e: &LabEvent| matches!(e, LabEvent::ScriptStarted { id } if id == "exchange_ioc_scan");
+    let is_change = |e: &LabEvent| {
+        matches!(
+            e,
+            LabEvent::RewriteModuleInstalled { .. }
+                | LabEvent::MitigationApplied { .. }
+                | LabEvent::MaintenanceEntered { .. }
+                | LabEvent::InstallStarted { .. }
+                | LabEvent::RebootScheduled { .. }
+        )
+    };
+    let first_scan = log.iter().position(|e| is_scan(&e.event));
+    let first_change = log.iter().position(|e| is_change(&e.event));
+    let (Some(scan), Some(change)) = (first_scan, first_change) else {
+        panic!("a scan and a change must both happen: {all}");
+    };
+    assert!(
+        scan < change,
+        "the first scan ({scan}) comes before the first change ({change}): {:?}",
+        log.iter().map(|e| &e.event).take(change + 1).collect::<Vec<_>>()
+    );
+    let last_change = log.iter().rposition(|e| is_change(&e.event)).unwrap();
+    assert!(
+        log[last_change..].iter().any(|e| is_scan(&e.event)),
+        "and again after the last change"
+    );
+}
