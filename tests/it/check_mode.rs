@@ -173,7 +173,7 @@ async fn check_mode_asks_every_server_and_changes_nothing() {
                 && e["status"] == "changed"
         })
         .count();
-    assert!(restarts_checked >= 2, "{all}");
+    assert!(restarts_checked >= 1, "{all}");
     assert_eq!(
         restart_read, restarts_checked,
         "each restart check reads the boot id once"
