@@ -212,12 +212,16 @@ if ($installPath -and -not $isLegacy) {
 }
 
 # An Exchange installer still running (e.g. started by a run that was cut off): Setup.exe in
-# upgrade mode, or msiexec applying an Exchange .msp. Another install must wait for it.
+# upgrade mode, msiexec applying an Exchange .msp, or anything run from salve's own package
+# folder (C:\salve\updates\KB5000871.msp names no "Exchange"; a .NET installer there is not
+# msiexec). Another install must wait for it.
 $installInProgress = $null
-$installers = Get-CimInstance -ClassName Win32_Process -Filter "Name = 'msiexec.exe' OR Name = 'Setup.exe' OR Name = 'ExSetup.exe'" -ErrorAction SilentlyContinue
-foreach ($p in @($installers)) {
+$installers = @(Get-CimInstance -ClassName Win32_Process -ErrorAction SilentlyContinue | Where-Object {
+        $_.Name -in @('msiexec.exe', 'Setup.exe', 'ExSetup.exe') -or [string] $_.CommandLine -match '(?i)\\salve\\updates\\'
+    })
+foreach ($p in $installers) {
     $line = [string] $p.CommandLine
-    if ($line -match '(?i)/mode:upgrade' -or $line -match '(?i)exchange.*\.msp') {
+    if ($line -match '(?i)/mode:upgrade' -or $line -match '(?i)exchange.*\.msp' -or $line -match '(?i)\\salve\\updates\\') {
         $installInProgress = $line
         break
     }

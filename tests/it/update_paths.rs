@@ -135,3 +135,87 @@ async fn the_ioc_scan_runs_before_the_first_change_and_again_at_the_end() {
         "and again after the last change"
     );
 }
+
+/// A 2019 CU14 server on which msiexec is still applying an SU from salve's own package
+/// folder (an earlier run's, its scheduled task gone) for 20 simulated minutes.
+const SU_RUNNING: &str = r#"
+seed: 7
+time_scale: 600
+tenants:
+  - name: contoso
+    hosts: 1
+    builds: [15.2.1544.4]
+hosts:
+  contoso-ex01:
+    running_installer:
+      command_line: '"C:\Windows\system32\msiexec.exe" /update "C:\salve\updates\KB5121575.msp" /qn /norestart'
+      minutes: 20
+"#;
+
+const WALK_ONLY: &str = "\
+- name: Update
+  hosts: all
+  tasks:
+    - name: Install the updates on the path
+      exchange_update:
+        target: path
+        walk: true
+        poll_interval: 1
+        sources: \"{{ salve_update_sources }}\"
+        license_switch: \"{{ salve_license_switch }}\"
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_su_is_not_started_while_one_runs() {
+    let lab = Lab::start(122, SU_RUNNING).await;
+    let inv = lab.inventory().write();
+    let pb = lab.write("walk.yml", WALK_ONLY);
+    let (code, events, all) = salve_run(&pb, &inv, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    let busy_until = lab
+        .fleet
+        .state("contoso-ex01")
+        .unwrap()
+        .installer_busy_until
+        .unwrap();
+    let started: Vec<_> = lab
+        .fleet
+        .log()
+        .entries()
+        .into_iter()
+        .filter(|e| matches!(&e.event, LabEvent::JobStarted { script_id, .. } if script_id == "exchange_update"))
+        .map(|e| e.sim_time)
+        .collect();
+    assert_eq!(started.len(), 1, "{all}");
+    assert!(
+        started[0] >= busy_until,
+        "salve started an update at {} while msiexec ran until {busy_until}",
+        started[0]
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "task_output"
+            && e["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("an installer is still running") && t.contains("KB5121575.msp"))),
+        "salve said what it waited for: {all}"
+    );
+}
+
+/// The lab reports a running installer by the shipped facts script's own patterns.
+#[test]
+fn the_lab_knows_an_installer_by_the_facts_scripts_patterns() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/exchange_facts.ps1"),
+    )
+    .unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("if ($line -match "))
+        .expect("the installer test in exchange_facts.ps1");
+    let shipped: Vec<&str> = line
+        .split("-match '")
+        .skip(1)
+        .map(|rest| rest.split('\'').next().unwrap_or_default())
+        .collect();
+    assert_eq!(shipped, salve_lab::scripts::INSTALLER_PATTERNS);
+}

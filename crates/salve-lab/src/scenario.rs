@@ -132,6 +132,20 @@ struct RawHost {
     /// EEMS mitigations the Emergency Mitigation service applied (e.g. `M2.1.0`).
     #[serde(default)]
     eems_applied: Option<Vec<String>>,
+    /// An installer process already running when the lab starts, holding Windows Installer
+    /// for `minutes` of simulated time: e.g. msiexec applying an SU from salve's package
+    /// folder, left by an earlier run whose scheduled task is gone. The lab models the process
+    /// (its command line, the installer it holds), not what it installs.
+    #[serde(default)]
+    running_installer: Option<RawInstaller>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstaller {
+    /// Its `Win32_Process` command line.
+    command_line: String,
+    minutes: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -469,6 +483,13 @@ fn apply_host(
     }
     if let Some(gb) = raw.free_disk_gb {
         h.free_disk_bytes = gb * 1024 * 1024 * 1024;
+    }
+    if let Some(running) = &raw.running_installer {
+        let minutes = i64::try_from(running.minutes).unwrap_or(i64::MAX);
+        h.installer_busy_until = epoch
+            .saturating_add(jiff::SignedDuration::from_mins(minutes))
+            .ok();
+        h.installer_process = Some(running.command_line.clone());
     }
     if raw.compromised == Some(true) {
         compromise(h, epoch, rng);

@@ -390,7 +390,8 @@ pub struct HostState {
     pub logs_since: Timestamp,
     /// `C:\ExchangeSetupLogs\ExchangeSetup.log`.
     pub setup_log: Vec<String>,
-    /// The update whose installer is running now (Setup.exe or msiexec), if any.
+    /// The command line of the installer a shipped script is running now (Setup.exe, msiexec,
+    /// a .NET installer), if any.
     #[serde(default)]
     pub installing: Option<String>,
     /// salve's detached steps: scheduled tasks under `\\salve\\`, with their output files.
@@ -400,6 +401,10 @@ pub struct HostState {
     /// installer until then; see [`HostState::installer_busy`].
     #[serde(default)]
     pub installer_busy_until: Option<Timestamp>,
+    /// The command line of the process holding the installer until `installer_busy_until`,
+    /// when the scenario names one (`Win32_Process.CommandLine`).
+    #[serde(default)]
+    pub installer_process: Option<String>,
     /// Windows rule: an MSI install that succeeded but needs a restart exits 3010
     /// (`ERROR_SUCCESS_REBOOT_REQUIRED`, files in use, `/norestart`), or 1641
     /// (`ERROR_SUCCESS_REBOOT_INITIATED`) when the package schedules the restart itself. `None`:
@@ -527,6 +532,7 @@ impl HostState {
             installing: None,
             jobs: Vec::new(),
             installer_busy_until: None,
+            installer_process: None,
             msi_restart_code: None,
             delayed_start: Vec::new(),
             delayed_start_at: None,
@@ -725,7 +731,21 @@ impl HostState {
         }
         self.installer_busy_until
             .filter(|until| *until > now)
-            .map(|_| "another Windows Installer transaction".to_string())
+            .map(|_| {
+                self.installer_process
+                    .clone()
+                    .unwrap_or_else(|| "another Windows Installer transaction".to_string())
+            })
+    }
+
+    /// The command line of the installer process running at `now`, if any: one a shipped
+    /// script started ([`HostState::installing`]), or the scenario's.
+    pub fn installer_command_line(&self, now: Timestamp) -> Option<String> {
+        self.installing.clone().or_else(|| {
+            self.installer_busy_until
+                .filter(|until| *until > now)
+                .and(self.installer_process.clone())
+        })
     }
 
     /// Exchange/IIS rule: what OWA's logon URL answers on the server itself. IIS answers 503

@@ -13,10 +13,32 @@ use salve_contract::contract::{DatabaseCopy, FactsAnswer, JobInfo, ScriptId};
 /// How `Get-SalvePendingReboot` in `scripts/exchange_facts.ps1` hands back its markers.
 pub(super) const PENDING_REBOOT_EMIT: Emit = Emit::Items;
 
+/// The `-match` patterns by which `scripts/exchange_facts.ps1` tells a running Exchange
+/// installer among the processes (Setup in upgrade mode, msiexec applying an Exchange .msp,
+/// anything run from salve's package folder); [`shown_as_installer`] follows them, and a test
+/// compares them with the shipped text.
+pub const INSTALLER_PATTERNS: [&str; 3] = [
+    "(?i)/mode:upgrade",
+    "(?i)exchange.*\\.msp",
+    "(?i)\\\\salve\\\\updates\\\\",
+];
+
+/// Whether the facts script reports a process with this command line as an installer in
+/// progress ([`INSTALLER_PATTERNS`], case-insensitive).
+fn shown_as_installer(command_line: &str) -> bool {
+    let line = command_line.to_ascii_lowercase();
+    line.contains("/mode:upgrade")
+        || line
+            .find("exchange")
+            .is_some_and(|at| line[at..].contains(".msp"))
+        || line.contains("\\salve\\updates\\")
+}
+
 /// Answer with the host's facts; always succeeds.
 pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
     out.line("Reading Exchange setup, updates, services and prerequisites...");
-    let answer = core.with_host(idx, |s| facts(s));
+    let now = core.clock.now();
+    let answer = core.with_host(idx, |s| facts(s, now));
     let markers = answer
         .pending_reboot
         .iter()
@@ -36,7 +58,7 @@ pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
     0
 }
 
-fn facts(s: &HostState) -> FactsAnswer {
+fn facts(s: &HostState, now: jiff::Timestamp) -> FactsAnswer {
     FactsAnswer {
         computer_name: s.name.clone(),
         family: s.family().map(|f| f.product_name().to_string()),
@@ -66,7 +88,9 @@ fn facts(s: &HostState) -> FactsAnswer {
         cluster_node_state: s.cluster_node.clone(),
         activation_policy: s.dag.as_ref().map(|_| s.activation_policy.clone()),
         boot_id: s.boot_id(),
-        install_in_progress: s.installing.clone(),
+        install_in_progress: s
+            .installer_command_line(now)
+            .filter(|line| shown_as_installer(line)),
         salve_jobs: s
             .jobs
             .iter()

@@ -22,6 +22,8 @@ mod reboot;
 mod update;
 mod verify;
 
+pub use facts::INSTALLER_PATTERNS;
+
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;

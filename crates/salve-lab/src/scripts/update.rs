@@ -38,6 +38,20 @@ fn package_path(req: &UpdateRequest) -> String {
     format!("C:\\salve\\updates\\{}.{ext}", req.kb)
 }
 
+/// The installer process the script starts, as `Win32_Process.CommandLine` shows it: msiexec
+/// with the .msp, Setup.exe from the mounted image, or the .NET offline installer.
+fn command_line(req: &UpdateRequest) -> String {
+    let package = package_path(req);
+    match req.kind {
+        UpdateKind::Su => format!("\"C:\\Windows\\system32\\msiexec.exe\" /update \"{package}\" /qn /norestart"),
+        UpdateKind::Cu => format!(
+            "\"D:\\Setup.exe\" /Mode:Upgrade {}",
+            req.license_switch.as_deref().unwrap_or_default()
+        ),
+        UpdateKind::DotNet => format!("\"{package}\" /q /norestart"),
+    }
+}
+
 /// Outcome of an install attempt, before it is written to the log and the answer.
 struct Outcome {
     exit_code: i32,
@@ -87,7 +101,7 @@ pub(super) async fn run(
         (true, Some(target)) => {
             // Windows Installer runs one installation at a time (msiexec 1618); the script
             // retries every 30 s for up to 15 minutes, then reports 1618 by name.
-            match installer::claim(core, idx, &req.kb, out, kill).await {
+            match installer::claim(core, idx, &command_line(req), out, kill).await {
                 Err(running) => Outcome::failed(
                     1618,
                     vec![format!(
