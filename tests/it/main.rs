@@ -41,6 +41,6 @@ mod run_report;
 mod script_standard;
 mod shipped_answers;
 mod ssh;
-mod windows;
 mod update_paths;
+mod windows;
 mod winrm_run;

@@ -9,7 +9,9 @@ use salve_lab::log::LabEvent;
 use crate::lab_support::{Lab, salve_run};
 
 fn playbook(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("playbooks")
+        .join(name)
 }
 
 /// A 2016 CU8 server on .NET 4.6.2 (Release 394802): its path is .NET 4.7.1 → CU12 →
@@ -108,7 +110,8 @@ async fn the_ioc_scan_runs_before_the_first_change_and_again_at_the_end() {
     let (code, _, all) = salve_run(&playbook("proxylogon.yml"), &inv, &[]).await;
     assert_eq!(code, 0, "{all}");
     let log = lab.fleet.log().entries();
-    let is_scan = |e: &LabEvent| matches!(e, LabEvent::ScriptStarted { id } if id == "exchange_ioc_scan");
+    let is_scan =
+        |e: &LabEvent| matches!(e, LabEvent::ScriptStarted { id } if id == "exchange_ioc_scan");
     let is_change = |e: &LabEvent| {
         matches!(
             e,
@@ -127,7 +130,10 @@ async fn the_ioc_scan_runs_before_the_first_change_and_again_at_the_end() {
     assert!(
         scan < change,
         "the first scan ({scan}) comes before the first change ({change}): {:?}",
-        log.iter().map(|e| &e.event).take(change + 1).collect::<Vec<_>>()
+        log.iter()
+            .map(|e| &e.event)
+            .take(change + 1)
+            .collect::<Vec<_>>()
     );
     let last_change = log.iter().rposition(|e| is_change(&e.event)).unwrap();
     assert!(
@@ -194,9 +200,9 @@ async fn a_second_su_is_not_started_while_one_runs() {
     );
     assert!(
         events.iter().any(|e| e["event"] == "task_output"
-            && e["text"]
-                .as_str()
-                .is_some_and(|t| t.contains("an installer is still running") && t.contains("KB5121575.msp"))),
+            && e["text"].as_str().is_some_and(
+                |t| t.contains("an installer is still running") && t.contains("KB5121575.msp")
+            )),
         "salve said what it waited for: {all}"
     );
 }

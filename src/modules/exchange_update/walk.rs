@@ -36,8 +36,16 @@ pub(super) async fn walk(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail
     let mut last_step: Option<String> = None;
     loop {
         let outcome = install(args, ctx).await?;
-        let step = outcome.data.get("step").and_then(Value::as_str).map(str::to_string);
-        let remaining = outcome.data.get("remaining").and_then(Value::as_u64).unwrap_or(0);
+        let step = outcome
+            .data
+            .get("step")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let remaining = outcome
+            .data
+            .get("remaining")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         let reboot = outcome.data.get("reboot_required") == Some(&Value::Bool(true));
         let did = outcome.status.changed();
         let msg = outcome.msg.clone().unwrap_or_default();
@@ -113,7 +121,8 @@ fn finished(mut last: Outcome, rounds: Vec<Value>, installed: usize, restarts: u
     }
     // Every restart the walk needed has been taken.
     if !last.status.failed() {
-        last.data.insert("reboot_required".into(), Value::Bool(false));
+        last.data
+            .insert("reboot_required".into(), Value::Bool(false));
     }
     last.with("walked", rounds)
         .with("installed", installed)

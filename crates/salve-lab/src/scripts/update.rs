@@ -43,7 +43,9 @@ fn package_path(req: &UpdateRequest) -> String {
 fn command_line(req: &UpdateRequest) -> String {
     let package = package_path(req);
     match req.kind {
-        UpdateKind::Su => format!("\"C:\\Windows\\system32\\msiexec.exe\" /update \"{package}\" /qn /norestart"),
+        UpdateKind::Su => {
+            format!("\"C:\\Windows\\system32\\msiexec.exe\" /update \"{package}\" /qn /norestart")
+        }
         UpdateKind::Cu => format!(
             "\"D:\\Setup.exe\" /Mode:Upgrade {}",
             req.license_switch.as_deref().unwrap_or_default()
@@ -368,7 +370,11 @@ async fn install_dotnet(
     );
     // The script stops the Exchange services first (they start again with the restart).
     core.with_host(idx, |s| {
-        for svc in s.services.iter_mut().filter(|x| x.name.starts_with("MSExchange")) {
+        for svc in s
+            .services
+            .iter_mut()
+            .filter(|x| x.name.starts_with("MSExchange"))
+        {
             svc.status = "Stopped".to_string();
         }
     });
