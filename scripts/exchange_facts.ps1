@@ -302,6 +302,29 @@ function Get-SalveFixConfig([bool] $ExchangeCmdlets) {
     }
 }
 
+# The forest's Exchange AD versions, as CSS-Exchange's SetupAssist reads them: the schema's
+# ms-Exch-Schema-Version-Pt rangeUpper (/PrepareSchema) and the organisation container's
+# objectVersion (/PrepareAD). Null when Active Directory is not readable from this logon.
+function Get-SalveAdVersions {
+    try {
+        $rootDse = [ADSI]'LDAP://RootDSE'
+        $schemaNc = [string] $rootDse.schemaNamingContext
+        $configNc = [string] $rootDse.configurationNamingContext
+        $schema = ([ADSI]"LDAP://CN=ms-Exch-Schema-Version-Pt,$schemaNc").rangeUpper
+        $searcher = New-Object DirectoryServices.DirectorySearcher([ADSI]"LDAP://CN=Microsoft Exchange,CN=Services,$configNc", '(objectClass=msExchOrganizationContainer)')
+        $searcher.SearchScope = 'OneLevel'
+        $org = $searcher.FindOne()
+        if ($null -eq $schema -or $null -eq $org) { return $null }
+        return [ordered]@{
+            forest = [string] $rootDse.rootDomainNamingContext
+            schema = [uint32] [string] $schema
+            org    = [uint32] [string] $org.Properties['objectversion'][0]
+        }
+    } catch {
+        return $null
+    }
+}
+
 $answer = [ordered]@{
     computer_name           = [string] $env:COMPUTERNAME
     family                  = $family
@@ -329,5 +352,6 @@ $answer = [ordered]@{
     install_in_progress     = $installInProgress
     salve_jobs              = $salveJobs.ToArray()
     config                  = Get-SalveFixConfig ($installPath -and -not $isLegacy)
+    ad                      = Get-SalveAdVersions
 }
 Write-Output ('##salve-result## ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))

@@ -8,6 +8,10 @@
 # CU (kind 'cu'): the CU's ISO image, mounted, and its Setup.exe run by absolute path with
 # /Mode:Upgrade and the licence switch given (a bare `setup.exe` would resolve to ...\V15\bin).
 # Success is read from ExchangeSetup.log after the last "Starting Microsoft Exchange Server" line.
+# AD preparation (kind 'prepare_ad'): the CU's image mounted as for the CU, then
+# `Setup.exe /PrepareSchema` and `Setup.exe /PrepareAD` with the licence switch, each judged by
+# its exit code and the last Setup run in ExchangeSetup.log. Needs an account in Schema Admins
+# and Enterprise Admins (the task's `become` account); no restart follows.
 # .NET (kind 'dotnet'): the offline installer of the .NET Framework version the next CU on the
 # path needs, run with /q /norestart (Microsoft's .NET Framework deployment guide: 0 is installed,
 # 3010 and 1641 installed with a restart to follow, 5100 the system requirements are not met).
@@ -172,6 +176,43 @@ function Invoke-SalveSu([string] $InstallPath, [version] $Current, [version] $Ta
     $script:rebootRequired = $script:success
 }
 
+function Invoke-SalvePrepareAd {
+    if (-not $SalveArgs.license_switch) {
+        $script:exitCode = 1
+        $script:reason = 'license_switch is required for /PrepareSchema and /PrepareAD'
+        return
+    }
+    $iso = Get-SalvePayload $SalveArgs.source $SalveArgs.sha256 ("{0}.iso" -f $SalveArgs.kb)
+    $script:package = $iso
+    $image = Mount-DiskImage -ImagePath $iso -PassThru
+    try {
+        $letter = ($image | Get-Volume).DriveLetter
+        if (-not $letter) { throw "$iso was mounted but got no drive letter; nothing was prepared" }
+        $setup = "{0}:\Setup.exe" -f $letter
+        $setupLog = Join-Path $env:SystemDrive 'ExchangeSetupLogs\ExchangeSetup.log'
+        foreach ($mode in '/PrepareSchema', '/PrepareAD') {
+            Write-Output "$setup $mode $($SalveArgs.license_switch)"
+            $p = Start-Process -FilePath $setup -ArgumentList @($mode, $SalveArgs.license_switch) -Wait -PassThru -NoNewWindow
+            $script:exitCode = $p.ExitCode
+            $lines = @(Get-Content -LiteralPath $setupLog -ErrorAction SilentlyContinue)
+            $start = -1
+            for ($i = $lines.Count - 1; $i -ge 0; $i--) {
+                if ($lines[$i] -match 'Starting Microsoft Exchange Server .* Setup') { $start = $i; break }
+            }
+            $run = if ($start -ge 0) { $lines[$start..($lines.Count - 1)] } else { $lines }
+            $script:logExcerpt = @($run | Where-Object { $_ -match '\[ERROR\]|setup operation' } | Select-Object -Last 20)
+            $ok = @($run | Where-Object { $_ -match 'The Exchange Server setup operation completed successfully' }).Count -gt 0
+            if ($p.ExitCode -ne 0 -or -not $ok) {
+                $script:reason = "Setup $mode did not complete (exit code $($p.ExitCode)); see $setupLog"
+                return
+            }
+        }
+        $script:success = $true
+    } finally {
+        Dismount-DiskImage -ImagePath $iso | Out-Null
+    }
+}
+
 function Invoke-SalveDotNet {
     $release = [int] (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full' -Name 'Release' -ErrorAction SilentlyContinue).Release
     if ($release -ge [int] $SalveArgs.dotnet_release) {
@@ -310,7 +351,8 @@ try {
         }
         'cu' { Invoke-SalveCu $installPath $current $target }
         'dotnet' { Invoke-SalveDotNet }
-        default { throw "kind must be 'cu', 'su' or 'dotnet', got '$($SalveArgs.kind)'" }
+        'prepare_ad' { Invoke-SalvePrepareAd }
+        default { throw "kind must be 'cu', 'su', 'dotnet' or 'prepare_ad', got '$($SalveArgs.kind)'" }
     }
 } catch {
     $reason = $_.Exception.Message

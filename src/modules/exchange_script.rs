@@ -514,6 +514,7 @@ pub mod testing {
             install_in_progress: None,
             salve_jobs: Vec::new(),
             config: None,
+            ad: None,
         }
     }
 }

@@ -70,7 +70,8 @@ fn changes_state(event: &LabEvent) -> bool {
         | LabEvent::ServicesDisabled { .. }
         | LabEvent::JobStarted { .. }
         | LabEvent::JobFinished { .. }
-        | LabEvent::JobRemoved { .. } => true,
+        | LabEvent::JobRemoved { .. }
+        | LabEvent::AdPrepared { .. } => true,
     }
 }
 

@@ -225,3 +225,77 @@ fn the_lab_knows_an_installer_by_the_facts_scripts_patterns() {
         .collect();
     assert_eq!(shipped, salve_lab::scripts::INSTALLER_PATTERNS);
 }
+
+/// Three 2019 CU8 servers in one forest that was last prepared by 2019 CU8 (schema 17002,
+/// organisation 16756): CU15 needs 17003 / 16763.
+const FOREST_BEHIND: &str = "\
+seed: 9
+time_scale: 600
+tenants:
+  - name: contoso
+    hosts: 3
+    builds: [15.2.792.3]
+    forest: {schema: 17002, org: 16756}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ad_preparation_runs_once_for_a_forest_of_several_servers() {
+    let lab = Lab::start(123, FOREST_BEHIND).await;
+    let inv = lab.inventory().write();
+    let pb = lab.write("walk.yml", WALK_ONLY);
+
+    // Planned as its own step, before the CU, on every server (none has run it yet).
+    let (_, events, all) = salve_run(&pb, &inv, &["--check"]).await;
+    for host in ["contoso-ex01", "contoso-ex02", "contoso-ex03"] {
+        let done = events
+            .iter()
+            .find(|e| e["event"] == "task_finished" && e["host"] == host)
+            .unwrap_or_else(|| panic!("{host}: {all}"));
+        let steps = done["result"]["steps"].as_array().unwrap();
+        assert_eq!(steps[0]["kind"], "PrepareAD", "{host}: {done}");
+        assert_eq!(steps[1]["kind"], "CU", "{host}: {done}");
+    }
+
+    // The servers update side by side; the forest is prepared once, before the first CU.
+    let (code, _, all) = salve_run(&pb, &inv, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    let log = lab.fleet.log().entries();
+    let runs = log
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.event,
+                LabEvent::InstallStarted {
+                    update: UpdateKind::PrepareAd,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(runs, 1, "Setup /PrepareAD ran once: {all}");
+    let prepared: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e.event, LabEvent::AdPrepared { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(prepared.len(), 1, "{all}");
+    let first_cu = log
+        .iter()
+        .position(|e| {
+            matches!(
+                e.event,
+                LabEvent::InstallStarted {
+                    update: UpdateKind::Cu,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    assert!(prepared[0] < first_cu);
+    for host in ["contoso-ex01", "contoso-ex02", "contoso-ex03"] {
+        let state = lab.fleet.state(host).unwrap();
+        assert_eq!(state.build.unwrap().to_string(), "15.2.1748.49", "{host}");
+        assert_eq!((state.forest.schema, state.forest.org), (17003, 16763));
+    }
+}

@@ -192,6 +192,21 @@ pub struct FactsAnswer {
     /// Mitigation service, outbound rewrite rules); `None` from scripts that do not read it.
     #[serde(default)]
     pub config: Option<ExchangeConfigFacts>,
+    /// The forest's Exchange AD versions, what `/PrepareSchema` and `/PrepareAD` leave; `None`
+    /// when Active Directory was not readable.
+    #[serde(default)]
+    pub ad: Option<AdVersions>,
+}
+
+/// Exchange's versions in a forest's Active Directory (CSS-Exchange SetupAssist reads the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdVersions {
+    /// The forest root domain's distinguished name (`DC=contoso,DC=com`): which forest.
+    pub forest: String,
+    /// `rangeUpper` of `CN=ms-Exch-Schema-Version-Pt` in the schema (`/PrepareSchema`).
+    pub schema: u32,
+    /// `objectVersion` of the Exchange organisation container (`/PrepareAD`).
+    pub org: u32,
 }
 
 /// What `exchange_facts` reads about the configuration security fixes depend on.
@@ -315,6 +330,9 @@ pub enum UpdateKind {
     Su,
     #[serde(rename = "dotnet")]
     DotNet,
+    /// `Setup.exe /PrepareSchema` then `/PrepareAD` from the CU's image: once per forest,
+    /// before the first server's CU, under an account with Schema and Enterprise Admins rights.
+    PrepareAd,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -260,6 +260,43 @@ pub fn cu_of(build: Build) -> Option<&'static CuInfo> {
         .max_by_key(|c| c.build)
 }
 
+/// What each known CU's `/PrepareSchema` and `/PrepareAD` leave in Active Directory (schema
+/// `rangeUpper`, organisation `objectVersion`), from CSS-Exchange's table.
+static AD_VERSIONS: &[(Build, u32, u32)] = &[
+    (b(15, 0, 847, 32), 15292, 15844),
+    (b(15, 0, 1395, 4), 15312, 16130),
+    (b(15, 0, 1473, 3), 15312, 16131),
+    (b(15, 0, 1497, 2), 15312, 16133),
+    (b(15, 1, 1415, 2), 15332, 16213),
+    (b(15, 1, 1713, 5), 15332, 16215),
+    (b(15, 1, 1847, 3), 15332, 16217),
+    (b(15, 1, 2044, 4), 15332, 16217),
+    (b(15, 1, 2106, 2), 15332, 16218),
+    (b(15, 1, 2176, 2), 15333, 16219),
+    (b(15, 1, 2242, 4), 15333, 16220),
+    (b(15, 1, 2308, 8), 15334, 16221),
+    (b(15, 1, 2375, 7), 15334, 16222),
+    (b(15, 1, 2507, 6), 15334, 16223),
+    (b(15, 2, 221, 12), 17000, 16751),
+    (b(15, 2, 659, 4), 17001, 16754),
+    (b(15, 2, 721, 2), 17001, 16755),
+    (b(15, 2, 792, 3), 17002, 16756),
+    (b(15, 2, 858, 5), 17002, 16757),
+    (b(15, 2, 922, 7), 17003, 16758),
+    (b(15, 2, 986, 5), 17003, 16759),
+    (b(15, 2, 1544, 4), 17003, 16762),
+    (b(15, 2, 1748, 10), 17003, 16763),
+    (b(15, 2, 2562, 17), 17003, 16763),
+];
+
+/// The schema and organisation versions Setup of the CU at `cu` writes.
+pub fn ad_versions(cu: Build) -> Option<(u32, u32)> {
+    AD_VERSIONS
+        .iter()
+        .find(|(b, _, _)| *b == cu)
+        .map(|&(_, schema, org)| (schema, org))
+}
+
 /// A known CU with exactly this base build.
 pub fn cu_exact(build: Build) -> Option<&'static CuInfo> {
     CUS.iter().find(|c| c.build == build)

@@ -80,6 +80,16 @@ struct RawTenant {
     builds: Vec<Spanned<String>>,
     #[serde(default)]
     dags: Vec<RawDag>,
+    /// The tenant's forest's Exchange AD versions (default: prepared for Exchange SE RTM).
+    #[serde(default)]
+    forest: Option<RawForest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForest {
+    schema: u32,
+    org: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,6 +336,10 @@ fn resolve(file: &Arc<std::path::PathBuf>, raw: RawScenario) -> Result<FleetSpec
                 build,
                 boot_time(epoch, &mut rng),
             );
+            if let Some(f) = &t.forest {
+                h.forest.schema = f.schema;
+                h.forest.org = f.org;
+            }
             // Exchange keeps 30 days of logs by default.
             h.logs_since = epoch
                 .saturating_sub(SignedDuration::from_hours(24 * 30))

@@ -328,6 +328,29 @@ pub struct Component {
     pub requesters: Vec<String>,
 }
 
+/// Exchange's versions in a forest's Active Directory: the schema's `ms-Exch-Schema-Version-Pt`
+/// `rangeUpper` (`/PrepareSchema`) and the organisation container's `objectVersion`
+/// (`/PrepareAD`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forest {
+    /// The forest root domain's distinguished name.
+    pub root: String,
+    pub schema: u32,
+    pub org: u32,
+}
+
+impl Forest {
+    /// A forest already prepared for the newest CU the lab knows (Exchange SE RTM: schema
+    /// 17003, organisation 16763), named for the tenant.
+    pub fn prepared(tenant: &str) -> Forest {
+        Forest {
+            root: format!("DC={tenant},DC=lab"),
+            schema: 17003,
+            org: 16763,
+        }
+    }
+}
+
 /// Everything about one simulated server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostState {
@@ -405,6 +428,10 @@ pub struct HostState {
     /// when the scenario names one (`Win32_Process.CommandLine`).
     #[serde(default)]
     pub installer_process: Option<String>,
+    /// The Exchange versions in the forest's Active Directory as this server reads them. One
+    /// forest per tenant; `/PrepareSchema` + `/PrepareAD` on one server raise it on all of the
+    /// tenant's servers (the lab replicates at once).
+    pub forest: Forest,
     /// Windows rule: an MSI install that succeeded but needs a restart exits 3010
     /// (`ERROR_SUCCESS_REBOOT_REQUIRED`, files in use, `/norestart`), or 1641
     /// (`ERROR_SUCCESS_REBOOT_INITIATED`) when the package schedules the restart itself. `None`:
@@ -533,6 +560,7 @@ impl HostState {
             jobs: Vec::new(),
             installer_busy_until: None,
             installer_process: None,
+            forest: Forest::prepared(tenant),
             msi_restart_code: None,
             delayed_start: Vec::new(),
             delayed_start_at: None,

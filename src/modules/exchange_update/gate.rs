@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 
 use super::super::Num;
 use super::super::exchange_script::{PackageSource, SourceError};
+use super::adprep::behind;
 use super::resolve::{cu_label, level_at};
 use crate::contract::{FactsAnswer, UpdateKind, UpdateRequest};
 use crate::exchange::build::{Build, Family};
-use crate::exchange::catalogue::{Catalogue, LicenceSwitch};
+use crate::exchange::catalogue::{Catalogue, Level, LicenceSwitch};
 use crate::exchange::dotnet::DotNet;
 use crate::exchange::path::{Step, StepKind};
 use crate::exchange::prereq::{self, Finding, PrereqFacts, PrereqPolicy, Status};
@@ -32,6 +33,12 @@ pub enum Refusal {
         base: Build,
         build: Build,
     },
+    #[error(
+        "next step is {step}: /PrepareSchema and /PrepareAD need an account in Schema Admins \
+         and Enterprise Admins; set ansible_become_user and ansible_become_password to one (the \
+         step runs as SYSTEM otherwise, which has no such rights), or prepare the forest by hand"
+    )]
+    AdPreparationAccount { step: String },
     #[error("next step is {step}: Exchange 2010 rollups are not installed by salve")]
     Rollup { step: String },
     #[error("a restart is pending ({markers}): restart the server first, then run again")]
@@ -140,6 +147,14 @@ pub(super) fn gate(
             UpdateKind::Cu,
             vec![format!("{short} {}", step.label), step.label.clone()],
         ),
+        (StepKind::PrepareAd, _) if !args.network_credentials => {
+            return no(Refusal::AdPreparationAccount { step: shown });
+        }
+        (StepKind::PrepareAd, _) => {
+            // The CU's own media: the same package as the CU step.
+            let cu = cu_label(cat, target).unwrap_or_default();
+            (UpdateKind::PrepareAd, vec![format!("{short} {cu}"), cu])
+        }
         (StepKind::Ru, _) => return no(Refusal::Rollup { step: shown }),
         (StepKind::DotNet, None) => return no(Refusal::NoTarget { step: shown }),
     };
@@ -150,6 +165,15 @@ pub(super) fn gate(
     }
     let mut findings = Vec::new();
     let mut licence = None;
+    if kind == UpdateKind::PrepareAd {
+        let Some(level) = level_at(cat, target) else {
+            return no(Refusal::UnknownCu { target });
+        };
+        licence = match licence_switch(cat.licence_switch(level), args.license_switch) {
+            Ok(s) => Some(s),
+            Err(why) => return no(why.into()),
+        };
+    }
     if kind == UpdateKind::Cu {
         let Some(level) = level_at(cat, target) else {
             return no(Refusal::UnknownCu { target });
@@ -161,7 +185,7 @@ pub(super) fn gate(
             Some(gb) => return no(Refusal::MinFreeDisk(gb)),
             None => PrereqPolicy::default(),
         };
-        findings = prereq::evaluate(level, &prereq_facts(args, facts), policy);
+        findings = prereq::evaluate(level, &prereq_facts(args, facts, level), policy);
         let blocking: Vec<String> = findings
             .iter()
             .filter(|f| f.status == Status::Blocking)
@@ -265,7 +289,7 @@ fn licence_switch(rule: LicenceSwitch, given: Option<&str>) -> Result<String, Li
     }
 }
 
-fn prereq_facts(args: &Given<'_>, facts: &FactsAnswer) -> PrereqFacts {
+fn prereq_facts(args: &Given<'_>, facts: &FactsAnswer, level: &Level) -> PrereqFacts {
     PrereqFacts {
         dotnet_release: Some(facts.dotnet_release),
         vcredist_2012: Some(facts.vcredist_2012.is_some()),
@@ -277,7 +301,10 @@ fn prereq_facts(args: &Given<'_>, facts: &FactsAnswer) -> PrereqFacts {
             .any(|r| r.eq_ignore_ascii_case("Mailbox")),
         pending_reboot: Some(!facts.pending_reboot.is_empty()),
         free_disk_bytes: Some(facts.free_disk_bytes),
-        ad_prep_needed: args.ad_prepared.map(|prepared| !prepared),
+        ad_prep_needed: match (&facts.ad, level.ad) {
+            (Some(forest), Some(needs)) => Some(behind(forest, needs)),
+            _ => args.ad_prepared.map(|prepared| !prepared),
+        },
         setup_account_can_prepare_ad: None,
     }
 }

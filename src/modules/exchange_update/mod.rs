@@ -32,10 +32,15 @@
 //! - a .NET step installs that version's offline installer (source labelled `.NET 4.8` or
 //!   `NDP48`); Exchange 2010 rollup steps are reported, not installed.
 //!
+//! - AD preparation ([`adprep`]): a forest behind the path's newest CU gets one
+//!   `/PrepareSchema` + `/PrepareAD` step before the first CU, from the CU's media, under the
+//!   `become` account; other servers then find the forest prepared.
+//!
 //! The parts: [`args`] (the arguments as written), [`resolve`] (an explicit `kb:`/`cu:` against
 //! the catalogue), [`gate`] (the rules above), [`decide`] (the decision from facts, and the
 //! outcome that reports it), [`install`] (the install itself), [`walk`] (the whole path).
 
+mod adprep;
 mod args;
 mod decide;
 mod gate;

@@ -1,6 +1,7 @@
 //! `exchange_facts`: what the real script reads from the server (ExSetup.exe version, SUs,
 //! roles, DAG and database copies, components, services, prerequisites, pending-reboot
-//! markers, disk, auth certificate, boot id), taken from the host state.
+//! markers, disk, auth certificate, boot id, the forest's Exchange AD versions), taken from the
+//! host state.
 
 use serde_json::Value;
 
@@ -8,7 +9,7 @@ use super::pipeline::{self, Emit};
 use crate::command::Out;
 use crate::fleet_core::FleetCore;
 use crate::state::HostState;
-use salve_contract::contract::{DatabaseCopy, FactsAnswer, JobInfo, ScriptId};
+use salve_contract::contract::{AdVersions, DatabaseCopy, FactsAnswer, JobInfo, ScriptId};
 
 /// How `Get-SalvePendingReboot` in `scripts/exchange_facts.ps1` hands back its markers.
 pub(super) const PENDING_REBOOT_EMIT: Emit = Emit::Items;
@@ -101,6 +102,11 @@ fn facts(s: &HostState, now: jiff::Timestamp) -> FactsAnswer {
             })
             .collect(),
         config: Some(s.config.facts(s.build)),
+        ad: Some(AdVersions {
+            forest: s.forest.root.clone(),
+            schema: s.forest.schema,
+            org: s.forest.org,
+        }),
     }
 }
 

@@ -34,6 +34,7 @@ fn package_path(req: &UpdateRequest) -> String {
         UpdateKind::Su => "msp",
         UpdateKind::Cu => "iso",
         UpdateKind::DotNet => "exe",
+        UpdateKind::PrepareAd => "iso",
     };
     format!("C:\\salve\\updates\\{}.{ext}", req.kb)
 }
@@ -51,6 +52,10 @@ fn command_line(req: &UpdateRequest) -> String {
             req.license_switch.as_deref().unwrap_or_default()
         ),
         UpdateKind::DotNet => format!("\"{package}\" /q /norestart"),
+        UpdateKind::PrepareAd => format!(
+            "\"D:\\Setup.exe\" /PrepareAD {}",
+            req.license_switch.as_deref().unwrap_or_default()
+        ),
     }
 }
 
@@ -116,11 +121,16 @@ pub(super) async fn run(
                         UpdateKind::Su => install_su(core, idx, req, target, out, kill).await,
                         UpdateKind::Cu => install_cu(core, idx, req, target, out, kill).await,
                         UpdateKind::DotNet => install_dotnet(core, idx, req, out, kill).await,
+                        UpdateKind::PrepareAd => {
+                            prepare_ad(core, idx, req, target, out, kill).await
+                        }
                     };
                     core.with_host(idx, |s| {
                         s.installing = None;
                         // The script's `finally` dismounts the ISO, unless it was killed.
-                        if req.kind == UpdateKind::Cu && !kill.is_cancelled() {
+                        if matches!(req.kind, UpdateKind::Cu | UpdateKind::PrepareAd)
+                            && !kill.is_cancelled()
+                        {
                             s.dismount_image(&package_path(req));
                         }
                     });
@@ -129,7 +139,10 @@ pub(super) async fn run(
             }
         }
     };
-    let event = if outcome.success && !outcome.already {
+    // AD preparation changes the forest ([`LabEvent::AdPrepared`]), not the server.
+    let event = if req.kind == UpdateKind::PrepareAd && outcome.success {
+        None
+    } else if outcome.success && !outcome.already {
         Some(LabEvent::Installed {
             update: req.kind,
             kb: req.kb.clone(),
@@ -161,7 +174,7 @@ pub(super) async fn run(
     if let Some(reason) = &outcome.reason {
         out.error(std::slice::from_ref(reason));
     }
-    let reboot_required = outcome.success && !outcome.already;
+    let reboot_required = outcome.success && !outcome.already && req.kind != UpdateKind::PrepareAd;
     super::answer(
         core,
         idx,
@@ -179,8 +192,8 @@ pub(super) async fn run(
     i32::from(!outcome.success)
 }
 
-/// Start the install: Setup/msiexec stops and disables the Exchange services.
-fn begin_install(core: &FleetCore, idx: usize, req: &UpdateRequest) {
+/// Record that an installer began (`LabEvent::InstallStarted`).
+fn begin_setup(core: &FleetCore, idx: usize, req: &UpdateRequest) {
     core.record(
         idx,
         LabEvent::InstallStarted {
@@ -189,6 +202,11 @@ fn begin_install(core: &FleetCore, idx: usize, req: &UpdateRequest) {
             target: req.target_build.clone(),
         },
     );
+}
+
+/// Start the install: Setup/msiexec stops and disables the Exchange services.
+fn begin_install(core: &FleetCore, idx: usize, req: &UpdateRequest) {
+    begin_setup(core, idx, req);
     let disabled = core.with_host(idx, HostState::disable_services);
     if !disabled.is_empty() {
         core.record(idx, LabEvent::ServicesDisabled { services: disabled });
@@ -323,6 +341,90 @@ async fn install_su(
     }
 }
 
+/// `Setup.exe /PrepareSchema` then `/PrepareAD` from the CU's image: the forest's versions
+/// become the CU's on every server of the tenant (the lab replicates at once). Exchange rule:
+/// only an account in Schema Admins and Enterprise Admins can write them; a process without
+/// network credentials (a task running as SYSTEM, the computer account) gets Setup's
+/// permission error. Setup raises the versions, never lowers them (a forest prepared by a newer
+/// CU stays so). Nothing on the server itself changes, and no restart is needed.
+async fn prepare_ad(
+    core: &FleetCore,
+    idx: usize,
+    req: &UpdateRequest,
+    target: Build,
+    out: &Out,
+    kill: &CancellationToken,
+) -> Outcome {
+    let now = core.clock.now();
+    let Some((schema, org)) = catalog::ad_versions(target) else {
+        return Outcome::failed(
+            1,
+            Vec::new(),
+            format!("{target} is not the build of a cumulative update"),
+        );
+    };
+    let forest = core.with_host(idx, |s| s.forest.clone());
+    if let Err(e) = out.read_file(&req.source) {
+        return Outcome::failed(1, Vec::new(), e);
+    }
+    let iso = package_path(req);
+    if let Err(e) = core.with_host(idx, |s| {
+        s.dismount_image(&iso);
+        s.store_download(&iso, CU_BYTES)?;
+        Ok::<_, String>(s.mount_image(&iso))
+    }) {
+        return Outcome::failed(1, Vec::new(), e);
+    }
+    out.line(&command_line(req));
+    if !out.has_network_credentials() {
+        let line = "[ERROR] The current user does not have permission to modify the schema: the account must be a member of Schema Admins and Enterprise Admins.";
+        return Outcome::failed(
+            1,
+            vec![setup_line(now, line), setup_line(now, SETUP_FAILED)],
+            "Setup /PrepareSchema: the account is not in Schema Admins and Enterprise Admins",
+        );
+    }
+    begin_setup(core, idx, req);
+    let steps = [
+        "Extending Active Directory schema",
+        "Organization Preparation",
+    ];
+    if !run_steps(core, idx, core.durations.su_minutes, &steps, out, kill).await {
+        return Outcome::failed(1, Vec::new(), "Setup /PrepareAD was interrupted");
+    }
+    let tenant = core.with_host(idx, |s| s.tenant.clone());
+    for other in 0..core.len() {
+        core.with_host(other, |s| {
+            if s.tenant == tenant {
+                s.forest.schema = s.forest.schema.max(schema);
+                s.forest.org = s.forest.org.max(org);
+            }
+        });
+    }
+    core.record(
+        idx,
+        LabEvent::AdPrepared {
+            forest: forest.root.clone(),
+            schema,
+            org,
+        },
+    );
+    Outcome {
+        exit_code: 0,
+        log: vec![
+            setup_line(
+                now,
+                "Command Line Parameter Name='prepareschema', Value=''.",
+            ),
+            setup_line(now, "Command Line Parameter Name='preparead', Value=''."),
+            setup_line(now, SETUP_OK),
+        ],
+        success: true,
+        already: false,
+        reason: None,
+    }
+}
+
 /// Size of a .NET Framework offline installer.
 const DOTNET_BYTES: u64 = 120 * 1024 * 1024;
 
@@ -360,14 +462,7 @@ async fn install_dotnet(
     if let Err(e) = core.with_host(idx, |s| s.store_download(&path, DOTNET_BYTES)) {
         return Outcome::failed(1, Vec::new(), e);
     }
-    core.record(
-        idx,
-        LabEvent::InstallStarted {
-            update: req.kind,
-            kb: req.kb.clone(),
-            target: req.target_build.clone(),
-        },
-    );
+    begin_setup(core, idx, req);
     // The script stops the Exchange services first (they start again with the restart).
     core.with_host(idx, |s| {
         for svc in s
