@@ -299,3 +299,34 @@ async fn ad_preparation_runs_once_for_a_forest_of_several_servers() {
         assert_eq!((state.forest.schema, state.forest.org), (17003, 16763));
     }
 }
+
+/// A 2019 CU8 server (CU15, then its newest SU) whose first restart leaves a pending-restart
+/// flag behind.
+const LINGERING: &str = "\
+seed: 13
+time_scale: 600
+tenants:
+  - name: contoso
+    hosts: 1
+    builds: [15.2.792.3]
+hosts:
+  contoso-ex01: {lingering_reboot_flag: true}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lingering_restart_flag_is_restarted_away_and_the_walk_goes_on() {
+    let lab = Lab::start(124, LINGERING).await;
+    let inv = lab.inventory().write();
+    let pb = lab.write("walk.yml", WALK_ONLY);
+    let (code, events, all) = salve_run(&pb, &inv, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    let state = lab.fleet.state("contoso-ex01").unwrap();
+    assert_eq!(state.build.unwrap().to_string(), "15.2.1748.49", "{all}");
+    assert!(state.pending_reboot.is_empty());
+    let result = &events
+        .iter()
+        .find(|e| e["event"] == "task_finished")
+        .unwrap()["result"];
+    assert_eq!(result["installed"], 2, "{result}");
+    assert_eq!(result["restarts"], 3, "one more for the flag: {result}");
+}

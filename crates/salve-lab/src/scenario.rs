@@ -148,6 +148,10 @@ struct RawHost {
     /// (its command line, the installer it holds), not what it installs.
     #[serde(default)]
     running_installer: Option<RawInstaller>,
+    /// The first restart leaves CBS RebootPending set once more (Windows servicing finishing
+    /// after the restart asks for another).
+    #[serde(default)]
+    lingering_reboot_flag: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -497,6 +501,9 @@ fn apply_host(
     }
     if let Some(gb) = raw.free_disk_gb {
         h.free_disk_bytes = gb * 1024 * 1024 * 1024;
+    }
+    if raw.lingering_reboot_flag == Some(true) {
+        h.lingering_reboot = true;
     }
     if let Some(running) = &raw.running_installer {
         let minutes = i64::try_from(running.minutes).unwrap_or(i64::MAX);

@@ -432,6 +432,10 @@ pub struct HostState {
     /// forest per tenant; `/PrepareSchema` + `/PrepareAD` on one server raise it on all of the
     /// tenant's servers (the lab replicates at once).
     pub forest: Forest,
+    /// The next restart leaves CBS RebootPending set once more (servicing that finishes after
+    /// the restart asks for another).
+    #[serde(default)]
+    pub lingering_reboot: bool,
     /// Windows rule: an MSI install that succeeded but needs a restart exits 3010
     /// (`ERROR_SUCCESS_REBOOT_REQUIRED`, files in use, `/norestart`), or 1641
     /// (`ERROR_SUCCESS_REBOOT_INITIATED`) when the package schedules the restart itself. `None`:
@@ -561,6 +565,7 @@ impl HostState {
             installer_busy_until: None,
             installer_process: None,
             forest: Forest::prepared(tenant),
+            lingering_reboot: false,
             msi_restart_code: None,
             delayed_start: Vec::new(),
             delayed_start_at: None,
@@ -613,6 +618,12 @@ impl HostState {
                 ));
             }
             self.pending_reboot.clear();
+            // Windows rule: servicing finishes some work after the restart and sets CBS
+            // RebootPending again, asking for one more (the keys "can linger a while after a
+            // reboot").
+            if std::mem::take(&mut self.lingering_reboot) {
+                self.add_pending_reboot(MARKER_CBS);
+            }
             // Attached images do not survive a restart.
             self.mounted_images.clear();
             for s in &mut self.services {
