@@ -7,7 +7,8 @@
 # exit code (0, 3010, 1641) and the verbose log.
 # CU (kind 'cu'): the CU's ISO image, mounted, and its Setup.exe run by absolute path with
 # /Mode:Upgrade and the licence switch given (a bare `setup.exe` would resolve to ...\V15\bin).
-# Success is read from ExchangeSetup.log after the last "Starting Microsoft Exchange Server" line.
+# Success is read from ExchangeSetup.log after the last "Starting Microsoft Exchange Server" line:
+# its success line, not the absence of [ERROR] lines; a failure names its Failed [Rule:...] lines.
 # AD preparation (kind 'prepare_ad'): the CU's image mounted as for the CU, then
 # `Setup.exe /PrepareSchema` and `Setup.exe /PrepareAD` with the licence switch, each judged by
 # its exit code and the last Setup run in ExchangeSetup.log. Needs an account in Schema Admins
@@ -301,20 +302,25 @@ function Invoke-SalveCu([string] $InstallPath, [version] $Current, [version] $Ta
         }
         $run = if ($start -ge 0) { $lines[$start..($lines.Count - 1)] } else { $lines }
         $script:logExcerpt = @($run | Where-Object {
-                $_ -match '\[ERROR\]|Setup version:|locally installed version|setup operation|\[Rule:.*\[Value:"True"\]'
+                $_ -match '\[ERROR\]|Setup version:|locally installed version|setup operation|Failed \[Rule:|\[Rule:.*\[Value:"True"\]'
             } | Select-Object -Last 20)
+        # Judged as CSS-Exchange's SetupLogReviewer does: the last run only; it succeeded when it
+        # ends in the success line, whatever [ERROR] lines Setup logged and recovered from; when
+        # it did not, the reason names its `Failed [Rule:...] [Message:...]` lines.
         $ok = @($run | Where-Object { $_ -match 'The Exchange Server setup operation completed successfully' }).Count -gt 0
-        $failed = @($run | Where-Object { $_ -match "The Exchange Server setup operation didn't complete|\[ERROR\]" }).Count -gt 0
+        $incomplete = @($run | Where-Object { $_ -match "The Exchange Server setup operation didn't complete" }).Count -gt 0
         $setupVersion = ($run | Select-String -Pattern 'Setup version: ([0-9.]+)\.' | Select-Object -First 1)
-        if ($ok -and -not $failed) {
+        if ($ok -and -not $incomplete) {
             $script:success = $true
             $script:rebootRequired = $true
         } elseif ($setupVersion -and $Current -and ([version] $setupVersion.Matches[0].Groups[1].Value) -eq $Current) {
             $script:reason = "Setup's version equals the installed build $Current: the wrong Setup.exe ran"
         } else {
-            $rule = $run | Select-String -Pattern '\[Rule:(\w+)\].*\[Value:"True"\]' | Select-Object -First 1
-            $script:reason = if ($rule) {
-                "prerequisite $($rule.Matches[0].Groups[1].Value) failed; see $setupLog"
+            $rules = @($run | Select-String -Pattern 'Failed \[Rule:(\w+)\] \[Message:(.*)\]' | ForEach-Object {
+                    'prerequisite {0} failed: {1}' -f $_.Matches[0].Groups[1].Value, $_.Matches[0].Groups[2].Value
+                })
+            $script:reason = if ($rules.Count -gt 0) {
+                '{0}; see {1}' -f ($rules -join '; '), $setupLog
             } else {
                 "Setup did not complete (exit code $($p.ExitCode)); see $setupLog"
             }

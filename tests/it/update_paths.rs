@@ -330,3 +330,42 @@ async fn a_lingering_restart_flag_is_restarted_away_and_the_walk_goes_on() {
     assert_eq!(result["installed"], 2, "{result}");
     assert_eq!(result["restarts"], 3, "one more for the flag: {result}");
 }
+
+/// A 2019 CU8 server whose CU15 Setup logs an `[ERROR]` it recovers from and completes.
+const SETUP_RECOVERS: &str = "\
+seed: 15
+time_scale: 600
+tenants:
+  - name: contoso
+    hosts: 1
+    builds: [15.2.792.3]
+hosts:
+  contoso-ex01: {faults: {setup_error_line: true}}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_is_judged_by_its_last_runs_success_line_not_by_any_error_line() {
+    let lab = Lab::start(125, SETUP_RECOVERS).await;
+    let inv = lab.inventory().write();
+    let pb = lab.write("walk.yml", WALK_ONLY);
+    let (code, _, all) = salve_run(&pb, &inv, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    let state = lab.fleet.state("contoso-ex01").unwrap();
+    assert_eq!(state.build.unwrap().to_string(), "15.2.1748.49", "{all}");
+    assert!(state.setup_log.iter().any(|l| l.contains("[ERROR]")));
+}
+
+/// The lab judges Setup's log by the shipped update script's own patterns.
+#[test]
+fn the_lab_judges_setup_logs_by_the_update_scripts_patterns() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/exchange_update.ps1"),
+    )
+    .unwrap();
+    for pattern in salve_lab::scripts::SETUP_LOG_PATTERNS {
+        assert!(
+            text.contains(&format!("'{pattern}'")) || text.contains(&format!("\"{pattern}\"")),
+            "{pattern}"
+        );
+    }
+}

@@ -184,6 +184,9 @@ struct RawFaults {
     reboot: Option<Spanned<String>>,
     #[serde(default)]
     non_elevated_su: bool,
+    /// A CU's Setup logs a non-fatal `[ERROR]` line and still completes successfully.
+    #[serde(default)]
+    setup_error_line: bool,
 }
 
 /// Host name for the `n`th (1-based) host of a tenant.
@@ -569,6 +572,7 @@ fn apply_host(
             install_failure: f.install_failure,
             reboot,
             non_elevated_su: f.non_elevated_su,
+            setup_error_line: f.setup_error_line,
         };
     }
 }

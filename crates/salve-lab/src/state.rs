@@ -237,6 +237,10 @@ pub struct HostFaults {
     pub reboot: RebootBehaviour,
     /// SUs install as from a non-elevated prompt: exit 0, but OWA/ECP answer HTTP 500.
     pub non_elevated_su: bool,
+    /// Exchange rule: Setup logs some errors it recovers from as `[ERROR]` lines and still
+    /// ends with "The Exchange Server setup operation completed successfully." (a CU run).
+    #[serde(default)]
+    pub setup_error_line: bool,
 }
 
 impl HostFaults {

@@ -23,6 +23,7 @@ mod update;
 mod verify;
 
 pub use facts::INSTALLER_PATTERNS;
+pub use update::SETUP_LOG_PATTERNS;
 
 use std::sync::Arc;
 

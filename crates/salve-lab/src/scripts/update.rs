@@ -641,12 +641,19 @@ async fn install_cu(
             ),
         ));
     }
-    if let Some((rule, _, why)) = rules.iter().find(|r| r.1) {
-        return fail(
-            log,
-            format!("[ERROR] The prerequisite check failed: {rule}."),
-            format!("prerequisite {rule} failed: {why}"),
-        );
+    let failed: Vec<_> = rules.iter().filter(|r| r.1).collect();
+    if !failed.is_empty() {
+        for (rule, _, why) in &failed {
+            log.push(setup_line(
+                now,
+                &format!("Failed [Rule:{rule}] [Message:{why}]"),
+            ));
+        }
+        log.push(setup_line(now, SETUP_FAILED));
+        let reason = judge_setup_run(&log)
+            .err()
+            .unwrap_or_else(|| "Setup did not complete".to_string());
+        return Outcome::failed(1, log, reason);
     }
     begin_install(core, idx, req);
     let steps = [
@@ -683,6 +690,9 @@ async fn install_cu(
             "Setup failed (exit code 1603 from an installer step)",
         );
     }
+    if faults.setup_error_line {
+        log.push(setup_line(end, "[ERROR] The operation couldn't be performed because object 'Default Offline Address Book' couldn't be found on the domain controller; Setup continues."));
+    }
     log.push(setup_line(end, SETUP_OK));
     core.with_host(idx, |s| {
         s.restore_services();
@@ -692,11 +702,65 @@ async fn install_cu(
         s.add_pending_reboot(MARKER_FILE_RENAME);
         s.setup_log.extend(log.iter().cloned());
     });
-    Outcome {
-        exit_code: 0,
-        log,
-        success: true,
-        already: false,
-        reason: None,
+    // Setup upgraded the server; the script's answer is what it reads from the log.
+    match judge_setup_run(&log) {
+        Ok(()) => Outcome {
+            exit_code: 0,
+            log,
+            success: true,
+            already: false,
+            reason: None,
+        },
+        Err(reason) => Outcome::failed(0, log, reason),
     }
 }
+
+/// Where the shipped script reads Setup's log.
+const SETUP_LOG: &str = "C:\\ExchangeSetupLogs\\ExchangeSetup.log";
+
+/// How `exchange_update.ps1` judges Setup's log, as CSS-Exchange's SetupLogReviewer does:
+/// only the last run (from its last "Starting Microsoft Exchange Server" line); a success when
+/// that run has the success line and no "didn't complete" line, whatever `[ERROR]` lines Setup
+/// logged and recovered from; otherwise the reason names the run's `Failed [Rule:…]
+/// [Message:…]` lines. [`SETUP_LOG_PATTERNS`] are the script's patterns (a test compares them).
+fn judge_setup_run(log: &[String]) -> Result<(), String> {
+    let start = log
+        .iter()
+        .rposition(|l| l.contains("Starting Microsoft Exchange Server") && l.ends_with(" Setup"))
+        .unwrap_or(0);
+    let run = &log[start..];
+    let ok = run
+        .iter()
+        .any(|l| l.contains(SETUP_OK.trim_end_matches('.')));
+    let incomplete = run
+        .iter()
+        .any(|l| l.contains("The Exchange Server setup operation didn't complete"));
+    if ok && !incomplete {
+        return Ok(());
+    }
+    let rules: Vec<String> = run
+        .iter()
+        .filter_map(|l| {
+            let rest = &l[l.find("Failed [Rule:")? + "Failed [Rule:".len()..];
+            let (rule, rest) = rest.split_once("] [Message:")?;
+            Some(format!(
+                "prerequisite {rule} failed: {}",
+                rest.strip_suffix(']').unwrap_or(rest)
+            ))
+        })
+        .collect();
+    Err(if rules.is_empty() {
+        format!("Setup did not complete; see {SETUP_LOG}")
+    } else {
+        format!("{}; see {SETUP_LOG}", rules.join("; "))
+    })
+}
+
+/// The `-match` patterns `exchange_update.ps1` judges Setup's last run with: the run's start,
+/// success, failure, and the failed-rule line.
+pub const SETUP_LOG_PATTERNS: [&str; 4] = [
+    "Starting Microsoft Exchange Server .* Setup",
+    "The Exchange Server setup operation completed successfully",
+    "The Exchange Server setup operation didn't complete",
+    "Failed \\[Rule:(\\w+)\\] \\[Message:(.*)\\]",
+];
