@@ -72,7 +72,11 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
     // which takes the step off this server's path).
     let _forest = match (&facts.ad, request.kind) {
         (Some(ad), UpdateKind::PrepareAd) => {
-            let guard = adprep::forest_lock(&ad.forest).lock_owned().await;
+            let lock = adprep::forest_lock(&ad.forest);
+            let guard = tokio::select! {
+                guard = lock.lock_owned() => guard,
+                _ = ctx.cancel.cancelled() => return Err(Fail::Module(ModuleError::Transport(crate::transport::TransportError::Cancelled))),
+            };
             let facts = shipped::facts(&read).await?;
             decision = decide_from(args, &facts, ctx.host.settings.run_as.is_some())?;
             let Some(again) = decision.request.clone() else {
