@@ -216,12 +216,16 @@ if ($installPath -and -not $isLegacy) {
 }
 
 # An Exchange installer still running (e.g. started by a run that was cut off): Setup.exe in
-# upgrade mode, or msiexec applying an Exchange .msp. Another install must wait for it.
+# upgrade mode, msiexec applying an Exchange .msp, or anything run from salve's own package
+# folder (C:\salve\updates\KB5000871.msp names no "Exchange"; a .NET installer there is not
+# msiexec). Another install must wait for it.
 $installInProgress = $null
-$installers = Get-CimInstance -ClassName Win32_Process -Filter "Name = 'msiexec.exe' OR Name = 'Setup.exe' OR Name = 'ExSetup.exe'" -ErrorAction SilentlyContinue
-foreach ($p in @($installers)) {
+$installers = @(Get-CimInstance -ClassName Win32_Process -ErrorAction SilentlyContinue | Where-Object {
+        $_.Name -in @('msiexec.exe', 'Setup.exe', 'ExSetup.exe') -or [string] $_.CommandLine -match '(?i)\\salve\\updates\\'
+    })
+foreach ($p in $installers) {
     $line = [string] $p.CommandLine
-    if ($line -match '(?i)/mode:upgrade' -or $line -match '(?i)exchange.*\.msp') {
+    if ($line -match '(?i)/mode:upgrade' -or $line -match '(?i)exchange.*\.msp' -or $line -match '(?i)\\salve\\updates\\') {
         $installInProgress = $line
         break
     }
@@ -302,6 +306,29 @@ function Get-SalveFixConfig([bool] $ExchangeCmdlets) {
     }
 }
 
+# The forest's Exchange AD versions, as CSS-Exchange's SetupAssist reads them: the schema's
+# ms-Exch-Schema-Version-Pt rangeUpper (/PrepareSchema) and the organisation container's
+# objectVersion (/PrepareAD). Null when Active Directory is not readable from this logon.
+function Get-SalveAdVersions {
+    try {
+        $rootDse = [ADSI]'LDAP://RootDSE'
+        $schemaNc = [string] $rootDse.schemaNamingContext
+        $configNc = [string] $rootDse.configurationNamingContext
+        $schema = ([ADSI]"LDAP://CN=ms-Exch-Schema-Version-Pt,$schemaNc").rangeUpper
+        $searcher = New-Object DirectoryServices.DirectorySearcher([ADSI]"LDAP://CN=Microsoft Exchange,CN=Services,$configNc", '(objectClass=msExchOrganizationContainer)')
+        $searcher.SearchScope = 'OneLevel'
+        $org = $searcher.FindOne()
+        if ($null -eq $schema -or $null -eq $org) { return $null }
+        return [ordered]@{
+            forest = [string] $rootDse.rootDomainNamingContext
+            schema = [uint32] [string] $schema
+            org    = [uint32] [string] $org.Properties['objectversion'][0]
+        }
+    } catch {
+        return $null
+    }
+}
+
 $answer = [ordered]@{
     computer_name           = [string] $env:COMPUTERNAME
     family                  = $family
@@ -330,5 +357,6 @@ $answer = [ordered]@{
     salve_jobs              = $salveJobs.ToArray()
     exchange_management_error = $managementError
     config                  = Get-SalveFixConfig ($installPath -and -not $isLegacy)
+    ad                      = Get-SalveAdVersions
 }
 Write-Output ('##salve-result## ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))

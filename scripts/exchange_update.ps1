@@ -1,5 +1,5 @@
 # salve-script: exchange_update
-# Install one Exchange update (contract: UpdateRequest -> UpdateAnswer).
+# Install one Exchange update, or the .NET Framework one needs (contract: UpdateRequest -> UpdateAnswer).
 #
 # SU (kind 'su'): a CU-specific .msp. Refused before msiexec runs when the host's CU is not the
 # one the SU is for (the target build's major.minor.build must equal the installed build's).
@@ -7,7 +7,18 @@
 # exit code (0, 3010, 1641) and the verbose log.
 # CU (kind 'cu'): the CU's ISO image, mounted, and its Setup.exe run by absolute path with
 # /Mode:Upgrade and the licence switch given (a bare `setup.exe` would resolve to ...\V15\bin).
-# Success is read from ExchangeSetup.log after the last "Starting Microsoft Exchange Server" line.
+# Success is read from ExchangeSetup.log after the last "Starting Microsoft Exchange Server" line:
+# its success line, not the absence of [ERROR] lines; a failure names its Failed [Rule:...] lines.
+# AD preparation (kind 'prepare_ad'): the CU's image mounted as for the CU, then
+# `Setup.exe /PrepareSchema` and `Setup.exe /PrepareAD` with the licence switch, each judged by
+# its exit code and the last Setup run in ExchangeSetup.log. Needs an account in Schema Admins
+# and Enterprise Admins (the task's `become` account); no restart follows.
+# .NET (kind 'dotnet'): the offline installer of the .NET Framework version the next CU on the
+# path needs, run with /q /norestart (Microsoft's .NET Framework deployment guide: 0 is installed,
+# 3010 and 1641 installed with a restart to follow, 5100 the system requirements are not met).
+# Exchange's procedure stops the Exchange services first (Get-Service *exch* | Stop-Service, twice,
+# without -Force); they start again with the restart. A host whose Release value already reaches
+# dotnet_release installs nothing.
 #
 # The package is pulled by this host from a UNC path or an HTTP(S) URL into C:\salve\updates
 # and its SHA-256 checked with Get-FileHash before use; it is deleted after a successful install
@@ -208,6 +219,75 @@ function Invoke-SalveSu([string] $InstallPath, [version] $Current, [version] $Ta
     $script:rebootRequired = $script:success
 }
 
+function Invoke-SalvePrepareAd {
+    if (-not $SalveArgs.license_switch) {
+        $script:exitCode = 1
+        $script:reason = 'license_switch is required for /PrepareSchema and /PrepareAD'
+        return
+    }
+    $iso = Get-SalvePayload $SalveArgs.source $SalveArgs.sha256 ("{0}.iso" -f $SalveArgs.kb)
+    $script:package = $iso
+    $image = Mount-DiskImage -ImagePath $iso -PassThru
+    try {
+        $letter = ($image | Get-Volume).DriveLetter
+        if (-not $letter) { throw "$iso was mounted but got no drive letter; nothing was prepared" }
+        $setup = "{0}:\Setup.exe" -f $letter
+        $setupLog = Join-Path $env:SystemDrive 'ExchangeSetupLogs\ExchangeSetup.log'
+        foreach ($mode in '/PrepareSchema', '/PrepareAD') {
+            Write-Output "$setup $mode $($SalveArgs.license_switch)"
+            $p = Start-Process -FilePath $setup -ArgumentList @($mode, $SalveArgs.license_switch) -Wait -PassThru -NoNewWindow
+            $script:exitCode = $p.ExitCode
+            $lines = @(Get-Content -LiteralPath $setupLog -ErrorAction SilentlyContinue)
+            $start = -1
+            for ($i = $lines.Count - 1; $i -ge 0; $i--) {
+                if ($lines[$i] -match 'Starting Microsoft Exchange Server .* Setup') { $start = $i; break }
+            }
+            $run = if ($start -ge 0) { $lines[$start..($lines.Count - 1)] } else { $lines }
+            $script:logExcerpt = @($run | Where-Object { $_ -match '\[ERROR\]|setup operation' } | Select-Object -Last 20)
+            $ok = @($run | Where-Object { $_ -match 'The Exchange Server setup operation completed successfully' }).Count -gt 0
+            if ($p.ExitCode -ne 0 -or -not $ok) {
+                $script:reason = "Setup $mode did not complete (exit code $($p.ExitCode)); see $setupLog"
+                return
+            }
+        }
+        $script:success = $true
+    } finally {
+        Dismount-DiskImage -ImagePath $iso | Out-Null
+    }
+}
+
+function Invoke-SalveDotNet {
+    $release = [int] (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full' -Name 'Release' -ErrorAction SilentlyContinue).Release
+    if ($release -ge [int] $SalveArgs.dotnet_release) {
+        $script:exitCode = 0
+        $script:success = $true
+        $script:already = $true
+        $script:logExcerpt = @(".NET Framework Release $release is installed; $($SalveArgs.kb) needs $($SalveArgs.dotnet_release): nothing to do")
+        return
+    }
+    $exe = Get-SalvePayload $SalveArgs.source $SalveArgs.sha256 ("{0}.exe" -f $SalveArgs.kb)
+    $script:package = $exe
+    foreach ($pass in 1, 2) {
+        Get-Service -Name '*exch*' -ErrorAction SilentlyContinue | Where-Object { [string] $_.Status -eq 'Running' } |
+            Stop-Service -ErrorAction SilentlyContinue
+    }
+    $log = Join-Path (Split-Path $exe) ("{0}-{1:yyyyMMddHHmmss}.log" -f $SalveArgs.kb, (Get-Date))
+    Write-Output "$exe /q /norestart /log $log"
+    $p = Start-Process -FilePath $exe -ArgumentList @('/q', '/norestart', '/log', "`"$log`"") -Wait -PassThru
+    $script:exitCode = $p.ExitCode
+    switch ($p.ExitCode) {
+        0 { $script:success = $true }
+        3010 { $script:success = $true }
+        1641 { $script:success = $true }
+        1618 { $script:reason = 'another installation is in progress (1618); nothing was installed' }
+        5100 { $script:reason = "this server does not meet the system requirements of $($SalveArgs.kb) (5100)" }
+        default { $script:reason = "the .NET Framework installer exited with $($p.ExitCode); see $log" }
+    }
+    $script:logExcerpt = @("$($SalveArgs.kb): the .NET Framework installer exited with $($p.ExitCode)")
+    # A new .NET is in use only after a restart; the next CU's Setup checks for one pending.
+    $script:rebootRequired = $script:success
+}
+
 function Invoke-SalveCu([string] $InstallPath, [version] $Current, [version] $Target) {
     if ($Current -and $Current -ge $Target) {
         $script:exitCode = 0
@@ -264,20 +344,25 @@ function Invoke-SalveCu([string] $InstallPath, [version] $Current, [version] $Ta
         }
         $run = if ($start -ge 0) { $lines[$start..($lines.Count - 1)] } else { $lines }
         $script:logExcerpt = @($run | Where-Object {
-                $_ -match '\[ERROR\]|Setup version:|locally installed version|setup operation|\[Rule:.*\[Value:"True"\]'
+                $_ -match '\[ERROR\]|Setup version:|locally installed version|setup operation|Failed \[Rule:|\[Rule:.*\[Value:"True"\]'
             } | Select-Object -Last 20)
+        # Judged as CSS-Exchange's SetupLogReviewer does: the last run only; it succeeded when it
+        # ends in the success line, whatever [ERROR] lines Setup logged and recovered from; when
+        # it did not, the reason names its `Failed [Rule:...] [Message:...]` lines.
         $ok = @($run | Where-Object { $_ -match 'The Exchange Server setup operation completed successfully' }).Count -gt 0
-        $failed = @($run | Where-Object { $_ -match "The Exchange Server setup operation didn't complete|\[ERROR\]" }).Count -gt 0
+        $incomplete = @($run | Where-Object { $_ -match "The Exchange Server setup operation didn't complete" }).Count -gt 0
         $setupVersion = ($run | Select-String -Pattern 'Setup version: ([0-9.]+)\.' | Select-Object -First 1)
-        if ($ok -and -not $failed) {
+        if ($ok -and -not $incomplete) {
             $script:success = $true
             $script:rebootRequired = $true
         } elseif ($setupVersion -and $Current -and ([version] $setupVersion.Matches[0].Groups[1].Value) -eq $Current) {
             $script:reason = "Setup's version equals the installed build $Current: the wrong Setup.exe ran"
         } else {
-            $rule = $run | Select-String -Pattern '\[Rule:(\w+)\].*\[Value:"True"\]' | Select-Object -First 1
-            $script:reason = if ($rule) {
-                "prerequisite $($rule.Matches[0].Groups[1].Value) failed; see $setupLog"
+            $rules = @($run | Select-String -Pattern 'Failed \[Rule:(\w+)\] \[Message:(.*)\]' | ForEach-Object {
+                    'prerequisite {0} failed: {1}' -f $_.Matches[0].Groups[1].Value, $_.Matches[0].Groups[2].Value
+                })
+            $script:reason = if ($rules.Count -gt 0) {
+                '{0}; see {1}' -f ($rules -join '; '), $setupLog
             } else {
                 "Setup did not complete (exit code $($p.ExitCode)); see $setupLog"
             }
@@ -313,7 +398,9 @@ try {
             Invoke-SalveSu $installPath $current $target
         }
         'cu' { Invoke-SalveCu $installPath $current $target }
-        default { throw "kind must be 'cu' or 'su', got '$($SalveArgs.kind)'" }
+        'dotnet' { Invoke-SalveDotNet }
+        'prepare_ad' { Invoke-SalvePrepareAd }
+        default { throw "kind must be 'cu', 'su', 'dotnet' or 'prepare_ad', got '$($SalveArgs.kind)'" }
     }
 } catch {
     $reason = $_.Exception.Message

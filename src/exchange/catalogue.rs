@@ -238,6 +238,10 @@ pub struct Level {
     /// .NET versions supported with this CU; empty when the matrix does not cover it.
     #[serde(default)]
     pub dotnet: Vec<DotNet>,
+    /// What this CU's `/PrepareSchema` and `/PrepareAD` leave in Active Directory
+    /// (CSS-Exchange's table); `None` where the source has no value.
+    #[serde(default)]
+    pub ad: Option<AdLevel>,
     /// CVEs fixed in this level's base build but not in the previous CU's base build.
     #[serde(default)]
     pub fixes: BTreeSet<Cve>,
@@ -261,6 +265,15 @@ pub struct Level {
     pub note: Option<String>,
     #[serde(default)]
     pub src: Vec<String>,
+}
+
+/// A CU's Active Directory versions: the schema's `ms-Exch-Schema-Version-Pt` `rangeUpper`
+/// and the organisation container's `objectVersion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdLevel {
+    pub schema: u32,
+    pub org: u32,
 }
 
 /// A security or hotfix update for one level.

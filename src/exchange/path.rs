@@ -1,7 +1,8 @@
 //! Remediation steps and the planner that finds the shortest supported path to "fixed".
 //!
 //! A [`Step`] is what a later module (`exchange_update`) executes: install a CU, an SU, an
-//! Exchange 2010 update rollup, or a .NET Framework version. A [`Path`] is the ordered steps from
+//! Exchange 2010 update rollup, or a .NET Framework version, or prepare the forest's Active
+//! Directory for a CU. A [`Path`] is the ordered steps from
 //! the server's current CU.
 //!
 //! Path policy (documented in the README):
@@ -41,6 +42,10 @@ pub enum StepKind {
     Ru,
     #[serde(rename = "DotNet")]
     DotNet,
+    /// `/PrepareSchema` and `/PrepareAD` with a CU's media: once per forest, before the first
+    /// CU whose AD versions the forest has not reached (see `exchange_update`).
+    #[serde(rename = "PrepareAD")]
+    PrepareAd,
 }
 
 /// One remediation step. Its serde form (its fields plus a `display` line) is what

@@ -551,6 +551,7 @@ pub mod testing {
             salve_jobs: Vec::new(),
             config: None,
             exchange_management_error: None,
+            ad: None,
         }
     }
 }

@@ -38,7 +38,7 @@ use crate::contract::{BootIdAnswer, ReadOnlyId, RebootAnswer, RebootRequest, Scr
 use crate::script::Script;
 use crate::transport::{RunRequest, TransportError};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     #[serde(default)]
@@ -120,6 +120,19 @@ impl Module for Reboot {
         let test = args.test_command.filter(|t| !t.trim().is_empty());
         shipped::finish(restart(waits, test, ctx).await)
     }
+}
+
+/// Restart the host as a `reboot` task with its default waits and `poll_interval` would: for a
+/// module that restarts between its own steps (`exchange_update` walking a path).
+pub(super) async fn restart_between_steps(
+    poll_interval: Option<Num>,
+    ctx: &HostCtx<'_>,
+) -> Result<Outcome, Fail> {
+    let args = Args {
+        poll_interval,
+        ..Args::default()
+    };
+    restart(Waits::from(&args).map_err(Fail::Module)?, None, ctx).await
 }
 
 async fn would_restart(ctx: &CheckCtx<'_>) -> Result<Outcome, Fail> {

@@ -176,9 +176,8 @@ impl Reporter for PlanCollector {
                 && msg.contains("check mode");
             if *status == TaskStatus::Changed || would_run_script {
                 let seq = collected.sequence.entry(host.clone()).or_default();
-                if let Some(step) = counted_step(seq, spec, &at, &msg, result) {
-                    self.host_plan(&mut collected, host).steps.push(step);
-                }
+                let steps = counted_steps(seq, spec, &at, &msg, result);
+                self.host_plan(&mut collected, host).steps.extend(steps);
             }
         }
         if matches!(status, TaskStatus::Failed | TaskStatus::Unreachable) {
@@ -220,45 +219,57 @@ struct At<'a> {
     task: &'a str,
 }
 
-/// The step a task that would change something stands for, as its module counts
-/// ([`Counting`]), if any.
-fn counted_step(
+/// The steps a task that would change something stands for, as its module counts
+/// ([`Counting`]): one, or none, or for an update task that walks the path, every step left.
+fn counted_steps(
     seq: &mut UpdateSequence,
     spec: &ModuleSpec,
     at: &At<'_>,
     msg: &str,
     result: &Value,
-) -> Option<Step> {
+) -> Vec<Step> {
     match spec.counting {
-        Counting::UpdatePath => path_step(seq, spec, at, result),
+        Counting::UpdatePath => path_steps(seq, spec, at, result),
         Counting::AfterUpdate if seq.planned == 0 || (seq.last_planned && !seq.restarted_since) => {
             seq.restarted_since = seq.planned > 0;
-            Some(step(spec, at, msg, None))
+            vec![step(spec, at, msg, None)]
         }
-        Counting::AfterUpdate => None,
-        Counting::Plain | Counting::Paired(_) => Some(step(spec, at, msg, None)),
+        Counting::AfterUpdate => Vec::new(),
+        Counting::Plain | Counting::Paired(_) => vec![step(spec, at, msg, None)],
     }
 }
 
-/// The step of the assessed path that the next would-install task stands for, if any.
-fn path_step(
+/// The steps of the assessed path that the next would-install task stands for: the next one,
+/// or, when the task walks the path (`walk: true` in its result), every one left, each with the
+/// restart the walk takes after it.
+fn path_steps(
     seq: &mut UpdateSequence,
     spec: &ModuleSpec,
     at: &At<'_>,
     result: &Value,
-) -> Option<Step> {
+) -> Vec<Step> {
     let path: Vec<PathStep> = result
         .get("steps")
         .and_then(|steps| serde_json::from_value(steps.clone()).ok())
         .unwrap_or_default();
-    let Some(next) = path.get(seq.planned) else {
+    let walks = result.get("walk") == Some(&Value::Bool(true));
+    let left = path.get(seq.planned..).unwrap_or_default();
+    let take = if walks { left.len() } else { left.len().min(1) };
+    if take == 0 {
         seq.last_planned = false;
-        return None;
-    };
-    seq.planned += 1;
+        return Vec::new();
+    }
+    seq.planned += take;
     seq.last_planned = true;
-    seq.restarted_since = false;
-    Some(step(spec, at, &next.reason, Some(next)))
+    // A walk restarts after each of its steps itself.
+    seq.restarted_since = walks;
+    left[..take]
+        .iter()
+        .map(|next| Step {
+            reboot: walks || spec.reboots,
+            ..step(spec, at, &next.reason, Some(next))
+        })
+        .collect()
 }
 
 /// The plan step for a task of module `spec` whose check said `msg`, installing `update`

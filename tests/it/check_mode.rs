@@ -72,6 +72,7 @@ fn changes_state(event: &LabEvent) -> bool {
         | LabEvent::JobFinished { .. }
         | LabEvent::JobRemoved { .. }
         | LabEvent::WinRmRestarted { .. } => true,
+        LabEvent::AdPrepared { .. } => true,
     }
 }
 
@@ -139,7 +140,7 @@ async fn check_mode_asks_every_server_and_changes_nothing() {
         if host == "contoso-ex03" {
             continue;
         }
-        let (status, msg, result) = finished(host, "Install the next update on the path");
+        let (status, msg, result) = finished(host, "Install the updates on the path");
         assert_eq!(status, "changed", "{host}: {msg}");
         assert!(msg.starts_with("would install "), "{host}: {msg}");
         let steps = result["steps"].as_array().unwrap();
@@ -151,7 +152,7 @@ async fn check_mode_asks_every_server_and_changes_nothing() {
     }
     // Check mode made no restart, so the update still sees the pending one: it asks for the
     // restart first (the playbook's restart task takes it) rather than failing the host.
-    let (status, msg, result) = finished("contoso-ex03", "Install the next update on the path");
+    let (status, msg, result) = finished("contoso-ex03", "Install the updates on the path");
     assert_eq!(status, "ok", "{msg}");
     assert!(msg.contains("a restart is pending"), "{msg}");
     assert_eq!(result["reboot_required"], true, "{result}");
@@ -174,7 +175,7 @@ async fn check_mode_asks_every_server_and_changes_nothing() {
                 && e["status"] == "changed"
         })
         .count();
-    assert!(restarts_checked >= 2, "{all}");
+    assert!(restarts_checked >= 1, "{all}");
     assert_eq!(
         restart_read, restarts_checked,
         "each restart check reads the boot id once"

@@ -214,6 +214,7 @@ async fn setup_run_inside_a_winrm_shell_dies_when_setup_restarts_winrm() {
         license_switch: Some("/IAcceptExchangeServerLicenseTerms_DiagnosticDataOFF".into()),
         keep_packages: false,
         proxy: None,
+        dotnet_release: None,
     };
     let script = salve::script::Script::shipped(
         "exchange_update",

@@ -39,5 +39,6 @@ mod run_report;
 mod script_standard;
 mod shipped_answers;
 mod ssh;
+mod update_paths;
 mod windows;
 mod winrm_run;

@@ -53,7 +53,7 @@ async fn a_mixed_fleet_is_remediated_and_the_lab_log_proves_it() {
             })
     };
     // The failing host: the installer's own reason, and a clean exit from maintenance.
-    let (st, msg) = status("fabrikam-ex03", "Install the next update on the path").unwrap();
+    let (st, msg) = status("fabrikam-ex03", "Install the updates on the path").unwrap();
     assert_eq!(st, "failed");
     assert!(msg.contains("1603"), "{msg}");
     let (st, _) = status(

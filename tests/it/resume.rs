@@ -93,7 +93,7 @@ async fn a_killed_run_resumes_and_installs_everything_exactly_once() {
         .collect();
     assert!(
         open.iter()
-            .any(|i| i["action"] == "Install the next update on the path"),
+            .any(|i| i["action"] == "Install the updates on the path"),
         "no open intent for the install in flight: {detail}"
     );
 
@@ -110,7 +110,7 @@ async fn a_killed_run_resumes_and_installs_everything_exactly_once() {
     );
     assert!(err.contains(&format!("resuming run {run_id}")), "{err}");
     assert!(
-        err.contains("in flight when run") && err.contains("Install the next update on the path"),
+        err.contains("in flight when run") && err.contains("Install the updates on the path"),
         "{err}"
     );
 

@@ -175,8 +175,12 @@ async fn run_reports_render_in_chromium_per_tenant_and_again_from_the_journal() 
         "nothing is written beside the playbook (evidence goes to the report directory)"
     );
     assert!(
-        state.join("evidence/fabrikam-ex01-ioc.json").exists(),
-        "the playbook's relative evidence_dir is inside the state directory"
+        state
+            .join("evidence/before/fabrikam-ex01-ioc.json")
+            .exists()
+            && state.join("evidence/after/fabrikam-ex01-ioc.json").exists(),
+        "the playbook's relative evidence_dirs (before any change, and at the end) are inside \
+         the state directory"
     );
 
     // The pages and the evidence, where the layout says.

@@ -197,6 +197,21 @@ pub struct FactsAnswer {
     /// Mitigation service, outbound rewrite rules); `None` from scripts that do not read it.
     #[serde(default)]
     pub config: Option<ExchangeConfigFacts>,
+    /// The forest's Exchange AD versions, what `/PrepareSchema` and `/PrepareAD` leave; `None`
+    /// when Active Directory was not readable.
+    #[serde(default)]
+    pub ad: Option<AdVersions>,
+}
+
+/// Exchange's versions in a forest's Active Directory (CSS-Exchange SetupAssist reads the same).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdVersions {
+    /// The forest root domain's distinguished name (`DC=contoso,DC=com`): which forest.
+    pub forest: String,
+    /// `rangeUpper` of `CN=ms-Exch-Schema-Version-Pt` in the schema (`/PrepareSchema`).
+    pub schema: u32,
+    /// `objectVersion` of the Exchange organisation container (`/PrepareAD`).
+    pub org: u32,
 }
 
 /// What `exchange_facts` reads about the configuration security fixes depend on.
@@ -348,12 +363,18 @@ pub struct MitigateAnswer {
 // ---------------------------------------------------------------------------------------------
 // exchange_update
 
-/// Cumulative update (Setup.exe /Mode:Upgrade) or security update (.msp through msiexec).
+/// Cumulative update (Setup.exe /Mode:Upgrade), security update (.msp through msiexec), or a
+/// .NET Framework offline installer (`/q /norestart`) a CU on the update path needs first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UpdateKind {
     Cu,
     Su,
+    #[serde(rename = "dotnet")]
+    DotNet,
+    /// `Setup.exe /PrepareSchema` then `/PrepareAD` from the CU's image: once per forest,
+    /// before the first server's CU, under an account with Schema and Enterprise Admins rights.
+    PrepareAd,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -364,10 +385,15 @@ pub struct UpdateRequest {
     pub source: String,
     /// Expected SHA-256 of the package, lowercase hex; the script refuses a mismatch.
     pub sha256: String,
-    /// KB number of the package (`KB5000871`).
+    /// KB number of the package (`KB5000871`; a .NET offline installer's own KB, `KB4503548`).
     pub kb: String,
-    /// Build the host should run after the update and the reboot that follows.
+    /// Build the host should run after the update and the reboot that follows (a .NET step
+    /// leaves the Exchange build as it is).
     pub target_build: String,
+    /// .NET only: the `Release` value (`HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full`)
+    /// the installer brings the host to; a host already at or past it installs nothing.
+    #[serde(default)]
+    pub dotnet_release: Option<u32>,
     /// CU only: the license switch to pass (`/IAcceptExchangeServerLicenseTerms` up to June 2021
     /// CUs, `..._DiagnosticDataON`/`OFF` from September 2021).
     #[serde(default)]

@@ -119,6 +119,7 @@ pub struct SuInfo {
     pub kb: &'static str,
 }
 
+const NET_462: u32 = 394802;
 const NET_471: u32 = 461308;
 const NET_472: u32 = 461808;
 const NET_48: u32 = 528040;
@@ -164,6 +165,9 @@ pub static CUS: &[CuInfo] = &[
     cu("CU21", b(15, 0, 1395, 4), Some("KB4099855"), NET_471),
     cu("CU22", b(15, 0, 1473, 3), Some("KB4345836"), NET_471),
     cu("CU23", b(15, 0, 1497, 2), Some("KB4489622"), NET_472),
+    cu("CU8", b(15, 1, 1415, 2), Some("KB4035145"), NET_462),
+    cu("CU12", b(15, 1, 1713, 5), Some("KB4471392"), NET_471),
+    cu("CU14", b(15, 1, 1847, 3), Some("KB4514140"), NET_472),
     cu("CU17", b(15, 1, 2044, 4), Some("KB4556414"), NET_48),
     cu("CU18", b(15, 1, 2106, 2), Some("KB4571788"), NET_48),
     cu("CU19", b(15, 1, 2176, 2), Some("KB4588884"), NET_48),
@@ -254,6 +258,43 @@ pub fn cu_of(build: Build) -> Option<&'static CuInfo> {
     CUS.iter()
         .filter(|c| c.build.0[..3] == build.0[..3] && c.build <= build)
         .max_by_key(|c| c.build)
+}
+
+/// What each known CU's `/PrepareSchema` and `/PrepareAD` leave in Active Directory (schema
+/// `rangeUpper`, organisation `objectVersion`), from CSS-Exchange's table.
+static AD_VERSIONS: &[(Build, u32, u32)] = &[
+    (b(15, 0, 847, 32), 15292, 15844),
+    (b(15, 0, 1395, 4), 15312, 16130),
+    (b(15, 0, 1473, 3), 15312, 16131),
+    (b(15, 0, 1497, 2), 15312, 16133),
+    (b(15, 1, 1415, 2), 15332, 16213),
+    (b(15, 1, 1713, 5), 15332, 16215),
+    (b(15, 1, 1847, 3), 15332, 16217),
+    (b(15, 1, 2044, 4), 15332, 16217),
+    (b(15, 1, 2106, 2), 15332, 16218),
+    (b(15, 1, 2176, 2), 15333, 16219),
+    (b(15, 1, 2242, 4), 15333, 16220),
+    (b(15, 1, 2308, 8), 15334, 16221),
+    (b(15, 1, 2375, 7), 15334, 16222),
+    (b(15, 1, 2507, 6), 15334, 16223),
+    (b(15, 2, 221, 12), 17000, 16751),
+    (b(15, 2, 659, 4), 17001, 16754),
+    (b(15, 2, 721, 2), 17001, 16755),
+    (b(15, 2, 792, 3), 17002, 16756),
+    (b(15, 2, 858, 5), 17002, 16757),
+    (b(15, 2, 922, 7), 17003, 16758),
+    (b(15, 2, 986, 5), 17003, 16759),
+    (b(15, 2, 1544, 4), 17003, 16762),
+    (b(15, 2, 1748, 10), 17003, 16763),
+    (b(15, 2, 2562, 17), 17003, 16763),
+];
+
+/// The schema and organisation versions Setup of the CU at `cu` writes.
+pub fn ad_versions(cu: Build) -> Option<(u32, u32)> {
+    AD_VERSIONS
+        .iter()
+        .find(|(b, _, _)| *b == cu)
+        .map(|&(_, schema, org)| (schema, org))
 }
 
 /// A known CU with exactly this base build.

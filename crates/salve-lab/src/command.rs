@@ -45,6 +45,12 @@ impl Out {
         self
     }
 
+    /// Whether this process holds network credentials (a logon with a password: a scheduled
+    /// task registered with the `become` account's), so the domain can authorise it.
+    pub fn has_network_credentials(&self) -> bool {
+        self.network_credentials
+    }
+
     /// Read a file at `path` as this process: a path on another machine's share
     /// (`\\server\share\...`) needs network credentials, or Windows answers "Access is denied"
     /// (the double hop).

@@ -97,7 +97,8 @@ pub fn render(fleet: &Fleet, password: &PasswordIn) -> String {
 }
 
 /// Inventory variables (at `all.vars` indentation) naming a package source for every CU and
-/// SU the lab knows ([`catalog`]) on the lab's pretend file share, and
+/// SU the lab knows ([`catalog`]) and for the .NET Framework offline installers an update
+/// path needs (`.NET 4.7.1`, `.NET 4.7.2`, `.NET 4.8`) on the lab's pretend file share, and
 /// `salve_reboot_poll_seconds: 1` for the lab's fast clock. The lab checks that a SHA-256 is
 /// given, not what it hashes (it has no packages), so each is the SHA-256 of the label. Labels
 /// are salve's (`2019 CU8`, `2019 CU8 KB5000871`): the inventory is written for salve to read.
@@ -126,6 +127,13 @@ fn source_vars() -> String {
                 format!("Exchange{short}-{}-{}.msp", cu.label, su.kb),
             );
         }
+    }
+    for (version, file) in [
+        ("4.7.1", "NDP471-x86-x64-AllOS-ENU.exe"),
+        ("4.7.2", "NDP472-x86-x64-AllOS-ENU.exe"),
+        ("4.8", "ndp48-x86-x64-allos-enu.exe"),
+    ] {
+        entry(format!(".NET {version}"), file.to_string());
     }
     y
 }

@@ -61,6 +61,12 @@ pub enum LabEvent {
         exit_code: i32,
         reason: String,
     },
+    /// `/PrepareSchema` and `/PrepareAD` raised the forest's Exchange versions.
+    AdPrepared {
+        forest: String,
+        schema: u32,
+        org: u32,
+    },
     /// The running build changed (at a reboot, after an install).
     BuildChanged {
         from: String,

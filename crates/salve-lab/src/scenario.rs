@@ -80,6 +80,16 @@ struct RawTenant {
     builds: Vec<Spanned<String>>,
     #[serde(default)]
     dags: Vec<RawDag>,
+    /// The tenant's forest's Exchange AD versions (default: prepared for Exchange SE RTM).
+    #[serde(default)]
+    forest: Option<RawForest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForest {
+    schema: u32,
+    org: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +145,24 @@ struct RawHost {
     /// EEMS mitigations the Emergency Mitigation service applied (e.g. `M2.1.0`).
     #[serde(default)]
     eems_applied: Option<Vec<String>>,
+    /// An installer process already running when the lab starts, holding Windows Installer
+    /// for `minutes` of simulated time: e.g. msiexec applying an SU from salve's package
+    /// folder, left by an earlier run whose scheduled task is gone. The lab models the process
+    /// (its command line, the installer it holds), not what it installs.
+    #[serde(default)]
+    running_installer: Option<RawInstaller>,
+    /// The first restart leaves CBS RebootPending set once more (Windows servicing finishing
+    /// after the restart asks for another).
+    #[serde(default)]
+    lingering_reboot_flag: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstaller {
+    /// Its `Win32_Process` command line.
+    command_line: String,
+    minutes: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +189,9 @@ struct RawFaults {
     non_elevated_su: bool,
     #[serde(default)]
     exchange_unmanageable: bool,
+    /// A CU's Setup logs a non-fatal `[ERROR]` line and still completes successfully.
+    #[serde(default)]
+    setup_error_line: bool,
 }
 
 /// Host name for the `n`th (1-based) host of a tenant.
@@ -317,6 +348,10 @@ fn resolve(file: &Arc<std::path::PathBuf>, raw: RawScenario) -> Result<FleetSpec
                 build,
                 boot_time(epoch, &mut rng),
             );
+            if let Some(f) = &t.forest {
+                h.forest.schema = f.schema;
+                h.forest.org = f.org;
+            }
             // Exchange keeps 30 days of logs by default.
             h.logs_since = epoch
                 .saturating_sub(SignedDuration::from_hours(24 * 30))
@@ -478,6 +513,16 @@ fn apply_host(
     if let Some(gb) = raw.free_disk_gb {
         h.free_disk_bytes = gb * 1024 * 1024 * 1024;
     }
+    if raw.lingering_reboot_flag == Some(true) {
+        h.lingering_reboot = true;
+    }
+    if let Some(running) = &raw.running_installer {
+        let minutes = i64::try_from(running.minutes).unwrap_or(i64::MAX);
+        h.installer_busy_until = epoch
+            .saturating_add(jiff::SignedDuration::from_mins(minutes))
+            .ok();
+        h.installer_process = Some(running.command_line.clone());
+    }
     if raw.compromised == Some(true) {
         compromise(h, epoch, rng);
     }
@@ -536,6 +581,7 @@ fn apply_host(
             reboot,
             non_elevated_su: f.non_elevated_su,
             exchange_unmanageable: f.exchange_unmanageable,
+            setup_error_line: f.setup_error_line,
         };
     }
 }

@@ -242,6 +242,10 @@ pub struct HostFaults {
     /// roles, DAG and components cannot be read.
     #[serde(default)]
     pub exchange_unmanageable: bool,
+    /// Exchange rule: Setup logs some errors it recovers from as `[ERROR]` lines and still
+    /// ends with "The Exchange Server setup operation completed successfully." (a CU run).
+    #[serde(default)]
+    pub setup_error_line: bool,
 }
 
 impl HostFaults {
@@ -333,6 +337,29 @@ pub struct Component {
     pub requesters: Vec<String>,
 }
 
+/// Exchange's versions in a forest's Active Directory: the schema's `ms-Exch-Schema-Version-Pt`
+/// `rangeUpper` (`/PrepareSchema`) and the organisation container's `objectVersion`
+/// (`/PrepareAD`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forest {
+    /// The forest root domain's distinguished name.
+    pub root: String,
+    pub schema: u32,
+    pub org: u32,
+}
+
+impl Forest {
+    /// A forest already prepared for the newest CU the lab knows (Exchange SE RTM: schema
+    /// 17003, organisation 16763), named for the tenant.
+    pub fn prepared(tenant: &str) -> Forest {
+        Forest {
+            root: format!("DC={tenant},DC=lab"),
+            schema: 17003,
+            org: 16763,
+        }
+    }
+}
+
 /// Everything about one simulated server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostState {
@@ -402,7 +429,8 @@ pub struct HostState {
     pub logs_since: Timestamp,
     /// `C:\ExchangeSetupLogs\ExchangeSetup.log`.
     pub setup_log: Vec<String>,
-    /// The update whose installer is running now (Setup.exe or msiexec), if any.
+    /// The command line of the installer a shipped script is running now (Setup.exe, msiexec,
+    /// a .NET installer), if any.
     #[serde(default)]
     pub installing: Option<String>,
     /// salve's detached steps: scheduled tasks under `\\salve\\`, with their output files.
@@ -412,6 +440,18 @@ pub struct HostState {
     /// installer until then; see [`HostState::installer_busy`].
     #[serde(default)]
     pub installer_busy_until: Option<Timestamp>,
+    /// The command line of the process holding the installer until `installer_busy_until`,
+    /// when the scenario names one (`Win32_Process.CommandLine`).
+    #[serde(default)]
+    pub installer_process: Option<String>,
+    /// The Exchange versions in the forest's Active Directory as this server reads them. One
+    /// forest per tenant; `/PrepareSchema` + `/PrepareAD` on one server raise it on all of the
+    /// tenant's servers (the lab replicates at once).
+    pub forest: Forest,
+    /// The next restart leaves CBS RebootPending set once more (servicing that finishes after
+    /// the restart asks for another).
+    #[serde(default)]
+    pub lingering_reboot: bool,
     /// Windows rule: an MSI install that succeeded but needs a restart exits 3010
     /// (`ERROR_SUCCESS_REBOOT_REQUIRED`, files in use, `/norestart`), or 1641
     /// (`ERROR_SUCCESS_REBOOT_INITIATED`) when the package schedules the restart itself. `None`:
@@ -541,6 +581,9 @@ impl HostState {
             installing: None,
             jobs: Vec::new(),
             installer_busy_until: None,
+            installer_process: None,
+            forest: Forest::prepared(tenant),
+            lingering_reboot: false,
             msi_restart_code: None,
             delayed_start: Vec::new(),
             delayed_start_at: None,
@@ -596,6 +639,12 @@ impl HostState {
                 ));
             }
             self.pending_reboot.clear();
+            // Windows rule: servicing finishes some work after the restart and sets CBS
+            // RebootPending again, asking for one more (the keys "can linger a while after a
+            // reboot").
+            if std::mem::take(&mut self.lingering_reboot) {
+                self.add_pending_reboot(MARKER_CBS);
+            }
             // Attached images do not survive a restart.
             self.mounted_images.clear();
             for s in &mut self.services {
@@ -742,7 +791,21 @@ impl HostState {
         }
         self.installer_busy_until
             .filter(|until| *until > now)
-            .map(|_| "another Windows Installer transaction".to_string())
+            .map(|_| {
+                self.installer_process
+                    .clone()
+                    .unwrap_or_else(|| "another Windows Installer transaction".to_string())
+            })
+    }
+
+    /// The command line of the installer process running at `now`, if any: one a shipped
+    /// script started ([`HostState::installing`]), or the scenario's.
+    pub fn installer_command_line(&self, now: Timestamp) -> Option<String> {
+        self.installing.clone().or_else(|| {
+            self.installer_busy_until
+                .filter(|until| *until > now)
+                .and(self.installer_process.clone())
+        })
     }
 
     /// Exchange/IIS rule: what OWA's logon URL answers on the server itself. IIS answers 503

@@ -1,4 +1,5 @@
 //! `exchange_update`'s arguments as written: exactly one goal (`target: path`, `kb` or `cu`),
+//! whether to walk the whole path in this one task (`walk`, with the restarts' `poll_interval`),
 //! package sources, the licence switch, AD preparation, a free-disk floor and whether to keep
 //! downloaded packages.
 
@@ -28,6 +29,10 @@ struct RawArgs {
     min_free_disk_gb: Option<Num>,
     #[serde(default)]
     keep_packages: bool,
+    #[serde(default)]
+    walk: Option<Rendered<bool>>,
+    #[serde(default)]
+    poll_interval: Option<Num>,
 }
 
 /// `target: path`: follow the path [`crate::exchange::assess`] plans.
@@ -56,23 +61,35 @@ pub struct Args {
     pub(super) min_free_disk_gb: Option<Num>,
     /// Keep downloaded packages on the host after a successful install.
     pub(super) keep_packages: bool,
+    /// Walk the whole path in this task: install, restart, re-read the facts, until nothing
+    /// is left (only with `target: path`).
+    pub(super) walk: Option<Rendered<bool>>,
+    /// Between looks at a restarting host while walking (the `reboot` module's `poll_interval`).
+    pub(super) poll_interval: Option<Num>,
 }
 
-/// Arguments that name no goal, or more than one.
+/// Arguments that name no goal, or more than one, or walk something that is no path.
 #[derive(Debug, thiserror::Error)]
-#[error("give exactly one of `target: path`, `kb: KB...` or `cu: CU...`")]
-pub struct NotOneGoal;
+pub enum BadGoal {
+    #[error("give exactly one of `target: path`, `kb: KB...` or `cu: CU...`")]
+    NotOne,
+    #[error("`walk` and `poll_interval` go with `target: path` only: one `kb`/`cu` is one step")]
+    WalkWithoutPath,
+}
 
 impl TryFrom<RawArgs> for Args {
-    type Error = NotOneGoal;
+    type Error = BadGoal;
 
-    fn try_from(raw: RawArgs) -> Result<Self, NotOneGoal> {
+    fn try_from(raw: RawArgs) -> Result<Self, BadGoal> {
         let want = match (raw.target, raw.kb, raw.cu) {
             (Some(Target::Path), None, None) => Want::Path,
             (None, Some(kb), None) => Want::Kb(kb),
             (None, None, Some(cu)) => Want::Cu(cu),
-            _ => return Err(NotOneGoal),
+            _ => return Err(BadGoal::NotOne),
         };
+        if want != Want::Path && (raw.walk.is_some() || raw.poll_interval.is_some()) {
+            return Err(BadGoal::WalkWithoutPath);
+        }
         Ok(Args {
             want,
             sources: raw.sources,
@@ -80,6 +97,8 @@ impl TryFrom<RawArgs> for Args {
             ad_prepared: raw.ad_prepared,
             min_free_disk_gb: raw.min_free_disk_gb,
             keep_packages: raw.keep_packages,
+            walk: raw.walk,
+            poll_interval: raw.poll_interval,
         })
     }
 }
@@ -99,5 +118,8 @@ mod tests {
         assert!(v(json!({})).is_err());
         assert!(v(json!({"target": "latest"})).is_err());
         assert!(v(json!({"target": "path", "source": {}})).is_err());
+        assert!(v(json!({"target": "path", "walk": true, "poll_interval": 5})).is_ok());
+        assert!(v(json!({"target": "path", "walk": "{{ walk }}"})).is_ok());
+        assert!(v(json!({"kb": "KB5000871", "walk": true})).is_err());
     }
 }

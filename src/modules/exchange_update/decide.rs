@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::super::exchange_facts::{assessment, build_of};
 use super::super::exchange_script::{self as shipped, Fail};
 use super::super::{CheckCtx, ModuleError, Outcome};
+use super::adprep::with_preparation;
 use super::args::{Args, Want};
 use super::gate::{Given, gate};
 use super::resolve::{explicit_cu, explicit_su};
@@ -145,6 +146,7 @@ pub(super) fn decide_from(
             Err(why) => return Ok(refuse(build, why.to_string())),
         },
     };
+    let steps = with_preparation(cat, facts, steps);
     let mut decision = Decision {
         steps,
         request: None,

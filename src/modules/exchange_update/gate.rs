@@ -1,27 +1,27 @@
 //! The rules an install must pass, read from facts before anything runs (so `check` reports
 //! them too): an SU only on its own CU, no restart pending, a CU's Setup prerequisites and its
 //! licence switch, and a package source with a checksum. What passes becomes the request for
-//! the shipped `exchange_update` script.
+//! the shipped `exchange_update` script. A .NET step of the path is a request too: the offline
+//! installer of that version, from the source labelled `.NET 4.8` (or `NDP48`).
 
 use std::collections::BTreeMap;
 
 use super::super::Num;
 use super::super::exchange_script::{PackageSource, SourceError};
+use super::adprep::behind;
 use super::resolve::{cu_label, level_at};
 use crate::contract::{FactsAnswer, UpdateKind, UpdateRequest};
 use crate::exchange::build::{Build, Family};
-use crate::exchange::catalogue::{Catalogue, LicenceSwitch};
+use crate::exchange::catalogue::{Catalogue, Level, LicenceSwitch};
+use crate::exchange::dotnet::DotNet;
 use crate::exchange::path::{Step, StepKind};
 use crate::exchange::prereq::{self, Finding, PrereqFacts, PrereqPolicy, Status};
 
 /// Why a step may not be installed now.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Refusal {
-    #[error(
-        "next step is {step}: install it yourself (maintenance mode, Exchange services \
-         stopped, restart), then run again; salve does not install .NET"
-    )]
-    DotNet { step: String },
+    #[error("{step} names no .NET version and no target build")]
+    NoTarget { step: String },
     #[error("{step} does not say which CU it is for")]
     SuWithoutCu { step: String },
     #[error(
@@ -33,6 +33,12 @@ pub enum Refusal {
         base: Build,
         build: Build,
     },
+    #[error(
+        "next step is {step}: /PrepareSchema and /PrepareAD need an account in Schema Admins \
+         and Enterprise Admins; set ansible_become_user and ansible_become_password to one (the \
+         step runs as SYSTEM otherwise, which has no such rights), or prepare the forest by hand"
+    )]
+    AdPreparationAccount { step: String },
     #[error("next step is {step}: Exchange 2010 rollups are not installed by salve")]
     Rollup { step: String },
     #[error("a restart is pending ({markers}): restart the server first, then run again")]
@@ -108,14 +114,19 @@ pub(super) fn gate(
 ) -> Gate {
     let no = |why: Refusal| Err((why, Vec::new()));
     let shown = step.to_string();
-    let Some(target) = step.target else {
-        return no(Refusal::DotNet { step: shown });
+    // A .NET step leaves the Exchange build as it is.
+    let Some(target) = step.target.or(step.dotnet.map(|_| build)) else {
+        return no(Refusal::NoTarget { step: shown });
     };
     let family = build.family();
     let short = family.map_or("", Family::short);
-    let kb = step.kb.map(|k| k.to_string()).unwrap_or_default();
-    let (kind, keys) = match step.kind {
-        StepKind::Su => {
+    let mut kb = step.kb.map(|k| k.to_string()).unwrap_or_default();
+    let (kind, keys) = match (step.kind, step.dotnet) {
+        (StepKind::DotNet, Some(version)) => {
+            kb = package_name(version);
+            (UpdateKind::DotNet, vec![step.label.clone(), kb.clone()])
+        }
+        (StepKind::Su, _) => {
             let Some(base) = step.requires_build else {
                 return no(Refusal::SuWithoutCu { step: shown });
             };
@@ -132,13 +143,20 @@ pub(super) fn gate(
                 vec![format!("{short} {cu} {kb}"), kb.clone()],
             )
         }
-        StepKind::Cu => (
+        (StepKind::Cu, _) => (
             UpdateKind::Cu,
             vec![format!("{short} {}", step.label), step.label.clone()],
         ),
-        StepKind::Ru | StepKind::DotNet => {
-            return no(Refusal::Rollup { step: shown });
+        (StepKind::PrepareAd, _) if !args.network_credentials => {
+            return no(Refusal::AdPreparationAccount { step: shown });
         }
+        (StepKind::PrepareAd, _) => {
+            // The CU's own media: the same package as the CU step.
+            let cu = cu_label(cat, target).unwrap_or_default();
+            (UpdateKind::PrepareAd, vec![format!("{short} {cu}"), cu])
+        }
+        (StepKind::Ru, _) => return no(Refusal::Rollup { step: shown }),
+        (StepKind::DotNet, None) => return no(Refusal::NoTarget { step: shown }),
     };
     if !facts.pending_reboot.is_empty() {
         return no(Refusal::RestartPending {
@@ -147,6 +165,15 @@ pub(super) fn gate(
     }
     let mut findings = Vec::new();
     let mut licence = None;
+    if kind == UpdateKind::PrepareAd {
+        let Some(level) = level_at(cat, target) else {
+            return no(Refusal::UnknownCu { target });
+        };
+        licence = match licence_switch(cat.licence_switch(level), args.license_switch) {
+            Ok(s) => Some(s),
+            Err(why) => return no(why.into()),
+        };
+    }
     if kind == UpdateKind::Cu {
         let Some(level) = level_at(cat, target) else {
             return no(Refusal::UnknownCu { target });
@@ -158,7 +185,7 @@ pub(super) fn gate(
             Some(gb) => return no(Refusal::MinFreeDisk(gb)),
             None => PrereqPolicy::default(),
         };
-        findings = prereq::evaluate(level, &prereq_facts(args, facts), policy);
+        findings = prereq::evaluate(level, &prereq_facts(args, facts, level), policy);
         let blocking: Vec<String> = findings
             .iter()
             .filter(|f| f.status == Status::Blocking)
@@ -221,12 +248,19 @@ pub(super) fn gate(
                 kb
             },
             target_build: target.to_string(),
+            dotnet_release: step.dotnet.map(DotNet::min_release),
             license_switch: licence,
             keep_packages: args.keep_packages,
             proxy,
         },
         findings,
     ))
+}
+
+/// The name salve gives a .NET offline installer's package on the host and in `sources`
+/// (`NDP48` for 4.8, as Microsoft names its installers `ndp48-x86-x64-allos-enu.exe`).
+pub(super) fn package_name(version: DotNet) -> String {
+    format!("NDP{}", version.as_str().replace('.', ""))
 }
 
 /// The licence switch for Setup: the CU's own, or the operator's choice where the CU wants one.
@@ -263,7 +297,7 @@ fn licence_switch(rule: LicenceSwitch, given: Option<&str>) -> Result<String, Li
     }
 }
 
-fn prereq_facts(args: &Given<'_>, facts: &FactsAnswer) -> PrereqFacts {
+fn prereq_facts(args: &Given<'_>, facts: &FactsAnswer, level: &Level) -> PrereqFacts {
     PrereqFacts {
         dotnet_release: Some(facts.dotnet_release),
         vcredist_2012: Some(facts.vcredist_2012.is_some()),
@@ -275,7 +309,10 @@ fn prereq_facts(args: &Given<'_>, facts: &FactsAnswer) -> PrereqFacts {
             .any(|r| r.eq_ignore_ascii_case("Mailbox")),
         pending_reboot: Some(!facts.pending_reboot.is_empty()),
         free_disk_bytes: Some(facts.free_disk_bytes),
-        ad_prep_needed: args.ad_prepared.map(|prepared| !prepared),
+        ad_prep_needed: match (&facts.ad, level.ad) {
+            (Some(forest), Some(needs)) => Some(behind(forest, needs)),
+            _ => args.ad_prepared.map(|prepared| !prepared),
+        },
         setup_account_can_prepare_ad: None,
     }
 }

@@ -2,15 +2,17 @@
 //! another installer still running on the host; otherwise decide again from fresh facts and run
 //! the shipped `exchange_update` script for the next step only, as a detached task (see
 //! [`super::super::detached`]: Setup and msiexec are never killed), and report what it did.
+//! An AD preparation step runs under its forest's lock ([`adprep::forest_lock`]).
 
 use serde_json::json;
 
 use super::super::detached;
 use super::super::exchange_script::{self as shipped, Fail, Reply};
 use super::super::{HostCtx, ModuleError, Outcome, ProbeLink, Status};
+use super::adprep;
 use super::args::Args;
 use super::decide::decide_from;
-use crate::contract::{ScriptId, UpdateAnswer};
+use crate::contract::{ScriptId, UpdateAnswer, UpdateKind};
 
 /// Between looks at an installer that is still running on the host.
 const INSTALLER_POLL: std::time::Duration = std::time::Duration::from_secs(15);
@@ -61,9 +63,29 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
             _ = ctx.cancel.cancelled() => return Err(Fail::Module(ModuleError::Transport(crate::transport::TransportError::Cancelled))),
         }
     };
-    let decision = decide_from(args, &facts, ctx.run_as.is_some())?;
-    let Some(request) = decision.request.clone() else {
+    let mut decision = decide_from(args, &facts, ctx.run_as.is_some())?;
+    let Some(mut request) = decision.request.clone() else {
         return Ok(decision.outcome(false));
+    };
+    // AD preparation, once per forest: hold the forest's lock through the step, and decide
+    // again from fresh facts under it (another server may have prepared the forest meanwhile,
+    // which takes the step off this server's path).
+    let _forest = match (&facts.ad, request.kind) {
+        (Some(ad), UpdateKind::PrepareAd) => {
+            let lock = adprep::forest_lock(&ad.forest);
+            let guard = tokio::select! {
+                guard = lock.lock_owned() => guard,
+                _ = ctx.cancel.cancelled() => return Err(Fail::Module(ModuleError::Transport(crate::transport::TransportError::Cancelled))),
+            };
+            let facts = shipped::facts(&read).await?;
+            decision = decide_from(args, &facts, ctx.run_as.is_some())?;
+            let Some(again) = decision.request.clone() else {
+                return Ok(decision.outcome(false));
+            };
+            request = again;
+            Some(guard)
+        }
+        _ => None,
     };
     let step = decision.steps[0].to_string();
     let reply = detached::run::<UpdateAnswer>(ctx, ScriptId::ExchangeUpdate, &request).await?;

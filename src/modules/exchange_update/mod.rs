@@ -10,11 +10,14 @@
 //!     min_free_disk_gb: 30
 //! ```
 //!
-//! **One step per call.** Each call re-reads the host's facts, works out the next step (the
-//! first step of the assessed path, or the explicit `kb`/`cu`) and installs only that one;
-//! `reboot_required` and `remaining` in the result tell the playbook to restart and call again.
-//! Every restart is then a visible task with its own timeout, and a server is never left
-//! mid-path by a module that tried to do everything at once.
+//! **One step per call, or the whole path with `walk: true`.** Each call re-reads the host's
+//! facts, works out the next step (the first step of the assessed path, or the explicit
+//! `kb`/`cu`) and installs only that one; `reboot_required` and `remaining` in the result say
+//! whether to restart and call again. With `target: path` and `walk: true` ([`walk`]) the task
+//! does that itself, restarting between steps (`poll_interval` as the `reboot` module's) and
+//! re-reading the facts after each, until the path is walked: any length, .NET steps included.
+//! The plan lists every step of the path for that one task; a re-run resumes where the server
+//! stands.
 //!
 //! `sources` maps a package label to `{url | unc, sha256}`. Labels are tried most specific
 //! first: for an SU `"2019 CU8 KB5000871"` then `"KB5000871"` (one KB has a different package per
@@ -26,17 +29,24 @@
 //! - no restart pending (an install on top of a pending one is how servers break);
 //! - for a CU, the Setup prerequisites of [`crate::exchange::prereq`] (.NET supported by the
 //!   target CU, VC++ 2012/2013, UCMA, free disk, AD preparation); unchecked ones are listed;
-//! - .NET and Exchange 2010 rollup steps are reported, not installed.
+//! - a .NET step installs that version's offline installer (source labelled `.NET 4.8` or
+//!   `NDP48`); Exchange 2010 rollup steps are reported, not installed.
+//!
+//! - AD preparation ([`adprep`]): a forest behind the path's newest CU gets one
+//!   `/PrepareSchema` + `/PrepareAD` step before the first CU, from the CU's media, under the
+//!   `become` account; other servers then find the forest prepared.
 //!
 //! The parts: [`args`] (the arguments as written), [`resolve`] (an explicit `kb:`/`cu:` against
 //! the catalogue), [`gate`] (the rules above), [`decide`] (the decision from facts, and the
-//! outcome that reports it), [`install`] (the install itself).
+//! outcome that reports it), [`install`] (the install itself), [`walk`] (the whole path).
 
+mod adprep;
 mod args;
 mod decide;
 mod gate;
 mod install;
 mod resolve;
+mod walk;
 
 use serde_json::Value;
 
@@ -70,13 +80,29 @@ pub const SPEC: ModuleSpec = ModuleSpec {
 impl Module for ExchangeUpdate {
     async fn check(&self, args: &Value, ctx: &CheckCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = shipped::args(args)?;
-        shipped::finish(decide::decide(&args, ctx).await.map(|d| d.outcome(true)))
+        let walks = walks(&args)?;
+        shipped::finish(
+            decide::decide(&args, ctx)
+                .await
+                .map(|d| d.outcome(true).with("walk", walks)),
+        )
     }
 
     async fn apply(&self, args: &Value, ctx: &HostCtx<'_>) -> Result<Outcome, ModuleError> {
         let args: Args = shipped::args(args)?;
-        shipped::finish(install::install(&args, ctx).await)
+        if walks(&args)? {
+            shipped::finish(walk::walk(&args, ctx).await)
+        } else {
+            shipped::finish(install::install(&args, ctx).await)
+        }
     }
+}
+
+/// Whether this call walks the whole path (`walk: true`).
+fn walks(args: &Args) -> Result<bool, ModuleError> {
+    args.walk
+        .as_ref()
+        .map_or(Ok(false), |w| w.get("walk").copied())
 }
 
 #[cfg(test)]

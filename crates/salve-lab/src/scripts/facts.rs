@@ -1,6 +1,7 @@
 //! `exchange_facts`: what the real script reads from the server (ExSetup.exe version, SUs,
 //! roles, DAG and database copies, components, services, prerequisites, pending-reboot
-//! markers, disk, auth certificate, boot id), taken from the host state.
+//! markers, disk, auth certificate, boot id, the forest's Exchange AD versions), taken from the
+//! host state.
 
 use serde_json::Value;
 
@@ -8,15 +9,37 @@ use super::pipeline::{self, Emit};
 use crate::command::Out;
 use crate::fleet_core::FleetCore;
 use crate::state::HostState;
-use salve_contract::contract::{DatabaseCopy, FactsAnswer, JobInfo, ScriptId};
+use salve_contract::contract::{AdVersions, DatabaseCopy, FactsAnswer, JobInfo, ScriptId};
 
 /// How `Get-SalvePendingReboot` in `scripts/exchange_facts.ps1` hands back its markers.
 pub(super) const PENDING_REBOOT_EMIT: Emit = Emit::Items;
 
+/// The `-match` patterns by which `scripts/exchange_facts.ps1` tells a running Exchange
+/// installer among the processes (Setup in upgrade mode, msiexec applying an Exchange .msp,
+/// anything run from salve's package folder); [`shown_as_installer`] follows them, and a test
+/// compares them with the shipped text.
+pub const INSTALLER_PATTERNS: [&str; 3] = [
+    "(?i)/mode:upgrade",
+    "(?i)exchange.*\\.msp",
+    "(?i)\\\\salve\\\\updates\\\\",
+];
+
+/// Whether the facts script reports a process with this command line as an installer in
+/// progress ([`INSTALLER_PATTERNS`], case-insensitive).
+fn shown_as_installer(command_line: &str) -> bool {
+    let line = command_line.to_ascii_lowercase();
+    line.contains("/mode:upgrade")
+        || line
+            .find("exchange")
+            .is_some_and(|at| line[at..].contains(".msp"))
+        || line.contains("\\salve\\updates\\")
+}
+
 /// Answer with the host's facts; always succeeds.
 pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
     out.line("Reading Exchange setup, updates, services and prerequisites...");
-    let answer = core.with_host(idx, |s| facts(s));
+    let now = core.clock.now();
+    let answer = core.with_host(idx, |s| facts(s, now));
     let markers = answer
         .pending_reboot
         .iter()
@@ -40,8 +63,8 @@ pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
 const UNMANAGEABLE: &str = "Active Directory operation failed on DC01. This error is not \
                             retriable. Additional information: The supplied credential is invalid.";
 
-fn facts(s: &HostState) -> FactsAnswer {
-    let answer = read(s);
+fn facts(s: &HostState, now: jiff::Timestamp) -> FactsAnswer {
+    let answer = read(s, now);
     if s.faults.exchange_unmanageable && s.build.is_some() {
         // The script's catch: roles, DAG, copies and components stay as initialised (empty).
         return FactsAnswer {
@@ -59,7 +82,7 @@ fn facts(s: &HostState) -> FactsAnswer {
     answer
 }
 
-fn read(s: &HostState) -> FactsAnswer {
+fn read(s: &HostState, now: jiff::Timestamp) -> FactsAnswer {
     FactsAnswer {
         computer_name: s.name.clone(),
         family: s.family().map(|f| f.product_name().to_string()),
@@ -89,7 +112,9 @@ fn read(s: &HostState) -> FactsAnswer {
         cluster_node_state: s.cluster_node.clone(),
         activation_policy: s.dag.as_ref().map(|_| s.activation_policy.clone()),
         boot_id: s.boot_id(),
-        install_in_progress: s.installing.clone(),
+        install_in_progress: s
+            .installer_command_line(now)
+            .filter(|line| shown_as_installer(line)),
         salve_jobs: s
             .jobs
             .iter()
@@ -101,6 +126,11 @@ fn read(s: &HostState) -> FactsAnswer {
             .collect(),
         config: Some(s.config.facts(s.build)),
         exchange_management_error: None,
+        ad: Some(AdVersions {
+            forest: s.forest.root.clone(),
+            schema: s.forest.schema,
+            org: s.forest.org,
+        }),
     }
 }
 

@@ -22,6 +22,9 @@ mod reboot;
 mod update;
 mod verify;
 
+pub use facts::INSTALLER_PATTERNS;
+pub use update::SETUP_LOG_PATTERNS;
+
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;

@@ -1,8 +1,11 @@
-//! `exchange_update`: a CU through Setup.exe or an SU through msiexec. Updates take simulated
-//! time and change the build only at the next restart (pending-reboot markers set); an SU for
-//! another CU fails as msiexec does (1642 and "The upgrade patch cannot be installed ...");
-//! Setup refuses a CU with a reboot pending or too old a .NET; an interrupted install leaves
-//! the Exchange services Disabled.
+//! `exchange_update`: a CU through Setup.exe, an SU through msiexec, or a .NET Framework
+//! offline installer. Updates take simulated time and change the build only at the next
+//! restart (pending-reboot markers set); an SU for another CU fails as msiexec does (1642 and
+//! "The upgrade patch cannot be installed ..."); Setup refuses a CU with a reboot pending or too
+//! old a .NET; an interrupted install leaves the Exchange services Disabled. .NET 4.x is an
+//! in-place update: its installer writes the new `Release` value and asks for a restart (3010);
+//! one already at or past the version installs nothing (Microsoft's .NET Framework deployment
+//! guide: return codes 0, 1641, 3010).
 
 use std::time::Duration;
 
@@ -65,8 +68,30 @@ fn package_path(req: &UpdateRequest) -> String {
     let ext = match req.kind {
         UpdateKind::Su => "msp",
         UpdateKind::Cu => "iso",
+        UpdateKind::DotNet => "exe",
+        UpdateKind::PrepareAd => "iso",
     };
     format!("C:\\salve\\updates\\{}.{ext}", req.kb)
+}
+
+/// The installer process the script starts, as `Win32_Process.CommandLine` shows it: msiexec
+/// with the .msp, Setup.exe from the mounted image, or the .NET offline installer.
+fn command_line(req: &UpdateRequest) -> String {
+    let package = package_path(req);
+    match req.kind {
+        UpdateKind::Su => {
+            format!("\"C:\\Windows\\system32\\msiexec.exe\" /update \"{package}\" /qn /norestart")
+        }
+        UpdateKind::Cu => format!(
+            "\"D:\\Setup.exe\" /Mode:Upgrade {}",
+            req.license_switch.as_deref().unwrap_or_default()
+        ),
+        UpdateKind::DotNet => format!("\"{package}\" /q /norestart"),
+        UpdateKind::PrepareAd => format!(
+            "\"D:\\Setup.exe\" /PrepareAD {}",
+            req.license_switch.as_deref().unwrap_or_default()
+        ),
+    }
 }
 
 /// Outcome of an install attempt, before it is written to the log and the answer.
@@ -118,7 +143,7 @@ pub(super) async fn run(
         (true, Some(target)) => {
             // Windows Installer runs one installation at a time (msiexec 1618); the script
             // retries every 30 s for up to 15 minutes, then reports 1618 by name.
-            match installer::claim(core, idx, &req.kb, out, kill).await {
+            match installer::claim(core, idx, &command_line(req), out, kill).await {
                 Err(running) => Outcome::failed(
                     1618,
                     vec![format!(
@@ -130,11 +155,17 @@ pub(super) async fn run(
                     let outcome = match req.kind {
                         UpdateKind::Su => install_su(core, idx, req, target, out, kill).await,
                         UpdateKind::Cu => install_cu(core, idx, req, target, out, kill).await,
+                        UpdateKind::DotNet => install_dotnet(core, idx, req, out, kill).await,
+                        UpdateKind::PrepareAd => {
+                            prepare_ad(core, idx, req, target, out, kill).await
+                        }
                     };
                     core.with_host(idx, |s| {
                         s.installing = None;
                         // The script's `finally` dismounts the ISO, unless it was killed.
-                        if req.kind == UpdateKind::Cu && !kill.is_cancelled() {
+                        if matches!(req.kind, UpdateKind::Cu | UpdateKind::PrepareAd)
+                            && !kill.is_cancelled()
+                        {
                             s.dismount_image(&package_path(req));
                         }
                     });
@@ -143,7 +174,10 @@ pub(super) async fn run(
             }
         }
     };
-    let event = if outcome.success && !outcome.already {
+    // AD preparation changes the forest ([`LabEvent::AdPrepared`]), not the server.
+    let event = if req.kind == UpdateKind::PrepareAd && outcome.success {
+        None
+    } else if outcome.success && !outcome.already {
         Some(LabEvent::Installed {
             update: req.kind,
             kb: req.kb.clone(),
@@ -175,7 +209,7 @@ pub(super) async fn run(
     if let Some(reason) = &outcome.reason {
         out.error(std::slice::from_ref(reason));
     }
-    let reboot_required = outcome.success && !outcome.already;
+    let reboot_required = outcome.success && !outcome.already && req.kind != UpdateKind::PrepareAd;
     super::answer(
         core,
         idx,
@@ -199,8 +233,8 @@ pub(super) async fn run(
 /// with it, half-way; one in a scheduled task goes on.
 const SETUP_RESTARTS_WINRM: &str = "Stopping Services";
 
-/// Start the install: Setup/msiexec stops and disables the Exchange services.
-fn begin_install(core: &FleetCore, idx: usize, req: &UpdateRequest) {
+/// Record that an installer began (`LabEvent::InstallStarted`).
+fn begin_setup(core: &FleetCore, idx: usize, req: &UpdateRequest) {
     core.record(
         idx,
         LabEvent::InstallStarted {
@@ -209,6 +243,11 @@ fn begin_install(core: &FleetCore, idx: usize, req: &UpdateRequest) {
             target: req.target_build.clone(),
         },
     );
+}
+
+/// Start the install: Setup/msiexec stops and disables the Exchange services.
+fn begin_install(core: &FleetCore, idx: usize, req: &UpdateRequest) {
+    begin_setup(core, idx, req);
     let disabled = core.with_host(idx, HostState::disable_services);
     if !disabled.is_empty() {
         core.record(idx, LabEvent::ServicesDisabled { services: disabled });
@@ -343,6 +382,164 @@ async fn install_su(
             ),
             "Windows Installer requires a restart: 3010".into(),
         ],
+        success: true,
+        already: false,
+        reason: None,
+    }
+}
+
+/// `Setup.exe /PrepareSchema` then `/PrepareAD` from the CU's image: the forest's versions
+/// become the CU's on every server of the tenant (the lab replicates at once). Exchange rule:
+/// only an account in Schema Admins and Enterprise Admins can write them; a process without
+/// network credentials (a task running as SYSTEM, the computer account) gets Setup's
+/// permission error. Setup raises the versions, never lowers them (a forest prepared by a newer
+/// CU stays so). Nothing on the server itself changes, and no restart is needed.
+async fn prepare_ad(
+    core: &FleetCore,
+    idx: usize,
+    req: &UpdateRequest,
+    target: Build,
+    out: &Out,
+    kill: &CancellationToken,
+) -> Outcome {
+    let now = core.clock.now();
+    let Some((schema, org)) = catalog::ad_versions(target) else {
+        return Outcome::failed(
+            1,
+            Vec::new(),
+            format!("{target} is not the build of a cumulative update"),
+        );
+    };
+    let forest = core.with_host(idx, |s| s.forest.clone());
+    if let Err(e) = reach(core, idx, req, out).and_then(|()| room_for(core, idx, req, CU_BYTES)) {
+        return Outcome::failed(1, Vec::new(), e);
+    }
+    let iso = package_path(req);
+    if let Err(e) = core.with_host(idx, |s| {
+        s.dismount_image(&iso);
+        s.store_download(&iso, CU_BYTES)?;
+        Ok::<_, String>(s.mount_image(&iso))
+    }) {
+        return Outcome::failed(1, Vec::new(), e);
+    }
+    out.line(&command_line(req));
+    if !out.has_network_credentials() {
+        let line = "[ERROR] The current user does not have permission to modify the schema: the account must be a member of Schema Admins and Enterprise Admins.";
+        return Outcome::failed(
+            1,
+            vec![setup_line(now, line), setup_line(now, SETUP_FAILED)],
+            "Setup /PrepareSchema: the account is not in Schema Admins and Enterprise Admins",
+        );
+    }
+    begin_setup(core, idx, req);
+    let steps = [
+        "Extending Active Directory schema",
+        "Organization Preparation",
+    ];
+    if !run_steps(core, idx, core.durations.su_minutes, &steps, out, kill).await {
+        return Outcome::failed(1, Vec::new(), "Setup /PrepareAD was interrupted");
+    }
+    let tenant = core.with_host(idx, |s| s.tenant.clone());
+    for other in 0..core.len() {
+        core.with_host(other, |s| {
+            if s.tenant == tenant {
+                s.forest.schema = s.forest.schema.max(schema);
+                s.forest.org = s.forest.org.max(org);
+            }
+        });
+    }
+    core.record(
+        idx,
+        LabEvent::AdPrepared {
+            forest: forest.root.clone(),
+            schema,
+            org,
+        },
+    );
+    Outcome {
+        exit_code: 0,
+        log: vec![
+            setup_line(
+                now,
+                "Command Line Parameter Name='prepareschema', Value=''.",
+            ),
+            setup_line(now, "Command Line Parameter Name='preparead', Value=''."),
+            setup_line(now, SETUP_OK),
+        ],
+        success: true,
+        already: false,
+        reason: None,
+    }
+}
+
+/// Size of a .NET Framework offline installer.
+const DOTNET_BYTES: u64 = 120 * 1024 * 1024;
+
+async fn install_dotnet(
+    core: &FleetCore,
+    idx: usize,
+    req: &UpdateRequest,
+    out: &Out,
+    kill: &CancellationToken,
+) -> Outcome {
+    let Some(release) = req.dotnet_release else {
+        return Outcome::failed(
+            1,
+            Vec::new(),
+            "dotnet_release is required for a .NET step; nothing was installed",
+        );
+    };
+    let current = core.with_host(idx, |s| s.dotnet_release);
+    if current >= release {
+        return Outcome {
+            exit_code: 0,
+            log: vec![format!(
+                ".NET Framework Release {current} is installed; {} needs {release}: nothing to do",
+                req.kb
+            )],
+            success: true,
+            already: true,
+            reason: None,
+        };
+    }
+    if let Err(e) = reach(core, idx, req, out).and_then(|()| room_for(core, idx, req, DOTNET_BYTES))
+    {
+        return Outcome::failed(1, Vec::new(), e);
+    }
+    let path = package_path(req);
+    if let Err(e) = core.with_host(idx, |s| s.store_download(&path, DOTNET_BYTES)) {
+        return Outcome::failed(1, Vec::new(), e);
+    }
+    begin_setup(core, idx, req);
+    // The script stops the Exchange services first (they start again with the restart).
+    core.with_host(idx, |s| {
+        for svc in s
+            .services
+            .iter_mut()
+            .filter(|x| x.name.starts_with("MSExchange"))
+        {
+            svc.status = "Stopped".to_string();
+        }
+    });
+    out.line(&format!("{path} /q /norestart"));
+    let steps = ["Extracting files", "Installing .NET Framework", "Finishing"];
+    if !run_steps(core, idx, core.durations.su_minutes, &steps, out, kill).await {
+        return Outcome::failed(
+            1603,
+            Vec::new(),
+            "the .NET Framework installer was interrupted (1603)",
+        );
+    }
+    core.with_host(idx, |s| {
+        s.dotnet_release = release;
+        s.add_pending_reboot(MARKER_FILE_RENAME);
+    });
+    Outcome {
+        exit_code: 3010,
+        log: vec![format!(
+            "{}: .NET Framework installed (Release {release}); a restart is required (3010)",
+            req.kb
+        )],
         success: true,
         already: false,
         reason: None,
@@ -495,12 +692,19 @@ async fn install_cu(
             ),
         ));
     }
-    if let Some((rule, _, why)) = rules.iter().find(|r| r.1) {
-        return fail(
-            log,
-            format!("[ERROR] The prerequisite check failed: {rule}."),
-            format!("prerequisite {rule} failed: {why}"),
-        );
+    let failed: Vec<_> = rules.iter().filter(|r| r.1).collect();
+    if !failed.is_empty() {
+        for (rule, _, why) in &failed {
+            log.push(setup_line(
+                now,
+                &format!("Failed [Rule:{rule}] [Message:{why}]"),
+            ));
+        }
+        log.push(setup_line(now, SETUP_FAILED));
+        let reason = judge_setup_run(&log)
+            .err()
+            .unwrap_or_else(|| "Setup did not complete".to_string());
+        return Outcome::failed(1, log, reason);
     }
     begin_install(core, idx, req);
     let steps = [
@@ -537,6 +741,9 @@ async fn install_cu(
             "Setup failed (exit code 1603 from an installer step)",
         );
     }
+    if faults.setup_error_line {
+        log.push(setup_line(end, "[ERROR] The operation couldn't be performed because object 'Default Offline Address Book' couldn't be found on the domain controller; Setup continues."));
+    }
     log.push(setup_line(end, SETUP_OK));
     core.with_host(idx, |s| {
         s.restore_services();
@@ -546,11 +753,65 @@ async fn install_cu(
         s.add_pending_reboot(MARKER_FILE_RENAME);
         s.setup_log.extend(log.iter().cloned());
     });
-    Outcome {
-        exit_code: 0,
-        log,
-        success: true,
-        already: false,
-        reason: None,
+    // Setup upgraded the server; the script's answer is what it reads from the log.
+    match judge_setup_run(&log) {
+        Ok(()) => Outcome {
+            exit_code: 0,
+            log,
+            success: true,
+            already: false,
+            reason: None,
+        },
+        Err(reason) => Outcome::failed(0, log, reason),
     }
 }
+
+/// Where the shipped script reads Setup's log.
+const SETUP_LOG: &str = "C:\\ExchangeSetupLogs\\ExchangeSetup.log";
+
+/// How `exchange_update.ps1` judges Setup's log, as CSS-Exchange's SetupLogReviewer does:
+/// only the last run (from its last "Starting Microsoft Exchange Server" line); a success when
+/// that run has the success line and no "didn't complete" line, whatever `[ERROR]` lines Setup
+/// logged and recovered from; otherwise the reason names the run's `Failed [Rule:…]
+/// [Message:…]` lines. [`SETUP_LOG_PATTERNS`] are the script's patterns (a test compares them).
+fn judge_setup_run(log: &[String]) -> Result<(), String> {
+    let start = log
+        .iter()
+        .rposition(|l| l.contains("Starting Microsoft Exchange Server") && l.ends_with(" Setup"))
+        .unwrap_or(0);
+    let run = &log[start..];
+    let ok = run
+        .iter()
+        .any(|l| l.contains(SETUP_OK.trim_end_matches('.')));
+    let incomplete = run
+        .iter()
+        .any(|l| l.contains("The Exchange Server setup operation didn't complete"));
+    if ok && !incomplete {
+        return Ok(());
+    }
+    let rules: Vec<String> = run
+        .iter()
+        .filter_map(|l| {
+            let rest = &l[l.find("Failed [Rule:")? + "Failed [Rule:".len()..];
+            let (rule, rest) = rest.split_once("] [Message:")?;
+            Some(format!(
+                "prerequisite {rule} failed: {}",
+                rest.strip_suffix(']').unwrap_or(rest)
+            ))
+        })
+        .collect();
+    Err(if rules.is_empty() {
+        format!("Setup did not complete; see {SETUP_LOG}")
+    } else {
+        format!("{}; see {SETUP_LOG}", rules.join("; "))
+    })
+}
+
+/// The `-match` patterns `exchange_update.ps1` judges Setup's last run with: the run's start,
+/// success, failure, and the failed-rule line.
+pub const SETUP_LOG_PATTERNS: [&str; 4] = [
+    "Starting Microsoft Exchange Server .* Setup",
+    "The Exchange Server setup operation completed successfully",
+    "The Exchange Server setup operation didn't complete",
+    "Failed \\[Rule:(\\w+)\\] \\[Message:(.*)\\]",
+];
