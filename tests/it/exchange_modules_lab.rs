@@ -435,7 +435,7 @@ tenants:
         entered.status.changed() && !entered.status.failed(),
         "{entered:?}"
     );
-    assert_eq!(entered.data["previous_activation_policy"], "IntrasiteOnly");
+    assert_eq!(entered.data["record"]["activation_policy"], "IntrasiteOnly");
     assert_eq!(
         entered.data["moved_databases"].as_array().unwrap().len(),
         active_before

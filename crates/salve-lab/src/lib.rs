@@ -32,6 +32,7 @@ pub mod exchange_config;
 pub mod fleet;
 pub mod fleet_core;
 pub mod frontends;
+pub mod ha;
 pub mod host_api;
 pub mod inventory;
 pub mod log;

@@ -91,6 +91,8 @@ pub enum LabEvent {
     MaintenanceLeft {
         restored_policy: String,
     },
+    /// `Restart-Service MSExchangeTransport` (mail flow through the server stops meanwhile).
+    TransportRestarted,
     DatabaseMoved {
         database: String,
         from: String,

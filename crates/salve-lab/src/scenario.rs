@@ -132,6 +132,33 @@ struct RawHost {
     /// EEMS mitigations the Emergency Mitigation service applied (e.g. `M2.1.0`).
     #[serde(default)]
     eems_applied: Option<Vec<String>>,
+    /// Activation policy, copies, catching up, transport queue (see `crate::ha`).
+    #[serde(default)]
+    ha: Option<RawHa>,
+}
+
+/// A host's high-availability settings in a scenario.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHa {
+    /// `DatabaseCopyAutoActivationPolicy`: `Unrestricted`, `IntrasiteOnly` or `Blocked`.
+    #[serde(default)]
+    activation_policy: Option<Spanned<String>>,
+    /// Databases whose copy here has `ActivationSuspended` set.
+    #[serde(default)]
+    activation_suspended: Vec<Spanned<String>>,
+    /// Mounted databases with no other copy (a standalone server's databases).
+    #[serde(default)]
+    databases: Vec<String>,
+    /// Backlog each restart leaves on the passive copies here.
+    #[serde(default)]
+    resync: Option<crate::ha::Resync>,
+    /// Copies whose content index is not Healthy.
+    #[serde(default)]
+    content_index_failed: Vec<String>,
+    /// Messages waiting in the transport queues.
+    #[serde(default)]
+    transport_queue: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -500,6 +527,9 @@ fn apply_host(
         }
         h.config.eems_applied = applied.clone();
     }
+    if let Some(ha) = &raw.ha {
+        apply_ha(file, h, &field, ha, diags);
+    }
     if let Some(f) = &raw.faults {
         let reboot = match &f.reboot {
             None => RebootBehaviour::Normal,
@@ -529,6 +559,51 @@ fn apply_host(
             non_elevated_su: f.non_elevated_su,
         };
     }
+}
+
+fn apply_ha(
+    file: &Arc<std::path::PathBuf>,
+    h: &mut HostState,
+    field: &str,
+    raw: &RawHa,
+    diags: &mut Diagnostics,
+) {
+    for db in &raw.databases {
+        h.copies.push(DbCopy {
+            database: db.clone(),
+            active: true,
+            copy_queue: 0,
+            replay_queue: 0,
+            activation_suspended: false,
+            health: "Healthy".to_string(),
+        });
+    }
+    if let Some(p) = &raw.activation_policy {
+        if ["Unrestricted", "IntrasiteOnly", "Blocked"].contains(&p.as_str()) {
+            h.activation_policy = p.to_string();
+        } else {
+            diags.push(diag_at(
+                file,
+                p,
+                &format!("{field}.ha.activation_policy"),
+                "expected `Unrestricted`, `IntrasiteOnly` or `Blocked`".into(),
+            ));
+        }
+    }
+    for db in &raw.activation_suspended {
+        match h.copies.iter_mut().find(|c| c.database == db.as_str()) {
+            Some(c) => c.activation_suspended = true,
+            None => diags.push(diag_at(
+                file,
+                db,
+                &format!("{field}.ha.activation_suspended"),
+                format!("`{}` has no copy on this host", db.as_str()),
+            )),
+        }
+    }
+    h.ha.resync = raw.resync;
+    h.ha.content_index_failed = raw.content_index_failed.clone();
+    h.ha.transport_queue = raw.transport_queue;
 }
 
 fn hex(rng: &mut fastrand::Rng, len: usize) -> String {
