@@ -771,6 +771,13 @@ pub fn default_scenario_yaml(hosts: usize, seed: u64) -> String {
     } else {
         0
     };
+    // DAG members come back from each restart behind: the health gate visibly waits.
+    for member in names.iter().take(dag_size) {
+        overrides
+            .entry(member.clone())
+            .or_default()
+            .push("ha: {resync: {logs: 412, per_minute: 15}}".to_owned());
+    }
     let mut free: Vec<&String> = names.iter().skip(dag_size).collect();
     if free.len() < 3 {
         free = names.iter().collect();

@@ -284,14 +284,17 @@ async fn start_dag_maintenance(
 ) -> Result<(), String> {
     a.step(out, "StartDagServerMaintenance.ps1 -PauseClusterNode");
     let host = core.name(idx).to_string();
+    let outage = a.outage.clone();
     let (actives, reported, before) = core.with_host(idx, |s| {
         let before = (s.activation_policy.clone(), s.cluster_node.clone());
         s.activation_policy = "Blocked".to_string();
         s.cluster_node = Some("Paused".to_string());
+        // A single-copy database has nowhere to go: it stays mounted (the planned outage).
+        // Unverified on Windows: that StartDagServerMaintenance leaves it mounted and goes on.
         let actives: Vec<String> = s
             .copies
             .iter()
-            .filter(|c| c.active)
+            .filter(|c| c.active && !outage.contains(&c.database))
             .map(|c| c.database.clone())
             .collect();
         (actives, active_before(s), before)
