@@ -776,7 +776,7 @@ pub fn default_scenario_yaml(hosts: usize, seed: u64) -> String {
         overrides
             .entry(member.clone())
             .or_default()
-            .push("ha: {resync: {logs: 412, per_minute: 15}}".to_owned());
+            .push("ha: {resync: {logs: 412, per_minute: 8}}".to_owned());
     }
     let mut free: Vec<&String> = names.iter().skip(dag_size).collect();
     if free.len() < 3 {
