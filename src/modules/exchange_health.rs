@@ -98,8 +98,18 @@ impl std::fmt::Display for Unmet {
     }
 }
 
+/// What the gate looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The server's copies only (status, queues, content indexes): what can be judged while it
+    /// is still in maintenance, before leaving.
+    Copies,
+    /// Everything: copies, replication and service checks, components, transport queues.
+    All,
+}
+
 /// What keeps `h` from meeting `gate`, empty when it is met.
-pub fn unmet(h: &HealthAnswer, gate: &Gate) -> Vec<Unmet> {
+pub fn unmet(h: &HealthAnswer, gate: &Gate, scope: Scope) -> Vec<Unmet> {
     let mut out = Vec::new();
     let state = |what: String| Unmet {
         what,
@@ -130,6 +140,9 @@ pub fn unmet(h: &HealthAnswer, gate: &Gate) -> Vec<Unmet> {
             .iter()
             .map(|db| state(format!("{db} content index not Healthy"))),
     );
+    if scope == Scope::Copies {
+        return out;
+    }
     out.extend(h.failed_checks.iter().map(|c| state(c.clone())));
     if !h.inactive_components.is_empty() {
         out.push(state(format!(
@@ -166,10 +179,10 @@ pub async fn read(ctx: &CheckCtx<'_>) -> Result<HealthAnswer, Fail> {
     )
 }
 
-/// Wait until the server meets `gate`, at most `gate.timeout_seconds`, writing each poll's
-/// progress (`waiting for DB03 copy queue: 412 → 37 (at most 10)`) to the task's output. The
-/// failure names everything still unmet.
-pub async fn wait(ctx: &CheckCtx<'_>, gate: &Gate) -> Result<Met, Fail> {
+/// Wait until the server meets `gate` over `scope`, at most `gate.timeout_seconds`, writing
+/// each poll's progress (`waiting for DB03 copy queue: 412 → 37 (at most 10)`) to the task's
+/// output. The failure names everything still unmet.
+pub async fn wait(ctx: &CheckCtx<'_>, gate: &Gate, scope: Scope) -> Result<Met, Fail> {
     let start = tokio::time::Instant::now();
     let limit = Duration::from_secs(gate.timeout_seconds);
     let poll = Duration::from_secs(gate.poll_seconds.max(1));
@@ -178,7 +191,7 @@ pub async fn wait(ctx: &CheckCtx<'_>, gate: &Gate) -> Result<Met, Fail> {
     loop {
         let answer = read(ctx).await?;
         polls += 1;
-        let now = unmet(&answer, gate);
+        let now = unmet(&answer, gate, scope);
         if now.is_empty() {
             return Ok(Met {
                 waited: start.elapsed(),
@@ -265,7 +278,7 @@ impl Module for ExchangeHealth {
 }
 
 async fn once(gate: &Gate, ctx: &CheckCtx<'_>) -> Result<Outcome, Fail> {
-    let now = unmet(&read(ctx).await?, gate);
+    let now = unmet(&read(ctx).await?, gate, Scope::All);
     Ok(Outcome::ok().with_msg(if now.is_empty() {
         "healthy now".to_string()
     } else {
@@ -274,7 +287,7 @@ async fn once(gate: &Gate, ctx: &CheckCtx<'_>) -> Result<Outcome, Fail> {
 }
 
 async fn waited(gate: &Gate, ctx: &CheckCtx<'_>) -> Result<Outcome, Fail> {
-    let met = wait(ctx, gate).await?;
+    let met = wait(ctx, gate, Scope::All).await?;
     Ok(Outcome::ok()
         .with_msg(format!("healthy after {}s", met.waited.as_secs()))
         .with("waited_seconds", met.waited.as_secs())
@@ -324,10 +337,10 @@ mod tests {
     #[test]
     fn queues_over_their_threshold_hold_the_gate_and_progress_shows_the_drain() {
         let gate = Gate::default();
-        assert!(unmet(&answer(10), &gate).is_empty());
-        let first = unmet(&answer(412), &gate);
+        assert!(unmet(&answer(10), &gate, Scope::All).is_empty());
+        let first = unmet(&answer(412), &gate, Scope::All);
         assert_eq!(first[0].to_string(), "DB03 copy queue 412 (at most 10)");
-        let now = unmet(&answer(37), &gate);
+        let now = unmet(&answer(37), &gate, Scope::All);
         assert_eq!(
             progress(&first, &now, Duration::from_secs(30)),
             "health gate: waiting for DB03 copy queue 412 → 37 (at most 10) [30s]\n"
@@ -335,7 +348,15 @@ mod tests {
         let mut h = answer(0);
         h.transport_queue_length = None;
         h.unhealthy_content_indexes = vec!["DB03".into()];
-        let why: Vec<String> = unmet(&h, &gate).iter().map(ToString::to_string).collect();
+        let copies_only: Vec<String> = unmet(&h, &gate, Scope::Copies)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(copies_only, ["DB03 content index not Healthy"]);
+        let why: Vec<String> = unmet(&h, &gate, Scope::All)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             why,
             [

@@ -15,9 +15,11 @@
 //! policy, per-copy `ActivationSuspended`, cluster node, whether it was in maintenance already):
 //! on the host (`C:\salve\maintenance.json`) and as the host fact `exchange_maintenance.record`,
 //! which the journal keeps. A sub-step that fails rolls the steps taken back, last first.
-//! Leaving undoes only what maintenance still holds and restores the record (so a second leave
-//! changes nothing and restarts nothing), then, on a DAG member, waits for the health gate
-//! before the next member may start. Without a record leave changes nothing: a rescue on a
+//! On a DAG member still in maintenance, leaving first waits (bounded) for the server's own
+//! copies to catch up — a gate not met leaves it in maintenance, activation still blocked —
+//! then undoes only what maintenance still holds and restores the record (so a second leave
+//! changes nothing and restarts nothing), then waits for the whole health gate before the next
+//! member may start. Without a record leave changes nothing: a rescue on a
 //! server that never entered leaves it as the administrator set it. Mounted databases with no
 //! other copy (a standalone server's) cannot move: entering keeps them mounted and the plan
 //! names the outage.
@@ -28,7 +30,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::exchange_facts::in_maintenance;
-use super::exchange_health::{self as health, Gate};
+use super::exchange_health::{self as health, Gate, Scope};
 use super::exchange_script::{self as shipped, Fail, Rendered};
 use super::spec::{
     Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Pair, PairKind, Provides, Reason,
@@ -213,6 +215,28 @@ fn gate(args: &Args) -> Result<Option<Gate>, Fail> {
 
 async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     let gate = gate(args)?.unwrap_or_default();
+    let probe = ProbeLink::new(ctx.link);
+    let read = ctx.read_only(&probe);
+    if args.state == State::Leave && gate.enabled {
+        // Before leaving, a DAG member in maintenance waits for its own copies to catch up:
+        // activation stays blocked meanwhile, and a gate not met leaves it in maintenance.
+        let h = health::read(&read).await?;
+        let inside = h
+            .inactive_components
+            .iter()
+            .any(|c| c == "ServerWideOffline");
+        if h.dag.is_some() && inside {
+            health::wait(&read, &gate, Scope::Copies)
+                .await
+                .map_err(|e| match e {
+                    Fail::NoAnswer(o) => Fail::failed(format!(
+                        "still in maintenance: {}",
+                        o.msg.unwrap_or_default()
+                    )),
+                    other => other,
+                })?;
+        }
+    }
     let request = MaintenanceRequest {
         action: match args.state {
             State::Enter => MaintenanceAction::Enter,
@@ -256,8 +280,7 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     };
     let member = a.cluster_node_state.is_some();
     if args.state == State::Leave && problems.is_empty() && gate.enabled && member {
-        let probe = ProbeLink::new(ctx.link);
-        match health::wait(&ctx.read_only(&probe), &gate).await {
+        match health::wait(&read, &gate, Scope::All).await {
             Ok(met) => msg.push_str(&format!(
                 "; health gate met after {}s",
                 met.waited.as_secs()
@@ -435,7 +458,7 @@ mod tests {
         })
         .await;
         assert!(!o.status.failed(), "{o:?}");
-        assert!(o.msg.unwrap().contains("health gate met after 30s"));
+        assert!(o.msg.unwrap().contains("health gate met after 15s"));
         let f = fleet(usize::MAX);
         let link = FakeLink::new(&f);
         let o = with_ctx(&link, vars, async |ctx| {
