@@ -186,7 +186,7 @@ async fn a_member_still_catching_up_holds_the_next_back_until_healthy() {
                     && matches!(e.event, LabEvent::RebootCompleted { .. })
             })
             .map(|e| e.sim_time)
-            .last()
+            .next_back()
             .expect("the member restarted");
         let gap = pair[1].1.duration_since(back);
         assert!(
