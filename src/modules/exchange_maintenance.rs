@@ -217,6 +217,7 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     let gate = gate(args)?.unwrap_or_default();
     let probe = ProbeLink::new(ctx.link);
     let read = ctx.read_only(&probe);
+    let mut caught_up = None;
     if args.state == State::Leave && gate.enabled {
         // Before leaving, a DAG member in maintenance waits for its own copies to catch up:
         // activation stays blocked meanwhile, and a gate not met leaves it in maintenance.
@@ -226,7 +227,7 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
             .iter()
             .any(|c| c == "ServerWideOffline");
         if h.dag.is_some() && inside {
-            health::wait(&read, &gate, Scope::Copies)
+            let met = health::wait(&read, &gate, Scope::Copies)
                 .await
                 .map_err(|e| match e {
                     Fail::NoAnswer(o) => Fail::failed(format!(
@@ -235,6 +236,7 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
                     )),
                     other => other,
                 })?;
+            caught_up = Some(met.waited.as_secs());
         }
     }
     let request = MaintenanceRequest {
@@ -273,7 +275,8 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
             m
         }
         State::Leave if a.changed => format!(
-            "out of maintenance; restored {}",
+            "{}out of maintenance; restored {}",
+            caught_up.map_or(String::new(), |s| format!("copies caught up after {s}s; ")),
             a.record.as_ref().map_or("nothing".into(), describe)
         ),
         State::Leave => "nothing to undo".to_string(),

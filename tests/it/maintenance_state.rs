@@ -171,6 +171,14 @@ async fn a_member_still_catching_up_holds_the_next_back_until_healthy() {
                 .is_some_and(|t| t.contains("health gate: waiting for") && t.contains("copy queue"))
     });
     assert!(waited, "the gate reported its wait: {all}");
+    let leave = finished(&events, "c-ex01", "Leave maintenance mode").unwrap();
+    assert!(
+        leave["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("copies caught up after"),
+        "{leave}"
+    );
     let stays = stays(&lab);
     assert_eq!(stays.len(), 3, "{stays:?}");
     // The next member entered only once the previous one's copies were within the gate's
