@@ -182,19 +182,20 @@ if ($installPath -and -not $isLegacy) {
             })
         if ($server.IsMailboxServer) {
             $mbx = Get-MailboxServer -Identity $env:COMPUTERNAME
+            # A standalone server's mounted databases are listed too: they cannot move.
+            $copies = @(Get-MailboxDatabaseCopyStatus -Server $env:COMPUTERNAME | ForEach-Object {
+                    [ordered]@{
+                        database             = [string] $_.DatabaseName
+                        active               = ([string] $_.Status -eq 'Mounted')
+                        status               = [string] $_.Status
+                        copy_queue_length    = [uint64] $_.CopyQueueLength
+                        replay_queue_length  = [uint64] $_.ReplayQueueLength
+                        activation_suspended = [bool] $_.ActivationSuspended
+                    }
+                })
             if ($mbx.DatabaseAvailabilityGroup) {
                 $dag = [string] $mbx.DatabaseAvailabilityGroup
                 $activationPolicy = [string] $mbx.DatabaseCopyAutoActivationPolicy
-                $copies = @(Get-MailboxDatabaseCopyStatus -Server $env:COMPUTERNAME | ForEach-Object {
-                        [ordered]@{
-                            database             = [string] $_.DatabaseName
-                            active               = ([string] $_.Status -eq 'Mounted')
-                            status               = [string] $_.Status
-                            copy_queue_length    = [uint64] $_.CopyQueueLength
-                            replay_queue_length  = [uint64] $_.ReplayQueueLength
-                            activation_suspended = [bool] $_.ActivationSuspended
-                        }
-                    })
                 try {
                     $clusterNode = [string] (Get-ClusterNode -Name $env:COMPUTERNAME -ErrorAction Stop).State
                 } catch {

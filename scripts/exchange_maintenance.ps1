@@ -2,22 +2,29 @@
 # Put this Exchange server into maintenance mode or take it out again, DAG-aware, in the order of
 # Microsoft's DAG maintenance procedure (contract: MaintenanceRequest -> MaintenanceAnswer).
 #
-# Enter: HubTransport Draining + transport restart; UMCallRouter Draining (2016 with UM);
-# for a DAG member StartDagServerMaintenance.ps1 -PauseClusterNode (blocks activation, pauses
-# the cluster node, moves active databases away); Redirect-Message to another server;
-# ServerWideOffline Inactive. The activation policy found beforehand is answered as
-# previous_activation_policy so the controller can restore it on leave.
-# Leave: ServerWideOffline Active; UMCallRouter Active; StopDagServerMaintenance.ps1;
-# HubTransport Active + transport restart; the saved activation policy restored (Stop... resets
-# it to Unrestricted).
-# Gates are evaluated afterwards and decide success.
+# Enter: first record what the server looks like (components per requester, activation policy,
+# per-copy ActivationSuspended, cluster node, whether it is in maintenance already) in
+# C:\salve\maintenance.json; then HubTransport Draining + transport restart; UMCallRouter
+# Draining (2016 with UM); for a DAG member StartDagServerMaintenance.ps1 -PauseClusterNode;
+# Redirect-Message to a peer (never this server); ServerWideOffline Inactive. A step that fails
+# rolls back the steps taken, last first, and restores the record. Mounted databases with no
+# other copy (standalone servers, single-copy databases) cannot move: they stay mounted and are
+# answered as outage_databases.
+# Leave: with the record (from the controller, else the host's copy) undo only what is still
+# held: ServerWideOffline, UMCallRouter, StopDagServerMaintenance.ps1 while the node is paused
+# or activation blocked by maintenance, HubTransport + transport restart; then restore the
+# recorded activation policy and per-copy suspension (StopDagServerMaintenance resets both).
+# A second leave finds nothing held and changes nothing. Without a record, leave changes nothing.
 
 $requester = 'Maintenance'
 $server = $env:COMPUTERNAME
-$changed = $false
-$reason = $null
+$recordPath = 'C:\salve\maintenance.json'
+$steps = New-Object System.Collections.Generic.List[string]
 $moved = New-Object System.Collections.Generic.List[object]
-$previousPolicy = $null
+$outage = @()
+$reason = $null
+$record = $null
+$judgeGates = $true
 
 # Both functions write their items one by one; callers collect them with @( ).
 function Get-SalveComponents {
@@ -40,6 +47,103 @@ function Get-SalveClusterNode {
     try { return [string] (Get-ClusterNode -Name $server -ErrorAction Stop).State } catch { return $null }
 }
 
+# The component is held down by the Maintenance requester.
+function Test-SalveHeld([string] $Component) {
+    $c = Get-ServerComponentState -Identity $server -Component $Component -ErrorAction SilentlyContinue
+    if (-not $c) { return $false }
+    $mine = @($c.LocalStates | Where-Object { [string] $_.Requester -eq $requester } | Sort-Object Timestamp -Descending)
+    return ($mine.Count -gt 0 -and [string] $mine[0].State -ne 'Active')
+}
+
+function Add-SalveStep([string] $What) {
+    Write-Output $What
+    $script:steps.Add($What)
+}
+
+function New-SalveRecord {
+    $mbx = if ($isDagMember) { Get-MailboxServer -Identity $server } else { $null }
+    [ordered]@{
+        already_in_maintenance = [bool] (Test-SalveHeld 'ServerWideOffline')
+        activation_policy      = if ($mbx) { [string] $mbx.DatabaseCopyAutoActivationPolicy } else { $null }
+        activation_suspended   = @(Get-SalveCopies | Where-Object { $_.ActivationSuspended } | ForEach-Object { [string] $_.DatabaseName })
+        cluster_node_state     = if ($isDagMember) { Get-SalveClusterNode } else { $null }
+        component_states       = @(Get-SalveComponents)
+        recorded_at            = [DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ssZ')
+    }
+}
+
+function Read-SalveRecord {
+    if (Test-Path -LiteralPath $recordPath) { return (Get-Content -LiteralPath $recordPath -Raw | ConvertFrom-Json) }
+    return $null
+}
+
+# Undo what maintenance still holds and restore the record; each step only when needed, so a
+# second call changes nothing.
+function Invoke-SalveUndo($Record, [string] $Prefix) {
+    if (Test-SalveHeld 'ServerWideOffline') {
+        Add-SalveStep ($Prefix + 'Set-ServerComponentState ServerWideOffline Active')
+        Set-ServerComponentState -Identity $server -Component ServerWideOffline -State Active -Requester $requester
+    }
+    if (Test-SalveHeld 'UMCallRouter') {
+        Add-SalveStep ($Prefix + 'Set-ServerComponentState UMCallRouter Active')
+        Set-ServerComponentState -Identity $server -Component UMCallRouter -State Active -Requester $requester
+    }
+    if ($isDagMember) {
+        $mbx = Get-MailboxServer -Identity $server
+        $pausedByUs = (Get-SalveClusterNode) -eq 'Paused' -and [string] $Record.cluster_node_state -ne 'Paused'
+        $blockedByUs = ([string] $mbx.DatabaseCopyAutoActivationPolicy -eq 'Blocked' -and [string] $Record.activation_policy -ne 'Blocked') -or
+            [bool] $mbx.DatabaseCopyActivationDisabledAndMoveNow
+        if ($pausedByUs -or $blockedByUs) {
+            Add-SalveStep ($Prefix + 'StopDagServerMaintenance.ps1')
+            & {
+                $ErrorActionPreference = 'Continue'
+                & (Join-Path $exScripts 'StopDagServerMaintenance.ps1') -ServerName $server
+            }
+        }
+    }
+    if (Test-SalveHeld 'HubTransport') {
+        Add-SalveStep ($Prefix + 'Set-ServerComponentState HubTransport Active')
+        Set-ServerComponentState -Identity $server -Component HubTransport -State Active -Requester $requester
+        Add-SalveStep ($Prefix + 'Restart-Service MSExchangeTransport')
+        Restart-Service -Name MSExchangeTransport
+    }
+    if ($isDagMember) {
+        $policy = [string] $Record.activation_policy
+        if ($policy -and [string] (Get-MailboxServer -Identity $server).DatabaseCopyAutoActivationPolicy -ne $policy) {
+            Add-SalveStep ($Prefix + "Set-MailboxServer -DatabaseCopyAutoActivationPolicy $policy")
+            Set-MailboxServer -Identity $server -DatabaseCopyAutoActivationPolicy $policy
+        }
+        foreach ($copy in @(Get-SalveCopies)) {
+            $db = [string] $copy.DatabaseName
+            if (@($Record.activation_suspended) -contains $db -and -not $copy.ActivationSuspended) {
+                Add-SalveStep ($Prefix + "Suspend-MailboxDatabaseCopy $db -ActivationOnly")
+                Suspend-MailboxDatabaseCopy -Identity "$db\$server" -ActivationOnly -Confirm:$false
+            }
+        }
+    }
+    Remove-Item -LiteralPath $recordPath -ErrorAction SilentlyContinue
+}
+
+# The given target unless it names this server (Exchange refuses that), else a peer in this AD
+# site, DAG members first, that is not in maintenance and has HubTransport Active.
+function Get-SalveRedirectTarget {
+    $given = [string] $SalveArgs.redirect_target
+    if ($given -and $given.Split('.')[0] -ne $server) { return $given }
+    $site = [string] $exchangeServer.Site
+    $dagPeers = @()
+    if ($isDagMember) {
+        $dagPeers = @((Get-DatabaseAvailabilityGroup -Identity $mbxBefore.DatabaseAvailabilityGroup).Servers | ForEach-Object { [string] $_.Name })
+    }
+    $candidates = @(Get-ExchangeServer | Where-Object { $_.Name -ne $server -and $_.IsHubTransportServer -and [string] $_.Site -eq $site })
+    $ordered = @($candidates | Where-Object { $dagPeers -contains $_.Name }) + @($candidates | Where-Object { $dagPeers -notcontains $_.Name })
+    foreach ($peer in $ordered) {
+        $swo = [string] (Get-ServerComponentState -Identity $peer.Name -Component ServerWideOffline).State
+        $hub = [string] (Get-ServerComponentState -Identity $peer.Name -Component HubTransport).State
+        if ($swo -eq 'Active' -and $hub -eq 'Active') { return [string] $peer.Fqdn }
+    }
+    return $null
+}
+
 function Write-SalveAnswer([bool] $Success) {
     $mbx = if ($isDagMember) { Get-MailboxServer -Identity $server } else { $null }
     $components = @(Get-SalveComponents)
@@ -48,7 +152,7 @@ function Write-SalveAnswer([bool] $Success) {
     $active = @($components | Where-Object { $_.state -eq 'Active' } | ForEach-Object { $_.component })
     $byDesign = @('ForwardSyncDaemon', 'ProvisioningRps')
     $gates = [ordered]@{
-        no_active_copies         = (@($copies | Where-Object { [string] $_.Status -eq 'Mounted' }).Count -eq 0)
+        no_active_copies         = (@($copies | Where-Object { [string] $_.Status -eq 'Mounted' -and $outage -notcontains [string] $_.DatabaseName }).Count -eq 0)
         components_as_expected   = $false
         cluster_node_as_expected = $true
         copies_healthy           = (@($copies | Where-Object { [string] $_.Status -notin @('Mounted', 'Healthy') }).Count -eq 0)
@@ -60,26 +164,26 @@ function Write-SalveAnswer([bool] $Success) {
         $gates.components_as_expected = (@($components | Where-Object { $_.state -ne 'Active' -and $_.component -notin $byDesign }).Count -eq 0)
         if ($isDagMember) { $gates.cluster_node_as_expected = ($node -eq 'Up') }
     }
-    if ($Success) {
-        $failedGates = @($gates.Keys | Where-Object {
-                -not $gates[$_] -and ($SalveArgs.action -eq 'enter' -or $_ -ne 'no_active_copies')
-            })
-        if ($SalveArgs.action -eq 'enter') { $failedGates = @($failedGates | Where-Object { $_ -ne 'copies_healthy' }) }
-        if ($failedGates.Count -gt 0) {
+    if ($Success -and $judgeGates) {
+        $failedGates = @('components_as_expected', 'cluster_node_as_expected') | Where-Object { -not $gates[$_] }
+        if ($SalveArgs.action -eq 'enter' -and -not $gates.no_active_copies) { $failedGates = @($failedGates) + 'no_active_copies' }
+        if (@($failedGates).Count -gt 0) {
             $Success = $false
-            $script:reason = 'gates not met after ' + $SalveArgs.action + ': ' + ($failedGates -join ', ')
+            $script:reason = 'gates not met after ' + $SalveArgs.action + ': ' + (@($failedGates) -join ', ')
         }
     }
     $answer = [ordered]@{
-        changed                    = [bool] $changed
-        success                    = [bool] $Success
-        reason                     = $script:reason
-        previous_activation_policy = $previousPolicy
-        activation_policy          = if ($mbx) { [string] $mbx.DatabaseCopyAutoActivationPolicy } else { $null }
-        component_states           = @($components)
-        moved_databases            = @($moved.ToArray())
-        cluster_node_state         = $node
-        gates                      = $gates
+        changed            = ($steps.Count -gt 0)
+        success            = [bool] $Success
+        reason             = $script:reason
+        record             = $record
+        activation_policy  = if ($mbx) { [string] $mbx.DatabaseCopyAutoActivationPolicy } else { $null }
+        component_states   = @($components)
+        moved_databases    = @($moved.ToArray())
+        outage_databases   = @($outage)
+        steps              = @($steps.ToArray())
+        cluster_node_state = $node
+        gates              = $gates
     }
     Write-Output ('##salve-result## ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))
     if (-not $Success) { exit 1 }
@@ -95,85 +199,106 @@ $installPath = (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Exchange
 $exScripts = Join-Path $installPath 'Scripts'
 $exchangeServer = Get-ExchangeServer -Identity $server
 $isDagMember = $false
+$mbxBefore = $null
 if ($exchangeServer.IsMailboxServer) {
     $mbxBefore = Get-MailboxServer -Identity $server
     $isDagMember = [bool] $mbxBefore.DatabaseAvailabilityGroup
-    if ($isDagMember) { $previousPolicy = [string] $mbxBefore.DatabaseCopyAutoActivationPolicy }
 }
 $usesUm = ($exchangeServer.AdminDisplayVersion.Minor -eq 1) -and ([string] $exchangeServer.ServerRole -match 'UnifiedMessaging|Mailbox') -and
     (Get-Service -Name 'MSExchangeUMCR' -ErrorAction SilentlyContinue)
 
-try {
-    if ($SalveArgs.action -eq 'enter') {
-        $swo = Get-ServerComponentState -Identity $server -Component ServerWideOffline
-        if ([string] $swo.State -eq 'Inactive' -and @($swo.LocalStates | Where-Object { [string] $_.Requester -eq $requester }).Count -gt 0) {
-            Write-Output "$server is already in maintenance mode"
-        } else {
-            $activeBefore = @(Get-SalveCopies | Where-Object { [string] $_.Status -eq 'Mounted' } | ForEach-Object { [string] $_.DatabaseName })
-            Write-Output 'Set-ServerComponentState HubTransport Draining; restarting MSExchangeTransport'
-            Set-ServerComponentState -Identity $server -Component HubTransport -State Draining -Requester $requester
-            $changed = $true
-            Restart-Service -Name MSExchangeTransport
-            if ($usesUm) {
-                Set-ServerComponentState -Identity $server -Component UMCallRouter -State Draining -Requester $requester
-            }
-            if ($isDagMember) {
-                Write-Output 'StartDagServerMaintenance.ps1 -PauseClusterNode (this can take a while, silently)'
-                # Microsoft's script inherits the caller's preference: under the prelude's 'Stop'
-                # its first non-terminating error would end it half way. Its own default here.
-                & {
-                    $ErrorActionPreference = 'Continue'
-                    & (Join-Path $exScripts 'StartDagServerMaintenance.ps1') -ServerName $server -MoveComment $requester -PauseClusterNode
-                }
-                foreach ($db in $activeBefore) {
-                    $now = [string] (Get-MailboxDatabase -Identity $db -Status).MountedOnServer
-                    $moved.Add([ordered]@{ database = $db; from = $server; to = $now })
-                    Write-Output "Moved $db to $now"
-                }
-            }
-            $target = $SalveArgs.redirect_target
-            if (-not $target) {
-                $peer = Get-ExchangeServer | Where-Object {
-                    $_.Name -ne $server -and $_.IsHubTransportServer -and $_.AdminDisplayVersion.Major -eq $exchangeServer.AdminDisplayVersion.Major
-                } | Select-Object -First 1
-                if ($peer) { $target = [string] $peer.Fqdn }
-            }
-            if ($target) {
-                Write-Output "Redirect-Message -Target $target"
-                Redirect-Message -Server $server -Target $target -Confirm:$false
-            } else {
-                Write-Output 'No other transport server found: queued mail stays on this server'
-            }
-            Write-Output 'Set-ServerComponentState ServerWideOffline Inactive'
-            Set-ServerComponentState -Identity $server -Component ServerWideOffline -State Inactive -Requester $requester
-        }
-    } elseif ($SalveArgs.action -eq 'leave') {
-        Write-Output 'Set-ServerComponentState ServerWideOffline Active'
-        Set-ServerComponentState -Identity $server -Component ServerWideOffline -State Active -Requester $requester
-        if ($usesUm) {
-            Set-ServerComponentState -Identity $server -Component UMCallRouter -State Active -Requester $requester
-        }
-        if ($isDagMember) {
-            Write-Output 'StopDagServerMaintenance.ps1'
-            & {
-                $ErrorActionPreference = 'Continue'
-                & (Join-Path $exScripts 'StopDagServerMaintenance.ps1') -ServerName $server
-            }
-        }
-        Write-Output 'Set-ServerComponentState HubTransport Active; restarting MSExchangeTransport'
-        Set-ServerComponentState -Identity $server -Component HubTransport -State Active -Requester $requester
-        Restart-Service -Name MSExchangeTransport
-        if ($isDagMember -and $SalveArgs.saved_policy) {
-            Write-Output "Restoring DatabaseCopyAutoActivationPolicy $($SalveArgs.saved_policy)"
-            Set-MailboxServer -Identity $server -DatabaseCopyAutoActivationPolicy $SalveArgs.saved_policy
-        }
-        $changed = $true
+if ($SalveArgs.action -eq 'enter') {
+    # Mounted databases nothing can take over: no other copy anywhere.
+    $outage = @(Get-SalveCopies | Where-Object { [string] $_.Status -eq 'Mounted' } | ForEach-Object { [string] $_.DatabaseName } |
+            Where-Object { @((Get-MailboxDatabase -Identity $_).DatabaseCopies).Count -le 1 })
+    $record = Read-SalveRecord
+    if ($record) {
+        Write-Output "already in maintenance: entered by salve at $($record.recorded_at), its record kept"
     } else {
-        throw "action must be 'enter' or 'leave', got '$($SalveArgs.action)'"
+        $record = New-SalveRecord
+        $null = New-Item -ItemType Directory -Force -Path (Split-Path $recordPath)
+        ConvertTo-Json -InputObject $record -Depth 8 | Set-Content -LiteralPath $recordPath -Encoding UTF8
+        if ($record.already_in_maintenance) {
+            Write-Output 'already in maintenance before salve: recorded so, nothing changed'
+        } else {
+            foreach ($db in $outage) { Write-Output "$db has no other copy: it stays mounted here (planned outage)" }
+            try {
+                Add-SalveStep 'Set-ServerComponentState HubTransport Draining'
+                Set-ServerComponentState -Identity $server -Component HubTransport -State Draining -Requester $requester
+                Add-SalveStep 'Restart-Service MSExchangeTransport'
+                Restart-Service -Name MSExchangeTransport
+                if ($usesUm) {
+                    Add-SalveStep 'Set-ServerComponentState UMCallRouter Draining'
+                    Set-ServerComponentState -Identity $server -Component UMCallRouter -State Draining -Requester $requester
+                }
+                if ($isDagMember) {
+                    $activeBefore = @(Get-SalveCopies | Where-Object { [string] $_.Status -eq 'Mounted' } | ForEach-Object { [string] $_.DatabaseName })
+                    Add-SalveStep 'StartDagServerMaintenance.ps1 -PauseClusterNode'
+                    # Microsoft's script inherits the caller's preference: under the prelude's
+                    # 'Stop' its first non-terminating error would end it half way.
+                    & {
+                        $ErrorActionPreference = 'Continue'
+                        & (Join-Path $exScripts 'StartDagServerMaintenance.ps1') -ServerName $server -MoveComment $requester -PauseClusterNode
+                    }
+                    foreach ($db in $activeBefore) {
+                        $now = [string] (Get-MailboxDatabase -Identity $db -Status).MountedOnServer
+                        if ($now.Split('.')[0] -ne $server) {
+                            $moved.Add([ordered]@{ database = $db; from = $server; to = $now })
+                            Write-Output "Moved $db to $now"
+                        }
+                    }
+                    # It undoes itself on failure: check that it did its work.
+                    $left = @(Get-SalveCopies | Where-Object { [string] $_.Status -eq 'Mounted' -and $outage -notcontains [string] $_.DatabaseName })
+                    if ((Get-SalveClusterNode) -ne 'Paused' -or $left.Count -gt 0) {
+                        throw ('StartDagServerMaintenance did not complete: ' + (@($left | ForEach-Object { [string] $_.DatabaseName }) -join ', ') + ' still active, cluster node ' + (Get-SalveClusterNode))
+                    }
+                }
+                if ($SalveArgs.redirect_target -and ([string] $SalveArgs.redirect_target).Split('.')[0] -eq $server) {
+                    Write-Output 'the redirect target given is this server: choosing a peer instead'
+                }
+                $target = Get-SalveRedirectTarget
+                if ($target) {
+                    Add-SalveStep "Redirect-Message -Target $target"
+                    Redirect-Message -Server $server -Target $target -Confirm:$false
+                } else {
+                    Write-Output 'No other transport server found: queued mail stays on this server'
+                }
+                Add-SalveStep 'Set-ServerComponentState ServerWideOffline Inactive -Requester Maintenance'
+                Set-ServerComponentState -Identity $server -Component ServerWideOffline -State Inactive -Requester $requester
+            } catch {
+                $script:reason = "entering maintenance failed at '$($steps[$steps.Count - 1])': $($_.Exception.Message); the steps taken were rolled back"
+                [Console]::Error.WriteLine($reason)
+                Write-Output 'entering failed: rolling back the steps taken'
+                try { Invoke-SalveUndo $record 'rollback: ' } catch { $script:reason += "; rollback failed: $($_.Exception.Message)" }
+                Write-SalveAnswer $false
+            }
+        }
     }
-} catch {
-    $reason = $_.Exception.Message
-    [Console]::Error.WriteLine($reason)
-    Write-SalveAnswer $false
+} elseif ($SalveArgs.action -eq 'leave') {
+    $record = if ($SalveArgs.record) { $SalveArgs.record } else { Read-SalveRecord }
+    if (-not $record) {
+        $judgeGates = $false
+        if (Test-SalveHeld 'ServerWideOffline') {
+            Write-Output 'in maintenance, but not by salve (nothing recorded): left as it is'
+        } else {
+            Write-Output 'not in maintenance and nothing recorded: nothing to undo'
+        }
+    } elseif ($record.already_in_maintenance) {
+        $judgeGates = $false
+        Write-Output 'in maintenance before salve came: left in maintenance'
+        Remove-Item -LiteralPath $recordPath -ErrorAction SilentlyContinue
+    } else {
+        try {
+            Invoke-SalveUndo $record ''
+        } catch {
+            $script:reason = $_.Exception.Message
+            [Console]::Error.WriteLine($reason)
+            Write-SalveAnswer $false
+        }
+        if ($steps.Count -eq 0) { Write-Output 'nothing left to undo: already out of maintenance' }
+    }
+} else {
+    [Console]::Error.WriteLine("action must be 'enter' or 'leave', got '$($SalveArgs.action)'")
+    exit 1
 }
 Write-SalveAnswer $true

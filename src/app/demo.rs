@@ -137,18 +137,100 @@ async fn run_playbook(
     Ok(summary.exit_code)
 }
 
-/// What the lab saw happen, from its state log.
+/// What the lab saw happen, from its state log: counts, then how long each server was in
+/// maintenance (simulated time, from entering to leaving).
 fn lab_summary(fleet: &Fleet) -> String {
     let entries = fleet.log().entries();
     let count =
         |pred: &dyn Fn(&LabEvent) -> bool| entries.iter().filter(|e| pred(&e.event)).count();
-    format!(
+    let mut out = format!(
         "lab state log: {} updates installed, {} installs failed, {} reboots, {} build changes",
         count(&|e| matches!(e, LabEvent::Installed { .. })),
         count(&|e| matches!(e, LabEvent::InstallFailed { .. })),
         count(&|e| matches!(e, LabEvent::RebootScheduled { .. })),
         count(&|e| matches!(e, LabEvent::BuildChanged { .. })),
-    )
+    );
+    let stays = maintenance_stays(&entries);
+    if !stays.is_empty() {
+        out.push_str("\ntime in maintenance (simulated): ");
+        out.push_str(&stays.join(", "));
+    }
+    out
+}
+
+/// `host 1h 12m` per stay in maintenance, in the order servers entered (`still in` when the
+/// run ended first).
+fn maintenance_stays(entries: &[salve_lab::log::LogEntry]) -> Vec<String> {
+    let mut open: Vec<(String, jiff::Timestamp)> = Vec::new();
+    let mut stays: Vec<(String, Option<jiff::SignedDuration>)> = Vec::new();
+    for e in entries {
+        match &e.event {
+            LabEvent::MaintenanceEntered { .. } => {
+                open.push((e.host.clone(), e.sim_time));
+                stays.push((e.host.clone(), None));
+            }
+            LabEvent::MaintenanceLeft { .. } => {
+                if let Some(i) = open.iter().position(|(h, _)| *h == e.host) {
+                    let (_, from) = open.remove(i);
+                    if let Some(stay) = stays.iter_mut().rev().find(|(h, _)| *h == e.host) {
+                        stay.1 = Some(e.sim_time.duration_since(from));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    stays
+        .into_iter()
+        .map(|(host, d)| match d {
+            Some(d) => {
+                let minutes = d.as_secs().max(0) / 60;
+                format!("{host} {}h {:02}m", minutes / 60, minutes % 60)
+            }
+            None => format!("{host} still in"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use salve_lab::log::LogEntry;
+
+    fn entry(host: &str, minute: i64, event: LabEvent) -> LogEntry {
+        let t0 = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let at = t0
+            .saturating_add(jiff::SignedDuration::from_mins(minute))
+            .unwrap();
+        LogEntry {
+            seq: 0,
+            host: host.into(),
+            sim_time: at,
+            real_time: at,
+            event,
+        }
+    }
+
+    #[test]
+    fn each_stay_in_maintenance_is_timed_in_the_order_servers_entered() {
+        let entered = || LabEvent::MaintenanceEntered {
+            previous_policy: "Unrestricted".into(),
+        };
+        let left = || LabEvent::MaintenanceLeft {
+            restored_policy: "Unrestricted".into(),
+        };
+        let log = [
+            entry("ex01", 0, entered()),
+            entry("ex01", 95, left()),
+            entry("ex02", 100, entered()),
+            entry("ex02", 142, left()),
+            entry("ex03", 150, entered()),
+        ];
+        assert_eq!(
+            maintenance_stays(&log),
+            ["ex01 1h 35m", "ex02 0h 42m", "ex03 still in"]
+        );
+    }
 }
 
 /// The CVE on CISA's known-exploited list the 2026 fleet is remediated for.

@@ -24,6 +24,10 @@ pub const DAG_VAR: &str = "salve_dag";
 /// in [`crate::schedule::window`]). Unset means any time.
 pub const WINDOW_VAR: &str = "salve_maintenance_window";
 
+/// The variable naming where a host's queued mail goes while it is in maintenance
+/// (`Redirect-Message -Target`): another server's FQDN. Unset: a peer in the same site.
+pub const REDIRECT_VAR: &str = "salve_redirect_target";
+
 /// Everything salve reads from a host's variables to decide how and when to work on it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostSettings {
@@ -57,6 +61,7 @@ impl HostSettings {
         let schedule = schedule(&mut reader);
         let dag = dag(&mut reader);
         let run_as = super::run_as::read(&mut reader);
+        redirect_target(name, &mut reader);
         let settings = HostSettings {
             connection,
             schedule,
@@ -121,6 +126,31 @@ fn schedule(reader: &mut Reader) -> Option<Schedule> {
     (!failed).then_some(Schedule { windows })
 }
 
+/// An explicit redirect target must be another server: Exchange refuses a server's own name,
+/// so entering maintenance would fail (a group-wide target names one of its members).
+fn redirect_target(host: &str, reader: &mut Reader) {
+    let Some((var, value)) = reader.first(&[REDIRECT_VAR]) else {
+        return;
+    };
+    let short = |t: &str| t.split('.').next().unwrap_or(t).to_ascii_lowercase();
+    match value {
+        Value::String(t) if short(t) == short(host) => reader.fail(SettingError::expected(
+            var,
+            "another server's FQDN (Exchange refuses to redirect a server's queues to itself)",
+            value,
+            "set salve_redirect_target per host to a DAG peer in the same site, or remove it: \
+             a peer in the same site that is not in maintenance is then chosen",
+        )),
+        Value::String(t) if !t.trim().is_empty() => {}
+        other => reader.fail(SettingError::expected(
+            var,
+            "a server's FQDN",
+            other,
+            "remove it to let salve choose a peer in the same site",
+        )),
+    }
+}
+
 fn dag(reader: &mut Reader) -> Option<String> {
     let (var, value) = reader.first(&[DAG_VAR])?;
     match value {
@@ -156,6 +186,19 @@ mod tests {
             .iter()
             .map(|e| format!("{}: {}", e.var, e.problem))
             .collect()
+    }
+
+    #[test]
+    fn a_redirect_target_naming_the_host_itself_is_refused() {
+        let e = errors(json!({"salve_redirect_target": "EX01.contoso.local"}));
+        assert_eq!(
+            e,
+            [
+                "salve_redirect_target: expected another server's FQDN (Exchange refuses to \
+              redirect a server's queues to itself), found string `EX01.contoso.local`"
+            ]
+        );
+        assert!(read(json!({"salve_redirect_target": "ex02.contoso.local"})).is_ok());
     }
 
     #[test]

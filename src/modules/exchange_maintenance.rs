@@ -1,33 +1,45 @@
-//! `exchange_maintenance`: put a server into maintenance mode or take it out, DAG-aware
-//! (shipped script `exchange_maintenance`, Microsoft's DAG maintenance order).
+//! `exchange_maintenance`: put a server into maintenance mode or take it out, DAG-aware and
+//! state-aware (shipped script `exchange_maintenance`, Microsoft's DAG maintenance order).
 //!
 //! ```yaml
 //! - exchange_maintenance:
 //!     state: enter               # or leave
-//!     redirect_target: ex02.contoso.local   # enter: where queued mail goes (an FQDN)
-//!     require_healthy_copies: true          # leave: fail until every copy is healthy
+//!     redirect_target: ex02.contoso.local   # enter: where queued mail goes (an FQDN); by
+//!                                           # default a peer in the same site, never itself
+//!     health:                    # leave: the health gate (DAG members; see exchange_health)
+//!       enabled: true
+//!       timeout_seconds: 1800
 //! ```
 //!
-//! Entering records the server's `DatabaseCopyAutoActivationPolicy` from before maintenance in
-//! the result and as the host fact `exchange_maintenance.previous_activation_policy`; leaving
-//! restores it (StopDagServerMaintenance alone would reset it to `Unrestricted`). The policy to
-//! restore can also be given as `saved_policy`. Gates decide success: on enter no active copies,
-//! only Monitoring/RecoveryActionsEnabled active, cluster node Paused; on leave every component
-//! Active (except ForwardSyncDaemon/ProvisioningRps), cluster node Up and, unless
-//! `require_healthy_copies: false`, every copy Healthy or Mounted.
+//! Entering first records what the server looked like (components per requester, activation
+//! policy, per-copy `ActivationSuspended`, cluster node, whether it was in maintenance already):
+//! on the host (`C:\salve\maintenance.json`) and as the host fact `exchange_maintenance.record`,
+//! which the journal keeps. A sub-step that fails rolls the steps taken back, last first.
+//! On a DAG member still in maintenance, leaving first waits (bounded) for the server's own
+//! copies to catch up — a gate not met leaves it in maintenance, activation still blocked —
+//! then undoes only what maintenance still holds and restores the record (so a second leave
+//! changes nothing and restarts nothing), then waits for the whole health gate before the next
+//! member may start. Without a record leave changes nothing: a rescue on a
+//! server that never entered leaves it as the administrator set it. Mounted databases with no
+//! other copy (a standalone server's) cannot move: entering keeps them mounted and the plan
+//! names the outage.
 //!
-//! `check` reads the facts and says whether the server would change state.
+//! `check` reads the facts and says what would change.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::exchange_facts::in_maintenance;
+use super::exchange_health::{self as health, Gate, Scope};
 use super::exchange_script::{self as shipped, Fail, Rendered};
 use super::spec::{
     Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Pair, PairKind, Provides, Reason,
 };
-use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome};
-use crate::contract::{MaintenanceAction, MaintenanceAnswer, MaintenanceRequest, ScriptId};
+use super::{CheckCtx, HostCtx, Module, ModuleError, Outcome, ProbeLink};
+use crate::contract::{
+    FactsAnswer, MaintenanceAction, MaintenanceAnswer, MaintenanceRecord, MaintenanceRequest,
+    ScriptId,
+};
 
 /// The host fact holding what entering maintenance recorded.
 pub const FACT: &str = "exchange_maintenance";
@@ -46,9 +58,7 @@ pub struct Args {
     #[serde(default)]
     redirect_target: Option<String>,
     #[serde(default)]
-    saved_policy: Option<String>,
-    #[serde(default)]
-    require_healthy_copies: Option<Rendered<bool>>,
+    health: Option<Rendered<Gate>>,
 }
 
 pub struct ExchangeMaintenance;
@@ -67,7 +77,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     counting: Counting::Paired(Pair {
         undo_state: "leave",
         kind: PairKind::Bracket,
-        reason: "leave maintenance after the steps above, restoring the recorded activation policy",
+        reason: "leave maintenance after the steps above, restoring what entering recorded",
     }),
     provides: Provides::MaintenanceState,
 };
@@ -85,6 +95,33 @@ impl Module for ExchangeMaintenance {
     }
 }
 
+/// The explicit redirect target names the host itself (Exchange refuses that).
+pub fn names_itself(target: &str, host: &str) -> bool {
+    let short = |t: &str| t.split('.').next().unwrap_or(t).to_ascii_lowercase();
+    short(target) == short(host)
+}
+
+/// Mounted databases a standalone server keeps mounted through maintenance.
+fn outage(facts: &FactsAnswer) -> Vec<String> {
+    if facts.dag.is_some() {
+        return Vec::new();
+    }
+    facts
+        .database_copies
+        .iter()
+        .filter(|c| c.active)
+        .map(|c| c.database.clone())
+        .collect()
+}
+
+/// The planned outage, as the plan and the result say it.
+fn outage_text(dbs: &[String]) -> String {
+    format!(
+        "planned outage: {} not replicated, offline while this server is updated",
+        dbs.join(", ")
+    )
+}
+
 async fn check(args: &Args, ctx: &CheckCtx<'_>) -> Result<Outcome, Fail> {
     let facts = shipped::facts(ctx).await?;
     let inside = in_maintenance(&facts);
@@ -93,42 +130,124 @@ async fn check(args: &Args, ctx: &CheckCtx<'_>) -> Result<Outcome, Fail> {
         .as_deref()
         .map_or(String::new(), |d| format!(" (DAG {d})"));
     Ok(match (args.state, inside) {
-        (State::Enter, false) => Outcome::changed().with_msg(format!(
-            "would enter maintenance{dag}; activation policy now {}",
-            facts.activation_policy.as_deref().unwrap_or("n/a")
-        )),
-        (State::Leave, true) => Outcome::changed().with_msg(format!(
-            "would leave maintenance{dag} and restore activation policy {}",
-            saved_policy(args, ctx.vars).unwrap_or_else(|| "Unrestricted".into())
-        )),
+        (State::Enter, false) => {
+            let mut msg = format!("would enter maintenance{dag}");
+            if let Some(p) = &facts.activation_policy {
+                msg.push_str(&format!("; records activation policy {p}"));
+            }
+            let suspended: Vec<&str> = facts
+                .database_copies
+                .iter()
+                .filter(|c| c.activation_suspended)
+                .map(|c| c.database.as_str())
+                .collect();
+            if !suspended.is_empty() {
+                msg.push_str(&format!(
+                    " and activation suspended on {}",
+                    suspended.join(", ")
+                ));
+            }
+            let down = outage(&facts);
+            if !down.is_empty() {
+                msg.push_str(&format!("; {}", outage_text(&down)));
+            }
+            if let Some(t) = args
+                .redirect_target
+                .as_deref()
+                .filter(|t| names_itself(t, &ctx.host.name))
+            {
+                msg.push_str(&format!(
+                    "; redirect target {t} is this server: a peer is chosen instead"
+                ));
+            }
+            Outcome::changed().with_msg(msg)
+        }
+        (State::Leave, true) => Outcome::changed().with_msg(match record(ctx.vars) {
+            Some(r) => format!(
+                "would leave maintenance{dag} and restore {}{}",
+                describe(&r),
+                gate(args)?
+                    .filter(|g| g.enabled && facts.dag.is_some())
+                    .map_or(String::new(), |g| format!(
+                        ", then wait for the health gate (at most {}s)",
+                        g.timeout_seconds
+                    ))
+            ),
+            None => format!(
+                "would leave maintenance{dag} if the host keeps salve's record of entering it; \
+                 otherwise it stays as it is"
+            ),
+        }),
         (State::Enter, true) => Outcome::ok().with_msg("already in maintenance"),
         (State::Leave, false) => Outcome::ok().with_msg("not in maintenance"),
     })
 }
 
-/// The policy to restore on leave: the argument, else what entering recorded.
-fn saved_policy(args: &Args, vars: &Value) -> Option<String> {
-    args.saved_policy.clone().or_else(|| {
-        vars[FACT]["previous_activation_policy"]
-            .as_str()
-            .map(str::to_string)
+/// What a record restores, in words.
+fn describe(r: &MaintenanceRecord) -> String {
+    let mut parts = Vec::new();
+    if let Some(p) = &r.activation_policy {
+        parts.push(format!("activation policy {p}"));
+    }
+    if !r.activation_suspended.is_empty() {
+        parts.push(format!(
+            "activation suspended on {}",
+            r.activation_suspended.join(", ")
+        ));
+    }
+    if parts.is_empty() {
+        parts.push("the recorded component states".to_string());
+    }
+    parts.join(" and ")
+}
+
+/// What entering recorded, from the host fact (the journal's copy).
+fn record(vars: &Value) -> Option<MaintenanceRecord> {
+    serde_json::from_value(vars[FACT]["record"].clone()).ok()
+}
+
+fn gate(args: &Args) -> Result<Option<Gate>, Fail> {
+    Ok(match &args.health {
+        Some(r) => Some(r.get("health")?.clone()),
+        None => Some(Gate::default()),
     })
 }
 
 async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
-    let require_healthy_copies = match &args.require_healthy_copies {
-        Some(r) => *r.get("require_healthy_copies")?,
-        None => true,
-    };
+    let gate = gate(args)?.unwrap_or_default();
+    let probe = ProbeLink::new(ctx.link);
+    let read = ctx.read_only(&probe);
+    let mut caught_up = None;
+    if args.state == State::Leave && gate.enabled {
+        // Before leaving, a DAG member in maintenance waits for its own copies to catch up:
+        // activation stays blocked meanwhile, and a gate not met leaves it in maintenance.
+        let h = health::read(&read).await?;
+        let inside = h
+            .inactive_components
+            .iter()
+            .any(|c| c == "ServerWideOffline");
+        if h.dag.is_some() && inside {
+            let met = health::wait(&read, &gate, Scope::Copies)
+                .await
+                .map_err(|e| match e {
+                    Fail::NoAnswer(o) => Fail::failed(format!(
+                        "still in maintenance: {}",
+                        o.msg.unwrap_or_default()
+                    )),
+                    other => other,
+                })?;
+            caught_up = Some(met.waited.as_secs());
+        }
+    }
     let request = MaintenanceRequest {
         action: match args.state {
             State::Enter => MaintenanceAction::Enter,
             State::Leave => MaintenanceAction::Leave,
         },
         redirect_target: args.redirect_target.clone(),
-        saved_policy: match args.state {
+        record: match args.state {
             State::Enter => None,
-            State::Leave => saved_policy(args, ctx.vars),
+            State::Leave => record(ctx.vars),
         },
     };
     let reply =
@@ -143,70 +262,48 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
                 .unwrap_or_else(|| format!("exchange_maintenance exited with {}", reply.exit_code)),
         );
     }
-    let g = &a.gates;
-    match args.state {
+    let mut msg = match args.state {
         State::Enter => {
-            gate(
-                &mut problems,
-                g.no_active_copies,
-                "database copies are still active here",
+            let mut m = format!(
+                "in maintenance; moved {} database(s); recorded {}",
+                a.moved_databases.len(),
+                a.record.as_ref().map_or("nothing".into(), describe)
             );
-            gate(
-                &mut problems,
-                g.components_as_expected,
-                "components other than Monitoring and RecoveryActionsEnabled are still active",
-            );
-            gate(
-                &mut problems,
-                g.cluster_node_as_expected,
-                "the cluster node is not Paused",
-            );
-        }
-        State::Leave => {
-            gate(
-                &mut problems,
-                g.components_as_expected,
-                "components are still inactive",
-            );
-            gate(
-                &mut problems,
-                g.cluster_node_as_expected,
-                "the cluster node is not Up",
-            );
-            if require_healthy_copies {
-                gate(
-                    &mut problems,
-                    g.copies_healthy,
-                    "database copies are not all Healthy or Mounted",
-                );
+            if !a.outage_databases.is_empty() {
+                m.push_str(&format!("; {}", outage_text(&a.outage_databases)));
             }
+            m
+        }
+        State::Leave if a.changed => format!(
+            "{}out of maintenance; restored {}",
+            caught_up.map_or(String::new(), |s| format!("copies caught up after {s}s; ")),
+            a.record.as_ref().map_or("nothing".into(), describe)
+        ),
+        State::Leave => "nothing to undo".to_string(),
+    };
+    let member = a.cluster_node_state.is_some();
+    if args.state == State::Leave && problems.is_empty() && gate.enabled && member {
+        match health::wait(&read, &gate, Scope::All).await {
+            Ok(met) => msg.push_str(&format!(
+                "; health gate met after {}s",
+                met.waited.as_secs()
+            )),
+            Err(Fail::NoAnswer(o)) => problems.push(o.msg.unwrap_or_default()),
+            Err(e) => return Err(e),
         }
     }
     problems.dedup();
     let mut outcome = if problems.is_empty() {
-        Outcome::done(a.changed).with_msg(match args.state {
-            State::Enter => format!(
-                "in maintenance; moved {} database(s); previous activation policy {}",
-                a.moved_databases.len(),
-                a.previous_activation_policy.as_deref().unwrap_or("n/a")
-            ),
-            State::Leave => format!(
-                "out of maintenance; activation policy {}",
-                a.activation_policy.as_deref().unwrap_or("n/a")
-            ),
-        })
+        Outcome::done(a.changed).with_msg(msg)
     } else {
         Outcome::failed(problems.join("; ")).having_changed(a.changed)
     };
-    if args.state == State::Enter && a.changed {
-        outcome.facts = Some(
-            [(
-                FACT.to_string(),
-                json!({"previous_activation_policy": a.previous_activation_policy}),
-            )]
-            .into_iter()
-            .collect(),
-        );
+    let fact = match args.state {
+        State::Enter => json!({"record": a.record}),
+        State::Leave => json!({"record": null}),
+    };
+    if args.state == State::Enter || a.changed {
+        outcome.facts = Some([(FACT.to_string(), fact)].into_iter().collect());
     }
     let answer = serde_json::to_value(&a).unwrap_or(Value::Null);
     if let Value::Object(map) = answer {
@@ -215,51 +312,83 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     Ok(outcome)
 }
 
-fn gate(problems: &mut Vec<String>, ok: bool, what: &str) {
-    if !ok {
-        problems.push(what.to_string());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::exchange_script::testing::*;
     use super::*;
-    use crate::contract::{ComponentState, MaintenanceGates};
+    use crate::contract::{ComponentState, DatabaseCopy, HealthAnswer, MaintenanceGates};
     use crate::transport::fake::FakeFleet;
 
-    fn answer_for(req: &MaintenanceRequest, healthy: bool) -> MaintenanceAnswer {
+    fn recorded() -> MaintenanceRecord {
+        MaintenanceRecord {
+            activation_policy: Some("IntrasiteOnly".into()),
+            activation_suspended: vec!["DB02".into()],
+            cluster_node_state: Some("Up".into()),
+            ..MaintenanceRecord::default()
+        }
+    }
+
+    fn answer_for(req: &MaintenanceRequest) -> MaintenanceAnswer {
         let enter = req.action == MaintenanceAction::Enter;
         MaintenanceAnswer {
-            changed: true,
+            changed: enter || req.record.is_some(),
             success: true,
             reason: None,
-            previous_activation_policy: Some(
-                if enter { "IntrasiteOnly" } else { "Blocked" }.into(),
-            ),
-            activation_policy: Some(if enter {
-                "Blocked".into()
+            record: if enter {
+                Some(recorded())
             } else {
-                req.saved_policy.clone().unwrap_or("Unrestricted".into())
-            }),
+                req.record.clone()
+            },
+            activation_policy: Some(if enter { "Blocked" } else { "IntrasiteOnly" }.into()),
             component_states: Vec::new(),
             moved_databases: Vec::new(),
+            outage_databases: Vec::new(),
+            steps: Vec::new(),
             cluster_node_state: Some(if enter { "Paused" } else { "Up" }.into()),
             gates: MaintenanceGates {
                 no_active_copies: enter,
                 components_as_expected: true,
                 cluster_node_as_expected: true,
-                copies_healthy: healthy,
+                copies_healthy: true,
             },
         }
     }
 
-    fn fleet(healthy: bool) -> std::sync::Arc<FakeFleet> {
+    fn health(copy_queue: u64) -> HealthAnswer {
+        HealthAnswer {
+            dag: Some("DAG1".into()),
+            copies: vec![DatabaseCopy {
+                database: "DB03".into(),
+                active: false,
+                status: "Healthy".into(),
+                copy_queue_length: copy_queue,
+                replay_queue_length: 0,
+                activation_suspended: false,
+            }],
+            all_copies_healthy: true,
+            max_copy_queue_length: copy_queue,
+            max_replay_queue_length: 0,
+            cluster_node_state: Some("Up".into()),
+            activation_policy: Some("IntrasiteOnly".into()),
+            unhealthy_content_indexes: vec![],
+            failed_checks: vec![],
+            inactive_components: vec![],
+            transport_queue_length: Some(0),
+        }
+    }
+
+    /// A fleet whose copies need `reads` health reads to drain (412 logs until then).
+    fn fleet(reads: usize) -> std::sync::Arc<FakeFleet> {
+        let seen = std::sync::atomic::AtomicUsize::new(0);
         FakeFleet::new(move |_, s| match id(s) {
             ScriptId::ExchangeMaintenance => {
                 let req: MaintenanceRequest =
                     serde_json::from_value(s.args.clone().unwrap()).unwrap();
-                answer(&answer_for(&req, healthy), 0)
+                answer(&answer_for(&req), 0)
+            }
+            ScriptId::ExchangeHealth => {
+                let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                answer(&health(if n >= reads { 0 } else { 412 }), 0)
             }
             ScriptId::ExchangeFacts => {
                 let mut f = facts("15.2.858.5");
@@ -275,8 +404,8 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn enter_records_the_policy_and_leave_restores_it() {
-        let f = fleet(true);
+    async fn enter_records_the_state_and_leave_sends_the_record_back() {
+        let f = fleet(1);
         let link = FakeLink::new(&f);
         let entered = with_ctx(&link, json!({}), async |ctx| {
             ExchangeMaintenance
@@ -290,9 +419,12 @@ mod tests {
             "{entered:?}"
         );
         let fact = entered.facts.clone().unwrap();
-        assert_eq!(fact[FACT]["previous_activation_policy"], "IntrasiteOnly");
-        let vars = Value::Object(fact);
-        let left = with_ctx(&link, vars, async |ctx| {
+        assert_eq!(fact[FACT]["record"]["activation_policy"], "IntrasiteOnly");
+        assert_eq!(
+            fact[FACT]["record"]["activation_suspended"],
+            json!(["DB02"])
+        );
+        let left = with_ctx(&link, Value::Object(fact), async |ctx| {
             ExchangeMaintenance
                 .apply(&json!({"state": "leave"}), ctx)
                 .await
@@ -300,27 +432,58 @@ mod tests {
         })
         .await;
         assert!(!left.status.failed(), "{left:?}");
-        let (_, sent) = f.commands().into_iter().last().unwrap();
-        assert_eq!(sent.args.unwrap()["saved_policy"], "IntrasiteOnly");
-        assert_eq!(left.data["activation_policy"], "IntrasiteOnly");
+        let sent = f
+            .commands()
+            .into_iter()
+            .find(|(_, s)| {
+                id(s) == ScriptId::ExchangeMaintenance
+                    && s.args.as_ref().unwrap()["action"] == "leave"
+            })
+            .unwrap()
+            .1;
+        assert_eq!(
+            sent.args.unwrap()["record"]["activation_suspended"],
+            json!(["DB02"])
+        );
+        assert_eq!(left.facts.unwrap()[FACT]["record"], Value::Null);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn leave_fails_on_unhealthy_copies_unless_told_not_to_wait() {
-        let f = fleet(false);
+    async fn leave_waits_for_the_health_gate_and_fails_after_its_bound() {
+        let f = fleet(3);
         let link = FakeLink::new(&f);
-        let o = with_ctx(&link, json!({}), async |ctx| {
+        let vars = json!({FACT: {"record": recorded()}});
+        let o = with_ctx(&link, vars.clone(), async |ctx| {
             ExchangeMaintenance
                 .apply(&json!({"state": "leave"}), ctx)
                 .await
                 .unwrap()
         })
         .await;
-        assert!(o.status.failed() && o.msg.unwrap().contains("not all Healthy"));
+        assert!(!o.status.failed(), "{o:?}");
+        assert!(o.msg.unwrap().contains("health gate met after 15s"));
+        let f = fleet(usize::MAX);
+        let link = FakeLink::new(&f);
+        let o = with_ctx(&link, vars, async |ctx| {
+            ExchangeMaintenance
+                .apply(
+                    &json!({"state": "leave", "health": {"timeout_seconds": 60, "poll_seconds": 20}}),
+                    ctx,
+                )
+                .await
+                .unwrap()
+        })
+        .await;
+        let msg = o.msg.clone().unwrap();
+        assert!(o.status.failed(), "{o:?}");
+        assert!(
+            msg.contains("health gate not met after 60s: DB03 copy queue 412 (at most 10)"),
+            "{msg}"
+        );
         let o = with_ctx(&link, json!({}), async |ctx| {
             ExchangeMaintenance
                 .apply(
-                    &json!({"state": "leave", "require_healthy_copies": false}),
+                    &json!({"state": "leave", "health": {"enabled": false}}),
                     ctx,
                 )
                 .await
@@ -332,7 +495,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn check_reads_facts_only() {
-        let f = fleet(true);
+        let f = fleet(1);
         let link = FakeLink::new(&f);
         let o = with_check_ctx(&link, json!({}), async |ctx| {
             ExchangeMaintenance

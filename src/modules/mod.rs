@@ -23,6 +23,7 @@ mod assert;
 mod debug;
 mod detached;
 mod exchange_facts;
+mod exchange_health;
 mod exchange_ioc_scan;
 mod exchange_maintenance;
 mod exchange_mitigate;
@@ -322,6 +323,7 @@ const TABLE: &[&ModuleSpec] = &[
     &reboot::SPEC,
     &exchange_verify::SPEC,
     &exchange_ioc_scan::SPEC,
+    &exchange_health::SPEC,
 ];
 
 /// Every module's spec.

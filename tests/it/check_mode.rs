@@ -67,6 +67,7 @@ fn changes_state(event: &LabEvent) -> bool {
         | LabEvent::MaintenanceEntered { .. }
         | LabEvent::MaintenanceLeft { .. }
         | LabEvent::DatabaseMoved { .. }
+        | LabEvent::TransportRestarted
         | LabEvent::ServicesDisabled { .. }
         | LabEvent::JobStarted { .. }
         | LabEvent::JobFinished { .. }

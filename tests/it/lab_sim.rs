@@ -353,17 +353,17 @@ async fn maintenance_moves_databases_and_restores_the_policy() {
     .await
     .answer();
     assert!(enter.success && enter.changed, "{enter:?}");
-    assert_eq!(
-        enter.previous_activation_policy.as_deref(),
-        Some("Unrestricted")
-    );
+    let record = enter.record.clone().unwrap();
+    assert_eq!(record.activation_policy.as_deref(), Some("Unrestricted"));
+    assert!(!record.already_in_maintenance);
     assert_eq!(enter.activation_policy.as_deref(), Some("Blocked"));
     assert_eq!(enter.cluster_node_state.as_deref(), Some("Paused"));
     assert_eq!(enter.moved_databases.len(), 1);
-    assert_eq!(enter.moved_databases[0].to, "contoso-ex03");
+    // StartDagServerMaintenance picks the copy to activate, not the redirect target.
+    assert_ne!(enter.moved_databases[0].to, "contoso-ex01");
     assert!(enter.gates.no_active_copies && enter.gates.components_as_expected);
     assert_eq!(actives("contoso-ex01"), 0);
-    assert_eq!(actives("contoso-ex03"), 2);
+    assert_eq!(actives("contoso-ex02") + actives("contoso-ex03"), 3);
     let active: Vec<String> = enter
         .component_states
         .iter()
@@ -382,15 +382,42 @@ async fn maintenance_moves_databases_and_restores_the_policy() {
     .answer();
     assert!(!again.changed);
 
+    // Leaving without the controller's copy uses the record kept on the host.
     let leave: MaintenanceAnswer = shipped(
         ex1,
         ScriptId::ExchangeMaintenance,
-        json!({"action": "leave", "saved_policy": "IntrasiteOnly"}),
+        json!({"action": "leave"}),
     )
     .await
     .answer();
     assert!(leave.success, "{leave:?}");
-    assert_eq!(leave.activation_policy.as_deref(), Some("IntrasiteOnly"));
+    assert_eq!(leave.activation_policy.as_deref(), Some("Unrestricted"));
+    assert!(
+        leave
+            .steps
+            .iter()
+            .any(|s| s == "StopDagServerMaintenance.ps1")
+    );
+    // Leaving again, with the controller's record, finds nothing held: no step, no restart.
+    let again: MaintenanceAnswer = shipped(
+        ex1,
+        ScriptId::ExchangeMaintenance,
+        json!({"action": "leave", "record": record}),
+    )
+    .await
+    .answer();
+    assert!(
+        again.success && !again.changed && again.steps.is_empty(),
+        "{again:?}"
+    );
+    assert_eq!(
+        fleet.log().count("contoso-ex01", |e| matches!(
+            e,
+            LabEvent::TransportRestarted
+        )),
+        2,
+        "once entering, once leaving"
+    );
     assert_eq!(leave.cluster_node_state.as_deref(), Some("Up"));
     assert!(
         fleet

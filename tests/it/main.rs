@@ -23,6 +23,7 @@ mod kerberos_support;
 mod lab_sim;
 mod lab_support;
 mod lab_winrm;
+mod maintenance_state;
 mod plan;
 mod plan_apply;
 mod queue;

@@ -436,14 +436,35 @@ pub enum MaintenanceAction {
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceRequest {
     pub action: MaintenanceAction,
-    /// Enter: FQDN of the server queued mail is redirected to (`Redirect-Message -Target`) and
-    /// that active databases prefer; another DAG member is picked when absent.
+    /// Enter: FQDN of the server queued mail is redirected to (`Redirect-Message -Target`);
+    /// when absent (or naming this server, which Exchange refuses) the script picks a DAG peer
+    /// in the same AD site that is not in maintenance and has HubTransport Active.
     #[serde(default)]
     pub redirect_target: Option<String>,
-    /// Leave: the activation policy recorded when entering, restored instead of the default
-    /// `Unrestricted` that StopDagServerMaintenance leaves behind.
+    /// Leave: what entering recorded (the controller's copy from the journal). Without it the
+    /// script reads the copy it kept on the host; with neither, leave changes nothing.
     #[serde(default)]
-    pub saved_policy: Option<String>,
+    pub record: Option<MaintenanceRecord>,
+}
+
+/// What a server looked like before salve put it into maintenance: what leave and rescue
+/// restore, and nothing else. Kept on the host (`C:\salve\maintenance.json`) and in the
+/// journal as the host fact `exchange_maintenance`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceRecord {
+    /// The server was in maintenance already (ServerWideOffline held by `Maintenance`) before
+    /// salve came: leave keeps it so.
+    pub already_in_maintenance: bool,
+    /// `DatabaseCopyAutoActivationPolicy` (DAG members).
+    pub activation_policy: Option<String>,
+    /// Databases whose copy on this server had `ActivationSuspended` set.
+    pub activation_suspended: Vec<String>,
+    /// `Get-ClusterNode` state (DAG members).
+    pub cluster_node_state: Option<String>,
+    /// Component states per requester before entering.
+    pub component_states: Vec<ComponentState>,
+    /// When it was recorded (RFC 3339 UTC).
+    pub recorded_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -451,11 +472,18 @@ pub struct MaintenanceAnswer {
     pub changed: bool,
     pub success: bool,
     pub reason: Option<String>,
-    /// `DatabaseCopyAutoActivationPolicy` before this run (record it when entering).
-    pub previous_activation_policy: Option<String>,
+    /// Enter: what the server looked like before (the record kept on the host). Leave: the
+    /// record that was restored.
+    pub record: Option<MaintenanceRecord>,
     pub activation_policy: Option<String>,
     pub component_states: Vec<ComponentState>,
     pub moved_databases: Vec<MovedDatabase>,
+    /// Mounted databases that cannot move (no other copy: a standalone server or a
+    /// single-copy database): offline while this server is patched.
+    pub outage_databases: Vec<String>,
+    /// The steps this run took, in order (`HubTransport Draining`, `transport restarted`, ...);
+    /// a leave that finds nothing to undo takes none.
+    pub steps: Vec<String>,
     pub cluster_node_state: Option<String>,
     pub gates: MaintenanceGates,
 }
@@ -593,12 +621,24 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthAnswer {
     pub dag: Option<String>,
+    /// Copies on this server (`Get-MailboxDatabaseCopyStatus -Server`).
     pub copies: Vec<DatabaseCopy>,
     pub all_copies_healthy: bool,
     pub max_copy_queue_length: u64,
     pub max_replay_queue_length: u64,
     pub cluster_node_state: Option<String>,
     pub activation_policy: Option<String>,
+    /// Databases whose copy here has a content index that is not `Healthy`
+    /// (`ContentIndexState`; Exchange 2019/SE have none to report: always empty).
+    pub unhealthy_content_indexes: Vec<String>,
+    /// Checks of `Test-ReplicationHealth` that did not pass, and `Test-ServiceHealth` roles
+    /// with required services not running (`ReplayService: Failed`, `Mailbox: MSExchangeIS`).
+    pub failed_checks: Vec<String>,
+    /// Components not Active, except the two inactive on-premises by design.
+    pub inactive_components: Vec<String>,
+    /// Messages in this server's transport queues (`Get-Queue`, shadow redundancy excluded);
+    /// `None` when the queues could not be read (right after a transport restart).
+    pub transport_queue_length: Option<u64>,
 }
 
 // ---------------------------------------------------------------------------------------------

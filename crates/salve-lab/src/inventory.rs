@@ -99,13 +99,15 @@ pub fn render(fleet: &Fleet, password: &PasswordIn) -> String {
 /// Inventory variables (at `all.vars` indentation) naming a package source for every CU and
 /// SU the lab knows ([`catalog`]) and for the .NET Framework offline installers an update
 /// path needs (`.NET 4.7.1`, `.NET 4.7.2`, `.NET 4.8`) on the lab's pretend file share, and
-/// `salve_reboot_poll_seconds: 1` for the lab's fast clock. The lab checks that a SHA-256 is
+/// `salve_reboot_poll_seconds: 1` and a health gate polling every second for the lab's fast
+/// clock. The lab checks that a SHA-256 is
 /// given, not what it hashes (it has no packages), so each is the SHA-256 of the label. Labels
 /// are salve's (`2019 CU8`, `2019 CU8 KB5000871`): the inventory is written for salve to read.
 fn source_vars() -> String {
     use sha2::{Digest, Sha256};
     let mut y = String::from(
         "    salve_reboot_poll_seconds: 1\n    \
+         salve_health_gate: {poll_seconds: 1}\n    \
          salve_license_switch: /IAcceptExchangeServerLicenseTerms_DiagnosticDataOFF\n    \
          salve_update_sources:\n",
     );

@@ -17,7 +17,8 @@
 //! [`typed_input`]) → [`powershell`] (a PowerShell session: scripts parsed whole with
 //! [`ps_grammar`], the console code pages of [`codepage`], the raw-script subset) →
 //! [`scripts`] (one file per shipped script id, per `salve_contract::contract`) → [`command`]
-//! (a running command's output, sleep and exit) → [`fleet_core`] (every host's [`state`], the
+//! (a running command's output, sleep and exit) → [`fleet_core`] (every host's [`state`] with its
+//! high availability in [`ha`], the
 //! [`clock`], the [`log`]), with the lab's own build table in [`catalog`]. [`admin`] serves state and log
 //! over HTTP on loopback; [`frontends`] starts a listener per host; [`inventory`] writes the
 //! Ansible inventory for a fleet; [`cli`] is `salve lab ...`.
@@ -32,6 +33,7 @@ pub mod exchange_config;
 pub mod fleet;
 pub mod fleet_core;
 pub mod frontends;
+pub mod ha;
 pub mod host_api;
 pub mod inventory;
 pub mod log;

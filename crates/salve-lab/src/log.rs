@@ -102,6 +102,8 @@ pub enum LabEvent {
     MaintenanceLeft {
         restored_policy: String,
     },
+    /// `Restart-Service MSExchangeTransport` (mail flow through the server stops meanwhile).
+    TransportRestarted,
     DatabaseMoved {
         database: String,
         from: String,

@@ -155,6 +155,9 @@ struct RawHost {
     /// after the restart asks for another).
     #[serde(default)]
     lingering_reboot_flag: Option<bool>,
+    /// Activation policy, copies, catching up, transport queue (see `crate::ha`).
+    #[serde(default)]
+    ha: Option<RawHa>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +166,30 @@ struct RawInstaller {
     /// Its `Win32_Process` command line.
     command_line: String,
     minutes: u64,
+}
+
+/// A host's high-availability settings in a scenario.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHa {
+    /// `DatabaseCopyAutoActivationPolicy`: `Unrestricted`, `IntrasiteOnly` or `Blocked`.
+    #[serde(default)]
+    activation_policy: Option<Spanned<String>>,
+    /// Databases whose copy here has `ActivationSuspended` set.
+    #[serde(default)]
+    activation_suspended: Vec<Spanned<String>>,
+    /// Mounted databases with no other copy (a standalone server's databases).
+    #[serde(default)]
+    databases: Vec<String>,
+    /// Backlog each restart leaves on the passive copies here.
+    #[serde(default)]
+    resync: Option<crate::ha::Resync>,
+    /// Copies whose content index is not Healthy.
+    #[serde(default)]
+    content_index_failed: Vec<String>,
+    /// Messages waiting in the transport queues.
+    #[serde(default)]
+    transport_queue: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -553,6 +580,9 @@ fn apply_host(
         }
         h.config.eems_applied = applied.clone();
     }
+    if let Some(ha) = &raw.ha {
+        apply_ha(file, h, &field, ha, diags);
+    }
     if let Some(f) = &raw.faults {
         let reboot = match &f.reboot {
             None => RebootBehaviour::Normal,
@@ -584,6 +614,51 @@ fn apply_host(
             setup_error_line: f.setup_error_line,
         };
     }
+}
+
+fn apply_ha(
+    file: &Arc<std::path::PathBuf>,
+    h: &mut HostState,
+    field: &str,
+    raw: &RawHa,
+    diags: &mut Diagnostics,
+) {
+    for db in &raw.databases {
+        h.copies.push(DbCopy {
+            database: db.clone(),
+            active: true,
+            copy_queue: 0,
+            replay_queue: 0,
+            activation_suspended: false,
+            health: "Healthy".to_string(),
+        });
+    }
+    if let Some(p) = &raw.activation_policy {
+        if ["Unrestricted", "IntrasiteOnly", "Blocked"].contains(&p.as_str()) {
+            h.activation_policy = p.to_string();
+        } else {
+            diags.push(diag_at(
+                file,
+                p,
+                &format!("{field}.ha.activation_policy"),
+                "expected `Unrestricted`, `IntrasiteOnly` or `Blocked`".into(),
+            ));
+        }
+    }
+    for db in &raw.activation_suspended {
+        match h.copies.iter_mut().find(|c| c.database == db.as_str()) {
+            Some(c) => c.activation_suspended = true,
+            None => diags.push(diag_at(
+                file,
+                db,
+                &format!("{field}.ha.activation_suspended"),
+                format!("`{}` has no copy on this host", db.as_str()),
+            )),
+        }
+    }
+    h.ha.resync = raw.resync;
+    h.ha.content_index_failed = raw.content_index_failed.clone();
+    h.ha.transport_queue = raw.transport_queue;
 }
 
 fn hex(rng: &mut fastrand::Rng, len: usize) -> String {
@@ -751,6 +826,13 @@ pub fn default_scenario_yaml(hosts: usize, seed: u64) -> String {
     } else {
         0
     };
+    // DAG members come back from each restart behind: the health gate visibly waits.
+    for member in names.iter().take(dag_size) {
+        overrides
+            .entry(member.clone())
+            .or_default()
+            .push("ha: {resync: {logs: 412, per_minute: 8}}".to_owned());
+    }
     let mut free: Vec<&String> = names.iter().skip(dag_size).collect();
     if free.len() < 3 {
         free = names.iter().collect();

@@ -469,6 +469,9 @@ pub struct HostState {
     /// Configuration security fixes depend on (SettingOverrides, Extended Protection, EEMS).
     #[serde(default)]
     pub config: crate::exchange_config::ExchangeConfig,
+    /// Maintenance record, copies catching up, content indexes, transport queue.
+    #[serde(default)]
+    pub ha: crate::ha::HaState,
 }
 
 /// A scheduled task `job_control` registered: it runs outside any WinRM shell, so nothing that
@@ -589,6 +592,7 @@ impl HostState {
             delayed_start_at: None,
             faults: HostFaults::default(),
             config: Default::default(),
+            ha: Default::default(),
         }
     }
 
@@ -668,6 +672,7 @@ impl HostState {
             && until <= now
         {
             self.power = Power::Up;
+            self.ha.came_back(until);
             happened.push((
                 until,
                 LabEvent::RebootCompleted {
@@ -684,6 +689,11 @@ impl HostState {
                 if s.start_type == "Automatic" && self.delayed_start.contains(&s.name) {
                     s.status = "Running".to_string();
                 }
+            }
+        }
+        if let Some(left) = self.ha.backlog(now) {
+            for c in self.copies.iter_mut().filter(|c| !c.active) {
+                c.copy_queue = left;
             }
         }
         happened

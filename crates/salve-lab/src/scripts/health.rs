@@ -1,5 +1,9 @@
-//! `exchange_health`: DAG copy health, queue lengths, cluster node state and activation
-//! policy, for salve's gates around maintenance.
+//! `exchange_health`: DAG copy health, queue lengths, content indexes, replication and service
+//! checks, components and the transport queue, for salve's health gate around maintenance.
+//!
+//! `Test-ReplicationHealth` fails its `ClusterService`/`ReplayService` checks while the
+//! cluster node is not Up, and `DBCopySuspended`/`DBCopyFailed` while a copy is Failed or
+//! Suspended; `Test-ServiceHealth` lists a role's required services that are not running.
 
 use super::facts::copies;
 use crate::command::Out;
@@ -7,16 +11,42 @@ use crate::fleet_core::FleetCore;
 use crate::state::HostState;
 use salve_contract::contract::{HealthAnswer, ScriptId};
 
-/// Answer with the host's DAG health; always succeeds.
+/// Services `Test-ServiceHealth` requires for the Mailbox role (a subset the lab runs).
+const REQUIRED: [&str; 4] = [
+    "MSExchangeIS",
+    "MSExchangeRepl",
+    "MSExchangeTransport",
+    "W3SVC",
+];
+
+/// Answer with the host's health; always succeeds.
 pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
     let answer = core.with_host(idx, |s| health(s));
     super::answer(core, idx, ScriptId::ExchangeHealth, out, &answer);
     0
 }
 
-/// The DAG health answer for a host (also the gates' view in `exchange_maintenance`).
+/// The health answer for a host (also the gates' view in `exchange_maintenance`).
 pub(super) fn health(s: &HostState) -> HealthAnswer {
     let copies = copies(s);
+    let mut failed_checks = Vec::new();
+    if s.dag.is_some() {
+        if s.cluster_node.as_deref() != Some("Up") {
+            failed_checks.push("ClusterService: Failed".to_string());
+        }
+        if copies
+            .iter()
+            .any(|c| c.status == "Failed" || c.status == "Suspended")
+        {
+            failed_checks.push("DBCopySuspended: Failed".to_string());
+        }
+    }
+    failed_checks.extend(
+        s.services
+            .iter()
+            .filter(|v| REQUIRED.contains(&v.name.as_str()) && v.status != "Running")
+            .map(|v| format!("Mailbox: {} not running", v.name)),
+    );
     HealthAnswer {
         dag: s.dag.clone(),
         all_copies_healthy: copies
@@ -32,8 +62,17 @@ pub(super) fn health(s: &HostState) -> HealthAnswer {
             .map(|c| c.replay_queue_length)
             .max()
             .unwrap_or(0),
+        unhealthy_content_indexes: s
+            .copies
+            .iter()
+            .filter(|c| s.ha.content_index_failed.contains(&c.database))
+            .map(|c| c.database.clone())
+            .collect(),
         copies,
         cluster_node_state: s.cluster_node.clone(),
         activation_policy: s.dag.as_ref().map(|_| s.activation_policy.clone()),
+        failed_checks,
+        inactive_components: s.inactive_components(),
+        transport_queue_length: Some(s.ha.transport_queue),
     }
 }
