@@ -192,47 +192,6 @@ fn maintenance_stays(entries: &[salve_lab::log::LogEntry]) -> Vec<String> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use salve_lab::log::LogEntry;
-
-    fn entry(host: &str, minute: i64, event: LabEvent) -> LogEntry {
-        let t0 = jiff::Timestamp::from_second(1_800_000_000).unwrap();
-        let at = t0
-            .saturating_add(jiff::SignedDuration::from_mins(minute))
-            .unwrap();
-        LogEntry {
-            seq: 0,
-            host: host.into(),
-            sim_time: at,
-            real_time: at,
-            event,
-        }
-    }
-
-    #[test]
-    fn each_stay_in_maintenance_is_timed_in_the_order_servers_entered() {
-        let entered = || LabEvent::MaintenanceEntered {
-            previous_policy: "Unrestricted".into(),
-        };
-        let left = || LabEvent::MaintenanceLeft {
-            restored_policy: "Unrestricted".into(),
-        };
-        let log = [
-            entry("ex01", 0, entered()),
-            entry("ex01", 95, left()),
-            entry("ex02", 100, entered()),
-            entry("ex02", 142, left()),
-            entry("ex03", 150, entered()),
-        ];
-        assert_eq!(
-            maintenance_stays(&log),
-            ["ex01 1h 35m", "ex02 0h 42m", "ex03 still in"]
-        );
-    }
-}
-
 /// The CVE on CISA's known-exploited list the 2026 fleet is remediated for.
 const KEV_CVE: &str = "CVE-2026-42897";
 
@@ -293,4 +252,45 @@ fn kev_posture(fleet: &Fleet) -> String {
         exposed.len(),
         list(&exposed),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use salve_lab::log::LogEntry;
+
+    fn entry(host: &str, minute: i64, event: LabEvent) -> LogEntry {
+        let t0 = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let at = t0
+            .saturating_add(jiff::SignedDuration::from_mins(minute))
+            .unwrap();
+        LogEntry {
+            seq: 0,
+            host: host.into(),
+            sim_time: at,
+            real_time: at,
+            event,
+        }
+    }
+
+    #[test]
+    fn each_stay_in_maintenance_is_timed_in_the_order_servers_entered() {
+        let entered = || LabEvent::MaintenanceEntered {
+            previous_policy: "Unrestricted".into(),
+        };
+        let left = || LabEvent::MaintenanceLeft {
+            restored_policy: "Unrestricted".into(),
+        };
+        let log = [
+            entry("ex01", 0, entered()),
+            entry("ex01", 95, left()),
+            entry("ex02", 100, entered()),
+            entry("ex02", 142, left()),
+            entry("ex03", 150, entered()),
+        ];
+        assert_eq!(
+            maintenance_stays(&log),
+            ["ex01 1h 35m", "ex02 0h 42m", "ex03 still in"]
+        );
+    }
 }
