@@ -33,13 +33,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use marked_yaml::Node;
 use marked_yaml::types::MarkedScalarNode;
 use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, Location, did_you_mean};
-use crate::model::{Group, Host, HostSettings, Inventory, SettingError, Vars};
+use crate::model::{Group, Host, HostSettings, Inventory, LayeredVars, SettingError, Vars};
 use crate::secret::{SecretRef, is_secret_var};
 
 use super::Loaded;
@@ -116,7 +117,8 @@ struct RawGroup {
 
 #[derive(Debug)]
 struct RawHost {
-    vars: Vars,
+    /// Shared by the hosts of one range until one of them gains variables of its own.
+    vars: Arc<Vars>,
     sites: Sites,
     location: Location,
 }
@@ -279,10 +281,13 @@ impl Builder {
                     Default::default()
                 }
             };
+            let vars = Arc::new(vars);
             for name in names {
                 match self.hosts.get_mut(&name) {
                     Some(h) => {
-                        h.vars.extend(vars.clone());
+                        if !vars.is_empty() {
+                            Arc::make_mut(&mut h.vars).extend(vars.as_ref().clone());
+                        }
                         h.sites.extend(sites.clone());
                     }
                     None => {
@@ -290,7 +295,7 @@ impl Builder {
                         self.hosts.insert(
                             name.clone(),
                             RawHost {
-                                vars: vars.clone(),
+                                vars: Arc::clone(&vars),
                                 sites: sites.clone(),
                                 location: doc.key_loc(k),
                             },
@@ -405,6 +410,12 @@ impl Builder {
                 direct.entry(h.as_str()).or_default().push(name.as_str());
             }
         }
+        // Each group's variables once, shared by its hosts.
+        let group_vars: HashMap<&str, Arc<Vars>> = self
+            .groups
+            .iter()
+            .map(|(name, g)| (name.as_str(), Arc::new(g.vars.clone())))
+            .collect();
         let mut ungrouped = Vec::new();
         let mut hosts = Vec::new();
         for name in &self.host_order {
@@ -422,11 +433,9 @@ impl Builder {
             }
             let mut groups: Vec<&str> = groups.into_iter().collect();
             groups.sort_by_key(|g| (depths.get(*g).copied().unwrap_or(0), *g));
-            let mut vars = Vars::new();
-            for g in &groups {
-                vars.extend(self.groups[*g].vars.clone());
-            }
-            vars.extend(raw.vars.clone());
+            let vars = LayeredVars::new(
+                (groups.iter().map(|g| Arc::clone(&group_vars[*g]))).chain([Arc::clone(&raw.vars)]),
+            );
             let tenant = self.host_tenant(name, &raw.location, &groups, &mut diags);
             let (settings, errors) = HostSettings::read_with_defaults(name, &vars);
             for e in &errors {
@@ -486,7 +495,7 @@ impl Builder {
                     name: name.clone(),
                     children,
                     hosts: own_hosts,
-                    vars: raw.vars.clone(),
+                    vars: Arc::clone(&group_vars[name.as_str()]),
                     tenant: raw.tenant.as_ref().map(|(t, _)| t.clone()),
                     location: raw.location.clone(),
                 },

@@ -2,13 +2,15 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::diag::Location;
 
 use super::pattern::{HostPattern, PatternError, PatternOp, PatternTarget};
-use super::{HostSettings, Vars};
+use super::{HostSettings, LayeredVars, Vars};
 
-/// Every host and group from the inventory sources, with variables already merged per host.
+/// Every host and group from the inventory sources. A group's variables are stored once and
+/// shared by its hosts' [`LayeredVars`].
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
     /// Hosts in definition order; names are unique.
@@ -31,8 +33,9 @@ pub struct Host {
     pub groups: Vec<String>,
     /// The customer this host belongs to, if any group above it is marked as a tenant.
     pub tenant: Option<String>,
-    /// Inventory variables merged by precedence: all < parent group < child group < host.
-    pub vars: Vars,
+    /// Inventory variables by precedence: all < parent group < child group < host, as layers
+    /// shared with the groups.
+    pub vars: LayeredVars,
     /// What salve reads from `vars` (connection, windows, DAG), checked when loading.
     pub settings: HostSettings,
     /// Where the host was first defined.
@@ -46,7 +49,8 @@ pub struct Group {
     pub children: Vec<String>,
     /// Hosts listed directly under this group.
     pub hosts: Vec<String>,
-    pub vars: Vars,
+    /// The group's own `vars:`, shared with the [`LayeredVars`] of its hosts.
+    pub vars: Arc<Vars>,
     /// Set when the group is a tenant (`salve_tenant: true` or `salve_tenant: "Display Name"`).
     pub tenant: Option<String>,
     pub location: Option<Location>,

@@ -107,7 +107,7 @@ async fn check(args: &Args, ctx: &CheckCtx<'_>) -> Result<Outcome, Fail> {
 }
 
 /// The policy to restore on leave: the argument, else what entering recorded.
-fn saved_policy(args: &Args, vars: &Value) -> Option<String> {
+fn saved_policy(args: &Args, vars: &crate::template::Context) -> Option<String> {
     args.saved_policy.clone().or_else(|| {
         vars[FACT]["previous_activation_policy"]
             .as_str()

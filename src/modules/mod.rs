@@ -212,7 +212,7 @@ pub struct HostCtx<'a> {
     pub host: &'a Host,
     pub link: &'a dyn HostLink,
     /// The host's variables and facts, as templates see them.
-    pub vars: &'a Value,
+    pub vars: &'a crate::template::Context,
     /// Wall-clock limit of the task.
     pub timeout: Duration,
     /// Cancelled when the run is aborted; modules must stop promptly.
@@ -258,7 +258,7 @@ pub struct CheckCtx<'a> {
     pub host: &'a Host,
     pub probe: &'a dyn Probe,
     /// The host's variables and facts, as templates see them.
-    pub vars: &'a Value,
+    pub vars: &'a crate::template::Context,
     /// Wall-clock limit of the task.
     pub timeout: Duration,
     /// Cancelled when the run is aborted; modules must stop promptly.

@@ -302,9 +302,13 @@ async fn run_play(
     let shared = Arc::new(PlayRun {
         env: Arc::clone(env),
         playbook: Arc::clone(&input.playbook),
-        inventory: Arc::clone(&input.inventory),
         index,
-        play_hosts: names.into(),
+        values: vars::PlayValues::new(
+            Arc::clone(&input.inventory),
+            &play.vars,
+            &env.options.extra_vars,
+            names,
+        ),
         facts: facts.clone(),
         permits: Arc::new(Semaphore::new(
             play.forks.unwrap_or(env.options.forks).max(1),
@@ -400,9 +404,9 @@ fn lanes(play: &Play, hosts: &[&Host]) -> Vec<Lane> {
 struct PlayRun {
     env: Arc<RunEnv>,
     playbook: Arc<Playbook>,
-    inventory: Arc<Inventory>,
     index: usize,
-    play_hosts: Arc<[String]>,
+    /// The variables every host of the play shares.
+    values: vars::PlayValues,
     facts: FactStore,
     permits: Arc<Semaphore>,
     /// Why the play stopped, set by the first lane that stops it.
@@ -508,13 +512,10 @@ impl PlayRun {
         let play = &self.playbook.plays[self.index];
         let scope = vars::PlayScope {
             play_index: self.index,
-            inventory: &self.inventory,
-            play_vars: &play.vars,
-            extra_vars: &self.env.options.extra_vars,
-            play_hosts: &self.play_hosts,
+            values: &self.values,
             check_mode: self.env.options.check_mode,
             facts: &self.facts,
-            locals: Vars::new(),
+            locals: Arc::default(),
         };
         let links = host::Links {
             host: link.as_ref(),

@@ -70,7 +70,7 @@ fn play(tasks: Vec<Task>) -> Play {
             source: "all".into(),
             terms: Vec::new(),
         },
-        vars: Vars::new(),
+        vars: Default::default(),
         serial: Vec::new(),
         rolling: Rolling::Serial,
         max_fail_percentage: None,
@@ -99,7 +99,7 @@ fn inventory_with(n: usize, vars: impl Fn(usize) -> Vars) -> Inventory {
                 name,
                 groups: vec!["all".into()],
                 tenant: Some(if i % 2 == 0 { "contoso" } else { "fabrikam" }.into()),
-                vars,
+                vars: vars.into(),
                 location: None,
             }
         })
@@ -108,7 +108,7 @@ fn inventory_with(n: usize, vars: impl Fn(usize) -> Vars) -> Inventory {
         name: "all".into(),
         children: Vec::new(),
         hosts: hosts.iter().map(|h| h.name.clone()).collect(),
-        vars: Vars::new(),
+        vars: Default::default(),
         tenant: None,
         location: None,
     };

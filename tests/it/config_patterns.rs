@@ -17,7 +17,7 @@ fn inventory(member: &[Vec<bool>]) -> Inventory {
             name: format!("h{h}"),
             groups: vec!["all".into()],
             tenant: None,
-            vars: Vars::new(),
+            vars: Default::default(),
             settings: HostSettings::read(&format!("h{h}"), &Vars::new()).unwrap(),
             location: None,
         })
@@ -36,7 +36,7 @@ fn inventory(member: &[Vec<bool>]) -> Inventory {
                 name: name.to_string(),
                 children: vec![],
                 hosts: members,
-                vars: Vars::new(),
+                vars: Default::default(),
                 tenant: None,
                 location: None,
             },

@@ -175,14 +175,15 @@ impl Lab {
             groups: vec!["all".into()],
             tenant: None,
             settings: HostSettings::read(name, &host_vars).unwrap(),
-            vars: host_vars,
+            vars: host_vars.into(),
             location: None,
         };
         let (tx, _rx) = mpsc::unbounded_channel();
+        let vars = salve::template::Context::from(vars.clone());
         let ctx = HostCtx {
             host: &host,
             link: &link,
-            vars,
+            vars: &vars,
             timeout: Duration::from_secs(2 * 3600),
             cancel: CancellationToken::new(),
             output: tx,
