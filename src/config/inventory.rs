@@ -902,6 +902,60 @@ mod tests {
         );
     }
 
+    /// The regression issue 19 is about: group variables copied into every host (300 KB per
+    /// host on a 10,000-host MSP inventory). Each group's variables must be stored once and
+    /// shared by its hosts, whatever the fleet's size.
+    #[test]
+    fn ten_thousand_hosts_share_each_groups_variables() {
+        let (tenants, per_tenant) = (50, 200);
+        let mut y = String::from(
+            "all:\n  vars:\n    ansible_connection: winrm\n    salve_update_sources:\n",
+        );
+        for i in 0..100 {
+            y.push_str(&format!(
+                "      \"2019 CU{i}\": {{unc: '\\\\fs\\exchange\\cu{i}.iso', sha256: \"{:064x}\"}}\n",
+                i
+            ));
+        }
+        y.push_str("  children:\n");
+        for t in 0..tenants {
+            y.push_str(&format!(
+                "    t{t:02}:\n      vars: {{salve_tenant: true, site: s{t}}}\n      hosts:\n"
+            ));
+            for h in 0..per_tenant {
+                y.push_str(&format!(
+                    "        t{t:02}-ex{h:03}: {{ansible_host: 127.0.{t}.{h}}}\n"
+                ));
+            }
+        }
+        let inv = ok(&[&y]);
+        assert_eq!(inv.hosts.len(), tenants * per_tenant);
+        let all = &inv.groups["all"].vars;
+        let mut layers = HashSet::new();
+        for h in &inv.hosts {
+            let tenant = &inv.groups[h.tenant.as_deref().unwrap()].vars;
+            match h.vars.layers() {
+                [a, t, own] => {
+                    assert!(Arc::ptr_eq(a, all) && Arc::ptr_eq(t, tenant), "{}", h.name);
+                    assert_eq!(own.len(), 1, "{}: only its own variables", h.name);
+                }
+                other => panic!("{}: {} layers", h.name, other.len()),
+            }
+            layers.extend(h.vars.layers().iter().map(Arc::as_ptr));
+        }
+        // One copy per group and one per host's own mapping, however many hosts inherit them.
+        assert_eq!(layers.len(), 1 + tenants + tenants * per_tenant);
+        let h = inv.host("t07-ex123").unwrap();
+        assert_eq!(
+            h.vars["salve_update_sources"].as_object().unwrap().len(),
+            100
+        );
+        assert_eq!(
+            (&h.vars["site"], &h.vars["ansible_host"]),
+            (&json!("s7"), &json!("127.0.7.123"))
+        );
+    }
+
     #[test]
     fn cycles_are_reported() {
         let (_d, r) = load_str(&["a:\n  children:\n    b:\n      children:\n        a:\n"]);
