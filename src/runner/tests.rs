@@ -1017,3 +1017,63 @@ async fn loop_items_are_announced_by_label_with_index_and_pause() {
         ]
     );
 }
+
+/// Templates look variables up through the layers (inventory < play vars < facts < extra
+/// vars < loop variables < magic variables) without a merged copy; the fleet-sized magic
+/// variables are shared by the play's hosts and `hostvars` finds a host's layers and facts.
+#[tokio::test(start_paused = true)]
+async fn templates_see_each_layer_by_precedence_and_the_fleet_variables() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok(""));
+    let inventory = inventory_with(3, |i| {
+        json!({"v": "inventory", "a": "inventory", "p": "inventory", "own": i})
+            .as_object()
+            .unwrap()
+            .clone()
+    });
+    let fact = task("fact", "set_fact", json!({"v": "fact", "f": "fact"}));
+    let mut looped = task(
+        "check",
+        "assert",
+        json!({"that": [
+            "v == 'fact' and a == 'inventory' and p == 'extra' and q == 'play'",
+            "f == 'fact' and x == 'extra' and thing == 'looped' and n == 0",
+            "hostvars['ex02'].own == 2 and hostvars['ex02'].inventory_hostname == 'ex02'",
+            "hostvars[inventory_hostname].v == 'fact' and hostvars | list | length == 3",
+            "groups['all'] | length == 3 and play_hosts == ansible_play_hosts",
+            "inventory_hostname in play_hosts and group_names == []",
+            "item is not defined",
+        ]}),
+    );
+    looped.loop_spec = Some(LoopSpec::Items(vec![json!("looped")]));
+    looped.loop_control.loop_var = Some("thing".into());
+    looped.loop_control.index_var = Some("n".into());
+    let mut p = play(vec![fact, looped]);
+    p.vars = json!({"p": "play", "q": "play", "v": "play"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let mut options = RunOptions::default();
+    options.extra_vars = json!({"p": "extra", "x": "extra"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let out = run_on(
+        vec![p],
+        inventory,
+        options,
+        Arc::clone(&fleet),
+        Interrupt::default(),
+    )
+    .await;
+    for host in ["ex01", "ex02", "ex03"] {
+        assert_eq!(
+            statuses(&out.events, host),
+            [
+                ("fact".into(), TaskStatus::Ok),
+                ("check".into(), TaskStatus::Ok)
+            ],
+            "{:?}",
+            out.events
+        );
+    }
+}
