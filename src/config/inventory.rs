@@ -502,12 +502,7 @@ impl Builder {
             );
         }
         self.diags = diags;
-        Inventory {
-            hosts,
-            groups,
-            sources,
-            digest,
-        }
+        Inventory::new(hosts, groups, sources, digest)
     }
 
     /// Depth of every group: 0 for `all`, else one more than its deepest parent (top-level

@@ -1,6 +1,6 @@
 //! Hosts, groups and tenants as resolved from one or more inventory files.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -21,6 +21,8 @@ pub struct Inventory {
     pub sources: Vec<PathBuf>,
     /// SHA-256 over the sources' bytes, in order (plans record it to detect later edits).
     pub digest: String,
+    /// Position of each host in `hosts`, by name.
+    by_name: HashMap<String, usize>,
 }
 
 /// One managed host.
@@ -57,8 +59,35 @@ pub struct Group {
 }
 
 impl Inventory {
+    pub fn new(
+        hosts: Vec<Host>,
+        groups: BTreeMap<String, Group>,
+        sources: Vec<PathBuf>,
+        digest: String,
+    ) -> Self {
+        let by_name = (hosts.iter().enumerate())
+            .map(|(i, h)| (h.name.clone(), i))
+            .collect();
+        Inventory {
+            hosts,
+            groups,
+            sources,
+            digest,
+            by_name,
+        }
+    }
+
+    /// The host named `name`, found by its name's index (fleets run to tens of thousands of
+    /// hosts and callers look hosts up one by one); a search when the index does not know it.
     pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.iter().find(|h| h.name == name)
+        self.position(name).map(|i| &self.hosts[i])
+    }
+
+    /// Where the host named `name` is in `hosts` (see [`Inventory::host`]).
+    fn position(&self, name: &str) -> Option<usize> {
+        (self.by_name.get(name).copied())
+            .filter(|&i| self.hosts.get(i).is_some_and(|h| h.name == name))
+            .or_else(|| self.hosts.iter().position(|h| h.name == name))
     }
 
     /// Names of all tenants, sorted.
@@ -155,7 +184,7 @@ impl Inventory {
         if name == "all" || name == "*" {
             return Ok((0..self.hosts.len()).collect());
         }
-        if let Some(i) = self.hosts.iter().position(|h| h.name == name) {
+        if let Some(i) = self.position(name) {
             return Ok(HashSet::from([i]));
         }
         if self.groups.contains_key(name) {

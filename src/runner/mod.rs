@@ -16,7 +16,7 @@ mod link;
 mod task;
 mod vars;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -169,10 +169,16 @@ pub async fn run(
         base_dir,
         in_flight: Mutex::default(),
     });
+    // Each host once, in order of first appearance, with the number of plays it is in.
     let mut order: Vec<String> = Vec::new();
-    for name in input.play_hosts.iter().flatten() {
-        if !order.contains(name) {
-            order.push(name.clone());
+    let mut plays_of: HashMap<&str, usize> = HashMap::new();
+    for play in &input.play_hosts {
+        let mut in_play: HashSet<&str> = HashSet::new();
+        for name in play.iter().filter(|n| in_play.insert(n.as_str())) {
+            *plays_of.entry(name).or_insert_with(|| {
+                order.push(name.clone());
+                0
+            }) += 1;
         }
     }
     let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
@@ -180,7 +186,7 @@ pub async fn run(
         let Some(host) = input.inventory.host(name) else {
             continue;
         };
-        let remaining = input.play_hosts.iter().filter(|p| p.contains(name)).count();
+        let remaining = plays_of.get(name.as_str()).copied().unwrap_or_default();
         slots.insert(
             name.clone(),
             Slot {

@@ -112,12 +112,12 @@ fn inventory_with(n: usize, vars: impl Fn(usize) -> Vars) -> Inventory {
         tenant: None,
         location: None,
     };
-    Inventory {
+    Inventory::new(
         hosts,
-        groups: [("all".to_string(), all)].into(),
-        sources: Vec::new(),
-        digest: String::new(),
-    }
+        [("all".to_string(), all)].into(),
+        Vec::new(),
+        String::new(),
+    )
 }
 
 struct Outcome {

@@ -42,12 +42,7 @@ fn inventory(member: &[Vec<bool>]) -> Inventory {
             },
         );
     }
-    Inventory {
-        hosts,
-        groups,
-        sources: vec![],
-        digest: String::new(),
-    }
+    Inventory::new(hosts, groups, vec![], String::new())
 }
 
 fn names(inv: &Inventory, pattern: &str) -> Vec<String> {
