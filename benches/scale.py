@@ -30,7 +30,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from compare import BENCH, ROOT, VENV, build_salve, log, machine, measure, pin
+from compare import (BENCH, ROOT, SILENT_SIM_SECONDS, VENV, Lab, build_salve, log, machine,
+                     measure, pin, tool_env)
 
 TENANTS = 50
 SOURCES = 100
@@ -69,7 +70,7 @@ def commands(tool: str, binary: Path | None, inv: Path) -> dict[str, list[str]]:
         return {"inventory --json": [str(VENV / "bin/ansible-inventory"), "-i", str(inv), "--list"]}
     return {
         "inventory --json": [str(binary), "inventory", "--json", "-i", str(inv)],
-        "check hello.yml": [str(binary), "check", str(PLAYBOOK), "-i", str(inv)],
+        "check hello.yml": [str(binary), "check", str(PLAYBOOK), "-i", str(inv), "--all-tenants"],
     }
 
 
@@ -79,8 +80,15 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--salve", type=Path, help="salve binary to measure (default: build release)")
     p.add_argument("--baseline", type=Path, help="another salve binary, measured side by side")
+    p.add_argument("--baseline-max", type=int, default=10000,
+                   help="run the baseline up to this many hosts (a build that copies group "
+                        "variables into every host needs about 300 KB per host)")
     p.add_argument("--ansible-max", type=int, default=1000,
                    help="run ansible-inventory (when installed in .venv) up to this many hosts")
+    p.add_argument("--lab-hosts", type=int, default=0,
+                   help="also run benches/playbooks/silent.yml on a lab fleet of this many hosts "
+                        "(its own inventory, package sources included) at forks = hosts")
+    p.add_argument("--time-scale", type=float, default=10.0)
     p.add_argument("--out", type=Path, default=BENCH / "results")
     a = p.parse_args(sys.argv[1:])
     salve = a.salve or build_salve("release")
@@ -104,7 +112,7 @@ def main() -> int:
             runs: dict[tuple[str, str], list[dict]] = {}
             for r in range(a.runs):
                 for tool, binary in tools.items():
-                    if tool == "ansible" and n > a.ansible_max:
+                    if (tool == "ansible" and n > a.ansible_max) or (tool == "baseline" and n > a.baseline_max):
                         continue
                     for case, cmd in commands(tool, binary, inv).items():
                         m = measure(pin(0) + cmd, env, 600, work / f"{tool}-{n}-{r}")
@@ -119,9 +127,12 @@ def main() -> int:
                 rows.append({"tool": tool, "case": case, "hosts": n, "wall_s": round(wall, 3),
                              "max_rss_mb": rss, "us_per_host": round(wall / n * 1e6, 1),
                              "kb_per_host": round(rss * 1024 / n, 1), "runs": len(ms),
-                             "command": " ".join(commands(tool, Path(tool), Path(f"inventory-{n}.yml"))[case])})
+                             "command": " ".join(commands(tool, Path(tool), Path(f"inventory-{n}.yml"))[case])
+                             .replace(f"{ROOT}/", "")})
                 log(f"  {tool:8} {case:17} {wall:7.2f} s {rss:8.1f} MB")
             meta[f"listing_bytes_{n}"] = out_size
+        if a.lab_hosts:
+            rows += lab_run(a, {t: b for t, b in tools.items() if b}, work)
     meta["load_at_end"] = os.getloadavg()[0]
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "scale.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
@@ -129,6 +140,40 @@ def main() -> int:
     svg_plot(rows, a.out / "scale.svg")
     print(markdown(rows, meta))
     return 0
+
+
+def lab_run(a: argparse.Namespace, tools: dict[str, Path], work: Path) -> list[dict]:
+    """The silent step on a lab fleet (pinned to core 1), each salve at forks = hosts on core 0:
+    wall time against the floor (one wave of the step), CPU and the controller's peak RSS."""
+    n = a.lab_hosts
+    lab_work = work / "lab"
+    lab_work.mkdir()
+    lab = Lab(tools["salve"], n, lab_work, a.time_scale, 18960)
+    floor = SILENT_SIM_SECONDS / a.time_scale
+    rows = []
+    try:
+        runs: dict[str, list[dict]] = {}
+        for r in range(a.runs):
+            for tool, binary in tools.items():
+                cmd = [str(binary), "run", "--json", "--no-progress", "--forks", str(n),
+                       str(BENCH / "playbooks/silent.yml"), "-i", str(lab.inventory_out)]
+                m = measure(pin(0) + cmd, tool_env(lab_work), 600, lab_work / f"{tool}-{r}")
+                if m["exit"] != 0:
+                    raise SystemExit(f"{tool} run failed: {(lab_work / f'{tool}-{r}.stderr').read_text()[-2000:]}")
+                runs.setdefault(tool, []).append(m)
+    finally:
+        lab.stop()
+    for tool, ms in runs.items():
+        wall = statistics.median(m["wall_s"] for m in ms)
+        rss = statistics.median(m["max_rss_mb"] or 0 for m in ms)
+        cpu = statistics.median(m["cpu_s"] for m in ms)
+        rows.append({"tool": tool, "case": "run silent.yml (lab)", "hosts": n, "wall_s": wall,
+                     "max_rss_mb": rss, "cpu_s": cpu, "floor_s": floor,
+                     "us_per_host": round(wall / n * 1e6, 1), "kb_per_host": round(rss * 1024 / n, 1),
+                     "runs": len(ms),
+                     "command": f"{tool} run --json --no-progress --forks {n} benches/playbooks/silent.yml -i lab-inventory.yml"})
+        log(f"  {tool:8} silent at forks {n}: {wall:.2f} s (floor {floor:.1f} s), CPU {cpu:.2f} s, {rss:.1f} MB")
+    return rows
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
@@ -143,15 +188,20 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "and peak RSS from GNU time; `salve` is this checkout, `baseline` the binary given with "
         "`--baseline`.",
         "",
-        "| case | hosts | tool | wall | peak RSS | per host | vs baseline |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        "| case | hosts | tool | wall | peak RSS | per host | salve compared |",
+        "|---|---:|---|---:|---:|---:|---|",
     ]
-    base = {(r["case"], r["hosts"]): r for r in rows if r["tool"] == "baseline"}
+    others = {(r["tool"], r["case"], r["hosts"]): r for r in rows if r["tool"] != "salve"}
     for r in sorted(rows, key=lambda r: (r["case"], r["hosts"], r["tool"])):
-        b = base.get((r["case"], r["hosts"]))
-        ratio = ""
-        if b and r["tool"] != "baseline":
-            ratio = f"{b['wall_s'] / r['wall_s']:.1f}× faster, {b['max_rss_mb'] / max(r['max_rss_mb'], 0.1):.1f}× less memory"
+        ratios = []
+        for other in ("baseline", "ansible") if r["tool"] == "salve" else ():
+            o = others.get((other, r["case"], r["hosts"]))
+            if o:
+                ratios.append(f"{o['wall_s'] / r['wall_s']:.1f}× faster and "
+                              f"{o['max_rss_mb'] / max(r['max_rss_mb'], 0.1):.1f}× less memory than {other}")
+        if "floor_s" in r:
+            ratios.insert(0, f"floor {r['floor_s']:.1f} s, CPU {r['cpu_s']:.2f} s")
+        ratio = "; ".join(ratios)
         lines.append(f"| `{r['case']}` | {r['hosts']:,} | {r['tool']} | {r['wall_s']:.2f} s | "
                      f"{r['max_rss_mb']:.0f} MB | {r['us_per_host']:.0f} µs, {r['kb_per_host']:.1f} KB | {ratio} |")
     lines += ["", "Commands (in the harness's temporary directory):", ""]
@@ -167,7 +217,8 @@ def svg_plot(rows: list[dict], path: Path) -> None:
     """Wall time per host (µs, log scale) against hosts (log scale), one line per tool and case."""
     series: dict[str, list[tuple[int, float]]] = {}
     for r in rows:
-        series.setdefault(f"{r['tool']}: {r['case']}", []).append((r["hosts"], r["us_per_host"]))
+        if "floor_s" not in r:  # a lab run's cost per host is its floor's
+            series.setdefault(f"{r['tool']}: {r['case']}", []).append((r["hosts"], r["us_per_host"]))
     xs = [h for s in series.values() for h, _ in s]
     ys = [v for s in series.values() for _, v in s if v > 0]
     if not xs or not ys:
