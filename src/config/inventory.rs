@@ -108,6 +108,8 @@ type Sites = HashMap<String, Site>;
 struct RawGroup {
     children: Vec<String>,
     hosts: Vec<String>,
+    /// `hosts` as a set: a tenant group may list thousands.
+    members: HashSet<String>,
     vars: Vars,
     sites: Sites,
     /// Tenant name and where `salve_tenant` was set.
@@ -303,7 +305,7 @@ impl Builder {
                     }
                 }
                 let g = self.group_entry(group, doc.key_loc(k));
-                if !g.hosts.contains(&name) {
+                if g.members.insert(name.clone()) {
                     g.hosts.push(name);
                 }
             }
@@ -484,7 +486,7 @@ impl Builder {
                 own_hosts.extend(
                     ungrouped
                         .iter()
-                        .filter(|h| !own_hosts.contains(h))
+                        .filter(|h| !raw.members.contains(*h))
                         .cloned()
                         .collect::<Vec<_>>(),
                 );
