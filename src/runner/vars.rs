@@ -46,7 +46,7 @@ pub struct PlayValues {
     play_vars: Arc<Vars>,
     extra_vars: Arc<Vars>,
     play_hosts: JValue,
-    /// Built when a template first reads `groups`.
+    /// Built once, for the first host context of the play.
     groups: OnceLock<JValue>,
 }
 
