@@ -1052,11 +1052,13 @@ async fn templates_see_each_layer_by_precedence_and_the_fleet_variables() {
         .as_object()
         .unwrap()
         .clone();
-    let mut options = RunOptions::default();
-    options.extra_vars = json!({"p": "extra", "x": "extra"})
-        .as_object()
-        .unwrap()
-        .clone();
+    let options = RunOptions {
+        extra_vars: json!({"p": "extra", "x": "extra"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        ..RunOptions::default()
+    };
     let out = run_on(
         vec![p],
         inventory,
