@@ -80,20 +80,6 @@ impl LayeredVars {
     pub fn keys(&self) -> impl Iterator<Item = &String> {
         self.iter().map(|(k, _)| k)
     }
-
-    /// The number of distinct variables.
-    pub fn len(&self) -> usize {
-        self.iter().count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.layers.is_empty()
-    }
-
-    /// The merged variables as one map (for code that needs to own or change them).
-    pub fn to_vars(&self) -> Vars {
-        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-    }
 }
 
 impl Lookup for LayeredVars {
@@ -153,7 +139,6 @@ mod tests {
             merged.extend(l.as_ref().clone());
         }
         assert_eq!(layered, merged);
-        assert_eq!(layered.to_vars(), merged);
         assert_eq!(layered.layers().len(), 3, "the empty layer is left out");
         assert_eq!(layered["b"], 2);
         assert_eq!(layered["missing"], Value::Null);
@@ -162,6 +147,5 @@ mod tests {
             layered.keys().collect::<Vec<_>>(),
             ["a", "b", "c", "d", "e"]
         );
-        assert_eq!(layered.len(), 5);
     }
 }

@@ -26,8 +26,6 @@ pub struct Context {
     template_values: Vec<(&'static str, JValue)>,
 }
 
-static NULL: Value = Value::Null;
-
 impl Context {
     /// A context of `vars` (lowest precedence first).
     pub fn new(vars: LayeredVars) -> Self {
@@ -76,7 +74,7 @@ impl Index<&str> for Context {
     type Output = Value;
 
     fn index(&self, name: &str) -> &Value {
-        self.get(name).unwrap_or(&NULL)
+        &self.vars[name]
     }
 }
 
