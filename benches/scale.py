@@ -143,36 +143,42 @@ def main() -> int:
 
 
 def lab_run(a: argparse.Namespace, tools: dict[str, Path], work: Path) -> list[dict]:
-    """The silent step on a lab fleet (pinned to core 1), each salve at forks = hosts on core 0:
-    wall time against the floor (one wave of the step), CPU and the controller's peak RSS."""
+    """The silent step and three short tasks on a lab fleet (pinned to core 1), each salve at
+    forks = hosts on core 0: wall time against the floor (one wave of the simulated work), CPU
+    (per host-task) and the controller's peak RSS."""
     n = a.lab_hosts
     lab_work = work / "lab"
     lab_work.mkdir()
     lab = Lab(tools["salve"], n, lab_work, a.time_scale, 18960)
-    floor = SILENT_SIM_SECONDS / a.time_scale
+    # playbook: (floor, host-tasks per host)
+    playbooks = {"silent.yml": (SILENT_SIM_SECONDS / a.time_scale, 1), "short3.yml": (0.0, 3)}
     rows = []
     try:
-        runs: dict[str, list[dict]] = {}
+        runs: dict[tuple[str, str], list[dict]] = {}
         for r in range(a.runs):
-            for tool, binary in tools.items():
-                cmd = [str(binary), "run", "--json", "--no-progress", "--forks", str(n),
-                       str(BENCH / "playbooks/silent.yml"), "-i", str(lab.inventory_out)]
-                m = measure(pin(0) + cmd, tool_env(lab_work), 600, lab_work / f"{tool}-{r}")
-                if m["exit"] != 0:
-                    raise SystemExit(f"{tool} run failed: {(lab_work / f'{tool}-{r}.stderr').read_text()[-2000:]}")
-                runs.setdefault(tool, []).append(m)
+            for playbook in playbooks:
+                for tool, binary in tools.items():
+                    cmd = [str(binary), "run", "--json", "--no-progress", "--forks", str(n),
+                           str(BENCH / "playbooks" / playbook), "-i", str(lab.inventory_out)]
+                    out = lab_work / f"{tool}-{playbook}-{r}"
+                    m = measure(pin(0) + cmd, tool_env(lab_work), 600, out)
+                    if m["exit"] != 0:
+                        raise SystemExit(f"{tool} {playbook} failed: {out.with_suffix('.stderr').read_text()[-2000:]}")
+                    runs.setdefault((tool, playbook), []).append(m)
     finally:
         lab.stop()
-    for tool, ms in runs.items():
+    for (tool, playbook), ms in runs.items():
+        floor, tasks = playbooks[playbook]
         wall = statistics.median(m["wall_s"] for m in ms)
         rss = statistics.median(m["max_rss_mb"] or 0 for m in ms)
         cpu = statistics.median(m["cpu_s"] for m in ms)
-        rows.append({"tool": tool, "case": "run silent.yml (lab)", "hosts": n, "wall_s": wall,
+        rows.append({"tool": tool, "case": f"run {playbook} (lab)", "hosts": n, "wall_s": wall,
                      "max_rss_mb": rss, "cpu_s": cpu, "floor_s": floor,
+                     "cpu_ms_per_host_task": round(cpu / (n * tasks) * 1e3, 3),
                      "us_per_host": round(wall / n * 1e6, 1), "kb_per_host": round(rss * 1024 / n, 1),
                      "runs": len(ms),
-                     "command": f"{tool} run --json --no-progress --forks {n} benches/playbooks/silent.yml -i lab-inventory.yml"})
-        log(f"  {tool:8} silent at forks {n}: {wall:.2f} s (floor {floor:.1f} s), CPU {cpu:.2f} s, {rss:.1f} MB")
+                     "command": f"{tool} run --json --no-progress --forks {n} benches/playbooks/{playbook} -i lab-inventory.yml"})
+        log(f"  {tool:8} {playbook} at forks {n}: {wall:.2f} s (floor {floor:.1f} s), CPU {cpu:.2f} s, {rss:.1f} MB")
     return rows
 
 
@@ -200,7 +206,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
                 ratios.append(f"{o['wall_s'] / r['wall_s']:.1f}× faster and "
                               f"{o['max_rss_mb'] / max(r['max_rss_mb'], 0.1):.1f}× less memory than {other}")
         if "floor_s" in r:
-            ratios.insert(0, f"floor {r['floor_s']:.1f} s, CPU {r['cpu_s']:.2f} s")
+            ratios.insert(0, f"floor {r['floor_s']:.1f} s, CPU {r['cpu_s']:.2f} s "
+                             f"({r['cpu_ms_per_host_task']:.2f} ms per host-task)")
         ratio = "; ".join(ratios)
         lines.append(f"| `{r['case']}` | {r['hosts']:,} | {r['tool']} | {r['wall_s']:.2f} s | "
                      f"{r['max_rss_mb']:.0f} MB | {r['us_per_host']:.0f} µs, {r['kb_per_host']:.1f} KB | {ratio} |")
