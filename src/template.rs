@@ -13,8 +13,10 @@ use std::sync::{Arc, OnceLock};
 
 use minijinja::{Environment, UndefinedBehavior, Value as JValue};
 
+mod context;
 mod filters;
 
+pub use context::Context;
 pub use filters::{ANSIBLE_FILTERS, ANSIBLE_TESTS};
 use serde_json::Value;
 
@@ -47,9 +49,22 @@ fn env() -> &'static Environment<'static> {
     })
 }
 
-/// A serde value as a minijinja context.
-fn jctx(ctx: &Value) -> JValue {
-    JValue::from(minijinja::value::Serde(ctx))
+/// What a template can be rendered against: a [`Context`] (looked up on demand), or a JSON
+/// value (converted whole; for small, one-off contexts).
+pub trait Scope {
+    fn to_template(&self) -> JValue;
+}
+
+impl Scope for Context {
+    fn to_template(&self) -> JValue {
+        Context::to_template(self)
+    }
+}
+
+impl Scope for Value {
+    fn to_template(&self) -> JValue {
+        JValue::from(minijinja::value::Serde(self))
+    }
 }
 
 /// Does this string contain template syntax?
@@ -76,28 +91,28 @@ pub fn check_expr(src: &str) -> Result<BTreeSet<String>, TemplateError> {
 }
 
 /// Render a template string to text.
-pub fn render_str(src: &str, ctx: &Value) -> Result<String, TemplateError> {
+pub fn render_str(src: &str, ctx: &(impl Scope + ?Sized)) -> Result<String, TemplateError> {
     if !is_template(src) {
         return Ok(src.to_string());
     }
-    Ok(env().render_str(src, jctx(ctx))?)
+    Ok(env().render_str(src, ctx.to_template())?)
 }
 
 /// Evaluate an expression to a value.
-pub fn eval(src: &str, ctx: &Value) -> Result<Value, TemplateError> {
+pub fn eval(src: &str, ctx: &(impl Scope + ?Sized)) -> Result<Value, TemplateError> {
     let expr = env().compile_expression(src)?;
-    let v = expr.eval(jctx(ctx))?;
+    let v = expr.eval(ctx.to_template())?;
     serde_json::to_value(&v).map_err(|e| TemplateError::Json(Arc::new(e)))
 }
 
 /// Evaluate a condition (`when`, `until`, ...) to a boolean.
-pub fn eval_bool(src: &str, ctx: &Value) -> Result<bool, TemplateError> {
+pub fn eval_bool(src: &str, ctx: &(impl Scope + ?Sized)) -> Result<bool, TemplateError> {
     let expr = env().compile_expression(src)?;
-    Ok(expr.eval(jctx(ctx))?.is_true())
+    Ok(expr.eval(ctx.to_template())?.is_true())
 }
 
 /// Render every string inside a value; `"{{ x }}"` alone yields `x`'s native value.
-pub fn render_value(value: &Value, ctx: &Value) -> Result<Value, TemplateError> {
+pub fn render_value(value: &Value, ctx: &(impl Scope + ?Sized)) -> Result<Value, TemplateError> {
     Ok(match value {
         Value::String(s) if is_template(s) => match sole_expression(s) {
             Some(expr) => eval(expr, ctx)?,

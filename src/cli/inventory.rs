@@ -15,9 +15,8 @@ pub struct InventoryArgs {
 }
 
 pub fn run(args: InventoryArgs) -> u8 {
-    let result = crate::app::inventory::list(&args.selection.to_app(), args.json, &Terminal);
-    super::exit_with(result, |text| {
-        print!("{text}");
-        exit::OK
-    })
+    let mut stdout = std::io::stdout().lock();
+    let selection = args.selection.to_app();
+    let result = crate::app::inventory::list(&selection, args.json, &mut stdout, &Terminal);
+    super::exit_with(result, |()| exit::OK)
 }

@@ -33,13 +33,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use marked_yaml::Node;
 use marked_yaml::types::MarkedScalarNode;
 use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, Location, did_you_mean};
-use crate::model::{Group, Host, HostSettings, Inventory, SettingError, Vars};
+use crate::model::{Group, Host, HostSettings, Inventory, LayeredVars, SettingError, Vars};
 use crate::secret::{SecretRef, is_secret_var};
 
 use super::Loaded;
@@ -107,6 +108,8 @@ type Sites = HashMap<String, Site>;
 struct RawGroup {
     children: Vec<String>,
     hosts: Vec<String>,
+    /// `hosts` as a set: a tenant group may list thousands.
+    members: HashSet<String>,
     vars: Vars,
     sites: Sites,
     /// Tenant name and where `salve_tenant` was set.
@@ -116,7 +119,8 @@ struct RawGroup {
 
 #[derive(Debug)]
 struct RawHost {
-    vars: Vars,
+    /// Shared by the hosts of one range until one of them gains variables of its own.
+    vars: Arc<Vars>,
     sites: Sites,
     location: Location,
 }
@@ -279,10 +283,13 @@ impl Builder {
                     Default::default()
                 }
             };
+            let vars = Arc::new(vars);
             for name in names {
                 match self.hosts.get_mut(&name) {
                     Some(h) => {
-                        h.vars.extend(vars.clone());
+                        if !vars.is_empty() {
+                            Arc::make_mut(&mut h.vars).extend(vars.as_ref().clone());
+                        }
                         h.sites.extend(sites.clone());
                     }
                     None => {
@@ -290,7 +297,7 @@ impl Builder {
                         self.hosts.insert(
                             name.clone(),
                             RawHost {
-                                vars: vars.clone(),
+                                vars: Arc::clone(&vars),
                                 sites: sites.clone(),
                                 location: doc.key_loc(k),
                             },
@@ -298,7 +305,7 @@ impl Builder {
                     }
                 }
                 let g = self.group_entry(group, doc.key_loc(k));
-                if !g.hosts.contains(&name) {
+                if g.members.insert(name.clone()) {
                     g.hosts.push(name);
                 }
             }
@@ -405,6 +412,12 @@ impl Builder {
                 direct.entry(h.as_str()).or_default().push(name.as_str());
             }
         }
+        // Each group's variables once, shared by its hosts.
+        let group_vars: HashMap<&str, Arc<Vars>> = self
+            .groups
+            .iter()
+            .map(|(name, g)| (name.as_str(), Arc::new(g.vars.clone())))
+            .collect();
         let mut ungrouped = Vec::new();
         let mut hosts = Vec::new();
         for name in &self.host_order {
@@ -422,11 +435,9 @@ impl Builder {
             }
             let mut groups: Vec<&str> = groups.into_iter().collect();
             groups.sort_by_key(|g| (depths.get(*g).copied().unwrap_or(0), *g));
-            let mut vars = Vars::new();
-            for g in &groups {
-                vars.extend(self.groups[*g].vars.clone());
-            }
-            vars.extend(raw.vars.clone());
+            let vars = LayeredVars::new(
+                (groups.iter().map(|g| Arc::clone(&group_vars[*g]))).chain([Arc::clone(&raw.vars)]),
+            );
             let tenant = self.host_tenant(name, &raw.location, &groups, &mut diags);
             let (settings, errors) = HostSettings::read_with_defaults(name, &vars);
             for e in &errors {
@@ -475,7 +486,7 @@ impl Builder {
                 own_hosts.extend(
                     ungrouped
                         .iter()
-                        .filter(|h| !own_hosts.contains(h))
+                        .filter(|h| !raw.members.contains(*h))
                         .cloned()
                         .collect::<Vec<_>>(),
                 );
@@ -486,19 +497,14 @@ impl Builder {
                     name: name.clone(),
                     children,
                     hosts: own_hosts,
-                    vars: raw.vars.clone(),
+                    vars: Arc::clone(&group_vars[name.as_str()]),
                     tenant: raw.tenant.as_ref().map(|(t, _)| t.clone()),
                     location: raw.location.clone(),
                 },
             );
         }
         self.diags = diags;
-        Inventory {
-            hosts,
-            groups,
-            sources,
-            digest,
-        }
+        Inventory::new(hosts, groups, sources, digest)
     }
 
     /// Depth of every group: 0 for `all`, else one more than its deepest parent (top-level
@@ -890,6 +896,60 @@ mod tests {
         assert_eq!(
             bad["ex01"][0].to_string(),
             "variable `ansible_port` = http: expected a port number 1-65535, found string `http`"
+        );
+    }
+
+    /// The regression issue 19 is about: group variables copied into every host (300 KB per
+    /// host on a 10,000-host MSP inventory). Each group's variables must be stored once and
+    /// shared by its hosts, whatever the fleet's size.
+    #[test]
+    fn ten_thousand_hosts_share_each_groups_variables() {
+        let (tenants, per_tenant) = (50, 200);
+        let mut y = String::from(
+            "all:\n  vars:\n    ansible_connection: winrm\n    salve_update_sources:\n",
+        );
+        for i in 0..100 {
+            y.push_str(&format!(
+                "      \"2019 CU{i}\": {{unc: '\\\\fs\\exchange\\cu{i}.iso', sha256: \"{:064x}\"}}\n",
+                i
+            ));
+        }
+        y.push_str("  children:\n");
+        for t in 0..tenants {
+            y.push_str(&format!(
+                "    t{t:02}:\n      vars: {{salve_tenant: true, site: s{t}}}\n      hosts:\n"
+            ));
+            for h in 0..per_tenant {
+                y.push_str(&format!(
+                    "        t{t:02}-ex{h:03}: {{ansible_host: 127.0.{t}.{h}}}\n"
+                ));
+            }
+        }
+        let inv = ok(&[&y]);
+        assert_eq!(inv.hosts.len(), tenants * per_tenant);
+        let all = &inv.groups["all"].vars;
+        let mut layers = HashSet::new();
+        for h in &inv.hosts {
+            let tenant = &inv.groups[h.tenant.as_deref().unwrap()].vars;
+            match h.vars.layers() {
+                [a, t, own] => {
+                    assert!(Arc::ptr_eq(a, all) && Arc::ptr_eq(t, tenant), "{}", h.name);
+                    assert_eq!(own.len(), 1, "{}: only its own variables", h.name);
+                }
+                other => panic!("{}: {} layers", h.name, other.len()),
+            }
+            layers.extend(h.vars.layers().iter().map(Arc::as_ptr));
+        }
+        // One copy per group and one per host's own mapping, however many hosts inherit them.
+        assert_eq!(layers.len(), 1 + tenants + tenants * per_tenant);
+        let h = inv.host("t07-ex123").unwrap();
+        assert_eq!(
+            h.vars["salve_update_sources"].as_object().unwrap().len(),
+            100
+        );
+        assert_eq!(
+            (&h.vars["site"], &h.vars["ansible_host"]),
+            (&json!("s7"), &json!("127.0.7.123"))
         );
     }
 

@@ -30,7 +30,9 @@ pub fn select_hosts(inv: &Inventory, q: &HostQuery<'_>) -> Result<Vec<Host>, Dia
         let allowed = inv
             .select(limit)
             .map_err(|e| command_line(format!("--limit `{limit}`: {e}")))?;
-        hosts.retain(|h| allowed.iter().any(|a| a.name == h.name));
+        let allowed: std::collections::HashSet<&str> =
+            allowed.iter().map(|h| h.name.as_str()).collect();
+        hosts.retain(|h| allowed.contains(h.name.as_str()));
     }
     if let Some(tenant) = q.tenant {
         let tenants = inv.tenants();

@@ -1,6 +1,8 @@
 //! [`JournalReporter`]: the journal as one more [`Reporter`]. Reporters are called on a
 //! blocking thread while the journal is async, so the reporter forwards each event over a
-//! channel to a writer task on the run's tokio runtime, which records them in order.
+//! channel to a writer task on the run's tokio runtime, which records them in order, whatever
+//! has queued up at once (step rows in one transaction: [`super::EventRecorder::record_events`];
+//! a batch that fails to write is lost as a whole and reported).
 //! [`Reporter::finish`] waits until every event is written and returns the first error; a
 //! failing journal never disturbs the run itself.
 //!
@@ -17,6 +19,9 @@ use super::{Journal, JournalError, RunMeta};
 use crate::events::Event;
 use crate::report::Reporter;
 
+/// The most events written in one transaction.
+const MAX_BATCH: usize = 1024;
+
 /// Records run events in the journal (see the module docs).
 pub struct JournalReporter {
     events: Option<mpsc::UnboundedSender<Event>>,
@@ -31,11 +36,14 @@ impl JournalReporter {
         runtime.spawn(async move {
             let mut recorder = journal.recorder(meta);
             let mut first_error = None;
-            while let Some(event) = rx.recv().await {
-                if let Err(e) = recorder.record_event(&event).await {
+            // Whatever has queued up is written together (see `record_events`).
+            let mut batch = Vec::new();
+            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                if let Err(e) = recorder.record_events(&batch).await {
                     tracing::warn!("journal: {e}");
                     first_error.get_or_insert(e);
                 }
+                batch.clear();
             }
             // The receiver is gone only if the reporter was dropped without `finish`.
             let _ = done_tx.send(first_error.map_or(Ok(()), Err));

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::Vars;
+use super::Lookup;
 use crate::secret::is_secret_var;
 
 /// A host variable whose value salve cannot use.
@@ -118,12 +118,12 @@ pub fn scalar_text(value: &Value) -> Option<String> {
 
 /// Reads variables and keeps every error.
 pub struct Reader<'a> {
-    vars: &'a Vars,
+    vars: &'a dyn Lookup,
     errors: Vec<SettingError>,
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(vars: &'a Vars) -> Self {
+    pub fn new(vars: &'a dyn Lookup) -> Self {
         Reader {
             vars,
             errors: Vec::new(),
@@ -139,7 +139,7 @@ impl<'a> Reader<'a> {
 
     /// One variable's value, null included.
     pub fn get(&self, name: &str) -> Option<&'a Value> {
-        self.vars.get(name)
+        self.vars.lookup(name)
     }
 
     /// Record an error.

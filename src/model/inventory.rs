@@ -1,14 +1,16 @@
 //! Hosts, groups and tenants as resolved from one or more inventory files.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::diag::Location;
 
 use super::pattern::{HostPattern, PatternError, PatternOp, PatternTarget};
-use super::{HostSettings, Vars};
+use super::{HostSettings, LayeredVars, Vars};
 
-/// Every host and group from the inventory sources, with variables already merged per host.
+/// Every host and group from the inventory sources. A group's variables are stored once and
+/// shared by its hosts' [`LayeredVars`].
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
     /// Hosts in definition order; names are unique.
@@ -19,6 +21,8 @@ pub struct Inventory {
     pub sources: Vec<PathBuf>,
     /// SHA-256 over the sources' bytes, in order (plans record it to detect later edits).
     pub digest: String,
+    /// Position of each host in `hosts`, by name.
+    by_name: HashMap<String, usize>,
 }
 
 /// One managed host.
@@ -31,8 +35,9 @@ pub struct Host {
     pub groups: Vec<String>,
     /// The customer this host belongs to, if any group above it is marked as a tenant.
     pub tenant: Option<String>,
-    /// Inventory variables merged by precedence: all < parent group < child group < host.
-    pub vars: Vars,
+    /// Inventory variables by precedence: all < parent group < child group < host, as layers
+    /// shared with the groups.
+    pub vars: LayeredVars,
     /// What salve reads from `vars` (connection, windows, DAG), checked when loading.
     pub settings: HostSettings,
     /// Where the host was first defined.
@@ -46,15 +51,43 @@ pub struct Group {
     pub children: Vec<String>,
     /// Hosts listed directly under this group.
     pub hosts: Vec<String>,
-    pub vars: Vars,
+    /// The group's own `vars:`, shared with the [`LayeredVars`] of its hosts.
+    pub vars: Arc<Vars>,
     /// Set when the group is a tenant (`salve_tenant: true` or `salve_tenant: "Display Name"`).
     pub tenant: Option<String>,
     pub location: Option<Location>,
 }
 
 impl Inventory {
+    pub fn new(
+        hosts: Vec<Host>,
+        groups: BTreeMap<String, Group>,
+        sources: Vec<PathBuf>,
+        digest: String,
+    ) -> Self {
+        let by_name = (hosts.iter().enumerate())
+            .map(|(i, h)| (h.name.clone(), i))
+            .collect();
+        Inventory {
+            hosts,
+            groups,
+            sources,
+            digest,
+            by_name,
+        }
+    }
+
+    /// The host named `name`, found by its name's index (fleets run to tens of thousands of
+    /// hosts and callers look hosts up one by one); a search when the index does not know it.
     pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.iter().find(|h| h.name == name)
+        self.position(name).map(|i| &self.hosts[i])
+    }
+
+    /// Where the host named `name` is in `hosts` (see [`Inventory::host`]).
+    fn position(&self, name: &str) -> Option<usize> {
+        (self.by_name.get(name).copied())
+            .filter(|&i| self.hosts.get(i).is_some_and(|h| h.name == name))
+            .or_else(|| self.hosts.iter().position(|h| h.name == name))
     }
 
     /// Names of all tenants, sorted.
@@ -151,7 +184,7 @@ impl Inventory {
         if name == "all" || name == "*" {
             return Ok((0..self.hosts.len()).collect());
         }
-        if let Some(i) = self.hosts.iter().position(|h| h.name == name) {
+        if let Some(i) = self.position(name) {
             return Ok(HashSet::from([i]));
         }
         if self.groups.contains_key(name) {

@@ -5,6 +5,7 @@
 pub mod connection;
 pub mod host_var;
 pub mod inventory;
+pub mod layered_vars;
 pub mod pattern;
 pub mod playbook;
 pub mod run_as;
@@ -13,6 +14,7 @@ pub mod settings;
 pub use connection::{ConnectionKind, ConnectionSpec};
 pub use host_var::SettingError;
 pub use inventory::{Group, Host, Inventory, SelectError};
+pub use layered_vars::{LayeredVars, Lookup};
 pub use pattern::{HostPattern, PatternError};
 pub use playbook::{
     BatchSize, Become, Block, Expr, Include, LoopControl, LoopSpec, ModuleCall, Play, Playbook,

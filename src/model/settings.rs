@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use super::Vars;
+use super::Lookup;
 use super::connection::ConnectionSpec;
 use super::host_var::{Problem, Reader, SettingError};
 use super::run_as::RunAs;
@@ -43,7 +43,7 @@ pub struct HostSettings {
 impl HostSettings {
     /// Read the settings of host `name` from its merged variables; every unusable value is
     /// an error.
-    pub fn read(name: &str, vars: &Vars) -> Result<HostSettings, Vec<SettingError>> {
+    pub fn read(name: &str, vars: &dyn Lookup) -> Result<HostSettings, Vec<SettingError>> {
         let (settings, errors) = HostSettings::read_with_defaults(name, vars);
         if errors.is_empty() {
             Ok(settings)
@@ -55,7 +55,7 @@ impl HostSettings {
     /// Like [`HostSettings::read`], with each unusable value replaced by its default (no
     /// window for a bad window, no DAG for a bad DAG): settings to diagnose a host with, never
     /// to work on it.
-    pub fn read_with_defaults(name: &str, vars: &Vars) -> (HostSettings, Vec<SettingError>) {
+    pub fn read_with_defaults(name: &str, vars: &dyn Lookup) -> (HostSettings, Vec<SettingError>) {
         let mut reader = Reader::new(vars);
         let connection = ConnectionSpec::read(name, &mut reader);
         let schedule = schedule(&mut reader);

@@ -202,7 +202,7 @@ fn describe(r: &MaintenanceRecord) -> String {
 }
 
 /// What entering recorded, from the host fact (the journal's copy).
-fn record(vars: &Value) -> Option<MaintenanceRecord> {
+fn record(vars: &crate::template::Context) -> Option<MaintenanceRecord> {
     serde_json::from_value(vars[FACT]["record"].clone()).ok()
 }
 

@@ -398,7 +398,7 @@ pub mod testing {
             groups: vec!["all".into()],
             tenant: None,
             settings: HostSettings::read("ex01", &vars).unwrap(),
-            vars,
+            vars: vars.into(),
             location: None,
         }
     }
@@ -411,6 +411,7 @@ pub mod testing {
     ) -> R {
         let host = host();
         let (tx, _rx) = mpsc::unbounded_channel();
+        let vars = crate::template::Context::from(vars);
         let ctx = HostCtx {
             host: &host,
             run_as: host.settings.run_as.as_ref(),

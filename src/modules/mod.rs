@@ -217,7 +217,7 @@ pub struct HostCtx<'a> {
     pub run_as: Option<&'a RunAs>,
     pub link: &'a dyn HostLink,
     /// The host's variables and facts, as templates see them.
-    pub vars: &'a Value,
+    pub vars: &'a crate::template::Context,
     /// Wall-clock limit of the task.
     pub timeout: Duration,
     /// Cancelled when the run is aborted; modules must stop promptly.
@@ -266,7 +266,7 @@ pub struct CheckCtx<'a> {
     pub run_as: Option<&'a RunAs>,
     pub probe: &'a dyn Probe,
     /// The host's variables and facts, as templates see them.
-    pub vars: &'a Value,
+    pub vars: &'a crate::template::Context,
     /// Wall-clock limit of the task.
     pub timeout: Duration,
     /// Cancelled when the run is aborted; modules must stop promptly.

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunEnv;
 use super::task::TaskRun;
-use super::vars::{Needs, PlayScope};
+use super::vars::PlayScope;
 use crate::events::{Event, HostCounts, HostOutcome, TaskStatus};
 use crate::model::{Block, Host, Include, LoopSpec, Play, Step, Task, TaskSection, Vars};
 use crate::modules::HostLink;
@@ -172,7 +172,7 @@ impl<'a> HostRun<'a> {
                 Err(flow) => flow,
             };
         };
-        let ctx = scope.context(self.host, Needs::ALL, None);
+        let ctx = scope.context(self.host, None);
         let rendered = match spec {
             LoopSpec::Items(items) => template::render_value(&Value::Array(items.clone()), &ctx),
             LoopSpec::Template(t) => template::render_value(&Value::String(t.clone()), &ctx),
@@ -213,7 +213,7 @@ impl<'a> HostRun<'a> {
     /// Whether the include's `when` holds in `scope`; a condition that cannot be evaluated
     /// fails the host.
     fn include_wanted(&mut self, include: &Include, scope: &PlayScope<'_>) -> Result<bool, Flow> {
-        let ctx = scope.context(self.host, Needs::ALL, None);
+        let ctx = scope.context(self.host, None);
         for cond in &include.when {
             match template::eval_bool(&cond.source, &ctx) {
                 Ok(true) => {}

@@ -16,7 +16,7 @@ mod link;
 mod task;
 mod vars;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -174,10 +174,16 @@ pub async fn run(
         base_dir,
         in_flight: Mutex::default(),
     });
+    // Each host once, in order of first appearance, with the number of plays it is in.
     let mut order: Vec<String> = Vec::new();
-    for name in input.play_hosts.iter().flatten() {
-        if !order.contains(name) {
-            order.push(name.clone());
+    let mut plays_of: HashMap<&str, usize> = HashMap::new();
+    for play in &input.play_hosts {
+        let mut in_play: HashSet<&str> = HashSet::new();
+        for name in play.iter().filter(|n| in_play.insert(n.as_str())) {
+            *plays_of.entry(name).or_insert_with(|| {
+                order.push(name.clone());
+                0
+            }) += 1;
         }
     }
     let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
@@ -185,7 +191,7 @@ pub async fn run(
         let Some(host) = input.inventory.host(name) else {
             continue;
         };
-        let remaining = input.play_hosts.iter().filter(|p| p.contains(name)).count();
+        let remaining = plays_of.get(name.as_str()).copied().unwrap_or_default();
         slots.insert(
             name.clone(),
             Slot {
@@ -307,9 +313,13 @@ async fn run_play(
     let shared = Arc::new(PlayRun {
         env: Arc::clone(env),
         playbook: Arc::clone(&input.playbook),
-        inventory: Arc::clone(&input.inventory),
         index,
-        play_hosts: names.into(),
+        values: vars::PlayValues::new(
+            Arc::clone(&input.inventory),
+            &play.vars,
+            &env.options.extra_vars,
+            names,
+        ),
         facts: facts.clone(),
         permits: Arc::new(Semaphore::new(
             play.forks.unwrap_or(env.options.forks).max(1),
@@ -405,9 +415,9 @@ fn lanes(play: &Play, hosts: &[&Host]) -> Vec<Lane> {
 struct PlayRun {
     env: Arc<RunEnv>,
     playbook: Arc<Playbook>,
-    inventory: Arc<Inventory>,
     index: usize,
-    play_hosts: Arc<[String]>,
+    /// The variables every host of the play shares.
+    values: vars::PlayValues,
     facts: FactStore,
     permits: Arc<Semaphore>,
     /// Why the play stopped, set by the first lane that stops it.
@@ -513,13 +523,10 @@ impl PlayRun {
         let play = &self.playbook.plays[self.index];
         let scope = vars::PlayScope {
             play_index: self.index,
-            inventory: &self.inventory,
-            play_vars: &play.vars,
-            extra_vars: &self.env.options.extra_vars,
-            play_hosts: &self.play_hosts,
+            values: &self.values,
             check_mode: self.env.options.check_mode,
             facts: &self.facts,
-            locals: Vars::new(),
+            locals: Arc::default(),
         };
         let links = host::Links {
             host: link.as_ref(),

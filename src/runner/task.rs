@@ -15,13 +15,13 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::RunEnv;
-use super::vars::{Needs, PlayScope};
+use super::vars::{LoopItem, PlayScope};
 use crate::events::{Event, Stream, TaskStatus};
 use crate::model::{Host, LoopSpec, Task, Vars, run_as};
 use crate::modules::{
     self, CheckCtx, Effect, HostCtx, HostLink, ModuleError, ModuleSpec, Outcome, ProbeLink, Status,
 };
-use crate::template;
+use crate::template::{self, Context};
 use crate::transport::{OutputChunk, TransportError};
 
 /// Pause between tries of a read-only step while its host does not answer.
@@ -109,16 +109,15 @@ impl TaskRun<'_> {
 
 impl TaskOnHost<'_> {
     async fn run(&self) -> TaskResult {
-        let needs = Needs::of(self.task);
         let items = match &self.task.loop_spec {
             None => None,
-            Some(spec) => match self.loop_items(spec, needs) {
+            Some(spec) => match self.loop_items(spec) {
                 Ok(items) => Some(items),
                 Err(e) => return failed(e.to_string()),
             },
         };
         match items {
-            None => self.finish(self.run_item(needs, None).await),
+            None => self.finish(self.run_item(None).await),
             Some(items) => {
                 let mut ends = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
@@ -130,10 +129,10 @@ impl TaskOnHost<'_> {
                             _ = self.env.interrupt.abort.cancelled() => {}
                         }
                     }
-                    let end = self.run_item(needs, Some((i, item))).await;
+                    let end = self.run_item(Some((i, item))).await;
                     let stop = matches!(end, ItemEnd::Unreachable(_) | ItemEnd::Interrupted(_));
                     let result = self.finish(end);
-                    self.announce_item(needs, (i, item), &result);
+                    self.announce_item((i, item), &result);
                     ends.push((item.clone(), result));
                     if stop {
                         break;
@@ -144,8 +143,8 @@ impl TaskOnHost<'_> {
         }
     }
 
-    fn loop_items(&self, spec: &LoopSpec, needs: Needs) -> Result<Vec<Value>, LoopError> {
-        let ctx = self.scope.context(self.host, needs, None);
+    fn loop_items(&self, spec: &LoopSpec) -> Result<Vec<Value>, LoopError> {
+        let ctx = self.scope.context(self.host, None);
         let rendered = match spec {
             LoopSpec::Items(items) => template::render_value(&Value::Array(items.clone()), &ctx),
             LoopSpec::Template(t) => template::render_value(&Value::String(t.clone()), &ctx),
@@ -158,26 +157,21 @@ impl TaskOnHost<'_> {
 
     /// The variables for one item: the item under its `loop_var` (default `item`), its
     /// position under `index_var`.
-    fn item_context(&self, needs: Needs, item: Option<(usize, &Value)>) -> Value {
+    fn item_context(&self, item: Option<(usize, &Value)>) -> Context {
         let control = &self.task.loop_control;
-        let mut ctx = self.scope.context(self.host, needs, item.map(|(_, v)| v));
-        if let (Some((i, value)), Value::Object(map)) = (item, &mut ctx) {
-            if control.item_name() != "item" {
-                map.remove("item");
-                map.insert(control.item_name().to_string(), value.clone());
-            }
-            if let Some(index_var) = &control.index_var {
-                map.insert(index_var.clone(), i.into());
-            }
-        }
-        ctx
+        let item = item.map(|(i, value)| LoopItem {
+            name: control.item_name(),
+            value,
+            index: control.index_var.as_deref().map(|v| (v, i)),
+        });
+        self.scope.context(self.host, item)
     }
 
     /// Tell the reporters how one item ended, named by its `label` if the loop has one.
-    fn announce_item(&self, needs: Needs, item: (usize, &Value), result: &TaskResult) {
+    fn announce_item(&self, item: (usize, &Value), result: &TaskResult) {
         let shown = match &self.task.loop_control.label {
             Some(label) => {
-                let ctx = self.item_context(needs, Some(item));
+                let ctx = self.item_context(Some(item));
                 template::render_value(&Value::String(label.clone()), &ctx)
                     .unwrap_or_else(|e| Value::String(format!("(label: {e})")))
             }
@@ -195,8 +189,8 @@ impl TaskOnHost<'_> {
         });
     }
 
-    async fn run_item(&self, needs: Needs, item: Option<(usize, &Value)>) -> ItemEnd {
-        let ctx = self.item_context(needs, item);
+    async fn run_item(&self, item: Option<(usize, &Value)>) -> ItemEnd {
+        let ctx = self.item_context(item);
         for cond in &self.task.when {
             match template::eval_bool(&cond.source, &ctx) {
                 Ok(true) => {}
@@ -310,7 +304,7 @@ impl TaskOnHost<'_> {
         &self,
         module: &ModuleSpec,
         args: &Value,
-        vars: &Value,
+        vars: &Context,
     ) -> Result<Outcome, ModuleError> {
         let timeout = self
             .task
@@ -430,7 +424,7 @@ impl TaskOnHost<'_> {
     }
 
     /// Apply `changed_when` and `failed_when` to a module's outcome.
-    fn judge(&self, mut outcome: Outcome, ctx: &Value) -> Outcome {
+    fn judge(&self, mut outcome: Outcome, ctx: &Context) -> Outcome {
         if self.task.changed_when.is_none() && self.task.failed_when.is_none() {
             return outcome;
         }
@@ -456,16 +450,14 @@ impl TaskOnHost<'_> {
     }
 
     /// The context plus this attempt's result, under the `register` name (and `result`).
-    fn with_result(&self, ctx: &Value, outcome: &Outcome) -> Value {
-        let mut ctx = ctx.clone();
-        if let Value::Object(map) = &mut ctx {
-            let r = registered(outcome);
-            if let Some(name) = &self.task.register {
-                map.insert(name.clone(), r.clone());
-            }
-            map.insert("result".into(), r);
+    fn with_result(&self, ctx: &Context, outcome: &Outcome) -> Context {
+        let r = registered(outcome);
+        let mut layer = Map::new();
+        if let Some(name) = &self.task.register {
+            layer.insert(name.clone(), r.clone());
         }
-        ctx
+        layer.insert("result".into(), r);
+        ctx.clone().with_layer(std::sync::Arc::new(layer))
     }
 
     fn finish(&self, end: ItemEnd) -> TaskResult {

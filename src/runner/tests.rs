@@ -70,7 +70,7 @@ fn play(tasks: Vec<Task>) -> Play {
             source: "all".into(),
             terms: Vec::new(),
         },
-        vars: Vars::new(),
+        vars: Default::default(),
         serial: Vec::new(),
         rolling: Rolling::Serial,
         max_fail_percentage: None,
@@ -99,7 +99,7 @@ fn inventory_with(n: usize, vars: impl Fn(usize) -> Vars) -> Inventory {
                 name,
                 groups: vec!["all".into()],
                 tenant: Some(if i % 2 == 0 { "contoso" } else { "fabrikam" }.into()),
-                vars,
+                vars: vars.into(),
                 location: None,
             }
         })
@@ -108,16 +108,16 @@ fn inventory_with(n: usize, vars: impl Fn(usize) -> Vars) -> Inventory {
         name: "all".into(),
         children: Vec::new(),
         hosts: hosts.iter().map(|h| h.name.clone()).collect(),
-        vars: Vars::new(),
+        vars: Default::default(),
         tenant: None,
         location: None,
     };
-    Inventory {
+    Inventory::new(
         hosts,
-        groups: [("all".to_string(), all)].into(),
-        sources: Vec::new(),
-        digest: String::new(),
-    }
+        [("all".to_string(), all)].into(),
+        Vec::new(),
+        String::new(),
+    )
 }
 
 struct Outcome {
@@ -1016,4 +1016,66 @@ async fn loop_items_are_announced_by_label_with_index_and_pause() {
             (json!("db03"), Some("2: DB03".into())),
         ]
     );
+}
+
+/// Templates look variables up through the layers (inventory < play vars < facts < extra
+/// vars < loop variables < magic variables) without a merged copy; the fleet-sized magic
+/// variables are shared by the play's hosts and `hostvars` finds a host's layers and facts.
+#[tokio::test(start_paused = true)]
+async fn templates_see_each_layer_by_precedence_and_the_fleet_variables() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok(""));
+    let inventory = inventory_with(3, |i| {
+        json!({"v": "inventory", "a": "inventory", "p": "inventory", "own": i})
+            .as_object()
+            .unwrap()
+            .clone()
+    });
+    let fact = task("fact", "set_fact", json!({"v": "fact", "f": "fact"}));
+    let mut looped = task(
+        "check",
+        "assert",
+        json!({"that": [
+            "v == 'fact' and a == 'inventory' and p == 'extra' and q == 'play'",
+            "f == 'fact' and x == 'extra' and thing == 'looped' and n == 0",
+            "hostvars['ex02'].own == 2 and hostvars['ex02'].inventory_hostname == 'ex02'",
+            "hostvars[inventory_hostname].v == 'fact' and hostvars | list | length == 3",
+            "groups['all'] | length == 3 and play_hosts == ansible_play_hosts",
+            "inventory_hostname in play_hosts and group_names == []",
+            "item is not defined",
+        ]}),
+    );
+    looped.loop_spec = Some(LoopSpec::Items(vec![json!("looped")]));
+    looped.loop_control.loop_var = Some("thing".into());
+    looped.loop_control.index_var = Some("n".into());
+    let mut p = play(vec![fact, looped]);
+    p.vars = json!({"p": "play", "q": "play", "v": "play"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let options = RunOptions {
+        extra_vars: json!({"p": "extra", "x": "extra"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        ..RunOptions::default()
+    };
+    let out = run_on(
+        vec![p],
+        inventory,
+        options,
+        Arc::clone(&fleet),
+        Interrupt::default(),
+    )
+    .await;
+    for host in ["ex01", "ex02", "ex03"] {
+        assert_eq!(
+            statuses(&out.events, host),
+            [
+                ("fact".into(), TaskStatus::Ok),
+                ("check".into(), TaskStatus::Ok)
+            ],
+            "{:?}",
+            out.events
+        );
+    }
 }

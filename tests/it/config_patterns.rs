@@ -17,7 +17,7 @@ fn inventory(member: &[Vec<bool>]) -> Inventory {
             name: format!("h{h}"),
             groups: vec!["all".into()],
             tenant: None,
-            vars: Vars::new(),
+            vars: Default::default(),
             settings: HostSettings::read(&format!("h{h}"), &Vars::new()).unwrap(),
             location: None,
         })
@@ -36,18 +36,13 @@ fn inventory(member: &[Vec<bool>]) -> Inventory {
                 name: name.to_string(),
                 children: vec![],
                 hosts: members,
-                vars: Vars::new(),
+                vars: Default::default(),
                 tenant: None,
                 location: None,
             },
         );
     }
-    Inventory {
-        hosts,
-        groups,
-        sources: vec![],
-        digest: String::new(),
-    }
+    Inventory::new(hosts, groups, vec![], String::new())
 }
 
 fn names(inv: &Inventory, pattern: &str) -> Vec<String> {

@@ -175,15 +175,16 @@ impl Lab {
             groups: vec!["all".into()],
             tenant: None,
             settings: HostSettings::read(name, &host_vars).unwrap(),
-            vars: host_vars,
+            vars: host_vars.into(),
             location: None,
         };
         let (tx, _rx) = mpsc::unbounded_channel();
+        let vars = salve::template::Context::from(vars.clone());
         let ctx = HostCtx {
             host: &host,
             run_as: host.settings.run_as.as_ref(),
             link: &link,
-            vars,
+            vars: &vars,
             timeout: Duration::from_secs(2 * 3600),
             cancel: CancellationToken::new(),
             output: tx,

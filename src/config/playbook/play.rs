@@ -208,9 +208,12 @@ impl Loader<'_> {
         let selected = hosts
             .and_then(|p| inventory.select(p).ok())
             .unwrap_or_else(|| inventory.hosts.iter().collect());
-        selected
-            .into_iter()
-            .flat_map(|h| h.vars.keys().cloned())
+        // Hosts share their groups' layers: read each layer once.
+        let mut layers = std::collections::HashSet::new();
+        (selected.into_iter())
+            .flat_map(|h| h.vars.layers())
+            .filter(|layer| layers.insert(std::sync::Arc::as_ptr(layer)))
+            .flat_map(|layer| layer.keys().cloned())
             .collect()
     }
 

@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""Inventory and check cost against fleet size: `salve inventory --json` and
+`salve check playbooks/hello.yml` on MSP-shaped inventories of 1,000 to 50,000 hosts, for this
+checkout's salve and, side by side in the same run, a baseline binary (another commit's build)
+and `ansible-inventory --list` when it is installed.
+
+    python3 benches/scale.py --baseline /tmp/salve-base [--sizes 1000,10000,50000] [--runs 3]
+
+The inventory has the shape `salve lab serve` writes (crates/salve-lab/src/inventory.rs): all
+connection settings and 100 package-source entries in `all.vars`, 50 tenants as groups with
+`salve_tenant`, and per host its `ansible_host` and `ansible_port`. Tools run one after another,
+alternating, pinned to core 0 when `taskset` exists; each figure is the median of --runs runs,
+wall time and peak RSS from GNU time. The machine may be shared: the load average at the start
+and the end is written with the results, and the ratio to the baseline measured in the same run
+is the figure to trust.
+
+Writes benches/results/scale.md (the command, the machine, a table), scale.json and scale.svg
+(cost per host against hosts; a flat line is what scaling linearly looks like).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from compare import (BENCH, ROOT, SILENT_SIM_SECONDS, VENV, Lab, build_salve, log, machine,
+                     measure, pin, tool_env)
+
+TENANTS = 50
+SOURCES = 100
+PLAYBOOK = ROOT / "playbooks/hello.yml"
+
+
+def write_inventory(path: Path, hosts: int) -> None:
+    """The lab's inventory shape for `hosts` hosts in TENANTS tenants."""
+    out = ["all:\n  vars:\n",
+           "    ansible_connection: winrm\n    ansible_winrm_transport: ntlm\n",
+           "    ansible_winrm_scheme: http\n    ansible_user: \"lab\\\\salve\"\n",
+           "    ansible_password: \"env:SALVE_LAB_PASSWORD\"\n",
+           "    ansible_become_user: \"lab\\\\salve\"\n",
+           "    ansible_become_password: \"env:SALVE_LAB_PASSWORD\"\n",
+           "    salve_reboot_poll_seconds: 1\n    salve_update_sources:\n"]
+    for i in range(SOURCES):
+        label = f"2019 CU{i // 10 + 1} KB50{i:05d}"
+        out.append(f"      \"{label}\": {{unc: '\\\\lab-repo\\exchange\\Exchange2019-KB50{i:05d}-x64-en.msp', "
+                   f"sha256: \"{i:064x}\"}}\n")
+    out.append("  children:\n")
+    per = math.ceil(hosts / TENANTS)
+    n = 0
+    for t in range(TENANTS):
+        out.append(f"    tenant{t:02d}:\n      vars:\n        salve_tenant: \"tenant{t:02d}\"\n      hosts:\n")
+        for _ in range(per):
+            if n == hosts:
+                break
+            out.append(f"        ex{n:05d}.tenant{t:02d}.lab:\n          ansible_host: 127.{1 + n // 65536}.{n // 256 % 256}.{n % 256}\n"
+                       f"          ansible_port: 5985\n")
+            n += 1
+    path.write_text("".join(out))
+
+
+def commands(tool: str, binary: Path | None, inv: Path) -> dict[str, list[str]]:
+    if tool == "ansible":
+        return {"inventory --json": [str(VENV / "bin/ansible-inventory"), "-i", str(inv), "--list"]}
+    return {
+        "inventory --json": [str(binary), "inventory", "--json", "-i", str(inv)],
+        "check hello.yml": [str(binary), "check", str(PLAYBOOK), "-i", str(inv), "--all-tenants"],
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="1000,10000,50000")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--salve", type=Path, help="salve binary to measure (default: build release)")
+    p.add_argument("--baseline", type=Path, help="another salve binary, measured side by side")
+    p.add_argument("--baseline-max", type=int, default=10000,
+                   help="run the baseline up to this many hosts (a build that copies group "
+                        "variables into every host needs about 300 KB per host)")
+    p.add_argument("--ansible-max", type=int, default=1000,
+                   help="run ansible-inventory (when installed in .venv) up to this many hosts")
+    p.add_argument("--lab-hosts", type=int, default=0,
+                   help="also run benches/playbooks/silent.yml on a lab fleet of this many hosts "
+                        "(its own inventory, package sources included) at forks = hosts")
+    p.add_argument("--time-scale", type=float, default=10.0)
+    p.add_argument("--out", type=Path, default=BENCH / "results")
+    a = p.parse_args(sys.argv[1:])
+    salve = a.salve or build_salve("release")
+    tools: dict[str, Path | None] = {"salve": salve}
+    if a.baseline:
+        tools["baseline"] = a.baseline
+    if (VENV / "bin/ansible-inventory").exists():
+        tools["ansible"] = None
+    meta = machine()
+    meta.update(date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                command="python3 benches/scale.py " + " ".join(sys.argv[1:]),
+                tenants=TENANTS, package_sources=SOURCES)
+    env = dict(os.environ, SALVE_LAB_PASSWORD="unused", NO_COLOR="1")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="salve-scale-") as tmp:
+        work = Path(tmp)
+        for n in [int(s) for s in a.sizes.split(",")]:
+            inv = work / f"inventory-{n}.yml"
+            write_inventory(inv, n)
+            log(f"{n} hosts: inventory of {inv.stat().st_size / 1e6:.1f} MB")
+            runs: dict[tuple[str, str], list[dict]] = {}
+            for r in range(a.runs):
+                for tool, binary in tools.items():
+                    if (tool == "ansible" and n > a.ansible_max) or (tool == "baseline" and n > a.baseline_max):
+                        continue
+                    for case, cmd in commands(tool, binary, inv).items():
+                        m = measure(pin(0) + cmd, env, 600, work / f"{tool}-{n}-{r}")
+                        if m["exit"] != 0:
+                            err = (work / f"{tool}-{n}-{r}.stderr").read_text()[-2000:]
+                            raise SystemExit(f"{tool} {case} at {n} hosts failed: {err}")
+                        runs.setdefault((tool, case), []).append(m)
+            out_size = (work / f"salve-{n}-0.stdout").stat().st_size
+            for (tool, case), ms in runs.items():
+                wall = statistics.median(m["wall_s"] for m in ms)
+                rss = statistics.median(m["max_rss_mb"] or 0 for m in ms)
+                rows.append({"tool": tool, "case": case, "hosts": n, "wall_s": round(wall, 3),
+                             "max_rss_mb": rss, "us_per_host": round(wall / n * 1e6, 1),
+                             "kb_per_host": round(rss * 1024 / n, 1), "runs": len(ms),
+                             "command": " ".join(commands(tool, Path(tool), Path(f"inventory-{n}.yml"))[case])
+                             .replace(f"{ROOT}/", "")})
+                log(f"  {tool:8} {case:17} {wall:7.2f} s {rss:8.1f} MB")
+            meta[f"listing_bytes_{n}"] = out_size
+        if a.lab_hosts:
+            rows += lab_run(a, {t: b for t, b in tools.items() if b}, work)
+    meta["load_at_end"] = os.getloadavg()[0]
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "scale.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    (a.out / "scale.md").write_text(markdown(rows, meta))
+    svg_plot(rows, a.out / "scale.svg")
+    print(markdown(rows, meta))
+    return 0
+
+
+def lab_run(a: argparse.Namespace, tools: dict[str, Path], work: Path) -> list[dict]:
+    """The silent step and three short tasks on a lab fleet (pinned to core 1), each salve at
+    forks = hosts on core 0: wall time against the floor (one wave of the simulated work), CPU
+    (per host-task) and the controller's peak RSS."""
+    n = a.lab_hosts
+    lab_work = work / "lab"
+    lab_work.mkdir()
+    lab = Lab(tools["salve"], n, lab_work, a.time_scale, 18960)
+    # playbook: (floor, host-tasks per host)
+    playbooks = {"silent.yml": (SILENT_SIM_SECONDS / a.time_scale, 1), "short3.yml": (0.0, 3)}
+    rows = []
+    try:
+        runs: dict[tuple[str, str], list[dict]] = {}
+        for r in range(a.runs):
+            for playbook in playbooks:
+                for tool, binary in tools.items():
+                    cmd = [str(binary), "run", "--json", "--no-progress", "--forks", str(n),
+                           str(BENCH / "playbooks" / playbook), "-i", str(lab.inventory_out)]
+                    out = lab_work / f"{tool}-{playbook}-{r}"
+                    m = measure(pin(0) + cmd, tool_env(lab_work), 600, out)
+                    if m["exit"] != 0:
+                        raise SystemExit(f"{tool} {playbook} failed: {out.with_suffix('.stderr').read_text()[-2000:]}")
+                    runs.setdefault((tool, playbook), []).append(m)
+    finally:
+        lab.stop()
+    for (tool, playbook), ms in runs.items():
+        floor, tasks = playbooks[playbook]
+        wall = statistics.median(m["wall_s"] for m in ms)
+        rss = statistics.median(m["max_rss_mb"] or 0 for m in ms)
+        cpu = statistics.median(m["cpu_s"] for m in ms)
+        rows.append({"tool": tool, "case": f"run {playbook} (lab)", "hosts": n, "wall_s": wall,
+                     "max_rss_mb": rss, "cpu_s": cpu, "floor_s": floor,
+                     "cpu_ms_per_host_task": round(cpu / (n * tasks) * 1e3, 3),
+                     "us_per_host": round(wall / n * 1e6, 1), "kb_per_host": round(rss * 1024 / n, 1),
+                     "runs": len(ms),
+                     "command": f"{tool} run --json --no-progress --forks {n} benches/playbooks/{playbook} -i lab-inventory.yml"})
+        log(f"  {tool:8} {playbook} at forks {n}: {wall:.2f} s (floor {floor:.1f} s), CPU {cpu:.2f} s, {rss:.1f} MB")
+    return rows
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    lines = [
+        "# Inventory and check cost against fleet size",
+        "",
+        f"`{meta['command']}`, {meta['date']}: {meta['nproc']} cores ({meta['cpu']}), "
+        f"{meta['ram_gib']} GiB; load average {meta['load_at_start']:.1f} at the start and "
+        f"{meta['load_at_end']:.1f} at the end (other builds shared the machine). Inventory: "
+        f"{meta['tenants']} tenants, {meta['package_sources']} package sources in `all.vars`, "
+        "the shape `salve lab serve` writes. Median of each tool's runs, alternating; wall time "
+        "and peak RSS from GNU time; `salve` is this checkout, `baseline` the binary given with "
+        "`--baseline`.",
+        "",
+        "| case | hosts | tool | wall | peak RSS | per host | salve compared |",
+        "|---|---:|---|---:|---:|---:|---|",
+    ]
+    others = {(r["tool"], r["case"], r["hosts"]): r for r in rows if r["tool"] != "salve"}
+    for r in sorted(rows, key=lambda r: (r["case"], r["hosts"], r["tool"])):
+        ratios = []
+        for other in ("baseline", "ansible") if r["tool"] == "salve" else ():
+            o = others.get((other, r["case"], r["hosts"]))
+            if o:
+                ratios.append(f"{o['wall_s'] / r['wall_s']:.1f}× faster and "
+                              f"{o['max_rss_mb'] / max(r['max_rss_mb'], 0.1):.1f}× less memory than {other}")
+        if "floor_s" in r:
+            ratios.insert(0, f"floor {r['floor_s']:.1f} s, CPU {r['cpu_s']:.2f} s "
+                             f"({r['cpu_ms_per_host_task']:.2f} ms per host-task)")
+        ratio = "; ".join(ratios)
+        lines.append(f"| `{r['case']}` | {r['hosts']:,} | {r['tool']} | {r['wall_s']:.2f} s | "
+                     f"{r['max_rss_mb']:.0f} MB | {r['us_per_host']:.0f} µs, {r['kb_per_host']:.1f} KB | {ratio} |")
+    lines += ["", "Commands (in the harness's temporary directory):", ""]
+    seen = set()
+    for r in rows:
+        if r["command"] not in seen:
+            seen.add(r["command"])
+            lines.append(f"- `{r['command']}`")
+    return "\n".join(lines) + "\n"
+
+
+def svg_plot(rows: list[dict], path: Path) -> None:
+    """Wall time per host (µs, log scale) against hosts (log scale), one line per tool and case."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    for r in rows:
+        if "floor_s" not in r:  # a lab run's cost per host is its floor's
+            series.setdefault(f"{r['tool']}: {r['case']}", []).append((r["hosts"], r["us_per_host"]))
+    xs = [h for s in series.values() for h, _ in s]
+    ys = [v for s in series.values() for _, v in s if v > 0]
+    if not xs or not ys:
+        return
+    w, h, m = 760, 420, 70
+    x0, x1 = math.log10(min(xs)) - 0.1, math.log10(max(xs)) + 0.1
+    y0, y1 = math.floor(math.log10(min(ys))), math.ceil(math.log10(max(ys)))
+    y1 = max(y1, y0 + 1)
+
+    def px(x: float) -> float:
+        return m + (math.log10(x) - x0) / (x1 - x0) * (w - 2 * m)
+
+    def py(y: float) -> float:
+        return h - m - (math.log10(y) - y0) / (y1 - y0) * (h - 2 * m)
+
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w / 2}" y="20" text-anchor="middle" font-size="14">Wall time per host against hosts (log–log; flat = linear)</text>']
+    for e in range(y0, y1 + 1):
+        y = py(10 ** e)
+        out.append(f'<line x1="{m}" x2="{w - m}" y1="{y}" y2="{y}" stroke="#ddd"/>')
+        out.append(f'<text x="{m - 6}" y="{y + 4}" text-anchor="end">{10 ** e:g} µs</text>')
+    for x in sorted(set(xs)):
+        out.append(f'<line x1="{px(x)}" x2="{px(x)}" y1="{m}" y2="{h - m}" stroke="#eee"/>')
+        out.append(f'<text x="{px(x)}" y="{h - m + 16}" text-anchor="middle">{x:,} hosts</text>')
+    for i, (name, pts) in enumerate(sorted(series.items())):
+        c = colors[i % len(colors)]
+        pts = sorted(pts)
+        path_d = " ".join(f"{'M' if j == 0 else 'L'}{px(x):.1f},{py(y):.1f}" for j, (x, y) in enumerate(pts))
+        out.append(f'<path d="{path_d}" fill="none" stroke="{c}" stroke-width="2"/>')
+        for x, y in pts:
+            out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{c}"/>')
+        out.append(f'<text x="{w - m - 200}" y="{m + 16 * i}" fill="{c}">{name}</text>')
+    out.append("</svg>")
+    path.write_text("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
