@@ -169,7 +169,13 @@ function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName
     if ($Source -match '^https?://') {
         [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
         Write-Host "Downloading $Source"
-        Invoke-WebRequest -Uri $Source -OutFile $target -UseBasicParsing
+        # The proxy the source names, authenticating as this account; else .NET's default.
+        $web = @{}
+        if ($SalveArgs.rewrite_msi_proxy) {
+            $web.Proxy = [string] $SalveArgs.rewrite_msi_proxy
+            $web.ProxyUseDefaultCredentials = $true
+        }
+        Invoke-WebRequest -Uri $Source -OutFile $target -UseBasicParsing @web
     } elseif ($Source -match '^\\\\') {
         Write-Host "Copying $Source"
         Copy-Item -LiteralPath $Source -Destination $target -Force

@@ -155,17 +155,16 @@ impl Seen<'_> {
 }
 
 async fn plan(args: &Args, ctx: &CheckCtx<'_>) -> Result<Plan, Fail> {
-    let (source, sha256) = match &args.rewrite_msi {
-        Some(s) => (
-            Some(
-                s.get("rewrite_msi")?
-                    .location()
-                    .map_err(arg_error)?
-                    .to_string(),
-            ),
-            s.get("rewrite_msi")?.checksum(false).map_err(arg_error)?,
-        ),
-        None => (None, None),
+    let (source, sha256, proxy) = match &args.rewrite_msi {
+        Some(s) => {
+            let s = s.get("rewrite_msi")?;
+            (
+                Some(s.location().map_err(arg_error)?.to_string()),
+                s.checksum(false).map_err(arg_error)?,
+                s.proxy().map_err(arg_error)?.map(str::to_owned),
+            )
+        }
+        None => (None, None, None),
     };
     let force = match &args.force {
         Some(f) => *f.get("force")?,
@@ -189,6 +188,7 @@ async fn plan(args: &Args, ctx: &CheckCtx<'_>) -> Result<Plan, Fail> {
         mitigations: Vec::new(),
         rewrite_msi_source: source,
         rewrite_msi_sha256: sha256,
+        rewrite_msi_proxy: proxy,
     };
     let choice = match args.state {
         State::Present => present(&seen, named.as_deref(), &request),

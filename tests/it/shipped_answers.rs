@@ -714,3 +714,53 @@ async fn the_owa_rule_is_written_and_removed_on_its_own() {
     .unwrap();
     assert!(off.changed && off.rules_present.is_empty(), "{off:?}");
 }
+
+/// URL Rewrite from a URL on a server that reaches the web only through a proxy: without the
+/// source's proxy the download fails as Invoke-WebRequest does there; with it, the module
+/// installs and the rules go on.
+#[tokio::test(start_paused = true)]
+async fn url_rewrite_is_downloaded_through_the_proxy_the_source_names() {
+    let fleet = crate::lab_support::fleet(SCENARIO);
+    with_state(&fleet, "contoso-ex03", |s| {
+        s.url_rewrite = None;
+        s.web_proxy = Some("http://proxy.lab.test:8080".into());
+    });
+    let ex = fleet.host("contoso-ex03").unwrap();
+    let request = |proxy: Option<&str>| {
+        let mut r = json!({"action": "apply", "mitigations": ["eomt-cve-2021-26855"],
+            "rewrite_msi_source": "https://download.lab.test/rewrite_amd64_en-US.msi"});
+        if let Some(p) = proxy {
+            r["rewrite_msi_proxy"] = json!(p);
+        }
+        r
+    };
+    let direct: MitigateAnswer = salve_contract::answer::parse(
+        ScriptId::ExchangeMitigate,
+        shipped(ex, ScriptId::ExchangeMitigate, request(None))
+            .await
+            .value,
+    )
+    .unwrap();
+    assert!(!direct.success, "{direct:?}");
+    assert!(
+        direct
+            .reason
+            .unwrap_or_default()
+            .contains("Unable to connect to the remote server")
+    );
+    let proxied: MitigateAnswer = salve_contract::answer::parse(
+        ScriptId::ExchangeMitigate,
+        shipped(
+            ex,
+            ScriptId::ExchangeMitigate,
+            request(Some("http://proxy.lab.test:8080")),
+        )
+        .await
+        .value,
+    )
+    .unwrap();
+    assert!(
+        proxied.success && proxied.url_rewrite_installed,
+        "{proxied:?}"
+    );
+}

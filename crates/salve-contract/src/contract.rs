@@ -344,6 +344,9 @@ pub struct MitigateRequest {
     /// Expected SHA-256 of that MSI, lowercase hex; checked on the host before installing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite_msi_sha256: Option<String>,
+    /// The web proxy a URL source is downloaded through (as [`UpdateRequest::proxy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite_msi_proxy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -858,6 +858,19 @@ impl HostState {
         }
     }
 
+    /// Whether a download of `source` through `proxy` gets out of this server's network: where
+    /// the web is reachable only through [`HostState::web_proxy`], anything else fails as
+    /// Invoke-WebRequest words it. Shares and other non-web sources are not its business.
+    pub fn web_reachable(&self, source: &str, proxy: Option<&str>) -> Result<(), String> {
+        let web = source.starts_with("http://") || source.starts_with("https://");
+        match &self.web_proxy {
+            Some(required) if web && proxy != Some(required.as_str()) => {
+                Err("Invoke-WebRequest : Unable to connect to the remote server".to_string())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A package written to `path` (replacing one of the same name): the disk holds it until
     /// [`HostState::delete_download`]. Windows rule: a file held open cannot be replaced, and an
     /// attached disk image holds its file open ("The process cannot access the file ...

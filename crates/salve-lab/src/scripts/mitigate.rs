@@ -127,7 +127,10 @@ fn act(s: &mut HostState, req: &MitigateRequest, out: &Out) -> (Printed, Vec<Lab
                     };
                     return (printed, events);
                 };
-                if let Err(e) = out.read_file(source) {
+                let reached = out
+                    .read_file(source)
+                    .and_then(|()| s.web_reachable(source, req.rewrite_msi_proxy.as_deref()));
+                if let Err(e) = reached {
                     let printed = Printed {
                         reason: Some(e),
                         ..Printed::default()

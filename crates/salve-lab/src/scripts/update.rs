@@ -35,14 +35,7 @@ const RESERVE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// needs that proxy (`Get-SalveWebArgs`), or Invoke-WebRequest fails as Windows words it.
 fn reach(core: &FleetCore, idx: usize, req: &UpdateRequest, out: &Out) -> Result<(), String> {
     out.read_file(&req.source)?;
-    let web = req.source.starts_with("http://") || req.source.starts_with("https://");
-    let required = core.with_host(idx, |s| s.web_proxy.clone());
-    match required {
-        Some(proxy) if web && req.proxy.as_deref() != Some(proxy.as_str()) => {
-            Err("Invoke-WebRequest : Unable to connect to the remote server".to_string())
-        }
-        _ => Ok(()),
-    }
+    core.with_host(idx, |s| s.web_reachable(&req.source, req.proxy.as_deref()))
 }
 
 /// `Assert-SalveRoomFor`: the package's size (known before the copy) plus the reserve must fit
