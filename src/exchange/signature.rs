@@ -35,9 +35,13 @@ pub struct TrustedKey {
 
 /// The keys a catalogue update may be signed with.
 pub fn trusted_keys() -> Vec<TrustedKey> {
-    let mut keys = vec![("release", RELEASE_KEY)];
     #[cfg(debug_assertions)]
-    keys.push(("test (debug builds only)", TEST_KEY));
+    let keys = [
+        ("release", RELEASE_KEY),
+        ("test (debug builds only)", TEST_KEY),
+    ];
+    #[cfg(not(debug_assertions))]
+    let keys = [("release", RELEASE_KEY)];
     keys.into_iter()
         .filter_map(|(name, pem)| {
             // The PEM files are compiled in and parsed by `trusted_keys_parse` in the tests, so
