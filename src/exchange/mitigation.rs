@@ -155,17 +155,8 @@ fn state_of(
     facts: Option<&MitigationFacts>,
 ) -> MitigationState {
     let covers_open: BTreeSet<Cve> = m.cves.intersection(open).copied().collect();
-    let rules_present = facts.is_some_and(|f| m.rules.iter().all(|r| f.rules.contains(&r.name)));
-    let by_eems = facts
-        .and_then(|f| f.eems.as_ref())
-        .zip(m.eems_id.as_deref())
-        .is_some_and(|(e, id)| e.applied.iter().any(|a| same_eems_id(a, id)));
-    let applied = match facts {
-        None => Applied::Unknown,
-        Some(_) if by_eems => Applied::Eems,
-        Some(_) if rules_present => Applied::Rules,
-        Some(_) => Applied::None,
-    };
+    let rules_present = facts.is_some_and(|f| all_rules_present(m, f));
+    let applied = facts.map_or(Applied::Unknown, |f| applied(m, f));
     let removable = m.remove == Removal::AfterFix && covers_open.is_empty();
     let needed = !covers_open.is_empty() && applied == Applied::None;
     let detail = match (applied, covers_open.is_empty()) {
@@ -203,6 +194,27 @@ fn state_of(
         needed,
         detail,
     }
+}
+
+/// How `m` is in place on a server with these facts: by the Emergency Mitigation service (its
+/// EEMS id applied, any revision), by its URL Rewrite rules (all present), or not at all.
+pub fn applied(m: &Mitigation, facts: &MitigationFacts) -> Applied {
+    let by_eems = facts
+        .eems
+        .as_ref()
+        .zip(m.eems_id.as_deref())
+        .is_some_and(|(e, id)| e.applied.iter().any(|a| same_eems_id(a, id)));
+    if by_eems {
+        Applied::Eems
+    } else if all_rules_present(m, facts) {
+        Applied::Rules
+    } else {
+        Applied::None
+    }
+}
+
+fn all_rules_present(m: &Mitigation, facts: &MitigationFacts) -> bool {
+    m.rules.iter().all(|r| facts.rules.contains(&r.name))
 }
 
 /// EEMS reports mitigations as `M2.1.0` or with a suffix (`M2.1.x` revisions): the same

@@ -309,29 +309,9 @@ pub fn joined(items: &[Unmet]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::DatabaseCopy;
 
     fn answer(copy_queue: u64) -> HealthAnswer {
-        HealthAnswer {
-            dag: Some("DAG1".into()),
-            copies: vec![DatabaseCopy {
-                database: "DB03".into(),
-                active: false,
-                status: "Healthy".into(),
-                copy_queue_length: copy_queue,
-                replay_queue_length: 0,
-                activation_suspended: false,
-            }],
-            all_copies_healthy: true,
-            max_copy_queue_length: copy_queue,
-            max_replay_queue_length: 0,
-            cluster_node_state: Some("Up".into()),
-            activation_policy: Some("Unrestricted".into()),
-            unhealthy_content_indexes: vec![],
-            failed_checks: vec![],
-            inactive_components: vec![],
-            transport_queue_length: Some(0),
-        }
+        super::super::exchange_script::testing::health(copy_queue)
     }
 
     #[test]

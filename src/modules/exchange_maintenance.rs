@@ -314,9 +314,10 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::exchange_script::testing::health as testing_health;
     use super::super::exchange_script::testing::*;
     use super::*;
-    use crate::contract::{ComponentState, DatabaseCopy, HealthAnswer, MaintenanceGates};
+    use crate::contract::{ComponentState, HealthAnswer, MaintenanceGates};
     use crate::transport::fake::FakeFleet;
 
     fn recorded() -> MaintenanceRecord {
@@ -354,26 +355,11 @@ mod tests {
         }
     }
 
+    /// A DAG member's health read whose copies are `copy_queue` logs behind.
     fn health(copy_queue: u64) -> HealthAnswer {
         HealthAnswer {
-            dag: Some("DAG1".into()),
-            copies: vec![DatabaseCopy {
-                database: "DB03".into(),
-                active: false,
-                status: "Healthy".into(),
-                copy_queue_length: copy_queue,
-                replay_queue_length: 0,
-                activation_suspended: false,
-            }],
-            all_copies_healthy: true,
-            max_copy_queue_length: copy_queue,
-            max_replay_queue_length: 0,
-            cluster_node_state: Some("Up".into()),
             activation_policy: Some("IntrasiteOnly".into()),
-            unhealthy_content_indexes: vec![],
-            failed_checks: vec![],
-            inactive_components: vec![],
-            transport_queue_length: Some(0),
+            ..testing_health(copy_queue)
         }
     }
 

@@ -38,7 +38,7 @@ use crate::contract::{
 };
 use crate::exchange::assess::Assessment;
 use crate::exchange::catalogue::{Mitigation, Removal, catalogue};
-use crate::exchange::mitigation::{MitigationFacts, same_eems_id};
+use crate::exchange::mitigation::{self, Applied, MitigationFacts, same_eems_id};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -147,10 +147,6 @@ impl Seen<'_> {
             .filter(|r| self.rules.rules.contains(&r.name))
             .map(|r| r.name.as_str())
             .collect()
-    }
-
-    fn in_place(&self, m: &Mitigation) -> bool {
-        self.by_eems(m).is_some() || self.rules_present(m).len() == m.rules.len()
     }
 }
 
@@ -278,7 +274,10 @@ fn present(seen: &Seen, named: Option<&[&'static Mitigation]>, req: &MitigateReq
             wanted
         }
     };
-    let to_apply: Vec<&Mitigation> = wanted.into_iter().filter(|m| !seen.in_place(m)).collect();
+    let to_apply: Vec<&Mitigation> = wanted
+        .into_iter()
+        .filter(|m| mitigation::applied(m, &seen.rules) == Applied::None)
+        .collect();
     if to_apply.is_empty() {
         return Choice::default();
     }

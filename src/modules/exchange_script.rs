@@ -513,6 +513,31 @@ pub mod testing {
         }
     }
 
+    /// A health read of a DAG member whose one passive copy (DB03) is `copy_queue` logs
+    /// behind, everything else healthy.
+    pub fn health(copy_queue: u64) -> crate::contract::HealthAnswer {
+        crate::contract::HealthAnswer {
+            dag: Some("DAG1".into()),
+            copies: vec![crate::contract::DatabaseCopy {
+                database: "DB03".into(),
+                active: false,
+                status: "Healthy".into(),
+                copy_queue_length: copy_queue,
+                replay_queue_length: 0,
+                activation_suspended: false,
+            }],
+            all_copies_healthy: true,
+            max_copy_queue_length: copy_queue,
+            max_replay_queue_length: 0,
+            cluster_node_state: Some("Up".into()),
+            activation_policy: Some("Unrestricted".into()),
+            unhealthy_content_indexes: vec![],
+            failed_checks: vec![],
+            inactive_components: vec![],
+            transport_queue_length: Some(0),
+        }
+    }
+
     /// Facts of a healthy standalone 2019 server at `build`.
     pub fn facts(build: &str) -> FactsAnswer {
         FactsAnswer {
