@@ -182,15 +182,20 @@ if ($installPath -and -not $isLegacy) {
             })
         if ($server.IsMailboxServer) {
             $mbx = Get-MailboxServer -Identity $env:COMPUTERNAME
-            # A standalone server's mounted databases are listed too: they cannot move.
-            $copies = @(Get-MailboxDatabaseCopyStatus -Server $env:COMPUTERNAME | ForEach-Object {
+            # A standalone server's mounted databases are listed too: they cannot move, nor can a
+            # DAG member's database with no other copy (`copies` 1). The status list is read
+            # whole before Get-MailboxDatabase runs: Exchange's remote session runs one pipeline
+            # at a time ("Pipelines cannot be executed concurrently").
+            $copyStatus = @(Get-MailboxDatabaseCopyStatus -Server $env:COMPUTERNAME)
+            $copies = @(foreach ($c in $copyStatus) {
                     [ordered]@{
-                        database             = [string] $_.DatabaseName
-                        active               = ([string] $_.Status -eq 'Mounted')
-                        status               = [string] $_.Status
-                        copy_queue_length    = [uint64] $_.CopyQueueLength
-                        replay_queue_length  = [uint64] $_.ReplayQueueLength
-                        activation_suspended = [bool] $_.ActivationSuspended
+                        database             = [string] $c.DatabaseName
+                        active               = ([string] $c.Status -eq 'Mounted')
+                        status               = [string] $c.Status
+                        copy_queue_length    = [uint64] $c.CopyQueueLength
+                        replay_queue_length  = [uint64] $c.ReplayQueueLength
+                        activation_suspended = [bool] $c.ActivationSuspended
+                        copies               = @((Get-MailboxDatabase -Identity ([string] $c.DatabaseName)).DatabaseCopies).Count
                     }
                 })
             if ($mbx.DatabaseAvailabilityGroup) {

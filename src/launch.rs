@@ -100,6 +100,12 @@ impl RunBuilder {
         self
     }
 
+    /// Where steps that must run once at a time hold their keys, instead of this process.
+    pub fn exclusive(mut self, store: Arc<dyn crate::modules::exclusive::Exclusive>) -> Self {
+        self.options.exclusive = store;
+        self
+    }
+
     /// One more reporter beside the ones the report options ask for (e.g. plan collection).
     pub fn reporter(mut self, reporter: Box<dyn Reporter + Send>) -> Self {
         self.reporters.push(reporter);

@@ -21,8 +21,8 @@
 //! changes nothing and restarts nothing), then waits for the whole health gate before the next
 //! member may start. Without a record leave changes nothing: a rescue on a
 //! server that never entered leaves it as the administrator set it. Mounted databases with no
-//! other copy (a standalone server's) cannot move: entering keeps them mounted and the plan
-//! names the outage.
+//! other copy (a standalone server's, a DAG member's single-copy ones: the facts' `copies`)
+//! cannot move: entering keeps them mounted and the plan names the outage.
 //!
 //! `check` reads the facts and says what would change.
 
@@ -101,15 +101,13 @@ pub fn names_itself(target: &str, host: &str) -> bool {
     short(target) == short(host)
 }
 
-/// Mounted databases a standalone server keeps mounted through maintenance.
+/// Mounted databases nothing can take over, kept mounted through maintenance: every one of a
+/// standalone server, and a DAG member's databases with no copy on another member.
 fn outage(facts: &FactsAnswer) -> Vec<String> {
-    if facts.dag.is_some() {
-        return Vec::new();
-    }
     facts
         .database_copies
         .iter()
-        .filter(|c| c.active)
+        .filter(|c| c.active && (facts.dag.is_none() || c.copies == Some(1)))
         .map(|c| c.database.clone())
         .collect()
 }

@@ -412,10 +412,12 @@ pub mod testing {
         let host = host();
         let (tx, _rx) = mpsc::unbounded_channel();
         let vars = crate::template::Context::from(vars);
+        let exclusive = super::super::exclusive::InProcess::default();
         let ctx = HostCtx {
             host: &host,
             run_as: host.settings.run_as.as_ref(),
             link,
+            exclusive: &exclusive,
             vars: &vars,
             timeout: Duration::from_secs(7200),
             cancel: CancellationToken::new(),
@@ -525,6 +527,7 @@ pub mod testing {
                 copy_queue_length: copy_queue,
                 replay_queue_length: 0,
                 activation_suspended: false,
+                copies: None,
             }],
             all_copies_healthy: true,
             max_copy_queue_length: copy_queue,

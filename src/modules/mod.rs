@@ -30,6 +30,7 @@ mod exchange_mitigate;
 mod exchange_script;
 mod exchange_update;
 mod exchange_verify;
+pub mod exclusive;
 mod fail;
 mod pause;
 mod powershell;
@@ -216,6 +217,8 @@ pub struct HostCtx<'a> {
     /// `None` for SYSTEM.
     pub run_as: Option<&'a RunAs>,
     pub link: &'a dyn HostLink,
+    /// Where steps that must run once at a time (a forest's AD preparation) hold their key.
+    pub exclusive: &'a dyn exclusive::Exclusive,
     /// The host's variables and facts, as templates see them.
     pub vars: &'a crate::template::Context,
     /// Wall-clock limit of the task.

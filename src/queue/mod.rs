@@ -23,6 +23,7 @@ pub mod follow;
 pub mod intents;
 pub mod item;
 pub mod lease;
+pub mod locks;
 pub mod recorder;
 pub mod schema;
 pub mod status;

@@ -23,12 +23,14 @@ use tokio::task::JoinSet;
 use super::intents::QueueIntents;
 use super::item::ClaimedItem;
 use super::lease::{self, AbortOnDrop};
+use super::locks::QueueLocks;
 use super::recorder::Recorder;
 use super::{Claim, Queue, QueueError, RunProblem};
 use crate::error_chain::one_line;
 use crate::events::HostOutcome;
 use crate::launch::RunBuilder;
 use crate::model::Inventory;
+use crate::modules::exclusive::Exclusive;
 use crate::runner::{Interrupt, PlanGate, RunInput};
 use crate::transport::Connector;
 
@@ -94,6 +96,8 @@ pub struct Worker {
     options: WorkerOptions,
     inventory: Arc<Inventory>,
     connector: Arc<dyn Connector>,
+    /// Keys shared with every runner of the queue (see [`super::locks`]).
+    locks: Arc<dyn Exclusive>,
 }
 
 impl Worker {
@@ -104,6 +108,7 @@ impl Worker {
         connector: Arc<dyn Connector>,
     ) -> Worker {
         Worker {
+            locks: Arc::new(QueueLocks::new(&queue)),
             queue,
             options,
             inventory: Arc::new(inventory),
@@ -239,7 +244,9 @@ impl Worker {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut run = prepared.run;
         if !run.options().check_mode {
-            run = run.intents(Arc::new(QueueIntents(held.clone())));
+            run = run
+                .intents(Arc::new(QueueIntents(held.clone())))
+                .exclusive(Arc::clone(&self.locks));
         }
         let (summary, ()) = tokio::join!(
             run.execute_into(Arc::clone(&self.connector), tx, item.clone()),

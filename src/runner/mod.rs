@@ -31,6 +31,7 @@ use crate::events::{
 };
 use crate::exit;
 use crate::model::{Host, Inventory, Play, Playbook, Rolling, Vars};
+use crate::modules::exclusive::{Exclusive, InProcess};
 use crate::transport::{ConnectionKind, ConnectionSpec, Connector};
 
 pub use batches::batch_lengths;
@@ -68,6 +69,9 @@ pub struct RunOptions {
     /// unreachable. Zero in a fresh run; set where a change may be in flight on the host (a
     /// resumed run, a queue item), since Exchange Setup stops WinRM for a while mid-install.
     pub reconnect_grace: Duration,
+    /// Where steps that must run once at a time hold their keys: this process's own by
+    /// default; a queue runner's are the queue database's, shared with every runner.
+    pub exclusive: Arc<dyn Exclusive>,
 }
 
 impl Default for RunOptions {
@@ -85,6 +89,7 @@ impl Default for RunOptions {
             plan_digest: None,
             intents: None,
             reconnect_grace: Duration::ZERO,
+            exclusive: Arc::new(InProcess::default()),
         }
     }
 }

@@ -374,6 +374,7 @@ impl TaskOnHost<'_> {
                     host: self.host,
                     run_as: run_as.as_ref(),
                     link: *link,
+                    exclusive: &*self.env.options.exclusive,
                     vars,
                     timeout,
                     cancel,

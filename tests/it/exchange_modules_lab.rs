@@ -180,10 +180,12 @@ impl Lab {
         };
         let (tx, _rx) = mpsc::unbounded_channel();
         let vars = salve::template::Context::from(vars.clone());
+        let exclusive = modules::exclusive::InProcess::default();
         let ctx = HostCtx {
             host: &host,
             run_as: host.settings.run_as.as_ref(),
             link: &link,
+            exclusive: &exclusive,
             vars: &vars,
             timeout: Duration::from_secs(2 * 3600),
             cancel: CancellationToken::new(),

@@ -249,3 +249,47 @@ async fn a_member_that_never_catches_up_stops_its_dag_after_the_bound() {
     assert!(s.ha.record.is_some());
     assert_eq!(transport_restarts(&lab, "c-ex01"), 1);
 }
+
+/// A DAG member that also holds a database with no copy on any other member: the plan names
+/// that database's outage, and the patch keeps it mounted while the replicated ones move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_copy_database_of_a_dag_member_is_planned_as_an_outage() {
+    let lab = Lab::start(
+        188,
+        "seed: 5\ntime_scale: 600\ntenants:\n  - name: c\n    hosts: 2\n    builds: [15.2.792.3]\n    \
+         dags: [{name: c-dag1, members: 2, databases: 2}]\n\
+         hosts:\n  c-ex01:\n    ha: {databases: [C-EX01-ARCHIVE]}\n",
+    )
+    .await;
+    let inv = lab.inventory().write();
+    let (code, events, all) = salve_run(&playbook(), &inv, &["--check"]).await;
+    assert_eq!(code, 0, "{all}");
+    let msg = finished(&events, "c-ex01", "Enter maintenance mode").unwrap()["msg"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains(
+            "planned outage: C-EX01-ARCHIVE not replicated, offline while this server is updated"
+        ),
+        "{msg}"
+    );
+    let peer = finished(&events, "c-ex02", "Enter maintenance mode").unwrap();
+    assert!(!peer["msg"].as_str().unwrap().contains("outage"), "{peer}");
+
+    let (code, events, all) = salve_run(&playbook(), &inv, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    let enter = finished(&events, "c-ex01", "Enter maintenance mode").unwrap();
+    assert!(
+        enter["msg"].as_str().unwrap().contains("planned outage"),
+        "{enter}"
+    );
+    let state = lab.fleet.state("c-ex01").unwrap();
+    let archive = state
+        .copies
+        .iter()
+        .find(|c| c.database == "C-EX01-ARCHIVE")
+        .unwrap();
+    assert!(archive.active, "the single-copy database stays mounted");
+    assert!(state.inactive_components().is_empty());
+}

@@ -18,8 +18,6 @@
 //!   playbook's raw scripts must tolerate a re-run, as salve's own modules do.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -29,51 +27,7 @@ use salve::queue::Queue;
 use salve_lab::log::{LabEvent, LogEntry};
 
 use crate::lab_support::Lab;
-use crate::queue_support::{Pg, controller, finish, wait_for_items};
-
-/// The runners' lease (seconds): short, so a dead runner's items are free again quickly.
-const LEASE: u64 = 3;
-
-/// Start the real `salve runner` for `tenant`, its stderr in `log` (readable after a kill).
-fn runner(pg: &Pg, id: &str, tenant: &str, inventory: &Path, log: &Path) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
-        .args([
-            "runner",
-            "--exit-when-idle",
-            "--concurrency",
-            "2",
-            "--poll",
-            "1",
-        ])
-        .args([
-            "--lease",
-            &LEASE.to_string(),
-            "--id",
-            id,
-            "--tenant",
-            tenant,
-        ])
-        .arg("-i")
-        .arg(inventory)
-        .env("SALVE_QUEUE_URL", pg.url("postgres"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
-/// Wait until the runner exits by itself; returns its exit code and stderr.
-async fn exited(mut child: tokio::process::Child, log: &Path) -> (i32, String) {
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .expect("the runner did not exit")
-        .unwrap();
-    (
-        status.code().unwrap_or(-1),
-        std::fs::read_to_string(log).unwrap(),
-    )
-}
+use crate::queue_support::{LEASE, Pg, controller, exited, finish, runner, wait_for_items};
 
 /// Poll the lab log until `done` holds for it (at most 60 s).
 async fn wait_for_log(lab: &Lab, what: &str, done: impl Fn(&[LogEntry]) -> bool) {
@@ -149,7 +103,7 @@ async fn a_runner_killed_mid_install_is_taken_over_without_installing_twice() {
     wait_for_items(&admin, 2, &mut control).await;
 
     let doomed_log = lab.write("doomed.log", "");
-    let mut doomed = runner(&pg, "doomed", "acme", &inventory, &doomed_log);
+    let mut doomed = runner(&pg, "doomed", "acme", 2, &inventory, &doomed_log);
     wait_for_log(&lab, "both installs start", |log| {
         hosts.iter().all(|h| {
             log.iter()
@@ -180,7 +134,7 @@ async fn a_runner_killed_mid_install_is_taken_over_without_installing_twice() {
     );
 
     let heir_log = lab.write("heir.log", "");
-    let heir = runner(&pg, "heir", "acme", &inventory, &heir_log);
+    let heir = runner(&pg, "heir", "acme", 2, &inventory, &heir_log);
     let (code, stderr) = exited(heir, &heir_log).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("2 done, 0 failed"), "{stderr}");
@@ -273,7 +227,7 @@ async fn losing_the_database_stops_new_steps_and_the_run_resumes_when_it_returns
     admin.close().await;
 
     let runner_log = lab.write("runner.log", "");
-    let mut worker = runner(&pg, "r1", "acme", &inventory, &runner_log);
+    let mut worker = runner(&pg, "r1", "acme", 2, &inventory, &runner_log);
     let count_scripts = |log: &[LogEntry], h: &String| scripts_since(log, h, Timestamp::UNIX_EPOCH);
     wait_for_log(&lab, "two steps on each host", |log| {
         hosts.iter().all(|h| count_scripts(log, h) >= 2)

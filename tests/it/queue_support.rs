@@ -2,6 +2,7 @@
 //! queue in-process: runners as tasks, the controller as the real binary.
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,6 +100,57 @@ impl Drop for Pg {
             .arg(self.dir.path())
             .output();
     }
+}
+
+/// The runners' lease (seconds): short, so a dead runner's items are free again quickly.
+pub const LEASE: u64 = 3;
+
+/// Start the real `salve runner` for `tenant`, its stderr in `log` (readable after a kill).
+pub fn runner(
+    pg: &Pg,
+    id: &str,
+    tenant: &str,
+    concurrency: usize,
+    inventory: &Path,
+    log: &Path,
+) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args([
+            "runner",
+            "--exit-when-idle",
+            "--concurrency",
+            &concurrency.to_string(),
+            "--poll",
+            "1",
+        ])
+        .args([
+            "--lease",
+            &LEASE.to_string(),
+            "--id",
+            id,
+            "--tenant",
+            tenant,
+        ])
+        .arg("-i")
+        .arg(inventory)
+        .env("SALVE_QUEUE_URL", pg.url("postgres"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// Wait until the runner exits by itself; returns its exit code and stderr.
+pub async fn exited(mut child: tokio::process::Child, log: &Path) -> (i32, String) {
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("the runner did not exit")
+        .unwrap();
+    (
+        status.code().unwrap_or(-1),
+        std::fs::read_to_string(log).unwrap(),
+    )
 }
 
 pub fn connector() -> Arc<Dispatch> {

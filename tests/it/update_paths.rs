@@ -369,3 +369,73 @@ fn the_lab_judges_setup_logs_by_the_update_scripts_patterns() {
         );
     }
 }
+
+/// Two 2019 CU8 servers of one forest behind CU15's AD versions, whose preparation takes one
+/// simulated hour (six seconds at this time scale): long enough that two runners reach it at
+/// once.
+const FOREST_OF_TWO: &str = "\
+seed: 19
+time_scale: 600
+durations: {su_minutes: 60}
+tenants:
+  - name: contoso
+    hosts: 2
+    builds: [15.2.792.3]
+    forest: {schema: 17002, org: 16756}
+";
+
+/// Two `salve runner` processes each claim one server of the forest at the same moment: the
+/// queue database's lock lets one prepare AD while the other waits, re-reads its facts and
+/// finds the forest prepared. (Before the lock lived in the database, each process had its
+/// own, and both ran Setup /PrepareAD.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ad_preparation_runs_once_for_a_forest_across_queue_runners() {
+    use crate::queue_support::{Pg, controller, exited, finish, runner, wait_for_items};
+    let Some(pg) = Pg::start() else { return };
+    let admin = pg.admin().await;
+    let lab = Lab::start(187, FOREST_OF_TWO).await;
+    let inventory = lab.inventory().clear_text().write();
+    let playbook = lab.write("walk.yml", WALK_ONLY);
+    let mut control = controller(&pg, &playbook, &inventory);
+    wait_for_items(&admin, 2, &mut control).await;
+    let logs = [lab.write("r1.log", ""), lab.write("r2.log", "")];
+    let runners = [
+        runner(&pg, "r1", "contoso", 1, &inventory, &logs[0]),
+        runner(&pg, "r2", "contoso", 1, &inventory, &logs[1]),
+    ];
+    for (child, log) in runners.into_iter().zip(&logs) {
+        let (code, stderr) = exited(child, log).await;
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (code, _, all) = finish(control).await;
+    assert_eq!(code, 0, "{all}");
+
+    let log = lab.fleet.log().entries();
+    let preparing: Vec<&str> = log
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.event,
+                LabEvent::InstallStarted {
+                    update: UpdateKind::PrepareAd,
+                    ..
+                }
+            )
+        })
+        .map(|e| e.host.as_str())
+        .collect();
+    assert_eq!(
+        preparing.len(),
+        1,
+        "Setup /PrepareAD ran once: {preparing:?}\n{all}"
+    );
+    for host in lab.host_names() {
+        let state = lab.fleet.state(&host).unwrap();
+        assert_eq!(
+            state.build.unwrap().to_string(),
+            "15.2.1748.49",
+            "{host}: {all}"
+        );
+        assert_eq!((state.forest.schema, state.forest.org), (17003, 16763));
+    }
+}

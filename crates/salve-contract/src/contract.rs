@@ -263,6 +263,11 @@ pub struct DatabaseCopy {
     pub copy_queue_length: u64,
     pub replay_queue_length: u64,
     pub activation_suspended: bool,
+    /// Servers holding a copy of this database, this one included (`(Get-MailboxDatabase
+    /// <db>).DatabaseCopies`): 1 means a mounted copy here cannot move anywhere. `None` where
+    /// it was not read (the health script).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies: Option<u32>,
 }
 
 /// One server component (`Get-ServerComponentState`), as HealthChecker reads it.

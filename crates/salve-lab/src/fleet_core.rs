@@ -146,6 +146,18 @@ impl FleetCore {
             .collect()
     }
 
+    /// Servers holding a copy of `database` (host `idx` and its DAG peers): what
+    /// `(Get-MailboxDatabase <db>).DatabaseCopies` counts.
+    pub fn copies_of(&self, idx: usize, database: &str) -> u32 {
+        let here = u32::from(self.lock(idx).copies.iter().any(|c| c.database == database));
+        let peers = self
+            .dag_peers(idx)
+            .into_iter()
+            .filter(|&p| self.lock(p).copies.iter().any(|c| c.database == database))
+            .count();
+        here + peers as u32
+    }
+
     pub fn credentials(&self) -> (&str, &str) {
         (&self.user, &self.password)
     }

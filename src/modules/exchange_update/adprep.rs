@@ -8,12 +8,10 @@
 //!
 //! The step is planned and approved like any other, and runs detached under the host's
 //! `become` account ([`super::super::detached`]), like Setup. Once one server has run it, every
-//! other server's facts show the forest prepared and the step is gone from their paths; within
-//! one salve process a per-forest lock ([`forest_lock`]) makes a second server that reached the
-//! same step at the same moment wait, re-read its facts and find it done.
-
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+//! other server's facts show the forest prepared and the step is gone from their paths; the
+//! forest's key ([`lock_key`], held in the run's exclusive store: this process's, or the queue
+//! database's across runners) makes a second server that reached the same step at the same
+//! moment wait, re-read its facts and find it done.
 
 use crate::contract::{AdVersions, FactsAnswer};
 use crate::exchange::catalogue::{AdLevel, Catalogue};
@@ -71,13 +69,10 @@ pub(super) fn with_preparation(
     steps
 }
 
-/// The lock one salve process holds while a server of `forest` decides on and runs its AD
+/// The exclusive key a server of `forest` holds while it decides on and runs its AD
 /// preparation.
-pub(super) fn forest_lock(forest: &str) -> Arc<tokio::sync::Mutex<()>> {
-    static LOCKS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
-        LazyLock::new(Default::default);
-    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
-    Arc::clone(locks.entry(forest.to_string()).or_default())
+pub(super) fn lock_key(forest: &str) -> String {
+    format!("adprep:{forest}")
 }
 
 #[cfg(test)]

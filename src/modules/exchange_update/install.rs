@@ -2,7 +2,8 @@
 //! another installer still running on the host; otherwise decide again from fresh facts and run
 //! the shipped `exchange_update` script for the next step only, as a detached task (see
 //! [`super::super::detached`]: Setup and msiexec are never killed), and report what it did.
-//! An AD preparation step runs under its forest's lock ([`adprep::forest_lock`]).
+//! An AD preparation step holds its forest's key ([`adprep::lock_key`]) in the run's
+//! [`crate::modules::exclusive::Exclusive`] store: once at a time across every host and runner.
 
 use serde_json::json;
 
@@ -72,9 +73,9 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
     // which takes the step off this server's path).
     let _forest = match (&facts.ad, request.kind) {
         (Some(ad), UpdateKind::PrepareAd) => {
-            let lock = adprep::forest_lock(&ad.forest);
+            let key = adprep::lock_key(&ad.forest);
             let guard = tokio::select! {
-                guard = lock.lock_owned() => guard,
+                guard = ctx.exclusive.hold(&key) => guard.map_err(|e| Fail::failed(crate::error_chain::one_line(&e)))?,
                 _ = ctx.cancel.cancelled() => return Err(Fail::Module(ModuleError::Transport(crate::transport::TransportError::Cancelled))),
             };
             let facts = shipped::facts(&read).await?;

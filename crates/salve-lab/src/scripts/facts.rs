@@ -39,7 +39,10 @@ fn shown_as_installer(command_line: &str) -> bool {
 pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
     out.line("Reading Exchange setup, updates, services and prerequisites...");
     let now = core.clock.now();
-    let answer = core.with_host(idx, |s| facts(s, now));
+    let mut answer = core.with_host(idx, |s| facts(s, now));
+    for copy in &mut answer.database_copies {
+        copy.copies = Some(core.copies_of(idx, &copy.database));
+    }
     let markers = answer
         .pending_reboot
         .iter()
@@ -145,6 +148,7 @@ pub(super) fn copies(s: &HostState) -> Vec<DatabaseCopy> {
             copy_queue_length: c.copy_queue,
             replay_queue_length: c.replay_queue,
             activation_suspended: c.activation_suspended,
+            copies: None,
         })
         .collect()
 }

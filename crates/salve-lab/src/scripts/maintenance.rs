@@ -54,7 +54,6 @@ fn active_before(s: &HostState) -> Vec<String> {
 
 /// Mounted databases here with no copy on another server: they cannot move.
 fn unmovable(core: &FleetCore, idx: usize) -> Vec<String> {
-    let peers = core.dag_peers(idx);
     let mounted: Vec<String> = core.with_host(idx, |s| {
         s.copies
             .iter()
@@ -64,11 +63,7 @@ fn unmovable(core: &FleetCore, idx: usize) -> Vec<String> {
     });
     mounted
         .into_iter()
-        .filter(|db| {
-            !peers
-                .iter()
-                .any(|&p| core.with_host(p, |s| s.copies.iter().any(|c| &c.database == db)))
-        })
+        .filter(|db| core.copies_of(idx, db) <= 1)
         .collect()
 }
 
