@@ -208,9 +208,12 @@ $usesUm = ($exchangeServer.AdminDisplayVersion.Minor -eq 1) -and ([string] $exch
     (Get-Service -Name 'MSExchangeUMCR' -ErrorAction SilentlyContinue)
 
 if ($SalveArgs.action -eq 'enter') {
-    # Mounted databases nothing can take over: no other copy anywhere.
-    $outage = @(Get-SalveCopies | Where-Object { [string] $_.Status -eq 'Mounted' } | ForEach-Object { [string] $_.DatabaseName } |
-            Where-Object { @((Get-MailboxDatabase -Identity $_).DatabaseCopies).Count -le 1 })
+    # Mounted databases nothing can take over: no other copy anywhere. The list is read whole
+    # before Get-MailboxDatabase runs: Exchange's remote session runs one pipeline at a time.
+    $mounted = @(Get-SalveCopies | Where-Object { [string] $_.Status -eq 'Mounted' } | ForEach-Object { [string] $_.DatabaseName })
+    $outage = @(foreach ($db in $mounted) {
+            if (@((Get-MailboxDatabase -Identity $db).DatabaseCopies).Count -le 1) { $db }
+        })
     $record = Read-SalveRecord
     if ($record) {
         Write-Output "already in maintenance: entered by salve at $($record.recorded_at), its record kept"

@@ -12,6 +12,11 @@
 //!    ServiceControl.ps1 — Microsoft's own) inherits it and stops half way at its first
 //!    non-terminating error. The call must sit in a function or script block that sets
 //!    `$ErrorActionPreference` itself first.
+//! 4. no Exchange cmdlet inside a pipeline that an Exchange cmdlet feeds (`Get-X | ForEach-Object
+//!    { Get-Y }`, also through the script's own functions): Exchange's management shell is a
+//!    remote session (`Connect-ExchangeServer`, implicit remoting), which runs one pipeline at a
+//!    time, so the inner call fails with "Pipelines cannot be executed concurrently" while the
+//!    outer one streams. Collect first (`$all = @(Get-X)`), then loop.
 
 use std::path::PathBuf;
 
@@ -59,6 +64,7 @@ fn violations(source: &str) -> Vec<String> {
         .unwrap();
     let tree = parser.parse(source, None).unwrap();
     let text = |n: Node<'_>| &source[n.byte_range()];
+    let exchange = exchange_callers(tree.root_node(), source);
     let mut found = Vec::new();
     for node in nodes(tree.root_node()) {
         let line = node.start_position().row + 1;
@@ -88,10 +94,106 @@ fn violations(source: &str) -> Vec<String> {
                     ));
                 }
             }
+            "pipeline_chain" => {
+                if let Some(inner) = nested_exchange_call(node, source, &exchange) {
+                    found.push(format!(
+                        "line {line}: `{inner}` runs inside a pipeline an Exchange cmdlet feeds; \
+                         Exchange's remote session runs one pipeline at a time: collect the \
+                         first into a variable, then loop: {}",
+                        compact(text(node))
+                    ));
+                }
+            }
             _ => {}
         }
     }
     found
+}
+
+/// Exchange management cmdlets the shipped scripts use (and their neighbours).
+const EXCHANGE_CMDLETS: &[&str] = &[
+    "get-exchangeserver",
+    "get-mailboxserver",
+    "set-mailboxserver",
+    "get-mailboxdatabase",
+    "get-mailboxdatabasecopystatus",
+    "suspend-mailboxdatabasecopy",
+    "resume-mailboxdatabasecopy",
+    "move-activemailboxdatabase",
+    "get-databaseavailabilitygroup",
+    "get-servercomponentstate",
+    "set-servercomponentstate",
+    "redirect-message",
+    "get-queue",
+    "get-transportservice",
+    "get-settingoverride",
+    "get-organizationconfig",
+    "get-authconfig",
+    "get-exchangecertificate",
+    "test-servicehealth",
+    "test-replicationhealth",
+];
+
+/// The Exchange cmdlets, and the script's functions that call one (directly or through
+/// another such function), lower-cased.
+fn exchange_callers(root: Node<'_>, source: &str) -> std::collections::BTreeSet<String> {
+    let mut callers: std::collections::BTreeSet<String> =
+        EXCHANGE_CMDLETS.iter().map(|c| c.to_string()).collect();
+    let functions: Vec<(String, Vec<String>)> = nodes(root)
+        .into_iter()
+        .filter(|n| n.kind() == "function_statement")
+        .filter_map(|f| {
+            let mut cursor = f.walk();
+            let name = f
+                .children(&mut cursor)
+                .find(|c| c.kind() == "function_name")?;
+            let calls = nodes(f)
+                .into_iter()
+                .filter(|n| n.kind() == "command_name")
+                .map(|n| source[n.byte_range()].to_ascii_lowercase())
+                .collect();
+            Some((source[name.byte_range()].to_ascii_lowercase(), calls))
+        })
+        .collect();
+    loop {
+        let before = callers.len();
+        for (name, calls) in &functions {
+            if calls.iter().any(|c| callers.contains(c)) {
+                callers.insert(name.clone());
+            }
+        }
+        if callers.len() == before {
+            return callers;
+        }
+    }
+}
+
+/// In a pipeline whose first command is an Exchange caller, the first Exchange caller a later
+/// element runs.
+fn nested_exchange_call(
+    chain: Node<'_>,
+    source: &str,
+    exchange: &std::collections::BTreeSet<String>,
+) -> Option<String> {
+    let mut cursor = chain.walk();
+    let commands: Vec<Node<'_>> = chain
+        .children(&mut cursor)
+        .filter(|c| c.kind() == "command")
+        .collect();
+    let name_of = |command: Node<'_>| {
+        command
+            .child_by_field_name("command_name")
+            .map(|n| source[n.byte_range()].to_ascii_lowercase())
+    };
+    let (first, rest) = commands.split_first()?;
+    if !name_of(*first).is_some_and(|n| exchange.contains(&n)) {
+        return None;
+    }
+    rest.iter()
+        .flat_map(|c| nodes(*c))
+        .filter(|n| n.kind() == "command_name")
+        .map(|n| source[n.byte_range()].to_string())
+        .find(|n| exchange.contains(&n.to_ascii_lowercase()))
 }
 
 /// `& <expression>` where the expression is neither a script block literal nor a quoted path
@@ -135,13 +237,21 @@ fn the_rules_find_what_they_forbid() {
                powershell.exe -NoProfile -Command - < x.ps1\n\
                & (Join-Path $dir 'StartDagServerMaintenance.ps1') -ServerName x\n\
                & \"$env:SystemRoot\\System32\\shutdown.exe\" /r\n";
-    let found = violations(bad);
-    assert_eq!(found.len(), 3, "{found:#?}");
+    let bad = format!(
+        "{bad}function Get-Copies {{ Get-MailboxDatabaseCopyStatus -Server x }}\n\
+         $n = @(Get-Copies | Where-Object {{ @((Get-MailboxDatabase $_).DatabaseCopies).Count -le 1 }})\n"
+    );
+    let found = violations(&bad);
+    assert_eq!(found.len(), 4, "{found:#?}");
     let good = "function Get-List { return @(1, 2) }\n\
                 # return , is fine in a comment; so is 'return , x' in a string\n\
                 function Invoke-Theirs { $ErrorActionPreference = 'Continue'; & $script -x }\n\
                 & { $ErrorActionPreference = 'Continue'\n & (Join-Path $d 'a.ps1') }\n\
-                & { Write-Output 'a block is not another script' }\n";
+                & { Write-Output 'a block is not another script' }\n\
+                $all = @(Get-MailboxDatabaseCopyStatus -Server x)\n\
+                foreach ($c in $all) { Get-MailboxDatabase $c.DatabaseName }\n\
+                Get-ChildItem | ForEach-Object { Get-MailboxDatabase $_ }\n\
+                Get-ExchangeServer | Select-Object -First 1\n";
     assert_eq!(violations(good), Vec::<String>::new());
 }
 
