@@ -204,7 +204,9 @@ if ($exchangeServer.IsMailboxServer) {
     $mbxBefore = Get-MailboxServer -Identity $server
     $isDagMember = [bool] $mbxBefore.DatabaseAvailabilityGroup
 }
-$usesUm = ($exchangeServer.AdminDisplayVersion.Minor -eq 1) -and ([string] $exchangeServer.ServerRole -match 'UnifiedMessaging|Mailbox') -and
+# `Version 15.1 (Build …)` whether the version arrives as an object or, through Exchange's
+# remote session, as its string.
+$usesUm = ([string] $exchangeServer.AdminDisplayVersion -match '^Version 15\.1 ') -and ([string] $exchangeServer.ServerRole -match 'UnifiedMessaging|Mailbox') -and
     (Get-Service -Name 'MSExchangeUMCR' -ErrorAction SilentlyContinue)
 
 if ($SalveArgs.action -eq 'enter') {

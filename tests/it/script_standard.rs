@@ -17,6 +17,10 @@
 //!    remote session (`Connect-ExchangeServer`, implicit remoting), which runs one pipeline at a
 //!    time, so the inner call fails with "Pipelines cannot be executed concurrently" while the
 //!    outer one streams. Collect first (`$all = @(Get-X)`), then loop.
+//! 5. no `.AdminDisplayVersion.Major` (`.Minor`, `.Build`, `.Revision`): in that remote session
+//!    the version arrives deserialized, as the string `Version 15.1 (Build 2507.6)`, whose
+//!    `.Minor` is `$null` (CSS-Exchange's scripts parse the string). Compare
+//!    `[string] $x.AdminDisplayVersion`, which reads the same in both shells, or read ExSetup.exe.
 
 use std::path::PathBuf;
 
@@ -91,6 +95,18 @@ fn violations(source: &str) -> Vec<String> {
                         "line {line}: a script called under the global $ErrorActionPreference \
                          = 'Stop'; set $ErrorActionPreference in the enclosing function or \
                          & {{ }} block first: {command}"
+                    ));
+                }
+            }
+            "member_access" => {
+                let access = compact(text(node));
+                if ["major", "minor", "build", "revision"]
+                    .iter()
+                    .any(|part| access.ends_with(&format!(".admindisplayversion.{part}")))
+                {
+                    found.push(format!(
+                        "line {line}: AdminDisplayVersion is a string in Exchange's remote \
+                         session; compare [string] $x.AdminDisplayVersion: {access}"
                     ));
                 }
             }
@@ -242,7 +258,9 @@ fn the_rules_find_what_they_forbid() {
          $n = @(Get-Copies | Where-Object {{ @((Get-MailboxDatabase $_).DatabaseCopies).Count -le 1 }})\n"
     );
     let found = violations(&bad);
-    assert_eq!(found.len(), 4, "{found:#?}");
+    let bad = format!("{bad}$um = ($server.AdminDisplayVersion.Minor -eq 1)\n");
+    let found = violations(&bad);
+    assert_eq!(found.len(), 5, "{found:#?}");
     let good = "function Get-List { return @(1, 2) }\n\
                 # return , is fine in a comment; so is 'return , x' in a string\n\
                 function Invoke-Theirs { $ErrorActionPreference = 'Continue'; & $script -x }\n\
@@ -251,7 +269,8 @@ fn the_rules_find_what_they_forbid() {
                 $all = @(Get-MailboxDatabaseCopyStatus -Server x)\n\
                 foreach ($c in $all) { Get-MailboxDatabase $c.DatabaseName }\n\
                 Get-ChildItem | ForEach-Object { Get-MailboxDatabase $_ }\n\
-                Get-ExchangeServer | Select-Object -First 1\n";
+                Get-ExchangeServer | Select-Object -First 1\n\
+                $is2016 = [string] $server.AdminDisplayVersion -match '^Version 15\\.1 '\n";
     assert_eq!(violations(good), Vec::<String>::new());
 }
 
