@@ -100,6 +100,12 @@ impl RunBuilder {
         self
     }
 
+    /// Facts hosts start with (see [`crate::runner::RunOptions::seed_facts`]).
+    pub fn seed_facts(mut self, facts: std::collections::BTreeMap<String, Vars>) -> Self {
+        self.options.seed_facts = facts;
+        self
+    }
+
     /// Where steps that must run once at a time hold their keys, instead of this process.
     pub fn exclusive(mut self, store: Arc<dyn crate::modules::exclusive::Exclusive>) -> Self {
         self.options.exclusive = store;

@@ -56,7 +56,22 @@ async fn resume_async(request: ResumeRequest, console: &dyn Console) -> Result<u
             run.id, intent.host, intent.action
         ));
     }
+    // A server the stopped run left in maintenance keeps what entering recorded, even if its
+    // own copy on the host is gone by now.
+    let entered = journal
+        .module_results(&run.id, "exchange_maintenance")
+        .await
+        .map_err(refused)?;
+    let carried = crate::modules::carried_over_facts(&entered);
+    for host in carried.keys() {
+        console.notice(&format!(
+            "{host} was left in maintenance by run {}; what entering recorded is carried over \
+             from the journal",
+            run.id
+        ));
+    }
     let builder = RunBuilder::new(prepared.input, prepared.extra_vars)
+        .seed_facts(carried)
         .forks(request.forks)
         .reconnect_grace(crate::launch::IN_FLIGHT_GRACE)
         .tags(invocation.tags.clone(), invocation.skip_tags.clone())

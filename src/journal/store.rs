@@ -229,6 +229,33 @@ impl Journal {
         })
     }
 
+    /// The results of `run`'s finished steps that called `module`, as `(host, result)` in the
+    /// order they finished.
+    pub async fn module_results(
+        &self,
+        run: &str,
+        module: &str,
+    ) -> Result<Vec<(String, Value)>, JournalError> {
+        let rows = sqlx::query(
+            "SELECT s.host, s.outcome FROM host_steps s JOIN run_tasks t
+               ON t.run_id = s.run_id AND t.play = s.play AND t.task_index = s.task_index
+             WHERE s.run_id = $1 AND t.module = $2 AND s.state = 'done'
+             ORDER BY s.finished_at, s.host",
+        )
+        .bind(run)
+        .bind(module)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.db_err())?;
+        rows.iter()
+            .map(|r| {
+                let outcome = json(r, "outcome")?.unwrap_or(Value::Null);
+                Ok((r.try_get("host")?, outcome["result"].clone()))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(self.db_err())
+    }
+
     /// Steps of `run` that finished on `host` (done or skipped): a resumed run need not do
     /// them again.
     pub async fn completed_steps(

@@ -14,7 +14,9 @@
 //! Entering first records what the server looked like (components per requester, activation
 //! policy, per-copy `ActivationSuspended`, cluster node, whether it was in maintenance already):
 //! on the host (`C:\salve\maintenance.json`) and as the host fact `exchange_maintenance.record`,
-//! which the journal keeps. A sub-step that fails rolls the steps taken back, last first.
+//! which the journal keeps; `salve resume` gives the stopped run's record back as that fact, so
+//! a server whose own copy was lost meanwhile is still restored exactly. A sub-step that fails
+//! rolls the steps taken back, last first.
 //! On a DAG member still in maintenance, leaving first waits (bounded) for the server's own
 //! copies to catch up — a gate not met leaves it in maintenance, activation still blocked —
 //! then undoes only what maintenance still holds and restores the record (so a second leave
@@ -25,6 +27,8 @@
 //! cannot move: entering keeps them mounted and the plan names the outage.
 //!
 //! `check` reads the facts and says what would change.
+
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -40,6 +44,7 @@ use crate::contract::{
     FactsAnswer, MaintenanceAction, MaintenanceAnswer, MaintenanceRecord, MaintenanceRequest,
     ScriptId,
 };
+use crate::model::Vars;
 
 /// The host fact holding what entering maintenance recorded.
 pub const FACT: &str = "exchange_maintenance";
@@ -199,6 +204,23 @@ fn describe(r: &MaintenanceRecord) -> String {
     parts.join(" and ")
 }
 
+/// The maintenance facts a resumed run starts with, from the stopped run's finished
+/// `exchange_maintenance` steps (`(host, result)` in order, from the journal): for each host
+/// whose last such step entered maintenance, what entering recorded.
+pub fn carried_over_facts(results: &[(String, Value)]) -> BTreeMap<String, Vars> {
+    let mut last: BTreeMap<String, &Value> = BTreeMap::new();
+    for (host, result) in results {
+        last.insert(host.clone(), result);
+    }
+    last.into_iter()
+        .filter(|(_, r)| r["state"] == "enter" && r["record"].is_object())
+        .map(|(host, r)| {
+            let fact = json!({"record": r["record"]});
+            (host, [(FACT.to_string(), fact)].into_iter().collect())
+        })
+        .collect()
+}
+
 /// What entering recorded, from the host fact (the journal's copy).
 fn record(vars: &crate::template::Context) -> Option<MaintenanceRecord> {
     serde_json::from_value(vars[FACT]["record"].clone()).ok()
@@ -250,7 +272,19 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     };
     let reply =
         shipped::call::<MaintenanceAnswer>(ctx, ScriptId::ExchangeMaintenance, &request).await?;
-    let a = reply.answer;
+    let mut a = reply.answer;
+    // Resumed after the controller died in maintenance, on a server whose own record is gone
+    // (C:\salve cleaned up): it now looks "in maintenance before salve", but the journal of
+    // the stopped run holds what entering recorded. Keep that, so leave restores the server.
+    let from_journal = match (args.state, &a.record, record(ctx.vars)) {
+        (State::Enter, Some(now), Some(before))
+            if now.already_in_maintenance && !before.already_in_maintenance =>
+        {
+            a.record = Some(before);
+            true
+        }
+        _ => false,
+    };
     let mut problems = Vec::new();
     if !a.success {
         problems.push(
@@ -269,6 +303,12 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
             );
             if !a.outage_databases.is_empty() {
                 m.push_str(&format!("; {}", outage_text(&a.outage_databases)));
+            }
+            if from_journal {
+                m.push_str(
+                    "; the server's own record of entering is gone: the journal's record from \
+                     the run that put it into maintenance is kept, so leaving restores that",
+                );
             }
             m
         }
@@ -307,6 +347,14 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     if let Value::Object(map) = answer {
         outcome.data.extend(map);
     }
+    // Which way this step went, for the journal's readers (`salve resume`).
+    outcome.data.insert(
+        "state".into(),
+        json!(match args.state {
+            State::Enter => "enter",
+            State::Leave => "leave",
+        }),
+    );
     Ok(outcome)
 }
 

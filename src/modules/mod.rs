@@ -55,6 +55,7 @@ use crate::transport::{OutputChunk, Transport, TransportError};
 
 pub use ansible_names::{Resolved, resolve};
 pub use args::{ArgProblem, Num};
+pub use exchange_maintenance::carried_over_facts;
 pub use probe::{Probe, ProbeLink, ProbeRequest};
 pub use spec::{
     Action, Counting, Effect, Estimate, Foresight, ModuleSpec, Pair, PairKind, Provides, Reason,

@@ -72,6 +72,9 @@ pub struct RunOptions {
     /// Where steps that must run once at a time hold their keys: this process's own by
     /// default; a queue runner's are the queue database's, shared with every runner.
     pub exclusive: Arc<dyn Exclusive>,
+    /// Facts hosts start with, by host: what a resumed run carries over from the stopped one
+    /// (the maintenance record of a server it left in maintenance).
+    pub seed_facts: BTreeMap<String, Vars>,
 }
 
 impl Default for RunOptions {
@@ -90,6 +93,7 @@ impl Default for RunOptions {
             intents: None,
             reconnect_grace: Duration::ZERO,
             exclusive: Arc::new(InProcess::default()),
+            seed_facts: BTreeMap::new(),
         }
     }
 }
@@ -223,6 +227,9 @@ pub async fn run(
     });
     let watcher = tokio::spawn(announce_interrupts(Arc::clone(&env)));
     let facts = FactStore::default();
+    for (host, seeded) in &env.options.seed_facts {
+        facts.merge(host, seeded.clone());
+    }
     if input.playbook.plays.iter().any(|p| p.gather_facts) {
         env.emit(Event::Warning {
             message: "gather_facts: salve gathers no facts by itself; the `exchange_facts` task reads what salve needs".into(),

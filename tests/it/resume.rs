@@ -160,3 +160,95 @@ async fn a_killed_run_resumes_and_installs_everything_exactly_once() {
         );
     }
 }
+
+const HELD: &str = "\
+- hosts: all
+  tasks:
+    - name: Enter maintenance mode
+      exchange_maintenance: {state: enter}
+    - name: Hold
+      pause: {seconds: 10}
+    - name: Leave maintenance mode
+      exchange_maintenance: {state: leave}
+";
+
+/// The controller dies while a server is in maintenance, and by the time of `salve resume` the
+/// server's own record of entering (C:\salve\maintenance.json) is gone. The resumed run's
+/// enter sees a server "already in maintenance before salve"; the journal's record of the
+/// stopped run's entry is what leave restores, so the server comes out of maintenance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_restores_maintenance_from_the_journal_when_the_host_lost_its_record() {
+    let lab = Lab::start(
+        189,
+        "seed: 3\ntime_scale: 600\ntenants:\n  - name: t\n    hosts: 1\n    builds: [15.2.792.3]\n",
+    )
+    .await;
+    let inv = lab.inventory().write();
+    let state = inv.parent().unwrap().join("state");
+    let playbook = lab.write("held.yml", HELD);
+    let args = [
+        "run",
+        playbook.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+        "--json",
+    ];
+    let mut child = salve(&state, &args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    while !lab
+        .fleet
+        .log()
+        .entries()
+        .iter()
+        .any(|e| matches!(e.event, LabEvent::MaintenanceEntered { .. }))
+    {
+        assert!(started.elapsed() < Duration::from_secs(60), "never entered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the step's end reach the journal, then kill the controller during the pause.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    let idx = lab.fleet.core().index("t-ex01").unwrap();
+    assert!(
+        !lab.fleet
+            .state("t-ex01")
+            .unwrap()
+            .inactive_components()
+            .is_empty()
+    );
+    // Someone cleaned up C:\salve meanwhile.
+    lab.fleet.core().with_host(idx, |s| s.ha.record = None);
+
+    let out = salve(&state, &["runs", "list", "--json"])
+        .output()
+        .await
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run_id = runs[0]["id"].as_str().unwrap().to_string();
+    let out = salve(&state, &["resume", &run_id, "--json"])
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{err}{stdout}");
+    let after = lab.fleet.state("t-ex01").unwrap();
+    assert!(
+        after.inactive_components().is_empty(),
+        "still in maintenance: {:?}\n{stdout}",
+        after.inactive_components()
+    );
+    assert!(
+        err.contains("t-ex01 was left in maintenance by run") && err.contains("carried over"),
+        "{err}"
+    );
+    assert!(
+        stdout.contains("the server's own record of entering is gone"),
+        "{stdout}"
+    );
+}
