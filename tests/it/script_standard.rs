@@ -257,7 +257,6 @@ fn the_rules_find_what_they_forbid() {
         "{bad}function Get-Copies {{ Get-MailboxDatabaseCopyStatus -Server x }}\n\
          $n = @(Get-Copies | Where-Object {{ @((Get-MailboxDatabase $_).DatabaseCopies).Count -le 1 }})\n"
     );
-    let found = violations(&bad);
     let bad = format!("{bad}$um = ($server.AdminDisplayVersion.Minor -eq 1)\n");
     let found = violations(&bad);
     assert_eq!(found.len(), 5, "{found:#?}");
