@@ -28,13 +28,17 @@ fn salve(state: &std::path::Path, args: &[&str]) -> tokio::process::Command {
     cmd
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_run_resumes_and_installs_everything_exactly_once() {
-    let lab = Lab::start(40, FLEET).await;
-    let inv = lab.inventory().write();
-    let state = inv.parent().unwrap().join("state");
-    let playbook =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/proxylogon.yml");
+/// Start `salve run --json` on `playbook` in the journal at `state`, and kill it (SIGKILL) once
+/// the lab's log shows `what` (`seen`), `settle` later.
+async fn kill_run_once(
+    lab: &Lab,
+    state: &std::path::Path,
+    playbook: &std::path::Path,
+    inv: &std::path::Path,
+    what: &str,
+    seen: impl Fn(&LabEvent) -> bool,
+    settle: Duration,
+) {
     let args = [
         "run",
         playbook.to_str().unwrap(),
@@ -42,31 +46,42 @@ async fn a_killed_run_resumes_and_installs_everything_exactly_once() {
         inv.to_str().unwrap(),
         "--json",
     ];
-    let mut child = salve(&state, &args)
+    let mut child = salve(state, &args)
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-
-    // Kill it as soon as the first update is being installed somewhere.
     let started = tokio::time::Instant::now();
-    loop {
-        let installing = lab
-            .fleet
-            .log()
-            .entries()
-            .iter()
-            .any(|e| matches!(e.event, LabEvent::InstallStarted { .. }));
-        if installing {
-            break;
-        }
+    while !lab.fleet.log().entries().iter().any(|e| seen(&e.event)) {
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "no install started"
+            "never saw {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    tokio::time::sleep(settle).await;
     child.start_kill().unwrap();
     let _ = child.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_resumes_and_installs_everything_exactly_once() {
+    let lab = Lab::start(40, FLEET).await;
+    let inv = lab.inventory().write();
+    let state = inv.parent().unwrap().join("state");
+    let playbook =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/proxylogon.yml");
+    // Kill it as soon as the first update is being installed somewhere.
+    kill_run_once(
+        &lab,
+        &state,
+        &playbook,
+        &inv,
+        "an install start",
+        |e| matches!(e, LabEvent::InstallStarted { .. }),
+        Duration::ZERO,
+    )
+    .await;
 
     let out = salve(&state, &["runs", "list", "--json"])
         .output()
@@ -186,33 +201,17 @@ async fn a_resumed_run_restores_maintenance_from_the_journal_when_the_host_lost_
     let inv = lab.inventory().write();
     let state = inv.parent().unwrap().join("state");
     let playbook = lab.write("held.yml", HELD);
-    let args = [
-        "run",
-        playbook.to_str().unwrap(),
-        "-i",
-        inv.to_str().unwrap(),
-        "--json",
-    ];
-    let mut child = salve(&state, &args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = tokio::time::Instant::now();
-    while !lab
-        .fleet
-        .log()
-        .entries()
-        .iter()
-        .any(|e| matches!(e.event, LabEvent::MaintenanceEntered { .. }))
-    {
-        assert!(started.elapsed() < Duration::from_secs(60), "never entered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Let the step's end reach the journal, then kill the controller during the pause.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    child.start_kill().unwrap();
-    let _ = child.wait().await;
+    // Kill the controller during the pause, once the entry has reached the journal.
+    kill_run_once(
+        &lab,
+        &state,
+        &playbook,
+        &inv,
+        "maintenance entered",
+        |e| matches!(e, LabEvent::MaintenanceEntered { .. }),
+        Duration::from_secs(2),
+    )
+    .await;
     let idx = lab.fleet.core().index("t-ex01").unwrap();
     assert!(
         !lab.fleet

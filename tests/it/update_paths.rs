@@ -226,6 +226,22 @@ fn the_lab_knows_an_installer_by_the_facts_scripts_patterns() {
     assert_eq!(shipped, salve_lab::scripts::INSTALLER_PATTERNS);
 }
 
+/// The hosts on which Setup /PrepareAD started, in the lab log's order.
+fn preparations(log: &[salve_lab::log::LogEntry]) -> Vec<&str> {
+    log.iter()
+        .filter(|e| {
+            matches!(
+                e.event,
+                LabEvent::InstallStarted {
+                    update: UpdateKind::PrepareAd,
+                    ..
+                }
+            )
+        })
+        .map(|e| e.host.as_str())
+        .collect()
+}
+
 /// Three 2019 CU8 servers in one forest that was last prepared by 2019 CU8 (schema 17002,
 /// organisation 16756): CU15 needs 17003 / 16763.
 const FOREST_BEHIND: &str = "\
@@ -260,18 +276,7 @@ async fn ad_preparation_runs_once_for_a_forest_of_several_servers() {
     let (code, _, all) = salve_run(&pb, &inv, &[]).await;
     assert_eq!(code, 0, "{all}");
     let log = lab.fleet.log().entries();
-    let runs = log
-        .iter()
-        .filter(|e| {
-            matches!(
-                e.event,
-                LabEvent::InstallStarted {
-                    update: UpdateKind::PrepareAd,
-                    ..
-                }
-            )
-        })
-        .count();
+    let runs = preparations(&log).len();
     assert_eq!(runs, 1, "Setup /PrepareAD ran once: {all}");
     let prepared: Vec<usize> = log
         .iter()
@@ -411,19 +416,7 @@ async fn ad_preparation_runs_once_for_a_forest_across_queue_runners() {
     assert_eq!(code, 0, "{all}");
 
     let log = lab.fleet.log().entries();
-    let preparing: Vec<&str> = log
-        .iter()
-        .filter(|e| {
-            matches!(
-                e.event,
-                LabEvent::InstallStarted {
-                    update: UpdateKind::PrepareAd,
-                    ..
-                }
-            )
-        })
-        .map(|e| e.host.as_str())
-        .collect();
+    let preparing = preparations(&log);
     assert_eq!(
         preparing.len(),
         1,
