@@ -9,7 +9,10 @@
 # UTF-8 as it is written; the task's last result is the script's exit code. With become_user
 # the task logs on with that account's password (a logon with network credentials: shares and
 # Active Directory are reachable, unlike in a WinRM network logon); without, it runs as SYSTEM.
-# A running task is never stopped or removed by this script.
+# A running task is never stopped or removed by this script. The task runs at priority 4, as an
+# interactive process would: Task Scheduler's default, 7, starts it below normal CPU priority
+# with very low I/O and low memory priority (TaskSettings.Priority), which would stretch an
+# hour of Setup inside the maintenance window.
 
 $taskPath = '\salve\'
 $job = [string] $SalveArgs.job
@@ -54,7 +57,7 @@ exit $code
         [IO.File]::WriteAllText((Join-Path $dir 'run.ps1'), $runner, (New-Object System.Text.UTF8Encoding $true))
         $exe = Join-Path $env:SystemRoot 'System32\WindowsPowerShell\v1.0\powershell.exe'
         $action = New-ScheduledTaskAction -Execute $exe -Argument ('-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "{0}"' -f (Join-Path $dir 'run.ps1'))
-        $settings = New-ScheduledTaskSettingsSet -ExecutionTimeLimit ([TimeSpan]::Zero) -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries -MultipleInstances IgnoreNew
+        $settings = New-ScheduledTaskSettingsSet -ExecutionTimeLimit ([TimeSpan]::Zero) -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries -MultipleInstances IgnoreNew -Priority 4
         if ($SalveArgs.become_user) {
             $null = Register-ScheduledTask -TaskPath $taskPath -TaskName $job -Action $action -Settings $settings -User ([string] $SalveArgs.become_user) -Password ([string] $SalveArgs.become_password) -RunLevel Highest
             $answer.run_as = [string] $SalveArgs.become_user

@@ -380,3 +380,18 @@ async fn a_tasks_become_chooses_the_account_of_its_detached_steps() {
         "{all}"
     );
 }
+
+/// A detached step runs at normal priority: Task Scheduler's default (7) would start Setup
+/// below normal CPU priority with very low I/O priority (TaskSettings.Priority).
+#[test]
+fn detached_tasks_are_registered_at_normal_priority() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/job_control.ps1"),
+    )
+    .unwrap();
+    let settings = text
+        .lines()
+        .find(|l| l.contains("New-ScheduledTaskSettingsSet"))
+        .expect("job_control registers its task with a settings set");
+    assert!(settings.contains("-Priority 4"), "{settings}");
+}
