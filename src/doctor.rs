@@ -172,7 +172,13 @@ pub fn sources_check(
     rewrite_msi: Option<&serde_json::Value>,
     run_as: Option<&RunAs>,
 ) -> Option<Check> {
-    let unc = |v: &serde_json::Value| v.get("unc").and_then(|u| u.as_str()).map(str::to_owned);
+    let unc = |v: &serde_json::Value| {
+        ["unc", "url"]
+            .iter()
+            .filter_map(|k| v.get(*k).and_then(|u| u.as_str()))
+            .find(|l| crate::share::on_share(l))
+            .map(str::to_owned)
+    };
     if let Some(share) = rewrite_msi.and_then(unc) {
         return Some(fail(
             "sources",

@@ -35,4 +35,4 @@ pub mod transport;
 
 // Shared with the lab through the contract crate; re-exported so `crate::diag` etc. read as
 // before.
-pub use salve_contract::{contract, diag, exit};
+pub use salve_contract::{contract, diag, exit, share};

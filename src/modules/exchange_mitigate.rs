@@ -302,7 +302,7 @@ fn present(seen: &Seen, named: Option<&[&'static Mitigation]>, req: &MitigateReq
     let (change, refusal) = match (&seen.facts.url_rewrite, &req.rewrite_msi_source) {
         (Some(_), _) => (Some(rules), None),
         // The install runs in the WinRM session: its network logon cannot read a share.
-        (None, Some(src)) if src.starts_with("\\\\") => (
+        (None, Some(src)) if crate::share::on_share(src) => (
             None,
             Some(format!(
                 "the IIS URL Rewrite module is not installed and rewrite_msi is on a file share \

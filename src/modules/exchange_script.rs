@@ -307,7 +307,7 @@ impl PackageSource {
         match (&self.url, &self.unc) {
             (Some(u), None) if u.starts_with("https://") || u.starts_with("http://") => Ok(u),
             (Some(u), None) => Err(SourceError::Url(u.clone())),
-            (None, Some(p)) if p.starts_with("\\\\") => Ok(p),
+            (None, Some(p)) if crate::share::on_share(p) => Ok(p),
             (None, Some(p)) => Err(SourceError::Unc(p.clone())),
             _ => Err(SourceError::NotOneLocation),
         }

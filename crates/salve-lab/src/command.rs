@@ -55,7 +55,7 @@ impl Out {
     /// (`\\server\share\...`) needs network credentials, or Windows answers "Access is denied"
     /// (the double hop).
     pub fn read_file(&self, path: &str) -> Result<(), String> {
-        if path.starts_with("\\\\") && !self.network_credentials {
+        if salve_contract::share::on_share(path) && !self.network_credentials {
             return Err(format!(
                 "Copy-Item : Access to the path '{path}' is denied. (this logon has no \
                  credentials for another machine: the double hop)"

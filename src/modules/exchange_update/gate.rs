@@ -233,7 +233,7 @@ pub(super) fn gate(
             return Err((Refusal::NoChecksum { key }, findings));
         }
     };
-    if location.starts_with("\\\\") && !args.network_credentials {
+    if crate::share::on_share(&location) && !args.network_credentials {
         let key = keys[0].clone();
         return Err((Refusal::DoubleHop { key, location }, findings));
     }
