@@ -53,13 +53,40 @@ function Get-SalveInstalledBuild([string] $InstallPath) {
     return [version] ('{0}.{1}.{2}.{3}' -f $v.FileMajorPart, $v.FileMinorPart, $v.FileBuildPart, $v.FilePrivatePart)
 }
 
+# A package source's own share account (its username and password): job_control left it in
+# share.cred beside this script, the password DPAPI-protected for this machine. It is read once,
+# deleted at once, and used to connect to the share with New-PSDrive -Credential, so the copy
+# authenticates as that account whichever account this task runs as. Returns the path to read
+# the package from: through that drive, or the source itself when no account was given.
+function Connect-SalveShare([string] $Source) {
+    $credFile = Join-Path $PSScriptRoot 'share.cred'
+    if (-not (Test-Path -LiteralPath $credFile)) { return $Source }
+    $stored = [IO.File]::ReadAllText($credFile) | ConvertFrom-Json
+    Remove-Item -LiteralPath $credFile -Force
+    Add-Type -AssemblyName System.Security
+    $plain = [Security.Cryptography.ProtectedData]::Unprotect([Convert]::FromBase64String([string] $stored.password), $null, [Security.Cryptography.DataProtectionScope]::LocalMachine)
+    $secure = New-Object System.Security.SecureString
+    foreach ($ch in [Text.Encoding]::UTF8.GetString($plain).ToCharArray()) { $secure.AppendChar($ch) }
+    [Array]::Clear($plain, 0, $plain.Length)
+    $credential = New-Object System.Management.Automation.PSCredential ([string] $stored.user, $secure)
+    $share = [string] $stored.share
+    if (-not $Source.StartsWith($share + '\', [StringComparison]::OrdinalIgnoreCase)) {
+        throw "the share account given is for $share, and the package is at $Source"
+    }
+    Write-Host "Connecting to $share as $($stored.user)"
+    $null = New-PSDrive -Name 'SalvePackages' -PSProvider FileSystem -Root $share -Credential $credential -ErrorAction Stop
+    return ('SalvePackages:' + $Source.Substring($share.Length))
+}
+
 # Fetch a package onto this host (UNC copy or HTTP(S) download) and check its SHA-256.
 # Progress goes to the host (Write-Host): the function's output is the local path.
 function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName) {
     $dir = Join-Path $env:SystemDrive 'salve\updates'
     New-Item -ItemType Directory -Path $dir -Force | Out-Null
     $target = Join-Path $dir $FileName
-    Assert-SalveRoomFor $Source $target
+    $readFrom = $Source
+    if ($Source -match '^\\\\') { $readFrom = Connect-SalveShare $Source }
+    Assert-SalveRoomFor $Source $target $readFrom
     if ($Source -match '^https?://') {
         [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
         Write-Host "Downloading $Source"
@@ -67,7 +94,7 @@ function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName
         Invoke-WebRequest -Uri $Source -OutFile $target -UseBasicParsing @web
     } elseif ($Source -match '^\\\\') {
         Write-Host "Copying $Source"
-        Copy-Item -LiteralPath $Source -Destination $target -Force
+        Copy-Item -LiteralPath $readFrom -Destination $target -Force
     } else {
         throw "source '$Source' is neither an http(s):// URL nor a \\server\share UNC path"
     }
@@ -97,7 +124,7 @@ function Get-SalveWebArgs {
     }
     return $web
 }
-function Assert-SalveRoomFor([string] $Source, [string] $Target) {
+function Assert-SalveRoomFor([string] $Source, [string] $Target, [string] $ReadFrom) {
     $size = $null
     if ($Source -match '^https?://') {
         try {
@@ -108,7 +135,7 @@ function Assert-SalveRoomFor([string] $Source, [string] $Target) {
             Write-Host "The size of $Source is not known before the download ($($_.Exception.Message)); free space is checked as it goes"
         }
     } elseif ($Source -match '^\\\\') {
-        $size = (Get-Item -LiteralPath $Source).Length
+        $size = (Get-Item -LiteralPath $ReadFrom).Length
     }
     if (-not $size) { return }
     $letter = Split-Path -Qualifier $Target

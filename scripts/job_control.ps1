@@ -10,6 +10,11 @@
 # the task logs on with that account's password (a logon with network credentials: shares and
 # Active Directory are reachable, unlike in a WinRM network logon); without, it runs as SYSTEM.
 # A running task is never stopped or removed by this script.
+# With share_credential (a package source's own share account), the account and password are
+# left for the step in share.cred in the job's folder: never on a command line or in a log. The
+# password is encrypted with DPAPI in the machine's scope (useless on another machine), the file
+# is created with an ACL admitting only SYSTEM, Administrators and the task's account before
+# anything is written to it, and the step deletes it as soon as it has read it.
 
 $taskPath = '\salve\'
 $job = [string] $SalveArgs.job
@@ -52,6 +57,27 @@ try {
 exit $code
 '@
         [IO.File]::WriteAllText((Join-Path $dir 'run.ps1'), $runner, (New-Object System.Text.UTF8Encoding $true))
+        if ($SalveArgs.share_credential) {
+            $c = $SalveArgs.share_credential
+            $credFile = Join-Path $dir 'share.cred'
+            [IO.File]::WriteAllText($credFile, '', $utf8)
+            $acl = New-Object System.Security.AccessControl.FileSecurity
+            $acl.SetAccessRuleProtection($true, $false)
+            $readers = @(
+                (New-Object System.Security.Principal.SecurityIdentifier 'S-1-5-18'),
+                (New-Object System.Security.Principal.SecurityIdentifier 'S-1-5-32-544')
+            )
+            if ($SalveArgs.become_user) { $readers += New-Object System.Security.Principal.NTAccount ([string] $SalveArgs.become_user) }
+            foreach ($who in $readers) {
+                $acl.AddAccessRule((New-Object System.Security.AccessControl.FileSystemAccessRule($who, 'FullControl', 'Allow')))
+            }
+            Set-Acl -LiteralPath $credFile -AclObject $acl
+            Add-Type -AssemblyName System.Security
+            $sealed = [Security.Cryptography.ProtectedData]::Protect($utf8.GetBytes([string] $c.password), $null, [Security.Cryptography.DataProtectionScope]::LocalMachine)
+            $stored = [ordered]@{ share = [string] $c.share; user = [string] $c.user; password = [Convert]::ToBase64String($sealed) }
+            # WriteAllText truncates the existing file and keeps its ACL.
+            [IO.File]::WriteAllText($credFile, (ConvertTo-Json -InputObject $stored -Compress), $utf8)
+        }
         $exe = Join-Path $env:SystemRoot 'System32\WindowsPowerShell\v1.0\powershell.exe'
         $action = New-ScheduledTaskAction -Execute $exe -Argument ('-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "{0}"' -f (Join-Path $dir 'run.ps1'))
         $settings = New-ScheduledTaskSettingsSet -ExecutionTimeLimit ([TimeSpan]::Zero) -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries -MultipleInstances IgnoreNew

@@ -165,8 +165,9 @@ pub async fn diagnose(spec: &ConnectionSpec, connector: Arc<dyn Connector>) -> D
 /// Where the host's packages come from, as its inventory says (`salve_update_sources`,
 /// `salve_rewrite_msi`), against who will read them. A share is out of reach of the WinRM or SSH
 /// logon itself (a network logon holds no credentials for a second machine: the double hop);
-/// salve's detached steps read it as the `become` account, or as SYSTEM (the server's computer
-/// account) without one. `None` when no package is on a share.
+/// salve's detached steps read it as the source's own share account (`username`/`password`), else
+/// as the `become` account, or as SYSTEM (the server's computer account) without one. `None`
+/// when no package is on a share.
 pub fn sources_check(
     update_sources: Option<&serde_json::Value>,
     rewrite_msi: Option<&serde_json::Value>,
@@ -189,11 +190,36 @@ pub fn sources_check(
             "give salve_rewrite_msi as a url: the server can download",
         ));
     }
-    let shares: Vec<String> = update_sources
+    let on_shares: Vec<&serde_json::Value> = update_sources
         .and_then(|s| s.as_object())
-        .map(|m| m.values().filter_map(unc).collect())
+        .map(|m| m.values().filter(|v| unc(v).is_some()).collect())
         .unwrap_or_default();
-    let first = shares.first()?;
+    // A source with its own share account is read as that account, whoever runs the step.
+    let (own, shares): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = on_shares
+        .into_iter()
+        .partition(|v| v.get("username").and_then(|u| u.as_str()).is_some());
+    let own_accounts = || {
+        let mut names: Vec<&str> = own
+            .iter()
+            .filter_map(|v| v.get("username").and_then(|u| u.as_str()))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names.join(", ")
+    };
+    let Some(first) = shares.first().and_then(|v| unc(v)) else {
+        return (!own.is_empty()).then(|| {
+            pass(
+                "sources",
+                format!(
+                    "{} package source(s) on file shares, read with their own share account \
+                     ({}) inside salve's detached steps",
+                    own.len(),
+                    own_accounts()
+                ),
+            )
+        });
+    };
     let what = match shares.len() {
         1 => format!("1 package source is on a file share ({first})"),
         n => format!("{n} package sources are on file shares (first: {first})"),
@@ -213,7 +239,8 @@ pub fn sources_check(
                  double hop), and the detached steps would run as SYSTEM, whose computer account \
                  the share must then grant read access"
             ),
-            "set ansible_become_user and ansible_become_password (become_method runas) to an \
+            "give each share source the share's username and password (a secret reference), or \
+             set ansible_become_user and ansible_become_password (become_method runas) to an \
              account that can read the share, or give the sources as url:",
         ),
     })
@@ -545,4 +572,34 @@ pub fn render(diagnoses: &[Diagnosis]) -> String {
     let healthy = diagnoses.iter().filter(|d| d.healthy()).count();
     out.push_str(&format!("\n{healthy} of {} hosts ready\n", diagnoses.len()));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_source_with_its_own_account_needs_no_become_account() {
+        let sha = "ab".repeat(32);
+        let own = serde_json::json!({
+            "KB5000871": {"unc": "\\\\fs01\\patches\\KB5000871.msp", "sha256": sha,
+                          "username": "LAB\\svc-pkgread", "password": "env:SHARE_PW"},
+        });
+        let check = sources_check(Some(&own), None, None).unwrap();
+        assert!(check.ok, "{check:?}");
+        assert!(check.detail.contains("LAB\\svc-pkgread"), "{check:?}");
+        let mut mixed = own.clone();
+        mixed["KB5003435"] =
+            serde_json::json!({"unc": "\\\\fs01\\exchange\\KB5003435.msp", "sha256": sha});
+        let check = sources_check(Some(&mixed), None, None).unwrap();
+        assert!(!check.ok, "{check:?}");
+        assert!(check.detail.contains("KB5003435.msp"), "{check:?}");
+        assert!(
+            check
+                .fix
+                .unwrap()
+                .contains("the share's username and password"),
+            "the fix names share accounts"
+        );
+    }
 }

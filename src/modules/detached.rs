@@ -20,11 +20,11 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::exchange_script::{self as shipped, Fail, Reply};
+use super::exchange_script::{self as shipped, Fail, Reply, ShareAccount};
 use super::{HostCtx, ModuleError, ProbeLink};
 use crate::contract::{
     JobAction, JobControlAnswer, JobControlRequest, JobPollAnswer, JobPollRequest, JobState,
-    ReadOnlyId, ScriptId,
+    ReadOnlyId, ScriptId, ShareCredential,
 };
 use crate::script::RESULT_MARKER;
 use crate::transport::{OutputChunk, ScriptOutput, TransportError};
@@ -61,6 +61,46 @@ pub async fn run<T: DeserializeOwned>(
     id: ScriptId,
     request: &impl Serialize,
 ) -> Result<Reply<T>, Fail> {
+    start_and_attach(ctx, id, request, None).await
+}
+
+/// [`run`], the step connecting to its package's share as `share` (a source's `username` and
+/// `password`) rather than as the account it runs as. The password is resolved here and goes
+/// to the host inside the encrypted session as the task's start request, never in the
+/// script, a log or an answer (see `job_control.ps1` for how the host keeps it).
+pub async fn run_with_share<T: DeserializeOwned>(
+    ctx: &HostCtx<'_>,
+    id: ScriptId,
+    request: &impl Serialize,
+    share: &ShareAccount,
+) -> Result<Reply<T>, Fail> {
+    start_and_attach(ctx, id, request, Some(share)).await
+}
+
+async fn start_and_attach<T: DeserializeOwned>(
+    ctx: &HostCtx<'_>,
+    id: ScriptId,
+    request: &impl Serialize,
+    share: Option<&ShareAccount>,
+) -> Result<Reply<T>, Fail> {
+    let share_credential = match share {
+        None => None,
+        Some(account) => Some(ShareCredential {
+            share: account.share.clone(),
+            user: account.user.clone(),
+            password: account
+                .password
+                .resolve()
+                .map_err(|e| {
+                    Fail::Module(ModuleError::Args(format!(
+                        "sources: password of {} for {}: {e}",
+                        account.user, account.share
+                    )))
+                })?
+                .expose()
+                .to_string(),
+        }),
+    };
     let job = new_job_id(id);
     let text = shipped::shipped(id, request)?.render();
     let (become_user, become_password) = match ctx.run_as {
@@ -85,6 +125,7 @@ pub async fn run<T: DeserializeOwned>(
         script: Some(base64::engine::general_purpose::STANDARD.encode(text)),
         become_user,
         become_password,
+        share_credential,
     };
     let started: Reply<JobControlAnswer> = shipped::call_within(
         ctx,
@@ -214,6 +255,7 @@ async fn remove(ctx: &HostCtx<'_>, job: &str) {
         script: None,
         become_user: None,
         become_password: None,
+        share_credential: None,
     };
     let removed: Result<Reply<JobControlAnswer>, Fail> = shipped::call_within(
         ctx,

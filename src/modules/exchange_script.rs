@@ -259,7 +259,9 @@ impl<T> Rendered<T> {
 
 /// Where a package comes from: exactly one of `url` (http/https) or `unc` (`\\server\share\...`),
 /// pulled by the host itself, and its SHA-256; with `url`, optionally the `proxy` the host
-/// downloads through (authenticating as the account the step runs as).
+/// downloads through (authenticating as the account the step runs as); with `unc`, optionally
+/// the `username` and `password` (a secret reference) the step connects to the share as
+/// (Ansible's `win_package` names them so), instead of the account the step runs as.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackageSource {
@@ -271,6 +273,19 @@ pub struct PackageSource {
     pub sha256: Option<String>,
     #[serde(default)]
     pub proxy: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// The account a step connects to a package's share as, and where its password comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareAccount {
+    /// `\\server\share`.
+    pub share: String,
+    pub user: String,
+    pub password: crate::secret::SecretRef,
 }
 
 /// What is wrong with a [`PackageSource`].
@@ -288,6 +303,11 @@ pub enum SourceError {
     NoChecksum,
     #[error("proxy `{0}` must be an http:// or https:// URL, and goes with `url` only")]
     Proxy(String),
+    #[error(
+        "username and password go together, and with `unc` only: they are the account the \
+         step connects to the share as (password: a secret reference such as env:NAME)"
+    )]
+    ShareAccount,
 }
 
 impl PackageSource {
@@ -299,6 +319,26 @@ impl PackageSource {
                 Ok(Some(p))
             }
             (Some(p), _) => Err(SourceError::Proxy(p.clone())),
+        }
+    }
+
+    /// The account the step connects to the `unc` share as, when the source names one.
+    pub fn share_account(&self) -> Result<Option<ShareAccount>, SourceError> {
+        match (&self.username, &self.password) {
+            (None, None) => Ok(None),
+            (Some(user), Some(password)) => {
+                let share = self
+                    .unc
+                    .as_deref()
+                    .and_then(crate::share::share_root)
+                    .ok_or(SourceError::ShareAccount)?;
+                Ok(Some(ShareAccount {
+                    share: share.to_string(),
+                    user: user.clone(),
+                    password: crate::secret::SecretRef::parse(password),
+                }))
+            }
+            _ => Err(SourceError::ShareAccount),
         }
     }
 
@@ -595,6 +635,8 @@ mod tests {
             unc: unc.map(Into::into),
             sha256: None,
             proxy: Some(proxy.into()),
+            username: None,
+            password: None,
         };
         let web = s(
             Some("https://x/a.iso"),
@@ -621,6 +663,8 @@ mod tests {
             unc: unc.map(Into::into),
             sha256: None,
             proxy: None,
+            username: None,
+            password: None,
         };
         assert_eq!(
             s(Some("https://x/a.msp"), None).location(),
@@ -639,6 +683,44 @@ mod tests {
             ..s(None, None)
         };
         assert_eq!(upper.checksum(true), Ok(Some("ab".repeat(32))));
+    }
+
+    #[test]
+    fn a_share_account_goes_with_a_unc_source_and_needs_both_names() {
+        let s = |url: Option<&str>, unc: Option<&str>, user: Option<&str>, pw: Option<&str>| {
+            PackageSource {
+                url: url.map(Into::into),
+                unc: unc.map(Into::into),
+                sha256: None,
+                proxy: None,
+                username: user.map(Into::into),
+                password: pw.map(Into::into),
+            }
+        };
+        let unc = Some(r"\\fs01\patches\CU15\x.iso");
+        assert_eq!(s(None, unc, None, None).share_account(), Ok(None));
+        let account = s(None, unc, Some(r"LAB\svc"), Some("env:SHARE_PW"))
+            .share_account()
+            .unwrap()
+            .unwrap();
+        assert_eq!(account.share, r"\\fs01\patches");
+        assert_eq!(account.user, r"LAB\svc");
+        assert_eq!(
+            account.password,
+            crate::secret::SecretRef::parse("env:SHARE_PW")
+        );
+        for bad in [
+            s(None, unc, Some(r"LAB\svc"), None),
+            s(None, unc, None, Some("env:X")),
+            s(
+                Some("https://x/a.iso"),
+                None,
+                Some(r"LAB\svc"),
+                Some("env:X"),
+            ),
+        ] {
+            assert_eq!(bad.share_account(), Err(SourceError::ShareAccount));
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::super::Num;
-use super::super::exchange_script::{PackageSource, Rendered};
+use super::super::exchange_script::{PackageSource, Rendered, ShareAccount};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +100,19 @@ impl TryFrom<RawArgs> for Args {
             walk: raw.walk,
             poll_interval: raw.poll_interval,
         })
+    }
+}
+
+impl Args {
+    /// The share account of the source the host fetches `location` from, if it names one.
+    pub(super) fn share_account(&self, location: &str) -> Option<ShareAccount> {
+        let Some(Rendered::Value(sources)) = &self.sources else {
+            return None;
+        };
+        sources
+            .values()
+            .find(|s| s.location() == Ok(location))
+            .and_then(|s| s.share_account().ok().flatten())
     }
 }
 

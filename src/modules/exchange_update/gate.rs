@@ -71,7 +71,8 @@ pub enum Refusal {
     #[error(
         "sources[{key}]: {location} is on a file share, and the update would run as SYSTEM, \
          which holds no credentials for it (a WinRM or SSH logon cannot pass its own on: the \
-         double hop); set ansible_become_user and ansible_become_password to an account that \
+         double hop); give the source the share's username and password (a secret \
+         reference), or set ansible_become_user and ansible_become_password to an account that \
          can read the share, or give the package as a url: the server can download"
     )]
     DoubleHop { key: String, location: String },
@@ -233,7 +234,14 @@ pub(super) fn gate(
             return Err((Refusal::NoChecksum { key }, findings));
         }
     };
-    if crate::share::on_share(&location) && !args.network_credentials {
+    let share_account = match source.share_account() {
+        Ok(a) => a,
+        Err(source) => {
+            let key = keys[0].clone();
+            return Err((Refusal::Source { key, source }, findings));
+        }
+    };
+    if crate::share::on_share(&location) && !args.network_credentials && share_account.is_none() {
         let key = keys[0].clone();
         return Err((Refusal::DoubleHop { key, location }, findings));
     }
@@ -356,6 +364,8 @@ mod tests {
                 unc: Some("\\\\fs01\\exchange\\su.msp".into()),
                 sha256: Some("ab".repeat(32)),
                 proxy: None,
+                username: None,
+                password: None,
             },
         )]
         .into_iter()
@@ -382,6 +392,13 @@ mod tests {
             "{why}"
         );
         assert!(gate(cat, &given(&share, true), &on_cu8, build, &step).is_ok());
+        // The source's own share account is used inside the step, whatever it runs as.
+        let mut with_account = share.clone();
+        for s in with_account.values_mut() {
+            s.username = Some("CONTOSO\\svc-pkgread".into());
+            s.password = Some("env:SHARE_PW".into());
+        }
+        assert!(gate(cat, &given(&with_account, false), &on_cu8, build, &step).is_ok());
         let url: BTreeMap<String, PackageSource> = [(
             "KB5000871".to_string(),
             PackageSource {
@@ -389,6 +406,8 @@ mod tests {
                 unc: None,
                 sha256: Some("ab".repeat(32)),
                 proxy: None,
+                username: None,
+                password: None,
             },
         )]
         .into_iter()

@@ -88,7 +88,12 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
         _ => None,
     };
     let step = decision.steps[0].to_string();
-    let reply = detached::run::<UpdateAnswer>(ctx, ScriptId::ExchangeUpdate, &request).await?;
+    // A share account of the source is resolved here and travels only to the detached step.
+    let id = ScriptId::ExchangeUpdate;
+    let reply: Reply<UpdateAnswer> = match args.share_account(&request.source) {
+        Some(share) => detached::run_with_share(ctx, id, &request, &share).await?,
+        None => detached::run(ctx, id, &request).await?,
+    };
     let a = &reply.answer;
     let msg = if a.success && a.already_installed {
         format!("{step} was already installed")

@@ -189,6 +189,7 @@ mod tests {
             SimClock::start(epoch, 60.0),
             Durations::default(),
             ("admin", "pw"),
+            Default::default(),
             vec![host],
             vec!["127.0.0.1:5985".parse().unwrap()],
             Vec::new(),

@@ -31,10 +31,10 @@ const CU_BYTES: u64 = 6 * 1024 * 1024 * 1024;
 const RESERVE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 /// Whether the script can fetch `req.source` from this host: a share needs network credentials
-/// ([`Out::read_file`]); a URL on a server whose network allows the web only through a proxy
+/// and the share's permission ([`Out::read_file`]); a URL on a server whose network allows the web only through a proxy
 /// needs that proxy (`Get-SalveWebArgs`), or Invoke-WebRequest fails as Windows words it.
 fn reach(core: &FleetCore, idx: usize, req: &UpdateRequest, out: &Out) -> Result<(), String> {
-    out.read_file(&req.source)?;
+    out.read_file(core, &req.source)?;
     core.with_host(idx, |s| s.web_reachable(&req.source, req.proxy.as_deref()))
 }
 

@@ -1,0 +1,114 @@
+//! Package sources against the lab: a `unc:` source with explicit share credentials, read only
+//! inside the detached step, so a share that admits only a service account works whichever
+//! account (or SYSTEM) the step runs as.
+
+use salve_lab::log::LabEvent;
+use serde_json::Value;
+
+use crate::lab_support::{Lab, salve_run};
+
+/// One Exchange 2019 CU15 server, and a share that grants read to a service account only.
+const RESTRICTED_SHARE: &str = "seed: 5\ntime_scale: 600\ntenants:\n  - name: t\n    hosts: 1\n    builds: [15.2.1544.36]\nshares:\n  - {path: '\\\\fs01\\patches', read: ['LAB\\svc-pkgread']}\naccounts:\n  - {user: 'LAB\\svc-pkgread', password: 'Pkg-Read-0!'}\n";
+
+fn finished<'a>(events: &'a [Value], task: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["event"] == "task_finished" && e["task"] == task)
+        .unwrap_or_else(|| panic!("no task_finished for {task}: {events:?}"))
+}
+
+/// A file secret reference (`file:PATH`, readable by its owner only) holding `password`.
+fn password_file(lab: &Lab, name: &str, password: &str) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = lab.write(name, &format!("{password}\n"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    format!("file:{}", path.display())
+}
+
+/// Windows' share permissions (the lab's rule in `shares.rs`): the `become` account is not
+/// among the share's readers, so the step fails with "Access is denied"; the source's own
+/// `username`/`password` connect to the share as the service account, even under SYSTEM
+/// (`become: false`); a wrong password fails as Windows words it. The password is never shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_readable_only_by_a_service_account_is_read_with_the_sources_credentials() {
+    let lab = Lab::start(220, RESTRICTED_SHARE).await;
+    let sha = "ab".repeat(32);
+    let source = |credentials: &str| {
+        format!(
+            "{{KB5121575: {{unc: '\\\\fs01\\patches\\Exchange2019-KB5121575.msp', sha256: '{sha}'{credentials}}}}}"
+        )
+    };
+    let update = |become_: &str| {
+        format!(
+            "- hosts: all\n  {become_}tasks:\n    - name: update\n      exchange_update:\n        kb: KB5121575\n        sources: \"{{{{ pkg }}}}\"\n"
+        )
+    };
+    let inherited = lab.write("inherited.yml", &update(""));
+    let as_system = lab.write("system.yml", &update("become: false\n  "));
+
+    // The inventory's become account (the lab's own) is not among the share's readers.
+    let plain = lab
+        .inventory()
+        .host_var("t-ex01", "pkg", &source(""))
+        .write();
+    let (code, events, all) = salve_run(&inherited, &plain, &[]).await;
+    assert_ne!(code, 0, "{all}");
+    let denied = finished(&events, "update");
+    assert_eq!(denied["status"], "failed", "{all}");
+    assert!(
+        denied["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is denied"),
+        "{denied}"
+    );
+
+    let wrong = password_file(&lab, "wrong.pw", "not-it");
+    let wrong = lab
+        .inventory()
+        .host_var(
+            "t-ex01",
+            "pkg",
+            &source(&format!(
+                ", username: 'LAB\\svc-pkgread', password: '{wrong}'"
+            )),
+        )
+        .write();
+    let (code, events, all) = salve_run(&as_system, &wrong, &[]).await;
+    assert_ne!(code, 0, "{all}");
+    assert!(
+        finished(&events, "update")["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("password is incorrect"),
+        "{all}"
+    );
+    assert!(!all.contains("not-it"), "{all}");
+
+    let right = password_file(&lab, "right.pw", "Pkg-Read-0!");
+    let right = lab
+        .inventory()
+        .host_var(
+            "t-ex01",
+            "pkg",
+            &source(&format!(
+                ", username: 'LAB\\svc-pkgread', password: '{right}'"
+            )),
+        )
+        .write();
+    let (code, events, all) = salve_run(&as_system, &right, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(finished(&events, "update")["status"], "changed", "{all}");
+    assert!(!all.contains("Pkg-Read-0!"), "{all}");
+    let log = lab.fleet.log();
+    assert_eq!(
+        log.count("t-ex01", |e| matches!(e, LabEvent::Installed { .. })),
+        1
+    );
+    assert!(
+        log.count(
+            "t-ex01",
+            |e| matches!(e, LabEvent::JobStarted { run_as, .. } if run_as == "SYSTEM")
+        ) >= 2
+    );
+}
