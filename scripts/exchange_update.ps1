@@ -53,21 +53,28 @@ function Get-SalveInstalledBuild([string] $InstallPath) {
     return [version] ('{0}.{1}.{2}.{3}' -f $v.FileMajorPart, $v.FileMinorPart, $v.FileBuildPart, $v.FilePrivatePart)
 }
 
-# A package source's own share account (its username and password): job_control left it in
-# share.cred beside this script, the password DPAPI-protected for this machine. It is read once,
-# deleted at once, and used to connect to the share with New-PSDrive -Credential, so the copy
-# authenticates as that account whichever account this task runs as. Returns the path to read
-# the package from: through that drive, or the source itself when no account was given.
-function Connect-SalveShare([string] $Source) {
-    $credFile = Join-Path $PSScriptRoot 'share.cred'
-    if (-not (Test-Path -LiteralPath $credFile)) { return $Source }
-    $stored = [IO.File]::ReadAllText($credFile) | ConvertFrom-Json
-    Remove-Item -LiteralPath $credFile -Force
+# A secret job_control left for this step beside this script (share.cred, download.token),
+# DPAPI-sealed for this machine: read once and deleted at once; $null when there is none.
+function Read-SalveSecret([string] $Name) {
+    $path = Join-Path $PSScriptRoot $Name
+    if (-not (Test-Path -LiteralPath $path)) { return $null }
+    $sealed = [Convert]::FromBase64String([IO.File]::ReadAllText($path))
+    Remove-Item -LiteralPath $path -Force
     Add-Type -AssemblyName System.Security
-    $plain = [Security.Cryptography.ProtectedData]::Unprotect([Convert]::FromBase64String([string] $stored.password), $null, [Security.Cryptography.DataProtectionScope]::LocalMachine)
+    $plain = [Security.Cryptography.ProtectedData]::Unprotect($sealed, $null, [Security.Cryptography.DataProtectionScope]::LocalMachine)
+    try { return [Text.Encoding]::UTF8.GetString($plain) } finally { [Array]::Clear($plain, 0, $plain.Length) }
+}
+
+# A package source's own share account (its username and password, in share.cred): used to
+# connect to the share with New-PSDrive -Credential, so the copy authenticates as that account
+# whichever account this task runs as. Returns the path to read the package from: through that
+# drive, or the source itself when no account was given.
+function Connect-SalveShare([string] $Source) {
+    $text = Read-SalveSecret 'share.cred'
+    if ($null -eq $text) { return $Source }
+    $stored = $text | ConvertFrom-Json
     $secure = New-Object System.Security.SecureString
-    foreach ($ch in [Text.Encoding]::UTF8.GetString($plain).ToCharArray()) { $secure.AppendChar($ch) }
-    [Array]::Clear($plain, 0, $plain.Length)
+    foreach ($ch in ([string] $stored.password).ToCharArray()) { $secure.AppendChar($ch) }
     $credential = New-Object System.Management.Automation.PSCredential ([string] $stored.user, $secure)
     $share = [string] $stored.share
     if (-not $Source.StartsWith($share + '\', [StringComparison]::OrdinalIgnoreCase)) {
@@ -78,6 +85,40 @@ function Connect-SalveShare([string] $Source) {
     return ('SalvePackages:' + $Source.Substring($share.Length))
 }
 
+# A package salve serves itself (server_pin set): its TLS certificate must have exactly that
+# SHA-256 (a self-signed certificate is fine; no other is accepted, whatever the machine's
+# trust says), and the request carries the step's bearer token (download.token).
+$salveServedToken = $null
+function Enable-SalveServedDownload {
+    if (-not $SalveArgs.server_pin) { return }
+    if (-not ('SalvePinnedCertificate' -as [type])) {
+        Add-Type -TypeDefinition @'
+using System;
+using System.Net;
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+public static class SalvePinnedCertificate {
+    public static string Sha256;
+    public static bool Check(object sender, X509Certificate certificate, X509Chain chain, SslPolicyErrors errors) {
+        if (certificate == null) { return false; }
+        using (SHA256 sha = SHA256.Create()) {
+            string hex = BitConverter.ToString(sha.ComputeHash(certificate.GetRawCertData())).Replace("-", "");
+            return String.Equals(hex, Sha256, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+    public static void Install(string sha256) {
+        Sha256 = sha256;
+        ServicePointManager.ServerCertificateValidationCallback = Check;
+    }
+}
+'@
+    }
+    [SalvePinnedCertificate]::Install([string] $SalveArgs.server_pin)
+    $script:salveServedToken = Read-SalveSecret 'download.token'
+    if (-not $script:salveServedToken) { throw 'the package is served by salve, and no download token was left for this step' }
+}
+
 # Fetch a package onto this host (UNC copy or HTTP(S) download) and check its SHA-256.
 # Progress goes to the host (Write-Host): the function's output is the local path.
 function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName) {
@@ -86,6 +127,7 @@ function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName
     $target = Join-Path $dir $FileName
     $readFrom = $Source
     if ($Source -match '^\\\\') { $readFrom = Connect-SalveShare $Source }
+    Enable-SalveServedDownload
     Assert-SalveRoomFor $Source $target $readFrom
     if ($Source -match '^https?://') {
         [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
@@ -118,6 +160,7 @@ $salveReserveBytes = 4294967296
 # proxy settings, or none).
 function Get-SalveWebArgs {
     $web = @{}
+    if ($salveServedToken) { $web.Headers = @{ Authorization = ('Bearer ' + $salveServedToken) } }
     if ($SalveArgs.proxy) {
         $web.Proxy = [string] $SalveArgs.proxy
         $web.ProxyUseDefaultCredentials = $true

@@ -21,6 +21,7 @@ pub mod journal;
 pub mod launch;
 pub mod model;
 pub mod modules;
+pub mod package_server;
 pub mod plan;
 pub mod queue;
 pub mod report;

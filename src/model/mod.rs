@@ -6,6 +6,7 @@ pub mod connection;
 pub mod host_var;
 pub mod inventory;
 pub mod layered_vars;
+pub mod package_server;
 pub mod pattern;
 pub mod playbook;
 pub mod run_as;

@@ -38,6 +38,8 @@ pub struct HostSettings {
     pub dag: Option<String>,
     /// The account detached steps run as (`become`); `None`: SYSTEM.
     pub run_as: Option<RunAs>,
+    /// Where salve serves `serve:` packages to this host (`salve_package_server`).
+    pub package_server: Option<super::package_server::PackageServerSpec>,
 }
 
 impl HostSettings {
@@ -61,12 +63,14 @@ impl HostSettings {
         let schedule = schedule(&mut reader);
         let dag = dag(&mut reader);
         let run_as = super::run_as::read(&mut reader);
+        let package_server = super::package_server::read(&mut reader);
         redirect_target(name, &mut reader);
         let settings = HostSettings {
             connection,
             schedule,
             dag,
             run_as,
+            package_server,
         };
         (settings, reader.into_errors())
     }

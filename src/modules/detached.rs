@@ -61,29 +61,45 @@ pub async fn run<T: DeserializeOwned>(
     id: ScriptId,
     request: &impl Serialize,
 ) -> Result<Reply<T>, Fail> {
-    start_and_attach(ctx, id, request, None).await
+    start_and_attach(ctx, id, request, StepSecrets::default()).await
 }
 
-/// [`run`], the step connecting to its package's share as `share` (a source's `username` and
-/// `password`) rather than as the account it runs as. The password is resolved here and goes
-/// to the host inside the encrypted session as the task's start request, never in the
-/// script, a log or an answer (see `job_control.ps1` for how the host keeps it).
-pub async fn run_with_share<T: DeserializeOwned>(
+/// What a step gets besides its request, kept out of its script text: they go to the host
+/// inside the encrypted session as the task's start request, never in the script, a log or an
+/// answer (see `job_control.ps1` for how the host keeps them).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StepSecrets<'a> {
+    /// The account to connect to the package's share as (a source's `username` and
+    /// `password`) rather than the account the step runs as; its password is resolved here.
+    pub share: Option<&'a ShareAccount>,
+    /// The bearer token for a package salve serves ([`crate::package_server`]).
+    pub download_token: Option<&'a str>,
+}
+
+impl StepSecrets<'_> {
+    /// Nothing to give.
+    pub fn is_empty(&self) -> bool {
+        self.share.is_none() && self.download_token.is_none()
+    }
+}
+
+/// [`run`], with secrets for the step.
+pub async fn run_with<T: DeserializeOwned>(
     ctx: &HostCtx<'_>,
     id: ScriptId,
     request: &impl Serialize,
-    share: &ShareAccount,
+    secrets: StepSecrets<'_>,
 ) -> Result<Reply<T>, Fail> {
-    start_and_attach(ctx, id, request, Some(share)).await
+    start_and_attach(ctx, id, request, secrets).await
 }
 
 async fn start_and_attach<T: DeserializeOwned>(
     ctx: &HostCtx<'_>,
     id: ScriptId,
     request: &impl Serialize,
-    share: Option<&ShareAccount>,
+    secrets: StepSecrets<'_>,
 ) -> Result<Reply<T>, Fail> {
-    let share_credential = match share {
+    let share_credential = match secrets.share {
         None => None,
         Some(account) => Some(ShareCredential {
             share: account.share.clone(),
@@ -126,6 +142,7 @@ async fn start_and_attach<T: DeserializeOwned>(
         become_user,
         become_password,
         share_credential,
+        download_token: secrets.download_token.map(str::to_owned),
     };
     let started: Reply<JobControlAnswer> = shipped::call_within(
         ctx,
@@ -256,6 +273,7 @@ async fn remove(ctx: &HostCtx<'_>, job: &str) {
         become_user: None,
         become_password: None,
         share_credential: None,
+        download_token: None,
     };
     let removed: Result<Reply<JobControlAnswer>, Fail> = shipped::call_within(
         ctx,

@@ -261,7 +261,9 @@ impl<T> Rendered<T> {
 /// pulled by the host itself, and its SHA-256; with `url`, optionally the `proxy` the host
 /// downloads through (authenticating as the account the step runs as); with `unc`, optionally
 /// the `username` and `password` (a secret reference) the step connects to the share as
-/// (Ansible's `win_package` names them so), instead of the account the step runs as.
+/// (Ansible's `win_package` names them so), instead of the account the step runs as. Or
+/// `serve`: a file on the controller that salve serves to the host itself
+/// ([`crate::package_server`]), for a host that can reach neither a URL nor a share.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackageSource {
@@ -269,6 +271,8 @@ pub struct PackageSource {
     pub url: Option<String>,
     #[serde(default)]
     pub unc: Option<String>,
+    #[serde(default)]
+    pub serve: Option<String>,
     #[serde(default)]
     pub sha256: Option<String>,
     #[serde(default)]
@@ -295,8 +299,10 @@ pub enum SourceError {
     Url(String),
     #[error("unc `{0}` must be a \\\\server\\share path")]
     Unc(String),
-    #[error("give exactly one of `url` or `unc`")]
+    #[error("give exactly one of `url`, `unc` or `serve`")]
     NotOneLocation,
+    #[error("serve `{0}` must be an absolute path of a file on the controller")]
+    Serve(String),
     #[error("sha256 `{0}` is not 64 hexadecimal digits")]
     Checksum(String),
     #[error("sha256 is required: the host checks the package before installing it")]
@@ -342,15 +348,23 @@ impl PackageSource {
         }
     }
 
-    /// The location the host fetches from, checked for shape.
+    /// The location the package comes from, checked for shape: the URL or share path the host
+    /// fetches, or the controller's file salve serves.
     pub fn location(&self) -> Result<&str, SourceError> {
-        match (&self.url, &self.unc) {
-            (Some(u), None) if u.starts_with("https://") || u.starts_with("http://") => Ok(u),
-            (Some(u), None) => Err(SourceError::Url(u.clone())),
-            (None, Some(p)) if crate::share::on_share(p) => Ok(p),
-            (None, Some(p)) => Err(SourceError::Unc(p.clone())),
+        match (&self.url, &self.unc, &self.serve) {
+            (Some(u), None, None) if u.starts_with("https://") || u.starts_with("http://") => Ok(u),
+            (Some(u), None, None) => Err(SourceError::Url(u.clone())),
+            (None, Some(p), None) if crate::share::on_share(p) => Ok(p),
+            (None, Some(p), None) => Err(SourceError::Unc(p.clone())),
+            (None, None, Some(f)) if std::path::Path::new(f).is_absolute() => Ok(f),
+            (None, None, Some(f)) => Err(SourceError::Serve(f.clone())),
             _ => Err(SourceError::NotOneLocation),
         }
+    }
+
+    /// The controller's file, for a `serve` source.
+    pub fn served(&self) -> Option<&std::path::Path> {
+        self.serve.as_deref().map(std::path::Path::new)
     }
 
     /// The SHA-256 in lowercase, checked for shape; `required` makes a missing one an error.
@@ -635,6 +649,7 @@ mod tests {
             unc: unc.map(Into::into),
             sha256: None,
             proxy: Some(proxy.into()),
+            serve: None,
             username: None,
             password: None,
         };
@@ -663,6 +678,7 @@ mod tests {
             unc: unc.map(Into::into),
             sha256: None,
             proxy: None,
+            serve: None,
             username: None,
             password: None,
         };
@@ -677,6 +693,20 @@ mod tests {
         assert!(s(Some("ftp://x"), None).location().is_err());
         assert!(s(None, Some("C:\\a.msp")).location().is_err());
         assert!(s(Some("https://x"), Some("\\\\fs\\a")).location().is_err());
+        let served = |f: &str| PackageSource {
+            serve: Some(f.into()),
+            ..s(None, None)
+        };
+        assert_eq!(served("/srv/x.iso").location(), Ok("/srv/x.iso"));
+        assert!(served("x.iso").location().is_err());
+        assert!(
+            PackageSource {
+                serve: Some("/srv/x.iso".into()),
+                ..s(Some("https://x/a.msp"), None)
+            }
+            .location()
+            .is_err()
+        );
         assert!(s(None, None).checksum(true).is_err());
         let upper = PackageSource {
             sha256: Some("AB".repeat(32)),
@@ -693,6 +723,7 @@ mod tests {
                 unc: unc.map(Into::into),
                 sha256: None,
                 proxy: None,
+                serve: None,
                 username: user.map(Into::into),
                 password: pw.map(Into::into),
             }

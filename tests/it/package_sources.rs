@@ -112,3 +112,84 @@ async fn a_share_readable_only_by_a_service_account_is_read_with_the_sources_cre
         ) >= 2
     );
 }
+
+/// A self-signed certificate and key for `address` (PEM files in the lab's folder), as an
+/// operator would make with `openssl req -x509`.
+fn self_signed(lab: &Lab, address: &str) -> (String, String) {
+    let made = rcgen::generate_simple_self_signed(vec![address.to_string()]).unwrap();
+    let cert = lab.write("packages.crt", &made.cert.pem());
+    let key = lab.write("packages.key", &made.signing_key.serialize_pem());
+    (cert.display().to_string(), key.display().to_string())
+}
+
+/// A host that reaches neither a URL nor a share gets its package from salve itself: the
+/// controller serves the `serve:` file over HTTPS (`salve_package_server`) with a token for
+/// that step, and the host downloads it for real over loopback with the certificate pinned,
+/// checks its SHA-256 and installs. A file whose SHA-256 is not the one the source names is
+/// refused by the host before anything is installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salve_serves_a_package_the_host_downloads_with_a_token_and_verifies() {
+    use sha2::Digest as _;
+    let lab = Lab::start(
+        221,
+        "seed: 5\ntime_scale: 600\ntenants:\n  - name: t\n    hosts: 1\n    builds: [15.2.1544.36]\n",
+    )
+    .await;
+    let text: String = (0..100_000)
+        .map(|i| format!("package line {i}\n"))
+        .collect();
+    let package = lab.write("Exchange2019-KB5121575.msp", &text);
+    let sha = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    let server = "127.221.200.1";
+    let (cert, key) = self_signed(&lab, server);
+    let update = lab.write(
+        "served.yml",
+        "- hosts: all\n  tasks:\n    - name: update\n      exchange_update:\n        kb: KB5121575\n        sources: \"{{ pkg }}\"\n",
+    );
+    let inventory = |sha: &str| {
+        lab.inventory()
+            .host_var(
+                "t-ex01",
+                "pkg",
+                &format!(
+                    "{{KB5121575: {{serve: '{}', sha256: '{sha}'}}}}",
+                    package.display()
+                ),
+            )
+            .host_var(
+                "t-ex01",
+                "salve_package_server",
+                &format!("{{url: 'https://{server}:8443', certificate: '{cert}', key: '{key}'}}"),
+            )
+            .write()
+    };
+
+    let wrong = inventory(&"ab".repeat(32));
+    let (code, events, all) = salve_run(&update, &wrong, &[]).await;
+    assert_ne!(code, 0, "{all}");
+    let refused = finished(&events, "update");
+    assert_eq!(refused["status"], "failed", "{all}");
+    assert!(
+        refused["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("SHA-256 of https://{server}:8443/packages/")),
+        "{refused}"
+    );
+
+    let right = inventory(&sha);
+    let (code, events, all) = salve_run(&update, &right, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(finished(&events, "update")["status"], "changed", "{all}");
+    assert!(
+        all.contains(&format!("SHA-256 verified: {sha} ({} bytes)", text.len())),
+        "{all}"
+    );
+    assert!(!all.contains("Bearer"), "{all}");
+    assert_eq!(
+        lab.fleet
+            .log()
+            .count("t-ex01", |e| matches!(e, LabEvent::Installed { .. })),
+        1
+    );
+}

@@ -410,6 +410,12 @@ pub struct UpdateRequest {
     /// system proxy settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    /// A package salve serves itself (`source` is then salve's package server): the SHA-256
+    /// of that server's TLS certificate, upper-case hex, the only certificate the download
+    /// accepts. The download's bearer token comes through the job's start request
+    /// ([`JobControlRequest::download_token`]), never in this request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_pin: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -687,6 +693,10 @@ pub struct JobControlRequest {
     /// reads it (see `job_control.ps1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_credential: Option<ShareCredential>,
+    /// Start: the bearer token for a package salve serves (a secret, kept on the host as the
+    /// share credential is, and valid only while salve runs the step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_token: Option<String>,
 }
 
 /// An account and password for one file share (`\\server\share`). `Debug` leaves the

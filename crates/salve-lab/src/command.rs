@@ -31,6 +31,8 @@ pub struct Out {
     account: Option<String>,
     /// A connection to a package share made with explicit credentials.
     share_logon: Option<ShareLogon>,
+    /// The bearer token job_control left for a package salve serves.
+    download_token: Option<String>,
 }
 
 impl Out {
@@ -41,7 +43,19 @@ impl Out {
             network_credentials: false,
             account: None,
             share_logon: None,
+            download_token: None,
         }
+    }
+
+    /// A process that was left the token for a package salve serves (`download.token`).
+    pub fn with_download_token(mut self, token: String) -> Self {
+        self.download_token = Some(token);
+        self
+    }
+
+    /// The token for a package salve serves, if this process was left one.
+    pub fn download_token(&self) -> Option<&str> {
+        self.download_token.as_deref()
     }
 
     /// A process that connected to a share with explicit credentials (`New-PSDrive

@@ -104,6 +104,17 @@ impl TryFrom<RawArgs> for Args {
 }
 
 impl Args {
+    /// The controller's file of the `serve:` source at `location`, if it is one.
+    pub(super) fn served(&self, location: &str) -> Option<std::path::PathBuf> {
+        let Some(Rendered::Value(sources)) = &self.sources else {
+            return None;
+        };
+        sources
+            .values()
+            .find(|s| s.location() == Ok(location))
+            .and_then(|s| s.served().map(std::path::Path::to_path_buf))
+    }
+
     /// The share account of the source the host fetches `location` from, if it names one.
     pub(super) fn share_account(&self, location: &str) -> Option<ShareAccount> {
         let Some(Rendered::Value(sources)) = &self.sources else {

@@ -76,6 +76,14 @@ pub enum Refusal {
          can read the share, or give the package as a url: the server can download"
     )]
     DoubleHop { key: String, location: String },
+    #[error(
+        "sources[{key}]: {path} is to be served by salve, and this host has no \
+         salve_package_server: set it (url the host reaches, certificate, key), or give the \
+         package as a url: or unc: the host can reach"
+    )]
+    NoPackageServer { key: String, path: String },
+    #[error("sources[{key}]: {path} (to be served by salve) is not a file on this controller")]
+    NotServable { key: String, path: String },
 }
 
 /// A licence switch this CU's Setup does not take.
@@ -103,6 +111,8 @@ pub(super) struct Given<'a> {
     pub(super) keep_packages: bool,
     /// Detached steps run under a `become` account (see [`crate::model::run_as`]).
     pub(super) network_credentials: bool,
+    /// The host has a `salve_package_server` to fetch `serve:` sources from.
+    pub(super) package_server: bool,
 }
 
 /// May `step` be installed on this host now? The request when it may.
@@ -241,6 +251,16 @@ pub(super) fn gate(
             return Err((Refusal::Source { key, source }, findings));
         }
     };
+    if let Some(path) = source.served() {
+        let key = keys[0].clone();
+        let path = path.display().to_string();
+        if !args.package_server {
+            return Err((Refusal::NoPackageServer { key, path }, findings));
+        }
+        if !std::path::Path::new(&path).is_file() {
+            return Err((Refusal::NotServable { key, path }, findings));
+        }
+    }
     if crate::share::on_share(&location) && !args.network_credentials && share_account.is_none() {
         let key = keys[0].clone();
         return Err((Refusal::DoubleHop { key, location }, findings));
@@ -260,6 +280,7 @@ pub(super) fn gate(
             license_switch: licence,
             keep_packages: args.keep_packages,
             proxy,
+            server_pin: None,
         },
         findings,
     ))
@@ -343,6 +364,7 @@ mod tests {
             min_free_disk_gb: None,
             keep_packages: false,
             network_credentials: true,
+            package_server: false,
         };
         let step = explicit_su(cat, Build::new(15, 2, 792, 3), "KB5000871")
             .unwrap()
@@ -364,6 +386,7 @@ mod tests {
                 unc: Some("\\\\fs01\\exchange\\su.msp".into()),
                 sha256: Some("ab".repeat(32)),
                 proxy: None,
+                serve: None,
                 username: None,
                 password: None,
             },
@@ -377,6 +400,7 @@ mod tests {
             min_free_disk_gb: None,
             keep_packages: false,
             network_credentials,
+            package_server: false,
         };
         let step = explicit_su(cat, Build::new(15, 2, 792, 3), "KB5000871")
             .unwrap()
@@ -406,6 +430,7 @@ mod tests {
                 unc: None,
                 sha256: Some("ab".repeat(32)),
                 proxy: None,
+                serve: None,
                 username: None,
                 password: None,
             },
@@ -413,6 +438,37 @@ mod tests {
         .into_iter()
         .collect();
         assert!(gate(cat, &given(&url, false), &on_cu8, build, &step).is_ok());
+        // A package salve serves needs the host's package server, and the file here.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("su.msp");
+        std::fs::write(&file, b"msp").unwrap();
+        let served = |path: &std::path::Path| -> BTreeMap<String, PackageSource> {
+            let mut s = url.clone();
+            for v in s.values_mut() {
+                v.url = None;
+                v.serve = Some(path.display().to_string());
+            }
+            s
+        };
+        let with_server = |sources| Given {
+            package_server: true,
+            ..given(sources, false)
+        };
+        let present = served(&file);
+        let Err((why, _)) = gate(cat, &given(&present, false), &on_cu8, build, &step) else {
+            panic!("serve: without a package server must be refused")
+        };
+        assert!(why.to_string().contains("salve_package_server"), "{why}");
+        let (request, _) = gate(cat, &with_server(&present), &on_cu8, build, &step).unwrap();
+        assert_eq!(request.source, file.display().to_string());
+        let missing = served(&dir.path().join("gone.msp"));
+        let Err((why, _)) = gate(cat, &with_server(&missing), &on_cu8, build, &step) else {
+            panic!("a missing file must be refused")
+        };
+        assert!(
+            why.to_string().contains("not a file on this controller"),
+            "{why}"
+        );
     }
 
     #[test]

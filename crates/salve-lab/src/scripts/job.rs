@@ -109,6 +109,7 @@ fn start(core: &Arc<FleetCore>, idx: usize, req: &JobControlRequest) -> Result<S
         );
     }
     let logon = Logon {
+        download_token: req.download_token.clone(),
         account: req.become_user.clone(),
         share: req.share_credential.as_ref().map(|c| ShareLogon {
             share: c.share.clone(),
@@ -145,11 +146,12 @@ fn start(core: &Arc<FleetCore>, idx: usize, req: &JobControlRequest) -> Result<S
     Ok(run_as)
 }
 
-/// Who the task's process is: its logon's account (`None`: SYSTEM) and the explicit
-/// credentials for its package share, if salve gave any.
+/// Who the task's process is: its logon's account (`None`: SYSTEM), and the secrets salve left
+/// for it: explicit credentials for its package share, the token for a package salve serves.
 struct Logon {
     account: Option<String>,
     share: Option<ShareLogon>,
+    download_token: Option<String>,
 }
 
 /// The task's process: the script's simulation, its output appended to the job's file; ended
@@ -172,6 +174,10 @@ fn spawn(
     // The step connects to its package share with the credentials job_control left for it.
     let out = match logon.share {
         Some(share) => out.with_share_logon(share),
+        None => out,
+    };
+    let out = match logon.download_token {
+        Some(token) => out.with_download_token(token),
         None => out,
     };
     // The task's runner merges every stream (`*>&1`) into output.log, as UTF-8 text.

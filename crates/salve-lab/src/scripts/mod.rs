@@ -19,6 +19,7 @@ mod maintenance;
 mod mitigate;
 pub mod pipeline;
 mod reboot;
+mod served;
 mod update;
 mod verify;
 
