@@ -246,6 +246,47 @@ pub fn sources_check(
     })
 }
 
+/// For a host with `serve:` package sources or a `salve_package_server`: whether salve can
+/// serve packages to it (the certificate and key load, the address can be listened on), and
+/// what the host must reach. Whether the host reaches that address is not tested from here.
+/// `None` when the host has neither.
+pub fn package_server_check(
+    update_sources: Option<&serde_json::Value>,
+    spec: Option<&crate::model::package_server::PackageServerSpec>,
+) -> Option<Check> {
+    let served = update_sources.and_then(|s| s.as_object()).map_or(0, |m| {
+        m.values().filter(|v| v.get("serve").is_some()).count()
+    });
+    match spec {
+        None if served == 0 => None,
+        None => Some(fail(
+            "package server",
+            format!(
+                "{served} package source(s) are to be served by salve (serve:), and no salve_package_server is set"
+            ),
+            "set salve_package_server (url the hosts reach, certificate, key), or give the sources as url: or unc:",
+        )),
+        Some(spec) => Some(match crate::package_server::for_spec(spec) {
+            Ok(server) => pass(
+                "package server",
+                format!(
+                    "salve serves packages at {} (listening on {}, certificate SHA-256 {}); the \
+                     host must reach that address (not tested from here)",
+                    spec.url,
+                    spec.listen,
+                    server.pin()
+                ),
+            ),
+            Err(e) => fail(
+                "package server",
+                crate::error_chain::one_line(&e),
+                "point certificate and key at readable PEM files, and listen at an address of \
+                 this machine with a free port",
+            ),
+        }),
+    }
+}
+
 /// For a host that authenticates with Kerberos: the SPN it will ask a ticket for (a DNS name is
 /// needed; an address names no principal) and where the ticket comes from.
 fn kerberos_check(spec: &ConnectionSpec) -> Option<Check> {
@@ -601,5 +642,24 @@ mod tests {
                 .contains("the share's username and password"),
             "the fix names share accounts"
         );
+    }
+
+    #[tokio::test]
+    async fn served_sources_need_a_package_server_that_can_start() {
+        let served = serde_json::json!({"KB1": {"serve": "/srv/KB1.msp", "sha256": "ab"}});
+        assert!(package_server_check(None, None).is_none());
+        let none = package_server_check(Some(&served), None).unwrap();
+        assert!(
+            !none.ok && none.detail.contains("no salve_package_server"),
+            "{none:?}"
+        );
+        let spec = crate::model::package_server::PackageServerSpec {
+            url: "https://127.0.0.1:1".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            certificate: "/nonexistent/p.crt".into(),
+            key: "/nonexistent/p.key".into(),
+        };
+        let broken = package_server_check(Some(&served), Some(&spec)).unwrap();
+        assert!(!broken.ok && broken.detail.contains("p.crt"), "{broken:?}");
     }
 }

@@ -107,7 +107,7 @@ impl Grant {
 
     /// The SHA-256 of the server's certificate, upper-case hex (what the host pins).
     pub fn pin(&self) -> &str {
-        &self.server.pin
+        self.server.pin()
     }
 }
 
@@ -185,6 +185,11 @@ fn start(spec: &PackageServerSpec) -> Result<Arc<PackageServer>, PackageServerEr
 }
 
 impl PackageServer {
+    /// The SHA-256 of the server's certificate, upper-case hex (what the hosts pin).
+    pub fn pin(&self) -> &str {
+        &self.pin
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Served>> {
         self.grants.lock().unwrap_or_else(PoisonError::into_inner)
     }

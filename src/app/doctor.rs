@@ -65,6 +65,10 @@ async fn diagnose_all(hosts: Vec<(Host, Vec<SettingError>)>, forks: usize) -> Ve
                     host.vars.get("salve_rewrite_msi"),
                     host.settings.run_as.as_ref(),
                 ));
+                d.checks.extend(doctor::package_server_check(
+                    host.vars.get("salve_update_sources"),
+                    host.settings.package_server.as_ref(),
+                ));
                 d
             } else {
                 Diagnosis {

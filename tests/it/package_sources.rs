@@ -5,7 +5,7 @@
 use salve_lab::log::LabEvent;
 use serde_json::Value;
 
-use crate::lab_support::{Lab, salve_run};
+use crate::lab_support::{Lab, salve, salve_run};
 
 /// One Exchange 2019 CU15 server, and a share that grants read to a service account only.
 const RESTRICTED_SHARE: &str = "seed: 5\ntime_scale: 600\ntenants:\n  - name: t\n    hosts: 1\n    builds: [15.2.1544.36]\nshares:\n  - {path: '\\\\fs01\\patches', read: ['LAB\\svc-pkgread']}\naccounts:\n  - {user: 'LAB\\svc-pkgread', password: 'Pkg-Read-0!'}\n";
@@ -178,6 +178,9 @@ async fn salve_serves_a_package_the_host_downloads_with_a_token_and_verifies() {
     );
 
     let right = inventory(&sha);
+    // doctor starts the package server as a run would, and says what the host must reach.
+    let (_, doctor) = salve(&["doctor", "-i", right.to_str().unwrap()]).await;
+    assert!(doctor.contains("package server ok"), "{doctor}");
     let (code, events, all) = salve_run(&update, &right, &[]).await;
     assert_eq!(code, 0, "{all}");
     assert_eq!(finished(&events, "update")["status"], "changed", "{all}");
