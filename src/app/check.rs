@@ -1,11 +1,17 @@
 //! `salve check`: validate a playbook against its inventory without connecting to any host.
-//! Every problem comes back at once, each with its file, line, column and a hint.
+//! Every problem comes back at once, each with its file, line, column and a hint. Package
+//! shares an `exchange_update` task could not read (the double hop) are reported as notices,
+//! with the fix.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::{AppError, Console, Selection};
 use crate::config;
+use crate::doctor;
+use crate::model::inventory::Inventory;
+use crate::model::playbook::Playbook;
+use crate::model::run_as;
 
 /// Load inventory and playbook (warnings to `console`), apply the selection to every play, and
 /// return the summary line.
@@ -17,6 +23,9 @@ pub fn check(
     let (inventory, extra_vars) = selection.load(console)?;
     let playbook = config::playbook::load(playbook_path, &inventory, &extra_vars)?;
     let per_play = selection.play_hosts(&inventory, &playbook)?;
+    for notice in unreadable_shares(&inventory, &playbook, &per_play) {
+        console.notice(&notice);
+    }
     let hosts = per_play.iter().flatten().collect::<BTreeSet<_>>().len();
     let tasks: usize = playbook
         .plays
@@ -33,6 +42,47 @@ pub fn check(
         hosts,
         plural(hosts)
     ))
+}
+
+/// For each host and `exchange_update` task: package sources on a share that the task's
+/// account could not read, with the fix (see [`doctor::sources_check`]). A task's `sources`
+/// given as a template are taken as the host's `salve_update_sources`.
+fn unreadable_shares(
+    inventory: &Inventory,
+    playbook: &Playbook,
+    per_play: &[Vec<String>],
+) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (play, hosts) in playbook.plays.iter().zip(per_play) {
+        for task in play
+            .tasks
+            .iter()
+            .filter(|t| t.call.module == "exchange_update")
+        {
+            for host in hosts.iter().filter_map(|h| inventory.host(h)) {
+                let sources = match task.call.args.get("sources") {
+                    Some(s) if s.is_object() => Some(s),
+                    _ => host.vars.get("salve_update_sources"),
+                };
+                let Ok(run_as) = run_as::for_task(host.settings.run_as.as_ref(), &task.become_)
+                else {
+                    continue;
+                };
+                if let Some(check) = doctor::sources_check(sources, None, run_as.as_ref())
+                    && !check.ok
+                {
+                    found.insert(format!(
+                        "warning: {}: task `{}`: {}; fix: {}",
+                        host.name,
+                        task.name,
+                        check.detail,
+                        check.fix.unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    found
 }
 
 fn plural(n: usize) -> &'static str {

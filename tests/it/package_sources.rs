@@ -196,3 +196,43 @@ async fn salve_serves_a_package_the_host_downloads_with_a_token_and_verifies() {
         1
     );
 }
+
+/// `salve check` (no connection) names a share an `exchange_update` task's account could not
+/// read, with the fix, and says nothing once the source has its own share account or the task
+/// runs under `become`.
+#[tokio::test]
+async fn check_names_a_share_source_that_would_need_a_second_hop() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let sha = "ab".repeat(32);
+    let inventory = |account: &str| {
+        format!(
+            "all:\n  vars:\n    ansible_password: env:PW\n    salve_update_sources:\n      KB5000871: {{unc: '\\\\fs01\\exchange\\KB5000871.msp', sha256: '{sha}'{account}}}\n  hosts:\n    ex01: {{}}\n"
+        )
+    };
+    let playbook = write(
+        "pb.yml",
+        "- hosts: all\n  tasks:\n    - name: update\n      exchange_update:\n        kb: KB5000871\n        sources: \"{{ salve_update_sources }}\"\n",
+    );
+    let bare = write("bare.yml", &inventory(""));
+    let (code, _, err) =
+        crate::lab_support::salve_with(&["check", &playbook, "-i", &bare], &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: ex01: task `update`: 1 package source is on a file share")
+            && err.contains("fix: give each share source the share's username and password"),
+        "{err}"
+    );
+    let own = write(
+        "own.yml",
+        &inventory(", username: 'CONTOSO\\svc-media', password: 'env:MEDIA_PW'"),
+    );
+    let (code, _, err) =
+        crate::lab_support::salve_with(&["check", &playbook, "-i", &own], &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning: ex01"), "{err}");
+}
