@@ -172,6 +172,7 @@ pub fn sources_check(
     update_sources: Option<&serde_json::Value>,
     rewrite_msi: Option<&serde_json::Value>,
     run_as: Option<&RunAs>,
+    host_share_account: Option<&str>,
 ) -> Option<Check> {
     let unc = |v: &serde_json::Value| {
         ["unc", "url"]
@@ -194,14 +195,18 @@ pub fn sources_check(
         .and_then(|s| s.as_object())
         .map(|m| m.values().filter(|v| unc(v).is_some()).collect())
         .unwrap_or_default();
-    // A source with its own share account is read as that account, whoever runs the step.
-    let (own, shares): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = on_shares
-        .into_iter()
-        .partition(|v| v.get("username").and_then(|u| u.as_str()).is_some());
+    // A source with its own share account (or the host's, `salve_share_username`) is read as
+    // that account, whoever runs the step.
+    fn account_of<'a>(v: &'a serde_json::Value, host: Option<&'a str>) -> Option<&'a str> {
+        v.get("username").and_then(|u| u.as_str()).or(host)
+    }
+    let account = |v: &'_ serde_json::Value| account_of(v, host_share_account).is_some();
+    let (own, shares): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) =
+        on_shares.into_iter().partition(|v| account(v));
     let own_accounts = || {
         let mut names: Vec<&str> = own
             .iter()
-            .filter_map(|v| v.get("username").and_then(|u| u.as_str()))
+            .filter_map(|v| account_of(v, host_share_account))
             .collect();
         names.sort_unstable();
         names.dedup();
@@ -626,15 +631,17 @@ mod tests {
             "KB5000871": {"unc": "\\\\fs01\\patches\\KB5000871.msp", "sha256": sha,
                           "username": "LAB\\svc-pkgread", "password": "env:SHARE_PW"},
         });
-        let check = sources_check(Some(&own), None, None).unwrap();
+        let check = sources_check(Some(&own), None, None, None).unwrap();
         assert!(check.ok, "{check:?}");
         assert!(check.detail.contains("LAB\\svc-pkgread"), "{check:?}");
         let mut mixed = own.clone();
         mixed["KB5003435"] =
             serde_json::json!({"unc": "\\\\fs01\\exchange\\KB5003435.msp", "sha256": sha});
-        let check = sources_check(Some(&mixed), None, None).unwrap();
+        let check = sources_check(Some(&mixed), None, None, None).unwrap();
         assert!(!check.ok, "{check:?}");
         assert!(check.detail.contains("KB5003435.msp"), "{check:?}");
+        let host_wide = sources_check(Some(&mixed), None, None, Some("LAB\\svc-host")).unwrap();
+        assert!(host_wide.ok, "{host_wide:?}");
         assert!(
             check
                 .fix

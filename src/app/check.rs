@@ -1,6 +1,6 @@
 //! `salve check`: validate a playbook against its inventory without connecting to any host.
 //! Every problem comes back at once, each with its file, line, column and a hint. Package
-//! shares an `exchange_update` task could not read (the double hop) are reported as notices,
+//! shares a task installing update packages could not read (the double hop) are reported as notices,
 //! with the fix.
 
 use std::collections::BTreeSet;
@@ -11,7 +11,9 @@ use crate::config;
 use crate::doctor;
 use crate::model::inventory::Inventory;
 use crate::model::playbook::Playbook;
+use crate::model::playbook::Task;
 use crate::model::run_as;
+use crate::modules::{self, Action};
 
 /// Load inventory and playbook (warnings to `console`), apply the selection to every play, and
 /// return the summary line.
@@ -44,8 +46,8 @@ pub fn check(
     ))
 }
 
-/// For each host and `exchange_update` task: package sources on a share that the task's
-/// account could not read, with the fix (see [`doctor::sources_check`]). A task's `sources`
+/// For each host and task installing update packages (`exchange_update`'s `sources`): package sources on a share that neither the
+/// task's account nor a share account could read, with the fix (see [`doctor::sources_check`]). A task's `sources`
 /// given as a template are taken as the host's `salve_update_sources`.
 fn unreadable_shares(
     inventory: &Inventory,
@@ -54,11 +56,11 @@ fn unreadable_shares(
 ) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     for (play, hosts) in playbook.plays.iter().zip(per_play) {
-        for task in play
-            .tasks
-            .iter()
-            .filter(|t| t.call.module == "exchange_update")
-        {
+        // A module whose steps install update-path packages takes them from `sources`.
+        let installs = |t: &&Task| {
+            modules::spec(&t.call.module).is_some_and(|s| s.action == Action::InstallStep)
+        };
+        for task in play.tasks.iter().filter(installs) {
             for host in hosts.iter().filter_map(|h| inventory.host(h)) {
                 let sources = match task.call.args.get("sources") {
                     Some(s) if s.is_object() => Some(s),
@@ -68,7 +70,13 @@ fn unreadable_shares(
                 else {
                     continue;
                 };
-                if let Some(check) = doctor::sources_check(sources, None, run_as.as_ref())
+                let host_share = host
+                    .settings
+                    .share_account
+                    .as_ref()
+                    .map(|a| a.user.as_str());
+                if let Some(check) =
+                    doctor::sources_check(sources, None, run_as.as_ref(), host_share)
                     && !check.ok
                 {
                     found.insert(format!(

@@ -11,6 +11,7 @@ pub mod pattern;
 pub mod playbook;
 pub mod run_as;
 pub mod settings;
+pub mod share_account;
 
 pub use connection::{ConnectionKind, ConnectionSpec};
 pub use host_var::SettingError;

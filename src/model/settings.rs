@@ -40,6 +40,8 @@ pub struct HostSettings {
     pub run_as: Option<RunAs>,
     /// Where salve serves `serve:` packages to this host (`salve_package_server`).
     pub package_server: Option<super::package_server::PackageServerSpec>,
+    /// The account `unc:` sources without their own are read as (`salve_share_username`).
+    pub share_account: Option<super::share_account::ShareLogin>,
 }
 
 impl HostSettings {
@@ -64,6 +66,7 @@ impl HostSettings {
         let dag = dag(&mut reader);
         let run_as = super::run_as::read(&mut reader);
         let package_server = super::package_server::read(&mut reader);
+        let share_account = super::share_account::read(&mut reader);
         redirect_target(name, &mut reader);
         let settings = HostSettings {
             connection,
@@ -71,6 +74,7 @@ impl HostSettings {
             dag,
             run_as,
             package_server,
+            share_account,
         };
         (settings, reader.into_errors())
     }

@@ -328,6 +328,23 @@ impl PackageSource {
         }
     }
 
+    /// The account the step connects to the `unc` share as: the source's own, else the host's
+    /// (`salve_share_username`), else none (the step's own account reads it).
+    pub fn share_account_or(
+        &self,
+        host: Option<&crate::model::share_account::ShareLogin>,
+    ) -> Result<Option<ShareAccount>, SourceError> {
+        let own = self.share_account()?;
+        let share = self.unc.as_deref().and_then(crate::share::share_root);
+        Ok(own.or_else(|| {
+            Some(ShareAccount {
+                share: share?.to_string(),
+                user: host?.user.clone(),
+                password: host?.password.clone(),
+            })
+        }))
+    }
+
     /// The account the step connects to the `unc` share as, when the source names one.
     pub fn share_account(&self) -> Result<Option<ShareAccount>, SourceError> {
         match (&self.username, &self.password) {
@@ -740,6 +757,16 @@ mod tests {
             account.password,
             crate::secret::SecretRef::parse("env:SHARE_PW")
         );
+        let host = crate::model::share_account::ShareLogin {
+            user: r"LAB\host-svc".into(),
+            password: crate::secret::SecretRef::parse("env:HOST_PW"),
+        };
+        let inherited = s(None, unc, None, None).share_account_or(Some(&host));
+        assert_eq!(inherited.unwrap().unwrap().user, r"LAB\host-svc");
+        let own = s(None, unc, Some(r"LAB\svc"), Some("env:X")).share_account_or(Some(&host));
+        assert_eq!(own.unwrap().unwrap().user, r"LAB\svc");
+        let web = s(Some("https://x/a.iso"), None, None, None).share_account_or(Some(&host));
+        assert_eq!(web, Ok(None));
         for bad in [
             s(None, unc, Some(r"LAB\svc"), None),
             s(None, unc, None, Some("env:X")),

@@ -115,15 +115,19 @@ impl Args {
             .and_then(|s| s.served().map(std::path::Path::to_path_buf))
     }
 
-    /// The share account of the source the host fetches `location` from, if it names one.
-    pub(super) fn share_account(&self, location: &str) -> Option<ShareAccount> {
+    /// The share account the host reads `location` as: its source's own, else the host's.
+    pub(super) fn share_account(
+        &self,
+        location: &str,
+        host: Option<&crate::model::share_account::ShareLogin>,
+    ) -> Option<ShareAccount> {
         let Some(Rendered::Value(sources)) = &self.sources else {
             return None;
         };
         sources
             .values()
             .find(|s| s.location() == Ok(location))
-            .and_then(|s| s.share_account().ok().flatten())
+            .and_then(|s| s.share_account_or(host).ok().flatten())
     }
 }
 

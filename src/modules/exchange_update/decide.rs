@@ -108,6 +108,8 @@ pub(super) struct Reach {
     pub network_credentials: bool,
     /// The host has a `salve_package_server` for `serve:` sources.
     pub package_server: bool,
+    /// The host reads shares with an account of its own (`salve_share_username`).
+    pub share_account: bool,
 }
 
 impl Reach {
@@ -115,6 +117,7 @@ impl Reach {
         Reach {
             network_credentials: run_as.is_some(),
             package_server: host.settings.package_server.is_some(),
+            share_account: host.settings.share_account.is_some(),
         }
     }
 }
@@ -187,6 +190,7 @@ pub(super) fn decide_from(
         keep_packages: args.keep_packages,
         network_credentials: reach.network_credentials,
         package_server: reach.package_server,
+        share_account: reach.share_account,
     };
     match gate(cat, &given, facts, build, &next) {
         Ok((request, findings)) => {

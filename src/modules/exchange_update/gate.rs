@@ -113,6 +113,8 @@ pub(super) struct Given<'a> {
     pub(super) network_credentials: bool,
     /// The host has a `salve_package_server` to fetch `serve:` sources from.
     pub(super) package_server: bool,
+    /// The host reads shares with an account of its own (`salve_share_username`).
+    pub(super) share_account: bool,
 }
 
 /// May `step` be installed on this host now? The request when it may.
@@ -261,7 +263,11 @@ pub(super) fn gate(
             return Err((Refusal::NotServable { key, path }, findings));
         }
     }
-    if crate::share::on_share(&location) && !args.network_credentials && share_account.is_none() {
+    if crate::share::on_share(&location)
+        && !args.network_credentials
+        && share_account.is_none()
+        && !args.share_account
+    {
         let key = keys[0].clone();
         return Err((Refusal::DoubleHop { key, location }, findings));
     }
@@ -365,6 +371,7 @@ mod tests {
             keep_packages: false,
             network_credentials: true,
             package_server: false,
+            share_account: false,
         };
         let step = explicit_su(cat, Build::new(15, 2, 792, 3), "KB5000871")
             .unwrap()
@@ -401,6 +408,7 @@ mod tests {
             keep_packages: false,
             network_credentials,
             package_server: false,
+            share_account: false,
         };
         let step = explicit_su(cat, Build::new(15, 2, 792, 3), "KB5000871")
             .unwrap()

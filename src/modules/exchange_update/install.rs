@@ -91,7 +91,7 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
     let step = decision.steps[0].to_string();
     // A source's share account, or the token for a package salve serves, travels only to the
     // detached step; a served package is granted for this step alone.
-    let share = args.share_account(&request.source);
+    let share = args.share_account(&request.source, ctx.host.settings.share_account.as_ref());
     let grant = serve(args, ctx, &mut request)?;
     let secrets = detached::StepSecrets {
         share: share.as_ref(),
