@@ -37,6 +37,8 @@ use crate::model::package_server::PackageServerSpec;
 
 /// The longest request head read (request line and headers).
 const MAX_HEAD: usize = 16 * 1024;
+/// Bytes read from a package file at a time (a CU's ISO is about 6 GB).
+const COPY_BUFFER: usize = 256 * 1024;
 /// How long a client may take for the TLS handshake and its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -281,8 +283,14 @@ fn parse_head(text: &str) -> Option<Head> {
 
 async fn accept(listener: TcpListener, tls: TlsAcceptor, server: Arc<PackageServer>) {
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors or the like: give the system a moment, then go on.
+            Err(e) => {
+                tracing::warn!("package server: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let (tls, server) = (tls.clone(), Arc::clone(&server));
         tokio::spawn(async move {
@@ -323,8 +331,9 @@ async fn serve(
             return answer(&mut stream, status).await;
         }
     };
-    let mut file = tokio::fs::File::open(&served.path).await?;
+    let file = tokio::fs::File::open(&served.path).await?;
     let length = file.metadata().await?.len();
+    let mut file = tokio::io::BufReader::with_capacity(COPY_BUFFER, file);
     stream
         .write_all(
             format!(
@@ -335,7 +344,7 @@ async fn serve(
         )
         .await?;
     if head.method == "GET" {
-        tokio::io::copy(&mut file, &mut stream).await?;
+        tokio::io::copy_buf(&mut file, &mut stream).await?;
     }
     stream.shutdown().await
 }
