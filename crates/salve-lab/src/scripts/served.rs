@@ -185,3 +185,71 @@ impl ServerCertVerifier for Pinned {
             .supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    /// A one-shot HTTPS server on loopback answering `status` and `body`; returns its URL and
+    /// the SHA-256 of its certificate.
+    async fn server(status: &'static str, body: &'static [u8]) -> (String, String) {
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let pin = hex::encode(Sha256::digest(made.cert.der().as_ref()));
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![made.cert.der().clone()], key)
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}/packages/x", listener.local_addr().unwrap());
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let mut head = [0u8; 1024];
+            let _ = tls.read(&mut head).await;
+            let reply = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = tls.write_all(reply.as_bytes()).await;
+            let _ = tls.write_all(body).await;
+            let _ = tls.shutdown().await;
+        });
+        (url, pin)
+    }
+
+    #[tokio::test]
+    async fn only_the_pinned_certificate_is_accepted_and_errors_read_as_invoke_webrequest_words_them()
+     {
+        let (url, pin) = server("200 OK", b"package").await;
+        let got = download(&url, "t", &pin).await.unwrap();
+        assert_eq!(got.length, 7);
+        assert_eq!(got.sha256, hex::encode(Sha256::digest(b"package")));
+
+        let (url, _) = server("200 OK", b"package").await;
+        let refused = download(&url, "t", &"00".repeat(32)).await.err().unwrap();
+        assert_eq!(refused, NO_TRUST);
+
+        let (url, pin) = server("401 Unauthorized", b"").await;
+        let denied = download(&url, "t", &pin).await.err().unwrap();
+        assert_eq!(
+            denied,
+            "Invoke-WebRequest : The remote server returned an error: (401) Unauthorized."
+        );
+        assert_eq!(
+            download("https://127.0.0.1:1/packages/x", "t", &pin)
+                .await
+                .err()
+                .unwrap(),
+            NO_SERVER
+        );
+    }
+}
