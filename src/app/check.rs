@@ -25,7 +25,7 @@ pub fn check(
     let (inventory, extra_vars) = selection.load(console)?;
     let playbook = config::playbook::load(playbook_path, &inventory, &extra_vars)?;
     let per_play = selection.play_hosts(&inventory, &playbook)?;
-    for notice in unreadable_shares(&inventory, &playbook, &per_play) {
+    for notice in unreachable_packages(&inventory, &playbook, &per_play) {
         console.notice(&notice);
     }
     let hosts = per_play.iter().flatten().collect::<BTreeSet<_>>().len();
@@ -46,10 +46,13 @@ pub fn check(
     ))
 }
 
-/// For each host and task installing update packages (`exchange_update`'s `sources`): package sources on a share that neither the
-/// task's account nor a share account could read, with the fix (see [`doctor::sources_check`]). A task's `sources`
-/// given as a template are taken as the host's `salve_update_sources`.
-fn unreadable_shares(
+/// For each host and task installing update packages (`exchange_update`'s `sources`): package
+/// sources the host could not get, with the fix: on a share that neither the task's account nor
+/// a share account could read ([`doctor::sources_check`]), or to be served by salve from a host
+/// without `salve_package_server` ([`doctor::package_server_check`]; whether a configured server
+/// starts is `doctor`'s to find out). A task's `sources` given as a template are taken as the
+/// host's `salve_update_sources`.
+fn unreachable_packages(
     inventory: &Inventory,
     playbook: &Playbook,
     per_play: &[Vec<String>],
@@ -75,10 +78,12 @@ fn unreadable_shares(
                     .share_account
                     .as_ref()
                     .map(|a| a.user.as_str());
-                if let Some(check) =
-                    doctor::sources_check(sources, None, run_as.as_ref(), host_share)
-                    && !check.ok
-                {
+                let shares = doctor::sources_check(sources, None, run_as.as_ref(), host_share);
+                let served = match host.settings.package_server {
+                    None => doctor::package_server_check(sources, None),
+                    Some(_) => None,
+                };
+                for check in shares.into_iter().chain(served).filter(|c| !c.ok) {
                     found.insert(format!(
                         "warning: {}: task `{}`: {}; fix: {}",
                         host.name,

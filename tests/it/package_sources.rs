@@ -235,4 +235,18 @@ async fn check_names_a_share_source_that_would_need_a_second_hop() {
         crate::lab_support::salve_with(&["check", &playbook, "-i", &own], &[]).await;
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("warning: ex01"), "{err}");
+    // A package to be served by salve, on a host without salve_package_server.
+    let served = write(
+        "served.yml",
+        &format!(
+            "all:\n  vars:\n    ansible_password: env:PW\n    salve_update_sources:\n      KB5000871: {{serve: /srv/KB5000871.msp, sha256: '{sha}'}}\n  hosts:\n    ex01: {{}}\n"
+        ),
+    );
+    let (code, _, err) =
+        crate::lab_support::salve_with(&["check", &playbook, "-i", &served], &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("no salve_package_server is set; fix: set salve_package_server"),
+        "{err}"
+    );
 }
