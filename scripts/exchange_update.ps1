@@ -53,13 +53,82 @@ function Get-SalveInstalledBuild([string] $InstallPath) {
     return [version] ('{0}.{1}.{2}.{3}' -f $v.FileMajorPart, $v.FileMinorPart, $v.FileBuildPart, $v.FilePrivatePart)
 }
 
+# A secret job_control left for this step beside this script (share.cred, download.token),
+# DPAPI-sealed for this machine: read once and deleted at once; $null when there is none.
+function Read-SalveSecret([string] $Name) {
+    $path = Join-Path $PSScriptRoot $Name
+    if (-not (Test-Path -LiteralPath $path)) { return $null }
+    $sealed = [Convert]::FromBase64String([IO.File]::ReadAllText($path))
+    Remove-Item -LiteralPath $path -Force
+    Add-Type -AssemblyName System.Security
+    $plain = [Security.Cryptography.ProtectedData]::Unprotect($sealed, $null, [Security.Cryptography.DataProtectionScope]::LocalMachine)
+    try { return [Text.Encoding]::UTF8.GetString($plain) } finally { [Array]::Clear($plain, 0, $plain.Length) }
+}
+
+# A package source's own share account (its username and password, in share.cred): used to
+# connect to the share with New-PSDrive -Credential, so the copy authenticates as that account
+# whichever account this task runs as. Returns the path to read the package from: through that
+# drive, or the source itself when no account was given.
+function Connect-SalveShare([string] $Source) {
+    $text = Read-SalveSecret 'share.cred'
+    if ($null -eq $text) { return $Source }
+    $stored = $text | ConvertFrom-Json
+    $secure = New-Object System.Security.SecureString
+    foreach ($ch in ([string] $stored.password).ToCharArray()) { $secure.AppendChar($ch) }
+    $credential = New-Object System.Management.Automation.PSCredential ([string] $stored.user, $secure)
+    $share = [string] $stored.share
+    if (-not $Source.StartsWith($share + '\', [StringComparison]::OrdinalIgnoreCase)) {
+        throw "the share account given is for $share, and the package is at $Source"
+    }
+    Write-Host "Connecting to $share as $($stored.user)"
+    $null = New-PSDrive -Name 'SalvePackages' -PSProvider FileSystem -Root $share -Credential $credential -ErrorAction Stop
+    return ('SalvePackages:' + $Source.Substring($share.Length))
+}
+
+# A package salve serves itself (server_pin set): its TLS certificate must have exactly that
+# SHA-256 (a self-signed certificate is fine; no other is accepted, whatever the machine's
+# trust says), and the request carries the step's bearer token (download.token).
+$salveServedToken = $null
+function Enable-SalveServedDownload {
+    if (-not $SalveArgs.server_pin) { return }
+    if (-not ('SalvePinnedCertificate' -as [type])) {
+        Add-Type -TypeDefinition @'
+using System;
+using System.Net;
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+public static class SalvePinnedCertificate {
+    public static string Sha256;
+    public static bool Check(object sender, X509Certificate certificate, X509Chain chain, SslPolicyErrors errors) {
+        if (certificate == null) { return false; }
+        using (SHA256 sha = SHA256.Create()) {
+            string hex = BitConverter.ToString(sha.ComputeHash(certificate.GetRawCertData())).Replace("-", "");
+            return String.Equals(hex, Sha256, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+    public static void Install(string sha256) {
+        Sha256 = sha256;
+        ServicePointManager.ServerCertificateValidationCallback = Check;
+    }
+}
+'@
+    }
+    [SalvePinnedCertificate]::Install([string] $SalveArgs.server_pin)
+    $script:salveServedToken = Read-SalveSecret 'download.token'
+    if (-not $script:salveServedToken) { throw 'the package is served by salve, and no download token was left for this step' }
+}
+
 # Fetch a package onto this host (UNC copy or HTTP(S) download) and check its SHA-256.
 # Progress goes to the host (Write-Host): the function's output is the local path.
 function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName) {
     $dir = Join-Path $env:SystemDrive 'salve\updates'
     New-Item -ItemType Directory -Path $dir -Force | Out-Null
     $target = Join-Path $dir $FileName
-    Assert-SalveRoomFor $Source $target
+    $readFrom = $Source
+    if ($Source -match '^\\\\') { $readFrom = Connect-SalveShare $Source }
+    Enable-SalveServedDownload
+    Assert-SalveRoomFor $Source $target $readFrom
     if ($Source -match '^https?://') {
         [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
         Write-Host "Downloading $Source"
@@ -67,7 +136,7 @@ function Get-SalvePayload([string] $Source, [string] $Sha256, [string] $FileName
         Invoke-WebRequest -Uri $Source -OutFile $target -UseBasicParsing @web
     } elseif ($Source -match '^\\\\') {
         Write-Host "Copying $Source"
-        Copy-Item -LiteralPath $Source -Destination $target -Force
+        Copy-Item -LiteralPath $readFrom -Destination $target -Force
     } else {
         throw "source '$Source' is neither an http(s):// URL nor a \\server\share UNC path"
     }
@@ -91,13 +160,14 @@ $salveReserveBytes = 4294967296
 # proxy settings, or none).
 function Get-SalveWebArgs {
     $web = @{}
+    if ($salveServedToken) { $web.Headers = @{ Authorization = ('Bearer ' + $salveServedToken) } }
     if ($SalveArgs.proxy) {
         $web.Proxy = [string] $SalveArgs.proxy
         $web.ProxyUseDefaultCredentials = $true
     }
     return $web
 }
-function Assert-SalveRoomFor([string] $Source, [string] $Target) {
+function Assert-SalveRoomFor([string] $Source, [string] $Target, [string] $ReadFrom) {
     $size = $null
     if ($Source -match '^https?://') {
         try {
@@ -108,7 +178,7 @@ function Assert-SalveRoomFor([string] $Source, [string] $Target) {
             Write-Host "The size of $Source is not known before the download ($($_.Exception.Message)); free space is checked as it goes"
         }
     } elseif ($Source -match '^\\\\') {
-        $size = (Get-Item -LiteralPath $Source).Length
+        $size = (Get-Item -LiteralPath $ReadFrom).Length
     }
     if (-not $size) { return }
     $letter = Split-Path -Qualifier $Target

@@ -13,6 +13,12 @@
 # interactive process would: Task Scheduler's default, 7, starts it below normal CPU priority
 # with very low I/O and low memory priority (TaskSettings.Priority), which would stretch an
 # hour of Setup inside the maintenance window.
+# The step's secrets (share_credential: a package source's own share account; download_token:
+# the token for a package salve serves) are left for it in files of the job's folder
+# (share.cred, download.token): never on a command line or in a log. Each is encrypted with
+# DPAPI in the machine's scope (useless on another machine), created with an ACL admitting only
+# SYSTEM, Administrators and the task's account before anything is written to it, and deleted
+# by the step as soon as it has read it.
 
 $taskPath = '\salve\'
 $job = [string] $SalveArgs.job
@@ -30,6 +36,28 @@ function Get-SalveJobState([string] $Name) {
 }
 
 $utf8 = New-Object System.Text.UTF8Encoding $false
+
+# Write $Text for the step only: the file gets its ACL (SYSTEM, Administrators, the task's
+# account) while still empty, then the DPAPI-sealed (machine scope) text, base64.
+function Save-SalveSecret([string] $Path, [string] $Text) {
+    [IO.File]::WriteAllText($Path, '', $utf8)
+    $acl = New-Object System.Security.AccessControl.FileSecurity
+    $acl.SetAccessRuleProtection($true, $false)
+    $readers = @(
+        (New-Object System.Security.Principal.SecurityIdentifier 'S-1-5-18'),
+        (New-Object System.Security.Principal.SecurityIdentifier 'S-1-5-32-544')
+    )
+    if ($SalveArgs.become_user) { $readers += New-Object System.Security.Principal.NTAccount ([string] $SalveArgs.become_user) }
+    foreach ($who in $readers) {
+        $acl.AddAccessRule((New-Object System.Security.AccessControl.FileSystemAccessRule($who, 'FullControl', 'Allow')))
+    }
+    Set-Acl -LiteralPath $Path -AclObject $acl
+    Add-Type -AssemblyName System.Security
+    $sealed = [Security.Cryptography.ProtectedData]::Protect($utf8.GetBytes($Text), $null, [Security.Cryptography.DataProtectionScope]::LocalMachine)
+    # WriteAllText truncates the existing file and keeps its ACL.
+    [IO.File]::WriteAllText($Path, [Convert]::ToBase64String($sealed), $utf8)
+}
+
 if ($SalveArgs.action -eq 'start') {
     $answer.state = Get-SalveJobState $job
     if ($answer.state -ne 'missing') {
@@ -55,6 +83,14 @@ try {
 exit $code
 '@
         [IO.File]::WriteAllText((Join-Path $dir 'run.ps1'), $runner, (New-Object System.Text.UTF8Encoding $true))
+        if ($SalveArgs.share_credential) {
+            $c = $SalveArgs.share_credential
+            $stored = [ordered]@{ share = [string] $c.share; user = [string] $c.user; password = [string] $c.password }
+            Save-SalveSecret (Join-Path $dir 'share.cred') (ConvertTo-Json -InputObject $stored -Compress)
+        }
+        if ($SalveArgs.download_token) {
+            Save-SalveSecret (Join-Path $dir 'download.token') ([string] $SalveArgs.download_token)
+        }
         $exe = Join-Path $env:SystemRoot 'System32\WindowsPowerShell\v1.0\powershell.exe'
         $action = New-ScheduledTaskAction -Execute $exe -Argument ('-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "{0}"' -f (Join-Path $dir 'run.ps1'))
         $settings = New-ScheduledTaskSettingsSet -ExecutionTimeLimit ([TimeSpan]::Zero) -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries -MultipleInstances IgnoreNew -Priority 4

@@ -165,14 +165,22 @@ pub async fn diagnose(spec: &ConnectionSpec, connector: Arc<dyn Connector>) -> D
 /// Where the host's packages come from, as its inventory says (`salve_update_sources`,
 /// `salve_rewrite_msi`), against who will read them. A share is out of reach of the WinRM or SSH
 /// logon itself (a network logon holds no credentials for a second machine: the double hop);
-/// salve's detached steps read it as the `become` account, or as SYSTEM (the server's computer
-/// account) without one. `None` when no package is on a share.
+/// salve's detached steps read it as the source's own share account (`username`/`password`), else
+/// as the `become` account, or as SYSTEM (the server's computer account) without one. `None`
+/// when no package is on a share.
 pub fn sources_check(
     update_sources: Option<&serde_json::Value>,
     rewrite_msi: Option<&serde_json::Value>,
     run_as: Option<&RunAs>,
+    host_share_account: Option<&str>,
 ) -> Option<Check> {
-    let unc = |v: &serde_json::Value| v.get("unc").and_then(|u| u.as_str()).map(str::to_owned);
+    let unc = |v: &serde_json::Value| {
+        ["unc", "url"]
+            .iter()
+            .filter_map(|k| v.get(*k).and_then(|u| u.as_str()))
+            .find(|l| crate::share::on_share(l))
+            .map(str::to_owned)
+    };
     if let Some(share) = rewrite_msi.and_then(unc) {
         return Some(fail(
             "sources",
@@ -183,11 +191,40 @@ pub fn sources_check(
             "give salve_rewrite_msi as a url: the server can download",
         ));
     }
-    let shares: Vec<String> = update_sources
+    let on_shares: Vec<&serde_json::Value> = update_sources
         .and_then(|s| s.as_object())
-        .map(|m| m.values().filter_map(unc).collect())
+        .map(|m| m.values().filter(|v| unc(v).is_some()).collect())
         .unwrap_or_default();
-    let first = shares.first()?;
+    // A source with its own share account (or the host's, `salve_share_username`) is read as
+    // that account, whoever runs the step.
+    fn account_of<'a>(v: &'a serde_json::Value, host: Option<&'a str>) -> Option<&'a str> {
+        v.get("username").and_then(|u| u.as_str()).or(host)
+    }
+    let account = |v: &'_ serde_json::Value| account_of(v, host_share_account).is_some();
+    let (own, shares): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) =
+        on_shares.into_iter().partition(|v| account(v));
+    let own_accounts = || {
+        let mut names: Vec<&str> = own
+            .iter()
+            .filter_map(|v| account_of(v, host_share_account))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names.join(", ")
+    };
+    let Some(first) = shares.first().and_then(|v| unc(v)) else {
+        return (!own.is_empty()).then(|| {
+            pass(
+                "sources",
+                format!(
+                    "{} package source(s) on file shares, read with their own share account \
+                     ({}) inside salve's detached steps",
+                    own.len(),
+                    own_accounts()
+                ),
+            )
+        });
+    };
     let what = match shares.len() {
         1 => format!("1 package source is on a file share ({first})"),
         n => format!("{n} package sources are on file shares (first: {first})"),
@@ -207,10 +244,52 @@ pub fn sources_check(
                  double hop), and the detached steps would run as SYSTEM, whose computer account \
                  the share must then grant read access"
             ),
-            "set ansible_become_user and ansible_become_password (become_method runas) to an \
+            "give each share source the share's username and password (a secret reference), or \
+             set ansible_become_user and ansible_become_password (become_method runas) to an \
              account that can read the share, or give the sources as url:",
         ),
     })
+}
+
+/// For a host with `serve:` package sources or a `salve_package_server`: whether salve can
+/// serve packages to it (the certificate and key load, the address can be listened on), and
+/// what the host must reach. Whether the host reaches that address is not tested from here.
+/// `None` when the host has neither.
+pub fn package_server_check(
+    update_sources: Option<&serde_json::Value>,
+    spec: Option<&crate::model::package_server::PackageServerSpec>,
+) -> Option<Check> {
+    let served = update_sources.and_then(|s| s.as_object()).map_or(0, |m| {
+        m.values().filter(|v| v.get("serve").is_some()).count()
+    });
+    match spec {
+        None if served == 0 => None,
+        None => Some(fail(
+            "package server",
+            format!(
+                "{served} package source(s) are to be served by salve (serve:), and no salve_package_server is set"
+            ),
+            "set salve_package_server (url the hosts reach, certificate, key), or give the sources as url: or unc:",
+        )),
+        Some(spec) => Some(match crate::package_server::for_spec(spec) {
+            Ok(server) => pass(
+                "package server",
+                format!(
+                    "salve serves packages at {} (listening on {}, certificate SHA-256 {}); the \
+                     host must reach that address (not tested from here)",
+                    spec.url,
+                    spec.listen,
+                    server.pin()
+                ),
+            ),
+            Err(e) => fail(
+                "package server",
+                crate::error_chain::one_line(&e),
+                "point certificate and key at readable PEM files, and listen at an address of \
+                 this machine with a free port",
+            ),
+        }),
+    }
 }
 
 /// For a host that authenticates with Kerberos: the SPN it will ask a ticket for (a DNS name is
@@ -539,4 +618,55 @@ pub fn render(diagnoses: &[Diagnosis]) -> String {
     let healthy = diagnoses.iter().filter(|d| d.healthy()).count();
     out.push_str(&format!("\n{healthy} of {} hosts ready\n", diagnoses.len()));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_source_with_its_own_account_needs_no_become_account() {
+        let sha = "ab".repeat(32);
+        let own = serde_json::json!({
+            "KB5000871": {"unc": "\\\\fs01\\patches\\KB5000871.msp", "sha256": sha,
+                          "username": "LAB\\svc-pkgread", "password": "env:SHARE_PW"},
+        });
+        let check = sources_check(Some(&own), None, None, None).unwrap();
+        assert!(check.ok, "{check:?}");
+        assert!(check.detail.contains("LAB\\svc-pkgread"), "{check:?}");
+        let mut mixed = own.clone();
+        mixed["KB5003435"] =
+            serde_json::json!({"unc": "\\\\fs01\\exchange\\KB5003435.msp", "sha256": sha});
+        let check = sources_check(Some(&mixed), None, None, None).unwrap();
+        assert!(!check.ok, "{check:?}");
+        assert!(check.detail.contains("KB5003435.msp"), "{check:?}");
+        let host_wide = sources_check(Some(&mixed), None, None, Some("LAB\\svc-host")).unwrap();
+        assert!(host_wide.ok, "{host_wide:?}");
+        assert!(
+            check
+                .fix
+                .unwrap()
+                .contains("the share's username and password"),
+            "the fix names share accounts"
+        );
+    }
+
+    #[tokio::test]
+    async fn served_sources_need_a_package_server_that_can_start() {
+        let served = serde_json::json!({"KB1": {"serve": "/srv/KB1.msp", "sha256": "ab"}});
+        assert!(package_server_check(None, None).is_none());
+        let none = package_server_check(Some(&served), None).unwrap();
+        assert!(
+            !none.ok && none.detail.contains("no salve_package_server"),
+            "{none:?}"
+        );
+        let spec = crate::model::package_server::PackageServerSpec {
+            url: "https://127.0.0.1:1".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            certificate: "/nonexistent/p.crt".into(),
+            key: "/nonexistent/p.key".into(),
+        };
+        let broken = package_server_check(Some(&served), Some(&spec)).unwrap();
+        assert!(!broken.ok && broken.detail.contains("p.crt"), "{broken:?}");
+    }
 }

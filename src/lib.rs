@@ -21,6 +21,7 @@ pub mod journal;
 pub mod launch;
 pub mod model;
 pub mod modules;
+pub mod package_server;
 pub mod plan;
 pub mod queue;
 pub mod report;
@@ -35,4 +36,4 @@ pub mod transport;
 
 // Shared with the lab through the contract crate; re-exported so `crate::diag` etc. read as
 // before.
-pub use salve_contract::{contract, diag, exit};
+pub use salve_contract::{contract, diag, exit, share};

@@ -64,6 +64,14 @@ async fn diagnose_all(hosts: Vec<(Host, Vec<SettingError>)>, forks: usize) -> Ve
                     host.vars.get("salve_update_sources"),
                     host.vars.get("salve_rewrite_msi"),
                     host.settings.run_as.as_ref(),
+                    host.settings
+                        .share_account
+                        .as_ref()
+                        .map(|a| a.user.as_str()),
+                ));
+                d.checks.extend(doctor::package_server_check(
+                    host.vars.get("salve_update_sources"),
+                    host.settings.package_server.as_ref(),
                 ));
                 d
             } else {

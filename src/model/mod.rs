@@ -6,10 +6,12 @@ pub mod connection;
 pub mod host_var;
 pub mod inventory;
 pub mod layered_vars;
+pub mod package_server;
 pub mod pattern;
 pub mod playbook;
 pub mod run_as;
 pub mod settings;
+pub mod share_account;
 
 pub use connection::{ConnectionKind, ConnectionSpec};
 pub use host_var::SettingError;

@@ -38,6 +38,10 @@ pub struct HostSettings {
     pub dag: Option<String>,
     /// The account detached steps run as (`become`); `None`: SYSTEM.
     pub run_as: Option<RunAs>,
+    /// Where salve serves `serve:` packages to this host (`salve_package_server`).
+    pub package_server: Option<super::package_server::PackageServerSpec>,
+    /// The account `unc:` sources without their own are read as (`salve_share_username`).
+    pub share_account: Option<super::share_account::ShareLogin>,
 }
 
 impl HostSettings {
@@ -61,12 +65,16 @@ impl HostSettings {
         let schedule = schedule(&mut reader);
         let dag = dag(&mut reader);
         let run_as = super::run_as::read(&mut reader);
+        let package_server = super::package_server::read(&mut reader);
+        let share_account = super::share_account::read(&mut reader);
         redirect_target(name, &mut reader);
         let settings = HostSettings {
             connection,
             schedule,
             dag,
             run_as,
+            package_server,
+            share_account,
         };
         (settings, reader.into_errors())
     }

@@ -20,11 +20,11 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::exchange_script::{self as shipped, Fail, Reply};
+use super::exchange_script::{self as shipped, Fail, Reply, ShareAccount};
 use super::{HostCtx, ModuleError, ProbeLink};
 use crate::contract::{
     JobAction, JobControlAnswer, JobControlRequest, JobPollAnswer, JobPollRequest, JobState,
-    ReadOnlyId, ScriptId,
+    ReadOnlyId, ScriptId, ShareCredential,
 };
 use crate::script::RESULT_MARKER;
 use crate::transport::{OutputChunk, ScriptOutput, TransportError};
@@ -61,6 +61,62 @@ pub async fn run<T: DeserializeOwned>(
     id: ScriptId,
     request: &impl Serialize,
 ) -> Result<Reply<T>, Fail> {
+    start_and_attach(ctx, id, request, StepSecrets::default()).await
+}
+
+/// What a step gets besides its request, kept out of its script text: they go to the host
+/// inside the encrypted session as the task's start request, never in the script, a log or an
+/// answer (see `job_control.ps1` for how the host keeps them).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StepSecrets<'a> {
+    /// The account to connect to the package's share as (a source's `username` and
+    /// `password`) rather than the account the step runs as; its password is resolved here.
+    pub share: Option<&'a ShareAccount>,
+    /// The bearer token for a package salve serves ([`crate::package_server`]).
+    pub download_token: Option<&'a str>,
+}
+
+impl StepSecrets<'_> {
+    /// Nothing to give.
+    pub fn is_empty(&self) -> bool {
+        self.share.is_none() && self.download_token.is_none()
+    }
+}
+
+/// [`run`], with secrets for the step.
+pub async fn run_with<T: DeserializeOwned>(
+    ctx: &HostCtx<'_>,
+    id: ScriptId,
+    request: &impl Serialize,
+    secrets: StepSecrets<'_>,
+) -> Result<Reply<T>, Fail> {
+    start_and_attach(ctx, id, request, secrets).await
+}
+
+async fn start_and_attach<T: DeserializeOwned>(
+    ctx: &HostCtx<'_>,
+    id: ScriptId,
+    request: &impl Serialize,
+    secrets: StepSecrets<'_>,
+) -> Result<Reply<T>, Fail> {
+    let share_credential = match secrets.share {
+        None => None,
+        Some(account) => Some(ShareCredential {
+            share: account.share.clone(),
+            user: account.user.clone(),
+            password: account
+                .password
+                .resolve()
+                .map_err(|e| {
+                    Fail::Module(ModuleError::Args(format!(
+                        "sources: password of {} for {}: {e}",
+                        account.user, account.share
+                    )))
+                })?
+                .expose()
+                .to_string(),
+        }),
+    };
     let job = new_job_id(id);
     let text = shipped::shipped(id, request)?.render();
     let (become_user, become_password) = match ctx.run_as {
@@ -85,6 +141,8 @@ pub async fn run<T: DeserializeOwned>(
         script: Some(base64::engine::general_purpose::STANDARD.encode(text)),
         become_user,
         become_password,
+        share_credential,
+        download_token: secrets.download_token.map(str::to_owned),
     };
     let started: Reply<JobControlAnswer> = shipped::call_within(
         ctx,
@@ -214,6 +272,8 @@ async fn remove(ctx: &HostCtx<'_>, job: &str) {
         script: None,
         become_user: None,
         become_password: None,
+        share_credential: None,
+        download_token: None,
     };
     let removed: Result<Reply<JobControlAnswer>, Fail> = shipped::call_within(
         ctx,

@@ -154,6 +154,16 @@ async fn plan(args: &Args, ctx: &CheckCtx<'_>) -> Result<Plan, Fail> {
     let (source, sha256, proxy) = match &args.rewrite_msi {
         Some(s) => {
             let s = s.get("rewrite_msi")?;
+            // URL Rewrite installs inside the WinRM session, where neither a served package's
+            // token nor a share account is handed over (they go to detached steps only).
+            if s.served().is_some() || s.username.is_some() {
+                return Err(Fail::Module(ModuleError::Args(
+                    "rewrite_msi: `serve` and a share account (`username`/`password`) work for \
+                     exchange_update's detached steps only; URL Rewrite installs inside the \
+                     WinRM session: give rewrite_msi as a url: the server can download"
+                        .into(),
+                )));
+            }
             (
                 Some(s.location().map_err(arg_error)?.to_string()),
                 s.checksum(false).map_err(arg_error)?,
@@ -302,7 +312,7 @@ fn present(seen: &Seen, named: Option<&[&'static Mitigation]>, req: &MitigateReq
     let (change, refusal) = match (&seen.facts.url_rewrite, &req.rewrite_msi_source) {
         (Some(_), _) => (Some(rules), None),
         // The install runs in the WinRM session: its network logon cannot read a share.
-        (None, Some(src)) if src.starts_with("\\\\") => (
+        (None, Some(src)) if crate::share::on_share(src) => (
             None,
             Some(format!(
                 "the IIS URL Rewrite module is not installed and rewrite_msi is on a file share \
@@ -633,6 +643,12 @@ mod tests {
         let o = run(&f, share, false).await;
         assert!(o.status.failed(), "{o:?}");
         assert!(o.msg.unwrap().contains("double hop"));
+        let served = json!({"state": "present", "rewrite_msi": {"serve": "/srv/r.msi", "sha256": "ab".repeat(32)}});
+        let e = with_ctx(&link, json!({}), async |ctx| {
+            ExchangeMitigate.apply(&served, ctx).await.unwrap_err()
+        })
+        .await;
+        assert!(e.to_string().contains("detached steps only"), "{e}");
         let good = json!({"state": "present", "rewrite_msi": {"url": "https://media.contoso.test/r.msi", "sha256": "ab".repeat(32)}});
         let o = run(&f, good, false).await;
         assert!(!o.status.failed(), "{o:?}");

@@ -259,7 +259,11 @@ impl<T> Rendered<T> {
 
 /// Where a package comes from: exactly one of `url` (http/https) or `unc` (`\\server\share\...`),
 /// pulled by the host itself, and its SHA-256; with `url`, optionally the `proxy` the host
-/// downloads through (authenticating as the account the step runs as).
+/// downloads through (authenticating as the account the step runs as); with `unc`, optionally
+/// the `username` and `password` (a secret reference) the step connects to the share as
+/// (Ansible's `win_package` names them so), instead of the account the step runs as. Or
+/// `serve`: a file on the controller that salve serves to the host itself
+/// ([`crate::package_server`]), for a host that can reach neither a URL nor a share.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackageSource {
@@ -268,9 +272,24 @@ pub struct PackageSource {
     #[serde(default)]
     pub unc: Option<String>,
     #[serde(default)]
+    pub serve: Option<String>,
+    #[serde(default)]
     pub sha256: Option<String>,
     #[serde(default)]
     pub proxy: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// The account a step connects to a package's share as, and where its password comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareAccount {
+    /// `\\server\share`.
+    pub share: String,
+    pub user: String,
+    pub password: crate::secret::SecretRef,
 }
 
 /// What is wrong with a [`PackageSource`].
@@ -280,14 +299,21 @@ pub enum SourceError {
     Url(String),
     #[error("unc `{0}` must be a \\\\server\\share path")]
     Unc(String),
-    #[error("give exactly one of `url` or `unc`")]
+    #[error("give exactly one of `url`, `unc` or `serve`")]
     NotOneLocation,
+    #[error("serve `{0}` must be an absolute path of a file on the controller")]
+    Serve(String),
     #[error("sha256 `{0}` is not 64 hexadecimal digits")]
     Checksum(String),
     #[error("sha256 is required: the host checks the package before installing it")]
     NoChecksum,
     #[error("proxy `{0}` must be an http:// or https:// URL, and goes with `url` only")]
     Proxy(String),
+    #[error(
+        "username and password go together, and with `unc` only: they are the account the \
+         step connects to the share as (password: a secret reference such as env:NAME)"
+    )]
+    ShareAccount,
 }
 
 impl PackageSource {
@@ -302,15 +328,60 @@ impl PackageSource {
         }
     }
 
-    /// The location the host fetches from, checked for shape.
+    /// The account the step connects to the `unc` share as: the source's own, else the host's
+    /// (`salve_share_username`), else none (the step's own account reads it).
+    pub fn share_account_or(
+        &self,
+        host: Option<&crate::model::share_account::ShareLogin>,
+    ) -> Result<Option<ShareAccount>, SourceError> {
+        let own = self.share_account()?;
+        let share = self.unc.as_deref().and_then(crate::share::share_root);
+        Ok(own.or_else(|| {
+            Some(ShareAccount {
+                share: share?.to_string(),
+                user: host?.user.clone(),
+                password: host?.password.clone(),
+            })
+        }))
+    }
+
+    /// The account the step connects to the `unc` share as, when the source names one.
+    pub fn share_account(&self) -> Result<Option<ShareAccount>, SourceError> {
+        match (&self.username, &self.password) {
+            (None, None) => Ok(None),
+            (Some(user), Some(password)) => {
+                let share = self
+                    .unc
+                    .as_deref()
+                    .and_then(crate::share::share_root)
+                    .ok_or(SourceError::ShareAccount)?;
+                Ok(Some(ShareAccount {
+                    share: share.to_string(),
+                    user: user.clone(),
+                    password: crate::secret::SecretRef::parse(password),
+                }))
+            }
+            _ => Err(SourceError::ShareAccount),
+        }
+    }
+
+    /// The location the package comes from, checked for shape: the URL or share path the host
+    /// fetches, or the controller's file salve serves.
     pub fn location(&self) -> Result<&str, SourceError> {
-        match (&self.url, &self.unc) {
-            (Some(u), None) if u.starts_with("https://") || u.starts_with("http://") => Ok(u),
-            (Some(u), None) => Err(SourceError::Url(u.clone())),
-            (None, Some(p)) if p.starts_with("\\\\") => Ok(p),
-            (None, Some(p)) => Err(SourceError::Unc(p.clone())),
+        match (&self.url, &self.unc, &self.serve) {
+            (Some(u), None, None) if u.starts_with("https://") || u.starts_with("http://") => Ok(u),
+            (Some(u), None, None) => Err(SourceError::Url(u.clone())),
+            (None, Some(p), None) if crate::share::on_share(p) => Ok(p),
+            (None, Some(p), None) => Err(SourceError::Unc(p.clone())),
+            (None, None, Some(f)) if std::path::Path::new(f).is_absolute() => Ok(f),
+            (None, None, Some(f)) => Err(SourceError::Serve(f.clone())),
             _ => Err(SourceError::NotOneLocation),
         }
+    }
+
+    /// The controller's file, for a `serve` source.
+    pub fn served(&self) -> Option<&std::path::Path> {
+        self.serve.as_deref().map(std::path::Path::new)
     }
 
     /// The SHA-256 in lowercase, checked for shape; `required` makes a missing one an error.
@@ -598,6 +669,9 @@ mod tests {
             unc: unc.map(Into::into),
             sha256: None,
             proxy: Some(proxy.into()),
+            serve: None,
+            username: None,
+            password: None,
         };
         let web = s(
             Some("https://x/a.iso"),
@@ -624,6 +698,9 @@ mod tests {
             unc: unc.map(Into::into),
             sha256: None,
             proxy: None,
+            serve: None,
+            username: None,
+            password: None,
         };
         assert_eq!(
             s(Some("https://x/a.msp"), None).location(),
@@ -636,12 +713,75 @@ mod tests {
         assert!(s(Some("ftp://x"), None).location().is_err());
         assert!(s(None, Some("C:\\a.msp")).location().is_err());
         assert!(s(Some("https://x"), Some("\\\\fs\\a")).location().is_err());
+        let served = |f: &str| PackageSource {
+            serve: Some(f.into()),
+            ..s(None, None)
+        };
+        assert_eq!(served("/srv/x.iso").location(), Ok("/srv/x.iso"));
+        assert!(served("x.iso").location().is_err());
+        assert!(
+            PackageSource {
+                serve: Some("/srv/x.iso".into()),
+                ..s(Some("https://x/a.msp"), None)
+            }
+            .location()
+            .is_err()
+        );
         assert!(s(None, None).checksum(true).is_err());
         let upper = PackageSource {
             sha256: Some("AB".repeat(32)),
             ..s(None, None)
         };
         assert_eq!(upper.checksum(true), Ok(Some("ab".repeat(32))));
+    }
+
+    #[test]
+    fn a_share_account_goes_with_a_unc_source_and_needs_both_names() {
+        let s = |url: Option<&str>, unc: Option<&str>, user: Option<&str>, pw: Option<&str>| {
+            PackageSource {
+                url: url.map(Into::into),
+                unc: unc.map(Into::into),
+                sha256: None,
+                proxy: None,
+                serve: None,
+                username: user.map(Into::into),
+                password: pw.map(Into::into),
+            }
+        };
+        let unc = Some(r"\\fs01\patches\CU15\x.iso");
+        assert_eq!(s(None, unc, None, None).share_account(), Ok(None));
+        let account = s(None, unc, Some(r"LAB\svc"), Some("env:SHARE_PW"))
+            .share_account()
+            .unwrap()
+            .unwrap();
+        assert_eq!(account.share, r"\\fs01\patches");
+        assert_eq!(account.user, r"LAB\svc");
+        assert_eq!(
+            account.password,
+            crate::secret::SecretRef::parse("env:SHARE_PW")
+        );
+        let host = crate::model::share_account::ShareLogin {
+            user: r"LAB\host-svc".into(),
+            password: crate::secret::SecretRef::parse("env:HOST_PW"),
+        };
+        let inherited = s(None, unc, None, None).share_account_or(Some(&host));
+        assert_eq!(inherited.unwrap().unwrap().user, r"LAB\host-svc");
+        let own = s(None, unc, Some(r"LAB\svc"), Some("env:X")).share_account_or(Some(&host));
+        assert_eq!(own.unwrap().unwrap().user, r"LAB\svc");
+        let web = s(Some("https://x/a.iso"), None, None, None).share_account_or(Some(&host));
+        assert_eq!(web, Ok(None));
+        for bad in [
+            s(None, unc, Some(r"LAB\svc"), None),
+            s(None, unc, None, Some("env:X")),
+            s(
+                Some("https://x/a.iso"),
+                None,
+                Some(r"LAB\svc"),
+                Some("env:X"),
+            ),
+        ] {
+            assert_eq!(bad.share_account(), Err(SourceError::ShareAccount));
+        }
     }
 
     #[tokio::test(start_paused = true)]

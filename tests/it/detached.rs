@@ -215,6 +215,7 @@ async fn setup_run_inside_a_winrm_shell_dies_when_setup_restarts_winrm() {
         keep_packages: false,
         proxy: None,
         dotnet_release: None,
+        server_pin: None,
     };
     let script = salve::script::Script::shipped(
         "exchange_update",

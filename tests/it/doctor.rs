@@ -116,7 +116,10 @@ async fn names_package_shares_out_of_reach_and_who_reads_them() {
         out.contains("1 package source is on a file share (\\\\fs01\\exchange\\KB5000871.msp), and no become account is set"),
         "{out}"
     );
-    assert!(out.contains("fix: set ansible_become_user"), "{out}");
+    assert!(
+        out.contains("fix: give each share source the share's username and password"),
+        "{out}"
+    );
     assert!(
         line("with-become").ends_with("command ok, sources ok"),
         "{out}"

@@ -24,6 +24,7 @@ mod lab_sim;
 mod lab_support;
 mod lab_winrm;
 mod maintenance_state;
+mod package_sources;
 mod plan;
 mod plan_apply;
 mod queue;

@@ -415,6 +415,12 @@ pub struct UpdateRequest {
     /// system proxy settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    /// A package salve serves itself (`source` is then salve's package server): the SHA-256
+    /// of that server's TLS certificate, upper-case hex, the only certificate the download
+    /// accepts. The download's bearer token comes through the job's start request
+    /// ([`JobControlRequest::download_token`]), never in this request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_pin: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -686,6 +692,38 @@ pub struct JobControlRequest {
     /// Start: that account's password (a secret: never logged, never in an answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub become_password: Option<String>,
+    /// Start: explicit credentials for the package's share (a `unc:` source's `username` and
+    /// `password`): the step connects to the share as that account (`New-PSDrive
+    /// -Credential`), whichever account the task runs as. Kept on the host only until the step
+    /// reads it (see `job_control.ps1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_credential: Option<ShareCredential>,
+    /// Start: the bearer token for a package salve serves (a secret, kept on the host as the
+    /// share credential is, and valid only while salve runs the step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_token: Option<String>,
+}
+
+/// An account and password for one file share (`\\server\share`). `Debug` leaves the
+/// password out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareCredential {
+    /// `\\server\share`, the root the step connects to.
+    pub share: String,
+    /// `DOMAIN\user`.
+    pub user: String,
+    /// A secret: never logged, never in an answer.
+    pub password: String,
+}
+
+impl std::fmt::Debug for ShareCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShareCredential")
+            .field("share", &self.share)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A detached task's life.

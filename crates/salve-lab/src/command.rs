@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::codepage::Console;
 use crate::fleet_core::FleetCore;
 use crate::host_api::{ProcessOutput, StdinChunk};
+use crate::shares::{Caller, ShareLogon};
 
 /// Exit code of a process stopped by Ctrl-C / terminate (`STATUS_CONTROL_C_EXIT`).
 pub const EXIT_TERMINATED: i32 = 0xC000_013Au32 as i32;
@@ -26,6 +27,12 @@ pub struct Out {
     console: Console,
     /// The process's logon holds credentials it can use on other machines.
     network_credentials: bool,
+    /// The logon's account, when it holds network credentials.
+    account: Option<String>,
+    /// A connection to a package share made with explicit credentials.
+    share_logon: Option<ShareLogon>,
+    /// The bearer token job_control left for a package salve serves.
+    download_token: Option<String>,
 }
 
 impl Out {
@@ -34,14 +41,37 @@ impl Out {
             tx,
             console: Console::default(),
             network_credentials: false,
+            account: None,
+            share_logon: None,
+            download_token: None,
         }
+    }
+
+    /// A process that was left the token for a package salve serves (`download.token`).
+    pub fn with_download_token(mut self, token: String) -> Self {
+        self.download_token = Some(token);
+        self
+    }
+
+    /// The token for a package salve serves, if this process was left one.
+    pub fn download_token(&self) -> Option<&str> {
+        self.download_token.as_deref()
+    }
+
+    /// A process that connected to a share with explicit credentials (`New-PSDrive
+    /// -Credential`): it reads that share as the account given.
+    pub fn with_share_logon(mut self, logon: ShareLogon) -> Self {
+        self.share_logon = Some(logon);
+        self
     }
 
     /// A process whose logon has network credentials: a scheduled task registered with an
     /// account's password. A WinRM or SSH logon (NTLM, Kerberos without delegation, a key) is
     /// a network logon and has none: it cannot authenticate to a second machine.
-    pub fn with_network_credentials(mut self) -> Self {
+    /// `account` is who the process is on other machines.
+    pub fn with_network_credentials(mut self, account: &str) -> Self {
         self.network_credentials = true;
+        self.account = Some(account.to_string());
         self
     }
 
@@ -52,16 +82,14 @@ impl Out {
     }
 
     /// Read a file at `path` as this process: a path on another machine's share
-    /// (`\\server\share\...`) needs network credentials, or Windows answers "Access is denied"
-    /// (the double hop).
-    pub fn read_file(&self, path: &str) -> Result<(), String> {
-        if path.starts_with("\\\\") && !self.network_credentials {
-            return Err(format!(
-                "Copy-Item : Access to the path '{path}' is denied. (this logon has no \
-                 credentials for another machine: the double hop)"
-            ));
-        }
-        Ok(())
+    /// (`\\server\share\...`) needs network credentials and the share's permission, or
+    /// Windows answers "Access is denied" (the double hop; see [`crate::shares`]).
+    pub fn read_file(&self, core: &FleetCore, path: &str) -> Result<(), String> {
+        let caller = Caller {
+            account: self.account.as_deref().filter(|_| self.network_credentials),
+            explicit: self.share_logon.as_ref(),
+        };
+        core.shares.read(path, caller, core.credentials())
     }
 
     /// The process's console encodings.

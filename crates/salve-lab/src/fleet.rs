@@ -16,6 +16,7 @@ use crate::fleet_core::FleetCore;
 use crate::host_api::{LabProcess, NetFaults, ProtocolEvent, SimHost};
 use crate::log::{LabEvent, LogEntry, StateLog};
 use crate::scenario::FleetSpec;
+use crate::shares::Shares;
 use crate::state::{Durations, HostState};
 
 /// The lab's WinRM port on every host address.
@@ -54,6 +55,8 @@ pub struct FleetSnapshot {
     pub durations: Durations,
     pub user: String,
     pub password: String,
+    #[serde(default)]
+    pub shares: Shares,
     pub hosts: Vec<HostState>,
     pub addresses: Vec<SocketAddr>,
     pub log: Vec<LogEntry>,
@@ -131,8 +134,8 @@ impl Fleet {
         Self::assemble(
             clock,
             spec.durations,
-            &spec.user,
-            &spec.password,
+            (&spec.user, &spec.password),
+            spec.shares.clone(),
             hosts,
             addresses,
             Vec::new(),
@@ -145,8 +148,8 @@ impl Fleet {
         Self::assemble(
             clock,
             snap.durations,
-            &snap.user,
-            &snap.password,
+            (&snap.user, &snap.password),
+            snap.shares,
             snap.hosts,
             snap.addresses,
             snap.log,
@@ -156,8 +159,8 @@ impl Fleet {
     fn assemble(
         clock: SimClock,
         durations: Durations,
-        user: &str,
-        password: &str,
+        (user, password): (&str, &str),
+        shares: Shares,
         hosts: Vec<HostState>,
         addresses: Vec<SocketAddr>,
         log: Vec<LogEntry>,
@@ -183,6 +186,7 @@ impl Fleet {
             clock,
             durations,
             (user, password),
+            shares,
             hosts,
             addresses,
             log,
@@ -242,6 +246,7 @@ impl Fleet {
             durations: self.core.durations,
             user: self.core.credentials().0.to_string(),
             password: self.core.credentials().1.to_string(),
+            shares: self.core.shares.clone(),
             hosts: (0..self.core.len()).map(|i| self.core.state(i)).collect(),
             addresses: (0..self.core.len()).map(|i| self.core.address(i)).collect(),
             log: self.core.log.entries(),

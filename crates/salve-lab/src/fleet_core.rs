@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::clock::SimClock;
 use crate::log::{LabEvent, LogEntry, StateLog};
+use crate::shares::Shares;
 use crate::state::{Durations, HostState, Power};
 
 struct Slot {
@@ -32,6 +33,8 @@ pub struct FleetCore {
     pub durations: Durations,
     user: String,
     password: String,
+    /// The fleet's file shares and who may read them.
+    pub shares: Shares,
     slots: Vec<Slot>,
     pub log: StateLog,
 }
@@ -42,6 +45,7 @@ impl FleetCore {
         clock: SimClock,
         durations: Durations,
         (user, password): (&str, &str),
+        shares: Shares,
         hosts: Vec<HostState>,
         addresses: Vec<SocketAddr>,
         log: Vec<LogEntry>,
@@ -62,6 +66,7 @@ impl FleetCore {
             durations,
             user: user.to_string(),
             password: password.to_string(),
+            shares,
             slots,
             log: StateLog::from_entries(log),
         }

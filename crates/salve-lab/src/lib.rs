@@ -42,6 +42,7 @@ pub mod process;
 pub mod ps_grammar;
 pub mod scenario;
 pub mod scripts;
+pub mod shares;
 pub mod shell;
 pub mod state;
 pub mod typed_input;

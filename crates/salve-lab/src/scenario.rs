@@ -16,6 +16,7 @@ use marked_yaml::Spanned;
 use serde::Deserialize;
 
 use crate::catalog::{Build, Family};
+use crate::shares::{Account, ShareAcl, Shares};
 use crate::state::{
     AppEvent, DbCopy, Durations, HostFaults, HostState, INSTALL_PATH, InstallFailure, LogLine,
     MARKER_CBS, MARKER_FILE_RENAME, MARKER_UPDATE_EXE, RebootBehaviour, SimFile,
@@ -35,6 +36,8 @@ pub struct FleetSpec {
     pub time_scale: f64,
     pub user: String,
     pub password: String,
+    /// File shares with permissions, and the domain accounts besides `user`.
+    pub shares: Shares,
     pub durations: Durations,
     pub hosts: Vec<HostState>,
 }
@@ -52,6 +55,12 @@ struct RawScenario {
     user: Option<String>,
     #[serde(default)]
     password: Option<String>,
+    /// Shares whose permissions name their readers (`{path: '\\\\fs01\\pkg', read: [LAB\\svc]}`).
+    #[serde(default)]
+    shares: Vec<ShareAcl>,
+    /// Domain accounts besides `user`, with their passwords (`{user, password}`).
+    #[serde(default)]
+    accounts: Vec<Account>,
     #[serde(default)]
     durations: Option<RawDurations>,
     tenants: Vec<RawTenant>,
@@ -436,6 +445,10 @@ fn resolve(file: &Arc<std::path::PathBuf>, raw: RawScenario) -> Result<FleetSpec
         time_scale: raw.time_scale.unwrap_or(1.0),
         user: raw.user.unwrap_or_else(|| DEFAULT_USER.to_string()),
         password: raw.password.unwrap_or_else(|| DEFAULT_PASSWORD.to_string()),
+        shares: Shares {
+            acls: raw.shares,
+            accounts: raw.accounts,
+        },
         durations,
         hosts,
     })

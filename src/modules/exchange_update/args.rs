@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::super::Num;
-use super::super::exchange_script::{PackageSource, Rendered};
+use super::super::exchange_script::{PackageSource, Rendered, ShareAccount};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +100,34 @@ impl TryFrom<RawArgs> for Args {
             walk: raw.walk,
             poll_interval: raw.poll_interval,
         })
+    }
+}
+
+impl Args {
+    /// The controller's file of the `serve:` source at `location`, if it is one.
+    pub(super) fn served(&self, location: &str) -> Option<std::path::PathBuf> {
+        let Some(Rendered::Value(sources)) = &self.sources else {
+            return None;
+        };
+        sources
+            .values()
+            .find(|s| s.location() == Ok(location))
+            .and_then(|s| s.served().map(std::path::Path::to_path_buf))
+    }
+
+    /// The share account the host reads `location` as: its source's own, else the host's.
+    pub(super) fn share_account(
+        &self,
+        location: &str,
+        host: Option<&crate::model::share_account::ShareLogin>,
+    ) -> Option<ShareAccount> {
+        let Some(Rendered::Value(sources)) = &self.sources else {
+            return None;
+        };
+        sources
+            .values()
+            .find(|s| s.location() == Ok(location))
+            .and_then(|s| s.share_account_or(host).ok().flatten())
     }
 }
 

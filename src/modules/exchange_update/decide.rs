@@ -98,15 +98,35 @@ fn catalogue_error(e: impl std::fmt::Display) -> Fail {
 
 pub(super) async fn decide(args: &Args, ctx: &CheckCtx<'_>) -> Result<Decision, Fail> {
     let facts = shipped::facts(ctx).await?;
-    decide_from(args, &facts, ctx.run_as.is_some())
+    decide_from(args, &facts, Reach::of(ctx.host, ctx.run_as))
 }
 
-/// Decide from `facts`; `network_credentials`: the host's detached steps run under a `become`
-/// account (a share is readable), not as SYSTEM.
+/// What the host's steps can fetch packages from, besides a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Reach {
+    /// Detached steps run under a `become` account (a share is readable), not as SYSTEM.
+    pub network_credentials: bool,
+    /// The host has a `salve_package_server` for `serve:` sources.
+    pub package_server: bool,
+    /// The host reads shares with an account of its own (`salve_share_username`).
+    pub share_account: bool,
+}
+
+impl Reach {
+    pub fn of(host: &crate::model::Host, run_as: Option<&crate::model::run_as::RunAs>) -> Self {
+        Reach {
+            network_credentials: run_as.is_some(),
+            package_server: host.settings.package_server.is_some(),
+            share_account: host.settings.share_account.is_some(),
+        }
+    }
+}
+
+/// Decide from `facts`, with what the host can fetch from.
 pub(super) fn decide_from(
     args: &Args,
     facts: &FactsAnswer,
-    network_credentials: bool,
+    reach: Reach,
 ) -> Result<Decision, Fail> {
     let empty = BTreeMap::new();
     let sources = match &args.sources {
@@ -168,7 +188,9 @@ pub(super) fn decide_from(
         ad_prepared,
         min_free_disk_gb: args.min_free_disk_gb,
         keep_packages: args.keep_packages,
-        network_credentials,
+        network_credentials: reach.network_credentials,
+        package_server: reach.package_server,
+        share_account: reach.share_account,
     };
     match gate(cat, &given, facts, build, &next) {
         Ok((request, findings)) => {

@@ -71,10 +71,19 @@ pub enum Refusal {
     #[error(
         "sources[{key}]: {location} is on a file share, and the update would run as SYSTEM, \
          which holds no credentials for it (a WinRM or SSH logon cannot pass its own on: the \
-         double hop); set ansible_become_user and ansible_become_password to an account that \
+         double hop); give the source the share's username and password (a secret \
+         reference), or set ansible_become_user and ansible_become_password to an account that \
          can read the share, or give the package as a url: the server can download"
     )]
     DoubleHop { key: String, location: String },
+    #[error(
+        "sources[{key}]: {path} is to be served by salve, and this host has no \
+         salve_package_server: set it (url the host reaches, certificate, key), or give the \
+         package as a url: or unc: the host can reach"
+    )]
+    NoPackageServer { key: String, path: String },
+    #[error("sources[{key}]: {path} (to be served by salve) is not a file on this controller")]
+    NotServable { key: String, path: String },
 }
 
 /// A licence switch this CU's Setup does not take.
@@ -102,6 +111,10 @@ pub(super) struct Given<'a> {
     pub(super) keep_packages: bool,
     /// Detached steps run under a `become` account (see [`crate::model::run_as`]).
     pub(super) network_credentials: bool,
+    /// The host has a `salve_package_server` to fetch `serve:` sources from.
+    pub(super) package_server: bool,
+    /// The host reads shares with an account of its own (`salve_share_username`).
+    pub(super) share_account: bool,
 }
 
 /// May `step` be installed on this host now? The request when it may.
@@ -233,7 +246,28 @@ pub(super) fn gate(
             return Err((Refusal::NoChecksum { key }, findings));
         }
     };
-    if location.starts_with("\\\\") && !args.network_credentials {
+    let share_account = match source.share_account() {
+        Ok(a) => a,
+        Err(source) => {
+            let key = keys[0].clone();
+            return Err((Refusal::Source { key, source }, findings));
+        }
+    };
+    if let Some(path) = source.served() {
+        let key = keys[0].clone();
+        let path = path.display().to_string();
+        if !args.package_server {
+            return Err((Refusal::NoPackageServer { key, path }, findings));
+        }
+        if !std::path::Path::new(&path).is_file() {
+            return Err((Refusal::NotServable { key, path }, findings));
+        }
+    }
+    if crate::share::on_share(&location)
+        && !args.network_credentials
+        && share_account.is_none()
+        && !args.share_account
+    {
         let key = keys[0].clone();
         return Err((Refusal::DoubleHop { key, location }, findings));
     }
@@ -252,6 +286,7 @@ pub(super) fn gate(
             license_switch: licence,
             keep_packages: args.keep_packages,
             proxy,
+            server_pin: None,
         },
         findings,
     ))
@@ -335,6 +370,8 @@ mod tests {
             min_free_disk_gb: None,
             keep_packages: false,
             network_credentials: true,
+            package_server: false,
+            share_account: false,
         };
         let step = explicit_su(cat, Build::new(15, 2, 792, 3), "KB5000871")
             .unwrap()
@@ -356,6 +393,9 @@ mod tests {
                 unc: Some("\\\\fs01\\exchange\\su.msp".into()),
                 sha256: Some("ab".repeat(32)),
                 proxy: None,
+                serve: None,
+                username: None,
+                password: None,
             },
         )]
         .into_iter()
@@ -367,6 +407,8 @@ mod tests {
             min_free_disk_gb: None,
             keep_packages: false,
             network_credentials,
+            package_server: false,
+            share_account: false,
         };
         let step = explicit_su(cat, Build::new(15, 2, 792, 3), "KB5000871")
             .unwrap()
@@ -382,6 +424,13 @@ mod tests {
             "{why}"
         );
         assert!(gate(cat, &given(&share, true), &on_cu8, build, &step).is_ok());
+        // The source's own share account is used inside the step, whatever it runs as.
+        let mut with_account = share.clone();
+        for s in with_account.values_mut() {
+            s.username = Some("CONTOSO\\svc-pkgread".into());
+            s.password = Some("env:SHARE_PW".into());
+        }
+        assert!(gate(cat, &given(&with_account, false), &on_cu8, build, &step).is_ok());
         let url: BTreeMap<String, PackageSource> = [(
             "KB5000871".to_string(),
             PackageSource {
@@ -389,11 +438,45 @@ mod tests {
                 unc: None,
                 sha256: Some("ab".repeat(32)),
                 proxy: None,
+                serve: None,
+                username: None,
+                password: None,
             },
         )]
         .into_iter()
         .collect();
         assert!(gate(cat, &given(&url, false), &on_cu8, build, &step).is_ok());
+        // A package salve serves needs the host's package server, and the file here.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("su.msp");
+        std::fs::write(&file, b"msp").unwrap();
+        let served = |path: &std::path::Path| -> BTreeMap<String, PackageSource> {
+            let mut s = url.clone();
+            for v in s.values_mut() {
+                v.url = None;
+                v.serve = Some(path.display().to_string());
+            }
+            s
+        };
+        let with_server = |sources| Given {
+            package_server: true,
+            ..given(sources, false)
+        };
+        let present = served(&file);
+        let Err((why, _)) = gate(cat, &given(&present, false), &on_cu8, build, &step) else {
+            panic!("serve: without a package server must be refused")
+        };
+        assert!(why.to_string().contains("salve_package_server"), "{why}");
+        let (request, _) = gate(cat, &with_server(&present), &on_cu8, build, &step).unwrap();
+        assert_eq!(request.source, file.display().to_string());
+        let missing = served(&dir.path().join("gone.msp"));
+        let Err((why, _)) = gate(cat, &with_server(&missing), &on_cu8, build, &step) else {
+            panic!("a missing file must be refused")
+        };
+        assert!(
+            why.to_string().contains("not a file on this controller"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -12,8 +12,9 @@ use super::super::exchange_script::{self as shipped, Fail, Reply};
 use super::super::{HostCtx, ModuleError, Outcome, ProbeLink, Status};
 use super::adprep;
 use super::args::Args;
-use super::decide::decide_from;
+use super::decide::{Reach, decide_from};
 use crate::contract::{ScriptId, UpdateAnswer, UpdateKind};
+use crate::package_server::Grant;
 
 /// Between looks at an installer that is still running on the host.
 const INSTALLER_POLL: std::time::Duration = std::time::Duration::from_secs(15);
@@ -45,7 +46,7 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
                 )));
             // The path as it stood when that update started (the build changes only at the
             // restart): the task's step was its first, the rest remain.
-            let path = decide_from(args, &facts, ctx.run_as.is_some()).ok();
+            let path = decide_from(args, &facts, Reach::of(ctx.host, ctx.run_as)).ok();
             let reply =
                 detached::attach::<UpdateAnswer>(ctx, ScriptId::ExchangeUpdate, &job.job).await?;
             return Ok(earlier(&job.job, path.as_ref(), reply));
@@ -64,7 +65,7 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
             _ = ctx.cancel.cancelled() => return Err(Fail::Module(ModuleError::Transport(crate::transport::TransportError::Cancelled))),
         }
     };
-    let mut decision = decide_from(args, &facts, ctx.run_as.is_some())?;
+    let mut decision = decide_from(args, &facts, Reach::of(ctx.host, ctx.run_as))?;
     let Some(mut request) = decision.request.clone() else {
         return Ok(decision.outcome(false));
     };
@@ -79,7 +80,7 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
                 _ = ctx.cancel.cancelled() => return Err(Fail::Module(ModuleError::Transport(crate::transport::TransportError::Cancelled))),
             };
             let facts = shipped::facts(&read).await?;
-            decision = decide_from(args, &facts, ctx.run_as.is_some())?;
+            decision = decide_from(args, &facts, Reach::of(ctx.host, ctx.run_as))?;
             let Some(again) = decision.request.clone() else {
                 return Ok(decision.outcome(false));
             };
@@ -89,7 +90,21 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
         _ => None,
     };
     let step = decision.steps[0].to_string();
-    let reply = detached::run::<UpdateAnswer>(ctx, ScriptId::ExchangeUpdate, &request).await?;
+    // A source's share account, or the token for a package salve serves, travels only to the
+    // detached step; a served package is granted for this step alone.
+    let share = args.share_account(&request.source, ctx.host.settings.share_account.as_ref());
+    let grant = serve(args, ctx, &mut request)?;
+    let secrets = detached::StepSecrets {
+        share: share.as_ref(),
+        download_token: grant.as_ref().map(Grant::token),
+    };
+    let id = ScriptId::ExchangeUpdate;
+    let reply: Reply<UpdateAnswer> = if secrets.is_empty() {
+        detached::run(ctx, id, &request).await?
+    } else {
+        detached::run_with(ctx, id, &request, secrets).await?
+    };
+    drop(grant);
     let a = &reply.answer;
     let msg = if a.success && a.already_installed {
         format!("{step} was already installed")
@@ -113,6 +128,40 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
         .with("step", step)
         .with("kb", request.kb)
         .with("target_build", request.target_build))
+}
+
+/// For a `serve:` source, grant its file on the host's package server for this step and point
+/// the request at it (URL and certificate pin); `None` for any other source.
+fn serve(
+    args: &Args,
+    ctx: &HostCtx<'_>,
+    request: &mut crate::contract::UpdateRequest,
+) -> Result<Option<Grant>, Fail> {
+    let Some(path) = args.served(&request.source) else {
+        return Ok(None);
+    };
+    let failed = |e: crate::package_server::PackageServerError| {
+        Fail::failed(crate::error_chain::one_line(&e))
+    };
+    let Some(spec) = &ctx.host.settings.package_server else {
+        return Err(Fail::failed(format!(
+            "{} is to be served by salve, and this host has no salve_package_server",
+            path.display()
+        )));
+    };
+    let grant = crate::package_server::for_spec(spec)
+        .and_then(|server| server.grant(&path, &request.sha256))
+        .map_err(failed)?;
+    let _ = ctx
+        .output
+        .send(crate::transport::OutputChunk::Stdout(format!(
+            "serving {} to the host from {}",
+            path.display(),
+            grant.url()
+        )));
+    request.source = grant.url().to_string();
+    request.server_pin = Some(grant.pin().to_string());
+    Ok(Some(grant))
 }
 
 /// The outcome of an update task started by an earlier run, re-attached to and read now, with

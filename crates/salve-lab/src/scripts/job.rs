@@ -21,6 +21,7 @@ use crate::command::{EXIT_TERMINATED, Out};
 use crate::fleet_core::FleetCore;
 use crate::host_api::ProcessOutput;
 use crate::log::LabEvent;
+use crate::shares::ShareLogon;
 use crate::state::SimJob;
 use salve_contract::contract::{
     JobAction, JobControlAnswer, JobControlRequest, JobPollAnswer, JobPollRequest, JobState,
@@ -107,7 +108,15 @@ fn start(core: &Arc<FleetCore>, idx: usize, req: &JobControlRequest) -> Result<S
                 .to_string(),
         );
     }
-    let credentials = req.become_user.is_some();
+    let logon = Logon {
+        download_token: req.download_token.clone(),
+        account: req.become_user.clone(),
+        share: req.share_credential.as_ref().map(|c| ShareLogon {
+            share: c.share.clone(),
+            user: c.user.clone(),
+            password: c.password.clone(),
+        }),
+    };
     core.with_host(idx, |s| {
         s.jobs.push(SimJob {
             job: req.job.clone(),
@@ -132,9 +141,17 @@ fn start(core: &Arc<FleetCore>, idx: usize, req: &JobControlRequest) -> Result<S
         req.job.clone(),
         id,
         script.args,
-        credentials,
+        logon,
     );
     Ok(run_as)
+}
+
+/// Who the task's process is: its logon's account (`None`: SYSTEM), and the secrets salve left
+/// for it: explicit credentials for its package share, the token for a package salve serves.
+struct Logon {
+    account: Option<String>,
+    share: Option<ShareLogon>,
+    download_token: Option<String>,
 }
 
 /// The task's process: the script's simulation, its output appended to the job's file; ended
@@ -145,15 +162,23 @@ fn spawn(
     job: String,
     id: ScriptId,
     args: Option<serde_json::Value>,
-    credentials: bool,
+    logon: Logon,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     // Under a `become` account the task logs on with its password: network credentials.
     // SYSTEM reaches other machines as the computer account, which the lab's shares refuse.
-    let out = if credentials {
-        Out::new(tx).with_network_credentials()
-    } else {
-        Out::new(tx)
+    let out = match logon.account {
+        Some(account) => Out::new(tx).with_network_credentials(&account),
+        None => Out::new(tx),
+    };
+    // The step connects to its package share with the credentials job_control left for it.
+    let out = match logon.share {
+        Some(share) => out.with_share_logon(share),
+        None => out,
+    };
+    let out = match logon.download_token {
+        Some(token) => out.with_download_token(token),
+        None => out,
     };
     // The task's runner merges every stream (`*>&1`) into output.log, as UTF-8 text.
     out.console().set_output_utf8();

@@ -82,7 +82,7 @@ pub(super) async fn run(
                 },
                 Vec::new(),
             ),
-            None => act(s, req, out),
+            None => act(core, s, req, out),
         };
         if installs && busy.is_none() {
             s.installing = None;
@@ -109,7 +109,12 @@ pub(super) async fn run(
     i32::from(!printed.success)
 }
 
-fn act(s: &mut HostState, req: &MitigateRequest, out: &Out) -> (Printed, Vec<LabEvent>) {
+fn act(
+    core: &FleetCore,
+    s: &mut HostState,
+    req: &MitigateRequest,
+    out: &Out,
+) -> (Printed, Vec<LabEvent>) {
     let mut events = Vec::new();
     let mut changed = false;
     let mut reboot_required = false;
@@ -128,7 +133,7 @@ fn act(s: &mut HostState, req: &MitigateRequest, out: &Out) -> (Printed, Vec<Lab
                     return (printed, events);
                 };
                 let reached = out
-                    .read_file(source)
+                    .read_file(core, source)
                     .and_then(|()| s.web_reachable(source, req.rewrite_msi_proxy.as_deref()));
                 if let Err(e) = reached {
                     let printed = Printed {

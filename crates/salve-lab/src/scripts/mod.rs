@@ -19,6 +19,7 @@ mod maintenance;
 mod mitigate;
 pub mod pipeline;
 mod reboot;
+mod served;
 mod update;
 mod verify;
 
@@ -189,6 +190,7 @@ mod tests {
             SimClock::start(epoch, 60.0),
             Durations::default(),
             ("admin", "pw"),
+            Default::default(),
             vec![host],
             vec!["127.0.0.1:5985".parse().unwrap()],
             Vec::new(),

@@ -31,10 +31,32 @@ const CU_BYTES: u64 = 6 * 1024 * 1024 * 1024;
 const RESERVE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 /// Whether the script can fetch `req.source` from this host: a share needs network credentials
-/// ([`Out::read_file`]); a URL on a server whose network allows the web only through a proxy
-/// needs that proxy (`Get-SalveWebArgs`), or Invoke-WebRequest fails as Windows words it.
-fn reach(core: &FleetCore, idx: usize, req: &UpdateRequest, out: &Out) -> Result<(), String> {
-    out.read_file(&req.source)?;
+/// and the share's permission ([`Out::read_file`]); a URL on a server whose network allows the
+/// web only through a proxy needs that proxy (`Get-SalveWebArgs`), or Invoke-WebRequest fails
+/// as Windows words it. A package salve serves (`server_pin`) is downloaded for real from
+/// salve's endpoint with the step's token, and its SHA-256 checked as `Get-FileHash` would.
+async fn reach(core: &FleetCore, idx: usize, req: &UpdateRequest, out: &Out) -> Result<(), String> {
+    if let Some(pin) = &req.server_pin {
+        let token = out.download_token().ok_or(
+            "the package is served by salve, and no download token was left for this step",
+        )?;
+        out.line(&format!("Downloading {}", req.source));
+        let got = super::served::download(&req.source, token, pin).await?;
+        let expected = req.sha256.to_ascii_lowercase();
+        if got.sha256 != expected {
+            return Err(format!(
+                "SHA-256 of {} is {}, expected {expected}; the file was deleted and nothing was \
+                 installed",
+                req.source, got.sha256
+            ));
+        }
+        out.line(&format!(
+            "SHA-256 verified: {} ({} bytes)",
+            got.sha256, got.length
+        ));
+        return Ok(());
+    }
+    out.read_file(core, &req.source)?;
     core.with_host(idx, |s| s.web_reachable(&req.source, req.proxy.as_deref()))
 }
 
@@ -317,7 +339,7 @@ async fn install_su(
             reason: None,
         };
     }
-    if let Err(e) = reach(core, idx, req, out) {
+    if let Err(e) = reach(core, idx, req, out).await {
         return Outcome::failed(1, Vec::new(), e);
     }
     if let Err(e) = room_for(core, idx, req, SU_BYTES) {
@@ -404,7 +426,10 @@ async fn prepare_ad(
         );
     };
     let forest = core.with_host(idx, |s| s.forest.clone());
-    if let Err(e) = reach(core, idx, req, out).and_then(|()| room_for(core, idx, req, CU_BYTES)) {
+    if let Err(e) = reach(core, idx, req, out)
+        .await
+        .and_then(|()| room_for(core, idx, req, CU_BYTES))
+    {
         return Outcome::failed(1, Vec::new(), e);
     }
     let iso = package_path(req);
@@ -495,7 +520,9 @@ async fn install_dotnet(
             reason: None,
         };
     }
-    if let Err(e) = reach(core, idx, req, out).and_then(|()| room_for(core, idx, req, DOTNET_BYTES))
+    if let Err(e) = reach(core, idx, req, out)
+        .await
+        .and_then(|()| room_for(core, idx, req, DOTNET_BYTES))
     {
         return Outcome::failed(1, Vec::new(), e);
     }
@@ -629,7 +656,7 @@ async fn install_cu(
     }
     // Get-SalvePayload, after dismounting an image an earlier run left attached; then
     // Mount-DiskImage, dismounted again when the script ends (`finally`).
-    if let Err(e) = reach(core, idx, req, out) {
+    if let Err(e) = reach(core, idx, req, out).await {
         return Outcome::failed(1, Vec::new(), e);
     }
     if let Err(e) = room_for(core, idx, req, CU_BYTES) {
