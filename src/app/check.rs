@@ -17,6 +17,7 @@ pub fn check(
     let (inventory, extra_vars) = selection.load(console)?;
     let playbook = config::playbook::load(playbook_path, &inventory, &extra_vars)?;
     let per_play = selection.play_hosts(&inventory, &playbook)?;
+    super::exchange_access::check(&inventory, &playbook, &per_play)?;
     let hosts = per_play.iter().flatten().collect::<BTreeSet<_>>().len();
     let tasks: usize = playbook
         .plays

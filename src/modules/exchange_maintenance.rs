@@ -29,6 +29,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::detached;
 use super::exchange_facts::in_maintenance;
 use super::exchange_health::{self as health, Gate, Scope};
 use super::exchange_script::{self as shipped, Fail, Rendered};
@@ -80,6 +81,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
         reason: "leave maintenance after the steps above, restoring what entering recorded",
     }),
     provides: Provides::MaintenanceState,
+    manages_exchange: true,
 };
 
 #[async_trait::async_trait]
@@ -251,7 +253,7 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
         },
     };
     let reply =
-        shipped::call::<MaintenanceAnswer>(ctx, ScriptId::ExchangeMaintenance, &request).await?;
+        detached::call::<MaintenanceAnswer>(ctx, ScriptId::ExchangeMaintenance, &request).await?;
     let a = reply.answer;
     let mut problems = Vec::new();
     if !a.success {

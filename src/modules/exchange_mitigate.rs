@@ -78,6 +78,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
         reason: "remove the mitigation once the server is verified fixed (refused otherwise)",
     }),
     provides: Provides::Nothing,
+    manages_exchange: true,
 };
 
 #[async_trait::async_trait]

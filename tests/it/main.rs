@@ -17,6 +17,7 @@ mod exchange_cli;
 mod exchange_modules_lab;
 mod exchange_modules_playbooks;
 mod exchange_modules_scripts;
+mod exchange_shell;
 mod journal;
 mod kerberos;
 mod kerberos_support;

@@ -26,7 +26,7 @@ use salve_contract::contract::{
     JobAction, JobControlAnswer, JobControlRequest, JobPollAnswer, JobPollRequest, JobState,
     ScriptId,
 };
-use salve_contract::wire::parse_rendered;
+use salve_contract::wire::{Script, parse_rendered};
 
 /// `job_control`: start or remove a task.
 pub(super) fn control(
@@ -39,13 +39,13 @@ pub(super) fn control(
         s.jobs
             .iter()
             .find(|j| j.job == req.job)
-            .map(|j| (j.state, j.run_as.clone()))
+            .map(|j| (j.state, j.run_as.clone(), j.script_id.clone()))
     });
     let mut answer = JobControlAnswer {
         job: req.job.clone(),
         started: false,
-        state: existing.as_ref().map_or(JobState::Missing, |(s, _)| *s),
-        run_as: existing.as_ref().map(|(_, r)| r.clone()),
+        state: existing.as_ref().map_or(JobState::Missing, |(s, _, _)| *s),
+        run_as: existing.as_ref().map(|(_, r, _)| r.clone()),
         reason: None,
     };
     match req.action {
@@ -68,11 +68,12 @@ pub(super) fn control(
         }
         JobAction::Remove => {
             core.with_host(idx, |s| s.jobs.retain(|j| j.job != req.job));
-            if existing.is_some() {
+            if let Some((_, _, script_id)) = existing {
                 core.record(
                     idx,
                     LabEvent::JobRemoved {
                         job: req.job.clone(),
+                        script_id,
                     },
                 );
             }
@@ -131,7 +132,7 @@ fn start(core: &Arc<FleetCore>, idx: usize, req: &JobControlRequest) -> Result<S
         idx,
         req.job.clone(),
         id,
-        script.args,
+        script,
         credentials,
     );
     Ok(run_as)
@@ -144,7 +145,7 @@ fn spawn(
     idx: usize,
     job: String,
     id: ScriptId,
-    args: Option<serde_json::Value>,
+    script: Script,
     credentials: bool,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -162,7 +163,7 @@ fn spawn(
     let process: Pin<Box<dyn Future<Output = ()> + Send>> = {
         let (core, kill) = (Arc::clone(&core), kill.clone());
         Box::pin(async move {
-            let code = super::run(&core, idx, id, args, &out, &kill).await;
+            let code = super::run(&core, idx, id, script, &out, &kill).await;
             out.exit(code);
         })
     };
@@ -197,6 +198,7 @@ fn spawn(
             idx,
             LabEvent::JobFinished {
                 job,
+                script_id: id.as_str().to_string(),
                 exit_code: code,
             },
         );
