@@ -78,6 +78,7 @@ fn changes_state(event: &LabEvent) -> bool {
         | LabEvent::DatabaseMoved { .. }
         | LabEvent::TransportRestarted
         | LabEvent::ServicesDisabled { .. }
+        | LabEvent::ShellMemoryQuotaExceeded { .. }
         | LabEvent::WinRmRestarted { .. } => true,
         LabEvent::AdPrepared { .. } => true,
     }

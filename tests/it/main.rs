@@ -39,6 +39,7 @@ mod report_json;
 mod resume;
 mod run_report;
 mod script_standard;
+mod shell_quota;
 mod shipped_answers;
 mod ssh;
 mod update_paths;

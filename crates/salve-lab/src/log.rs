@@ -42,6 +42,11 @@ pub enum LabEvent {
         job: String,
         script_id: String,
     },
+    /// A process in a WinRM shell grew past the shell's MaxMemoryPerShellMB and was stopped.
+    ShellMemoryQuotaExceeded {
+        quota_mb: u64,
+        used_mb: u64,
+    },
     /// cmd.exe refused a command line over 8,191 characters.
     CommandLineTooLong {
         length: usize,
