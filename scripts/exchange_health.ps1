@@ -12,13 +12,21 @@
 # this script where that account has network credentials (a scheduled task under `become`).
 try {
     if (-not (Get-Command Get-ExchangeServer -ErrorAction SilentlyContinue)) {
-        if (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\ExchangeServer\v15\EdgeTransportRole') {
-            [xml] $exShell = Get-Content -LiteralPath (Join-Path $env:ExchangeInstallPath 'Bin\exShell.psc1') -ErrorAction Stop
-            foreach ($snapIn in $exShell.PSConsoleFile.PSSnapIns.PSSnapIn) { Add-PSSnapin -Name $snapIn.Name -ErrorAction Stop }
-            . (Join-Path $env:ExchangeInstallPath 'bin\Exchange.ps1')
-        } else {
-            . (Join-Path $env:ExchangeInstallPath 'bin\RemoteExchange.ps1')
-            Connect-ExchangeServer -Auto -ClientApplication:ManagementShell
+        # Microsoft's scripts run with their own error preference, not the prelude's 'Stop'
+        # (scripts/README.md, rule 3): a harmless error while they load must not stop them.
+        $salvePreference = $ErrorActionPreference
+        $ErrorActionPreference = 'Continue'
+        try {
+            if (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\ExchangeServer\v15\EdgeTransportRole') {
+                [xml] $exShell = Get-Content -LiteralPath (Join-Path $env:ExchangeInstallPath 'Bin\exShell.psc1') -ErrorAction Stop
+                foreach ($snapIn in $exShell.PSConsoleFile.PSSnapIns.PSSnapIn) { Add-PSSnapin -Name $snapIn.Name -ErrorAction Stop }
+                . (Join-Path $env:ExchangeInstallPath 'bin\Exchange.ps1')
+            } else {
+                . (Join-Path $env:ExchangeInstallPath 'bin\RemoteExchange.ps1')
+                Connect-ExchangeServer -Auto -ClientApplication:ManagementShell
+            }
+        } finally {
+            $ErrorActionPreference = $salvePreference
         }
     }
     if (-not (Get-Command Get-ExchangeServer -ErrorAction SilentlyContinue)) {
