@@ -1,8 +1,10 @@
 # salve-script: exchange_facts
 # Read-only inventory of one Exchange server, answered as one JSON document (contract:
 # FactsAnswer). Runs in plain Windows PowerShell 5.1; Exchange cmdlets (roles, DAG, component
-# states) are used only when the Exchange snap-in can be loaded, everything else comes from the
-# registry, the file system and CIM.
+# states) come from Exchange's management shell, loaded below; when it cannot be loaded the
+# answer says why (exchange_management_error). Everything else comes from the registry, the
+# file system and CIM. salve runs it as a scheduled task under the become account, whose logon
+# reaches Active Directory (a WinRM logon cannot), which also serves the ADSI read at the end.
 #
 # The build is the ExSetup.exe file version assembled from its numeric parts
 # (FileMajorPart.FileMinorPart.FileBuildPart.FilePrivatePart). AdminDisplayVersion is never used:
@@ -157,7 +159,7 @@ if ($installPath) {
 $os = Get-CimInstance -ClassName Win32_OperatingSystem
 $bootId = $os.LastBootUpTime.ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
 
-# Exchange's own view, when the management snap-in is present (Mailbox/CAS servers).
+# Exchange's own view, through its management shell (Mailbox/CAS servers).
 $roles = @()
 $dag = $null
 $copies = @()
@@ -167,8 +169,35 @@ $activationPolicy = $null
 $authExpiry = $null
 $managementError = $null
 if ($installPath -and -not $isLegacy) {
+    # Exchange's own management shell, loaded the supported way, as Microsoft's CSS-Exchange scripts
+    # load it (Shared/Confirm-ExchangeShell.ps1): RemoteExchange.ps1 and Connect-ExchangeServer
+    # -Auto, a Remote PowerShell session to this server under RBAC (the snap-in would bypass RBAC).
+    # An Edge Transport server has no Remote PowerShell: there, the snap-ins its exShell.psc1 lists
+    # and Exchange.ps1. Either reaches Active Directory as this process's account, so salve runs
+    # this script where that account has network credentials (a scheduled task under `become`).
     try {
-        Add-PSSnapin Microsoft.Exchange.Management.PowerShell.SnapIn -ErrorAction Stop
+        if (-not (Get-Command Get-ExchangeServer -ErrorAction SilentlyContinue)) {
+            # Microsoft's scripts run with their own error preference, not the prelude's 'Stop'
+            # (scripts/README.md, rule 3): a harmless error while they load must not stop them.
+            $salvePreference = $ErrorActionPreference
+            $ErrorActionPreference = 'Continue'
+            try {
+                if (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\ExchangeServer\v15\EdgeTransportRole') {
+                    [xml] $exShell = Get-Content -LiteralPath (Join-Path $env:ExchangeInstallPath 'Bin\exShell.psc1') -ErrorAction Stop
+                    foreach ($snapIn in $exShell.PSConsoleFile.PSSnapIns.PSSnapIn) { Add-PSSnapin -Name $snapIn.Name -ErrorAction Stop }
+                    . (Join-Path $env:ExchangeInstallPath 'bin\Exchange.ps1')
+                } else {
+                    . (Join-Path $env:ExchangeInstallPath 'bin\RemoteExchange.ps1')
+                    Connect-ExchangeServer -Auto -ClientApplication:ManagementShell
+                }
+            } finally {
+                $ErrorActionPreference = $salvePreference
+            }
+        }
+        if (-not (Get-Command Get-ExchangeServer -ErrorAction SilentlyContinue)) {
+            $why = if ($Error.Count -gt 0) { [string] $Error[0] } else { 'Connect-ExchangeServer found no server' }
+            throw "Exchange's management shell could not be loaded: $why"
+        }
         $server = Get-ExchangeServer -Identity $env:COMPUTERNAME -ErrorAction Stop
         $roles = @(([string] $server.ServerRole) -split ',\s*' | Where-Object { $_ })
         $components = @(Get-ServerComponentState -Identity $env:COMPUTERNAME | ForEach-Object {
@@ -258,8 +287,8 @@ foreach ($task in @(Get-ScheduledTask -TaskPath '\salve\' -ErrorAction SilentlyC
 # CSS-Exchange's ExchangeExtendedProtectionManagement.ps1 configures it), the Emergency
 # Mitigation service (MSExchangeMitigation; MitigationsEnabled on the organisation and the
 # server; MitigationsApplied / MitigationsBlocked) and the outbound URL Rewrite rules on
-# Default Web Site/owa (where EOMT puts the CVE-2026-42897 rule). Needs the Exchange snap-in
-# (loaded above); anything unreadable is reported as not read (null).
+# Default Web Site/owa (where EOMT puts the CVE-2026-42897 rule). Needs Exchange's management
+# shell (loaded above); anything unreadable is reported as not read (null).
 function Get-SalveFixConfig([bool] $ExchangeCmdlets) {
     $overrides = $null
     $mitigation = $null

@@ -4,10 +4,37 @@
 # Test-ServiceHealth failures, components not Active, the transport queues, cluster node state
 # and activation policy.
 
+# Exchange's own management shell, loaded the supported way, as Microsoft's CSS-Exchange scripts
+# load it (Shared/Confirm-ExchangeShell.ps1): RemoteExchange.ps1 and Connect-ExchangeServer
+# -Auto, a Remote PowerShell session to this server under RBAC (the snap-in would bypass RBAC).
+# An Edge Transport server has no Remote PowerShell: there, the snap-ins its exShell.psc1 lists
+# and Exchange.ps1. Either reaches Active Directory as this process's account, so salve runs
+# this script where that account has network credentials (a scheduled task under `become`).
 try {
-    Add-PSSnapin Microsoft.Exchange.Management.PowerShell.SnapIn -ErrorAction Stop
+    if (-not (Get-Command Get-ExchangeServer -ErrorAction SilentlyContinue)) {
+        # Microsoft's scripts run with their own error preference, not the prelude's 'Stop'
+        # (scripts/README.md, rule 3): a harmless error while they load must not stop them.
+        $salvePreference = $ErrorActionPreference
+        $ErrorActionPreference = 'Continue'
+        try {
+            if (Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\ExchangeServer\v15\EdgeTransportRole') {
+                [xml] $exShell = Get-Content -LiteralPath (Join-Path $env:ExchangeInstallPath 'Bin\exShell.psc1') -ErrorAction Stop
+                foreach ($snapIn in $exShell.PSConsoleFile.PSSnapIns.PSSnapIn) { Add-PSSnapin -Name $snapIn.Name -ErrorAction Stop }
+                . (Join-Path $env:ExchangeInstallPath 'bin\Exchange.ps1')
+            } else {
+                . (Join-Path $env:ExchangeInstallPath 'bin\RemoteExchange.ps1')
+                Connect-ExchangeServer -Auto -ClientApplication:ManagementShell
+            }
+        } finally {
+            $ErrorActionPreference = $salvePreference
+        }
+    }
+    if (-not (Get-Command Get-ExchangeServer -ErrorAction SilentlyContinue)) {
+        $why = if ($Error.Count -gt 0) { [string] $Error[0] } else { 'Connect-ExchangeServer found no server' }
+        throw "Exchange's management shell could not be loaded: $why"
+    }
 } catch {
-    [Console]::Error.WriteLine("the Exchange management snap-in could not be loaded: $($_.Exception.Message)")
+    [Console]::Error.WriteLine([string] $_.Exception.Message)
     exit 1
 }
 $server = $env:COMPUTERNAME

@@ -25,6 +25,7 @@ pub fn check(
     let (inventory, extra_vars) = selection.load(console)?;
     let playbook = config::playbook::load(playbook_path, &inventory, &extra_vars)?;
     let per_play = selection.play_hosts(&inventory, &playbook)?;
+    super::exchange_access::check(&inventory, &playbook, &per_play)?;
     for notice in unreachable_packages(&inventory, &playbook, &per_play) {
         console.notice(&notice);
     }

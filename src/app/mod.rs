@@ -13,6 +13,7 @@ pub mod check;
 #[cfg(feature = "lab")]
 pub mod demo;
 pub mod doctor;
+mod exchange_access;
 pub mod inventory;
 pub mod invocation;
 pub mod plan;

@@ -33,6 +33,11 @@ pub struct PlanWritten {
 /// Make the plan and write it with its renderings.
 pub fn plan(request: PlanRequest, console: &dyn Console) -> Result<PlanWritten, AppError> {
     let prepared = super::prepare(&request.playbook, &request.selection, console)?;
+    super::exchange_access::check(
+        &prepared.input.inventory,
+        &prepared.input.playbook,
+        &prepared.input.play_hosts,
+    )?;
     let runtime = super::runtime()?;
     let selection = PlanSelection {
         limit: request.selection.limit.clone(),

@@ -13,24 +13,38 @@
 //!
 //! The task runs as the host's `become` account when one is set (see [`crate::model::run_as`]):
 //! a logon with network credentials, so packages on shares and Active Directory are reachable.
+//! That is also why the scripts that manage Exchange (facts, health, verify, maintenance; see
+//! [`ScriptId::manages_exchange`]) run here when the host has such an account: Exchange's
+//! cmdlets reach AD, and its management shell a Remote PowerShell session, as the process's
+//! account, which a WinRM or SSH logon cannot lend to a second hop. Reads go the same way
+//! through the probe ([`read`]), so check mode and plans see what an apply would. A read adds
+//! a task registration, a removal and a poll or two to the script's own time: the first look
+//! is at once, the next after 100 ms, then 200 ms, 400 ms, ... up to every 2 s.
 
 use std::time::Duration;
 
 use base64::Engine as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::exchange_script::{self as shipped, Fail, Reply, ShareAccount};
-use super::{HostCtx, ModuleError, ProbeLink};
+use super::{HostCtx, HostLink, ModuleError, ProbeRequest};
 use crate::contract::{
     JobAction, JobControlAnswer, JobControlRequest, JobPollAnswer, JobPollRequest, JobState,
-    ReadOnlyId, ScriptId, ShareCredential,
+    ScriptId, ShareCredential,
 };
-use crate::script::RESULT_MARKER;
-use crate::transport::{OutputChunk, ScriptOutput, TransportError};
+use crate::model::run_as::RunAs;
+use crate::script::{RESULT_MARKER, Script};
+use crate::transport::{OutputChunk, RunRequest, ScriptOutput, TransportError};
 
-/// Between two looks at a running task.
-const POLL_EVERY: Duration = Duration::from_secs(2);
+/// The pause before the second look at a task (the first is at once: starting the task and
+/// calling `job_poll` already take a PowerShell start each, about as long as a short read).
+const SECOND_POLL: Duration = Duration::from_millis(100);
+/// The longest pause between two looks at a running task.
+const POLL_AT_MOST: Duration = Duration::from_secs(2);
 /// The limit of one start, poll or remove call (each is short).
 const CALL_LIMIT: Duration = Duration::from_secs(120);
 
@@ -55,13 +69,28 @@ fn new_job_id(id: ScriptId) -> String {
     )
 }
 
+/// Run the state-changing shipped script `id` where it can do its work: as a detached task
+/// under the step's account when the script manages Exchange and the host has one, else in the
+/// session (where a script that manages Exchange fails with Exchange's own error).
+pub async fn call<T: DeserializeOwned>(
+    ctx: &HostCtx<'_>,
+    id: ScriptId,
+    request: &impl Serialize,
+) -> Result<Reply<T>, Fail> {
+    if id.manages_exchange() && ctx.run_as.is_some() {
+        run(ctx, id, request).await
+    } else {
+        shipped::call(ctx, id, request).await
+    }
+}
+
 /// Start shipped script `id` with `request` as a detached task and wait for its answer.
 pub async fn run<T: DeserializeOwned>(
     ctx: &HostCtx<'_>,
     id: ScriptId,
     request: &impl Serialize,
 ) -> Result<Reply<T>, Fail> {
-    start_and_attach(ctx, id, request, StepSecrets::default()).await
+    run_with(ctx, id, request, StepSecrets::default()).await
 }
 
 /// What a step gets besides its request, kept out of its script text: they go to the host
@@ -81,6 +110,24 @@ impl StepSecrets<'_> {
     pub fn is_empty(&self) -> bool {
         self.share.is_none() && self.download_token.is_none()
     }
+
+    /// The share account with its password resolved, as the start request carries it.
+    fn share_credential(&self) -> Result<Option<ShareCredential>, Fail> {
+        let Some(account) = self.share else {
+            return Ok(None);
+        };
+        let password = account.password.resolve().map_err(|e| {
+            Fail::Module(ModuleError::Args(format!(
+                "sources: password of {} for {}: {e}",
+                account.user, account.share
+            )))
+        })?;
+        Ok(Some(ShareCredential {
+            share: account.share.clone(),
+            user: account.user.clone(),
+            password: password.expose().to_string(),
+        }))
+    }
 }
 
 /// [`run`], with secrets for the step.
@@ -90,83 +137,13 @@ pub async fn run_with<T: DeserializeOwned>(
     request: &impl Serialize,
     secrets: StepSecrets<'_>,
 ) -> Result<Reply<T>, Fail> {
-    start_and_attach(ctx, id, request, secrets).await
-}
-
-async fn start_and_attach<T: DeserializeOwned>(
-    ctx: &HostCtx<'_>,
-    id: ScriptId,
-    request: &impl Serialize,
-    secrets: StepSecrets<'_>,
-) -> Result<Reply<T>, Fail> {
-    let share_credential = match secrets.share {
-        None => None,
-        Some(account) => Some(ShareCredential {
-            share: account.share.clone(),
-            user: account.user.clone(),
-            password: account
-                .password
-                .resolve()
-                .map_err(|e| {
-                    Fail::Module(ModuleError::Args(format!(
-                        "sources: password of {} for {}: {e}",
-                        account.user, account.share
-                    )))
-                })?
-                .expose()
-                .to_string(),
-        }),
-    };
-    let job = new_job_id(id);
-    let text = shipped::shipped(id, request)?.render();
-    let (become_user, become_password) = match ctx.run_as {
-        None => (None, None),
-        Some(run_as) => {
-            let password = match &run_as.password {
-                None => None,
-                Some(reference) => Some(reference.resolve().map_err(|e| {
-                    Fail::Module(ModuleError::Args(format!("ansible_become_password: {e}")))
-                })?),
-            };
-            (
-                Some(run_as.user.clone()),
-                password.map(|p| p.expose().to_string()),
-            )
-        }
-    };
-    let start = JobControlRequest {
-        action: JobAction::Start,
-        job: job.clone(),
-        script_id: Some(id.as_str().to_string()),
-        script: Some(base64::engine::general_purpose::STANDARD.encode(text)),
-        become_user,
-        become_password,
-        share_credential,
-        download_token: secrets.download_token.map(str::to_owned),
-    };
-    let started: Reply<JobControlAnswer> = shipped::call_within(
-        ctx,
-        ScriptId::JobControl,
-        &start,
-        CALL_LIMIT.min(ctx.timeout),
-    )
-    .await?;
-    if !started.answer.started {
-        return Err(Fail::failed(format!(
-            "{} was not started as task {job}: {}",
-            id.as_str(),
-            started
-                .answer
-                .reason
-                .as_deref()
-                .unwrap_or("no reason given")
-        )));
-    }
-    let _ = ctx.output.send(OutputChunk::Stdout(format!(
-        "running {} as scheduled task \\salve\\{job} (as {}); it is never stopped by salve",
+    let task = Task::of(ctx);
+    let script = shipped::shipped(id, request)?;
+    let (job, run_as) = task.start(id, &script, ctx.run_as, secrets).await?;
+    task.say(format!(
+        "running {} as scheduled task \\salve\\{job} (as {run_as}); it is never stopped by salve",
         id.as_str(),
-        started.answer.run_as.as_deref().unwrap_or("SYSTEM")
-    )));
+    ));
     attach(ctx, id, &job).await
 }
 
@@ -179,110 +156,259 @@ pub async fn attach<T: DeserializeOwned>(
     id: ScriptId,
     job: &str,
 ) -> Result<Reply<T>, Fail> {
-    let deadline = tokio::time::Instant::now() + ctx.timeout;
-    let probe = ProbeLink::new(ctx.link);
-    let read = ctx.read_only(&probe);
-    let (mut offset, mut output) = (0, String::new());
-    let left = |why: &str| {
-        Fail::Module(ModuleError::LeftRunning(LeftRunning {
-            job: job.to_string(),
-            why: why.to_string(),
-        }))
-    };
-    let exit_code = loop {
-        let poll = JobPollRequest {
-            job: job.to_string(),
-            offset,
-        };
-        let limit = CALL_LIMIT.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-        match shipped::read_within::<JobPollAnswer>(&read, ReadOnlyId::JobPoll, &poll, limit).await
-        {
-            Ok(reply) => {
-                let answer = reply.answer;
-                for line in answer.output.lines() {
-                    if !line.starts_with(RESULT_MARKER.trim_end()) {
-                        let _ = ctx.output.send(OutputChunk::Stdout(line.to_string()));
-                    }
-                }
-                output.push_str(&answer.output);
-                offset = answer.next_offset;
-                match answer.state {
-                    JobState::Running => {}
-                    JobState::Finished => break answer.exit_code.unwrap_or(-1),
-                    JobState::Missing => {
-                        return Err(Fail::failed(format!(
-                            "task \\salve\\{job} ({}) is gone from the host before salve read \
-                             its result; check the server (Setup logs, services) before \
-                             running this step again",
-                            id.as_str()
-                        )));
-                    }
-                }
-            }
-            Err(Fail::Module(ModuleError::Transport(TransportError::Cancelled))) => {
-                return Err(left("interrupted"));
-            }
-            // The host is not answering now (Setup restarts WinRM and IIS; a restart): the
-            // task goes on without salve; look again.
-            Err(Fail::Module(ModuleError::Transport(e))) => {
-                tracing::info!(host = %ctx.host.name, %job, "task poll failed, retrying: {e}");
-                ctx.link.reset().await;
-            }
-            Err(other) => return Err(other),
-        }
-        let next = (tokio::time::Instant::now() + POLL_EVERY).min(deadline);
-        tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
-            _ = ctx.cancel.cancelled() => return Err(left("interrupted")),
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(left(&format!(
-                "the task's timeout of {}s passed",
-                ctx.timeout.as_secs()
-            )));
-        }
-    };
-    let stdout = output.replace("\r\n", "\n");
-    // The task's runner merges every stream into its output: its last line is the best
-    // account of a failure before the answer.
-    let last = stdout
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty() && !l.starts_with(RESULT_MARKER.trim_end()))
-        .unwrap_or_default()
-        .to_string();
-    let reply = shipped::reply(
-        id,
-        ScriptOutput {
-            exit_code,
-            stdout,
-            stderr: last,
-        },
-    );
-    remove(ctx, job).await;
+    let task = Task::of(ctx);
+    let output = task.wait(id, job).await?;
+    let reply = shipped::reply(id, output);
+    task.remove(job).await;
     reply
 }
 
-/// Remove a finished task and its files; a failure leaves them for the next run to collect.
-async fn remove(ctx: &HostCtx<'_>, job: &str) {
-    let request = JobControlRequest {
-        action: JobAction::Remove,
-        job: job.to_string(),
-        script_id: None,
-        script: None,
-        become_user: None,
-        become_password: None,
-        share_credential: None,
-        download_token: None,
+/// Run a read-only script (the probe's `request`) as a detached task under `run_as` over
+/// `link`, wait for it and remove it: its output as if it had run in the session. A task
+/// that could not be started is a script that failed with the reason on stderr; one still
+/// running when the request's time is up or it is cancelled is left to end on its own (it only
+/// reads).
+pub async fn read(
+    link: &dyn HostLink,
+    request: ProbeRequest,
+    run_as: &RunAs,
+) -> Result<ScriptOutput, TransportError> {
+    let task = Task {
+        link,
+        cancel: request.cancel.clone(),
+        output: request.output.clone(),
+        timeout: request.timeout,
+        deadline: Instant::now() + request.timeout,
     };
-    let removed: Result<Reply<JobControlAnswer>, Fail> = shipped::call_within(
-        ctx,
-        ScriptId::JobControl,
-        &request,
-        CALL_LIMIT.min(ctx.timeout),
-    )
-    .await;
-    if let Err(Fail::Module(e)) = removed {
-        tracing::warn!(host = %ctx.host.name, %job, "finished task not removed: {e}");
+    let id = request.script.id();
+    let script = request.script.into_script();
+    let finished = async {
+        let (job, _) = task
+            .start(id, &script, Some(run_as), StepSecrets::default())
+            .await?;
+        let output = task.wait(id, &job).await?;
+        task.remove(&job).await;
+        Ok::<_, Fail>(output)
+    };
+    match finished.await {
+        Ok(output) => Ok(output),
+        Err(Fail::Module(ModuleError::Transport(e))) => Err(e),
+        Err(Fail::Module(ModuleError::LeftRunning(_))) if task.cancel.is_cancelled() => {
+            Err(TransportError::Cancelled)
+        }
+        Err(Fail::Module(ModuleError::LeftRunning(_))) => Err(TransportError::Timeout {
+            after: task.timeout,
+        }),
+        Err(Fail::Module(e)) => Ok(failed(e.to_string())),
+        Err(Fail::NoAnswer(outcome)) => Ok(failed(outcome.msg.unwrap_or_default())),
+    }
+}
+
+/// What a script that failed before it could answer gives.
+fn failed(why: String) -> ScriptOutput {
+    ScriptOutput {
+        exit_code: 1,
+        stdout: String::new(),
+        stderr: why,
+    }
+}
+
+/// One detached task's host and limits: where it is started, polled and removed.
+struct Task<'a> {
+    link: &'a dyn HostLink,
+    cancel: CancellationToken,
+    output: Option<mpsc::UnboundedSender<OutputChunk>>,
+    timeout: Duration,
+    deadline: Instant,
+}
+
+impl<'a> Task<'a> {
+    fn of(ctx: &HostCtx<'a>) -> Task<'a> {
+        Task {
+            link: ctx.link,
+            cancel: ctx.cancel.clone(),
+            output: Some(ctx.output.clone()),
+            timeout: ctx.timeout,
+            deadline: Instant::now() + ctx.timeout,
+        }
+    }
+
+    /// A progress line.
+    fn say(&self, line: String) {
+        if let Some(out) = &self.output {
+            let _ = out.send(OutputChunk::Stdout(line));
+        }
+    }
+
+    /// Run a short control script (`job_control`, `job_poll`) in the session, within what is
+    /// left of the wait (`until_deadline`) or within the task's whole timeout (a removal).
+    async fn control<T: DeserializeOwned>(
+        &self,
+        id: ScriptId,
+        request: &impl Serialize,
+        until_deadline: bool,
+    ) -> Result<Reply<T>, Fail> {
+        let limit = if until_deadline {
+            self.deadline.saturating_duration_since(Instant::now())
+        } else {
+            self.timeout
+        };
+        let transport = self.link.transport().await?;
+        let mut run = RunRequest::new(shipped::shipped(id, request)?, CALL_LIMIT.min(limit));
+        run.cancel = self.cancel.clone();
+        shipped::reply(id, transport.run(run).await?)
+    }
+
+    /// Register and start `script` (shipped script `id`) as a new task; its job id and the
+    /// account it runs as.
+    async fn start(
+        &self,
+        id: ScriptId,
+        script: &Script,
+        run_as: Option<&RunAs>,
+        secrets: StepSecrets<'_>,
+    ) -> Result<(String, String), Fail> {
+        let share_credential = secrets.share_credential()?;
+        let job = new_job_id(id);
+        let (become_user, become_password) = match run_as {
+            None => (None, None),
+            Some(run_as) => {
+                let password = match &run_as.password {
+                    None => None,
+                    Some(reference) => Some(reference.resolve().map_err(|e| {
+                        Fail::Module(ModuleError::Args(format!("ansible_become_password: {e}")))
+                    })?),
+                };
+                (
+                    Some(run_as.user.clone()),
+                    password.map(|p| p.expose().to_string()),
+                )
+            }
+        };
+        let start = JobControlRequest {
+            action: JobAction::Start,
+            job: job.clone(),
+            script_id: Some(id.as_str().to_string()),
+            script: Some(base64::engine::general_purpose::STANDARD.encode(script.render())),
+            become_user,
+            become_password,
+            share_credential,
+            download_token: secrets.download_token.map(str::to_owned),
+        };
+        let started: Reply<JobControlAnswer> =
+            self.control(ScriptId::JobControl, &start, true).await?;
+        if !started.answer.started {
+            return Err(Fail::failed(format!(
+                "{} was not started as task {job}: {}",
+                id.as_str(),
+                started
+                    .answer
+                    .reason
+                    .as_deref()
+                    .unwrap_or("no reason given")
+            )));
+        }
+        let run_as = started.answer.run_as.unwrap_or_else(|| "SYSTEM".into());
+        Ok((job, run_as))
+    }
+
+    /// Poll task `job` until it finishes, streaming its new lines; its output and exit code.
+    async fn wait(&self, id: ScriptId, job: &str) -> Result<ScriptOutput, Fail> {
+        let (mut offset, mut output) = (0, String::new());
+        let mut pause = Duration::ZERO;
+        let left = |why: &str| {
+            Fail::Module(ModuleError::LeftRunning(LeftRunning {
+                job: job.to_string(),
+                why: why.to_string(),
+            }))
+        };
+        let exit_code = loop {
+            let next = (Instant::now() + pause).min(self.deadline);
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = self.cancel.cancelled() => return Err(left("interrupted")),
+            }
+            if Instant::now() >= self.deadline {
+                return Err(left(&format!(
+                    "the task's timeout of {}s passed",
+                    self.timeout.as_secs()
+                )));
+            }
+            pause = (pause * 2).clamp(SECOND_POLL, POLL_AT_MOST);
+            let poll = JobPollRequest {
+                job: job.to_string(),
+                offset,
+            };
+            match self
+                .control::<JobPollAnswer>(ScriptId::JobPoll, &poll, true)
+                .await
+            {
+                Ok(reply) => {
+                    let answer = reply.answer;
+                    for line in answer.output.lines() {
+                        if !line.starts_with(RESULT_MARKER.trim_end()) {
+                            self.say(line.to_string());
+                        }
+                    }
+                    output.push_str(&answer.output);
+                    offset = answer.next_offset;
+                    match answer.state {
+                        JobState::Running => {}
+                        JobState::Finished => break answer.exit_code.unwrap_or(-1),
+                        JobState::Missing => {
+                            return Err(Fail::failed(format!(
+                                "task \\salve\\{job} ({}) is gone from the host before salve \
+                                 read its result; check the server (Setup logs, services) \
+                                 before running this step again",
+                                id.as_str()
+                            )));
+                        }
+                    }
+                }
+                Err(Fail::Module(ModuleError::Transport(TransportError::Cancelled))) => {
+                    return Err(left("interrupted"));
+                }
+                // The host is not answering now (Setup restarts WinRM and IIS; a restart): the
+                // task goes on without salve; look again.
+                Err(Fail::Module(ModuleError::Transport(e))) => {
+                    tracing::info!(%job, "task poll failed, retrying: {e}");
+                    self.link.reset().await;
+                }
+                Err(other) => return Err(other),
+            }
+        };
+        let stdout = output.replace("\r\n", "\n");
+        // The task's runner merges every stream into its output: its last line is the best
+        // account of a failure before the answer.
+        let last = stdout
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty() && !l.starts_with(RESULT_MARKER.trim_end()))
+            .unwrap_or_default()
+            .to_string();
+        Ok(ScriptOutput {
+            exit_code,
+            stdout,
+            stderr: last,
+        })
+    }
+
+    /// Remove a finished task and its files; a failure leaves them for the next run to collect.
+    async fn remove(&self, job: &str) {
+        let request = JobControlRequest {
+            action: JobAction::Remove,
+            job: job.to_string(),
+            script_id: None,
+            script: None,
+            become_user: None,
+            become_password: None,
+            share_credential: None,
+            download_token: None,
+        };
+        let removed: Result<Reply<JobControlAnswer>, Fail> =
+            self.control(ScriptId::JobControl, &request, false).await;
+        if let Err(Fail::Module(e)) = removed {
+            tracing::warn!(%job, "finished task not removed: {e}");
+        }
     }
 }

@@ -42,6 +42,7 @@ pub struct ExchangeFacts;
 /// What `exchange_facts` is, for the module table.
 pub const SPEC: ModuleSpec = ModuleSpec {
     provides: Provides::ExchangeFacts,
+    manages_exchange: true,
     ..ModuleSpec::read_only(
         "exchange_facts",
         &ExchangeFacts,

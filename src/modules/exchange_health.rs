@@ -261,6 +261,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     foresight: Foresight::Predicts,
     counting: Counting::Plain,
     provides: Provides::Nothing,
+    manages_exchange: true,
 };
 
 #[async_trait::async_trait]

@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::detached;
 use super::exchange_facts::in_maintenance;
 use super::exchange_health::{self as health, Gate, Scope};
 use super::exchange_script::{self as shipped, Fail, Rendered};
@@ -85,6 +86,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
         reason: "leave maintenance after the steps above, restoring what entering recorded",
     }),
     provides: Provides::MaintenanceState,
+    manages_exchange: true,
 };
 
 #[async_trait::async_trait]
@@ -271,7 +273,7 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
         },
     };
     let reply =
-        shipped::call::<MaintenanceAnswer>(ctx, ScriptId::ExchangeMaintenance, &request).await?;
+        detached::call::<MaintenanceAnswer>(ctx, ScriptId::ExchangeMaintenance, &request).await?;
     let mut a = reply.answer;
     // Resumed after the controller died in maintenance, on a server whose own record is gone
     // (C:\salve cleaned up): it now looks "in maintenance before salve", but the journal of

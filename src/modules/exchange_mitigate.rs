@@ -27,6 +27,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::detached;
 use super::exchange_facts::{assessment, configuration};
 use super::exchange_script::{self as shipped, Fail, PackageSource, Rendered};
 use super::spec::{
@@ -78,6 +79,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
         reason: "remove the mitigation once the server is verified fixed (refused otherwise)",
     }),
     provides: Provides::Nothing,
+    manages_exchange: true,
 };
 
 #[async_trait::async_trait]
@@ -102,6 +104,8 @@ struct Plan {
     refusal: Option<String>,
     /// What it leaves alone on purpose, and why.
     notes: Vec<String>,
+    /// The step installs the IIS URL Rewrite module (msiexec).
+    installs_rewrite: bool,
 }
 
 impl Plan {
@@ -201,7 +205,9 @@ async fn plan(args: &Args, ctx: &CheckCtx<'_>) -> Result<Plan, Fail> {
         State::Absent => absent(&seen, named.as_deref(), force),
     };
     request.mitigations = choice.ids;
+    let installs_rewrite = facts.url_rewrite.is_none() && request.rewrite_msi_source.is_some();
     Ok(Plan {
+        installs_rewrite,
         request,
         change: choice.change,
         refusal: choice.refusal,
@@ -438,8 +444,13 @@ async fn apply(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, Fail> {
     if plan.refusal.is_some() || plan.change.is_none() {
         return Ok(plan.outcome());
     }
-    let reply =
-        shipped::call::<MitigateAnswer>(ctx, ScriptId::ExchangeMitigate, &plan.request).await?;
+    // msiexec must never die with the session (a timeout, Ctrl-C, a dropped connection, the
+    // shell's quotas): a step that installs URL Rewrite runs as a scheduled task, as updates do.
+    let reply = if plan.installs_rewrite {
+        detached::run::<MitigateAnswer>(ctx, ScriptId::ExchangeMitigate, &plan.request).await?
+    } else {
+        shipped::call::<MitigateAnswer>(ctx, ScriptId::ExchangeMitigate, &plan.request).await?
+    };
     let a = &reply.answer;
     let mut outcome = if a.success {
         Outcome::done(a.changed)
@@ -530,23 +541,10 @@ mod tests {
             }
             ScriptId::ExchangeMitigate => {
                 let req: MitigateRequest = serde_json::from_value(s.args.clone().unwrap()).unwrap();
-                let present = req.action == MitigateAction::Apply;
-                answer(
-                    &MitigateAnswer {
-                        changed: true,
-                        success: true,
-                        reason: None,
-                        url_rewrite_installed: true,
-                        rules_present: if present {
-                            EOMT_RULES.iter().map(|r| r.to_string()).collect()
-                        } else {
-                            Vec::new()
-                        },
-                        reboot_required: false,
-                    },
-                    0,
-                )
+                answer(&applied(req.action == MitigateAction::Apply), 0)
             }
+            // Installing URL Rewrite: the step runs as a task (an apply).
+            ScriptId::JobControl | ScriptId::JobPoll => job(s, &applied(true)),
             other => panic!("unexpected {other:?}"),
         })
     }
@@ -567,11 +565,29 @@ mod tests {
     }
 
     /// The requests the module sent to the mitigation script.
+    /// The script's answer after applying (`present`) or removing.
+    fn applied(present: bool) -> MitigateAnswer {
+        MitigateAnswer {
+            changed: true,
+            success: true,
+            reason: None,
+            url_rewrite_installed: true,
+            rules_present: if present {
+                EOMT_RULES.iter().map(|r| r.to_string()).collect()
+            } else {
+                Vec::new()
+            },
+            reboot_required: false,
+        }
+    }
+
+    /// The mitigate requests the host got, in the session or as a task's script.
     fn sent(f: &FakeFleet) -> Vec<MitigateRequest> {
         f.commands()
             .iter()
-            .filter(|(_, s)| id(s) == ScriptId::ExchangeMitigate)
-            .map(|(_, s)| serde_json::from_value(s.args.clone().unwrap()).unwrap())
+            .map(|(_, s)| job_script(s).unwrap_or_else(|| s.clone()))
+            .filter(|s| id(s) == ScriptId::ExchangeMitigate)
+            .map(|s| serde_json::from_value(s.args.clone().unwrap()).unwrap())
             .collect()
     }
 
@@ -655,6 +671,13 @@ mod tests {
         assert_eq!(
             sent(&f)[0].rewrite_msi_sha256.as_deref(),
             Some("ab".repeat(32).as_str())
+        );
+        // msiexec runs as a scheduled task, never inside the session.
+        assert!(
+            f.commands()
+                .iter()
+                .any(|(_, s)| job_script(s).is_some_and(|j| id(&j) == ScriptId::ExchangeMitigate)),
+            "URL Rewrite was installed in the session"
         );
     }
 

@@ -136,6 +136,11 @@ pub async fn read_within<T: DeserializeOwned>(
             timeout,
             cancel: ctx.cancel.clone(),
             output: Some(ctx.output.clone()),
+            // Exchange can be managed only from a logon with network credentials.
+            run_as: ctx
+                .run_as
+                .filter(|_| id.script_id().manages_exchange())
+                .cloned(),
         })
         .await?;
     reply(id.script_id(), out)
@@ -202,17 +207,27 @@ pub fn reply<T: DeserializeOwned>(id: ScriptId, out: ScriptOutput) -> Result<Rep
 /// unknown, and salve never treats such a server as a standalone one with no roles.
 pub async fn facts(ctx: &CheckCtx<'_>) -> Result<FactsAnswer, Fail> {
     let answer = facts_as_read(ctx).await?;
-    match &answer.exchange_management_error {
-        Some(e) => Err(Fail::failed(format!(
-            "Exchange could not be managed on {server}: {e}. Its roles, DAG membership and \
-             component states are unknown, so salve stops here rather than treat it as a \
-             standalone server. Check that the connecting account can manage Exchange \
-             (Organization Management) and that the server reaches a domain controller; a \
-             WinRM logon reaches Active Directory only with Kerberos delegation",
-            server = answer.computer_name
-        ))),
-        None => Ok(answer),
-    }
+    let Some(e) = &answer.exchange_management_error else {
+        return Ok(answer);
+    };
+    let fix = match ctx.run_as {
+        None => "This step ran in the WinRM or SSH logon, which holds no credentials for \
+                 Active Directory (the double hop): set ansible_become_user and \
+                 ansible_become_password to an account that can manage Exchange (and drop \
+                 `become: false`), and salve reads Exchange from a scheduled task under it"
+            .to_string(),
+        Some(run_as) => format!(
+            "It ran as {}: check that this account can manage Exchange (Organization \
+             Management) and that the server reaches a domain controller",
+            run_as.user
+        ),
+    };
+    Err(Fail::failed(format!(
+        "Exchange could not be managed on {server}: {e}. Its roles, DAG membership and \
+         component states are unknown, so salve stops here rather than treat it as a \
+         standalone server. {fix}",
+        server = answer.computer_name
+    )))
 }
 
 /// The host's Exchange facts as the script read them, whether or not Exchange could be
@@ -402,6 +417,7 @@ pub mod testing {
     //! Helpers for the Exchange modules' unit tests: a [`HostLink`] over the fake transport and
     //! canned contract answers.
 
+    use std::collections::HashMap;
     use std::path::PathBuf;
     use std::sync::Arc;
     use std::time::Duration;
@@ -416,13 +432,18 @@ pub mod testing {
     use crate::modules::{CheckCtx, HostCtx, HostLink, ProbeLink};
     use crate::script::Script;
     use crate::transport::fake::{FakeConnector, FakeFleet, FakeReply};
-    use crate::transport::{ConnectionSpec, Connector, Transport, TransportError};
+    use crate::transport::{
+        ConnectionSpec, Connector, RunRequest, ScriptOutput, Transport, TransportError,
+    };
 
-    /// A link to one fake host that reconnects after `reset`, counting resets.
+    /// A link to one fake host that reconnects after `reset`, counting resets. Scripts that
+    /// manage Exchange, started as detached tasks, run on the fake host as if in the session
+    /// ([`Scheduler`]), so a fake host answers them by their own id.
     pub struct FakeLink {
         connector: FakeConnector,
         spec: ConnectionSpec,
         current: Mutex<Option<Arc<dyn Transport>>>,
+        tasks: Arc<std::sync::Mutex<HashMap<String, ScriptOutput>>>,
         pub resets: std::sync::atomic::AtomicUsize,
     }
 
@@ -432,6 +453,7 @@ pub mod testing {
                 connector: FakeConnector(Arc::clone(fleet)),
                 spec: host().settings.connection,
                 current: Mutex::new(None),
+                tasks: Default::default(),
                 resets: Default::default(),
             }
         }
@@ -444,7 +466,10 @@ pub mod testing {
             if let Some(t) = cur.as_ref() {
                 return Ok(Arc::clone(t));
             }
-            let t = self.connector.connect(&self.spec).await?;
+            let t: Arc<dyn Transport> = Arc::new(Scheduler {
+                host: self.connector.connect(&self.spec).await?,
+                tasks: Arc::clone(&self.tasks),
+            });
             *cur = Some(Arc::clone(&t));
             Ok(t)
         }
@@ -453,6 +478,64 @@ pub mod testing {
             self.resets
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             *self.current.lock().await = None;
+        }
+    }
+
+    /// A fake host's Task Scheduler for scripts that manage Exchange: `job_control start` of
+    /// one runs it on the host at once and keeps its output (every stream, as the task's
+    /// runner merges them); `job_poll` finds it finished; `remove` forgets it. Other tasks
+    /// (an update's) reach the fake host as they are.
+    struct Scheduler {
+        host: Arc<dyn Transport>,
+        tasks: Arc<std::sync::Mutex<HashMap<String, ScriptOutput>>>,
+    }
+
+    #[async_trait]
+    impl Transport for Scheduler {
+        async fn run(&self, request: RunRequest) -> Result<ScriptOutput, TransportError> {
+            let job = request
+                .script
+                .args
+                .as_ref()
+                .and_then(|a| a.get("job"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let kind = request.script.id.as_deref().and_then(ScriptId::parse);
+            let tasks = || self.tasks.lock().unwrap();
+            let reply = |answer: Value| ScriptOutput {
+                exit_code: 0,
+                stdout: format!("{}{answer}\n", crate::script::RESULT_MARKER),
+                stderr: String::new(),
+            };
+            match (kind, job) {
+                (Some(ScriptId::JobControl), Some(job)) => {
+                    if let Some(inner) =
+                        job_script(&request.script).filter(|inner| id(inner).manages_exchange())
+                    {
+                        let out = self
+                            .host
+                            .run(RunRequest::new(inner, request.timeout))
+                            .await?;
+                        tasks().insert(job.clone(), out);
+                        let run_as = host().settings.run_as.map(|r| r.user);
+                        return Ok(reply(serde_json::json!({"job": job, "started": true,
+                            "state": "running", "run_as": run_as, "reason": null})));
+                    }
+                    if tasks().remove(&job).is_some() {
+                        return Ok(reply(serde_json::json!({"job": job, "started": false,
+                            "state": "missing", "run_as": null, "reason": null})));
+                    }
+                }
+                (Some(ScriptId::JobPoll), Some(job)) => {
+                    if let Some(out) = tasks().get(&job) {
+                        let text = format!("{}{}", out.stdout, out.stderr).replace('\n', "\r\n");
+                        return Ok(reply(serde_json::json!({"job": job, "state": "finished",
+                            "output": text, "next_offset": text.len(), "exit_code": out.exit_code})));
+                    }
+                }
+                _ => {}
+            }
+            self.host.run(request).await
         }
     }
 

@@ -46,11 +46,14 @@ pub struct Args {
 pub struct ExchangeVerify;
 
 /// What `exchange_verify` is, for the module table.
-pub const SPEC: ModuleSpec = ModuleSpec::read_only(
-    "exchange_verify",
-    &ExchangeVerify,
-    super::args::validator::<Args>,
-);
+pub const SPEC: ModuleSpec = ModuleSpec {
+    manages_exchange: true,
+    ..ModuleSpec::read_only(
+        "exchange_verify",
+        &ExchangeVerify,
+        super::args::validator::<Args>,
+    )
+};
 
 #[async_trait::async_trait]
 impl Module for ExchangeVerify {

@@ -71,6 +71,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     foresight: Foresight::Unpredictable,
     counting: Counting::Plain,
     provides: Provides::Nothing,
+    manages_exchange: false,
 };
 
 #[async_trait::async_trait]

@@ -2,7 +2,8 @@
 //! [`HostLink`](super::HostLink).
 //!
 //! A [`Probe`] runs only [`ReadOnlyScript`]s (salve's own scripts whose ids are declared
-//! read-only, see [`crate::contract::ScriptId::read_only`]), checks that the host answers, and
+//! read-only, see [`crate::contract::ScriptId::read_only`]) — in the session, or as a detached
+//! task under the `become` account for those that manage Exchange — checks that the host answers, and
 //! drops the connection so the next call reconnects. Nothing else: no user text, no
 //! state-changing script, no file transfer. [`ProbeLink`] is the one implementation over a
 //! live link; it keeps the link private, so code holding only a probe cannot get the
@@ -15,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::HostLink;
+use crate::model::run_as::RunAs;
 use crate::script::ReadOnlyScript;
 use crate::transport::{OutputChunk, RunRequest, ScriptOutput, TransportError};
 
@@ -28,6 +30,10 @@ pub struct ProbeRequest {
     pub cancel: CancellationToken,
     /// Where to stream output as it arrives (optional).
     pub output: Option<mpsc::UnboundedSender<OutputChunk>>,
+    /// Run the script as a detached task under this account rather than in the session (a
+    /// script that manages Exchange needs a logon with network credentials; see
+    /// [`super::detached::read`]).
+    pub run_as: Option<RunAs>,
 }
 
 /// Read-only access to one host.
@@ -62,7 +68,10 @@ impl<'a> ProbeLink<'a> {
 
 #[async_trait]
 impl Probe for ProbeLink<'_> {
-    async fn run(&self, request: ProbeRequest) -> Result<ScriptOutput, TransportError> {
+    async fn run(&self, mut request: ProbeRequest) -> Result<ScriptOutput, TransportError> {
+        if let Some(run_as) = request.run_as.take() {
+            return super::detached::read(self.link, request, &run_as).await;
+        }
         let transport = self.link.transport().await?;
         let mut run = RunRequest::new(request.script.into_script(), request.timeout);
         run.cancel = request.cancel;
@@ -97,6 +106,7 @@ mod tests {
                 timeout: Duration::from_secs(5),
                 cancel: CancellationToken::new(),
                 output: None,
+                run_as: None,
             })
             .await
             .unwrap();

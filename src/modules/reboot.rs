@@ -105,6 +105,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     foresight: Foresight::Predicts,
     counting: Counting::AfterUpdate,
     provides: Provides::Nothing,
+    manages_exchange: false,
 };
 
 #[async_trait::async_trait]

@@ -33,6 +33,11 @@ pub struct ModuleSpec {
     pub counting: Counting,
     /// What its results give later readers.
     pub provides: Provides,
+    /// Its steps run Exchange's management cmdlets (reading the facts at least), which reach
+    /// Active Directory as the process's account: on a WinRM or SSH host they need the step's
+    /// `become` account (a scheduled task under it; see `detached`), and `salve check` and
+    /// `salve plan` refuse them without one.
+    pub manages_exchange: bool,
 }
 
 impl ModuleSpec {
@@ -56,6 +61,7 @@ impl ModuleSpec {
             foresight: Foresight::Predicts,
             counting: Counting::Plain,
             provides: Provides::Nothing,
+            manages_exchange: false,
         }
     }
 }

@@ -44,7 +44,8 @@ async fn a_timeout_leaves_setup_running_and_the_next_run_reattaches() {
     );
     // Setup was not killed: it finishes on its own.
     let started = std::time::Instant::now();
-    while log().count("t-ex01", |e| matches!(e, LabEvent::JobFinished { .. })) == 0 {
+    let update_job = |e: &LabEvent| matches!(e, LabEvent::JobFinished { script_id, .. } if script_id == "exchange_update");
+    while log().count("t-ex01", update_job) == 0 {
         assert!(started.elapsed().as_secs() < 60, "the task never finished");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
@@ -86,7 +87,10 @@ async fn a_timeout_leaves_setup_running_and_the_next_run_reattaches() {
         "a second install was started"
     );
     assert_eq!(
-        log().count("t-ex01", |e| matches!(e, LabEvent::JobRemoved { .. })),
+        log().count(
+            "t-ex01",
+            |e| matches!(e, LabEvent::JobRemoved { script_id, .. } if script_id == "exchange_update")
+        ),
         1
     );
     assert!(lab.fleet.state("t-ex01").unwrap().jobs.is_empty());

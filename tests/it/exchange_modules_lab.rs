@@ -206,6 +206,8 @@ impl Lab {
     }
 
     /// Shipped scripts started on `name`, in order.
+    /// The shipped scripts run on host `name`, in the session or as a detached task (by the
+    /// task's script; the task's own `job_control`/`job_poll` calls are left out).
     fn scripts_run(&self, name: &str) -> Vec<String> {
         self.fleet
             .log()
@@ -213,7 +215,10 @@ impl Lab {
             .into_iter()
             .filter(|e| e.host == name)
             .filter_map(|e| match e.event {
-                LabEvent::ScriptStarted { id } => Some(id),
+                LabEvent::ScriptStarted { id } if id != "job_control" && id != "job_poll" => {
+                    Some(id)
+                }
+                LabEvent::JobStarted { script_id, .. } => Some(script_id),
                 _ => None,
             })
             .collect()

@@ -17,10 +17,7 @@ tenants:
 ";
 
 fn is_change(e: &LabEvent) -> bool {
-    !matches!(
-        e,
-        LabEvent::ScriptStarted { .. } | LabEvent::Protocol { .. }
-    )
+    e.changes_the_server()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,12 +22,7 @@ tenants:
 ";
 
 fn changes(lab: &Lab, host: &str) -> usize {
-    lab.fleet.log().count(host, |e| {
-        !matches!(
-            e,
-            LabEvent::ScriptStarted { .. } | LabEvent::Protocol { .. }
-        )
-    })
+    lab.fleet.log().count(host, LabEvent::changes_the_server)
 }
 
 fn installs(lab: &Lab, host: &str) -> usize {

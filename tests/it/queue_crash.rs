@@ -183,7 +183,7 @@ async fn a_runner_killed_mid_install_is_taken_over_without_installing_twice() {
         let looked = of_host().any(|e| {
             e.real_time > killed_at
                 && e.real_time < finished
-                && matches!(&e.event, LabEvent::ScriptStarted { id } if id == "exchange_facts")
+                && matches!(&e.event, LabEvent::JobStarted { script_id, .. } if script_id == "exchange_facts")
         });
         assert!(looked, "{host}: the heir never saw the installer running");
         let state = lab.fleet.state(host).unwrap();

@@ -103,6 +103,26 @@ impl ScriptId {
         }
     }
 
+    /// The script runs Exchange's management cmdlets, which reach Active Directory (and, through
+    /// Exchange's management shell, a Remote PowerShell session) as the process's account: it
+    /// can do its work only where that account has network credentials, never from a WinRM or
+    /// SSH network logon alone. This match is the one place that says which scripts those are.
+    pub fn manages_exchange(self) -> bool {
+        match self {
+            ScriptId::ExchangeFacts
+            | ScriptId::ExchangeHealth
+            | ScriptId::ExchangeVerify
+            | ScriptId::ExchangeMaintenance => true,
+            ScriptId::ExchangeMitigate
+            | ScriptId::ExchangeUpdate
+            | ScriptId::Reboot
+            | ScriptId::BootId
+            | ScriptId::ExchangeIocScan
+            | ScriptId::JobControl
+            | ScriptId::JobPoll => false,
+        }
+    }
+
     /// The script only reads the host (see [`ScriptId::read_only`]).
     pub fn is_read_only(self) -> bool {
         self.read_only().is_some()

@@ -33,6 +33,8 @@ pub struct Out {
     share_logon: Option<ShareLogon>,
     /// The bearer token job_control left for a package salve serves.
     download_token: Option<String>,
+    /// The memory quota (MB) of the WinRM shell the process runs in, if it runs in one.
+    shell_memory_mb: Option<u64>,
 }
 
 impl Out {
@@ -44,6 +46,25 @@ impl Out {
             account: None,
             share_logon: None,
             download_token: None,
+            shell_memory_mb: None,
+        }
+    }
+
+    /// A process started in a WinRM shell: it belongs to the shell's job object, whose
+    /// processes together may use at most `max_memory_mb` (MaxMemoryPerShellMB).
+    pub fn in_winrm_shell(mut self, max_memory_mb: u64) -> Self {
+        self.shell_memory_mb = Some(max_memory_mb);
+        self
+    }
+
+    /// Grow this process (with its children) to `mb` of memory. Windows rule: WinRM's
+    /// MaxMemoryPerShellMB (default 1,024 MB) caps the memory of every process in a shell
+    /// together; a shell that grows past it has its processes stopped. `Err` with the quota
+    /// when that happens; outside a WinRM shell (a scheduled task, SSH) nothing caps it.
+    pub fn grow_to(&self, mb: u64) -> Result<(), u64> {
+        match self.shell_memory_mb {
+            Some(quota) if mb > quota => Err(quota),
+            _ => Ok(()),
         }
     }
 

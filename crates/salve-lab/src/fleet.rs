@@ -79,7 +79,17 @@ impl SimHost for LabHost {
     }
 
     fn spawn(&self, command: &str, arguments: &[String]) -> LabProcess {
-        crate::process::spawn(Arc::clone(&self.core), self.idx, command, arguments)
+        crate::process::spawn(Arc::clone(&self.core), self.idx, command, arguments, None)
+    }
+
+    fn spawn_in_shell(
+        &self,
+        command: &str,
+        arguments: &[String],
+        max_memory_mb: u64,
+    ) -> LabProcess {
+        let quota = Some(max_memory_mb);
+        crate::process::spawn(Arc::clone(&self.core), self.idx, command, arguments, quota)
     }
 
     fn accepting(&self) -> bool {

@@ -102,6 +102,17 @@ pub trait SimHost: Send + Sync + 'static {
     /// `powershell.exe`), `arguments` its `rsp:Arguments` in order. Over SSH the front end
     /// splits `SSH_ORIGINAL_COMMAND` into the same shape.
     fn spawn(&self, command: &str, arguments: &[String]) -> LabProcess;
+    /// [`SimHost::spawn`] inside a WinRM shell, whose processes together may use at most
+    /// `max_memory_mb` (MaxMemoryPerShellMB); a host that does not model memory ignores it.
+    fn spawn_in_shell(
+        &self,
+        command: &str,
+        arguments: &[String],
+        max_memory_mb: u64,
+    ) -> LabProcess {
+        let _ = max_memory_mb;
+        self.spawn(command, arguments)
+    }
     /// Whether the host accepts connections now (false while rebooting or unreachable).
     fn accepting(&self) -> bool;
     /// Boot counter; it changes on every reboot, and front ends then drop the host's open

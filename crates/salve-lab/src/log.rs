@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::host_api::ProtocolEvent;
-use salve_contract::contract::UpdateKind;
+use salve_contract::contract::{ScriptId, UpdateKind};
 
 /// What changed on a host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,10 +35,17 @@ pub enum LabEvent {
     /// A detached task's process ended (`exit_code` is the task's last result).
     JobFinished {
         job: String,
+        script_id: String,
         exit_code: i32,
     },
     JobRemoved {
         job: String,
+        script_id: String,
+    },
+    /// A process in a WinRM shell grew past the shell's MaxMemoryPerShellMB and was stopped.
+    ShellMemoryQuotaExceeded {
+        quota_mb: u64,
+        used_mb: u64,
     },
     /// cmd.exe refused a command line over 8,191 characters.
     CommandLineTooLong {
@@ -124,6 +131,28 @@ pub enum LabEvent {
     Protocol {
         event: ProtocolEvent,
     },
+}
+
+impl LabEvent {
+    /// Whether this changed the server, as an administrator would count it: not a script
+    /// starting, a protocol event or a broken answer, and not the scheduled task of a script
+    /// that only reads (salve reads Exchange from a task under its `become` account: the task
+    /// and its folder come and go, nothing of the server's changes).
+    pub fn changes_the_server(&self) -> bool {
+        let reads =
+            |script_id: &str| ScriptId::parse(script_id).is_some_and(ScriptId::is_read_only);
+        match self {
+            LabEvent::ScriptStarted { .. }
+            | LabEvent::Protocol { .. }
+            | LabEvent::AnswerBroken { .. }
+            | LabEvent::InputDropped { .. }
+            | LabEvent::CommandLineTooLong { .. } => false,
+            LabEvent::JobStarted { script_id, .. }
+            | LabEvent::JobFinished { script_id, .. }
+            | LabEvent::JobRemoved { script_id, .. } => !reads(script_id),
+            _ => true,
+        }
+    }
 }
 
 /// One log line.

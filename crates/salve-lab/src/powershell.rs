@@ -460,13 +460,12 @@ impl<'a> Session<'a> {
                     )]);
                 }
             };
-            if let Some(id) = script.id.as_deref() {
+            if let Some(id) = script.id.clone() {
                 self.core
-                    .record(self.idx, LabEvent::ScriptStarted { id: id.to_string() });
-                let code = match ScriptId::parse(id) {
+                    .record(self.idx, LabEvent::ScriptStarted { id: id.clone() });
+                let code = match ScriptId::parse(&id) {
                     Some(id) => {
-                        scripts::run(self.core, self.idx, id, script.args, self.out, self.kill)
-                            .await
+                        scripts::run(self.core, self.idx, id, script, self.out, self.kill).await
                     }
                     None => {
                         self.out.error(&[format!(

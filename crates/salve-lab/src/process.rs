@@ -18,12 +18,22 @@ use crate::powershell::Session;
 use crate::typed_input;
 use salve_contract::wire::{MAX_COMMAND_LINE, decode_command, parse_rendered};
 
-/// Start a command on host `idx`. Needs a tokio runtime.
-pub fn spawn(core: Arc<FleetCore>, idx: usize, command: &str, arguments: &[String]) -> LabProcess {
+/// Start a command on host `idx`; `shell_memory_mb`: the memory quota of the WinRM shell it
+/// runs in, if any. Needs a tokio runtime.
+pub fn spawn(
+    core: Arc<FleetCore>,
+    idx: usize,
+    command: &str,
+    arguments: &[String],
+    shell_memory_mb: Option<u64>,
+) -> LabProcess {
     let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let kill = CancellationToken::new();
-    let out = Out::new(out_tx);
+    let out = match shell_memory_mb {
+        Some(quota) => Out::new(out_tx).in_winrm_shell(quota),
+        None => Out::new(out_tx),
+    };
     let line = Invocation::parse(command, arguments);
     let token = kill.clone();
     tokio::spawn(async move {

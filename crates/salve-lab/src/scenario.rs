@@ -164,6 +164,10 @@ struct RawHost {
     /// after the restart asks for another).
     #[serde(default)]
     lingering_reboot_flag: Option<bool>,
+    /// The memory (MB) Exchange Setup's processes reach during a CU: over a WinRM shell's
+    /// MaxMemoryPerShellMB (1,024 by default), Setup run inside the shell is stopped.
+    #[serde(default)]
+    setup_memory_mb: Option<u64>,
     /// Activation policy, copies, catching up, transport queue (see `crate::ha`).
     #[serde(default)]
     ha: Option<RawHa>,
@@ -556,6 +560,7 @@ fn apply_host(
     if raw.lingering_reboot_flag == Some(true) {
         h.lingering_reboot = true;
     }
+    h.setup_memory_mb = raw.setup_memory_mb;
     if let Some(running) = &raw.running_installer {
         let minutes = i64::try_from(running.minutes).unwrap_or(i64::MAX);
         h.installer_busy_until = epoch

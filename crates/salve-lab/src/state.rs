@@ -452,6 +452,11 @@ pub struct HostState {
     /// the restart asks for another).
     #[serde(default)]
     pub lingering_reboot: bool,
+    /// The memory Exchange Setup's processes reach during a CU (Setup.exe, ExSetup.exe and the
+    /// runspaces they start), in MB; `None`: below any WinRM shell quota. A scenario's figure:
+    /// Setup's real peak is not measured here.
+    #[serde(default)]
+    pub setup_memory_mb: Option<u64>,
     /// Windows rule: an MSI install that succeeded but needs a restart exits 3010
     /// (`ERROR_SUCCESS_REBOOT_REQUIRED`, files in use, `/norestart`), or 1641
     /// (`ERROR_SUCCESS_REBOOT_INITIATED`) when the package schedules the restart itself. `None`:
@@ -587,6 +592,7 @@ impl HostState {
             installer_process: None,
             forest: Forest::prepared(tenant),
             lingering_reboot: false,
+            setup_memory_mb: None,
             msi_restart_code: None,
             delayed_start: Vec::new(),
             delayed_start_at: None,

@@ -74,6 +74,7 @@ pub const SPEC: ModuleSpec = ModuleSpec {
     foresight: Foresight::Predicts,
     counting: Counting::UpdatePath,
     provides: Provides::Nothing,
+    manages_exchange: true,
 };
 
 #[async_trait::async_trait]

@@ -35,11 +35,12 @@ fn shown_as_installer(command_line: &str) -> bool {
         || line.contains("\\salve\\updates\\")
 }
 
-/// Answer with the host's facts; always succeeds.
-pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
+/// Answer with the host's facts; always succeeds. `unmanageable`: why this process cannot
+/// load Exchange's cmdlets ([`super::exchange_shell`]), if it cannot.
+pub(super) fn run(core: &FleetCore, idx: usize, out: &Out, unmanageable: Option<&str>) -> i32 {
     out.line("Reading Exchange setup, updates, services and prerequisites...");
     let now = core.clock.now();
-    let mut answer = core.with_host(idx, |s| facts(s, now));
+    let mut answer = core.with_host(idx, |s| facts(s, now, unmanageable));
     for copy in &mut answer.database_copies {
         copy.copies = Some(core.copies_of(idx, &copy.database));
     }
@@ -62,13 +63,21 @@ pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
     0
 }
 
-/// The error `Get-ExchangeServer` throws when its AD read fails, as the script catches it.
+/// The error `Get-ExchangeServer` throws when its AD read fails (fault `exchange_unmanageable`:
+/// no domain controller answers), as the script catches it.
 const UNMANAGEABLE: &str = "Active Directory operation failed on DC01. This error is not \
                             retriable. Additional information: The supplied credential is invalid.";
 
-fn facts(s: &HostState, now: jiff::Timestamp) -> FactsAnswer {
-    let answer = read(s, now);
-    if s.faults.exchange_unmanageable && s.build.is_some() {
+fn facts(s: &HostState, now: jiff::Timestamp, unmanageable: Option<&str>) -> FactsAnswer {
+    let mut answer = read(s, now);
+    if unmanageable.is_some() {
+        // ADSI from the same logon binds without credentials too.
+        answer.ad = None;
+    }
+    let error = unmanageable.map(str::to_string).or_else(|| {
+        (s.faults.exchange_unmanageable && s.build.is_some()).then(|| UNMANAGEABLE.to_string())
+    });
+    if let Some(error) = error {
         // The script's catch: roles, DAG, copies and components stay as initialised (empty).
         return FactsAnswer {
             roles: Vec::new(),
@@ -78,7 +87,7 @@ fn facts(s: &HostState, now: jiff::Timestamp) -> FactsAnswer {
             cluster_node_state: None,
             activation_policy: None,
             auth_certificate_expiry: None,
-            exchange_management_error: Some(UNMANAGEABLE.to_string()),
+            exchange_management_error: Some(error),
             ..answer
         };
     }

@@ -19,8 +19,14 @@ const REQUIRED: [&str; 4] = [
     "W3SVC",
 ];
 
-/// Answer with the host's health; always succeeds.
-pub(super) fn run(core: &FleetCore, idx: usize, out: &Out) -> i32 {
+/// Answer with the host's health. Where this process cannot load Exchange's cmdlets
+/// (`unmanageable`, see [`super::exchange_shell`]) the script writes the error and exits 1
+/// before it answers.
+pub(super) fn run(core: &FleetCore, idx: usize, out: &Out, unmanageable: Option<&str>) -> i32 {
+    if let Some(why) = unmanageable {
+        out.error(&[why.to_string()]);
+        return 1;
+    }
     let answer = core.with_host(idx, |s| health(s));
     super::answer(core, idx, ScriptId::ExchangeHealth, out, &answer);
     0

@@ -27,7 +27,7 @@ use salve_contract::contract::{
     JobAction, JobControlAnswer, JobControlRequest, JobPollAnswer, JobPollRequest, JobState,
     ScriptId,
 };
-use salve_contract::wire::parse_rendered;
+use salve_contract::wire::{Script, parse_rendered};
 
 /// `job_control`: start or remove a task.
 pub(super) fn control(
@@ -40,13 +40,13 @@ pub(super) fn control(
         s.jobs
             .iter()
             .find(|j| j.job == req.job)
-            .map(|j| (j.state, j.run_as.clone()))
+            .map(|j| (j.state, j.run_as.clone(), j.script_id.clone()))
     });
     let mut answer = JobControlAnswer {
         job: req.job.clone(),
         started: false,
-        state: existing.as_ref().map_or(JobState::Missing, |(s, _)| *s),
-        run_as: existing.as_ref().map(|(_, r)| r.clone()),
+        state: existing.as_ref().map_or(JobState::Missing, |(s, _, _)| *s),
+        run_as: existing.as_ref().map(|(_, r, _)| r.clone()),
         reason: None,
     };
     match req.action {
@@ -69,11 +69,12 @@ pub(super) fn control(
         }
         JobAction::Remove => {
             core.with_host(idx, |s| s.jobs.retain(|j| j.job != req.job));
-            if existing.is_some() {
+            if let Some((_, _, script_id)) = existing {
                 core.record(
                     idx,
                     LabEvent::JobRemoved {
                         job: req.job.clone(),
+                        script_id,
                     },
                 );
             }
@@ -135,14 +136,7 @@ fn start(core: &Arc<FleetCore>, idx: usize, req: &JobControlRequest) -> Result<S
             run_as: run_as.clone(),
         },
     );
-    spawn(
-        Arc::clone(core),
-        idx,
-        req.job.clone(),
-        id,
-        script.args,
-        logon,
-    );
+    spawn(Arc::clone(core), idx, req.job.clone(), id, script, logon);
     Ok(run_as)
 }
 
@@ -161,7 +155,7 @@ fn spawn(
     idx: usize,
     job: String,
     id: ScriptId,
-    args: Option<serde_json::Value>,
+    script: Script,
     logon: Logon,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -187,7 +181,7 @@ fn spawn(
     let process: Pin<Box<dyn Future<Output = ()> + Send>> = {
         let (core, kill) = (Arc::clone(&core), kill.clone());
         Box::pin(async move {
-            let code = super::run(&core, idx, id, args, &out, &kill).await;
+            let code = super::run(&core, idx, id, script, &out, &kill).await;
             out.exit(code);
         })
     };
@@ -222,6 +216,7 @@ fn spawn(
             idx,
             LabEvent::JobFinished {
                 job,
+                script_id: id.as_str().to_string(),
                 exit_code: code,
             },
         );

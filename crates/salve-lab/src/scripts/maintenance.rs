@@ -177,7 +177,13 @@ pub(super) async fn run(
     req: &MaintenanceRequest,
     out: &Out,
     kill: &CancellationToken,
+    unmanageable: Option<&str>,
 ) -> i32 {
+    // The script loads Exchange before anything else and stops when it cannot.
+    if let Some(why) = unmanageable {
+        out.error(&[why.to_string()]);
+        return 1;
+    }
     let answer = match req.action {
         MaintenanceAction::Enter => enter(core, idx, req, out, kill).await,
         MaintenanceAction::Leave => leave(core, idx, req, out),

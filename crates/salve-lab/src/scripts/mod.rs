@@ -10,6 +10,7 @@
 //! script would print it, and the break is recorded in the lab's log.
 
 mod boot_id;
+pub mod exchange_shell;
 mod facts;
 mod health;
 mod installer;
@@ -39,6 +40,7 @@ use salve_contract::contract::{
     JobControlRequest, JobPollRequest, MaintenanceRequest, MitigateRequest, RebootRequest,
     ScriptId, UpdateRequest, VerifyRequest,
 };
+use salve_contract::wire::Script;
 
 /// Per shipped script, the functions whose lists the simulation hands around by [`pipeline`]'s
 /// rules, and how the lab takes the shipped text to hand them back. A test reads the shipped
@@ -82,26 +84,30 @@ fn watched(service: &salve_contract::contract::ServiceInfo) -> bool {
         || WATCHED_SERVICES.contains(&service.name.as_str())
 }
 
-/// Run the simulation of a shipped script; returns the exit code.
+/// Run the simulation of shipped script `id` (its text and `$SalveArgs` in `script`); returns
+/// the exit code.
 pub async fn run(
     core: &Arc<FleetCore>,
     idx: usize,
     id: ScriptId,
-    args: Option<Value>,
+    script: Script,
     out: &Out,
     kill: &CancellationToken,
 ) -> i32 {
-    let args = args.unwrap_or(Value::Null);
+    let args = script.args.unwrap_or(Value::Null);
+    // Whether the script's way of loading Exchange works from this process's logon.
+    let unmanageable = core.with_host(idx, |s| exchange_shell::refusal(&script.body, out, s));
+    let shell = unmanageable.as_deref();
     match id {
-        ScriptId::ExchangeFacts => facts::run(core, idx, out),
+        ScriptId::ExchangeFacts => facts::run(core, idx, out, shell),
         ScriptId::BootId => boot_id::run(core, idx, out),
         ScriptId::Reboot => match parse::<RebootRequest>(id, args, out) {
             Some(req) => reboot::run(core, idx, &req, out),
             None => 1,
         },
-        ScriptId::ExchangeHealth => health::run(core, idx, out),
+        ScriptId::ExchangeHealth => health::run(core, idx, out, shell),
         ScriptId::ExchangeVerify => match parse::<VerifyRequest>(id, args, out) {
-            Some(req) => verify::run(core, idx, &req, out, kill).await,
+            Some(req) => verify::run(core, idx, &req, out, kill, shell).await,
             None => 1,
         },
         ScriptId::ExchangeIocScan => ioc_scan::run(core, idx, out),
@@ -114,7 +120,7 @@ pub async fn run(
             None => 1,
         },
         ScriptId::ExchangeMaintenance => match parse::<MaintenanceRequest>(id, args, out) {
-            Some(req) => maintenance::run(core, idx, &req, out, kill).await,
+            Some(req) => maintenance::run(core, idx, &req, out, kill, shell).await,
             None => 1,
         },
         ScriptId::JobControl => match parse::<JobControlRequest>(id, args, out) {

@@ -727,6 +727,21 @@ async fn install_cu(
         return Outcome::failed(1, log, reason);
     }
     begin_install(core, idx, req);
+    // Setup's processes grow as it copies its files. Windows rule (WinRM's
+    // MaxMemoryPerShellMB): in a WinRM shell, past the shell's quota, the shell's processes
+    // are stopped, Setup among them, half-way. A scheduled task has no such quota.
+    if let Some(used) = core.with_host(idx, |s| s.setup_memory_mb)
+        && let Err(quota) = out.grow_to(used)
+    {
+        core.record(
+            idx,
+            LabEvent::ShellMemoryQuotaExceeded {
+                quota_mb: quota,
+                used_mb: used,
+            },
+        );
+        kill.cancel();
+    }
     let steps = [
         "Copying Exchange files ...",
         "Language Files",

@@ -28,13 +28,14 @@ pub(super) async fn run(
     req: &VerifyRequest,
     out: &Out,
     kill: &CancellationToken,
+    unmanageable: Option<&str>,
 ) -> i32 {
     let mut waited = Duration::ZERO;
     let answer = loop {
         let now = core.clock.now();
         let (answer, uptime) = core.with_host(idx, |s| {
             let uptime = now.duration_since(s.boot_time);
-            (verify(s, req), uptime)
+            (verify(s, req, unmanageable), uptime)
         });
         let recent = uptime < SignedDuration::try_from(RECENT_BOOT).unwrap_or(SignedDuration::MAX);
         if answer.stopped_automatic_services.is_empty() || !recent || waited >= SERVICE_WAIT {
@@ -54,7 +55,9 @@ pub(super) async fn run(
     i32::from(!answer.success)
 }
 
-fn verify(s: &HostState, req: &VerifyRequest) -> VerifyAnswer {
+/// The script's answer; component states it cannot read (`unmanageable`: Exchange's cmdlets
+/// did not load) are reported as one "not readable" entry, as its `catch` does.
+fn verify(s: &HostState, req: &VerifyRequest, unmanageable: Option<&str>) -> VerifyAnswer {
     let build = s.build.map(|b| b.to_string());
     let build_matches = req.expected_build.as_ref().map(|e| {
         let want: Option<Build> = e.parse().ok();
@@ -76,7 +79,10 @@ fn verify(s: &HostState, req: &VerifyRequest) -> VerifyAnswer {
         .filter(|x| super::watched(x) && x.start_type == "Automatic" && x.status != "Running")
         .map(|x| x.name.clone())
         .collect();
-    let inactive_components = s.inactive_components();
+    let inactive_components = match unmanageable {
+        Some(why) => vec![format!("(component states not readable: {why})")],
+        None => s.inactive_components(),
+    };
     let owa = s.owa_logon();
     let mut answer = VerifyAnswer {
         build,

@@ -32,6 +32,8 @@ pub struct Quotas {
     pub max_shells_per_user: usize,
     pub max_concurrent_operations_per_user: usize,
     pub idle_timeout: Duration,
+    /// MaxMemoryPerShellMB: the memory all processes of one shell may use together.
+    pub max_memory_per_shell_mb: u64,
 }
 
 impl Default for Quotas {
@@ -40,6 +42,7 @@ impl Default for Quotas {
             max_shells_per_user: 30,
             max_concurrent_operations_per_user: 1500,
             idle_timeout: Duration::from_secs(7200),
+            max_memory_per_shell_mb: 1024,
         }
     }
 }

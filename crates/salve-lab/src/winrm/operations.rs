@@ -175,7 +175,8 @@ fn command(ctx: &HostCtx, shell: &Shell, req: &soap::Request) -> Result<String, 
         return Err(Fault::invalid_body("Command without rsp:CommandLine"));
     };
     let ordinal = ctx.commands_started.fetch_add(1, Ordering::SeqCst) + 1;
-    let process = ctx.host.spawn(command, arguments);
+    let quota = ctx.config.quotas.max_memory_per_shell_mb;
+    let process = ctx.host.spawn_in_shell(command, arguments, quota);
     let id = uuid::Uuid::new_v4().to_string().to_uppercase();
     shell.add_command(Command::new(id.clone(), ordinal, process));
     ctx.host.record(ProtocolEvent::CommandStarted {
