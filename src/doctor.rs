@@ -166,8 +166,8 @@ pub async fn diagnose(spec: &ConnectionSpec, connector: Arc<dyn Connector>) -> D
 /// `salve_rewrite_msi`), against who will read them. A share is out of reach of the WinRM or SSH
 /// logon itself (a network logon holds no credentials for a second machine: the double hop);
 /// salve's detached steps read it as the source's own share account (`username`/`password`), else
-/// as the `become` account, or as SYSTEM (the server's computer account) without one. `None`
-/// when no package is on a share.
+/// as the `become` account, or as SYSTEM (the server's computer account) without one; URL
+/// Rewrite's MSI always as the step's account. `None` when no package is on a share.
 pub fn sources_check(
     update_sources: Option<&serde_json::Value>,
     rewrite_msi: Option<&serde_json::Value>,
@@ -181,16 +181,6 @@ pub fn sources_check(
             .find(|l| crate::share::on_share(l))
             .map(str::to_owned)
     };
-    if let Some(share) = rewrite_msi.and_then(unc) {
-        return Some(fail(
-            "sources",
-            format!(
-                "salve_rewrite_msi is on a file share ({share}); URL Rewrite is installed inside \
-                 the WinRM session, whose network logon cannot read a share (the double hop)"
-            ),
-            "give salve_rewrite_msi as a url: the server can download",
-        ));
-    }
     let on_shares: Vec<&serde_json::Value> = update_sources
         .and_then(|s| s.as_object())
         .map(|m| m.values().filter(|v| unc(v).is_some()).collect())
@@ -201,8 +191,10 @@ pub fn sources_check(
         v.get("username").and_then(|u| u.as_str()).or(host)
     }
     let account = |v: &'_ serde_json::Value| account_of(v, host_share_account).is_some();
-    let (own, shares): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) =
+    let (own, mut shares): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) =
         on_shares.into_iter().partition(|v| account(v));
+    // URL Rewrite's MSI is read by the step's own account (its install runs as a task too).
+    shares.extend(rewrite_msi.filter(|v| unc(v).is_some()));
     let own_accounts = || {
         let mut names: Vec<&str> = own
             .iter()

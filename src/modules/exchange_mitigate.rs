@@ -132,6 +132,10 @@ struct Seen<'a> {
     facts: &'a FactsAnswer,
     assessment: Option<Assessment>,
     rules: MitigationFacts,
+    /// The step runs as a `become` account, whose logon can read a file share (the URL
+    /// Rewrite install runs as a scheduled task under it); as SYSTEM it reaches other machines
+    /// as the computer account, which package shares do not admit.
+    reads_shares: bool,
 }
 
 impl Seen<'_> {
@@ -158,13 +162,13 @@ async fn plan(args: &Args, ctx: &CheckCtx<'_>) -> Result<Plan, Fail> {
     let (source, sha256, proxy) = match &args.rewrite_msi {
         Some(s) => {
             let s = s.get("rewrite_msi")?;
-            // URL Rewrite installs inside the WinRM session, where neither a served package's
-            // token nor a share account is handed over (they go to detached steps only).
+            // The mitigate script fetches its package itself, without exchange_update's
+            // handling of a served package's token or a share account's logon.
             if s.served().is_some() || s.username.is_some() {
                 return Err(Fail::Module(ModuleError::Args(
-                    "rewrite_msi: `serve` and a share account (`username`/`password`) work for \
-                     exchange_update's detached steps only; URL Rewrite installs inside the \
-                     WinRM session: give rewrite_msi as a url: the server can download"
+                    "rewrite_msi: `serve` and a share account (`username`/`password`) are for \
+                     exchange_update's sources only: give rewrite_msi as a url: the server can \
+                     download, or a unc: the become account can read"
                         .into(),
                 )));
             }
@@ -189,6 +193,7 @@ async fn plan(args: &Args, ctx: &CheckCtx<'_>) -> Result<Plan, Fail> {
         facts: &facts,
         assessment: assessment(&facts)?,
         rules: configuration(&facts).1,
+        reads_shares: ctx.run_as.is_some(),
     };
     let mut request = MitigateRequest {
         action: match args.state {
@@ -317,14 +322,16 @@ fn present(seen: &Seen, named: Option<&[&'static Mitigation]>, req: &MitigateReq
     let rules = format!("apply {rules}");
     let (change, refusal) = match (&seen.facts.url_rewrite, &req.rewrite_msi_source) {
         (Some(_), _) => (Some(rules), None),
-        // The install runs in the WinRM session: its network logon cannot read a share.
-        (None, Some(src)) if crate::share::on_share(src) => (
+        // The install runs as a scheduled task: under a become account it reads the share; as
+        // SYSTEM it would knock as the computer account.
+        (None, Some(src)) if crate::share::on_share(src) && !seen.reads_shares => (
             None,
             Some(format!(
                 "the IIS URL Rewrite module is not installed and rewrite_msi is on a file share \
-                 ({src}), which the WinRM session cannot read: its network logon holds no \
-                 credentials for another machine (the double hop); give rewrite_msi as a url: \
-                 the server can download"
+                 ({src}), which this host's steps cannot read: with no become account they run \
+                 as SYSTEM, and neither that nor the WinRM logon can authenticate to another \
+                 machine (the double hop); set ansible_become_user and ansible_become_password, \
+                 or give rewrite_msi as a url: the server can download"
             )),
         ),
         (None, Some(src)) => (
@@ -549,6 +556,43 @@ mod tests {
         })
     }
 
+    /// The install runs as a scheduled task: under the become account it reads a share; with
+    /// none (SYSTEM, the computer account on the network) it is refused with the fix.
+    #[test]
+    fn a_share_source_needs_a_become_account() {
+        let facts = FactsAnswer {
+            url_rewrite: None,
+            ..super::super::exchange_script::testing::facts("15.2.792.3")
+        };
+        let seen = |reads_shares| Seen {
+            facts: &facts,
+            assessment: assessment(&facts).unwrap(),
+            rules: configuration(&facts).1,
+            reads_shares,
+        };
+        let req = MitigateRequest {
+            action: MitigateAction::Apply,
+            mitigations: Vec::new(),
+            rewrite_msi_source: Some("\\\\fs\\iis\\r.msi".into()),
+            rewrite_msi_sha256: Some("ab".repeat(32)),
+            rewrite_msi_proxy: None,
+        };
+        let refused = present(&seen(false), None, &req);
+        let why = refused.refusal.expect("refused without become");
+        assert!(
+            why.contains("double hop") && why.contains("ansible_become_user"),
+            "{why}"
+        );
+        let planned = present(&seen(true), None, &req);
+        assert_eq!(planned.refusal, None);
+        assert!(
+            planned
+                .change
+                .unwrap()
+                .contains("install the IIS URL Rewrite module from \\\\fs\\iis\\r.msi")
+        );
+    }
+
     async fn run(f: &std::sync::Arc<FakeFleet>, args: Value, check: bool) -> Outcome {
         let link = FakeLink::new(f);
         if check {
@@ -654,17 +698,15 @@ mod tests {
         })
         .await;
         assert!(e.to_string().contains("sha256"), "{e}");
-        // A share is beyond the WinRM session's reach (the double hop): refused with the fix.
-        let share = json!({"state": "present", "rewrite_msi": {"unc": "\\\\fs\\r.msi", "sha256": "ab".repeat(32)}});
-        let o = run(&f, share, false).await;
-        assert!(o.status.failed(), "{o:?}");
-        assert!(o.msg.unwrap().contains("double hop"));
         let served = json!({"state": "present", "rewrite_msi": {"serve": "/srv/r.msi", "sha256": "ab".repeat(32)}});
         let e = with_ctx(&link, json!({}), async |ctx| {
             ExchangeMitigate.apply(&served, ctx).await.unwrap_err()
         })
         .await;
-        assert!(e.to_string().contains("detached steps only"), "{e}");
+        assert!(
+            e.to_string().contains("exchange_update's sources only"),
+            "{e}"
+        );
         let good = json!({"state": "present", "rewrite_msi": {"url": "https://media.contoso.test/r.msi", "sha256": "ab".repeat(32)}});
         let o = run(&f, good, false).await;
         assert!(!o.status.failed(), "{o:?}");
