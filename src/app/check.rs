@@ -25,10 +25,11 @@ pub fn check(
     let (inventory, extra_vars) = selection.load(console)?;
     let playbook = config::playbook::load(playbook_path, &inventory, &extra_vars)?;
     let per_play = selection.play_hosts(&inventory, &playbook)?;
-    super::exchange_access::check(&inventory, &playbook, &per_play)?;
+    // The package warnings first: a refusal below does not hide them.
     for notice in unreachable_packages(&inventory, &playbook, &per_play) {
         console.notice(&notice);
     }
+    super::exchange_access::check(&inventory, &playbook, &per_play)?;
     let hosts = per_play.iter().flatten().collect::<BTreeSet<_>>().len();
     let tasks: usize = playbook
         .plays
