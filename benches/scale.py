@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import math
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -119,7 +120,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="salve-scale-") as tmp:
         work = Path(tmp)
-        for n in [int(s) for s in a.sizes.split(",")]:
+        for n in [int(s) for s in a.sizes.split(",") if s]:
             inv = work / f"inventory-{n}.yml"
             write_inventory(inv, n)
             log(f"{n} hosts: inventory of {inv.stat().st_size / 1e6:.1f} MB")
@@ -152,6 +153,7 @@ def main() -> int:
         if a.remediation_hosts:
             rows += remediation_run(a, binaries, work)
         if a.fleet_hosts:
+            raise_open_files(2 * a.fleet_hosts + max(int(f) for f in a.fleet_forks.split(",")) + 1024)
             cases = [("silent.yml", int(f)) for f in a.fleet_forks.split(",")]
             rows += lab_run(a, binaries, work, a.fleet_hosts, cases, 18961)
     meta["load_at_end"] = os.getloadavg()[0]
@@ -209,20 +211,35 @@ def lab_run(a: argparse.Namespace, tools: dict[str, Path], work: Path, n: int,
     return rows
 
 
+def raise_open_files(need: int) -> None:
+    """The lab listens on two ports per host (5985, 5986) and the controller holds a socket
+    per host in flight: raise this process's open-file limit (inherited by both) to `need`."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= need:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, max(hard, need)))
+    except (ValueError, OSError) as e:
+        raise SystemExit(f"--fleet-hosts needs {need} open files (limit {soft}/{hard}): {e}; "
+                         f"raise it (ulimit -n {need}, or /etc/security/limits.conf) and rerun")
+
+
 # The lab's default durations (crates/salve-lab/src/state.rs, `Durations`), simulated minutes.
 CU_MIN, SU_MIN, REBOOT_MIN, REBOOT_DELAY_S = 60, 30, 8, 5
 
 
 def remediation_run(a: argparse.Namespace, tools: dict[str, Path], work: Path) -> list[dict]:
     """playbooks/proxylogon.yml on the lab's default fleet of --remediation-hosts hosts (lab on
-    core 1, at --remediation-time-scale), each salve on core 0 at forks = hosts. Critical-path
-    floor: `serial: 25%` makes 4 batches, and each holds a host that needs a CU, a restart, an
-    SU and a restart (the mix's vulnerable builds), so floor = 4 × (CU + SU + 2 restarts, each
-    restart with its delay before going down) / time scale."""
+    core 1, at --remediation-time-scale), each salve on core 0 at forks = hosts, a fresh lab
+    per run. Critical-path floor: the simulated work alone. From the lab's log, each host's
+    installs (a CU takes CU_MIN, an SU, .NET or AD preparation SU_MIN) and restarts (REBOOT_MIN
+    plus the delay before going down); from the run's `batch_started` events, its batches
+    (`serial`, and DAG members one at a time). Batches run one after another, so the floor is
+    the sum over batches of the batch's slowest host, divided by the time scale."""
     n, scale = a.remediation_hosts, a.remediation_time_scale
     env_base = tool_env(work)
-    floor = 4 * ((CU_MIN + SU_MIN + 2 * REBOOT_MIN) * 60 + 2 * REBOOT_DELAY_S) / scale
     runs: dict[str, list[dict]] = {}
+    floors: dict[str, list[float]] = {}
     for r in range(a.runs):
         for tool, binary in tools.items():
             # The run patches the fleet: each run gets a fresh lab.
@@ -236,6 +253,8 @@ def remediation_run(a: argparse.Namespace, tools: dict[str, Path], work: Path) -
                        "-i", str(lab.inventory_out)]
                 out = lab_work / "run"
                 m = measure(pin(0) + cmd, env, 900, out)
+                floors.setdefault(tool, []).append(
+                    critical_path(json.loads(lab.fetch("/log")), out.with_suffix(".stdout"), scale))
             finally:
                 lab.stop()
             # 2: the planted failures (a compromised host, a failing install, an unreachable
@@ -248,6 +267,7 @@ def remediation_run(a: argparse.Namespace, tools: dict[str, Path], work: Path) -
         wall = statistics.median(m["wall_s"] for m in ms)
         rss = statistics.median(m["max_rss_mb"] or 0 for m in ms)
         cpu = statistics.median(m["cpu_s"] for m in ms)
+        floor = statistics.median(floors[tool])
         rows.append({"tool": tool, "case": "run proxylogon.yml (lab mix)", "hosts": n, "forks": n,
                      "wall_s": wall, "max_rss_mb": rss, "cpu_s": cpu, "floor_s": round(floor, 2),
                      "cpu_ms_per_host": round(cpu / n * 1e3, 3), "cpu_ms_per_host_task": None,
@@ -259,6 +279,26 @@ def remediation_run(a: argparse.Namespace, tools: dict[str, Path], work: Path) -
         log(f"  {tool:8} proxylogon.yml on {n} hosts: {wall:.2f} s (floor {floor:.1f} s), "
             f"CPU {cpu:.2f} s, {rss:.1f} MB")
     return rows
+
+
+def critical_path(log: list[dict], events: Path, scale: float) -> float:
+    """The run's floor in seconds (see remediation_run)."""
+    minutes: dict[str, float] = {}
+    for e in log:
+        kind = e["event"].get("kind")
+        if kind == "install_started":
+            work = CU_MIN if e["event"]["update"] == "cu" else SU_MIN
+        elif kind == "reboot_started":
+            work = REBOOT_MIN + REBOOT_DELAY_S / 60
+        else:
+            continue
+        minutes[e["host"]] = minutes.get(e["host"], 0) + work
+    floor = 0.0
+    for line in events.read_text().splitlines():
+        event = json.loads(line) if line.startswith("{") else {}
+        if event.get("event") == "batch_started":
+            floor += max((minutes.get(h, 0) for h in event.get("hosts", [])), default=0)
+    return round(floor * 60 / scale, 2)
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
