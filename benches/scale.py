@@ -153,9 +153,9 @@ def main() -> int:
         if a.remediation_hosts:
             rows += remediation_run(a, binaries, work)
         if a.fleet_hosts:
-            raise_open_files(2 * a.fleet_hosts + max(int(f) for f in a.fleet_forks.split(",")) + 1024)
+            raise_open_files(a.fleet_hosts + max(int(f) for f in a.fleet_forks.split(",")) + 1024)
             cases = [("silent.yml", int(f)) for f in a.fleet_forks.split(",")]
-            rows += lab_run(a, binaries, work, a.fleet_hosts, cases, 18961)
+            rows += lab_run(a, binaries, work, a.fleet_hosts, cases, 18961, https=False)
     meta["load_at_end"] = os.getloadavg()[0]
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "scale.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
@@ -166,14 +166,14 @@ def main() -> int:
 
 
 def lab_run(a: argparse.Namespace, tools: dict[str, Path], work: Path, n: int,
-            cases: list[tuple[str, int]], admin_port: int) -> list[dict]:
+            cases: list[tuple[str, int]], admin_port: int, https: bool = True) -> list[dict]:
     """Playbooks on a lab fleet of n hosts (pinned to core 1), each salve on core 0 at the
     forks given per case: wall time against the floor (ceil(n / forks) waves of the simulated
     work), CPU (per host and per host-task) and the controller's peak RSS. The journal goes to
     the run's own state directory."""
     lab_work = work / f"lab-{n}"
     lab_work.mkdir()
-    lab = Lab(tools["salve"], n, lab_work, a.time_scale, admin_port)
+    lab = Lab(tools["salve"], n, lab_work, a.time_scale, admin_port, https=https)
     env = dict(tool_env(lab_work), SALVE_STATE_DIR=str(lab_work / "state"))
     # playbook: (simulated seconds per host-task wave, host-tasks per host)
     playbooks = {"silent.yml": (SILENT_SIM_SECONDS / a.time_scale, 1), "short3.yml": (0.0, 3)}
@@ -186,7 +186,9 @@ def lab_run(a: argparse.Namespace, tools: dict[str, Path], work: Path, n: int,
                     cmd = [str(binary), "run", "--json", "--no-progress", "--forks", str(forks),
                            str(BENCH / "playbooks" / playbook), "-i", str(lab.inventory_out)]
                     out = lab_work / f"{tool}-{playbook}-{forks}-{r}"
+                    lab_cpu = lab.cpu_seconds()
                     m = measure(pin(0) + cmd, env, 900, out)
+                    m["lab_cpu_s"] = round(lab.cpu_seconds() - lab_cpu, 2)
                     if m["exit"] != 0:
                         raise SystemExit(f"{tool} {playbook} failed: {out.with_suffix('.stderr').read_text()[-2000:]}")
                     runs.setdefault((tool, playbook, forks), []).append(m)
@@ -205,6 +207,7 @@ def lab_run(a: argparse.Namespace, tools: dict[str, Path], work: Path, n: int,
                      "cpu_ms_per_host_task": round(cpu / (n * tasks) * 1e3, 3),
                      "us_per_host": round(wall / n * 1e6, 1), "kb_per_host": round(rss * 1024 / n, 1),
                      "runs": len(ms), "load_after": os.getloadavg()[0],
+                     "lab_cpu_s": statistics.median(m["lab_cpu_s"] for m in ms),
                      "command": f"{tool} run --json --no-progress --forks {forks} benches/playbooks/{playbook} -i lab-inventory.yml"})
         log(f"  {tool:8} {playbook} on {n} hosts at forks {forks}: {wall:.2f} s (floor {floor:.1f} s), "
             f"CPU {cpu:.2f} s, {rss:.1f} MB")
@@ -212,8 +215,9 @@ def lab_run(a: argparse.Namespace, tools: dict[str, Path], work: Path, n: int,
 
 
 def raise_open_files(need: int) -> None:
-    """The lab listens on two ports per host (5985, 5986) and the controller holds a socket
-    per host in flight: raise this process's open-file limit (inherited by both) to `need`."""
+    """The lab listens on a port per host (5985 only: the fleet runs without HTTPS) and the
+    controller holds a socket per host in flight: raise this process's open-file limit
+    (inherited by both) to `need` when it is lower."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft >= need:
         return
@@ -252,7 +256,9 @@ def remediation_run(a: argparse.Namespace, tools: dict[str, Path], work: Path) -
                        "--forks", str(n), str(ROOT / "playbooks/proxylogon.yml"),
                        "-i", str(lab.inventory_out)]
                 out = lab_work / "run"
+                lab_cpu = lab.cpu_seconds()
                 m = measure(pin(0) + cmd, env, 900, out)
+                m["lab_cpu_s"] = round(lab.cpu_seconds() - lab_cpu, 2)
                 floors.setdefault(tool, []).append(
                     critical_path(json.loads(lab.fetch("/log")), out.with_suffix(".stdout"), scale))
             finally:
@@ -273,6 +279,7 @@ def remediation_run(a: argparse.Namespace, tools: dict[str, Path], work: Path) -
                      "cpu_ms_per_host": round(cpu / n * 1e3, 3), "cpu_ms_per_host_task": None,
                      "us_per_host": round(wall / n * 1e6, 1), "kb_per_host": round(rss * 1024 / n, 1),
                      "runs": len(ms), "load_after": os.getloadavg()[0],
+                     "lab_cpu_s": statistics.median(m["lab_cpu_s"] for m in ms),
                      "command": f"{tool} run --json --no-progress --all-tenants --forks {n} "
                                 f"playbooks/proxylogon.yml -i lab-inventory.yml "
                                 f"(lab: salve lab serve --hosts {n} --time-scale {scale:g})"})
@@ -328,8 +335,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
             over = (f" ({(r['wall_s'] / r['floor_s'] - 1) * 100:.0f} % over)" if r["floor_s"] else "")
             per_task = (f", {r['cpu_ms_per_host_task']:.2f} ms per host-task"
                         if r.get("cpu_ms_per_host_task") is not None else "")
+            lab = f"; lab CPU {r['lab_cpu_s']:.1f} s" if r.get("lab_cpu_s") is not None else ""
             ratios.insert(0, f"floor {r['floor_s']:.1f} s{over}, CPU {r['cpu_s']:.2f} s "
-                             f"({r['cpu_ms_per_host']:.2f} ms per host{per_task})")
+                             f"({r['cpu_ms_per_host']:.2f} ms per host{per_task}){lab}")
         ratio = "; ".join(ratios)
         lines.append(f"| `{r['case']}` | {r['hosts']:,} | {r['tool']} | {r['wall_s']:.2f} s | "
                      f"{r['max_rss_mb']:.0f} MB | {r['us_per_host']:.0f} µs, {r['kb_per_host']:.1f} KB | {ratio} |")
