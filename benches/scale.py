@@ -147,6 +147,16 @@ def main() -> int:
                 log(f"  {tool:8} {case:17} {wall:7.2f} s {rss:8.1f} MB")
             meta[f"listing_bytes_{n}"] = out_size
         binaries = {t: b for t, b in tools.items() if b}
+        try:
+            rows += lab_stages(a, binaries, work)
+        finally:
+            write_results(a, rows, meta)
+    return 0
+
+
+def lab_stages(a: argparse.Namespace, binaries: dict[str, Path], work: Path) -> list[dict]:
+    rows: list[dict] = []
+    try:
         if a.lab_hosts:
             cases = [("silent.yml", a.lab_hosts), ("short3.yml", a.lab_hosts)]
             rows += lab_run(a, binaries, work, a.lab_hosts, cases, 18960)
@@ -156,13 +166,19 @@ def main() -> int:
             raise_open_files(a.fleet_hosts + max(int(f) for f in a.fleet_forks.split(",")) + 1024)
             cases = [("silent.yml", int(f)) for f in a.fleet_forks.split(",")]
             rows += lab_run(a, binaries, work, a.fleet_hosts, cases, 18961, https=False)
+    except (SystemExit, RuntimeError) as e:
+        # What was measured before a stage failed is still written.
+        log(f"stopped: {e}")
+    return rows
+
+
+def write_results(a: argparse.Namespace, rows: list[dict], meta: dict) -> None:
     meta["load_at_end"] = os.getloadavg()[0]
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "scale.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     (a.out / "scale.md").write_text(markdown(rows, meta))
     svg_plot(rows, a.out / "scale.svg")
     print(markdown(rows, meta))
-    return 0
 
 
 def lab_run(a: argparse.Namespace, tools: dict[str, Path], work: Path, n: int,
@@ -189,8 +205,11 @@ def lab_run(a: argparse.Namespace, tools: dict[str, Path], work: Path, n: int,
                     lab_cpu = lab.cpu_seconds()
                     m = measure(pin(0) + cmd, env, 900, out)
                     m["lab_cpu_s"] = round(lab.cpu_seconds() - lab_cpu, 2)
+                    m["not_ok"] = hosts_not_ok(out.with_suffix(".stdout"))
                     if m["exit"] != 0:
-                        raise SystemExit(f"{tool} {playbook} failed: {out.with_suffix('.stderr').read_text()[-2000:]}")
+                        log(f"  {tool} {playbook} at forks {forks} exited {m['exit']}, "
+                            f"{m['not_ok']} hosts not ok: "
+                            f"{out.with_suffix('.stderr').read_text()[-600:]}")
                     runs.setdefault((tool, playbook, forks), []).append(m)
     finally:
         lab.stop()
@@ -208,6 +227,7 @@ def lab_run(a: argparse.Namespace, tools: dict[str, Path], work: Path, n: int,
                      "us_per_host": round(wall / n * 1e6, 1), "kb_per_host": round(rss * 1024 / n, 1),
                      "runs": len(ms), "load_after": os.getloadavg()[0],
                      "lab_cpu_s": statistics.median(m["lab_cpu_s"] for m in ms),
+                     "exit": max(m["exit"] for m in ms), "not_ok": max(m["not_ok"] for m in ms),
                      "command": f"{tool} run --json --no-progress --forks {forks} benches/playbooks/{playbook} -i lab-inventory.yml"})
         log(f"  {tool:8} {playbook} on {n} hosts at forks {forks}: {wall:.2f} s (floor {floor:.1f} s), "
             f"CPU {cpu:.2f} s, {rss:.1f} MB")
@@ -288,6 +308,16 @@ def remediation_run(a: argparse.Namespace, tools: dict[str, Path], work: Path) -
     return rows
 
 
+def hosts_not_ok(events: Path) -> int:
+    """Hosts whose outcome in the run's summary (its last JSON line) is not ok."""
+    lines = events.read_text().splitlines() if events.exists() else []
+    try:
+        summary = json.loads(lines[-1])["summary"]
+    except (IndexError, KeyError, ValueError):
+        return -1
+    return sum(1 for h in summary["hosts"] if h["outcome"] != "ok")
+
+
 def critical_path(log: list[dict], events: Path, scale: float) -> float:
     """The run's floor in seconds (see remediation_run)."""
     minutes: dict[str, float] = {}
@@ -336,6 +366,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
             per_task = (f", {r['cpu_ms_per_host_task']:.2f} ms per host-task"
                         if r.get("cpu_ms_per_host_task") is not None else "")
             lab = f"; lab CPU {r['lab_cpu_s']:.1f} s" if r.get("lab_cpu_s") is not None else ""
+            if r.get("exit"):
+                lab += f"; exit {r['exit']}, {r['not_ok']} hosts not ok"
             ratios.insert(0, f"floor {r['floor_s']:.1f} s{over}, CPU {r['cpu_s']:.2f} s "
                              f"({r['cpu_ms_per_host']:.2f} ms per host{per_task}){lab}")
         ratio = "; ".join(ratios)
