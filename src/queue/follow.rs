@@ -15,8 +15,9 @@ use super::enqueue::StoredOptions;
 use super::{Queue, QueueError, RunProblem};
 use crate::events::{Event, HostCounts, HostOutcome, HostSummary, RunSummary, TaskStatus};
 
-/// After a notification, how long to wait for others before reading the queue.
-const SETTLE: Duration = Duration::from_millis(100);
+/// After a notification, how long to wait for others before reading the queue (at most two
+/// reads a second: each reads every item of the run).
+const SETTLE: Duration = Duration::from_millis(500);
 
 /// Follow run `run_id`: send its events to `events` as the runners write them (from the start
 /// of the run), until every item has ended or `stop` is cancelled (the run then goes on without
