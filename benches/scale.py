@@ -373,6 +373,11 @@ def markdown(rows: list[dict], meta: dict) -> str:
         ratio = "; ".join(ratios)
         lines.append(f"| `{r['case']}` | {r['hosts']:,} | {r['tool']} | {r['wall_s']:.2f} s | "
                      f"{r['max_rss_mb']:.0f} MB | {r['us_per_host']:.0f} µs, {r['kb_per_host']:.1f} KB | {ratio} |")
+    if any(r["case"].startswith("run proxylogon") for r in rows):
+        lines += ["", "The remediation's floor is the sum over the run's batches of each batch's "
+                  "slowest host's simulated installs and restarts (the lab's log). A DAG's lane "
+                  "runs beside the other hosts' batches, so the true floor is lower: the overhead "
+                  "shown is a lower bound. Lab CPU is the lab process's, on its own core."]
     lines += ["", "Commands (in the harness's temporary directory):", ""]
     seen = set()
     for r in rows:
