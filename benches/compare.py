@@ -152,19 +152,26 @@ def stop_process(proc: subprocess.Popen) -> None:
 class Lab:
     """A `salve lab serve` child process with a healthy fleet of n hosts."""
 
-    def __init__(self, salve: Path, n: int, work: Path, time_scale: float, admin_port: int):
+    def __init__(self, salve: Path, n: int, work: Path, time_scale: float, admin_port: int,
+                 mix: bool = False, https: bool = True):
+        """mix: the lab's default fleet for n hosts (`salve lab serve --hosts n`: tenants, a
+        DAG, vulnerable and patched builds, a compromised, a failing and an unreachable host)
+        instead of n healthy hosts in one tenant. https: also listen on 5986 (a second
+        listener per host, which a 10,000-host fleet cannot afford under a 20,000-file limit)."""
         self.n, self.work, self.admin = n, work, f"127.0.0.1:{admin_port}"
         self.scenario = work / "scenario.yml"
         self.scenario.write_text(
             f"seed: 1\ntime_scale: {time_scale}\n"
             f"durations: {{cu_minutes: 60, su_minutes: 30, reboot_minutes: 8}}\n"
             f"tenants:\n  - name: bench\n    hosts: {n}\n    builds: [15.2.792.3]\n")
+        fleet = (["--hosts", str(n), "--time-scale", str(time_scale)] if mix
+                 else ["--scenario", str(self.scenario)])
         self.inventory_out, self.ca = work / "lab-inventory.yml", work / "lab-ca.pem"
         self.stderr = open(work / "lab.stderr", "w")
         self.proc = subprocess.Popen(
-            pin(1) + [str(salve), "lab", "serve", "--scenario", str(self.scenario),
-                      "--inventory-out", str(self.inventory_out), "--ca-out", str(self.ca),
-                      "--admin", self.admin],
+            pin(1) + [str(salve), "lab", "serve"] + fleet + [
+                      "--inventory-out", str(self.inventory_out), "--admin", self.admin]
+            + (["--ca-out", str(self.ca)] if https else []),
             stdout=subprocess.DEVNULL, stderr=self.stderr, start_new_session=True)
         self.seq = 0
         self._wait_ready()

@@ -9,9 +9,9 @@
 //! `synchronous=FULL`, so a committed write survives a power cut.
 //!
 //! Run events reach the journal through [`reporter::JournalReporter`] (a
-//! [`crate::report::Reporter`]); modules that are about to make a change call
-//! [`Journal::begin_intent`], which returns only once the intent is on disk, and
-//! [`Journal::complete_intent`] afterwards. The tables are described in [`schema`].
+//! [`crate::report::Reporter`]); before a module makes a change the runner records an intent
+//! through [`JournalIntents`], which returns only once the intent is on disk (intents of
+//! hosts announced at the same moment share one commit), and its outcome afterwards. The tables are described in [`schema`].
 
 mod context;
 mod intents;
@@ -67,6 +67,11 @@ pub enum JournalError {
     },
     #[error("the run has no id; journal rows need one")]
     NoRunId,
+    /// The batch this write was committed with failed (every write of it gets this error).
+    #[error("the batch of intents written with this one failed")]
+    Batch(#[source] std::sync::Arc<JournalError>),
+    #[error("the journal's intent writer has stopped")]
+    IntentWriterStopped,
 }
 
 /// Where salve keeps its state, from the environment (see [`crate::state`]).
@@ -199,6 +204,44 @@ pub struct StepRecord {
     pub finished_at: Option<String>,
     pub outcome: Option<serde_json::Value>,
     pub output: Option<String>,
+}
+
+/// One write to the intents table (see [`Journal::write_intents`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntentWrite {
+    /// `action` is about to be done for `step` of `run` on `host`.
+    Begin {
+        id: IntentId,
+        run: String,
+        host: String,
+        step: StepKey,
+        action: String,
+    },
+    /// The intended change `id` ended with `outcome` (secrets are redacted when written).
+    Complete {
+        id: IntentId,
+        outcome: serde_json::Value,
+    },
+}
+
+impl IntentWrite {
+    /// A new intent, with a fresh id.
+    pub fn begin(run: &str, host: &str, step: StepKey, action: &str) -> IntentWrite {
+        IntentWrite::Begin {
+            id: IntentId(uuid::Uuid::new_v4().to_string()),
+            run: run.to_string(),
+            host: host.to_string(),
+            step,
+            action: action.to_string(),
+        }
+    }
+
+    /// The intent written.
+    pub fn id(&self) -> &IntentId {
+        match self {
+            IntentWrite::Begin { id, .. } | IntentWrite::Complete { id, .. } => id,
+        }
+    }
 }
 
 /// An intended change.

@@ -8,8 +8,8 @@ use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 
 use super::{
-    Intent, IntentId, Journal, JournalError, RunDetail, RunMeta, RunRecord, StepKey, StepRecord,
-    StepState, now, schema,
+    Intent, IntentId, IntentWrite, Journal, JournalError, RunDetail, RunMeta, RunRecord, StepKey,
+    StepRecord, StepState, now, schema,
 };
 use crate::events::Event;
 
@@ -56,37 +56,9 @@ impl Journal {
         step: StepKey,
         action: &str,
     ) -> Result<IntentId, JournalError> {
-        let id = IntentId(uuid::Uuid::new_v4().to_string());
-        let at = now();
-        let mut tx = self.pool.begin().await.map_err(self.db_err())?;
-        sqlx::query(
-            "INSERT INTO intents (id, run_id, host, play, task_index, action, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&id.0)
-        .bind(run)
-        .bind(host)
-        .bind(step.play as i64)
-        .bind(step.task_index as i64)
-        .bind(action)
-        .bind(&at)
-        .execute(&mut *tx)
-        .await
-        .map_err(self.db_err())?;
-        sqlx::query(
-            "INSERT INTO host_steps (run_id, host, play, task_index, task, state, started_at)
-             VALUES ($1, $2, $3, $4, '', 'intent', $5)
-             ON CONFLICT (run_id, host, play, task_index) DO UPDATE SET state = 'intent'",
-        )
-        .bind(run)
-        .bind(host)
-        .bind(step.play as i64)
-        .bind(step.task_index as i64)
-        .bind(&at)
-        .execute(&mut *tx)
-        .await
-        .map_err(self.db_err())?;
-        tx.commit().await.map_err(self.db_err())?;
+        let begin = IntentWrite::begin(run, host, step, action);
+        let id = begin.id().clone();
+        self.write_intents(std::slice::from_ref(&begin)).await?;
         Ok(id)
     }
 
@@ -96,17 +68,82 @@ impl Journal {
         id: &IntentId,
         outcome: &Value,
     ) -> Result<(), JournalError> {
-        let done = sqlx::query("UPDATE intents SET completed_at = $1, outcome = $2 WHERE id = $3")
-            .bind(now())
-            .bind(crate::secret::redacted(outcome).to_string())
-            .bind(&id.0)
-            .execute(&self.pool)
-            .await
-            .map_err(self.db_err())?;
-        if done.rows_affected() == 0 {
-            return Err(JournalError::NoSuchIntent(id.0.clone()));
+        let complete = IntentWrite::Complete {
+            id: id.clone(),
+            outcome: outcome.clone(),
+        };
+        match self.write_intents(std::slice::from_ref(&complete)).await?[..] {
+            [] => Ok(()),
+            _ => Err(JournalError::NoSuchIntent(id.0.clone())),
         }
-        Ok(())
+    }
+
+    /// Write `writes` in order in one transaction: one commit (one disk flush) however many
+    /// hosts announced or finished a change meanwhile ([`super::JournalIntents`] gathers
+    /// them). Returns the completions whose intent does not exist; any database error fails
+    /// the whole batch, and nothing of it is written.
+    pub async fn write_intents(
+        &self,
+        writes: &[IntentWrite],
+    ) -> Result<Vec<IntentId>, JournalError> {
+        let mut missing = Vec::new();
+        let mut tx = self.pool.begin().await.map_err(self.db_err())?;
+        for write in writes {
+            match write {
+                IntentWrite::Begin {
+                    id,
+                    run,
+                    host,
+                    step,
+                    action,
+                } => {
+                    let at = now();
+                    sqlx::query(
+                        "INSERT INTO intents (id, run_id, host, play, task_index, action, created_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&id.0)
+                    .bind(run)
+                    .bind(host)
+                    .bind(step.play as i64)
+                    .bind(step.task_index as i64)
+                    .bind(action)
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.db_err())?;
+                    sqlx::query(
+                        "INSERT INTO host_steps (run_id, host, play, task_index, task, state, started_at)
+                         VALUES ($1, $2, $3, $4, '', 'intent', $5)
+                         ON CONFLICT (run_id, host, play, task_index) DO UPDATE SET state = 'intent'",
+                    )
+                    .bind(run)
+                    .bind(host)
+                    .bind(step.play as i64)
+                    .bind(step.task_index as i64)
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.db_err())?;
+                }
+                IntentWrite::Complete { id, outcome } => {
+                    let done = sqlx::query(
+                        "UPDATE intents SET completed_at = $1, outcome = $2 WHERE id = $3",
+                    )
+                    .bind(now())
+                    .bind(crate::secret::redacted(outcome).to_string())
+                    .bind(&id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.db_err())?;
+                    if done.rows_affected() == 0 {
+                        missing.push(id.clone());
+                    }
+                }
+            }
+        }
+        tx.commit().await.map_err(self.db_err())?;
+        Ok(missing)
     }
 
     /// Intents of `run` that never got an outcome: changes that may have half-happened.
@@ -119,7 +156,7 @@ impl Journal {
             .collect())
     }
 
-    async fn intents(&self, run: &str) -> Result<Vec<Intent>, JournalError> {
+    pub(super) async fn intents(&self, run: &str) -> Result<Vec<Intent>, JournalError> {
         let rows = sqlx::query(
             "SELECT id, run_id, host, play, task_index, action, created_at, completed_at, outcome
              FROM intents WHERE run_id = $1 ORDER BY created_at, id",

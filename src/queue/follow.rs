@@ -4,7 +4,7 @@
 //! run can be followed again later (`salve queue follow RUN`) from any machine whose role may
 //! read it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use sqlx::Row as _;
@@ -14,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 use super::enqueue::StoredOptions;
 use super::{Queue, QueueError, RunProblem};
 use crate::events::{Event, HostCounts, HostOutcome, HostSummary, RunSummary, TaskStatus};
+
+/// After a notification, how long to wait for others before reading the queue (at most two
+/// reads a second: each reads every item of the run).
+const SETTLE: Duration = Duration::from_millis(500);
 
 /// Follow run `run_id`: send its events to `events` as the runners write them (from the start
 /// of the run), until every item has ended or `stop` is cancelled (the run then goes on without
@@ -27,11 +31,13 @@ pub async fn follow(
 ) -> Result<RunSummary, QueueError> {
     let started = tokio::time::Instant::now();
     let (playbook, stored) = run_row(queue, run_id).await?;
-    let hosts: Vec<String> = work_rows(queue, run_id)
-        .await?
-        .into_iter()
-        .map(|w| w.host)
-        .collect();
+    let first = work_rows(queue, run_id).await?;
+    let tenants: BTreeSet<String> = first.iter().map(|w| w.tenant.clone()).collect();
+    let hosts: Vec<String> = first.into_iter().map(|w| w.host).collect();
+    // Woken when an item of the run's tenants ends or is given back (the schema's trigger),
+    // so the run's end is seen at once; `poll` remains for step progress and as the fallback.
+    let tenants: Vec<String> = tenants.into_iter().collect();
+    let mut wake = queue.listen_for_work(&tenants).await.ok();
     let _ = events.send(Event::RunStarted {
         run_id: run_id.to_string(),
         playbook,
@@ -124,6 +130,13 @@ pub async fn follow(
         }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
+            () = super::work::notified(wake.as_mut(), poll) => {
+                // Items end in bursts: read once for all that end meanwhile.
+                tokio::time::sleep(SETTLE.min(poll)).await;
+                while let Some(listener) = wake.as_mut()
+                    && listener.next_buffered().is_some()
+                {}
+            }
             _ = stop.cancelled() => break true,
         }
     };

@@ -5,6 +5,13 @@
 //! stopped at once, and if the database cannot be reached the item drains (no further step
 //! starts). Either way the change is refused before anything touches the host, so a runner
 //! that takes the item over finds every change either announced or not begun.
+//!
+//! An outcome is not written on its own: it waits in [`PendingOutcomes`] for the item's
+//! recorder, which writes it in the same transaction as the step's end (the runner sends
+//! that event right after). A runner lost in between leaves the intent open, which makes the
+//! next claimant re-check the host: the safe side.
+
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -13,9 +20,26 @@ use super::QueueError;
 use super::item::ClaimedItem;
 use crate::runner::{IntentLog, Refused};
 
-/// Intents of one claimed work item.
+/// Intents of one claimed work item, and the outcomes its recorder has yet to write.
 #[derive(Debug)]
-pub struct QueueIntents(pub ClaimedItem);
+pub struct QueueIntents(pub ClaimedItem, pub PendingOutcomes);
+
+/// Outcomes of intents (intent id, outcome) waiting to be written with the item's next step
+/// rows; shared by the item's intent log and its recorder.
+#[derive(Debug, Clone, Default)]
+pub struct PendingOutcomes(Arc<Mutex<Vec<(i64, Value)>>>);
+
+impl PendingOutcomes {
+    fn push(&self, intent: i64, outcome: Value) {
+        // A panic while holding this lock cannot leave the vector inconsistent.
+        (self.0.lock().unwrap_or_else(PoisonError::into_inner)).push((intent, outcome));
+    }
+
+    /// Everything waiting, oldest first.
+    pub(super) fn take(&self) -> Vec<(i64, Value)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
 
 impl QueueIntents {
     /// Stop the item as `error` requires; returns why the change is refused.
@@ -43,15 +67,7 @@ impl IntentLog for QueueIntents {
 
     async fn complete(&self, id: &str, outcome: &Value) {
         let Ok(id) = id.parse::<i64>() else { return };
-        if let Err(e) = self
-            .0
-            .queue
-            .complete_intent(&self.0.claim, id, outcome)
-            .await
-        {
-            // The change is over; a takeover will re-check the host from live facts.
-            self.refuse(&e);
-        }
+        self.1.push(id, outcome.clone());
     }
 }
 

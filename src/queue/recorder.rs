@@ -1,75 +1,94 @@
 //! Writing one claimed item's run events to the queue as fenced `host_steps` rows, keyed by
-//! the step identity the events carry. The first failed write stops the item by the rule of
-//! [`ClaimedItem::give_up`].
+//! the step identity the events carry. Whatever has queued up is written in one transaction,
+//! with the intent outcomes waiting in [`PendingOutcomes`]: a step's end, its intent's
+//! outcome and the next step's start usually share one commit. The first failed write stops
+//! the item by the rule of [`ClaimedItem::give_up`].
 
 use tokio::sync::mpsc;
 
+use super::intents::PendingOutcomes;
 use super::item::ClaimedItem;
 use super::{QueueError, StepWrite};
 use crate::events::Event;
 use crate::journal::StepState;
 
-/// Writes one item's events to the queue, fenced.
-pub(super) struct Recorder(pub(super) ClaimedItem);
+/// The most events written in one transaction.
+const MAX_BATCH: usize = 64;
+
+/// Writes one item's events (and its intents' outcomes) to the queue, fenced.
+pub(super) struct Recorder(pub(super) ClaimedItem, pub(super) PendingOutcomes);
 
 impl Recorder {
-    /// Consume events until the run ends. The first failed write stops the item: stale →
-    /// abort (someone else owns it), otherwise drain (the database is in trouble).
+    /// Consume events until the run ends, then write any outcome still waiting. The first
+    /// failed write stops the item: stale → abort (someone else owns it), otherwise drain
+    /// (the database is in trouble).
     pub(super) async fn record(self, mut rx: mpsc::UnboundedReceiver<Event>) {
         let mut failed = false;
-        while let Some(event) = rx.recv().await {
-            if failed {
-                continue;
-            }
-            if let Err(e) = self.write(&event).await {
+        let mut batch = Vec::new();
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            if !failed && let Err(e) = self.write(&batch).await {
                 self.0.give_up(&e);
                 failed = true;
             }
+            batch.clear();
+        }
+        if !failed && let Err(e) = self.write(&[]).await {
+            self.0.give_up(&e);
         }
     }
 
-    async fn write(&self, event: &Event) -> Result<(), QueueError> {
-        match event {
-            Event::TaskStarted {
-                task,
-                play_index,
-                task_index,
-                ..
-            } => {
-                let step = StepWrite {
-                    play: *play_index as i32,
-                    task_index: *task_index as i32,
-                    task,
-                    state: StepState::Started.as_str(),
-                    outcome: None,
-                    output: None,
-                };
-                self.0.queue.write_step(&self.0.claim, &step).await?;
-            }
-            Event::TaskFinished {
-                task,
-                play_index,
-                task_index,
-                status,
-                msg,
-                duration_ms,
-                result,
-                ..
-            } => {
-                let outcome =
-                    crate::journal::step_outcome(*status, msg.as_deref(), *duration_ms, result);
-                let step = StepWrite {
-                    play: *play_index as i32,
-                    task_index: *task_index as i32,
-                    task,
-                    state: StepState::finished(*status).as_str(),
-                    outcome: Some(outcome),
-                    output: None,
-                };
-                self.0.queue.write_step(&self.0.claim, &step).await?;
-            }
-            _ => {}
+    async fn write(&self, events: &[Event]) -> Result<(), QueueError> {
+        // Taken after the events: an outcome is pushed before its step's end is sent.
+        let outcomes = self.1.take();
+        let steps: Vec<StepWrite> = events.iter().filter_map(step_write).collect();
+        if outcomes.is_empty() && steps.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.0
+            .queue
+            .write_steps(&self.0.claim, &outcomes, &steps)
+            .await
+    }
+}
+
+/// The row an event writes, if any.
+fn step_write(event: &Event) -> Option<StepWrite<'_>> {
+    match event {
+        Event::TaskStarted {
+            task,
+            play_index,
+            task_index,
+            ..
+        } => Some(StepWrite {
+            play: *play_index as i32,
+            task_index: *task_index as i32,
+            task,
+            state: StepState::Started.as_str(),
+            outcome: None,
+            output: None,
+        }),
+        Event::TaskFinished {
+            task,
+            play_index,
+            task_index,
+            status,
+            msg,
+            duration_ms,
+            result,
+            ..
+        } => Some(StepWrite {
+            play: *play_index as i32,
+            task_index: *task_index as i32,
+            task,
+            state: StepState::finished(*status).as_str(),
+            outcome: Some(crate::journal::step_outcome(
+                *status,
+                msg.as_deref(),
+                *duration_ms,
+                result,
+            )),
+            output: None,
+        }),
+        _ => None,
     }
 }

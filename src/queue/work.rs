@@ -257,36 +257,58 @@ impl Queue {
         stale_unless_one(claim, done.rows_affected())
     }
 
-    /// Write a step transition (insert or update by work item, play and task).
-    pub async fn write_step(&self, claim: &Claim, step: &StepWrite<'_>) -> Result<(), QueueError> {
-        let finished = step.state != "started";
-        sqlx::query(
-            "INSERT INTO salve.host_steps (work_id, run_id, host, tenant, play, task_index, task,
-                 state, started_at, finished_at, outcome, output, fence)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(),
-                     CASE WHEN $9 THEN now() END, $10, $11, $12)
-             ON CONFLICT (work_id, play, task_index) DO UPDATE SET
-                 task = excluded.task, state = excluded.state, fence = excluded.fence,
-                 started_at = CASE WHEN $9 THEN host_steps.started_at ELSE now() END,
-                 finished_at = excluded.finished_at, outcome = excluded.outcome,
-                 output = excluded.output",
-        )
-        .bind(claim.work_id)
-        .bind(&claim.run_id)
-        .bind(&claim.host)
-        .bind(&claim.tenant)
-        .bind(step.play)
-        .bind(step.task_index)
-        .bind(step.task)
-        .bind(step.state)
-        .bind(finished)
-        .bind(&step.outcome)
-        .bind(step.output)
-        .bind(claim.fence)
-        .execute(&self.pool)
-        .await
-        .map_err(QueueError::db("writing a step", Some(claim)))?;
-        Ok(())
+    /// Write intent outcomes and step transitions (insert or update by work item, play and
+    /// task), in this order and in one transaction, all under the claim's fence.
+    pub async fn write_steps(
+        &self,
+        claim: &Claim,
+        outcomes: &[(i64, serde_json::Value)],
+        steps: &[StepWrite<'_>],
+    ) -> Result<(), QueueError> {
+        let err = |doing| QueueError::db(doing, Some(claim));
+        let mut tx = self.pool.begin().await.map_err(err("writing steps"))?;
+        for (intent, outcome) in outcomes {
+            sqlx::query(
+                "UPDATE salve.intents SET completed_at = now(), outcome = $2, fence = $3
+                 WHERE id = $1",
+            )
+            .bind(intent)
+            .bind(crate::secret::redacted(outcome))
+            .bind(claim.fence)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("completing an intent"))?;
+        }
+        for step in steps {
+            let finished = step.state != "started";
+            sqlx::query(
+                "INSERT INTO salve.host_steps (work_id, run_id, host, tenant, play, task_index,
+                     task, state, started_at, finished_at, outcome, output, fence)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(),
+                         CASE WHEN $9 THEN now() END, $10, $11, $12)
+                 ON CONFLICT (work_id, play, task_index) DO UPDATE SET
+                     task = excluded.task, state = excluded.state, fence = excluded.fence,
+                     started_at = CASE WHEN $9 THEN host_steps.started_at ELSE now() END,
+                     finished_at = excluded.finished_at, outcome = excluded.outcome,
+                     output = excluded.output",
+            )
+            .bind(claim.work_id)
+            .bind(&claim.run_id)
+            .bind(&claim.host)
+            .bind(&claim.tenant)
+            .bind(step.play)
+            .bind(step.task_index)
+            .bind(step.task)
+            .bind(step.state)
+            .bind(finished)
+            .bind(&step.outcome)
+            .bind(step.output)
+            .bind(claim.fence)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("writing a step"))?;
+        }
+        tx.commit().await.map_err(err("writing steps"))
     }
 
     /// Announce a change before it is made; returns the intent's id.
@@ -312,26 +334,6 @@ impl Queue {
         .await
         .map_err(QueueError::db("writing an intent", Some(claim)))
     }
-
-    /// Record how an announced change ended.
-    pub async fn complete_intent(
-        &self,
-        claim: &Claim,
-        intent: i64,
-        outcome: &serde_json::Value,
-    ) -> Result<(), QueueError> {
-        sqlx::query(
-            "UPDATE salve.intents SET completed_at = now(), outcome = $2, fence = $3
-             WHERE id = $1",
-        )
-        .bind(intent)
-        .bind(crate::secret::redacted(outcome))
-        .bind(claim.fence)
-        .execute(&self.pool)
-        .await
-        .map_err(QueueError::db("completing an intent", Some(claim)))?;
-        Ok(())
-    }
 }
 
 fn stale_unless_one(claim: &Claim, rows: u64) -> Result<(), QueueError> {
@@ -342,5 +344,18 @@ fn stale_unless_one(claim: &Claim, rows: u64) -> Result<(), QueueError> {
             work_id: claim.work_id,
             fence: claim.fence,
         })
+    }
+}
+
+/// Until a notification arrives on `wake` (never, without a listener). A listener whose
+/// connection fails reconnects on the next call; meanwhile wait a poll, not a busy loop.
+pub(super) async fn notified(wake: Option<&mut sqlx::postgres::PgListener>, poll: Duration) {
+    match wake {
+        Some(listener) => {
+            if listener.recv().await.is_err() {
+                tokio::time::sleep(poll).await;
+            }
+        }
+        None => std::future::pending().await,
     }
 }

@@ -20,11 +20,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::intents::QueueIntents;
+use super::intents::{PendingOutcomes, QueueIntents};
 use super::item::ClaimedItem;
 use super::lease::{self, AbortOnDrop};
 use super::locks::QueueLocks;
 use super::recorder::Recorder;
+use super::work::notified;
 use super::{Claim, Queue, QueueError, RunProblem};
 use crate::error_chain::one_line;
 use crate::events::HostOutcome;
@@ -243,14 +244,15 @@ impl Worker {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let mut run = prepared.run;
+        let outcomes = PendingOutcomes::default();
         if !run.options().check_mode {
             run = run
-                .intents(Arc::new(QueueIntents(held.clone())))
+                .intents(Arc::new(QueueIntents(held.clone(), outcomes.clone())))
                 .exclusive(Arc::clone(&self.locks));
         }
         let (summary, ()) = tokio::join!(
             run.execute_into(Arc::clone(&self.connector), tx, item.clone()),
-            Recorder(held.clone()).record(rx),
+            Recorder(held.clone(), outcomes).record(rx),
         );
         if held.lost.is_cancelled() {
             return ItemEnd::Lost;
@@ -375,19 +377,6 @@ struct Prepared {
     run: RunBuilder,
     /// Holds the playbook file for the run's lifetime.
     _dir: tempfile::TempDir,
-}
-
-/// Until a notification arrives on `wake` (never, without a listener). A listener whose
-/// connection fails reconnects on the next call; meanwhile wait a poll, not a busy loop.
-async fn notified(wake: Option<&mut sqlx::postgres::PgListener>, poll: Duration) {
-    match wake {
-        Some(listener) => {
-            if listener.recv().await.is_err() {
-                tokio::time::sleep(poll).await;
-            }
-        }
-        None => std::future::pending().await,
-    }
 }
 
 fn count(report: &mut WorkerReport, joined: Result<ItemEnd, tokio::task::JoinError>) {

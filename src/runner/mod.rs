@@ -344,7 +344,10 @@ async fn run_play(
         batch_number: AtomicUsize::new(0),
         hosts: slots
             .iter()
-            .map(|(n, s)| (n.clone(), (Arc::clone(&s.host), Arc::clone(&s.link))))
+            .map(|(n, s)| {
+                let last = s.remaining <= 1;
+                (n.clone(), (Arc::clone(&s.host), Arc::clone(&s.link), last))
+            })
             .collect(),
     });
     let mut set = JoinSet::new();
@@ -443,7 +446,8 @@ struct PlayRun {
     /// The controller, for tasks with `delegate_to: localhost`.
     controller: Arc<Link>,
     batch_number: AtomicUsize,
-    hosts: BTreeMap<String, (Arc<Host>, Arc<Link>)>,
+    /// Every host of the run: its connection, and whether this is its last play.
+    hosts: BTreeMap<String, (Arc<Host>, Arc<Link>, bool)>,
 }
 
 impl PlayRun {
@@ -462,10 +466,10 @@ impl PlayRun {
             });
             let mut set = JoinSet::new();
             for name in batch {
-                let Some((host, link)) = self.hosts.get(name).cloned() else {
+                let Some((host, link, last)) = self.hosts.get(name).cloned() else {
                     continue;
                 };
-                set.spawn(Arc::clone(&self).run_host(host, link));
+                set.spawn(Arc::clone(&self).run_host(host, link, last));
             }
             let mut failed = 0;
             while let Some(joined) = set.join_next().await {
@@ -525,10 +529,14 @@ impl PlayRun {
         ends
     }
 
+    /// Run the play on `host`; `last`: this is the host's last play, so its connection is
+    /// closed as soon as the host is done (connections stay bounded by the hosts in flight,
+    /// not the hosts of the run; a later `delegate_to` the host would connect again).
     async fn run_host(
         self: Arc<Self>,
         host: Arc<Host>,
         link: Arc<Link>,
+        last: bool,
     ) -> (String, host::HostPlayEnd) {
         // The semaphore is never closed, so acquiring cannot fail.
         let _permit = Arc::clone(&self.permits).acquire_owned().await.ok();
@@ -554,6 +562,10 @@ impl PlayRun {
             &self.once,
         )
         .await;
+        // A host that failed or was unreachable takes no part in later plays either.
+        if last || end.outcome.is_some() {
+            link.close().await;
+        }
         (host.name.clone(), end)
     }
 }

@@ -228,6 +228,29 @@ async fn forks_bound_concurrency() {
     assert!((1..=10).all(|i| fleet.connects(&format!("ex{i:02}")) == 1));
 }
 
+/// A host's connection is closed once the host has finished its last play, so a run holds
+/// connections for the hosts in flight, not for every host it has worked on (issue 19).
+#[tokio::test(start_paused = true)]
+async fn connections_are_bounded_by_the_hosts_in_flight() {
+    let fleet = FakeFleet::new(|_, _| FakeReply::ok("").after(Duration::from_secs(1)));
+    let mut options = RunOptions {
+        forks: 3,
+        ..RunOptions::default()
+    };
+    options.run_id = "t".into();
+    let out = run_with(
+        vec![play(vec![ps("a", "1"), ps("b", "2")])],
+        10,
+        options,
+        Arc::clone(&fleet),
+        Interrupt::default(),
+    )
+    .await;
+    assert_eq!(out.summary.exit_code, exit::OK);
+    assert!((1..=10).all(|i| fleet.connects(&format!("ex{i:02}")) == 1));
+    assert_eq!(fleet.peak_open(), 3);
+}
+
 #[tokio::test(start_paused = true)]
 async fn one_connection_per_host_across_tasks_and_plays() {
     let fleet = FakeFleet::new(|_, _| FakeReply::ok(""));

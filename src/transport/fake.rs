@@ -61,6 +61,8 @@ pub struct FakeFleet {
     unreachable: Mutex<BTreeSet<String>>,
     log: Mutex<Vec<(String, Script)>>,
     connects: Mutex<BTreeMap<String, usize>>,
+    /// Connections open now, and the most open at once.
+    open: Mutex<(usize, usize)>,
     cancelled: Mutex<Vec<String>>,
 }
 
@@ -72,6 +74,7 @@ impl FakeFleet {
             unreachable: Mutex::default(),
             log: Mutex::default(),
             connects: Mutex::default(),
+            open: Mutex::default(),
             cancelled: Mutex::default(),
         })
     }
@@ -99,6 +102,11 @@ impl FakeFleet {
     /// How many times a connection to `host` was opened.
     pub fn connects(&self, host: &str) -> usize {
         lock(&self.connects).get(host).copied().unwrap_or(0)
+    }
+
+    /// The most connections that were open at once (opened and not yet closed).
+    pub fn peak_open(&self) -> usize {
+        lock(&self.open).1
     }
 
     /// Hosts on which a running command was cancelled or timed out (and so stopped).
@@ -133,6 +141,9 @@ impl Connector for FakeConnector {
         if self.0.down(&spec.name) {
             return Err(unreachable(&spec.name));
         }
+        let mut open = lock(&self.0.open);
+        open.0 += 1;
+        open.1 = open.1.max(open.0);
         Ok(Arc::new(FakeTransport {
             fleet: Arc::clone(&self.0),
             host: spec.name.clone(),
@@ -168,5 +179,10 @@ impl Transport for FakeTransport {
             }
         }
         reply.result
+    }
+
+    async fn close(&self) {
+        let mut open = lock(&self.fleet.open);
+        open.0 = open.0.saturating_sub(1);
     }
 }

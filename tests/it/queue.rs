@@ -308,7 +308,7 @@ async fn an_expired_lease_is_taken_over_and_the_stale_runner_is_fenced_off() {
         outcome: None,
         output: None,
     };
-    let late = admin.write_step(&ghost, &step).await.unwrap_err();
+    let late = admin.write_steps(&ghost, &[], &[step]).await.unwrap_err();
     assert!(matches!(late, QueueError::Stale { fence: 1, .. }), "{late}");
     let late = admin
         .begin_intent(&ghost, 0, 1, "reboot")
@@ -317,12 +317,15 @@ async fn an_expired_lease_is_taken_over_and_the_stale_runner_is_fenced_off() {
     assert!(matches!(late, QueueError::Stale { .. }), "{late}");
     // Through the runner's intent log, the stale claim refuses the change before it starts
     // and stops the ghost's item.
-    let intents = QueueIntents(ClaimedItem {
-        queue: admin.clone(),
-        claim: ghost.clone(),
-        item: Interrupt::default(),
-        lost: CancellationToken::new(),
-    });
+    let intents = QueueIntents(
+        ClaimedItem {
+            queue: admin.clone(),
+            claim: ghost.clone(),
+            item: Interrupt::default(),
+            lost: CancellationToken::new(),
+        },
+        Default::default(),
+    );
     let refused = intents
         .begin(&ghost.host, 0, 1, "reboot")
         .await
