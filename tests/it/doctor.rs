@@ -124,6 +124,6 @@ async fn names_package_shares_out_of_reach_and_who_reads_them() {
         line("with-become").ends_with("command ok, sources ok"),
         "{out}"
     );
-    assert!(line("msi-on-share").ends_with("sources FAILED"), "{out}");
-    assert!(out.contains("give salve_rewrite_msi as a url:"), "{out}");
+    // URL Rewrite's MSI is installed by a task under the become account, which reads it.
+    assert!(line("msi-on-share").ends_with("sources ok"), "{out}");
 }
