@@ -181,7 +181,11 @@ pub struct Task {
     pub retries: u32,
     pub delay: Duration,
     pub until: Option<Expr>,
+    /// How long salve waits for the task (`timeout`, or Ansible's `async`): a detached step
+    /// still running then is left running, never stopped.
     pub timeout: Option<Duration>,
+    /// The longest pause between two looks at a detached step (Ansible's `poll`).
+    pub poll: Option<Duration>,
     pub ignore_errors: bool,
     pub changed_when: Option<Expr>,
     pub failed_when: Option<Expr>,

@@ -43,7 +43,8 @@ use crate::transport::{OutputChunk, RunRequest, ScriptOutput, TransportError};
 /// The pause before the second look at a task (the first is at once: starting the task and
 /// calling `job_poll` already take a PowerShell start each, about as long as a short read).
 const SECOND_POLL: Duration = Duration::from_millis(100);
-/// The longest pause between two looks at a running task.
+/// The longest pause between two looks at a running task, unless the task's `poll` says
+/// otherwise.
 const POLL_AT_MOST: Duration = Duration::from_secs(2);
 /// The limit of one start, poll or remove call (each is short).
 const CALL_LIMIT: Duration = Duration::from_secs(120);
@@ -179,6 +180,7 @@ pub async fn read(
         output: request.output.clone(),
         timeout: request.timeout,
         deadline: Instant::now() + request.timeout,
+        poll: POLL_AT_MOST,
     };
     let id = request.script.id();
     let script = request.script.into_script();
@@ -220,6 +222,8 @@ struct Task<'a> {
     output: Option<mpsc::UnboundedSender<OutputChunk>>,
     timeout: Duration,
     deadline: Instant,
+    /// The longest pause between two looks.
+    poll: Duration,
 }
 
 impl<'a> Task<'a> {
@@ -230,6 +234,7 @@ impl<'a> Task<'a> {
             output: Some(ctx.output.clone()),
             timeout: ctx.timeout,
             deadline: Instant::now() + ctx.timeout,
+            poll: ctx.poll.unwrap_or(POLL_AT_MOST),
         }
     }
 
@@ -334,7 +339,7 @@ impl<'a> Task<'a> {
                     self.timeout.as_secs()
                 )));
             }
-            pause = (pause * 2).clamp(SECOND_POLL, POLL_AT_MOST);
+            pause = (pause * 2).clamp(SECOND_POLL.min(self.poll), self.poll);
             let poll = JobPollRequest {
                 job: job.to_string(),
                 offset,

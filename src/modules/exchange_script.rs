@@ -574,6 +574,7 @@ pub mod testing {
             exclusive: &exclusive,
             vars: &vars,
             timeout: Duration::from_secs(7200),
+            poll: None,
             cancel: CancellationToken::new(),
             output: tx,
             base_dir: PathBuf::from("."),

@@ -224,6 +224,9 @@ pub struct HostCtx<'a> {
     pub vars: &'a crate::template::Context,
     /// Wall-clock limit of the task.
     pub timeout: Duration,
+    /// The longest pause between looks at a detached step (the task's `poll`); `None`: the
+    /// default, 2 s.
+    pub poll: Option<Duration>,
     /// Cancelled when the run is aborted; modules must stop promptly.
     pub cancel: CancellationToken,
     /// Output as it arrives, relayed to reporters.

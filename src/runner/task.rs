@@ -377,6 +377,7 @@ impl TaskOnHost<'_> {
                     exclusive: &*self.env.options.exclusive,
                     vars,
                     timeout,
+                    poll: self.task.poll,
                     cancel,
                     output,
                     base_dir,

@@ -37,6 +37,7 @@ fn task(name: &str, module: &str, args: Value) -> Task {
         delay: Duration::from_secs(1),
         until: None,
         timeout: None,
+        poll: None,
         ignore_errors: false,
         changed_when: None,
         failed_when: None,

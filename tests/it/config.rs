@@ -291,6 +291,38 @@ fn good_playbook_builds_the_model() {
     assert_eq!(pb.digest.len(), 64);
 }
 
+/// Ansible's `async` and `poll` carry over: `async` bounds the wait like `timeout` (salve never
+/// stops a detached step, only its waiting), `poll` is the longest pause between looks;
+/// both bounds at once, and `poll: 0` (fire and forget), are refused where they stand.
+#[test]
+fn async_and_poll_are_ansibles_keys_for_the_wait() {
+    let f = Files::new();
+    let inv = inventory(&f, INVENTORY);
+    let good = f.write(
+        "good.yml",
+        "- hosts: exchange\n  tasks:\n    - name: cu\n      pause: {seconds: 1}\n      async: 2h\n      poll: 30\n",
+    );
+    let pb = config::playbook::load(&good, &inv, &Vars::new())
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    let t = &pb.plays[0].tasks[0];
+    assert_eq!(t.timeout, Some(std::time::Duration::from_secs(7200)));
+    assert_eq!(t.poll, Some(std::time::Duration::from_secs(30)));
+    let bad = f.write(
+        "bad.yml",
+        "- hosts: exchange\n  tasks:\n    - name: both\n      pause: {seconds: 1}\n      timeout: 1h\n      async: 2h\n    - name: forget\n      pause: {seconds: 1}\n      poll: 0\n",
+    );
+    let e = config::playbook::load(&bad, &inv, &Vars::new()).unwrap_err();
+    let text = e.render();
+    assert!(
+        text.contains("bad.yml:6:") && text.contains("give `timeout` or `async`, not both"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bad.yml:9:") && text.contains("poll: 0 (fire and forget) has no equivalent"),
+        "{text}"
+    );
+}
+
 #[test]
 fn yaml_level_errors_are_single_clear_diagnostics() {
     let f = Files::new();

@@ -400,3 +400,38 @@ fn detached_tasks_are_registered_at_normal_priority() {
         .expect("job_control registers its task with a settings set");
     assert!(settings.contains("-Priority 4"), "{settings}");
 }
+
+/// A task's `poll` (Ansible's keyword) is the longest pause between looks at its detached step:
+/// two servers install the same 2-hour CU (12 s here), one looked at every second at most, the
+/// other every 20 s at most.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tasks_poll_sets_how_often_salve_looks_at_its_detached_step() {
+    let lab = Lab::start(
+        190,
+        "seed: 5\ntime_scale: 600\ndurations: {cu_minutes: 120}\ntenants:\n  - name: t\n    hosts: 2\n    builds: [15.2.721.2]\n",
+    )
+    .await;
+    let inventory = lab.inventory().write();
+    let play = |host: &str, poll: u32| {
+        format!(
+            "- hosts: {host}\n  tasks:\n    - name: update\n      exchange_update:\n        target: path\n        sources: \"{{{{ salve_update_sources }}}}\"\n        license_switch: \"{{{{ salve_license_switch | default(none) }}}}\"\n        ad_prepared: true\n      poll: {poll}\n"
+        )
+    };
+    let pb = lab.write(
+        "poll.yml",
+        &format!("{}{}", play("t-ex01", 1), play("t-ex02", 20)),
+    );
+    let (code, _, all) = salve_run(&pb, &inventory, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    let polls = |host: &str| {
+        lab.fleet.log().count(
+            host,
+            |e| matches!(e, LabEvent::ScriptStarted { id } if id == "job_poll"),
+        )
+    };
+    let (often, seldom) = (polls("t-ex01"), polls("t-ex02"));
+    assert!(
+        often >= seldom + 4,
+        "poll 1 looked {often} times, poll 20 {seldom} times"
+    );
+}

@@ -188,6 +188,7 @@ impl Lab {
             exclusive: &exclusive,
             vars: &vars,
             timeout: Duration::from_secs(2 * 3600),
+            poll: None,
             cancel: CancellationToken::new(),
             output: tx,
             base_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),

@@ -23,6 +23,8 @@ const TASK_KEYS: &[&str] = &[
     "delay",
     "until",
     "timeout",
+    "async",
+    "poll",
     "ignore_errors",
     "changed_when",
     "failed_when",
@@ -74,9 +76,8 @@ impl Loader<'_> {
             .value("delay")
             .and_then(|v| self.duration(v, &task.field("delay")))
             .unwrap_or(Duration::from_secs(5));
-        let timeout = task
-            .value("timeout")
-            .and_then(|v| self.duration(v, &task.field("timeout")));
+        let timeout = self.wait_limit(&task);
+        let poll = self.poll(&task);
         let ignore_errors = self.ignore_errors(&task);
         let notify = task
             .value("notify")
@@ -114,6 +115,7 @@ impl Loader<'_> {
             delay,
             until: conditions.until,
             timeout,
+            poll,
             ignore_errors,
             changed_when: conditions.changed_when,
             failed_when: conditions.failed_when,
@@ -127,6 +129,45 @@ impl Loader<'_> {
             become_,
             location,
         })
+    }
+
+    /// How long salve waits for the task: `timeout`, or Ansible's `async` (its maximum
+    /// runtime). salve never stops a detached step at that bound, only its waiting (see
+    /// `modules::detached`), so the two say the same and only one may be given.
+    fn wait_limit(&mut self, task: &Keyed<'_, '_>) -> Option<Duration> {
+        match (task.value("timeout"), task.value("async")) {
+            (Some(_), Some(node)) => {
+                self.push(self.doc.error(
+                    node,
+                    &task.field("async"),
+                    "give `timeout` or `async`, not both: both bound how long salve waits for \
+                     the task",
+                ));
+                None
+            }
+            (Some(node), None) => self.duration(node, &task.field("timeout")),
+            (None, Some(node)) => self.duration(node, &task.field("async")),
+            (None, None) => None,
+        }
+    }
+
+    /// Ansible's `poll`: the longest pause between looks at a detached step. `poll: 0`
+    /// (Ansible's fire-and-forget) has no equivalent: the next step must see this one's result,
+    /// and a step left running is re-attached to by a later run instead.
+    fn poll(&mut self, task: &Keyed<'_, '_>) -> Option<Duration> {
+        let node = task.value("poll")?;
+        let poll = self.duration(node, &task.field("poll"))?;
+        if poll.is_zero() {
+            self.push(self.doc.error(
+                node,
+                &task.field("poll"),
+                "poll: 0 (fire and forget) has no equivalent in salve: every step is waited \
+                 for, and one left running (its timeout or async passed) is re-attached to by \
+                 a later run; give poll a number of seconds, or leave it out (2)",
+            ));
+            return None;
+        }
+        Some(poll)
     }
 
     /// `delegate_to`: only the controller (`localhost`) is a place salve can run a task
