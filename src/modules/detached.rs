@@ -107,11 +107,6 @@ pub struct StepSecrets<'a> {
 }
 
 impl StepSecrets<'_> {
-    /// Nothing to give.
-    pub fn is_empty(&self) -> bool {
-        self.share.is_none() && self.download_token.is_none()
-    }
-
     /// The share account with its password resolved, as the start request carries it.
     fn share_credential(&self) -> Result<Option<ShareCredential>, Fail> {
         let Some(account) = self.share else {

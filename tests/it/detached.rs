@@ -188,44 +188,12 @@ async fn a_share_is_out_of_reach_of_a_network_logon_and_of_system_but_not_of_bec
 /// survives (the test above).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_run_inside_a_winrm_shell_dies_when_setup_restarts_winrm() {
-    use salve::contract::{UpdateKind, UpdateRequest};
-    use salve::model::HostSettings;
-    use salve::transport::winrm::WinrmConnector;
-    use salve::transport::{Connector, RunRequest};
+    use salve::transport::RunRequest;
 
     let lab = Lab::start(180, ONE_HOST).await;
-    let address = lab.fleet.core().address(0);
-    let vars = serde_json::json!({
-        "ansible_host": address.ip().to_string(),
-        "ansible_port": address.port(),
-        "ansible_connection": "winrm",
-        "ansible_winrm_transport": "ntlm",
-        "ansible_winrm_scheme": "http",
-        "ansible_user": lab.fleet.core().credentials().0,
-        "ansible_password": crate::lab_support::PASSWORD,
-    });
-    let spec = HostSettings::read("t-ex01", vars.as_object().unwrap())
-        .unwrap()
-        .connection;
-    let transport = WinrmConnector.connect(&spec).await.unwrap();
+    let transport = crate::shell_quota::winrm_to(&lab, 0).await;
     // 2019 CU7 to CU15, downloaded by the host itself (no share: no double hop).
-    let request = UpdateRequest {
-        kind: UpdateKind::Cu,
-        source: "https://media.lab.test/ExchangeServer2019-x64-CU15.iso".into(),
-        sha256: "ab".repeat(32),
-        kb: "KB5042461".into(),
-        target_build: "15.2.1748.10".into(),
-        license_switch: Some("/IAcceptExchangeServerLicenseTerms_DiagnosticDataOFF".into()),
-        keep_packages: false,
-        proxy: None,
-        dotnet_release: None,
-        server_pin: None,
-    };
-    let script = salve::script::Script::shipped(
-        "exchange_update",
-        salve::script::shipped_text(salve::contract::ScriptId::ExchangeUpdate),
-        serde_json::to_value(&request).unwrap(),
-    );
+    let script = crate::shell_quota::cu15();
     let ran = transport
         .run(RunRequest::new(script, std::time::Duration::from_secs(60)))
         .await;

@@ -17,7 +17,7 @@ use crate::lab_support::{Lab, salve_run};
 const BIG_SETUP: &str = "seed: 5\ntime_scale: 600\ntenants:\n  - name: t\n    hosts: 2\n    builds: [15.2.721.2]\nhosts:\n  t-ex01: {setup_memory_mb: 1536}\n  t-ex02: {setup_memory_mb: 1536}\n";
 
 /// A WinRM transport to lab host `idx`, logged on as the lab's user.
-async fn winrm_to(lab: &Lab, idx: usize) -> std::sync::Arc<dyn Transport> {
+pub(crate) async fn winrm_to(lab: &Lab, idx: usize) -> std::sync::Arc<dyn Transport> {
     let address = lab.fleet.core().address(idx);
     let vars = serde_json::json!({
         "ansible_host": address.ip().to_string(),
@@ -36,7 +36,7 @@ async fn winrm_to(lab: &Lab, idx: usize) -> std::sync::Arc<dyn Transport> {
 }
 
 /// The CU to 2019 CU15, downloaded by the host itself (no share: no double hop).
-fn cu15() -> Script {
+pub(crate) fn cu15() -> Script {
     let request = UpdateRequest {
         kind: UpdateKind::Cu,
         source: "https://media.lab.test/ExchangeServer2019-x64-CU15.iso".into(),

@@ -98,12 +98,8 @@ pub(super) async fn install(args: &Args, ctx: &HostCtx<'_>) -> Result<Outcome, F
         share: share.as_ref(),
         download_token: grant.as_ref().map(Grant::token),
     };
-    let id = ScriptId::ExchangeUpdate;
-    let reply: Reply<UpdateAnswer> = if secrets.is_empty() {
-        detached::run(ctx, id, &request).await?
-    } else {
-        detached::run_with(ctx, id, &request, secrets).await?
-    };
+    let reply: Reply<UpdateAnswer> =
+        detached::run_with(ctx, ScriptId::ExchangeUpdate, &request, secrets).await?;
     drop(grant);
     let a = &reply.answer;
     let msg = if a.success && a.already_installed {
