@@ -6,7 +6,9 @@
 //! while a restart is pending; maintenance and mitigation are no-ops when already in place),
 //! so steps the stopped run completed are recognised on the host itself. A step that was in
 //! flight when the run stopped (an intent without an outcome in the journal) is listed, and
-//! re-checked the same way before anything is retried.
+//! re-checked the same way before anything is retried. A server the stopped run left in
+//! maintenance starts with what entering recorded, from the journal, so leaving restores it
+//! even if the server's own copy of the record is gone.
 
 use std::sync::Arc;
 use std::time::Duration;
