@@ -79,6 +79,17 @@ impl Inventory {
 
     /// The host named `name`, found by its name's index (fleets run to tens of thousands of
     /// hosts and callers look hosts up one by one); a search when the index does not know it.
+    /// Does any inventory variable's text (a group's or a host's, keys and values, at any depth)
+    /// contain `word`? Each shared group layer is read once.
+    pub fn mentions(&self, word: &str) -> bool {
+        let mut seen = HashSet::new();
+        let layers = (self.groups.values().map(|g| &g.vars))
+            .chain(self.hosts.iter().flat_map(|h| h.vars.layers()));
+        layers
+            .filter(|l| seen.insert(Arc::as_ptr(l)))
+            .any(|l| super::vars_mention(l, word))
+    }
+
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.position(name).map(|i| &self.hosts[i])
     }

@@ -26,3 +26,17 @@ pub use settings::HostSettings;
 
 /// Variables: an ordered JSON object (YAML values are converted on load).
 pub type Vars = serde_json::Map<String, serde_json::Value>;
+
+/// Does any key or string value of `vars`, at any depth, contain `word`?
+pub fn vars_mention(vars: &Vars, word: &str) -> bool {
+    fn value_mentions(value: &serde_json::Value, word: &str) -> bool {
+        match value {
+            serde_json::Value::String(s) => s.contains(word),
+            serde_json::Value::Array(items) => items.iter().any(|v| value_mentions(v, word)),
+            serde_json::Value::Object(map) => vars_mention(map, word),
+            _ => false,
+        }
+    }
+    vars.iter()
+        .any(|(k, v)| k.contains(word) || value_mentions(v, word))
+}

@@ -16,6 +16,9 @@ pub struct Playbook {
     /// SHA-256 of the file's bytes, hex.
     pub digest: String,
     pub plays: Vec<Play>,
+    /// Whether any of its files mentions `hostvars` (a template may then read another host's
+    /// facts at any time, so no host's facts can be let go before the run ends).
+    pub mentions_hostvars: bool,
 }
 
 /// One play: a host pattern, variables, and tasks run on each matching host.

@@ -226,7 +226,13 @@ pub async fn run(
         started_at: jiff::Timestamp::now().to_string(),
     });
     let watcher = tokio::spawn(announce_interrupts(Arc::clone(&env)));
-    let facts = FactStore::default();
+    // A template that reads `hostvars` may read any host's facts at any time; without one, a
+    // host's facts are let go once it is done (see `FactStore`).
+    let facts = FactStore::new(
+        input.playbook.mentions_hostvars
+            || input.inventory.mentions("hostvars")
+            || crate::model::vars_mention(&env.options.extra_vars, "hostvars"),
+    );
     for (host, seeded) in &env.options.seed_facts {
         facts.merge(host, seeded.clone());
     }
@@ -565,6 +571,7 @@ impl PlayRun {
         // A host that failed or was unreachable takes no part in later plays either.
         if last || end.outcome.is_some() {
             link.close().await;
+            self.facts.host_done(&host.name);
         }
         (host.name.clone(), end)
     }

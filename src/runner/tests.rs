@@ -143,6 +143,18 @@ async fn run_on(
     fleet: Arc<FakeFleet>,
     interrupt: Interrupt,
 ) -> Outcome {
+    run_playbook_on(plays, true, inventory, options, fleet, interrupt).await
+}
+
+/// [`run_on`], for a playbook whose files do or do not mention `hostvars`.
+async fn run_playbook_on(
+    plays: Vec<Play>,
+    mentions_hostvars: bool,
+    inventory: Inventory,
+    options: RunOptions,
+    fleet: Arc<FakeFleet>,
+    interrupt: Interrupt,
+) -> Outcome {
     let inventory = Arc::new(inventory);
     let names: Vec<String> = inventory.hosts.iter().map(|h| h.name.clone()).collect();
     let play_hosts = plays.iter().map(|_| names.clone()).collect();
@@ -150,6 +162,7 @@ async fn run_on(
         path: PathBuf::from("pb.yml"),
         digest: String::new(),
         plays,
+        mentions_hostvars,
     });
     let (tx, mut rx) = mpsc::unbounded_channel();
     let summary = run(
@@ -1099,6 +1112,43 @@ async fn templates_see_each_layer_by_precedence_and_the_fleet_variables() {
                 ("check".into(), TaskStatus::Ok)
             ],
             "{:?}",
+            out.events
+        );
+    }
+}
+
+/// A host's facts are let go once its last play is over, unless the playbook mentions
+/// `hostvars`: a later batch's host then still reads them.
+#[tokio::test(start_paused = true)]
+async fn a_finished_hosts_facts_are_let_go_unless_hostvars_is_mentioned() {
+    for (mentions, expected) in [(true, "fact"), (false, "gone")] {
+        let fleet = FakeFleet::new(|_, _| FakeReply::ok(""));
+        let fact = task("fact", "set_fact", json!({"f": "fact"}));
+        let read = task(
+            "read",
+            "assert",
+            json!({"that": [format!(
+                "inventory_hostname == 'ex01' or hostvars['ex01'].f | default('gone') == '{expected}'"
+            )]}),
+        );
+        let mut p = play(vec![fact, read]);
+        p.serial = vec![BatchSize::Count(1)];
+        let out = run_playbook_on(
+            vec![p],
+            mentions,
+            inventory(2),
+            RunOptions::default(),
+            Arc::clone(&fleet),
+            Interrupt::default(),
+        )
+        .await;
+        assert_eq!(
+            statuses(&out.events, "ex02"),
+            [
+                ("fact".into(), TaskStatus::Ok),
+                ("read".into(), TaskStatus::Ok)
+            ],
+            "mentions_hostvars {mentions}: {:?}",
             out.events
         );
     }

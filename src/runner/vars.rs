@@ -22,21 +22,46 @@ use crate::model::{Host, Inventory, LayeredVars, Vars};
 use crate::template::Context;
 
 /// Facts of every host (from `set_fact` and `register`), shared so `hostvars` can see them.
+///
+/// A host's facts are a few hundred KB once parsed (an `exchange_facts` result is registered
+/// and set as a fact, and read again after patching), so a run that no template can read
+/// another host's facts in ([`FactStore::new`]) lets each host's go once its last play is over:
+/// memory then follows the hosts in flight, not the fleet.
 #[derive(Debug, Default, Clone)]
-pub struct FactStore(Arc<RwLock<BTreeMap<String, Arc<Vars>>>>);
+pub struct FactStore {
+    all: Arc<RwLock<BTreeMap<String, Arc<Vars>>>>,
+    /// Keep every host's facts to the end of the run (something may read `hostvars`).
+    keep_all: bool,
+}
 
 impl FactStore {
+    /// `keep_all`: a template may read `hostvars`, so no host's facts may be let go.
+    pub fn new(keep_all: bool) -> Self {
+        FactStore {
+            all: Arc::default(),
+            keep_all,
+        }
+    }
+
     pub fn get(&self, host: &str) -> Arc<Vars> {
         self.read().get(host).cloned().unwrap_or_default()
     }
 
     pub fn merge(&self, host: &str, facts: Vars) {
-        let mut all = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.all.write().unwrap_or_else(|e| e.into_inner());
         Arc::make_mut(all.entry(host.to_string()).or_default()).extend(facts);
     }
 
+    /// `host` has finished its last play: let its facts go, unless the store keeps them all.
+    pub fn host_done(&self, host: &str) {
+        if !self.keep_all {
+            let mut all = self.all.write().unwrap_or_else(|e| e.into_inner());
+            all.remove(host);
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Vars>>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner())
+        self.all.read().unwrap_or_else(|e| e.into_inner())
     }
 }
 

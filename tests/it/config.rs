@@ -634,3 +634,34 @@ fn a_dag_named_by_a_number_is_rolled_one_member_at_a_time() {
         serde_json::json!([["ex01"], ["ex02"], ["ex03"], ["ex04", "ex05"]])
     );
 }
+
+/// Whether a run may let a finished host's facts go: the playbook or a task file it includes
+/// mentions `hostvars` (anywhere in its text), or an inventory variable does.
+#[test]
+fn mentions_of_hostvars_are_found_in_task_files_and_inventory_variables() {
+    let f = Files::new();
+    let inv = inventory(&f, INVENTORY);
+    assert!(!inv.mentions("hostvars"));
+    f.write(
+        "peek.yml",
+        "- debug: {msg: \"{{ hostvars['ex01.contoso.local'].site }}\"}\n",
+    );
+    let plain = f.write(
+        "plain.yml",
+        "- hosts: exchange\n  tasks:\n    - debug: {msg: hi}\n",
+    );
+    let including = f.write(
+        "including.yml",
+        "- hosts: exchange\n  tasks:\n    - include_tasks: peek.yml\n",
+    );
+    let load = |p: &std::path::Path| {
+        config::playbook::load(p, &inv, &Vars::new()).unwrap_or_else(|e| panic!("{}", e.render()))
+    };
+    assert!(!load(&plain).mentions_hostvars);
+    assert!(load(&including).mentions_hostvars);
+    let peeking = inventory(
+        &f,
+        "all:\n  hosts:\n    ex01:\n      x: \"{{ hostvars['ex02'].y }}\"\n    ex02:\n      y: 1\n",
+    );
+    assert!(peeking.mentions("hostvars"));
+}

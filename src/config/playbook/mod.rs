@@ -67,16 +67,31 @@ pub fn load(
         known,
         opened: vec![path.to_path_buf()],
         read: Vec::new(),
+        mentions_hostvars: mentions_hostvars(&doc.bytes),
         playbook_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
     let plays = loader.plays(&doc);
-    let Loader { diags, read, .. } = loader;
+    let Loader {
+        diags,
+        read,
+        mentions_hostvars,
+        ..
+    } = loader;
     diags.into_result(Playbook {
         path: path.to_path_buf(),
         digest: digest(&doc.bytes, &read),
         plays,
+        mentions_hostvars,
     })
 }
+
+/// Does a file's text mention `hostvars` anywhere (a template, a `when`, a lookup's string,
+/// even a comment)? Deliberately broad: a false "yes" only keeps facts longer.
+fn mentions_hostvars(bytes: &[u8]) -> bool {
+    bytes.windows(HOSTVARS.len()).any(|w| w == HOSTVARS)
+}
+
+const HOSTVARS: &[u8] = b"hostvars";
 
 /// The playbook's digest: its file's SHA-256 alone, or, when it reads other files (task files,
 /// imported playbooks), the SHA-256 of its own and each other file's path and digest, so a
@@ -106,6 +121,8 @@ struct Loader<'a> {
     opened: Vec<PathBuf>,
     /// Every other file read, with its digest, in reading order.
     read: Vec<(PathBuf, String)>,
+    /// Whether any file read so far mentions `hostvars` ([`Playbook::mentions_hostvars`]).
+    mentions_hostvars: bool,
     /// The playbook's directory: task files are found next to the file naming them, or here.
     playbook_dir: PathBuf,
 }

@@ -210,6 +210,7 @@ impl Loader<'_> {
             }
         };
         self.read.push((path.clone(), sha256_hex(&doc.bytes)));
+        self.mentions_hostvars |= super::mentions_hostvars(&doc.bytes);
         self.opened.push(path);
         let outer = std::mem::replace(&mut self.doc, Arc::clone(&doc));
         let out = read(self, &doc);
