@@ -157,6 +157,30 @@ pub fn parse_rendered(text: &str) -> Result<Script, EnvelopeError> {
     })
 }
 
+/// Where the body of rendered script text begins, when its prelude is exactly what
+/// [`Script::render`] writes: an optional id comment line, the preferences, and an optional
+/// `$SalveArgs` line whose literal holds only base64 characters. Such a prelude is whole
+/// PowerShell statements whatever the arguments (a comment; assignments of single-quoted
+/// literals with no quote inside), so the text parses as well as its body does.
+pub fn prelude_end(rendered: &str) -> Option<usize> {
+    let mut rest = rendered;
+    if let Some(after) = rest.strip_prefix(ID_MARKER) {
+        rest = &after[after.find('\n')? + 1..];
+    }
+    rest = rest.strip_prefix(PREFERENCES)?.strip_prefix('\n')?;
+    if let Some(after) = rest.strip_prefix(ARGS_PRELUDE_START) {
+        let (b64, tail) = after.split_once(ARGS_PRELUDE_END)?;
+        if !b64
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+        {
+            return None;
+        }
+        rest = tail.strip_prefix('\n')?;
+    }
+    Some(rendered.len() - rest.len())
+}
+
 /// Find a shipped script's JSON answer in its stdout (the last marked line wins).
 pub fn extract_result(stdout: &str) -> Option<Result<serde_json::Value, serde_json::Error>> {
     stdout
@@ -186,6 +210,18 @@ mod tests {
         let out = "progress 1\r\n##salve-result## {\"a\":1}\r\nnoise\n##salve-result## {\"a\":2}\n";
         assert_eq!(extract_result(out).unwrap().unwrap(), json!({"a": 2}));
         assert_eq!(strip_result("x\n##salve-result## {}\ny"), "x\ny");
+    }
+
+    #[test]
+    fn the_prelude_ends_where_the_body_begins_only_when_it_is_rendered_as_is() {
+        let s = Script::shipped("exchange_facts", "Get-Date\n", json!({"q": "it's"}));
+        let text = s.render();
+        assert_eq!(&text[prelude_end(&text).unwrap()..], "Get-Date\n");
+        let raw = Script::raw("Write-Output 1").render();
+        assert_eq!(&raw[prelude_end(&raw).unwrap()..], "Write-Output 1");
+        let quoted = text.replacen("FromBase64String('", "FromBase64String('x'+'", 1);
+        assert_eq!(prelude_end(&quoted), None);
+        assert_eq!(prelude_end("Write-Output 1"), None);
     }
 
     proptest! {

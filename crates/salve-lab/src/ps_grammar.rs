@@ -9,7 +9,20 @@
 //!   wrong (a parse error that more input cannot fix) — [`completeness`];
 //! * where the top-level statements of a script begin and end, and which are `try` or `if`
 //!   blocks, script block invocations (`& { ... }`) or plain pipelines — [`statements`].
+//!
+//! Parsing is most of the lab's work at fleet scale (a shipped script is 2–27 KB, and a
+//! thousand hosts send a dozen each), yet salve sends the same few script bodies over and over,
+//! in its envelope (`& {`, a prelude whose only variable part is a base64 literal, the body,
+//! `}`). So the verdict on each body is kept ([`enveloped`]), and an enveloped script whose body
+//! is known to be whole statements is answered without parsing it again: the prelude is whole
+//! statements whatever its arguments ([`salve_contract::wire::prelude_end`]), so the script
+//! parses exactly as its body does. Anything else is parsed in full. A test holds the two paths
+//! equal on every shipped script.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
+use salve_contract::wire::prelude_end;
 use tree_sitter::{Node, Parser, Tree};
 
 /// What the parser makes of input read so far.
@@ -32,8 +45,55 @@ fn parse(text: &str) -> Option<Tree> {
     parser.parse(text, None)
 }
 
+/// The opening and closing of salve's envelope around a rendered script (see the module docs).
+const ENVELOPE_OPEN: &str = "& {\n";
+const ENVELOPE_CLOSE: &str = "\n}\n";
+
+/// Body verdicts kept at most; past that the table starts again (bodies are few: the shipped
+/// scripts, and the playbooks' own).
+const KEPT_BODIES: usize = 256;
+
+static BODIES: LazyLock<Mutex<HashMap<String, Completeness>>> = LazyLock::new(Mutex::default);
+
+/// When `text` (line ends already LF) is a script in salve's envelope whose body is whole
+/// statements: the text inside its braces, as [`statements`] gives an invoked block's body.
+fn enveloped(text: &str) -> Option<&str> {
+    let rendered = text
+        .strip_prefix(ENVELOPE_OPEN)?
+        .strip_suffix(ENVELOPE_CLOSE)?;
+    let body = &rendered[prelude_end(rendered)?..];
+    // A backtick at the very end would join the closing brace's line to the body's last one.
+    if body.trim_end().ends_with('`') {
+        return None;
+    }
+    let known = BODIES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(body)
+        .copied();
+    let verdict = known.unwrap_or_else(|| {
+        let verdict = parsed_completeness(body);
+        let mut bodies = BODIES.lock().unwrap_or_else(|e| e.into_inner());
+        if bodies.len() >= KEPT_BODIES {
+            bodies.clear();
+        }
+        bodies.insert(body.to_string(), verdict);
+        verdict
+    });
+    (verdict == Completeness::Complete)
+        .then(|| &text[ENVELOPE_OPEN.len() - 1..text.len() - ENVELOPE_CLOSE.len() + 1])
+}
+
 /// Whether `text` is complete PowerShell, still open at its end, or wrong.
 pub fn completeness(text: &str) -> Completeness {
+    if enveloped(&text.replace("\r\n", "\n")).is_some() {
+        return Completeness::Complete;
+    }
+    parsed_completeness(text)
+}
+
+/// [`completeness`] by parsing the whole text.
+fn parsed_completeness(text: &str) -> Completeness {
     let Some(tree) = parse(text) else {
         return Completeness::Invalid;
     };
@@ -96,6 +156,16 @@ pub enum Statement {
 
 /// The top-level statements of `text`, or `None` when it does not parse as whole statements.
 pub fn statements(text: &str) -> Option<Vec<Statement>> {
+    if let Some(body) = enveloped(text) {
+        return Some(vec![Statement::InvokeBlock {
+            body: body.to_string(),
+        }]);
+    }
+    parsed_statements(text)
+}
+
+/// [`statements`] by parsing the whole text.
+fn parsed_statements(text: &str) -> Option<Vec<Statement>> {
     let tree = parse(text)?;
     let root = tree.root_node();
     if root.has_error() {
@@ -230,6 +300,47 @@ mod tests {
         );
         assert_eq!(completeness("Write-Output 'open"), Completeness::Incomplete);
         assert_eq!(completeness("function f {\n"), Completeness::Incomplete);
+    }
+
+    /// The kept verdicts answer exactly as parsing would, on every shipped script in salve's
+    /// envelope (LF and CRLF, with arguments that differ), and a cut-short envelope is still
+    /// found open.
+    #[test]
+    fn enveloped_scripts_parse_as_their_bodies_do() {
+        use salve_contract::wire::Script;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "ps1") {
+                continue;
+            }
+            let body = std::fs::read_to_string(&path).unwrap();
+            for args in [
+                serde_json::json!({"a": 1}),
+                serde_json::json!({"b": "it's $x"}),
+            ] {
+                let rendered = Script::shipped("x", body.clone(), args).render();
+                let text = format!("& {{\n{rendered}\n}}\n");
+                assert!(enveloped(&text).is_some(), "{}", path.display());
+                assert_eq!(
+                    statements(&text),
+                    parsed_statements(&text),
+                    "{}",
+                    path.display()
+                );
+                let crlf = text.replace('\n', "\r\n");
+                assert_eq!(completeness(&crlf), parsed_completeness(&crlf));
+                assert_eq!(completeness(&text), Completeness::Complete);
+                let cut = &text[..text.len() - 2];
+                assert_eq!(completeness(cut), Completeness::Incomplete);
+            }
+            seen += 1;
+        }
+        assert!(seen >= 10, "{seen} scripts");
+        let open_body = "& {\n$ErrorActionPreference = 'Stop'\n$ProgressPreference = 'SilentlyContinue'\nif ($x) {\n}\n";
+        assert!(enveloped(open_body).is_none());
+        assert_eq!(statements(open_body), parsed_statements(open_body));
     }
 
     #[test]
