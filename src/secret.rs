@@ -24,24 +24,45 @@ pub fn is_secret_key(name: &str) -> bool {
 /// `value` with the value of every secret key ([`is_secret_key`]) replaced, at any depth: what
 /// may be written to a journal, a queue or a report.
 pub fn redacted(value: &serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let v = if is_secret_key(k) {
-                        Value::String("<redacted>".into())
+    // Serialising a JSON value into a JSON value cannot fail.
+    serde_json::to_value(Redacted(value)).unwrap_or_default()
+}
+
+/// [`redacted`] without the copy: `value` as it serialises with every secret key's value
+/// replaced (a step's result written straight to the journal).
+#[derive(Debug, Clone, Copy)]
+pub struct Redacted<'a>(pub &'a serde_json::Value);
+
+impl serde::Serialize for Redacted<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        use serde_json::Value;
+        match self.0 {
+            Value::Object(map) => {
+                let mut out = serializer.serialize_map(Some(map.len()))?;
+                for (k, v) in map {
+                    if is_secret_key(k) {
+                        out.serialize_entry(k, REDACTED)?;
                     } else {
-                        redacted(v)
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
-        other => other.clone(),
+                        out.serialize_entry(k, &Redacted(v))?;
+                    }
+                }
+                out.end()
+            }
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for v in items {
+                    out.serialize_element(&Redacted(v))?;
+                }
+                out.end()
+            }
+            other => other.serialize(serializer),
+        }
     }
 }
+
+/// What a secret's value reads as once redacted.
+const REDACTED: &str = "<redacted>";
 
 /// Where a secret comes from, as written in an inventory or playbook.
 #[derive(Clone, PartialEq, Eq, serde::Serialize)]

@@ -149,18 +149,29 @@ impl StepState {
 
 /// What is recorded of a finished step (the local journal and the queue): its status, message,
 /// duration and module result, secrets redacted. `salve queue follow` reads it back.
+#[derive(Debug, Serialize)]
+pub struct StepOutcome<'a> {
+    pub status: crate::events::TaskStatus,
+    pub msg: Option<&'a str>,
+    pub duration_ms: u64,
+    pub result: crate::secret::Redacted<'a>,
+}
+
+/// A finished step's [`StepOutcome`], as JSON.
 pub fn step_outcome(
     status: crate::events::TaskStatus,
     msg: Option<&str>,
     duration_ms: u64,
     result: &serde_json::Value,
 ) -> serde_json::Value {
-    serde_json::json!({
-        "status": status,
-        "msg": msg,
-        "duration_ms": duration_ms,
-        "result": crate::secret::redacted(result),
+    // Serialising plain data into a JSON value cannot fail.
+    serde_json::to_value(StepOutcome {
+        status,
+        msg,
+        duration_ms,
+        result: crate::secret::Redacted(result),
     })
+    .unwrap_or_default()
 }
 
 /// What the events do not carry, given to the journal when a run starts: digests, and the

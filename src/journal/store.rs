@@ -554,7 +554,15 @@ impl EventRecorder {
                 let output = self.output.remove(&(host.clone(), task.clone()));
                 let run = self.run_id()?;
                 let state = StepState::finished(*status);
-                let outcome = super::step_outcome(*status, msg.as_deref(), *duration_ms, result);
+                // Written straight to text: a result is not copied to be redacted. Plain data
+                // with string keys always serialises.
+                let outcome = serde_json::to_string(&super::StepOutcome {
+                    status: *status,
+                    msg: msg.as_deref(),
+                    duration_ms: *duration_ms,
+                    result: crate::secret::Redacted(result),
+                })
+                .unwrap_or_default();
                 let at = now();
                 sqlx::query(
                     "INSERT INTO host_steps (run_id, host, tenant, play, task_index, task, state,
@@ -573,7 +581,7 @@ impl EventRecorder {
                 .bind(task)
                 .bind(state.as_str())
                 .bind(&at)
-                .bind(outcome.to_string())
+                .bind(outcome)
                 .bind(output)
                 .execute(&mut *conn)
                 .await

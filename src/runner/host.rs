@@ -468,7 +468,9 @@ fn failed_task(task: &Task) -> Value {
     })
 }
 
-/// Run one task and record what it registers; its status, registered result and facts.
+/// Run one task and record what it registers; its status, and its registered result and facts
+/// where the caller needs them (a `run_once` task; the registered result of a failure), else
+/// null and `None`.
 async fn run_one(
     env: &RunEnv,
     scope: &PlayScope<'_>,
@@ -497,14 +499,30 @@ async fn run_one(
     }
     .run()
     .await;
-    if let Some(facts) = result.facts.clone() {
-        scope.facts.merge(&host.name, facts);
-    }
+    // A result can be large (an `exchange_facts` answer is ~16 KB of JSON): it is copied only
+    // where it must live on. The caller keeps facts and the registered value only for a
+    // `run_once` task (the other hosts adopt them) and a failure (a rescue reads it).
+    let facts = match result.facts {
+        Some(facts) if task.run_once => {
+            scope.facts.merge(&host.name, facts.clone());
+            Some(facts)
+        }
+        Some(facts) => {
+            scope.facts.merge(&host.name, facts);
+            None
+        }
+        None => None,
+    };
     if let Some(name) = &task.register {
         let mut reg = crate::model::Vars::new();
         reg.insert(name.clone(), result.registered.clone());
         scope.facts.merge(&host.name, reg);
     }
+    let (reported, kept) = if task.run_once || result.status == TaskStatus::Failed {
+        (result.registered.clone(), result.registered)
+    } else {
+        (result.registered, Value::Null)
+    };
     env.emit(Event::TaskFinished {
         host: host.name.clone(),
         tenant: host.tenant.clone(),
@@ -514,8 +532,8 @@ async fn run_one(
         status: result.status,
         msg: result.msg,
         duration_ms: started.elapsed().as_millis() as u64,
-        result: result.registered.clone(),
+        result: reported,
     });
     env.set_in_flight(&host.name, None);
-    (result.status, result.registered, result.facts)
+    (result.status, kept, facts)
 }
