@@ -52,7 +52,7 @@ impl AnswerError {
 
 /// Read script `id`'s answer as `T`.
 pub fn parse<T: DeserializeOwned>(id: ScriptId, value: Value) -> Result<T, AnswerError> {
-    if let Some(field) = nested_list(&value, "") {
+    if let Some(field) = nested_list(&value) {
         return Err(AnswerError::NestedList {
             script: id.as_str(),
             field,
@@ -83,34 +83,61 @@ pub fn validate(id: ScriptId, value: &Value) -> Result<(), AnswerError> {
     }
 }
 
-/// The path of the first list that holds a list, if any.
-fn nested_list(value: &Value, path: &str) -> Option<String> {
-    let here = || {
-        if path.is_empty() {
-            ".".to_string()
-        } else {
-            path.to_string()
+/// The path of the first list that holds a list, if any (`.` for the answer itself). The path
+/// is only spelled out once one is found: answers are checked on every step.
+fn nested_list(value: &Value) -> Option<String> {
+    let mut trail = Vec::new();
+    if !find_nested_list(value, &mut trail) {
+        return None;
+    }
+    let mut out = String::new();
+    for step in trail {
+        match step {
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+            Step::Key(k) if out.is_empty() => out.push_str(k),
+            Step::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
         }
-    };
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    Some(out)
+}
+
+/// One step of the way into an answer.
+enum Step<'a> {
+    Index(usize),
+    Key(&'a str),
+}
+
+/// Whether `value` holds a list of lists; `trail` is then the way to the outer list.
+fn find_nested_list<'a>(value: &'a Value, trail: &mut Vec<Step<'a>>) -> bool {
     match value {
         Value::Array(items) => {
             if items.iter().any(Value::is_array) {
-                return Some(here());
+                return true;
             }
-            items
-                .iter()
-                .enumerate()
-                .find_map(|(i, v)| nested_list(v, &format!("{path}[{i}]")))
+            items.iter().enumerate().any(|(i, v)| {
+                trail.push(Step::Index(i));
+                let found = find_nested_list(v, trail);
+                if !found {
+                    trail.pop();
+                }
+                found
+            })
         }
-        Value::Object(fields) => fields.iter().find_map(|(k, v)| {
-            let p = if path.is_empty() {
-                k.clone()
-            } else {
-                format!("{path}.{k}")
-            };
-            nested_list(v, &p)
+        Value::Object(fields) => fields.iter().any(|(k, v)| {
+            trail.push(Step::Key(k));
+            let found = find_nested_list(v, trail);
+            if !found {
+                trail.pop();
+            }
+            found
         }),
-        _ => None,
+        _ => false,
     }
 }
 
@@ -149,6 +176,17 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("return , $list"), "{msg}");
+    }
+
+    #[test]
+    fn a_nested_lists_path_is_spelled_out_at_any_depth() {
+        assert_eq!(
+            nested_list(&json!({"x": {"y": [1, {"z": [[1]]}]}})).as_deref(),
+            Some("x.y[1].z")
+        );
+        assert_eq!(nested_list(&json!([[1]])).as_deref(), Some("."));
+        assert_eq!(nested_list(&json!([{"a": [[]]}])).as_deref(), Some("[0].a"));
+        assert_eq!(nested_list(&json!({"x": [1, {"y": []}]})), None);
     }
 
     #[test]
