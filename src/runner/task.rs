@@ -464,13 +464,14 @@ impl TaskOnHost<'_> {
 
     fn finish(&self, end: ItemEnd) -> TaskResult {
         match end {
-            ItemEnd::Done(o) => {
+            ItemEnd::Done(mut o) => {
                 let status = status_of(&o, self.task.ignore_errors);
+                let data = std::mem::take(&mut o.data);
                 TaskResult {
                     status,
                     changed: o.status.changed(),
                     msg: o.msg.clone(),
-                    registered: registered(&o),
+                    registered: registered_with(data, &o),
                     facts: o.facts,
                 }
             }
@@ -566,7 +567,12 @@ fn status_of(o: &Outcome, ignore_errors: bool) -> TaskStatus {
 
 /// What `register` stores for an outcome: its data plus `changed`, `failed`, `skipped`, `msg`.
 fn registered(o: &Outcome) -> Value {
-    let mut m = o.data.clone();
+    registered_with(o.data.clone(), o)
+}
+
+/// [`registered`], given the outcome's data (taken from it rather than copied: a module's
+/// result can be large).
+fn registered_with(mut m: Map<String, Value>, o: &Outcome) -> Value {
     m.insert("changed".into(), o.status.changed().into());
     m.insert("failed".into(), o.status.failed().into());
     if o.status.skipped() {
