@@ -17,8 +17,8 @@
 //! | `exchange_verify` | [`VerifyRequest`] | [`VerifyAnswer`] |
 //! | `exchange_ioc_scan` | none | [`IocScanAnswer`]: findings per CVE with evidence, log age in days, compromised |
 //! | `exchange_health` | none | [`HealthAnswer`]: DAG copy health and queue lengths for gates |
-//! | `job_control` | [`JobControlRequest`] | [`JobControlAnswer`]: start a script as a detached scheduled task (under explicit credentials), or remove a finished one |
-//! | `job_poll` | [`JobPollRequest`] | [`JobPollAnswer`]: a detached task's state, new output since an offset, exit code |
+//! | `job_control` | [`JobControlRequest`] | [`JobControlAnswer`]: start a script as a detached scheduled task (under explicit credentials) and wait on the host for a short one to finish (its output, exit code, and for a read its removal), or remove a finished one |
+//! | `job_poll` | [`JobPollRequest`] | [`JobPollAnswer`]: a detached task's state, new output since an offset, exit code (a read's last poll removes it) |
 //!
 //! A script that cannot do its job still prints its answer line where it can (with
 //! `success: false` and a `reason`) and exits non-zero; a script that fails before it can answer
