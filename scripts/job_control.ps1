@@ -2,6 +2,13 @@
 # Start a detached step as a scheduled task, or remove a finished one (contract:
 # JobControlRequest / JobControlAnswer).
 #
+# With wait_ms, the start then waits here for the task to end, looking at its state (first
+# after 25 ms, then twice as long each time, at most every 250 ms) until it has finished or
+# wait_ms has passed: a short step (a read) is then answered in this one call with its output
+# and exit code, as job_poll would answer from offset 0, and with remove_finished its task and
+# folder are removed once the answer holds the whole output. The wait only watches: a task
+# still running when it ends goes on and is polled with job_poll.
+#
 # The task runs powershell.exe on run.ps1 in the job's folder, as a process of its own outside
 # any WinRM shell: no WS-Man Signal, shell quota (MaxMemoryPerShellMB), idle timeout or dropped
 # connection reaches it, and it has no execution time limit. run.ps1 runs script.ps1 (the
@@ -24,7 +31,7 @@ $taskPath = '\salve\'
 $job = [string] $SalveArgs.job
 if ($job -notmatch '^salve-[A-Za-z0-9_.-]+$') { throw "job_control: invalid job id '$job'" }
 $dir = Join-Path (Join-Path $env:ProgramData 'salve\jobs') $job
-$answer = [ordered]@{ job = $job; started = $false; state = 'missing'; run_as = $null; reason = $null }
+$answer = [ordered]@{ job = $job; started = $false; state = 'missing'; run_as = $null; reason = $null; output = ''; next_offset = 0; exit_code = $null; removed = $false }
 
 function Get-SalveJobState([string] $Name) {
     $task = Get-ScheduledTask -TaskPath $taskPath -TaskName $Name -ErrorAction SilentlyContinue
@@ -33,6 +40,12 @@ function Get-SalveJobState([string] $Name) {
     # 267009 SCHED_S_TASK_RUNNING, 267011 SCHED_S_TASK_HAS_NOT_RUN (registered, not started yet).
     if ([string] $task.State -eq 'Running' -or $info.LastTaskResult -in @(267009, 267011)) { return 'running' }
     return 'finished'
+}
+
+# Unregister a task that is no longer running and delete its folder.
+function Remove-SalveJob([string] $Name, [string] $State) {
+    if ($State -eq 'finished') { Unregister-ScheduledTask -TaskPath $taskPath -TaskName $Name -Confirm:$false }
+    if (Test-Path -LiteralPath $dir) { Remove-Item -LiteralPath $dir -Recurse -Force }
 }
 
 $utf8 = New-Object System.Text.UTF8Encoding $false
@@ -105,6 +118,45 @@ exit $code
         Start-ScheduledTask -TaskPath $taskPath -TaskName $job
         $answer.started = $true
         $answer.state = 'running'
+        $waitMs = [int64] $SalveArgs.wait_ms
+        $watch = [Diagnostics.Stopwatch]::StartNew()
+        $pause = 25
+        while ($answer.state -eq 'running' -and $watch.ElapsedMilliseconds -lt $waitMs) {
+            Start-Sleep -Milliseconds ([int] [Math]::Min([int64] $pause, $waitMs - $watch.ElapsedMilliseconds))
+            $pause = [Math]::Min($pause * 2, 250)
+            $answer.state = Get-SalveJobState $job
+        }
+        if ($answer.state -eq 'finished') {
+            $info = Get-ScheduledTaskInfo -TaskPath $taskPath -TaskName $job
+            # LastTaskResult is a UInt32; exit codes like 0xC000013A are negative Int32s.
+            $answer.exit_code = [BitConverter]::ToInt32([BitConverter]::GetBytes([uint32] $info.LastTaskResult), 0)
+            $log = Join-Path $dir 'output.log'
+            $whole = $true
+            if (Test-Path -LiteralPath $log) {
+                # The task's process has ended: output.log is complete. At most 4 MB here, as
+                # job_poll reads per look; the rest is left for job_poll.
+                $stream = [IO.File]::Open($log, [IO.FileMode]::Open, [IO.FileAccess]::Read, [IO.FileShare]::ReadWrite)
+                try {
+                    $size = [int] [Math]::Min($stream.Length, [int64] 4194304)
+                    $buffer = New-Object -TypeName 'byte[]' -ArgumentList $size
+                    $read = $stream.Read($buffer, 0, $buffer.Length)
+                    $take = $read
+                    if ($read -lt $stream.Length) {
+                        $whole = $false
+                        $take = 0
+                        if ($read -gt 0) { $take = [Array]::LastIndexOf($buffer, [byte] 10, $read - 1) + 1 }
+                    }
+                    $answer.output = $utf8.GetString($buffer, 0, $take)
+                    $answer.next_offset = $take
+                } finally {
+                    $stream.Dispose()
+                }
+            }
+            if ($SalveArgs.remove_finished -and $whole) {
+                Remove-SalveJob $job 'finished'
+                $answer.removed = $true
+            }
+        }
     }
 } elseif ($SalveArgs.action -eq 'remove') {
     $state = Get-SalveJobState $job
@@ -112,8 +164,7 @@ exit $code
         $answer.state = 'running'
         $answer.reason = 'still running; a running task is never removed'
     } else {
-        if ($state -eq 'finished') { Unregister-ScheduledTask -TaskPath $taskPath -TaskName $job -Confirm:$false }
-        if (Test-Path -LiteralPath $dir) { Remove-Item -LiteralPath $dir -Recurse -Force }
+        Remove-SalveJob $job $state
     }
 }
 Write-Output ('##salve-result## ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))

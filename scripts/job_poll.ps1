@@ -1,15 +1,19 @@
 # salve-script: job_poll
 # Read a detached step's state and the output it wrote since an offset (contract:
-# JobPollRequest / JobPollAnswer). Reads only: the task, its info and its output.log (opened
-# for reading while the task may still write to it). While the task runs, only whole lines
-# are returned; a line still being written is read next time.
+# JobPollRequest / JobPollAnswer). Reads the task, its info and its output.log (opened for
+# reading while the task may still write to it). While the task runs, only whole lines are
+# returned; a line still being written is read next time. With remove_finished (a read's task,
+# which salve started itself), a finished task whose output this answer completes is
+# unregistered and its folder deleted: the only change this script makes, and only to salve's
+# own task.
 
 $taskPath = '\salve\'
 $job = [string] $SalveArgs.job
 if ($job -notmatch '^salve-[A-Za-z0-9_.-]+$') { throw "job_poll: invalid job id '$job'" }
 $dir = Join-Path (Join-Path $env:ProgramData 'salve\jobs') $job
 $offset = [int64] $SalveArgs.offset
-$answer = [ordered]@{ job = $job; state = 'missing'; output = ''; next_offset = $offset; exit_code = $null }
+$answer = [ordered]@{ job = $job; state = 'missing'; output = ''; next_offset = $offset; exit_code = $null; removed = $false }
+$length = [int64] 0
 
 $task = Get-ScheduledTask -TaskPath $taskPath -TaskName $job -ErrorAction SilentlyContinue
 if ($task) {
@@ -27,6 +31,7 @@ $log = Join-Path $dir 'output.log'
 if ($answer.state -ne 'missing' -and (Test-Path -LiteralPath $log)) {
     $stream = [IO.File]::Open($log, [IO.FileMode]::Open, [IO.FileAccess]::Read, [IO.FileShare]::ReadWrite)
     try {
+        $length = $stream.Length
         $available = [Math]::Max([int64] 0, $stream.Length - $offset)
         $size = [int] [Math]::Min($available, [int64] 4194304)  # 4 MB per look
         $buffer = New-Object -TypeName 'byte[]' -ArgumentList $size
@@ -42,5 +47,10 @@ if ($answer.state -ne 'missing' -and (Test-Path -LiteralPath $log)) {
     } finally {
         $stream.Dispose()
     }
+}
+if ($SalveArgs.remove_finished -and $answer.state -eq 'finished' -and $answer.next_offset -ge $length) {
+    Unregister-ScheduledTask -TaskPath $taskPath -TaskName $job -Confirm:$false
+    if (Test-Path -LiteralPath $dir) { Remove-Item -LiteralPath $dir -Recurse -Force }
+    $answer.removed = $true
 }
 Write-Output ('##salve-result## ' + (ConvertTo-Json -InputObject $answer -Depth 8 -Compress))

@@ -17,9 +17,17 @@
 //! [`ScriptId::manages_exchange`]) run here when the host has such an account: Exchange's
 //! cmdlets reach AD, and its management shell a Remote PowerShell session, as the process's
 //! account, which a WinRM or SSH logon cannot lend to a second hop. Reads go the same way
-//! through the probe ([`read`]), so check mode and plans see what an apply would. A read adds
-//! a task registration, a removal and a poll or two to the script's own time: the first look
-//! is at once, the next after 100 ms, then 200 ms, 400 ms, ... up to every 2 s.
+//! through the probe ([`read`]), so check mode and plans see what an apply would.
+//!
+//! One call does a short step's whole life: `job_control` registers and starts the task, waits
+//! on the host for it to finish (at most [`WAIT_ON_HOST`], looking at the task's state there)
+//! and answers with its output and exit code; a read's task is removed in that same call. Only
+//! a task still running then is polled (`job_poll`): the next look after as long as the start
+//! waited (at most the task's `poll`), then twice as long each time, from 100 ms up to every
+//! 2 s; a read's last poll removes its finished task. A step that changes the server keeps its
+//! finished task until salve has read the answer, then removes it with a call of its own: an
+//! answer lost on the way (Setup restarts WinRM) can be read again, which a removed task's
+//! could not.
 
 use std::time::Duration;
 
@@ -40,8 +48,11 @@ use crate::model::run_as::RunAs;
 use crate::script::{RESULT_MARKER, Script};
 use crate::transport::{OutputChunk, RunRequest, ScriptOutput, TransportError};
 
-/// The pause before the second look at a task (the first is at once: starting the task and
-/// calling `job_poll` already take a PowerShell start each, about as long as a short read).
+/// How long the call that starts a task waits on the host for it to finish. Exchange's reads
+/// (facts, health, verify) load the Exchange management shell first, which takes seconds on a
+/// server; a task still running after this is polled.
+const WAIT_ON_HOST: Duration = Duration::from_secs(10);
+/// The shortest pause between two polls of a running task.
 const SECOND_POLL: Duration = Duration::from_millis(100);
 /// The longest pause between two looks at a running task, unless the task's `poll` says
 /// otherwise.
@@ -135,12 +146,14 @@ pub async fn run_with<T: DeserializeOwned>(
 ) -> Result<Reply<T>, Fail> {
     let task = Task::of(ctx);
     let script = shipped::shipped(id, request)?;
-    let (job, run_as) = task.start(id, &script, ctx.run_as, secrets).await?;
+    let started = task.start(id, &script, ctx.run_as, secrets, false).await?;
     task.say(format!(
-        "running {} as scheduled task \\salve\\{job} (as {run_as}); it is never stopped by salve",
+        "running {} as scheduled task \\salve\\{} (as {}); it is never stopped by salve",
         id.as_str(),
+        started.job,
+        started.run_as,
     ));
-    attach(ctx, id, &job).await
+    task.finish(id, &started.job, Some(started.first)).await
 }
 
 /// Wait for task `job` (running shipped script `id`) to finish, streaming its output; read its
@@ -152,11 +165,7 @@ pub async fn attach<T: DeserializeOwned>(
     id: ScriptId,
     job: &str,
 ) -> Result<Reply<T>, Fail> {
-    let task = Task::of(ctx);
-    let output = task.wait(id, job).await?;
-    let reply = shipped::reply(id, output);
-    task.remove(job).await;
-    reply
+    Task::of(ctx).finish(id, job, None).await
 }
 
 /// Run a read-only script (the probe's `request`) as a detached task under `run_as` over
@@ -180,11 +189,15 @@ pub async fn read(
     let id = request.script.id();
     let script = request.script.into_script();
     let finished = async {
-        let (job, _) = task
-            .start(id, &script, Some(run_as), StepSecrets::default())
+        let started = task
+            .start(id, &script, Some(run_as), StepSecrets::default(), true)
             .await?;
-        let output = task.wait(id, &job).await?;
-        task.remove(&job).await;
+        let (output, removed) = task
+            .wait(id, &started.job, Some(started.first), true)
+            .await?;
+        if !removed {
+            task.remove(&started.job).await;
+        }
         Ok::<_, Fail>(output)
     };
     match finished.await {
@@ -208,6 +221,20 @@ fn failed(why: String) -> ScriptOutput {
         stdout: String::new(),
         stderr: why,
     }
+}
+
+/// A task just started: its job id, the account it runs as, and the start's look at it.
+struct Started {
+    job: String,
+    run_as: String,
+    first: FirstLook,
+}
+
+/// What the call that started a task saw of it after waiting on the host, and how long the
+/// call took.
+struct FirstLook {
+    answer: JobPollAnswer,
+    took: Duration,
 }
 
 /// One detached task's host and limits: where it is started, polled and removed.
@@ -259,15 +286,31 @@ impl<'a> Task<'a> {
         shipped::reply(id, transport.run(run).await?)
     }
 
-    /// Register and start `script` (shipped script `id`) as a new task; its job id and the
-    /// account it runs as.
+    /// Wait for task `job` (shipped script `id`; `first`: what its start saw), read its answer
+    /// and remove the task.
+    async fn finish<T: DeserializeOwned>(
+        &self,
+        id: ScriptId,
+        job: &str,
+        first: Option<FirstLook>,
+    ) -> Result<Reply<T>, Fail> {
+        let (output, _) = self.wait(id, job, first, false).await?;
+        let reply = shipped::reply(id, output);
+        self.remove(job).await;
+        reply
+    }
+
+    /// Register and start `script` (shipped script `id`) as a new task and wait on the host
+    /// for it to finish (bounded); with `remove_finished`, a task that finished then is
+    /// removed in the same call.
     async fn start(
         &self,
         id: ScriptId,
         script: &Script,
         run_as: Option<&RunAs>,
         secrets: StepSecrets<'_>,
-    ) -> Result<(String, String), Fail> {
+        remove_finished: bool,
+    ) -> Result<Started, Fail> {
         let share_credential = secrets.share_credential()?;
         let job = new_job_id(id);
         let (become_user, become_password) = match run_as {
@@ -294,9 +337,21 @@ impl<'a> Task<'a> {
             become_password,
             share_credential,
             download_token: secrets.download_token.map(str::to_owned),
+            wait_ms: self.wait_on_host().as_millis() as u64,
+            remove_finished,
         };
+        let asked = Instant::now();
         let started: Reply<JobControlAnswer> =
-            self.control(ScriptId::JobControl, &start, true).await?;
+            match self.control(ScriptId::JobControl, &start, true).await {
+                // Cut off while the host waited for the task: it was started, and goes on.
+                Err(Fail::Module(ModuleError::Transport(TransportError::Cancelled))) => {
+                    return Err(Fail::Module(ModuleError::LeftRunning(LeftRunning {
+                        job,
+                        why: "interrupted".into(),
+                    })));
+                }
+                other => other?,
+            };
         if !started.answer.started {
             return Err(Fail::failed(format!(
                 "{} was not started as task {job}: {}",
@@ -308,21 +363,56 @@ impl<'a> Task<'a> {
                     .unwrap_or("no reason given")
             )));
         }
-        let run_as = started.answer.run_as.unwrap_or_else(|| "SYSTEM".into());
-        Ok((job, run_as))
+        let answer = started.answer;
+        let first = FirstLook {
+            answer: JobPollAnswer {
+                job: job.clone(),
+                state: answer.state,
+                output: answer.output,
+                next_offset: answer.next_offset,
+                exit_code: answer.exit_code,
+                removed: answer.removed,
+            },
+            took: asked.elapsed(),
+        };
+        let run_as = answer.run_as.unwrap_or_else(|| "SYSTEM".into());
+        Ok(Started { job, run_as, first })
     }
 
-    /// Poll task `job` until it finishes, streaming its new lines; its output and exit code.
-    async fn wait(&self, id: ScriptId, job: &str) -> Result<ScriptOutput, Fail> {
+    /// How long a start waits on the host: [`WAIT_ON_HOST`], or half of what is left of the
+    /// step's time when that is less (the call itself must end within it).
+    fn wait_on_host(&self) -> Duration {
+        WAIT_ON_HOST.min(self.deadline.saturating_duration_since(Instant::now()) / 2)
+    }
+
+    /// Poll task `job` until it finishes, streaming its new lines, starting from what its
+    /// start saw (`first`); its output and exit code, and whether the task was removed (with
+    /// `remove_finished`, the last poll removes it).
+    async fn wait(
+        &self,
+        id: ScriptId,
+        job: &str,
+        mut first: Option<FirstLook>,
+        remove_finished: bool,
+    ) -> Result<(ScriptOutput, bool), Fail> {
         let (mut offset, mut output) = (0, String::new());
-        let mut pause = Duration::ZERO;
+        // The task has run as long as its start waited: look again after as long.
+        let mut pause = first
+            .as_ref()
+            .map_or(Duration::ZERO, |f| f.took.min(self.poll));
         let left = |why: &str| {
             Fail::Module(ModuleError::LeftRunning(LeftRunning {
                 job: job.to_string(),
                 why: why.to_string(),
             }))
         };
-        let exit_code = loop {
+        let (exit_code, removed) = loop {
+            if let Some(look) = first.take() {
+                match self.take(id, job, look.answer, &mut offset, &mut output)? {
+                    Some(end) => break end,
+                    None => continue,
+                }
+            }
             let next = (Instant::now() + pause).min(self.deadline);
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => {}
@@ -338,31 +428,15 @@ impl<'a> Task<'a> {
             let poll = JobPollRequest {
                 job: job.to_string(),
                 offset,
+                remove_finished,
             };
             match self
                 .control::<JobPollAnswer>(ScriptId::JobPoll, &poll, true)
                 .await
             {
                 Ok(reply) => {
-                    let answer = reply.answer;
-                    for line in answer.output.lines() {
-                        if !line.starts_with(RESULT_MARKER.trim_end()) {
-                            self.say(line.to_string());
-                        }
-                    }
-                    output.push_str(&answer.output);
-                    offset = answer.next_offset;
-                    match answer.state {
-                        JobState::Running => {}
-                        JobState::Finished => break answer.exit_code.unwrap_or(-1),
-                        JobState::Missing => {
-                            return Err(Fail::failed(format!(
-                                "task \\salve\\{job} ({}) is gone from the host before salve \
-                                 read its result; check the server (Setup logs, services) \
-                                 before running this step again",
-                                id.as_str()
-                            )));
-                        }
+                    if let Some(end) = self.take(id, job, reply.answer, &mut offset, &mut output)? {
+                        break end;
                     }
                 }
                 Err(Fail::Module(ModuleError::Transport(TransportError::Cancelled))) => {
@@ -386,11 +460,40 @@ impl<'a> Task<'a> {
             .find(|l| !l.trim().is_empty() && !l.starts_with(RESULT_MARKER.trim_end()))
             .unwrap_or_default()
             .to_string();
-        Ok(ScriptOutput {
+        let output = ScriptOutput {
             exit_code,
             stdout,
             stderr: last,
-        })
+        };
+        Ok((output, removed))
+    }
+
+    /// Take one look's new output (streamed as progress, added to `output`, `offset` moved
+    /// on); the task's exit code and whether it was removed once it has finished.
+    fn take(
+        &self,
+        id: ScriptId,
+        job: &str,
+        answer: JobPollAnswer,
+        offset: &mut u64,
+        output: &mut String,
+    ) -> Result<Option<(i32, bool)>, Fail> {
+        for line in answer.output.lines() {
+            if !line.starts_with(RESULT_MARKER.trim_end()) {
+                self.say(line.to_string());
+            }
+        }
+        output.push_str(&answer.output);
+        *offset = answer.next_offset;
+        match answer.state {
+            JobState::Running => Ok(None),
+            JobState::Finished => Ok(Some((answer.exit_code.unwrap_or(-1), answer.removed))),
+            JobState::Missing => Err(Fail::failed(format!(
+                "task \\salve\\{job} ({}) is gone from the host before salve read its result; \
+                 check the server (Setup logs, services) before running this step again",
+                id.as_str()
+            ))),
+        }
     }
 
     /// Remove a finished task and its files; a failure leaves them for the next run to collect.
@@ -404,6 +507,8 @@ impl<'a> Task<'a> {
             become_password: None,
             share_credential: None,
             download_token: None,
+            wait_ms: 0,
+            remove_finished: false,
         };
         let removed: Result<Reply<JobControlAnswer>, Fail> =
             self.control(ScriptId::JobControl, &request, false).await;

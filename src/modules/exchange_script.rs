@@ -649,6 +649,10 @@ pub mod testing {
                         },
                         run_as: Some("SYSTEM".into()),
                         reason: None,
+                        output: String::new(),
+                        next_offset: 0,
+                        exit_code: None,
+                        removed: false,
                     },
                     0,
                 )
@@ -664,6 +668,7 @@ pub mod testing {
                     ),
                     next_offset: 1,
                     exit_code: Some(0),
+                    removed: false,
                 },
                 0,
             ),

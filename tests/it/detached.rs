@@ -403,3 +403,96 @@ async fn a_tasks_poll_sets_how_often_salve_looks_at_its_detached_step() {
         "poll 1 looked {often} times, poll 20 {seldom} times"
     );
 }
+
+/// The script ids a host was asked to run, in order.
+fn scripts_run(lab: &Lab, host: &str) -> Vec<String> {
+    lab.fleet
+        .log()
+        .entries()
+        .into_iter()
+        .filter(|e| e.host == host)
+        .filter_map(|e| match e.event {
+            LabEvent::ScriptStarted { id } => Some(id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A credentialed read is one WinRM command: `job_control` registers the task, waits on the
+/// host while it runs, answers with its output and removes it. Before, each read was a start,
+/// a poll or two and a removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_read_is_started_answered_and_removed_in_one_command() {
+    let lab = Lab::start(191, ONE_HOST).await;
+    let inventory = lab.inventory().write();
+    let pb = lab.write(
+        "reads.yml",
+        "- hosts: all\n  tasks:\n    - name: facts\n      exchange_facts: {}\n    - name: health\n      exchange_health: {}\n    - name: verify\n      exchange_verify: {}\n",
+    );
+    let (code, events, all) = salve_run(&pb, &inventory, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    for task in ["facts", "health", "verify"] {
+        assert_eq!(finished(&events, task).unwrap()["status"], "ok", "{all}");
+    }
+    let scripts = scripts_run(&lab, "t-ex01");
+    assert_eq!(
+        scripts,
+        ["job_control", "job_control", "job_control"],
+        "one command per read (the read itself runs as the task, outside the session)"
+    );
+    let log = lab.fleet.log();
+    assert_eq!(
+        log.count("t-ex01", |e| matches!(e, LabEvent::JobRemoved { .. })),
+        3
+    );
+    assert!(lab.fleet.state("t-ex01").unwrap().jobs.is_empty());
+}
+
+/// A read still running when the start's wait on the host ends is polled, and the poll that
+/// finds it finished removes it: no separate removal. A server booted a moment ago, its
+/// Automatic (Delayed Start) service still stopped for 4 minutes (4 s here, as salve starts
+/// in about one): verify waits for it, longer than
+/// the start waits (10 s, `detached::WAIT_ON_HOST`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_outlasts_the_wait_is_removed_by_its_last_poll() {
+    let lab = Lab::start(
+        192,
+        "seed: 5\ntime_scale: 60\ntenants:\n  - name: t\n    hosts: 1\n    builds: [15.2.721.2]\n",
+    )
+    .await;
+    let core = lab.fleet.core();
+    let now = core.clock.now();
+    core.with_host(core.index("t-ex01").unwrap(), |s| {
+        let service = "MSExchangeDiagnostics";
+        s.boot_time = now;
+        s.delayed_start = vec![service.to_string()];
+        s.delayed_start_at = Some(now + std::time::Duration::from_secs(240));
+        let diag = s.services.iter_mut().find(|x| x.name == service).unwrap();
+        assert_eq!(diag.start_type, "Automatic");
+        diag.status = "Stopped".into();
+    });
+    let inventory = lab.inventory().write();
+    let pb = lab.write(
+        "verify.yml",
+        "- hosts: all\n  tasks:\n    - name: verify\n      exchange_verify: {}\n",
+    );
+    let (code, events, all) = salve_run(&pb, &inventory, &[]).await;
+    assert_eq!(code, 0, "{all}");
+    assert_eq!(
+        finished(&events, "verify").unwrap()["status"],
+        "ok",
+        "{all}"
+    );
+    let scripts = scripts_run(&lab, "t-ex01");
+    assert_eq!(scripts[0], "job_control", "{scripts:?}");
+    assert!(
+        scripts.len() > 1 && scripts[1..].iter().all(|s| s == "job_poll"),
+        "polled until it finished, no separate removal: {scripts:?}"
+    );
+    let log = lab.fleet.log();
+    assert_eq!(
+        log.count("t-ex01", |e| matches!(e, LabEvent::JobRemoved { .. })),
+        1
+    );
+    assert!(lab.fleet.state("t-ex01").unwrap().jobs.is_empty());
+}

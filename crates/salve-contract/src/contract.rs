@@ -17,8 +17,8 @@
 //! | `exchange_verify` | [`VerifyRequest`] | [`VerifyAnswer`] |
 //! | `exchange_ioc_scan` | none | [`IocScanAnswer`]: findings per CVE with evidence, log age in days, compromised |
 //! | `exchange_health` | none | [`HealthAnswer`]: DAG copy health and queue lengths for gates |
-//! | `job_control` | [`JobControlRequest`] | [`JobControlAnswer`]: start a script as a detached scheduled task (under explicit credentials), or remove a finished one |
-//! | `job_poll` | [`JobPollRequest`] | [`JobPollAnswer`]: a detached task's state, new output since an offset, exit code |
+//! | `job_control` | [`JobControlRequest`] | [`JobControlAnswer`]: start a script as a detached scheduled task (under explicit credentials) and wait on the host for a short one to finish (its output, exit code, and for a read its removal), or remove a finished one |
+//! | `job_poll` | [`JobPollRequest`] | [`JobPollAnswer`]: a detached task's state, new output since an offset, exit code (a read's last poll removes it) |
 //!
 //! A script that cannot do its job still prints its answer line where it can (with
 //! `success: false` and a `reason`) and exits non-zero; a script that fails before it can answer
@@ -722,6 +722,21 @@ pub struct JobControlRequest {
     /// share credential is, and valid only while salve runs the step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_token: Option<String>,
+    /// Start: how long to wait on the host, in milliseconds, for the task to finish, looking at
+    /// its state there; a task that finished by then is answered as [`JobPollAnswer`] answers
+    /// it (its output from the start, its exit code), so a short step needs no poll. 0: answer
+    /// as soon as the task is started.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wait_ms: u64,
+    /// Start: remove a task that finished within `wait_ms` once its whole output is in the
+    /// answer (a read, which salve runs again if the answer is lost). A step that changes the
+    /// server keeps its task until salve has its answer and removes it on its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remove_finished: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// An account and password for one file share (`\\server\share`). `Debug` leaves the
@@ -767,6 +782,17 @@ pub struct JobControlAnswer {
     pub run_as: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Start with `wait_ms`, the task finished: its output from the start (as `job_poll` gives
+    /// it from offset 0), where a poll would go on, and its exit code.
+    #[serde(default)]
+    pub output: String,
+    #[serde(default)]
+    pub next_offset: u64,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The finished task and its folder were removed (`remove_finished`).
+    #[serde(default)]
+    pub removed: bool,
 }
 
 /// Read a detached task's state and its output from byte `offset` on.
@@ -776,6 +802,10 @@ pub struct JobPollRequest {
     pub job: String,
     #[serde(default)]
     pub offset: u64,
+    /// Remove the task and its folder when it has finished and this answer carries the rest of
+    /// its output (a read's last poll).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remove_finished: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -789,6 +819,9 @@ pub struct JobPollAnswer {
     /// The process's exit code, once finished.
     #[serde(default)]
     pub exit_code: Option<i32>,
+    /// The finished task and its folder were removed (`remove_finished`).
+    #[serde(default)]
+    pub removed: bool,
 }
 
 /// One of salve's detached tasks, as facts list them.

@@ -7,17 +7,27 @@
 //! appended to a UTF-8 file as it is written; its exit code is the task's last result. A
 //! restart of the host ends it, as Windows ends every process at shutdown. `job_poll` reads the
 //! task's state and the file from an offset, whole lines only while it runs. A finished task
-//! stays, with its output, until `job_control remove`; a running one is never removed.
+//! stays, with its output, until `job_control remove` (or a start or poll that asks to remove
+//! it once its whole output is answered); a running one is never removed.
+//!
+//! With `wait_ms`, `job_control start` then waits in the host's shell, as the script does:
+//! after 25 ms, 50, 100, 200, then every 250 ms (Start-Sleep, the host's time) it looks at the
+//! task's state (Get-ScheduledTask and Get-ScheduledTaskInfo: Running, or LastTaskResult
+//! SCHED_S_TASK_RUNNING, until the task's process has exited; then LastTaskResult is its exit
+//! code), and stops at the first look that finds the task no longer running or once `wait_ms`
+//! has passed; a finished task is answered with its output, as a poll from offset 0 answers
+//! it.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::command::{EXIT_TERMINATED, Out};
+use crate::command::{EXIT_TERMINATED, Out, sim_sleep};
 use crate::fleet_core::FleetCore;
 use crate::host_api::ProcessOutput;
 use crate::log::LabEvent;
@@ -29,25 +39,36 @@ use salve_contract::contract::{
 };
 use salve_contract::wire::{Script, parse_rendered};
 
-/// `job_control`: start or remove a task.
-pub(super) fn control(
+/// `job_control.ps1`'s first pause between two looks at the task it waits for; it doubles up to
+/// [`LOOK_AT_MOST`].
+const FIRST_LOOK: Duration = Duration::from_millis(25);
+const LOOK_AT_MOST: Duration = Duration::from_millis(250);
+
+/// `job_control`: start (and, with `wait_ms`, wait for) or remove a task. `kill` is the
+/// WinRM command's end (a Signal, the shell's deletion): it ends the wait, never the task.
+pub(super) async fn control(
     core: &Arc<FleetCore>,
     idx: usize,
     req: &JobControlRequest,
     out: &Out,
+    kill: &CancellationToken,
 ) -> i32 {
     let existing = core.with_host(idx, |s| {
         s.jobs
             .iter()
             .find(|j| j.job == req.job)
-            .map(|j| (j.state, j.run_as.clone(), j.script_id.clone()))
+            .map(|j| (j.state, j.run_as.clone()))
     });
     let mut answer = JobControlAnswer {
         job: req.job.clone(),
         started: false,
-        state: existing.as_ref().map_or(JobState::Missing, |(s, _, _)| *s),
-        run_as: existing.as_ref().map(|(_, r, _)| r.clone()),
+        state: existing.as_ref().map_or(JobState::Missing, |(s, _)| *s),
+        run_as: existing.as_ref().map(|(_, r)| r.clone()),
         reason: None,
+        output: String::new(),
+        next_offset: 0,
+        exit_code: None,
+        removed: false,
     };
     match req.action {
         JobAction::Start if existing.is_some() => {
@@ -58,6 +79,19 @@ pub(super) fn control(
                 answer.started = true;
                 answer.state = JobState::Running;
                 answer.run_as = Some(run_as);
+                if req.wait_ms > 0 {
+                    let Some(state) = wait(core, idx, &req.job, req.wait_ms, kill).await else {
+                        return EXIT_TERMINATED;
+                    };
+                    answer.state = state;
+                }
+                if answer.state == JobState::Finished {
+                    let look = look(core, idx, &req.job, 0, req.remove_finished);
+                    answer.output = look.output;
+                    answer.next_offset = look.next_offset;
+                    answer.exit_code = look.exit_code;
+                    answer.removed = look.removed;
+                }
             }
             Err(why) => {
                 out.error(&[format!("job_control: {why}")]);
@@ -68,21 +102,58 @@ pub(super) fn control(
             answer.reason = Some("still running; a running task is never removed".into());
         }
         JobAction::Remove => {
-            core.with_host(idx, |s| s.jobs.retain(|j| j.job != req.job));
-            if let Some((_, _, script_id)) = existing {
-                core.record(
-                    idx,
-                    LabEvent::JobRemoved {
-                        job: req.job.clone(),
-                        script_id,
-                    },
-                );
-            }
+            remove(core, idx, &req.job);
             answer.state = JobState::Missing;
         }
     }
     out.result(&answer);
     0
+}
+
+/// `job_control.ps1`'s wait: look at the task's state until it is no longer running or
+/// `wait_ms` of the host's time has passed; `None` when the command was ended first.
+async fn wait(
+    core: &FleetCore,
+    idx: usize,
+    job: &str,
+    wait_ms: u64,
+    kill: &CancellationToken,
+) -> Option<JobState> {
+    let limit = Duration::from_millis(wait_ms);
+    let (mut waited, mut pause) = (Duration::ZERO, FIRST_LOOK);
+    let mut state = JobState::Running;
+    while state == JobState::Running && waited < limit {
+        let nap = pause.min(limit - waited);
+        if !sim_sleep(core, nap, kill).await {
+            return None;
+        }
+        waited += nap;
+        pause = (pause * 2).min(LOOK_AT_MOST);
+        state = core.with_host(idx, |s| {
+            s.jobs
+                .iter()
+                .find(|j| j.job == job)
+                .map_or(JobState::Missing, |j| j.state)
+        });
+    }
+    Some(state)
+}
+
+/// Unregister task `job` and delete its folder (Unregister-ScheduledTask, Remove-Item).
+fn remove(core: &FleetCore, idx: usize, job: &str) {
+    let removed = core.with_host(idx, |s| {
+        let at = s.jobs.iter().position(|j| j.job == job)?;
+        Some(s.jobs.remove(at).script_id)
+    });
+    if let Some(script_id) = removed {
+        core.record(
+            idx,
+            LabEvent::JobRemoved {
+                job: job.to_string(),
+                script_id,
+            },
+        );
+    }
 }
 
 /// Register and start the task; returns the account it runs as.
@@ -225,17 +296,31 @@ fn spawn(
 
 /// `job_poll`: the task's state and its new output.
 pub(super) fn poll(core: &FleetCore, idx: usize, req: &JobPollRequest, out: &Out) -> i32 {
-    let answer = core.with_host(idx, |s| match s.jobs.iter().find(|j| j.job == req.job) {
+    out.result(&look(core, idx, &req.job, req.offset, req.remove_finished));
+    0
+}
+
+/// Task `job`'s state and its output from byte `offset` on (whole lines while it runs); with
+/// `remove_finished`, a finished task whose rest of output this look carries is removed.
+fn look(
+    core: &FleetCore,
+    idx: usize,
+    job: &str,
+    offset: u64,
+    remove_finished: bool,
+) -> JobPollAnswer {
+    let mut answer = core.with_host(idx, |s| match s.jobs.iter().find(|j| j.job == job) {
         None => JobPollAnswer {
-            job: req.job.clone(),
+            job: job.to_string(),
             state: JobState::Missing,
             output: String::new(),
-            next_offset: req.offset,
+            next_offset: offset,
             exit_code: None,
+            removed: false,
         },
         Some(j) => {
             let bytes = j.output.as_bytes();
-            let from = usize::try_from(req.offset)
+            let from = usize::try_from(offset)
                 .unwrap_or(usize::MAX)
                 .min(bytes.len());
             let rest = &bytes[from..];
@@ -250,9 +335,13 @@ pub(super) fn poll(core: &FleetCore, idx: usize, req: &JobPollRequest, out: &Out
                 output: String::from_utf8_lossy(&rest[..take]).into_owned(),
                 next_offset: (from + take) as u64,
                 exit_code: j.exit_code,
+                removed: false,
             }
         }
     });
-    out.result(&answer);
-    0
+    if remove_finished && answer.state == JobState::Finished {
+        remove(core, idx, job);
+        answer.removed = true;
+    }
+    answer
 }

@@ -124,7 +124,7 @@ pub async fn run(
             None => 1,
         },
         ScriptId::JobControl => match parse::<JobControlRequest>(id, args, out) {
-            Some(req) => job::control(core, idx, &req, out),
+            Some(req) => job::control(core, idx, &req, out, kill).await,
             None => 1,
         },
         ScriptId::JobPoll => match parse::<JobPollRequest>(id, args, out) {
