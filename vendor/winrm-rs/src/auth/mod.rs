@@ -156,7 +156,13 @@ pub(crate) async fn read_body_capped(
     {
         return Err(body_too_large(cap));
     }
-    let mut body = Vec::new();
+    // Room for the declared length (at most `cap`, checked above), so a body
+    // in several chunks is not copied again as the buffer grows.
+    let declared = resp
+        .content_length()
+        .and_then(|len| usize::try_from(len).ok())
+        .unwrap_or(0);
+    let mut body = Vec::with_capacity(declared.min(cap));
     while let Some(chunk) = resp.chunk().await.map_err(WinrmError::Http)? {
         if body.len().saturating_add(chunk.len()) > cap {
             return Err(body_too_large(cap));
