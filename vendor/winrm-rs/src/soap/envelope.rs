@@ -11,8 +11,11 @@ use super::namespaces::*;
 /// Text without any (a base64 argument, an ID, a URL) is returned as it is,
 /// not copied.
 pub(crate) fn xml_escape(s: &str) -> Cow<'_, str> {
-    const SPECIAL: [char; 5] = ['&', '<', '>', '"', '\''];
-    let Some(first) = s.find(SPECIAL) else {
+    // The five are ASCII, so a byte scan finds the first one at a char boundary.
+    let Some(first) = s
+        .bytes()
+        .position(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+    else {
         return Cow::Borrowed(s);
     };
     let (clean, rest) = s.split_at(first);
