@@ -179,7 +179,9 @@ pub(crate) async fn read_text_capped(
     cap: usize,
 ) -> Result<String, WinrmError> {
     let body = read_body_capped(resp, cap).await?;
-    Ok(String::from_utf8_lossy(&body).into_owned())
+    // Valid UTF-8 (the usual case) becomes the text without a copy.
+    Ok(String::from_utf8(body)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned()))
 }
 
 /// Body of the HTTP 500 a Windows host sends when a Receive finds no output
