@@ -153,7 +153,7 @@ class Lab:
     """A `salve lab serve` child process with a healthy fleet of n hosts."""
 
     def __init__(self, salve: Path, n: int, work: Path, time_scale: float, admin_port: int,
-                 mix: bool = False, https: bool = True):
+                 mix: bool = False, https: bool = True, block: int = 0):
         """mix: the lab's default fleet for n hosts (`salve lab serve --hosts n`: tenants, a
         DAG, vulnerable and patched builds, a compromised, a failing and an unreachable host)
         instead of n healthy hosts in one tenant. https: also listen on 5986 (a second
@@ -169,7 +169,8 @@ class Lab:
         self.inventory_out, self.ca = work / "lab-inventory.yml", work / "lab-ca.pem"
         self.stderr = open(work / "lab.stderr", "w")
         self.proc = subprocess.Popen(
-            pin(1) + [str(salve), "lab", "serve"] + fleet + [
+            pin(1) + [str(salve), "lab", "serve"] + fleet
+            + (["--block", str(block)] if block else []) + [
                       "--inventory-out", str(self.inventory_out), "--admin", self.admin]
             + (["--ca-out", str(self.ca)] if https else []),
             stdout=subprocess.DEVNULL, stderr=self.stderr, start_new_session=True)
@@ -407,7 +408,7 @@ def run_size(n: int, a: argparse.Namespace, salve: Path, root_work: Path,
             # A fresh lab per (scenario, auth) keeps its cumulative log small.
             log(f"N={n} scenario {scenario} {auth}: starting the lab")
             t0 = time.monotonic()
-            lab = Lab(salve, n, work, a.time_scale, a.admin_port)
+            lab = Lab(salve, n, work, a.time_scale, a.admin_port, block=a.block)
             log(f"lab ready in {time.monotonic() - t0:.1f} s")
             try:
                 files = write_inventories(lab, work, a.op_timeout, a.read_timeout)[auth]
@@ -629,6 +630,9 @@ def main() -> int:
     p.add_argument("--tool-timeout", type=float, default=900, help="seconds per tool run")
     p.add_argument("--salve", type=Path, help="use this salve binary; do not build")
     p.add_argument("--admin-port", type=int, default=18950)
+    p.add_argument("--block", type=int, default=0,
+                   help="serve the lab on 127.B.x.y (`salve lab serve --block`), so benchmarks "
+                        "can run side by side; 0: the lab's default 127.0.x.y")
     p.add_argument("--out", type=Path, default=BENCH / "results")
     p.add_argument("--work", type=Path, help="scratch directory (default: a temp dir)")
     p.add_argument("--append", action="store_true",

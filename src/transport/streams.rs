@@ -59,11 +59,62 @@ impl Streams {
 
     pub(super) fn finish(mut self) -> ScriptOutput {
         self.flush(true);
+        let stderr = text(std::mem::take(&mut self.stderr));
         ScriptOutput {
             exit_code: self.exit.unwrap_or(0),
-            stdout: String::from_utf8_lossy(&self.stdout).replace("\r\n", "\n"),
-            stderr: super::clixml::decode_stderr(&String::from_utf8_lossy(&self.stderr))
-                .replace("\r\n", "\n"),
+            stdout: unix_newlines(text(std::mem::take(&mut self.stdout))),
+            stderr: unix_newlines(super::clixml::decode_stderr(&stderr)),
         }
+    }
+}
+
+/// The bytes as text, in their own buffer when they are UTF-8 (the usual case), else with
+/// U+FFFD for each invalid sequence.
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
+}
+
+/// `CRLF` as `LF`; text without a `CRLF` is kept as it is, not copied.
+fn unix_newlines(text: String) -> String {
+    if text.contains("\r\n") {
+        text.replace("\r\n", "\n")
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_gets_unix_newlines_and_invalid_utf8_is_replaced() {
+        let mut s = Streams::new(None);
+        s.push(b"one\r\ntwo\r\n", b"");
+        s.push(b"th\xffree", b"bad\r\n");
+        s.exit = Some(3);
+        let out = s.finish();
+        assert_eq!(out.stdout, "one\ntwo\nth\u{fffd}ree");
+        assert_eq!(out.stderr, "bad\n");
+        assert_eq!(out.exit_code, 3);
+    }
+
+    #[test]
+    fn lines_are_streamed_as_they_complete() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut s = Streams::new(Some(tx));
+        s.push(b"a\r\nb", b"");
+        s.push(b"c\n", b"e\n");
+        let out = s.finish();
+        let mut lines = Vec::new();
+        while let Ok(chunk) = rx.try_recv() {
+            lines.push(match chunk {
+                OutputChunk::Stdout(l) => format!("out:{l}"),
+                OutputChunk::Stderr(l) => format!("err:{l}"),
+            });
+        }
+        assert_eq!(lines, ["out:a", "out:bc", "err:e"]);
+        assert_eq!(out.stdout, "a\nbc\n");
     }
 }

@@ -328,6 +328,10 @@ async fn run_command(
             return (Err(classify(e, endpoint, user)), false);
         }
     }
+    // The script is on the host: its text (tens of KB for a shipped script) is not kept for
+    // the rest of the command, however long that runs.
+    drop(chunks);
+    drop(stdin);
     let deadline = tokio::time::Instant::now() + request.timeout;
     let mut out = Streams::new(request.output.clone());
     let stopped = loop {

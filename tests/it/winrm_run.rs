@@ -289,3 +289,58 @@ async fn plain_http_never_reads_the_os_certificate_store() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One winrm-rs client serving two hosts in turn (salve gives each host its own client; the
+/// client keeps the last host's checked endpoint, vendor/README.md change 5): each command,
+/// its script sent on stdin (a Send of about 50 KB of base64, sealed in place), reaches the
+/// host it names, and each host's shell answers there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_sends_each_hosts_requests_to_that_host() {
+    use salve::script::{Deliver as _, Script};
+    use winrm_rs::{AuthMethod, WinrmClient, WinrmConfig, WinrmCredentials};
+
+    let lab = Lab::start(
+        252,
+        "seed: 7\ntenants:\n  - name: t\n    hosts: 2\n    builds: [15.2.792.3]\n",
+    )
+    .await;
+    let mut config = WinrmConfig::http();
+    config.auth_method = AuthMethod::Ntlm;
+    config.max_retries = 0;
+    let client = WinrmClient::builder(config)
+        .credentials(WinrmCredentials::new("salve-lab", PASSWORD, ""))
+        .use_env_proxy(false)
+        .build()
+        .unwrap();
+    let (a, b) = (lab.address("t-ex01"), lab.address("t-ex02"));
+    let shell_a = client.open_shell(&a).await.unwrap();
+    let shell_b = client.open_shell(&b).await.unwrap();
+    let filler: String = (0..300)
+        .map(|i| format!("# {i:05} {}\n", "x".repeat(110)))
+        .collect();
+    for (shell, name) in [
+        (&shell_a, "t-ex01"),
+        (&shell_b, "t-ex02"),
+        (&shell_a, "t-ex01"),
+    ] {
+        let delivery = Script::raw(format!("{filler}Write-Output $env:COMPUTERNAME")).delivery();
+        let args: Vec<&str> = delivery.arguments.split(' ').collect();
+        let id = shell.start_command(&delivery.program, &args).await.unwrap();
+        shell
+            .send_input(&id, delivery.stdin.as_bytes(), true)
+            .await
+            .unwrap();
+        let mut stdout = Vec::new();
+        loop {
+            let polled = shell.receive_next(&id).await.unwrap();
+            stdout.extend_from_slice(&polled.stdout);
+            if polled.done {
+                assert_eq!(polled.exit_code, Some(0), "{name}");
+                break;
+            }
+        }
+        assert_eq!(String::from_utf8_lossy(&stdout).trim(), name);
+    }
+    shell_a.close().await.unwrap();
+    shell_b.close().await.unwrap();
+}

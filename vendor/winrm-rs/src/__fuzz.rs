@@ -189,7 +189,7 @@ pub fn rc4_process(key: &[u8], data: &mut [u8]) {
 /// `key` (`auth/ntlm.rs::unseal_body`).
 pub fn unseal_body(key: &[u8; 16], data: &[u8]) -> Result<String, WinrmError> {
     let mut session = crate::ntlm::SealingSession::boxed_from_auth(key);
-    crate::auth::ntlm::unseal_body(&mut session, data)
+    crate::auth::ntlm::unseal_body(&mut session, data.to_vec())
 }
 
 /// A response sealed by the server side of the session of `key`, framed as
@@ -347,7 +347,7 @@ pub fn parse_enumerate_response(xml: &str) -> Result<(String, Option<String>), S
 
 /// Escape the five XML predefined entities.
 pub fn xml_escape(s: &str) -> String {
-    crate::soap::envelope::xml_escape(s)
+    crate::soap::envelope::xml_escape(s).into_owned()
 }
 
 pub fn create_shell_request(endpoint: &str, config: &crate::config::WinrmConfig) -> String {

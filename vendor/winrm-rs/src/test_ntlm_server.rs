@@ -265,7 +265,7 @@ impl Respond for FakeNtlmServer {
         if header("content-type").starts_with("multipart/encrypted") {
             let found = state.sessions.iter_mut().enumerate().find_map(|(i, s)| {
                 let mut trial = s.clone();
-                unseal_body(&mut trial, &request.body)
+                unseal_body(&mut trial, request.body.clone())
                     .ok()
                     .map(|plain| (i, trial, plain))
             });

@@ -391,11 +391,11 @@ impl Sealer {
 
     /// Unseal a sealed answer, failing on anything not exactly framed and
     /// authenticated by this session.
-    fn unseal(&mut self, data: &[u8]) -> Result<String, WinrmError> {
+    fn unseal(&mut self, data: Vec<u8>) -> Result<String, WinrmError> {
         match self {
             Self::Ntlm(session) => ntlm_auth::unseal_body(session, data),
             #[cfg(feature = "kerberos")]
-            Self::Kerberos(session) => session.unseal_body(data),
+            Self::Kerberos(session) => session.unseal_body(&data),
         }
     }
 }
@@ -461,6 +461,15 @@ pub(crate) fn legacy_hook(hook: impl Fn() -> bool + Send + Sync + 'static) -> Be
     Arc::new(move |_: &OutgoingRequest<'_>| hook())
 }
 
+/// A host [`HttpTransport::checked_endpoint`] accepted: its endpoint URL, as
+/// text and parsed (handed to `reqwest` as is, not parsed again).
+#[derive(Debug)]
+struct CheckedEndpoint {
+    host: String,
+    url: String,
+    parsed: reqwest::Url,
+}
+
 /// HTTP transport for WinRM SOAP requests.
 ///
 /// Handles authentication dispatch, retry logic, and endpoint construction.
@@ -507,6 +516,11 @@ pub(crate) struct HttpTransport {
     /// `wsmv:SessionId` value stamped on every request (`uuid:<UPPERCASE>`),
     /// one per transport. See [`crate::soap::envelope::with_session_id`].
     session_id: String,
+    /// The last host [`Self::checked_endpoint`] accepted, with its URL. A
+    /// client usually serves one host: its URL is built, parsed and checked
+    /// once, not on every request. The lock is held only to read or replace
+    /// it.
+    last_endpoint: Mutex<Option<Arc<CheckedEndpoint>>>,
     /// Called before each attempt of [`Self::send_soap_with_retry`]; `false`
     /// refuses the request.
     before_send: Option<BeforeSend>,
@@ -1129,6 +1143,7 @@ impl HttpTransport {
             all_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONNS_IN_FLIGHT_TOTAL)),
             kdc_slots: Arc::new(tokio::sync::Semaphore::new(MAX_KDC_IN_FLIGHT)),
             session_id: format!("uuid:{}", uuid::Uuid::new_v4().to_string().to_uppercase()),
+            last_endpoint: Mutex::new(None),
             before_send: None,
             log_soap_bodies: false,
             shared_proxy_names,
@@ -1178,6 +1193,9 @@ impl HttpTransport {
     /// [`validate_host`] refuses, the result is never sent: every request
     /// goes through [`Self::checked_endpoint`], which refuses it first.
     pub(crate) fn endpoint(&self, host: &str) -> String {
+        if let Some(checked) = self.cached_endpoint(host) {
+            return checked.url.clone();
+        }
         endpoint_url(
             self.config.use_tls,
             &sanitize_host(host),
@@ -1194,7 +1212,13 @@ impl HttpTransport {
     /// certificate is not verified, a host whose TLS server name is that of
     /// an `https://` proxy is refused: its handshake would be verified as the
     /// proxy's, without the pin or without any check.
-    fn checked_endpoint(&self, host: &str) -> Result<String, WinrmError> {
+    ///
+    /// The answer for the last host accepted is kept ([`Self::cached_endpoint`]):
+    /// it depends only on the host and on settings fixed at construction.
+    fn checked_endpoint(&self, host: &str) -> Result<Arc<CheckedEndpoint>, WinrmError> {
+        if let Some(checked) = self.cached_endpoint(host) {
+            return Ok(checked);
+        }
         validate_host(host)?;
         let url = self.endpoint(host);
         if !self.shared_proxy_names.is_empty()
@@ -1214,7 +1238,35 @@ impl HttpTransport {
                 )
             }));
         }
-        Ok(url)
+        // `validate_host` parsed this URL (with port 1) and found the host kept.
+        let parsed = reqwest::Url::parse(&url).map_err(|e| {
+            WinrmError::AuthFailed(format!(
+                "invalid host {:?}: unparsable URL ({e})",
+                crate::error::excerpt_chars(host, 64)
+            ))
+        })?;
+        let checked = Arc::new(CheckedEndpoint {
+            host: host.to_owned(),
+            url,
+            parsed,
+        });
+        *self.last_endpoint_slot() = Some(Arc::clone(&checked));
+        Ok(checked)
+    }
+
+    /// [`Self::checked_endpoint`]'s kept answer, when it is for `host`.
+    fn cached_endpoint(&self, host: &str) -> Option<Arc<CheckedEndpoint>> {
+        self.last_endpoint_slot()
+            .as_ref()
+            .filter(|checked| checked.host == host)
+            .map(Arc::clone)
+    }
+
+    fn last_endpoint_slot(&self) -> MutexGuard<'_, Option<Arc<CheckedEndpoint>>> {
+        // Only ever read or replaced whole: a panic cannot leave it half-written.
+        self.last_endpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Access the transport configuration.
@@ -1247,9 +1299,10 @@ impl HttpTransport {
     ) -> Result<String, WinrmError> {
         let route = self.route();
         let slot = slot.filter(|_| route.needs_conn_slot());
-        let url = self
+        let target = self
             .checked_endpoint(host)
             .inspect_err(|e| debug!(error = %e, "request not sent: host refused"))?;
+        let url = target.url.as_str();
         debug!(
             url = %crate::error::quote_server_text(&url, 256),
             "sending WinRM SOAP request"
@@ -1262,7 +1315,7 @@ impl HttpTransport {
 
         #[cfg(feature = "kerberos")]
         if matches!(self.config.auth_method, AuthMethod::Kerberos) {
-            self.kerberos_proxy_probe(&url).await?;
+            self.kerberos_proxy_probe(url).await?;
         }
 
         let response_text: String = match route {
@@ -1272,35 +1325,35 @@ impl HttpTransport {
                     self.credentials.password.expose_secret(),
                     self.max_response_bytes(),
                 );
-                auth.send_authenticated(&self.http, &url, body).await?
+                auth.send_authenticated(&self.http, url, body).await?
             }
             Route::Sealed => {
-                self.send_sealed(host, &url, &body, dedicated_slot(slot)?)
+                self.send_sealed(host, &target, &body, dedicated_slot(slot)?)
                     .await?
             }
             Route::NtlmOverTls => {
-                self.send_ntlm_over_tls(host, &url, &body, dedicated_slot(slot)?)
+                self.send_ntlm_over_tls(host, url, &body, dedicated_slot(slot)?)
                     .await?
             }
             Route::KerberosOverTls => {
-                self.send_kerberos_over_tls(host, &url, &body, dedicated_slot(slot)?)
+                self.send_kerberos_over_tls(host, &target, &body, dedicated_slot(slot)?)
                     .await?
             }
             Route::NtlmPlain => {
-                self.ntlm_auth_for(&url)
-                    .send_authenticated(&self.http, &url, body)
+                self.ntlm_auth_for(url)
+                    .send_authenticated(&self.http, url, body)
                     .await?
             }
             Route::KerberosPlain => {
-                self.kerberos_auth(&url)?
-                    .send_authenticated(&self.http, &url, body)
+                self.kerberos_auth(url)?
+                    .send_authenticated(&self.http, url, body)
                     .await?
             }
             Route::Certificate => {
                 let auth = CertificateAuth {
                     max_response_bytes: self.max_response_bytes(),
                 };
-                auth.send_authenticated(&self.http, &url, body).await?
+                auth.send_authenticated(&self.http, url, body).await?
             }
             #[cfg(feature = "credssp")]
             Route::CredSsp => {
@@ -1314,9 +1367,9 @@ impl HttpTransport {
                         WinrmError::AuthFailed("CredSSP requires HTTPS (set use_tls = true)".into())
                     })?),
                     opts: CredSspConnOptions::from_config(&self.config),
-                    dial: self.credssp_dial_for(&url)?,
+                    dial: self.credssp_dial_for(url)?,
                 };
-                auth.send_authenticated(&self.http, &url, body).await?
+                auth.send_authenticated(&self.http, url, body).await?
             }
             #[cfg(not(feature = "credssp"))]
             Route::CredSsp => {
@@ -1792,11 +1845,11 @@ impl HttpTransport {
     async fn send_sealed(
         &self,
         host: &str,
-        url: &str,
+        target: &CheckedEndpoint,
         body: &str,
         slot: SlotGuard,
     ) -> Result<String, WinrmError> {
-        self.send_on_dedicated(host, url, body, true, slot).await
+        self.send_on_dedicated(host, target, body, true, slot).await
     }
 
     /// Send a request with Kerberos over HTTPS, unsealed (TLS protects it),
@@ -1806,11 +1859,12 @@ impl HttpTransport {
     async fn send_kerberos_over_tls(
         &self,
         host: &str,
-        url: &str,
+        target: &CheckedEndpoint,
         body: &str,
         slot: SlotGuard,
     ) -> Result<String, WinrmError> {
-        self.send_on_dedicated(host, url, body, false, slot).await
+        self.send_on_dedicated(host, target, body, false, slot)
+            .await
     }
 
     /// Run one exchange on a dedicated authenticated connection to `host`:
@@ -1835,18 +1889,19 @@ impl HttpTransport {
     async fn send_on_dedicated(
         &self,
         host: &str,
-        url: &str,
+        target: &CheckedEndpoint,
         body: &str,
         sealed: bool,
         slot: SlotGuard,
     ) -> Result<String, WinrmError> {
         let _slot = slot;
+        let (url, parsed) = (target.url.as_str(), &target.parsed);
         let (mut conn, reused) = match self.take_conn(host, sealed) {
             Some(conn) => (conn, true),
             None => (self.open_dedicated_conn(host, url, sealed).await?, false),
         };
         let cap = self.max_response_bytes();
-        let mut outcome = Self::exchange_on(&mut conn, url, body, sealed, cap).await;
+        let mut outcome = Self::exchange_on(&mut conn, parsed, body, sealed, cap).await;
         if reused && matches!(&outcome, Err(SealedFailure::Error(e)) if Self::is_retryable(e)) {
             debug!(
                 method = method_name(&self.config.auth_method),
@@ -1854,7 +1909,7 @@ impl HttpTransport {
             );
             drop(conn);
             conn = self.open_dedicated_conn(host, url, sealed).await?;
-            outcome = Self::exchange_on(&mut conn, url, body, sealed, cap).await;
+            outcome = Self::exchange_on(&mut conn, parsed, body, sealed, cap).await;
         }
         match outcome {
             Ok(text) => {
@@ -1903,7 +1958,7 @@ impl HttpTransport {
     /// One exchange on `conn`: sealed when `sealed`, else plain inside TLS.
     async fn exchange_on(
         conn: &mut AuthConn,
-        url: &str,
+        url: &reqwest::Url,
         body: &str,
         sealed: bool,
         max_response_bytes: usize,
@@ -1919,7 +1974,7 @@ impl HttpTransport {
     /// to the connection (see [`Self::send_on_dedicated`]).
     async fn send_sealed_body(
         conn: &mut AuthConn,
-        url: &str,
+        url: &reqwest::Url,
         body: &str,
         max_response_bytes: usize,
     ) -> Result<String, SealedFailure> {
@@ -1943,7 +1998,7 @@ impl HttpTransport {
         let (content_type, sealed) = session.seal(body).map_err(SealedFailure::Error)?;
         let resp = conn
             .http
-            .post(url)
+            .post(url.clone())
             .header(CONTENT_TYPE, &content_type)
             .body(sealed)
             .send()
@@ -1982,7 +2037,7 @@ impl HttpTransport {
                 ),
             )));
         }
-        let text = session.unseal(&bytes).map_err(SealedFailure::Error)?;
+        let text = session.unseal(bytes).map_err(SealedFailure::Error)?;
         if session.binds_answers_by_relates_to() {
             crate::soap::parser::check_relates_to(body, &text).map_err(|e| {
                 SealedFailure::Error(method_error(
@@ -2013,13 +2068,13 @@ impl HttpTransport {
     #[cfg(feature = "kerberos")]
     async fn send_plain_body(
         conn: &mut AuthConn,
-        url: &str,
+        url: &reqwest::Url,
         body: &str,
         max_response_bytes: usize,
     ) -> Result<String, SealedFailure> {
         let resp = conn
             .http
-            .post(url)
+            .post(url.clone())
             .header(CONTENT_TYPE, "application/soap+xml;charset=UTF-8")
             .body(body.to_string())
             .send()
@@ -2049,7 +2104,7 @@ impl HttpTransport {
     #[cfg(not(feature = "kerberos"))]
     async fn send_plain_body(
         _conn: &mut AuthConn,
-        _url: &str,
+        _url: &reqwest::Url,
         _body: &str,
         _max_response_bytes: usize,
     ) -> Result<String, SealedFailure> {
@@ -2135,15 +2190,19 @@ impl HttpTransport {
         body: String,
         lane: Lane,
     ) -> Result<String, WinrmError> {
-        let body = crate::soap::envelope::with_session_id(&body, &self.session_id);
+        let mut body = crate::soap::envelope::with_session_id(body, &self.session_id);
         // An invalid host fails here, before the hook: nothing could be sent.
-        if let Err(e) = validate_host(host) {
+        if self.cached_endpoint(host).is_none()
+            && let Err(e) = validate_host(host)
+        {
             debug!(host = %log_host(host), error = %e, "request not sent: host refused");
             return Err(e);
         }
         let route = self.route();
-        let action = crate::soap::envelope::request_action(&body).unwrap_or("");
-        let kind = RequestKind::from_action(action);
+        let action = crate::soap::envelope::request_action(&body)
+            .unwrap_or("")
+            .to_owned();
+        let kind = RequestKind::from_action(&action);
         let max = self.config.max_retries;
         for attempt in 0..=max {
             // Take the slot first, so that an approval does not go stale
@@ -2156,12 +2215,18 @@ impl HttpTransport {
             };
             // `host` passed `validate_host`: it is the bare host the URL uses.
             if let Some(hook) = &self.before_send
-                && !hook(&OutgoingRequest::new(host, action, kind, attempt))
+                && !hook(&OutgoingRequest::new(host, &action, kind, attempt))
             {
                 debug!(?kind, attempt, "request refused by the before_send hook");
                 return Err(WinrmError::Cancelled);
             }
-            match self.send_soap(host, body.clone(), slot).await {
+            // Only a request that may be sent again keeps its own copy.
+            let this_try = if attempt < max {
+                body.clone()
+            } else {
+                std::mem::take(&mut body)
+            };
+            match self.send_soap(host, this_try, slot).await {
                 Ok(r) => return Ok(r),
                 Err(e) if attempt < max && Self::is_retryable(&e) => {
                     let delay = retry_delay(attempt);

@@ -156,7 +156,13 @@ pub(crate) async fn read_body_capped(
     {
         return Err(body_too_large(cap));
     }
-    let mut body = Vec::new();
+    // Room for the declared length (at most `cap`, checked above), so a body
+    // in several chunks is not copied again as the buffer grows.
+    let declared = resp
+        .content_length()
+        .and_then(|len| usize::try_from(len).ok())
+        .unwrap_or(0);
+    let mut body = Vec::with_capacity(declared.min(cap));
     while let Some(chunk) = resp.chunk().await.map_err(WinrmError::Http)? {
         if body.len().saturating_add(chunk.len()) > cap {
             return Err(body_too_large(cap));
@@ -173,7 +179,9 @@ pub(crate) async fn read_text_capped(
     cap: usize,
 ) -> Result<String, WinrmError> {
     let body = read_body_capped(resp, cap).await?;
-    Ok(String::from_utf8_lossy(&body).into_owned())
+    // Valid UTF-8 (the usual case) becomes the text without a copy.
+    Ok(String::from_utf8(body)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned()))
 }
 
 /// Body of the HTTP 500 a Windows host sends when a Receive finds no output

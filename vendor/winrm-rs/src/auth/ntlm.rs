@@ -46,15 +46,12 @@ pub(crate) fn seal_body(
     session: &mut ntlm::SealingSession,
     body: &str,
 ) -> Result<(String, Vec<u8>), WinrmError> {
-    let sealed = session.seal(body.as_bytes()).map_err(WinrmError::Ntlm)?;
-    // sealed = signature(16) + ciphertext
-    let (signature, ciphertext) = sealed.split_at(SIGNATURE_LEN.min(sealed.len()));
-    Ok(sealed::frame(
+    // Signature (16 bytes) then the ciphertext, sealed where it is sent from.
+    sealed::frame_sealed_in_place::<SIGNATURE_LEN, _>(
         sealed::SPNEGO_PROTOCOL,
-        body.len(),
-        signature,
-        ciphertext,
-    ))
+        body.as_bytes(),
+        |data| session.seal_in_place(data).map_err(WinrmError::Ntlm),
+    )
 }
 
 /// Extract and unseal the SOAP body of a multipart/encrypted response.
@@ -65,16 +62,16 @@ pub(crate) fn seal_body(
 /// allocated from the claimed length.
 pub(crate) fn unseal_body(
     session: &mut ntlm::SealingSession,
-    data: &[u8],
+    mut data: Vec<u8>,
 ) -> Result<String, WinrmError> {
+    let total = data.len();
     let bad = |what: &str| {
         WinrmError::Ntlm(NtlmError::InvalidMessage(format!(
-            "sealed response: {what} ({} bytes)",
-            data.len()
+            "sealed response: {what} ({total} bytes)"
         )))
     };
     let frame = sealed::parse(
-        data,
+        &data,
         sealed::SPNEGO_PROTOCOL,
         |len| {
             if len == SIGNATURE_LEN {
@@ -85,11 +82,19 @@ pub(crate) fn unseal_body(
         },
         bad,
     )?;
-    let plaintext = session.unseal(frame.sealed).map_err(WinrmError::Ntlm)?;
-    if plaintext.len() != frame.length {
+    let (start, length) = (frame.at, frame.length);
+    let end = start.saturating_add(frame.sealed.len());
+    // The response is decrypted where it was received, and the plaintext
+    // moved to the front of the same buffer, which becomes the text.
+    let sealed = data.get_mut(start..end).ok_or_else(|| bad("truncated"))?;
+    session.unseal_in_place(sealed).map_err(WinrmError::Ntlm)?;
+    let plaintext_at = start.saturating_add(SIGNATURE_LEN);
+    if end.saturating_sub(plaintext_at) != length {
         return Err(bad("plaintext length differs from OriginalContent Length"));
     }
-    String::from_utf8(plaintext).map_err(|_| bad("plaintext is not UTF-8"))
+    data.copy_within(plaintext_at..end, 0);
+    data.truncate(length);
+    String::from_utf8(data).map_err(|_| bad("plaintext is not UTF-8"))
 }
 
 impl NtlmAuth {
@@ -422,7 +427,10 @@ mod tests {
         response.extend_from_slice(&server.seal(plaintext.as_bytes()).unwrap());
         response.extend_from_slice(format!("{ENCRYPTED_BOUNDARY}--\r\n").as_bytes());
 
-        assert_eq!(unseal_body(&mut client, &response).unwrap(), plaintext);
+        assert_eq!(
+            unseal_body(&mut client, response.to_vec()).unwrap(),
+            plaintext
+        );
     }
 
     /// What `seal_body` sends, the peer unseals: request and response framing agree.
@@ -433,7 +441,7 @@ mod tests {
         let mut server = SealingSession::server_side(&key);
         let (_, mime_body) = seal_body(&mut client, "<soap>ping</soap>").unwrap();
         assert_eq!(
-            unseal_body(&mut server, &mime_body).unwrap(),
+            unseal_body(&mut server, mime_body.to_vec()).unwrap(),
             "<soap>ping</soap>"
         );
     }
@@ -491,7 +499,7 @@ mod tests {
 
     fn unseal_err(data: &[u8]) -> String {
         let mut client = SealingSession::boxed_from_auth(&KEY);
-        match unseal_body(&mut client, data) {
+        match unseal_body(&mut client, data.to_vec()) {
             Ok(text) => panic!("accepted a malformed frame: {text:?}"),
             Err(WinrmError::Ntlm(e)) => e.to_string(),
             Err(other) => panic!("expected an NTLM error, got: {other:?}"),
@@ -507,7 +515,7 @@ mod tests {
         ] {
             let data = framed(&len, 16, &server_sealed_reply(), trailer);
             let mut client = SealingSession::boxed_from_auth(&KEY);
-            assert_eq!(unseal_body(&mut client, &data).unwrap(), REPLY);
+            assert_eq!(unseal_body(&mut client, data.to_vec()).unwrap(), REPLY);
         }
     }
 
@@ -653,8 +661,8 @@ mod tests {
             b"--Encrypted Boundary--\r\n",
         );
         let mut client = SealingSession::boxed_from_auth(&KEY);
-        assert_eq!(unseal_body(&mut client, &first).unwrap(), REPLY);
-        let err = unseal_body(&mut client, &first).unwrap_err();
+        assert_eq!(unseal_body(&mut client, first.to_vec()).unwrap(), REPLY);
+        let err = unseal_body(&mut client, first.to_vec()).unwrap_err();
         assert!(
             format!("{err}").contains("sequence number mismatch"),
             "{err}"

@@ -25,6 +25,46 @@ pub(crate) fn frame(
     header: &[u8],
     data: &[u8],
 ) -> (String, Vec<u8>) {
+    let mut body = opening(protocol, original_len, header.len(), data.len());
+    body.extend_from_slice(header);
+    body.extend_from_slice(data);
+    close(&mut body);
+    (content_type(protocol), body)
+}
+
+/// [`frame`] with the sealing done inside the body: `plaintext` is copied
+/// once, to where its ciphertext goes, and `seal` encrypts it there and
+/// returns the `HEADER_LEN`-byte security header, written before it. No
+/// other copy of the payload is made. For a cipher whose ciphertext is as
+/// long as its plaintext (NTLM's RC4).
+pub(crate) fn frame_sealed_in_place<const HEADER_LEN: usize, E>(
+    protocol: &str,
+    plaintext: &[u8],
+    seal: impl FnOnce(&mut [u8]) -> Result<[u8; HEADER_LEN], E>,
+) -> Result<(String, Vec<u8>), E> {
+    let mut body = opening(protocol, plaintext.len(), HEADER_LEN, plaintext.len());
+    let header_at = body.len();
+    body.extend_from_slice(&[0; HEADER_LEN]);
+    body.extend_from_slice(plaintext);
+    // `header_at + HEADER_LEN` is where the plaintext was just appended.
+    let (before, data) = body.split_at_mut(header_at.saturating_add(HEADER_LEN));
+    let header = seal(data)?;
+    if let Some(slot) = before.get_mut(header_at..) {
+        slot.copy_from_slice(&header);
+    }
+    close(&mut body);
+    Ok((content_type(protocol), body))
+}
+
+/// The HTTP `Content-Type` of a body sealed under `protocol`.
+fn content_type(protocol: &str) -> String {
+    format!("multipart/encrypted;protocol=\"{protocol}\";boundary=\"Encrypted Boundary\"")
+}
+
+/// A sealed body up to its security header (first part, octet-stream part
+/// and the header length), with room for the header, `data_len` bytes and
+/// the closing boundary.
+fn opening(protocol: &str, original_len: usize, header_len: usize, data_len: usize) -> Vec<u8> {
     let header_part = format!(
         "{ENCRYPTED_BOUNDARY}\r\n\
          \tContent-Type: {protocol}\r\n\
@@ -32,19 +72,29 @@ pub(crate) fn frame(
          {ENCRYPTED_BOUNDARY}\r\n\
          \tContent-Type: application/octet-stream\r\n"
     );
-    let mut body = header_part.into_bytes();
+    let room = header_part
+        .len()
+        .saturating_add(4)
+        .saturating_add(header_len)
+        .saturating_add(data_len)
+        .saturating_add(CLOSING.len());
+    let mut body = Vec::with_capacity(room);
+    body.extend_from_slice(header_part.as_bytes());
     // The header length is a u32 on the wire; both methods' headers are a
     // few dozen bytes.
-    let header_len = u32::try_from(header.len()).unwrap_or(u32::MAX);
+    let header_len = u32::try_from(header_len).unwrap_or(u32::MAX);
     body.extend_from_slice(&header_len.to_le_bytes());
-    body.extend_from_slice(header);
-    body.extend_from_slice(data);
-    // The closing boundary follows the sealed payload directly, as Windows
-    // frames it; a CRLF in between makes HTTP.sys reject the request (400).
-    body.extend_from_slice(format!("{ENCRYPTED_BOUNDARY}--\r\n").as_bytes());
-    let content_type =
-        format!("multipart/encrypted;protocol=\"{protocol}\";boundary=\"Encrypted Boundary\"");
-    (content_type, body)
+    body
+}
+
+/// The closing boundary, written right after the sealed payload.
+const CLOSING: &[u8] = b"--Encrypted Boundary--\r\n";
+
+/// End a sealed body. The closing boundary follows the sealed payload
+/// directly, as Windows frames it; a CRLF in between makes HTTP.sys reject
+/// the request (400).
+fn close(body: &mut Vec<u8>) {
+    body.extend_from_slice(CLOSING);
 }
 
 /// Header lines of a sealed body's first part (between the opening boundary
@@ -87,6 +137,8 @@ fn original_length(header: &[u8]) -> Option<usize> {
 pub(crate) struct Frame<'a> {
     /// Security header then encrypted data (header length + `length` bytes).
     pub(crate) sealed: &'a [u8],
+    /// Where `sealed` starts in the parsed body.
+    pub(crate) at: usize,
     /// Plaintext length announced by `OriginalContent`.
     pub(crate) length: usize,
 }
@@ -138,6 +190,7 @@ pub(crate) fn parse<'a>(
     let sealed_len = header_len
         .checked_add(length)
         .ok_or_else(|| bad("OriginalContent Length out of range"))?;
+    let at = data.len().saturating_sub(payload.len());
     let (sealed, trailer) = payload
         .split_at_checked(sealed_len)
         .ok_or_else(|| bad("payload shorter than its OriginalContent Length"))?;
@@ -147,7 +200,7 @@ pub(crate) fn parse<'a>(
     if !(after.is_empty() || after == b"\r\n") {
         return Err(bad("data after the closing boundary"));
     }
-    Ok(Frame { sealed, length })
+    Ok(Frame { sealed, at, length })
 }
 
 #[cfg(test)]

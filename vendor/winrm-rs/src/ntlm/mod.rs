@@ -247,27 +247,41 @@ impl SealingSession {
     ///
     /// [`NtlmError::InvalidMessage`] when the session is poisoned or the
     /// client sequence number is exhausted.
+    #[cfg(any(test, feature = "credssp", feature = "__internal"))]
     pub(crate) fn seal(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, NtlmError> {
+        let mut sealed = Vec::with_capacity(SIGNATURE_LEN.saturating_add(plaintext.len()));
+        sealed.extend_from_slice(&[0; SIGNATURE_LEN]);
+        sealed.extend_from_slice(plaintext);
+        let (sig, data) = sealed.split_at_mut(SIGNATURE_LEN);
+        sig.copy_from_slice(&self.seal_in_place(data)?);
+        Ok(sealed)
+    }
+
+    /// [`Self::seal`] without a copy: `data` (the plaintext) is encrypted
+    /// where it lies and the 16-byte signature that goes before it returned.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::seal`]; `data` is then left as it was.
+    pub(crate) fn seal_in_place(
+        &mut self,
+        data: &mut [u8],
+    ) -> Result<[u8; SIGNATURE_LEN], NtlmError> {
         self.guarded(|s| {
             let seq = s.client_seq_num.ok_or_else(|| invalid(SEQ_EXHAUSTED))?;
             // 1. Compute signature: HMAC_MD5(sign_key, seq_num + plaintext)[0..8]
-            let mac = hmac_md5_parts(&s.client_sign_key, &[&seq.to_le_bytes(), plaintext]);
+            let mac = hmac_md5_parts(&s.client_sign_key, &[&seq.to_le_bytes(), data]);
             let mut checksum = checksum_head(&mac);
 
             // 2. Encrypt the plaintext with RC4 FIRST (MS-NLMP 3.4.3 / _mac_with_ess
             //    in pyspnego: seal() does rc4(plaintext) then sign() does rc4(checksum)).
-            let mut ciphertext = plaintext.to_vec();
-            s.client_seal_handle.process(&mut ciphertext);
+            s.client_seal_handle.process(data);
 
             // 3. Then encrypt the checksum with RC4 (consumes next bytes of keystream).
             s.client_seal_handle.process(&mut checksum);
 
-            // 4. Signature, then ciphertext.
-            let mut result = Vec::with_capacity(SIGNATURE_LEN.saturating_add(ciphertext.len()));
-            result.extend_from_slice(&signature(&checksum, seq));
-            result.extend_from_slice(&ciphertext);
             s.client_seq_num = seq.checked_add(1);
-            Ok(result)
+            Ok(signature(&checksum, seq))
         })
     }
 
@@ -406,10 +420,26 @@ impl SealingSession {
     /// - The session is poisoned
     ///
     /// Any error poisons the session.
+    #[cfg(any(test, feature = "credssp", feature = "__internal"))]
     pub(crate) fn unseal(&mut self, sealed: &[u8]) -> Result<Vec<u8>, NtlmError> {
+        let mut message = sealed.to_vec();
+        self.unseal_in_place(&mut message)?;
+        message.drain(..SIGNATURE_LEN);
+        Ok(message)
+    }
+
+    /// [`Self::unseal`] without a copy: the ciphertext after the signature
+    /// in `sealed` is decrypted where it lies, so on success `sealed[16..]`
+    /// is the plaintext. On an error what `sealed` holds is undefined (and
+    /// the session poisoned).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::unseal`].
+    pub(crate) fn unseal_in_place(&mut self, sealed: &mut [u8]) -> Result<(), NtlmError> {
         self.guarded(|s| {
-            let (sig, ciphertext) = sealed
-                .split_at_checked(SIGNATURE_LEN)
+            let (sig, plaintext) = sealed
+                .split_at_mut_checked(SIGNATURE_LEN)
                 .ok_or_else(|| invalid("sealed message too short"))?;
             let (version, mut sig_checksum, sig_seq) =
                 parse_signature(sig).ok_or_else(|| invalid("sealed message too short"))?;
@@ -426,8 +456,7 @@ impl SealingSession {
             }
 
             // Decrypt payload first (matches seal order: rc4(plaintext) then rc4(checksum)).
-            let mut plaintext = ciphertext.to_vec();
-            s.server_seal_handle.process(&mut plaintext);
+            s.server_seal_handle.process(plaintext);
 
             // Then decrypt the checksum.
             s.server_seal_handle.process(&mut sig_checksum);
@@ -438,13 +467,13 @@ impl SealingSession {
             // mismatch does not leak how many leading bytes of the checksum
             // are correct. Defence-in-depth against timing oracles.
             use subtle::ConstantTimeEq;
-            let mac = hmac_md5_parts(&s.server_sign_key, &[&seq.to_le_bytes(), &plaintext]);
+            let mac = hmac_md5_parts(&s.server_sign_key, &[&seq.to_le_bytes(), plaintext]);
             if sig_checksum.ct_eq(&checksum_head(&mac)).unwrap_u8() == 0 {
                 return Err(invalid("checksum mismatch"));
             }
 
             s.server_seq_num = seq.checked_add(1);
-            Ok(plaintext)
+            Ok(())
         })
     }
 }

@@ -1,5 +1,6 @@
 //! SOAP envelope builders for WS-Management shell lifecycle operations.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use uuid::Uuid;
@@ -7,9 +8,20 @@ use uuid::Uuid;
 use super::namespaces::*;
 
 /// Escape special XML characters to prevent injection in SOAP envelopes.
-pub(crate) fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+/// Text without any (a base64 argument, an ID, a URL) is returned as it is,
+/// not copied.
+pub(crate) fn xml_escape(s: &str) -> Cow<'_, str> {
+    // The five are ASCII, so a byte scan finds the first one at a char boundary.
+    let Some(first) = s
+        .bytes()
+        .position(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+    else {
+        return Cow::Borrowed(s);
+    };
+    let (clean, rest) = s.split_at(first);
+    let mut out = String::with_capacity(s.len().saturating_add(16));
+    out.push_str(clean);
+    for c in rest.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -19,7 +31,7 @@ pub(crate) fn xml_escape(s: &str) -> String {
             _ => out.push(c),
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// XML namespace declarations used in envelopes that include the shell namespace.
@@ -46,12 +58,17 @@ const NS_DECL_NO_RSP: &str = r#"xmlns:s="http://www.w3.org/2003/05/soap-envelope
 /// stamps every outgoing envelope with its own id, here, instead of threading
 /// the value through every builder. Envelopes without a `</s:Header>` (raw
 /// caller bodies) are returned unchanged.
-pub(crate) fn with_session_id(envelope: &str, session_id: &str) -> String {
-    let element = format!(
-        "\n    <wsmv:SessionId s:mustUnderstand=\"false\">{}</wsmv:SessionId>\n  </s:Header>",
-        xml_escape(session_id)
-    );
-    envelope.replacen("</s:Header>", &element, 1)
+pub(crate) fn with_session_id(mut envelope: String, session_id: &str) -> String {
+    // Inserted where it goes, in the envelope's own buffer: the body (a
+    // script's base64 on stdin, tens of KB) is moved along, not copied.
+    if let Some(at) = envelope.find("</s:Header>") {
+        let element = format!(
+            "\n    <wsmv:SessionId s:mustUnderstand=\"false\">{}</wsmv:SessionId>\n  ",
+            xml_escape(session_id)
+        );
+        envelope.insert_str(at, &element);
+    }
+    envelope
 }
 
 /// Opening tag of the header's `wsa:Action`. Only [`build_header_for`]
@@ -676,9 +693,6 @@ pub(crate) fn send_input_request_with_uri(
     max_envelope_size: u32,
     resource_uri: &str,
 ) -> String {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD as B64;
-
     let header = build_header_for(
         endpoint,
         ACTION_SEND,
@@ -687,19 +701,43 @@ pub(crate) fn send_input_request_with_uri(
         timeout_secs,
         max_envelope_size,
     );
-    let encoded_data = B64.encode(data);
     let end_attr = if end_of_stream { r#" End="true""# } else { "" };
     let escaped_command_id = xml_escape(command_id);
-    format!(
-        r#"<s:Envelope {NS_DECL_WITH_RSP}>
-{header}
-  <s:Body>
-    <rsp:Send>
-      <rsp:Stream Name="stdin" CommandId="{escaped_command_id}"{end_attr}>{encoded_data}</rsp:Stream>
-    </rsp:Send>
-  </s:Body>
-</s:Envelope>"#
+    send_envelope(
+        &header,
+        &format!(r#"<rsp:Stream Name="stdin" CommandId="{escaped_command_id}"{end_attr}>"#),
+        data,
     )
+}
+
+/// A Send envelope: `header`, then a body whose stream element opens with
+/// `stream_open` and holds `data`, base64-encoded straight into the
+/// envelope (a script on stdin is tens of KB: no separate encoded copy).
+fn send_envelope(header: &str, stream_open: &str, data: &[u8]) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
+
+    const BODY_OPEN: &str = "\n  <s:Body>\n    <rsp:Send>\n      ";
+    const BODY_CLOSE: &str = "</rsp:Stream>\n    </rsp:Send>\n  </s:Body>\n</s:Envelope>";
+    let encoded_len = data.len().div_ceil(3).saturating_mul(4);
+    let mut out = String::with_capacity(
+        NS_DECL_WITH_RSP
+            .len()
+            .saturating_add(header.len())
+            .saturating_add(stream_open.len())
+            .saturating_add(encoded_len)
+            // Tags, and room for the session id the transport stamps.
+            .saturating_add(256),
+    );
+    out.push_str("<s:Envelope ");
+    out.push_str(NS_DECL_WITH_RSP);
+    out.push_str(">\n");
+    out.push_str(header);
+    out.push_str(BODY_OPEN);
+    out.push_str(stream_open);
+    B64.encode_string(data, &mut out);
+    out.push_str(BODY_CLOSE);
+    out
 }
 
 /// Build a PSRP-specific Send SOAP envelope (no CommandId on the stream).
@@ -711,9 +749,6 @@ pub(crate) fn send_psrp_request(
     max_envelope_size: u32,
     resource_uri: &str,
 ) -> String {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD as B64;
-
     let header = build_header_for(
         endpoint,
         ACTION_SEND,
@@ -722,17 +757,7 @@ pub(crate) fn send_psrp_request(
         timeout_secs,
         max_envelope_size,
     );
-    let encoded_data = B64.encode(data);
-    format!(
-        r#"<s:Envelope {NS_DECL_WITH_RSP}>
-{header}
-  <s:Body>
-    <rsp:Send>
-      <rsp:Stream Name="stdin">{encoded_data}</rsp:Stream>
-    </rsp:Send>
-  </s:Body>
-</s:Envelope>"#
-    )
+    send_envelope(&header, r#"<rsp:Stream Name="stdin">"#, data)
 }
 
 /// Build a WS-Management Signal (Ctrl+C) SOAP envelope.
@@ -1577,7 +1602,7 @@ mod tests {
             "http://h:5985/wsman",
             &crate::config::WinrmConfig::default(),
         );
-        let out = with_session_id(&env, "uuid:9A85B009-AB3A-47D9-A357-EFCA4F6174B5");
+        let out = with_session_id(env.clone(), "uuid:9A85B009-AB3A-47D9-A357-EFCA4F6174B5");
         let needle = r#"<wsmv:SessionId s:mustUnderstand="false">uuid:9A85B009-AB3A-47D9-A357-EFCA4F6174B5</wsmv:SessionId>"#;
         assert_eq!(
             out.matches(needle).count(),
@@ -1598,12 +1623,15 @@ mod tests {
 
     #[test]
     fn with_session_id_is_a_no_op_without_a_header() {
-        assert_eq!(with_session_id("<s:Envelope/>", "uuid:X"), "<s:Envelope/>");
+        assert_eq!(
+            with_session_id("<s:Envelope/>".into(), "uuid:X"),
+            "<s:Envelope/>"
+        );
     }
 
     #[test]
     fn with_session_id_escapes_the_value() {
-        let out = with_session_id("<s:Header></s:Header>", "uuid:<x>&");
+        let out = with_session_id("<s:Header></s:Header>".into(), "uuid:<x>&");
         assert!(out.contains("uuid:&lt;x&gt;&amp;"), "{out}");
     }
 
@@ -1831,7 +1859,7 @@ mod tests {
         );
         assert_eq!(request_action(&env), Some(ACTION_CREATE));
         assert_eq!(
-            request_action(&with_session_id(&env, "uuid:X")),
+            request_action(&with_session_id(env.clone(), "uuid:X")),
             Some(ACTION_CREATE)
         );
         assert_eq!(request_action("<a/>"), None);

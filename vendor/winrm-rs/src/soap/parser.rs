@@ -75,14 +75,14 @@ pub(crate) fn parse_receive_output_raw(xml: &str) -> Result<ReceiveOutput, SoapE
     // Parse Stream elements for stdout/stderr
     // Format: <rsp:Stream Name="stdout" CommandId="...">base64data</rsp:Stream>
     for (name, data) in extract_streams(xml) {
-        let decoded = B64
-            .decode(data.trim_ascii())
+        // Decoded straight onto the stream it belongs to.
+        let into = match name.as_str() {
+            "stdout" => &mut stdout,
+            "stderr" => &mut stderr,
+            _ => continue,
+        };
+        B64.decode_vec(data.trim_ascii(), into)
             .map_err(|e| SoapError::ParseError(format!("base64 decode: {e}")))?;
-        match name.as_str() {
-            "stdout" => stdout.extend_from_slice(&decoded),
-            "stderr" => stderr.extend_from_slice(&decoded),
-            _ => {}
-        }
     }
 
     // Check CommandState for Done
@@ -434,7 +434,7 @@ fn fault_element_present(xml: &str) -> bool {
 }
 
 /// Extract all Stream elements with their Name attribute and base64 content.
-fn extract_streams(xml: &str) -> Vec<(String, String)> {
+fn extract_streams(xml: &str) -> Vec<(String, &str)> {
     let mut streams = Vec::new();
     let mut search_from: usize = 0;
 
@@ -490,7 +490,7 @@ fn extract_streams(xml: &str) -> Vec<(String, String)> {
 
         let content = xml.get(content_start..close).unwrap_or_default();
         if !content.trim_ascii().is_empty() {
-            streams.push((name, content.to_string()));
+            streams.push((name, content));
         }
         let Some(next) = close.checked_add(1) else {
             break;
@@ -1637,7 +1637,7 @@ mod tests {
             if let Some(end_offset) = close_pos {
                 let content = &xml[content_start..content_start + end_offset];
                 if !content.trim_ascii().is_empty() {
-                    streams.push((name, content.to_string()));
+                    streams.push((name, content));
                 }
                 search_from = content_start + end_offset + 1;
             } else {
