@@ -94,10 +94,11 @@ mod tests {
             plays: vec![0],
             needs_recheck: false,
             attempts: 1,
+            plan: None,
         };
         let lease = Duration::from_secs(3);
         let held = ClaimedItem {
-            queue: Queue { pool },
+            queue: Queue { pool, group: None },
             claim,
             item: Interrupt::default(),
             lost: tokio_util::sync::CancellationToken::new(),

@@ -25,6 +25,7 @@ use super::item::ClaimedItem;
 use super::lease::{self, AbortOnDrop};
 use super::locks::QueueLocks;
 use super::recorder::Recorder;
+use super::run_cache::RunCache;
 use super::work::notified;
 use super::{Claim, Queue, QueueError, RunProblem};
 use crate::error_chain::one_line;
@@ -99,6 +100,8 @@ pub struct Worker {
     connector: Arc<dyn Connector>,
     /// Keys shared with every runner of the queue (see [`super::locks`]).
     locks: Arc<dyn Exclusive>,
+    /// The runs whose items this runner has started, loaded once each.
+    runs: RunCache,
 }
 
 impl Worker {
@@ -114,6 +117,7 @@ impl Worker {
             options,
             inventory: Arc::new(inventory),
             connector,
+            runs: RunCache::default(),
         }
     }
 
@@ -121,7 +125,11 @@ impl Worker {
     /// step and are given back; a second stage aborts them) or, with `exit_when_idle`, until the
     /// tenant has no work left.
     pub async fn run(self, interrupt: Interrupt) -> WorkerReport {
-        let me = Arc::new(self);
+        // Every item's intents and step rows share the runner's group commit.
+        let me = Arc::new(Worker {
+            queue: self.queue.grouped(),
+            ..self
+        });
         let mut report = WorkerReport::default();
         let mut items: JoinSet<ItemEnd> = JoinSet::new();
         let mut db_down = false;
@@ -230,11 +238,8 @@ impl Worker {
             lost: tokio_util::sync::CancellationToken::new(),
         };
         let _lease = AbortOnDrop(tokio::spawn(lease::keep(held.clone(), self.options.lease)));
-        if let Err(e) = self.queue.start(&claim).await {
-            tracing::warn!("{}: {}", claim.host, one_line(&e));
-            return ItemEnd::Lost;
-        }
-        let prepared = match self.prepare(&claim).await {
+        // The item is marked running with its first step rows (see `super::recorder`).
+        let mut run = match self.prepare(&claim).await {
             Ok(p) => p,
             Err(e) => {
                 let message = one_line(&e);
@@ -243,7 +248,6 @@ impl Worker {
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut run = prepared.run;
         let outcomes = PendingOutcomes::default();
         if !run.options().check_mode {
             run = run
@@ -294,25 +298,15 @@ impl Worker {
         }
     }
 
-    /// The run for one claim: the enqueued playbook (digest checked) against this runner's
-    /// inventory, restricted to the claimed host and its plays.
-    async fn prepare(&self, claim: &Claim) -> Result<Prepared, QueueError> {
+    /// The run for one claim: the enqueued playbook (digest checked, loaded once per run) against
+    /// this runner's inventory, restricted to the claimed host and its plays.
+    async fn prepare(&self, claim: &Claim) -> Result<RunBuilder, QueueError> {
         let run = claim.run_id.as_str();
-        let row: RunRow = sqlx::query_as(
-            "SELECT r.playbook, r.playbook_digest, r.options, r.plan_digest, w.plan
-             FROM salve.runs r JOIN salve.work w ON w.run_id = r.id WHERE w.id = $1",
-        )
-        .bind(claim.work_id)
-        .fetch_one(self.queue.pool())
-        .await
-        .map_err(QueueError::db("reading the run", None))?;
-        let (text, digest, options, plan_digest, plan) = row;
-        let stored: super::enqueue::StoredOptions =
-            serde_json::from_value(options).map_err(|e| RunProblem::Options(e).of(run))?;
-        let gate = match plan {
+        let loaded = self.runs.get(&self.queue, &self.inventory, run).await?;
+        let gate = match &claim.plan {
             Some(plan) => {
-                let plan: super::enqueue::StoredPlan =
-                    serde_json::from_value(plan).map_err(|e| RunProblem::Plan(e).of(run))?;
+                let plan: super::enqueue::StoredPlan = serde_json::from_value(plan.clone())
+                    .map_err(|e| RunProblem::Plan(e).of(run))?;
                 let host = claim.host.clone();
                 Some(PlanGate::new(
                     [(host.clone(), plan.steps)].into(),
@@ -324,20 +318,7 @@ impl Worker {
         if self.inventory.host(&claim.host).is_none() {
             return Err(RunProblem::HostNotHere(claim.host.clone()).of(run));
         }
-        let scratch = |e| RunProblem::Scratch(e).of(run);
-        let dir = tempfile::tempdir().map_err(scratch)?;
-        let path = dir.path().join("playbook.yml");
-        std::fs::write(&path, &text).map_err(scratch)?;
-        let playbook = crate::config::playbook::load(&path, &self.inventory, &stored.extra_vars)
-            .map_err(|d| RunProblem::Playbook(d).of(run))?;
-        if playbook.digest != digest {
-            return Err(RunProblem::Digest {
-                found: playbook.digest,
-                enqueued: digest,
-            }
-            .of(run));
-        }
-        let play_hosts = (0..playbook.plays.len())
+        let play_hosts = (0..loaded.playbook.plays.len())
             .map(|i| {
                 if claim.plays.contains(&(i as i32)) {
                     vec![claim.host.clone()]
@@ -347,36 +328,22 @@ impl Worker {
             })
             .collect();
         let input = RunInput {
-            playbook: Arc::new(playbook),
+            playbook: Arc::clone(&loaded.playbook),
             inventory: Arc::clone(&self.inventory),
             play_hosts,
         };
-        let mut run = RunBuilder::new(input, stored.extra_vars)
+        let options = &loaded.options;
+        let mut run = RunBuilder::new(input, options.extra_vars.clone())
             .run_id(claim.run_id.clone())
             .forks(1)
             .reconnect_grace(crate::launch::IN_FLIGHT_GRACE)
-            .check_mode(stored.check_mode)
-            .tags(stored.tags, stored.skip_tags);
+            .check_mode(options.check_mode)
+            .tags(options.tags.clone(), options.skip_tags.clone());
         if let Some(gate) = gate {
-            run = run.approved(gate, plan_digest);
+            run = run.approved(gate, loaded.plan_digest.clone());
         }
-        Ok(Prepared { run, _dir: dir })
+        Ok(run)
     }
-}
-
-/// The run's playbook, digest, options and plan digest, and the item's approved plan.
-type RunRow = (
-    String,
-    String,
-    serde_json::Value,
-    Option<String>,
-    Option<serde_json::Value>,
-);
-
-struct Prepared {
-    run: RunBuilder,
-    /// Holds the playbook file for the run's lifetime.
-    _dir: tempfile::TempDir,
 }
 
 fn count(report: &mut WorkerReport, joined: Result<ItemEnd, tokio::task::JoinError>) {
