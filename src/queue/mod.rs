@@ -29,6 +29,7 @@ mod run_cache;
 pub mod schema;
 pub mod status;
 pub mod tenants;
+mod turns;
 mod work;
 pub mod worker;
 mod writer;

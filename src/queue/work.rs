@@ -161,12 +161,7 @@ impl Queue {
         tenants: &[String],
     ) -> Result<sqlx::postgres::PgListener, QueueError> {
         let err = |doing| QueueError::db(doing, None);
-        let channels: Vec<String> =
-            sqlx::query_scalar("SELECT salve.work_channel(t) FROM unnest($1::text[]) AS t")
-                .bind(tenants)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(err("naming the tenants' channels"))?;
+        let channels = self.work_channels(tenants).await?;
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
             .await
             .map_err(err("connecting a listener"))?;
@@ -176,6 +171,21 @@ impl Queue {
             .await
             .map_err(err("listening for work"))?;
         Ok(listener)
+    }
+
+    /// The notification channel of each of `tenants`, in order.
+    pub(super) async fn work_channels(
+        &self,
+        tenants: &[String],
+    ) -> Result<Vec<String>, QueueError> {
+        sqlx::query_scalar(
+            "SELECT salve.work_channel(t) FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n)
+             ORDER BY n",
+        )
+        .bind(tenants)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(QueueError::db("naming the tenants' channels", None))
     }
 
     /// Extend the lease by `lease` from the database's now. `false`: the item is no longer
@@ -454,15 +464,20 @@ pub(super) fn stale_unless_one(claim: &Claim, rows: u64) -> Result<(), QueueErro
     }
 }
 
-/// Until a notification arrives on `wake` (never, without a listener). A listener whose
-/// connection fails reconnects on the next call; meanwhile wait a poll, not a busy loop.
-pub(super) async fn notified(wake: Option<&mut sqlx::postgres::PgListener>, poll: Duration) {
+/// Until a notification arrives on `wake` (never, without a listener); its channel. A listener
+/// whose connection fails reconnects on the next call; meanwhile wait a poll, not a busy loop.
+pub(super) async fn notified(
+    wake: Option<&mut sqlx::postgres::PgListener>,
+    poll: Duration,
+) -> Option<String> {
     match wake {
-        Some(listener) => {
-            if listener.recv().await.is_err() {
+        Some(listener) => match listener.recv().await {
+            Ok(notification) => Some(notification.channel().to_string()),
+            Err(_) => {
                 tokio::time::sleep(poll).await;
+                None
             }
-        }
+        },
         None => std::future::pending().await,
     }
 }

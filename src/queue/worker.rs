@@ -26,6 +26,7 @@ use super::lease::{self, AbortOnDrop};
 use super::locks::QueueLocks;
 use super::recorder::Recorder;
 use super::run_cache::RunCache;
+use super::turns::Turns;
 use super::work::notified;
 use super::{Claim, Queue, QueueError, RunProblem};
 use crate::error_chain::one_line;
@@ -133,11 +134,16 @@ impl Worker {
         let mut report = WorkerReport::default();
         let mut items: JoinSet<ItemEnd> = JoinSet::new();
         let mut db_down = false;
-        let mut turn = 0usize;
-        let mut wake = me.queue.listen_for_work(&me.options.tenants).await;
+        let tenants = &me.options.tenants;
+        let mut wake = me.queue.listen_for_work(tenants).await;
         if let Err(e) = &wake {
             tracing::warn!("{}; looking for work every poll instead", one_line(e));
         }
+        let channels = match &wake {
+            Ok(_) => me.queue.work_channels(tenants).await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let mut turns = Turns::new(tenants.len(), channels, me.options.poll);
         loop {
             while let Some(joined) = items.try_join_next() {
                 count(&mut report, joined);
@@ -147,7 +153,7 @@ impl Worker {
             }
             let mut claimed = false;
             if items.len() < me.options.concurrency.max(1) {
-                match me.claim_next(&mut turn).await {
+                match me.claim_next(&mut turns).await {
                     Ok(Some(claim)) => {
                         db_down = false;
                         claimed = true;
@@ -188,7 +194,11 @@ impl Worker {
                 _ = tokio::time::sleep(me.options.poll) => {}
                 _ = interrupt.drain.cancelled() => {}
                 Some(joined) = items.join_next(), if !items.is_empty() => count(&mut report, joined),
-                () = notified(wake.as_mut().ok(), me.options.poll) => {}
+                woken = notified(wake.as_mut().ok(), me.options.poll) => {
+                    if let Some(channel) = woken {
+                        turns.notified(&channel);
+                    }
+                }
             }
         }
         while let Some(joined) = items.join_next().await {
@@ -197,19 +207,20 @@ impl Worker {
         report
     }
 
-    /// The next claim of any of the runner's tenants, trying them in turn from `turn` (which
-    /// moves past the tenant served, so a busy tenant cannot starve the others).
-    async fn claim_next(&self, turn: &mut usize) -> Result<Option<Claim>, QueueError> {
+    /// The next claim of any of the runner's tenants worth trying, in turn (see [`Turns`]).
+    async fn claim_next(&self, turns: &mut Turns) -> Result<Option<Claim>, QueueError> {
         let o = &self.options;
-        for k in 0..o.tenants.len() {
-            let i = (*turn + k) % o.tenants.len();
-            let site = o.site.as_deref();
-            if let Some(claim) = (self.queue)
+        let site = o.site.as_deref();
+        for i in turns.order() {
+            match (self.queue)
                 .claim(&o.tenants[i], site, &o.id, o.lease, o.max_attempts)
                 .await?
             {
-                *turn = i + 1;
-                return Ok(Some(claim));
+                Some(claim) => {
+                    turns.served(i);
+                    return Ok(Some(claim));
+                }
+                None => turns.found_dry(i),
             }
         }
         Ok(None)
