@@ -204,6 +204,36 @@ impl Queue {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Extend the leases of the items `ids` (with their claims' `fences`) by `lease` from the
+    /// database's now, in one statement that locks them in id order; the (id, fence) pairs
+    /// still this runner's (the others were taken over, or finished by someone else).
+    pub(super) async fn renew_all(
+        &self,
+        ids: &[i64],
+        fences: &[i64],
+        lease: Duration,
+    ) -> Result<Vec<(i64, i64)>, QueueError> {
+        sqlx::query_as(
+            "WITH mine AS (
+                 SELECT w.id FROM salve.work w
+                 JOIN unnest($1::bigint[], $2::bigint[]) AS h(id, fence)
+                     ON w.id = h.id AND w.fence = h.fence
+                 WHERE w.state IN ('claimed', 'running')
+                 ORDER BY w.id
+                 FOR UPDATE OF w
+             )
+             UPDATE salve.work w SET lease_until = now() + make_interval(secs => $3)
+             FROM mine WHERE w.id = mine.id
+             RETURNING w.id, w.fence",
+        )
+        .bind(ids)
+        .bind(fences)
+        .bind(lease.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(QueueError::db("renewing leases", None))
+    }
+
     /// The item is being worked on. (A runner marks it so with its first step rows, see
     /// [`super::writer`].)
     pub async fn start(&self, claim: &Claim) -> Result<(), QueueError> {

@@ -1,12 +1,13 @@
 //! `salve runner`: the loop that claims work items for its tenants (and site), runs each with
 //! the normal runner restricted to the claimed host, and writes what happens back to the queue.
 //!
-//! Per item: the lease is renewed (database clock) every third of the lease ([`super::lease`]);
-//! the run's events are turned into fenced `host_steps` rows ([`super::recorder`]), and before a
-//! module that changes the host acts, the runner commits an intent row and completes it after
-//! ([`super::intents`]); all three act on the item through one [`super::item::ClaimedItem`]. If a
-//! write is refused as stale, or the lease could not be renewed, the item's run is aborted at
-//! once (another runner owns it now). If the database cannot be reached, the item drains (no
+//! Per item: the lease is renewed (database clock) every third of the lease, together with the
+//! runner's other items in one statement ([`super::lease`]); the run's events are turned into
+//! fenced `host_steps` rows ([`super::recorder`]), and before a module that changes the host
+//! acts, the runner commits an intent row and completes it after ([`super::intents`]), both
+//! committed together with the runner's other items' writes ([`super::writer`]); all three act
+//! on the item through one [`super::item::ClaimedItem`]. If a write is refused as stale, or the
+//! lease could not be renewed, the item's run is aborted at once (another runner owns it now). If the database cannot be reached, the item drains (no
 //! further step starts) and is aborted, its running step interrupted, before its lease can
 //! expire; the loop claims nothing new until the database answers again.
 //!
@@ -22,7 +23,7 @@ use tokio::task::JoinSet;
 
 use super::intents::{PendingOutcomes, QueueIntents};
 use super::item::ClaimedItem;
-use super::lease::{self, AbortOnDrop};
+use super::lease::{self, AbortOnDrop, Held};
 use super::locks::QueueLocks;
 use super::recorder::Recorder;
 use super::run_cache::RunCache;
@@ -103,6 +104,8 @@ pub struct Worker {
     locks: Arc<dyn Exclusive>,
     /// The runs whose items this runner has started, loaded once each.
     runs: RunCache,
+    /// The items whose leases the runner keeps.
+    held: Arc<Held>,
 }
 
 impl Worker {
@@ -119,6 +122,7 @@ impl Worker {
             inventory: Arc::new(inventory),
             connector,
             runs: RunCache::default(),
+            held: Arc::default(),
         }
     }
 
@@ -131,6 +135,8 @@ impl Worker {
             queue: self.queue.grouped(),
             ..self
         });
+        let keeper = lease::keep(me.queue.clone(), Arc::clone(&me.held), me.options.lease);
+        let _keeper = AbortOnDrop(tokio::spawn(keeper));
         let mut report = WorkerReport::default();
         let mut items: JoinSet<ItemEnd> = JoinSet::new();
         let mut db_down = false;
@@ -248,7 +254,7 @@ impl Worker {
             item: item.clone(),
             lost: tokio_util::sync::CancellationToken::new(),
         };
-        let _lease = AbortOnDrop(tokio::spawn(lease::keep(held.clone(), self.options.lease)));
+        let _lease = self.held.hold(held.clone());
         // The item is marked running with its first step rows (see `super::recorder`).
         let mut run = match self.prepare(&claim).await {
             Ok(p) => p,
