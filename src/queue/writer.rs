@@ -6,11 +6,12 @@
 //!
 //! Requests are applied in the order they arrived within each item (the batch is sorted by
 //! work item, stably), so one item's step start, intent, outcome and step end keep their order.
-//! Every row still carries its item's fencing token and passes the fence trigger. When a
-//! shared transaction fails because one item's claim went stale (or the database chose it as a
-//! deadlock victim), every request of the batch is retried alone, in its own transaction, so
-//! only the stale item sees [`QueueError::Stale`]; any other failure (the database is down) is
-//! reported to every request of the batch without retrying them one by one.
+//! Every row still carries its item's fencing token and passes the fence trigger. When the
+//! database refuses a shared transaction (one item's claim went stale, one item's row is
+//! refused, or the database chose it as a deadlock victim), every request of the batch is
+//! retried alone, in its own transaction, so only the item at fault sees the error (a stale
+//! claim: [`QueueError::Stale`]); a database that cannot be reached is reported to every
+//! request of the batch without retrying them one by one.
 
 use std::sync::Arc;
 
@@ -19,13 +20,10 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::work::{StepRow, insert_intent_in, stale_unless_one, start_in, write_steps_in};
-use super::{Claim, QueueError, schema};
+use super::{Claim, QueueError};
 
 /// The most requests committed in one transaction.
 const MAX_BATCH: usize = 256;
-
-/// PostgreSQL's `deadlock_detected`: the shared transaction was chosen as the victim.
-const DEADLOCK: &str = "40P01";
 
 /// A handle to a runner's writer task; the task ends when the last handle is dropped.
 #[derive(Debug, Clone)]
@@ -56,18 +54,20 @@ enum Write {
 
 /// Why a shared transaction did not commit.
 enum Shared {
-    /// One item's claim is stale, or the transaction was a deadlock victim: retry each alone.
+    /// The database refused a statement (one item's claim is stale, one item's row is
+    /// refused, or the transaction was a deadlock victim): retry each request alone, so only
+    /// the item at fault sees the error.
     Retry,
-    /// The database is in trouble: tell every request.
+    /// The database could not be reached or did not answer: tell every request.
     Failed(sqlx::Error),
 }
 
 impl From<sqlx::Error> for Shared {
     fn from(e: sqlx::Error) -> Shared {
-        let code = e.as_database_error().and_then(|d| d.code());
-        match code.as_deref() {
-            Some(c) if c == schema::STALE_FENCE || c == DEADLOCK => Shared::Retry,
-            _ => Shared::Failed(e),
+        if e.as_database_error().is_some() {
+            Shared::Retry
+        } else {
+            Shared::Failed(e)
         }
     }
 }
