@@ -5,6 +5,7 @@ processes, with the same total concurrency.
 
     python3 benches/scaleout.py               # 2,000 hosts, 20 tenants, 4 runners, 200 at once
     python3 benches/scaleout.py --smoke       # 40 hosts, 4 tenants, 2 runners; checks only
+    python3 benches/scaleout.py --salve NEW --baseline OLD   # both builds, side by side
 
 The lab serves its fleet on its own loopback block (127.60.x.y, `--block`), pinned to core 1;
 salve, the runners and PostgreSQL run on core 0. PostgreSQL is a throwaway cluster
@@ -13,7 +14,8 @@ time, CPU and peak RSS of every salve process (GNU time), the database's CPU (po
 children, from /proc) and its pg_stat_database deltas, and per host, from the lab's log, the
 WinRM commands and shells. It checks that every host's tasks ran exactly as often in the
 queued run as in the single-process run, that every work item is `done` on its first claim,
-and that every exit code is 0; any failed check makes the exit code 1.
+and that every exit code is 0; any failed check makes the exit code 1. With `--baseline`, the
+same two runs follow with the baseline build, and RESULTS.md gets a side-by-side table.
 
 Each runner serves several tenants (`salve runner --tenant A --tenant B ...`).
 
@@ -402,6 +404,28 @@ def figures(a, s: dict, q: dict) -> dict:
     }
 
 
+def side_by_side(f: dict, b: dict, baseline: str) -> list[str]:
+    """The headline figures of this build against the baseline build's."""
+    rows = [
+        ("single process, wall", "single_wall_s", " s"),
+        ("queued, wall", "queued_wall_s", " s"),
+        ("queued / single", "wall_ratio", "×"),
+        ("transactions per step", "db_transactions_per_step", ""),
+        ("database transactions", "db_transactions", ""),
+        ("CPU: runners", "runners_cpu_s", " s"),
+        ("CPU: controller", "controller_cpu_s", " s"),
+        ("CPU: PostgreSQL", "db_cpu_s", " s"),
+        ("CPU per step, queued", "cpu_ms_per_step_queued", " ms"),
+    ]
+    out = ["", f"Side by side with the baseline build ({baseline}), run right after on the same "
+           "machine:", "", "| | this build | baseline | this / baseline |", "|---|---|---|---|"]
+    for label, key, unit in rows:
+        mine, base = f[key], b[key]
+        ratio = f"{mine / base:.2f}" if mine and base else "—"
+        out.append(f"| {label} | {mine}{unit} | {base}{unit} | {ratio} |")
+    return out
+
+
 def markdown(a, meta: dict, f: dict, q: dict) -> str:
     runners = (f"{q['runners']} runners × concurrency {q['concurrency_per_runner']}, "
                f"{a.tenants // q['runners']} tenant(s) each")
@@ -453,6 +477,8 @@ def markdown(a, meta: dict, f: dict, q: dict) -> str:
         f"{q['claim_to_start_ms']} ms on average",
         "",
         *table,
+        *(side_by_side(f, meta["baseline_figures"], meta["baseline"])
+          if "baseline_figures" in meta else []),
         "",
         *[f"{n}" for n in meta.get("notes", [])],
         f"<!-- /section:{SECTION} -->",
@@ -469,6 +495,19 @@ def write_section(path: Path, text: str) -> None:
     path.write_text(old.rstrip("\n") + "\n\n" + text)
 
 
+def both(a, salve: Path, work: Path, env: dict) -> tuple[dict, dict]:
+    """The single-process run, then the queued run, with `salve`."""
+    log(f"{salve}: single process: {a.hosts} hosts, forks {a.concurrency}")
+    (work / "single").mkdir(parents=True, exist_ok=True)
+    s = single(a, salve, work / "single", env)
+    log(f"single: {s['controller']['wall_s']} s")
+    log(f"queued: {a.runners} runners")
+    (work / "queued").mkdir(parents=True, exist_ok=True)
+    q = queued(a, salve, work / "queued", env)
+    log(f"queued: {q['controller']['wall_s']} s")
+    return s, q
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description="salve: single process vs the PostgreSQL queue")
     p.add_argument("--hosts", type=int, default=2000)
@@ -482,6 +521,8 @@ def main() -> int:
     p.add_argument("--smoke", action="store_true",
                    help="40 hosts, 4 tenants, 2 runners, concurrency 8; checks, writes nothing")
     p.add_argument("--salve", type=Path, help="use this salve binary; do not build")
+    p.add_argument("--baseline", type=Path,
+                   help="also run both cases with this salve binary, after this build's")
     p.add_argument("--out", type=Path, default=BENCH / "results")
     p.add_argument("--work", type=Path, help="scratch directory (default: a temp dir)")
     p.add_argument("--note", action="append", default=[], help="a line for RESULTS.md")
@@ -504,19 +545,21 @@ def main() -> int:
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
     version = re.search(r"\) (\S+)", capture([bins[-1], "--version"])) if bins else None
     meta["postgres"] = version.group(1) if version else "?"
-    log(f"single process: {a.hosts} hosts, forks {a.concurrency}")
-    (work / "single").mkdir(exist_ok=True)
-    s = single(a, salve, work / "single", env)
-    log(f"single: {s['controller']['wall_s']} s")
-    log(f"queued: {a.runners} runners")
-    (work / "queued").mkdir(exist_ok=True)
-    q = queued(a, salve, work / "queued", env)
-    log(f"queued: {q['controller']['wall_s']} s")
+    s, q = both(a, salve, work / "new", env)
+    if a.baseline:
+        meta["baseline"] = (f"{capture([str(a.baseline), '--version'])} at {a.baseline}, "
+                            f"load average at its start {os.getloadavg()[0]:.2f}")
+        bs, bq = both(a, a.baseline, work / "baseline", env)
+        for msg in check(a, bs, bq):
+            print(f"queue bench: baseline: {msg}", file=sys.stderr)
+        meta["baseline_figures"] = figures(a, bs, bq)
+        log(f"baseline: single {bs['controller']['wall_s']} s, "
+            f"queued {bq['controller']['wall_s']} s")
     problems = check(a, s, q)
     for msg in problems:
         print(f"queue bench: FAIL {msg}", file=sys.stderr)
     f = figures(a, s, q)
-    print(json.dumps(f, indent=1))
+    print(json.dumps({"this build": f, "baseline": meta.get("baseline_figures")}, indent=1))
     if not a.smoke:
         a.out.mkdir(parents=True, exist_ok=True)
         for r in (s, q):

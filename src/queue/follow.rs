@@ -130,7 +130,7 @@ pub async fn follow(
         }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
-            () = super::work::notified(wake.as_mut(), poll) => {
+            _ = super::work::notified(wake.as_mut(), poll) => {
                 // Items end in bursts: read once for all that end meanwhile.
                 tokio::time::sleep(SETTLE.min(poll)).await;
                 while let Some(listener) = wake.as_mut()

@@ -4,7 +4,8 @@
 //! if the database refuses the intent (the claim was taken over: stale token) the item is
 //! stopped at once, and if the database cannot be reached the item drains (no further step
 //! starts). Either way the change is refused before anything touches the host, so a runner
-//! that takes the item over finds every change either announced or not begun.
+//! that takes the item over finds every change either announced or not begun. An item stopped
+//! while its intent waited to be committed refuses the change too.
 //!
 //! An outcome is not written on its own: it waits in [`PendingOutcomes`] for the item's
 //! recorder, which writes it in the same transaction as the step's end (the runner sends
@@ -60,6 +61,12 @@ impl IntentLog for QueueIntents {
         let (play, task_index) = (to_i32(play), to_i32(task_index));
         let ClaimedItem { queue, claim, .. } = &self.0;
         match queue.begin_intent(claim, play, task_index, action).await {
+            // Stopped while the intent waited for its commit (the group commit may have held
+            // it through a database outage): the change no longer starts. The open intent
+            // makes whoever claims the item next re-check the host.
+            Ok(_) if self.0.item.drain.is_cancelled() => Err(Refused(
+                "the work item was stopped while its intent was being written".into(),
+            )),
             Ok(id) => Ok(Some(id.to_string())),
             Err(e) => Err(self.refuse(&e)),
         }

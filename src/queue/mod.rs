@@ -25,11 +25,14 @@ pub mod item;
 pub mod lease;
 pub mod locks;
 pub mod recorder;
+mod run_cache;
 pub mod schema;
 pub mod status;
 pub mod tenants;
+mod turns;
 mod work;
 pub mod worker;
+mod writer;
 
 use std::time::Duration;
 
@@ -50,6 +53,12 @@ pub enum QueueError {
         doing: &'static str,
         #[source]
         source: sqlx::Error,
+    },
+    #[error("queue database error while {doing} (in a transaction shared with other items)")]
+    Shared {
+        doing: &'static str,
+        #[source]
+        source: std::sync::Arc<sqlx::Error>,
     },
     #[error("the queue database did not answer within {after:?} while {doing}")]
     Unanswered {
@@ -142,6 +151,8 @@ impl QueueError {
 #[derive(Debug, Clone)]
 pub struct Queue {
     pool: PgPool,
+    /// Set by [`Queue::grouped`]: intents and step rows go through a group commit.
+    group: Option<writer::GroupCommit>,
 }
 
 impl Queue {
@@ -156,7 +167,17 @@ impl Queue {
             .connect_with(options)
             .await
             .map_err(QueueError::Connect)?;
-        Ok(Queue { pool })
+        Ok(Queue { pool, group: None })
+    }
+
+    /// This queue with its intents and step rows committed together with those of every
+    /// other item written through the same grouped queue (a runner's items; see [`writer`]).
+    /// Each write still returns only once its own transaction has committed.
+    pub fn grouped(&self) -> Queue {
+        Queue {
+            pool: self.pool.clone(),
+            group: Some(writer::GroupCommit::spawn(self.pool.clone())),
+        }
     }
 
     /// The pool (tests and status queries).

@@ -1,5 +1,5 @@
 //! Writing one claimed item's run events to the queue as fenced `host_steps` rows, keyed by
-//! the step identity the events carry. Whatever has queued up is written in one transaction,
+//! the step identity the events carry; the first write also marks the item running. Whatever has queued up is written in one transaction,
 //! with the intent outcomes waiting in [`PendingOutcomes`]: a step's end, its intent's
 //! outcome and the next step's start usually share one commit. The first failed write stops
 //! the item by the rule of [`ClaimedItem::give_up`].
@@ -24,29 +24,32 @@ impl Recorder {
     /// (the database is in trouble).
     pub(super) async fn record(self, mut rx: mpsc::UnboundedReceiver<Event>) {
         let mut failed = false;
+        let mut started = false;
         let mut batch = Vec::new();
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            if !failed && let Err(e) = self.write(&batch).await {
+            if !failed && let Err(e) = self.write(&batch, &mut started).await {
                 self.0.give_up(&e);
                 failed = true;
             }
             batch.clear();
         }
-        if !failed && let Err(e) = self.write(&[]).await {
+        if !failed && let Err(e) = self.write(&[], &mut started).await {
             self.0.give_up(&e);
         }
     }
 
-    async fn write(&self, events: &[Event]) -> Result<(), QueueError> {
+    /// Write what has queued up; the first write also marks the item running.
+    async fn write(&self, events: &[Event], started: &mut bool) -> Result<(), QueueError> {
         // Taken after the events: an outcome is pushed before its step's end is sent.
         let outcomes = self.1.take();
         let steps: Vec<StepWrite> = events.iter().filter_map(step_write).collect();
         if outcomes.is_empty() && steps.is_empty() {
             return Ok(());
         }
+        let start = !std::mem::replace(started, true);
         self.0
             .queue
-            .write_steps(&self.0.claim, &outcomes, &steps)
+            .write_item_steps(&self.0.claim, start, &outcomes, &steps)
             .await
     }
 }

@@ -30,6 +30,8 @@ pub struct Claim {
     /// before acting (see the README's failure-handling section).
     pub needs_recheck: bool,
     pub attempts: i32,
+    /// The host's approved plan (`work.plan`, from `salve apply --queue`), if any.
+    pub plan: Option<serde_json::Value>,
 }
 
 /// One step transition, as written to `host_steps`.
@@ -72,7 +74,7 @@ UPDATE salve.work w SET
         SELECT 1 FROM salve.intents i WHERE i.work_id = w.id AND i.completed_at IS NULL)
 FROM candidate c WHERE w.id = c.id
 RETURNING w.id, w.fence, w.run_id, w.host, w.tenant, w.dag, w.plays, w.needs_recheck,
-    w.attempts";
+    w.attempts, w.plan";
 
 /// Queued items none of whose remaining window openings has room for the estimate.
 const MISS: &str = "
@@ -145,6 +147,7 @@ impl Queue {
                 plays: r.try_get("plays")?,
                 needs_recheck: r.try_get("needs_recheck")?,
                 attempts: r.try_get("attempts")?,
+                plan: r.try_get("plan")?,
             })
         })()
         .map_err(err("reading a claim"))?;
@@ -158,12 +161,7 @@ impl Queue {
         tenants: &[String],
     ) -> Result<sqlx::postgres::PgListener, QueueError> {
         let err = |doing| QueueError::db(doing, None);
-        let channels: Vec<String> =
-            sqlx::query_scalar("SELECT salve.work_channel(t) FROM unnest($1::text[]) AS t")
-                .bind(tenants)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(err("naming the tenants' channels"))?;
+        let channels = self.work_channels(tenants).await?;
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
             .await
             .map_err(err("connecting a listener"))?;
@@ -173,6 +171,21 @@ impl Queue {
             .await
             .map_err(err("listening for work"))?;
         Ok(listener)
+    }
+
+    /// The notification channel of each of `tenants`, in order.
+    pub(super) async fn work_channels(
+        &self,
+        tenants: &[String],
+    ) -> Result<Vec<String>, QueueError> {
+        sqlx::query_scalar(
+            "SELECT salve.work_channel(t) FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n)
+             ORDER BY n",
+        )
+        .bind(tenants)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(QueueError::db("naming the tenants' channels", None))
     }
 
     /// Extend the lease by `lease` from the database's now. `false`: the item is no longer
@@ -191,16 +204,45 @@ impl Queue {
         Ok(done.rows_affected() == 1)
     }
 
-    /// The item is being worked on.
-    pub async fn start(&self, claim: &Claim) -> Result<(), QueueError> {
-        self.fenced_update(
-            claim,
-            "UPDATE salve.work SET state = 'running', started_at = clock_timestamp()
-             WHERE id = $1 AND fence = $2 AND state = 'claimed'",
-            None,
-            "starting a work item",
+    /// Extend the leases of the items `ids` (with their claims' `fences`) by `lease` from the
+    /// database's now, in one statement that locks them in id order; the (id, fence) pairs
+    /// still this runner's (the others were taken over, or finished by someone else).
+    pub(super) async fn renew_all(
+        &self,
+        ids: &[i64],
+        fences: &[i64],
+        lease: Duration,
+    ) -> Result<Vec<(i64, i64)>, QueueError> {
+        sqlx::query_as(
+            "WITH mine AS (
+                 SELECT w.id FROM salve.work w
+                 JOIN unnest($1::bigint[], $2::bigint[]) AS h(id, fence)
+                     ON w.id = h.id AND w.fence = h.fence
+                 WHERE w.state IN ('claimed', 'running')
+                 ORDER BY w.id
+                 FOR UPDATE OF w
+             )
+             UPDATE salve.work w SET lease_until = now() + make_interval(secs => $3)
+             FROM mine WHERE w.id = mine.id
+             RETURNING w.id, w.fence",
         )
+        .bind(ids)
+        .bind(fences)
+        .bind(lease.as_secs_f64())
+        .fetch_all(&self.pool)
         .await
+        .map_err(QueueError::db("renewing leases", None))
+    }
+
+    /// The item is being worked on. (A runner marks it so with its first step rows, see
+    /// [`super::writer`].)
+    pub async fn start(&self, claim: &Claim) -> Result<(), QueueError> {
+        let mut conn = (self.pool.acquire().await)
+            .map_err(QueueError::db("starting a work item", Some(claim)))?;
+        start_in(&mut conn, claim)
+            .await
+            .map_err(QueueError::db("starting a work item", Some(claim)))
+            .and_then(|rows| stale_unless_one(claim, rows))
     }
 
     /// The item ended: `done` or `failed`, with the host outcome and a message.
@@ -258,60 +300,45 @@ impl Queue {
     }
 
     /// Write intent outcomes and step transitions (insert or update by work item, play and
-    /// task), in this order and in one transaction, all under the claim's fence.
+    /// task), in this order and in one transaction, all under the claim's fence. A queue made
+    /// [`Queue::grouped`] shares the transaction with the runner's other items.
     pub async fn write_steps(
         &self,
         claim: &Claim,
         outcomes: &[(i64, serde_json::Value)],
         steps: &[StepWrite<'_>],
     ) -> Result<(), QueueError> {
+        self.write_item_steps(claim, false, outcomes, steps).await
+    }
+
+    /// [`Queue::write_steps`], with `start` first marking the item running (its first rows).
+    pub(super) async fn write_item_steps(
+        &self,
+        claim: &Claim,
+        start: bool,
+        outcomes: &[(i64, serde_json::Value)],
+        steps: &[StepWrite<'_>],
+    ) -> Result<(), QueueError> {
+        if let Some(group) = &self.group {
+            let steps = steps.iter().map(StepWrite::to_owned).collect();
+            return group.steps(claim, start, outcomes.to_vec(), steps).await;
+        }
         let err = |doing| QueueError::db(doing, Some(claim));
         let mut tx = self.pool.begin().await.map_err(err("writing steps"))?;
-        for (intent, outcome) in outcomes {
-            sqlx::query(
-                "UPDATE salve.intents SET completed_at = now(), outcome = $2, fence = $3
-                 WHERE id = $1",
-            )
-            .bind(intent)
-            .bind(crate::secret::redacted(outcome))
-            .bind(claim.fence)
-            .execute(&mut *tx)
-            .await
-            .map_err(err("completing an intent"))?;
+        if start {
+            let rows = start_in(&mut tx, claim)
+                .await
+                .map_err(err("starting a work item"))?;
+            stale_unless_one(claim, rows)?;
         }
-        for step in steps {
-            let finished = step.state != "started";
-            sqlx::query(
-                "INSERT INTO salve.host_steps (work_id, run_id, host, tenant, play, task_index,
-                     task, state, started_at, finished_at, outcome, output, fence)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(),
-                         CASE WHEN $9 THEN now() END, $10, $11, $12)
-                 ON CONFLICT (work_id, play, task_index) DO UPDATE SET
-                     task = excluded.task, state = excluded.state, fence = excluded.fence,
-                     started_at = CASE WHEN $9 THEN host_steps.started_at ELSE now() END,
-                     finished_at = excluded.finished_at, outcome = excluded.outcome,
-                     output = excluded.output",
-            )
-            .bind(claim.work_id)
-            .bind(&claim.run_id)
-            .bind(&claim.host)
-            .bind(&claim.tenant)
-            .bind(step.play)
-            .bind(step.task_index)
-            .bind(step.task)
-            .bind(step.state)
-            .bind(finished)
-            .bind(&step.outcome)
-            .bind(step.output)
-            .bind(claim.fence)
-            .execute(&mut *tx)
+        write_steps_in(&mut tx, claim, outcomes, steps)
             .await
-            .map_err(err("writing a step"))?;
-        }
+            .map_err(err("writing steps"))?;
         tx.commit().await.map_err(err("writing steps"))
     }
 
-    /// Announce a change before it is made; returns the intent's id.
+    /// Announce a change before it is made; returns the intent's id once it is committed. A
+    /// queue made [`Queue::grouped`] commits it together with the runner's other writes.
     pub async fn begin_intent(
         &self,
         claim: &Claim,
@@ -319,24 +346,144 @@ impl Queue {
         task_index: i32,
         action: &str,
     ) -> Result<i64, QueueError> {
-        sqlx::query_scalar(
-            "INSERT INTO salve.intents (work_id, run_id, host, play, task_index, action, fence)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        if let Some(group) = &self.group {
+            return group.intent(claim, play, task_index, action).await;
+        }
+        let mut conn = (self.pool.acquire().await)
+            .map_err(QueueError::db("writing an intent", Some(claim)))?;
+        insert_intent_in(&mut conn, claim, play, task_index, action)
+            .await
+            .map_err(QueueError::db("writing an intent", Some(claim)))
+    }
+}
+
+/// One step transition, owned: what a grouped queue sends to its writer.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct StepRow {
+    pub play: i32,
+    pub task_index: i32,
+    pub task: String,
+    pub state: String,
+    pub outcome: Option<serde_json::Value>,
+    pub output: Option<String>,
+}
+
+impl StepWrite<'_> {
+    pub(super) fn to_owned(&self) -> StepRow {
+        StepRow {
+            play: self.play,
+            task_index: self.task_index,
+            task: self.task.to_string(),
+            state: self.state.to_string(),
+            outcome: self.outcome.clone(),
+            output: self.output.map(str::to_string),
+        }
+    }
+}
+
+impl StepRow {
+    pub(super) fn as_write(&self) -> StepWrite<'_> {
+        StepWrite {
+            play: self.play,
+            task_index: self.task_index,
+            task: &self.task,
+            state: &self.state,
+            outcome: self.outcome.clone(),
+            output: self.output.as_deref(),
+        }
+    }
+}
+
+/// Mark the item running (from claimed); the number of rows changed (0: stale, or already
+/// running).
+pub(super) async fn start_in(
+    conn: &mut sqlx::PgConnection,
+    claim: &Claim,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE salve.work SET state = 'running', started_at = clock_timestamp()
+         WHERE id = $1 AND fence = $2 AND state = 'claimed'",
+    )
+    .bind(claim.work_id)
+    .bind(claim.fence)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The statements of [`Queue::write_steps`], on `conn` (inside the caller's transaction).
+pub(super) async fn write_steps_in(
+    conn: &mut sqlx::PgConnection,
+    claim: &Claim,
+    outcomes: &[(i64, serde_json::Value)],
+    steps: &[StepWrite<'_>],
+) -> Result<(), sqlx::Error> {
+    for (intent, outcome) in outcomes {
+        sqlx::query(
+            "UPDATE salve.intents SET completed_at = now(), outcome = $2, fence = $3
+             WHERE id = $1",
+        )
+        .bind(intent)
+        .bind(crate::secret::redacted(outcome))
+        .bind(claim.fence)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for step in steps {
+        let finished = step.state != "started";
+        sqlx::query(
+            "INSERT INTO salve.host_steps (work_id, run_id, host, tenant, play, task_index,
+                 task, state, started_at, finished_at, outcome, output, fence)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(),
+                     CASE WHEN $9 THEN now() END, $10, $11, $12)
+             ON CONFLICT (work_id, play, task_index) DO UPDATE SET
+                 task = excluded.task, state = excluded.state, fence = excluded.fence,
+                 started_at = CASE WHEN $9 THEN host_steps.started_at ELSE now() END,
+                 finished_at = excluded.finished_at, outcome = excluded.outcome,
+                 output = excluded.output",
         )
         .bind(claim.work_id)
         .bind(&claim.run_id)
         .bind(&claim.host)
-        .bind(play)
-        .bind(task_index)
-        .bind(action)
+        .bind(&claim.tenant)
+        .bind(step.play)
+        .bind(step.task_index)
+        .bind(step.task)
+        .bind(step.state)
+        .bind(finished)
+        .bind(&step.outcome)
+        .bind(step.output)
         .bind(claim.fence)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(QueueError::db("writing an intent", Some(claim)))
+        .execute(&mut *conn)
+        .await?;
     }
+    Ok(())
 }
 
-fn stale_unless_one(claim: &Claim, rows: u64) -> Result<(), QueueError> {
+/// Insert an intent row on `conn`; its id.
+pub(super) async fn insert_intent_in(
+    conn: &mut sqlx::PgConnection,
+    claim: &Claim,
+    play: i32,
+    task_index: i32,
+    action: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO salve.intents (work_id, run_id, host, play, task_index, action, fence)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(claim.work_id)
+    .bind(&claim.run_id)
+    .bind(&claim.host)
+    .bind(play)
+    .bind(task_index)
+    .bind(action)
+    .bind(claim.fence)
+    .fetch_one(conn)
+    .await
+}
+
+pub(super) fn stale_unless_one(claim: &Claim, rows: u64) -> Result<(), QueueError> {
     if rows == 1 {
         Ok(())
     } else {
@@ -347,15 +494,20 @@ fn stale_unless_one(claim: &Claim, rows: u64) -> Result<(), QueueError> {
     }
 }
 
-/// Until a notification arrives on `wake` (never, without a listener). A listener whose
-/// connection fails reconnects on the next call; meanwhile wait a poll, not a busy loop.
-pub(super) async fn notified(wake: Option<&mut sqlx::postgres::PgListener>, poll: Duration) {
+/// Until a notification arrives on `wake` (never, without a listener); its channel. A listener
+/// whose connection fails reconnects on the next call; meanwhile wait a poll, not a busy loop.
+pub(super) async fn notified(
+    wake: Option<&mut sqlx::postgres::PgListener>,
+    poll: Duration,
+) -> Option<String> {
     match wake {
-        Some(listener) => {
-            if listener.recv().await.is_err() {
+        Some(listener) => match listener.recv().await {
+            Ok(notification) => Some(notification.channel().to_string()),
+            Err(_) => {
                 tokio::time::sleep(poll).await;
+                None
             }
-        }
+        },
         None => std::future::pending().await,
     }
 }

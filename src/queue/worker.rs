@@ -1,12 +1,13 @@
 //! `salve runner`: the loop that claims work items for its tenants (and site), runs each with
 //! the normal runner restricted to the claimed host, and writes what happens back to the queue.
 //!
-//! Per item: the lease is renewed (database clock) every third of the lease ([`super::lease`]);
-//! the run's events are turned into fenced `host_steps` rows ([`super::recorder`]), and before a
-//! module that changes the host acts, the runner commits an intent row and completes it after
-//! ([`super::intents`]); all three act on the item through one [`super::item::ClaimedItem`]. If a
-//! write is refused as stale, or the lease could not be renewed, the item's run is aborted at
-//! once (another runner owns it now). If the database cannot be reached, the item drains (no
+//! Per item: the lease is renewed (database clock) every third of the lease, together with the
+//! runner's other items in one statement ([`super::lease`]); the run's events are turned into
+//! fenced `host_steps` rows ([`super::recorder`]), and before a module that changes the host
+//! acts, the runner commits an intent row and completes it after ([`super::intents`]), both
+//! committed together with the runner's other items' writes ([`super::writer`]); all three act
+//! on the item through one [`super::item::ClaimedItem`]. If a write is refused as stale, or the
+//! lease could not be renewed, the item's run is aborted at once (another runner owns it now). If the database cannot be reached, the item drains (no
 //! further step starts) and is aborted, its running step interrupted, before its lease can
 //! expire; the loop claims nothing new until the database answers again.
 //!
@@ -22,9 +23,11 @@ use tokio::task::JoinSet;
 
 use super::intents::{PendingOutcomes, QueueIntents};
 use super::item::ClaimedItem;
-use super::lease::{self, AbortOnDrop};
+use super::lease::{self, AbortOnDrop, Held};
 use super::locks::QueueLocks;
 use super::recorder::Recorder;
+use super::run_cache::RunCache;
+use super::turns::Turns;
 use super::work::notified;
 use super::{Claim, Queue, QueueError, RunProblem};
 use crate::error_chain::one_line;
@@ -99,6 +102,10 @@ pub struct Worker {
     connector: Arc<dyn Connector>,
     /// Keys shared with every runner of the queue (see [`super::locks`]).
     locks: Arc<dyn Exclusive>,
+    /// The runs whose items this runner has started, loaded once each.
+    runs: RunCache,
+    /// The items whose leases the runner keeps.
+    held: Arc<Held>,
 }
 
 impl Worker {
@@ -114,6 +121,8 @@ impl Worker {
             options,
             inventory: Arc::new(inventory),
             connector,
+            runs: RunCache::default(),
+            held: Arc::default(),
         }
     }
 
@@ -121,15 +130,26 @@ impl Worker {
     /// step and are given back; a second stage aborts them) or, with `exit_when_idle`, until the
     /// tenant has no work left.
     pub async fn run(self, interrupt: Interrupt) -> WorkerReport {
-        let me = Arc::new(self);
+        // Every item's intents and step rows share the runner's group commit.
+        let me = Arc::new(Worker {
+            queue: self.queue.grouped(),
+            ..self
+        });
+        let keeper = lease::keep(me.queue.clone(), Arc::clone(&me.held), me.options.lease);
+        let _keeper = AbortOnDrop(tokio::spawn(keeper));
         let mut report = WorkerReport::default();
         let mut items: JoinSet<ItemEnd> = JoinSet::new();
         let mut db_down = false;
-        let mut turn = 0usize;
-        let mut wake = me.queue.listen_for_work(&me.options.tenants).await;
+        let tenants = &me.options.tenants;
+        let mut wake = me.queue.listen_for_work(tenants).await;
         if let Err(e) = &wake {
             tracing::warn!("{}; looking for work every poll instead", one_line(e));
         }
+        let channels = match &wake {
+            Ok(_) => me.queue.work_channels(tenants).await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let mut turns = Turns::new(tenants.len(), channels, me.options.poll);
         loop {
             while let Some(joined) = items.try_join_next() {
                 count(&mut report, joined);
@@ -139,7 +159,7 @@ impl Worker {
             }
             let mut claimed = false;
             if items.len() < me.options.concurrency.max(1) {
-                match me.claim_next(&mut turn).await {
+                match me.claim_next(&mut turns).await {
                     Ok(Some(claim)) => {
                         db_down = false;
                         claimed = true;
@@ -180,7 +200,11 @@ impl Worker {
                 _ = tokio::time::sleep(me.options.poll) => {}
                 _ = interrupt.drain.cancelled() => {}
                 Some(joined) = items.join_next(), if !items.is_empty() => count(&mut report, joined),
-                () = notified(wake.as_mut().ok(), me.options.poll) => {}
+                woken = notified(wake.as_mut().ok(), me.options.poll) => {
+                    if let Some(channel) = woken {
+                        turns.notified(&channel);
+                    }
+                }
             }
         }
         while let Some(joined) = items.join_next().await {
@@ -189,19 +213,20 @@ impl Worker {
         report
     }
 
-    /// The next claim of any of the runner's tenants, trying them in turn from `turn` (which
-    /// moves past the tenant served, so a busy tenant cannot starve the others).
-    async fn claim_next(&self, turn: &mut usize) -> Result<Option<Claim>, QueueError> {
+    /// The next claim of any of the runner's tenants worth trying, in turn (see [`Turns`]).
+    async fn claim_next(&self, turns: &mut Turns) -> Result<Option<Claim>, QueueError> {
         let o = &self.options;
-        for k in 0..o.tenants.len() {
-            let i = (*turn + k) % o.tenants.len();
-            let site = o.site.as_deref();
-            if let Some(claim) = (self.queue)
+        let site = o.site.as_deref();
+        for i in turns.order() {
+            match (self.queue)
                 .claim(&o.tenants[i], site, &o.id, o.lease, o.max_attempts)
                 .await?
             {
-                *turn = i + 1;
-                return Ok(Some(claim));
+                Some(claim) => {
+                    turns.served(i);
+                    return Ok(Some(claim));
+                }
+                None => turns.found_dry(i),
             }
         }
         Ok(None)
@@ -229,12 +254,9 @@ impl Worker {
             item: item.clone(),
             lost: tokio_util::sync::CancellationToken::new(),
         };
-        let _lease = AbortOnDrop(tokio::spawn(lease::keep(held.clone(), self.options.lease)));
-        if let Err(e) = self.queue.start(&claim).await {
-            tracing::warn!("{}: {}", claim.host, one_line(&e));
-            return ItemEnd::Lost;
-        }
-        let prepared = match self.prepare(&claim).await {
+        let _lease = self.held.hold(held.clone());
+        // The item is marked running with its first step rows (see `super::recorder`).
+        let mut run = match self.prepare(&claim).await {
             Ok(p) => p,
             Err(e) => {
                 let message = one_line(&e);
@@ -243,7 +265,6 @@ impl Worker {
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut run = prepared.run;
         let outcomes = PendingOutcomes::default();
         if !run.options().check_mode {
             run = run
@@ -294,25 +315,15 @@ impl Worker {
         }
     }
 
-    /// The run for one claim: the enqueued playbook (digest checked) against this runner's
-    /// inventory, restricted to the claimed host and its plays.
-    async fn prepare(&self, claim: &Claim) -> Result<Prepared, QueueError> {
+    /// The run for one claim: the enqueued playbook (digest checked, loaded once per run) against
+    /// this runner's inventory, restricted to the claimed host and its plays.
+    async fn prepare(&self, claim: &Claim) -> Result<RunBuilder, QueueError> {
         let run = claim.run_id.as_str();
-        let row: RunRow = sqlx::query_as(
-            "SELECT r.playbook, r.playbook_digest, r.options, r.plan_digest, w.plan
-             FROM salve.runs r JOIN salve.work w ON w.run_id = r.id WHERE w.id = $1",
-        )
-        .bind(claim.work_id)
-        .fetch_one(self.queue.pool())
-        .await
-        .map_err(QueueError::db("reading the run", None))?;
-        let (text, digest, options, plan_digest, plan) = row;
-        let stored: super::enqueue::StoredOptions =
-            serde_json::from_value(options).map_err(|e| RunProblem::Options(e).of(run))?;
-        let gate = match plan {
+        let loaded = self.runs.get(&self.queue, &self.inventory, run).await?;
+        let gate = match &claim.plan {
             Some(plan) => {
-                let plan: super::enqueue::StoredPlan =
-                    serde_json::from_value(plan).map_err(|e| RunProblem::Plan(e).of(run))?;
+                let plan: super::enqueue::StoredPlan = serde_json::from_value(plan.clone())
+                    .map_err(|e| RunProblem::Plan(e).of(run))?;
                 let host = claim.host.clone();
                 Some(PlanGate::new(
                     [(host.clone(), plan.steps)].into(),
@@ -324,20 +335,7 @@ impl Worker {
         if self.inventory.host(&claim.host).is_none() {
             return Err(RunProblem::HostNotHere(claim.host.clone()).of(run));
         }
-        let scratch = |e| RunProblem::Scratch(e).of(run);
-        let dir = tempfile::tempdir().map_err(scratch)?;
-        let path = dir.path().join("playbook.yml");
-        std::fs::write(&path, &text).map_err(scratch)?;
-        let playbook = crate::config::playbook::load(&path, &self.inventory, &stored.extra_vars)
-            .map_err(|d| RunProblem::Playbook(d).of(run))?;
-        if playbook.digest != digest {
-            return Err(RunProblem::Digest {
-                found: playbook.digest,
-                enqueued: digest,
-            }
-            .of(run));
-        }
-        let play_hosts = (0..playbook.plays.len())
+        let play_hosts = (0..loaded.playbook.plays.len())
             .map(|i| {
                 if claim.plays.contains(&(i as i32)) {
                     vec![claim.host.clone()]
@@ -347,36 +345,22 @@ impl Worker {
             })
             .collect();
         let input = RunInput {
-            playbook: Arc::new(playbook),
+            playbook: Arc::clone(&loaded.playbook),
             inventory: Arc::clone(&self.inventory),
             play_hosts,
         };
-        let mut run = RunBuilder::new(input, stored.extra_vars)
+        let options = &loaded.options;
+        let mut run = RunBuilder::new(input, options.extra_vars.clone())
             .run_id(claim.run_id.clone())
             .forks(1)
             .reconnect_grace(crate::launch::IN_FLIGHT_GRACE)
-            .check_mode(stored.check_mode)
-            .tags(stored.tags, stored.skip_tags);
+            .check_mode(options.check_mode)
+            .tags(options.tags.clone(), options.skip_tags.clone());
         if let Some(gate) = gate {
-            run = run.approved(gate, plan_digest);
+            run = run.approved(gate, loaded.plan_digest.clone());
         }
-        Ok(Prepared { run, _dir: dir })
+        Ok(run)
     }
-}
-
-/// The run's playbook, digest, options and plan digest, and the item's approved plan.
-type RunRow = (
-    String,
-    String,
-    serde_json::Value,
-    Option<String>,
-    Option<serde_json::Value>,
-);
-
-struct Prepared {
-    run: RunBuilder,
-    /// Holds the playbook file for the run's lifetime.
-    _dir: tempfile::TempDir,
 }
 
 fn count(report: &mut WorkerReport, joined: Result<ItemEnd, tokio::task::JoinError>) {

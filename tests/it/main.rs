@@ -30,6 +30,7 @@ mod plan;
 mod plan_apply;
 mod queue;
 mod queue_apply;
+mod queue_commits;
 mod queue_crash;
 mod queue_support;
 mod remediation;
