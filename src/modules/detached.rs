@@ -153,7 +153,7 @@ pub async fn run_with<T: DeserializeOwned>(
         started.job,
         started.run_as,
     ));
-    task.finish(id, &started.job, Some(started.first)).await
+    task.finish(id, &started.job, started.first).await
 }
 
 /// Wait for task `job` (running shipped script `id`) to finish, streaming its output; read its
@@ -192,9 +192,7 @@ pub async fn read(
         let started = task
             .start(id, &script, Some(run_as), StepSecrets::default(), true)
             .await?;
-        let (output, removed) = task
-            .wait(id, &started.job, Some(started.first), true)
-            .await?;
+        let (output, removed) = task.wait(id, &started.job, started.first, true).await?;
         if !removed {
             task.remove(&started.job).await;
         }
@@ -227,7 +225,8 @@ fn failed(why: String) -> ScriptOutput {
 struct Started {
     job: String,
     run_as: String,
-    first: FirstLook,
+    /// `None` when the start's answer was lost on the way (see [`Task::start`]).
+    first: Option<FirstLook>,
 }
 
 /// What the call that started a task saw of it after waiting on the host, and how long the
@@ -341,17 +340,41 @@ impl<'a> Task<'a> {
             remove_finished,
         };
         let asked = Instant::now();
-        let started: Reply<JobControlAnswer> =
-            match self.control(ScriptId::JobControl, &start, true).await {
-                // Cut off while the host waited for the task: it was started, and goes on.
-                Err(Fail::Module(ModuleError::Transport(TransportError::Cancelled))) => {
-                    return Err(Fail::Module(ModuleError::LeftRunning(LeftRunning {
-                        job,
-                        why: "interrupted".into(),
-                    })));
-                }
-                other => other?,
-            };
+        let started: Reply<JobControlAnswer> = match self
+            .control(ScriptId::JobControl, &start, true)
+            .await
+        {
+            // Cut off while the host waited for the task: it was started, and goes on.
+            Err(Fail::Module(ModuleError::Transport(TransportError::Cancelled))) => {
+                return Err(Fail::Module(ModuleError::LeftRunning(LeftRunning {
+                    job,
+                    why: "interrupted".into(),
+                })));
+            }
+            // The answer to starting a step that changes the server was lost after the
+            // command reached the host (a dropped connection, a garbled answer, the call's
+            // own time limit): the task may be running. It is never started a second time
+            // (Setup twice over is the harm this module exists to prevent): it is looked
+            // for, and waited for if it is there; if it is not, the poll says so.
+            Err(Fail::Module(ModuleError::Transport(
+                e @ (TransportError::Dropped { .. }
+                | TransportError::Protocol { .. }
+                | TransportError::Timeout { .. }),
+            ))) if !remove_finished => {
+                tracing::warn!(%job, "the answer to starting the task was lost: {e}");
+                self.say(format!(
+                        "the answer to starting task \\salve\\{job} was lost ({e}); looking for the task instead of starting it again"
+                    ));
+                self.link.reset().await;
+                let run_as = run_as.map_or_else(|| "SYSTEM".to_string(), |r| r.user.clone());
+                return Ok(Started {
+                    job,
+                    run_as,
+                    first: None,
+                });
+            }
+            other => other?,
+        };
         if !started.answer.started {
             return Err(Fail::failed(format!(
                 "{} was not started as task {job}: {}",
@@ -376,7 +399,11 @@ impl<'a> Task<'a> {
             took: asked.elapsed(),
         };
         let run_as = answer.run_as.unwrap_or_else(|| "SYSTEM".into());
-        Ok(Started { job, run_as, first })
+        Ok(Started {
+            job,
+            run_as,
+            first: Some(first),
+        })
     }
 
     /// How long a start waits on the host: [`WAIT_ON_HOST`], or half of what is left of the

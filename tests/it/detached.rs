@@ -496,3 +496,66 @@ async fn a_read_that_outlasts_the_wait_is_removed_by_its_last_poll() {
     );
     assert!(lab.fleet.state("t-ex01").unwrap().jobs.is_empty());
 }
+
+/// The answer to starting an update is lost after the command reached the server (the
+/// connection drops while the start's answer is on its way, as when Setup restarts WinRM):
+/// Setup is running, so salve looks for the task and waits for it. It neither fails the step
+/// (a playbook's rescue would take the server out of maintenance under a running Setup) nor
+/// starts Setup a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_to_starting_setup_is_followed_by_looking_for_the_task() {
+    let lab = Lab::start(
+        193,
+        "seed: 5\ntime_scale: 600\ntenants:\n  - name: t\n    hosts: 2\n    builds: [15.2.721.2, 15.2.721.2]\n",
+    )
+    .await;
+    let inventory = lab.inventory().write();
+    let pb = lab.write("update.yml", &playbook("2h"));
+    // Which of a host's commands starts the update: counted on t-ex02, run without a fault.
+    let (code, _, all) = salve_run(&pb, &inventory, &["--limit", "t-ex02"]).await;
+    assert_eq!(code, 0, "{all}");
+    let mut commands = 0;
+    let mut start = None;
+    for e in lab
+        .fleet
+        .log()
+        .entries()
+        .into_iter()
+        .filter(|e| e.host == "t-ex02")
+    {
+        match e.event {
+            LabEvent::Protocol {
+                event: salve_lab::host_api::ProtocolEvent::CommandStarted { .. },
+            } => commands += 1,
+            LabEvent::JobStarted { script_id, .. } if script_id == "exchange_update" => {
+                start.get_or_insert(commands);
+            }
+            _ => {}
+        }
+    }
+    let start = start.unwrap_or_else(|| panic!("no update started: {all}"));
+    let core = lab.fleet.core();
+    core.with_host(core.index("t-ex01").unwrap(), |s| {
+        s.faults.drop_mid_command = Some(start);
+    });
+
+    let (code, events, all) = salve_run(&pb, &inventory, &["--limit", "t-ex01"]).await;
+    let log = lab.fleet.log();
+    assert_eq!(code, 0, "{all}");
+    let update = finished(&events, "update").unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(update["status"], "changed", "{all}");
+    assert!(
+        all.contains("was lost"),
+        "the lost answer is reported: {all}"
+    );
+    assert_eq!(
+        log.count("t-ex01", |e| matches!(e, LabEvent::InstallStarted { .. })),
+        1,
+        "Setup started once"
+    );
+    assert_eq!(
+        log.count("t-ex01", |e| matches!(e, LabEvent::Installed { .. })),
+        1
+    );
+    assert!(lab.fleet.state("t-ex01").unwrap().jobs.is_empty());
+}
