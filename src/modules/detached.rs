@@ -301,7 +301,9 @@ impl<'a> Task<'a> {
 
     /// Register and start `script` (shipped script `id`) as a new task and wait on the host
     /// for it to finish (bounded); with `remove_finished`, a task that finished then is
-    /// removed in the same call.
+    /// removed in the same call. Without it (a step that changes the server), an answer lost
+    /// after the command reached the host gives a start with no first look: the task is
+    /// looked for, never started again.
     async fn start(
         &self,
         id: ScriptId,
