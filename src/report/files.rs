@@ -36,9 +36,11 @@ impl Reporter for ReportDirReporter {
     fn finish(&mut self) -> io::Result<()> {
         let record = self.recorder.record();
         std::fs::create_dir_all(&self.dir).map_err(|e| at(&self.dir, e))?;
-        let mut json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
-        json.push(b'\n');
-        write_atomic(&self.dir.join("report.json"), &json)?;
+        // Streamed to the file: the whole document is never in memory at once.
+        write_atomic_with(&self.dir.join("report.json"), |out| {
+            serde_json::to_writer_pretty(&mut *out, record).map_err(io::Error::other)?;
+            out.write_all(b"\n")
+        })?;
         write_atomic(&self.dir.join("junit.xml"), &junit::render(record)?)
     }
 }
@@ -50,14 +52,23 @@ fn at(path: &Path, e: io::Error) -> io::Error {
 
 /// Write `bytes` to `path` through a temporary file in the same directory and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, |out| out.write_all(bytes))
+}
+
+/// [`write_atomic`], with what `write` writes (buffered).
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let written = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
+        let mut out = io::BufWriter::new(std::fs::File::create(&tmp)?);
+        write(&mut out)?;
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();

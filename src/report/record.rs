@@ -53,7 +53,32 @@ pub struct TaskRecord {
     pub duration_ms: u64,
     /// Attempts made (1 unless the task retried).
     pub attempts: u32,
-    pub result: serde_json::Value,
+    pub result: JsonText,
+}
+
+/// A task's result kept as its compact JSON text until the report is written: a thousand
+/// hosts' results held as parsed values cost several times their size (an `exchange_facts`
+/// result is 16 KB of JSON and over 100 KB parsed). Written out as the value it holds.
+#[derive(Debug, Clone)]
+pub struct JsonText(String);
+
+impl JsonText {
+    pub fn of(value: &serde_json::Value) -> Self {
+        JsonText(value.to_string())
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.0 == "null"
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The text is what `Value`'s Display wrote, so it parses; one result at a time.
+        let value: serde_json::Value =
+            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        value.serialize(s)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -167,7 +192,7 @@ impl Recorder {
                     msg: msg.clone(),
                     duration_ms: *duration_ms,
                     attempts: running.attempts.max(1),
-                    result: result.clone(),
+                    result: JsonText::of(result),
                 });
             }
             Event::PlayFinished { stopped, .. } => self.play().stopped = stopped.clone(),
