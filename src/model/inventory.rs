@@ -23,6 +23,8 @@ pub struct Inventory {
     pub digest: String,
     /// Position of each host in `hosts`, by name.
     by_name: HashMap<String, usize>,
+    /// Whether a variable mentions `hostvars` (see [`Inventory::mentions_hostvars`]).
+    mentions_hostvars: std::sync::OnceLock<bool>,
 }
 
 /// One managed host.
@@ -74,22 +76,25 @@ impl Inventory {
             sources,
             digest,
             by_name,
+            mentions_hostvars: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Does any inventory variable's text (a group's or a host's, keys and values, at any
+    /// depth) mention `hostvars`? Read once per inventory: a queue runner asks for every item.
+    pub fn mentions_hostvars(&self) -> bool {
+        *self.mentions_hostvars.get_or_init(|| {
+            let mut seen = HashSet::new();
+            let layers = (self.groups.values().map(|g| &g.vars))
+                .chain(self.hosts.iter().flat_map(|h| h.vars.layers()));
+            layers
+                .filter(|l| seen.insert(Arc::as_ptr(l)))
+                .any(|l| super::vars_mention(l, "hostvars"))
+        })
     }
 
     /// The host named `name`, found by its name's index (fleets run to tens of thousands of
     /// hosts and callers look hosts up one by one); a search when the index does not know it.
-    /// Does any inventory variable's text (a group's or a host's, keys and values, at any depth)
-    /// contain `word`? Each shared group layer is read once.
-    pub fn mentions(&self, word: &str) -> bool {
-        let mut seen = HashSet::new();
-        let layers = (self.groups.values().map(|g| &g.vars))
-            .chain(self.hosts.iter().flat_map(|h| h.vars.layers()));
-        layers
-            .filter(|l| seen.insert(Arc::as_ptr(l)))
-            .any(|l| super::vars_mention(l, word))
-    }
-
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.position(name).map(|i| &self.hosts[i])
     }

@@ -230,7 +230,7 @@ pub async fn run(
     // host's facts are let go once it is done (see `FactStore`).
     let facts = FactStore::new(
         input.playbook.mentions_hostvars
-            || input.inventory.mentions("hostvars")
+            || input.inventory.mentions_hostvars()
             || crate::model::vars_mention(&env.options.extra_vars, "hostvars"),
     );
     for (host, seeded) in &env.options.seed_facts {
