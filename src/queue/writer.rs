@@ -174,27 +174,14 @@ async fn together(pool: &PgPool, batch: &[Request]) -> Result<Vec<Option<i64>>, 
     let mut tx = pool.begin().await?;
     let mut ids = Vec::with_capacity(batch.len());
     for Request { claim, write } in batch {
-        ids.push(match write {
-            Write::Intent {
-                play,
-                task_index,
-                action,
-                ..
-            } => Some(insert_intent_in(&mut tx, claim, *play, *task_index, action).await?),
-            Write::Steps {
-                start,
-                outcomes,
-                steps,
-                ..
-            } => {
-                if *start && start_in(&mut tx, claim).await? != 1 {
-                    return Err(Shared::Retry);
-                }
-                let steps: Vec<_> = steps.iter().map(StepRow::as_write).collect();
-                write_steps_in(&mut tx, claim, outcomes, &steps).await?;
-                None
-            }
-        });
+        ids.push(
+            apply_in(&mut tx, claim, write)
+                .await
+                .map_err(|refused| match refused {
+                    Refused::Stale(_) => Shared::Retry,
+                    Refused::Db(e) => Shared::from(e),
+                })?,
+        );
     }
     tx.commit().await?;
     Ok(ids)
@@ -206,39 +193,61 @@ async fn alone(pool: &PgPool, Request { claim, write }: Request) {
     let err = |e| QueueError::db(doing, Some(&claim))(e);
     let result = async {
         let mut tx = pool.begin().await.map_err(err)?;
-        let id = match &write {
-            Write::Intent {
-                play,
-                task_index,
-                action,
-                ..
-            } => Some(
-                insert_intent_in(&mut tx, &claim, *play, *task_index, action)
-                    .await
-                    .map_err(err)?,
-            ),
-            Write::Steps {
-                start,
-                outcomes,
-                steps,
-                ..
-            } => {
-                if *start {
-                    let rows = start_in(&mut tx, &claim).await.map_err(err)?;
-                    stale_unless_one(&claim, rows)?;
-                }
-                let steps: Vec<_> = steps.iter().map(StepRow::as_write).collect();
-                write_steps_in(&mut tx, &claim, outcomes, &steps)
-                    .await
-                    .map_err(err)?;
-                None
-            }
-        };
+        let id = apply_in(&mut tx, &claim, &write)
+            .await
+            .map_err(|refused| match refused {
+                Refused::Stale(e) => e,
+                Refused::Db(e) => err(e),
+            })?;
         tx.commit().await.map_err(err)?;
         Ok(id)
     }
     .await;
     answer(write, result);
+}
+
+/// Why one request's statements did not all apply.
+enum Refused {
+    /// Its first rows were to mark the item running, but the item is no longer this claim's
+    /// to start ([`QueueError::Stale`]).
+    Stale(QueueError),
+    Db(sqlx::Error),
+}
+
+/// One request's statements on `conn`, inside the caller's transaction: the intent's id, or
+/// `None` for step rows.
+async fn apply_in(
+    conn: &mut sqlx::PgConnection,
+    claim: &Claim,
+    write: &Write,
+) -> Result<Option<i64>, Refused> {
+    match write {
+        Write::Intent {
+            play,
+            task_index,
+            action,
+            ..
+        } => insert_intent_in(conn, claim, *play, *task_index, action)
+            .await
+            .map(Some)
+            .map_err(Refused::Db),
+        Write::Steps {
+            start,
+            outcomes,
+            steps,
+            ..
+        } => {
+            if *start {
+                let rows = start_in(conn, claim).await.map_err(Refused::Db)?;
+                stale_unless_one(claim, rows).map_err(Refused::Stale)?;
+            }
+            let steps: Vec<_> = steps.iter().map(StepRow::as_write).collect();
+            write_steps_in(conn, claim, outcomes, &steps)
+                .await
+                .map_err(Refused::Db)?;
+            Ok(None)
+        }
+    }
 }
 
 fn doing(write: &Write) -> &'static str {
