@@ -157,21 +157,33 @@ pub struct StepOutcome<'a> {
     pub result: crate::secret::Redacted<'a>,
 }
 
-/// A finished step's [`StepOutcome`], as JSON.
-pub fn step_outcome(
+/// A finished step's [`StepOutcome`]; `result` is redacted as it is written, not copied.
+pub fn step_outcome<'a>(
     status: crate::events::TaskStatus,
-    msg: Option<&str>,
+    msg: Option<&'a str>,
     duration_ms: u64,
-    result: &serde_json::Value,
-) -> serde_json::Value {
-    // Serialising plain data into a JSON value cannot fail.
-    serde_json::to_value(StepOutcome {
+    result: &'a serde_json::Value,
+) -> StepOutcome<'a> {
+    StepOutcome {
         status,
         msg,
         duration_ms,
         result: crate::secret::Redacted(result),
-    })
-    .unwrap_or_default()
+    }
+}
+
+impl StepOutcome<'_> {
+    /// As a JSON value (the queue binds it as `jsonb`).
+    pub fn to_value(&self) -> serde_json::Value {
+        // Plain data with string keys always serialises.
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// As JSON text (the local journal's column).
+    pub fn to_text(&self) -> String {
+        // Plain data with string keys always serialises.
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// What the events do not carry, given to the journal when a run starts: digests, and the

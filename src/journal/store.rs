@@ -554,15 +554,8 @@ impl EventRecorder {
                 let output = self.output.remove(&(host.clone(), task.clone()));
                 let run = self.run_id()?;
                 let state = StepState::finished(*status);
-                // Written straight to text: a result is not copied to be redacted. Plain data
-                // with string keys always serialises.
-                let outcome = serde_json::to_string(&super::StepOutcome {
-                    status: *status,
-                    msg: msg.as_deref(),
-                    duration_ms: *duration_ms,
-                    result: crate::secret::Redacted(result),
-                })
-                .unwrap_or_default();
+                let outcome =
+                    super::step_outcome(*status, msg.as_deref(), *duration_ms, result).to_text();
                 let at = now();
                 sqlx::query(
                     "INSERT INTO host_steps (run_id, host, tenant, play, task_index, task, state,

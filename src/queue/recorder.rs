@@ -84,12 +84,10 @@ fn step_write(event: &Event) -> Option<StepWrite<'_>> {
             task_index: *task_index as i32,
             task,
             state: StepState::finished(*status).as_str(),
-            outcome: Some(crate::journal::step_outcome(
-                *status,
-                msg.as_deref(),
-                *duration_ms,
-                result,
-            )),
+            outcome: Some(
+                crate::journal::step_outcome(*status, msg.as_deref(), *duration_ms, result)
+                    .to_value(),
+            ),
             output: None,
         }),
         _ => None,
