@@ -14,3 +14,8 @@ export no_proxy="$NO_PROXY"
 
 # Kerberos is in every build (the system's GSS-API is loaded at run time): no feature to add.
 cargo test --locked "$@"
+
+# The whole suite (no arguments narrowing it) also runs the vendored winrm-rs's own tests.
+if [ "$#" -eq 0 ]; then
+    bash vendor/test.sh
+fi

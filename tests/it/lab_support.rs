@@ -12,7 +12,7 @@ use salve_lab::fleet::Fleet;
 use salve_lab::host_api::{LabProcess, ProtocolEvent, SimHost, StdinChunk};
 use salve_lab::inventory::{self, PasswordIn};
 use salve_lab::log::LabEvent;
-use salve_lab::winrm::LabCa;
+use salve_lab::winrm::{AccessEntry, AccessLog, LabCa};
 use salve_lab::{frontends, scenario};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -52,6 +52,8 @@ pub struct Lab {
     cancel: CancellationToken,
     /// The lab's CA, which also issues client certificates.
     authority: LabCa,
+    /// Each host's HTTP listener's access log, in fleet order.
+    access: Vec<(String, AccessLog)>,
 }
 
 impl Drop for Lab {
@@ -80,7 +82,7 @@ impl Lab {
         let ca = LabCa::generate().unwrap();
         ca.write_pem(&dir.path().join("ca.pem")).unwrap();
         let cancel = CancellationToken::new();
-        frontends::start_in_domain(&fleet, Some(&ca), domain, &cancel)
+        let fronts = frontends::start_in_domain(&fleet, Some(&ca), domain, &cancel)
             .await
             .unwrap();
         Lab {
@@ -88,6 +90,7 @@ impl Lab {
             dir,
             cancel,
             authority: ca,
+            access: fronts.access,
         }
     }
 
@@ -108,6 +111,12 @@ impl Lab {
             .position(|h| h.name() == host)
             .unwrap();
         self.fleet.core().address(index).ip().to_string()
+    }
+
+    /// The requests `host`'s HTTP listener has served so far, in order.
+    pub fn access_log(&self, host: &str) -> Vec<AccessEntry> {
+        let (_, log) = self.access.iter().find(|(name, _)| name == host).unwrap();
+        log.entries()
     }
 
     pub fn ca(&self) -> PathBuf {

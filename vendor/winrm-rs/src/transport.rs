@@ -10,7 +10,7 @@ pub(crate) mod proxy;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -58,17 +58,14 @@ struct AuthConn {
     http: reqwest::Client,
     /// Certificates this client's verifier accepted (HTTPS). TLS session
     /// resumption is off, so every new connection of this client is
-    /// verified. Once [`Self::gate`] is locked (after the handshake has
-    /// completed) the client opens no new connection; while it is open (the
-    /// handshake legs, such as the Kerberos-over-HTTPS probe and AP-REQ, or
-    /// NTLM over TLS, which never locks it) it may open several, so the
-    /// record is trusted only while it holds a single certificate. Used for
-    /// channel binding when the response does not report its TLS details
-    /// (connections through a proxy).
+    /// verified. The client opens only the connections its [`Self::gate`]
+    /// admits: one, or two for Kerberos over HTTPS (the probe's and the
+    /// AP-REQ's), so the record is trusted only while it holds a single
+    /// certificate. Used for channel binding when the response does not
+    /// report its TLS details (connections through a proxy).
     cert: Option<CertHandle>,
-    /// Gate on the client's connector: open during the handshake, locked
-    /// once it has completed, after which the client opens no new
-    /// connection (see [`ConnGate`]).
+    /// Gate on the client's connector: it admits the connections the
+    /// handshake needs and no other (see [`ConnGate`]).
     gate: Option<Arc<ConnGate>>,
     /// Sealing session (sealed connections only).
     session: Option<Sealer>,
@@ -81,51 +78,62 @@ struct AuthConn {
 /// Error type of the boxed connector services `reqwest` layers.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Gate on a dedicated client's connector. Open, it lets every connect
-/// through; locked ([`Self::lock`]), it refuses every connect without
-/// running the inner connector (no TCP, proxy or TLS handshake).
+/// Gate on a dedicated client's connector: it admits as many connects as
+/// the client's handshake needs ([`Self::new`]) and refuses every later one
+/// without running the inner connector (no TCP, proxy or TLS handshake).
 ///
 /// `hyper` races a pool checkout against a new connect when a request finds
-/// no idle connection, which happens when the previous answer has been read
-/// but the connection is not back in the pool yet. A new connection carries
-/// no session, and a successful background connect would also take the
-/// single idle slot from the authenticated one. Once the dedicated
-/// connection is authenticated, the gate is locked, so the request waits for
-/// the authenticated connection instead.
+/// no idle connection. That happens whenever the previous answer had no
+/// body (the 401 carrying the NTLM challenge, the empty 200 completing a
+/// handshake): `hyper` hands such an answer over before its connection is
+/// back in the pool. The checkout usually wins, but the connect is left to
+/// finish and its connection pooled. That connection carries no session,
+/// and as the client keeps one idle connection, it took the place of the
+/// authenticated one, which was closed when it came back; the next request
+/// then went out on the new connection and was answered 401. With two
+/// worker threads, about one NTLM handshake in ten opened a second
+/// connection and one in two hundred ended that way. With the gate, a
+/// request that finds no idle connection waits for the one in use.
 struct ConnGate {
-    locked: AtomicBool,
+    /// Connects still admitted.
+    connects: AtomicU32,
     /// How long a refused connect waits before failing, so that the pool
-    /// checkout wins when the authenticated connection comes back.
+    /// checkout wins when the connection in use comes back.
     wait: Duration,
 }
 
 impl ConnGate {
-    /// An open gate whose refusals wait `min(1 s, connect_timeout_secs)`.
-    fn new(config: &WinrmConfig) -> Self {
+    /// A gate admitting `connects` connects, whose refusals wait
+    /// `min(1 s, connect_timeout_secs)`.
+    fn new(config: &WinrmConfig, connects: u32) -> Self {
         Self {
-            locked: AtomicBool::new(false),
+            connects: AtomicU32::new(connects),
             wait: Duration::from_secs(config.connect_timeout_secs.min(1)),
         }
     }
 
     /// Refuse every later connect of this client.
     fn lock(&self) {
-        self.locked.store(true, Ordering::SeqCst);
+        self.connects.store(0, Ordering::SeqCst);
     }
 
-    fn is_locked(&self) -> bool {
-        self.locked.load(Ordering::SeqCst)
+    /// Take one of the admitted connects, if one is left.
+    fn admit(&self) -> bool {
+        self.connects
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 }
 
-/// Error of a connect refused by a locked [`ConnGate`].
+/// Error of a connect refused by a [`ConnGate`].
 #[derive(Debug)]
 struct ConnGateRefused;
 
 impl std::fmt::Display for ConnGateRefused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(
-            "the dedicated connection is already authenticated; not opening another connection",
+            "the dedicated connection's client has opened the connections its handshake needs; \
+             not opening another",
         )
     }
 }
@@ -169,7 +177,7 @@ where
     }
 
     fn call(&mut self, req: R) -> Self::Future {
-        if self.gate.is_locked() {
+        if !self.gate.admit() {
             let wait = self.gate.wait;
             return Box::pin(async move {
                 tokio::time::sleep(wait).await;
@@ -822,10 +830,9 @@ fn check_parser_keeps_host(host: &str) -> Result<(), WinrmError> {
 /// a dedicated connection (sealed, Kerberos over TLS, or NTLM over TLS).
 ///
 /// `gate` is `None` for the shared client and set for a dedicated one: its
-/// connector then sits behind the [`ConnGate`]. The gate is open during the
-/// handshake legs, which may open more than one connection; once it is
-/// locked (after the handshake has completed), the client opens no new
-/// connection, so its requests stay on the authenticated one.
+/// connector then sits behind the [`ConnGate`], which admits the
+/// connections the handshake needs and no other, so the client's requests
+/// stay on the authenticated connection.
 fn build_http_client(
     config: &WinrmConfig,
     route: &proxy::ProxyRoute,
@@ -1717,9 +1724,10 @@ impl HttpTransport {
     }
 
     /// A dedicated connection to `host`, not yet used: a client keeping
-    /// one connection behind an open [`ConnGate`], and over HTTPS its own
-    /// capturing verifier with TLS session resumption off.
-    fn new_conn(&self, host: &str) -> Result<Box<AuthConn>, WinrmError> {
+    /// one connection behind a [`ConnGate`] admitting `connects` connects,
+    /// and over HTTPS its own capturing verifier with TLS session
+    /// resumption off.
+    fn new_conn(&self, host: &str, connects: u32) -> Result<Box<AuthConn>, WinrmError> {
         let mut tls = self.client_tls.clone();
         let cert = match &self.server_verifier {
             Some(verifier) => {
@@ -1736,7 +1744,7 @@ impl HttpTransport {
             }
             None => None,
         };
-        let gate = Arc::new(ConnGate::new(&self.config));
+        let gate = Arc::new(ConnGate::new(&self.config, connects));
         Ok(Box::new(AuthConn {
             host: host_key(host),
             http: build_http_client(&self.config, &self.route, tls, 1, Some(Arc::clone(&gate)))?,
@@ -1748,6 +1756,19 @@ impl HttpTransport {
         }))
     }
 
+    /// Connections the handshake of a dedicated client for `url` opens: two
+    /// for Kerberos over HTTPS (the unauthenticated probe that learns the
+    /// server's certificate, which asks for its connection to be closed,
+    /// then the AP-REQ's); one otherwise (NTLM authenticates the connection
+    /// that carried its challenge, and Kerberos over HTTP sends its AP-REQ on
+    /// the first).
+    fn handshake_connects(&self, url: &str) -> u32 {
+        let kerberos_over_tls = cfg!(feature = "kerberos")
+            && matches!(self.config.auth_method, AuthMethod::Kerberos)
+            && url.starts_with("https://");
+        if kerberos_over_tls { 2 } else { 1 }
+    }
+
     /// Open a sealed connection to `host`: a new dedicated connection and a
     /// handshake on it that carries no body (NTLM: empty Type 3; Kerberos:
     /// AP-REQ on an empty request, AP-REP in the answer).
@@ -1757,10 +1778,9 @@ impl HttpTransport {
     /// dropped and a new one authenticated, once; a server that closes again
     /// cannot carry sealed messages and gets an error.
     ///
-    /// The connection's [`ConnGate`] stays open through the handshake (the
-    /// Kerberos-over-HTTPS probe and AP-REQ legitimately use two
-    /// connections) and is locked once it has completed: from then on the
-    /// client opens no new connection.
+    /// The connection's [`ConnGate`] admits the connections the handshake
+    /// opens ([`Self::handshake_connects`]) and is locked once it has
+    /// completed: from then on the client opens no new connection.
     ///
     /// The whole handshake, retry included, is bounded by `budget`: a slower
     /// one fails with [`WinrmError::Timeout`], and nothing has been sent at
@@ -1775,7 +1795,7 @@ impl HttpTransport {
         let method = &self.config.auth_method;
         let handshake = async {
             for _ in 0..2 {
-                let mut conn = self.new_conn(host)?;
+                let mut conn = self.new_conn(host, self.handshake_connects(url))?;
                 let (session, closing) = self
                     .sealing_handshake(&conn.http, conn.cert.as_ref(), url)
                     .await?;
@@ -1876,13 +1896,13 @@ impl HttpTransport {
     /// [`WinrmError::Soap`] and the connection kept. Any other failure
     /// discards the connection and is returned, a 401 included: the
     /// connection no longer carries its session (typically the server closed
-    /// it; a locked [`ConnGate`] keeps the client off new connections), but
+    /// it; the [`ConnGate`] keeps the client off new connections), but
     /// an active attacker can also forward the request to the server and
     /// answer 401 itself, so the request may have run and is not resent.
     ///
     /// One failure is retried, because nothing was sent: a reused
     /// connection that can no longer be used and a client that cannot
-    /// connect (its locked gate refuses), as when the server closed the idle
+    /// connect (its gate refuses), as when the server closed the idle
     /// connection. That connection is dropped, a new one authenticated, and
     /// the request sealed with the new session and sent on it, once, under
     /// the same slot.
@@ -2118,6 +2138,11 @@ impl HttpTransport {
     /// binding token computed from the certificate of the connection that
     /// carried the challenge. Runs on a dedicated connection (see
     /// [`AuthConn`]), so that certificate is known even through a proxy.
+    ///
+    /// Its client opens one connection (see [`ConnGate`]). A reused one that
+    /// can no longer be used (the server closed it: the gate refuses the
+    /// connect, and nothing was sent) is dropped, and the request goes once
+    /// on a new dedicated connection, under the same slot.
     async fn send_ntlm_over_tls(
         &self,
         host: &str,
@@ -2126,14 +2151,21 @@ impl HttpTransport {
         slot: SlotGuard,
     ) -> Result<String, WinrmError> {
         let _slot = slot;
-        let conn = match self.take_conn(host, false) {
-            Some(conn) => conn,
-            None => self.new_conn(host)?,
+        let auth = self.ntlm_auth();
+        let (mut conn, reused) = match self.take_conn(host, false) {
+            Some(conn) => (conn, true),
+            None => (self.new_conn(host, 1)?, false),
         };
-        let result = self
-            .ntlm_auth()
+        let mut result = auth
             .send_with_binding(&conn.http, conn.cert.as_ref(), url, body)
             .await;
+        if reused && matches!(&result, Err(e) if Self::is_retryable(e)) {
+            debug!("reused NTLM-over-TLS connection is gone and nothing was sent; opening a new one");
+            conn = self.new_conn(host, 1)?;
+            result = auth
+                .send_with_binding(&conn.http, conn.cert.as_ref(), url, body)
+                .await;
+        }
         if matches!(result, Ok(_) | Err(WinrmError::Soap(_))) {
             self.return_conn(conn);
         }
@@ -6415,9 +6447,9 @@ mod tests {
     #[tokio::test]
     async fn idle_pool_keeps_each_hosts_connections() {
         let (_server, _fake, transport, _host) = sealed_setup().await;
-        transport.return_conn(transport.new_conn("b").unwrap());
+        transport.return_conn(transport.new_conn("b", 1).unwrap());
         for _ in 0..9 {
-            transport.return_conn(transport.new_conn("a").unwrap());
+            transport.return_conn(transport.new_conn("a", 1).unwrap());
         }
         assert_eq!(transport.idle_count("a"), 8);
         assert!(
@@ -6431,7 +6463,7 @@ mod tests {
         let (_server, _fake, transport, _host) = sealed_setup().await;
         for h in ["h0", "h1", "h2", "h3", "h4"] {
             for _ in 0..8 {
-                transport.return_conn(transport.new_conn(h).unwrap());
+                transport.return_conn(transport.new_conn(h, 1).unwrap());
             }
         }
         assert_eq!(transport.conn_pool().len(), 32);
@@ -6444,22 +6476,22 @@ mod tests {
     #[tokio::test]
     async fn idle_pool_matches_hosts_ignoring_ascii_case() {
         let (_server, _fake, transport, _host) = sealed_setup().await;
-        transport.return_conn(transport.new_conn("WIN01").unwrap());
+        transport.return_conn(transport.new_conn("WIN01", 1).unwrap());
         assert_eq!(transport.idle_count("win01"), 1);
         assert!(transport.take_conn("win01", false).is_some());
-        transport.return_conn(transport.new_conn("win02").unwrap());
+        transport.return_conn(transport.new_conn("win02", 1).unwrap());
         assert!(transport.take_conn("WIN02", false).is_some());
     }
 
     #[tokio::test]
     async fn idle_pool_still_expires_connections_idle_too_long() {
         let (_server, _fake, transport, _host) = sealed_setup().await;
-        let mut old = transport.new_conn("a").unwrap();
+        let mut old = transport.new_conn("a", 1).unwrap();
         old.idle_since = Instant::now()
             .checked_sub(CONN_MAX_IDLE + Duration::from_secs(1))
             .expect("monotonic clock far enough from its origin");
         transport.conn_pool().push(old);
-        transport.return_conn(transport.new_conn("a").unwrap());
+        transport.return_conn(transport.new_conn("a", 1).unwrap());
         assert!(transport.take_conn("a", false).is_some());
         assert!(
             transport.take_conn("a", false).is_none(),
@@ -6763,8 +6795,9 @@ mod tests {
         let (port_b, seen_b) = spawn_ntlm_tls_server(RSA_CERT_PEM, RSA_KEY_PKCS1_PEM);
         let transport = ntlm_tls_transport(port_a, spawn_connect_proxy());
         // Both servers are "127.0.0.1" (different ports): the same target
-        // name for the client's certificate record.
-        let conn = transport.new_conn("127.0.0.1").unwrap();
+        // name for the client's certificate record. The gate admits the two
+        // connections, as if the first had been closed.
+        let conn = transport.new_conn("127.0.0.1", 2).unwrap();
         let auth = transport.ntlm_auth();
         let send = |port: u16| {
             let url = format!("https://127.0.0.1:{port}/wsman");
@@ -8323,10 +8356,10 @@ mod tests {
         assert_eq!(fake.sealed().len(), 20);
     }
 
-    /// The gate refuses a connect only once locked, and never runs the inner
-    /// connector then.
+    /// The gate admits the connects it was given, then refuses every one
+    /// without running the inner connector; a locked gate refuses at once.
     #[tokio::test]
-    async fn locked_gate_refuses_after_handshake_but_not_before() {
+    async fn gate_admits_its_connects_then_refuses() {
         crate::test_pki::install_test_provider();
         let (port, accepts) = spawn_closing_http_server();
         let config = WinrmConfig {
@@ -8334,7 +8367,7 @@ mod tests {
             ..WinrmConfig::http()
         };
         let gate = Arc::new(ConnGate {
-            locked: AtomicBool::new(false),
+            connects: AtomicU32::new(2),
             wait: Duration::from_millis(50),
         });
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -8349,16 +8382,14 @@ mod tests {
         assert_eq!(
             accepts.load(Ordering::SeqCst),
             2,
-            "an open gate allows the probe and the AP-REQ connections"
+            "the gate admits the probe and the AP-REQ connections"
         );
-        gate.lock();
         let err = client.get(&url).send().await.unwrap_err();
         assert!(err.is_connect(), "{err:?}");
-        assert_eq!(
-            accepts.load(Ordering::SeqCst),
-            2,
-            "a locked gate opened a connection"
-        );
+        assert_eq!(accepts.load(Ordering::SeqCst), 2, "a third connection opened");
+        let gate = ConnGate::new(&config, 3);
+        gate.lock();
+        assert!(!gate.admit(), "a locked gate admitted a connect");
     }
 
     /// A reused connection the server silently closed is re-authenticated once.

@@ -4,6 +4,7 @@
 //! The server, authentication and shell operations all read it; it depends on none of them.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -92,6 +93,9 @@ pub struct AccessEntry {
     /// The WS-Addressing action's last segment (`Create`, `Receive`...), or `-` before SOAP.
     pub action: String,
     pub status: u16,
+    /// The client's address and port: one per TCP connection, so the entries of one
+    /// connection, and how many connections a client opened, can be told apart.
+    pub peer: SocketAddr,
 }
 
 /// Per-host state shared by the host's connections.
@@ -137,11 +141,12 @@ impl HostCtx {
         }
     }
 
-    pub(super) fn log(&self, action: &str, status: StatusCode) {
+    pub(super) fn log(&self, peer: SocketAddr, action: &str, status: StatusCode) {
         let action = action.rsplit('/').next().unwrap_or(action).to_string();
         lock(&self.access_log).push(AccessEntry {
             action,
             status: status.as_u16(),
+            peer,
         });
     }
 

@@ -241,11 +241,11 @@ async fn handle(
         tokio::time::sleep(faults.latency).await;
     }
     if req.uri().path() != "/wsman" {
-        ctx.log("-", StatusCode::NOT_FOUND);
+        ctx.log(peer, "-", StatusCode::NOT_FOUND);
         return Ok(empty(StatusCode::NOT_FOUND));
     }
     if req.method() != Method::POST {
-        ctx.log("-", StatusCode::METHOD_NOT_ALLOWED);
+        ctx.log(peer, "-", StatusCode::METHOD_NOT_ALLOWED);
         return Ok(empty(StatusCode::METHOD_NOT_ALLOWED));
     }
     let auth_header = req
@@ -265,7 +265,7 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
     else {
-        ctx.log("-", StatusCode::BAD_REQUEST);
+        ctx.log(peer, "-", StatusCode::BAD_REQUEST);
         return Ok(empty(StatusCode::BAD_REQUEST));
     };
 
@@ -278,12 +278,12 @@ async fn handle(
         match authenticate(&ctx, auth, &header, https, client_cert.as_deref()) {
             AuthOutcome::Accepted(token) => mutual = token,
             AuthOutcome::Challenge(challenge) => {
-                ctx.log("-", StatusCode::UNAUTHORIZED);
+                ctx.log(peer, "-", StatusCode::UNAUTHORIZED);
                 return Ok(unauthorized(challenge.as_deref()));
             }
         }
     } else if !conn.auth.has_session() {
-        ctx.log("-", StatusCode::UNAUTHORIZED);
+        ctx.log(peer, "-", StatusCode::UNAUTHORIZED);
         return Ok(unauthorized(None));
     }
     // authenticate() only returns Accepted after establishing a session or Basic.
@@ -295,7 +295,7 @@ async fn handle(
     let encrypted = encryption::is_encrypted(&content_type);
     let plaintext: Vec<u8> = if encrypted {
         let Some(session) = session.as_mut() else {
-            ctx.log("-", StatusCode::BAD_REQUEST);
+            ctx.log(peer, "-", StatusCode::BAD_REQUEST);
             return Ok(empty(StatusCode::BAD_REQUEST));
         };
         let unsealed = encryption::unframe(&content_type, &body)
@@ -309,14 +309,14 @@ async fn handle(
         match unsealed {
             Ok(p) => p,
             Err(()) => {
-                ctx.log("-", StatusCode::BAD_REQUEST);
+                ctx.log(peer, "-", StatusCode::BAD_REQUEST);
                 return Ok(empty(StatusCode::BAD_REQUEST));
             }
         }
     } else {
         if !body.is_empty() && session.is_some() && !https && !ctx.config.allow_unencrypted {
             let status = ctx.config.plaintext_refusal;
-            ctx.log("-", status);
+            ctx.log(peer, "-", status);
             return Ok(if status == StatusCode::UNAUTHORIZED {
                 unauthorized(None)
             } else {
@@ -329,7 +329,7 @@ async fn handle(
 
     if plaintext.is_empty() {
         // The auth-only request pywinrm and winrm-rs send to set up encryption.
-        ctx.log("-", StatusCode::OK);
+        ctx.log(peer, "-", StatusCode::OK);
         return Ok(with_mutual(empty(StatusCode::OK), mutual.as_deref()));
     }
 
@@ -346,7 +346,7 @@ async fn handle(
             return Err(Dropped("mid-command fault"));
         }
     };
-    ctx.log(&action, status);
+    ctx.log(peer, &action, status);
 
     let mut conn = state.lock().await;
     if encrypted && let Some((_, Some(mut session))) = conn.auth.established() {

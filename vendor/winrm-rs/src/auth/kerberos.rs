@@ -549,7 +549,10 @@ impl KerberosAuth {
     /// The server certificate of an HTTPS endpoint, learnt before the AP-REQ
     /// (whose channel bindings depend on it) from an unauthenticated request
     /// with an empty body on the dedicated client `http` (Windows answers it
-    /// with a 401 and closes that connection).
+    /// with a 401 and closes that connection). The probe asks for its
+    /// connection to be closed after the answer, so the AP-REQ always goes on
+    /// a new one and no unauthenticated connection stays in the client's pool
+    /// (see `ConnGate` in the transport).
     async fn endpoint_certificate(
         &self,
         http: &reqwest::Client,
@@ -560,6 +563,7 @@ impl KerberosAuth {
         let resp = http
             .post(url)
             .header(CONTENT_TYPE, "application/soap+xml;charset=UTF-8")
+            .header(reqwest::header::CONNECTION, "close")
             .header("Content-Length", "0")
             .send()
             .await
@@ -852,6 +856,7 @@ mod layout_tests {
     fn check(bytes: &[u8], length: usize) -> Result<(), WinrmError> {
         check_acceptor_sealed(&crate::auth::sealed::Frame {
             sealed: bytes,
+            at: 0,
             length,
         })
     }
@@ -1155,6 +1160,7 @@ mod tests {
             max_response_bytes: 1024,
             kdc_timeout: std::time::Duration::from_secs(1),
             kdc_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+            login: None,
         };
         let http = crate::transport::test_http_client();
         let result = auth

@@ -1784,6 +1784,7 @@ mod tests {
             "build_header",
             "build_header_for",
             "signal_request",
+            "send_envelope",
         ];
         // The non-test source, so the helpers of the test module do not count.
         let source = include_str!("envelope.rs");

@@ -1597,7 +1597,7 @@ mod tests {
 
     /// The implementation this module used before, kept verbatim as the
     /// reference for the differential test below.
-    fn reference_extract_streams(xml: &str) -> Vec<(String, String)> {
+    fn reference_extract_streams(xml: &str) -> Vec<(String, &str)> {
         let mut streams = Vec::new();
         let mut search_from = 0;
 
