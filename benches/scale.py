@@ -159,13 +159,13 @@ def lab_stages(a: argparse.Namespace, binaries: dict[str, Path], work: Path) -> 
     try:
         if a.lab_hosts:
             cases = [("silent.yml", a.lab_hosts), ("short3.yml", a.lab_hosts)]
-            rows += lab_run(a, binaries, work, a.lab_hosts, cases, 18960)
+            rows += lab_run(a, binaries, work, a.lab_hosts, cases, 19960)
         if a.remediation_hosts:
             rows += remediation_run(a, binaries, work)
         if a.fleet_hosts:
             raise_open_files(a.fleet_hosts + max(int(f) for f in a.fleet_forks.split(",")) + 1024)
             cases = [("silent.yml", int(f)) for f in a.fleet_forks.split(",")]
-            rows += lab_run(a, binaries, work, a.fleet_hosts, cases, 18961, https=False)
+            rows += lab_run(a, binaries, work, a.fleet_hosts, cases, 19961, https=False)
     except (SystemExit, RuntimeError) as e:
         # What was measured before a stage failed is still written.
         log(f"stopped: {e}")
@@ -269,7 +269,7 @@ def remediation_run(a: argparse.Namespace, tools: dict[str, Path], work: Path) -
             # The run patches the fleet: each run gets a fresh lab.
             lab_work = work / f"remediation-{tool}-{r}"
             lab_work.mkdir()
-            lab = Lab(tools["salve"], n, lab_work, scale, 18962, mix=True)
+            lab = Lab(tools["salve"], n, lab_work, scale, 19962, mix=True)
             env = dict(env_base, SALVE_STATE_DIR=str(lab_work / "state"))
             try:
                 cmd = [str(binary), "run", "--json", "--no-progress", "--all-tenants",
