@@ -222,6 +222,18 @@ impl Journal {
 
     /// One run with every host step and intent.
     pub async fn run(&self, id: &str) -> Result<RunDetail, JournalError> {
+        let run = self.run_record(id).await?;
+        let steps = self.steps(id, None).await?;
+        let intents = self.intents(id).await?;
+        Ok(RunDetail {
+            run,
+            steps,
+            intents,
+        })
+    }
+
+    /// One run's record, without its steps and intents.
+    pub async fn run_record(&self, id: &str) -> Result<RunRecord, JournalError> {
         // Built from constants only; the id is a bound parameter.
         let sql = sqlx::AssertSqlSafe(format!("{RUN_COLUMNS} WHERE r.id = $1"));
         let row = sqlx::query(sql)
@@ -230,40 +242,41 @@ impl Journal {
             .await
             .map_err(self.db_err())?
             .ok_or_else(|| JournalError::NoSuchRun(id.to_string()))?;
-        let run = run_record(&row).map_err(self.db_err())?;
-        let rows = sqlx::query(
-            "SELECT host, tenant, play, task_index, task, state, started_at, finished_at,
-                    outcome, output
-             FROM host_steps WHERE run_id = $1 ORDER BY host, play, task_index",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.db_err())?;
-        let steps = rows
-            .iter()
-            .map(|r| {
-                Ok(StepRecord {
-                    host: r.try_get("host")?,
-                    tenant: r.try_get("tenant")?,
-                    play: index(r, "play")?,
-                    task_index: index(r, "task_index")?,
-                    task: r.try_get("task")?,
-                    state: StepState::parse(r.try_get("state")?),
-                    started_at: r.try_get("started_at")?,
-                    finished_at: r.try_get("finished_at")?,
-                    outcome: json(r, "outcome")?,
-                    output: r.try_get("output")?,
-                })
-            })
+        run_record(&row).map_err(self.db_err())
+    }
+
+    /// The hosts with steps in `run`, in name order: with [`Self::host_steps`], a reader that
+    /// needs one host's steps at a time (the run report) holds no more than that.
+    pub async fn step_hosts(&self, run: &str) -> Result<Vec<String>, JournalError> {
+        sqlx::query_scalar("SELECT DISTINCT host FROM host_steps WHERE run_id = $1 ORDER BY host")
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.db_err())
+    }
+
+    /// `host`'s steps in `run`, in play and task order.
+    pub async fn host_steps(&self, run: &str, host: &str) -> Result<Vec<StepRecord>, JournalError> {
+        self.steps(run, Some(host)).await
+    }
+
+    /// The steps of `run`, or of its `host` only, by host, play and task.
+    async fn steps(&self, run: &str, host: Option<&str>) -> Result<Vec<StepRecord>, JournalError> {
+        let filter = if host.is_some() { "AND host = $2" } else { "" };
+        // Built from constants only; the run and host are bound parameters.
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{STEP_COLUMNS} WHERE run_id = $1 {filter} ORDER BY host, play, task_index"
+        ));
+        let query = sqlx::query(sql).bind(run);
+        let query = match host {
+            Some(host) => query.bind(host),
+            None => query,
+        };
+        let rows = query.fetch_all(&self.pool).await.map_err(self.db_err())?;
+        rows.iter()
+            .map(step_record)
             .collect::<Result<_, sqlx::Error>>()
-            .map_err(self.db_err())?;
-        let intents = self.intents(id).await?;
-        Ok(RunDetail {
-            run,
-            steps,
-            intents,
-        })
+            .map_err(self.db_err())
     }
 
     /// The results of `run`'s finished steps that called `module`, as `(host, result)` in the
@@ -320,6 +333,24 @@ impl Journal {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(self.db_err())
     }
+}
+
+const STEP_COLUMNS: &str = "SELECT host, tenant, play, task_index, task, state, started_at,
+    finished_at, outcome, output FROM host_steps";
+
+fn step_record(r: &SqliteRow) -> Result<StepRecord, sqlx::Error> {
+    Ok(StepRecord {
+        host: r.try_get("host")?,
+        tenant: r.try_get("tenant")?,
+        play: index(r, "play")?,
+        task_index: index(r, "task_index")?,
+        task: r.try_get("task")?,
+        state: StepState::parse(r.try_get("state")?),
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        outcome: json(r, "outcome")?,
+        output: r.try_get("output")?,
+    })
 }
 
 const RUN_COLUMNS: &str = "SELECT r.id, r.playbook, r.playbook_digest, r.inventory_digest,

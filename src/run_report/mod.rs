@@ -1,6 +1,6 @@
 //! Run reports for people: self-contained HTML pages of a run, one for the whole run and one
 //! per tenant, with the IOC scans' evidence beside them. Rendered from the run journal only
-//! ([`view::build`] over [`crate::journal::RunDetail`] and [`crate::journal::RunContext`]): at
+//! ([`view::ViewBuilder`] over each host's steps and [`crate::journal::RunContext`]): at
 //! the end of a run with `--report-dir` ([`HtmlReporter`], after the journal has written its
 //! last row) and at any later time with `salve runs report` ([`load`] then [`write`]), so both
 //! give the same bytes.
@@ -58,14 +58,31 @@ pub struct Written {
     pub tenants: Vec<(String, PathBuf)>,
 }
 
-/// Read run `id` from the journal as a report sees it.
+/// Read run `id` from the journal as a report sees it, one host's steps at a time: a large
+/// run's steps and their results, parsed all at once, took far more memory than the pages
+/// made from them.
 pub async fn load(journal: &Journal, id: &str) -> Result<RunView, RunReportError> {
-    let detail = journal.run(id).await.map_err(RunReportError::Journal)?;
+    let run = journal
+        .run_record(id)
+        .await
+        .map_err(RunReportError::Journal)?;
     let context = journal
         .run_context(id)
         .await
         .map_err(RunReportError::Journal)?;
-    Ok(view::build(&detail, &context))
+    let mut builder = view::ViewBuilder::new(&run, &context);
+    for host in journal
+        .step_hosts(id)
+        .await
+        .map_err(RunReportError::Journal)?
+    {
+        let steps = journal
+            .host_steps(id, &host)
+            .await
+            .map_err(RunReportError::Journal)?;
+        builder.host(&host, &steps);
+    }
+    Ok(builder.finish(run))
 }
 
 /// Write the pages of `view` into `dir`: the whole run and each tenant's, or only `tenant`'s.

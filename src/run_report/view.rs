@@ -1,8 +1,8 @@
 //! What a run report shows, read from the journal: per host its posture before and after
 //! (from the first and last `exchange_facts` results), what changed and when, failures with
 //! their reason and a fix, whether the run left it out, the IOC scan's evidence, and the DAG
-//! members' maintenance spans. Built only from journal rows ([`RunDetail`] and
-//! [`RunContext`]), whose results are already redacted, so a page can never show more than the
+//! members' maintenance spans. Built only from journal rows (the steps and [`RunContext`]),
+//! whose results are already redacted, so a page can never show more than the
 //! journal kept, and a page rendered later says exactly what the first one said.
 
 use std::collections::BTreeMap;
@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::exchange::path::Step as PathStep;
-use crate::journal::{RunContext, RunDetail, RunRecord, StepRecord};
+#[cfg(test)]
+use crate::journal::RunDetail;
+use crate::journal::{RunContext, RunRecord, StepRecord};
 use crate::modules::{Action, ModuleSpec, Provides};
 
 /// A host's exposure, as a chart and a table count it.
@@ -234,35 +236,64 @@ pub fn most_at_once(members: &[&HostView]) -> usize {
     usize::try_from(most).unwrap_or(0)
 }
 
-/// Build the view of a run from its journal rows.
-pub fn build(detail: &RunDetail, context: &RunContext) -> RunView {
-    let modules: BTreeMap<(usize, usize), &str> = context
-        .tasks
-        .iter()
-        .map(|t| ((t.play, t.task_index), t.module.as_str()))
-        .collect();
-    let start = parse_ts(&detail.run.started_at);
-    let mut by_host: BTreeMap<&str, Vec<&StepRecord>> = BTreeMap::new();
-    for step in &detail.steps {
-        by_host.entry(&step.host).or_default().push(step);
+/// Builds a [`RunView`] one host at a time from the journal's rows, so a report of a large run
+/// holds one host's steps at once, not the whole run's (see [`crate::run_report::load`]).
+pub struct ViewBuilder<'a> {
+    context: &'a RunContext,
+    modules: BTreeMap<(usize, usize), &'a str>,
+    start: Option<jiff::Timestamp>,
+    hosts: Vec<HostView>,
+}
+
+impl<'a> ViewBuilder<'a> {
+    pub fn new(run: &RunRecord, context: &'a RunContext) -> Self {
+        ViewBuilder {
+            context,
+            modules: context
+                .tasks
+                .iter()
+                .map(|t| ((t.play, t.task_index), t.module.as_str()))
+                .collect(),
+            start: parse_ts(&run.started_at),
+            hosts: Vec::new(),
+        }
     }
-    let mut names: Vec<&str> = context.hosts.iter().map(|h| h.host.as_str()).collect();
-    names.extend(by_host.keys().copied());
-    names.sort_unstable();
-    names.dedup();
-    let mut hosts: Vec<HostView> = names
-        .into_iter()
-        .map(|name| {
-            let ctx = context.hosts.iter().find(|h| h.host == name);
-            let mut steps = by_host.get(name).cloned().unwrap_or_default();
-            // In the order they happened (as instants: RFC 3339 texts with different
-            // fractions do not sort as text).
-            steps.sort_by_key(|s| s.finished_at.as_deref().and_then(parse_ts));
-            host_view(name, ctx, &steps, &modules, start)
-        })
-        .collect();
-    hosts.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
-    RunView::new(detail.run.clone(), hosts, !context.tasks.is_empty())
+
+    /// Add host `name` from its steps: all of them, once.
+    pub fn host(&mut self, name: &str, steps: &[StepRecord]) {
+        let ctx = self.context.hosts.iter().find(|h| h.host == name);
+        let mut steps: Vec<&StepRecord> = steps.iter().collect();
+        // In the order they happened (as instants: RFC 3339 texts with different fractions do
+        // not sort as text).
+        steps.sort_by_key(|s| s.finished_at.as_deref().and_then(parse_ts));
+        let view = host_view(name, ctx, &steps, &self.modules, self.start);
+        self.hosts.push(view);
+    }
+
+    /// The view of `run`: the hosts added, and each host of the run's context that had no step.
+    pub fn finish(mut self, run: RunRecord) -> RunView {
+        let added: std::collections::BTreeSet<String> =
+            self.hosts.iter().map(|h| h.name.clone()).collect();
+        for ctx in &self.context.hosts {
+            if !added.contains(&ctx.host) {
+                let view = host_view(&ctx.host, Some(ctx), &[], &self.modules, self.start);
+                self.hosts.push(view);
+            }
+        }
+        self.hosts
+            .sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
+        RunView::new(run, self.hosts, !self.context.tasks.is_empty())
+    }
+}
+
+/// Build the view of a run from its journal rows, all held at once.
+#[cfg(test)]
+pub fn build(detail: &RunDetail, context: &RunContext) -> RunView {
+    let mut builder = ViewBuilder::new(&detail.run, context);
+    for host in detail.steps.chunk_by(|a, b| a.host == b.host) {
+        builder.host(&host[0].host, host);
+    }
+    builder.finish(detail.run.clone())
 }
 
 fn parse_ts(text: &str) -> Option<jiff::Timestamp> {
