@@ -289,9 +289,13 @@ impl<'a> ViewBuilder<'a> {
 /// Build the view of a run from its journal rows, all held at once.
 #[cfg(test)]
 pub fn build(detail: &RunDetail, context: &RunContext) -> RunView {
+    let mut by_host: BTreeMap<&str, Vec<StepRecord>> = BTreeMap::new();
+    for step in &detail.steps {
+        by_host.entry(&step.host).or_default().push(step.clone());
+    }
     let mut builder = ViewBuilder::new(&detail.run, context);
-    for host in detail.steps.chunk_by(|a, b| a.host == b.host) {
-        builder.host(&host[0].host, host);
+    for (host, steps) in &by_host {
+        builder.host(host, steps);
     }
     builder.finish(detail.run.clone())
 }
