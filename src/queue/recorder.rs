@@ -6,9 +6,10 @@
 
 use tokio::sync::mpsc;
 
+use super::QueueError;
 use super::intents::PendingOutcomes;
 use super::item::ClaimedItem;
-use super::{QueueError, StepWrite};
+use super::work::StepRow;
 use crate::events::Event;
 use crate::journal::StepState;
 
@@ -42,31 +43,31 @@ impl Recorder {
     async fn write(&self, events: &[Event], started: &mut bool) -> Result<(), QueueError> {
         // Taken after the events: an outcome is pushed before its step's end is sent.
         let outcomes = self.1.take();
-        let steps: Vec<StepWrite> = events.iter().filter_map(step_write).collect();
+        let steps: Vec<StepRow> = events.iter().filter_map(step_row).collect();
         if outcomes.is_empty() && steps.is_empty() {
             return Ok(());
         }
         let start = !std::mem::replace(started, true);
         self.0
             .queue
-            .write_item_steps(&self.0.claim, start, &outcomes, &steps)
+            .write_item_steps(&self.0.claim, start, outcomes, steps)
             .await
     }
 }
 
 /// The row an event writes, if any.
-fn step_write(event: &Event) -> Option<StepWrite<'_>> {
+fn step_row(event: &Event) -> Option<StepRow> {
     match event {
         Event::TaskStarted {
             task,
             play_index,
             task_index,
             ..
-        } => Some(StepWrite {
+        } => Some(StepRow {
             play: *play_index as i32,
             task_index: *task_index as i32,
-            task,
-            state: StepState::Started.as_str(),
+            task: task.clone(),
+            state: StepState::Started.as_str().to_string(),
             outcome: None,
             output: None,
         }),
@@ -79,11 +80,11 @@ fn step_write(event: &Event) -> Option<StepWrite<'_>> {
             duration_ms,
             result,
             ..
-        } => Some(StepWrite {
+        } => Some(StepRow {
             play: *play_index as i32,
             task_index: *task_index as i32,
-            task,
-            state: StepState::finished(*status).as_str(),
+            task: task.clone(),
+            state: StepState::finished(*status).as_str().to_string(),
             outcome: Some(
                 crate::journal::step_outcome(*status, msg.as_deref(), *duration_ms, result)
                     .to_value(),

@@ -42,7 +42,7 @@ pub struct StepWrite<'a> {
     pub task: &'a str,
     /// `started`, `done`, `failed`, `skipped` or `interrupted` (as in the local journal).
     pub state: &'a str,
-    pub outcome: Option<serde_json::Value>,
+    pub outcome: Option<&'a serde_json::Value>,
     pub output: Option<&'a str>,
 }
 
@@ -308,21 +308,25 @@ impl Queue {
         outcomes: &[(i64, serde_json::Value)],
         steps: &[StepWrite<'_>],
     ) -> Result<(), QueueError> {
-        self.write_item_steps(claim, false, outcomes, steps).await
+        let steps = steps.iter().map(StepWrite::to_owned).collect();
+        self.write_item_steps(claim, false, outcomes.to_vec(), steps)
+            .await
     }
 
-    /// [`Queue::write_steps`], with `start` first marking the item running (its first rows).
+    /// [`Queue::write_steps`] of owned rows (a runner's recorder builds them, and a grouped
+    /// queue hands them to its writer as they are), with `start` first marking the item
+    /// running (its first rows).
     pub(super) async fn write_item_steps(
         &self,
         claim: &Claim,
         start: bool,
-        outcomes: &[(i64, serde_json::Value)],
-        steps: &[StepWrite<'_>],
+        outcomes: Vec<(i64, serde_json::Value)>,
+        steps: Vec<StepRow>,
     ) -> Result<(), QueueError> {
         if let Some(group) = &self.group {
-            let steps = steps.iter().map(StepWrite::to_owned).collect();
-            return group.steps(claim, start, outcomes.to_vec(), steps).await;
+            return group.steps(claim, start, outcomes, steps).await;
         }
+        let steps: Vec<_> = steps.iter().map(StepRow::as_write).collect();
         let err = |doing| QueueError::db(doing, Some(claim));
         let mut tx = self.pool.begin().await.map_err(err("writing steps"))?;
         if start {
@@ -331,7 +335,7 @@ impl Queue {
                 .map_err(err("starting a work item"))?;
             stale_unless_one(claim, rows)?;
         }
-        write_steps_in(&mut tx, claim, outcomes, steps)
+        write_steps_in(&mut tx, claim, &outcomes, &steps)
             .await
             .map_err(err("writing steps"))?;
         tx.commit().await.map_err(err("writing steps"))
@@ -357,7 +361,8 @@ impl Queue {
     }
 }
 
-/// One step transition, owned: what a grouped queue sends to its writer.
+/// One step transition, owned: what a runner's recorder writes, and a grouped queue sends to
+/// its writer.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct StepRow {
     pub play: i32,
@@ -375,7 +380,7 @@ impl StepWrite<'_> {
             task_index: self.task_index,
             task: self.task.to_string(),
             state: self.state.to_string(),
-            outcome: self.outcome.clone(),
+            outcome: self.outcome.cloned(),
             output: self.output.map(str::to_string),
         }
     }
@@ -388,7 +393,7 @@ impl StepRow {
             task_index: self.task_index,
             task: &self.task,
             state: &self.state,
-            outcome: self.outcome.clone(),
+            outcome: self.outcome.as_ref(),
             output: self.output.as_deref(),
         }
     }
@@ -451,7 +456,7 @@ pub(super) async fn write_steps_in(
         .bind(step.task)
         .bind(step.state)
         .bind(finished)
-        .bind(&step.outcome)
+        .bind(step.outcome)
         .bind(step.output)
         .bind(claim.fence)
         .execute(&mut *conn)

@@ -95,8 +95,7 @@ impl GroupCommit {
             action: action.to_string(),
             reply,
         };
-        self.send(claim, write, "writing an intent")?;
-        answer.await.map_err(|_| gone("writing an intent"))?
+        self.request(claim, write, answer).await
     }
 
     /// Commit intent outcomes and step rows (after marking the item running, with `start`).
@@ -114,13 +113,20 @@ impl GroupCommit {
             steps,
             reply,
         };
-        self.send(claim, write, "writing steps")?;
-        answer.await.map_err(|_| gone("writing steps"))?
+        self.request(claim, write, answer).await
     }
 
-    fn send(&self, claim: &Claim, write: Write, doing: &'static str) -> Result<(), QueueError> {
+    /// Send `write` to the writer task and wait for its result on `answer`.
+    async fn request<T>(
+        &self,
+        claim: &Claim,
+        write: Write,
+        answer: oneshot::Receiver<Result<T, QueueError>>,
+    ) -> Result<T, QueueError> {
+        let doing = doing(&write);
         let claim = claim.clone();
-        (self.0.send(Request { claim, write })).map_err(|_| gone(doing))
+        (self.0.send(Request { claim, write })).map_err(|_| gone(doing))?;
+        answer.await.map_err(|_| gone(doing))?
     }
 }
 
