@@ -21,17 +21,19 @@ pub fn is_secret_key(name: &str) -> bool {
     is_secret_var(name) || name == "password"
 }
 
-/// `value` with the value of every secret key ([`is_secret_key`]) replaced, at any depth: what
-/// may be written to a journal, a queue or a report.
-pub fn redacted(value: &serde_json::Value) -> serde_json::Value {
-    // Serialising a JSON value into a JSON value cannot fail.
-    serde_json::to_value(Redacted(value)).unwrap_or_default()
-}
-
-/// [`redacted`] without the copy: `value` as it serialises with every secret key's value
-/// replaced (a step's result written straight to the journal).
+/// `value` as it serialises with the value of every secret key ([`is_secret_key`]) replaced,
+/// at any depth: what may be written to a journal, a queue or a report. Written straight out,
+/// not copied first.
 #[derive(Debug, Clone, Copy)]
 pub struct Redacted<'a>(pub &'a serde_json::Value);
+
+impl Redacted<'_> {
+    /// As JSON text.
+    pub fn to_text(self) -> String {
+        // Serialising a JSON value to text cannot fail.
+        serde_json::to_string(&self).unwrap_or_default()
+    }
+}
 
 impl serde::Serialize for Redacted<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -247,7 +249,7 @@ mod tests {
             "hosts": [{"ansible_password": "x", "name": "ex01"}],
         });
         assert_eq!(
-            redacted(&value),
+            serde_json::to_value(Redacted(&value)).unwrap(),
             serde_json::json!({
                 "user": "svc",
                 "password": "<redacted>",

@@ -131,7 +131,7 @@ impl Journal {
                         "UPDATE intents SET completed_at = $1, outcome = $2 WHERE id = $3",
                     )
                     .bind(now())
-                    .bind(crate::secret::redacted(outcome).to_string())
+                    .bind(crate::secret::Redacted(outcome).to_text())
                     .bind(&id.0)
                     .execute(&mut *tx)
                     .await

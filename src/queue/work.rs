@@ -429,7 +429,7 @@ pub(super) async fn write_steps_in(
              WHERE id = $1",
         )
         .bind(intent)
-        .bind(crate::secret::redacted(outcome))
+        .bind(sqlx::types::Json(crate::secret::Redacted(outcome)))
         .bind(claim.fence)
         .execute(&mut *conn)
         .await?;

@@ -274,9 +274,14 @@ fn every_test_lab_has_its_own_address_block() {
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let calls = ["Lab::start(", "start_in_domain(", "realm_and_lab("]
-            .iter()
-            .flat_map(|call| text.match_indices(call).map(move |(i, _)| i + call.len()));
+        let calls = [
+            "Lab::start(",
+            "start_in_domain(",
+            "realm_and_lab(",
+            "one_queued_host(",
+        ]
+        .iter()
+        .flat_map(|call| text.match_indices(call).map(move |(i, _)| i + call.len()));
         for start in calls {
             let rest = text[start..].trim_start();
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();

@@ -245,19 +245,30 @@ async fn a_detached_run_is_followed_later_from_the_database_alone() {
     assert!(err.contains("no such run in the queue"), "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_expired_lease_is_taken_over_and_the_stale_runner_is_fenced_off() {
-    let Some(pg) = Pg::start() else { return };
-    let admin = pg.admin().await;
+/// A lab of one host on address block `block`, and a controller that has queued its one
+/// work item: the lab, its inventory's path, and the controller.
+async fn one_queued_host(
+    block: u8,
+    pg: &Pg,
+    admin: &Queue,
+) -> (Lab, std::path::PathBuf, tokio::process::Child) {
     let lab = Lab::start(
-        42,
+        block,
         "seed: 2\ntenants:\n  - name: acme\n    hosts: 1\n    builds: [15.2.792.3]\n",
     )
     .await;
     let inventory = lab.inventory().clear_text().write();
     let playbook = lab.write("pb.yml", PLAYBOOK);
-    let mut child = controller(&pg, &playbook, &inventory);
-    wait_for_items(&admin, 1, &mut child).await;
+    let mut child = controller(pg, &playbook, &inventory);
+    wait_for_items(admin, 1, &mut child).await;
+    (lab, inventory, child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_lease_is_taken_over_and_the_stale_runner_is_fenced_off() {
+    let Some(pg) = Pg::start() else { return };
+    let admin = pg.admin().await;
+    let (lab, inventory, child) = one_queued_host(42, &pg, &admin).await;
     // A runner claims the item, announces a change, and dies (no heartbeat ever renews it).
     let ghost = admin
         .claim("acme", None, "ghost", Duration::from_secs(1), 3)
@@ -358,6 +369,41 @@ const SLEEP_PLAYBOOK: &str = "- hosts: all\n  tasks:\n    - name: work\n      po
 const DAG_OVERLAPS: &str = "SELECT count(*) FROM salve.work a JOIN salve.work b
            ON a.tenant = b.tenant AND a.dag = b.dag AND a.id < b.id
          WHERE tstzrange(a.claimed_at, a.finished_at) && tstzrange(b.claimed_at, b.finished_at)";
+
+/// An intent's outcome reaches the queue with its secrets redacted (a module's result may
+/// carry a password it was given), its other values as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intents_outcome_is_stored_with_its_secrets_redacted() {
+    let Some(pg) = Pg::start() else { return };
+    let admin = pg.admin().await;
+    let (_lab, _, mut child) = one_queued_host(47, &pg, &admin).await;
+    let claim = admin
+        .claim("acme", None, "r1", Duration::from_secs(30), 3)
+        .await
+        .unwrap()
+        .unwrap();
+    admin.start(&claim).await.unwrap();
+    let intent = admin
+        .begin_intent(&claim, 0, 0, "powershell")
+        .await
+        .unwrap();
+    let outcome = serde_json::json!({"rc": 0, "nested": [{"admin_password": "hunter2"}]});
+    admin
+        .write_steps(&claim, &[(intent, outcome)], &[])
+        .await
+        .unwrap();
+    let stored: serde_json::Value =
+        sqlx::query_scalar("SELECT outcome FROM salve.intents WHERE id = $1")
+            .bind(intent)
+            .fetch_one(admin.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        stored,
+        serde_json::json!({"rc": 0, "nested": [{"admin_password": "<redacted>"}]})
+    );
+    child.kill().await.unwrap();
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dag_members_and_capped_tenants_never_overlap() {
