@@ -189,19 +189,13 @@ impl Queue {
     }
 
     /// Extend the lease by `lease` from the database's now. `false`: the item is no longer
-    /// this claim's (taken over, or finished by someone else).
+    /// this claim's (taken over, or finished by someone else). (A runner renews all its items
+    /// at once: [`Queue::renew_all`].)
     pub async fn renew(&self, claim: &Claim, lease: Duration) -> Result<bool, QueueError> {
-        let done = sqlx::query(
-            "UPDATE salve.work SET lease_until = now() + make_interval(secs => $3)
-             WHERE id = $1 AND fence = $2 AND state IN ('claimed', 'running')",
-        )
-        .bind(claim.work_id)
-        .bind(claim.fence)
-        .bind(lease.as_secs_f64())
-        .execute(&self.pool)
-        .await
-        .map_err(QueueError::db("renewing a lease", None))?;
-        Ok(done.rows_affected() == 1)
+        let kept = self
+            .renew_all(&[claim.work_id], &[claim.fence], lease)
+            .await?;
+        Ok(!kept.is_empty())
     }
 
     /// Extend the leases of the items `ids` (with their claims' `fences`) by `lease` from the
