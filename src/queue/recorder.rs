@@ -1,8 +1,8 @@
-//! Writing one claimed item's run events to the queue as fenced `host_steps` rows, keyed by
-//! the step identity the events carry; the first write also marks the item running. Whatever has queued up is written in one transaction,
-//! with the intent outcomes waiting in [`PendingOutcomes`]: a step's end, its intent's
-//! outcome and the next step's start usually share one commit. The first failed write stops
-//! the item by the rule of [`ClaimedItem::give_up`].
+//! Writing one claimed item's run events to the queue as fenced `host_steps` rows, keyed by the
+//! step identity the events carry; the first write also marks the item running. Whatever has queued
+//! up is written in one transaction, with the intent outcomes waiting in [`PendingOutcomes`]: a
+//! step's end, its intent's outcome and the next step's start usually share one commit. The first
+//! failed write stops the item by the rule of [`ClaimedItem::give_up`].
 
 use tokio::sync::mpsc;
 

@@ -1,19 +1,20 @@
-//! `salve runner`: the loop that claims work items for its tenants (and site), runs each with
-//! the normal runner restricted to the claimed host, and writes what happens back to the queue.
+//! `salve runner`: the loop that claims work items for its tenants (and site), runs each with the
+//! normal runner restricted to the claimed host, and writes what happens back to the queue.
 //!
 //! Per item: the lease is renewed (database clock) every third of the lease, together with the
 //! runner's other items in one statement ([`super::lease`]); the run's events are turned into
-//! fenced `host_steps` rows ([`super::recorder`]), and before a module that changes the host
-//! acts, the runner commits an intent row and completes it after ([`super::intents`]), both
-//! committed together with the runner's other items' writes ([`super::writer`]); all three act
-//! on the item through one [`super::item::ClaimedItem`]. If a write is refused as stale, or the
-//! lease could not be renewed, the item's run is aborted at once (another runner owns it now). If the database cannot be reached, the item drains (no
-//! further step starts) and is aborted, its running step interrupted, before its lease can
-//! expire; the loop claims nothing new until the database answers again.
+//! fenced `host_steps` rows ([`super::recorder`]), and before a module that changes the host acts,
+//! the runner commits an intent row and completes it after ([`super::intents`]), both committed
+//! together with the runner's other items' writes ([`super::writer`]); all three act on the item
+//! through one [`super::item::ClaimedItem`]. If a write is refused as stale, or the lease could not
+//! be renewed, the item's run is aborted at once (another runner owns it now). If the database
+//! cannot be reached, the item drains (no further step starts) and is aborted, its running step
+//! interrupted, before its lease can expire; the loop claims nothing new until the database answers
+//! again.
 //!
-//! A takeover re-runs the host's plays from the start (with `needs_recheck` set when an intent
-//! was left open), relying on salve's modules re-reading live facts before they act: a change
-//! that completed is found done on the host, one that was cut short is found in progress.
+//! A takeover re-runs the host's plays from the start (with `needs_recheck` set when an intent was
+//! left open), relying on salve's modules re-reading live facts before they act: a change that
+//! completed is found done on the host, one that was cut short is found in progress.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -322,7 +323,7 @@ impl Worker {
         let loaded = self.runs.get(&self.queue, &self.inventory, run).await?;
         let gate = match &claim.plan {
             Some(plan) => {
-                let plan: super::enqueue::StoredPlan = serde_json::from_value(plan.clone())
+                let plan = <super::enqueue::StoredPlan as serde::Deserialize>::deserialize(plan)
                     .map_err(|e| RunProblem::Plan(e).of(run))?;
                 let host = claim.host.clone();
                 Some(PlanGate::new(
